@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs and builds what Ferry needs on a Debian machine, only what is missing.
+# Idempotent: the quick start, the test command and CI all start here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "ferry: setup needs root (eBPF, network namespaces, cgroups); run it with sudo" >&2
+  exit 1
+fi
+
+# Debian packages: the eBPF toolchain (clang, libbpf), iproute2 for the lab, and the
+# unmodified programs the lab's pods run (curl, nginx, redis-server).
+PKGS=(clang llvm libbpf-dev libelf-dev zlib1g-dev linux-libc-dev pkg-config make g++ python3
+      iproute2 util-linux procps bpftool curl nginx-light redis-server tcpdump)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "ferry: installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# npm dependencies, exactly as locked.
+stamp=node_modules/.ferry-lock-stamp
+if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
+  echo "ferry: npm ci"
+  npm ci --no-audit --no-fund
+  cp package-lock.json "$stamp"
+fi
+
+# eBPF objects, the native addon and the TypeScript build.
+echo "ferry: building (bpf, native addon, TypeScript)"
+npm run --silent build
+
+# bpffs: the agent mounts it itself when missing; mounting here too keeps tools like
+# bpftool useful for people poking around.
+mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf

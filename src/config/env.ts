@@ -1,0 +1,39 @@
+import { existsSync } from 'node:fs'
+
+// Every port, path and environment variable Ferry uses, in one place.
+// Ports follow Istio's numbering where a peer exists, so operators recognise them.
+
+export const PORTS = Object.freeze({
+  /** Per-pod outbound listener, inside the pod's netns, on 127.0.0.1 and [::1]. */
+  outbound: 15001,
+  /** Per-pod inbound listener, inside the pod's netns, on 127.0.0.1 and [::1] (reached via sk_lookup). */
+  inbound: 15006,
+  /** HBONE mTLS tunnel (issue 3). */
+  tunnel: 15008,
+  /** Agent admin: Prometheus /metrics and debug endpoints, in the node's netns. */
+  admin: 15020,
+  /** Agent readiness: /healthz/ready, in the node's netns. */
+  ready: 15021
+})
+
+export const PATHS = Object.freeze({
+  bpffs: '/sys/fs/bpf',
+  /** Default pin root of an agent on a real node; the lab gives each node its own. */
+  pinRoot: '/sys/fs/bpf/ferry',
+  cgroup2: process.env.FERRY_CGROUP2_ROOT ?? detectCgroup2Root(),
+  netnsDir: '/var/run/netns',
+  labStateDir: process.env.FERRY_LAB_STATE_DIR ?? '/var/run/ferry/labs'
+})
+
+/** Environment variables Ferry reads. Anything else is not configuration. */
+export const ENV = Object.freeze({
+  logLevel: process.env.FERRY_LOG_LEVEL ?? 'info',
+  /** Comma-separated trace channels, e.g. "proxy,capture" (see src/telemetry/trace.ts). */
+  trace: process.env.FERRY_TRACE ?? ''
+})
+
+function detectCgroup2Root (): string {
+  // Hybrid hosts (like this one) mount cgroup2 at /sys/fs/cgroup/unified; unified
+  // hosts mount it at /sys/fs/cgroup. Decided once, at start-up.
+  return existsSync('/sys/fs/cgroup/unified/cgroup.procs') ? '/sys/fs/cgroup/unified' : '/sys/fs/cgroup'
+}

@@ -1,0 +1,51 @@
+// Every error Ferry raises on purpose is a FerryError with a stable `code`.
+// Codes are part of the public contract: never reuse one for a new meaning, and list
+// each in docs/errors.md (test/errors.test.ts checks both directions).
+//
+// Errors caused by traffic are counted and logged by the data path, never thrown
+// out of it: these classes are for configuration, the CLI, the lab and the agent's
+// control paths.
+
+export class FerryError extends Error {
+  readonly code: string
+  /** errno from a failed system call, when there was one (e.g. EPERM, ENOENT). */
+  readonly errno?: string
+  constructor (code: string, message: string, opts: { cause?: unknown, errno?: string } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
+    this.name = 'FerryError'
+    this.code = code
+    if (opts.errno !== undefined) this.errno = opts.errno
+  }
+}
+
+/** Codes and one-line meanings; docs/errors.md explains each at length. */
+export const ERROR_CODES = {
+  FERRY_ERR_INVALID_ARG: 'a function or CLI received an argument it cannot use',
+  FERRY_ERR_CONFIG: 'a configuration file or document is malformed or invalid',
+  FERRY_ERR_MANIFEST: 'a lab manifest is malformed, unknown to Kubernetes, or unsupported by the lab',
+  FERRY_ERR_NATIVE: 'the native addon failed a system or libbpf call (see errno)',
+  FERRY_ERR_NATIVE_MISSING: 'the native addon or a compiled eBPF object is not built',
+  FERRY_ERR_BPF_LOAD: 'an eBPF object could not be opened, verified or loaded',
+  FERRY_ERR_BPF_ATTACH: 'an eBPF program could not be attached, pinned or updated',
+  FERRY_ERR_BPF_MAP: 'an eBPF map operation failed',
+  FERRY_ERR_BPFFS: 'bpffs is not mounted and could not be mounted',
+  FERRY_ERR_NETNS: 'a network namespace could not be opened or entered',
+  FERRY_ERR_CGROUP: 'a cgroup v2 directory is missing or unusable',
+  FERRY_ERR_ENROLL: 'a pod could not be enrolled in capture',
+  FERRY_ERR_LAB: 'a lab operation failed',
+  FERRY_ERR_LAB_EXISTS: 'a lab with that name is already up',
+  FERRY_ERR_LAB_NOT_FOUND: 'no lab with that name is up',
+  FERRY_ERR_LAB_TIMEOUT: 'a lab did not become ready in time',
+  FERRY_ERR_POD_NOT_FOUND: 'no pod or node of that name in the lab',
+  FERRY_ERR_PRIVILEGE: 'the operation needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)'
+} as const
+
+export type FerryErrorCode = keyof typeof ERROR_CODES
+
+export function ferryError (code: FerryErrorCode, message: string, opts?: { cause?: unknown, errno?: string }): FerryError {
+  return new FerryError(code, message, opts)
+}
+
+export function isFerryError (err: unknown, code?: FerryErrorCode): err is FerryError {
+  return err instanceof FerryError && (code === undefined || err.code === code)
+}
