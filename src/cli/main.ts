@@ -5,8 +5,8 @@ import { FerryError } from '../errors'
 type Command = (argv: string[]) => Promise<number>
 
 const COMMANDS: Record<string, { summary: string, load: () => Promise<Command> }> = {
-  agent: { summary: 'run the per-node agent and proxy', load: async () => (await import('./agent-command')).agentCommand },
-  lab: { summary: 'simulated Kubernetes nodes on this host (up, down, status, exec, logs)', load: async () => (await import('./lab-command')).labCommand }
+  agent: { summary: 'run the per-node agent and proxy', load: async () => (await import('./agent-command.js')).agentCommand },
+  lab: { summary: 'simulated Kubernetes nodes on this host (up, down, status, exec, logs)', load: async () => (await import('./lab-command.js')).labCommand }
 }
 
 function usage (): string {

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Structs and flags shared between Ferry's eBPF programs and user space.
+ *
+ * TWIN: src/capture/map-layout.ts encodes and decodes these byte for byte, and
+ * test/capture/map-layout.test.ts compiles this header to check sizes and offsets.
+ * Change both together. Every multi-byte field is host byte order unless its name
+ * ends in _be; padding is explicit so keys hash the same from BPF and user space.
+ */
+#ifndef FERRY_SHARED_H
+#define FERRY_SHARED_H
+
+#include <linux/types.h>
+
+/* struct ferry_pod.flags */
+#define FERRY_POD_F_FAIL_CLOSED	(1u << 0)
+
+/* struct ferry_excl_key.dir */
+#define FERRY_DIR_OUTBOUND	0
+#define FERRY_DIR_INBOUND	1
+
+/* Address families as Ferry stores them (not AF_*: v4-mapped v6 counts as 4). */
+#define FERRY_FAMILY_V4		4
+#define FERRY_FAMILY_V6		6
+
+/* Sizes of the maps; user space reads them back from the map, never from here. */
+#define FERRY_MAX_PODS		16384
+#define FERRY_MAX_POD_IPS	(FERRY_MAX_PODS * 2)
+#define FERRY_MAX_EXCL		65536
+#define FERRY_MAX_CONNS		131072
+#define FERRY_UID_LEN		64
+
+/* Value of ferry_pods (key: netns cookie) and of ferry_pod_ips. */
+struct ferry_pod {
+	__u32 slot;
+	__u32 flags;
+};
+
+/* Key of ferry_pod_ips: a v4 address fills addr[0..3], the rest is zero. */
+struct ferry_ip_key {
+	__u8 family;
+	__u8 pad[3];
+	__u8 addr[16];
+};
+
+/* Key of ferry_excl: an excluded port of one pod in one direction. */
+struct ferry_excl_key {
+	__u32 slot;
+	__u8 dir;
+	__u8 pad;
+	__u16 port;
+};
+
+/* An original destination, as the application asked for it. */
+struct ferry_dst {
+	__u8 family;
+	__u8 pad;
+	__u16 port;
+	__u8 addr[16];
+};
+
+/* Key of ferry_orig_dst: what the proxy knows from an accepted socket. */
+struct ferry_orig_key {
+	__u64 netns_cookie;
+	__u8 family;
+	__u8 pad;
+	__u16 port;	/* the application socket's local port */
+	__u32 pad2;
+};
+
+/* Key of ferry_slots: a pod uid, NUL-padded. */
+struct ferry_uid_key {
+	char uid[FERRY_UID_LEN];
+};
+
+#endif /* FERRY_SHARED_H */

@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * Inbound capture: sk_lookup attached to a pod's network namespace.
+ *
+ * A TCP SYN to an enrolled pod address is handed to the agent's inbound listener
+ * (bound to 127.0.0.1:15006 / [::1]:15006 in the pod namespace; sk_lookup ignores
+ * the bound address). The accepted socket's local address is the original
+ * destination. bpf_get_netns_cookie is not allowed here, so the pod is found by
+ * the destination address.
+ */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "ferry_addr.h"
+
+#define FERRY_LOOPBACK_IFINDEX	1
+
+/* Set by the loader (src/capture); the default is PORTS.inbound. */
+const volatile __u16 ferry_inbound_port = 15006;
+
+/*
+ * The proxy's hop to the application goes over lo from 127.0.0.1 / ::1; steering
+ * it again would loop. The sk_lookup context has no socket mark to tell.
+ */
+static __always_inline int from_loopback(struct bpf_sk_lookup *ctx)
+{
+	__u32 remote6[4];
+
+	if (ctx->ingress_ifindex == FERRY_LOOPBACK_IFINDEX)
+		return 1;
+	if (ctx->family == AF_INET)
+		return (bpf_ntohl(ctx->remote_ip4) >> 24) == 127;
+	remote6[0] = ctx->remote_ip6[0];
+	remote6[1] = ctx->remote_ip6[1];
+	remote6[2] = ctx->remote_ip6[2];
+	remote6[3] = ctx->remote_ip6[3];
+	return ferry_is_loopback6(remote6);
+}
+
+/* Looks up the enrolled pod owning the local (destination) or remote address. */
+static __always_inline struct ferry_pod *pod_of(struct bpf_sk_lookup *ctx, int remote)
+{
+	struct ferry_ip_key key;
+	__u32 ip6[4];
+
+	if (ctx->family == AF_INET) {
+		ferry_ip_key4(&key, remote ? ctx->remote_ip4 : ctx->local_ip4);
+		return bpf_map_lookup_elem(&ferry_pod_ips, &key);
+	}
+	if (remote) {
+		ip6[0] = ctx->remote_ip6[0];
+		ip6[1] = ctx->remote_ip6[1];
+		ip6[2] = ctx->remote_ip6[2];
+		ip6[3] = ctx->remote_ip6[3];
+	} else {
+		ip6[0] = ctx->local_ip6[0];
+		ip6[1] = ctx->local_ip6[1];
+		ip6[2] = ctx->local_ip6[2];
+		ip6[3] = ctx->local_ip6[3];
+	}
+	ferry_ip_key6(&key, ip6);
+	return bpf_map_lookup_elem(&ferry_pod_ips, &key);
+}
+
+/* Assigns the pod's listener; -ENOENT if it is gone, other -errno if unusable. */
+static __always_inline int assign_listener(struct bpf_sk_lookup *ctx, __u32 slot)
+{
+	__u32 index = slot * 2 + (ctx->family == AF_INET6 ? 1 : 0);
+	struct bpf_sock *sk;
+	int err;
+
+	sk = bpf_map_lookup_elem(&ferry_inbound, &index);
+	if (!sk)
+		return -ENOENT;
+	/* Only ever hand SYNs to the inbound listener, whatever sits in the map. */
+	if (sk->src_port != ferry_inbound_port)
+		err = -EBADF;
+	else
+		err = bpf_sk_assign(ctx, sk, 0);
+	bpf_sk_release(sk);
+	return err;
+}
+
+/* Returns 0 to let the lookup go on, -ECONNREFUSED to drop the SYN. */
+static __always_inline int steer_inbound(struct bpf_sk_lookup *ctx)
+{
+	struct ferry_pod *pod, *src;
+	__u32 flags;
+	int err;
+
+	if (ctx->protocol != IPPROTO_TCP || from_loopback(ctx))
+		return 0;
+	pod = pod_of(ctx, 0);
+	if (!pod)
+		return 0;
+	/*
+	 * From the pod's own address: the pod talking to itself, or the proxy's hop
+	 * to the application made from the pod netns. Such traffic crosses lo but
+	 * ingress_ifindex names the interface owning the address, not lo.
+	 */
+	src = pod_of(ctx, 1);
+	if (src && src->slot == pod->slot)
+		return 0;
+	flags = pod->flags;
+	if (ferry_port_excluded(pod->slot, FERRY_DIR_INBOUND, (__u16)ctx->local_port))
+		return 0;
+	err = assign_listener(ctx, pod->slot);
+	/* Enrolled but no listener (agent restarting): the client's SYN retry finds the new one. */
+	if (err && (flags & FERRY_POD_F_FAIL_CLOSED))
+		return -ECONNREFUSED;
+	return 0;
+}
+
+SEC("sk_lookup")
+int ferry_sk_lookup(struct bpf_sk_lookup *ctx)
+{
+	return steer_inbound(ctx) == -ECONNREFUSED ? SK_DROP : SK_PASS;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

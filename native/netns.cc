@@ -1,0 +1,188 @@
+// SPDX-License-Identifier: Apache-2.0
+// Sockets inside other network namespaces. Node has no setns(): the calling
+// thread enters the namespace, makes the socket, and returns to the namespace it
+// came from before anything else runs on it. Sockets keep the namespace they
+// were created in, so the returned fds are ordinary fds for libuv.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/nsfs.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "addon.h"
+#include "errors.h"
+#include "util.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+namespace ferry {
+
+namespace {
+
+// The outcome of a step: 0 or errno, and which call failed.
+struct Result {
+  int err = 0;
+  const char* what = "";
+  bool Fail(const char* call) {
+    err = errno;
+    what = call;
+    return false;
+  }
+};
+
+// Runs @fn in the namespace @ns_fd on this thread, then always restores the
+// thread's own namespace. A thread that cannot go back would run JavaScript in a
+// pod's namespace: that is unrecoverable, so it aborts.
+template <typename Fn>
+bool InNetns(int ns_fd, Result* r, Fn fn) {
+  ScopedFd own(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  if (own.get() < 0) return r->Fail("open /proc/thread-self/ns/net");
+  if (setns(ns_fd, CLONE_NEWNET) != 0) return r->Fail("setns");
+  bool ok = fn();
+  if (setns(own.get(), CLONE_NEWNET) != 0) {
+    fprintf(stderr, "ferry_native: cannot return to own network namespace: %s\n", strerror(errno));
+    abort();
+  }
+  return ok;
+}
+
+bool ParseAddress(int family, const std::string& address, uint16_t port, sockaddr_storage* ss, socklen_t* len) {
+  memset(ss, 0, sizeof(*ss));
+  if (family == AF_INET) {
+    auto* sin = reinterpret_cast<sockaddr_in*>(ss);
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(port);
+    *len = sizeof(*sin);
+    return inet_pton(AF_INET, address.c_str(), &sin->sin_addr) == 1;
+  }
+  auto* sin6 = reinterpret_cast<sockaddr_in6*>(ss);
+  sin6->sin6_family = AF_INET6;
+  sin6->sin6_port = htons(port);
+  *len = sizeof(*sin6);
+  return inet_pton(AF_INET6, address.c_str(), &sin6->sin6_addr) == 1;
+}
+
+int Family(const Napi::Value& v) { return v.As<Napi::Number>().Int32Value() == 6 ? AF_INET6 : AF_INET; }
+
+bool SetInt(int fd, int level, int opt, int value, Result* r, const char* what) {
+  if (setsockopt(fd, level, opt, &value, sizeof(value)) != 0) return r->Fail(what);
+  return true;
+}
+
+Napi::Value Throw(Napi::Env env, const std::string& context, const Result& r) {
+  ThrowError(env, kErrNetns, context + " (" + r.what + ")", r.err);
+  return env.Undefined();
+}
+
+// netnsOpen(path): number — an fd of a network namespace file
+Napi::Value Open(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  ScopedFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) {
+    ThrowError(env, kErrNetns, "cannot open network namespace " + path, errno);
+    return env.Undefined();
+  }
+  int type = ioctl(fd.get(), NS_GET_NSTYPE);
+  if (type != CLONE_NEWNET) {
+    ThrowError(env, kErrNetns, path + " is not a network namespace", type < 0 ? errno : EINVAL);
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, fd.release());
+}
+
+bool CookieOf(int fd, uint64_t* cookie, Result* r) {
+  socklen_t len = sizeof(*cookie);
+  if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, cookie, &len) != 0) return r->Fail("getsockopt SO_NETNS_COOKIE");
+  return true;
+}
+
+// netnsCookie(nsFd): bigint — what bpf_get_netns_cookie() returns in that namespace
+Napi::Value Cookie(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Result r;
+  int fd = -1;
+  bool ok = InNetns(info[0].As<Napi::Number>().Int32Value(), &r, [&] {
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    return fd >= 0 || r.Fail("socket");
+  });
+  ScopedFd sock(fd);
+  uint64_t cookie = 0;
+  if (!ok || !CookieOf(sock.get(), &cookie, &r)) return Throw(env, "cannot read a network namespace's cookie", r);
+  return BigU64(env, cookie);
+}
+
+// socketNetnsCookie(fd): bigint
+Napi::Value SocketCookie(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Result r;
+  uint64_t cookie = 0;
+  if (!CookieOf(info[0].As<Napi::Number>().Int32Value(), &cookie, &r)) return Throw(env, "cannot read a socket's netns cookie", r);
+  return BigU64(env, cookie);
+}
+
+// netnsListen(nsFd, family, address, port, backlog, reusePort): number
+Napi::Value Listen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int family = Family(info[1]);
+  std::string address = info[2].As<Napi::String>().Utf8Value();
+  uint16_t port = static_cast<uint16_t>(info[3].As<Napi::Number>().Uint32Value());
+  int backlog = info[4].As<Napi::Number>().Int32Value();
+  bool reuse_port = info[5].ToBoolean().Value();
+  sockaddr_storage ss;
+  socklen_t len;
+  if (!ParseAddress(family, address, port, &ss, &len)) {
+    ThrowError(env, kErrInvalidArg, "not an IPv" + std::to_string(family == AF_INET ? 4 : 6) + " address: " + address);
+    return env.Undefined();
+  }
+  Result r;
+  int fd = -1;
+  bool ok = InNetns(info[0].As<Napi::Number>().Int32Value(), &r, [&] {
+    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return r.Fail("socket");
+    return SetInt(fd, SOL_SOCKET, SO_REUSEADDR, 1, &r, "SO_REUSEADDR") &&
+           (!reuse_port || SetInt(fd, SOL_SOCKET, SO_REUSEPORT, 1, &r, "SO_REUSEPORT")) &&
+           (family != AF_INET6 || SetInt(fd, IPPROTO_IPV6, IPV6_V6ONLY, 1, &r, "IPV6_V6ONLY")) &&
+           (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) == 0 || r.Fail("bind")) &&
+           (listen(fd, backlog) == 0 || r.Fail("listen"));
+  });
+  ScopedFd sock(fd);
+  if (!ok) return Throw(env, "cannot listen on " + address + ":" + std::to_string(port) + " in a network namespace", r);
+  return Napi::Number::New(env, sock.release());
+}
+
+// netnsSocket(nsFd, family): number — unconnected, non-blocking TCP socket
+Napi::Value Socket(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int family = Family(info[1]);
+  Result r;
+  int fd = -1;
+  bool ok = InNetns(info[0].As<Napi::Number>().Int32Value(), &r, [&] {
+    fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    return fd >= 0 || r.Fail("socket");
+  });
+  if (!ok) return Throw(env, "cannot create a socket in a network namespace", r);
+  return Napi::Number::New(env, fd);
+}
+
+}  // namespace
+
+void InitNetns(Napi::Env env, Napi::Object exports) {
+  exports.Set("netnsOpen", Napi::Function::New(env, Open, "netnsOpen"));
+  exports.Set("netnsCookie", Napi::Function::New(env, Cookie, "netnsCookie"));
+  exports.Set("netnsListen", Napi::Function::New(env, Listen, "netnsListen"));
+  exports.Set("netnsSocket", Napi::Function::New(env, Socket, "netnsSocket"));
+  exports.Set("socketNetnsCookie", Napi::Function::New(env, SocketCookie, "socketNetnsCookie"));
+}
+
+}  // namespace ferry

@@ -1,0 +1,28 @@
+// SPDX-License-Identifier: Apache-2.0
+// Small helpers shared by the addon's files.
+#ifndef FERRY_NATIVE_UTIL_H
+#define FERRY_NATIVE_UTIL_H
+
+#include <napi.h>
+#include <unistd.h>
+
+namespace ferry {
+
+// Closes an fd at scope exit unless released; keeps error paths short.
+class ScopedFd {
+ public:
+  explicit ScopedFd(int fd = -1) : fd_(fd) {}
+  ~ScopedFd() { if (fd_ >= 0) close(fd_); }
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+  int get() const { return fd_; }
+  int release() { int fd = fd_; fd_ = -1; return fd; }
+ private:
+  int fd_;
+};
+
+inline Napi::Value BigU64(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
+
+}  // namespace ferry
+
+#endif

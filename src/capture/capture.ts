@@ -1,0 +1,140 @@
+import { isAbsolute, join } from 'node:path'
+import { ferryError } from '../errors'
+import { REPO_ROOT, ensureBpffsDir, type BpfLink } from '../native'
+import type { Logger } from '../telemetry/logger'
+import { CaptureMaps } from './maps'
+import { PinLayout } from './pins'
+import { PodEntries } from './pod-entries'
+import { ensurePodLinks, removePodLinks } from './pod-links'
+import { checkPodSpec, checkUid, type PodCaptureSpec } from './pod-spec'
+import { Programs } from './programs'
+import { SlotTable } from './slots'
+
+// The capture controller: loads Ferry's eBPF programs, enrolls pods (maps + links),
+// and answers the proxy's "where was this connection going?". Everything it
+// creates is pinned under the pin root, so capture keeps working while the agent
+// restarts; close() only closes this process's fds.
+
+export interface CaptureOptions {
+  pinRoot: string
+  /** Where the compiled *.bpf.o are; default <repo>/build/bpf. */
+  objectDir?: string
+  log: Logger
+}
+
+export class Capture {
+  readonly pinRoot: string
+  readonly #log: Logger
+  readonly #pins: PinLayout
+  #programs: Programs | undefined
+  #maps: CaptureMaps | undefined
+  #slots: SlotTable | undefined
+  #entries: PodEntries | undefined
+  /** Links this process holds open, by uid then program name. */
+  readonly #links = new Map<string, Map<string, BpfLink>>()
+
+  private constructor (opts: CaptureOptions, programs: Programs, maps: CaptureMaps) {
+    this.pinRoot = opts.pinRoot
+    this.#log = opts.log.child({ component: 'capture' })
+    this.#pins = new PinLayout(opts.pinRoot)
+    this.#programs = programs
+    this.#maps = maps
+    this.#slots = new SlotTable(maps.slots, maps.capacity)
+    this.#entries = new PodEntries(maps)
+  }
+
+  static async open (opts: CaptureOptions): Promise<Capture> {
+    if (typeof opts?.pinRoot !== 'string' || !isAbsolute(opts.pinRoot)) throw ferryError('FERRY_ERR_INVALID_ARG', 'pinRoot must be an absolute path')
+    ensureBpffsDir(opts.pinRoot)
+    const programs = Programs.load(opts.objectDir ?? join(REPO_ROOT, 'build', 'bpf'), opts.pinRoot)
+    let maps: CaptureMaps
+    try {
+      maps = new CaptureMaps(programs)
+    } catch (err) {
+      programs.close()
+      throw err
+    }
+    const capture = new Capture(opts, programs, maps)
+    capture.#log.info({ pinRoot: opts.pinRoot, pinnedPods: capture.enrolledUids().length }, 'capture programs loaded')
+    return capture
+  }
+
+  /**
+   * Enrolls a pod, or re-enrolls it (same uid): map entries are brought to the
+   * spec, and links pinned by an earlier agent are switched to this agent's
+   * programs in place. Never attaches twice.
+   */
+  enrollPod (spec: PodCaptureSpec): void {
+    checkPodSpec(spec)
+    const { programs, entries, slots } = this.live()
+    const fresh = slots.get(spec.uid) === undefined
+    const slot = slots.acquire(spec.uid)
+    try {
+      entries.write(slot, spec)
+      // Reopened from the pins even when held: a changed cgroup or netns is caught the same way.
+      for (const l of this.#links.get(spec.uid)?.values() ?? []) l.close()
+      this.#links.delete(spec.uid)
+      this.#links.set(spec.uid, ensurePodLinks(programs, this.#pins, spec.uid, spec, this.#log))
+    } catch (err) {
+      if (fresh) this.unenrollPod(spec.uid)
+      throw ferryError('FERRY_ERR_ENROLL', `cannot enroll pod ${spec.uid}: ${(err as Error).message}`, { cause: err, errno: (err as { errno?: string }).errno })
+    }
+    this.#log.info({ uid: spec.uid, slot, ips: spec.podIPs, reused: !fresh }, 'pod enrolled')
+  }
+
+  /** Detaches and unpins the pod's links and deletes its map entries. Unknown uids are a no-op. */
+  unenrollPod (uid: string): void {
+    checkUid(uid)
+    const { entries, slots } = this.live()
+    removePodLinks(this.#pins, uid, this.#links.get(uid), this.#log)
+    this.#links.delete(uid)
+    const slot = slots.get(uid)
+    if (slot !== undefined) {
+      entries.purge(slot)
+      slots.release(uid)
+    }
+    this.#log.info({ uid, slot }, 'pod unenrolled')
+  }
+
+  /** After a restart: removes pods (pins, entries, slots) not in keepUids, and orphan entries. */
+  reconcile (keepUids: Set<string>): void {
+    const { entries, slots } = this.live()
+    const known = new Set([...slots.uids(), ...this.#pins.podUids()])
+    for (const uid of known) if (!keepUids.has(uid)) this.unenrollPod(uid)
+    entries.purgeOrphans(slots.slots())
+  }
+
+  /**
+   * The destination an outbound connection asked for, from the accepted socket's
+   * pod netns cookie, family and peer port. Deletes the record: ask once.
+   */
+  originalDst (netnsCookie: bigint, family: 4 | 6, localPort: number): { address: string, port: number } | null {
+    const dst = this.live().maps.origDst.take({ netnsCookie, family, port: localPort })
+    return dst === null ? null : { address: dst.address, port: dst.port }
+  }
+
+  /** Uids with a persisted slot: enrolled by this agent or an earlier one. */
+  enrolledUids (): string[] { return this.live().slots.uids() }
+
+  /** The pod's slot (stable across restarts), if enrolled. */
+  slotOf (uid: string): number | undefined { return this.live().slots.get(uid) }
+
+  /** Closes this process's fds. Pins stay: capture goes on without the agent. */
+  close (): void {
+    for (const links of this.#links.values()) for (const l of links.values()) l.close()
+    this.#links.clear()
+    this.#maps?.close()
+    this.#programs?.close()
+    this.#maps = undefined
+    this.#programs = undefined
+    this.#slots = undefined
+    this.#entries = undefined
+  }
+
+  private live (): { programs: Programs, maps: CaptureMaps, slots: SlotTable, entries: PodEntries } {
+    if (this.#programs === undefined || this.#maps === undefined || this.#slots === undefined || this.#entries === undefined) {
+      throw ferryError('FERRY_ERR_INVALID_ARG', 'capture is closed')
+    }
+    return { programs: this.#programs, maps: this.#maps, slots: this.#slots, entries: this.#entries }
+  }
+}

@@ -1,0 +1,2 @@
+export { Capture, type CaptureOptions } from './capture'
+export type { PodCaptureSpec } from './pod-spec'

@@ -1,0 +1,146 @@
+import type { Codec } from '../native'
+import { bytesToIp, ipToBytes } from './ip-bytes'
+
+// TWIN of bpf/ferry_shared.h: the byte layout of every map key and value, and the
+// numeric flags. test/capture/map-layout.test.ts compiles the C header and checks
+// sizes and offsets against LAYOUT below. Multi-byte fields are host order
+// (little endian on every platform Ferry runs on) unless named *_be.
+
+export const POD_F_FAIL_CLOSED = 1 << 0
+export const DIR_OUTBOUND = 0
+export const DIR_INBOUND = 1
+export const UID_LEN = 64
+
+/** Sizes and field offsets, as the C compiler lays them out. */
+export const LAYOUT = Object.freeze({
+  ferry_pod: { size: 8, fields: { slot: 0, flags: 4 } },
+  ferry_ip_key: { size: 20, fields: { family: 0, pad: 1, addr: 4 } },
+  ferry_excl_key: { size: 8, fields: { slot: 0, dir: 4, pad: 5, port: 6 } },
+  ferry_dst: { size: 20, fields: { family: 0, pad: 1, port: 2, addr: 4 } },
+  ferry_orig_key: { size: 16, fields: { netns_cookie: 0, family: 8, pad: 9, port: 10, pad2: 12 } },
+  ferry_uid_key: { size: UID_LEN, fields: { uid: 0 } }
+})
+
+/** Constants the C header defines; checked by the same test. */
+export const CONSTANTS = Object.freeze({
+  FERRY_POD_F_FAIL_CLOSED: POD_F_FAIL_CLOSED,
+  FERRY_DIR_OUTBOUND: DIR_OUTBOUND,
+  FERRY_DIR_INBOUND: DIR_INBOUND,
+  FERRY_FAMILY_V4: 4,
+  FERRY_FAMILY_V6: 6,
+  FERRY_UID_LEN: UID_LEN
+})
+
+export interface PodValue { slot: number, flags: number }
+export interface ExclKey { slot: number, dir: number, port: number }
+export interface Dst { family: 4 | 6, address: string, port: number }
+export interface OrigKey { netnsCookie: bigint, family: 4 | 6, port: number }
+
+const L = LAYOUT
+
+export const podCodec: Codec<PodValue> = {
+  size: L.ferry_pod.size,
+  encode (v) {
+    const b = Buffer.alloc(this.size)
+    b.writeUInt32LE(v.slot, L.ferry_pod.fields.slot)
+    b.writeUInt32LE(v.flags, L.ferry_pod.fields.flags)
+    return b
+  },
+  decode: (b) => ({ slot: b.readUInt32LE(L.ferry_pod.fields.slot), flags: b.readUInt32LE(L.ferry_pod.fields.flags) })
+}
+
+/** Key of ferry_pod_ips: an IP address string. */
+export const ipKeyCodec: Codec<string> = {
+  size: L.ferry_ip_key.size,
+  encode (address) {
+    const { family, bytes } = ipToBytes(address)
+    const b = Buffer.alloc(this.size)
+    b.writeUInt8(family, L.ferry_ip_key.fields.family)
+    bytes.copy(b, L.ferry_ip_key.fields.addr)
+    return b
+  },
+  decode: (b) => bytesToIp(familyOf(b.readUInt8(L.ferry_ip_key.fields.family)), b.subarray(L.ferry_ip_key.fields.addr))
+}
+
+export const exclKeyCodec: Codec<ExclKey> = {
+  size: L.ferry_excl_key.size,
+  encode (k) {
+    const b = Buffer.alloc(this.size)
+    b.writeUInt32LE(k.slot, L.ferry_excl_key.fields.slot)
+    b.writeUInt8(k.dir, L.ferry_excl_key.fields.dir)
+    b.writeUInt16LE(k.port, L.ferry_excl_key.fields.port)
+    return b
+  },
+  decode: (b) => ({
+    slot: b.readUInt32LE(L.ferry_excl_key.fields.slot),
+    dir: b.readUInt8(L.ferry_excl_key.fields.dir),
+    port: b.readUInt16LE(L.ferry_excl_key.fields.port)
+  })
+}
+
+export const dstCodec: Codec<Dst> = {
+  size: L.ferry_dst.size,
+  encode (d) {
+    const b = Buffer.alloc(this.size)
+    b.writeUInt8(d.family, L.ferry_dst.fields.family)
+    b.writeUInt16LE(d.port, L.ferry_dst.fields.port)
+    ipToBytes(d.address).bytes.copy(b, L.ferry_dst.fields.addr)
+    return b
+  },
+  decode (b) {
+    const family = familyOf(b.readUInt8(L.ferry_dst.fields.family))
+    return { family, address: bytesToIp(family, b.subarray(L.ferry_dst.fields.addr)), port: b.readUInt16LE(L.ferry_dst.fields.port) }
+  }
+}
+
+export const origKeyCodec: Codec<OrigKey> = {
+  size: L.ferry_orig_key.size,
+  encode (k) {
+    const b = Buffer.alloc(this.size)
+    b.writeBigUInt64LE(k.netnsCookie, L.ferry_orig_key.fields.netns_cookie)
+    b.writeUInt8(k.family, L.ferry_orig_key.fields.family)
+    b.writeUInt16LE(k.port, L.ferry_orig_key.fields.port)
+    return b
+  },
+  decode: (b) => ({
+    netnsCookie: b.readBigUInt64LE(L.ferry_orig_key.fields.netns_cookie),
+    family: familyOf(b.readUInt8(L.ferry_orig_key.fields.family)),
+    port: b.readUInt16LE(L.ferry_orig_key.fields.port)
+  })
+}
+
+/** Key of ferry_slots: a pod uid, NUL-padded (at most UID_LEN - 1 bytes). */
+export const uidKeyCodec: Codec<string> = {
+  size: L.ferry_uid_key.size,
+  encode (uid) {
+    const b = Buffer.alloc(this.size)
+    b.write(uid, 0, this.size - 1, 'utf8')
+    return b
+  },
+  decode (b) {
+    const end = b.indexOf(0)
+    return b.toString('utf8', 0, end < 0 ? b.length : end)
+  }
+}
+
+export const u32Codec: Codec<number> = {
+  size: 4,
+  encode: (v) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b },
+  decode: (b) => b.readUInt32LE(0)
+}
+
+export const u64Codec: Codec<bigint> = {
+  size: 8,
+  encode: (v) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(v); return b },
+  decode: (b) => b.readBigUInt64LE(0)
+}
+
+export const u8Codec: Codec<number> = {
+  size: 1,
+  encode: (v) => Buffer.from([v]),
+  decode: (b) => b.readUInt8(0)
+}
+
+function familyOf (n: number): 4 | 6 {
+  return n === 6 ? 6 : 4
+}

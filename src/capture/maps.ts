@@ -1,0 +1,45 @@
+import { BpfMap, type Codec } from '../native'
+import {
+  dstCodec, exclKeyCodec, ipKeyCodec, origKeyCodec, podCodec, u32Codec, u64Codec, u8Codec, uidKeyCodec,
+  type Dst, type ExclKey, type OrigKey, type PodValue
+} from './map-layout'
+import type { Programs } from './programs'
+
+// Typed views of the pinned maps that user space reads or writes (bpf/ferry_maps.h).
+
+export class CaptureMaps {
+  readonly pods: BpfMap<bigint, PodValue>
+  readonly podIps: BpfMap<string, PodValue>
+  readonly excl: BpfMap<ExclKey, number>
+  readonly origDst: BpfMap<OrigKey, Dst>
+  /** SOCKMAP: write a listening socket's fd, read back its socket cookie. */
+  readonly inbound: BpfMap<number, bigint>
+  readonly slots: BpfMap<string, number>
+
+  constructor (programs: Programs) {
+    const opened: Array<{ close: () => void }> = []
+    const open = <K, V>(name: string, k: Codec<K>, v: Codec<V>): BpfMap<K, V> => {
+      try {
+        const m = new BpfMap(programs.mapFd(name), k, v)
+        opened.push(m)
+        return m
+      } catch (err) {
+        for (const m of opened) m.close()
+        throw err
+      }
+    }
+    this.pods = open('ferry_pods', u64Codec, podCodec)
+    this.podIps = open('ferry_pod_ips', ipKeyCodec, podCodec)
+    this.excl = open('ferry_excl', exclKeyCodec, u8Codec)
+    this.origDst = open('ferry_orig_dst', origKeyCodec, dstCodec)
+    this.inbound = open('ferry_inbound', u32Codec, u64Codec)
+    this.slots = open('ferry_slots', uidKeyCodec, u32Codec)
+  }
+
+  /** How many pods the maps can hold (ferry_pods' max_entries). */
+  get capacity (): number { return this.pods.info.maxEntries }
+
+  close (): void {
+    for (const m of [this.pods, this.podIps, this.excl, this.origDst, this.inbound, this.slots]) m.close()
+  }
+}

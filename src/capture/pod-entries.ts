@@ -1,0 +1,96 @@
+import { isFerryError } from '../errors'
+import { DIR_INBOUND, DIR_OUTBOUND, POD_F_FAIL_CLOSED, ipKeyCodec, type ExclKey } from './map-layout'
+import type { CaptureMaps } from './maps'
+import type { PodCaptureSpec } from './pod-spec'
+
+// A pod's entries in the shared maps, all tied to its slot. An index by slot,
+// built with one scan at open, keeps (re-)enrolling thousands of pods linear.
+// Writes go listeners first, exclusions next, then the lookups that turn
+// capture on, so no moment has a half-enrolled pod dropping traffic.
+
+interface SlotIndex { ips: Set<string>, cookies: Set<bigint>, excl: Map<string, ExclKey> }
+
+export function sockmapIndex (slot: number, family: 4 | 6): number {
+  return slot * 2 + (family === 6 ? 1 : 0)
+}
+
+const exclId = (k: ExclKey): string => `${k.dir}:${k.port}`
+
+export class PodEntries {
+  readonly #maps: CaptureMaps
+  readonly #bySlot = new Map<number, SlotIndex>()
+
+  constructor (maps: CaptureMaps) {
+    this.#maps = maps
+    for (const [ip, pod] of maps.podIps.entries()) this.index(pod.slot).ips.add(ip)
+    for (const [cookie, pod] of maps.pods.entries()) this.index(pod.slot).cookies.add(cookie)
+    for (const k of maps.excl.keys()) this.index(k.slot).excl.set(exclId(k), k)
+  }
+
+  /** Brings the slot's entries to the spec: writes what it wants, deletes what it no longer does. */
+  write (slot: number, spec: PodCaptureSpec): void {
+    const maps = this.#maps
+    const idx = this.index(slot)
+    const pod = { slot, flags: spec.failClosed === false ? 0 : POD_F_FAIL_CLOSED }
+    maps.inbound.set(sockmapIndex(slot, 4), BigInt(spec.inboundListenerFds.v4))
+    maps.inbound.set(sockmapIndex(slot, 6), BigInt(spec.inboundListenerFds.v6))
+    const excl = new Map<string, ExclKey>()
+    for (const port of spec.excludeOutboundPorts) excl.set(exclId({ slot, dir: DIR_OUTBOUND, port }), { slot, dir: DIR_OUTBOUND, port })
+    for (const port of spec.excludeInboundPorts) excl.set(exclId({ slot, dir: DIR_INBOUND, port }), { slot, dir: DIR_INBOUND, port })
+    for (const k of excl.values()) maps.excl.set(k, 1)
+    const ips = new Set(spec.podIPs.map(canonicalIp))
+    for (const ip of ips) maps.podIps.set(ip, pod)
+    maps.pods.set(spec.netns.cookie, pod)
+
+    for (const [id, k] of idx.excl) if (!excl.has(id)) maps.excl.delete(k)
+    for (const ip of idx.ips) if (!ips.has(ip)) this.deleteIfOurs(maps.podIps, ip, slot)
+    for (const c of idx.cookies) if (c !== spec.netns.cookie) this.deleteIfOurs(maps.pods, c, slot)
+    this.#bySlot.set(slot, { ips, cookies: new Set([spec.netns.cookie]), excl })
+  }
+
+  /** Deletes every entry of the slot. */
+  purge (slot: number): void {
+    const idx = this.#bySlot.get(slot)
+    if (idx !== undefined) {
+      for (const ip of idx.ips) this.deleteIfOurs(this.#maps.podIps, ip, slot)
+      for (const c of idx.cookies) this.deleteIfOurs(this.#maps.pods, c, slot)
+      for (const k of idx.excl.values()) this.#maps.excl.delete(k)
+      this.#bySlot.delete(slot)
+    }
+    this.deleteListener(sockmapIndex(slot, 4))
+    this.deleteListener(sockmapIndex(slot, 6))
+  }
+
+  /** Deletes entries whose slot belongs to no pod (left by a crash mid-unenroll). */
+  purgeOrphans (liveSlots: Set<number>): void {
+    for (const slot of [...this.#bySlot.keys()]) if (!liveSlots.has(slot)) this.purge(slot)
+  }
+
+  private index (slot: number): SlotIndex {
+    let idx = this.#bySlot.get(slot)
+    if (idx === undefined) {
+      idx = { ips: new Set(), cookies: new Set(), excl: new Map() }
+      this.#bySlot.set(slot, idx)
+    }
+    return idx
+  }
+
+  /** An address or netns may have moved to another pod since: leave that pod's entry alone. */
+  private deleteIfOurs<K> (map: { get: (k: K) => { slot: number } | null, delete: (k: K) => boolean }, key: K, slot: number): void {
+    if (map.get(key)?.slot === slot) map.delete(key)
+  }
+
+  /** A SOCKMAP reports an empty index as EINVAL, not ENOENT: both mean "nothing there". */
+  private deleteListener (index: number): void {
+    try {
+      this.#maps.inbound.delete(index)
+    } catch (err) {
+      if (!isFerryError(err) || err.errno !== 'EINVAL') throw err
+    }
+  }
+}
+
+/** The form ipKeyCodec.decode gives back, so sets compare equal. */
+function canonicalIp (ip: string): string {
+  return ipKeyCodec.decode(ipKeyCodec.encode(ip))
+}

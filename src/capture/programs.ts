@@ -1,0 +1,75 @@
+import { join } from 'node:path'
+import { PORTS } from '../config/env'
+import { BpfObject, type BpfLink } from '../native'
+
+// The eBPF objects Ferry loads and the hooks each pod gets. One object per hook
+// file; all share the maps pinned under the pin root.
+
+export type ObjectName = 'connect' | 'sockops' | 'getpeername' | 'sk_lookup'
+
+export interface Hook {
+  object: ObjectName
+  /** Program name in the object; also the link's pin name under pods/<uid>/. */
+  prog: string
+  target: 'cgroup' | 'netns'
+}
+
+export const HOOKS: readonly Hook[] = Object.freeze([
+  { object: 'connect', prog: 'ferry_connect4', target: 'cgroup' },
+  { object: 'connect', prog: 'ferry_connect6', target: 'cgroup' },
+  { object: 'sockops', prog: 'ferry_sockops', target: 'cgroup' },
+  { object: 'getpeername', prog: 'ferry_getpeername4', target: 'cgroup' },
+  { object: 'getpeername', prog: 'ferry_getpeername6', target: 'cgroup' },
+  { object: 'sk_lookup', prog: 'ferry_sk_lookup', target: 'netns' }
+])
+
+/** Load-time settings (`const volatile` in .rodata) per object. */
+const RODATA: Record<ObjectName, Record<string, number>> = {
+  connect: { ferry_outbound_port: PORTS.outbound },
+  sockops: {},
+  getpeername: { ferry_outbound_port: PORTS.outbound },
+  sk_lookup: { ferry_inbound_port: PORTS.inbound }
+}
+
+export interface HookTarget { cgroupPath: string, netnsFd: number }
+
+export class Programs {
+  readonly #objects: Map<ObjectName, BpfObject>
+
+  private constructor (objects: Map<ObjectName, BpfObject>) { this.#objects = objects }
+
+  /** Loads every object; the first creates the pinned maps, the rest reuse them. */
+  static load (objectDir: string, pinRoot: string): Programs {
+    const objects = new Map<ObjectName, BpfObject>()
+    try {
+      for (const name of Object.keys(RODATA) as ObjectName[]) {
+        objects.set(name, BpfObject.open({ path: join(objectDir, `${name}.bpf.o`), pinRoot, rodata: RODATA[name] }))
+      }
+    } catch (err) {
+      for (const o of objects.values()) o.close()
+      throw err
+    }
+    return new Programs(objects)
+  }
+
+  progFd (hook: Hook): number { return this.object(hook.object).progFd(hook.prog) }
+
+  attach (hook: Hook, target: HookTarget): BpfLink {
+    const obj = this.object(hook.object)
+    return hook.target === 'cgroup' ? obj.attachCgroup(hook.prog, target.cgroupPath) : obj.attachNetns(hook.prog, target.netnsFd)
+  }
+
+  /** A new fd of a shared map (any object has them all). */
+  mapFd (name: string): number { return this.object('connect').mapFd(name) }
+
+  close (): void {
+    for (const o of this.#objects.values()) o.close()
+    this.#objects.clear()
+  }
+
+  private object (name: ObjectName): BpfObject {
+    const o = this.#objects.get(name)
+    if (o === undefined) throw new Error(`eBPF object ${name} is not loaded`)
+    return o
+  }
+}

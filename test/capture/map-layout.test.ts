@@ -1,0 +1,73 @@
+import t from 'tap'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { REPO_ROOT } from '../../src/native'
+import {
+  CONSTANTS, LAYOUT, dstCodec, exclKeyCodec, ipKeyCodec, origKeyCodec, podCodec, uidKeyCodec
+} from '../../src/capture/map-layout'
+
+// The TypeScript twin of bpf/ferry_shared.h must match what the C compiler makes
+// of it: compile a tiny program against the header and compare every size,
+// offset and constant with LAYOUT / CONSTANTS.
+
+function cLayout (): any {
+  const dir = mkdtempSync(join(tmpdir(), 'fct-layout-'))
+  try {
+    const fields = Object.entries(LAYOUT).flatMap(([struct, l]) => [
+      `printf("\\"${struct}\\": {\\"size\\": %zu, \\"fields\\": {", sizeof(struct ${struct}));`,
+      Object.keys(l.fields).map((f, i) => `printf("${i === 0 ? '' : ','}\\"${f}\\": %zu", offsetof(struct ${struct}, ${f}));`).join('\n'),
+      'printf("}},");'
+    ])
+    const consts = Object.keys(CONSTANTS).map((c, i) => `printf("${i === 0 ? '' : ','}\\"${c}\\": %lld", (long long)(${c}));`)
+    const src = `#include <stdio.h>
+#include <stddef.h>
+#include "ferry_shared.h"
+int main(void) {
+printf("{\\"layout\\": {");
+${fields.join('\n')}
+printf("\\"_\\": null}, \\"constants\\": {");
+${consts.join('\n')}
+printf("}}");
+return 0;
+}`
+    writeFileSync(join(dir, 'layout.c'), src)
+    execFileSync('cc', ['-Wall', '-Werror', '-I', join(REPO_ROOT, 'bpf'), '-o', join(dir, 'layout'), join(dir, 'layout.c')])
+    return JSON.parse(execFileSync(join(dir, 'layout')).toString())
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+t.test('sizes and offsets match bpf/ferry_shared.h', async (t) => {
+  const c = cLayout()
+  delete c.layout._
+  t.same(c.layout, LAYOUT)
+  t.same(c.constants, CONSTANTS)
+})
+
+t.test('codec sizes are the struct sizes', async (t) => {
+  t.equal(podCodec.size, LAYOUT.ferry_pod.size)
+  t.equal(ipKeyCodec.size, LAYOUT.ferry_ip_key.size)
+  t.equal(exclKeyCodec.size, LAYOUT.ferry_excl_key.size)
+  t.equal(dstCodec.size, LAYOUT.ferry_dst.size)
+  t.equal(origKeyCodec.size, LAYOUT.ferry_orig_key.size)
+  t.equal(uidKeyCodec.size, LAYOUT.ferry_uid_key.size)
+})
+
+t.test('codecs round-trip and put bytes where C expects them', async (t) => {
+  t.same([...ipKeyCodec.encode('10.1.2.3')], [4, 0, 0, 0, 10, 1, 2, 3, ...new Array(12).fill(0)])
+  for (const ip of ['10.1.2.3', 'fd00:1:2::2', '::1', '2001:db8::1:0:0:1', '::ffff:10.0.0.1', 'fe80::1']) {
+    t.equal(ipKeyCodec.decode(ipKeyCodec.encode(ip)), ip, ip)
+  }
+  const dst = { family: 6 as const, address: 'fd00::1', port: 8443 }
+  t.same(dstCodec.decode(dstCodec.encode(dst)), dst)
+  const b = dstCodec.encode({ family: 4, address: '1.2.3.4', port: 0x1234 })
+  t.same([...b.subarray(0, 8)], [4, 0, 0x34, 0x12, 1, 2, 3, 4], 'port is host (little endian) order')
+  const key = { netnsCookie: 0x0102030405060708n, family: 4 as const, port: 40000 }
+  t.same(origKeyCodec.decode(origKeyCodec.encode(key)), key)
+  t.equal(uidKeyCodec.decode(uidKeyCodec.encode('pod-uid-1')), 'pod-uid-1')
+  t.same(exclKeyCodec.decode(exclKeyCodec.encode({ slot: 7, dir: 1, port: 15006 })), { slot: 7, dir: 1, port: 15006 })
+  t.same(podCodec.decode(podCodec.encode({ slot: 3, flags: 1 })), { slot: 3, flags: 1 })
+})
