@@ -1,0 +1,176 @@
+import type { ClusterSnapshot } from '../discovery/model'
+import type { PodLocator } from '../discovery/pod-locator'
+import type { FerryError } from '../errors'
+import type { ProxyMetrics } from '../telemetry/metrics'
+import { trace } from '../telemetry/trace'
+import { type NodePlan, planNode } from './plan'
+import { type EnrollContext, type EnrolledPod, enrollPod, unenrollPod } from './pod-enrollment'
+
+// Keeps this node's enrolled pods equal to the latest snapshot's plan. One pass at a
+// time (a snapshot arriving mid-pass triggers another pass); each pod is handled on its
+// own, so one failing pod is logged (FERRY_ERR_ENROLL), retried with backoff, and never
+// blocks the others. The first pass tells capture which pods to keep
+// (capture.reconcile), so pins of pods that vanished while no agent ran are removed.
+
+const TRACE = trace('agent')
+
+export const RETRY = Object.freeze({ initialMs: 500, maxMs: 30_000 })
+
+export interface EnrollerDeps extends EnrollContext {
+  readonly node: string
+  readonly locator: PodLocator
+  readonly metrics: ProxyMetrics
+  readonly retry?: { initialMs: number, maxMs: number }
+}
+
+export interface PendingPod {
+  readonly uid: string
+  readonly pod: string
+  readonly code: string
+  readonly error: string
+  readonly attempts: number
+}
+
+export interface EnrollmentStatus {
+  readonly ready: boolean
+  readonly generation: number
+  readonly enrolled: string[]
+  readonly pending: PendingPod[]
+}
+
+interface Failure { error: FerryError, attempts: number, retryAt: number }
+
+export class PodEnroller {
+  private snapshot: ClusterSnapshot | null = null
+  private plan: NodePlan = { plans: new Map(), blocked: new Map() }
+  private readonly enrolled = new Map<string, EnrolledPod>()
+  private readonly failures = new Map<string, Failure>()
+  private readonly reported = new Map<string, string>()
+  private reconciled = false
+  private running: Promise<void> | null = null
+  private again = false
+  private retryTimer: NodeJS.Timeout | null = null
+  private closed = false
+  private readonly retry: { initialMs: number, maxMs: number }
+
+  constructor (private readonly deps: EnrollerDeps) {
+    this.retry = deps.retry ?? RETRY
+  }
+
+  apply (snapshot: ClusterSnapshot): void {
+    if (this.closed) return
+    this.snapshot = snapshot
+    this.plan = planNode(snapshot, this.deps.node, this.deps.locator)
+    for (const [uid, { pod, error }] of this.plan.blocked) this.reportOnce(uid, `${pod.namespace}/${pod.name}`, error)
+    this.kick()
+  }
+
+  /** Resolves when no pass is running or queued (tests and shutdown use it). */
+  async settled (): Promise<void> {
+    for (let i = 0; i < 1000 && this.running !== null; i++) await this.running
+  }
+
+  status (): EnrollmentStatus {
+    const pending: PendingPod[] = []
+    for (const [uid, { pod, error }] of this.plan.blocked) pending.push({ uid, pod: `${pod.namespace}/${pod.name}`, code: error.code, error: error.message, attempts: 0 })
+    for (const [uid, plan] of this.plan.plans) {
+      const e = this.enrolled.get(uid)
+      if (e !== undefined && e.plan.fingerprint === plan.fingerprint) continue
+      const f = this.failures.get(uid)
+      pending.push({ uid, pod: `${plan.pod.namespace}/${plan.pod.name}`, code: f?.error.code ?? 'pending', error: f?.error.message ?? 'not enrolled yet', attempts: f?.attempts ?? 0 })
+    }
+    return {
+      ready: this.snapshot !== null && pending.length === 0 && !this.closed,
+      generation: this.snapshot?.generation ?? 0,
+      enrolled: [...this.enrolled.keys()].sort(),
+      pending
+    }
+  }
+
+  enrolledPods (): EnrolledPod[] { return [...this.enrolled.values()] }
+
+  /** Stops proxying: closes every listener. Capture pins stay (capture.close() is the agent's). */
+  async close (): Promise<void> {
+    this.closed = true
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer)
+    await this.settled()
+    await Promise.all([...this.enrolled.values()].map(async (e) => { await unenrollPod(e, this.deps.capture, false) }))
+    this.enrolled.clear()
+    this.deps.metrics.setEnrolledPods(0)
+  }
+
+  private kick (): void {
+    if (this.running !== null) { this.again = true; return }
+    this.running = this.pass().finally(() => {
+      this.running = null
+      if (this.again && !this.closed) { this.again = false; this.kick() }
+    })
+  }
+
+  private async pass (): Promise<void> {
+    const { plans, blocked } = this.plan
+    const { capture, log } = this.deps
+    if (!this.reconciled) {
+      const keep = new Set<string>([...plans.keys(), ...blocked.keys()])
+      try {
+        capture.reconcile(keep)
+        this.reconciled = true
+      } catch (err) {
+        log.error({ err, code: (err as FerryError).code }, 'capture reconcile failed; will retry')
+      }
+    }
+    // Leave first: pods gone from the plan, or whose plan changed (re-enrolled below).
+    for (const [uid, e] of [...this.enrolled]) {
+      const plan = plans.get(uid)
+      if (plan !== undefined && plan.fingerprint === e.plan.fingerprint) continue
+      this.enrolled.delete(uid)
+      try {
+        await unenrollPod(e, capture, true)
+        log.info({ uid, pod: `${e.plan.pod.namespace}/${e.plan.pod.name}`, reason: plan === undefined ? 'gone' : 'changed' }, 'pod unenrolled')
+      } catch (err) {
+        log.error({ uid, code: (err as FerryError).code, err: (err as Error).message }, 'pod unenroll failed')
+      }
+    }
+    for (const uid of [...this.failures.keys()]) if (!plans.has(uid)) this.failures.delete(uid)
+    for (const uid of [...this.reported.keys()]) if (!plans.has(uid) && !blocked.has(uid)) this.reported.delete(uid)
+    const now = Date.now()
+    for (const [uid, plan] of plans) {
+      if (this.closed) break
+      if (this.enrolled.has(uid)) continue
+      const failure = this.failures.get(uid)
+      if (failure !== undefined && failure.retryAt > now) continue
+      const name = `${plan.pod.namespace}/${plan.pod.name}`
+      try {
+        const e = await enrollPod(plan, this.deps)
+        if (this.closed) { await unenrollPod(e, capture, false); break }
+        this.enrolled.set(uid, e)
+        this.failures.delete(uid)
+        this.reported.delete(uid)
+        log.info({ uid, pod: name, netns: plan.location.netnsPath, cgroup: plan.location.cgroupPath, podIPs: plan.pod.podIPs }, 'pod enrolled')
+      } catch (err) {
+        const attempts = (failure?.attempts ?? 0) + 1
+        const delay = Math.min(this.retry.initialMs * 2 ** (attempts - 1), this.retry.maxMs)
+        this.failures.set(uid, { error: err as FerryError, attempts, retryAt: Date.now() + delay })
+        log.error({ uid, pod: name, code: (err as FerryError).code, errno: (err as FerryError).errno, err: (err as Error).message, attempts, retryInMs: delay }, 'pod enrollment failed')
+      }
+    }
+    this.deps.metrics.setEnrolledPods(this.enrolled.size)
+    if (TRACE.on) TRACE('pass', { enrolled: this.enrolled.size, failing: this.failures.size, blocked: blocked.size })
+    this.scheduleRetry()
+  }
+
+  private scheduleRetry (): void {
+    if (this.retryTimer !== null) { clearTimeout(this.retryTimer); this.retryTimer = null }
+    if (this.closed || (this.failures.size === 0 && this.reconciled)) return
+    let next = Infinity
+    for (const f of this.failures.values()) next = Math.min(next, f.retryAt)
+    const delay = next === Infinity ? this.retry.initialMs : Math.max(0, next - Date.now())
+    this.retryTimer = setTimeout(() => { this.retryTimer = null; this.kick() }, delay)
+  }
+
+  private reportOnce (uid: string, pod: string, error: FerryError): void {
+    if (this.reported.get(uid) === error.message) return
+    this.reported.set(uid, error.message)
+    this.deps.log.error({ uid, pod, code: 'FERRY_ERR_ENROLL', cause: error.code, err: error.message }, 'pod cannot be enrolled')
+  }
+}

@@ -1,0 +1,76 @@
+import type { Socket } from 'node:net'
+import { Capture, type PodCaptureSpec as CapturePodSpec } from '../capture'
+import { connectInNetns, type Netns, openNetns } from '../native'
+import type { ListenTarget } from '../proxy/listener'
+import type { Logger } from '../telemetry/logger'
+
+// The agent's only coupling to the native addon (src/native) and the eBPF capture
+// controller (src/capture). The agent codes against the narrow structural shapes
+// below; the compile-time checks at the bottom prove the real Netns and Capture fit
+// them, and the loopback platform of test/agent fits them too.
+export interface NetnsHandle {
+  readonly path: string
+  readonly fd: number
+  readonly cookie: bigint
+  listen (o: { family: 4 | 6, address: string, port: number, backlog?: number, reusePort?: boolean }): number
+  socket (family: 4 | 6): number
+  close (): void
+}
+
+export interface PodCaptureSpec {
+  uid: string
+  netns: NetnsHandle
+  cgroupPath: string
+  podIPs: string[]
+  excludeOutboundPorts: number[]
+  excludeInboundPorts: number[]
+  inboundListenerFds: { v4: number, v6: number }
+  failClosed?: boolean
+}
+
+export interface CaptureHandle {
+  enrollPod (s: PodCaptureSpec): void
+  unenrollPod (uid: string): void
+  reconcile (keep: Set<string>): void
+  originalDst (netnsCookie: bigint, family: 4 | 6, localPort: number): { address: string, port: number } | null
+  enrolledUids (): string[]
+  close (): void
+}
+
+/** What the agent needs from the machine: namespaces, in-namespace listeners and sockets, capture. */
+export interface Platform {
+  openNetns (path: string): NetnsHandle
+  /** A listener inside the namespace, as something proxy/listener.serve() accepts. */
+  listen (ns: NetnsHandle, o: { family: 4 | 6, address: string, port: number }): ListenTarget
+  /** A socket created inside the namespace, connecting to host:port. */
+  connectInNetns (ns: NetnsHandle, o: { host: string, port: number, family: 4 | 6, timeoutMs?: number }): Socket
+  openCapture (o: { pinRoot: string, log: Logger }): Promise<CaptureHandle>
+}
+
+/** The real platform: the addon and the eBPF capture controller. */
+export function loadNativePlatform (): Platform {
+  return {
+    openNetns: (path) => openNetns(path),
+    listen: (ns, o) => ({ fd: ns.listen({ family: o.family, address: o.address, port: o.port }) }),
+    // The connect stage owns the connect timeout (and reports it as connect_timeout),
+    // so none is armed here; allowHalfOpen because the relay forwards each FIN alone.
+    connectInNetns: (ns, o) => connectInNetns(ns as Netns, { host: o.host, port: o.port, family: o.family, allowHalfOpen: true }),
+    openCapture: async (o) => {
+      const capture = await Capture.open({ pinRoot: o.pinRoot, log: o.log })
+      return {
+        enrollPod: (spec) => { capture.enrollPod(spec as CapturePodSpec) },
+        unenrollPod: (uid) => { capture.unenrollPod(uid) },
+        reconcile: (keep) => { capture.reconcile(keep) },
+        originalDst: (cookie, family, port) => capture.originalDst(cookie, family, port),
+        enrolledUids: () => capture.enrolledUids(),
+        close: () => { capture.close() }
+      }
+    }
+  }
+}
+
+// Compile-time checks that the real API still matches the shapes the agent relies on.
+type Assignable<T, U extends T> = U
+export type NetnsFits = Assignable<NetnsHandle, Netns>
+export type CaptureFits = Assignable<Omit<CaptureHandle, 'enrollPod'>, Capture>
+export type SpecFits = Assignable<Omit<PodCaptureSpec, 'netns'>, Omit<CapturePodSpec, 'netns'>>

@@ -1,0 +1,110 @@
+import { closeSync } from 'node:fs'
+import type { Server } from 'node:net'
+import { PORTS } from '../config/env'
+import { ferryError, type FerryError, isFerryError } from '../errors'
+import { closeServer, createInboundHandler, createOutboundHandler, type Routes, serve, type ListenTarget } from '../proxy'
+import type { ConnTelemetry } from '../telemetry/conn-telemetry'
+import type { Logger } from '../telemetry/logger'
+import type { PodPlan } from './plan'
+import type { CaptureHandle, NetnsHandle, Platform } from './platform'
+
+// Enrolling one pod, all or nothing: open its netns, create its four listeners inside it
+// (outbound and inbound, 127.0.0.1 and [::1]), serve them with the proxy's handlers,
+// then hand the pod to capture. Any failure undoes what was done and throws one
+// FERRY_ERR_ENROLL naming the pod and the step.
+
+export interface EnrollContext {
+  readonly platform: Platform
+  readonly capture: CaptureHandle
+  readonly routes: Routes
+  readonly telemetry: ConnTelemetry
+  readonly log: Logger
+  readonly connectTimeoutMs?: number
+}
+
+export interface EnrolledPod {
+  readonly plan: PodPlan
+  readonly netns: NetnsHandle
+  readonly servers: readonly Server[]
+  readonly enrolledAt: string
+}
+
+const LISTENERS = [
+  { role: 'outbound', family: 4, address: '127.0.0.1', port: PORTS.outbound },
+  { role: 'outbound', family: 6, address: '::1', port: PORTS.outbound },
+  { role: 'inbound', family: 4, address: '127.0.0.1', port: PORTS.inbound },
+  { role: 'inbound', family: 6, address: '::1', port: PORTS.inbound }
+] as const
+
+export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<EnrolledPod> {
+  const { pod, location } = plan
+  const name = `${pod.namespace}/${pod.name}`
+  let step = 'open netns'
+  let netns: NetnsHandle | null = null
+  const servers: Server[] = []
+  const unserved: number[] = []
+  try {
+    netns = ctx.platform.openNetns(location.netnsPath)
+    const ns = netns
+    const connector = (req: { host: string, port: number, family: 4 | 6, timeoutMs: number }): ReturnType<Platform['connectInNetns']> => ctx.platform.connectInNetns(ns, req)
+    const outbound = createOutboundHandler({
+      pod,
+      originalDst: (family, port) => ctx.capture.originalDst(ns.cookie, family, port),
+      routes: ctx.routes,
+      connector,
+      telemetry: ctx.telemetry,
+      connectTimeoutMs: ctx.connectTimeoutMs
+    })
+    const inbound = createInboundHandler({ pod, routes: ctx.routes, connector, telemetry: ctx.telemetry, connectTimeoutMs: ctx.connectTimeoutMs })
+    const inboundFds = { v4: -1, v6: -1 }
+    for (const l of LISTENERS) {
+      step = `listen ${l.role} ${l.family === 6 ? `[${l.address}]` : l.address}:${l.port}`
+      const target: ListenTarget = ctx.platform.listen(ns, l)
+      if ('fd' in target) unserved.push(target.fd)
+      const server = await serve(target, l.role === 'outbound' ? outbound : inbound, (err) => {
+        ctx.log.warn({ err, pod: name, listener: step }, 'accept failed')
+      })
+      if ('fd' in target) unserved.pop()
+      servers.push(server)
+      if (l.role === 'inbound') inboundFds[l.family === 4 ? 'v4' : 'v6'] = 'fd' in target ? target.fd : -1
+    }
+    step = 'enroll in capture'
+    ctx.capture.enrollPod({
+      uid: pod.uid,
+      netns: ns,
+      cgroupPath: location.cgroupPath,
+      podIPs: [...pod.podIPs],
+      excludeOutboundPorts: [...plan.excludeOutboundPorts],
+      excludeInboundPorts: [...plan.excludeInboundPorts],
+      inboundListenerFds: inboundFds
+    })
+    return Object.freeze({ plan, netns: ns, servers: Object.freeze(servers), enrolledAt: new Date().toISOString() })
+  } catch (err) {
+    // A listening fd that never became a server is still ours to close. (Node closes an
+    // fd itself only once it wrapped it in a handle, i.e. after serve() got that far.)
+    for (const fd of unserved) { try { closeSync(fd) } catch {} }
+    await Promise.all(servers.map(closeServer))
+    try { netns?.close() } catch {}
+    throw enrollError(name, step, err)
+  }
+}
+
+/** Stops proxying for a pod. With `releaseCapture` the pod leaves capture too; without (agent shutdown) its pins stay. */
+export async function unenrollPod (e: EnrolledPod, capture: CaptureHandle, releaseCapture: boolean): Promise<void> {
+  let failure: unknown = null
+  if (releaseCapture) {
+    try { capture.unenrollPod(e.plan.pod.uid) } catch (err) { failure = err }
+  }
+  await Promise.all(e.servers.map(closeServer))
+  try { e.netns.close() } catch {}
+  if (failure !== null) throw enrollError(`${e.plan.pod.namespace}/${e.plan.pod.name}`, 'unenroll from capture', failure)
+}
+
+function enrollError (pod: string, step: string, err: unknown): FerryError {
+  const cause = err as { message?: string, code?: string, errno?: string }
+  const code = isFerryError(err) ? ` (${err.code}${err.errno !== undefined ? ` ${err.errno}` : ''})` : (typeof cause?.code === 'string' ? ` (${cause.code})` : '')
+  return ferryError('FERRY_ERR_ENROLL', `pod ${pod}: ${step} failed: ${cause?.message ?? String(err)}${code}`, {
+    cause: err,
+    errno: typeof cause?.errno === 'string' ? cause.errno : (typeof cause?.code === 'string' && cause.code.startsWith('E') && !cause.code.startsWith('ERR') ? cause.code : undefined)
+  })
+}

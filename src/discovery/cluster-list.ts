@@ -1,0 +1,235 @@
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv'
+import { ferryError, type FerryError } from '../errors'
+import { canonicalIP } from './ip'
+import { type ClusterNode, type ClusterSnapshot, type ContainerPort, deepFreeze, type Namespace, type Pod, type Protocol, type Service, type ServicePort } from './model'
+
+// Reads a Kubernetes `v1 List` (JSON) of Namespace, Node, Pod and Service objects into a
+// frozen ClusterSnapshot. This is the edge: everything is checked here, once, and an
+// error names the file, the object and the field. Fields Ferry does not use are ignored
+// (Kubernetes objects carry many); objects of other kinds are skipped.
+
+const labelMap = { type: 'object', additionalProperties: { type: 'string' } }
+const port = { type: 'integer', minimum: 1, maximum: 65535 }
+const protocol = { enum: ['TCP', 'UDP', 'SCTP'] }
+const str = { type: 'string' }
+const name = { type: 'string', minLength: 1 }
+
+function meta (required: string[]): object {
+  return {
+    type: 'object',
+    required,
+    properties: {
+      name,
+      namespace: name,
+      uid: name,
+      labels: labelMap,
+      annotations: labelMap,
+      ownerReferences: { type: 'array', items: { type: 'object', required: ['kind', 'name'], properties: { kind: str, name: str } } }
+    }
+  }
+}
+
+const SCHEMAS: Record<string, object> = {
+  Namespace: { type: 'object', required: ['metadata'], properties: { metadata: meta(['name']) } },
+  Node: { type: 'object', required: ['metadata'], properties: { metadata: meta(['name']) } },
+  Pod: {
+    type: 'object',
+    required: ['metadata', 'spec'],
+    properties: {
+      metadata: meta(['name', 'namespace', 'uid']),
+      spec: {
+        type: 'object',
+        properties: {
+          nodeName: str,
+          serviceAccountName: str,
+          hostNetwork: { type: 'boolean' },
+          containers: {
+            type: 'array',
+            items: {
+              type: 'object',
+              properties: {
+                ports: { type: 'array', items: { type: 'object', required: ['containerPort'], properties: { name: str, containerPort: port, protocol } } }
+              }
+            }
+          }
+        }
+      },
+      status: {
+        type: 'object',
+        properties: {
+          phase: str,
+          podIP: str,
+          podIPs: { type: 'array', items: { type: 'object', required: ['ip'], properties: { ip: str } } }
+        }
+      }
+    }
+  },
+  Service: {
+    type: 'object',
+    required: ['metadata', 'spec'],
+    properties: {
+      metadata: meta(['name', 'namespace']),
+      spec: {
+        type: 'object',
+        properties: {
+          clusterIP: str,
+          clusterIPs: { type: 'array', items: str },
+          selector: labelMap,
+          ports: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['port'],
+              properties: { name: str, port, protocol, targetPort: { anyOf: [port, name] } }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+const LIST_SCHEMA = {
+  type: 'object',
+  required: ['apiVersion', 'kind', 'items'],
+  properties: {
+    apiVersion: { const: 'v1' },
+    kind: { const: 'List' },
+    items: { type: 'array', items: { type: 'object', required: ['kind'], properties: { kind: name } } }
+  }
+}
+
+const ajv = new Ajv({ allErrors: false, strict: true })
+const validateList = ajv.compile(LIST_SCHEMA)
+const VALIDATORS: Record<string, ValidateFunction> = Object.fromEntries(Object.entries(SCHEMAS).map(([k, s]) => [k, ajv.compile(s)]))
+
+/** Parses and validates the text of a cluster file. Throws FERRY_ERR_CONFIG naming file, object and field. */
+export function parseClusterList (text: string, origin: string, generation: number): ClusterSnapshot {
+  let doc: unknown
+  try {
+    doc = JSON.parse(text)
+  } catch (err) {
+    throw ferryError('FERRY_ERR_CONFIG', `${origin}: not valid JSON: ${(err as Error).message}`)
+  }
+  if (!validateList(doc)) throw invalid(origin, 'the List', validateList.errors)
+  const items = (doc as { items: Array<Record<string, any>> }).items
+  const namespaces: Namespace[] = []
+  const nodes: ClusterNode[] = []
+  const pods: Pod[] = []
+  const services: Service[] = []
+  const seenUids = new Set<string>()
+  items.forEach((item, i) => {
+    const validate = VALIDATORS[item.kind]
+    if (validate === undefined) return
+    const what = describe(item, i)
+    if (!validate(item)) throw invalid(origin, what, validate.errors)
+    const md = item.metadata
+    switch (item.kind) {
+      case 'Namespace': namespaces.push({ name: md.name, labels: { ...md.labels } }); break
+      case 'Node': nodes.push({ name: md.name, labels: { ...md.labels } }); break
+      case 'Pod': {
+        if (seenUids.has(md.uid)) throw fieldError(origin, what, 'metadata.uid', `duplicate uid ${md.uid as string}`)
+        seenUids.add(md.uid)
+        pods.push(toPod(item, origin, what))
+        break
+      }
+      case 'Service': services.push(toService(item, origin, what)); break
+    }
+  })
+  return deepFreeze({ generation, origin, namespaces, nodes, pods, services })
+}
+
+function toPod (item: Record<string, any>, origin: string, what: string): Pod {
+  const md = item.metadata
+  const spec = item.spec
+  const status = item.status ?? {}
+  const raw: Array<{ ip: string, field: string }> = Array.isArray(status.podIPs) && status.podIPs.length > 0
+    ? status.podIPs.map((p: { ip: string }, j: number) => ({ ip: p.ip, field: `status.podIPs[${j}].ip` }))
+    : (typeof status.podIP === 'string' && status.podIP !== '' ? [{ ip: status.podIP, field: 'status.podIP' }] : [])
+  const podIPs = raw.map(({ ip, field }) => {
+    const c = canonicalIP(ip)
+    if (c === null) throw fieldError(origin, what, field, `"${ip}" is not an IP address`)
+    return c
+  })
+  const ports: ContainerPort[] = []
+  for (const c of spec.containers ?? []) {
+    for (const p of c.ports ?? []) ports.push({ name: p.name ?? null, containerPort: p.containerPort, protocol: (p.protocol ?? 'TCP') as Protocol })
+  }
+  const labels: Record<string, string> = { ...md.labels }
+  return {
+    uid: md.uid,
+    name: md.name,
+    namespace: md.namespace,
+    nodeName: spec.nodeName ?? null,
+    serviceAccountName: spec.serviceAccountName ?? 'default',
+    labels,
+    annotations: { ...md.annotations },
+    podIPs,
+    ports,
+    phase: status.phase ?? null,
+    hostNetwork: spec.hostNetwork === true,
+    workload: workloadName(md.name, labels, md.ownerReferences)
+  }
+}
+
+function toService (item: Record<string, any>, origin: string, what: string): Service {
+  const spec = item.spec
+  const raw: Array<{ ip: string, field: string }> = Array.isArray(spec.clusterIPs) && spec.clusterIPs.length > 0
+    ? spec.clusterIPs.map((ip: string, j: number) => ({ ip, field: `spec.clusterIPs[${j}]` }))
+    : (typeof spec.clusterIP === 'string' ? [{ ip: spec.clusterIP, field: 'spec.clusterIP' }] : [])
+  const clusterIPs: string[] = []
+  for (const { ip, field } of raw) {
+    if (ip === 'None' || ip === '') continue
+    const c = canonicalIP(ip)
+    if (c === null) throw fieldError(origin, what, field, `"${ip}" is not an IP address`)
+    clusterIPs.push(c)
+  }
+  const ports: ServicePort[] = (spec.ports ?? []).map((p: Record<string, any>) => ({
+    name: p.name ?? null,
+    port: p.port,
+    targetPort: p.targetPort ?? p.port,
+    protocol: (p.protocol ?? 'TCP') as Protocol
+  }))
+  return {
+    name: item.metadata.name,
+    namespace: item.metadata.namespace,
+    clusterIPs,
+    ports,
+    selector: spec.selector === undefined || Object.keys(spec.selector).length === 0 ? null : { ...spec.selector }
+  }
+}
+
+/** Istio-like canonical workload name. */
+function workloadName (pod: string, labels: Record<string, string>, owners: Array<{ kind: string, name: string }> | undefined): string {
+  const byLabel = labels['app.kubernetes.io/name'] ?? labels.app
+  if (byLabel !== undefined && byLabel !== '') return byLabel
+  const owner = owners?.[0]
+  if (owner !== undefined) {
+    // A ReplicaSet is named <deployment>-<pod-template-hash>.
+    if (owner.kind === 'ReplicaSet') return owner.name.replace(/-[a-z0-9]{5,10}$/, '')
+    return owner.name
+  }
+  return pod
+}
+
+function describe (item: Record<string, any>, i: number): string {
+  const md = item.metadata
+  if (md !== null && typeof md === 'object' && typeof md.name === 'string') {
+    const ns = typeof md.namespace === 'string' ? `${md.namespace as string}/` : ''
+    return `${item.kind as string} ${ns}${md.name as string} (items[${i}])`
+  }
+  return `${typeof item.kind === 'string' ? item.kind : 'object'} items[${i}]`
+}
+
+function invalid (origin: string, what: string, errors: ErrorObject[] | null | undefined): FerryError {
+  const e = errors?.[0]
+  if (e === undefined) return ferryError('FERRY_ERR_CONFIG', `${origin}: ${what} is invalid`)
+  let path = e.instancePath.split('/').slice(1).map((seg) => /^\d+$/.test(seg) ? `[${seg}]` : `.${seg}`).join('').replace(/^\./, '')
+  if (e.keyword === 'required') path = path === '' ? String(e.params.missingProperty) : `${path}.${String(e.params.missingProperty)}`
+  const message = e.keyword === 'required' ? 'is required' : (e.message ?? 'is invalid')
+  return fieldError(origin, what, path === '' ? '(document)' : path, message)
+}
+
+function fieldError (origin: string, what: string, field: string, message: string): FerryError {
+  return ferryError('FERRY_ERR_CONFIG', `${origin}: ${what}: field ${field}: ${message}`)
+}

@@ -1,0 +1,16 @@
+import { FileDiscoverySource } from './source-file'
+import { registerDiscoverySource } from './source'
+
+// Discovery: where the mesh learns about pods and services. Importing this module
+// registers the built-in sources.
+
+registerDiscoverySource('file', (opts) => new FileDiscoverySource({ path: opts.target, log: opts.log }))
+
+export * from './model'
+export * from './source'
+export { FileDiscoverySource } from './source-file'
+export { parseClusterList } from './cluster-list'
+export { ServiceIndex, type Endpoint, type ServicePortEntry, resolveTargetPort } from './service-index'
+export { meshDecision, isMeshed, type MeshDecision } from './mesh-policy'
+export { type PodLocator, type PodLocation, LabAnnotationLocator, createPodLocator, registerPodLocator } from './pod-locator'
+export { canonicalIP, familyOf, type Family } from './ip'

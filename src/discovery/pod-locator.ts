@@ -1,0 +1,53 @@
+import { isAbsolute, join } from 'node:path'
+import { PATHS } from '../config/env'
+import { ferryError } from '../errors'
+import type { Pod } from './model'
+
+// Where a pod lives on this node: its network namespace and its cgroup v2 directory.
+// The lab publishes both as annotations; a kubelet/proc-based locator (CRI sandbox
+// netns, /proc/PID/cgroup) will implement the same interface.
+
+export interface PodLocation {
+  /** Path of a file that opens the pod's network namespace (/var/run/netns/X, /proc/PID/ns/net). */
+  readonly netnsPath: string
+  /** Absolute path of the pod's cgroup v2 directory. */
+  readonly cgroupPath: string
+}
+
+export interface PodLocator {
+  /** Throws FERRY_ERR_ENROLL when the pod cannot be located (yet). */
+  locate (pod: Pod): PodLocation
+}
+
+export const NETNS_ANNOTATION = 'lab.ferry.dev/netns'
+export const CGROUP_ANNOTATION = 'lab.ferry.dev/cgroup'
+
+/** Reads lab.ferry.dev/netns (a path, or a name under /var/run/netns) and lab.ferry.dev/cgroup (absolute, or relative to the cgroup2 root). */
+export class LabAnnotationLocator implements PodLocator {
+  constructor (private readonly roots: { netnsDir: string, cgroup2: string } = { netnsDir: PATHS.netnsDir, cgroup2: PATHS.cgroup2 }) {}
+
+  locate (pod: Pod): PodLocation {
+    const netns = pod.annotations[NETNS_ANNOTATION]
+    const cgroup = pod.annotations[CGROUP_ANNOTATION]
+    if (netns === undefined || netns === '') throw missing(pod, NETNS_ANNOTATION)
+    if (cgroup === undefined || cgroup === '') throw missing(pod, CGROUP_ANNOTATION)
+    return Object.freeze({
+      netnsPath: isAbsolute(netns) ? netns : join(this.roots.netnsDir, netns),
+      cgroupPath: isAbsolute(cgroup) ? cgroup : join(this.roots.cgroup2, cgroup)
+    })
+  }
+}
+
+function missing (pod: Pod, annotation: string): Error {
+  return ferryError('FERRY_ERR_ENROLL', `pod ${pod.namespace}/${pod.name}: no ${annotation} annotation, cannot locate the pod on this node`)
+}
+
+const locators = new Map<string, () => PodLocator>([['lab-annotations', () => new LabAnnotationLocator()]])
+
+export function registerPodLocator (name: string, factory: () => PodLocator): void { locators.set(name, factory) }
+
+export function createPodLocator (name: string): PodLocator {
+  const factory = locators.get(name)
+  if (factory === undefined) throw ferryError('FERRY_ERR_INVALID_ARG', `unknown pod locator "${name}" (known: ${[...locators.keys()].join(', ')})`)
+  return factory()
+}

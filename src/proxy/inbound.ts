@@ -1,0 +1,54 @@
+import type { Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
+import type { Pod } from '../discovery/model'
+import type { ConnTelemetry } from '../telemetry/conn-telemetry'
+import { trace } from '../telemetry/trace'
+import { accepted, finish, opened, reject } from './account'
+import { type Clock, Conn } from './conn'
+import { type Connector, connectUpstream } from './connect'
+import { PROXY_DEFAULTS } from './defaults'
+import { identifyInbound } from './identify'
+import { originalDstInbound } from './original-dst'
+import { relay } from './relay'
+import { routeInbound } from './route'
+import type { Routes } from './route-table'
+
+// An inbound connection, steered by sk_lookup onto a pod's 15006 listener:
+//   identify (peer IP → source pod; the listener's pod is the destination) → original dst
+//   (the accepted socket's local address) → route (that same address) → connect (from
+//   inside the destination pod's netns, over lo, so sk_lookup does not steer it again)
+//   → relay → account.
+
+const TRACE = trace('proxy')
+
+export interface InboundDeps {
+  /** The pod whose inbound listener this is (the destination). */
+  readonly pod: Pod
+  readonly routes: Routes
+  /** Creates sockets inside the destination pod's netns. */
+  readonly connector: Connector
+  readonly telemetry: ConnTelemetry
+  readonly connectTimeoutMs?: number
+  readonly clock?: Clock
+}
+
+export function createInboundHandler (deps: InboundDeps): (socket: Socket) => void {
+  const clock = deps.clock ?? (() => performance.now())
+  const timeoutMs = deps.connectTimeoutMs ?? PROXY_DEFAULTS.connectTimeoutMs
+  const { telemetry } = deps
+  return (socket) => {
+    const conn = new Conn('inbound', socket, clock)
+    accepted(conn, telemetry)
+    identifyInbound(conn, deps.pod, deps.routes.index)
+    if (!originalDstInbound(conn)) {
+      reject(conn, telemetry, 'no_original_dst', null)
+      return
+    }
+    const target = routeInbound(conn, deps.routes)
+    opened(conn, telemetry)
+    if (TRACE.on) TRACE('inbound', { pod: deps.pod.name, src: conn.source.ip, dst: conn.originalDst })
+    connectUpstream(conn, target, deps.connector, timeoutMs,
+      (upstream) => { relay(socket, upstream, (code) => { finish(conn, telemetry, code === null ? 'ok' : 'reset', code) }) },
+      (result, code) => { reject(conn, telemetry, result, code) })
+  }
+}

@@ -1,0 +1,10 @@
+// The proxy: one shared per-node TCP proxy, a connection at a time through small stages.
+export { Conn, type Clock } from './conn'
+export { serve, closeServer, type ListenTarget, type ConnectionHandler } from './listener'
+export { createOutboundHandler, type OutboundDeps } from './outbound'
+export { createInboundHandler, type InboundDeps } from './inbound'
+export { type Connector, type ConnectRequest } from './connect'
+export { type OriginalDstLookup } from './original-dst'
+export { RouteTable, type Routes } from './route-table'
+export { relay } from './relay'
+export { PROXY_DEFAULTS } from './defaults'

@@ -1,0 +1,50 @@
+import type { Socket } from 'node:net'
+import { errorCodeOf } from './conn'
+
+// Relay stage: copy bytes both ways until both directions are done.
+//   backpressure  a side that cannot take more pauses the other side's reads until 'drain'
+//   half-close    a FIN from one side is passed on (end()) while the other direction keeps
+//                 flowing; both sockets must be allowHalfOpen
+//   reset         an error on one side (ECONNRESET, EPIPE, ...) or an abrupt close resets
+//                 the other side (RST via resetAndDestroy), never a polite FIN
+// Handlers are bound once per connection; nothing is allocated per chunk. `done` runs
+// once, after both sockets have closed, with the first error code seen (null if clean).
+
+export type RelayDone = (errorCode: string | null) => void
+
+export function relay (a: Socket, b: Socket, done: RelayDone): void {
+  let errorCode: string | null = null
+  let closed = 0
+
+  function pipe (from: Socket, to: Socket): void {
+    from.on('data', (chunk: Buffer) => {
+      if (!to.write(chunk)) from.pause()
+    })
+    to.on('drain', () => { from.resume() })
+    from.on('end', () => { to.end() })
+    from.on('error', (err) => {
+      if (errorCode === null) errorCode = errorCodeOf(err)
+      reset(to)
+    })
+    from.on('close', () => {
+      // A clean close has seen both FINs; anything else (destroyed locally, error) aborts the other side.
+      if (!(from.readableEnded && from.writableFinished)) {
+        if (errorCode === null) errorCode = 'ECONNRESET'
+        reset(to)
+      }
+      if (++closed === 2) done(errorCode)
+    })
+  }
+
+  pipe(a, b)
+  pipe(b, a)
+  a.resume()
+  b.resume()
+}
+
+function reset (s: Socket): void {
+  if (s.destroyed) return
+  // resetAndDestroy needs a live handle; a socket without one can only be destroyed.
+  if ((s as unknown as { _handle: unknown })._handle != null) s.resetAndDestroy()
+  else s.destroy()
+}

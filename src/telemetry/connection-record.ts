@@ -1,0 +1,54 @@
+// What telemetry knows about a proxied connection. The proxy's Conn implements this;
+// telemetry depends only on this shape, never on the proxy (layers point downwards).
+
+export type Direction = 'outbound' | 'inbound'
+
+/** How a connection ended; also the `result` label and access-log field. */
+export type ConnResult = 'ok' | 'connect_error' | 'connect_timeout' | 'reset' | 'no_endpoints' | 'no_original_dst'
+
+export const CONN_RESULTS: readonly ConnResult[] = Object.freeze(['ok', 'connect_error', 'connect_timeout', 'reset', 'no_endpoints', 'no_original_dst'])
+
+export interface Peer {
+  pod: string | null
+  namespace: string | null
+  workload: string | null
+  ip: string
+  port: number
+}
+
+export interface WorkloadRef {
+  readonly pod: string
+  readonly namespace: string
+  readonly workload: string
+}
+
+export interface SocketAddr {
+  readonly address: string
+  readonly port: number
+  readonly family: 4 | 6
+}
+
+export interface ConnectionRecord {
+  readonly direction: Direction
+  readonly source: Peer
+  readonly originalDst: SocketAddr | null
+  /** "name.namespace" of the destination Service, when the original destination was a VIP. */
+  readonly service: string | null
+  readonly endpoint: SocketAddr | null
+  readonly destination: WorkloadRef | null
+  readonly result: ConnResult | null
+  readonly errorCode: string | null
+  /** Bytes read from the source (request direction). */
+  bytesReceived (): number
+  /** Bytes written to the source (response direction). */
+  bytesSent (): number
+  /** Milliseconds since the connection was accepted. */
+  durationMs (): number
+  /** Scratch slot owned by telemetry (cached metric labels and reported byte counts). */
+  telemetry: unknown
+}
+
+/** "ip:port", with brackets for IPv6. */
+export function formatAddr (a: { address: string, port: number, family: 4 | 6 }): string {
+  return a.family === 6 ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`
+}

@@ -1,0 +1,76 @@
+import t from 'tap'
+import { parseClusterList } from '../../src/discovery/cluster-list'
+import { isFerryError } from '../../src/errors'
+import { list, listText, namespaceObj, podObj, sampleCluster, serviceObj } from './fixture'
+
+t.test('a valid List becomes a frozen snapshot with the fields the mesh needs', async (t) => {
+  const s = parseClusterList(listText(sampleCluster()), '/tmp/cluster.json', 1)
+  t.equal(s.generation, 1)
+  t.same(s.nodes.map((n) => n.name), ['n1'])
+  t.same(s.namespaces.map((n) => [n.name, n.labels]), [['app', { 'ferry.dev/mesh': 'enabled' }]])
+  const a = s.pods.find((p) => p.name === 'server-a')!
+  t.same(a.podIPs, ['10.244.0.10', 'fd00:244::a'])
+  t.same(a.ports, [{ name: 'http', containerPort: 8080, protocol: 'TCP' }])
+  t.equal(a.workload, 'server')
+  t.equal(a.serviceAccountName, 'server-a')
+  t.equal(a.nodeName, 'n1')
+  const svc = s.services[0]
+  t.same(svc.clusterIPs, ['10.96.0.10', 'fd00:96::a'])
+  t.same(svc.ports, [{ name: 'web', port: 80, targetPort: 'http', protocol: 'TCP' }])
+  t.ok(Object.isFrozen(s) && Object.isFrozen(s.pods) && Object.isFrozen(a) && Object.isFrozen(a.labels) && Object.isFrozen(svc.ports[0]), 'deeply frozen')
+})
+
+t.test('podIP is used when podIPs is absent; clusterIP when clusterIPs is; IPv6 is canonicalised', async (t) => {
+  const pod = podObj({ name: 'p' }) as any
+  pod.status = { podIP: '10.0.0.1' }
+  const svc = serviceObj({ name: 's', clusterIPs: ['FD00:96:0:0::1'], ports: [{ port: 80 }] }) as any
+  delete svc.spec.clusterIPs
+  const s = parseClusterList(listText([pod, svc]), 'f', 1)
+  t.same(s.pods[0].podIPs, ['10.0.0.1'])
+  t.same(s.services[0].clusterIPs, ['fd00:96::1'])
+  t.equal(s.services[0].ports[0].targetPort, 80, 'targetPort defaults to port')
+})
+
+t.test('headless services have no VIPs; selector-less services have a null selector', async (t) => {
+  const s = parseClusterList(listText([serviceObj({ name: 'h', clusterIPs: ['None'], selector: null, ports: [{ port: 80 }] })]), 'f', 1)
+  t.same(s.services[0].clusterIPs, [])
+  t.equal(s.services[0].selector, null)
+})
+
+t.test('workload name: app.kubernetes.io/name, app, ReplicaSet owner, pod name', async (t) => {
+  const p1 = podObj({ name: 'a-1', labels: { 'app.kubernetes.io/name': 'alpha', app: 'x' } })
+  const p2 = podObj({ name: 'b-1', labels: {} }) as any
+  p2.metadata.ownerReferences = [{ kind: 'ReplicaSet', name: 'web-7d9f8c6b5d' }]
+  const p3 = podObj({ name: 'lonely', labels: {} })
+  const s = parseClusterList(listText([p1, p2, p3]), 'f', 1)
+  t.same(s.pods.map((p) => p.workload), ['alpha', 'web', 'lonely'])
+})
+
+t.test('objects of other kinds are skipped', async (t) => {
+  const s = parseClusterList(listText([{ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c' } }, namespaceObj('x')]), 'f', 1)
+  t.equal(s.namespaces.length, 1)
+})
+
+t.test('errors name the file, the object and the field', async (t) => {
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['not JSON', '{"kind":', /^\/x\/c\.json: not valid JSON/],
+    ['not a List', JSON.stringify({ apiVersion: 'v1', kind: 'Pod', items: [] }), /the List: field kind: must be equal to constant/],
+    ['no items', JSON.stringify({ apiVersion: 'v1', kind: 'List' }), /the List: field items: is required/],
+    ['pod without uid', (() => { const p = podObj({ name: 'p1' }) as any; delete p.metadata.uid; return JSON.stringify(list([p])) })(), /Pod app\/p1 \(items\[0\]\): field metadata\.uid: is required/],
+    ['bad containerPort', JSON.stringify(list([namespaceObj('a'), podObj({ name: 'p2', ports: [{ name: 'http', containerPort: 70000 }] })])), /Pod app\/p2 \(items\[1\]\): field spec\.containers\[0\]\.ports\[0\]\.containerPort: must be <= 65535/],
+    ['bad pod IP', JSON.stringify(list([podObj({ name: 'p3', ips: ['10.0.0.300'] })])), /Pod app\/p3 \(items\[0\]\): field status\.podIPs\[0\]\.ip: "10\.0\.0\.300" is not an IP address/],
+    ['bad cluster IP', JSON.stringify(list([serviceObj({ name: 's1', clusterIPs: ['10.96.0.1', 'nope'], ports: [{ port: 80 }] })])), /Service app\/s1 \(items\[0\]\): field spec\.clusterIPs\[1\]: "nope" is not an IP address/],
+    ['bad service port', JSON.stringify(list([serviceObj({ name: 's2', clusterIPs: ['10.96.0.2'], ports: [{ port: 0 }] })])), /Service app\/s2 \(items\[0\]\): field spec\.ports\[0\]\.port: must be >= 1/],
+    ['label not a string', JSON.stringify(list([namespaceObj('n', { a: 1 as unknown as string })])), /Namespace n \(items\[0\]\): field metadata\.labels\.a: must be string/],
+    ['duplicate uid', JSON.stringify(list([podObj({ name: 'a', uid: 'u1' }), podObj({ name: 'b', uid: 'u1' })])), /Pod app\/b \(items\[1\]\): field metadata\.uid: duplicate uid u1/]
+  ]
+  for (const [what, text, re] of cases) {
+    try {
+      parseClusterList(text as string, '/x/c.json', 1)
+      t.fail(`${what}: accepted`)
+    } catch (err) {
+      t.ok(isFerryError(err, 'FERRY_ERR_CONFIG'), `${what}: FERRY_ERR_CONFIG`)
+      t.match((err as Error).message, re, what)
+    }
+  }
+})

@@ -1,0 +1,122 @@
+import t from 'tap'
+import { Writable } from 'node:stream'
+import pino from 'pino'
+import { register } from 'prom-client'
+import { createAccessLog } from '../../src/telemetry/access-log'
+import type { ConnectionRecord } from '../../src/telemetry/connection-record'
+import { METRIC_NAMES, ProxyMetrics } from '../../src/telemetry/metrics'
+import { createTrace, parseTraceSetting } from '../../src/telemetry/trace'
+import { counter } from './prom-text'
+
+function record (over: Partial<ConnectionRecord> = {}, bytes = { sent: 0, received: 0 }): ConnectionRecord {
+  return {
+    direction: 'outbound',
+    source: { pod: 'client', namespace: 'app', workload: 'client', ip: '10.244.0.5', port: 40000 },
+    originalDst: { address: 'fd00:96::a', port: 80, family: 6 },
+    service: 'server.app',
+    endpoint: { address: 'fd00:244::b', port: 8080, family: 6 },
+    destination: { pod: 'server-b', namespace: 'app', workload: 'server' },
+    result: 'ok',
+    errorCode: null,
+    bytesReceived: () => bytes.received,
+    bytesSent: () => bytes.sent,
+    durationMs: () => 12.3456,
+    telemetry: null,
+    ...over
+  }
+}
+
+function capture (level = 'info'): { log: pino.Logger, lines: any[] } {
+  const lines: any[] = []
+  const stream = new Writable({ write (c, _e, cb) { lines.push(JSON.parse(String(c))); cb() } })
+  return { log: pino({ level }, stream), lines }
+}
+
+t.test('access log: one JSON line with the contract\'s field names', async (t) => {
+  const { log, lines } = capture()
+  createAccessLog(log)(record({}, { sent: 300, received: 120 }))
+  t.equal(lines.length, 1)
+  const l = lines[0]
+  t.equal(l.msg, 'access')
+  t.same(
+    Object.keys(l).filter((k) => !['level', 'time', 'pid', 'hostname'].includes(k)),
+    ['direction', 'source', 'original_destination', 'destination_service', 'endpoint', 'destination', 'bytes_received', 'bytes_sent', 'duration_ms', 'result', 'msg']
+  )
+  t.same(l.source, { pod: 'client', namespace: 'app', workload: 'client', ip: '10.244.0.5', port: 40000 })
+  t.equal(l.original_destination, '[fd00:96::a]:80')
+  t.equal(l.endpoint, '[fd00:244::b]:8080')
+  t.equal(l.bytes_received, 120)
+  t.equal(l.bytes_sent, 300)
+  t.equal(l.duration_ms, 12.346)
+})
+
+t.test('access log: unknown parts are omitted, error code included', async (t) => {
+  const { log, lines } = capture()
+  createAccessLog(log)(record({ source: { pod: null, namespace: null, workload: null, ip: '10.1.1.1', port: 5 }, originalDst: null, service: null, endpoint: null, destination: null, result: 'no_original_dst', errorCode: 'ECONNRESET' }))
+  const l = lines[0]
+  t.same(l.source, { ip: '10.1.1.1', port: 5 })
+  for (const k of ['original_destination', 'destination_service', 'endpoint', 'destination']) t.notOk(k in l, `${k} omitted`)
+  t.equal(l.result, 'no_original_dst')
+  t.equal(l.error_code, 'ECONNRESET')
+})
+
+t.test('access log: nothing is written when info is off', async (t) => {
+  const { log, lines } = capture('warn')
+  createAccessLog(log)(record())
+  t.equal(lines.length, 0)
+})
+
+t.test('metrics live on their own registry, so two agents in one process do not collide', async (t) => {
+  const a = new ProxyMetrics()
+  const b = new ProxyMetrics()
+  t.not(a.registry, b.registry)
+  t.equal(register.getSingleMetric(METRIC_NAMES.opened), undefined, 'not on the global registry')
+  const r = record({ result: 'connect_error', errorCode: 'ECONNREFUSED' })
+  a.connectionAccepted(r)
+  a.connectionOpened(r)
+  a.connectionClosed(r)
+  const text = await a.text()
+  const labels = { direction: 'outbound', source_workload: 'client', source_namespace: 'app', destination_service: 'server.app', destination_workload: 'server', destination_namespace: 'app' }
+  t.equal(counter(text, METRIC_NAMES.opened, labels), 1)
+  t.equal(counter(text, METRIC_NAMES.closed, { ...labels, result: 'connect_error' }), 1)
+  t.match(text, /ferry_tcp_sent_bytes_total\{direction="outbound",source_workload="client",source_namespace="app",destination_service="server.app",destination_workload="server",destination_namespace="app"\} 0/)
+  t.equal(counter(await b.text(), METRIC_NAMES.opened), 0, 'the other registry is untouched')
+})
+
+t.test('opened is counted once even if reported again; closed implies opened', async (t) => {
+  const m = new ProxyMetrics()
+  const r = record()
+  m.connectionAccepted(r)
+  m.connectionOpened(r)
+  m.connectionOpened(r)
+  m.connectionClosed(r)
+  const r2 = record({ direction: 'inbound' })
+  m.connectionAccepted(r2)
+  m.connectionClosed(r2)
+  const text = await m.text()
+  t.equal(counter(text, METRIC_NAMES.opened), 2)
+  t.equal(counter(text, METRIC_NAMES.closed), 2)
+  t.equal(counter(text, METRIC_NAMES.active), 0)
+})
+
+t.test('enrolled pods gauge', async (t) => {
+  const m = new ProxyMetrics()
+  m.setEnrolledPods(3)
+  t.equal(counter(await m.text(), METRIC_NAMES.enrolledPods), 3)
+})
+
+t.test('trace: off costs a shared no-op; on writes JSON lines to the sink', async (t) => {
+  const out: string[] = []
+  const sink = (l: string): void => { out.push(l) }
+  const off = createTrace('proxy', parseTraceSetting('discovery, capture'), sink)
+  t.equal(off.on, false)
+  off('never')
+  t.equal(off, createTrace('balancer', parseTraceSetting(''), sink), 'one shared no-op')
+  t.same(out, [])
+  const on = createTrace('proxy', parseTraceSetting('discovery,proxy'), sink)
+  t.equal(on.on, true)
+  on('accepted', { port: 1 })
+  t.match(JSON.parse(out[0]), { trace: 'proxy', msg: 'accepted', port: 1 })
+  t.equal(createTrace('anything', parseTraceSetting('all'), sink).on, true)
+  t.equal(createTrace('anything', parseTraceSetting('*'), sink).on, true)
+})
