@@ -1,0 +1,185 @@
+import { createReadStream, existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { ferryError } from '../errors'
+import { labDown } from '../lab/down'
+import { labExec, type ExecTarget } from '../lab/exec'
+import { defaultPaths, listLabs, loadLab, requireRoot, resolveLabName } from '../lab/labs'
+import { logPath } from '../lab/logs'
+import { DEFAULT_LAB_NAME } from '../lab/names'
+import { readState } from '../lab/state'
+import { formatStatus, labStatus } from '../lab/status'
+import { DEFAULT_UP_TIMEOUT_MS, labUp } from '../lab/up'
+import { DEFAULT_NAMESPACE } from '../lab/manifest/spec'
+
+// `ferry lab …`: argument parsing and output only; the work is in src/lab/.
+
+export const LAB_USAGE = `usage: ferry lab <command> [options]
+
+  up [--name NAME] [--no-mesh] [--timeout SECONDS] FILE…
+        build simulated nodes and pods from Kubernetes manifests (Node, Namespace,
+        Pod, Service); returns when every pod is running and, with the mesh, enrolled
+  down [NAME]                       remove a lab completely (works after a crash too)
+  status [NAME] [--json]            nodes, pods, services, processes (no NAME and
+                                    several labs up: one line per lab)
+  list                              the labs that are up
+  exec [-n NS] [-c CONTAINER] POD -- CMD…   run CMD in a pod (captured like the pod)
+  exec --node NODE -- CMD…          run CMD in a node's network namespace
+  exec --underlay -- CMD…           run CMD in the underlay's network namespace
+  logs [-n NS] [-c CONTAINER] POD   print a container's log
+  logs --node NODE                  print a node agent's log
+
+  With several labs up, exec/logs/status take --lab NAME (default: the only lab up).
+  The default name for \`up\` is "${DEFAULT_LAB_NAME}".
+`
+
+type Sub = (argv: string[]) => Promise<number>
+
+const SUBCOMMANDS: Record<string, Sub> = { up, down, status, list, exec, logs }
+
+export async function labCommand (argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv
+  if (sub === undefined || sub === '-h' || sub === '--help' || sub === 'help') {
+    process.stdout.write(LAB_USAGE)
+    return sub === undefined ? 2 : 0
+  }
+  const run = SUBCOMMANDS[sub]
+  if (run === undefined) {
+    process.stderr.write(`ferry lab: unknown command "${sub}"\n\n${LAB_USAGE}`)
+    return 2
+  }
+  return await run(rest)
+}
+
+async function up (argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { name: { type: 'string' }, 'no-mesh': { type: 'boolean' }, timeout: { type: 'string' } }
+  })
+  const ac = new AbortController()
+  const onSignal = (): void => { ac.abort() }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    const state = await labUp({
+      name: values.name ?? DEFAULT_LAB_NAME,
+      files: positionals,
+      mesh: values['no-mesh'] !== true,
+      timeoutMs: values.timeout === undefined ? DEFAULT_UP_TIMEOUT_MS : parseDuration(values.timeout),
+      signal: ac.signal,
+      log: (line) => { process.stderr.write(`ferry lab: ${line}\n`) }
+    })
+    process.stdout.write(formatStatus(await labStatus(state)))
+    return 0
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+}
+
+async function down (argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { lab: { type: 'string' } } })
+  requireRoot('ferry lab down')
+  const name = resolveLabName(values.lab ?? one(positionals, 'NAME'))
+  const report = await labDown(name)
+  if (!report.found) throw ferryError('FERRY_ERR_LAB_NOT_FOUND', `nothing of a lab named "${name}" was found`)
+  process.stdout.write(`lab ${name} removed (${report.netns.length} network namespaces, ${report.signalled} processes signalled)\n`)
+  return 0
+}
+
+async function status (argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { lab: { type: 'string' }, json: { type: 'boolean' } } })
+  const named = values.lab ?? one(positionals, 'NAME')
+  const labs = listLabs()
+  if (named === undefined && labs.length !== 1) {
+    // No lab or several: a line each, rather than a guess.
+    const rows = labs.map((name) => {
+      const s = readState(join(defaultPaths().labStateDir, name, 'state.json'))
+      return s === null
+        ? { name, phase: 'unknown (no readable state: `ferry lab down` it)' }
+        : { name, phase: s.phase, mesh: s.plan.mesh, nodes: s.plan.nodes.length, pods: s.plan.pods.length }
+    })
+    if (values.json === true) process.stdout.write(JSON.stringify(rows, null, 2) + '\n')
+    else if (rows.length === 0) process.stdout.write('no lab is up\n')
+    else for (const r of rows) process.stdout.write(`${r.name}\t${r.phase}${r.pods === undefined ? '' : `\t${r.mesh === true ? 'mesh' : 'no mesh'}\t${r.nodes} nodes\t${r.pods} pods`}\n`)
+    return 0
+  }
+  const s = await labStatus(loadLab(resolveLabName(named)))
+  process.stdout.write(values.json === true ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s))
+  return 0
+}
+
+async function list (argv: string[]): Promise<number> {
+  parseArgs({ args: argv, options: {} })
+  for (const name of listLabs()) process.stdout.write(`${name}\n`)
+  return 0
+}
+
+async function exec (argv: string[]): Promise<number> {
+  const dash = argv.indexOf('--')
+  const own = dash < 0 ? argv : argv.slice(0, dash)
+  const cmd = dash < 0 ? [] : argv.slice(dash + 1)
+  const { values, positionals } = parseArgs({
+    args: own,
+    allowPositionals: true,
+    options: {
+      lab: { type: 'string' },
+      namespace: { type: 'string', short: 'n' },
+      container: { type: 'string', short: 'c' },
+      node: { type: 'string' },
+      underlay: { type: 'boolean' }
+    }
+  })
+  requireRoot('ferry lab exec')
+  const state = loadLab(resolveLabName(values.lab))
+  let target: ExecTarget
+  if (values.underlay === true) target = { kind: 'underlay' }
+  else if (values.node !== undefined) target = { kind: 'node', name: values.node }
+  else target = { kind: 'pod', namespace: values.namespace ?? DEFAULT_NAMESPACE, name: required(one(positionals, 'POD'), 'POD'), container: values.container }
+  if (target.kind !== 'pod' && positionals.length > 0) throw ferryError('FERRY_ERR_INVALID_ARG', `unexpected ${positionals.join(' ')} (the command goes after --)`)
+  return await labExec(state, target, cmd)
+}
+
+async function logs (argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: { lab: { type: 'string' }, namespace: { type: 'string', short: 'n' }, container: { type: 'string', short: 'c' }, node: { type: 'string' } }
+  })
+  const state = loadLab(resolveLabName(values.lab))
+  const path = values.node !== undefined
+    ? logPath(state, { kind: 'node', name: values.node })
+    : logPath(state, { kind: 'pod', namespace: values.namespace ?? DEFAULT_NAMESPACE, name: required(one(positionals, 'POD'), 'POD'), container: values.container })
+  if (!existsSync(path)) {
+    process.stderr.write(`ferry lab: no log yet (${path})\n`)
+    return 0
+  }
+  await new Promise<void>((resolve, reject) => {
+    const s = createReadStream(path)
+    s.on('error', reject)
+    s.on('end', resolve)
+    s.pipe(process.stdout, { end: false })
+  })
+  return 0
+}
+
+function one (positionals: string[], what: string): string | undefined {
+  if (positionals.length > 1) throw ferryError('FERRY_ERR_INVALID_ARG', `expected one ${what}, got ${positionals.join(' ')}`)
+  return positionals[0]
+}
+
+function required (v: string | undefined, what: string): string {
+  if (v === undefined) throw ferryError('FERRY_ERR_INVALID_ARG', `missing ${what} (see \`ferry lab --help\`)`)
+  return v
+}
+
+/** "30", "30s", "500ms", "2m" → milliseconds. */
+export function parseDuration (s: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(s.trim())
+  if (m === null) throw ferryError('FERRY_ERR_INVALID_ARG', `not a duration: "${s}" (e.g. 30, 30s, 500ms, 2m)`)
+  const n = Number(m[1])
+  const ms = m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000
+  if (ms <= 0) throw ferryError('FERRY_ERR_INVALID_ARG', `duration must be positive: "${s}"`)
+  return ms
+}

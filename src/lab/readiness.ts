@@ -1,0 +1,104 @@
+import type { ChildProcess } from 'node:child_process'
+import { PORTS } from '../config/env'
+import { ferryError } from '../errors'
+import { type Deadline, sleep } from './clock'
+import { tailOf } from './log-tail'
+import type { Prober } from './probe'
+import { netnsPath, type LabPlan } from './topology'
+
+// Waiting for a lab to be usable, bounded by a deadline:
+//   agents  GET http://127.0.0.1:15021/healthz/ready in the node's namespace answers 200
+//           with every meshed pod of the node among `enrolled`;
+//   pods    every container process alive for a moment, and every declared
+//           containerPort accepting connections on the pod IP (probed from inside the pod).
+// A process that exits meanwhile fails the wait at once, with the end of its log.
+
+/** A container must have been running this long to count as started (catches commands that exit at once). */
+export const MIN_RUNNING_MS = 500
+const POLL_MS = 100
+const PROBE_TIMEOUT_MS = 1000
+export const READY_PATH = '/healthz/ready'
+
+/** A process `up` started and watches: whether and how it ended, and where it logs. */
+export class Watched {
+  exit: { code: number | null, signal: NodeJS.Signals | null } | null = null
+  error: Error | null = null
+  readonly startedAt = Date.now()
+
+  constructor (readonly what: string, readonly log: string, child: ChildProcess) {
+    child.once('exit', (code, signal) => { this.exit = { code, signal } })
+    child.once('error', (err) => { this.error = err })
+  }
+
+  get ended (): boolean { return this.exit !== null || this.error !== null }
+}
+
+function exitedError (w: Watched): Error {
+  const how = w.error !== null ? `could not start: ${w.error.message}` : w.exit?.signal != null ? `was killed by ${w.exit.signal}` : `exited with code ${String(w.exit?.code)}`
+  return ferryError('FERRY_ERR_LAB', `${w.what} ${how} before the lab was ready (log: ${w.log})${tailOf(w.log)}`)
+}
+
+export interface AgentReadiness { ready: boolean, generation?: number, enrolled?: string[] }
+
+export async function waitForAgents (plan: LabPlan, agents: ReadonlyMap<string, Watched>, expected: ReadonlyMap<string, readonly string[]>,
+  prober: Prober, deadline: Deadline, signal?: AbortSignal): Promise<void> {
+  const pending = new Set(plan.nodes.map((n) => n.name))
+  const last = new Map<string, string>()
+  while (pending.size > 0) {
+    for (const node of plan.nodes) {
+      if (!pending.has(node.name)) continue
+      const w = agents.get(node.name)
+      if (w?.ended === true) throw exitedError(w)
+      const reply = await prober.httpGet(netnsPath(plan.paths, node.netns), '127.0.0.1', PORTS.ready, READY_PATH, PROBE_TIMEOUT_MS)
+      if (reply === null) { last.set(node.name, 'no answer'); continue }
+      last.set(node.name, `${reply.status} ${reply.body.trim().slice(0, 300)}`)
+      if (reply.status !== 200) continue
+      let body: AgentReadiness
+      try {
+        body = JSON.parse(reply.body) as AgentReadiness
+      } catch {
+        continue
+      }
+      const enrolled = new Set(body.enrolled ?? [])
+      const missing = (expected.get(node.name) ?? []).filter((uid) => !enrolled.has(uid))
+      if (body.ready && missing.length === 0) pending.delete(node.name)
+      else last.set(node.name, `${last.get(node.name) as string} (not yet enrolled: ${missing.join(', ')})`)
+    }
+    if (pending.size === 0) break
+    if (deadline.expired) {
+      const lines = [...pending].map((n) => {
+        const node = plan.nodes.find((x) => x.name === n)
+        return `agent on node ${n}: last answer from ${READY_PATH}: ${last.get(n) ?? 'none'} (log: ${node?.agentLog ?? '?'})`
+      })
+      throw ferryError('FERRY_ERR_LAB_TIMEOUT', `the lab's agents were not ready in time:\n  ${lines.join('\n  ')}`)
+    }
+    await sleep(POLL_MS, signal)
+  }
+}
+
+export async function waitForPods (plan: LabPlan, containers: ReadonlyMap<string, Watched>, prober: Prober, deadline: Deadline, signal?: AbortSignal): Promise<void> {
+  const pending = new Map(plan.pods.map((p) => [`${p.namespace}/${p.name}`, p]))
+  const why = new Map<string, string>()
+  while (pending.size > 0) {
+    for (const w of containers.values()) if (w.ended) throw exitedError(w)
+    for (const [key, pod] of pending) {
+      const young = pod.containers.find((c) => Date.now() - (containers.get(`${key}/${c.name}`)?.startedAt ?? Date.now()) < MIN_RUNNING_MS)
+      if (young !== undefined) { why.set(key, `container ${young.name} just started`); continue }
+      let closed: { port: number, log: string } | null = null
+      for (const c of pod.containers) {
+        for (const port of c.ports) {
+          if (!await prober.tcp(netnsPath(plan.paths, pod.netns), pod.ipv4, port, PROBE_TIMEOUT_MS)) { closed = { port, log: c.log }; break }
+        }
+        if (closed !== null) break
+      }
+      if (closed === null) pending.delete(key)
+      else why.set(key, `port ${closed.port} does not accept connections on ${pod.ipv4} (log: ${closed.log})`)
+    }
+    if (pending.size === 0) break
+    if (deadline.expired) {
+      const lines = [...pending.keys()].map((k) => `pod ${k}: ${why.get(k) ?? 'not probed yet'}`)
+      throw ferryError('FERRY_ERR_LAB_TIMEOUT', `pods were not ready in time:\n  ${lines.join('\n  ')}`)
+    }
+    await sleep(POLL_MS, signal)
+  }
+}

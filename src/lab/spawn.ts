@@ -1,0 +1,82 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { closeSync, mkdirSync, openSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { ferryError } from '../errors'
+import { REPO_ROOT } from '../native'
+import { netnsPath, type LabPlan, type PlanContainer, type PlanNode, type PlanPod } from './topology'
+
+// Starting the lab's long-lived processes: pod containers and node agents. Each is
+// detached (its own session, so it outlives the CLI and ignores the terminal's
+// Ctrl-C), writes to its own log file, and enters its cgroup *before* its namespaces:
+//
+//   sh -c 'echo $$ > "$0" && exec "$@"' CGROUP/cgroup.procs  <rest of argv>
+//
+// The shell joins the cgroup, then execs (the pid stays the same) into
+//   pods:   ip netns exec NETNS env -i VAR=… CMD ARGS  — `ip netns exec` bind-mounts
+//           /etc/netns/NETNS/{hosts,resolv.conf}; it also remounts /sys, which hides
+//           /sys/fs/cgroup/unified, hence the cgroup first;
+//   agents: nsenter --net=NETNS -- node bin/ferry.js agent …  — only the network
+//           namespace changes, so the agent keeps /sys/fs/bpf and /sys/fs/cgroup.
+// If the cgroup is gone (a `down` raced us), the `echo` fails and nothing starts.
+
+const JOIN_CGROUP = 'echo $$ > "$0" && exec "$@"'
+
+/** argv that runs `rest` inside `cgroup`. */
+export function inCgroupArgv (cgroup: string, rest: readonly string[]): string[] {
+  return ['sh', '-c', JOIN_CGROUP, join(cgroup, 'cgroup.procs'), ...rest]
+}
+
+/** argv of a pod process: cgroup, then netns with the pod's hosts file, then a clean env. */
+export function podProcessArgv (pod: PlanPod, env: Readonly<Record<string, string>>, argv: readonly string[]): string[] {
+  return inCgroupArgv(pod.cgroup, ['ip', 'netns', 'exec', pod.netns, 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv])
+}
+
+/** How the lab runs `ferry`: this Node and the repository's bin/ferry.js. */
+export function defaultFerryArgv (): string[] {
+  return [process.execPath, join(REPO_ROOT, 'bin', 'ferry.js')]
+}
+
+export function agentArgv (plan: LabPlan, node: PlanNode, ferry: readonly string[] = defaultFerryArgv()): string[] {
+  return inCgroupArgv(node.agentCgroup, [
+    'nsenter', `--net=${netnsPath(plan.paths, node.netns)}`, '--',
+    ...ferry, 'agent',
+    '--node', node.name,
+    '--cluster-file', plan.clusterFile,
+    '--pin-root', node.pinRoot,
+    '--log-level', 'info'
+  ])
+}
+
+export function spawnContainer (pod: PlanPod, c: PlanContainer): ChildProcess {
+  return spawnDetached(podProcessArgv(pod, c.env, c.argv), c.log, c.workingDir, {})
+}
+
+/** `ferry` is the argv that runs Ferry's CLI (tests substitute one that runs from source). */
+export function spawnAgent (plan: LabPlan, node: PlanNode, ferry?: readonly string[]): ChildProcess {
+  return spawnDetached(agentArgv(plan, node, ferry), node.agentLog, REPO_ROOT, agentEnv(process.env))
+}
+
+/** The agent's environment: Ferry's own variables and the basics, nothing the CLI's runner injected (NODE_OPTIONS…). */
+export function agentEnv (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const out: NodeJS.ProcessEnv = {}
+  for (const [k, v] of Object.entries(env)) {
+    if (v !== undefined && (k.startsWith('FERRY_') || k === 'PATH' || k === 'HOME' || k === 'LANG' || k === 'TZ')) out[k] = v
+  }
+  return out
+}
+
+function spawnDetached (argv: readonly string[], log: string, cwd: string, env: NodeJS.ProcessEnv): ChildProcess {
+  mkdirSync(dirname(log), { recursive: true })
+  const fd = openSync(log, 'a', 0o644)
+  try {
+    const child = spawn(argv[0], argv.slice(1), { cwd, env, detached: true, stdio: ['ignore', fd, fd] })
+    child.unref()
+    // Keep the 'exit' listener from holding the CLI open once `up` is done.
+    child.on('error', () => {})
+    return child
+  } catch (e) {
+    throw ferryError('FERRY_ERR_LAB', `cannot start ${argv.join(' ')}: ${(e as Error).message}`, { cause: e })
+  } finally {
+    closeSync(fd)
+  }
+}

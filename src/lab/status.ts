@@ -1,0 +1,119 @@
+import { PORTS } from '../config/env'
+import { endpointsOf } from './endpoints'
+import { Prober } from './probe'
+import { isAliveIn } from './proc'
+import { READY_PATH } from './readiness'
+import type { LabState } from './state'
+import { table } from './table'
+import { netnsPath } from './topology'
+
+// `ferry lab status`: the lab as recorded, checked against the host — is each recorded
+// process alive and still in its cgroup, does each agent answer its readiness probe.
+
+export interface LabStatus {
+  readonly name: string
+  readonly phase: string
+  readonly mesh: boolean
+  readonly createdAt: string
+  readonly stateDir: string
+  readonly error?: string
+  readonly nodes: ReadonlyArray<{
+    readonly name: string
+    readonly netns: string
+    readonly ipv4: string
+    readonly ipv6: string
+    readonly podCIDRs: readonly string[]
+    readonly agent: { readonly pid: number | null, readonly alive: boolean, readonly ready: boolean | null } | null
+  }>
+  readonly pods: ReadonlyArray<{
+    readonly namespace: string
+    readonly name: string
+    readonly uid: string
+    readonly node: string
+    readonly netns: string
+    readonly ipv4: string
+    readonly ipv6: string
+    readonly status: 'Running' | 'Failed' | 'Pending'
+    readonly containers: ReadonlyArray<{ readonly name: string, readonly pid: number | null, readonly alive: boolean }>
+  }>
+  readonly services: ReadonlyArray<{
+    readonly namespace: string
+    readonly name: string
+    readonly clusterIPs: readonly string[]
+    readonly ports: readonly string[]
+    readonly endpoints: readonly string[]
+  }>
+}
+
+const PROBE_TIMEOUT_MS = 500
+
+export async function labStatus (state: LabState, opts: { probe?: boolean } = {}): Promise<LabStatus> {
+  const { plan, spec } = state
+  const cg2 = plan.paths.cgroup2
+  const prober = opts.probe === false || !plan.mesh ? null : new Prober()
+  try {
+    const nodes = []
+    for (const n of plan.nodes) {
+      let agent = null
+      if (plan.mesh) {
+        const pid = state.pids[`node/${n.name}`] ?? null
+        const alive = pid !== null && isAliveIn(pid, n.agentCgroup, cg2)
+        let ready: boolean | null = null
+        if (prober !== null && alive) {
+          const reply = await prober.httpGet(netnsPath(plan.paths, n.netns), '127.0.0.1', PORTS.ready, READY_PATH, PROBE_TIMEOUT_MS)
+          ready = reply?.status === 200
+        }
+        agent = { pid, alive, ready }
+      }
+      nodes.push({ name: n.name, netns: n.netns, ipv4: n.ipv4, ipv6: n.ipv6, podCIDRs: [n.podCIDRv4, n.podCIDRv6], agent })
+    }
+    const pods = plan.pods.map((p) => {
+      const containers = p.containers.map((c) => {
+        const pid = state.pids[`pod/${p.namespace}/${p.name}/${c.name}`] ?? null
+        return { name: c.name, pid, alive: pid !== null && isAliveIn(pid, p.cgroup, cg2) }
+      })
+      const status: 'Running' | 'Failed' | 'Pending' = containers.every((c) => c.alive) ? 'Running' : containers.some((c) => c.pid !== null) ? 'Failed' : 'Pending'
+      return { namespace: p.namespace, name: p.name, uid: p.uid, node: p.node, netns: p.netns, ipv4: p.ipv4, ipv6: p.ipv6, status, containers }
+    })
+    const services = spec.services.map((s, i) => ({
+      namespace: s.namespace,
+      name: s.name,
+      clusterIPs: s.headless ? ['None'] : plan.services[i].clusterIPs,
+      ports: s.ports.map((p) => `${p.name === undefined ? '' : `${p.name}:`}${p.port}→${p.targetPort}`),
+      endpoints: endpointsOf(spec, plan, s).map((p) => `${p.namespace}/${p.name}`)
+    }))
+    return {
+      name: state.name,
+      phase: state.phase,
+      mesh: plan.mesh,
+      createdAt: state.createdAt,
+      stateDir: plan.stateDir,
+      ...(state.error === undefined ? {} : { error: state.error }),
+      nodes,
+      pods,
+      services
+    }
+  } finally {
+    prober?.close()
+  }
+}
+
+export function formatStatus (s: LabStatus): string {
+  const agentCell = (a: LabStatus['nodes'][number]['agent']): string => {
+    if (a === null) return '(no mesh)'
+    if (a.pid === null) return 'not started'
+    return `pid ${a.pid} ${a.alive ? (a.ready === null ? 'alive' : a.ready ? 'ready' : 'not ready') : 'dead'}`
+  }
+  const out = [`lab ${s.name}: ${s.phase}, ${s.mesh ? 'mesh' : 'no mesh'}, since ${s.createdAt} (state: ${s.stateDir})\n`]
+  if (s.error !== undefined) out.push(`error: ${s.error}\n`)
+  out.push('\n', table(['NODE', 'NETNS', 'IPV4', 'IPV6', 'POD CIDRS', 'AGENT'],
+    s.nodes.map((n) => [n.name, n.netns, n.ipv4, n.ipv6, n.podCIDRs.join(','), agentCell(n.agent)])))
+  out.push('\n', table(['POD', 'NODE', 'IPV4', 'IPV6', 'STATUS', 'PROCESSES'],
+    s.pods.map((p) => [`${p.namespace}/${p.name}`, p.node, p.ipv4, p.ipv6, p.status,
+      p.containers.map((c) => `${c.name}=${c.pid === null ? '-' : c.pid}${c.alive ? '' : '(dead)'}`).join(' ')])))
+  if (s.services.length > 0) {
+    out.push('\n', table(['SERVICE', 'CLUSTER-IPS', 'PORTS', 'ENDPOINTS'],
+      s.services.map((v) => [`${v.namespace}/${v.name}`, v.clusterIPs.join(','), v.ports.join(' '), v.endpoints.join(',') || '<none>'])))
+  }
+  return out.join('')
+}

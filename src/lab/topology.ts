@@ -1,0 +1,215 @@
+import { randomUUID } from 'node:crypto'
+import { join } from 'node:path'
+import { resolveContainer } from './container-env'
+import { FIRST_POD_HOST, nodePodCIDRs, nodeUnderlayIPs, podIPs, ServiceIPAllocator } from './ipam'
+import type { IPFamily, LabSpec } from './manifest/spec'
+import { allocateNetnsNames, cgroupRootName, pinDirName, underlayNetnsName } from './names'
+
+// The whole lab, decided before anything is made: names, addresses, cgroup paths, log
+// files, argv and env of every process. Pure (uids and time are injected), so the plan
+// is unit-tested and can be written to the state file before the first resource exists.
+
+export interface PlanPaths {
+  readonly cgroup2: string
+  readonly netnsDir: string
+  readonly etcNetnsDir: string
+  readonly bpffs: string
+  readonly labStateDir: string
+}
+
+export interface PlanOptions {
+  readonly name: string
+  readonly mesh: boolean
+  readonly paths: PlanPaths
+  readonly newUid?: () => string
+}
+
+export interface PlanNode {
+  readonly name: string
+  readonly index: number
+  readonly netns: string
+  readonly ipv4: string
+  readonly ipv6: string
+  readonly podCIDRv4: string
+  readonly podCIDRv6: string
+  /** The node's end of its underlay link is `eth0`; this is the underlay's end, on the bridge. */
+  readonly underlayPeer: string
+  /** Other nodes' pod networks, reached through their underlay address. */
+  readonly routes: ReadonlyArray<{ readonly cidr: string, readonly via: string }>
+  readonly cgroup: string
+  readonly podsCgroup: string
+  readonly agentCgroup: string
+  readonly pinRoot: string
+  readonly agentLog: string
+}
+
+export interface PlanContainer {
+  readonly name: string
+  readonly argv: readonly string[]
+  readonly env: Readonly<Record<string, string>>
+  readonly workingDir: string
+  readonly ports: readonly number[]
+  readonly log: string
+}
+
+export interface PlanPod {
+  readonly namespace: string
+  readonly name: string
+  readonly uid: string
+  readonly node: string
+  readonly netns: string
+  readonly cgroup: string
+  /** The pod's eth0 peer, in the node's namespace. */
+  readonly hostVeth: string
+  readonly ipv4: string
+  readonly ipv6: string
+  readonly hostname: string
+  readonly graceSeconds: number
+  readonly containers: readonly PlanContainer[]
+}
+
+export interface PlanService {
+  readonly namespace: string
+  readonly name: string
+  readonly headless: boolean
+  /** Primary first, like spec.clusterIPs. Empty when headless. */
+  readonly clusterIPs: readonly string[]
+  readonly ipFamilies: readonly IPFamily[]
+}
+
+export interface LabPlan {
+  readonly name: string
+  readonly mesh: boolean
+  readonly paths: PlanPaths
+  readonly stateDir: string
+  readonly stateFile: string
+  readonly clusterFile: string
+  readonly logsDir: string
+  readonly cgroupRoot: string
+  readonly underlay: { readonly netns: string, readonly bridge: string }
+  readonly nodes: readonly PlanNode[]
+  readonly pods: readonly PlanPod[]
+  readonly services: readonly PlanService[]
+}
+
+export const UNDERLAY_BRIDGE = 'br0'
+export const POD_IFNAME = 'eth0'
+export const NODE_UPLINK = 'eth0'
+
+export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
+  const { name, paths } = opts
+  const newUid = opts.newUid ?? randomUUID
+  const stateDir = join(paths.labStateDir, name)
+  const logsDir = join(stateDir, 'logs')
+  const cgroupRoot = join(paths.cgroup2, cgroupRootName(name))
+
+  const netnsNames = allocateNetnsNames(name, [
+    ...spec.nodes.map((n) => ({ id: `node/${n.name}`, readable: n.name })),
+    ...spec.pods.map((p) => ({ id: `pod/${p.namespace}/${p.name}`, readable: `${p.namespace}-${p.name}` }))
+  ])
+
+  const nodes: PlanNode[] = spec.nodes.map((n, i) => {
+    const index = i + 1
+    const ips = nodeUnderlayIPs(index)
+    const cidrs = nodePodCIDRs(index)
+    const cgroup = join(cgroupRoot, n.name)
+    return {
+      name: n.name,
+      index,
+      netns: netnsNames.get(`node/${n.name}`) as string,
+      ipv4: ips.v4,
+      ipv6: ips.v6,
+      podCIDRv4: cidrs.v4,
+      podCIDRv6: cidrs.v6,
+      underlayPeer: `vn${index}`,
+      routes: spec.nodes.flatMap((_, j) => {
+        if (j === i) return []
+        const them = nodeUnderlayIPs(j + 1)
+        const theirs = nodePodCIDRs(j + 1)
+        return [{ cidr: theirs.v4, via: them.v4 }, { cidr: theirs.v6, via: them.v6 }]
+      }),
+      cgroup,
+      podsCgroup: join(cgroup, 'kubepods.slice', 'kubepods-besteffort.slice'),
+      agentCgroup: join(cgroup, 'ferry-agent'),
+      pinRoot: join(paths.bpffs, pinDirName(name, n.name)),
+      agentLog: join(logsDir, `node-${n.name}.log`)
+    }
+  })
+  const nodeByName = new Map(nodes.map((n) => [n.name, n]))
+
+  const nextHost = new Map<string, number>()
+  const pods: PlanPod[] = spec.pods.map((p) => {
+    const node = nodeByName.get(p.nodeName)
+    if (node === undefined) throw new Error(`pod ${p.namespace}/${p.name}: unknown node ${p.nodeName}`) // the manifest stage rules this out
+    const host = nextHost.get(node.name) ?? FIRST_POD_HOST
+    nextHost.set(node.name, host + 1)
+    const ips = podIPs(node.index, host)
+    const uid = newUid()
+    const facts = { uid, podIPs: [ips.v4, ips.v6], hostIPs: [node.ipv4, node.ipv6] }
+    return {
+      namespace: p.namespace,
+      name: p.name,
+      uid,
+      node: node.name,
+      netns: netnsNames.get(`pod/${p.namespace}/${p.name}`) as string,
+      cgroup: join(node.podsCgroup, `kubepods-besteffort-pod${uid.replace(/-/g, '_')}.slice`),
+      hostVeth: `vp${host}`,
+      ipv4: ips.v4,
+      ipv6: ips.v6,
+      hostname: p.hostname,
+      graceSeconds: p.terminationGracePeriodSeconds,
+      containers: p.containers.map((c) => {
+        const { env, argv } = resolveContainer(p, c, facts)
+        return {
+          name: c.name,
+          argv,
+          env,
+          workingDir: c.workingDir,
+          ports: c.ports.map((port) => port.containerPort),
+          log: join(logsDir, `${p.namespace}_${p.name}_${c.name}.log`)
+        }
+      })
+    }
+  })
+
+  // Asked-for addresses first, then the rest in a stable order, so the same manifests
+  // give the same addresses every time.
+  const alloc = new ServiceIPAllocator()
+  for (const s of spec.services) for (const ip of Object.values(s.requestedClusterIPs)) alloc.reserve(ip)
+  const order = [...spec.services].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`))
+  const vips = new Map<string, string[]>()
+  for (const s of order) {
+    if (s.headless) continue
+    vips.set(`${s.namespace}/${s.name}`, s.ipFamilies.map((f) => s.requestedClusterIPs[f] ?? alloc.allocate(f)))
+  }
+  const services: PlanService[] = spec.services.map((s) => ({
+    namespace: s.namespace,
+    name: s.name,
+    headless: s.headless,
+    clusterIPs: vips.get(`${s.namespace}/${s.name}`) ?? [],
+    ipFamilies: s.ipFamilies
+  }))
+
+  return {
+    name,
+    mesh: opts.mesh,
+    paths,
+    stateDir,
+    stateFile: join(stateDir, 'state.json'),
+    clusterFile: join(stateDir, 'cluster.json'),
+    logsDir,
+    cgroupRoot,
+    underlay: { netns: underlayNetnsName(name), bridge: UNDERLAY_BRIDGE },
+    nodes,
+    pods,
+    services
+  }
+}
+
+export function netnsPath (paths: Pick<PlanPaths, 'netnsDir'>, netns: string): string {
+  return join(paths.netnsDir, netns)
+}
+
+export function etcNetnsDir (paths: Pick<PlanPaths, 'etcNetnsDir'>, netns: string): string {
+  return join(paths.etcNetnsDir, netns)
+}

@@ -1,0 +1,156 @@
+import { readFileSync, renameSync, rmSync } from 'node:fs'
+import { FerryError, ferryError } from '../errors'
+import { makeCgroup } from './cgroup'
+import { Deadline } from './clock'
+import { clusterList, writeClusterFile } from './cluster-file'
+import { failedLogsDir, labDown } from './down'
+import { expectedEnrollment } from './enrollment'
+import { directModeWarnings, hostsFileFor, writePodEtc } from './hosts'
+import { defaultPaths, knownLabNames, requireRoot } from './labs'
+import { readManifests } from './manifest'
+import type { LabSpec } from './manifest/spec'
+import { checkLabName } from './names'
+import { createNode, createPodNetwork, createUnderlay } from './network'
+import { preflight } from './preflight'
+import { Prober } from './probe'
+import { waitForAgents, waitForPods, Watched } from './readiness'
+import { spawnAgent, spawnContainer } from './spawn'
+import { claimStateDir, journal, newState, writeState, type LabState } from './state'
+import { planLab, type LabPlan, type PlanPaths } from './topology'
+
+// `ferry lab up`: validate everything, plan everything, write the plan, then make it —
+// underlay, nodes, pods (netns, veth, cgroup, /etc/netns), cluster.json, agents (and
+// wait until they have enrolled the meshed pods, so that apps are captured from their
+// first connection), containers (and wait until their ports accept connections).
+// Any failure, timeout or SIGINT/SIGTERM rolls the lab back with `down`'s code; the
+// logs are kept in <labStateDir>/<name>.failed/ for a look.
+
+export interface UpOptions {
+  readonly name: string
+  readonly files: readonly string[]
+  readonly mesh: boolean
+  readonly timeoutMs: number
+  readonly paths?: PlanPaths
+  readonly signal?: AbortSignal
+  /** Progress lines for a person. */
+  readonly log?: (line: string) => void
+  readonly newUid?: () => string
+  /** argv that runs Ferry's CLI for the agents; default: this Node and bin/ferry.js. Tests run it from source. */
+  readonly ferryArgv?: readonly string[]
+}
+
+export const DEFAULT_UP_TIMEOUT_MS = 60_000
+
+export async function labUp (opts: UpOptions): Promise<LabState> {
+  const name = checkLabName(opts.name)
+  requireRoot('ferry lab up')
+  const paths = opts.paths ?? defaultPaths()
+  const spec = readManifests(opts.files)
+  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid })
+  preflight(spec, plan, knownLabNames(paths), opts.ferryArgv === undefined)
+
+  claimStateDir(plan.stateDir)
+  const state = newState(spec, plan)
+  try {
+    writeState(plan.stateFile, state)
+    await build(spec, plan, state, opts)
+    state.phase = 'up'
+    writeState(plan.stateFile, state)
+    return state
+  } catch (err) {
+    throw await rollBack(plan, state, err)
+  }
+}
+
+async function build (spec: LabSpec, plan: LabPlan, state: LabState, opts: UpOptions): Promise<void> {
+  const say = opts.log ?? (() => {})
+  const step = (s: string): void => {
+    opts.signal?.throwIfAborted()
+    journal(plan.stateFile, state, s)
+  }
+  const deadline = new Deadline(opts.timeoutMs)
+
+  step(`cgroup ${plan.cgroupRoot}`)
+  makeCgroup(plan.cgroupRoot)
+  step(`underlay ${plan.underlay.netns}`)
+  await createUnderlay(plan)
+  for (const node of plan.nodes) {
+    step(`node ${node.name} ${node.netns}`)
+    makeCgroup(node.podsCgroup)
+    makeCgroup(node.agentCgroup)
+    await createNode(plan, node)
+  }
+  say(`${plan.nodes.length} node(s) wired to underlay ${plan.underlay.netns}`)
+  for (let i = 0; i < plan.pods.length; i++) {
+    const pod = plan.pods[i]
+    step(`pod ${pod.namespace}/${pod.name} ${pod.netns}`)
+    makeCgroup(pod.cgroup)
+    writePodEtc(plan, pod.netns, hostsFileFor(spec, plan, i))
+    await createPodNetwork(plan, pod)
+  }
+  say(`${plan.pods.length} pod sandbox(es) made`)
+  if (!plan.mesh) for (const w of directModeWarnings(spec)) say(`warning: ${w}`)
+
+  step(`cluster file ${plan.clusterFile}`)
+  state.generation = 1
+  writeClusterFile(plan.clusterFile, clusterList(spec, plan, state.generation))
+  writeState(plan.stateFile, state)
+
+  const prober = new Prober()
+  try {
+    if (plan.mesh) {
+      const expected = expectedEnrollment(readFileSync(plan.clusterFile, 'utf8'), plan.clusterFile)
+      const agents = new Map<string, Watched>()
+      for (const node of plan.nodes) {
+        step(`agent ${node.name}`)
+        const child = spawnAgent(plan, node, opts.ferryArgv)
+        agents.set(node.name, new Watched(`the agent of node ${node.name}`, node.agentLog, child))
+        if (child.pid !== undefined) state.pids[`node/${node.name}`] = child.pid
+      }
+      writeState(plan.stateFile, state)
+      await waitForAgents(plan, agents, expected, prober, deadline, opts.signal)
+      say(`agents ready on ${plan.nodes.map((n) => n.name).join(', ')}`)
+    }
+
+    const containers = new Map<string, Watched>()
+    for (const pod of plan.pods) {
+      for (const c of pod.containers) {
+        const key = `${pod.namespace}/${pod.name}/${c.name}`
+        step(`spawn ${key}`)
+        const child = spawnContainer(pod, c)
+        containers.set(key, new Watched(`container ${c.name} of pod ${pod.namespace}/${pod.name}`, c.log, child))
+        if (child.pid !== undefined) state.pids[`pod/${key}`] = child.pid
+      }
+    }
+    writeState(plan.stateFile, state)
+    await waitForPods(plan, containers, prober, deadline, opts.signal)
+    say(`${plan.pods.length} pod(s) running`)
+  } finally {
+    prober.close()
+  }
+}
+
+/** Removes everything `up` made; returns the error to throw (the cause, with where its logs went). */
+async function rollBack (plan: LabPlan, state: LabState, cause: unknown): Promise<unknown> {
+  const failedDir = failedLogsDir(plan.paths, plan.name)
+  let err: unknown = cause
+  if (cause instanceof Error && cause.name === 'AbortError') err = ferryError('FERRY_ERR_LAB', `lab ${plan.name}: interrupted; rolled back`)
+  try {
+    state.phase = 'failed'
+    state.error = err instanceof Error ? err.message : String(err)
+    writeState(plan.stateFile, state)
+    rmSync(failedDir, { recursive: true, force: true })
+    renameSync(plan.stateDir, failedDir) // logs, state and cluster file, for a look
+  } catch { /* keep going: removing the lab matters more than keeping its logs */ }
+  const moved = (e: unknown): unknown => e instanceof FerryError
+    ? new FerryError(e.code, e.message.split(plan.stateDir + '/').join(failedDir + '/'), { cause: e.cause, errno: e.errno })
+    : e
+  try {
+    await labDown(plan.name, { paths: plan.paths, graceMs: 0, state, removeFailedLogs: false })
+  } catch (downErr) {
+    const first = moved(err)
+    const msg = first instanceof Error ? first.message : String(first)
+    return ferryError('FERRY_ERR_LAB', `${msg}\nand rolling back failed too: ${(downErr as Error).message}`, { cause: downErr })
+  }
+  return moved(err)
+}

@@ -1,0 +1,67 @@
+import { readFileSync, existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { PATHS } from '../../src/config/env'
+import { ferry, ferryOk } from './cli'
+
+// Read-only views of a running lab for assertions: the lab's own published files
+// (cluster.json, node logs) and commands run through `ferry lab exec`.
+
+export interface LabPod { name: string, namespace: string, uid: string, ips: string[], annotations: Record<string, string> }
+
+export function labDir (lab: string): string { return join(PATHS.labStateDir, lab) }
+
+export function clusterObjects (lab: string): any[] {
+  return JSON.parse(readFileSync(join(labDir(lab), 'cluster.json'), 'utf8')).items
+}
+
+export function pod (lab: string, namespace: string, name: string): LabPod {
+  const p = clusterObjects(lab).find((o) => o.kind === 'Pod' && o.metadata.name === name && o.metadata.namespace === namespace)
+  if (p === undefined) throw new Error(`no pod ${namespace}/${name} in lab ${lab}`)
+  const ips: string[] = (p.status.podIPs ?? [{ ip: p.status.podIP }]).map((x: { ip: string }) => x.ip)
+  return { name, namespace, uid: p.metadata.uid, ips, annotations: p.metadata.annotations ?? {} }
+}
+
+export function serviceIPs (lab: string, namespace: string, name: string): string[] {
+  const s = clusterObjects(lab).find((o) => o.kind === 'Service' && o.metadata.name === name && o.metadata.namespace === namespace)
+  if (s === undefined) throw new Error(`no service ${namespace}/${name} in lab ${lab}`)
+  return s.spec.clusterIPs ?? [s.spec.clusterIP]
+}
+
+/** The JSON lines a node's agent has logged so far. */
+export function nodeLog (lab: string, node: string): any[] {
+  const file = join(labDir(lab), 'logs', `node-${node}.log`)
+  if (!existsSync(file)) return []
+  const out: any[] = []
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.startsWith('{')) continue
+    try { out.push(JSON.parse(line)) } catch {}
+  }
+  return out
+}
+
+export function accessLines (lab: string, node: string): any[] {
+  return nodeLog(lab, node).filter((l) => l.msg === 'access')
+}
+
+export async function execInPod (lab: string, namespace: string, name: string, cmd: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  return await ferry(['lab', 'exec', '--lab', lab, name, '-n', namespace, '--', ...cmd], { timeoutMs: 30_000 })
+}
+
+export async function execInNode (lab: string, node: string, cmd: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  return await ferry(['lab', 'exec', '--lab', lab, '--node', node, '--', ...cmd], { timeoutMs: 30_000 })
+}
+
+export async function metrics (lab: string, node: string): Promise<string> {
+  return await ferryOk(['lab', 'exec', '--lab', lab, '--node', node, '--', 'curl', '-sf', 'http://127.0.0.1:15020/metrics'])
+}
+
+/** Sum of a Prometheus counter's samples whose labels include every given pair. */
+export function counter (text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1))
+  }
+  return sum
+}
