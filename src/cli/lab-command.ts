@@ -9,6 +9,7 @@ import { logPath } from '../lab/logs'
 import { DEFAULT_LAB_NAME } from '../lab/names'
 import { readState } from '../lab/state'
 import { formatStatus, labStatus } from '../lab/status'
+import { restartAgent } from '../lab/restart'
 import { DEFAULT_UP_TIMEOUT_MS, labUp } from '../lab/up'
 import { DEFAULT_NAMESPACE } from '../lab/manifest/spec'
 
@@ -28,6 +29,10 @@ export const LAB_USAGE = `usage: ferry lab <command> [options]
   exec --underlay -- CMD…           run CMD in the underlay's network namespace
   logs [-n NS] [-c CONTAINER] POD   print a container's log
   logs --node NODE                  print a node agent's log
+  restart --node NODE [--signal KILL|TERM] [--timeout 30s]
+                                    stop a node's agent (default SIGKILL, as in a crash)
+                                    and start a new one, as kubelet would; returns when
+                                    it has enrolled the node's pods again
 
   With several labs up, exec/logs/status take --lab NAME (default: the only lab up).
   The default name for \`up\` is "${DEFAULT_LAB_NAME}".
@@ -35,7 +40,7 @@ export const LAB_USAGE = `usage: ferry lab <command> [options]
 
 type Sub = (argv: string[]) => Promise<number>
 
-const SUBCOMMANDS: Record<string, Sub> = { up, down, status, list, exec, logs }
+const SUBCOMMANDS: Record<string, Sub> = { up, down, status, list, exec, logs, restart }
 
 export async function labCommand (argv: string[]): Promise<number> {
   const [sub, ...rest] = argv
@@ -107,6 +112,21 @@ async function status (argv: string[]): Promise<number> {
   }
   const s = await labStatus(loadLab(resolveLabName(named)))
   process.stdout.write(values.json === true ? JSON.stringify(s, null, 2) + '\n' : formatStatus(s))
+  return 0
+}
+
+async function restart (argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { lab: { type: 'string' }, node: { type: 'string' }, signal: { type: 'string' }, timeout: { type: 'string' } } })
+  requireRoot('ferry lab restart')
+  const signal = (values.signal ?? 'KILL').toUpperCase().replace(/^SIG/, '')
+  if (signal !== 'KILL' && signal !== 'TERM') throw ferryError('FERRY_ERR_INVALID_ARG', `--signal must be KILL or TERM, not "${values.signal as string}"`)
+  const state = loadLab(resolveLabName(values.lab))
+  const r = await restartAgent(state, {
+    node: required(values.node, '--node'),
+    signal: `SIG${signal}`,
+    timeoutMs: values.timeout === undefined ? 30_000 : parseDuration(values.timeout)
+  })
+  process.stdout.write(`agent of node ${values.node as string} restarted (${r.oldPids} process(es) sent SIG${signal}; new pid ${String(r.newPid)})\n`)
   return 0
 }
 

@@ -1,0 +1,99 @@
+import t from 'tap'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { REPO, ferry, ferryOk, sh, uniqueLabName, waitFor } from '../helpers/cli'
+import { accessLines, execInPod, pod } from '../helpers/lab'
+
+// Agent crash and restart, for real: the node's agent is SIGKILLed (no cleanup at all)
+// and a new one started, as kubelet would. The new agent must reuse the pinned maps and
+// links — same link ids, updated in place, nothing attached twice — and capture new
+// connections again. Then `ferry lab down` must leave nothing of the lab behind.
+
+const lab = uniqueLabName('e2ers')
+const fixture = join(REPO, 'test/fixtures/one-node.yaml')
+const pinRoot = `/sys/fs/bpf/ferry-lab-${lab}-n1`
+let downDone = false
+
+t.before(async () => { await ferryOk(['lab', 'up', '--name', lab, fixture], { timeoutMs: 120_000 }) })
+t.teardown(async () => { if (!downDone) await ferry(['lab', 'down', lab], { timeoutMs: 60_000 }) })
+
+interface LinkView { pin: string, id: number, progId: number }
+
+function podLinks (uid: string): LinkView[] {
+  const dir = join(pinRoot, 'pods', uid)
+  return readdirSync(dir).sort().map((name) => {
+    const info = JSON.parse(sh(`bpftool -j link show pinned ${join(dir, name)}`))
+    return { pin: name, id: info.id, progId: info.prog_id }
+  })
+}
+
+/** Programs attached to a cgroup, as the kernel reports them (links and legacy attachments alike). */
+function cgroupAttachments (cgroup: string): number {
+  return (JSON.parse(sh(`bpftool -j cgroup show ${cgroup}`) || '[]') as unknown[]).length
+}
+
+/** Pids whose argv is this lab's agent (read from /proc, so no shell matches itself). */
+function agentPids (): number[] {
+  const out: number[] = []
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0')
+      const i = argv.indexOf('--pin-root')
+      if (argv.includes('agent') && i >= 0 && argv[i + 1] === pinRoot) out.push(Number(d))
+    } catch { /* exited meanwhile */ }
+  }
+  return out
+}
+
+async function capturedRequest (target: string): Promise<void> {
+  const before = accessLines(lab, 'n1').length
+  const r = await execInPod(lab, 'app', 'client', ['curl', '-sS', '--max-time', '5', `http://${target}:8080/`])
+  if (r.code !== 0) throw new Error(`curl exited ${r.code}: ${r.stderr}`)
+  await waitFor(() => accessLines(lab, 'n1').slice(before).some((l) => l.direction === 'outbound' && l.source?.pod === 'client' && l.original_destination === `${target}:8080`),
+    { what: `an outbound access line for ${target}` })
+}
+
+t.test('SIGKILL + restart: pins reused, links updated in place, capture resumes, nothing attached twice', async (t) => {
+  const client = pod(lab, 'app', 'client')
+  const server = pod(lab, 'app', 'server-a')
+  const cgroup = client.annotations['lab.ferry.dev/cgroup']
+  await capturedRequest(server.ips[0])
+
+  t.equal(agentPids().length, 1, 'one agent runs')
+  const linksBefore = podLinks(client.uid)
+  t.ok(linksBefore.length >= 4, `client pod has pinned links: ${linksBefore.map((l) => l.pin).join(', ')}`)
+  const attachedBefore = cgroupAttachments(cgroup)
+  t.ok(attachedBefore >= 4, `programs attached to the client's cgroup: ${attachedBefore}`)
+  const mapsBefore = readdirSync(pinRoot).filter((n) => n.startsWith('ferry_')).sort()
+
+  const out = await ferryOk(['lab', 'restart', '--lab', lab, '--node', 'n1', '--signal', 'KILL'], { timeoutMs: 60_000 })
+  t.match(out, /restarted/)
+
+  const linksAfter = podLinks(client.uid)
+  t.same(linksAfter.map((l) => [l.pin, l.id]), linksBefore.map((l) => [l.pin, l.id]), 'same pinned links, same link ids')
+  for (let i = 0; i < linksAfter.length; i++) {
+    t.not(linksAfter[i].progId, linksBefore[i].progId, `${linksAfter[i].pin}: updated in place to the new agent's program`)
+  }
+  t.equal(cgroupAttachments(cgroup), attachedBefore, 'nothing attached twice to the cgroup')
+  t.same(readdirSync(pinRoot).filter((n) => n.startsWith('ferry_')).sort(), mapsBefore, 'the same pinned maps')
+
+  await capturedRequest(server.ips[0])
+  const restarts = accessLines(lab, 'n1').filter((l) => l.direction === 'outbound' && l.source?.pod === 'client')
+  t.ok(restarts.length >= 2, 'captured before and after the restart')
+})
+
+t.test('down leaves no namespace, cgroup, pin, attached link or process of the lab', async (t) => {
+  const client = pod(lab, 'app', 'client')
+  const ids = podLinks(client.uid).map((l) => l.id)
+  const alive = (id: number): boolean => !sh(`bpftool -j link show id ${id} 2>&1`).includes('"error"')
+  t.ok(ids.length > 0 && ids.every(alive), `the kernel knows links ${ids.join(',')} before down`)
+  await ferryOk(['lab', 'down', lab], { timeoutMs: 60_000 })
+  downDone = true
+  t.notOk(existsSync(pinRoot), 'pin root removed')
+  t.equal(sh(`ip netns list | grep -c '^fl-${lab}-' || true`).trim(), '0', 'no network namespace')
+  t.notOk(sh(`find /sys/fs/cgroup/unified -maxdepth 1 -name 'ferry-lab-${lab}'`).trim(), 'no cgroup')
+  // Links are freed once nothing pins or holds them: ask the kernel for each id.
+  await waitFor(() => ids.every((id) => !alive(id)), { what: `links ${ids.join(',')} to be released`, timeoutMs: 5_000 })
+  t.same(agentPids(), [], 'no agent process')
+})
