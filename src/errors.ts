@@ -37,7 +37,15 @@ export const ERROR_CODES = {
   FERRY_ERR_LAB_NOT_FOUND: 'no lab with that name is up',
   FERRY_ERR_LAB_TIMEOUT: 'a lab did not become ready in time',
   FERRY_ERR_POD_NOT_FOUND: 'no pod or node of that name in the lab',
-  FERRY_ERR_PRIVILEGE: 'the operation needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)'
+  FERRY_ERR_PRIVILEGE: 'the operation needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)',
+  FERRY_ERR_SPIFFE_ID: 'a SPIFFE ID is malformed or not of the form spiffe://<trust-domain>/ns/<ns>/sa/<sa>',
+  FERRY_ERR_CSR: 'a certificate signing request is malformed, badly signed, or asks for names the CA does not issue',
+  FERRY_ERR_CERT: 'a certificate or chain is malformed or does not match the key and identity it was issued for',
+  FERRY_ERR_CA_STORE: 'the CA data directory or its root key and certificate are missing, mismatched or unusable',
+  FERRY_ERR_CA_UNAVAILABLE: 'the certificate authority could not be reached or did not answer in time',
+  FERRY_ERR_CA_REFUSED: 'the certificate authority refused a certificate request',
+  FERRY_ERR_AUTHN: 'an agent presented no credential, or one the controller does not accept',
+  FERRY_ERR_AUTHZ: 'a node asked for the identity of a pod that is not scheduled on it'
 } as const
 
 export type FerryErrorCode = keyof typeof ERROR_CODES

@@ -13,7 +13,9 @@ export const PORTS = Object.freeze({
   /** Agent admin: Prometheus /metrics and debug endpoints, in the node's netns. */
   admin: 15020,
   /** Agent readiness: /healthz/ready, in the node's netns. */
-  ready: 15021
+  ready: 15021,
+  /** Controller certificate authority (gRPC over TLS), as istiod's 15012. */
+  ca: 15012
 })
 
 export const PATHS = Object.freeze({

@@ -1,0 +1,108 @@
+import { readFile } from 'node:fs/promises'
+import * as grpc from '@grpc/grpc-js'
+import { ferryError, type FerryError } from '../errors'
+import { caProtos, type CertificateRequestMessage, type CertificateResponseMessage, type StructMessage, type TrustBundleResponseMessage } from './protos'
+
+// The agent's side of the certificate API: Istio's IstioCertificateService (so the agent
+// can as well ask istiod) plus Ferry's TrustBundleService, over TLS to the controller,
+// trusting only the roots it is given. Each call carries "authorization: Bearer <token>";
+// the token is fetched per call, because projected service-account tokens rotate.
+//
+// Failures become FerryErrors: FERRY_ERR_CA_REFUSED when the CA answered no
+// (UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT, FAILED_PRECONDITION), else
+// FERRY_ERR_CA_UNAVAILABLE. Retrying is the caller's business (CertificateManager).
+
+/** What the CertificateManager needs from a CA. */
+export interface CertificateSigner {
+  /** Sends a PEM CSR; resolves to the PEM chain, leaf first and root last. */
+  createCertificate (csrPem: string, validitySeconds: number): Promise<string[]>
+}
+
+export interface CaClientOptions {
+  /** host:port of the controller (or istiod's 15012). */
+  readonly address: string
+  /** PEM roots that the controller's serving certificate must chain to. */
+  readonly caRootsPem: string
+  /** The bearer credential, fetched before every call. */
+  readonly token: () => string | Promise<string>
+  /** TLS name to check in the serving certificate instead of the address's host. */
+  readonly serverName?: string
+  /** Deadline of each call; default 10 s. */
+  readonly callTimeoutMs?: number
+  /** gRPC's own reconnect backoff; keep its maximum near the manager's retry maximum. */
+  readonly reconnectBackoffMs?: { readonly initial: number, readonly max: number }
+  /** Sent as the request's metadata Struct (istio-agent sends ClusterID and the like). */
+  readonly metadata?: Readonly<Record<string, string>>
+}
+
+export const CA_CLIENT_DEFAULTS = Object.freeze({ callTimeoutMs: 10_000, reconnectBackoffMs: Object.freeze({ initial: 1000, max: 30_000 }) })
+
+const REFUSALS = new Set([grpc.status.UNAUTHENTICATED, grpc.status.PERMISSION_DENIED, grpc.status.INVALID_ARGUMENT, grpc.status.FAILED_PRECONDITION])
+
+export class CaClient implements CertificateSigner {
+  private readonly certificates: grpc.Client
+  private readonly bundles: grpc.Client
+  private readonly timeoutMs: number
+  private readonly metadata: StructMessage | null
+
+  constructor (private readonly opts: CaClientOptions) {
+    const { CertificateClient, TrustBundleClient } = caProtos()
+    const callCreds = grpc.credentials.createFromMetadataGenerator((_params, callback) => {
+      Promise.resolve().then(opts.token).then((token) => {
+        const md = new grpc.Metadata()
+        md.set('authorization', `Bearer ${token.trim()}`)
+        callback(null, md)
+      }, (err: Error) => { callback(err) })
+    })
+    const creds = grpc.credentials.combineChannelCredentials(grpc.credentials.createSsl(Buffer.from(opts.caRootsPem)), callCreds)
+    const backoff = opts.reconnectBackoffMs ?? CA_CLIENT_DEFAULTS.reconnectBackoffMs
+    const channelOptions: grpc.ChannelOptions = {
+      'grpc.initial_reconnect_backoff_ms': backoff.initial,
+      'grpc.max_reconnect_backoff_ms': backoff.max,
+      ...(opts.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': opts.serverName, 'grpc.default_authority': opts.serverName })
+    }
+    this.certificates = new CertificateClient(opts.address, creds, channelOptions)
+    // One channel for both services: same target, credentials and options.
+    this.bundles = new TrustBundleClient(opts.address, creds, { ...channelOptions, channelOverride: this.certificates.getChannel() })
+    this.timeoutMs = opts.callTimeoutMs ?? CA_CLIENT_DEFAULTS.callTimeoutMs
+    this.metadata = opts.metadata === undefined
+      ? null
+      : { fields: Object.fromEntries(Object.entries(opts.metadata).map(([k, v]) => [k, { stringValue: v }])) }
+  }
+
+  async createCertificate (csrPem: string, validitySeconds: number): Promise<string[]> {
+    const request: CertificateRequestMessage = { csr: csrPem, validity_duration: validitySeconds, metadata: this.metadata }
+    const response = await this.unary<CertificateResponseMessage>(this.certificates, 'CreateCertificate', request)
+    return response.cert_chain
+  }
+
+  async getTrustBundle (): Promise<{ trustDomain: string, roots: string[] }> {
+    const response = await this.unary<TrustBundleResponseMessage>(this.bundles, 'GetTrustBundle', {})
+    return { trustDomain: response.trust_domain, roots: response.roots }
+  }
+
+  close (): void {
+    this.certificates.close()
+  }
+
+  private async unary<T> (client: grpc.Client, method: string, request: object): Promise<T> {
+    return await new Promise<T>((resolve, reject) => {
+      const fn = (client as unknown as Record<string, (req: object, opts: grpc.CallOptions, cb: grpc.requestCallback<T>) => void>)[method]
+      fn.call(client, request, { deadline: Date.now() + this.timeoutMs }, (err, value) => {
+        if (err !== null) reject(this.toFerryError(method, err))
+        else resolve(value as T)
+      })
+    })
+  }
+
+  private toFerryError (method: string, err: grpc.ServiceError): FerryError {
+    const status = grpc.status[err.code] ?? String(err.code)
+    const code = REFUSALS.has(err.code) ? 'FERRY_ERR_CA_REFUSED' : 'FERRY_ERR_CA_UNAVAILABLE'
+    return ferryError(code, `${method} at ${this.opts.address}: ${status}: ${err.details}`, { cause: err })
+  }
+}
+
+/** A token source that re-reads a file per call (a projected token, or the lab's token file). */
+export function tokenFromFile (path: string): () => Promise<string> {
+  return async () => (await readFile(path, 'utf8')).trim()
+}

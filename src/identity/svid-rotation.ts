@@ -1,0 +1,125 @@
+import { isFerryError, type FerryError, ferryError } from '../errors'
+import type { Logger } from '../telemetry/logger'
+import { backoffDelay, type BackoffPolicy } from './backoff'
+import type { CertificateSigner } from './ca-client'
+import type { Clock, Random, TimerHandle } from './clock'
+import { createCsr } from './csr'
+import { generateWorkloadKey } from './keys'
+import type { IdentityMetrics } from './metrics'
+import type { SpiffeId } from './spiffe-id'
+import { svidFromChain, type Svid } from './svid'
+
+// One identity's certificate life: request, serve, renew, retry.
+//
+//   - Every request uses a fresh P-256 key and CSR; the key stays in this process.
+//   - The certificate in hand stays current until a new one has been received AND checked
+//     (svidFromChain); a failed renewal never takes it away.
+//   - Renewal is due at `renewFraction` of the remaining lifetime, measured from when the
+//     certificate arrived (or its notBefore if later): with 0.5 and a 24 h certificate,
+//     after 12 h. X.509 has second precision, so for lifetimes of seconds measuring from
+//     arrival keeps renewals from bunching up.
+//   - A failed request (CA down, refusal, bad answer) is retried with exponential backoff
+//     and jitter, indefinitely, until close(). Success resets the backoff.
+//   - When the current certificate passes notAfter with no successor, onExpired fires once.
+
+export interface RotationSettings {
+  readonly signer: CertificateSigner
+  readonly clock: Clock
+  readonly random: Random
+  /** Lifetime to ask for; the CA may grant less. */
+  readonly ttlMs: number
+  readonly renewFraction: number
+  readonly backoff: BackoffPolicy
+  readonly metrics: IdentityMetrics
+  readonly log: Logger
+}
+
+export interface RotationHooks {
+  onRotated (svid: Svid, previous: Svid | null): void
+  onRetry (attempt: number, delayMs: number, error: FerryError): void
+  onExpired (svid: Svid): void
+}
+
+export class SvidRotation {
+  private svid: Svid | null = null
+  private timer: TimerHandle | null = null
+  private expiryTimer: TimerHandle | null = null
+  private attempt = 0
+  private closed = false
+  private readonly log: Logger
+
+  constructor (readonly id: SpiffeId, private readonly s: RotationSettings, private readonly hooks: RotationHooks) {
+    this.log = s.log.child({ spiffeId: id.uri })
+  }
+
+  get current (): Svid | null { return this.svid }
+
+  start (): void {
+    this.schedule(0)
+  }
+
+  close (): void {
+    this.closed = true
+    if (this.timer !== null) this.s.clock.clearTimer(this.timer)
+    if (this.expiryTimer !== null) this.s.clock.clearTimer(this.expiryTimer)
+    this.timer = this.expiryTimer = null
+  }
+
+  private schedule (ms: number): void {
+    if (this.closed) return
+    if (this.timer !== null) this.s.clock.clearTimer(this.timer)
+    this.timer = this.s.clock.setTimer(() => { this.timer = null; void this.request() }, ms)
+  }
+
+  private async request (): Promise<void> {
+    let svid: Svid
+    try {
+      const key = await generateWorkloadKey()
+      const csr = await createCsr(key, this.id)
+      const chain = await this.s.signer.createCertificate(csr, Math.max(1, Math.ceil(this.s.ttlMs / 1000)))
+      svid = svidFromChain(chain, key, this.id, this.s.clock.now())
+    } catch (err) {
+      if (this.closed) return
+      this.failed(isFerryError(err) ? err : ferryError('FERRY_ERR_CA_UNAVAILABLE', `certificate request for ${this.id.uri} failed: ${(err as Error).message}`, { cause: err }))
+      return
+    }
+    if (this.closed) return
+    this.s.metrics.request('issued')
+    const previous = this.svid
+    this.svid = svid
+    this.attempt = 0
+    this.s.metrics.certificateInUse(this.id.uri, svid.notAfter)
+    const renewInMs = this.renewDelay(svid)
+    this.log.info({ serial: svid.serial, notAfter: new Date(svid.notAfter).toISOString(), renewInMs, rotated: previous !== null }, 'certificate in use')
+    this.watchExpiry(svid)
+    this.schedule(renewInMs)
+    this.hooks.onRotated(svid, previous)
+  }
+
+  private failed (err: FerryError): void {
+    this.s.metrics.request(err.code === 'FERRY_ERR_CA_REFUSED' ? 'refused' : err.code === 'FERRY_ERR_CERT' ? 'invalid' : 'unavailable')
+    this.attempt++
+    const delayMs = backoffDelay(this.attempt, this.s.backoff, this.s.random)
+    const current = this.svid
+    this.log.warn({ err: { code: err.code, message: err.message }, attempt: this.attempt, retryInMs: delayMs, servingUntil: current === null ? null : new Date(current.notAfter).toISOString() },
+      'certificate request failed; retrying')
+    this.schedule(delayMs)
+    this.hooks.onRetry(this.attempt, delayMs, err)
+  }
+
+  private renewDelay (svid: Svid): number {
+    const now = this.s.clock.now()
+    const start = Math.max(svid.notBefore, now)
+    return Math.max(0, Math.round(start + (svid.notAfter - start) * this.s.renewFraction - now))
+  }
+
+  private watchExpiry (svid: Svid): void {
+    if (this.expiryTimer !== null) this.s.clock.clearTimer(this.expiryTimer)
+    this.expiryTimer = this.s.clock.setTimer(() => {
+      this.expiryTimer = null
+      if (this.closed || this.svid !== svid) return
+      this.log.error({ serial: svid.serial, notAfter: new Date(svid.notAfter).toISOString() }, 'certificate expired with no successor')
+      this.hooks.onExpired(svid)
+    }, Math.max(0, svid.notAfter - this.s.clock.now()))
+  }
+}

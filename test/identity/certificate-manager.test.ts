@@ -1,0 +1,170 @@
+import t from 'tap'
+import { X509Certificate } from 'node:crypto'
+import { Registry } from 'prom-client'
+import pino from 'pino'
+import type { CertificateSigner } from '../../src/identity/ca-client'
+import { CertificateManager, type RetryEvent, type RotatedEvent } from '../../src/identity/certificate-manager'
+import type { Svid } from '../../src/identity/svid'
+import { startCa } from '../controller/harness'
+
+// The agent's certificate manager against a real controller over gRPC + TLS: first
+// issue, renewal at half the lifetime with the old certificate served until the new
+// one is in hand, and backoff while the CA is away, recovering without a restart.
+
+const WEB = 'spiffe://cluster.local/ns/app/sa/web'
+const DB = 'spiffe://cluster.local/ns/data/sa/db'
+const silent = pino({ level: 'silent' })
+const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
+
+async function until (what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(10)
+  }
+}
+
+t.test('obtains an SVID for an identity of its node, exposes it, and reports its expiry as a metric', async (t) => {
+  const ca = await startCa(t)
+  const registry = new Registry()
+  const manager = new CertificateManager({ signer: ca.client('n1'), log: silent, registry, ttlMs: 600_000 })
+  t.teardown(() => { manager.close() })
+  const rotated: RotatedEvent[] = []
+  manager.on('rotated', (e) => rotated.push(e))
+  t.equal(manager.ready(), true, 'nothing to wait for yet')
+  manager.add(WEB)
+  t.equal(manager.ready(), false)
+  const svid = await manager.whenReady(WEB)
+  t.equal(manager.current(WEB), svid)
+  t.equal(manager.ready(), true)
+  t.equal(rotated.length, 1)
+  t.equal(rotated[0].previous, null)
+  t.equal(svid.spiffeId.uri, WEB)
+  t.same(svid.bundle, [ca.controller.rootCertPem])
+  t.equal(svid.chain.length, 1, 'the leaf only: the root is not sent to peers')
+  t.match(svid.key, /^-----BEGIN PRIVATE KEY-----/)
+  const leaf = new X509Certificate(svid.chain[0])
+  t.ok(leaf.verify(new X509Certificate(ca.controller.rootCertPem).publicKey))
+  t.equal(svid.notAfter - svid.notBefore, 600_000)
+
+  const text = await registry.metrics()
+  t.match(text, `ferry_certificate_expiry_timestamp_seconds{spiffe_id="${WEB}"} ${Math.floor(svid.notAfter / 1000)}`)
+  t.match(text, 'ferry_certificate_requests_total{result="issued"} 1')
+  manager.remove(WEB)
+  t.notMatch(await registry.metrics(), `spiffe_id="${WEB}"`, 'gone with the identity')
+  t.equal(manager.current(WEB), null)
+})
+
+t.test('renews at half the lifetime and serves the old certificate until the new one is in hand', async (t) => {
+  const ca = await startCa(t)
+  const real = ca.client('n1')
+  // The real client, with a gate the test can close to hold a renewal in flight.
+  let gate: Promise<void> = Promise.resolve()
+  const signer: CertificateSigner = { createCertificate: async (csr, secs) => { await gate; return await real.createCertificate(csr, secs) } }
+  const manager = new CertificateManager({ signer, log: silent, ttlMs: 2000 })
+  t.teardown(() => { manager.close() })
+  const rotations: Array<RotatedEvent & { at: number }> = []
+  manager.on('rotated', (e) => rotations.push({ ...e, at: Date.now() }))
+  manager.add(WEB)
+  await manager.whenReady(WEB)
+
+  // Sample what is served, every few ms, for a while: never nothing, never expired.
+  const served: Array<{ at: number, svid: Svid | null }> = []
+  const sampler = setInterval(() => { served.push({ at: Date.now(), svid: manager.current(WEB) }) }, 10)
+  await until('three renewals', () => rotations.length >= 4, 6000)
+
+  // Hold the next renewal: the certificate in hand stays current past its renewal time.
+  let open: () => void = () => {}
+  gate = new Promise((resolve) => { open = resolve })
+  const held = manager.current(WEB) as Svid
+  const heldRenewAt = Math.max(held.notBefore, rotations[rotations.length - 1].at) + (held.notAfter - Math.max(held.notBefore, rotations[rotations.length - 1].at)) / 2
+  await until('the renewal time of the held certificate', () => Date.now() > heldRenewAt + 150)
+  t.equal(manager.current(WEB), held, 'still serving the old certificate while the renewal is in flight')
+  const before = rotations.length
+  open()
+  await until('the held renewal', () => rotations.length > before)
+  clearInterval(sampler)
+  t.not(manager.current(WEB), held, 'the new certificate replaced it')
+
+  for (let i = 1; i < rotations.length; i++) {
+    const { at, svid, previous } = rotations[i]
+    t.ok(previous !== null && at < previous.notAfter, `renewal ${i} arrived before the old certificate expired`)
+    // Due at half of what was left of the previous certificate's life when it arrived.
+    const start = Math.max((previous as Svid).notBefore, rotations[i - 1].at)
+    const due = start + ((previous as Svid).notAfter - start) / 2
+    t.ok(at >= due - 25, `renewal ${i} not before half the lifetime (${Math.round(at - due)} ms after)`)
+    const life = svid.notAfter - svid.notBefore
+    t.ok(life <= 2000, `lifetime ${life} ms <= requested`)
+  }
+  t.ok(served.length > 50)
+  t.ok(served.every((s) => s.svid !== null && s.at <= s.svid.notAfter), 'a valid certificate was served at every sample')
+  t.ok(new Set(rotations.map((r) => r.svid.serial)).size === rotations.length, 'each renewal is a new certificate')
+})
+
+t.test('CA stopped: retries with exponential backoff, keeps the certificate, recovers without a restart', async (t) => {
+  const ca = await startCa(t)
+  const client = ca.client('n1', { reconnect: { initial: 100, max: 400 } })
+  const manager = new CertificateManager({
+    signer: client,
+    log: silent,
+    ttlMs: 3000,
+    backoff: { initialMs: 100, maxMs: 400, multiplier: 2, jitter: 0.5 },
+    random: () => 0 // no jitter: the delays are exactly the ceilings
+  })
+  t.teardown(() => { manager.close() })
+  const retries: RetryEvent[] = []
+  const rotations: RotatedEvent[] = []
+  const expired: string[] = []
+  manager.on('retry', (e) => retries.push(e))
+  manager.on('rotated', (e) => rotations.push(e))
+  manager.on('expired', (e) => expired.push(e.svid.serial))
+  manager.add(WEB)
+  const first = await manager.whenReady(WEB)
+
+  await ca.stop()
+  await until('five retries', () => retries.length >= 5, 8000)
+  t.same(retries.slice(0, 5).map((r) => r.delayMs), [100, 200, 400, 400, 400], 'exponential, capped')
+  t.same(retries.map((r) => r.attempt).slice(0, 5), [1, 2, 3, 4, 5])
+  t.ok(retries.every((r) => r.error.code === 'FERRY_ERR_CA_UNAVAILABLE'), 'the CA is unreachable')
+  t.equal(manager.current(WEB), first, 'the certificate in hand stays current')
+  await until('the first certificate to expire', () => expired.length === 1, 5000)
+  t.same(expired, [first.serial], 'expiry with no successor is reported')
+  t.equal(manager.ready(), false, 'not ready with an expired certificate')
+
+  const n = rotations.length
+  await ca.restart()
+  await until('recovery', () => rotations.length > n, 5000)
+  const next = manager.current(WEB) as Svid
+  t.not(next, first)
+  t.equal(rotations[rotations.length - 1].previous, first)
+  t.same(next.bundle, first.bundle, 'same root after the controller restart')
+  t.equal(manager.ready(), true)
+  const failed = retries.length
+  await sleep(300)
+  t.equal(retries.length, failed, 'no more retries once recovered')
+})
+
+t.test('refused while the pod is not on the node; issued once it is', async (t) => {
+  const ca = await startCa(t)
+  const manager = new CertificateManager({ signer: ca.client('n1'), log: silent, ttlMs: 60_000, backoff: { initialMs: 50, maxMs: 200 }, random: () => 0 })
+  t.teardown(() => { manager.close() })
+  const retries: RetryEvent[] = []
+  manager.on('retry', (e) => retries.push(e))
+  manager.add(DB)
+  await until('a refusal', () => retries.length >= 2)
+  t.match(retries[0].error, { code: 'FERRY_ERR_CA_REFUSED', message: /PERMISSION_DENIED: FERRY_ERR_AUTHZ: node n1 may not obtain spiffe:\/\/cluster.local\/ns\/data\/sa\/db/ })
+  ca.writePods([{ name: 'db', namespace: 'data', node: 'n1', serviceAccountName: 'db' }])
+  const svid = await manager.whenReady(DB)
+  t.equal(svid.spiffeId.uri, DB)
+})
+
+t.test('bad settings and bad IDs are refused up front', async (t) => {
+  const signer: CertificateSigner = { createCertificate: async () => [] }
+  t.throws(() => new CertificateManager({ signer, log: silent, ttlMs: 10 }), { code: 'FERRY_ERR_INVALID_ARG' })
+  t.throws(() => new CertificateManager({ signer, log: silent, renewFraction: 1 }), { code: 'FERRY_ERR_INVALID_ARG' })
+  t.throws(() => new CertificateManager({ signer, log: silent, backoff: { initialMs: 0 } }), { code: 'FERRY_ERR_INVALID_ARG' })
+  const m = new CertificateManager({ signer, log: silent })
+  t.throws(() => { m.add('spiffe://cluster.local/web') }, { code: 'FERRY_ERR_SPIFFE_ID' })
+  await t.rejects(m.whenReady(WEB), { code: 'FERRY_ERR_INVALID_ARG' })
+  m.close()
+})
