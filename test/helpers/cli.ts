@@ -37,7 +37,7 @@ export function sh (cmd: string): string {
 }
 
 /** Polls fn until it returns a truthy value or the deadline passes (never a bare sleep). */
-export async function waitFor<T> (fn: () => Promise<T> | T, opts: { timeoutMs?: number, intervalMs?: number, what?: string } = {}): Promise<T> {
+export async function waitFor<T> (fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, opts: { timeoutMs?: number, intervalMs?: number, what?: string } = {}): Promise<T> {
   const deadline = Date.now() + (opts.timeoutMs ?? 10_000)
   let last: unknown
   for (;;) {

@@ -2,6 +2,7 @@ import { readFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { PATHS } from '../../src/config/env'
 import { ferry, ferryOk } from './cli'
+export { counter } from '../telemetry/prom-text'
 
 // Read-only views of a running lab for assertions: the lab's own published files
 // (cluster.json, node logs) and commands run through `ferry lab exec`.
@@ -53,15 +54,4 @@ export async function execInNode (lab: string, node: string, cmd: string[]): Pro
 
 export async function metrics (lab: string, node: string): Promise<string> {
   return await ferryOk(['lab', 'exec', '--lab', lab, '--node', node, '--', 'curl', '-sf', 'http://127.0.0.1:15020/metrics'])
-}
-
-/** Sum of a Prometheus counter's samples whose labels include every given pair. */
-export function counter (text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue
-    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1))
-  }
-  return sum
 }

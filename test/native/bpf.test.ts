@@ -155,6 +155,6 @@ t.test('maps', async (t) => {
     t.ok((cookie ?? 0n) > 0n, 'socket cookie')
     closeSync(fd)
     t.equal(inbound.get(4), null, 'closing the socket empties its index')
-    t.throws(() => inbound.delete(4), { errno: 'EINVAL' }, 'empty SOCKMAP index deletes as EINVAL')
+    t.throws(() => inbound.delete(4), { name: 'FerryError', errno: 'EINVAL' }, 'empty SOCKMAP index deletes as EINVAL')
   })
 })

@@ -78,7 +78,7 @@ t.test('netns', async (t) => {
     t.equal(ownCookie(), hostCookie)
     const a = pod.listen({ family: 4, address: '127.0.0.1', port: 0 })
     const port = (await serve(t, a, (d) => d)).address() as { port: number }
-    t.throws(() => pod.listen({ family: 4, address: '127.0.0.1', port: port.port }), { errno: 'EADDRINUSE' })
+    t.throws(() => pod.listen({ family: 4, address: '127.0.0.1', port: port.port }), { name: 'FerryError', errno: 'EADDRINUSE' })
     t.equal(ownCookie(), hostCookie)
   })
 

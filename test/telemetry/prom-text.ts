@@ -1,4 +1,4 @@
-/** Sum of a Prometheus metric's samples whose labels include every given pair (same rule as test/helpers/lab.ts). */
+/** Sum of a Prometheus metric's samples whose labels include every given pair (shared by unit and e2e tests). */
 export function counter (text: string, name: string, labels: Record<string, string> = {}): number {
   let sum = 0
   for (const line of text.split('\n')) {
