@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+npm run --silent lint:types   # type-checks src, tests and benchmarks together
 exec npx tap "$@"
