@@ -4,13 +4,17 @@ import { ferryError } from '../errors'
 import type { ProxyMetrics } from '../telemetry/metrics'
 import type { Logger } from '../telemetry/logger'
 import type { PodEnroller } from './enroller'
+import type { NodeIdentities } from './identities'
 
 // The agent's HTTP endpoints, in the node's network namespace on 0.0.0.0:
 //   admin :15020  GET /metrics      Prometheus text (the agent's own registry)
 //                 GET /debug/pods   JSON: enrolled pods, their listeners, pending pods
 //   ready :15021  GET /healthz/ready 200 {"ready":true,"generation":N,"enrolled":[uids],"pending":[]}
 //                                   503 same shape while the snapshot is not loaded or a
-//                                   local meshed pod is not enrolled
+//                                   local meshed pod is not enrolled.
+//                                   With a CA, also "certificates": {"ready","identities":[ids],
+//                                   "pending":[{spiffeId,state,attempts,code?,error?}]}, and 503
+//                                   until every enrolled pod's identity has a valid certificate
 
 export const ADMIN_HOST = '0.0.0.0'
 
@@ -20,7 +24,7 @@ export interface AdminServers {
   close (): Promise<void>
 }
 
-export async function startAdminServers (o: { adminPort: number, readyPort: number, metrics: ProxyMetrics, enroller: PodEnroller, log: Logger }): Promise<AdminServers> {
+export async function startAdminServers (o: { adminPort: number, readyPort: number, metrics: ProxyMetrics, enroller: PodEnroller, identities: NodeIdentities | null, log: Logger }): Promise<AdminServers> {
   const admin = createServer((req, res) => { route(req, res, o, ADMIN_ROUTES) })
   const ready = createServer((req, res) => { route(req, res, o, READY_ROUTES) })
   await listen(admin, o.adminPort, '--admin-port')
@@ -64,9 +68,16 @@ const ADMIN_ROUTES: Record<string, Handler> = {
 }
 
 const READY_ROUTES: Record<string, Handler> = {
-  '/healthz/ready': ({ enroller }, res) => {
+  '/healthz/ready': ({ enroller, identities }, res) => {
     const s = enroller.status()
-    json(res, s.ready ? 200 : 503, { ready: s.ready, generation: s.generation, enrolled: s.enrolled, pending: s.pending.map((p) => p.uid) })
+    const body = { ready: s.ready, generation: s.generation, enrolled: s.enrolled, pending: s.pending.map((p) => p.uid) }
+    if (identities === null) {
+      json(res, s.ready ? 200 : 503, body)
+      return
+    }
+    const certificates = identities.certificates(enroller.enrolledPods().map((e) => e.plan.pod))
+    const ready = s.ready && certificates.ready
+    json(res, ready ? 200 : 503, { ...body, ready, certificates })
   }
 }
 

@@ -10,10 +10,12 @@ import type { Logger } from '../telemetry/logger'
 import { ProxyMetrics } from '../telemetry/metrics'
 import { type AdminServers, startAdminServers } from './admin-server'
 import { PodEnroller } from './enroller'
+import { type NodeIdentities, openNodeIdentities } from './identities'
 import type { AgentOptions } from './options'
 import type { CaptureHandle, Platform } from './platform'
 
-// The per-node agent: discovery → routes + enrollment → proxy, with admin endpoints.
+// The per-node agent: discovery → routes + enrollment → proxy, with admin endpoints;
+// with a CA, a certificate for each identity of the enrolled pods (identities.ts).
 // Runs in the node's network namespace; its sockets belong to its own cgroup, so
 // capture never rewrites them.
 
@@ -35,6 +37,8 @@ export class Agent {
     readonly routes: RouteTable,
     readonly enroller: PodEnroller,
     readonly admin: AdminServers,
+    /** Pods' identities and certificates; null without a CA (--ca-*). */
+    readonly identity: NodeIdentities | null,
     private readonly capture: CaptureHandle,
     private readonly source: DiscoverySource,
     private readonly log: Logger
@@ -45,7 +49,16 @@ export class Agent {
     const metrics = new ProxyMetrics()
     const routes = new RouteTable()
     const telemetry = createConnTelemetry(metrics, createAccessLog(log))
-    const capture = await deps.platform.openCapture({ pinRoot: options.pinRoot, log })
+    const identities = options.identity === null
+      ? null
+      : openNodeIdentities(options.identity, { log: log.child({ component: 'identity' }), registry: metrics.registry })
+    let capture: CaptureHandle
+    try {
+      capture = await deps.platform.openCapture({ pinRoot: options.pinRoot, log })
+    } catch (err) {
+      identities?.close()
+      throw err
+    }
     const enroller = new PodEnroller({
       node: options.node,
       locator: deps.locator ?? createPodLocator('lab-annotations'),
@@ -56,22 +69,26 @@ export class Agent {
       metrics,
       log: log.child({ component: 'enroll' }),
       retry: deps.retry,
-      connectTimeoutMs: deps.connectTimeoutMs
+      connectTimeoutMs: deps.connectTimeoutMs,
+      identity: identities,
+      ...(identities === null ? {} : { onEnrolledChange: (pods, passDone) => { identities.sync(pods, { removeOthers: passDone }) } })
     })
     let admin: AdminServers
     try {
-      admin = await startAdminServers({ adminPort: options.adminPort, readyPort: options.readyPort, metrics, enroller, log })
+      admin = await startAdminServers({ adminPort: options.adminPort, readyPort: options.readyPort, metrics, enroller, identities, log })
     } catch (err) {
       capture.close()
+      identities?.close()
       throw err
     }
     const source = deps.source ?? createDiscoverySource('file', { target: options.clusterFile, log: log.child({ component: 'discovery' }) })
-    const agent = new Agent(options, metrics, routes, enroller, admin, capture, source, log)
+    const agent = new Agent(options, metrics, routes, enroller, admin, identities, capture, source, log)
     source.start({
       onSnapshot: (s) => { agent.onSnapshot(s) },
       onError: (err) => { agent.onDiscoveryError(err) }
     })
-    log.info({ node: options.node, clusterFile: options.clusterFile, pinRoot: options.pinRoot, adminPort: admin.adminPort, readyPort: admin.readyPort }, 'agent started')
+    const ca = options.identity === null ? null : { address: options.identity.caAddress, trustDomain: options.identity.trustDomain, certTtlMs: options.identity.certTtlMs }
+    log.info({ node: options.node, clusterFile: options.clusterFile, pinRoot: options.pinRoot, adminPort: admin.adminPort, readyPort: admin.readyPort, ca }, 'agent started')
     return agent
   }
 
@@ -79,6 +96,7 @@ export class Agent {
   async close (): Promise<void> {
     this.source.close()
     await this.enroller.close()
+    this.identity?.close()
     try { this.capture.close() } catch (err) { this.log.error({ err }, 'capture close failed') }
     await this.admin.close()
     this.log.info('agent stopped')

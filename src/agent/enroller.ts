@@ -1,4 +1,4 @@
-import type { ClusterSnapshot } from '../discovery/model'
+import type { ClusterSnapshot, Pod } from '../discovery/model'
 import type { PodLocator } from '../discovery/pod-locator'
 import type { FerryError } from '../errors'
 import type { ProxyMetrics } from '../telemetry/metrics'
@@ -21,6 +21,13 @@ export interface EnrollerDeps extends EnrollContext {
   readonly locator: PodLocator
   readonly metrics: ProxyMetrics
   readonly retry?: { initialMs: number, maxMs: number }
+  /**
+   * Told the enrolled pods after each enrollment (`passDone` false: a pod whose plan
+   * changed may be between its old and new enrollment, so only additions count) and at
+   * the end of each pass (`passDone` true: the set is settled). The node's identities
+   * follow it, without dropping an identity while its pod is re-enrolled.
+   */
+  readonly onEnrolledChange?: (pods: readonly Pod[], passDone: boolean) => void
 }
 
 export interface PendingPod {
@@ -144,6 +151,7 @@ export class PodEnroller {
         const e = await enrollPod(plan, this.deps)
         if (this.closed) { await unenrollPod(e, capture, false); break }
         this.enrolled.set(uid, e)
+        this.changed(false)
         this.failures.delete(uid)
         this.reported.delete(uid)
         log.info({ uid, pod: name, netns: plan.location.netnsPath, cgroup: plan.location.cgroupPath, podIPs: plan.pod.podIPs }, 'pod enrolled')
@@ -155,8 +163,14 @@ export class PodEnroller {
       }
     }
     this.deps.metrics.setEnrolledPods(this.enrolled.size)
+    this.changed(true)
     if (TRACE.on) TRACE('pass', { enrolled: this.enrolled.size, failing: this.failures.size, blocked: blocked.size })
     this.scheduleRetry()
+  }
+
+  private changed (passDone: boolean): void {
+    if (this.closed) return
+    this.deps.onEnrolledChange?.([...this.enrolled.values()].map((e) => e.plan.pod), passDone)
   }
 
   private scheduleRetry (): void {

@@ -1,7 +1,10 @@
+import { isIP } from 'node:net'
 import { isAbsolute, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { PORTS } from '../config/env'
-import { ferryError } from '../errors'
+import { ferryError, isFerryError } from '../errors'
+import { formatDuration, parseDuration } from '../identity/duration'
+import { validateTrustDomain } from '../identity/spiffe-id'
 
 // `ferry agent` options: parsed strictly (unknown options and stray arguments are
 // errors), validated once, frozen. The rest of the agent only sees AgentOptions.
@@ -18,13 +21,43 @@ export interface AgentOptions {
   /** Readiness server (/healthz/ready) port; 0 picks one. */
   readonly readyPort: number
   readonly logLevel: string
+  /** Workload certificates from a CA; null: the agent runs without identities. */
+  readonly identity: AgentIdentityOptions | null
 }
+
+export interface AgentIdentityOptions {
+  /** host:port of the controller (or any IstioCertificateService CA). */
+  readonly caAddress: string
+  /** PEM file of the roots the CA's serving certificate must chain to. */
+  readonly caRoot: string
+  /** File holding this node's bearer token; re-read for every request (tokens rotate). */
+  readonly caTokenFile: string
+  /** SPIFFE IDs are spiffe://<trustDomain>/ns/<namespace>/sa/<service account>. */
+  readonly trustDomain: string
+  /** Certificate lifetime to ask for (the CA may grant less). */
+  readonly certTtlMs: number
+}
+
+export const IDENTITY_DEFAULTS = Object.freeze({ trustDomain: 'cluster.local', certTtlMs: 24 * 3_600_000 })
+const CERT_TTL_RANGE_MS = Object.freeze({ min: 1000, max: 365 * 86_400_000 })
+/** Given all together or not at all. */
+const CA_OPTIONS = ['--ca-address', '--ca-root', '--ca-token-file'] as const
 
 export const AGENT_USAGE = `usage: ferry agent --node NAME --cluster-file PATH --pin-root DIR
                    [--admin-port ${PORTS.admin}] [--ready-port ${PORTS.ready}] [--log-level info]
+                   [--ca-address HOST:PORT --ca-root FILE --ca-token-file FILE
+                    [--trust-domain ${IDENTITY_DEFAULTS.trustDomain}] [--cert-ttl ${formatDuration(IDENTITY_DEFAULTS.certTtlMs)}]]
 
 Runs the per-node agent in the node's network namespace: watches the cluster file,
 enrolls this node's meshed pods in capture and proxies their TCP connections.
+
+With a CA (the three --ca-* options, all or none), the agent also holds a certificate
+for each identity (spiffe://TRUST-DOMAIN/ns/NAMESPACE/sa/SERVICE-ACCOUNT) of its
+enrolled pods, renewed at half its lifetime, and is not ready until it has them all.
+  --ca-address      the controller, e.g. 172.30.0.254:${PORTS.ca}
+  --ca-root         PEM root(s) the controller's serving certificate must chain to
+  --ca-token-file   this node's bearer token, re-read for every request
+  --cert-ttl        certificate lifetime to ask for (e.g. 24h, 30m, 6s)
 `
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -44,7 +77,12 @@ export function parseAgentOptions (argv: string[]): AgentOptions {
         'pin-root': { type: 'string' },
         'admin-port': { type: 'string' },
         'ready-port': { type: 'string' },
-        'log-level': { type: 'string' }
+        'log-level': { type: 'string' },
+        'ca-address': { type: 'string' },
+        'ca-root': { type: 'string' },
+        'ca-token-file': { type: 'string' },
+        'trust-domain': { type: 'string' },
+        'cert-ttl': { type: 'string' }
       }
     }).values
   } catch (err) {
@@ -67,8 +105,46 @@ export function parseAgentOptions (argv: string[]): AgentOptions {
     pinRoot,
     adminPort,
     readyPort,
-    logLevel
+    logLevel,
+    identity: identityOptions(values)
   })
+}
+
+function identityOptions (values: Record<string, string | boolean | undefined>): AgentIdentityOptions | null {
+  const given = CA_OPTIONS.filter((o) => values[o.slice(2)] !== undefined)
+  if (given.length === 0) {
+    for (const o of ['--trust-domain', '--cert-ttl']) {
+      if (values[o.slice(2)] !== undefined) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: ${o} needs a CA (${CA_OPTIONS.join(', ')})`)
+    }
+    return null
+  }
+  if (given.length < CA_OPTIONS.length) {
+    const missing = CA_OPTIONS.filter((o) => !given.includes(o))
+    throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: ${given.join(', ')} also need${given.length === 1 ? 's' : ''} ${missing.join(' and ')} (the CA options go together)`)
+  }
+  const caAddress = required(values['ca-address'], '--ca-address')
+  if (!isHostPort(caAddress)) throw invalid('--ca-address', caAddress, 'HOST:PORT, e.g. 172.30.0.254:15012 or [fd30::fe]:15012')
+  const caRoot = resolve(required(values['ca-root'], '--ca-root'))
+  const caTokenFile = resolve(required(values['ca-token-file'], '--ca-token-file'))
+  const trustDomain = typeof values['trust-domain'] === 'string' ? values['trust-domain'] : IDENTITY_DEFAULTS.trustDomain
+  try {
+    validateTrustDomain(trustDomain)
+  } catch (err) {
+    if (isFerryError(err)) throw invalid('--trust-domain', trustDomain, `a trust domain name (${err.message})`)
+    throw err
+  }
+  const ttl = values['cert-ttl']
+  const certTtlMs = typeof ttl === 'string' ? parseDuration(ttl, 'ferry agent: --cert-ttl') : IDENTITY_DEFAULTS.certTtlMs
+  if (certTtlMs < CERT_TTL_RANGE_MS.min || certTtlMs > CERT_TTL_RANGE_MS.max) throw invalid('--cert-ttl', String(ttl), 'a duration from 1s to 365d')
+  return Object.freeze({ caAddress, caRoot, caTokenFile, trustDomain, certTtlMs })
+}
+
+/** "host:port", "1.2.3.4:port" or "[v6]:port", with a port 1-65535. */
+function isHostPort (text: string): boolean {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text)
+  if (m === null) return false
+  const port = Number(m[3])
+  return port >= 1 && port <= 65535 && (m[1] === undefined || isIP(m[1]) === 6)
 }
 
 function required (value: string | boolean | undefined, name: string): string {

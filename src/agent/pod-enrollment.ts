@@ -5,6 +5,7 @@ import { ferryError, type FerryError, isFerryError } from '../errors'
 import { closeServer, createInboundHandler, createOutboundHandler, type Routes, serve, type ListenTarget } from '../proxy'
 import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import type { Logger } from '../telemetry/logger'
+import type { WorkloadIdentity } from './identities'
 import type { PodPlan } from './plan'
 import type { CaptureHandle, NetnsHandle, Platform } from './platform'
 
@@ -20,6 +21,8 @@ export interface EnrollContext {
   readonly telemetry: ConnTelemetry
   readonly log: Logger
   readonly connectTimeoutMs?: number
+  /** Pods' SPIFFE IDs and current certificates (svidFor); null when the agent has no CA. */
+  readonly identity?: WorkloadIdentity | null
 }
 
 export interface EnrolledPod {

@@ -2,6 +2,7 @@ import { createReadStream, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ferryError } from '../errors'
+import { parseDuration as parseGoDuration } from '../identity/duration'
 import { labDown } from '../lab/down'
 import { labExec, type ExecTarget } from '../lab/exec'
 import { defaultPaths, listLabs, loadLab, requireRoot, resolveLabName } from '../lab/labs'
@@ -9,7 +10,7 @@ import { logPath } from '../lab/logs'
 import { DEFAULT_LAB_NAME } from '../lab/names'
 import { readState } from '../lab/state'
 import { formatStatus, labStatus } from '../lab/status'
-import { restartAgent } from '../lab/restart'
+import { restartAgent, restartController } from '../lab/restart'
 import { DEFAULT_UP_TIMEOUT_MS, labUp } from '../lab/up'
 import { DEFAULT_NAMESPACE } from '../lab/manifest/spec'
 
@@ -17,9 +18,11 @@ import { DEFAULT_NAMESPACE } from '../lab/manifest/spec'
 
 export const LAB_USAGE = `usage: ferry lab <command> [options]
 
-  up [--name NAME] [--no-mesh] [--timeout SECONDS] FILE…
+  up [--name NAME] [--no-mesh] [--timeout SECONDS] FILE… [--cert-ttl 24h]
         build simulated nodes and pods from Kubernetes manifests (Node, Namespace,
         Pod, Service); returns when every pod is running and, with the mesh, enrolled
+        and holding its certificate from the lab's controller (CA), whose workload
+        certificates live --cert-ttl (e.g. 24h, 30m, 6s)
   down [NAME]                       remove a lab completely (works after a crash too)
   status [NAME] [--json]            nodes, pods, services, processes (no NAME and
                                     several labs up: one line per lab)
@@ -33,6 +36,10 @@ export const LAB_USAGE = `usage: ferry lab <command> [options]
                                     stop a node's agent (default SIGKILL, as in a crash)
                                     and start a new one, as kubelet would; returns when
                                     it has enrolled the node's pods again
+  restart --controller [--signal KILL|TERM] [--down-for 0s] [--timeout 30s]
+                                    stop the lab's controller (CA), keep it stopped
+                                    --down-for, start it again (also starts one that
+                                    is not running); agents are left alone
 
   With several labs up, exec/logs/status take --lab NAME (default: the only lab up).
   The default name for \`up\` is "${DEFAULT_LAB_NAME}".
@@ -60,8 +67,11 @@ async function up (argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { name: { type: 'string' }, 'no-mesh': { type: 'boolean' }, timeout: { type: 'string' } }
+    options: { name: { type: 'string' }, 'no-mesh': { type: 'boolean' }, timeout: { type: 'string' }, 'cert-ttl': { type: 'string' } }
   })
+  const certTtl = values['cert-ttl']
+  if (certTtl !== undefined && values['no-mesh'] === true) throw ferryError('FERRY_ERR_INVALID_ARG', '--cert-ttl needs the mesh (it is the lifetime of the certificates the mesh gives pods)')
+  const certTtlMs = certTtl === undefined ? undefined : parseCertTtl(certTtl)
   const ac = new AbortController()
   const onSignal = (): void => { ac.abort() }
   process.on('SIGINT', onSignal)
@@ -72,6 +82,7 @@ async function up (argv: string[]): Promise<number> {
       files: positionals,
       mesh: values['no-mesh'] !== true,
       timeoutMs: values.timeout === undefined ? DEFAULT_UP_TIMEOUT_MS : parseDuration(values.timeout),
+      certTtlMs,
       signal: ac.signal,
       log: (line) => { process.stderr.write(`ferry lab: ${line}\n`) }
     })
@@ -116,11 +127,32 @@ async function status (argv: string[]): Promise<number> {
 }
 
 async function restart (argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { lab: { type: 'string' }, node: { type: 'string' }, signal: { type: 'string' }, timeout: { type: 'string' } } })
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      lab: { type: 'string' },
+      node: { type: 'string' },
+      controller: { type: 'boolean' },
+      signal: { type: 'string' },
+      timeout: { type: 'string' },
+      'down-for': { type: 'string' }
+    }
+  })
   requireRoot('ferry lab restart')
   const signal = (values.signal ?? 'KILL').toUpperCase().replace(/^SIG/, '')
   if (signal !== 'KILL' && signal !== 'TERM') throw ferryError('FERRY_ERR_INVALID_ARG', `--signal must be KILL or TERM, not "${values.signal as string}"`)
+  if ((values.controller === true) === (values.node !== undefined)) throw ferryError('FERRY_ERR_INVALID_ARG', 'restart takes either --node NODE or --controller')
+  if (values['down-for'] !== undefined && values.controller !== true) throw ferryError('FERRY_ERR_INVALID_ARG', '--down-for goes with --controller')
   const state = loadLab(resolveLabName(values.lab))
+  if (values.controller === true) {
+    const r = await restartController(state, {
+      signal: `SIG${signal}`,
+      timeoutMs: values.timeout === undefined ? 30_000 : parseDuration(values.timeout),
+      downForMs: values['down-for'] === undefined ? undefined : parseDuration(values['down-for'])
+    })
+    process.stdout.write(`controller restarted (${r.oldPids} process(es) sent SIG${signal}; new pid ${String(r.newPid)})\n`)
+    return 0
+  }
   const r = await restartAgent(state, {
     node: required(values.node, '--node'),
     signal: `SIG${signal}`,
@@ -192,6 +224,15 @@ function one (positionals: string[], what: string): string | undefined {
 function required (v: string | undefined, what: string): string {
   if (v === undefined) throw ferryError('FERRY_ERR_INVALID_ARG', `missing ${what} (see \`ferry lab --help\`)`)
   return v
+}
+
+const CERT_TTL_RANGE_MS = Object.freeze({ min: 1000, max: 365 * 86_400_000 })
+
+/** --cert-ttl in Go's notation, as `ferry controller` and `ferry agent` take it: "24h", "6s". */
+export function parseCertTtl (s: string): number {
+  const ms = parseGoDuration(s, '--cert-ttl')
+  if (ms < CERT_TTL_RANGE_MS.min || ms > CERT_TTL_RANGE_MS.max) throw ferryError('FERRY_ERR_INVALID_ARG', `--cert-ttl "${s}" is invalid: expected a duration from 1s to 365d`)
+  return ms
 }
 
 /** "30", "30s", "500ms", "2m" → milliseconds. */

@@ -5,6 +5,7 @@ import type { IPFamily } from './manifest/spec'
 // made (nothing here is ever put on an interface of the host's own namespace).
 //
 //   underlay       172.30.0.0/24, fd30::/64           node i: 172.30.0.i, fd30::i
+//   controller     172.30.0.254 (on the underlay bridge, in the underlay namespace)
 //   pods of node i 10.244.i.0/24, fd00:244:i::/64     pod k on node i: .k and ::k (k ≥ 2)
 //   pod gateway    169.254.1.1 (on the node's lo), fe80::1 (on each pod's host-side veth)
 //   services       10.96.0.0/16, fd00:96::/112         never on any interface
@@ -12,7 +13,10 @@ import type { IPFamily } from './manifest/spec'
 // Node and pod numbers are written in decimal in both families (node 12 → 10.244.12.0/24
 // and fd00:244:12::/64), so a pod's two addresses read alike.
 
-export const MAX_NODES = 254
+/** Node numbers 1..253 of the underlay's /24; .254 is the controller's. */
+export const MAX_NODES = 253
+/** The lab's CA listens here, on the underlay bridge: every node reaches it directly. */
+export const CONTROLLER_UNDERLAY_IP = '172.30.0.254'
 /** Host numbers 2..254 of a node's /24. */
 export const FIRST_POD_HOST = 2
 export const MAX_PODS_PER_NODE = 253

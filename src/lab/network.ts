@@ -12,10 +12,16 @@ import { NODE_UPLINK, POD_IFNAME, netnsPath, type LabPlan, type PlanNode, type P
 // nodes have no default route). The IPv6 gateway fe80::1 sits on each host-side veth.
 // Addresses are added `nodad` so they work at once.
 //
+// With the mesh, the underlay bridge also carries the controller's address (a /24 like
+// the nodes', so each node reaches it over its own uplink with no route to add).
+//
 // The *Lines functions are pure (unit-tested); the others apply them.
 
 export function underlayLines (plan: LabPlan): string[] {
-  return ['link set lo up', `link add ${plan.underlay.bridge} type bridge`, `link set ${plan.underlay.bridge} up`]
+  const bridge = plan.underlay.bridge
+  const lines = ['link set lo up', `link add ${bridge} type bridge`, `link set ${bridge} up`]
+  if (plan.controller != null) lines.push(`addr add ${plan.controller.address}/${UNDERLAY.v4Prefix} dev ${bridge}`)
+  return lines
 }
 
 export function underlayPortLines (plan: LabPlan, node: PlanNode): string[] {

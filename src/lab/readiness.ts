@@ -4,9 +4,11 @@ import { ferryError } from '../errors'
 import { type Deadline, sleep } from './clock'
 import { tailOf } from './log-tail'
 import type { Prober } from './probe'
-import { netnsPath, type LabPlan } from './topology'
+import { netnsPath, type LabPlan, type PlanController } from './topology'
 
 // Waiting for a lab to be usable, bounded by a deadline:
+//   controller  its address accepts TCP connections, probed from the underlay namespace
+//           (the agents dial it from their nodes, over the same bridge);
 //   agents  GET http://127.0.0.1:15021/healthz/ready in the node's namespace answers 200
 //           with every meshed pod of the node among `enrolled`;
 //   pods    every container process alive for a moment, and every declared
@@ -36,6 +38,19 @@ export class Watched {
 function exitedError (w: Watched): Error {
   const how = w.error !== null ? `could not start: ${w.error.message}` : w.exit?.signal != null ? `was killed by ${w.exit.signal}` : `exited with code ${String(w.exit?.code)}`
   return ferryError('FERRY_ERR_LAB', `${w.what} ${how} before the lab was ready (log: ${w.log})${tailOf(w.log)}`)
+}
+
+export async function waitForController (plan: LabPlan, ca: PlanController, controller: Watched, prober: Prober, deadline: Deadline, signal?: AbortSignal): Promise<void> {
+  const underlay = netnsPath(plan.paths, plan.underlay.netns)
+  for (;;) {
+    if (controller.ended) throw exitedError(controller)
+    if (await prober.tcp(underlay, ca.address, ca.port, PROBE_TIMEOUT_MS)) return
+    if (controller.ended) throw exitedError(controller)
+    if (deadline.expired) {
+      throw ferryError('FERRY_ERR_LAB_TIMEOUT', `the lab's controller does not accept connections on ${ca.address}:${ca.port} (log: ${ca.log})${tailOf(ca.log)}`)
+    }
+    await sleep(POLL_MS, signal)
+  }
 }
 
 export interface AgentReadiness { ready: boolean, generation?: number, enrolled?: string[] }

@@ -3,9 +3,11 @@ import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { ferryError } from '../errors'
 import { REPO_ROOT } from '../native'
-import { netnsPath, type LabPlan, type PlanContainer, type PlanNode, type PlanPod } from './topology'
+import { formatDuration } from '../identity/duration'
+import { netnsPath, type LabPlan, type PlanContainer, type PlanController, type PlanNode, type PlanPod } from './topology'
 
-// Starting the lab's long-lived processes: pod containers and node agents. Each is
+// Starting the lab's long-lived processes: pod containers, node agents and the lab's
+// certificate authority (one `ferry controller`, in the underlay namespace). Each is
 // detached (its own session, so it outlives the CLI and ignores the terminal's
 // Ctrl-C), writes to its own log file, and enters its cgroup *before* its namespaces:
 //
@@ -16,7 +18,8 @@ import { netnsPath, type LabPlan, type PlanContainer, type PlanNode, type PlanPo
 //           /etc/netns/NETNS/{hosts,resolv.conf}; it also remounts /sys, which hides
 //           /sys/fs/cgroup/unified, hence the cgroup first;
 //   agents: nsenter --net=NETNS -- node bin/ferry.js agent …  — only the network
-//           namespace changes, so the agent keeps /sys/fs/bpf and /sys/fs/cgroup.
+//           namespace changes, so the agent keeps /sys/fs/bpf and /sys/fs/cgroup;
+//   the controller: the same, in the underlay's namespace.
 // If the cgroup is gone (a `down` raced us), the `echo` fails and nothing starts.
 
 const JOIN_CGROUP = 'echo $$ > "$0" && exec "$@"'
@@ -37,12 +40,33 @@ export function defaultFerryArgv (): string[] {
 }
 
 export function agentArgv (plan: LabPlan, node: PlanNode, ferry: readonly string[] = defaultFerryArgv()): string[] {
+  const ca = plan.controller ?? null
+  const token = node.caTokenFile ?? null
   return inCgroupArgv(node.agentCgroup, [
     'nsenter', `--net=${netnsPath(plan.paths, node.netns)}`, '--',
     ...ferry, 'agent',
     '--node', node.name,
     '--cluster-file', plan.clusterFile,
     '--pin-root', node.pinRoot,
+    ...(ca === null || token === null
+      ? []
+      : ['--ca-address', `${ca.address}:${ca.port}`, '--ca-root', ca.rootCert, '--ca-token-file', token,
+          '--trust-domain', ca.trustDomain, '--cert-ttl', formatDuration(ca.certTtlMs)]),
+    '--log-level', 'info'
+  ])
+}
+
+export function controllerArgv (plan: LabPlan, ca: PlanController, ferry: readonly string[] = defaultFerryArgv()): string[] {
+  return inCgroupArgv(ca.cgroup, [
+    'nsenter', `--net=${netnsPath(plan.paths, plan.underlay.netns)}`, '--',
+    ...ferry, 'controller',
+    '--data-dir', ca.dataDir,
+    '--lab-nodes', ca.tokensFile,
+    '--cluster-file', plan.clusterFile,
+    '--listen', `${ca.address}:${ca.port}`,
+    '--serving-name', ca.address,
+    '--trust-domain', ca.trustDomain,
+    '--cert-ttl', formatDuration(ca.certTtlMs),
     '--log-level', 'info'
   ])
 }
@@ -56,7 +80,11 @@ export function spawnAgent (plan: LabPlan, node: PlanNode, ferry?: readonly stri
   return spawnDetached(agentArgv(plan, node, ferry), node.agentLog, REPO_ROOT, agentEnv(process.env))
 }
 
-/** The agent's environment: Ferry's own variables and the basics, nothing the CLI's runner injected (NODE_OPTIONS…). */
+export function spawnController (plan: LabPlan, ca: PlanController, ferry?: readonly string[]): ChildProcess {
+  return spawnDetached(controllerArgv(plan, ca, ferry), ca.log, REPO_ROOT, agentEnv(process.env))
+}
+
+/** The agent's (and controller's) environment: Ferry's own variables and the basics, nothing the CLI's runner injected (NODE_OPTIONS…). */
 export function agentEnv (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {}
   for (const [k, v] of Object.entries(env)) {

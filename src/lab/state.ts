@@ -29,7 +29,7 @@ export interface LabState {
   readonly plan: LabPlan
   /** Steps begun, oldest first: `netns fl-shop-node1`, `spawn shop/web/web`… */
   readonly journal: Array<{ readonly at: string, readonly step: string }>
-  /** Pids by `node/NAME` and `pod/NS/NAME/CONTAINER`. Informational: cleanup goes by cgroup. */
+  /** Pids by `node/NAME`, `pod/NS/NAME/CONTAINER` and `controller`. Informational: cleanup goes by cgroup. */
   readonly pids: Record<string, number>
   /** Why the last `up` failed, when phase is 'failed'. */
   error?: string

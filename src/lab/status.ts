@@ -8,7 +8,8 @@ import { table } from './table'
 import { netnsPath } from './topology'
 
 // `ferry lab status`: the lab as recorded, checked against the host — is each recorded
-// process alive and still in its cgroup, does each agent answer its readiness probe.
+// process alive and still in its cgroup, does each agent answer its readiness probe,
+// does the controller accept connections.
 
 export interface LabStatus {
   readonly name: string
@@ -17,6 +18,8 @@ export interface LabStatus {
   readonly createdAt: string
   readonly stateDir: string
   readonly error?: string
+  /** The lab's CA; null without the mesh. */
+  readonly controller: { readonly address: string, readonly pid: number | null, readonly alive: boolean, readonly ready: boolean | null } | null
   readonly nodes: ReadonlyArray<{
     readonly name: string
     readonly netns: string
@@ -67,6 +70,14 @@ export async function labStatus (state: LabState, opts: { probe?: boolean } = {}
       }
       nodes.push({ name: n.name, netns: n.netns, ipv4: n.ipv4, ipv6: n.ipv6, podCIDRs: [n.podCIDRv4, n.podCIDRv6], agent })
     }
+    const ca = plan.controller ?? null
+    let controller: LabStatus['controller'] = null
+    if (ca !== null) {
+      const pid = state.pids.controller ?? null
+      const alive = pid !== null && isAliveIn(pid, ca.cgroup, cg2)
+      const ready = prober !== null && alive ? await prober.tcp(netnsPath(plan.paths, plan.underlay.netns), ca.address, ca.port, PROBE_TIMEOUT_MS) : null
+      controller = { address: `${ca.address}:${ca.port}`, pid, alive, ready }
+    }
     const pods = plan.pods.map((p) => {
       const containers = p.containers.map((c) => {
         const pid = state.pids[`pod/${p.namespace}/${p.name}/${c.name}`] ?? null
@@ -89,6 +100,7 @@ export async function labStatus (state: LabState, opts: { probe?: boolean } = {}
       createdAt: state.createdAt,
       stateDir: plan.stateDir,
       ...(state.error === undefined ? {} : { error: state.error }),
+      controller,
       nodes,
       pods,
       services
@@ -106,6 +118,8 @@ export function formatStatus (s: LabStatus): string {
   }
   const out = [`lab ${s.name}: ${s.phase}, ${s.mesh ? 'mesh' : 'no mesh'}, since ${s.createdAt} (state: ${s.stateDir})\n`]
   if (s.error !== undefined) out.push(`error: ${s.error}\n`)
+  const c = s.controller
+  if (c !== null) out.push(`controller (CA): ${c.address}, ${c.pid === null ? 'not started' : `pid ${c.pid} ${c.alive ? (c.ready === null ? 'alive' : c.ready ? 'ready' : 'not ready') : 'dead'}`}\n`)
   out.push('\n', table(['NODE', 'NETNS', 'IPV4', 'IPV6', 'POD CIDRS', 'AGENT'],
     s.nodes.map((n) => [n.name, n.netns, n.ipv4, n.ipv6, n.podCIDRs.join(','), agentCell(n.agent)])))
   out.push('\n', table(['POD', 'NODE', 'IPV4', 'IPV6', 'STATUS', 'PROCESSES'],

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { join } from 'node:path'
+import { PORTS } from '../config/env'
 import { resolveContainer } from './container-env'
-import { FIRST_POD_HOST, nodePodCIDRs, nodeUnderlayIPs, podIPs, ServiceIPAllocator } from './ipam'
+import { CONTROLLER_UNDERLAY_IP, FIRST_POD_HOST, nodePodCIDRs, nodeUnderlayIPs, podIPs, ServiceIPAllocator } from './ipam'
 import type { IPFamily, LabSpec } from './manifest/spec'
 import { allocateNetnsNames, cgroupRootName, pinDirName, underlayNetnsName } from './names'
 
@@ -22,6 +23,8 @@ export interface PlanOptions {
   readonly mesh: boolean
   readonly paths: PlanPaths
   readonly newUid?: () => string
+  /** Workload certificate lifetime (mesh only); default 24 h. */
+  readonly certTtlMs?: number
 }
 
 export interface PlanNode {
@@ -41,6 +44,28 @@ export interface PlanNode {
   readonly agentCgroup: string
   readonly pinRoot: string
   readonly agentLog: string
+  /** The agent's bearer token for the controller (mode 0600; mesh only, else null). */
+  readonly caTokenFile?: string | null
+}
+
+/**
+ * The lab's certificate authority (`ferry controller`), one for the whole lab, in the
+ * underlay namespace on an address of the underlay bridge that every node reaches.
+ */
+export interface PlanController {
+  readonly address: string
+  readonly port: number
+  readonly trustDomain: string
+  readonly certTtlMs: number
+  /** Below the lab's cgroup root, beside the nodes. */
+  readonly cgroup: string
+  /** The CA's data directory (root key and certificate), mode 0700. */
+  readonly dataDir: string
+  /** The root certificate agents trust; the controller writes it on its first start. */
+  readonly rootCert: string
+  /** Token → node, read by the controller (`--lab-nodes`), mode 0600. */
+  readonly tokensFile: string
+  readonly log: string
 }
 
 export interface PlanContainer {
@@ -90,9 +115,19 @@ export interface LabPlan {
   readonly nodes: readonly PlanNode[]
   readonly pods: readonly PlanPod[]
   readonly services: readonly PlanService[]
+  /** With the mesh: the lab's CA. Null without the mesh (and in state files from before it existed). */
+  readonly controller?: PlanController | null
 }
 
 export const UNDERLAY_BRIDGE = 'br0'
+export const LAB_TRUST_DOMAIN = 'cluster.local'
+export const DEFAULT_CERT_TTL_MS = 24 * 3_600_000
+/** The controller's CA_FILES (src/controller/ca-store.ts; a test keeps them equal, without loading the CA here). */
+export const CA_ROOT_CERT_FILE = 'root-cert.pem'
+export const CA_ROOT_KEY_FILE = 'root-key.pem'
+/** A cgroup name no node can have (node names are DNS subdomains: no '_'). */
+export const CONTROLLER_CGROUP = 'ferry_controller'
+
 export const POD_IFNAME = 'eth0'
 export const NODE_UPLINK = 'eth0'
 
@@ -101,6 +136,7 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
   const newUid = opts.newUid ?? randomUUID
   const stateDir = join(paths.labStateDir, name)
   const logsDir = join(stateDir, 'logs')
+  const tokensDir = join(stateDir, 'tokens')
   const cgroupRoot = join(paths.cgroup2, cgroupRootName(name))
 
   const netnsNames = allocateNetnsNames(name, [
@@ -132,7 +168,8 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
       podsCgroup: join(cgroup, 'kubepods.slice', 'kubepods-besteffort.slice'),
       agentCgroup: join(cgroup, 'ferry-agent'),
       pinRoot: join(paths.bpffs, pinDirName(name, n.name)),
-      agentLog: join(logsDir, `node-${n.name}.log`)
+      agentLog: join(logsDir, `node-${n.name}.log`),
+      caTokenFile: opts.mesh ? join(tokensDir, `${n.name}.token`) : null
     }
   })
   const nodeByName = new Map(nodes.map((n) => [n.name, n]))
@@ -190,6 +227,21 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
     ipFamilies: s.ipFamilies
   }))
 
+  const dataDir = join(stateDir, 'ca')
+  const controller: PlanController | null = !opts.mesh
+    ? null
+    : {
+        address: CONTROLLER_UNDERLAY_IP,
+        port: PORTS.ca,
+        trustDomain: LAB_TRUST_DOMAIN,
+        certTtlMs: opts.certTtlMs ?? DEFAULT_CERT_TTL_MS,
+        cgroup: join(cgroupRoot, CONTROLLER_CGROUP),
+        dataDir,
+        rootCert: join(dataDir, CA_ROOT_CERT_FILE),
+        tokensFile: join(tokensDir, 'lab-nodes.json'),
+        log: join(logsDir, 'controller.log')
+      }
+
   return {
     name,
     mesh: opts.mesh,
@@ -202,7 +254,8 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
     underlay: { netns: underlayNetnsName(name), bridge: UNDERLAY_BRIDGE },
     nodes,
     pods,
-    services
+    services,
+    controller
   }
 }
 

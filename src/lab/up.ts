@@ -1,8 +1,10 @@
 import { readFileSync, renameSync, rmSync } from 'node:fs'
+import { join } from 'node:path'
 import { FerryError, ferryError } from '../errors'
 import { makeCgroup } from './cgroup'
 import { Deadline } from './clock'
 import { clusterList, writeClusterFile } from './cluster-file'
+import { writeLabCredentials } from './node-credentials'
 import { failedLogsDir, labDown } from './down'
 import { expectedEnrollment } from './enrollment'
 import { directModeWarnings, hostsFileFor, writePodEtc } from './hosts'
@@ -13,15 +15,17 @@ import { checkLabName } from './names'
 import { createNode, createPodNetwork, createUnderlay } from './network'
 import { preflight } from './preflight'
 import { Prober } from './probe'
-import { waitForAgents, waitForPods, Watched } from './readiness'
-import { spawnAgent, spawnContainer } from './spawn'
+import { waitForAgents, waitForController, waitForPods, Watched } from './readiness'
+import { spawnAgent, spawnContainer, spawnController } from './spawn'
 import { claimStateDir, journal, newState, writeState, type LabState } from './state'
-import { planLab, type LabPlan, type PlanPaths } from './topology'
+import { CA_ROOT_KEY_FILE, planLab, type LabPlan, type PlanPaths } from './topology'
 
 // `ferry lab up`: validate everything, plan everything, write the plan, then make it —
-// underlay, nodes, pods (netns, veth, cgroup, /etc/netns), cluster.json, agents (and
-// wait until they have enrolled the meshed pods, so that apps are captured from their
-// first connection), containers (and wait until their ports accept connections).
+// underlay, nodes, pods (netns, veth, cgroup, /etc/netns), cluster.json, with the mesh
+// the controller (the lab's CA: node credentials, then the process, and wait until it
+// accepts connections) and the agents (and wait until they have enrolled the meshed
+// pods and hold their certificates, so that apps are captured from their first
+// connection), containers (and wait until their ports accept connections).
 // Any failure, timeout or SIGINT/SIGTERM rolls the lab back with `down`'s code; the
 // logs are kept in <labStateDir>/<name>.failed/ for a look.
 
@@ -30,6 +34,8 @@ export interface UpOptions {
   readonly files: readonly string[]
   readonly mesh: boolean
   readonly timeoutMs: number
+  /** Lifetime of workload certificates (mesh only); default 24 h. Tests use seconds. */
+  readonly certTtlMs?: number
   readonly paths?: PlanPaths
   readonly signal?: AbortSignal
   /** Progress lines for a person. */
@@ -46,7 +52,7 @@ export async function labUp (opts: UpOptions): Promise<LabState> {
   requireRoot('ferry lab up')
   const paths = opts.paths ?? defaultPaths()
   const spec = readManifests(opts.files)
-  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid })
+  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid, certTtlMs: opts.certTtlMs })
   preflight(spec, plan, knownLabNames(paths), opts.ferryArgv === undefined)
 
   claimStateDir(plan.stateDir)
@@ -98,6 +104,17 @@ async function build (spec: LabSpec, plan: LabPlan, state: LabState, opts: UpOpt
 
   const prober = new Prober()
   try {
+    const ca = plan.controller ?? null
+    if (ca !== null) {
+      step(`controller ${ca.address}:${ca.port}`)
+      await writeLabCredentials(plan, ca)
+      makeCgroup(ca.cgroup)
+      const child = spawnController(plan, ca, opts.ferryArgv)
+      if (child.pid !== undefined) state.pids.controller = child.pid
+      writeState(plan.stateFile, state)
+      await waitForController(plan, ca, new Watched('the lab\'s controller', ca.log, child), prober, deadline, opts.signal)
+      say(`controller (CA) listening on ${ca.address}:${ca.port} in ${plan.underlay.netns}`)
+    }
     if (plan.mesh) {
       const expected = expectedEnrollment(readFileSync(plan.clusterFile, 'utf8'), plan.clusterFile)
       const agents = new Map<string, Watched>()
@@ -130,6 +147,14 @@ async function build (spec: LabSpec, plan: LabPlan, state: LabState, opts: UpOpt
   }
 }
 
+/** Node tokens and the CA's root key are not kept with a failed lab's logs. */
+function removeSecrets (plan: LabPlan): void {
+  const ca = plan.controller ?? null
+  if (ca === null) return
+  rmSync(join(ca.tokensFile, '..'), { recursive: true, force: true })
+  rmSync(join(ca.dataDir, CA_ROOT_KEY_FILE), { force: true })
+}
+
 /** Removes everything `up` made; returns the error to throw (the cause, with where its logs went). */
 async function rollBack (plan: LabPlan, state: LabState, cause: unknown): Promise<unknown> {
   const failedDir = failedLogsDir(plan.paths, plan.name)
@@ -140,6 +165,7 @@ async function rollBack (plan: LabPlan, state: LabState, cause: unknown): Promis
     state.error = err instanceof Error ? err.message : String(err)
     writeState(plan.stateFile, state)
     rmSync(failedDir, { recursive: true, force: true })
+    removeSecrets(plan)
     renameSync(plan.stateDir, failedDir) // logs, state and cluster file, for a look
   } catch { /* keep going: removing the lab matters more than keeping its logs */ }
   const moved = (e: unknown): unknown => e instanceof FerryError

@@ -6,7 +6,7 @@ const base = ['--node', 'n1', '--cluster-file', '/var/run/ferry/labs/x/cluster.j
 
 t.test('valid options get defaults, an absolute cluster file, and are frozen', async (t) => {
   const o = parseAgentOptions(base)
-  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info' })
+  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', identity: null })
   t.ok(Object.isFrozen(o))
   const o2 = parseAgentOptions(['--node', 'node-2.example', '--cluster-file', 'rel/c.json', '--pin-root', '/p', '--admin-port', '0', '--ready-port', '0', '--log-level', 'debug'])
   t.equal(o2.clusterFile, resolve('rel/c.json'))
@@ -29,6 +29,35 @@ t.test('invalid options are FERRY_ERR_INVALID_ARG naming the option and what is 
     [[...base, '--nodes', 'n1'], /Unknown option '--nodes'/],
     [[...base, 'extra'], /Unexpected argument 'extra'/],
     [[...base, '--node'], /--node/]
+  ]
+  for (const [argv, re] of cases) {
+    t.throws(() => parseAgentOptions(argv), { code: 'FERRY_ERR_INVALID_ARG', message: re }, argv.join(' '))
+  }
+})
+
+const ca = ['--ca-address', '172.30.0.254:15012', '--ca-root', '/state/x/ca/root-cert.pem', '--ca-token-file', 'tokens/n1.token']
+
+t.test('CA options: all three together, with a default trust domain and lifetime, frozen', async (t) => {
+  const o = parseAgentOptions([...base, ...ca])
+  t.same(o.identity, { caAddress: '172.30.0.254:15012', caRoot: '/state/x/ca/root-cert.pem', caTokenFile: resolve('tokens/n1.token'), trustDomain: 'cluster.local', certTtlMs: 86_400_000 })
+  t.ok(Object.isFrozen(o.identity))
+  const o2 = parseAgentOptions([...base, ...ca, '--trust-domain', 'example.org', '--cert-ttl', '6s', '--ca-address', '[fd30::fe]:15012'])
+  t.match(o2.identity, { trustDomain: 'example.org', certTtlMs: 6000, caAddress: '[fd30::fe]:15012' })
+  t.equal(parseAgentOptions([...base, ...ca, '--ca-address', 'ferry-controller.ferry-system.svc:15012']).identity?.caAddress, 'ferry-controller.ferry-system.svc:15012')
+})
+
+t.test('CA options: a partial set, a bad address, trust domain or lifetime, or extras without a CA are refused by name', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [[...base, '--ca-address', '172.30.0.254:15012'], /--ca-address also needs --ca-root and --ca-token-file \(the CA options go together\)/],
+    [[...base, '--ca-root', '/r', '--ca-token-file', '/t'], /--ca-root, --ca-token-file also need --ca-address/],
+    [[...base, '--cert-ttl', '6s'], /--cert-ttl needs a CA \(--ca-address, --ca-root, --ca-token-file\)/],
+    [[...base, '--trust-domain', 'example.org'], /--trust-domain needs a CA/],
+    [[...base, ...ca, '--ca-address', '172.30.0.254'], /--ca-address "172\.30\.0\.254" is invalid: expected HOST:PORT/],
+    [[...base, ...ca, '--ca-address', '172.30.0.254:0'], /--ca-address "172\.30\.0\.254:0" is invalid/],
+    [[...base, ...ca, '--ca-address', '[1.2.3.4]:15012'], /--ca-address "\[1\.2\.3\.4\]:15012" is invalid/],
+    [[...base, ...ca, '--trust-domain', 'Example.ORG:443'], /--trust-domain "Example\.ORG:443" is invalid: expected a trust domain name/],
+    [[...base, ...ca, '--cert-ttl', 'soon'], /--cert-ttl "soon" is invalid: expected a duration/],
+    [[...base, ...ca, '--cert-ttl', '500ms'], /--cert-ttl "500ms" is invalid: expected a duration from 1s to 365d/]
   ]
   for (const [argv, re] of cases) {
     t.throws(() => parseAgentOptions(argv), { code: 'FERRY_ERR_INVALID_ARG', message: re }, argv.join(' '))

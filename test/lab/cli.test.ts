@@ -1,5 +1,5 @@
 import t from 'tap'
-import { LAB_USAGE, labCommand, parseDuration } from '../../src/cli/lab-command'
+import { LAB_USAGE, labCommand, parseCertTtl, parseDuration } from '../../src/cli/lab-command'
 
 // `ferry lab` argument handling that needs no lab.
 
@@ -23,4 +23,18 @@ t.test('bad arguments are FerryErrors or parse errors, never crashes', async (t)
   await t.rejects(labCommand(['up', '--name', 'Bad_Name', 'x.yaml']), { code: 'FERRY_ERR_INVALID_ARG' })
   await t.rejects(labCommand(['up', '--bogus']), { code: 'ERR_PARSE_ARGS_UNKNOWN_OPTION' })
   await t.rejects(labCommand(['status', '--lab', 'UPPER']), { code: 'FERRY_ERR_INVALID_ARG' })
+})
+
+t.test('certificate lifetime and controller restarts: checked before any lab is touched', async (t) => {
+  t.equal(parseCertTtl('24h'), 86_400_000)
+  t.equal(parseCertTtl('6s'), 6000)
+  t.throws(() => parseCertTtl('500ms'), { code: 'FERRY_ERR_INVALID_ARG', message: /from 1s to 365d/ })
+  t.throws(() => parseCertTtl('6'), { code: 'FERRY_ERR_INVALID_ARG', message: /--cert-ttl "6" is invalid/ })
+  t.match(LAB_USAGE, /restart --controller \[--signal KILL\|TERM\] \[--down-for 0s\]/)
+  await t.rejects(labCommand(['up', '--no-mesh', '--cert-ttl', '6s', 'x.yaml']), { code: 'FERRY_ERR_INVALID_ARG', message: /--cert-ttl needs the mesh/ })
+  await t.rejects(labCommand(['up', '--cert-ttl', 'forever', 'x.yaml']), { code: 'FERRY_ERR_INVALID_ARG', message: /--cert-ttl "forever" is invalid/ })
+  if (process.getuid?.() !== 0) return // restart checks for root first
+  await t.rejects(labCommand(['restart', '--node', 'n1', '--controller']), { code: 'FERRY_ERR_INVALID_ARG', message: /either --node NODE or --controller/ })
+  await t.rejects(labCommand(['restart']), { code: 'FERRY_ERR_INVALID_ARG', message: /either --node NODE or --controller/ })
+  await t.rejects(labCommand(['restart', '--node', 'n1', '--down-for', '5s']), { code: 'FERRY_ERR_INVALID_ARG', message: /--down-for goes with --controller/ })
 })

@@ -5,12 +5,13 @@ import { clusterList } from '../../src/lab/cluster-file'
 import { expand } from '../../src/lab/container-env'
 import { expectedEnrollment } from '../../src/lab/enrollment'
 import { directModeWarnings, hostsFileFor } from '../../src/lab/hosts'
-import { canonicalAddress, podIPs, ServiceIPAllocator } from '../../src/lab/ipam'
+import { CA_FILES } from '../../src/controller/ca-store'
+import { canonicalAddress, MAX_NODES, nodeUnderlayIPs, podIPs, ServiceIPAllocator } from '../../src/lab/ipam'
 import { readManifests } from '../../src/lab/manifest'
 import { allocateNetnsNames, labNamesOverlap, MAX_NETNS_NAME, ownsName, netnsPrefix } from '../../src/lab/names'
-import { nodeLines, nodeSideOfPodLines, podLines } from '../../src/lab/network'
-import { agentArgv, podProcessArgv } from '../../src/lab/spawn'
-import { planLab, type PlanPaths } from '../../src/lab/topology'
+import { nodeLines, nodeSideOfPodLines, podLines, underlayLines } from '../../src/lab/network'
+import { agentArgv, controllerArgv, podProcessArgv } from '../../src/lab/spawn'
+import { CA_ROOT_CERT_FILE, CA_ROOT_KEY_FILE, planLab, type PlanController, type PlanPaths } from '../../src/lab/topology'
 import { FIXTURES, REPO } from './helpers'
 
 // The plan is pure: same manifests and uids, same lab. These tests pin down the address
@@ -110,8 +111,52 @@ t.test('process argv: cgroup first, then the namespace, then a clean env', async
   t.same(argv, ['sh', '-c', 'echo $$ > "$0" && exec "$@"', `${pod.cgroup}/cgroup.procs`, 'ip', 'netns', 'exec', pod.netns, 'env', '-i', 'A=b', 'sleep', '1'])
   const agent = agentArgv(p, p.nodes[0], ['node', '/repo/bin/ferry.js'])
   t.same(agent.slice(4), ['nsenter', '--net=/run/netns/fl-x-node1', '--', 'node', '/repo/bin/ferry.js', 'agent',
-    '--node', 'node1', '--cluster-file', '/state/x/cluster.json', '--pin-root', '/bpf/ferry-lab-x-node1', '--log-level', 'info'])
+    '--node', 'node1', '--cluster-file', '/state/x/cluster.json', '--pin-root', '/bpf/ferry-lab-x-node1',
+    '--ca-address', '172.30.0.254:15012', '--ca-root', '/state/x/ca/root-cert.pem', '--ca-token-file', '/state/x/tokens/node1.token',
+    '--trust-domain', 'cluster.local', '--cert-ttl', '24h', '--log-level', 'info'])
   t.equal(agent[3], '/cg/ferry-lab-x/node1/ferry-agent/cgroup.procs')
+  const noMesh = plan(join(FIXTURES, 'two-nodes.yaml'), false)
+  t.same(agentArgv(noMesh, noMesh.nodes[0], ['ferry']).slice(9), ['--node', 'node1', '--cluster-file', '/state/x/cluster.json', '--pin-root', '/bpf/ferry-lab-x-node1', '--log-level', 'info'],
+    'without a controller (no mesh, or a state file from before there was one), no CA options')
+})
+
+t.test('the controller: one per lab with the mesh, in the underlay on the bridge, with the cluster file, node tokens and TTL', async (t) => {
+  const p = plan(join(FIXTURES, 'two-nodes.yaml'))
+  const ca = p.controller
+  if (ca == null) throw new Error('no controller planned')
+  t.same(ca, {
+    address: '172.30.0.254',
+    port: 15012,
+    trustDomain: 'cluster.local',
+    certTtlMs: 86_400_000,
+    cgroup: '/cg/ferry-lab-x/ferry_controller',
+    dataDir: '/state/x/ca',
+    rootCert: '/state/x/ca/root-cert.pem',
+    tokensFile: '/state/x/tokens/lab-nodes.json',
+    log: '/state/x/logs/controller.log'
+  })
+  t.equal(CA_ROOT_CERT_FILE, CA_FILES.cert, 'the lab names the controller\'s root certificate file as the controller does')
+  t.equal(CA_ROOT_KEY_FILE, CA_FILES.key)
+  t.same(p.nodes.map((n) => n.caTokenFile), ['/state/x/tokens/node1.token', '/state/x/tokens/node2.token'])
+  t.notOk(p.nodes.some((n) => n.cgroup === ca.cgroup), 'no node shares the controller\'s cgroup')
+  t.same(controllerArgv(p, ca, ['node', '/repo/bin/ferry.js']).slice(3), ['/cg/ferry-lab-x/ferry_controller/cgroup.procs',
+    'nsenter', '--net=/run/netns/fl-x-u', '--', 'node', '/repo/bin/ferry.js', 'controller',
+    '--data-dir', '/state/x/ca', '--lab-nodes', '/state/x/tokens/lab-nodes.json', '--cluster-file', '/state/x/cluster.json',
+    '--listen', '172.30.0.254:15012', '--serving-name', '172.30.0.254', '--trust-domain', 'cluster.local', '--cert-ttl', '24h', '--log-level', 'info'])
+  t.same(underlayLines(p), ['link set lo up', 'link add br0 type bridge', 'link set br0 up', 'addr add 172.30.0.254/24 dev br0'], 'its address is on the underlay bridge')
+
+  n = 0
+  const short = planLab(readManifests([join(FIXTURES, 'two-nodes.yaml')]), { name: 'x', mesh: true, paths: PATHS, newUid: uids, certTtlMs: 6000 })
+  t.equal(short.controller?.certTtlMs, 6000)
+  t.ok(controllerArgv(short, short.controller as PlanController).join(' ').includes('--cert-ttl 6s'))
+  t.ok(agentArgv(short, short.nodes[1]).join(' ').includes('--cert-ttl 6s'), 'agents ask for the same lifetime')
+
+  const noMesh = plan(join(FIXTURES, 'two-nodes.yaml'), false)
+  t.equal(noMesh.controller, null, 'no controller without the mesh')
+  t.same(noMesh.nodes.map((n) => n.caTokenFile), [null, null])
+  t.same(underlayLines(noMesh), ['link set lo up', 'link add br0 type bridge', 'link set br0 up'])
+  t.throws(() => nodeUnderlayIPs(MAX_NODES + 1), RangeError, 'node numbers stop before the controller\'s address')
+  t.equal(nodeUnderlayIPs(MAX_NODES).v4, '172.30.0.253')
 })
 
 t.test('network commands', async (t) => {
