@@ -22,6 +22,7 @@ export class FerryError extends Error {
 export const ERROR_CODES = {
   FERRY_ERR_INVALID_ARG: 'a function or CLI received an argument it cannot use',
   FERRY_ERR_CONFIG: 'a configuration file or document is malformed or invalid',
+  FERRY_ERR_WORKLOAD_NOT_FOUND: 'no pod, service or service port by that name in the cluster snapshot',
   FERRY_ERR_MANIFEST: 'a lab manifest is malformed, unknown to Kubernetes, or unsupported by the lab',
   FERRY_ERR_NATIVE: 'the native addon failed a system or libbpf call (see errno)',
   FERRY_ERR_NATIVE_MISSING: 'the native addon or a compiled eBPF object is not built',
@@ -45,7 +46,10 @@ export const ERROR_CODES = {
   FERRY_ERR_CA_UNAVAILABLE: 'the certificate authority could not be reached or did not answer in time',
   FERRY_ERR_CA_REFUSED: 'the certificate authority refused a certificate request',
   FERRY_ERR_AUTHN: 'an agent presented no credential, or one the controller does not accept',
-  FERRY_ERR_AUTHZ: 'a node asked for the identity of a pod that is not scheduled on it'
+  FERRY_ERR_AUTHZ: 'a node asked for the identity of a pod that is not scheduled on it',
+  FERRY_ERR_TUNNEL_CONNECT: 'a tunnel to a peer node could not be opened: connect, TLS handshake, timeout, or the session or stream closed before the CONNECT was answered',
+  FERRY_ERR_TUNNEL_PEER: 'the peer node presented a tunnel certificate that failed verification (other CA, expired, wrong identity, ...)',
+  FERRY_ERR_TUNNEL_REFUSED: 'the peer node answered a tunnel CONNECT with a refusal status'
 } as const
 
 export type FerryErrorCode = keyof typeof ERROR_CODES

@@ -1,0 +1,135 @@
+import type { AuthorizationAction, SourceLocation } from '../resources/documents'
+import type { CompiledClause, CompiledPolicy, CompiledRule, PolicyScope } from './compile'
+import { SourceView } from './match'
+import type { AuthzRequest, Decision, MtlsDecision } from './model'
+import type { PolicySet } from './policy-set'
+
+// Why a connection is allowed or denied: the decision of the evaluator (the same code
+// the data path runs) plus a trace of every policy that applies to the destination,
+// rule by rule and condition by condition, each located in its file. Plain JSON-able
+// data, so the agent can serve it as it is; explain-text.ts renders it for people.
+
+export interface Explanation {
+  readonly allowed: boolean
+  readonly decision: Decision
+  readonly request: {
+    readonly source: { readonly principal: string | null, readonly namespace: string | null, readonly ip: string | null }
+    readonly destination: { readonly namespace: string, readonly labels: Readonly<Record<string, string>>, readonly port: number }
+  }
+  /** The destination's mTLS mode on that port. */
+  readonly mtls: MtlsDecision
+  /** The conditions that made the decision, located (empty for the defaults and for rules `{}`). */
+  readonly decidedBy: readonly ConditionTrace[]
+  /** Where the deciding rule is written. */
+  readonly decidedAt?: SourceLocation
+  /** Every policy that applies to the destination, in evaluation order. */
+  readonly policies: readonly PolicyTrace[]
+  readonly config: { readonly origin: string, readonly generation: number, readonly rootNamespace: string }
+}
+
+export interface PolicyTrace {
+  readonly policy: string
+  readonly action: AuthorizationAction
+  readonly dryRun: boolean
+  readonly scope: PolicyScope
+  readonly selector: Readonly<Record<string, string>> | null
+  readonly location: SourceLocation
+  /** Index of the first matching rule, if any. */
+  readonly matchedRule: number | null
+  readonly rules: readonly RuleTrace[]
+  readonly note?: string
+}
+
+export interface RuleTrace {
+  readonly index: number
+  readonly matched: boolean
+  readonly location: SourceLocation
+  readonly from: readonly ClauseTrace[] | null
+  readonly to: readonly ClauseTrace[] | null
+  readonly note?: string
+}
+
+export interface ClauseTrace {
+  readonly index: number
+  readonly matched: boolean
+  readonly conditions: readonly ConditionTrace[]
+}
+
+export interface ConditionTrace {
+  readonly field: string
+  readonly matched: boolean
+  readonly detail: string
+  readonly location: SourceLocation
+}
+
+export function explain (set: PolicySet, request: AuthzRequest): Explanation {
+  const src = new SourceView(request.source)
+  const port = request.destination.port
+  const workload = set.authz.forWorkload(request.destination)
+  const decision = workload.evaluate(src, port)
+  const locate = set.snapshot.locate
+  const policies = workload.policies.map((p) => tracePolicy(p, src, port, locate))
+  let decidedBy: ConditionTrace[] = []
+  let decidedAt: SourceLocation | undefined
+  if (decision.policy !== undefined && decision.rule !== undefined) {
+    const trace = policies.find((p) => p.policy === decision.policy && !p.dryRun)
+    const rule = trace?.rules[decision.rule]
+    if (rule !== undefined) {
+      decidedAt = rule.location
+      const used = new Set(decision.fields)
+      decidedBy = [...(rule.from ?? []), ...(rule.to ?? [])].flatMap((c) => c.conditions).filter((c) => c.matched && used.has(c.field))
+    }
+  }
+  return {
+    allowed: decision.allowed,
+    decision,
+    request: {
+      source: { principal: src.principal, namespace: src.namespace, ip: src.ip },
+      destination: { namespace: request.destination.namespace, labels: { ...request.destination.labels }, port }
+    },
+    mtls: set.mtls.modeFor(request.destination, port),
+    decidedBy,
+    ...(decidedAt === undefined ? {} : { decidedAt }),
+    policies,
+    config: { origin: set.snapshot.origin, generation: set.snapshot.generation, rootNamespace: set.snapshot.rootNamespace }
+  }
+}
+
+type Locate = PolicySet['snapshot']['locate']
+
+function tracePolicy (p: CompiledPolicy, src: SourceView, port: number, locate: Locate): PolicyTrace {
+  const rules = p.rules.map((r) => traceRule(p, r, src, port, locate))
+  const first = rules.find((r) => r.matched)
+  const note = p.rules.length === 0
+    ? `no rules: matches nothing${p.action === 'ALLOW' ? ' (this ALLOW policy allows nothing)' : ''}`
+    : undefined
+  return {
+    policy: p.ref,
+    action: p.action,
+    dryRun: p.dryRun,
+    scope: p.scope,
+    selector: p.selector,
+    location: p.policy.origin,
+    matchedRule: first === undefined ? null : first.index,
+    rules,
+    ...(note === undefined ? {} : { note })
+  }
+}
+
+function traceRule (p: CompiledPolicy, r: CompiledRule, src: SourceView, port: number, locate: Locate): RuleTrace {
+  const at = ['spec', 'rules', r.index]
+  const from = r.from === null ? null : r.from.map((c) => traceClause(p, c, src, port, locate))
+  const to = r.to === null ? null : r.to.map((c) => traceClause(p, c, src, port, locate))
+  const matched = (from === null || from.some((c) => c.matched)) && (to === null || to.some((c) => c.matched))
+  const note = from === null && to === null ? 'an empty rule: matches every connection' : undefined
+  return { index: r.index, matched, location: locate(p.policy, at), from, to, ...(note === undefined ? {} : { note }) }
+}
+
+function traceClause (p: CompiledPolicy, c: CompiledClause, src: SourceView, port: number, locate: Locate): ClauseTrace {
+  const conditions = c.conditions.map((cond): ConditionTrace => {
+    const r = cond.explain(src, port)
+    const path = r.index === undefined ? cond.path : [...cond.path, r.index]
+    return { field: cond.field, matched: r.matched, detail: r.detail, location: locate(p.policy, path) }
+  })
+  return { index: c.index, matched: conditions.every((x) => x.matched), conditions }
+}

@@ -1,0 +1,74 @@
+import { deepFreeze } from '../discovery/model'
+import {
+  type AuthorizationPolicy, type AuthorizationPolicySpec, type DeclaredMtlsMode, DRY_RUN_ANNOTATIONS, type ObjectMeta,
+  type PeerAuthentication, type PeerAuthenticationSpec, type PolicyOperation, type PolicyRule, type PolicySource,
+  type Resource, type ResourceKind, type SourceLocation, type WorkloadSelector
+} from './documents'
+
+// A document that passed its schema, made into the typed, frozen resource the rest of
+// Ferry uses: defaults applied (action ALLOW, mtls mode UNSET), Istio's string ports made
+// numbers, dry-run read from its annotation. No validation happens here.
+
+type Raw = Record<string, any>
+
+export function toResource (kind: ResourceKind, raw: Raw, origin: SourceLocation): Resource {
+  const metadata = toMeta(raw.metadata)
+  const base = { apiVersion: raw.apiVersion as string, metadata, ref: `${metadata.namespace}/${metadata.name}`, origin }
+  const spec: Raw = raw.spec ?? {}
+  if (kind === 'AuthorizationPolicy') {
+    const policy: AuthorizationPolicy = {
+      kind,
+      ...base,
+      spec: toAuthorizationSpec(spec),
+      dryRun: DRY_RUN_ANNOTATIONS.some((a) => metadata.annotations[a] === 'true')
+    }
+    return deepFreeze(policy)
+  }
+  const peer: PeerAuthentication = { kind, ...base, spec: toPeerAuthenticationSpec(spec) }
+  return deepFreeze(peer)
+}
+
+function toMeta (md: Raw): ObjectMeta {
+  return { name: md.name, namespace: md.namespace, labels: { ...md.labels }, annotations: { ...md.annotations } }
+}
+
+function toSelector (s: Raw | undefined): WorkloadSelector | undefined {
+  return s === undefined ? undefined : { matchLabels: { ...s.matchLabels } }
+}
+
+function toAuthorizationSpec (spec: Raw): AuthorizationPolicySpec {
+  const out: { -readonly [K in keyof AuthorizationPolicySpec]: AuthorizationPolicySpec[K] } = { action: spec.action ?? 'ALLOW' }
+  const selector = toSelector(spec.selector)
+  if (selector !== undefined) out.selector = selector
+  if (spec.rules !== undefined) out.rules = (spec.rules as Raw[]).map(toRule)
+  return out
+}
+
+function toRule (r: Raw): PolicyRule {
+  const rule: { from?: Array<{ source: PolicySource }>, to?: Array<{ operation: PolicyOperation }> } = {}
+  if (r.from !== undefined) rule.from = (r.from as Raw[]).map((f) => ({ source: { ...f.source } }))
+  if (r.to !== undefined) rule.to = (r.to as Raw[]).map((t) => ({ operation: toOperation(t.operation) }))
+  return rule
+}
+
+function toOperation (op: Raw): PolicyOperation {
+  const out: { ports?: number[], notPorts?: number[] } = {}
+  if (op.ports !== undefined) out.ports = (op.ports as string[]).map(Number)
+  if (op.notPorts !== undefined) out.notPorts = (op.notPorts as string[]).map(Number)
+  return out
+}
+
+function toPeerAuthenticationSpec (spec: Raw): PeerAuthenticationSpec {
+  const out: { -readonly [K in keyof PeerAuthenticationSpec]: PeerAuthenticationSpec[K] } = {}
+  const selector = toSelector(spec.selector)
+  if (selector !== undefined) out.selector = selector
+  if (spec.mtls !== undefined) out.mtls = { mode: modeOf(spec.mtls) }
+  if (spec.portLevelMtls !== undefined) {
+    out.portLevelMtls = Object.fromEntries(Object.entries(spec.portLevelMtls as Record<string, Raw>).map(([port, m]) => [String(Number(port)), { mode: modeOf(m) }]))
+  }
+  return out
+}
+
+function modeOf (m: Raw): DeclaredMtlsMode {
+  return m.mode ?? 'UNSET'
+}

@@ -1,0 +1,115 @@
+// The configuration resources Ferry reads, as the rest of the program sees them: typed,
+// validated (schema.ts) and deeply frozen. They are written as Kubernetes objects, the
+// same documents whether they come from files or, later, from the API server as CRDs.
+//
+// Istio's documents are accepted exactly as Istio users write them (its security API
+// group, v1 and v1beta1), alongside Ferry's own group: the spec is the same.
+
+export const ISTIO_SECURITY_VERSIONS = Object.freeze(['security.istio.io/v1', 'security.istio.io/v1beta1'])
+export const FERRY_SECURITY_VERSIONS = Object.freeze(['security.ferry.dev/v1alpha1'])
+export const SECURITY_API_VERSIONS: readonly string[] = Object.freeze([...ISTIO_SECURITY_VERSIONS, ...FERRY_SECURITY_VERSIONS])
+
+export const RESOURCE_KINDS = Object.freeze(['AuthorizationPolicy', 'PeerAuthentication'] as const)
+export type ResourceKind = typeof RESOURCE_KINDS[number]
+
+/** Annotations that put an AuthorizationPolicy in dry-run: evaluated and logged, not enforced. */
+export const DRY_RUN_ANNOTATIONS = Object.freeze(['istio.io/dry-run', 'ferry.dev/dry-run'])
+
+export interface SourceLocation {
+  readonly file: string
+  readonly line: number
+}
+
+export interface ObjectMeta {
+  readonly name: string
+  readonly namespace: string
+  readonly labels: Readonly<Record<string, string>>
+  readonly annotations: Readonly<Record<string, string>>
+}
+
+interface ResourceBase<K extends ResourceKind, S> {
+  readonly kind: K
+  readonly apiVersion: string
+  readonly metadata: ObjectMeta
+  readonly spec: S
+  /** "namespace/name": how logs, metrics and decisions name it. */
+  readonly ref: string
+  /** Where the document starts. */
+  readonly origin: SourceLocation
+}
+
+export interface WorkloadSelector {
+  readonly matchLabels: Readonly<Record<string, string>>
+}
+
+// ---- AuthorizationPolicy -------------------------------------------------------------
+
+export type AuthorizationAction = 'ALLOW' | 'DENY'
+
+/** Each list, when present, has at least one entry (the schema rejects empty lists). */
+export interface PolicySource {
+  readonly principals?: readonly string[]
+  readonly notPrincipals?: readonly string[]
+  readonly namespaces?: readonly string[]
+  readonly notNamespaces?: readonly string[]
+  readonly ipBlocks?: readonly string[]
+  readonly notIpBlocks?: readonly string[]
+}
+
+export interface PolicyOperation {
+  /** Destination ports (Istio writes them as strings; here they are numbers). */
+  readonly ports?: readonly number[]
+  readonly notPorts?: readonly number[]
+}
+
+export interface PolicyRule {
+  readonly from?: ReadonlyArray<{ readonly source: PolicySource }>
+  readonly to?: ReadonlyArray<{ readonly operation: PolicyOperation }>
+}
+
+export interface AuthorizationPolicySpec {
+  /** Absent: the policy applies to every workload of its namespace (of the mesh, in the root namespace). */
+  readonly selector?: WorkloadSelector
+  /** ALLOW when not written, as in Istio. */
+  readonly action: AuthorizationAction
+  /** Absent or empty: the policy matches nothing (an ALLOW policy then allows nothing). */
+  readonly rules?: readonly PolicyRule[]
+}
+
+export interface AuthorizationPolicy extends ResourceBase<'AuthorizationPolicy', AuthorizationPolicySpec> {
+  /** istio.io/dry-run or ferry.dev/dry-run is "true". */
+  readonly dryRun: boolean
+}
+
+// ---- PeerAuthentication --------------------------------------------------------------
+
+export type MtlsMode = 'STRICT' | 'PERMISSIVE'
+/** UNSET inherits from the parent level (workload → namespace → mesh → Ferry's default). */
+export type DeclaredMtlsMode = MtlsMode | 'UNSET'
+
+export interface PeerAuthenticationSpec {
+  readonly selector?: WorkloadSelector
+  readonly mtls?: { readonly mode: DeclaredMtlsMode }
+  /** Port → mode; needs a selector. Keys are port numbers as written ("8080"). */
+  readonly portLevelMtls?: Readonly<Record<string, { readonly mode: DeclaredMtlsMode }>>
+}
+
+export type PeerAuthentication = ResourceBase<'PeerAuthentication', PeerAuthenticationSpec>
+
+export type Resource = AuthorizationPolicy | PeerAuthentication
+
+/** `AuthorizationPolicy prod/deny-dev`: how issues name a resource. */
+export function describeResource (r: { kind: string, metadata: { namespace: string, name: string } }): string {
+  return `${r.kind} ${r.metadata.namespace}/${r.metadata.name}`
+}
+
+/** True when a selector selects by at least one label (an empty one selects the whole namespace, as in Istio). */
+export function hasSelector (selector: WorkloadSelector | undefined): selector is WorkloadSelector {
+  return selector !== undefined && Object.keys(selector.matchLabels).length > 0
+}
+
+/** Whether `labels` carry every label of `selector`. */
+export function selects (selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
+  for (const k in selector) if (labels[k] !== selector[k]) return false
+  return true
+}

@@ -1,0 +1,183 @@
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv'
+import { isIP } from 'node:net'
+import type { ResourceKind } from './documents'
+import type { FieldPath } from './issues'
+import { SCHEMAS, UNSUPPORTED, UNSUPPORTED_VALUES } from './schema'
+
+// Runs the kind's schema over a document and turns every ajv error into a field path
+// and a message a person can act on ("`10.0.0.0/33` is not an IP address or CIDR
+// block"), not ajv's generic wording. All errors are collected (allErrors).
+
+export interface SchemaIssue {
+  readonly path: FieldPath
+  readonly message: string
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
+const MAX_LABEL = 63
+const MAX_SUBDOMAIN = 253
+const MAX_PORT = 65535
+
+/** Istio's string match: exact, `prefix*`, `*suffix`, or `*` (any value present). */
+export function isStringMatch (s: string): boolean {
+  if (s === '') return false
+  const inner = s.slice(s.startsWith('*') ? 1 : 0, s.endsWith('*') && s.length > 1 ? -1 : undefined)
+  return !inner.includes('*') && !(s.length > 1 && s.startsWith('*') && s.endsWith('*'))
+}
+
+/** An IP address or a CIDR block, IPv4 or IPv6 (Istio's ipBlocks). */
+export function isIPBlock (s: string): boolean {
+  const slash = s.indexOf('/')
+  const address = slash < 0 ? s : s.slice(0, slash)
+  const family = isIP(address)
+  if (family === 0) return false
+  if (slash < 0) return true
+  const prefix = s.slice(slash + 1)
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)
+}
+
+export function isPortString (s: string): boolean {
+  return /^\d{1,5}$/.test(s) && Number(s) >= 1 && Number(s) <= MAX_PORT
+}
+
+const FORMATS: Record<string, { check: (s: string) => boolean, problem: (s: string) => string }> = {
+  'ferry-k8s-name': {
+    check: (s) => s.length <= MAX_SUBDOMAIN && DNS_SUBDOMAIN.test(s),
+    problem: (s) => `${quote(s)} is not a Kubernetes object name (lowercase letters, digits, "-" and ".")`
+  },
+  'ferry-k8s-namespace': {
+    check: (s) => s.length <= MAX_LABEL && DNS_LABEL.test(s),
+    problem: (s) => `${quote(s)} is not a Kubernetes namespace name (lowercase letters, digits and "-", at most ${MAX_LABEL})`
+  },
+  'ferry-string-match': {
+    check: isStringMatch,
+    problem: (s) => `${quote(s)} is not a match: write an exact value, "prefix*", "*suffix" or "*" (one "*", at the start or the end)`
+  },
+  'ferry-ip-block': {
+    check: isIPBlock,
+    problem: (s) => `${quote(s)} is not an IP address or CIDR block (e.g. 10.0.0.0/16, 192.168.1.7, fd00::/64)`
+  },
+  'ferry-port': {
+    check: isPortString,
+    problem: (s) => `${quote(s)} is not a port number from 1 to ${MAX_PORT}`
+  }
+}
+
+const ajv = new Ajv({ allErrors: true, strict: true, verbose: true })
+for (const [name, f] of Object.entries(FORMATS)) ajv.addFormat(name, { type: 'string', validate: f.check })
+type KeywordCheck<S> = ((schema: S, data: unknown) => boolean) & { errors?: Array<Partial<ErrorObject>> }
+
+const rejectField: KeywordCheck<string> = (reason) => {
+  rejectField.errors = [{ keyword: UNSUPPORTED, message: reason, params: {} }]
+  return false
+}
+const rejectValue: KeywordCheck<Record<string, string>> = (reasons, data) => {
+  if (typeof data !== 'string' || !Object.hasOwn(reasons, data)) return true
+  rejectValue.errors = [{ keyword: UNSUPPORTED_VALUES, message: `${quote(data)}: ${reasons[data]}`, params: {} }]
+  return false
+}
+ajv.addKeyword({ keyword: UNSUPPORTED, schemaType: 'string', errors: true, validate: rejectField })
+ajv.addKeyword({ keyword: UNSUPPORTED_VALUES, schemaType: 'object', errors: true, validate: rejectValue })
+
+const VALIDATORS = Object.fromEntries(Object.entries(SCHEMAS).map(([kind, schema]) => [kind, ajv.compile(schema)])) as Record<ResourceKind, ValidateFunction>
+
+/** Every problem of `value` as a `kind` document; empty when it is valid. */
+export function validateResource (kind: ResourceKind, value: unknown): SchemaIssue[] {
+  const validate = VALIDATORS[kind]
+  if (validate(value)) return []
+  const issues = (validate.errors ?? []).map((e) => toIssue(e, value)).filter((i): i is RawIssue => i !== null)
+  // Ferry's own reason for a field beats ajv's generic complaints about the same field
+  // (an unsupported `action: AUDIT` is also "not one of ALLOW, DENY").
+  const explained = new Set(issues.filter((i) => i.ferry).map((i) => key(i.path)))
+  const seen = new Set<string>()
+  const out: SchemaIssue[] = []
+  for (const i of issues) {
+    if (!i.ferry && explained.has(key(i.path))) continue
+    const k = `${key(i.path)}\0${i.message}`
+    if (seen.has(k)) continue
+    seen.add(k)
+    out.push({ path: i.path, message: i.message })
+  }
+  return out
+}
+
+interface RawIssue extends SchemaIssue { readonly ferry: boolean }
+
+function toIssue (e: ErrorObject, root: unknown): RawIssue | null {
+  const path = pathOf(e.instancePath, root)
+  const data = e.data
+  const parent = e.parentSchema as Record<string, unknown> | undefined
+  switch (e.keyword) {
+    case UNSUPPORTED:
+    case UNSUPPORTED_VALUES:
+      return { path, message: e.message ?? 'not supported by Ferry', ferry: true }
+    case 'additionalProperties': {
+      const field = String(e.params.additionalProperty)
+      const known = Object.entries((parent?.properties ?? {}) as Record<string, Record<string, unknown>>)
+        .filter(([, s]) => !(UNSUPPORTED in s)).map(([k]) => k)
+      const hint = known.length > 0 ? ` (known here: ${known.join(', ')})` : ''
+      return { path: [...path, field], message: `unknown field${hint}`, ferry: false }
+    }
+    case 'required':
+      return { path: [...path, String(e.params.missingProperty)], message: 'is required', ferry: false }
+    case 'dependencies':
+      return { path: [...path, String(e.params.property)], message: `needs ${String(e.params.missingProperty)} as well`, ferry: false }
+    case 'type': {
+      const hint = parent?.format === 'ferry-port' ? ' (Istio writes ports as strings: "8080")' : ''
+      return { path, message: `must be ${String(e.params.type)}, not ${typeName(data)}${hint}`, ferry: false }
+    }
+    case 'enum':
+      return { path, message: `${quote(data)} is not one of ${(e.params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`, ferry: false }
+    case 'const':
+      return { path, message: `must be ${JSON.stringify(e.params.allowedValue)}`, ferry: false }
+    case 'format': {
+      const f = FORMATS[String(e.params.format)]
+      // Inside propertyNames the bad value is a key: point at it.
+      const at = e.propertyName === undefined ? path : [...path, e.propertyName]
+      return { path: at, message: f === undefined ? (e.message ?? 'is invalid') : f.problem(String(data)), ferry: false }
+    }
+    case 'propertyNames':
+      return null // the error inside it (a format) names the key
+    case 'minItems':
+      return { path, message: 'must not be an empty list (leave the field out instead)', ferry: false }
+    case 'minProperties':
+      return { path, message: 'must set at least one field', ferry: false }
+    case 'minLength':
+      return { path, message: 'must not be empty', ferry: false }
+    default:
+      return { path, message: e.message ?? `fails the "${e.keyword}" check`, ferry: false }
+  }
+}
+
+/** A JSON pointer as a field path: list indexes become numbers, map keys stay strings (even "8080"). */
+function pathOf (pointer: string, root: unknown): Array<string | number> {
+  if (pointer === '') return []
+  const path: Array<string | number> = []
+  let node = root
+  for (const raw of pointer.split('/').slice(1)) {
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~')
+    const step = Array.isArray(node) ? Number(seg) : seg
+    path.push(step)
+    node = node !== null && typeof node === 'object' ? (node as Record<string | number, unknown>)[step] : undefined
+  }
+  return path
+}
+
+function key (path: FieldPath): string { return path.join('\0') }
+
+function typeName (v: unknown): string {
+  if (v === null) return 'null'
+  if (Array.isArray(v)) return 'a list'
+  if (typeof v === 'object') return 'a map'
+  if (typeof v === 'number') return Number.isInteger(v) ? `the integer ${v}` : `the number ${v}`
+  if (typeof v === 'boolean') return `the boolean ${String(v)}`
+  return `${typeof v} ${quote(v)}`
+}
+
+function quote (v: unknown): string {
+  const s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v)
+  // eslint-disable-next-line no-control-regex
+  const clean = s.replace(/[\u0000-\u001f\u007f]/g, '?')
+  return JSON.stringify(clean.length > 120 ? `${clean.slice(0, 120)}…` : clean)
+}

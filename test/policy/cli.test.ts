@@ -1,0 +1,109 @@
+import t from 'tap'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { listText, namespaceObj, podObj, serviceObj } from '../discovery/fixture'
+import { ferry, REPO } from '../helpers/cli'
+
+// `ferry policy` as a user runs it: the built CLI (npm run build:ts), real files.
+
+const EXAMPLES = join(REPO, 'examples', 'policies')
+
+function tmp (t: { teardown: (fn: () => void) => void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-policy-cli-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  return dir
+}
+
+function clusterFile (dir: string): string {
+  const file = join(dir, 'cluster.json')
+  writeFileSync(file, listText([
+    namespaceObj('dev'),
+    namespaceObj('prod'),
+    podObj({ name: 'web', namespace: 'dev', ips: ['10.244.0.5', 'fd00:244::5'], serviceAccountName: 'web', labels: { app: 'web' } }),
+    podObj({ name: 'api', namespace: 'prod', ips: ['10.244.1.7'], serviceAccountName: 'api', labels: { app: 'api' } }),
+    podObj({ name: 'db-0', namespace: 'prod', ips: ['10.244.1.9'], serviceAccountName: 'db', labels: { app: 'db' }, ports: [{ name: 'pg', containerPort: 5432 }] }),
+    serviceObj({ name: 'db', namespace: 'prod', clusterIPs: ['10.96.0.20'], selector: { app: 'db' }, ports: [{ name: 'postgres', port: 15432, targetPort: 'pg' }] })
+  ]))
+  return file
+}
+
+t.test('help lists the command and its forms', async (t) => {
+  const help = await ferry(['policy', '--help'])
+  t.equal(help.code, 0)
+  t.match(help.stdout, /check --dir DIR --from SOURCE --to DEST \[--cluster-file FILE\] \[--json\]/)
+  t.match((await ferry(['--help'])).stdout, /policy\s+check a connection against authorization policies/)
+  const unknown = await ferry(['policy', 'enforce'])
+  t.equal(unknown.code, 2)
+  t.match(unknown.stderr, /ferry policy: unknown command "enforce"/)
+})
+
+t.test('check explains the example: dev → prod denied (exit 3), prod → prod allowed (exit 0)', async (t) => {
+  const denied = await ferry(['policy', 'check', '--dir', EXAMPLES, '--from', 'cluster.local/ns/dev/sa/web', '--to', 'prod/app=db:5432'])
+  t.equal(denied.code, 3, denied.stderr)
+  t.match(denied.stdout, /^DENIED {2}identity spiffe:\/\/cluster.local\/ns\/dev\/sa\/web \(no address\)\n/)
+  t.match(denied.stdout, /decided by {2}DENY policy prod\/deny-dev-to-prod, rule 0 {2}\(.*deny-dev-to-prod.yaml:21\)/)
+  t.match(denied.stdout, /because {5}spec.rules\[0\].from\[0\].source.namespaces: source namespace "dev" matches namespaces\[0\] "dev" {2}\(.*deny-dev-to-prod.yaml:23\)/)
+  t.match(denied.stdout, /mtls {8}STRICT \(default\)/)
+  const allowed = await ferry(['policy', 'check', '--dir', EXAMPLES, '--from', 'spiffe://cluster.local/ns/prod/sa/api', '--to', 'prod/app=db:5432'])
+  t.equal(allowed.code, 0, allowed.stderr)
+  t.match(allowed.stdout, /^ALLOWED/)
+  t.match(allowed.stdout, /decided by {2}default: no DENY policy matched and no ALLOW policy applies/)
+  t.match(allowed.stdout, /✗ from\[0\].source.namespaces: source namespace "prod" matches none of namespaces \["dev"\]/)
+})
+
+t.test('check --json is the explanation object', async (t) => {
+  const r = await ferry(['policy', 'check', '--dir', EXAMPLES, '--from', 'cluster.local/ns/dev/sa/web', '--to', 'prod/app=db:5432', '--json'])
+  t.equal(r.code, 3)
+  const out = JSON.parse(r.stdout)
+  t.equal(out.allowed, false)
+  t.match(out.results[0].explanation, {
+    allowed: false,
+    decision: { basis: 'deny-matched', policy: 'prod/deny-dev-to-prod', rule: 0, fields: ['spec.rules[0].from[0].source.namespaces'] },
+    decidedBy: [{ field: 'spec.rules[0].from[0].source.namespaces', matched: true, location: { line: 23 } }],
+    request: { source: { namespace: 'dev' }, destination: { namespace: 'prod', labels: { app: 'db' }, port: 5432 } }
+  })
+})
+
+t.test('pods and services are looked up in --cluster-file; a service is checked at its target port', async (t) => {
+  const cluster = clusterFile(tmp(t))
+  const r = await ferry(['policy', 'check', '--dir', EXAMPLES, '--cluster-file', cluster, '--from', 'dev/web', '--to', 'prod/db:postgres'])
+  t.equal(r.code, 3, r.stderr)
+  t.match(r.stdout, /^DENIED {2}pod dev\/web \(spiffe:\/\/cluster.local\/ns\/dev\/sa\/web, 10.244.0.5\)\n {5}→ {3}service prod\/db:15432 → pod db-0 \(workload db\) port 5432\n/)
+  const byIp = await ferry(['policy', 'check', '--dir', EXAMPLES, '--cluster-file', cluster, '--from', '10.244.1.7', '--to', 'prod/db-0:5432', '--json'])
+  t.equal(byIp.code, 0, byIp.stderr)
+  t.match(JSON.parse(byIp.stdout), { allowed: true, source: 'pod prod/api (spiffe://cluster.local/ns/prod/sa/api, 10.244.1.7)' })
+})
+
+t.test('errors carry their FERRY_ERR_* code', async (t) => {
+  const dir = tmp(t)
+  const cluster = clusterFile(dir)
+  const cases: Array<[string[], RegExp]> = [
+    [['--from', 'dev/web', '--to', 'prod/app=db:5432'], /^ferry: FERRY_ERR_INVALID_ARG: ferry policy check: --from dev\/web names a pod or service: give --cluster-file/],
+    [['--cluster-file', cluster, '--from', 'dev/nope', '--to', 'prod/app=db:5432'], /^ferry: FERRY_ERR_WORKLOAD_NOT_FOUND: ferry policy check: --from dev\/nope: no pod nope in namespace dev/],
+    [['--cluster-file', cluster, '--from', 'dev/web', '--to', 'prod/db:80'], /^ferry: FERRY_ERR_WORKLOAD_NOT_FOUND: .*service prod\/db has no port 80 \(ports: postgres\)/],
+    [['--from', 'cluster.local/ns/dev/sa/web', '--to', 'prod-db'], /^ferry: FERRY_ERR_INVALID_ARG: ferry policy check: --to "prod-db" is invalid/],
+    [['--from', 'cluster.local/ns/Dev/sa/web', '--to', 'prod/app=db:5432'], /^ferry: FERRY_ERR_SPIFFE_ID: /],
+    [['--from', 'cluster.local/ns/dev/sa/web'], /^ferry: FERRY_ERR_INVALID_ARG: ferry policy: --to is required/],
+    [['--from', 'cluster.local/ns/dev/sa/web', '--to', 'prod/app=db:5432', '--root-namespace', 'Not Valid'], /^ferry: FERRY_ERR_INVALID_ARG: ferry policy: --root-namespace/]
+  ]
+  for (const [args, stderr] of cases) {
+    const r = await ferry(['policy', 'check', '--dir', EXAMPLES, ...args])
+    t.equal(r.code, 1, args.join(' '))
+    t.match(r.stderr, stderr, args.join(' '))
+  }
+})
+
+t.test('validate: a valid directory is summarized; an invalid one is listed with file, line and field (exit 1)', async (t) => {
+  const ok = await ferry(['policy', 'validate', '--dir', EXAMPLES])
+  t.equal(ok.code, 0, ok.stderr)
+  t.match(ok.stdout, /valid \(1 file, root namespace ferry-system\)\n {2}AuthorizationPolicy prod\/deny-dev-to-prod {2}DENY {2}security.istio.io\/v1/)
+  const dir = tmp(t)
+  writeFileSync(join(dir, 'bad.yaml'), 'apiVersion: security.istio.io/v1beta1\nkind: AuthorizationPolicy\nmetadata: { name: x, namespace: prod }\nspec:\n  action: DENY\n  rules:\n  - when:\n    - key: request.headers[x]\n      values: ["1"]\n')
+  const bad = await ferry(['policy', 'validate', '--dir', dir])
+  t.equal(bad.code, 1)
+  t.match(bad.stderr, `ferry: FERRY_ERR_CONFIG: ${join(dir, 'bad.yaml')}:7: AuthorizationPolicy prod/x: spec.rules[0].when: not supported by Ferry`)
+  const check = await ferry(['policy', 'check', '--dir', dir, '--from', 'cluster.local/ns/dev/sa/web', '--to', 'prod/app=db:5432'])
+  t.equal(check.code, 1, 'check refuses an invalid directory too')
+  t.match(check.stderr, /FERRY_ERR_CONFIG/)
+})
