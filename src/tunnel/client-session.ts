@@ -1,0 +1,196 @@
+import { type ClientHttp2Session, type ClientHttp2Stream, constants, type IncomingHttpHeaders } from 'node:http2'
+import type { TLSSocket } from 'node:tls'
+import type { Svid } from '../identity/svid'
+import { trace } from '../telemetry/trace'
+import { dialTunnel } from './client-dial'
+import type { OpenAttempt } from './open-attempt'
+import type { PoolSettings } from './options'
+import { errorDetail, TunnelError } from './refusal'
+import { closeSession, watchSession } from './session-watch'
+import { h2CodeName, TunnelStream } from './tunnel-stream'
+
+// One pooled tunnel session: a verified TLS connection to a peer node carrying many
+// CONNECT streams, for one (source identity, destination identity, node) key.
+//
+//   connecting  dialling; opens queue here up to the local stream cap
+//   ready       the server's SETTINGS are in: capacity = min(our cap, its
+//               MAX_CONCURRENT_STREAMS); queued opens start, any excess goes back to the pool
+//   draining    GOAWAY received, or its SVID was rotated out: no new streams, open ones
+//               finish, then it closes
+//   closed      gone; the pool forgets it
+//
+// A CONNECT answered 200 becomes a TunnelStream; any other status is FERRY_ERR_TUNNEL_REFUSED.
+// A stream refused before its answer (REFUSED_STREAM, above a GOAWAY's last stream id, or
+// its session lost) is handed back to the pool for one retry elsewhere.
+
+const TRACE = trace('tunnel')
+const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = constants
+
+export type SessionState = 'connecting' | 'ready' | 'draining' | 'closed'
+
+export interface SessionHooks {
+  /** Queued opens over the capacity the server announced: place them elsewhere (not a retry). */
+  readonly overflow: (attempts: OpenAttempt[]) => void
+  /** An open refused before its answer (REFUSED_STREAM, GOAWAY): retry it elsewhere, once. */
+  readonly retry: (attempt: OpenAttempt, cause: TunnelError) => void
+  /** The session is closed; forget it. */
+  readonly closed: (session: PooledSession) => void
+}
+
+export class PooledSession {
+  state: SessionState = 'connecting'
+  /** Streams requested and not yet closed. */
+  active = 0
+  /** Streams this session may carry at once. */
+  capacity: number
+  private h2: ClientHttp2Session | null = null
+  private queue: OpenAttempt[] = []
+  private cancelDial: (() => void) | null = null
+  private everReady = false
+  private peerCertSerial = ''
+  private socket: TLSSocket | null = null
+
+  constructor (readonly key: string, readonly svid: Svid, readonly expected: string, readonly node: { readonly address: string, readonly port: number },
+    readonly remote: string, private readonly s: PoolSettings, private readonly hooks: SessionHooks, capacityGuess: number) {
+    // Until the server's SETTINGS arrive: what a sibling session learned, else our cap.
+    this.capacity = Math.min(capacityGuess, s.maxStreamsPerSession)
+  }
+
+  /** Opens queued or active plus queued, against capacity. */
+  hasRoom (): boolean {
+    if (this.state === 'connecting') this.queue = this.queue.filter((a) => !a.settled)
+    // A session being torn down may not have said 'close' yet.
+    if (this.h2 !== null && (this.h2.destroyed || this.h2.closed)) return false
+    return (this.state === 'connecting' || this.state === 'ready') && this.active + this.queue.length < this.capacity
+  }
+
+  connect (): void {
+    dialTunnel(this.node, this.remote, this.svid, this.expected, this.s, (cancel) => { this.cancelDial = cancel })
+      .then(({ session, socket, peerCertSerial }) => { this.cancelDial = null; this.peerCertSerial = peerCertSerial; this.socket = socket; this.attach(session) },
+        (err: TunnelError) => { this.cancelDial = null; this.close(err) })
+  }
+
+  add (a: OpenAttempt): void {
+    if (this.state === 'ready') this.start(a)
+    else this.queue.push(a)
+  }
+
+  /** No new streams; close once the open ones are done. */
+  drain (): void {
+    if (this.state === 'closed' || this.state === 'draining') return
+    this.state = 'draining'
+    if (this.h2 !== null) this.h2.close()
+    if (this.h2 !== null && this.active === 0) this.closeNow()
+    // Still dialling: its queued opens will be served, then it closes (see attach).
+  }
+
+  /** Ends the session at once (its streams are reset). */
+  destroy (): void {
+    if (this.cancelDial !== null) this.cancelDial()
+    if (this.h2 !== null) this.h2.destroy()
+    if (this.socket !== null) this.socket.destroy()
+  }
+
+  /** GOAWAY and a bounded wait for the peer to close (see closeSession). */
+  private closeNow (): void {
+    if (this.h2 !== null && this.socket !== null) closeSession(this.h2, this.socket, this.s.pingTimeoutMs)
+  }
+
+  private attach (h2: ClientHttp2Session): void {
+    this.h2 = h2
+    h2.on('error', (err) => { if (TRACE.on) TRACE('session error', { remote: this.remote, err: errorDetail(err) }) })
+    h2.on('goaway', (code) => {
+      if (TRACE.on) TRACE('goaway', { remote: this.remote, code: h2CodeName(code) })
+      if (this.state !== 'closed') this.state = 'draining'
+    })
+    h2.once('close', () => {
+      this.close(new TunnelError('FERRY_ERR_TUNNEL_CONNECT', 'session-closed', this.everReady
+        ? `tunnel session to ${this.remote} closed before the CONNECT was answered`
+        // TLS 1.3: the server checks our certificate after our handshake is done.
+        : `tunnel session to ${this.remote} closed before the peer's SETTINGS: it may have refused our certificate (its log says why)`))
+    })
+    h2.once('connect', () => { h2.setLocalWindowSize(this.s.connectionWindowBytes) })
+    h2.on('remoteSettings', (settings) => {
+      const peerMax = settings.maxConcurrentStreams ?? Number.MAX_SAFE_INTEGER
+      this.capacity = Math.max(1, Math.min(this.s.maxStreamsPerSession, peerMax))
+      if (this.everReady) return
+      this.everReady = true
+      const draining = this.state === 'draining'
+      if (!draining) this.state = 'ready'
+      const queued = this.queue
+      this.queue = []
+      const fits = queued.slice(0, Math.max(0, this.capacity - this.active))
+      for (const a of fits) this.start(a)
+      if (queued.length > fits.length) this.hooks.overflow(queued.slice(fits.length))
+      if (draining) { h2.close(); if (this.active === 0) this.closeNow() }
+    })
+    watchSession(h2, {
+      idleMs: this.s.idleTimeoutMs,
+      pingTimeoutMs: this.s.pingTimeoutMs,
+      openStreams: () => this.active,
+      onIdle: () => { this.drain() },
+      onDead: (why) => {
+        if (TRACE.on) TRACE('session dead', { remote: this.remote, why })
+        h2.destroy()
+      }
+    })
+  }
+
+  private start (a: OpenAttempt): void {
+    if (a.settled) return
+    const h2 = this.h2 as ClientHttp2Session
+    let stream: ClientHttp2Stream
+    try {
+      stream = h2.request(a.target.headers, { endStream: false })
+    } catch (err) {
+      // The session began closing under us (GOAWAY just arrived): nothing was sent.
+      this.hooks.retry(a, new TunnelError('FERRY_ERR_TUNNEL_CONNECT', 'session-closed', `tunnel session to ${this.remote}: ${errorDetail(err)}`))
+      return
+    }
+    this.active++
+    a.cancel = () => { if (!stream.closed && !stream.destroyed) stream.close(NGHTTP2_CANCEL) }
+    stream.on('error', () => {})
+    stream.once('response', (headers: IncomingHttpHeaders) => {
+      a.cancel = null
+      if (a.settled) { stream.close(NGHTTP2_CANCEL); return }
+      const status = Number(headers[':status'])
+      if (status === 200) {
+        a.succeed(new TunnelStream(stream, {
+          peerSpiffeId: this.expected,
+          peerCertSerial: this.peerCertSerial,
+          localSpiffeId: this.svid.spiffeId.uri,
+          authority: a.target.authority,
+          remoteAddress: this.node.address,
+          remotePort: this.node.port
+        }, this.s.streamHighWaterMark))
+        return
+      }
+      stream.close(NGHTTP2_CANCEL)
+      a.fail(new TunnelError('FERRY_ERR_TUNNEL_REFUSED', 'status', `tunnel to ${a.target.authority} via ${this.remote} refused with status ${status}`, { status }))
+    })
+    stream.once('close', () => {
+      this.active--
+      if (this.state === 'draining' && this.active === 0) this.closeNow()
+      if (!a.settled) {
+        // Not answered yet, so nothing was sent on it: refused (REFUSED_STREAM, beyond a
+        // GOAWAY) or lost with its session, it may be tried once more elsewhere. A reset
+        // by the peer itself is its answer.
+        const code = stream.rstCode ?? NGHTTP2_REFUSED_STREAM
+        const lost = code === NGHTTP2_REFUSED_STREAM || h2.destroyed
+        const err = new TunnelError('FERRY_ERR_TUNNEL_CONNECT', lost ? 'session-closed' : 'reset',
+          `tunnel to ${a.target.authority} via ${this.remote}: stream closed before an answer (HTTP/2 ${h2CodeName(code)})`)
+        if (lost) this.hooks.retry(a, err)
+        else a.fail(err)
+      }
+    })
+  }
+
+  private close (err: TunnelError): void {
+    if (this.state === 'closed') return
+    this.state = 'closed'
+    const queued = this.queue
+    this.queue = []
+    for (const a of queued) a.fail(err)
+    this.hooks.closed(this)
+  }
+}

@@ -1,0 +1,42 @@
+// Tunnel timings, limits and HTTP/2 flow-control sizes. Ports live in src/config/env.ts
+// (PORTS.tunnel = 15008). docs/tunnel.md explains each value.
+
+const KiB = 1024
+const MiB = 1024 * KiB
+
+export const TUNNEL_DEFAULTS = Object.freeze({
+  /** TCP accept → TLS handshake done (server). A client that sends nothing is closed after this. */
+  handshakeTimeoutMs: 10_000,
+  /** open(): TCP connect + TLS + verification + the server's SETTINGS + the CONNECT's 200 (client). */
+  openTimeoutMs: 10_000,
+  /** A CONNECT stream the server's onStream has not answered (accept/refuse) gets 504 after this. */
+  decisionTimeoutMs: 15_000,
+  /** A session with no open stream and no traffic for this long is closed with GOAWAY (server). */
+  serverIdleTimeoutMs: 60_000,
+  /** Same, on the client: shorter than the server's, so the pool closes first and never races a GOAWAY. */
+  clientIdleTimeoutMs: 30_000,
+  /** A session with open streams but no traffic for the idle time is PINGed; no answer within this → dead. */
+  pingTimeoutMs: 10_000,
+  /** TCP keepalive on tunnel sockets: the kernel notices a vanished peer even when HTTP/2 is quiet. */
+  tcpKeepAliveMs: 30_000,
+  /** Streams one session carries at once: the server advertises it, the client also caps at it. */
+  maxConcurrentStreams: 100,
+  /** HPACK-accounted bytes (name + value + 32 per field) of a CONNECT's headers; above → 431. */
+  maxHeaderListBytes: 8 * KiB,
+  /** HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE: how much one stream may have in flight. */
+  streamWindowBytes: 4 * MiB,
+  /** Connection-level receive window (session.setLocalWindowSize), shared by all streams. */
+  connectionWindowBytes: 16 * MiB,
+  /**
+   * SETTINGS_MAX_FRAME_SIZE we accept. The protocol default: on loopback 16 KiB and 1 MiB
+   * frames measured the same (TLS records are 16 KiB anyway), and small frames interleave
+   * the streams of a session fairly.
+   */
+  maxFrameBytes: 16 * KiB,
+  /** Buffering of a TunnelStream each way before backpressure (the relay pauses the other side). */
+  streamHighWaterMark: 64 * KiB,
+  /** close(): how long sessions may drain after GOAWAY before they are destroyed. */
+  closeGraceMs: 5_000
+})
+
+export type TunnelDefaults = typeof TUNNEL_DEFAULTS

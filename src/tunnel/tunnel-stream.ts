@@ -1,0 +1,151 @@
+import { constants, type Http2Stream } from 'node:http2'
+import { Duplex } from 'node:stream'
+import { TUNNEL_DEFAULTS } from './defaults'
+
+// One tunnelled TCP connection, as the relay sees it: a Duplex that behaves like a
+// half-open-capable socket over an HTTP/2 CONNECT stream (RFC 9113 §8.5).
+//
+//   data       both ways; backpressure is HTTP/2 flow control: when the consumer stops
+//              reading, the stream is paused, Node stops acknowledging, the window closes
+//   half-close end() sends END_STREAM; a received END_STREAM ends the readable side
+//   reset      destroy() or resetAndDestroy() before both sides ended sends RST_STREAM
+//              CONNECT_ERROR (the RFC's mapping of a TCP RST); a RST_STREAM received, or
+//              the session dying, destroys this stream with an ECONNRESET error carrying
+//              the HTTP/2 code in `rstCode`, so the relay resets the TCP side
+//
+// Handlers are bound once per stream; nothing is allocated per chunk.
+
+const { NGHTTP2_NO_ERROR, NGHTTP2_CONNECT_ERROR } = constants
+
+export interface TunnelEnds {
+  /** The verified identity at the other end of the tunnel. */
+  readonly peerSpiffeId: string
+  /** Serial number (hex) of the certificate the peer presented: which of its SVIDs. */
+  readonly peerCertSerial: string
+  /** The identity this end presented. */
+  readonly localSpiffeId: string
+  /** The CONNECT target, "ip:port" / "[ip6]:port". */
+  readonly authority: string
+  /** The peer node's address and port (the TLS connection's). */
+  readonly remoteAddress: string
+  readonly remotePort: number
+}
+
+export class TunnelStream extends Duplex implements TunnelEnds {
+  readonly peerSpiffeId: string
+  readonly peerCertSerial: string
+  readonly localSpiffeId: string
+  readonly authority: string
+  readonly remoteAddress: string
+  readonly remotePort: number
+  /** Payload bytes received from / sent to the tunnel. */
+  bytesRead = 0
+  bytesWritten = 0
+  /** The HTTP/2 code of the RST_STREAM that ended this stream (either way), or null. */
+  rstCode: number | null = null
+  private pendingWrite: ((err?: Error | null) => void) | null = null
+  private pendingFinal: ((err?: Error | null) => void) | null = null
+  private finalRequested = false
+
+  constructor (private readonly h2: Http2Stream, ends: TunnelEnds, highWaterMark: number = TUNNEL_DEFAULTS.streamHighWaterMark) {
+    super({ allowHalfOpen: true, highWaterMark })
+    this.peerSpiffeId = ends.peerSpiffeId
+    this.peerCertSerial = ends.peerCertSerial
+    this.localSpiffeId = ends.localSpiffeId
+    this.authority = ends.authority
+    this.remoteAddress = ends.remoteAddress
+    this.remotePort = ends.remotePort
+    h2.on('data', (chunk: Buffer) => {
+      this.bytesRead += chunk.length
+      if (!this.push(chunk)) h2.pause()
+    })
+    // Node ends the readable side of a stream that is reset, too, and tells of the reset
+    // only afterwards (in the same read): a FIN is passed on only once it is clearly not
+    // the start of a reset, or the relay would send a FIN and then a RST.
+    h2.on('end', () => { setImmediate(this.endIfClean) })
+    h2.on('drain', () => {
+      const cb = this.pendingWrite
+      this.pendingWrite = null
+      if (cb !== null) cb()
+    })
+    h2.on('finish', () => {
+      const cb = this.pendingFinal
+      this.pendingFinal = null
+      if (cb !== null) cb()
+    })
+    // The error is an RST_STREAM or the session's end; 'close' follows and decides.
+    h2.on('error', () => {})
+    h2.on('close', () => {
+      if (this.destroyed) return
+      const code = h2.rstCode ?? NGHTTP2_NO_ERROR
+      // Closed cleanly: END_STREAM both ways. Node may close the stream before it emits
+      // 'finish' for our END_STREAM, so "we asked for it" counts as sent.
+      if (code === NGHTTP2_NO_ERROR && h2.readableEnded && (this.finalRequested || h2.writableFinished)) {
+        const cb = this.pendingFinal
+        this.pendingFinal = null
+        if (cb !== null) cb()
+        return
+      }
+      this.rstCode = code
+      this.destroy(resetError(code))
+    })
+  }
+
+  private readonly endIfClean = (): void => {
+    if (this.destroyed) return
+    const code = this.h2.rstCode
+    if (code === undefined || code === NGHTTP2_NO_ERROR) this.push(null)
+  }
+
+  /** Aborts: RST_STREAM CONNECT_ERROR to the peer (as a TCP RST would), then destroy. */
+  resetAndDestroy (): this {
+    this.abortH2()
+    return this.destroy()
+  }
+
+  override _read (): void {
+    if (this.h2.isPaused()) this.h2.resume()
+  }
+
+  override _write (chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.bytesWritten += chunk.length
+    if (this.h2.write(chunk)) cb()
+    else this.pendingWrite = cb
+  }
+
+  override _final (cb: (err?: Error | null) => void): void {
+    this.finalRequested = true
+    this.pendingFinal = cb
+    this.h2.end()
+  }
+
+  override _destroy (err: Error | null, cb: (err?: Error | null) => void): void {
+    // Both END_STREAMs seen: the stream closes by itself. Anything else is an abort.
+    if (!(this.h2.readableEnded && (this.finalRequested || this.h2.writableFinished))) this.abortH2()
+    const pending = this.pendingWrite
+    this.pendingWrite = this.pendingFinal = null
+    if (pending !== null) pending(err)
+    cb(err)
+  }
+
+  private abortH2 (): void {
+    if (this.h2.destroyed || this.h2.closed) return
+    if (this.rstCode === null) this.rstCode = NGHTTP2_CONNECT_ERROR
+    this.h2.close(NGHTTP2_CONNECT_ERROR)
+  }
+}
+
+/** RFC 9113 §7 error codes, by number. */
+const CODE_NAMES = Object.freeze(['NO_ERROR', 'PROTOCOL_ERROR', 'INTERNAL_ERROR', 'FLOW_CONTROL_ERROR', 'SETTINGS_TIMEOUT',
+  'STREAM_CLOSED', 'FRAME_SIZE_ERROR', 'REFUSED_STREAM', 'CANCEL', 'COMPRESSION_ERROR', 'CONNECT_ERROR',
+  'ENHANCE_YOUR_CALM', 'INADEQUATE_SECURITY', 'HTTP_1_1_REQUIRED'])
+
+/** The HTTP/2 error code's name ("CONNECT_ERROR"), or its number. */
+export function h2CodeName (code: number): string {
+  return CODE_NAMES[code] ?? String(code)
+}
+
+/** What a received reset looks like to the relay: ECONNRESET, with the HTTP/2 code kept. */
+function resetError (code: number): Error & { code: string, rstCode: number } {
+  return Object.assign(new Error(`tunnel stream reset (HTTP/2 ${h2CodeName(code)})`), { code: 'ECONNRESET', rstCode: code })
+}
