@@ -90,23 +90,29 @@ export function verifyPeer (peer: PeerChain | X509Certificate | null | undefined
  * fails. OpenSSL's own verdict (socket.authorized, against the same bundle) must agree.
  */
 export function verifyTlsPeer (socket: TLSSocket, trust: TrustBundle, opts: { expected?: string | readonly string[], now?: number } = {}): PeerVerification {
-  const leaf = socket.getPeerX509Certificate()
-  const verdict = verifyPeer(leaf === undefined ? null : { leaf, intermediates: presentedChain(socket) }, trust, opts)
+  const verdict = verifyPeer(presentedChain(socket), trust, opts)
   if (verdict.ok && !socket.authorized) {
     return fail('untrusted', `TLS verification failed: ${String(socket.authorizationError ?? 'unknown reason')}`)
   }
   return verdict
 }
 
-/** Certificates the peer sent after its leaf, as node:tls reports them. */
-function presentedChain (socket: TLSSocket): X509Certificate[] {
-  const out: X509Certificate[] = []
+/**
+ * The leaf and the certificates the peer sent after it, from ONE getPeerCertificate(true)
+ * call: on a client socket Node 20 hands the peer's certificates out only once (a second
+ * getPeerX509Certificate/getPeerCertificate returns nothing), so reading leaf and chain
+ * separately loses the intermediates.
+ */
+function presentedChain (socket: TLSSocket): { leaf: X509Certificate, intermediates: X509Certificate[] } | null {
   let cert = socket.getPeerCertificate(true)
-  for (let i = 0; i < MAX_PATH && cert?.issuerCertificate !== undefined && cert.issuerCertificate !== cert; i++) {
+  if (cert?.raw === undefined) return null
+  const leaf = new X509Certificate(cert.raw)
+  const intermediates: X509Certificate[] = []
+  for (let i = 0; i < MAX_PATH && cert.issuerCertificate !== undefined && cert.issuerCertificate !== cert; i++) {
     cert = cert.issuerCertificate
-    if (cert.raw !== undefined) out.push(new X509Certificate(cert.raw))
+    if (cert.raw !== undefined) intermediates.push(new X509Certificate(cert.raw))
   }
-  return out
+  return { leaf, intermediates }
 }
 
 /** leaf, intermediates…, root (a bundle root), or null when there is no such path. */
