@@ -1,0 +1,94 @@
+import { existsSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { PATHS } from '../config/env'
+import type { Pod } from '../discovery/model'
+import type { PodLocation, PodLocator } from '../discovery/pod-locator'
+import { ferryError } from '../errors'
+import { cgroup2Under, expandSlice, isConmon, podCgroupCandidates } from './cgroup-layout'
+import { findPodProcesses, namespaceId, type PodProcess } from './proc-scan'
+
+// Where a pod lives on a real node, from its UID: the pod-level cgroup the kubelet made
+// (both cgroup drivers, every QoS class, containerd and CRI-O) and the network namespace
+// of one of its container processes (/host/proc/<pid>/ns/net).
+//
+//   cgroup  1. the kubelet's known paths under the host's cgroup2 mount;
+//           2. else the path of a pod process's cgroup, from the pod component down,
+//              re-rooted under the mount (custom kubelet roots, cgroup namespaces);
+//   netns   the lowest-pid process of the pod that is not CRI-O's conmon and whose
+//           network namespace is not the agent's own (the agent runs in the host's,
+//           so a pod process found there is conmon-like or host-network, never the pod).
+// Nothing found yet (the sandbox is still starting) is FERRY_ERR_ENROLL, which the
+// enroller retries.
+
+export interface KubeletLocatorOptions {
+  /** The host's cgroup mount (/host/sys/fs/cgroup in the DaemonSet); its cgroup2 part is used. */
+  readonly cgroupMount: string
+  /** The host's procfs (/host/proc in the DaemonSet). */
+  readonly procRoot: string
+  /** kubelet --cgroup-root values to try directly ("/" by default; kind uses "/kubelet"). */
+  readonly kubeletRoots?: readonly string[]
+  /** A namespace file of the agent's own network namespace (the host's). */
+  readonly ownNetns?: string
+}
+
+export const HOST_MOUNTS = Object.freeze({ cgroup: '/host/sys/fs/cgroup', proc: '/host/proc' })
+
+/** The DaemonSet's host mounts when present, else this host's own cgroup2 and /proc (the lab, a bare host). */
+export function defaultKubeletLocatorOptions (): KubeletLocatorOptions {
+  return {
+    cgroupMount: existsSync(HOST_MOUNTS.cgroup) ? HOST_MOUNTS.cgroup : PATHS.cgroup2,
+    procRoot: existsSync(join(HOST_MOUNTS.proc, 'self')) ? HOST_MOUNTS.proc : '/proc'
+  }
+}
+
+export class KubeletPodLocator implements PodLocator {
+  private readonly cgroupRoot: string
+  private readonly procRoot: string
+  private readonly kubeletRoots: readonly string[]
+  private readonly ownNetns: string
+
+  constructor (opts: KubeletLocatorOptions = defaultKubeletLocatorOptions()) {
+    this.cgroupRoot = cgroup2Under(opts.cgroupMount)
+    this.procRoot = opts.procRoot
+    this.kubeletRoots = opts.kubeletRoots ?? ['/']
+    this.ownNetns = opts.ownNetns ?? '/proc/self/ns/net'
+  }
+
+  locate (pod: Pod): PodLocation {
+    const processes = findPodProcesses(this.procRoot, pod.uid)
+    const cgroupPath = this.podCgroup(pod, processes)
+    const own = namespaceId(this.ownNetns)
+    for (const p of processes) {
+      if (p.fromPod.some(isConmon)) continue
+      const netnsPath = join(this.procRoot, String(p.pid), 'ns', 'net')
+      const id = namespaceId(netnsPath)
+      if (id === null || id === own) continue
+      return Object.freeze({ netnsPath, cgroupPath })
+    }
+    throw ferryError('FERRY_ERR_ENROLL', `pod ${pod.namespace}/${pod.name} (uid ${pod.uid}): no process of the pod in a network namespace of its own under ${this.procRoot} yet (${processes.length} process(es) in its cgroup)`)
+  }
+
+  private podCgroup (pod: Pod, processes: readonly PodProcess[]): string {
+    const tried: string[] = []
+    const candidates = podCgroupCandidates(pod.uid, this.kubeletRoots)
+    for (const p of processes) {
+      const pathToPod = [...p.abovePod.filter((c) => c !== '..'), p.fromPod[0]]
+      for (let i = 0; i < pathToPod.length; i++) candidates.push(join(...pathToPod.slice(i)))
+      if (p.fromPod[0].endsWith('.slice')) candidates.push(expandSlice(p.fromPod[0]))
+    }
+    for (const rel of new Set(candidates)) {
+      const abs = join(this.cgroupRoot, rel)
+      tried.push(abs)
+      if (isDirectory(abs)) return abs
+    }
+    throw ferryError('FERRY_ERR_ENROLL', `pod ${pod.namespace}/${pod.name} (uid ${pod.uid}): no pod cgroup under ${this.cgroupRoot} (tried ${tried.slice(0, 4).join(', ')}${tried.length > 4 ? `, … ${tried.length} in all` : ''})`)
+  }
+}
+
+function isDirectory (path: string): boolean {
+  try {
+    return statSync(path).isDirectory()
+  } catch {
+    return false
+  }
+}
