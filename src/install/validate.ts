@@ -12,7 +12,7 @@ import { ResourceQuota } from 'kubernetes-models/v1/ResourceQuota'
 import { Secret } from 'kubernetes-models/v1/Secret'
 import { Service } from 'kubernetes-models/v1/Service'
 import { ServiceAccount } from 'kubernetes-models/v1/ServiceAccount'
-import { type FieldPath, formatFieldPath, type KubeModel, type StrictOptions, validateStrict } from './kube-schema-strict'
+import { type FieldPath, formatFieldPath, type KubeModel, type StrictOptions, validateStrict } from '../kubernetes/kube-schema-strict'
 import { describe, type KubeObject } from './kustomize'
 import { structuralIssues } from './structural'
 

@@ -2,11 +2,11 @@
 // types, enums and required fields from the model's validate(), plus the unknown-field
 // check that validate() does not do and the API server's strict field validation does.
 //
-// This is the technique of src/lab/manifest/kube-schema.ts (which is tied to the lab's
-// four kinds) for any model class: the object is wrapped in Proxies that record which
-// keys the generated validator reads; a validator reads every property its schema
-// declares and enumerates the keys of free-form maps, so a key neither read nor
-// enumerated is one the schema does not know. The lab's module can delegate here.
+// The object is wrapped in Proxies that record which keys the generated validator
+// reads; a validator reads every property its schema declares and enumerates the keys
+// of free-form maps, so a key neither read nor enumerated is one the schema does not
+// know. Used by the lab's manifests (src/lab/manifest/kube-schema.ts) and by the
+// install manifests (src/install/validate.ts).
 
 export type FieldPath = ReadonlyArray<string | number>
 
