@@ -5,10 +5,13 @@ import type { ProxyMetrics } from '../telemetry/metrics'
 import type { Logger } from '../telemetry/logger'
 import type { PodEnroller } from './enroller'
 import type { NodeIdentities } from './identities'
+import type { NodeTunnel } from './node-tunnel'
 
 // The agent's HTTP endpoints, in the node's network namespace on 0.0.0.0:
 //   admin :15020  GET /metrics      Prometheus text (the agent's own registry)
 //                 GET /debug/pods   JSON: enrolled pods, their listeners, pending pods
+//                 GET /debug/tunnel JSON: the tunnel's port, server and pool counts
+//                                   ({"enabled":false} without a CA)
 //   ready :15021  GET /healthz/ready 200 {"ready":true,"generation":N,"enrolled":[uids],"pending":[]}
 //                                   503 same shape while the snapshot is not loaded or a
 //                                   local meshed pod is not enrolled.
@@ -24,7 +27,7 @@ export interface AdminServers {
   close (): Promise<void>
 }
 
-export async function startAdminServers (o: { adminPort: number, readyPort: number, metrics: ProxyMetrics, enroller: PodEnroller, identities: NodeIdentities | null, log: Logger }): Promise<AdminServers> {
+export async function startAdminServers (o: { adminPort: number, readyPort: number, metrics: ProxyMetrics, enroller: PodEnroller, identities: NodeIdentities | null, tunnel: NodeTunnel | null, log: Logger }): Promise<AdminServers> {
   const admin = createServer((req, res) => { route(req, res, o, ADMIN_ROUTES) })
   const ready = createServer((req, res) => { route(req, res, o, READY_ROUTES) })
   await listen(admin, o.adminPort, '--admin-port')
@@ -64,6 +67,9 @@ const ADMIN_ROUTES: Record<string, Handler> = {
       enrolledAt: e.enrolledAt
     }))
     json(res, 200, { generation: enroller.status().generation, pods, pending: enroller.status().pending })
+  },
+  '/debug/tunnel': ({ tunnel }, res) => {
+    json(res, 200, tunnel === null ? { enabled: false } : { enabled: true, ...tunnel.stats() })
   }
 }
 

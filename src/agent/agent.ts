@@ -1,23 +1,29 @@
 import '../balancer'
+import { PORTS } from '../config/env'
 import { createDiscoverySource, type DiscoverySource } from '../discovery'
 import type { ClusterSnapshot } from '../discovery/model'
 import { createPodLocator, type PodLocator } from '../discovery/pod-locator'
 import type { FerryError } from '../errors'
+import { createTunnelInboundHandler } from '../proxy/tunnel-inbound'
 import { RouteTable } from '../proxy/route-table'
 import { createAccessLog } from '../telemetry/access-log'
 import { createConnTelemetry } from '../telemetry/conn-telemetry'
 import type { Logger } from '../telemetry/logger'
 import { ProxyMetrics } from '../telemetry/metrics'
+import { createTunnelRefusalLog } from '../telemetry/tunnel-refusals'
 import { type AdminServers, startAdminServers } from './admin-server'
 import { PodEnroller } from './enroller'
 import { type NodeIdentities, openNodeIdentities } from './identities'
+import { createNodeMesh } from './node-mesh'
+import { NodeTunnel } from './node-tunnel'
 import type { AgentOptions } from './options'
 import type { CaptureHandle, Platform } from './platform'
 
 // The per-node agent: discovery → routes + enrollment → proxy, with admin endpoints;
-// with a CA, a certificate for each identity of the enrolled pods (identities.ts).
-// Runs in the node's network namespace; its sockets belong to its own cgroup, so
-// capture never rewrites them.
+// with a CA, a certificate for each identity of the enrolled pods (identities.ts) and
+// the mTLS tunnel between nodes (node-tunnel.ts): a server on :15008 and a pool of
+// sessions to peer nodes. Runs in the node's network namespace; its sockets belong to
+// its own cgroup, so capture never rewrites them.
 
 export interface AgentDeps {
   readonly platform: Platform
@@ -28,6 +34,8 @@ export interface AgentDeps {
   readonly locator?: PodLocator
   readonly retry?: { initialMs: number, maxMs: number }
   readonly connectTimeoutMs?: number
+  /** The port peer nodes' tunnel servers listen on (default PORTS.tunnel; tests run several agents on one host). */
+  readonly peerTunnelPort?: number
 }
 
 export class Agent {
@@ -39,6 +47,8 @@ export class Agent {
     readonly admin: AdminServers,
     /** Pods' identities and certificates; null without a CA (--ca-*). */
     readonly identity: NodeIdentities | null,
+    /** The mTLS tunnel's server and pool; null without a CA. */
+    readonly tunnel: NodeTunnel | null,
     private readonly capture: CaptureHandle,
     private readonly source: DiscoverySource,
     private readonly log: Logger
@@ -52,6 +62,7 @@ export class Agent {
     const identities = options.identity === null
       ? null
       : openNodeIdentities(options.identity, { log: log.child({ component: 'identity' }), registry: metrics.registry })
+    if (identities === null) log.warn({ node: options.node }, 'no CA configured (--ca-*): pod traffic between nodes is plaintext, no tunnel, and every pod accepts plaintext (PERMISSIVE)')
     let capture: CaptureHandle
     try {
       capture = await deps.platform.openCapture({ pinRoot: options.pinRoot, log })
@@ -59,7 +70,31 @@ export class Agent {
       identities?.close()
       throw err
     }
-    const enroller = new PodEnroller({
+    // The mesh and the tunnel need the enroller (which pods are here) and the enroller's
+    // handlers need the mesh: the enroller is bound below, before any connection exists.
+    let enroller: PodEnroller | null = null
+    const tunnelLog = log.child({ component: 'tunnel' })
+    const onRefused = createTunnelRefusalLog(tunnelLog, metrics)
+    let tunnel: NodeTunnel | null = null
+    const mesh = createNodeMesh({
+      node: options.node,
+      identity: identities,
+      tunnels: { open: async (req) => await (tunnel as NodeTunnel).pool.open(req) },
+      tunnelPort: deps.peerTunnelPort ?? PORTS.tunnel,
+      routes,
+      enrolledByIP: (ip) => enroller?.enrolledByIP(ip),
+      log: log.child({ component: 'mesh' })
+    })
+    if (identities !== null) {
+      tunnel = new NodeTunnel({
+        identity: identities,
+        onStream: createTunnelInboundHandler({ routes, mesh, identities, telemetry, connectTimeoutMs: deps.connectTimeoutMs }),
+        onRefused,
+        log: tunnelLog
+      })
+    }
+    const nodeTunnel = tunnel
+    enroller = new PodEnroller({
       node: options.node,
       locator: deps.locator ?? createPodLocator('lab-annotations'),
       platform: deps.platform,
@@ -71,31 +106,42 @@ export class Agent {
       retry: deps.retry,
       connectTimeoutMs: deps.connectTimeoutMs,
       identity: identities,
-      ...(identities === null ? {} : { onEnrolledChange: (pods, passDone) => { identities.sync(pods, { removeOthers: passDone }) } })
+      mesh,
+      ...(identities === null
+        ? {}
+        : {
+            onEnrolledChange: (pods, passDone) => {
+              identities.sync(pods, { removeOthers: passDone })
+              nodeTunnel?.sync(pods, { removeOthers: passDone })
+            }
+          })
     })
     let admin: AdminServers
     try {
-      admin = await startAdminServers({ adminPort: options.adminPort, readyPort: options.readyPort, metrics, enroller, identities, log })
+      if (tunnel !== null) await tunnel.listen(options.identity?.tunnelPort ?? PORTS.tunnel)
+      admin = await startAdminServers({ adminPort: options.adminPort, readyPort: options.readyPort, metrics, enroller, identities, tunnel, log })
     } catch (err) {
+      await tunnel?.close()
       capture.close()
       identities?.close()
       throw err
     }
     const source = deps.source ?? createDiscoverySource('file', { target: options.clusterFile, log: log.child({ component: 'discovery' }) })
-    const agent = new Agent(options, metrics, routes, enroller, admin, identities, capture, source, log)
+    const agent = new Agent(options, metrics, routes, enroller, admin, identities, tunnel, capture, source, log)
     source.start({
       onSnapshot: (s) => { agent.onSnapshot(s) },
       onError: (err) => { agent.onDiscoveryError(err) }
     })
     const ca = options.identity === null ? null : { address: options.identity.caAddress, trustDomain: options.identity.trustDomain, certTtlMs: options.identity.certTtlMs }
-    log.info({ node: options.node, clusterFile: options.clusterFile, pinRoot: options.pinRoot, adminPort: admin.adminPort, readyPort: admin.readyPort, ca }, 'agent started')
+    log.info({ node: options.node, clusterFile: options.clusterFile, pinRoot: options.pinRoot, adminPort: admin.adminPort, readyPort: admin.readyPort, tunnelPort: tunnel?.stats().port ?? null, ca }, 'agent started')
     return agent
   }
 
-  /** Stops serving: discovery, listeners, admin servers; closes capture (its pins stay, so capture keeps working for the next agent). */
+  /** Stops serving: discovery, listeners, the tunnel, admin servers; closes capture (its pins stay, so capture keeps working for the next agent). */
   async close (): Promise<void> {
     this.source.close()
     await this.enroller.close()
+    await this.tunnel?.close()
     this.identity?.close()
     try { this.capture.close() } catch (err) { this.log.error({ err }, 'capture close failed') }
     await this.admin.close()

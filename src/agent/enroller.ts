@@ -51,6 +51,8 @@ export class PodEnroller {
   private snapshot: ClusterSnapshot | null = null
   private plan: NodePlan = { plans: new Map(), blocked: new Map() }
   private readonly enrolled = new Map<string, EnrolledPod>()
+  /** Pod IP → enrolled pod: the data path's "is this endpoint a pod of this node?" */
+  private readonly byIP = new Map<string, EnrolledPod>()
   private readonly failures = new Map<string, Failure>()
   private readonly reported = new Map<string, string>()
   private reconciled = false
@@ -96,6 +98,9 @@ export class PodEnroller {
 
   enrolledPods (): EnrolledPod[] { return [...this.enrolled.values()] }
 
+  /** The pod enrolled here that owns `ip` (canonical), if any. */
+  enrolledByIP (ip: string): EnrolledPod | undefined { return this.byIP.get(ip) }
+
   /** Stops proxying: closes every listener. Capture pins stay (capture.close() is the agent's). */
   async close (): Promise<void> {
     this.closed = true
@@ -103,6 +108,7 @@ export class PodEnroller {
     await this.settled()
     await Promise.all([...this.enrolled.values()].map(async (e) => { await unenrollPod(e, this.deps.capture, false) }))
     this.enrolled.clear()
+    this.byIP.clear()
     this.deps.metrics.setEnrolledPods(0)
   }
 
@@ -131,6 +137,7 @@ export class PodEnroller {
       const plan = plans.get(uid)
       if (plan !== undefined && plan.fingerprint === e.plan.fingerprint) continue
       this.enrolled.delete(uid)
+      for (const ip of e.plan.pod.podIPs) if (this.byIP.get(ip) === e) this.byIP.delete(ip)
       try {
         await unenrollPod(e, capture, true)
         log.info({ uid, pod: `${e.plan.pod.namespace}/${e.plan.pod.name}`, reason: plan === undefined ? 'gone' : 'changed' }, 'pod unenrolled')
@@ -151,6 +158,7 @@ export class PodEnroller {
         const e = await enrollPod(plan, this.deps)
         if (this.closed) { await unenrollPod(e, capture, false); break }
         this.enrolled.set(uid, e)
+        for (const ip of plan.pod.podIPs) this.byIP.set(ip, e)
         this.changed(false)
         this.failures.delete(uid)
         this.reported.delete(uid)

@@ -36,6 +36,8 @@ export interface AgentIdentityOptions {
   readonly trustDomain: string
   /** Certificate lifetime to ask for (the CA may grant less). */
   readonly certTtlMs: number
+  /** The tunnel server's port, on [::] in the node's netns (0 picks one: tests). Peers are dialled on PORTS.tunnel. */
+  readonly tunnelPort: number
 }
 
 export const IDENTITY_DEFAULTS = Object.freeze({ trustDomain: 'cluster.local', certTtlMs: 24 * 3_600_000 })
@@ -46,18 +48,24 @@ const CA_OPTIONS = ['--ca-address', '--ca-root', '--ca-token-file'] as const
 export const AGENT_USAGE = `usage: ferry agent --node NAME --cluster-file PATH --pin-root DIR
                    [--admin-port ${PORTS.admin}] [--ready-port ${PORTS.ready}] [--log-level info]
                    [--ca-address HOST:PORT --ca-root FILE --ca-token-file FILE
-                    [--trust-domain ${IDENTITY_DEFAULTS.trustDomain}] [--cert-ttl ${formatDuration(IDENTITY_DEFAULTS.certTtlMs)}]]
+                    [--trust-domain ${IDENTITY_DEFAULTS.trustDomain}] [--cert-ttl ${formatDuration(IDENTITY_DEFAULTS.certTtlMs)}]
+                    [--tunnel-port ${PORTS.tunnel}]]
 
 Runs the per-node agent in the node's network namespace: watches the cluster file,
 enrolls this node's meshed pods in capture and proxies their TCP connections.
 
 With a CA (the three --ca-* options, all or none), the agent also holds a certificate
 for each identity (spiffe://TRUST-DOMAIN/ns/NAMESPACE/sa/SERVICE-ACCOUNT) of its
-enrolled pods, renewed at half its lifetime, and is not ready until it has them all.
+enrolled pods, renewed at half its lifetime, and is not ready until it has them all;
+it carries pod-to-pod traffic between nodes in an mTLS tunnel (HTTP/2 CONNECT, port
+${PORTS.tunnel}) and refuses plaintext from outside the mesh to STRICT pods (the default;
+label a namespace or annotate a pod ferry.dev/inbound-mode: PERMISSIVE to accept it).
+Without a CA, traffic is plaintext and every pod accepts it, as before.
   --ca-address      the controller, e.g. 172.30.0.254:${PORTS.ca}
   --ca-root         PEM root(s) the controller's serving certificate must chain to
   --ca-token-file   this node's bearer token, re-read for every request
   --cert-ttl        certificate lifetime to ask for (e.g. 24h, 30m, 6s)
+  --tunnel-port     where this node's tunnel server listens (0: any free port)
 `
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -82,7 +90,8 @@ export function parseAgentOptions (argv: string[]): AgentOptions {
         'ca-root': { type: 'string' },
         'ca-token-file': { type: 'string' },
         'trust-domain': { type: 'string' },
-        'cert-ttl': { type: 'string' }
+        'cert-ttl': { type: 'string' },
+        'tunnel-port': { type: 'string' }
       }
     }).values
   } catch (err) {
@@ -113,7 +122,7 @@ export function parseAgentOptions (argv: string[]): AgentOptions {
 function identityOptions (values: Record<string, string | boolean | undefined>): AgentIdentityOptions | null {
   const given = CA_OPTIONS.filter((o) => values[o.slice(2)] !== undefined)
   if (given.length === 0) {
-    for (const o of ['--trust-domain', '--cert-ttl']) {
+    for (const o of ['--trust-domain', '--cert-ttl', '--tunnel-port']) {
       if (values[o.slice(2)] !== undefined) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: ${o} needs a CA (${CA_OPTIONS.join(', ')})`)
     }
     return null
@@ -136,7 +145,8 @@ function identityOptions (values: Record<string, string | boolean | undefined>):
   const ttl = values['cert-ttl']
   const certTtlMs = typeof ttl === 'string' ? parseDuration(ttl, 'ferry agent: --cert-ttl') : IDENTITY_DEFAULTS.certTtlMs
   if (certTtlMs < CERT_TTL_RANGE_MS.min || certTtlMs > CERT_TTL_RANGE_MS.max) throw invalid('--cert-ttl', String(ttl), 'a duration from 1s to 365d')
-  return Object.freeze({ caAddress, caRoot, caTokenFile, trustDomain, certTtlMs })
+  const tunnelPort = port(values['tunnel-port'], '--tunnel-port', PORTS.tunnel)
+  return Object.freeze({ caAddress, caRoot, caTokenFile, trustDomain, certTtlMs, tunnelPort })
 }
 
 /** "host:port", "1.2.3.4:port" or "[v6]:port", with a port 1-65535. */

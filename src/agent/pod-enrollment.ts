@@ -2,7 +2,7 @@ import { closeSync } from 'node:fs'
 import type { Server } from 'node:net'
 import { PORTS } from '../config/env'
 import { ferryError, type FerryError, isFerryError } from '../errors'
-import { closeServer, createInboundHandler, createOutboundHandler, type Routes, serve, type ListenTarget } from '../proxy'
+import { closeServer, type Connector, createInboundHandler, createOutboundHandler, type Mesh, type Routes, serve, type ListenTarget } from '../proxy'
 import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import type { Logger } from '../telemetry/logger'
 import type { WorkloadIdentity } from './identities'
@@ -23,12 +23,16 @@ export interface EnrollContext {
   readonly connectTimeoutMs?: number
   /** Pods' SPIFFE IDs and current certificates (svidFor); null when the agent has no CA. */
   readonly identity?: WorkloadIdentity | null
+  /** The node's mesh as the proxy sees it (local pods, tunnel, inbound mode). */
+  readonly mesh?: Mesh
 }
 
 export interface EnrolledPod {
   readonly plan: PodPlan
   readonly netns: NetnsHandle
   readonly servers: readonly Server[]
+  /** Makes sockets inside the pod's netns (the same-node path and the tunnel connect to the pod with it). */
+  readonly connector: Connector
   readonly enrolledAt: string
 }
 
@@ -49,16 +53,17 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
   try {
     netns = ctx.platform.openNetns(location.netnsPath)
     const ns = netns
-    const connector = (req: { host: string, port: number, family: 4 | 6, timeoutMs: number }): ReturnType<Platform['connectInNetns']> => ctx.platform.connectInNetns(ns, req)
+    const connector: Connector = (req) => ctx.platform.connectInNetns(ns, req)
     const outbound = createOutboundHandler({
       pod,
       originalDst: (family, port) => ctx.capture.originalDst(ns.cookie, family, port),
       routes: ctx.routes,
       connector,
       telemetry: ctx.telemetry,
-      connectTimeoutMs: ctx.connectTimeoutMs
+      connectTimeoutMs: ctx.connectTimeoutMs,
+      ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh })
     })
-    const inbound = createInboundHandler({ pod, routes: ctx.routes, connector, telemetry: ctx.telemetry, connectTimeoutMs: ctx.connectTimeoutMs })
+    const inbound = createInboundHandler({ pod, routes: ctx.routes, connector, telemetry: ctx.telemetry, connectTimeoutMs: ctx.connectTimeoutMs, ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh }) })
     const inboundFds = { v4: -1, v6: -1 }
     for (const l of LISTENERS) {
       step = `listen ${l.role} ${l.family === 6 ? `[${l.address}]` : l.address}:${l.port}`
@@ -81,7 +86,7 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
       excludeInboundPorts: [...plan.excludeInboundPorts],
       inboundListenerFds: inboundFds
     })
-    return Object.freeze({ plan, netns: ns, servers: Object.freeze(servers), enrolledAt: new Date().toISOString() })
+    return Object.freeze({ plan, netns: ns, servers: Object.freeze(servers), connector, enrolledAt: new Date().toISOString() })
   } catch (err) {
     // A listening fd that never became a server is still ours to close. (Node closes an
     // fd itself only once it wrapped it in a handle, i.e. after serve() got that far.)

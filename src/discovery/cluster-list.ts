@@ -59,7 +59,9 @@ const SCHEMAS: Record<string, object> = {
         properties: {
           phase: str,
           podIP: str,
-          podIPs: { type: 'array', items: { type: 'object', required: ['ip'], properties: { ip: str } } }
+          podIPs: { type: 'array', items: { type: 'object', required: ['ip'], properties: { ip: str } } },
+          hostIP: str,
+          hostIPs: { type: 'array', items: { type: 'object', required: ['ip'], properties: { ip: str } } }
         }
       }
     }
@@ -143,14 +145,8 @@ function toPod (item: Record<string, any>, origin: string, what: string): Pod {
   const md = item.metadata
   const spec = item.spec
   const status = item.status ?? {}
-  const raw: Array<{ ip: string, field: string }> = Array.isArray(status.podIPs) && status.podIPs.length > 0
-    ? status.podIPs.map((p: { ip: string }, j: number) => ({ ip: p.ip, field: `status.podIPs[${j}].ip` }))
-    : (typeof status.podIP === 'string' && status.podIP !== '' ? [{ ip: status.podIP, field: 'status.podIP' }] : [])
-  const podIPs = raw.map(({ ip, field }) => {
-    const c = canonicalIP(ip)
-    if (c === null) throw fieldError(origin, what, field, `"${ip}" is not an IP address`)
-    return c
-  })
+  const podIPs = statusIPs(status, 'podIP', origin, what)
+  const hostIPs = statusIPs(status, 'hostIP', origin, what)
   const ports: ContainerPort[] = []
   for (const c of spec.containers ?? []) {
     for (const p of c.ports ?? []) ports.push({ name: p.name ?? null, containerPort: p.containerPort, protocol: (p.protocol ?? 'TCP') as Protocol })
@@ -165,11 +161,25 @@ function toPod (item: Record<string, any>, origin: string, what: string): Pod {
     labels,
     annotations: { ...md.annotations },
     podIPs,
+    hostIPs,
     ports,
     phase: status.phase ?? null,
     hostNetwork: spec.hostNetwork === true,
     workload: workloadName(md.name, labels, md.ownerReferences)
   }
+}
+
+/** status.<field>s (a list of {ip}), else status.<field>, as canonical IPs. */
+function statusIPs (status: Record<string, any>, field: 'podIP' | 'hostIP', origin: string, what: string): string[] {
+  const list = status[`${field}s`]
+  const raw: Array<{ ip: string, field: string }> = Array.isArray(list) && list.length > 0
+    ? list.map((p: { ip: string }, j: number) => ({ ip: p.ip, field: `status.${field}s[${j}].ip` }))
+    : (typeof status[field] === 'string' && status[field] !== '' ? [{ ip: status[field] as string, field: `status.${field}` }] : [])
+  return raw.map(({ ip, field }) => {
+    const c = canonicalIP(ip)
+    if (c === null) throw fieldError(origin, what, field, `"${ip}" is not an IP address`)
+    return c
+  })
 }
 
 function toService (item: Record<string, any>, origin: string, what: string): Service {

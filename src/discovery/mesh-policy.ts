@@ -7,6 +7,10 @@ import type { Namespace, Pod } from './model'
 //             ferry.dev/mesh=disabled; or the pod is annotated ferry.dev/mesh=enabled.
 //   ports   = ferry.dev/exclude-outbound-ports / ferry.dev/exclude-inbound-ports,
 //             comma-separated port numbers.
+//   inbound = STRICT (only the mesh's tunnel, and the node's own pods, may reach the
+//             pod; plaintext from outside the mesh is reset) or PERMISSIVE (plaintext is
+//             relayed too): pod annotation ferry.dev/inbound-mode, else the namespace
+//             label ferry.dev/inbound-mode, else STRICT. See inboundMode().
 // A meshed pod whose annotations are invalid gets a decision carrying the error, so the
 // agent can report it and enroll nothing of it (never half).
 
@@ -14,6 +18,8 @@ export const MESH_LABEL = 'ferry.dev/mesh'
 export const MESH_ANNOTATION = 'ferry.dev/mesh'
 export const EXCLUDE_OUTBOUND_ANNOTATION = 'ferry.dev/exclude-outbound-ports'
 export const EXCLUDE_INBOUND_ANNOTATION = 'ferry.dev/exclude-inbound-ports'
+/** Namespace label and pod annotation (the annotation wins): STRICT | PERMISSIVE. */
+export const INBOUND_MODE_KEY = 'ferry.dev/inbound-mode'
 const ENABLED = 'enabled'
 const DISABLED = 'disabled'
 
@@ -58,4 +64,42 @@ export function parsePortList (pod: Pod, annotation: string): readonly number[] 
     ports.add(n)
   }
   return Object.freeze([...ports].sort((a, b) => a - b))
+}
+
+export type InboundMode = 'STRICT' | 'PERMISSIVE'
+
+/** Ferry's default, as zero trust asks (Istio's is PERMISSIVE). */
+export const DEFAULT_INBOUND_MODE: InboundMode = 'STRICT'
+
+export interface InboundModeDecision {
+  readonly mode: InboundMode
+  /** Where it came from: the pod's annotation, its namespace's label, or the default. */
+  readonly scope: 'workload' | 'namespace' | 'default'
+  /** Set when a value was not STRICT or PERMISSIVE: it was ignored and the decision fails closed (STRICT). */
+  readonly invalid?: string
+}
+
+const DEFAULT_DECISION: InboundModeDecision = Object.freeze({ mode: DEFAULT_INBOUND_MODE, scope: 'default' })
+// Valid decisions are shared constants: deciding per connection allocates nothing.
+const DECISIONS: Record<'workload' | 'namespace', Readonly<Record<string, InboundModeDecision>>> = {
+  workload: Object.freeze({ STRICT: Object.freeze({ mode: 'STRICT', scope: 'workload' }), PERMISSIVE: Object.freeze({ mode: 'PERMISSIVE', scope: 'workload' }) }),
+  namespace: Object.freeze({ STRICT: Object.freeze({ mode: 'STRICT', scope: 'namespace' }), PERMISSIVE: Object.freeze({ mode: 'PERMISSIVE', scope: 'namespace' }) })
+}
+
+/**
+ * Whether plaintext from outside the mesh may reach `pod`: THE one place this is decided
+ * (issue 4's PeerAuthentication will be composed in here). An invalid value is never
+ * read as PERMISSIVE: that level is STRICT and `invalid` says why.
+ */
+export function inboundMode (pod: Pod, namespace: Namespace | undefined): InboundModeDecision {
+  const annotation = pod.annotations[INBOUND_MODE_KEY]
+  if (annotation !== undefined) return levelDecision(annotation, 'workload', `pod ${pod.namespace}/${pod.name}: annotation`)
+  const label = namespace?.labels[INBOUND_MODE_KEY]
+  if (label !== undefined) return levelDecision(label, 'namespace', `namespace ${pod.namespace}: label`)
+  return DEFAULT_DECISION
+}
+
+function levelDecision (value: string, scope: 'workload' | 'namespace', where: string): InboundModeDecision {
+  if (value === 'STRICT' || value === 'PERMISSIVE') return DECISIONS[scope][value]
+  return { mode: 'STRICT', scope, invalid: `${where} ${INBOUND_MODE_KEY}: "${value.slice(0, 64)}" is not STRICT or PERMISSIVE; using STRICT` }
 }

@@ -21,6 +21,8 @@ export interface Pod {
   readonly annotations: Readonly<Record<string, string>>
   /** Canonical IPs, at most one per family in practice, in status order. */
   readonly podIPs: readonly string[]
+  /** Canonical IPs of the node the pod runs on (status.hostIPs, else status.hostIP), primary first; empty until scheduled. */
+  readonly hostIPs: readonly string[]
   /** Named and numbered ports of all containers. */
   readonly ports: readonly ContainerPort[]
   readonly phase: string | null

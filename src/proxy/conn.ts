@@ -1,9 +1,13 @@
-import type { Socket } from 'node:net'
 import type { ConnResult, ConnectionRecord, Direction, Peer, SocketAddr, WorkloadRef } from '../telemetry/connection-record'
+import type { RelayEnd } from './relay'
 
 // The state of one proxied connection as it passes through the stages
-// (capture → identify → original dst → route → connect → relay → account).
+// (capture → identify → original dst → route → path → connect/tunnel → relay → account).
 // One object per connection with a fixed shape; stages fill in their fields.
+//
+// `downstream` is the source's end: the application's socket (outbound, plaintext
+// inbound) or the tunnel stream (inbound from a peer node, set once the CONNECT is
+// accepted). Byte counts are read from it.
 
 export type Clock = () => number
 
@@ -13,32 +17,37 @@ export class Conn implements ConnectionRecord {
   service: string | null = null
   endpoint: SocketAddr | null = null
   destination: WorkloadRef | null = null
+  sourcePrincipal: string | null = null
+  destinationPrincipal: string | null = null
+  mtls = false
   result: ConnResult | null = null
   errorCode: string | null = null
-  upstream: Socket | null = null
+  errorReason: string | null = null
+  upstream: RelayEnd | null = null
   telemetry: unknown = null
   private readonly startedAt: number
   private endedAt = -1
 
-  constructor (readonly direction: Direction, readonly downstream: Socket, private readonly clock: Clock) {
+  constructor (readonly direction: Direction, public downstream: RelayEnd | null, private readonly clock: Clock) {
     this.startedAt = clock()
   }
 
-  bytesReceived (): number { return this.downstream.bytesRead }
-  bytesSent (): number { return this.downstream.bytesWritten }
+  bytesReceived (): number { return this.downstream?.bytesRead ?? 0 }
+  bytesSent (): number { return this.downstream?.bytesWritten ?? 0 }
   durationMs (): number { return (this.endedAt < 0 ? this.clock() : this.endedAt) - this.startedAt }
 
   /** Marks the end; returns false if it had already ended (a connection ends once). */
-  end (result: ConnResult, errorCode: string | null): boolean {
+  end (result: ConnResult, errorCode: string | null, errorReason: string | null = null): boolean {
     if (this.result !== null) return false
     this.result = result
     this.errorCode = errorCode
+    this.errorReason = errorReason
     this.endedAt = this.clock()
     return true
   }
 }
 
-export function familyOfSocket (s: Socket): 4 | 6 {
+export function familyOfSocket (s: { readonly remoteFamily?: string }): 4 | 6 {
   return s.remoteFamily === 'IPv6' ? 6 : 4
 }
 

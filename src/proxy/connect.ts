@@ -5,8 +5,10 @@ import { type Conn, errorCodeOf } from './conn'
 
 // Connect stage: open the upstream socket through a Connector and wait, at most
 // timeoutMs, for it to connect. The Connector decides *where* the socket is created:
-// the agent's creates it inside the source pod's netns (outbound) or the destination
-// pod's netns (inbound) via the addon; tests connect plainly on loopback.
+// the agent's creates it inside the source pod's netns (outbound, direct) or the
+// destination pod's netns (inbound, same-node, and streams from the tunnel) via the
+// addon; tests connect plainly on loopback. The source may give up meanwhile: its socket
+// closes, or (tunnel) the stream's `signal` aborts.
 // Failures are outcomes, never exceptions.
 
 const TRACE = trace('proxy')
@@ -29,7 +31,8 @@ export function connectUpstream (
   connector: Connector,
   timeoutMs: number,
   onConnected: (upstream: Socket) => void,
-  onFailed: (result: ConnectFailure, errorCode: string) => void
+  onFailed: (result: ConnectFailure, errorCode: string) => void,
+  signal?: AbortSignal
 ): void {
   let upstream: Socket
   try {
@@ -42,14 +45,14 @@ export function connectUpstream (
   // would cut the other direction short. Whoever created it, make it half-open capable.
   upstream.allowHalfOpen = true
   conn.upstream = upstream
-  const down = conn.downstream
   const timer = setTimeout(onTimeout, timeoutMs)
+  const unwatch = watchSource(conn, signal, onDownstreamClose)
 
   function settle (): void {
     clearTimeout(timer)
     upstream.off('connect', onConnect)
     upstream.off('error', onError)
-    down.off('close', onDownstreamClose)
+    unwatch()
   }
   function onConnect (): void {
     settle()
@@ -78,5 +81,15 @@ export function connectUpstream (
 
   upstream.once('connect', onConnect)
   upstream.once('error', onError)
-  down.once('close', onDownstreamClose)
+}
+
+/** Calls onGone once if the source goes away (its socket closes, `signal` aborts); returns a function that stops watching. */
+export function watchSource (conn: Conn, signal: AbortSignal | undefined, onGone: () => void): () => void {
+  const down = conn.downstream
+  down?.once('close', onGone)
+  signal?.addEventListener('abort', onGone, { once: true })
+  return () => {
+    down?.off('close', onGone)
+    signal?.removeEventListener('abort', onGone)
+  }
 }

@@ -1,14 +1,18 @@
+import type { Socket } from 'node:net'
 import type { Pod } from '../discovery/model'
 import { podIPOfFamily } from '../discovery/model'
 import { canonicalIP } from '../discovery/ip'
 import type { WorkloadRef } from '../telemetry/connection-record'
 import { type Conn, familyOfSocket } from './conn'
+import type { PodIdentities } from './mesh'
 
-// Identify stage: who is on the other end of the accepted socket.
+// Identify stage: who is on the other end.
 // Outbound: the listener belongs to one pod, so the source is that pod (its IP of the
 // connection's family; the port is the application's own source port).
-// Inbound: the source is whoever owns the peer IP (a pod, or unknown); the destination
-// is the pod whose listener accepted.
+// Inbound (plaintext): the source is whoever owns the peer IP (a pod, or unknown) —
+// never a principal: nothing proved it. The destination is the pod whose listener accepted.
+// Inbound from the mesh (tunnel, same-node): the source principal is proven (mTLS) or
+// known (a pod of this node); the source address is informational.
 
 export interface PodLookup {
   podByIP (address: string): Pod | undefined
@@ -18,25 +22,44 @@ export function workloadRef (pod: Pod): WorkloadRef {
   return { pod: pod.name, namespace: pod.namespace, workload: pod.workload }
 }
 
-export function identifyOutbound (conn: Conn, self: Pod): void {
+export function identifyOutbound (conn: Conn, socket: Socket, self: Pod, identities: PodIdentities | null): void {
   const s = conn.source
   s.pod = self.name
   s.namespace = self.namespace
   s.workload = self.workload
-  s.ip = podIPOfFamily(self, familyOfSocket(conn.downstream)) ?? self.podIPs[0] ?? ''
-  s.port = conn.downstream.remotePort ?? 0
+  s.ip = podIPOfFamily(self, familyOfSocket(socket)) ?? self.podIPs[0] ?? ''
+  s.port = socket.remotePort ?? 0
+  if (identities !== null) conn.sourcePrincipal = identities.spiffeIdOf(self)
 }
 
-export function identifyInbound (conn: Conn, self: Pod, pods: PodLookup): void {
+export function identifyInbound (conn: Conn, socket: Socket, self: Pod, pods: PodLookup, identities: PodIdentities | null): void {
   const s = conn.source
-  const ip = canonicalIP(conn.downstream.remoteAddress ?? '') ?? ''
+  const ip = canonicalIP(socket.remoteAddress ?? '') ?? ''
   s.ip = ip
-  s.port = conn.downstream.remotePort ?? 0
+  s.port = socket.remotePort ?? 0
   const peer = pods.podByIP(ip)
-  if (peer !== undefined) {
-    s.pod = peer.name
-    s.namespace = peer.namespace
-    s.workload = peer.workload
-  }
+  if (peer !== undefined) setSourcePod(conn, peer)
   conn.destination = workloadRef(self)
+  if (identities !== null) conn.destinationPrincipal = identities.spiffeIdOf(self)
+}
+
+/**
+ * The source of a connection delivered by the mesh: `principal` is proven. The pod that
+ * owns `address` is named only when its identity is that principal (the address is what
+ * the peer says, the principal what it proved).
+ */
+export function identifyMeshSource (conn: Conn, address: string | null, port: number, principal: string, pods: PodLookup, identities: PodIdentities): void {
+  const s = conn.source
+  const ip = address === null ? null : canonicalIP(address)
+  s.ip = ip ?? ''
+  s.port = port
+  conn.sourcePrincipal = principal
+  const peer = ip === null ? undefined : pods.podByIP(ip)
+  if (peer !== undefined && identities.spiffeIdOf(peer) === principal) setSourcePod(conn, peer)
+}
+
+function setSourcePod (conn: Conn, pod: Pod): void {
+  conn.source.pod = pod.name
+  conn.source.namespace = pod.namespace
+  conn.source.workload = pod.workload
 }

@@ -4,20 +4,23 @@ import type { Pod } from '../discovery/model'
 import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import { trace } from '../telemetry/trace'
 import { accepted, finish, opened, reject } from './account'
+import { admitPlaintext } from './admit'
 import { type Clock, Conn } from './conn'
 import { type Connector, connectUpstream } from './connect'
 import { PROXY_DEFAULTS } from './defaults'
 import { identifyInbound } from './identify'
+import type { Mesh } from './mesh'
 import { originalDstInbound } from './original-dst'
 import { relay } from './relay'
 import { routeInbound } from './route'
 import type { Routes } from './route-table'
 
-// An inbound connection, steered by sk_lookup onto a pod's 15006 listener:
+// A plaintext inbound connection, steered by sk_lookup onto a pod's 15006 listener:
 //   identify (peer IP → source pod; the listener's pod is the destination) → original dst
-//   (the accepted socket's local address) → route (that same address) → connect (from
-//   inside the destination pod's netns, over lo, so sk_lookup does not steer it again)
-//   → relay → account.
+//   (the accepted socket's local address) → admit (the pod's inbound mode: STRICT resets
+//   it, result denied_plaintext) → route (that same address) → connect (from inside the
+//   destination pod's netns, over lo, so sk_lookup does not steer it again) → relay →
+//   account. (Connections from the mesh arrive through the tunnel: tunnel-inbound.ts.)
 
 const TRACE = trace('proxy')
 
@@ -28,6 +31,8 @@ export interface InboundDeps {
   /** Creates sockets inside the destination pod's netns. */
   readonly connector: Connector
   readonly telemetry: ConnTelemetry
+  /** The node's mesh (inbound mode, identities). Absent: plaintext is always accepted. */
+  readonly mesh?: Mesh
   readonly connectTimeoutMs?: number
   readonly clock?: Clock
 }
@@ -35,20 +40,26 @@ export interface InboundDeps {
 export function createInboundHandler (deps: InboundDeps): (socket: Socket) => void {
   const clock = deps.clock ?? (() => performance.now())
   const timeoutMs = deps.connectTimeoutMs ?? PROXY_DEFAULTS.connectTimeoutMs
-  const { telemetry } = deps
+  const { telemetry, mesh } = deps
+  const identities = mesh?.identities ?? null
   return (socket) => {
     const conn = new Conn('inbound', socket, clock)
     accepted(conn, telemetry)
-    identifyInbound(conn, deps.pod, deps.routes.index)
-    if (!originalDstInbound(conn)) {
+    identifyInbound(conn, socket, deps.pod, deps.routes.index, identities)
+    if (!originalDstInbound(conn, socket)) {
       reject(conn, telemetry, 'no_original_dst', null)
       return
     }
     const target = routeInbound(conn, deps.routes)
     opened(conn, telemetry)
+    if (!admitPlaintext(conn, deps.pod, deps.routes.index, mesh)) {
+      if (TRACE.on) TRACE('inbound plaintext denied', { pod: deps.pod.name, src: conn.source.ip, dst: conn.originalDst })
+      reject(conn, telemetry, 'denied_plaintext', null)
+      return
+    }
     if (TRACE.on) TRACE('inbound', { pod: deps.pod.name, src: conn.source.ip, dst: conn.originalDst })
     connectUpstream(conn, target, deps.connector, timeoutMs,
-      (upstream) => { relay(socket, upstream, (code) => { finish(conn, telemetry, code === null ? 'ok' : 'reset', code) }) },
+      (upstream) => { conn.upstream = upstream; relay(socket, upstream, (code) => { finish(conn, telemetry, code === null ? 'ok' : 'reset', code) }) },
       (result, code) => { reject(conn, telemetry, result, code) })
   }
 }

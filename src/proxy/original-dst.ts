@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import { canonicalIP, familyOf } from '../discovery/ip'
 import { type Conn, familyOfSocket } from './conn'
 
@@ -5,14 +6,14 @@ import { type Conn, familyOfSocket } from './conn'
 // Outbound: eBPF recorded it, keyed by {pod netns cookie, family, app's local port};
 // the lookup is bound to the pod's netns cookie by whoever builds the handler.
 // Inbound: sk_lookup delivered the SYN unchanged, so it is the accepted socket's own
-// local address.
+// local address. (From the tunnel, it is the CONNECT's :authority: tunnel-inbound.ts.)
 
 export type OriginalDstLookup = (family: 4 | 6, localPort: number) => { address: string, port: number } | null
 
-export function originalDstOutbound (conn: Conn, lookup: OriginalDstLookup): boolean {
-  const port = conn.downstream.remotePort
+export function originalDstOutbound (conn: Conn, socket: Socket, lookup: OriginalDstLookup): boolean {
+  const port = socket.remotePort
   if (port === undefined) return false
-  const found = lookup(familyOfSocket(conn.downstream), port)
+  const found = lookup(familyOfSocket(socket), port)
   if (found === null) return false
   const address = canonicalIP(found.address)
   if (address === null) return false
@@ -20,9 +21,9 @@ export function originalDstOutbound (conn: Conn, lookup: OriginalDstLookup): boo
   return true
 }
 
-export function originalDstInbound (conn: Conn): boolean {
-  const address = canonicalIP(conn.downstream.localAddress ?? '')
-  const port = conn.downstream.localPort
+export function originalDstInbound (conn: Conn, socket: Socket): boolean {
+  const address = canonicalIP(socket.localAddress ?? '')
+  const port = socket.localPort
   if (address === null || port === undefined) return false
   conn.originalDst = { address, port, family: familyOf(address) }
   return true

@@ -8,14 +8,20 @@ import { type Clock, Conn } from './conn'
 import { type Connector, connectUpstream } from './connect'
 import { PROXY_DEFAULTS } from './defaults'
 import { identifyOutbound } from './identify'
+import type { Mesh } from './mesh'
 import { type OriginalDstLookup, originalDstOutbound } from './original-dst'
-import { relay } from './relay'
+import { choosePath } from './path'
+import { relay, type RelayEnd } from './relay'
 import { routeOutbound } from './route'
 import type { Routes } from './route-table'
+import { deliverLocally } from './same-node'
+import { openTunnel } from './tunnel-connect'
 
 // An outbound connection, accepted on a pod's 15001 listener:
 //   identify (the listener's pod) → original dst (eBPF record) → route (VIP → endpoint,
-//   else pass through) → connect (from inside the source pod's netns) → relay → account.
+//   else pass through) → path (local pod / peer node's tunnel / direct) → connect (from
+//   inside the destination pod's netns; a CONNECT stream through the tunnel pool; or from
+//   inside the source pod's netns) → relay → account.
 
 const TRACE = trace('proxy')
 
@@ -25,9 +31,11 @@ export interface OutboundDeps {
   /** Bound to the pod's netns cookie. */
   readonly originalDst: OriginalDstLookup
   readonly routes: Routes
-  /** Creates upstream sockets inside the pod's netns. */
+  /** Creates upstream sockets inside the pod's netns (the direct path). */
   readonly connector: Connector
   readonly telemetry: ConnTelemetry
+  /** The node's mesh: local pods, identities, tunnel. Absent: every upstream is direct. */
+  readonly mesh?: Mesh
   readonly connectTimeoutMs?: number
   readonly clock?: Clock
 }
@@ -35,24 +43,38 @@ export interface OutboundDeps {
 export function createOutboundHandler (deps: OutboundDeps): (socket: Socket) => void {
   const clock = deps.clock ?? (() => performance.now())
   const timeoutMs = deps.connectTimeoutMs ?? PROXY_DEFAULTS.connectTimeoutMs
-  const { telemetry } = deps
+  const { telemetry, mesh } = deps
+  const identities = mesh?.identities ?? null
   return (socket) => {
     const conn = new Conn('outbound', socket, clock)
     accepted(conn, telemetry)
-    identifyOutbound(conn, deps.pod)
-    if (!originalDstOutbound(conn, deps.originalDst)) {
+    identifyOutbound(conn, socket, deps.pod, identities)
+    if (!originalDstOutbound(conn, socket, deps.originalDst)) {
       reject(conn, telemetry, 'no_original_dst', null)
       return
     }
     const target = routeOutbound(conn, deps.routes)
-    opened(conn, telemetry)
-    if (TRACE.on) TRACE('outbound', { pod: deps.pod.name, srcPort: conn.source.port, dst: conn.originalDst, service: conn.service, endpoint: conn.endpoint })
     if (target === null) {
+      opened(conn, telemetry)
       reject(conn, telemetry, 'no_endpoints', null)
       return
     }
-    connectUpstream(conn, target, deps.connector, timeoutMs,
-      (upstream) => { relay(socket, upstream, (code) => { finish(conn, telemetry, code === null ? 'ok' : 'reset', code) }) },
-      (result, code) => { reject(conn, telemetry, result, code) })
+    const path = choosePath(conn, mesh, deps.routes)
+    opened(conn, telemetry)
+    if (TRACE.on) TRACE('outbound', { pod: deps.pod.name, srcPort: conn.source.port, dst: conn.originalDst, service: conn.service, endpoint: conn.endpoint, path: path.kind })
+    const relayed = (upstream: RelayEnd): void => {
+      conn.upstream = upstream
+      relay(socket, upstream, (code) => { finish(conn, telemetry, code === null ? 'ok' : 'reset', code) })
+    }
+    switch (path.kind) {
+      case 'local':
+        deliverLocally(conn, socket, path.local, telemetry, timeoutMs, clock)
+        return
+      case 'tunnel':
+        openTunnel(conn, path, mesh!.tunnels!, identities!, relayed, (result, code, reason) => { reject(conn, telemetry, result, code, reason) })
+        return
+      case 'direct':
+        connectUpstream(conn, target, deps.connector, timeoutMs, relayed, (result, code) => { reject(conn, telemetry, result, code) })
+    }
   }
 }

@@ -1,4 +1,5 @@
-import type { Socket } from 'node:net'
+import { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { errorCodeOf } from './conn'
 
 // Relay stage: copy bytes both ways until both directions are done.
@@ -9,14 +10,25 @@ import { errorCodeOf } from './conn'
 //                 the other side (RST via resetAndDestroy), never a polite FIN
 // Handlers are bound once per connection; nothing is allocated per chunk. `done` runs
 // once, after both sockets have closed, with the first error code seen (null if clean).
+//
+// Either end may be a TCP socket or a tunnel stream (src/tunnel's TunnelStream: a Duplex
+// over an HTTP/2 CONNECT stream, whose end() is END_STREAM and whose resetAndDestroy()
+// is RST_STREAM CONNECT_ERROR, as RFC 9113 maps a TCP RST).
+
+/** What the relay needs of an end: a half-close capable Duplex that can be reset and counts its bytes. */
+export interface RelayEnd extends Duplex {
+  readonly bytesRead: number
+  readonly bytesWritten: number
+  resetAndDestroy (): this
+}
 
 export type RelayDone = (errorCode: string | null) => void
 
-export function relay (a: Socket, b: Socket, done: RelayDone): void {
+export function relay (a: RelayEnd, b: RelayEnd, done: RelayDone): void {
   let errorCode: string | null = null
   let closed = 0
 
-  function pipe (from: Socket, to: Socket): void {
+  function pipe (from: RelayEnd, to: RelayEnd): void {
     from.on('data', (chunk: Buffer) => {
       if (!to.write(chunk)) from.pause()
     })
@@ -42,9 +54,9 @@ export function relay (a: Socket, b: Socket, done: RelayDone): void {
   b.resume()
 }
 
-function reset (s: Socket): void {
+function reset (s: RelayEnd): void {
   if (s.destroyed) return
-  // resetAndDestroy needs a live handle; a socket without one can only be destroyed.
-  if ((s as unknown as { _handle: unknown })._handle != null) s.resetAndDestroy()
-  else s.destroy()
+  // A socket's resetAndDestroy needs a live handle; a socket without one can only be destroyed.
+  if (s instanceof Socket && (s as unknown as { _handle: unknown })._handle == null) s.destroy()
+  else s.resetAndDestroy()
 }

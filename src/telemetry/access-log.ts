@@ -9,11 +9,15 @@ import { type ConnectionRecord, formatAddr } from './connection-record'
 //   destination_service  "name.namespace" when the original destination was a Service VIP
 //   endpoint             "ip:port" the proxy connected to
 //   destination          { pod, namespace, workload } when the endpoint is a known pod
+//   source_principal     SPIFFE ID of the source, when known: verified by mTLS, or a pod of this node
+//   destination_principal SPIFFE ID of the destination, when known: verified by mTLS, or a pod of this node
+//   mtls                 true when the connection crossed the network in the mutual-TLS tunnel
 //   bytes_received       bytes from the source (request direction)
 //   bytes_sent           bytes to the source (response direction)
 //   duration_ms          accept to close
-//   result               ok | connect_error | connect_timeout | reset | no_endpoints | no_original_dst
-//   error_code           errno-style code (ECONNREFUSED, ETIMEDOUT, ECONNRESET, ...) when there was one
+//   result               ok | connect_error | connect_timeout | reset | no_endpoints | no_original_dst | denied_plaintext
+//   error_code           errno-style code (ECONNREFUSED, ETIMEDOUT, ECONNRESET, ...) or a tunnel error code (FERRY_ERR_TUNNEL_CONNECT, FERRY_ERR_TUNNEL_PEER, FERRY_ERR_TUNNEL_REFUSED), when there was one
+//   error_reason         what went wrong, finer than the code (a tunnel's "wrong-identity", "status 503", ...)
 
 export type AccessLog = (r: ConnectionRecord) => void
 
@@ -31,11 +35,15 @@ export function createAccessLog (log: Logger): AccessLog {
     if (r.service !== null) line.destination_service = r.service
     if (r.endpoint !== null) line.endpoint = formatAddr(r.endpoint)
     if (r.destination !== null) line.destination = { pod: r.destination.pod, namespace: r.destination.namespace, workload: r.destination.workload }
+    if (r.sourcePrincipal !== null) line.source_principal = r.sourcePrincipal
+    if (r.destinationPrincipal !== null) line.destination_principal = r.destinationPrincipal
+    line.mtls = r.mtls
     line.bytes_received = r.bytesReceived()
     line.bytes_sent = r.bytesSent()
     line.duration_ms = Math.round(r.durationMs() * 1000) / 1000
     line.result = r.result
     if (r.errorCode !== null) line.error_code = r.errorCode
+    if (r.errorReason !== null) line.error_reason = r.errorReason
     log.info(line, 'access')
   }
 }

@@ -3,10 +3,13 @@
 
 export type Direction = 'outbound' | 'inbound'
 
-/** How a connection ended; also the `result` label and access-log field. */
-export type ConnResult = 'ok' | 'connect_error' | 'connect_timeout' | 'reset' | 'no_endpoints' | 'no_original_dst'
+/**
+ * How a connection ended; also the `result` label and access-log field.
+ * `denied_plaintext`: a plaintext connection from outside the mesh to a STRICT pod, reset.
+ */
+export type ConnResult = 'ok' | 'connect_error' | 'connect_timeout' | 'reset' | 'no_endpoints' | 'no_original_dst' | 'denied_plaintext'
 
-export const CONN_RESULTS: readonly ConnResult[] = Object.freeze(['ok', 'connect_error', 'connect_timeout', 'reset', 'no_endpoints', 'no_original_dst'])
+export const CONN_RESULTS: readonly ConnResult[] = Object.freeze(['ok', 'connect_error', 'connect_timeout', 'reset', 'no_endpoints', 'no_original_dst', 'denied_plaintext'])
 
 export interface Peer {
   pod: string | null
@@ -36,8 +39,16 @@ export interface ConnectionRecord {
   readonly service: string | null
   readonly endpoint: SocketAddr | null
   readonly destination: WorkloadRef | null
+  /** SPIFFE ID of the source: verified (tunnel), or known (a pod of this node); null when unknown or unauthenticated. */
+  readonly sourcePrincipal: string | null
+  /** SPIFFE ID of the destination: verified (tunnel) or known (a pod of this node); null when not meshed. */
+  readonly destinationPrincipal: string | null
+  /** The connection crossed the network inside the mutual-TLS tunnel. */
+  readonly mtls: boolean
   readonly result: ConnResult | null
   readonly errorCode: string | null
+  /** A finer reason next to errorCode, e.g. a tunnel's "wrong-identity" or "status 503". */
+  readonly errorReason: string | null
   /** Bytes read from the source (request direction). */
   bytesReceived (): number
   /** Bytes written to the source (response direction). */

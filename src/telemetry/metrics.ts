@@ -11,7 +11,10 @@ import type { ConnectionRecord, Direction } from './connection-record'
 // path never touches a counter per chunk.
 
 const UNKNOWN = 'unknown'
-const CONN_LABELS = ['direction', 'source_workload', 'source_namespace', 'destination_service', 'destination_workload', 'destination_namespace'] as const
+// Istio's names: source_principal / destination_principal are SPIFFE IDs ("unknown" when
+// not known), connection_security_policy is mutual_tls (through the tunnel) or none.
+const CONN_LABELS = ['direction', 'source_workload', 'source_namespace', 'source_principal', 'destination_service', 'destination_workload',
+  'destination_namespace', 'destination_principal', 'connection_security_policy'] as const
 type ConnLabel = typeof CONN_LABELS[number]
 type ConnLabels = Record<ConnLabel, string>
 
@@ -21,8 +24,16 @@ export const METRIC_NAMES = Object.freeze({
   sent: 'ferry_tcp_sent_bytes_total',
   received: 'ferry_tcp_received_bytes_total',
   active: 'ferry_tcp_connections_active',
-  enrolledPods: 'ferry_enrolled_pods'
+  enrolledPods: 'ferry_enrolled_pods',
+  tunnelRefusals: 'ferry_tunnel_refusals_total'
 })
+
+/** Labels of one tunnel refusal: which end refused, at which stage, and why (the tunnel library's reason). */
+export interface TunnelRefusalLabels {
+  readonly side: 'server' | 'client'
+  readonly stage: string
+  readonly reason: string
+}
 
 /** Per-connection bookkeeping kept in ConnectionRecord.telemetry. */
 class Tally {
@@ -39,6 +50,7 @@ export class ProxyMetrics {
   private readonly receivedTotal: Counter<ConnLabel>
   private readonly active: Gauge<'direction'>
   private readonly enrolled: Gauge
+  private readonly refusals: Counter<keyof TunnelRefusalLabels>
   private readonly live = new Set<ConnectionRecord>()
 
   constructor (registry: Registry = new Registry()) {
@@ -52,7 +64,12 @@ export class ProxyMetrics {
     this.receivedTotal = new Counter({ name: METRIC_NAMES.received, help: 'Bytes received by the proxy from the source (request direction)', labelNames, registers, collect () { self.flush('received') } })
     this.active = new Gauge({ name: METRIC_NAMES.active, help: 'TCP connections currently open through the proxy', labelNames: ['direction'], registers })
     this.enrolled = new Gauge({ name: METRIC_NAMES.enrolledPods, help: 'Pods on this node enrolled in capture', registers })
+    this.refusals = new Counter({ name: METRIC_NAMES.tunnelRefusals, help: 'Tunnel connections and streams refused, by side, stage and reason (other-ca, expired, wrong-identity, no-certificate, ...)', labelNames: ['side', 'stage', 'reason'], registers })
     for (const d of ['outbound', 'inbound'] as Direction[]) this.active.set({ direction: d }, 0)
+  }
+
+  tunnelRefused (labels: TunnelRefusalLabels): void {
+    this.refusals.inc({ side: labels.side, stage: labels.stage, reason: labels.reason })
   }
 
   /** A connection was accepted (its destination is not known yet). */
@@ -111,8 +128,11 @@ function labelsOf (r: ConnectionRecord): ConnLabels {
     direction: r.direction,
     source_workload: r.source.workload ?? UNKNOWN,
     source_namespace: r.source.namespace ?? UNKNOWN,
+    source_principal: r.sourcePrincipal ?? UNKNOWN,
     destination_service: r.service ?? UNKNOWN,
     destination_workload: r.destination?.workload ?? UNKNOWN,
-    destination_namespace: r.destination?.namespace ?? UNKNOWN
+    destination_namespace: r.destination?.namespace ?? UNKNOWN,
+    destination_principal: r.destinationPrincipal ?? UNKNOWN,
+    connection_security_policy: r.mtls ? 'mutual_tls' : 'none'
   }
 }

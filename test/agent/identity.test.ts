@@ -60,7 +60,7 @@ async function setup (t: Test): Promise<{ ca: CaHarness, dir: string, agentArgs:
   }
   writeAgentPods(PODS)
   const agentArgs = ['--node', 'n1', '--cluster-file', clusterFile, '--pin-root', '/sys/fs/bpf/ferry-test', '--admin-port', '0', '--ready-port', '0',
-    '--ca-address', ca.controller.address, '--ca-root', join(ca.dataDir, 'root-cert.pem'), '--ca-token-file', tokenFile, '--cert-ttl', '1h']
+    '--ca-address', ca.controller.address, '--ca-root', join(ca.dataDir, 'root-cert.pem'), '--ca-token-file', tokenFile, '--cert-ttl', '1h', '--tunnel-port', '0']
   return { ca, dir, agentArgs, writeAgentPods }
 }
 

@@ -39,11 +39,12 @@ const ca = ['--ca-address', '172.30.0.254:15012', '--ca-root', '/state/x/ca/root
 
 t.test('CA options: all three together, with a default trust domain and lifetime, frozen', async (t) => {
   const o = parseAgentOptions([...base, ...ca])
-  t.same(o.identity, { caAddress: '172.30.0.254:15012', caRoot: '/state/x/ca/root-cert.pem', caTokenFile: resolve('tokens/n1.token'), trustDomain: 'cluster.local', certTtlMs: 86_400_000 })
+  t.same(o.identity, { caAddress: '172.30.0.254:15012', caRoot: '/state/x/ca/root-cert.pem', caTokenFile: resolve('tokens/n1.token'), trustDomain: 'cluster.local', certTtlMs: 86_400_000, tunnelPort: 15008 })
   t.ok(Object.isFrozen(o.identity))
   const o2 = parseAgentOptions([...base, ...ca, '--trust-domain', 'example.org', '--cert-ttl', '6s', '--ca-address', '[fd30::fe]:15012'])
   t.match(o2.identity, { trustDomain: 'example.org', certTtlMs: 6000, caAddress: '[fd30::fe]:15012' })
   t.equal(parseAgentOptions([...base, ...ca, '--ca-address', 'ferry-controller.ferry-system.svc:15012']).identity?.caAddress, 'ferry-controller.ferry-system.svc:15012')
+  t.equal(parseAgentOptions([...base, ...ca, '--tunnel-port', '0']).identity?.tunnelPort, 0, '--tunnel-port 0: any free port (tests)')
 })
 
 t.test('CA options: a partial set, a bad address, trust domain or lifetime, or extras without a CA are refused by name', async (t) => {
@@ -52,6 +53,8 @@ t.test('CA options: a partial set, a bad address, trust domain or lifetime, or e
     [[...base, '--ca-root', '/r', '--ca-token-file', '/t'], /--ca-root, --ca-token-file also need --ca-address/],
     [[...base, '--cert-ttl', '6s'], /--cert-ttl needs a CA \(--ca-address, --ca-root, --ca-token-file\)/],
     [[...base, '--trust-domain', 'example.org'], /--trust-domain needs a CA/],
+    [[...base, '--tunnel-port', '15008'], /--tunnel-port needs a CA/],
+    [[...base, ...ca, '--tunnel-port', '70000'], /--tunnel-port "70000" is invalid: expected a port number/],
     [[...base, ...ca, '--ca-address', '172.30.0.254'], /--ca-address "172\.30\.0\.254" is invalid: expected HOST:PORT/],
     [[...base, ...ca, '--ca-address', '172.30.0.254:0'], /--ca-address "172\.30\.0\.254:0" is invalid/],
     [[...base, ...ca, '--ca-address', '[1.2.3.4]:15012'], /--ca-address "\[1\.2\.3\.4\]:15012" is invalid/],

@@ -5,6 +5,7 @@ import { register } from 'prom-client'
 import { createAccessLog } from '../../src/telemetry/access-log'
 import type { ConnectionRecord } from '../../src/telemetry/connection-record'
 import { METRIC_NAMES, ProxyMetrics } from '../../src/telemetry/metrics'
+import { createTunnelRefusalLog } from '../../src/telemetry/tunnel-refusals'
 import { createTrace, parseTraceSetting } from '../../src/telemetry/trace'
 import { counter } from './prom-text'
 
@@ -16,8 +17,12 @@ function record (over: Partial<ConnectionRecord> = {}, bytes = { sent: 0, receiv
     service: 'server.app',
     endpoint: { address: 'fd00:244::b', port: 8080, family: 6 },
     destination: { pod: 'server-b', namespace: 'app', workload: 'server' },
+    sourcePrincipal: null,
+    destinationPrincipal: null,
+    mtls: false,
     result: 'ok',
     errorCode: null,
+    errorReason: null,
     bytesReceived: () => bytes.received,
     bytesSent: () => bytes.sent,
     durationMs: () => 12.3456,
@@ -40,7 +45,7 @@ t.test('access log: one JSON line with the contract\'s field names', async (t) =
   t.equal(l.msg, 'access')
   t.same(
     Object.keys(l).filter((k) => !['level', 'time', 'pid', 'hostname'].includes(k)),
-    ['direction', 'source', 'original_destination', 'destination_service', 'endpoint', 'destination', 'bytes_received', 'bytes_sent', 'duration_ms', 'result', 'msg']
+    ['direction', 'source', 'original_destination', 'destination_service', 'endpoint', 'destination', 'mtls', 'bytes_received', 'bytes_sent', 'duration_ms', 'result', 'msg']
   )
   t.same(l.source, { pod: 'client', namespace: 'app', workload: 'client', ip: '10.244.0.5', port: 40000 })
   t.equal(l.original_destination, '[fd00:96::a]:80')
@@ -58,6 +63,51 @@ t.test('access log: unknown parts are omitted, error code included', async (t) =
   for (const k of ['original_destination', 'destination_service', 'endpoint', 'destination']) t.notOk(k in l, `${k} omitted`)
   t.equal(l.result, 'no_original_dst')
   t.equal(l.error_code, 'ECONNRESET')
+})
+
+t.test('access log and metrics: principals, mtls, error reason; Istio\'s connection_security_policy label', async (t) => {
+  const { log, lines } = capture()
+  const r = record({
+    sourcePrincipal: 'spiffe://cluster.local/ns/app/sa/client',
+    destinationPrincipal: 'spiffe://cluster.local/ns/app/sa/server',
+    mtls: true,
+    result: 'connect_error',
+    errorCode: 'FERRY_ERR_TUNNEL_PEER',
+    errorReason: 'wrong-identity'
+  })
+  createAccessLog(log)(r)
+  t.match(lines[0], {
+    source_principal: 'spiffe://cluster.local/ns/app/sa/client',
+    destination_principal: 'spiffe://cluster.local/ns/app/sa/server',
+    mtls: true,
+    error_code: 'FERRY_ERR_TUNNEL_PEER',
+    error_reason: 'wrong-identity'
+  })
+  const m = new ProxyMetrics()
+  m.connectionAccepted(r)
+  m.connectionClosed(r)
+  const text = await m.text()
+  t.equal(counter(text, METRIC_NAMES.closed, { source_principal: 'spiffe://cluster.local/ns/app/sa/client', destination_principal: 'spiffe://cluster.local/ns/app/sa/server', connection_security_policy: 'mutual_tls', result: 'connect_error' }), 1)
+  const plain = record({ direction: 'inbound', result: 'denied_plaintext' })
+  m.connectionAccepted(plain)
+  m.connectionClosed(plain)
+  t.equal(counter(await m.text(), METRIC_NAMES.closed, { direction: 'inbound', source_principal: 'unknown', connection_security_policy: 'none', result: 'denied_plaintext' }), 1)
+})
+
+t.test('tunnel refusals: one warn line with the reason, and a counter by side, stage and reason', async (t) => {
+  const { log, lines } = capture()
+  const m = new ProxyMetrics()
+  const hook = createTunnelRefusalLog(log, m)
+  hook({ side: 'server', stage: 'verify', reason: 'other-ca', detail: 'no path to a root', remote: '172.30.0.1:40000', servername: 'x.id.ferry.internal', localSpiffeId: 'spiffe://cluster.local/ns/app/sa/server' })
+  hook({ side: 'server', stage: 'verify', reason: 'other-ca', detail: 'no path to a root', remote: '172.30.0.1:40002', servername: null })
+  hook({ side: 'server', stage: 'stream', reason: 'refused', detail: 'not here', remote: '172.30.0.1:40000', servername: 'x.id.ferry.internal', peerSpiffeId: 'spiffe://cluster.local/ns/app/sa/client', status: 404, authority: '10.0.0.9:80' })
+  t.equal(lines.length, 3)
+  t.match(lines[0], { level: 40, msg: 'tunnel refused', side: 'server', stage: 'verify', reason: 'other-ca', detail: 'no path to a root', remote: '172.30.0.1:40000', servername: 'x.id.ferry.internal', local_principal: 'spiffe://cluster.local/ns/app/sa/server' })
+  t.notOk('servername' in lines[1], 'no SNI: omitted')
+  t.match(lines[2], { peer_principal: 'spiffe://cluster.local/ns/app/sa/client', status: 404, authority: '10.0.0.9:80' })
+  const text = await m.text()
+  t.equal(counter(text, METRIC_NAMES.tunnelRefusals, { side: 'server', stage: 'verify', reason: 'other-ca' }), 2)
+  t.equal(counter(text, METRIC_NAMES.tunnelRefusals, { reason: 'refused' }), 1)
 })
 
 t.test('access log: nothing is written when info is off', async (t) => {
@@ -79,7 +129,7 @@ t.test('metrics live on their own registry, so two agents in one process do not 
   const labels = { direction: 'outbound', source_workload: 'client', source_namespace: 'app', destination_service: 'server.app', destination_workload: 'server', destination_namespace: 'app' }
   t.equal(counter(text, METRIC_NAMES.opened, labels), 1)
   t.equal(counter(text, METRIC_NAMES.closed, { ...labels, result: 'connect_error' }), 1)
-  t.match(text, /ferry_tcp_sent_bytes_total\{direction="outbound",source_workload="client",source_namespace="app",destination_service="server.app",destination_workload="server",destination_namespace="app"\} 0/)
+  t.match(text, /ferry_tcp_sent_bytes_total\{direction="outbound",source_workload="client",source_namespace="app",source_principal="unknown",destination_service="server.app",destination_workload="server",destination_namespace="app",destination_principal="unknown",connection_security_policy="none"\} 0/)
   t.equal(counter(await b.text(), METRIC_NAMES.opened), 0, 'the other registry is untouched')
 })
 

@@ -1,0 +1,55 @@
+import { inboundMode, type InboundModeDecision } from '../discovery/mesh-policy'
+import type { Pod } from '../discovery/model'
+import type { LocalPod, Mesh, TunnelOpener } from '../proxy/mesh'
+import type { RouteTable } from '../proxy/route-table'
+import type { Logger } from '../telemetry/logger'
+import type { WorkloadIdentity } from './identities'
+import type { EnrolledPod } from './pod-enrollment'
+
+// The proxy's view of this node (src/proxy/mesh.ts), built from the agent's parts:
+// which pods are enrolled here (and a connector into each one's netns), the identities
+// and the tunnel pool (both null without a CA), and each pod's inbound mode from the
+// current snapshot (src/discovery/mesh-policy.ts decides; without a CA every pod is
+// PERMISSIVE, as before the tunnel existed).
+
+const NO_CA_MODE: InboundModeDecision = Object.freeze({ mode: 'PERMISSIVE', scope: 'default' })
+/** Distinct invalid inbound-mode values reported, at most (each once). */
+const MAX_REPORTED = 1000
+
+export interface NodeMeshDeps {
+  readonly node: string
+  readonly identity: WorkloadIdentity | null
+  readonly tunnels: TunnelOpener | null
+  /** Peers' tunnel port (PORTS.tunnel; tests run peers on other ports). */
+  readonly tunnelPort: number
+  readonly routes: RouteTable
+  /** The enrolled pod owning an IP (the enroller's index). */
+  readonly enrolledByIP: (ip: string) => EnrolledPod | undefined
+  readonly log: Logger
+}
+
+export function createNodeMesh (d: NodeMeshDeps): Mesh {
+  const reported = new Set<string>()
+  return {
+    node: d.node,
+    identities: d.identity,
+    tunnels: d.identity === null ? null : d.tunnels,
+    tunnelPort: d.tunnelPort,
+    localPod (address: string): LocalPod | null {
+      const e = d.enrolledByIP(address)
+      if (e === undefined) return null
+      // The snapshot may have moved on since enrollment (labels, service account).
+      const current = d.routes.index.podByIP(address)
+      return { pod: current?.uid === e.plan.pod.uid ? current : e.plan.pod, connector: e.connector }
+    },
+    inboundMode (pod: Pod): InboundModeDecision {
+      if (d.identity === null) return NO_CA_MODE
+      const decision = inboundMode(pod, d.routes.index.namespace(pod.namespace))
+      if (decision.invalid !== undefined && !reported.has(decision.invalid) && reported.size < MAX_REPORTED) {
+        reported.add(decision.invalid)
+        d.log.warn({ pod: `${pod.namespace}/${pod.name}`, code: 'FERRY_ERR_CONFIG', err: decision.invalid }, 'invalid inbound mode; the pod is STRICT')
+      }
+      return decision
+    }
+  }
+}

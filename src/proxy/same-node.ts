@@ -1,0 +1,46 @@
+import type { Socket } from 'node:net'
+import type { ConnTelemetry } from '../telemetry/conn-telemetry'
+import { accepted, finish, opened, reject } from './account'
+import { type Clock, Conn } from './conn'
+import { connectUpstream } from './connect'
+import { workloadRef } from './identify'
+import type { LocalPod } from './mesh'
+import { relay } from './relay'
+
+// Same-node fast path (outbound, path `local`): the destination pod is enrolled here, so
+// the proxy connects from inside *its* netns to the endpoint (over its lo, which
+// sk_lookup ignores) — the bytes never leave the node and never need TLS. The proxy
+// holds both identities, so the connection is accounted twice, as it would be by two
+// proxies: the outbound record of the source and an inbound record of the destination
+// (the destination side is where inbound policy applies; issue 4). Both carry both
+// principals and mtls=false, share the application's socket for byte counts, and end
+// together.
+
+export function deliverLocally (out: Conn, socket: Socket, local: LocalPod, telemetry: ConnTelemetry, timeoutMs: number, clock: Clock): void {
+  const inb = new Conn('inbound', socket, clock)
+  inb.source.pod = out.source.pod
+  inb.source.namespace = out.source.namespace
+  inb.source.workload = out.source.workload
+  inb.source.ip = out.source.ip
+  inb.source.port = out.source.port
+  inb.originalDst = out.endpoint
+  inb.endpoint = out.endpoint
+  inb.service = out.service
+  inb.destination = workloadRef(local.pod)
+  inb.sourcePrincipal = out.sourcePrincipal
+  inb.destinationPrincipal = out.destinationPrincipal
+  accepted(inb, telemetry)
+  opened(inb, telemetry)
+  connectUpstream(out, out.endpoint!, local.connector, timeoutMs,
+    (upstream) => {
+      inb.upstream = upstream
+      relay(socket, upstream, (code) => {
+        finish(out, telemetry, code === null ? 'ok' : 'reset', code)
+        finish(inb, telemetry, code === null ? 'ok' : 'reset', code)
+      })
+    },
+    (result, code) => {
+      reject(out, telemetry, result, code)
+      finish(inb, telemetry, result, code)
+    })
+}

@@ -1,0 +1,97 @@
+import { performance } from 'node:perf_hooks'
+import { familyOf } from '../discovery/ip'
+import type { ConnTelemetry } from '../telemetry/conn-telemetry'
+import { trace } from '../telemetry/trace'
+import type { TunnelRequest } from '../tunnel'
+import { accepted, finish, opened } from './account'
+import { type Clock, Conn } from './conn'
+import { connectUpstream } from './connect'
+import { PROXY_DEFAULTS } from './defaults'
+import { identifyMeshSource, workloadRef } from './identify'
+import type { Mesh, PodIdentities } from './mesh'
+import { relay } from './relay'
+import { routeInbound } from './route'
+import type { Routes } from './route-table'
+
+// A CONNECT stream from a peer node's proxy (the tunnel server's onStream): the peer's
+// certificate is already verified; its principal is the source.
+//   destination  the :authority must be a pod enrolled on this node    else 404
+//                whose identity is the one this session presented (SNI) else 421
+//   connect      from inside that pod's netns to the authority (over its lo, which
+//                sk_lookup ignores), *before* answering              failure: 503
+//   accept       200, then relay the stream and the socket
+//   account      one inbound line: source_principal = the verified peer, mtls: true
+// Refusals go back through the tunnel library (its onRefused hook logs and counts them)
+// and never throw. The inbound mode does not apply: this is the mesh.
+
+const TRACE = trace('proxy')
+
+/** The statuses the agent refuses a CONNECT with (the library answers its own 4xx for malformed ones). */
+export const TUNNEL_REFUSAL_STATUS = Object.freeze({
+  /** The authority is not a pod enrolled on this node. */
+  notHere: 404,
+  /** The pod at the authority has another identity than the one the client asked this node for. */
+  misdirected: 421,
+  /** The pod did not accept the connection (refused, timed out). */
+  unreachable: 503
+})
+
+export interface TunnelInboundDeps {
+  readonly routes: Routes
+  readonly mesh: Mesh
+  readonly identities: PodIdentities
+  readonly telemetry: ConnTelemetry
+  readonly connectTimeoutMs?: number
+  readonly clock?: Clock
+}
+
+export function createTunnelInboundHandler (deps: TunnelInboundDeps): (req: TunnelRequest) => void {
+  const clock = deps.clock ?? (() => performance.now())
+  const timeoutMs = deps.connectTimeoutMs ?? PROXY_DEFAULTS.connectTimeoutMs
+  const { telemetry, mesh, identities, routes } = deps
+  return (req) => {
+    const local = mesh.localPod(req.authority.address)
+    if (local === null) {
+      req.refuse(TUNNEL_REFUSAL_STATUS.notHere, `${req.authorityText} is not a pod enrolled on node ${mesh.node}`)
+      return
+    }
+    const destinationPrincipal = identities.spiffeIdOf(local.pod)
+    if (destinationPrincipal !== req.localSpiffeId) {
+      req.refuse(TUNNEL_REFUSAL_STATUS.misdirected, `${req.authorityText} is ${destinationPrincipal}, not ${req.localSpiffeId} (the identity this session presented)`)
+      return
+    }
+    const conn = new Conn('inbound', null, clock)
+    conn.mtls = true
+    identifyMeshSource(conn, req.forwardedFor, 0, req.peerSpiffeId, routes.index, identities)
+    const { address, port } = req.authority
+    conn.originalDst = { address, port, family: familyOf(address) }
+    const target = routeInbound(conn, routes)
+    conn.destination = workloadRef(local.pod)
+    conn.destinationPrincipal = destinationPrincipal
+    accepted(conn, telemetry)
+    opened(conn, telemetry)
+    if (TRACE.on) TRACE('tunnel inbound', { peer: req.peerSpiffeId, authority: req.authorityText, from: req.remoteAddress })
+    if (req.signal.aborted) {
+      finish(conn, telemetry, 'reset', 'ECONNABORTED')
+      return
+    }
+    connectUpstream(conn, target, local.connector, timeoutMs,
+      (upstream) => {
+        const stream = req.accept()
+        if (stream === null) {
+          // The peer gave up between our connect and our answer.
+          upstream.destroy()
+          finish(conn, telemetry, 'reset', 'ECONNABORTED')
+          return
+        }
+        conn.downstream = stream
+        conn.upstream = upstream
+        relay(stream, upstream, (code) => { finish(conn, telemetry, code === null ? 'ok' : 'reset', code) })
+      },
+      (result, code) => {
+        req.refuse(TUNNEL_REFUSAL_STATUS.unreachable, `connect to ${req.authorityText} in pod ${local.pod.namespace}/${local.pod.name}: ${code}`)
+        finish(conn, telemetry, result, code)
+      },
+      req.signal)
+  }
+}
