@@ -1,27 +1,21 @@
-import { watch, type FSWatcher } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import { basename, dirname, resolve } from 'node:path'
 import { ferryError, type FerryError, isFerryError } from '../errors'
 import type { Logger } from '../telemetry/logger'
 import { trace } from '../telemetry/trace'
+import { ChangeTrigger, WATCH_DEFAULTS } from '../util/change-trigger'
 import { parseClusterList } from './cluster-list'
 import type { ClusterSnapshot } from './model'
 import type { DiscoverySource, DiscoveryWatcher } from './source'
 
 // The `file` discovery source: a Kubernetes `v1 List` JSON file that its writer
-// replaces atomically (write a temp file, rename over). We watch the directory, not the
-// file — a rename replaces the inode a file watch would follow — and poll slowly as a
-// fallback for filesystems where inotify says nothing. Each change is re-read; an
-// invalid file is reported once and the last good snapshot stays current.
+// replaces atomically (write a temp file, rename over). When to re-read is
+// src/util/change-trigger.ts's job; each change is re-read here, an invalid file is
+// reported once and the last good snapshot stays current.
 
 const TRACE = trace('discovery')
 
-export const FILE_SOURCE_DEFAULTS = Object.freeze({
-  /** Fallback poll period; inotify normally reacts first. */
-  pollMs: 2000,
-  /** Coalesces the burst of events one rename produces. */
-  debounceMs: 25
-})
+export const FILE_SOURCE_DEFAULTS = WATCH_DEFAULTS
 
 export interface FileSourceOptions {
   readonly path: string
@@ -33,97 +27,48 @@ export interface FileSourceOptions {
 export class FileDiscoverySource implements DiscoverySource {
   private readonly path: string
   private readonly log: Logger
-  private readonly pollMs: number
-  private readonly debounceMs: number
+  private readonly trigger: ChangeTrigger
   private watcher: DiscoveryWatcher | null = null
-  private fsWatcher: FSWatcher | null = null
-  private pollTimer: NodeJS.Timeout | null = null
-  private debounceTimer: NodeJS.Timeout | null = null
   private snapshot: ClusterSnapshot | null = null
   private lastText: string | null = null
-  private lastStat = ''
   private lastErrorKey = ''
   private readFailing = false
-  private loading = false
-  private reloadAgain = false
-  private closed = false
 
   constructor (opts: FileSourceOptions) {
     this.path = resolve(opts.path)
     this.log = opts.log
-    this.pollMs = opts.pollMs ?? FILE_SOURCE_DEFAULTS.pollMs
-    this.debounceMs = opts.debounceMs ?? FILE_SOURCE_DEFAULTS.debounceMs
+    this.trigger = new ChangeTrigger({
+      dir: dirname(this.path),
+      name: basename(this.path),
+      fingerprint: async () => await fingerprint(this.path),
+      reload: async () => { await this.loadOnce() },
+      log: this.log,
+      what: 'cluster file',
+      pollMs: opts.pollMs,
+      debounceMs: opts.debounceMs
+    })
   }
+
+  private get closed (): boolean { return this.trigger.closed }
 
   start (watcher: DiscoveryWatcher): void {
     if (this.watcher !== null) throw ferryError('FERRY_ERR_INVALID_ARG', `discovery source for ${this.path} already started`)
     this.watcher = watcher
-    const name = basename(this.path)
-    try {
-      this.fsWatcher = watch(dirname(this.path), { persistent: false }, (_event, filename) => {
-        if (filename === null || filename === name) this.schedule()
-      })
-      this.fsWatcher.on('error', (err) => {
-        // The directory went away: the poll keeps going and will notice it coming back.
-        this.log.warn({ err, path: this.path }, 'cluster file watch failed; polling only')
-        this.fsWatcher?.close()
-        this.fsWatcher = null
-      })
-    } catch (err) {
-      this.log.warn({ err, path: this.path }, 'cannot watch the cluster file directory; polling only')
-    }
-    this.pollTimer = setInterval(() => { this.poll() }, this.pollMs)
-    this.pollTimer.unref()
-    void this.load()
+    this.trigger.start()
+    void this.trigger.run()
   }
 
   current (): ClusterSnapshot | null { return this.snapshot }
 
-  close (): void {
-    this.closed = true
-    this.fsWatcher?.close()
-    this.fsWatcher = null
-    if (this.pollTimer !== null) clearInterval(this.pollTimer)
-    if (this.debounceTimer !== null) clearTimeout(this.debounceTimer)
-    this.pollTimer = this.debounceTimer = null
-  }
-
-  private schedule (): void {
-    if (this.closed || this.debounceTimer !== null) return
-    this.debounceTimer = setTimeout(() => { this.debounceTimer = null; void this.load() }, this.debounceMs)
-  }
-
-  private poll (): void {
-    stat(this.path).then((s) => {
-      const key = `${s.ino}:${s.size}:${s.mtimeMs}`
-      if (key !== this.lastStat) this.schedule()
-    }, () => {
-      if (this.lastStat !== 'missing') this.schedule()
-    })
-  }
-
-  private async load (): Promise<void> {
-    if (this.closed) return
-    if (this.loading) { this.reloadAgain = true; return }
-    this.loading = true
-    try {
-      do {
-        this.reloadAgain = false
-        await this.loadOnce()
-      } while (this.reloadAgain && !this.closed)
-    } finally {
-      this.loading = false
-    }
-  }
+  close (): void { this.trigger.close() }
 
   private async loadOnce (): Promise<void> {
     let text: string
+    this.trigger.seen = await fingerprint(this.path)
     try {
-      const s = await stat(this.path)
-      this.lastStat = `${s.ino}:${s.size}:${s.mtimeMs}`
       text = await readFile(this.path, 'utf8')
     } catch (err) {
-      this.lastStat = 'missing'
+      this.trigger.seen = 'missing'
       this.readFailing = true
       const code = (err as NodeJS.ErrnoException).code
       this.report(ferryError('FERRY_ERR_CONFIG', `${this.path}: cannot read the cluster file (${code ?? 'error'})`, { cause: err, errno: code }))
@@ -151,5 +96,15 @@ export class FileDiscoverySource implements DiscoverySource {
     if (this.closed || err.message === this.lastErrorKey) return
     this.lastErrorKey = err.message
     this.watcher?.onError(err)
+  }
+}
+
+/** Inode, size and mtime: changes when the file is replaced or rewritten. */
+async function fingerprint (path: string): Promise<string> {
+  try {
+    const s = await stat(path)
+    return `${s.ino}:${s.size}:${s.mtimeMs}`
+  } catch {
+    return 'missing'
   }
 }

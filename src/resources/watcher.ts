@@ -1,30 +1,22 @@
 import { createHash } from 'node:crypto'
-import { watch, type FSWatcher } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import type { Registry } from 'prom-client'
-import { FILE_SOURCE_DEFAULTS } from '../discovery/source-file'
 import { ferryError } from '../errors'
 import type { Logger } from '../telemetry/logger'
-import { trace } from '../telemetry/trace'
+import { ChangeTrigger, WATCH_DEFAULTS } from '../util/change-trigger'
 import { ConfigError, formatIssue } from './issues'
 import { buildSnapshot, type ConfigFile, listConfigFiles, readConfigFiles } from './loader'
 import { ConfigMetrics } from './metrics'
 import type { ConfigSnapshot } from './snapshot'
 
 // Watches a configuration directory and publishes a new ConfigSnapshot only when the
-// whole directory is valid. The pattern is the file discovery source's: watch the
-// directory (so renames and ConfigMap `..data` swaps are seen), debounce the burst of
-// events one change makes, poll slowly as a fallback, never run two loads at once, and
-// report a bad state once — here also to a counter and the log — while the last good
-// snapshot keeps serving.
+// whole directory is valid. When to reload (directory watch, debounce, slow poll, one
+// load at a time) is src/util/change-trigger.ts's job, shared with the file discovery
+// source; here a bad state is reported once — to a counter, the log and the listener —
+// while the last good snapshot keeps serving.
 
-const TRACE = trace('config')
-
-export const CONFIG_WATCH_DEFAULTS = Object.freeze({
-  pollMs: FILE_SOURCE_DEFAULTS.pollMs,
-  debounceMs: FILE_SOURCE_DEFAULTS.debounceMs
-})
+export const CONFIG_WATCH_DEFAULTS = WATCH_DEFAULTS
 
 export interface ConfigListener {
   /** A new, frozen, valid snapshot (generation strictly increasing). */
@@ -48,75 +40,43 @@ export class ConfigDirectoryWatcher {
   readonly metrics: ConfigMetrics
   private readonly log: Logger
   private readonly rootNamespace: string | undefined
-  private readonly pollMs: number
-  private readonly debounceMs: number
+  private readonly trigger: ChangeTrigger
   private listener: ConfigListener | null = null
-  private fsWatcher: FSWatcher | null = null
-  private pollTimer: NodeJS.Timeout | null = null
-  private debounceTimer: NodeJS.Timeout | null = null
   private snapshot: ConfigSnapshot | null = null
   /** Digest of the last directory state handled, valid or not, and of the one serving. */
   private lastDigest = ''
   private goodDigest = ''
-  private lastStat = ''
-  private loading = false
-  private reloadAgain = false
-  private closed = false
 
   constructor (opts: ConfigWatcherOptions) {
     this.dir = resolve(opts.dir)
     this.log = opts.log
     this.metrics = new ConfigMetrics(opts.registry)
     this.rootNamespace = opts.rootNamespace
-    this.pollMs = opts.pollMs ?? CONFIG_WATCH_DEFAULTS.pollMs
-    this.debounceMs = opts.debounceMs ?? CONFIG_WATCH_DEFAULTS.debounceMs
+    this.trigger = new ChangeTrigger({
+      dir: this.dir,
+      fingerprint: async () => await this.statKey(),
+      reload: async () => { await this.loadOnce() },
+      log: this.log,
+      what: 'config directory',
+      pollMs: opts.pollMs,
+      debounceMs: opts.debounceMs
+    })
   }
+
+  private get closed (): boolean { return this.trigger.closed }
 
   /** Starts watching; resolves after the first load (good or rejected). */
   async start (listener: ConfigListener): Promise<void> {
     if (this.listener !== null) throw ferryError('FERRY_ERR_INVALID_ARG', `config watcher for ${this.dir} already started`)
     this.listener = listener
-    this.watchDir()
-    this.pollTimer = setInterval(() => { this.poll() }, this.pollMs)
-    this.pollTimer.unref()
-    await this.load()
+    this.trigger.start()
+    await this.trigger.run()
   }
 
   /** The last good snapshot, or null before the first. */
   current (): ConfigSnapshot | null { return this.snapshot }
 
-  close (): void {
-    this.closed = true
-    this.fsWatcher?.close()
-    this.fsWatcher = null
-    if (this.pollTimer !== null) clearInterval(this.pollTimer)
-    if (this.debounceTimer !== null) clearTimeout(this.debounceTimer)
-    this.pollTimer = this.debounceTimer = null
-  }
-
-  private watchDir (): void {
-    if (this.fsWatcher !== null || this.closed) return
-    try {
-      this.fsWatcher = watch(this.dir, { persistent: false }, () => { this.schedule() })
-      this.fsWatcher.on('error', (err) => {
-        // The directory went away: the poll keeps going and re-arms the watch when it is back.
-        this.log.warn({ err, dir: this.dir }, 'config directory watch failed; polling')
-        this.fsWatcher?.close()
-        this.fsWatcher = null
-      })
-    } catch (err) {
-      if (TRACE.on) TRACE('watch failed', { dir: this.dir, err: (err as Error).message })
-    }
-  }
-
-  private schedule (): void {
-    if (this.closed || this.debounceTimer !== null) return
-    this.debounceTimer = setTimeout(() => { this.debounceTimer = null; void this.load() }, this.debounceMs)
-  }
-
-  private poll (): void {
-    this.statKey().then((key) => { if (key !== this.lastStat) this.schedule() }, () => {})
-  }
+  close (): void { this.trigger.close() }
 
   /** A cheap fingerprint of the directory: names, inodes, sizes, mtimes. */
   private async statKey (): Promise<string> {
@@ -132,23 +92,9 @@ export class ConfigDirectoryWatcher {
     }
   }
 
-  private async load (): Promise<void> {
-    if (this.closed) return
-    if (this.loading) { this.reloadAgain = true; return }
-    this.loading = true
-    try {
-      do {
-        this.reloadAgain = false
-        await this.loadOnce()
-      } while (this.reloadAgain && !this.closed)
-    } finally {
-      this.loading = false
-    }
-  }
-
   private async loadOnce (): Promise<void> {
-    this.watchDir()
-    this.lastStat = await this.statKey()
+    this.trigger.arm()
+    this.trigger.seen = await this.statKey()
     let files: ConfigFile[]
     try {
       files = await readConfigFiles(this.dir)
@@ -156,8 +102,7 @@ export class ConfigDirectoryWatcher {
       if (!(err instanceof ConfigError)) throw err
       // Unreadable (missing directory): reported once, retried on every poll. A watch on a
       // removed directory is dead: drop it, so the next load re-arms it on the new one.
-      this.fsWatcher?.close()
-      this.fsWatcher = null
+      this.trigger.disarm()
       if (this.changed(`unreadable\0${err.message}`)) this.reject(err)
       return
     }

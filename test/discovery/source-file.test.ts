@@ -80,7 +80,7 @@ t.test('the slow poll notices a change when the directory watch is gone', async 
   src.start(ev.watcher)
   await ev.until(() => ev.snapshots.length === 1)
   // Stop the watcher to stand for a filesystem without inotify; only the poll remains.
-  ;(src as any).fsWatcher.close()
+  ;(src as any).trigger.disarm() // the directory watch is gone: only the poll is left
   writeAtomic(file, listText([namespaceObj('only')]))
   await ev.until(() => ev.snapshots.length === 2)
   t.same(ev.snapshots[1].namespaces.map((n) => n.name), ['only'])

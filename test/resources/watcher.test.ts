@@ -168,7 +168,7 @@ t.test('the poll finds changes when the directory watch is gone', async (t) => {
   const w = start(t, dir, ev, { pollMs: 50 })
   await w.start(ev.listener)
   // Stands for a filesystem without inotify: close the watch, leave only the poll.
-  ;(w as any).fsWatcher.close()
+  ;(w as any).trigger.disarm() // the directory watch is gone: only the poll is left
   writeAtomic(join(dir, 'p.yaml'), GOOD.replace('"dev"', '"qa"'))
   await ev.until(() => ev.snapshots.length === 2, 'the polled change')
   t.same(ev.snapshots[1].authorizationPolicies[0].spec.rules?.[0].from?.[0].source.namespaces, ['qa'])
