@@ -24,7 +24,7 @@ for i in 1 2 3; do
 done
 
 echo
-echo "== Ferry's access log: one line per connection, from both nodes' proxies"
+echo "== Ferry's access log: one line per connection, from both nodes' proxies (mTLS = crossed nodes in the tunnel)"
 for node in node1 node2; do
   ferry lab logs --lab "$LAB" --node "$node" | node -e '
     const lines = require("fs").readFileSync(0, "utf8").split("\n").filter((l) => l.includes("\"msg\":\"access\""))
@@ -32,7 +32,7 @@ for node in node1 node2; do
       const a = JSON.parse(l)
       const src = a.source ? `${a.source.namespace ?? "?"}/${a.source.pod ?? a.source.ip}` : "?"
       const dst = a.destination ? `${a.destination.namespace}/${a.destination.pod}` : a.endpoint
-      console.log(`  ${process.argv[1]} ${a.direction.padEnd(8)} ${src.padEnd(16)} → ${String(a.original_destination).padEnd(22)} ${(a.destination_service ?? "").padEnd(14)} → ${String(dst).padEnd(16)} ${a.result} ${a.bytes_received}/${a.bytes_sent} B`)
+      console.log(`  ${process.argv[1]} ${a.direction.padEnd(8)} ${src.padEnd(16)} → ${String(a.original_destination).padEnd(22)} ${(a.destination_service ?? "").padEnd(14)} → ${String(dst).padEnd(16)} ${a.mtls ? "mTLS " : "local"} ${a.result} ${a.bytes_received}/${a.bytes_sent} B`)
     }' "$node"
 done
 
