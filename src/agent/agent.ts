@@ -4,7 +4,10 @@ import { createDiscoverySource, type DiscoverySource } from '../discovery'
 import type { ClusterSnapshot } from '../discovery/model'
 import { createPodLocator, type PodLocator } from '../discovery/pod-locator'
 import type { FerryError } from '../errors'
+import { compilePolicySet } from '../policy/policy-set'
+import { InboundAuthorizer } from '../proxy/authorize'
 import { createTunnelInboundHandler } from '../proxy/tunnel-inbound'
+import { ConfigDirectoryWatcher } from '../resources/watcher'
 import { RouteTable } from '../proxy/route-table'
 import { createAccessLog } from '../telemetry/access-log'
 import { createConnTelemetry } from '../telemetry/conn-telemetry'
@@ -51,7 +54,11 @@ export class Agent {
     readonly tunnel: NodeTunnel | null,
     private readonly capture: CaptureHandle,
     private readonly source: DiscoverySource,
-    private readonly log: Logger
+    private readonly log: Logger,
+    /** Policies in force and the live inbound connections they are checked against. */
+    readonly authz: InboundAuthorizer,
+    /** Watches --config-dir; null without it (no policies: allow all). */
+    readonly config: ConfigDirectoryWatcher | null
   ) {}
 
   static async start (options: AgentOptions, deps: AgentDeps): Promise<Agent> {
@@ -63,10 +70,23 @@ export class Agent {
       ? null
       : openNodeIdentities(options.identity, { log: log.child({ component: 'identity' }), registry: metrics.registry })
     if (identities === null) log.warn({ node: options.node }, 'no CA configured (--ca-*): pod traffic between nodes is plaintext, no tunnel, and every pod accepts plaintext (PERMISSIVE)')
+    // Policies: each valid snapshot of --config-dir is compiled and swapped in whole; the
+    // first load completes before any connection is proxied. Until a first valid directory
+    // (or without --config-dir) no policy is in force: everything is allowed, and the
+    // PeerAuthentication-less inbound mode comes from labels and annotations.
+    const authz = new InboundAuthorizer({ log: log.child({ component: 'authz' }), metrics })
+    const config = options.configDir === null
+      ? null
+      : new ConfigDirectoryWatcher({ dir: options.configDir, log: log.child({ component: 'config' }), registry: metrics.registry })
+    if (config !== null) {
+      await config.start({ onSnapshot: (s) => { authz.swap(compilePolicySet(s)) } })
+      if (config.current() === null) log.warn({ dir: config.dir }, 'no valid configuration yet: no policy is in force until the directory is valid')
+    }
     let capture: CaptureHandle
     try {
       capture = await deps.platform.openCapture({ pinRoot: options.pinRoot, log })
     } catch (err) {
+      config?.close()
       identities?.close()
       throw err
     }
@@ -83,7 +103,8 @@ export class Agent {
       tunnelPort: deps.peerTunnelPort ?? PORTS.tunnel,
       routes,
       enrolledByIP: (ip) => enroller?.enrolledByIP(ip),
-      log: log.child({ component: 'mesh' })
+      log: log.child({ component: 'mesh' }),
+      authz
     })
     if (identities !== null) {
       tunnel = new NodeTunnel({
@@ -123,23 +144,25 @@ export class Agent {
     } catch (err) {
       await tunnel?.close()
       capture.close()
+      config?.close()
       identities?.close()
       throw err
     }
     const source = deps.source ?? createDiscoverySource('file', { target: options.clusterFile, log: log.child({ component: 'discovery' }) })
-    const agent = new Agent(options, metrics, routes, enroller, admin, identities, tunnel, capture, source, log)
+    const agent = new Agent(options, metrics, routes, enroller, admin, identities, tunnel, capture, source, log, authz, config)
     source.start({
       onSnapshot: (s) => { agent.onSnapshot(s) },
       onError: (err) => { agent.onDiscoveryError(err) }
     })
     const ca = options.identity === null ? null : { address: options.identity.caAddress, trustDomain: options.identity.trustDomain, certTtlMs: options.identity.certTtlMs }
-    log.info({ node: options.node, clusterFile: options.clusterFile, pinRoot: options.pinRoot, adminPort: admin.adminPort, readyPort: admin.readyPort, tunnelPort: tunnel?.stats().port ?? null, ca }, 'agent started')
+    log.info({ node: options.node, clusterFile: options.clusterFile, pinRoot: options.pinRoot, adminPort: admin.adminPort, readyPort: admin.readyPort, tunnelPort: tunnel?.stats().port ?? null, ca, configDir: options.configDir }, 'agent started')
     return agent
   }
 
   /** Stops serving: discovery, listeners, the tunnel, admin servers; closes capture (its pins stay, so capture keeps working for the next agent). */
   async close (): Promise<void> {
     this.source.close()
+    this.config?.close()
     await this.enroller.close()
     await this.tunnel?.close()
     this.identity?.close()

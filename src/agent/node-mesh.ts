@@ -1,5 +1,6 @@
 import { inboundMode, type InboundModeDecision } from '../discovery/mesh-policy'
 import type { Pod } from '../discovery/model'
+import type { InboundAuthorizer } from '../proxy/authorize'
 import type { LocalPod, Mesh, TunnelOpener } from '../proxy/mesh'
 import type { RouteTable } from '../proxy/route-table'
 import type { Logger } from '../telemetry/logger'
@@ -9,7 +10,7 @@ import type { EnrolledPod } from './pod-enrollment'
 // The proxy's view of this node (src/proxy/mesh.ts), built from the agent's parts:
 // which pods are enrolled here (and a connector into each one's netns), the identities
 // and the tunnel pool (both null without a CA), and each pod's inbound mode from the
-// current snapshot (src/discovery/mesh-policy.ts decides; without a CA every pod is
+// current snapshot and PeerAuthentication (src/discovery/mesh-policy.ts decides; without a CA every pod is
 // PERMISSIVE, as before the tunnel existed).
 
 const NO_CA_MODE: InboundModeDecision = Object.freeze({ mode: 'PERMISSIVE', scope: 'default' })
@@ -26,6 +27,8 @@ export interface NodeMeshDeps {
   /** The enrolled pod owning an IP (the enroller's index). */
   readonly enrolledByIP: (ip: string) => EnrolledPod | undefined
   readonly log: Logger
+  /** Policies (AuthorizationPolicy, PeerAuthentication) in force; absent: none. */
+  readonly authz?: InboundAuthorizer
 }
 
 export function createNodeMesh (d: NodeMeshDeps): Mesh {
@@ -42,9 +45,11 @@ export function createNodeMesh (d: NodeMeshDeps): Mesh {
       const current = d.routes.index.podByIP(address)
       return { pod: current?.uid === e.plan.pod.uid ? current : e.plan.pod, connector: e.connector }
     },
-    inboundMode (pod: Pod): InboundModeDecision {
+    authz: d.authz,
+    inboundMode (pod: Pod, port?: number): InboundModeDecision {
       if (d.identity === null) return NO_CA_MODE
-      const decision = inboundMode(pod, d.routes.index.namespace(pod.namespace))
+      const peer = d.authz?.current()?.mtls.modeFor(pod, port) ?? null
+      const decision = inboundMode(pod, d.routes.index.namespace(pod.namespace), peer)
       if (decision.invalid !== undefined && !reported.has(decision.invalid) && reported.size < MAX_REPORTED) {
         reported.add(decision.invalid)
         d.log.warn({ pod: `${pod.namespace}/${pod.name}`, code: 'FERRY_ERR_CONFIG', err: decision.invalid }, 'invalid inbound mode; the pod is STRICT')

@@ -21,6 +21,8 @@ export interface AgentOptions {
   /** Readiness server (/healthz/ready) port; 0 picks one. */
   readonly readyPort: number
   readonly logLevel: string
+  /** Directory of AuthorizationPolicy / PeerAuthentication documents, watched; null: no policies (allow all). */
+  readonly configDir: string | null
   /** Workload certificates from a CA; null: the agent runs without identities. */
   readonly identity: AgentIdentityOptions | null
 }
@@ -47,6 +49,7 @@ const CA_OPTIONS = ['--ca-address', '--ca-root', '--ca-token-file'] as const
 
 export const AGENT_USAGE = `usage: ferry agent --node NAME --cluster-file PATH --pin-root DIR
                    [--admin-port ${PORTS.admin}] [--ready-port ${PORTS.ready}] [--log-level info]
+                   [--config-dir DIR]
                    [--ca-address HOST:PORT --ca-root FILE --ca-token-file FILE
                     [--trust-domain ${IDENTITY_DEFAULTS.trustDomain}] [--cert-ttl ${formatDuration(IDENTITY_DEFAULTS.certTtlMs)}]
                     [--tunnel-port ${PORTS.tunnel}]]
@@ -61,6 +64,8 @@ it carries pod-to-pod traffic between nodes in an mTLS tunnel (HTTP/2 CONNECT, p
 ${PORTS.tunnel}) and refuses plaintext from outside the mesh to STRICT pods (the default;
 label a namespace or annotate a pod ferry.dev/inbound-mode: PERMISSIVE to accept it).
 Without a CA, traffic is plaintext and every pod accepts it, as before.
+  --config-dir      a directory of AuthorizationPolicy and PeerAuthentication
+                    documents, watched and applied live (absent: allow all)
   --ca-address      the controller, e.g. 172.30.0.254:${PORTS.ca}
   --ca-root         PEM root(s) the controller's serving certificate must chain to
   --ca-token-file   this node's bearer token, re-read for every request
@@ -86,6 +91,7 @@ export function parseAgentOptions (argv: string[]): AgentOptions {
         'admin-port': { type: 'string' },
         'ready-port': { type: 'string' },
         'log-level': { type: 'string' },
+        'config-dir': { type: 'string' },
         'ca-address': { type: 'string' },
         'ca-root': { type: 'string' },
         'ca-token-file': { type: 'string' },
@@ -115,6 +121,7 @@ export function parseAgentOptions (argv: string[]): AgentOptions {
     adminPort,
     readyPort,
     logLevel,
+    configDir: values['config-dir'] === undefined ? null : resolve(values['config-dir'] as string),
     identity: identityOptions(values)
   })
 }

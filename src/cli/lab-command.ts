@@ -8,6 +8,7 @@ import { labExec, type ExecTarget } from '../lab/exec'
 import { defaultPaths, listLabs, loadLab, requireRoot, resolveLabName } from '../lab/labs'
 import { logPath } from '../lab/logs'
 import { DEFAULT_LAB_NAME } from '../lab/names'
+import { labApply, labDelete } from '../lab/policies'
 import { readState } from '../lab/state'
 import { formatStatus, labStatus } from '../lab/status'
 import { restartAgent, restartController } from '../lab/restart'
@@ -24,6 +25,11 @@ export const LAB_USAGE = `usage: ferry lab <command> [options]
         and holding its certificate from the lab's controller (CA), whose workload
         certificates live --cert-ttl (e.g. 24h, 30m, 6s)
   down [NAME]                       remove a lab completely (works after a crash too)
+  apply FILE…                       add or replace AuthorizationPolicy / PeerAuthentication
+                                    documents in the lab's config directory, which every
+                                    agent watches; validated first (file, line, field),
+                                    nothing written if any is wrong; written atomically
+  delete FILE…                      remove the files of those names from it
   status [NAME] [--json]            nodes, pods, services, processes (no NAME and
                                     several labs up: one line per lab)
   list                              the labs that are up
@@ -47,7 +53,23 @@ export const LAB_USAGE = `usage: ferry lab <command> [options]
 
 type Sub = (argv: string[]) => Promise<number>
 
-const SUBCOMMANDS: Record<string, Sub> = { up, down, status, list, exec, logs, restart }
+const SUBCOMMANDS: Record<string, Sub> = { up, down, apply, delete: remove, status, list, exec, logs, restart }
+
+async function apply (argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { lab: { type: 'string' } } })
+  const state = loadLab(resolveLabName(values.lab))
+  const { written } = await labApply(state.plan, positionals)
+  for (const w of written) process.stdout.write(`applied ${w}\n`)
+  return 0
+}
+
+async function remove (argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { lab: { type: 'string' } } })
+  const state = loadLab(resolveLabName(values.lab))
+  const { removed } = await labDelete(state.plan, positionals)
+  for (const r of removed) process.stdout.write(`deleted ${r}\n`)
+  return 0
+}
 
 export async function labCommand (argv: string[]): Promise<number> {
   const [sub, ...rest] = argv

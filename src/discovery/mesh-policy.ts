@@ -74,7 +74,9 @@ export const DEFAULT_INBOUND_MODE: InboundMode = 'STRICT'
 export interface InboundModeDecision {
   readonly mode: InboundMode
   /** Where it came from: the pod's annotation, its namespace's label, or the default. */
-  readonly scope: 'workload' | 'namespace' | 'default'
+  readonly scope: 'workload' | 'namespace' | 'default' | 'port' | 'mesh'
+  /** "namespace/name" of the PeerAuthentication that decided, when one did. */
+  readonly policy?: string
   /** Set when a value was not STRICT or PERMISSIVE: it was ignored and the decision fails closed (STRICT). */
   readonly invalid?: string
 }
@@ -86,12 +88,22 @@ const DECISIONS: Record<'workload' | 'namespace', Readonly<Record<string, Inboun
   namespace: Object.freeze({ STRICT: Object.freeze({ mode: 'STRICT', scope: 'namespace' }), PERMISSIVE: Object.freeze({ mode: 'PERMISSIVE', scope: 'namespace' }) })
 }
 
+/** A PeerAuthentication's verdict for a pod and port (src/policy MtlsModes.modeFor). */
+export interface PeerAuthenticationMode {
+  readonly mode: InboundMode
+  readonly scope: 'port' | 'workload' | 'namespace' | 'mesh' | 'default'
+  readonly policy?: string
+}
+
 /**
- * Whether plaintext from outside the mesh may reach `pod`: THE one place this is decided
- * (issue 4's PeerAuthentication will be composed in here). An invalid value is never
- * read as PERMISSIVE: that level is STRICT and `invalid` says why.
+ * Whether plaintext from outside the mesh may reach `pod`: THE one place this is decided.
+ * A PeerAuthentication that sets a mode for the pod (any scope but Ferry's default)
+ * overrides the annotation and the label; otherwise the pod's annotation, its namespace's
+ * label, then STRICT. An invalid value is never read as PERMISSIVE: that level is STRICT
+ * and `invalid` says why.
  */
-export function inboundMode (pod: Pod, namespace: Namespace | undefined): InboundModeDecision {
+export function inboundMode (pod: Pod, namespace: Namespace | undefined, peer: PeerAuthenticationMode | null = null): InboundModeDecision {
+  if (peer !== null && peer.scope !== 'default') return peer
   const annotation = pod.annotations[INBOUND_MODE_KEY]
   if (annotation !== undefined) return levelDecision(annotation, 'workload', `pod ${pod.namespace}/${pod.name}: annotation`)
   const label = namespace?.labels[INBOUND_MODE_KEY]

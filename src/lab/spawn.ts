@@ -4,6 +4,7 @@ import { dirname, join } from 'node:path'
 import { ferryError } from '../errors'
 import { REPO_ROOT } from '../native'
 import { formatDuration } from '../identity/duration'
+import { labConfigDir } from './policies'
 import { netnsPath, type LabPlan, type PlanContainer, type PlanController, type PlanNode, type PlanPod } from './topology'
 
 // Starting the lab's long-lived processes: pod containers, node agents and the lab's
@@ -48,6 +49,7 @@ export function agentArgv (plan: LabPlan, node: PlanNode, ferry: readonly string
     '--node', node.name,
     '--cluster-file', plan.clusterFile,
     '--pin-root', node.pinRoot,
+    '--config-dir', labConfigDir(plan),
     ...(ca === null || token === null
       ? []
       : ['--ca-address', `${ca.address}:${ca.port}`, '--ca-root', ca.rootCert, '--ca-token-file', token,

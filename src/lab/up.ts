@@ -16,6 +16,7 @@ import { createNode, createPodNetwork, createUnderlay } from './network'
 import { preflight } from './preflight'
 import { Prober } from './probe'
 import { waitForAgents, waitForController, waitForPods, Watched } from './readiness'
+import { makeLabConfigDir } from './policies'
 import { spawnAgent, spawnContainer, spawnController } from './spawn'
 import { claimStateDir, journal, newState, writeState, type LabState } from './state'
 import { CA_ROOT_KEY_FILE, planLab, type LabPlan, type PlanPaths } from './topology'
@@ -116,6 +117,7 @@ async function build (spec: LabSpec, plan: LabPlan, state: LabState, opts: UpOpt
       say(`controller (CA) listening on ${ca.address}:${ca.port} in ${plan.underlay.netns}`)
     }
     if (plan.mesh) {
+      step(`config directory ${makeLabConfigDir(plan)}`)
       const expected = expectedEnrollment(readFileSync(plan.clusterFile, 'utf8'), plan.clusterFile)
       const agents = new Map<string, Watched>()
       for (const node of plan.nodes) {

@@ -17,5 +17,5 @@ export function admitPlaintext (conn: Conn, self: Pod, pods: PodLookup, mesh: Me
   if (mesh === undefined) return true
   const dst = conn.originalDst
   const current = dst === null ? undefined : pods.podByIP(dst.address)
-  return mesh.inboundMode(current?.uid === self.uid ? current : self).mode === 'PERMISSIVE'
+  return mesh.inboundMode(current?.uid === self.uid ? current : self, dst?.port).mode === 'PERMISSIVE'
 }

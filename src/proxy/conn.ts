@@ -20,6 +20,7 @@ export class Conn implements ConnectionRecord {
   sourcePrincipal: string | null = null
   destinationPrincipal: string | null = null
   mtls = false
+  authz: Record<string, unknown> | null = null
   result: ConnResult | null = null
   errorCode: string | null = null
   errorReason: string | null = null

@@ -5,6 +5,7 @@ import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import { trace } from '../telemetry/trace'
 import { accepted, finish, opened, reject } from './account'
 import { admitPlaintext } from './admit'
+import { resetEnds } from './authorize'
 import { type Clock, Conn } from './conn'
 import { type Connector, connectUpstream } from './connect'
 import { PROXY_DEFAULTS } from './defaults'
@@ -18,9 +19,10 @@ import type { Routes } from './route-table'
 // A plaintext inbound connection, steered by sk_lookup onto a pod's 15006 listener:
 //   identify (peer IP → source pod; the listener's pod is the destination) → original dst
 //   (the accepted socket's local address) → admit (the pod's inbound mode: STRICT resets
-//   it, result denied_plaintext) → route (that same address) → connect (from inside the
-//   destination pod's netns, over lo, so sk_lookup does not steer it again) → relay →
-//   account. (Connections from the mesh arrive through the tunnel: tunnel-inbound.ts.)
+//   it, result denied_plaintext) → authorize (the pod's policies, for a source without a
+//   principal: result denied, reset) → route (that same address) → connect (from inside
+//   the destination pod's netns, over lo, so sk_lookup does not steer it again) → relay
+//   (tracked, so a new policy that denies it closes it) → account. (Connections from the mesh arrive through the tunnel: tunnel-inbound.ts.)
 
 const TRACE = trace('proxy')
 
@@ -57,9 +59,20 @@ export function createInboundHandler (deps: InboundDeps): (socket: Socket) => vo
       reject(conn, telemetry, 'denied_plaintext', null)
       return
     }
+    const authz = mesh?.authz
+    const pod = (conn.originalDst === null ? null : mesh?.localPod(conn.originalDst.address)?.pod) ?? deps.pod
+    if (authz !== undefined && !authz.authorize(conn, pod)) {
+      if (TRACE.on) TRACE('inbound denied', { pod: deps.pod.name, src: conn.source.ip, dst: conn.originalDst })
+      reject(conn, telemetry, 'denied', null)
+      return
+    }
     if (TRACE.on) TRACE('inbound', { pod: deps.pod.name, src: conn.source.ip, dst: conn.originalDst })
     connectUpstream(conn, target, deps.connector, timeoutMs,
-      (upstream) => { conn.upstream = upstream; relay(socket, upstream, (code) => { finish(conn, telemetry, code === null ? 'ok' : 'reset', code) }) },
+      (upstream) => {
+        conn.upstream = upstream
+        const untrack = authz?.track(conn, pod, null, () => { finish(conn, telemetry, 'denied', null); resetEnds(socket, upstream) })
+        relay(socket, upstream, (code) => { untrack?.(); finish(conn, telemetry, code === null ? 'ok' : 'reset', code) })
+      },
       (result, code) => { reject(conn, telemetry, result, code) })
   }
 }

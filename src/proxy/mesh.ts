@@ -2,6 +2,7 @@ import type { InboundModeDecision } from '../discovery/mesh-policy'
 import type { Pod } from '../discovery/model'
 import type { Svid } from '../identity/svid'
 import type { TunnelOpenRequest, TunnelStream } from '../tunnel'
+import type { InboundAuthorizer } from './authorize'
 import type { Connector } from './connect'
 
 // What the proxy asks of the node it runs on, through one narrow interface the agent
@@ -40,6 +41,8 @@ export interface Mesh {
   readonly tunnelPort: number
   /** The pod enrolled on this node that owns `address` (canonical IP), or null. */
   localPod (address: string): LocalPod | null
-  /** Whether plaintext from outside the mesh may reach `pod`. */
-  inboundMode (pod: Pod): InboundModeDecision
+  /** Whether plaintext from outside the mesh may reach `pod` (on `port`: PeerAuthentication's portLevelMtls). */
+  inboundMode (pod: Pod, port?: number): InboundModeDecision
+  /** The authorize stage's policies and live connections. Absent: every connection is allowed. */
+  readonly authz?: InboundAuthorizer
 }

@@ -68,7 +68,7 @@ export function createOutboundHandler (deps: OutboundDeps): (socket: Socket) => 
     }
     switch (path.kind) {
       case 'local':
-        deliverLocally(conn, socket, path.local, telemetry, timeoutMs, clock)
+        deliverLocally(conn, socket, path.local, telemetry, timeoutMs, clock, mesh?.authz)
         return
       case 'tunnel':
         openTunnel(conn, path, mesh!.tunnels!, identities!, relayed, (result, code, reason) => { reject(conn, telemetry, result, code, reason) })

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net'
 import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import { accepted, finish, opened, reject } from './account'
+import { type InboundAuthorizer, resetEnds } from './authorize'
 import { type Clock, Conn } from './conn'
 import { connectUpstream } from './connect'
 import { workloadRef } from './identify'
@@ -14,9 +15,11 @@ import { relay } from './relay'
 // proxies: the outbound record of the source and an inbound record of the destination
 // (the destination side is where inbound policy applies; issue 4). Both carry both
 // principals and mtls=false, share the application's socket for byte counts, and end
-// together.
+// together. The authorize stage decides on the inbound record (the source is a pod of
+// this node: its principal and namespace are known); denied, both records end `denied`
+// and the application's socket is reset.
 
-export function deliverLocally (out: Conn, socket: Socket, local: LocalPod, telemetry: ConnTelemetry, timeoutMs: number, clock: Clock): void {
+export function deliverLocally (out: Conn, socket: Socket, local: LocalPod, telemetry: ConnTelemetry, timeoutMs: number, clock: Clock, authz?: InboundAuthorizer): void {
   const inb = new Conn('inbound', socket, clock)
   inb.source.pod = out.source.pod
   inb.source.namespace = out.source.namespace
@@ -31,10 +34,24 @@ export function deliverLocally (out: Conn, socket: Socket, local: LocalPod, tele
   inb.destinationPrincipal = out.destinationPrincipal
   accepted(inb, telemetry)
   opened(inb, telemetry)
+  const ns = out.source.namespace
+  if (authz !== undefined && !authz.authorize(inb, local.pod, ns)) {
+    out.authz = inb.authz
+    finish(inb, telemetry, 'denied', null)
+    reject(out, telemetry, 'denied', null)
+    return
+  }
   connectUpstream(out, out.endpoint!, local.connector, timeoutMs,
     (upstream) => {
       inb.upstream = upstream
+      const untrack = authz?.track(inb, local.pod, ns, () => {
+        out.authz = inb.authz
+        finish(inb, telemetry, 'denied', null)
+        finish(out, telemetry, 'denied', null)
+        resetEnds(socket, upstream)
+      })
       relay(socket, upstream, (code) => {
+        untrack?.()
         finish(out, telemetry, code === null ? 'ok' : 'reset', code)
         finish(inb, telemetry, code === null ? 'ok' : 'reset', code)
       })

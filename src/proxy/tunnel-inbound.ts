@@ -4,6 +4,7 @@ import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import { trace } from '../telemetry/trace'
 import type { TunnelRequest } from '../tunnel'
 import { accepted, finish, opened } from './account'
+import { resetEnds } from './authorize'
 import { type Clock, Conn } from './conn'
 import { connectUpstream } from './connect'
 import { PROXY_DEFAULTS } from './defaults'
@@ -17,6 +18,7 @@ import type { Routes } from './route-table'
 // certificate is already verified; its principal is the source.
 //   destination  the :authority must be a pod enrolled on this node    else 404
 //                whose identity is the one this session presented (SNI) else 421
+//   authorize    the pod's policies, for the verified peer principal     else 403
 //   connect      from inside that pod's netns to the authority (over its lo, which
 //                sk_lookup ignores), *before* answering              failure: 503
 //   accept       200, then relay the stream and the socket
@@ -32,6 +34,8 @@ export const TUNNEL_REFUSAL_STATUS = Object.freeze({
   notHere: 404,
   /** The pod at the authority has another identity than the one the client asked this node for. */
   misdirected: 421,
+  /** An AuthorizationPolicy of the pod denies the peer. */
+  forbidden: 403,
   /** The pod did not accept the connection (refused, timed out). */
   unreachable: 503
 })
@@ -71,6 +75,13 @@ export function createTunnelInboundHandler (deps: TunnelInboundDeps): (req: Tunn
     accepted(conn, telemetry)
     opened(conn, telemetry)
     if (TRACE.on) TRACE('tunnel inbound', { peer: req.peerSpiffeId, authority: req.authorityText, from: req.remoteAddress })
+    const authz = mesh.authz
+    if (authz !== undefined && !authz.authorize(conn, local.pod)) {
+      if (TRACE.on) TRACE('tunnel inbound denied', { peer: req.peerSpiffeId, authority: req.authorityText })
+      req.refuse(TUNNEL_REFUSAL_STATUS.forbidden, `${req.peerSpiffeId} may not connect to ${req.authorityText}: ${String(conn.authz?.policy ?? conn.authz?.basis)}`)
+      finish(conn, telemetry, 'denied', null)
+      return
+    }
     if (req.signal.aborted) {
       finish(conn, telemetry, 'reset', 'ECONNABORTED')
       return
@@ -86,7 +97,8 @@ export function createTunnelInboundHandler (deps: TunnelInboundDeps): (req: Tunn
         }
         conn.downstream = stream
         conn.upstream = upstream
-        relay(stream, upstream, (code) => { finish(conn, telemetry, code === null ? 'ok' : 'reset', code) })
+        const untrack = authz?.track(conn, local.pod, null, () => { finish(conn, telemetry, 'denied', null); resetEnds(stream, upstream) })
+        relay(stream, upstream, (code) => { untrack?.(); finish(conn, telemetry, code === null ? 'ok' : 'reset', code) })
       },
       (result, code) => {
         req.refuse(TUNNEL_REFUSAL_STATUS.unreachable, `connect to ${req.authorityText} in pod ${local.pod.namespace}/${local.pod.name}: ${code}`)

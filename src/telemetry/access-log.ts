@@ -15,7 +15,8 @@ import { type ConnectionRecord, formatAddr } from './connection-record'
 //   bytes_received       bytes from the source (request direction)
 //   bytes_sent           bytes to the source (response direction)
 //   duration_ms          accept to close
-//   result               ok | connect_error | connect_timeout | reset | no_endpoints | no_original_dst | denied_plaintext
+//   result               ok | connect_error | connect_timeout | reset | no_endpoints | no_original_dst | denied_plaintext | denied
+//   authz                the authorization decision when a policy applied: { allowed, basis, policy, rule, dryRun… }
 //   error_code           errno-style code (ECONNREFUSED, ETIMEDOUT, ECONNRESET, ...) or a tunnel error code (FERRY_ERR_TUNNEL_CONNECT, FERRY_ERR_TUNNEL_PEER, FERRY_ERR_TUNNEL_REFUSED), when there was one
 //   error_reason         what went wrong, finer than the code (a tunnel's "wrong-identity", "status 503", ...)
 
@@ -41,6 +42,7 @@ export function createAccessLog (log: Logger): AccessLog {
     line.bytes_received = r.bytesReceived()
     line.bytes_sent = r.bytesSent()
     line.duration_ms = Math.round(r.durationMs() * 1000) / 1000
+    if (r.authz != null) line.authz = r.authz
     line.result = r.result
     if (r.errorCode !== null) line.error_code = r.errorCode
     if (r.errorReason !== null) line.error_reason = r.errorReason

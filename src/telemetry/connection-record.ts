@@ -6,10 +6,11 @@ export type Direction = 'outbound' | 'inbound'
 /**
  * How a connection ended; also the `result` label and access-log field.
  * `denied_plaintext`: a plaintext connection from outside the mesh to a STRICT pod, reset.
+ * `denied`: an AuthorizationPolicy denied it (reset, or the tunnel stream refused with 403), or a new policy closed it.
  */
-export type ConnResult = 'ok' | 'connect_error' | 'connect_timeout' | 'reset' | 'no_endpoints' | 'no_original_dst' | 'denied_plaintext'
+export type ConnResult = 'ok' | 'connect_error' | 'connect_timeout' | 'reset' | 'no_endpoints' | 'no_original_dst' | 'denied_plaintext' | 'denied'
 
-export const CONN_RESULTS: readonly ConnResult[] = Object.freeze(['ok', 'connect_error', 'connect_timeout', 'reset', 'no_endpoints', 'no_original_dst', 'denied_plaintext'])
+export const CONN_RESULTS: readonly ConnResult[] = Object.freeze(['ok', 'connect_error', 'connect_timeout', 'reset', 'no_endpoints', 'no_original_dst', 'denied_plaintext', 'denied'])
 
 export interface Peer {
   pod: string | null
@@ -45,6 +46,8 @@ export interface ConnectionRecord {
   readonly destinationPrincipal: string | null
   /** The connection crossed the network inside the mutual-TLS tunnel. */
   readonly mtls: boolean
+  /** The authorization decision's log fields (src/policy decisionLogFields), when a policy applied. */
+  readonly authz?: Readonly<Record<string, unknown>> | null
   readonly result: ConnResult | null
   readonly errorCode: string | null
   /** A finer reason next to errorCode, e.g. a tunnel's "wrong-identity" or "status 503". */

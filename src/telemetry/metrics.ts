@@ -25,7 +25,8 @@ export const METRIC_NAMES = Object.freeze({
   received: 'ferry_tcp_received_bytes_total',
   active: 'ferry_tcp_connections_active',
   enrolledPods: 'ferry_enrolled_pods',
-  tunnelRefusals: 'ferry_tunnel_refusals_total'
+  tunnelRefusals: 'ferry_tunnel_refusals_total',
+  authzDenied: 'ferry_authz_denied_total'
 })
 
 /** Labels of one tunnel refusal: which end refused, at which stage, and why (the tunnel library's reason). */
@@ -51,6 +52,7 @@ export class ProxyMetrics {
   private readonly active: Gauge<'direction'>
   private readonly enrolled: Gauge
   private readonly refusals: Counter<keyof TunnelRefusalLabels>
+  private readonly denied: Counter<'policy' | 'basis'>
   private readonly live = new Set<ConnectionRecord>()
 
   constructor (registry: Registry = new Registry()) {
@@ -65,7 +67,13 @@ export class ProxyMetrics {
     this.active = new Gauge({ name: METRIC_NAMES.active, help: 'TCP connections currently open through the proxy', labelNames: ['direction'], registers })
     this.enrolled = new Gauge({ name: METRIC_NAMES.enrolledPods, help: 'Pods on this node enrolled in capture', registers })
     this.refusals = new Counter({ name: METRIC_NAMES.tunnelRefusals, help: 'Tunnel connections and streams refused, by side, stage and reason (other-ca, expired, wrong-identity, no-certificate, ...)', labelNames: ['side', 'stage', 'reason'], registers })
+    this.denied = new Counter({ name: METRIC_NAMES.authzDenied, help: 'Inbound connections denied by authorization (or closed when a new policy denied them), by deciding policy and basis', labelNames: ['policy', 'basis'], registers })
     for (const d of ['outbound', 'inbound'] as Direction[]) this.active.set({ direction: d }, 0)
+  }
+
+  /** A connection denied (or closed) by authorization: the deciding policy ("-" for the no-ALLOW-matched default). */
+  authzDenied (policy: string, basis: string): void {
+    this.denied.inc({ policy, basis })
   }
 
   tunnelRefused (labels: TunnelRefusalLabels): void {

@@ -41,3 +41,11 @@ t.test('host IPs: status.hostIPs, else status.hostIP, canonical; empty when abse
   t.same(parse({}), [])
   t.throws(() => parse({ hostIPs: [{ ip: 'node-1' }] }), { code: 'FERRY_ERR_CONFIG', message: /field status\.hostIPs\[0\]\.ip: "node-1" is not an IP address/ })
 })
+
+t.test('inbound mode: a PeerAuthentication that sets a mode overrides the annotation and the label; its default does not', async (t) => {
+  const key = 'ferry.dev/inbound-mode'
+  const s = parseClusterList(listText([namespaceObj('app', { [key]: 'PERMISSIVE' }), podObj({ name: 'p', annotations: { [key]: 'PERMISSIVE' } })]), 'f', 1)
+  t.same(inboundMode(s.pods[0], s.namespaces[0], { mode: 'STRICT', scope: 'namespace', policy: 'app/strict' }), { mode: 'STRICT', scope: 'namespace', policy: 'app/strict' })
+  t.same(inboundMode(s.pods[0], s.namespaces[0], { mode: 'STRICT', scope: 'default' }), { mode: 'PERMISSIVE', scope: 'workload' }, 'no PeerAuthentication applies: labels and annotations decide')
+  t.same(inboundMode(s.pods[0], s.namespaces[0], null), { mode: 'PERMISSIVE', scope: 'workload' })
+})

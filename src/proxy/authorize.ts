@@ -1,0 +1,117 @@
+import type { Pod } from '../discovery/model'
+import { type Decision, decisionLogFields } from '../policy/model'
+import type { PolicySet } from '../policy/policy-set'
+import type { Logger } from '../telemetry/logger'
+import type { Conn } from './conn'
+import type { RelayEnd } from './relay'
+
+// Authorize stage, at the destination, on every inbound path (plaintext listener, tunnel
+// stream, the same-node fast path's inbound record): the current PolicySet decides, in
+// Istio's order (src/policy/evaluator.ts), for
+//   source       principal (verified by mTLS, or known: a pod of this node), its
+//                namespace (from the principal; a pod of this node's own), peer IP
+//   destination  the pod's namespace and labels, the port it was reached on
+// Denied: the caller resets the connection (TCP) or refuses the stream (403); the
+// decision's compact fields go on the access-log line (`authz`) and the policy on a
+// counter. Dry-run results are logged and never change the decision. This stage never
+// throws: an evaluation failure (a bug) denies, logged.
+//
+// The PolicySet is one reference, swapped whole when the agent's config watcher
+// publishes a new one: connections that start after `swap` follow it. `swap` also
+// re-evaluates every live inbound connection (tracked from the start of its relay) with
+// its recorded source and port and resets those now denied, as ztunnel does.
+
+export interface AuthzMetrics {
+  /** One denied connection (or one closed by a policy change), by deciding policy. */
+  authzDenied (policy: string, basis: string): void
+}
+
+interface LiveInbound {
+  readonly conn: Conn
+  readonly pod: Pod
+  readonly ipNamespace: string | null
+  readonly close: () => void
+}
+
+export interface InboundAuthorizerDeps {
+  readonly log: Logger
+  readonly metrics?: AuthzMetrics
+}
+
+const NO_POLICY = '-'
+
+export class InboundAuthorizer {
+  private set: PolicySet | null = null
+  private readonly live = new Set<LiveInbound>()
+
+  constructor (private readonly deps: InboundAuthorizerDeps) {}
+
+  /** The PolicySet in force; null: none configured (everything allowed). */
+  current (): PolicySet | null { return this.set }
+
+  /** Connections currently tracked for re-evaluation. */
+  liveCount (): number { return this.live.size }
+
+  /**
+   * Decides `conn` (source fields, principal and originalDst set) to `pod`. Allowed: true;
+   * denied: false with `conn.authz` set (the caller resets or refuses it).
+   * `ipNamespace`: the source's namespace when the source is a pod of this node (known
+   * without a certificate); plaintext peers from elsewhere have none.
+   */
+  authorize (conn: Conn, pod: Pod, ipNamespace: string | null = null): boolean {
+    const set = this.set
+    if (set === null) return true
+    const decision = this.decide(set, conn, pod, ipNamespace)
+    if (decision.allowed && decision.dryRun.length === 0 && decision.basis === 'no-allow-policy') return true
+    conn.authz = decisionLogFields(decision)
+    if (decision.dryRun.length > 0) {
+      this.deps.log.info({ generation: set.generation, source: conn.source.ip, source_principal: conn.sourcePrincipal, destination: `${pod.namespace}/${pod.name}`, port: conn.originalDst?.port, ...conn.authz }, 'authorization dry-run')
+    }
+    if (!decision.allowed) this.deps.metrics?.authzDenied(decision.policy ?? NO_POLICY, decision.basis)
+    return decision.allowed
+  }
+
+  /** Tracks a relayed inbound connection for re-evaluation; returns its untrack function. */
+  track (conn: Conn, pod: Pod, ipNamespace: string | null, close: () => void): () => void {
+    const entry: LiveInbound = { conn, pod, ipNamespace, close }
+    this.live.add(entry)
+    return () => { this.live.delete(entry) }
+  }
+
+  /** Installs a new PolicySet; closes live connections it denies. Returns how many. */
+  swap (set: PolicySet): number {
+    this.set = set
+    let closed = 0
+    for (const e of [...this.live]) {
+      if (e.conn.result !== null) { this.live.delete(e); continue }
+      const decision = this.decide(set, e.conn, e.pod, e.ipNamespace)
+      if (decision.allowed) continue
+      e.conn.authz = decisionLogFields(decision)
+      this.deps.metrics?.authzDenied(decision.policy ?? NO_POLICY, decision.basis)
+      this.live.delete(e)
+      closed++
+      try { e.close() } catch (err) { this.deps.log.error({ err }, 'closing a denied connection failed') }
+    }
+    if (closed > 0) this.deps.log.info({ generation: set.generation, closed }, 'closed live connections the new policy denies')
+    return closed
+  }
+
+  private decide (set: PolicySet, conn: Conn, pod: Pod, ipNamespace: string | null): Decision {
+    try {
+      const principal = conn.sourcePrincipal
+      return set.authz.forWorkload(pod).evaluate({
+        principal,
+        namespace: principal === null ? ipNamespace : null,
+        ip: conn.source.ip === '' ? null : conn.source.ip
+      }, conn.originalDst?.port ?? 0)
+    } catch (err) {
+      this.deps.log.error({ err, destination: `${pod.namespace}/${pod.name}` }, 'authorization failed; denying')
+      return { allowed: false, action: 'DENY', basis: 'no-allow-matched', fields: [], dryRun: [], reason: `evaluation failed: ${(err as Error).message}` }
+    }
+  }
+}
+
+/** Closes a denied or newly denied connection: reset both ends; the relay then ends. */
+export function resetEnds (...ends: Array<RelayEnd | null>): void {
+  for (const e of ends) if (e !== null && !e.destroyed) e.resetAndDestroy()
+}
