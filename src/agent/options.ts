@@ -1,10 +1,10 @@
 import { isIP } from 'node:net'
 import { isAbsolute, resolve } from 'node:path'
-import { parseArgs } from 'node:util'
 import { PORTS } from '../config/env'
 import { ferryError, isFerryError } from '../errors'
 import { formatDuration, parseDuration } from '../identity/duration'
 import { validateTrustDomain } from '../identity/spiffe-id'
+import { parseCommandOptions } from '../config/cli-args'
 
 // `ferry agent` options: parsed strictly (unknown options and stray arguments are
 // errors), validated once, frozen. The rest of the agent only sees AgentOptions.
@@ -78,31 +78,21 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
 
 export function parseAgentOptions (argv: string[]): AgentOptions {
-  let values: Record<string, string | boolean | undefined>
-  try {
-    values = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        node: { type: 'string' },
-        'cluster-file': { type: 'string' },
-        'pin-root': { type: 'string' },
-        'admin-port': { type: 'string' },
-        'ready-port': { type: 'string' },
-        'log-level': { type: 'string' },
-        'config-dir': { type: 'string' },
-        'ca-address': { type: 'string' },
-        'ca-root': { type: 'string' },
-        'ca-token-file': { type: 'string' },
-        'trust-domain': { type: 'string' },
-        'cert-ttl': { type: 'string' },
-        'tunnel-port': { type: 'string' }
-      }
-    }).values
-  } catch (err) {
-    throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: ${(err as Error).message}`, { cause: err })
-  }
+  const values = parseCommandOptions('agent', argv, {
+    node: { type: 'string' },
+    'cluster-file': { type: 'string' },
+    'pin-root': { type: 'string' },
+    'admin-port': { type: 'string' },
+    'ready-port': { type: 'string' },
+    'log-level': { type: 'string' },
+    'config-dir': { type: 'string' },
+    'ca-address': { type: 'string' },
+    'ca-root': { type: 'string' },
+    'ca-token-file': { type: 'string' },
+    'trust-domain': { type: 'string' },
+    'cert-ttl': { type: 'string' },
+    'tunnel-port': { type: 'string' }
+  })
   const node = required(values.node, '--node')
   if (node.length > 253 || !NODE_NAME.test(node)) {
     throw invalid('--node', node, 'a Kubernetes node name (lowercase letters, digits, "-" and ".")')

@@ -1,7 +1,7 @@
-import { parseArgs } from 'node:util'
 import { ferryError } from '../errors'
 import { OVERLAYS, renderText } from '../install/render'
 import { parseSettings, settingsUsage } from '../install/settings'
+import { parseCommandOptions } from '../config/cli-args'
 
 // `ferry install …`: argument parsing and output only; the work is in src/install/.
 
@@ -30,22 +30,12 @@ export async function installCommand (argv: string[]): Promise<number> {
     process.stdout.write(INSTALL_USAGE)
     return 0
   }
-  let values: { render?: boolean, 'generate-ca'?: boolean, overlay?: string, set?: string[] }
-  try {
-    values = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        render: { type: 'boolean' },
-        'generate-ca': { type: 'boolean' },
-        overlay: { type: 'string' },
-        set: { type: 'string', multiple: true }
-      }
-    }).values
-  } catch (err) {
-    throw ferryError('FERRY_ERR_INVALID_ARG', `ferry install: ${(err as Error).message}`, { cause: err })
-  }
+  const values = parseCommandOptions('install', argv, {
+    render: { type: 'boolean' },
+    'generate-ca': { type: 'boolean' },
+    overlay: { type: 'string' },
+    set: { type: 'string', multiple: true }
+  })
   const manifests = values.render === true
   const generateCa = values['generate-ca'] === true
   if (!manifests && !generateCa) {

@@ -1,10 +1,10 @@
 import { isIP } from 'node:net'
 import { resolve } from 'node:path'
-import { parseArgs } from 'node:util'
 import { PORTS } from '../config/env'
 import { ferryError, isFerryError } from '../errors'
 import { formatDuration, parseDuration } from '../identity/duration'
 import { validateTrustDomain } from '../identity/spiffe-id'
+import { parseCommandOptions } from '../config/cli-args'
 
 // `ferry controller` options: parsed strictly (unknown options and stray arguments are
 // errors), validated once, frozen. The rest of the controller only sees ControllerOptions.
@@ -54,26 +54,16 @@ node according to --cluster-file. The root key and certificate live in --data-di
 `
 
 export function parseControllerOptions (argv: string[]): ControllerOptions {
-  let values: Record<string, string | string[] | boolean | undefined>
-  try {
-    values = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        'data-dir': { type: 'string' },
-        listen: { type: 'string' },
-        'trust-domain': { type: 'string' },
-        'cert-ttl': { type: 'string' },
-        'lab-nodes': { type: 'string' },
-        'cluster-file': { type: 'string' },
-        'serving-name': { type: 'string', multiple: true },
-        'log-level': { type: 'string' }
-      }
-    }).values
-  } catch (err) {
-    throw ferryError('FERRY_ERR_INVALID_ARG', `ferry controller: ${(err as Error).message}`, { cause: err })
-  }
+  const values = parseCommandOptions('controller', argv, {
+    'data-dir': { type: 'string' },
+    listen: { type: 'string' },
+    'trust-domain': { type: 'string' },
+    'cert-ttl': { type: 'string' },
+    'lab-nodes': { type: 'string' },
+    'cluster-file': { type: 'string' },
+    'serving-name': { type: 'string', multiple: true },
+    'log-level': { type: 'string' }
+  })
   const dataDir = resolve(required(values['data-dir'], '--data-dir'))
   const labNodes = values['lab-nodes']
   if (labNodes === undefined) {
