@@ -11,8 +11,8 @@ ferry() { node bin/ferry.js "$@"; }
 if ferry lab status "$LAB" >/dev/null 2>&1; then
   echo "ferry: lab '$LAB' is already up; reusing it (ferry lab down $LAB to start over)"
 else
-  echo "ferry: bringing up the shop lab '$LAB' (2 nodes, 5 pods)…"
-  ferry lab up --name "$LAB" examples/shop/shop.yaml
+  echo "ferry: bringing up the shop lab '$LAB' (2 nodes, 5 shop pods and a dev client)…"
+  ferry lab up --name "$LAB" examples/shop/shop.yaml examples/shop/dev.yaml
 fi
 ferry lab status "$LAB"
 
@@ -46,4 +46,8 @@ The lab is still up. Try:
   npx ferry lab exec --lab $LAB -n shop web -- curl -s 'http://web:8080/checkout?user=you&amount=1'
   npx ferry lab logs --lab $LAB --node node2
   npx ferry lab down $LAB
+Deny the dev namespace access to the shop, live, and ask the agent why (examples/policies/README.md):
+  npx ferry lab apply --lab $LAB examples/policies/deny-dev-to-shop.yaml
+  npx ferry lab exec --lab $LAB -n dev client -- curl -sS http://web.shop:8080/
+  npx ferry policy check --lab $LAB --from dev/client --to shop/web:8080
 TXT

@@ -1,6 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { ferryError } from '../errors'
+import type { ClusterSnapshot } from '../discovery/model'
+import { ferryError, isFerryError } from '../errors'
+import { checkConnection, configView } from '../policy/check'
+import { compilePolicySet, type PolicySet } from '../policy/policy-set'
+import { emptySnapshot } from '../resources/snapshot'
+import type { InboundAuthorizer } from '../proxy/authorize'
 import type { ProxyMetrics } from '../telemetry/metrics'
 import type { Logger } from '../telemetry/logger'
 import type { PodEnroller } from './enroller'
@@ -12,9 +17,18 @@ import type { NodeTunnel } from './node-tunnel'
 //                 GET /debug/pods   JSON: enrolled pods, their listeners, pending pods
 //                 GET /debug/tunnel JSON: the tunnel's port, server and pool counts
 //                                   ({"enabled":false} without a CA)
+//                 GET /debug/config JSON: the configuration in force (generation, origin,
+//                                   files, every resource with its file and line)
+//                 GET /debug/authz?from=SOURCE&to=DEST
+//                                   JSON: `ferry policy check`'s explanation, decided by
+//                                   the live PolicySet for the live cluster snapshot
+//                                   (src/policy/check.ts); 400/404 for names it cannot
+//                                   use, 503 while no configuration is in force
 //   ready :15021  GET /healthz/ready 200 {"ready":true,"generation":N,"enrolled":[uids],"pending":[]}
 //                                   503 same shape while the snapshot is not loaded or a
-//                                   local meshed pod is not enrolled.
+//                                   local meshed pod is not enrolled. With --config-dir, also
+//                                   "config":{"ready","required":true,"generation":G,"reason"?,
+//                                   "issues"?}, and 503 until a first valid configuration.
 //                                   With a CA, also "certificates": {"ready","identities":[ids],
 //                                   "pending":[{spiffeId,state,attempts,code?,error?}]}, and 503
 //                                   until every enrolled pod's identity has a valid certificate
@@ -27,7 +41,24 @@ export interface AdminServers {
   close (): Promise<void>
 }
 
-export async function startAdminServers (o: { adminPort: number, readyPort: number, metrics: ProxyMetrics, enroller: PodEnroller, identities: NodeIdentities | null, tunnel: NodeTunnel | null, log: Logger }): Promise<AdminServers> {
+export interface AdminDeps {
+  readonly adminPort: number
+  readonly readyPort: number
+  readonly metrics: ProxyMetrics
+  readonly enroller: PodEnroller
+  readonly identities: NodeIdentities | null
+  readonly tunnel: NodeTunnel | null
+  readonly log: Logger
+  /** The policies in force (and whether a configuration is required). */
+  readonly authz: InboundAuthorizer
+  /** The live cluster snapshot (discovery's last good one), to look names up. */
+  readonly cluster: () => ClusterSnapshot | null
+  readonly node: string
+  /** Names pods' identities in explanations (the agent's --trust-domain). */
+  readonly trustDomain: string
+}
+
+export async function startAdminServers (o: AdminDeps): Promise<AdminServers> {
   const admin = createServer((req, res) => { route(req, res, o, ADMIN_ROUTES) })
   const ready = createServer((req, res) => { route(req, res, o, READY_ROUTES) })
   await listen(admin, o.adminPort, '--admin-port')
@@ -44,8 +75,7 @@ export async function startAdminServers (o: { adminPort: number, readyPort: numb
   }
 }
 
-type Deps = Parameters<typeof startAdminServers>[0]
-type Handler = (deps: Deps, res: ServerResponse) => Promise<void> | void
+type Handler = (deps: AdminDeps, res: ServerResponse, query: URLSearchParams) => Promise<void> | void
 
 const ADMIN_ROUTES: Record<string, Handler> = {
   '/metrics': async ({ metrics }, res) => {
@@ -70,31 +100,65 @@ const ADMIN_ROUTES: Record<string, Handler> = {
   },
   '/debug/tunnel': ({ tunnel }, res) => {
     json(res, 200, tunnel === null ? { enabled: false } : { enabled: true, ...tunnel.stats() })
+  },
+  '/debug/config': ({ authz, node }, res) => {
+    const set = authz.current()
+    const config = authz.readiness()
+    json(res, set === null && config.required ? 503 : 200, { node, config, ...(set === null ? {} : configView(set.snapshot)) })
+  },
+  '/debug/authz': (deps, res, query) => {
+    const r = explainLive(deps, query.get('from'), query.get('to'))
+    json(res, r.status, r.body)
+  }
+}
+
+/** Without --config-dir no policy exists: explanations say so (allowed, no policy applies). */
+const NO_CONFIG_SET: PolicySet = compilePolicySet(emptySnapshot('(no --config-dir: no policies)'))
+const SUBJECT_ERRORS: Record<string, number> = { FERRY_ERR_INVALID_ARG: 400, FERRY_ERR_SPIFFE_ID: 400, FERRY_ERR_WORKLOAD_NOT_FOUND: 404 }
+
+/** `ferry policy check` against the live PolicySet and cluster snapshot (src/policy/check.ts). */
+function explainLive (deps: AdminDeps, from: string | null, to: string | null): { status: number, body: unknown } {
+  if (from === null || from === '' || to === null || to === '') {
+    return { status: 400, body: { code: 'FERRY_ERR_INVALID_ARG', error: 'give both from=SOURCE and to=DEST (as for ferry policy check)' } }
+  }
+  const config = deps.authz.readiness()
+  const set = deps.authz.current() ?? (config.required ? null : NO_CONFIG_SET)
+  if (set === null) return { status: 503, body: { code: 'FERRY_ERR_CONFIG', error: config.reason, config } }
+  try {
+    const result = checkConnection(set, from, to, { cluster: deps.cluster(), trustDomain: deps.trustDomain })
+    return { status: 200, body: { node: deps.node, generation: set.generation, origin: set.snapshot.origin, ...result } }
+  } catch (err) {
+    const status = isFerryError(err) ? SUBJECT_ERRORS[err.code] : undefined
+    if (status === undefined || !isFerryError(err)) throw err
+    return { status, body: { code: err.code, error: err.message } }
   }
 }
 
 const READY_ROUTES: Record<string, Handler> = {
-  '/healthz/ready': ({ enroller, identities }, res) => {
+  '/healthz/ready': ({ enroller, identities, authz }, res) => {
     const s = enroller.status()
-    const body = { ready: s.ready, generation: s.generation, enrolled: s.enrolled, pending: s.pending.map((p) => p.uid) }
+    const config = authz.readiness()
+    // The config section only when the agent has a configuration source (without one, nothing to wait for).
+    const body = { ready: s.ready && config.ready, generation: s.generation, enrolled: s.enrolled, pending: s.pending.map((p) => p.uid), ...(config.required ? { config } : {}) }
     if (identities === null) {
-      json(res, s.ready ? 200 : 503, body)
+      json(res, body.ready ? 200 : 503, body)
       return
     }
     const certificates = identities.certificates(enroller.enrolledPods().map((e) => e.plan.pod))
-    const ready = s.ready && certificates.ready
+    const ready = body.ready && certificates.ready
     json(res, ready ? 200 : 503, { ...body, ready, certificates })
   }
 }
 
-function route (req: IncomingMessage, res: ServerResponse, deps: Deps, routes: Record<string, Handler>): void {
-  const path = (req.url ?? '/').split('?')[0]
+function route (req: IncomingMessage, res: ServerResponse, deps: AdminDeps, routes: Record<string, Handler>): void {
+  const url = new URL(req.url ?? '/', 'http://admin')
+  const path = url.pathname
   const handler = routes[path]
   if (handler === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) {
     json(res, handler === undefined ? 404 : 405, { error: handler === undefined ? 'not found' : 'method not allowed', paths: Object.keys(routes) })
     return
   }
-  Promise.resolve(handler(deps, res)).catch((err) => {
+  Promise.resolve().then(() => handler(deps, res, url.searchParams)).catch((err) => {
     deps.log.error({ err, path }, 'admin handler failed')
     if (!res.headersSent) json(res, 500, { error: 'internal error' })
   })

@@ -1,19 +1,20 @@
 import { readFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { PORTS } from '../config/env'
 import type { ClusterSnapshot } from '../discovery/model'
-import { ferryError } from '../errors'
+import { ERROR_CODES, ferryError, type FerryErrorCode, isFerryError } from '../errors'
 import { validateTrustDomain } from '../identity/spiffe-id'
+import { type CheckResult, checkConnection } from '../policy/check'
 import { compilePolicySet } from '../policy/policy-set'
-import { explain } from '../policy/explain'
 import { explanationText } from '../policy/explain-text'
 import { POLICY_DEFAULTS } from '../policy/model'
-import { resolveDestinations, resolveSource } from '../policy/subjects'
 import { loadResourceDirectory } from '../resources/loader'
 import { CONFIG_DEFAULTS } from '../resources/snapshot'
 
 // `ferry policy …`: argument parsing and output only; the work is in src/policy/ and
-// src/resources/.
+// src/resources/ — or, with --lab / --agent, in a running agent (its /debug/authz),
+// which this asks over HTTP.
 
 export const POLICY_USAGE = `usage: ferry policy <command> [options]
 
@@ -27,12 +28,20 @@ export const POLICY_USAGE = `usage: ferry policy <command> [options]
                   or NS/POD:PORT
         Pod and Service names are looked up in --cluster-file (a Kubernetes v1 List, such
         as a lab's cluster.json).
+  check --lab NAME [--node NODE] --from SOURCE --to DEST [--json]
+  check --agent HOST:PORT --from SOURCE --to DEST [--json]
+        the same, answered by a running agent from its live configuration and cluster
+        snapshot (its admin server's /debug/authz): a lab node's agent (default: the
+        lab's first node; reached inside the node's network namespace), or any agent
+        whose admin port (${PORTS.admin}) this host reaches.
   validate --dir DIR [--root-namespace ${CONFIG_DEFAULTS.rootNamespace}]
         check every document in DIR; print what it holds, or every problem with its
         file, line and field. Exit 0: valid, 1: invalid.
 `
 
 const EXIT_DENIED = 3
+/** How long the agent has to answer `check --lab/--agent`. */
+const AGENT_TIMEOUT_MS = 10_000
 
 type Sub = (argv: string[]) => Promise<number>
 const SUBCOMMANDS: Record<string, Sub> = { check, validate }
@@ -63,27 +72,81 @@ async function check (argv: string[]): Promise<number> {
     'cluster-file': { type: 'string' },
     'root-namespace': { type: 'string' },
     'trust-domain': { type: 'string' },
-    json: { type: 'boolean' }
+    json: { type: 'boolean' },
+    lab: { type: 'string' },
+    node: { type: 'string' },
+    agent: { type: 'string' }
   })
-  const dir = required(v.dir, '--dir')
   const from = required(v.from, '--from')
   const to = required(v.to, '--to')
-  const trustDomain = typeof v['trust-domain'] === 'string' ? v['trust-domain'] : POLICY_DEFAULTS.trustDomain
-  validateTrustDomain(trustDomain)
-  const cluster = typeof v['cluster-file'] === 'string' ? await readCluster(v['cluster-file']) : null
-  const snapshot = await loadResourceDirectory(dir, { rootNamespace: rootNamespaceOf(v) })
-  const set = compilePolicySet(snapshot)
-  const source = resolveSource(from, { cluster, trustDomain })
-  const destinations = resolveDestinations(to, { cluster, trustDomain })
-  const results = destinations.map((d) => ({ destination: d.description, explanation: explain(set, { source, destination: d }) }))
-  const allowed = results.every((r) => r.explanation.allowed)
+  const live = v.lab !== undefined || v.agent !== undefined
+  let result: CheckResult
+  let answeredBy: string | null = null
+  if (live) {
+    const fileOnly = ['dir', 'cluster-file', 'root-namespace', 'trust-domain'].filter((o) => v[o] !== undefined)
+    if (v.lab !== undefined && v.agent !== undefined) throw usage('give --lab or --agent, not both')
+    if (fileOnly.length > 0) throw usage(`--${fileOnly[0]} is for checking files; with --lab or --agent the agent uses its own configuration, cluster and trust domain`)
+    if (v.node !== undefined && v.lab === undefined) throw usage('--node goes with --lab')
+    const answer = await askAgent(v, from, to)
+    result = answer.result
+    answeredBy = `answered by agent ${answer.agent}: live configuration generation ${answer.generation}`
+  } else {
+    if (v.node !== undefined) throw usage('--node goes with --lab')
+    const dir = required(v.dir, '--dir (or --lab / --agent)')
+    const trustDomain = typeof v['trust-domain'] === 'string' ? v['trust-domain'] : POLICY_DEFAULTS.trustDomain
+    validateTrustDomain(trustDomain)
+    const cluster = typeof v['cluster-file'] === 'string' ? await readCluster(v['cluster-file']) : null
+    const snapshot = await loadResourceDirectory(dir, { rootNamespace: rootNamespaceOf(v) })
+    result = checkConnection(compilePolicySet(snapshot), from, to, { cluster, trustDomain })
+  }
   if (v.json === true) {
-    process.stdout.write(JSON.stringify({ allowed, source: source.description, results }, null, 2) + '\n')
+    process.stdout.write(JSON.stringify({ ...(answeredBy === null ? {} : { answeredBy }), ...result }, null, 2) + '\n')
   } else {
     const cwd = process.cwd()
-    process.stdout.write(results.map((r) => explanationText(r.explanation, { cwd, source: source.description, destination: r.destination })).join('\n'))
+    process.stdout.write(result.results.map((r) => explanationText(r.explanation, { cwd, source: result.source, destination: r.destination })).join('\n'))
+    if (answeredBy !== null) process.stdout.write(answeredBy + '\n')
   }
-  return allowed ? 0 : EXIT_DENIED
+  return result.allowed ? 0 : EXIT_DENIED
+}
+
+interface AgentAnswer { readonly agent: string, readonly generation: number, readonly result: CheckResult }
+
+/** GET /debug/authz from a lab node's agent or from --agent HOST:PORT. */
+async function askAgent (v: Values, from: string, to: string): Promise<AgentAnswer> {
+  // Loaded only when needed: it opens the native addon.
+  const { addressAgentEndpoint, getAgentJson, labAgentEndpoint } = await import('../lab/agent-admin.js')
+  let endpoint
+  let reply
+  try {
+    endpoint = typeof v.lab === 'string'
+      ? labAgentEndpoint(v.lab, typeof v.node === 'string' ? v.node : undefined)
+      : addressAgentEndpoint(v.agent as string)
+    reply = await getAgentJson(endpoint, `/debug/authz?${new URLSearchParams({ from, to }).toString()}`, { timeoutMs: AGENT_TIMEOUT_MS })
+  } catch (err) {
+    throw prefixed(err)
+  } finally {
+    endpoint?.close()
+  }
+  const agent = endpoint.description
+  const body = reply.body
+  if (reply.status !== 200) {
+    const code: FerryErrorCode = typeof body?.code === 'string' && body.code in ERROR_CODES ? body.code : 'FERRY_ERR_AGENT_UNAVAILABLE'
+    const why = String(body?.error ?? JSON.stringify(body)).replace(/^ferry policy check: /, '')
+    throw ferryError(code, `ferry policy check: agent ${agent} answered ${reply.status}: ${why}`)
+  }
+  if (typeof body?.generation !== 'number' || !Array.isArray(body.results)) {
+    throw ferryError('FERRY_ERR_AGENT_UNAVAILABLE', `ferry policy check: agent ${agent} answered something that is not an explanation`)
+  }
+  return { agent, generation: body.generation, result: { allowed: body.allowed === true, source: String(body.source), results: body.results } }
+}
+
+/** The command's name in front of a FerryError's message. */
+function prefixed (err: unknown): unknown {
+  return isFerryError(err) ? ferryError(err.code as FerryErrorCode, `ferry policy check: ${err.message}`, { cause: err, errno: err.errno }) : err
+}
+
+function usage (message: string): Error {
+  return ferryError('FERRY_ERR_INVALID_ARG', `ferry policy check: ${message}\n\n${POLICY_USAGE}`)
 }
 
 async function validate (argv: string[]): Promise<number> {

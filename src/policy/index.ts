@@ -9,3 +9,4 @@ export { explain, type Explanation, type PolicyTrace, type RuleTrace, type Claus
 export { explanationText } from './explain-text'
 export { resolveSource, resolveDestinations, type ResolvedSource, type ResolvedDestination } from './subjects'
 export type { CompiledPolicy, PolicyScope } from './compile'
+export { checkConnection, configView, type CheckResult, type ConfigView } from './check'

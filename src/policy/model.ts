@@ -38,8 +38,10 @@ export interface AuthzRequest {
  * - allow-matched: no DENY matched and an ALLOW policy matched (allowed)
  * - no-allow-policy: no DENY matched and no ALLOW policy applies to the workload (allowed)
  * - no-allow-matched: ALLOW policies apply and none matched (denied)
+ * - no-config: the agent was given a configuration directory and has no valid
+ *   snapshot of it yet, so it does not know the policies (denied: fail closed)
  */
-export type DecisionBasis = 'deny-matched' | 'allow-matched' | 'no-allow-policy' | 'no-allow-matched'
+export type DecisionBasis = 'deny-matched' | 'allow-matched' | 'no-allow-policy' | 'no-allow-matched' | 'no-config'
 
 export interface Decision {
   readonly allowed: boolean

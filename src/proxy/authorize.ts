@@ -20,6 +20,12 @@ import type { RelayEnd } from './relay'
 // publishes a new one: connections that start after `swap` follow it. `swap` also
 // re-evaluates every live inbound connection (tracked from the start of its relay) with
 // its recorded source and port and resets those now denied, as ztunnel does.
+//
+// Before the first PolicySet: with no configuration source at all (`requireConfig`
+// false: the agent has no --config-dir) no policy exists and everything is allowed; with
+// one, the policies exist but are not known yet, so every inbound connection is denied
+// (basis `no-config`) until a first valid snapshot arrives: fail closed, as a proxy that
+// cannot read its authorization policy must.
 
 export interface AuthzMetrics {
   /** One denied connection (or one closed by a policy change), by deciding policy. */
@@ -36,18 +42,61 @@ interface LiveInbound {
 export interface InboundAuthorizerDeps {
   readonly log: Logger
   readonly metrics?: AuthzMetrics
+  /** A configuration source exists (--config-dir): deny everything until its first valid snapshot. */
+  readonly requireConfig?: boolean
+}
+
+/** What /healthz/ready says about the configuration (admin-server.ts). */
+export interface ConfigReadiness {
+  /** False only while a configuration source exists and no valid snapshot of it has arrived. */
+  readonly ready: boolean
+  /** A configuration source exists (--config-dir). */
+  readonly required: boolean
+  /** Generation of the PolicySet in force (0: none). */
+  readonly generation: number
+  /** Why it is not ready (absent when ready). */
+  readonly reason?: string
+  /** The last rejected state's issues (file:line: field: reason), while no snapshot is in force. */
+  readonly issues?: readonly string[]
 }
 
 const NO_POLICY = '-'
+const NO_CONFIG: Decision = Object.freeze({
+  allowed: false,
+  action: 'DENY',
+  basis: 'no-config',
+  fields: Object.freeze([]),
+  dryRun: Object.freeze([]),
+  reason: 'the agent has no valid configuration yet: inbound connections are denied until it has one'
+})
 
 export class InboundAuthorizer {
   private set: PolicySet | null = null
   private readonly live = new Set<LiveInbound>()
+  private rejectedIssues: readonly string[] | null = null
+  private readonly noConfigFields = Object.freeze(decisionLogFields(NO_CONFIG))
 
   constructor (private readonly deps: InboundAuthorizerDeps) {}
 
-  /** The PolicySet in force; null: none configured (everything allowed). */
+  /** The PolicySet in force; null: none yet (everything allowed, or denied with requireConfig). */
   current (): PolicySet | null { return this.set }
+
+  /** Records that the configuration source's state was rejected (its issues, formatted). */
+  rejected (issues: readonly string[]): void { this.rejectedIssues = Object.freeze([...issues]) }
+
+  readiness (): ConfigReadiness {
+    const required = this.deps.requireConfig === true
+    if (this.set !== null || !required) return { ready: true, required, generation: this.set?.generation ?? 0 }
+    return {
+      ready: false,
+      required,
+      generation: 0,
+      reason: this.rejectedIssues === null
+        ? 'no configuration loaded yet: inbound connections are denied'
+        : 'the configuration is invalid and no earlier valid one exists: inbound connections are denied',
+      ...(this.rejectedIssues === null ? {} : { issues: this.rejectedIssues })
+    }
+  }
 
   /** Connections currently tracked for re-evaluation. */
   liveCount (): number { return this.live.size }
@@ -60,7 +109,12 @@ export class InboundAuthorizer {
    */
   authorize (conn: Conn, pod: Pod, ipNamespace: string | null = null): boolean {
     const set = this.set
-    if (set === null) return true
+    if (set === null) {
+      if (this.deps.requireConfig !== true) return true
+      conn.authz = this.noConfigFields
+      this.deps.metrics?.authzDenied(NO_POLICY, NO_CONFIG.basis)
+      return false
+    }
     const decision = this.decide(set, conn, pod, ipNamespace)
     if (decision.allowed && decision.dryRun.length === 0 && decision.basis === 'no-allow-policy') return true
     conn.authz = decisionLogFields(decision)
@@ -81,6 +135,7 @@ export class InboundAuthorizer {
   /** Installs a new PolicySet; closes live connections it denies. Returns how many. */
   swap (set: PolicySet): number {
     this.set = set
+    this.rejectedIssues = null
     let closed = 0
     for (const e of [...this.live]) {
       if (e.conn.result !== null) { this.live.delete(e); continue }

@@ -44,18 +44,21 @@ export function identifyInbound (conn: Conn, socket: Socket, self: Pod, pods: Po
 }
 
 /**
- * The source of a connection delivered by the mesh: `principal` is proven. The pod that
- * owns `address` is named only when its identity is that principal (the address is what
- * the peer says, the principal what it proved).
+ * The source of a connection delivered by the mesh: `principal` is proven, `address` is
+ * only what the peer node says. When `address` belongs to a pod of another identity the
+ * claim contradicts the proof, so the address is dropped (empty): a compromised node
+ * cannot borrow another workload's IP to match an ipBlocks rule. An address of a pod with
+ * this principal names that pod; an address of no known pod is kept as said.
  */
 export function identifyMeshSource (conn: Conn, address: string | null, port: number, principal: string, pods: PodLookup, identities: PodIdentities): void {
   const s = conn.source
   const ip = address === null ? null : canonicalIP(address)
-  s.ip = ip ?? ''
+  const peer = ip === null ? undefined : pods.podByIP(ip)
+  const contradicts = peer !== undefined && identities.spiffeIdOf(peer) !== principal
+  s.ip = ip === null || contradicts ? '' : ip
   s.port = port
   conn.sourcePrincipal = principal
-  const peer = ip === null ? undefined : pods.podByIP(ip)
-  if (peer !== undefined && identities.spiffeIdOf(peer) === principal) setSourcePod(conn, peer)
+  if (peer !== undefined && !contradicts) setSourcePod(conn, peer)
 }
 
 function setSourcePod (conn: Conn, pod: Pod): void {

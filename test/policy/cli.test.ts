@@ -97,7 +97,7 @@ t.test('errors carry their FERRY_ERR_* code', async (t) => {
 t.test('validate: a valid directory is summarized; an invalid one is listed with file, line and field (exit 1)', async (t) => {
   const ok = await ferry(['policy', 'validate', '--dir', EXAMPLES])
   t.equal(ok.code, 0, ok.stderr)
-  t.match(ok.stdout, /valid \(1 file, root namespace ferry-system\)\n {2}AuthorizationPolicy prod\/deny-dev-to-prod {2}DENY {2}security.istio.io\/v1/)
+  t.match(ok.stdout, /valid \(2 files, root namespace ferry-system\)\n {2}AuthorizationPolicy prod\/deny-dev-to-prod {2}DENY {2}security.istio.io\/v1\n {2}AuthorizationPolicy shop\/deny-dev-to-shop {2}DENY {2}security.istio.io\/v1\n/)
   const dir = tmp(t)
   writeFileSync(join(dir, 'bad.yaml'), 'apiVersion: security.istio.io/v1beta1\nkind: AuthorizationPolicy\nmetadata: { name: x, namespace: prod }\nspec:\n  action: DENY\n  rules:\n  - when:\n    - key: request.headers[x]\n      values: ["1"]\n')
   const bad = await ferry(['policy', 'validate', '--dir', dir])

@@ -38,6 +38,28 @@ t.test('no policy set: allowed, nothing recorded', async (t) => {
   t.equal(c.authz, null)
 })
 
+t.test('with a configuration source (requireConfig), fail closed until its first valid snapshot', async (t) => {
+  const { metrics, denied } = counting()
+  const a = new InboundAuthorizer({ log: captureLog().log, metrics, requireConfig: true })
+  t.match(a.readiness(), { ready: false, required: true, generation: 0, reason: /no configuration loaded yet/ })
+  const c = conn('spiffe://cluster.local/ns/stage/sa/web')
+  t.equal(a.authorize(c, db), false, 'denied: the policies exist but are not known yet')
+  t.same(c.authz, { allowed: false, basis: 'no-config' })
+  t.equal(a.authorize(conn(null), db, 'dev'), false, 'same-node and plaintext sources alike')
+  t.same(denied, ['- no-config', '- no-config'])
+  a.rejected(['/etc/ferry/a.yaml:3: AuthorizationPolicy prod/a: spec.action: "PERMIT" is not one of "ALLOW", "DENY"'])
+  t.match(a.readiness(), { ready: false, reason: /invalid/, issues: [/a\.yaml:3: .*spec\.action/] }, 'readiness says why')
+  a.swap(policySet(''))
+  t.same(a.readiness(), { ready: true, required: true, generation: 1 }, 'ready with the first valid snapshot; the issues are gone')
+  t.equal(a.authorize(conn('spiffe://cluster.local/ns/stage/sa/web'), db), true, 'then the policies decide')
+})
+
+t.test('without a configuration source: allow all, always ready', async (t) => {
+  const a = new InboundAuthorizer({ log: captureLog().log })
+  t.same(a.readiness(), { ready: true, required: false, generation: 0 })
+  t.equal(a.authorize(conn(null), db), true)
+})
+
 t.test('DENY by namespace: from the verified principal, or the known namespace of a same-node pod; counted by policy', async (t) => {
   const { metrics, denied } = counting()
   const a = new InboundAuthorizer({ log: captureLog().log, metrics })

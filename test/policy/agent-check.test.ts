@@ -1,0 +1,119 @@
+import t, { type Test } from 'tap'
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { get } from 'node:http'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Agent } from '../../src/agent/agent'
+import { parseAgentOptions } from '../../src/agent/options'
+import { listText, namespaceObj, nodeObj, podObj } from '../discovery/fixture'
+import { ferry, waitFor } from '../helpers/cli'
+import { captureLog } from '../proxy/harness'
+import { loopbackPlatform, RecordingCapture } from '../agent/loopback-platform'
+import { ap } from './helpers'
+
+// The agent's live policy endpoints and `ferry policy check --agent HOST:PORT`, on a real
+// agent (loopback stand-in platform: no root needed): it starts with an invalid
+// --config-dir and must not be ready nor explain anything; once the directory is valid,
+// /debug/config lists what is in force and the CLI prints the agent's explanation.
+// Without --config-dir there is no policy: allowed, explained as such.
+
+async function httpGet (port: number, path: string): Promise<{ status: number, body: any }> {
+  return await new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port, path }, (res) => {
+      let text = ''
+      res.on('data', (c) => { text += String(c) })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }) })
+    }).on('error', reject)
+  })
+}
+
+function setup (t: Test): { dir: string, configDir: string, file: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-agent-check-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const configDir = join(dir, 'config')
+  mkdirSync(configDir)
+  const netns = join(dir, 'netns-db')
+  writeFileSync(netns, '')
+  const file = join(dir, 'cluster.json')
+  writeFileSync(file, listText([
+    nodeObj('n1'),
+    namespaceObj('dev', { 'ferry.dev/mesh': 'enabled' }),
+    namespaceObj('prod', { 'ferry.dev/mesh': 'enabled' }),
+    podObj({ name: 'web', namespace: 'dev', uid: 'u-web', node: 'n2', ips: ['10.244.2.5'], serviceAccountName: 'web', labels: { app: 'web' } }),
+    podObj({ name: 'db', namespace: 'prod', uid: 'u-db', ips: ['127.0.0.2'], labels: { app: 'db' }, annotations: { 'lab.ferry.dev/netns': netns, 'lab.ferry.dev/cgroup': '/sys/fs/cgroup/unified/lab/db' } })
+  ]))
+  return { dir, configDir, file }
+}
+
+
+async function startAgent (t: Test, file: string, configDir: string | null): Promise<Agent> {
+  const args = ['--node', 'n1', '--cluster-file', file, '--pin-root', '/sys/fs/bpf/ferry-test', '--admin-port', '0', '--ready-port', '0']
+  if (configDir !== null) args.push('--config-dir', configDir)
+  const agent = await Agent.start(parseAgentOptions(args), { platform: loopbackPlatform(new RecordingCapture()), log: captureLog().log, retry: { initialMs: 50, maxMs: 200 } })
+  t.teardown(async () => { await agent.close() })
+  return agent
+}
+
+t.test('an invalid --config-dir at start: not ready, nothing to explain; valid: live explanations', async (t) => {
+  const { configDir, file } = setup(t)
+  writeFileSync(join(configDir, 'bad.yaml'), ap('prod', 'bad', 'action: PERMIT'))
+  const agent = await startAgent(t, file, configDir)
+  const { adminPort, readyPort } = agent.admin
+
+  await waitFor(async () => (await httpGet(readyPort, '/healthz/ready')).body.enrolled.length === 1, { timeoutMs: 3000, what: 'db enrolled' })
+  const notReady = await httpGet(readyPort, '/healthz/ready')
+  t.equal(notReady.status, 503, 'enrolled, but not ready: no valid configuration')
+  t.match(notReady.body, { ready: false, enrolled: ['u-db'], pending: [], config: { ready: false, required: true, generation: 0, issues: [/bad\.yaml:\d+: AuthorizationPolicy prod\/bad: spec\.action: "PERMIT" is not one of "ALLOW", "DENY"/] } })
+  t.equal((await httpGet(adminPort, '/debug/config')).status, 503)
+  const none = await httpGet(adminPort, '/debug/authz?from=dev/web&to=prod/db:5432')
+  t.match(none, { status: 503, body: { code: 'FERRY_ERR_CONFIG', error: /invalid/ } })
+  const cli = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, '--from', 'dev/web', '--to', 'prod/db:5432'])
+  t.equal(cli.code, 1)
+  t.match(cli.stderr, /FERRY_ERR_CONFIG: ferry policy check: agent 127\.0\.0\.1:\d+ answered 503: the configuration is invalid/)
+
+  writeFileSync(join(configDir, '.tmp'), ap('prod', 'deny-dev', 'action: DENY\nrules:\n- from:\n  - source:\n      namespaces: ["dev"]'))
+  renameSync(join(configDir, '.tmp'), join(configDir, 'bad.yaml'))
+  await waitFor(async () => (await httpGet(readyPort, '/healthz/ready')).status === 200, { timeoutMs: 5000, what: 'ready once valid' })
+  t.match((await httpGet(readyPort, '/healthz/ready')).body, { ready: true, config: { ready: true, required: true, generation: 1 } })
+  const config = await httpGet(adminPort, '/debug/config')
+  t.match(config, { status: 200, body: { node: 'n1', generation: 1, origin: configDir, resources: [{ kind: 'AuthorizationPolicy', ref: 'prod/deny-dev', summary: 'DENY', line: 1 }] } })
+
+  const denied = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, '--from', 'dev/web', '--to', 'prod/db:5432'])
+  t.equal(denied.code, 3, `denied: exit 3 ${denied.stderr}`)
+  t.match(denied.stdout, /^DENIED {2}pod dev\/web \(spiffe:\/\/cluster\.local\/ns\/dev\/sa\/web, 10\.244\.2\.5\)\n {5}→ {3}pod prod\/db \(workload db\)\n {2}decided by {2}DENY policy prod\/deny-dev, rule 0/)
+  t.match(denied.stdout, /\nanswered by agent 127\.0\.0\.1:\d+: live configuration generation 1\n$/)
+  const allowed = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, '--json', '--from', 'cluster.local/ns/prod/sa/api', '--to', 'prod/app=db:5432'])
+  t.equal(allowed.code, 0)
+  t.match(JSON.parse(allowed.stdout), { allowed: true, answeredBy: /^answered by agent 127\.0\.0\.1/, results: [{ explanation: { decision: { basis: 'no-allow-policy' }, config: { generation: 1 } } }] })
+
+  t.match(await httpGet(adminPort, '/debug/authz?from=dev/web'), { status: 400, body: { code: 'FERRY_ERR_INVALID_ARG' } })
+  t.match(await httpGet(adminPort, '/debug/authz?from=dev/ghost&to=prod/db:5432'), { status: 404, body: { code: 'FERRY_ERR_WORKLOAD_NOT_FOUND', error: /no pod ghost in namespace dev/ } })
+  const notFound = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, '--from', 'dev/ghost', '--to', 'prod/db:5432'])
+  t.equal(notFound.code, 1)
+  t.match(notFound.stderr, /FERRY_ERR_WORKLOAD_NOT_FOUND: ferry policy check: agent 127\.0\.0\.1:\d+ answered 404: --from dev\/ghost: no pod ghost/)
+})
+
+t.test('without --config-dir: no policy, explained as allowed; no config section in readiness', async (t) => {
+  const { file } = setup(t)
+  const agent = await startAgent(t, file, null)
+  await waitFor(async () => (await httpGet(agent.admin.readyPort, '/healthz/ready')).status === 200, { timeoutMs: 3000, what: 'ready' })
+  t.notOk('config' in (await httpGet(agent.admin.readyPort, '/healthz/ready')).body)
+  const r = await httpGet(agent.admin.adminPort, '/debug/authz?from=dev/web&to=prod/db:5432')
+  t.match(r, { status: 200, body: { allowed: true, generation: 0, origin: /no --config-dir/, results: [{ explanation: { decision: { basis: 'no-allow-policy' } } }] } })
+})
+
+t.test('--agent and --lab usage errors', async (t) => {
+  for (const [args, msg] of [
+    [['--agent', 'nohost'], /--agent "nohost" is invalid: expected HOST:PORT/],
+    [['--agent', '127.0.0.1:1', '--dir', '.'], /--dir is for checking files/],
+    [['--lab', 'x', '--agent', '127.0.0.1:1'], /give --lab or --agent, not both/],
+    [['--node', 'node1', '--dir', '.'], /--node goes with --lab/]
+  ] as Array<[string[], RegExp]>) {
+    const r = await ferry(['policy', 'check', ...args, '--from', 'dev/web', '--to', 'prod/app=db:1'])
+    t.equal(r.code, 1, args.join(' '))
+    t.match(r.stderr, msg)
+  }
+  const down = await ferry(['policy', 'check', '--agent', '127.0.0.1:1', '--from', 'dev/web', '--to', 'prod/app=db:1'])
+  t.equal(down.code, 1)
+  t.match(down.stderr, /FERRY_ERR_AGENT_UNAVAILABLE: ferry policy check: agent 127\.0\.0\.1:1: cannot connect \(ECONNREFUSED\)/)
+})
