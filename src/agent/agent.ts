@@ -1,13 +1,13 @@
 import '../balancer'
 import { PORTS } from '../config/env'
-import { createDiscoverySource, type DiscoverySource } from '../discovery'
+import type { DiscoverySource } from '../discovery'
 import type { ClusterSnapshot } from '../discovery/model'
-import { createPodLocator, type PodLocator } from '../discovery/pod-locator'
+import type { PodLocator } from '../discovery/pod-locator'
 import type { FerryError } from '../errors'
 import { compilePolicySet } from '../policy/policy-set'
 import { InboundAuthorizer } from '../proxy/authorize'
 import { createTunnelInboundHandler } from '../proxy/tunnel-inbound'
-import { ConfigDirectoryWatcher } from '../resources/watcher'
+import { formatIssue } from '../resources/issues'
 import { RouteTable } from '../proxy/route-table'
 import { createAccessLog } from '../telemetry/access-log'
 import { createConnTelemetry } from '../telemetry/conn-telemetry'
@@ -15,11 +15,13 @@ import type { Logger } from '../telemetry/logger'
 import { ProxyMetrics } from '../telemetry/metrics'
 import { createTunnelRefusalLog } from '../telemetry/tunnel-refusals'
 import { type AdminServers, startAdminServers } from './admin-server'
+import { openConfigSource, type PolicyConfigSource } from './config-source'
 import { PodEnroller } from './enroller'
+import { type AgentDiscovery, agentDiscovery } from './discovery-mode'
 import { type NodeIdentities, openNodeIdentities } from './identities'
 import { createNodeMesh } from './node-mesh'
 import { NodeTunnel } from './node-tunnel'
-import type { AgentOptions } from './options'
+import { type AgentOptions, IDENTITY_DEFAULTS } from './options'
 import type { CaptureHandle, Platform } from './platform'
 
 // The per-node agent: discovery → routes + enrollment → proxy, with admin endpoints;
@@ -28,12 +30,15 @@ import type { CaptureHandle, Platform } from './platform'
 // sessions to peer nodes. Runs in the node's network namespace; its sockets belong to
 // its own cgroup, so capture never rewrites them.
 
+/** How often a drain re-counts the live tunnel streams (pod listeners tell when they are drained). */
+const DRAIN_POLL_MS = 100
+
 export interface AgentDeps {
   readonly platform: Platform
   readonly log: Logger
-  /** Defaults to the `file` source on opts.clusterFile. */
+  /** Defaults to what the options select (src/agent/discovery-mode.ts): the `file` source on --cluster-file, or `kubernetes`. */
   readonly source?: DiscoverySource
-  /** Defaults to the lab-annotation locator. */
+  /** Defaults to what the options select: the lab-annotation locator, or `kubelet` with --kubernetes. */
   readonly locator?: PodLocator
   readonly retry?: { initialMs: number, maxMs: number }
   readonly connectTimeoutMs?: number
@@ -57,12 +62,14 @@ export class Agent {
     private readonly log: Logger,
     /** Policies in force and the live inbound connections they are checked against. */
     readonly authz: InboundAuthorizer,
-    /** Watches --config-dir; null without it (no policies: allow all). */
-    readonly config: ConfigDirectoryWatcher | null
+    /** --config-dir's watcher or the controller's configuration stream; null without either (no policies: allow all). */
+    readonly config: PolicyConfigSource | null
   ) {}
 
   static async start (options: AgentOptions, deps: AgentDeps): Promise<Agent> {
     const log = deps.log
+    // The source and locator the options select, made (and their host paths checked) before anything starts.
+    const selected = deps.source === undefined || deps.locator === undefined ? agentDiscovery(options, log.child({ component: 'discovery' })) : null
     const metrics = new ProxyMetrics()
     const routes = new RouteTable()
     const telemetry = createConnTelemetry(metrics, createAccessLog(log))
@@ -70,17 +77,24 @@ export class Agent {
       ? null
       : openNodeIdentities(options.identity, { log: log.child({ component: 'identity' }), registry: metrics.registry })
     if (identities === null) log.warn({ node: options.node }, 'no CA configured (--ca-*): pod traffic between nodes is plaintext, no tunnel, and every pod accepts plaintext (PERMISSIVE)')
-    // Policies: each valid snapshot of --config-dir is compiled and swapped in whole; the
-    // first load completes before any connection is proxied. Until a first valid directory
-    // (or without --config-dir) no policy is in force: everything is allowed, and the
-    // PeerAuthentication-less inbound mode comes from labels and annotations.
-    const authz = new InboundAuthorizer({ log: log.child({ component: 'authz' }), metrics })
-    const config = options.configDir === null
-      ? null
-      : new ConfigDirectoryWatcher({ dir: options.configDir, log: log.child({ component: 'config' }), registry: metrics.registry })
+    // Policies: each valid snapshot (of --config-dir, or from the controller's stream) is
+    // compiled and swapped in whole; the first load completes (or the stream times out)
+    // before any connection is proxied. Until a first valid snapshot inbound connections
+    // are denied and the agent is not ready (fail closed); with no config source at all no
+    // policy exists: everything is allowed.
+    let opened: Awaited<ReturnType<typeof openConfigSource>>
+    try {
+      opened = await openConfigSource({ configDir: options.configDir, fromController: options.configFromController, identity: options.identity },
+        { log: log.child({ component: 'config' }), registry: metrics.registry })
+    } catch (err) {
+      identities?.close()
+      throw err
+    }
+    const config = opened?.source ?? null
+    const authz = new InboundAuthorizer({ log: log.child({ component: 'authz' }), metrics, requireConfig: config !== null })
     if (config !== null) {
-      await config.start({ onSnapshot: (s) => { authz.swap(compilePolicySet(s)) } })
-      if (config.current() === null) log.warn({ dir: config.dir }, 'no valid configuration yet: no policy is in force until the directory is valid')
+      await config.start({ onSnapshot: (s) => { authz.swap(compilePolicySet(s)) }, onRejected: (err) => { authz.rejected(err.issues.map(formatIssue)) } })
+      if (config.current() === null) log.warn({ config: opened?.origin }, 'no valid configuration yet: inbound connections are denied and the agent is not ready until one arrives')
     }
     let capture: CaptureHandle
     try {
@@ -117,7 +131,7 @@ export class Agent {
     const nodeTunnel = tunnel
     enroller = new PodEnroller({
       node: options.node,
-      locator: deps.locator ?? createPodLocator('lab-annotations'),
+      locator: deps.locator ?? (selected as AgentDiscovery).locator,
       platform: deps.platform,
       capture,
       routes,
@@ -140,7 +154,8 @@ export class Agent {
     let admin: AdminServers
     try {
       if (tunnel !== null) await tunnel.listen(options.identity?.tunnelPort ?? PORTS.tunnel)
-      admin = await startAdminServers({ adminPort: options.adminPort, readyPort: options.readyPort, metrics, enroller, identities, tunnel, log })
+      // `source` is made below, synchronously after this resolves: before any request is served.
+      admin = await startAdminServers({ adminPort: options.adminPort, readyPort: options.readyPort, metrics, enroller, identities, tunnel, log, authz, cluster: () => source.current(), node: options.node, trustDomain: options.identity?.trustDomain ?? IDENTITY_DEFAULTS.trustDomain })
     } catch (err) {
       await tunnel?.close()
       capture.close()
@@ -148,15 +163,41 @@ export class Agent {
       identities?.close()
       throw err
     }
-    const source = deps.source ?? createDiscoverySource('file', { target: options.clusterFile, log: log.child({ component: 'discovery' }) })
+    const source = deps.source ?? (selected as AgentDiscovery).source
     const agent = new Agent(options, metrics, routes, enroller, admin, identities, tunnel, capture, source, log, authz, config)
     source.start({
       onSnapshot: (s) => { agent.onSnapshot(s) },
       onError: (err) => { agent.onDiscoveryError(err) }
     })
     const ca = options.identity === null ? null : { address: options.identity.caAddress, trustDomain: options.identity.trustDomain, certTtlMs: options.identity.certTtlMs }
-    log.info({ node: options.node, clusterFile: options.clusterFile, pinRoot: options.pinRoot, adminPort: admin.adminPort, readyPort: admin.readyPort, tunnelPort: tunnel?.stats().port ?? null, ca, configDir: options.configDir }, 'agent started')
+    log.info({ node: options.node, clusterFile: options.clusterFile, kubernetes: options.kubernetes, pinRoot: options.pinRoot, adminPort: admin.adminPort, readyPort: admin.readyPort, tunnelPort: tunnel?.stats().port ?? null, ca, config: opened?.origin ?? null }, 'agent started')
     return agent
+  }
+
+  /**
+   * SIGTERM: readiness answers 503 from now on, every pod listener is closed (new
+   * connections are refused; capture keeps steering, as during a restart), new tunnel
+   * streams to this node's pods are refused, and the live connections — accepted on pod
+   * listeners or carried in tunnel streams — get up to `graceMs` to finish. Returns how
+   * many were still open when it stopped waiting; close() then ends them.
+   */
+  async drain (graceMs: number = this.options.drainGraceMs): Promise<number> {
+    const open = async (): Promise<number> => await this.enroller.openConnections() + (this.tunnel?.stats().server.streams ?? 0)
+    const before = await open()
+    await this.enroller.stopAccepting()
+    this.log.info({ connections: before, graceMs }, 'draining: not ready, no new connections; waiting for live connections to finish')
+    const deadline = Date.now() + graceMs
+    let left = await open()
+    while (left > 0 && Date.now() < deadline) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(DRAIN_POLL_MS, Math.max(0, deadline - Date.now())))
+        void this.enroller.drained().then(() => { if ((this.tunnel?.stats().server.streams ?? 0) === 0) { clearTimeout(timer); resolve() } })
+      })
+      left = await open()
+    }
+    if (left === 0) this.log.info({ connections: before }, 'drained: no live connections left')
+    else this.log.warn({ connections: left, graceMs }, 'drain grace period over: closing the connections left')
+    return left
   }
 
   /** Stops serving: discovery, listeners, the tunnel, admin servers; closes capture (its pins stay, so capture keeps working for the next agent). */

@@ -9,7 +9,9 @@ import { type EnrollContext, type EnrolledPod, enrollPod, unenrollPod } from './
 // Keeps this node's enrolled pods equal to the latest snapshot's plan. One pass at a
 // time (a snapshot arriving mid-pass triggers another pass); each pod is handled on its
 // own, so one failing pod is logged (FERRY_ERR_ENROLL), retried with backoff, and never
-// blocks the others. The first pass tells capture which pods to keep
+// blocks the others. A pod that cannot be located yet (on a cluster: its object is
+// there, its sandbox process not yet) is located again with the same backoff, without
+// waiting for the cluster to change. The first pass tells capture which pods to keep
 // (capture.reconcile), so pins of pods that vanished while no agent ran are removed.
 
 const TRACE = trace('agent')
@@ -60,6 +62,9 @@ export class PodEnroller {
   private again = false
   private retryTimer: NodeJS.Timeout | null = null
   private closed = false
+  private drainedAll: Promise<void> | null = null
+  /** Blocked pods located again: attempts so far and when next (reset by every snapshot). */
+  private readonly blockedRetries = new Map<string, { attempts: number, retryAt: number }>()
   private readonly retry: { initialMs: number, maxMs: number }
 
   constructor (private readonly deps: EnrollerDeps) {
@@ -70,8 +75,35 @@ export class PodEnroller {
     if (this.closed) return
     this.snapshot = snapshot
     this.plan = planNode(snapshot, this.deps.node, this.deps.locator)
+    this.blockedRetries.clear()
     for (const [uid, { pod, error }] of this.plan.blocked) this.reportOnce(uid, `${pod.namespace}/${pod.name}`, error)
     this.kick()
+  }
+
+  /** Blocked pods worth locating again: not found yet (a bad annotation waits for a new snapshot instead). */
+  private relocatable (): string[] {
+    return [...this.plan.blocked].filter(([, b]) => b.error.code === 'FERRY_ERR_ENROLL' && b.pod.podIPs.length > 0).map(([uid]) => uid)
+  }
+
+  /** Locates the blocked pods of the current snapshot again; those found join the plan. */
+  private replanBlocked (): void {
+    const snapshot = this.snapshot
+    if (snapshot === null || this.plan.blocked.size === 0) return
+    const now = Date.now()
+    const relocate = new Set(this.relocatable())
+    const due = snapshot.pods.filter((p) => relocate.has(p.uid) && (this.blockedRetries.get(p.uid)?.retryAt ?? 0) <= now)
+    if (due.length === 0) return
+    const again = planNode({ ...snapshot, pods: due }, this.deps.node, this.deps.locator)
+    const plans = new Map(this.plan.plans)
+    const blocked = new Map(this.plan.blocked)
+    for (const [uid, plan] of again.plans) { plans.set(uid, plan); blocked.delete(uid); this.blockedRetries.delete(uid) }
+    for (const [uid, b] of again.blocked) {
+      blocked.set(uid, b)
+      const attempts = (this.blockedRetries.get(uid)?.attempts ?? 0) + 1
+      this.blockedRetries.set(uid, { attempts, retryAt: now + Math.min(this.retry.initialMs * 2 ** (attempts - 1), this.retry.maxMs) })
+      this.reportOnce(uid, `${b.pod.namespace}/${b.pod.name}`, b.error)
+    }
+    this.plan = { plans, blocked }
   }
 
   /** Resolves when no pass is running or queued (tests and shutdown use it). */
@@ -81,7 +113,7 @@ export class PodEnroller {
 
   status (): EnrollmentStatus {
     const pending: PendingPod[] = []
-    for (const [uid, { pod, error }] of this.plan.blocked) pending.push({ uid, pod: `${pod.namespace}/${pod.name}`, code: error.code, error: error.message, attempts: 0 })
+    for (const [uid, { pod, error }] of this.plan.blocked) pending.push({ uid, pod: `${pod.namespace}/${pod.name}`, code: error.code, error: error.message, attempts: this.blockedRetries.get(uid)?.attempts ?? 0 })
     for (const [uid, plan] of this.plan.plans) {
       const e = this.enrolled.get(uid)
       if (e !== undefined && e.plan.fingerprint === plan.fingerprint) continue
@@ -100,6 +132,33 @@ export class PodEnroller {
 
   /** The pod enrolled here that owns `ip` (canonical), if any. */
   enrolledByIP (ip: string): EnrolledPod | undefined { return this.byIP.get(ip) }
+
+  /**
+   * The first half of a drain (SIGTERM): not ready from now on, no more passes, every
+   * listener closed (a pod's new connections find nothing on 15001/15006 and fail, as
+   * during a restart) and no pod counted as enrolled here (new tunnel streams to them
+   * are refused), while connections already accepted go on. Resolves once the
+   * listeners are closed; `drained()` then resolves when their connections have ended.
+   */
+  async stopAccepting (): Promise<void> {
+    this.closed = true
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer)
+    await this.settled()
+    this.byIP.clear()
+    const servers = [...this.enrolled.values()].flatMap((e) => e.servers)
+    // net.Server emits 'close' once it is closed and its last accepted connection has ended.
+    this.drainedAll = Promise.all(servers.map(async (s) => { await new Promise<void>((resolve) => { s.close(() => { resolve() }) }) })).then(() => {})
+  }
+
+  /** Resolves when every connection accepted before stopAccepting() has ended. */
+  async drained (): Promise<void> { await (this.drainedAll ?? Promise.resolve()) }
+
+  /** Connections accepted on this node's pod listeners and still open. */
+  async openConnections (): Promise<number> {
+    const servers = [...this.enrolled.values()].flatMap((e) => e.servers)
+    const counts = await Promise.all(servers.map(async (s) => await new Promise<number>((resolve) => { s.getConnections((err, n) => { resolve(err === null ? n : 0) }) })))
+    return counts.reduce((a, b) => a + b, 0)
+  }
 
   /** Stops proxying: closes every listener. Capture pins stay (capture.close() is the agent's). */
   async close (): Promise<void> {
@@ -183,11 +242,13 @@ export class PodEnroller {
 
   private scheduleRetry (): void {
     if (this.retryTimer !== null) { clearTimeout(this.retryTimer); this.retryTimer = null }
-    if (this.closed || (this.failures.size === 0 && this.reconciled)) return
+    const relocate = this.relocatable()
+    if (this.closed || (this.failures.size === 0 && relocate.length === 0 && this.reconciled)) return
     let next = Infinity
     for (const f of this.failures.values()) next = Math.min(next, f.retryAt)
+    for (const uid of relocate) next = Math.min(next, this.blockedRetries.get(uid)?.retryAt ?? 0)
     const delay = next === Infinity ? this.retry.initialMs : Math.max(0, next - Date.now())
-    this.retryTimer = setTimeout(() => { this.retryTimer = null; this.kick() }, delay)
+    this.retryTimer = setTimeout(() => { this.retryTimer = null; this.replanBlocked(); this.kick() }, delay)
   }
 
   private reportOnce (uid: string, pod: string, error: FerryError): void {

@@ -12,8 +12,12 @@ import { parseCommandOptions } from '../config/cli-args'
 export interface AgentOptions {
   /** This node's name: pods with spec.nodeName equal to it are ours. */
   readonly node: string
-  /** Absolute path of the Kubernetes List the lab (or a syncer) keeps current. */
-  readonly clusterFile: string
+  /** Absolute path of the Kubernetes List the lab (or a syncer) keeps current; null with --kubernetes. */
+  readonly clusterFile: string | null
+  /** Discovery from the Kubernetes API and pods located the kubelet's way; null with --cluster-file. */
+  readonly kubernetes: AgentKubernetesOptions | null
+  /** On SIGTERM, how long live connections may take to finish before the agent exits anyway. */
+  readonly drainGraceMs: number
   /** bpffs directory under which capture pins its maps and links. */
   readonly pinRoot: string
   /** Admin server (/metrics, /debug/pods) port on 0.0.0.0 in the node's netns; 0 picks one. */
@@ -23,8 +27,19 @@ export interface AgentOptions {
   readonly logLevel: string
   /** Directory of AuthorizationPolicy / PeerAuthentication documents, watched; null: no policies (allow all). */
   readonly configDir: string | null
+  /** --config-source controller: policies from the controller's configuration stream (needs the CA options). */
+  readonly configFromController: boolean
   /** Workload certificates from a CA; null: the agent runs without identities. */
   readonly identity: AgentIdentityOptions | null
+}
+
+export interface AgentKubernetesOptions {
+  /** A kubeconfig file; null: in-cluster (the pod's service account), else $KUBECONFIG or ~/.kube/config. */
+  readonly kubeconfig: string | null
+  /** The host's procfs, where pod processes and their network namespaces are found. */
+  readonly hostProc: string
+  /** The host's cgroup mount (its cgroup v2 part on a hybrid host), where pod cgroups are found. */
+  readonly cgroupRoot: string
 }
 
 export interface AgentIdentityOptions {
@@ -42,20 +57,33 @@ export interface AgentIdentityOptions {
   readonly tunnelPort: number
 }
 
+/** The DaemonSet's host mounts (daemonset/base/agent.yaml). */
+export const KUBERNETES_DEFAULTS = Object.freeze({ hostProc: '/host/proc', cgroupRoot: '/host/sys/fs/cgroup' })
+/** Below the DaemonSet's terminationGracePeriodSeconds (30 s), so the agent exits before the kubelet's SIGKILL. */
+export const DRAIN_GRACE_DEFAULT_MS = 25_000
+const DRAIN_GRACE_MAX_MS = 3_600_000
+/** The downward-API variable the DaemonSet sets to spec.nodeName. */
+export const NODE_NAME_ENV = 'NODE_NAME'
 export const IDENTITY_DEFAULTS = Object.freeze({ trustDomain: 'cluster.local', certTtlMs: 24 * 3_600_000 })
 const CERT_TTL_RANGE_MS = Object.freeze({ min: 1000, max: 365 * 86_400_000 })
 /** Given all together or not at all. */
 const CA_OPTIONS = ['--ca-address', '--ca-root', '--ca-token-file'] as const
 
-export const AGENT_USAGE = `usage: ferry agent --node NAME --cluster-file PATH --pin-root DIR
+export const AGENT_USAGE = `usage: ferry agent --node NAME (--cluster-file PATH | --kubernetes [--kubeconfig FILE]
+                     [--host-proc ${KUBERNETES_DEFAULTS.hostProc}] [--cgroup-root ${KUBERNETES_DEFAULTS.cgroupRoot}])
+                   --pin-root DIR
                    [--admin-port ${PORTS.admin}] [--ready-port ${PORTS.ready}] [--log-level info]
-                   [--config-dir DIR]
+                   [--config-dir DIR] [--drain-grace ${formatDuration(DRAIN_GRACE_DEFAULT_MS)}]
                    [--ca-address HOST:PORT --ca-root FILE --ca-token-file FILE
                     [--trust-domain ${IDENTITY_DEFAULTS.trustDomain}] [--cert-ttl ${formatDuration(IDENTITY_DEFAULTS.certTtlMs)}]
                     [--tunnel-port ${PORTS.tunnel}]]
 
-Runs the per-node agent in the node's network namespace: watches the cluster file,
-enrolls this node's meshed pods in capture and proxies their TCP connections.
+Runs the per-node agent in the node's network namespace: watches the cluster (a
+cluster file, or the Kubernetes API), enrolls this node's meshed pods in capture and
+proxies their TCP connections. On SIGTERM it drains: it stops accepting connections,
+reports not ready, lets live connections finish for up to --drain-grace, then exits
+(its pins stay, so capture keeps steering for the next agent; a second signal exits at
+once).
 
 With a CA (the three --ca-* options, all or none), the agent also holds a certificate
 for each identity (spiffe://TRUST-DOMAIN/ns/NAMESPACE/sa/SERVICE-ACCOUNT) of its
@@ -64,8 +92,20 @@ it carries pod-to-pod traffic between nodes in an mTLS tunnel (HTTP/2 CONNECT, p
 ${PORTS.tunnel}) and refuses plaintext from outside the mesh to STRICT pods (the default;
 label a namespace or annotate a pod ferry.dev/inbound-mode: PERMISSIVE to accept it).
 Without a CA, traffic is plaintext and every pod accepts it, as before.
+  --node            this node's name; default: $${NODE_NAME_ENV} (the DaemonSet sets it)
+  --cluster-file    a Kubernetes v1 List kept current by the lab (file discovery,
+                    pods located by the lab's annotations)
+  --kubernetes      discovery from the Kubernetes API (list + watch of pods, services,
+                    namespaces) and pods located the kubelet's way: the pod cgroup
+                    under --cgroup-root, the network namespace of a pod process
+                    under --host-proc
+  --kubeconfig      the API server and credentials (default: in-cluster, else
+                    $KUBECONFIG or ~/.kube/config)
+  --drain-grace     on SIGTERM, how long live connections may take to finish
   --config-dir      a directory of AuthorizationPolicy and PeerAuthentication
                     documents, watched and applied live (absent: allow all)
+  --config-source   controller: the same documents from the controller's
+                    configuration stream (on the CA's address; excludes --config-dir)
   --ca-address      the controller, e.g. 172.30.0.254:${PORTS.ca}
   --ca-root         PEM root(s) the controller's serving certificate must chain to
   --ca-token-file   this node's bearer token, re-read for every request
@@ -77,15 +117,22 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
 // RFC 1123 subdomain, as Kubernetes requires of node names.
 const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
 
-export function parseAgentOptions (argv: string[]): AgentOptions {
+/** `env` supplies NODE_NAME when --node is absent (tests pass their own). */
+export function parseAgentOptions (argv: string[], env: Readonly<Record<string, string | undefined>> = process.env): AgentOptions {
   const values = parseCommandOptions('agent', argv, {
     node: { type: 'string' },
     'cluster-file': { type: 'string' },
+    kubernetes: { type: 'boolean' },
+    kubeconfig: { type: 'string' },
+    'host-proc': { type: 'string' },
+    'cgroup-root': { type: 'string' },
+    'drain-grace': { type: 'string' },
     'pin-root': { type: 'string' },
     'admin-port': { type: 'string' },
     'ready-port': { type: 'string' },
     'log-level': { type: 'string' },
     'config-dir': { type: 'string' },
+    'config-source': { type: 'string' },
     'ca-address': { type: 'string' },
     'ca-root': { type: 'string' },
     'ca-token-file': { type: 'string' },
@@ -93,7 +140,8 @@ export function parseAgentOptions (argv: string[]): AgentOptions {
     'cert-ttl': { type: 'string' },
     'tunnel-port': { type: 'string' }
   })
-  const node = required(values.node, '--node')
+  const node = values.node ?? env[NODE_NAME_ENV]
+  if (node === undefined || node === '') throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --node is required (or $${NODE_NAME_ENV})\n\n${AGENT_USAGE}`)
   if (node.length > 253 || !NODE_NAME.test(node)) {
     throw invalid('--node', node, 'a Kubernetes node name (lowercase letters, digits, "-" and ".")')
   }
@@ -104,15 +152,54 @@ export function parseAgentOptions (argv: string[]): AgentOptions {
   if (adminPort !== 0 && adminPort === readyPort) throw invalid('--ready-port', String(readyPort), `a port other than --admin-port ${adminPort}`)
   const logLevel = (values['log-level'] as string | undefined) ?? 'info'
   if (!LOG_LEVELS.includes(logLevel)) throw invalid('--log-level', logLevel, `one of ${LOG_LEVELS.join(', ')}`)
+  const kubernetes = kubernetesOptions(values)
+  const grace = values['drain-grace']
+  const drainGraceMs = typeof grace === 'string' ? parseDuration(grace, 'ferry agent: --drain-grace') : DRAIN_GRACE_DEFAULT_MS
+  if (drainGraceMs > DRAIN_GRACE_MAX_MS) throw invalid('--drain-grace', String(grace), 'a duration up to 1h (0: exit without waiting)')
+  const configDir = values['config-dir'] === undefined ? null : resolve(values['config-dir'] as string)
+  const identity = identityOptions(values)
+  const configSource = values['config-source']
+  if (configSource !== undefined && configSource !== 'controller') throw invalid('--config-source', String(configSource), '"controller" (a directory is given with --config-dir)')
+  const configFromController = configSource === 'controller'
+  if (configFromController && configDir !== null) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry agent: --config-source controller and --config-dir exclude each other')
+  if (configFromController && identity === null) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --config-source controller needs the CA options (${CA_OPTIONS.join(', ')}): the stream uses the same controller, root and token`)
   return Object.freeze({
     node,
-    clusterFile: resolve(required(values['cluster-file'], '--cluster-file')),
+    clusterFile: kubernetes === null ? resolve(required(values['cluster-file'], '--cluster-file')) : null,
+    kubernetes,
+    drainGraceMs,
     pinRoot,
     adminPort,
     readyPort,
     logLevel,
-    configDir: values['config-dir'] === undefined ? null : resolve(values['config-dir'] as string),
-    identity: identityOptions(values)
+    configDir,
+    configFromController,
+    identity
+  })
+}
+
+/** --cluster-file or --kubernetes, exactly one; the kubelet locator's options only with --kubernetes. */
+function kubernetesOptions (values: Record<string, string | boolean | undefined>): AgentKubernetesOptions | null {
+  const file = values['cluster-file'] !== undefined
+  if (values.kubernetes === true && file) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry agent: --cluster-file and --kubernetes are mutually exclusive (a cluster file, or the Kubernetes API)')
+  if (values.kubernetes !== true) {
+    for (const o of ['--kubeconfig', '--host-proc', '--cgroup-root']) {
+      if (values[o.slice(2)] !== undefined) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: ${o} needs --kubernetes`)
+    }
+    if (!file) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --cluster-file or --kubernetes is required\n\n${AGENT_USAGE}`)
+    return null
+  }
+  const path = (name: string, fallback: string): string => {
+    const v = values[name.slice(2)]
+    if (v === undefined) return fallback
+    if (typeof v !== 'string' || !isAbsolute(v)) throw invalid(name, String(v), 'an absolute path')
+    return v
+  }
+  const kubeconfig = values.kubeconfig
+  return Object.freeze({
+    kubeconfig: typeof kubeconfig === 'string' && kubeconfig !== '' ? resolve(kubeconfig) : null,
+    hostProc: path('--host-proc', KUBERNETES_DEFAULTS.hostProc),
+    cgroupRoot: path('--cgroup-root', KUBERNETES_DEFAULTS.cgroupRoot)
   })
 }
 

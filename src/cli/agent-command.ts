@@ -4,8 +4,10 @@ import { loadNativePlatform } from '../agent/platform'
 import { createLogger } from '../telemetry/logger'
 import { serveUntilSignal } from './serve'
 
-// `ferry agent ...`: parse and validate options, start the agent, run until SIGTERM or
-// SIGINT, then close everything (capture pins stay) and exit 0. Logs are JSON on stdout.
+// `ferry agent ...`: parse and validate options (--node may come from $NODE_NAME, the
+// DaemonSet's downward API), start the agent, run until SIGTERM or SIGINT, drain (not
+// ready, no new connections, live ones get --drain-grace), then close everything
+// (capture pins stay) and exit 0. Logs are JSON on stdout.
 
 export async function agentCommand (argv: string[]): Promise<number> {
   if (argv.includes('-h') || argv.includes('--help')) {

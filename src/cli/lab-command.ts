@@ -11,7 +11,8 @@ import { DEFAULT_LAB_NAME } from '../lab/names'
 import { labApply, labDelete } from '../lab/policies'
 import { readState } from '../lab/state'
 import { formatStatus, labStatus } from '../lab/status'
-import { restartAgent, restartController } from '../lab/restart'
+import { restartAgent, restartApiServer, restartController } from '../lab/restart'
+import { apiServerCommand } from '../lab/api-server-command'
 import { DEFAULT_UP_TIMEOUT_MS, labUp } from '../lab/up'
 import { DEFAULT_NAMESPACE } from '../lab/manifest/spec'
 
@@ -19,11 +20,14 @@ import { DEFAULT_NAMESPACE } from '../lab/manifest/spec'
 
 export const LAB_USAGE = `usage: ferry lab <command> [options]
 
-  up [--name NAME] [--no-mesh] [--timeout SECONDS] FILE… [--cert-ttl 24h]
+  up [--name NAME] [--no-mesh] [--timeout SECONDS] FILE… [--cert-ttl 24h] [--kubernetes-api]
         build simulated nodes and pods from Kubernetes manifests (Node, Namespace,
         Pod, Service); returns when every pod is running and, with the mesh, enrolled
         and holding its certificate from the lab's controller (CA), whose workload
-        certificates live --cert-ttl (e.g. 24h, 30m, 6s)
+        certificates live --cert-ttl (e.g. 24h, 30m, 6s). With --kubernetes-api the
+        lab serves its objects over the Kubernetes list + watch protocol (plain HTTP,
+        in the underlay) and the agents run as on a cluster: --kubernetes, pods found
+        by their kubelet-style cgroups and their processes' network namespaces
   down [NAME]                       remove a lab completely (works after a crash too)
   apply FILE…                       add or replace AuthorizationPolicy / PeerAuthentication
                                     documents in the lab's config directory, which every
@@ -46,6 +50,9 @@ export const LAB_USAGE = `usage: ferry lab <command> [options]
                                     stop the lab's controller (CA), keep it stopped
                                     --down-for, start it again (also starts one that
                                     is not running); agents are left alone
+  restart --api-server [--signal KILL|TERM] [--down-for 0s] [--timeout 30s]
+                                    the same for the API server of a --kubernetes-api
+                                    lab (agents' watches then re-list after 410 Gone)
 
   With several labs up, exec/logs/status take --lab NAME (default: the only lab up).
   The default name for \`up\` is "${DEFAULT_LAB_NAME}".
@@ -53,7 +60,8 @@ export const LAB_USAGE = `usage: ferry lab <command> [options]
 
 type Sub = (argv: string[]) => Promise<number>
 
-const SUBCOMMANDS: Record<string, Sub> = { up, down, apply, delete: remove, status, list, exec, logs, restart }
+// `api-server` is not listed in the usage: `up --kubernetes-api` starts it, in the underlay.
+const SUBCOMMANDS: Record<string, Sub> = { up, down, apply, delete: remove, status, list, exec, logs, restart, 'api-server': apiServerCommand }
 
 async function apply (argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { lab: { type: 'string' } } })
@@ -89,7 +97,7 @@ async function up (argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { name: { type: 'string' }, 'no-mesh': { type: 'boolean' }, timeout: { type: 'string' }, 'cert-ttl': { type: 'string' } }
+    options: { name: { type: 'string' }, 'no-mesh': { type: 'boolean' }, timeout: { type: 'string' }, 'cert-ttl': { type: 'string' }, 'kubernetes-api': { type: 'boolean' } }
   })
   const certTtl = values['cert-ttl']
   if (certTtl !== undefined && values['no-mesh'] === true) throw ferryError('FERRY_ERR_INVALID_ARG', '--cert-ttl needs the mesh (it is the lifetime of the certificates the mesh gives pods)')
@@ -105,6 +113,7 @@ async function up (argv: string[]): Promise<number> {
       mesh: values['no-mesh'] !== true,
       timeoutMs: values.timeout === undefined ? DEFAULT_UP_TIMEOUT_MS : parseDuration(values.timeout),
       certTtlMs,
+      kubernetesApi: values['kubernetes-api'] === true,
       signal: ac.signal,
       log: (line) => { process.stderr.write(`ferry lab: ${line}\n`) }
     })
@@ -155,6 +164,7 @@ async function restart (argv: string[]): Promise<number> {
       lab: { type: 'string' },
       node: { type: 'string' },
       controller: { type: 'boolean' },
+      'api-server': { type: 'boolean' },
       signal: { type: 'string' },
       timeout: { type: 'string' },
       'down-for': { type: 'string' }
@@ -163,9 +173,19 @@ async function restart (argv: string[]): Promise<number> {
   requireRoot('ferry lab restart')
   const signal = (values.signal ?? 'KILL').toUpperCase().replace(/^SIG/, '')
   if (signal !== 'KILL' && signal !== 'TERM') throw ferryError('FERRY_ERR_INVALID_ARG', `--signal must be KILL or TERM, not "${values.signal as string}"`)
-  if ((values.controller === true) === (values.node !== undefined)) throw ferryError('FERRY_ERR_INVALID_ARG', 'restart takes either --node NODE or --controller')
-  if (values['down-for'] !== undefined && values.controller !== true) throw ferryError('FERRY_ERR_INVALID_ARG', '--down-for goes with --controller')
+  const targets = [values.controller === true, values['api-server'] === true, values.node !== undefined].filter((x) => x).length
+  if (targets !== 1) throw ferryError('FERRY_ERR_INVALID_ARG', 'restart takes one of --node NODE, --controller or --api-server')
+  if (values['down-for'] !== undefined && values.node !== undefined) throw ferryError('FERRY_ERR_INVALID_ARG', '--down-for goes with --controller or --api-server')
   const state = loadLab(resolveLabName(values.lab))
+  if (values['api-server'] === true) {
+    const r = await restartApiServer(state, {
+      signal: `SIG${signal}`,
+      timeoutMs: values.timeout === undefined ? 30_000 : parseDuration(values.timeout),
+      downForMs: values['down-for'] === undefined ? undefined : parseDuration(values['down-for'])
+    })
+    process.stdout.write(`API server restarted (${r.oldPids} process(es) sent SIG${signal}; new pid ${String(r.newPid)})\n`)
+    return 0
+  }
   if (values.controller === true) {
     const r = await restartController(state, {
       signal: `SIG${signal}`,

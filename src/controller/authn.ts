@@ -4,9 +4,9 @@ import type { Metadata } from '@grpc/grpc-js'
 // metadata ("authorization: Bearer <token>", as istio-agent sends its service-account
 // token). An Authenticator turns the credential into the node the caller runs on.
 //
-// The lab's implementation (authn-lab.ts) looks the token up in a file the lab writes. A
-// Kubernetes one replaces it without other changes: it sends the token to the API
-// server's TokenReview (audience e.g. "ferry-ca"), requires the user
+// The lab's implementation (authn-lab.ts) looks the token up in a file the lab writes.
+// The Kubernetes one (authn-token-review.ts) sends the token to the API server's
+// TokenReview (audience "ferry-ca"), requires the user
 // system:serviceaccount:<ferry ns>:<agent sa>, and takes the node from the bound token's
 // extra "authentication.kubernetes.io/node-name".
 
@@ -19,7 +19,11 @@ export interface Caller {
 
 export type AuthnResult =
   | { readonly ok: true, readonly caller: Caller }
-  | { readonly ok: false, readonly reason: string }
+  /**
+   * `unavailable`: the credential could not be checked (the API server did not answer),
+   * so the caller should retry; otherwise the credential was checked and refused.
+   */
+  | { readonly ok: false, readonly reason: string, readonly unavailable?: boolean }
 
 export interface Authenticator {
   /** Names the implementation in logs ("lab-tokens", "kubernetes-token-review"). */

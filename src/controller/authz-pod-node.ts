@@ -1,13 +1,14 @@
-import type { ClusterSnapshot, DiscoverySource } from '../discovery'
 import type { FerryError } from '../errors'
 import type { SpiffeId } from '../identity/spiffe-id'
 import type { Logger } from '../telemetry/logger'
 import type { Caller } from './authn'
 import type { Authorizer, AuthzDecision } from './authz'
+import type { PodPlacement, PodPlacementSource } from './pod-placement'
 
 // Node authorization: a node may obtain the identity (namespace, service account) of a pod
-// scheduled on it, and nothing else. The pod list comes from a discovery source (the lab's
-// cluster.json through the `file` source; an API-server watch later), indexed as
+// scheduled on it, and nothing else. The pod list comes from a placement source (the
+// lab's cluster.json through the `file` discovery source; on a cluster, a watch of the
+// API server's pods: src/kubernetes/pod-placement.ts), indexed as
 // node → {"ns/sa"} on every snapshot. Pods that have finished (phase Succeeded or Failed)
 // no longer count. Until the first snapshot arrives every request is refused, and agents
 // retry.
@@ -20,10 +21,10 @@ export class PodNodeAuthorizer implements Authorizer {
   private readonly loaded: Promise<void>
   private markLoaded: () => void = () => {}
 
-  constructor (private readonly opts: { trustDomain: string, source: DiscoverySource, log: Logger }) {
+  constructor (private readonly opts: { trustDomain: string, source: PodPlacementSource, log: Logger }) {
     this.loaded = new Promise((resolve) => { this.markLoaded = resolve })
     opts.source.start({
-      onSnapshot: (s) => { this.index(s) },
+      onPlacements: (placements, generation) => { this.index(placements, generation) },
       onError: (err: FerryError) => { opts.log.error({ err }, 'pod list unusable; node authorization keeps the last good one') }
     })
   }
@@ -47,17 +48,17 @@ export class PodNodeAuthorizer implements Authorizer {
     this.opts.source.close()
   }
 
-  private index (snapshot: ClusterSnapshot): void {
+  private index (placements: readonly PodPlacement[], generation: number): void {
     const byNode = new Map<string, Set<string>>()
-    for (const pod of snapshot.pods) {
-      if (pod.nodeName === null || FINISHED.has(pod.phase ?? '')) continue
-      let keys = byNode.get(pod.nodeName)
-      if (keys === undefined) byNode.set(pod.nodeName, keys = new Set())
-      keys.add(`${pod.namespace}/${pod.serviceAccountName}`)
+    for (const pod of placements) {
+      if (FINISHED.has(pod.phase ?? '')) continue
+      let keys = byNode.get(pod.node)
+      if (keys === undefined) byNode.set(pod.node, keys = new Set())
+      keys.add(`${pod.namespace}/${pod.serviceAccount}`)
     }
     this.byNode = byNode
-    this.generation = snapshot.generation
-    this.opts.log.info({ generation: snapshot.generation, nodes: byNode.size, pods: snapshot.pods.length }, 'pod list updated')
+    this.generation = generation
+    this.opts.log.info({ origin: this.opts.source.origin, generation, nodes: byNode.size, pods: placements.length }, 'pod list updated')
     this.markLoaded()
   }
 }

@@ -10,7 +10,8 @@ import type { CertificateIssuer } from './issuer'
 
 // istio.v1.auth.IstioCertificateService/CreateCertificate, as a pipeline of small stages:
 //
-//   authenticate  bearer token → caller's node           else UNAUTHENTICATED (FERRY_ERR_AUTHN)
+//   authenticate  bearer token → caller's node           else UNAUTHENTICATED (FERRY_ERR_AUTHN),
+//                                                         or UNAVAILABLE when it cannot be checked
 //   parse CSR     signature, key, exactly one SPIFFE URI  else INVALID_ARGUMENT (FERRY_ERR_CSR)
 //   lifetime      0 → the maximum; else min(asked, max)   negative: INVALID_ARGUMENT
 //   authorize     a pod with that identity on that node   else PERMISSION_DENIED (FERRY_ERR_AUTHZ)
@@ -32,8 +33,15 @@ export interface CaServiceDeps {
   readonly log: Logger
 }
 
-class Refusal extends Error {
+export class Refusal extends Error {
   constructor (readonly status: grpc.status, readonly code: string, readonly reason: string) { super(reason) }
+}
+
+/** A failed authentication as a gRPC answer: UNAUTHENTICATED, or UNAVAILABLE (retry) when the credential could not be checked. */
+export function authnRefusal (authn: { reason: string, unavailable?: boolean }): Refusal {
+  return authn.unavailable === true
+    ? new Refusal(grpc.status.UNAVAILABLE, 'FERRY_ERR_AUTHN_UNAVAILABLE', authn.reason)
+    : new Refusal(grpc.status.UNAUTHENTICATED, 'FERRY_ERR_AUTHN', authn.reason)
 }
 
 export function certificateServiceHandlers (deps: CaServiceDeps): grpc.UntypedServiceImplementation {
@@ -60,7 +68,7 @@ async function createCertificate (deps: CaServiceDeps, call: grpc.ServerUnaryCal
   const token = bearerToken(call.metadata)
   if (token === undefined) throw new Refusal(grpc.status.UNAUTHENTICATED, 'FERRY_ERR_AUTHN', 'the "authorization" metadata is not "Bearer <token>"')
   const authn = await deps.authenticator.authenticate(token)
-  if (!authn.ok) throw new Refusal(grpc.status.UNAUTHENTICATED, 'FERRY_ERR_AUTHN', authn.reason)
+  if (!authn.ok) throw authnRefusal(authn)
   context.node = authn.caller.node
   context.principal = authn.caller.principal
 

@@ -1,35 +1,62 @@
-import { generateKeyPairSync } from 'node:crypto'
+import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { Registry } from 'prom-client'
 import { FileDiscoverySource } from '../discovery/source-file'
 import { systemClock, type Clock } from '../identity/clock'
 import { caProtos } from '../identity/protos'
+import type { KubeConfigSource } from '../kubernetes/client'
+import { KubernetesPodPlacement } from '../kubernetes/pod-placement'
+import { KubernetesPolicyObjects } from '../kubernetes/policy-objects'
+import { kubernetesTokenReviewer } from '../kubernetes/token-review'
 import type { Logger } from '../telemetry/logger'
 import type { Authenticator } from './authn'
 import { LabTokenAuthenticator } from './authn-lab'
+import { TokenReviewAuthenticator } from './authn-token-review'
 import type { Authorizer } from './authz'
 import { PodNodeAuthorizer } from './authz-pod-node'
 import { trustBundleServiceHandlers } from './bundle-service'
 import { loadOrCreateRoot } from './ca-store'
 import { certificateServiceHandlers } from './ca-service'
+import type { ConfigFeed } from './config-feed'
+import { DirectoryConfigFeed } from './config-feed-dir'
+import { KubernetesConfigFeed } from './config-feed-kubernetes'
+import { configProtos } from './config-protos'
+import { type AgentConfigState, ConfigStreamService } from './config-service'
 import { CertificateIssuer } from './issuer'
 import type { ControllerOptions } from './options'
+import { placementsFromDiscovery, type PodPlacementSource } from './pod-placement'
 import { CaGrpcServer } from './server'
 
 // `ferry controller`, assembled: the CA root from the data directory, the issuer, the
-// authenticator (lab tokens) and authorizer (pods by node, from the cluster file), and
-// the gRPC server with a fresh serving certificate signed by the root. The serving key is
-// made at each start and kept in memory only.
+// authenticator and the authorizer's pod placement — lab tokens and the cluster file in
+// the lab, TokenReview and the API server's pods with --kubernetes — the configuration
+// feed (--config-dir, or the API server's policy objects), and the gRPC server with a
+// fresh serving certificate signed by the root: the CA, the trust bundle and the
+// configuration stream on one TLS port. The serving key is made at each start and kept
+// in memory only.
 
 /** The serving certificate is re-made at every start; a year is far longer than any run. */
 const SERVING_TTL_MS = 365 * 86_400_000
 /** How long start() waits for the first pod list before serving anyway (requests are refused until it comes). */
 const POD_LIST_WAIT_MS = 5000
+/** How long start() waits for the first configuration before serving anyway (streams get it when it comes). */
+const CONFIG_WAIT_MS = 5000
+/** In a pod: the namespace the controller runs in (its agents' service account lives there by default). */
+const IN_CLUSTER_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace'
 
 export interface ControllerDeps {
   readonly log: Logger
   readonly clock?: Clock
-  /** Replace the lab implementations (a Kubernetes TokenReview authenticator, say). */
+  /** Replace the implementations the options choose (tests). */
   readonly authenticator?: Authenticator
   readonly authorizer?: Authorizer
+  readonly configFeed?: ConfigFeed | null
+  /** With --kubernetes: the API server to use instead of the options' (tests: a local server). */
+  readonly kubeconfig?: KubeConfigSource
+  /** Where the controller's metrics go (default: a registry of its own). */
+  readonly registry?: Registry
+  /** Streams live at most this long before the agent must reconnect (default 30 min). */
+  readonly maxStreamAgeMs?: number
 }
 
 export class Controller {
@@ -37,27 +64,38 @@ export class Controller {
     private readonly server: CaGrpcServer,
     private readonly authenticator: Authenticator,
     private readonly authorizer: Authorizer,
+    private readonly feed: ConfigFeed | null,
+    private readonly configService: ConfigStreamService,
     /** PEM root certificate: what agents must trust. */
     readonly rootCertPem: string,
     /** Where that certificate is on disk. */
     readonly rootCertPath: string,
-    readonly trustDomain: string
+    readonly trustDomain: string,
+    /** The controller's metrics (configuration stream). */
+    readonly registry: Registry
   ) {}
 
   static async start (options: ControllerOptions, deps: ControllerDeps): Promise<Controller> {
     const clock = deps.clock ?? systemClock
     const log = deps.log
+    const registry = deps.registry ?? new Registry()
     const { root, certPath } = await loadOrCreateRoot(options.dataDir, { trustDomain: options.trustDomain, now: clock.now(), log })
     const issuer = new CertificateIssuer(root)
-    const authenticator = deps.authenticator ?? await LabTokenAuthenticator.open(options.labNodesFile, log)
+    const kubeconfig: KubeConfigSource = deps.kubeconfig ?? (options.kubernetes?.kubeconfig == null ? {} : { file: options.kubernetes.kubeconfig })
+    const authenticator = deps.authenticator ?? await openAuthenticator(options, kubeconfig, clock, log)
     let authorizer: Authorizer | undefined
+    let feed: ConfigFeed | null = null
+    let configService: ConfigStreamService | undefined
     try {
-      authorizer = deps.authorizer ?? new PodNodeAuthorizer({
-        trustDomain: options.trustDomain,
-        source: new FileDiscoverySource({ path: options.clusterFile, log }),
-        log
-      })
-      await waitForPodList(authorizer, log)
+      authorizer = deps.authorizer ?? new PodNodeAuthorizer({ trustDomain: options.trustDomain, source: placementSource(options, kubeconfig, log), log })
+      feed = deps.configFeed !== undefined ? deps.configFeed : configFeed(options, kubeconfig, log)
+      configService = new ConfigStreamService({ authenticator, log, registry, instance: randomBytes(6).toString('hex'), maxStreamAgeMs: deps.maxStreamAgeMs }, feed !== null)
+      const service = configService
+      await Promise.all([
+        waitForPodList(authorizer, log),
+        feed?.start((v) => { service.publish(v) }, CONFIG_WAIT_MS)
+      ])
+      if (feed !== null && feed.current() === null) log.warn({ source: feed.kind }, 'no valid configuration yet; agents get it when there is one')
       const serving = generateKeyPairSync('ec', { namedCurve: 'P-256' })
       const servingCert = await issuer.issueServing(serving.publicKey.export({ format: 'der', type: 'spki' }), options.servingNames, SERVING_TTL_MS, clock.now())
       const protos = caProtos()
@@ -68,12 +106,18 @@ export class Controller {
         certChainPem: servingCert.pem + root.certPem,
         services: [
           { definition: protos.certificateService, handlers: certificateServiceHandlers({ authenticator, authorizer, issuer, maxTtlMs: options.certTtlMs, clock, log }) },
-          { definition: protos.trustBundleService, handlers: trustBundleServiceHandlers({ trustDomain: options.trustDomain, issuer }) }
+          { definition: protos.trustBundleService, handlers: trustBundleServiceHandlers({ trustDomain: options.trustDomain, issuer }) },
+          { definition: configProtos().configService, handlers: configService.handlers() }
         ]
       })
-      log.info({ address: server.address, trustDomain: options.trustDomain, rootCert: certPath, servingNames: options.servingNames, authenticator: authenticator.kind }, 'controller listening')
-      return new Controller(server, authenticator, authorizer, root.certPem, certPath, options.trustDomain)
+      log.info({
+        address: server.address, trustDomain: options.trustDomain, rootCert: certPath, servingNames: options.servingNames,
+        authenticator: authenticator.kind, config: feed?.kind ?? null, configVersion: feed?.current()?.version ?? null
+      }, 'controller listening')
+      return new Controller(server, authenticator, authorizer, feed, configService, root.certPem, certPath, options.trustDomain, registry)
     } catch (err) {
+      configService?.close()
+      feed?.close()
       authorizer?.close()
       authenticator.close()
       throw err
@@ -84,10 +128,52 @@ export class Controller {
   get address (): string { return this.server.address }
   get port (): number { return this.server.port }
 
+  /** Each agent's configuration stream and its ACK/NACK state. */
+  configAgents (): AgentConfigState[] { return this.configService.agents() }
+
+  /** The configuration version in force (null: none yet, or no configuration source). */
+  configVersion (): number | null { return this.feed?.current()?.version ?? null }
+
   async close (): Promise<void> {
+    this.configService.close()
+    this.feed?.close()
     this.authorizer.close()
     this.authenticator.close()
     await this.server.close()
+  }
+}
+
+async function openAuthenticator (options: ControllerOptions, kubeconfig: KubeConfigSource, clock: Clock, log: Logger): Promise<Authenticator> {
+  if (options.kubernetes === null) return await LabTokenAuthenticator.open(options.labNodesFile as string, log)
+  const sa = options.kubernetes.agentServiceAccount
+  return new TokenReviewAuthenticator({
+    review: await kubernetesTokenReviewer(kubeconfig),
+    log: log.child({ component: 'token-review' }),
+    clock,
+    audience: options.kubernetes.tokenAudience,
+    namespace: sa.namespace ?? ownNamespace(),
+    serviceAccount: sa.name
+  })
+}
+
+function placementSource (options: ControllerOptions, kubeconfig: KubeConfigSource, log: Logger): PodPlacementSource {
+  if (options.kubernetes !== null) return new KubernetesPodPlacement({ kubeconfig })
+  const path = options.clusterFile as string
+  return placementsFromDiscovery(new FileDiscoverySource({ path, log }), `cluster file ${path}`)
+}
+
+function configFeed (options: ControllerOptions, kubeconfig: KubeConfigSource, log: Logger): ConfigFeed | null {
+  const configLog = log.child({ component: 'config' })
+  if (options.configDir !== null) return new DirectoryConfigFeed({ dir: options.configDir, log: configLog, rootNamespace: options.rootNamespace })
+  if (options.kubernetes !== null) return new KubernetesConfigFeed({ source: new KubernetesPolicyObjects({ kubeconfig }), log: configLog, rootNamespace: options.rootNamespace })
+  return null
+}
+
+function ownNamespace (): string {
+  try {
+    return readFileSync(IN_CLUSTER_NAMESPACE_FILE, 'utf8').trim() || 'ferry-system'
+  } catch {
+    return 'ferry-system'
   }
 }
 

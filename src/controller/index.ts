@@ -1,10 +1,17 @@
-// The controller: Ferry's certificate authority (`ferry controller`).
+// The controller: Ferry's certificate authority and configuration server (`ferry controller`).
 
 export { Controller, type ControllerDeps } from './controller'
-export { parseControllerOptions, parseListen, CONTROLLER_DEFAULTS, CONTROLLER_USAGE, type ControllerOptions } from './options'
+export { parseControllerOptions, parseListen, CONTROLLER_DEFAULTS, CONTROLLER_USAGE, type ControllerOptions, type KubernetesControllerOptions } from './options'
 export type { Authenticator, AuthnResult, Caller } from './authn'
 export type { Authorizer, AuthzDecision } from './authz'
 export { LabTokenAuthenticator } from './authn-lab'
+export { TokenReviewAuthenticator, TOKEN_REVIEW_DEFAULTS, NODE_NAME_EXTRA } from './authn-token-review'
 export { PodNodeAuthorizer } from './authz-pod-node'
+export { placementsFromDiscovery, type PodPlacement, type PodPlacementSource } from './pod-placement'
+export { type ConfigFeed, type ConfigVersion, documentsDigest } from './config-feed'
+export { DirectoryConfigFeed } from './config-feed-dir'
+export { KubernetesConfigFeed, policyDocument } from './config-feed-kubernetes'
+export { ConfigStreamService, CONFIG_SERVICE_METRIC_NAMES, type AgentConfigState } from './config-service'
+export { configProtos, CONFIG_SERVICE_NAME } from './config-protos'
 export { createLabNodeTokens, writeLabNodeTokens, parseLabNodeTokens, LAB_TOKENS_KIND, type LabNodeTokens } from './lab-node-tokens'
 export { CA_FILES } from './ca-store'

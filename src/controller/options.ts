@@ -16,13 +16,28 @@ export interface ControllerOptions {
   readonly trustDomain: string
   /** Longest workload certificate lifetime, and the one given when a request names none. */
   readonly certTtlMs: number
-  /** The lab's node credentials (token → node), see lab-node-tokens.ts. */
-  readonly labNodesFile: string
-  /** Kubernetes v1 List of pods: which pods run on which node (the lab's cluster.json). */
-  readonly clusterFile: string
+  /** The lab's node credentials (token → node), see lab-node-tokens.ts; null with --kubernetes. */
+  readonly labNodesFile: string | null
+  /** Kubernetes v1 List of pods: which pods run on which node (the lab's cluster.json); null with --kubernetes. */
+  readonly clusterFile: string | null
+  /** On a cluster: TokenReview for agents' tokens, pods and policies from the API server; null in the lab. */
+  readonly kubernetes: KubernetesControllerOptions | null
+  /** Policies served on the configuration stream from this directory (instead of the API server's). */
+  readonly configDir: string | null
+  /** Policies in this namespace apply to the whole mesh. */
+  readonly rootNamespace: string
   /** DNS names and IPs in the controller's serving certificate: what agents dial. */
   readonly servingNames: readonly string[]
   readonly logLevel: string
+}
+
+export interface KubernetesControllerOptions {
+  /** A kubeconfig file; null: in-cluster (the pod's service account), else $KUBECONFIG or ~/.kube/config. */
+  readonly kubeconfig: string | null
+  /** The audience agents' projected tokens are made for, and TokenReviews ask about. */
+  readonly tokenAudience: string
+  /** The agents' service account; namespace null: the controller's own namespace (in a pod), else ferry-system. */
+  readonly agentServiceAccount: { readonly namespace: string | null, readonly name: string }
 }
 
 export const CONTROLLER_DEFAULTS = Object.freeze({
@@ -30,24 +45,41 @@ export const CONTROLLER_DEFAULTS = Object.freeze({
   trustDomain: 'cluster.local',
   certTtlMs: 24 * 3_600_000,
   /** Names always in the serving certificate, besides the listen address. */
-  servingNames: Object.freeze(['localhost', 'ferry-controller', 'ferry-controller.ferry-system.svc'])
+  servingNames: Object.freeze(['localhost', 'ferry-controller', 'ferry-controller.ferry-system.svc']),
+  tokenAudience: 'ferry-ca',
+  agentServiceAccount: 'ferry-agent',
+  rootNamespace: 'ferry-system'
 })
 
 const MIN_TTL_MS = 1000
 const MAX_TTL_MS = 365 * 86_400_000
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
-export const CONTROLLER_USAGE = `usage: ferry controller --data-dir DIR --lab-nodes FILE --cluster-file FILE
-                        [--listen ${CONTROLLER_DEFAULTS.listen}] [--trust-domain ${CONTROLLER_DEFAULTS.trustDomain}]
-                        [--cert-ttl ${formatDuration(CONTROLLER_DEFAULTS.certTtlMs)}] [--serving-name NAME]... [--log-level info]
+export const CONTROLLER_USAGE = `usage: ferry controller --data-dir DIR --lab-nodes FILE --cluster-file FILE [--config-dir DIR]
+       ferry controller --data-dir DIR --kubernetes [--kubeconfig FILE] [--config-dir DIR]
+                        [--token-audience ${CONTROLLER_DEFAULTS.tokenAudience}] [--agent-service-account [NAMESPACE:]NAME]
+   both:                [--listen ${CONTROLLER_DEFAULTS.listen}] [--trust-domain ${CONTROLLER_DEFAULTS.trustDomain}]
+                        [--cert-ttl ${formatDuration(CONTROLLER_DEFAULTS.certTtlMs)}] [--serving-name NAME]...
+                        [--root-namespace ${CONTROLLER_DEFAULTS.rootNamespace}] [--log-level info]
 
-Runs the mesh's certificate authority: a gRPC server (TLS) speaking Istio's
-istio.v1.auth.IstioCertificateService/CreateCertificate and Ferry's TrustBundleService.
-It signs workload certificates (SPIFFE X.509 SVIDs) for agents that authenticate with a
-node token from --lab-nodes, and only for identities of pods scheduled on the caller's
-node according to --cluster-file. The root key and certificate live in --data-dir
-(root-key.pem 0600, root-cert.pem: give this one to agents).
+Runs the mesh's controller: a gRPC server (TLS) speaking Istio's
+istio.v1.auth.IstioCertificateService/CreateCertificate, Ferry's TrustBundleService and
+Ferry's ConfigService (the configuration stream to agents). It signs workload
+certificates (SPIFFE X.509 SVIDs) only for identities of pods scheduled on the caller's
+node. The root key and certificate live in --data-dir (root-key.pem 0600, root-cert.pem:
+give this one to agents).
 
+In the lab, agents authenticate with a node token from --lab-nodes and pods come from
+--cluster-file. With --kubernetes, agents present their projected service-account token,
+checked with a TokenReview; pods, and the AuthorizationPolicy and PeerAuthentication
+objects (security.ferry.dev and security.istio.io) come from the API server.
+
+  --config-dir      serve the policies of this directory (watched) on the configuration
+                    stream; with --kubernetes it replaces the API server's policies
+  --kubeconfig      with --kubernetes: a kubeconfig file (default: in-cluster)
+  --token-audience  with --kubernetes: the audience of agents' tokens
+  --agent-service-account  with --kubernetes: the agents' service account
+                    (default ${CONTROLLER_DEFAULTS.agentServiceAccount} in the controller's own namespace)
   --cert-ttl        longest certificate lifetime (e.g. 24h, 30m, 30s); requests get at most this
   --serving-name    a DNS name or IP agents dial; repeatable (the listen host, localhost and
                     ferry-controller[.ferry-system.svc] are always included)
@@ -61,16 +93,46 @@ export function parseControllerOptions (argv: string[]): ControllerOptions {
     'cert-ttl': { type: 'string' },
     'lab-nodes': { type: 'string' },
     'cluster-file': { type: 'string' },
+    kubernetes: { type: 'boolean' },
+    kubeconfig: { type: 'string' },
+    'token-audience': { type: 'string' },
+    'agent-service-account': { type: 'string' },
+    'config-dir': { type: 'string' },
+    'root-namespace': { type: 'string' },
     'serving-name': { type: 'string', multiple: true },
     'log-level': { type: 'string' }
   })
   const dataDir = resolve(required(values['data-dir'], '--data-dir'))
-  const labNodes = values['lab-nodes']
-  if (labNodes === undefined) {
-    throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry controller: --lab-nodes is required (the only agent authenticator so far; a Kubernetes TokenReview one will replace it)')
+  let labNodesFile: string | null = null
+  let clusterFile: string | null = null
+  let kubernetes: KubernetesControllerOptions | null = null
+  if (values.kubernetes === true) {
+    for (const lab of ['lab-nodes', 'cluster-file'] as const) {
+      if (values[lab] !== undefined) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry controller: --${lab} is for the lab; with --kubernetes, agents' tokens are checked with a TokenReview and pods come from the API server`)
+    }
+    const audience = optional(values['token-audience']) ?? CONTROLLER_DEFAULTS.tokenAudience
+    if (!/^[\x21-\x7e]{1,253}$/.test(audience)) throw invalid('--token-audience', audience, 'a non-empty audience without spaces')
+    const kubeconfig = optional(values.kubeconfig)
+    kubernetes = Object.freeze({
+      kubeconfig: kubeconfig === undefined ? null : resolve(required(kubeconfig, '--kubeconfig')),
+      tokenAudience: audience,
+      agentServiceAccount: parseServiceAccount(optional(values['agent-service-account']) ?? CONTROLLER_DEFAULTS.agentServiceAccount)
+    })
+  } else {
+    for (const k8s of ['kubeconfig', 'token-audience', 'agent-service-account'] as const) {
+      if (values[k8s] !== undefined) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry controller: --${k8s} needs --kubernetes`)
+    }
+    const labNodes = values['lab-nodes']
+    if (labNodes === undefined) {
+      throw ferryError('FERRY_ERR_INVALID_ARG', `ferry controller: --lab-nodes is required without --kubernetes (the lab's agent credentials)\n\n${CONTROLLER_USAGE}`)
+    }
+    labNodesFile = resolve(required(labNodes, '--lab-nodes'))
+    clusterFile = resolve(required(values['cluster-file'], '--cluster-file'))
   }
-  const labNodesFile = resolve(required(labNodes, '--lab-nodes'))
-  const clusterFile = resolve(required(values['cluster-file'], '--cluster-file'))
+  const configDirValue = optional(values['config-dir'])
+  const configDir = configDirValue === undefined ? null : resolve(required(configDirValue, '--config-dir'))
+  const rootNamespace = optional(values['root-namespace']) ?? CONTROLLER_DEFAULTS.rootNamespace
+  if (!DNS_LABEL.test(rootNamespace)) throw invalid('--root-namespace', rootNamespace, 'a namespace name (an RFC 1123 label)')
   const listen = parseListen(optional(values.listen) ?? CONTROLLER_DEFAULTS.listen)
   const trustDomain = optional(values['trust-domain']) ?? CONTROLLER_DEFAULTS.trustDomain
   try {
@@ -90,7 +152,21 @@ export function parseControllerOptions (argv: string[]): ControllerOptions {
   const servingNames = [...new Set([...(wildcard ? [] : [listen.host]), ...CONTROLLER_DEFAULTS.servingNames, ...extra])]
   const logLevel = optional(values['log-level']) ?? 'info'
   if (!LOG_LEVELS.includes(logLevel)) throw invalid('--log-level', logLevel, `one of ${LOG_LEVELS.join(', ')}`)
-  return Object.freeze({ dataDir, listen, trustDomain, certTtlMs, labNodesFile, clusterFile, servingNames: Object.freeze(servingNames), logLevel })
+  return Object.freeze({ dataDir, listen, trustDomain, certTtlMs, labNodesFile, clusterFile, kubernetes, configDir, rootNamespace, servingNames: Object.freeze(servingNames), logLevel })
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/
+
+/** "ferry-agent" or "ferry-system:ferry-agent". */
+function parseServiceAccount (text: string): { namespace: string | null, name: string } {
+  const [a, b, ...rest] = text.split(':')
+  const namespace = b === undefined ? null : a
+  const name = b ?? a
+  if (rest.length > 0 || (namespace !== null && !DNS_LABEL.test(namespace)) || !DNS_SUBDOMAIN.test(name) || name.length > 253) {
+    throw invalid('--agent-service-account', text, 'NAME or NAMESPACE:NAME, e.g. ferry-system:ferry-agent')
+  }
+  return Object.freeze({ namespace, name })
 }
 
 /** "127.0.0.1:15012", "[::1]:15012", "localhost:0". */

@@ -4,8 +4,9 @@ import { ferryError } from '../errors'
 import type { Pod } from './model'
 
 // Where a pod lives on this node: its network namespace and its cgroup v2 directory.
-// The lab publishes both as annotations; a kubelet/proc-based locator (CRI sandbox
-// netns, /proc/PID/cgroup) will implement the same interface.
+// The lab can publish both as annotations (`lab-annotations`); on a cluster, and in a
+// lab run with --kubernetes-api, the `kubelet` locator (src/kubernetes) finds them from
+// the kubelet's cgroup layout and the pod's processes.
 
 export interface PodLocation {
   /** Path of a file that opens the pod's network namespace (/var/run/netns/X, /proc/PID/ns/net). */
@@ -42,12 +43,22 @@ function missing (pod: Pod, annotation: string): Error {
   return ferryError('FERRY_ERR_ENROLL', `pod ${pod.namespace}/${pod.name}: no ${annotation} annotation, cannot locate the pod on this node`)
 }
 
-const locators = new Map<string, () => PodLocator>([['lab-annotations', () => new LabAnnotationLocator()]])
+/** Where a locator looks on the host; each locator reads what it needs (lab-annotations: nothing). */
+export interface PodLocatorOptions {
+  /** The host's procfs (/host/proc in the DaemonSet). */
+  readonly procRoot?: string
+  /** The host's cgroup mount (/host/sys/fs/cgroup in the DaemonSet). */
+  readonly cgroupRoot?: string
+}
 
-export function registerPodLocator (name: string, factory: () => PodLocator): void { locators.set(name, factory) }
+export type PodLocatorFactory = (opts: PodLocatorOptions) => PodLocator
 
-export function createPodLocator (name: string): PodLocator {
+const locators = new Map<string, PodLocatorFactory>([['lab-annotations', () => new LabAnnotationLocator()]])
+
+export function registerPodLocator (name: string, factory: PodLocatorFactory): void { locators.set(name, factory) }
+
+export function createPodLocator (name: string, opts: PodLocatorOptions = {}): PodLocator {
   const factory = locators.get(name)
   if (factory === undefined) throw ferryError('FERRY_ERR_INVALID_ARG', `unknown pod locator "${name}" (known: ${[...locators.keys()].join(', ')})`)
-  return factory()
+  return factory(opts)
 }

@@ -3,8 +3,8 @@ import type { Logger } from '../telemetry/logger'
 import type { ClusterSnapshot } from './model'
 
 // Discovery sources are registered by name, like grpc-js resolvers: `file` reads a
-// Kubernetes List from disk; a `kubernetes` (API watch) source can register later
-// without anything else changing.
+// Kubernetes List from disk; `kubernetes` (src/kubernetes, registered by importing it)
+// lists and watches the API server.
 
 export interface DiscoveryWatcher {
   /** A new, frozen, validated snapshot (generation strictly increasing). */
@@ -24,6 +24,8 @@ export interface DiscoverySourceOptions {
   /** What to watch; its meaning is the source's (a path for `file`). */
   readonly target: string
   readonly log: Logger
+  /** `kubernetes` only: a kubeconfig file (absent: in-cluster, $KUBECONFIG or ~/.kube/config). */
+  readonly kubeconfig?: string
 }
 
 export type DiscoverySourceFactory = (opts: DiscoverySourceOptions) => DiscoverySource

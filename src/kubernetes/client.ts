@@ -3,9 +3,9 @@ import { ferryError } from '../errors'
 
 // The official Kubernetes client (@kubernetes/client-node 1.x, an ES module) loaded on
 // first use, so that commands that never talk to an API server do not pay for it, and
-// the kubeconfig Ferry uses: in a pod, the service account's (token, CA, the
-// KUBERNETES_SERVICE_* address); elsewhere $KUBECONFIG or ~/.kube/config; in tests, an
-// explicit server.
+// the kubeconfig Ferry uses: a file given on the command line (the lab's); in a pod, the
+// service account's (token, CA, the KUBERNETES_SERVICE_* address); elsewhere
+// $KUBECONFIG or ~/.kube/config; in tests, an explicit server.
 
 export type KubernetesClient = typeof K8s
 export type { K8s }
@@ -21,13 +21,17 @@ export interface KubeConfigSource {
   /** An API server URL (http:// for tests only), with an optional bearer token; absent: the default lookup. */
   readonly server?: string
   readonly token?: string
+  /** A kubeconfig file (`ferry agent --kubeconfig`); its current context is used. */
+  readonly file?: string
 }
 
 export async function loadKubeConfig (source: KubeConfigSource = {}): Promise<K8s.KubeConfig> {
   const k8s = await loadKubernetesClient()
   const kc = new k8s.KubeConfig()
   try {
-    if (source.server === undefined) {
+    if (source.file !== undefined) {
+      kc.loadFromFile(source.file)
+    } else if (source.server === undefined) {
       kc.loadFromDefault()
     } else {
       kc.loadFromOptions({

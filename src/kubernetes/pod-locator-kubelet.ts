@@ -16,7 +16,10 @@ import { findPodProcesses, namespaceId, type PodProcess } from './proc-scan'
 //              re-rooted under the mount (custom kubelet roots, cgroup namespaces);
 //   netns   the lowest-pid process of the pod that is not CRI-O's conmon and whose
 //           network namespace is not the agent's own (the agent runs in the host's,
-//           so a pod process found there is conmon-like or host-network, never the pod).
+//           so a pod process found there is conmon-like or host-network, never the pod);
+//           once chosen, the same process for as long as it stays in the pod, so that
+//           locating the pod again (every snapshot) gives the same path and does not
+//           re-enroll it.
 // Nothing found yet (the sandbox is still starting) is FERRY_ERR_ENROLL, which the
 // enroller retries.
 
@@ -30,6 +33,9 @@ export interface KubeletLocatorOptions {
   /** A namespace file of the agent's own network namespace (the host's). */
   readonly ownNetns?: string
 }
+
+/** More pods than a node runs (the kubelet's default maximum is 110). */
+const MAX_REMEMBERED = 1024
 
 export const HOST_MOUNTS = Object.freeze({ cgroup: '/host/sys/fs/cgroup', proc: '/host/proc' })
 
@@ -46,6 +52,8 @@ export class KubeletPodLocator implements PodLocator {
   private readonly procRoot: string
   private readonly kubeletRoots: readonly string[]
   private readonly ownNetns: string
+  /** The process whose netns each pod was located by (pod uid → pid). */
+  private readonly chosen = new Map<string, number>()
 
   constructor (opts: KubeletLocatorOptions = defaultKubeletLocatorOptions()) {
     this.cgroupRoot = cgroup2Under(opts.cgroupMount)
@@ -58,11 +66,17 @@ export class KubeletPodLocator implements PodLocator {
     const processes = findPodProcesses(this.procRoot, pod.uid)
     const cgroupPath = this.podCgroup(pod, processes)
     const own = namespaceId(this.ownNetns)
-    for (const p of processes) {
+    const previous = this.chosen.get(pod.uid)
+    const ordered = [...processes.filter((p) => p.pid === previous), ...processes.filter((p) => p.pid !== previous)]
+    for (const p of ordered) {
       if (p.fromPod.some(isConmon)) continue
       const netnsPath = join(this.procRoot, String(p.pid), 'ns', 'net')
       const id = namespaceId(netnsPath)
       if (id === null || id === own) continue
+      this.chosen.delete(pod.uid)
+      this.chosen.set(pod.uid, p.pid)
+      // Pods come and go: forget the least recently located beyond a bound.
+      if (this.chosen.size > MAX_REMEMBERED) this.chosen.delete(this.chosen.keys().next().value as string)
       return Object.freeze({ netnsPath, cgroupPath })
     }
     throw ferryError('FERRY_ERR_ENROLL', `pod ${pod.namespace}/${pod.name} (uid ${pod.uid}): no process of the pod in a network namespace of its own under ${this.procRoot} yet (${processes.length} process(es) in its cgroup)`)

@@ -41,13 +41,18 @@ function exitedError (w: Watched): Error {
 }
 
 export async function waitForController (plan: LabPlan, ca: PlanController, controller: Watched, prober: Prober, deadline: Deadline, signal?: AbortSignal): Promise<void> {
+  await waitForUnderlayListener(plan, 'the lab\'s controller', ca, controller, prober, deadline, signal)
+}
+
+/** A process of the underlay (the controller, the API server) accepts connections on its address, probed from the underlay. */
+export async function waitForUnderlayListener (plan: LabPlan, what: string, at: { address: string, port: number, log: string }, process: Watched, prober: Prober, deadline: Deadline, signal?: AbortSignal): Promise<void> {
   const underlay = netnsPath(plan.paths, plan.underlay.netns)
   for (;;) {
-    if (controller.ended) throw exitedError(controller)
-    if (await prober.tcp(underlay, ca.address, ca.port, PROBE_TIMEOUT_MS)) return
-    if (controller.ended) throw exitedError(controller)
+    if (process.ended) throw exitedError(process)
+    if (await prober.tcp(underlay, at.address, at.port, PROBE_TIMEOUT_MS)) return
+    if (process.ended) throw exitedError(process)
     if (deadline.expired) {
-      throw ferryError('FERRY_ERR_LAB_TIMEOUT', `the lab's controller does not accept connections on ${ca.address}:${ca.port} (log: ${ca.log})${tailOf(ca.log)}`)
+      throw ferryError('FERRY_ERR_LAB_TIMEOUT', `${what} does not accept connections on ${at.address}:${at.port} (log: ${at.log})${tailOf(at.log)}`)
     }
     await sleep(POLL_MS, signal)
   }

@@ -4,8 +4,8 @@ import { killCgroup, makeCgroup, signalCgroup, waitEmpty } from './cgroup'
 import { Deadline, sleep } from './clock'
 import { expectedEnrollment } from './enrollment'
 import { Prober } from './probe'
-import { waitForAgents, waitForController, Watched } from './readiness'
-import { spawnAgent, spawnController } from './spawn'
+import { waitForAgents, waitForController, waitForUnderlayListener, Watched } from './readiness'
+import { spawnAgent, spawnApiServer, spawnController } from './spawn'
 import { journal, writeState, type LabState } from './state'
 
 // `ferry lab restart --node NODE`: the lab playing kubelet restarting a node's agent
@@ -13,6 +13,10 @@ import { journal, writeState, type LabState } from './state'
 // SIGKILL leaves it no chance to clean up, which is the case capture must survive —
 // then a new agent starts with the same command line and must report every meshed pod
 // of the node enrolled again. Pinned maps and links are the new agent's to reuse.
+//
+// `ferry lab restart --api-server` (--kubernetes-api labs): the same for the lab's API
+// server. The new one has no history (its resourceVersions are all newer), so every
+// agent's watch resumes into 410 Gone and re-lists, as after an etcd compaction.
 //
 // `ferry lab restart --controller`: the same for the lab's CA. It starts again from its
 // data directory (same root, so agents keep trusting it) with the same node tokens. It
@@ -84,6 +88,28 @@ export async function restartController (state: LabState, opts: ControllerRestar
   const prober = new Prober()
   try {
     await waitForController(plan, ca, new Watched('the lab\'s controller', ca.log, child), prober, new Deadline(opts.timeoutMs))
+  } finally {
+    prober.close()
+  }
+  return { oldPids, newPid: child.pid }
+}
+
+export async function restartApiServer (state: LabState, opts: ControllerRestartOptions): Promise<{ oldPids: number, newPid: number | undefined }> {
+  const plan = state.plan
+  const api = plan.kubernetesApi ?? null
+  if (api === null) throw ferryError('FERRY_ERR_LAB', `lab ${state.name} has no API server (it was made without --kubernetes-api)`)
+
+  journal(plan.stateFile, state, `restart api server (${opts.signal})`)
+  const oldPids = await stopCgroup(api.cgroup, opts.signal, 'the lab\'s API server')
+  if (opts.downForMs !== undefined && opts.downForMs > 0) await sleep(opts.downForMs)
+
+  makeCgroup(api.cgroup)
+  const child = spawnApiServer(plan, api, opts.ferryArgv)
+  if (child.pid !== undefined) state.pids['api-server'] = child.pid
+  writeState(plan.stateFile, state)
+  const prober = new Prober()
+  try {
+    await waitForUnderlayListener(plan, 'the lab\'s API server', api, new Watched('the lab\'s API server', api.log, child), prober, new Deadline(opts.timeoutMs))
   } finally {
     prober.close()
   }

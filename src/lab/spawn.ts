@@ -5,7 +5,7 @@ import { ferryError } from '../errors'
 import { REPO_ROOT } from '../native'
 import { formatDuration } from '../identity/duration'
 import { labConfigDir } from './policies'
-import { netnsPath, type LabPlan, type PlanContainer, type PlanController, type PlanNode, type PlanPod } from './topology'
+import { netnsPath, type LabPlan, type PlanContainer, type PlanController, type PlanKubernetesApi, type PlanNode, type PlanPod } from './topology'
 
 // Starting the lab's long-lived processes: pod containers, node agents and the lab's
 // certificate authority (one `ferry controller`, in the underlay namespace). Each is
@@ -20,7 +20,11 @@ import { netnsPath, type LabPlan, type PlanContainer, type PlanController, type 
 //           /sys/fs/cgroup/unified, hence the cgroup first;
 //   agents: nsenter --net=NETNS -- node bin/ferry.js agent …  — only the network
 //           namespace changes, so the agent keeps /sys/fs/bpf and /sys/fs/cgroup;
-//   the controller: the same, in the underlay's namespace.
+//   the controller: the same, in the underlay's namespace;
+//   with --kubernetes-api, also the lab's API server (the same, in the underlay's
+//   namespace) and a sandbox ("pause") process per pod: nsenter --net=NETNS -- sleep
+//   infinity, in the pod's sandbox scope, holding the pod's network namespace as the
+//   runtime's pause container does — the process agents find pods by.
 // If the cgroup is gone (a `down` raced us), the `echo` fails and nothing starts.
 
 const JOIN_CGROUP = 'echo $$ > "$0" && exec "$@"'
@@ -30,9 +34,14 @@ export function inCgroupArgv (cgroup: string, rest: readonly string[]): string[]
   return ['sh', '-c', JOIN_CGROUP, join(cgroup, 'cgroup.procs'), ...rest]
 }
 
-/** argv of a pod process: cgroup, then netns with the pod's hosts file, then a clean env. */
-export function podProcessArgv (pod: PlanPod, env: Readonly<Record<string, string>>, argv: readonly string[]): string[] {
-  return inCgroupArgv(pod.cgroup, ['ip', 'netns', 'exec', pod.netns, 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv])
+/** argv of a pod process: cgroup (a container's own, or the pod's), then netns with the pod's hosts file, then a clean env. */
+export function podProcessArgv (pod: PlanPod, env: Readonly<Record<string, string>>, argv: readonly string[], cgroup: string = pod.cgroup): string[] {
+  return inCgroupArgv(cgroup, ['ip', 'netns', 'exec', pod.netns, 'env', '-i', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...argv])
+}
+
+/** argv of a pod's sandbox process (--kubernetes-api): its scope, the pod's netns, nothing else. */
+export function sandboxArgv (plan: LabPlan, pod: PlanPod): string[] {
+  return inCgroupArgv(pod.sandboxCgroup ?? pod.cgroup, ['nsenter', `--net=${netnsPath(plan.paths, pod.netns)}`, '--', 'sleep', 'infinity'])
 }
 
 /** How the lab runs `ferry`: this Node and the repository's bin/ferry.js. */
@@ -43,13 +52,19 @@ export function defaultFerryArgv (): string[] {
 export function agentArgv (plan: LabPlan, node: PlanNode, ferry: readonly string[] = defaultFerryArgv()): string[] {
   const ca = plan.controller ?? null
   const token = node.caTokenFile ?? null
+  const api = plan.kubernetesApi
   return inCgroupArgv(node.agentCgroup, [
     'nsenter', `--net=${netnsPath(plan.paths, node.netns)}`, '--',
     ...ferry, 'agent',
     '--node', node.name,
-    '--cluster-file', plan.clusterFile,
+    ...(api == null
+      ? ['--cluster-file', plan.clusterFile]
+      : ['--kubernetes', '--kubeconfig', api.kubeconfig, '--host-proc', '/proc', '--cgroup-root', plan.paths.cgroup2]),
     '--pin-root', node.pinRoot,
-    '--config-dir', labConfigDir(plan),
+    // The cluster paths end to end (--kubernetes-api): policies come from the controller's
+    // configuration stream, which watches the lab's config directory; otherwise each agent
+    // watches that directory itself.
+    ...(api != null && ca !== null && token !== null ? ['--config-source', 'controller'] : ['--config-dir', labConfigDir(plan)]),
     ...(ca === null || token === null
       ? []
       : ['--ca-address', `${ca.address}:${ca.port}`, '--ca-root', ca.rootCert, '--ca-token-file', token,
@@ -65,6 +80,7 @@ export function controllerArgv (plan: LabPlan, ca: PlanController, ferry: readon
     '--data-dir', ca.dataDir,
     '--lab-nodes', ca.tokensFile,
     '--cluster-file', plan.clusterFile,
+    ...(plan.kubernetesApi != null ? ['--config-dir', labConfigDir(plan)] : []),
     '--listen', `${ca.address}:${ca.port}`,
     '--serving-name', ca.address,
     '--trust-domain', ca.trustDomain,
@@ -73,8 +89,26 @@ export function controllerArgv (plan: LabPlan, ca: PlanController, ferry: readon
   ])
 }
 
+export function apiServerArgv (plan: LabPlan, api: PlanKubernetesApi, ferry: readonly string[] = defaultFerryArgv()): string[] {
+  return inCgroupArgv(api.cgroup, [
+    'nsenter', `--net=${netnsPath(plan.paths, plan.underlay.netns)}`, '--',
+    ...ferry, 'lab', 'api-server',
+    '--cluster-file', plan.clusterFile,
+    '--listen', `${api.address}:${api.port}`,
+    '--token-file', api.tokenFile
+  ])
+}
+
 export function spawnContainer (pod: PlanPod, c: PlanContainer): ChildProcess {
-  return spawnDetached(podProcessArgv(pod, c.env, c.argv), c.log, c.workingDir, {})
+  return spawnDetached(podProcessArgv(pod, c.env, c.argv, c.cgroup ?? pod.cgroup), c.log, c.workingDir, {})
+}
+
+export function spawnSandbox (plan: LabPlan, pod: PlanPod): ChildProcess {
+  return spawnDetached(sandboxArgv(plan, pod), '/dev/null', '/', {})
+}
+
+export function spawnApiServer (plan: LabPlan, api: PlanKubernetesApi, ferry?: readonly string[]): ChildProcess {
+  return spawnDetached(apiServerArgv(plan, api, ferry), api.log, REPO_ROOT, agentEnv(process.env))
 }
 
 /** `ferry` is the argv that runs Ferry's CLI (tests substitute one that runs from source). */

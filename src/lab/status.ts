@@ -81,7 +81,7 @@ export async function labStatus (state: LabState, opts: { probe?: boolean } = {}
     const pods = plan.pods.map((p) => {
       const containers = p.containers.map((c) => {
         const pid = state.pids[`pod/${p.namespace}/${p.name}/${c.name}`] ?? null
-        return { name: c.name, pid, alive: pid !== null && isAliveIn(pid, p.cgroup, cg2) }
+        return { name: c.name, pid, alive: pid !== null && isAliveIn(pid, c.cgroup ?? p.cgroup, cg2) }
       })
       const status: 'Running' | 'Failed' | 'Pending' = containers.every((c) => c.alive) ? 'Running' : containers.some((c) => c.pid !== null) ? 'Failed' : 'Pending'
       return { namespace: p.namespace, name: p.name, uid: p.uid, node: p.node, netns: p.netns, ipv4: p.ipv4, ipv6: p.ipv6, status, containers }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import { join } from 'node:path'
 import { PORTS } from '../config/env'
 import { resolveContainer } from './container-env'
@@ -25,6 +25,8 @@ export interface PlanOptions {
   readonly newUid?: () => string
   /** Workload certificate lifetime (mesh only); default 24 h. */
   readonly certTtlMs?: number
+  /** Serve the lab's objects over the Kubernetes list + watch protocol and run the agents with --kubernetes (mesh only). */
+  readonly kubernetesApi?: boolean
 }
 
 export interface PlanNode {
@@ -70,6 +72,8 @@ export interface PlanController {
 
 export interface PlanContainer {
   readonly name: string
+  /** With --kubernetes-api: its own cgroup below the pod's, as containerd makes it (cri-containerd-<id>.scope); else absent (the pod's). */
+  readonly cgroup?: string | null
   readonly argv: readonly string[]
   readonly env: Readonly<Record<string, string>>
   readonly workingDir: string
@@ -91,6 +95,28 @@ export interface PlanPod {
   readonly hostname: string
   readonly graceSeconds: number
   readonly containers: readonly PlanContainer[]
+  /**
+   * With --kubernetes-api: the cgroup of the pod's sandbox process (the "pause"
+   * container, which holds the network namespace from before the containers start to
+   * after they end), cri-containerd-<id>.scope below the pod's; else absent.
+   */
+  readonly sandboxCgroup?: string | null
+}
+
+/**
+ * The lab's stand-in API server (`ferry lab api-server`), in the underlay namespace on the
+ * controller's underlay address, serving the lab's objects to agents run with
+ * --kubernetes --kubeconfig.
+ */
+export interface PlanKubernetesApi {
+  readonly address: string
+  readonly port: number
+  readonly cgroup: string
+  /** The kubeconfig the agents use (server, token), mode 0600. */
+  readonly kubeconfig: string
+  /** The bearer token the server requires, mode 0600. */
+  readonly tokenFile: string
+  readonly log: string
 }
 
 export interface PlanService {
@@ -117,6 +143,8 @@ export interface LabPlan {
   readonly services: readonly PlanService[]
   /** With the mesh: the lab's CA. Null without the mesh (and in state files from before it existed). */
   readonly controller?: PlanController | null
+  /** With --kubernetes-api: the lab's list + watch server; else null or absent. */
+  readonly kubernetesApi?: PlanKubernetesApi | null
 }
 
 export const UNDERLAY_BRIDGE = 'br0'
@@ -127,6 +155,9 @@ export const CA_ROOT_CERT_FILE = 'root-cert.pem'
 export const CA_ROOT_KEY_FILE = 'root-key.pem'
 /** A cgroup name no node can have (node names are DNS subdomains: no '_'). */
 export const CONTROLLER_CGROUP = 'ferry_controller'
+export const API_SERVER_CGROUP = 'ferry_apiserver'
+/** kube-apiserver's secure port; the lab's server speaks plain HTTP on it, inside the underlay. */
+export const API_SERVER_PORT = 6443
 
 export const POD_IFNAME = 'eth0'
 export const NODE_UPLINK = 'eth0'
@@ -182,6 +213,7 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
     nextHost.set(node.name, host + 1)
     const ips = podIPs(node.index, host)
     const uid = newUid()
+    const podCgroup = join(node.podsCgroup, `kubepods-besteffort-pod${uid.replace(/-/g, '_')}.slice`)
     const facts = { uid, podIPs: [ips.v4, ips.v6], hostIPs: [node.ipv4, node.ipv6] }
     return {
       namespace: p.namespace,
@@ -189,7 +221,8 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
       uid,
       node: node.name,
       netns: netnsNames.get(`pod/${p.namespace}/${p.name}`) as string,
-      cgroup: join(node.podsCgroup, `kubepods-besteffort-pod${uid.replace(/-/g, '_')}.slice`),
+      cgroup: podCgroup,
+      ...(opts.kubernetesApi === true ? { sandboxCgroup: join(podCgroup, containerScope(uid, '')) } : {}),
       hostVeth: `vp${host}`,
       ipv4: ips.v4,
       ipv6: ips.v6,
@@ -199,6 +232,7 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
         const { env, argv } = resolveContainer(p, c, facts)
         return {
           name: c.name,
+          ...(opts.kubernetesApi === true ? { cgroup: join(podCgroup, containerScope(uid, c.name)) } : {}),
           argv,
           env,
           workingDir: c.workingDir,
@@ -242,6 +276,17 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
         log: join(logsDir, 'controller.log')
       }
 
+  const kubernetesApi: PlanKubernetesApi | null = opts.kubernetesApi !== true || !opts.mesh
+    ? null
+    : {
+        address: CONTROLLER_UNDERLAY_IP,
+        port: API_SERVER_PORT,
+        cgroup: join(cgroupRoot, API_SERVER_CGROUP),
+        kubeconfig: join(tokensDir, 'kubeconfig'),
+        tokenFile: join(tokensDir, 'api-server.token'),
+        log: join(logsDir, 'api-server.log')
+      }
+
   return {
     name,
     mesh: opts.mesh,
@@ -255,8 +300,14 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
     nodes,
     pods,
     services,
-    controller
+    controller,
+    kubernetesApi
   }
+}
+
+/** containerd's systemd scope of a container (the sandbox: name ""), with a stable 64-hex id from the pod's uid and the name. */
+export function containerScope (uid: string, container: string): string {
+  return `cri-containerd-${createHash('sha256').update(`${uid}/${container}`).digest('hex')}.scope`
 }
 
 export function netnsPath (paths: Pick<PlanPaths, 'netnsDir'>, netns: string): string {

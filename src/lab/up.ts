@@ -15,14 +15,17 @@ import { checkLabName } from './names'
 import { createNode, createPodNetwork, createUnderlay } from './network'
 import { preflight } from './preflight'
 import { Prober } from './probe'
-import { waitForAgents, waitForController, waitForPods, Watched } from './readiness'
+import { waitForAgents, waitForController, waitForPods, waitForUnderlayListener, Watched } from './readiness'
 import { makeLabConfigDir } from './policies'
-import { spawnAgent, spawnContainer, spawnController } from './spawn'
+import { writeLabKubeconfig } from './kubeconfig'
+import { spawnAgent, spawnApiServer, spawnContainer, spawnController, spawnSandbox } from './spawn'
 import { claimStateDir, journal, newState, writeState, type LabState } from './state'
 import { CA_ROOT_KEY_FILE, planLab, type LabPlan, type PlanPaths } from './topology'
 
 // `ferry lab up`: validate everything, plan everything, write the plan, then make it —
-// underlay, nodes, pods (netns, veth, cgroup, /etc/netns), cluster.json, with the mesh
+// underlay, nodes, pods (netns, veth, cgroup, /etc/netns; with --kubernetes-api a
+// sandbox process each), cluster.json (with --kubernetes-api also served by the lab's
+// API server, and the agents read that instead), with the mesh
 // the controller (the lab's CA: node credentials, then the process, and wait until it
 // accepts connections) and the agents (and wait until they have enrolled the meshed
 // pods and hold their certificates, so that apps are captured from their first
@@ -44,16 +47,19 @@ export interface UpOptions {
   readonly newUid?: () => string
   /** argv that runs Ferry's CLI for the agents; default: this Node and bin/ferry.js. Tests run it from source. */
   readonly ferryArgv?: readonly string[]
+  /** Serve the lab's objects over the Kubernetes list + watch protocol; agents run with --kubernetes (mesh only). */
+  readonly kubernetesApi?: boolean
 }
 
 export const DEFAULT_UP_TIMEOUT_MS = 60_000
 
 export async function labUp (opts: UpOptions): Promise<LabState> {
   const name = checkLabName(opts.name)
+  if (opts.kubernetesApi === true && !opts.mesh) throw ferryError('FERRY_ERR_INVALID_ARG', '--kubernetes-api needs the mesh: without it the lab runs no agent to read the API')
   requireRoot('ferry lab up')
   const paths = opts.paths ?? defaultPaths()
   const spec = readManifests(opts.files)
-  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid, certTtlMs: opts.certTtlMs })
+  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid, certTtlMs: opts.certTtlMs, kubernetesApi: opts.kubernetesApi })
   preflight(spec, plan, knownLabNames(paths), opts.ferryArgv === undefined)
 
   claimStateDir(plan.stateDir)
@@ -94,6 +100,13 @@ async function build (spec: LabSpec, plan: LabPlan, state: LabState, opts: UpOpt
     makeCgroup(pod.cgroup)
     writePodEtc(plan, pod.netns, hostsFileFor(spec, plan, i))
     await createPodNetwork(plan, pod)
+    if (pod.sandboxCgroup != null) {
+      // As the runtime does: the sandbox process holds the netns before any container runs.
+      makeCgroup(pod.sandboxCgroup)
+      for (const c of pod.containers) if (c.cgroup != null) makeCgroup(c.cgroup)
+      const child = spawnSandbox(plan, pod)
+      if (child.pid !== undefined) state.pids[`sandbox/${pod.namespace}/${pod.name}`] = child.pid
+    }
   }
   say(`${plan.pods.length} pod sandbox(es) made`)
   if (!plan.mesh) for (const w of directModeWarnings(spec)) say(`warning: ${w}`)
@@ -115,6 +128,17 @@ async function build (spec: LabSpec, plan: LabPlan, state: LabState, opts: UpOpt
       writeState(plan.stateFile, state)
       await waitForController(plan, ca, new Watched('the lab\'s controller', ca.log, child), prober, deadline, opts.signal)
       say(`controller (CA) listening on ${ca.address}:${ca.port} in ${plan.underlay.netns}`)
+    }
+    const api = plan.kubernetesApi ?? null
+    if (api !== null) {
+      step(`api server ${api.address}:${api.port}`)
+      writeLabKubeconfig(api, plan.name)
+      makeCgroup(api.cgroup)
+      const child = spawnApiServer(plan, api, opts.ferryArgv)
+      if (child.pid !== undefined) state.pids['api-server'] = child.pid
+      writeState(plan.stateFile, state)
+      await waitForUnderlayListener(plan, 'the lab\'s API server', api, new Watched('the lab\'s API server', api.log, child), prober, deadline, opts.signal)
+      say(`API server (list + watch of the lab's objects) listening on http://${api.address}:${api.port} in ${plan.underlay.netns}`)
     }
     if (plan.mesh) {
       step(`config directory ${makeLabConfigDir(plan)}`)

@@ -6,7 +6,7 @@ const base = ['--node', 'n1', '--cluster-file', '/var/run/ferry/labs/x/cluster.j
 
 t.test('valid options get defaults, an absolute cluster file, and are frozen', async (t) => {
   const o = parseAgentOptions(base)
-  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', configDir: null, identity: null })
+  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', configDir: null, configFromController: false, identity: null })
   t.ok(Object.isFrozen(o))
   const o2 = parseAgentOptions(['--node', 'node-2.example', '--cluster-file', 'rel/c.json', '--pin-root', '/p', '--admin-port', '0', '--ready-port', '0', '--log-level', 'debug'])
   t.equal(o2.clusterFile, resolve('rel/c.json'))
@@ -18,7 +18,7 @@ t.test('valid options get defaults, an absolute cluster file, and are frozen', a
 t.test('invalid options are FERRY_ERR_INVALID_ARG naming the option and what is expected', async (t) => {
   const cases: Array<[string[], RegExp]> = [
     [['--cluster-file', '/c', '--pin-root', '/p'], /--node is required/],
-    [['--node', 'n1', '--pin-root', '/p'], /--cluster-file is required/],
+    [['--node', 'n1', '--pin-root', '/p'], /--cluster-file or --kubernetes is required/],
     [['--node', 'n1', '--cluster-file', '/c'], /--pin-root is required/],
     [[...base, '--node', 'Node_1'], /--node "Node_1" is invalid: expected a Kubernetes node name/],
     [['--node', 'n1', '--cluster-file', '/c', '--pin-root', 'relative/pins'], /--pin-root "relative\/pins" is invalid: expected an absolute path/],
@@ -31,7 +31,7 @@ t.test('invalid options are FERRY_ERR_INVALID_ARG naming the option and what is 
     [[...base, '--node'], /--node/]
   ]
   for (const [argv, re] of cases) {
-    t.throws(() => parseAgentOptions(argv), { code: 'FERRY_ERR_INVALID_ARG', message: re }, argv.join(' '))
+    t.throws(() => parseAgentOptions(argv, {}), { code: 'FERRY_ERR_INVALID_ARG', message: re }, argv.join(' '))
   }
 })
 
@@ -45,6 +45,19 @@ t.test('CA options: all three together, with a default trust domain and lifetime
   t.match(o2.identity, { trustDomain: 'example.org', certTtlMs: 6000, caAddress: '[fd30::fe]:15012' })
   t.equal(parseAgentOptions([...base, ...ca, '--ca-address', 'ferry-controller.ferry-system.svc:15012']).identity?.caAddress, 'ferry-controller.ferry-system.svc:15012')
   t.equal(parseAgentOptions([...base, ...ca, '--tunnel-port', '0']).identity?.tunnelPort, 0, '--tunnel-port 0: any free port (tests)')
+})
+
+t.test('--config-source controller: policies from the controller, with the CA options and without --config-dir', async (t) => {
+  t.equal(parseAgentOptions([...base, ...ca, '--config-source', 'controller']).configFromController, true)
+  t.equal(parseAgentOptions([...base, '--config-dir', '/cfg']).configFromController, false)
+  const cases: Array<[string[], RegExp]> = [
+    [[...base, ...ca, '--config-source', 'files'], /--config-source "files" is invalid: expected "controller"/],
+    [[...base, '--config-source', 'controller'], /--config-source controller needs the CA options/],
+    [[...base, ...ca, '--config-source', 'controller', '--config-dir', '/cfg'], /--config-source controller and --config-dir exclude each other/]
+  ]
+  for (const [argv, re] of cases) {
+    t.throws(() => parseAgentOptions(argv, {}), { code: 'FERRY_ERR_INVALID_ARG', message: re }, argv.join(' '))
+  }
 })
 
 t.test('CA options: a partial set, a bad address, trust domain or lifetime, or extras without a CA are refused by name', async (t) => {
@@ -65,4 +78,47 @@ t.test('CA options: a partial set, a bad address, trust domain or lifetime, or e
   for (const [argv, re] of cases) {
     t.throws(() => parseAgentOptions(argv), { code: 'FERRY_ERR_INVALID_ARG', message: re }, argv.join(' '))
   }
+})
+
+const kube = ['--node', 'n1', '--kubernetes', '--pin-root', '/sys/fs/bpf/ferry']
+
+t.test('--kubernetes: the API source and the kubelet locator with the DaemonSet\'s host mounts by default, no cluster file', async (t) => {
+  const o = parseAgentOptions(kube, {})
+  t.equal(o.clusterFile, null)
+  t.same(o.kubernetes, { kubeconfig: null, hostProc: '/host/proc', cgroupRoot: '/host/sys/fs/cgroup' })
+  t.ok(Object.isFrozen(o.kubernetes))
+  const o2 = parseAgentOptions([...kube, '--kubeconfig', 'lab/kubeconfig', '--host-proc', '/proc', '--cgroup-root', '/sys/fs/cgroup/unified'], {})
+  t.same(o2.kubernetes, { kubeconfig: resolve('lab/kubeconfig'), hostProc: '/proc', cgroupRoot: '/sys/fs/cgroup/unified' })
+})
+
+t.test('--node defaults to $NODE_NAME (the DaemonSet\'s downward API); --node wins', async (t) => {
+  const argv = ['--kubernetes', '--pin-root', '/p']
+  t.equal(parseAgentOptions(argv, { NODE_NAME: 'worker-3' }).node, 'worker-3')
+  t.equal(parseAgentOptions([...argv, '--node', 'n1'], { NODE_NAME: 'worker-3' }).node, 'n1')
+  t.throws(() => parseAgentOptions(argv, {}), { code: 'FERRY_ERR_INVALID_ARG', message: /--node is required \(or \$NODE_NAME\)/ })
+  t.throws(() => parseAgentOptions(argv, { NODE_NAME: 'Bad_Name' }), { code: 'FERRY_ERR_INVALID_ARG', message: /--node "Bad_Name" is invalid/ }, 'the variable is validated like the option')
+})
+
+t.test('--cluster-file and --kubernetes: exactly one; the kubelet locator\'s options need --kubernetes', async (t) => {
+  const cases: Array<[string[], RegExp]> = [
+    [[...base, '--kubernetes'], /--cluster-file and --kubernetes are mutually exclusive/],
+    [['--node', 'n1', '--pin-root', '/p'], /--cluster-file or --kubernetes is required/],
+    [[...base, '--kubeconfig', '/k'], /--kubeconfig needs --kubernetes/],
+    [[...base, '--host-proc', '/proc'], /--host-proc needs --kubernetes/],
+    [[...base, '--cgroup-root', '/sys/fs/cgroup'], /--cgroup-root needs --kubernetes/],
+    [[...kube, '--host-proc', 'proc'], /--host-proc "proc" is invalid: expected an absolute path/],
+    [[...kube, '--cgroup-root', 'cg'], /--cgroup-root "cg" is invalid: expected an absolute path/],
+    [[...kube, '--kubernetes=yes'], /--kubernetes/]
+  ]
+  for (const [argv, re] of cases) {
+    t.throws(() => parseAgentOptions(argv, {}), { code: 'FERRY_ERR_INVALID_ARG', message: re }, argv.join(' '))
+  }
+})
+
+t.test('--drain-grace: a duration, 25s by default (below the DaemonSet\'s 30 s termination grace), 0 allowed', async (t) => {
+  t.equal(parseAgentOptions(base, {}).drainGraceMs, 25_000)
+  t.equal(parseAgentOptions([...base, '--drain-grace', '5s'], {}).drainGraceMs, 5000)
+  t.equal(parseAgentOptions([...base, '--drain-grace', '0s'], {}).drainGraceMs, 0)
+  t.throws(() => parseAgentOptions([...base, '--drain-grace', 'soon'], {}), { code: 'FERRY_ERR_INVALID_ARG', message: /--drain-grace "soon" is invalid/ })
+  t.throws(() => parseAgentOptions([...base, '--drain-grace', '2h'], {}), { code: 'FERRY_ERR_INVALID_ARG', message: /--drain-grace "2h" is invalid: expected a duration up to 1h/ })
 })

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import pino from 'pino'
-import { Controller } from '../../src/controller/controller'
+import { Controller, type ControllerDeps } from '../../src/controller/controller'
 import { createLabNodeTokens, writeLabNodeTokens } from '../../src/controller/lab-node-tokens'
 import { parseControllerOptions } from '../../src/controller/options'
 import { CaClient } from '../../src/identity/ca-client'
@@ -58,7 +58,7 @@ export interface CaHarness {
   restart: () => Promise<void>
 }
 
-export async function startCa (t: { teardown: (fn: () => void | Promise<void>) => void }, opts: { pods?: PodSpecLite[], certTtl?: string, dir?: string, nodes?: string[] } = {}): Promise<CaHarness> {
+export async function startCa (t: { teardown: (fn: () => void | Promise<void>) => void }, opts: { pods?: PodSpecLite[], certTtl?: string, dir?: string, nodes?: string[], configDir?: string, deps?: Omit<ControllerDeps, 'log'> } = {}): Promise<CaHarness> {
   const dir = opts.dir ?? tmpDir(t)
   const dataDir = join(dir, 'ca')
   const clusterFile = join(dir, 'cluster.json')
@@ -72,7 +72,8 @@ export async function startCa (t: { teardown: (fn: () => void | Promise<void>) =
   writePods(opts.pods ?? DEFAULT_PODS)
   const { log, lines } = captureLog()
   const argv = (port: number): string[] => ['--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--trust-domain', 'cluster.local',
-    '--lab-nodes', tokensFile, '--cluster-file', clusterFile, '--cert-ttl', opts.certTtl ?? '1h']
+    '--lab-nodes', tokensFile, '--cluster-file', clusterFile, '--cert-ttl', opts.certTtl ?? '1h',
+    ...(opts.configDir === undefined ? [] : ['--config-dir', opts.configDir])]
   const clients: CaClient[] = []
   let running = true
   const h: CaHarness = {
@@ -83,7 +84,7 @@ export async function startCa (t: { teardown: (fn: () => void | Promise<void>) =
     tokenOf,
     lines,
     log,
-    controller: await Controller.start(parseControllerOptions(argv(0)), { log }),
+    controller: await Controller.start(parseControllerOptions(argv(0)), { ...opts.deps, log }),
     client (node, o = {}) {
       const token = o.token ?? tokenOf.get(node) ?? 'no-such-node-token-000000'
       const c = new CaClient({ address: h.controller.address, caRootsPem: h.controller.rootCertPem, token: () => token, callTimeoutMs: 3000, ...(o.reconnect === undefined ? {} : { reconnectBackoffMs: o.reconnect }) })
@@ -98,7 +99,7 @@ export async function startCa (t: { teardown: (fn: () => void | Promise<void>) =
     },
     async restart () {
       await h.stop()
-      h.controller = await Controller.start(parseControllerOptions(argv(h.controller.port)), { log })
+      h.controller = await Controller.start(parseControllerOptions(argv(h.controller.port)), { ...opts.deps, log })
       running = true
     }
   }

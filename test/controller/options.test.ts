@@ -1,5 +1,6 @@
 import t from 'tap'
 import { CONTROLLER_DEFAULTS, parseControllerOptions, parseListen } from '../../src/controller/options'
+import { OVERLAYS, renderObjects } from '../../src/install/render'
 
 // `ferry controller` options: strict, validated once, frozen.
 
@@ -39,6 +40,41 @@ t.test('bad values are refused by name', async (t) => {
   for (const [args, message] of bad) t.throws(() => parseControllerOptions([...base, ...args]), { code: 'FERRY_ERR_INVALID_ARG', message }, args.join(' '))
   t.throws(() => parseControllerOptions(['--lab-nodes', 'x', '--cluster-file', 'y']), { code: 'FERRY_ERR_INVALID_ARG', message: /--data-dir is required/ })
   t.throws(() => parseControllerOptions(['--data-dir', 'x', '--cluster-file', 'y']), { code: 'FERRY_ERR_INVALID_ARG', message: /--lab-nodes is required/ })
+})
+
+t.test('lab mode: the lab\'s files, no Kubernetes; --config-dir optional', async (t) => {
+  const o = parseControllerOptions(base)
+  t.match(o, { labNodesFile: '/tmp/tokens.json', clusterFile: '/tmp/cluster.json', kubernetes: null, configDir: null, rootNamespace: 'ferry-system' })
+  t.equal(parseControllerOptions([...base, '--config-dir', '/etc/ferry/policies', '--root-namespace', 'mesh-root']).configDir, '/etc/ferry/policies')
+  t.throws(() => parseControllerOptions([...base, '--kubeconfig', '/k']), { code: 'FERRY_ERR_INVALID_ARG', message: /--kubeconfig needs --kubernetes/ })
+  t.throws(() => parseControllerOptions([...base, '--token-audience', 'x']), { message: /--token-audience needs --kubernetes/ })
+  t.throws(() => parseControllerOptions([...base, '--root-namespace', 'Not_A_Namespace']), { message: /--root-namespace "Not_A_Namespace" is invalid/ })
+})
+
+t.test('--kubernetes: TokenReview, pods and policies from the API server', async (t) => {
+  const k = ['--data-dir', '/tmp/ca', '--kubernetes']
+  const o = parseControllerOptions(k)
+  t.match(o, { labNodesFile: null, clusterFile: null, configDir: null, kubernetes: { kubeconfig: null, tokenAudience: 'ferry-ca', agentServiceAccount: { namespace: null, name: 'ferry-agent' } } })
+  t.ok(Object.isFrozen(o.kubernetes))
+  const all = parseControllerOptions([...k, '--kubeconfig', '/root/.kube/config', '--token-audience', 'mesh-ca', '--agent-service-account', 'mesh:node-agent', '--config-dir', '/p'])
+  t.match(all, { configDir: '/p', kubernetes: { kubeconfig: '/root/.kube/config', tokenAudience: 'mesh-ca', agentServiceAccount: { namespace: 'mesh', name: 'node-agent' } } })
+  t.throws(() => parseControllerOptions([...k, '--lab-nodes', 'x']), { code: 'FERRY_ERR_INVALID_ARG', message: /--lab-nodes is for the lab/ })
+  t.throws(() => parseControllerOptions([...k, '--cluster-file', 'x']), { message: /--cluster-file is for the lab/ })
+  t.throws(() => parseControllerOptions([...k, '--agent-service-account', 'a:b:c']), { message: /--agent-service-account "a:b:c" is invalid: expected NAME or NAMESPACE:NAME/ })
+  t.throws(() => parseControllerOptions([...k, '--token-audience', 'two words']), { message: /--token-audience "two words" is invalid/ })
+  t.throws(() => parseControllerOptions([...k, '--kubernetes=yes']), { code: 'FERRY_ERR_INVALID_ARG' })
+})
+
+t.test('the controller container\'s args in every rendered overlay are accepted as they are', async (t) => {
+  for (const overlay of OVERLAYS) {
+    const objects = await renderObjects({ overlay, settings: new Map(), manifests: true, generateCa: false })
+    const deployment = objects.find((o) => o.kind === 'Deployment' && o.metadata?.name === 'ferry-controller') as any
+    const args: string[] = deployment.spec.template.spec.containers[0].args
+    t.equal(args[0], 'controller', `${overlay}: the subcommand`)
+    const o = parseControllerOptions(args.slice(1))
+    t.ok(o.kubernetes !== null, `${overlay}: --kubernetes mode`)
+    t.match(o, { listen: { host: '0.0.0.0', port: 15012 }, dataDir: '/var/run/secrets/ferry/ca-root', configDir: null, kubernetes: { tokenAudience: 'ferry-ca' } }, overlay)
+  }
 })
 
 t.test('parseListen', async (t) => {

@@ -90,24 +90,23 @@ t.test('RBAC: exactly the grants the agent and the controller need, nothing broa
       'core/namespaces get', 'core/namespaces list', 'core/namespaces watch',
       'core/pods get', 'core/pods list', 'core/pods watch',
       'core/services get', 'core/services list', 'core/services watch',
-      'discovery.k8s.io/endpointslices get', 'discovery.k8s.io/endpointslices list', 'discovery.k8s.io/endpointslices watch',
+      'discovery.k8s.io/endpointslices get', 'discovery.k8s.io/endpointslices list', 'discovery.k8s.io/endpointslices watch'
+    ], `${overlay}: the agent reads pods, namespaces, services and endpointslices (policies come from the controller's stream)`)
+    t.same(grantSet(grantsOf(objects, { namespace: 'ferry-system', name: 'ferry-controller' })), [
+      'authentication.k8s.io/tokenreviews create',
+      'core/pods get', 'core/pods list', 'core/pods watch',
       'security.ferry.dev/authorizationpolicies get', 'security.ferry.dev/authorizationpolicies list', 'security.ferry.dev/authorizationpolicies watch',
       'security.ferry.dev/peerauthentications get', 'security.ferry.dev/peerauthentications list', 'security.ferry.dev/peerauthentications watch',
       'security.istio.io/authorizationpolicies get', 'security.istio.io/authorizationpolicies list', 'security.istio.io/authorizationpolicies watch',
       'security.istio.io/peerauthentications get', 'security.istio.io/peerauthentications list', 'security.istio.io/peerauthentications watch'
-    ], `${overlay}: the agent reads pods, namespaces, services, endpointslices and policies`)
-    t.same(grantSet(grantsOf(objects, { namespace: 'ferry-system', name: 'ferry-controller' })), [
-      'authentication.k8s.io/tokenreviews create',
-      'core/namespaces get', 'core/namespaces list', 'core/namespaces watch',
-      'core/pods get', 'core/pods list', 'core/pods watch'
-    ], `${overlay}: the controller reviews tokens and reads pods and namespaces`)
+    ], `${overlay}: the controller reviews tokens and reads pods and the policy resources`)
   }
   const broken = structuredClone(built.get('base')!)
   const role = find(broken, 'ClusterRole', 'ferry-agent')
   role.rules.push({ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }, { apiGroups: ['*'], resources: ['pods'], verbs: ['delete'] })
   const problems = rbacProblems(broken, [{ namespace: 'ferry-system', name: 'ferry-agent' }]).join('\n')
-  t.match(problems, /rules\[3\]: Secrets without resourceNames/)
-  t.match(problems, /rules\[4\]: a wildcard in apiGroups/)
+  t.match(problems, /rules\[2\]: Secrets without resourceNames/)
+  t.match(problems, /rules\[3\]: a wildcard in apiGroups/)
   t.match(problems, /ferry-agent must only read, but ClusterRole ferry-agent grants delete on pods/)
   t.match(problems, /ferry-agent must not read Secrets/)
 })
@@ -160,18 +159,18 @@ t.test('the controller: CA port, root key from the Secret, no capabilities, preS
   t.equal(find(built.get('production')!, 'Deployment', 'ferry-controller').spec.replicas, 2)
 })
 
-t.test('the container args are the agent\'s and the controller\'s real options (only --kubernetes is still to come)', async (t) => {
-  // Guards against the manifests drifting from the option parsers. `--kubernetes` (the
-  // API-backed discovery and authenticator) is not parsed yet; the file-based options
-  // it replaces are supplied instead.
+t.test('the container args are the agent\'s and the controller\'s real options', async (t) => {
+  // Guards against the manifests drifting from the option parsers (every overlay and
+  // render: agent-args.test.ts for the agent, test/controller/options.test.ts for the
+  // controller); here the base's values that other objects depend on.
   const objects = built.get('base')!
   const agentArgs: string[] = find(objects, 'DaemonSet', 'ferry-agent').spec.template.spec.containers[0].args
   t.equal(agentArgs[0], 'agent')
-  const agentOpts = parseAgentOptions([...agentArgs.slice(1).filter((a) => a !== '--kubernetes').map((a) => a.replace('$(NODE_NAME)', 'node-1')), '--cluster-file', '/dev/null'])
-  t.match(agentOpts, { node: 'node-1', pinRoot: '/sys/fs/bpf/ferry', identity: { caAddress: `ferry-controller.ferry-system.svc:${PORTS.ca}`, trustDomain: 'cluster.local' } })
+  const agentOpts = parseAgentOptions(agentArgs.slice(1).map((a) => a.replace('$(NODE_NAME)', 'node-1')), {})
+  t.match(agentOpts, { node: 'node-1', pinRoot: '/sys/fs/bpf/ferry', configFromController: true, identity: { caAddress: `ferry-controller.ferry-system.svc:${PORTS.ca}`, trustDomain: 'cluster.local' } })
   const controllerArgs: string[] = find(objects, 'Deployment', 'ferry-controller').spec.template.spec.containers[0].args
   t.equal(controllerArgs[0], 'controller')
-  const controllerOpts = parseControllerOptions([...controllerArgs.slice(1).filter((a) => a !== '--kubernetes'), '--lab-nodes', '/dev/null', '--cluster-file', '/dev/null'])
+  const controllerOpts = parseControllerOptions(controllerArgs.slice(1))
   t.match(controllerOpts, { listen: { host: '0.0.0.0', port: PORTS.ca }, trustDomain: 'cluster.local' })
   t.ok(controllerOpts.servingNames.includes('ferry-controller.ferry-system.svc'))
 })

@@ -34,7 +34,9 @@ t.test('certificate lifetime and controller restarts: checked before any lab is 
   await t.rejects(labCommand(['up', '--no-mesh', '--cert-ttl', '6s', 'x.yaml']), { code: 'FERRY_ERR_INVALID_ARG', message: /--cert-ttl needs the mesh/ })
   await t.rejects(labCommand(['up', '--cert-ttl', 'forever', 'x.yaml']), { code: 'FERRY_ERR_INVALID_ARG', message: /--cert-ttl "forever" is invalid/ })
   if (process.getuid?.() !== 0) return // restart checks for root first
-  await t.rejects(labCommand(['restart', '--node', 'n1', '--controller']), { code: 'FERRY_ERR_INVALID_ARG', message: /either --node NODE or --controller/ })
-  await t.rejects(labCommand(['restart']), { code: 'FERRY_ERR_INVALID_ARG', message: /either --node NODE or --controller/ })
+  await t.rejects(labCommand(['restart', '--node', 'n1', '--controller']), { code: 'FERRY_ERR_INVALID_ARG', message: /one of --node NODE, --controller or --api-server/ })
+  await t.rejects(labCommand(['restart', '--controller', '--api-server']), { code: 'FERRY_ERR_INVALID_ARG', message: /one of --node NODE, --controller or --api-server/ })
+  await t.rejects(labCommand(['restart']), { code: 'FERRY_ERR_INVALID_ARG', message: /one of --node NODE, --controller or --api-server/ })
+  await t.rejects(labCommand(['up', '--kubernetes-api', '--no-mesh', 'x.yaml']), { code: 'FERRY_ERR_INVALID_ARG', message: /--kubernetes-api needs the mesh/ })
   await t.rejects(labCommand(['restart', '--node', 'n1', '--down-for', '5s']), { code: 'FERRY_ERR_INVALID_ARG', message: /--down-for goes with --controller/ })
 })

@@ -1,0 +1,278 @@
+import * as grpc from '@grpc/grpc-js'
+import { Counter, Gauge, Registry } from 'prom-client'
+import { documentsDigest } from '../controller/config-feed'
+import { type AgentMessage, type ConfigSnapshotMessage, configProtos } from '../controller/config-protos'
+import { ferryError, type FerryError } from '../errors'
+import { backoffDelay, type BackoffPolicy } from '../identity/backoff'
+import type { Random } from '../identity/clock'
+import { ConfigError, formatIssue } from '../resources/issues'
+import { buildSnapshot, type ConfigFile } from '../resources/loader'
+import { ConfigMetrics } from '../resources/metrics'
+import type { ConfigSnapshot } from '../resources/snapshot'
+import type { ConfigListener } from '../resources/watcher'
+import type { Logger } from '../telemetry/logger'
+
+// The agent's side of the configuration stream (ferry.config.v1.ConfigService/Stream):
+// the same interface as ConfigDirectoryWatcher — start({ onSnapshot }), current(),
+// close() — so the agent can take its policies from the controller or from a directory.
+//
+//   - Every snapshot from the controller is validated again with src/resources, exactly
+//     like a directory (the wire is never trusted): valid → a new ConfigSnapshot (the
+//     agent's own generation, +1 per change) and an ACK; invalid → a NACK with every
+//     issue, and the last good snapshot keeps serving.
+//   - A snapshot whose documents are exactly the ones in force (a reconnect, another
+//     controller replica) is ACKed without a new generation.
+//   - When the stream fails or the controller goes away, the last good snapshot keeps
+//     serving; the agent reconnects with exponential backoff and jitter, and the
+//     controller sends its current version at once, so the agent catches up.
+//   - The bearer token is read for every stream (projected tokens rotate), and the
+//     controller's certificate must chain to the given roots, as for the CA.
+
+export const CONFIG_STREAM_DEFAULTS = Object.freeze({
+  backoff: Object.freeze({ initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.5 }) as BackoffPolicy,
+  /** start() resolves after the first snapshot, or after this long without one. */
+  startTimeoutMs: 5000,
+  /** HTTP/2 pings on an idle connection find a controller that vanished without a FIN. */
+  keepaliveMs: 30_000,
+  keepaliveTimeoutMs: 10_000,
+  maxReceiveBytes: 16 * 1024 * 1024
+})
+
+export const CONFIG_STREAM_METRIC_NAMES = Object.freeze({
+  connected: 'ferry_config_stream_connected',
+  version: 'ferry_config_stream_version',
+  responses: 'ferry_config_stream_responses_total',
+  lastResponse: 'ferry_config_stream_last_response_timestamp_seconds',
+  connects: 'ferry_config_stream_connects_total'
+})
+
+const ROOT_NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/
+/** NACK reasons sent at most (all are logged). */
+const MAX_REASONS = 50
+
+export interface ConfigStreamOptions {
+  /** host:port of the controller. */
+  readonly address: string
+  /** PEM roots the controller's serving certificate must chain to. */
+  readonly caRootsPem: string
+  /** The bearer credential, fetched for every stream. */
+  readonly token: () => string | Promise<string>
+  readonly serverName?: string
+  readonly log: Logger
+  /** Where the metrics go (the agent's registry). */
+  readonly registry?: Registry
+  readonly backoff?: BackoffPolicy
+  readonly startTimeoutMs?: number
+  readonly random?: Random
+}
+
+export interface ConfigStreamState {
+  readonly connected: boolean
+  /** The controller process the last snapshot came from. */
+  readonly controller: string | null
+  /** The controller's version of the configuration in force (ACKed). */
+  readonly version: number | null
+  readonly lastAck: { readonly version: number, readonly at: number } | null
+  readonly lastNack: { readonly version: number, readonly at: number, readonly reasons: readonly string[] } | null
+  readonly lastError: string | null
+}
+
+type Call = grpc.ClientDuplexStream<AgentMessage, ConfigSnapshotMessage>
+
+export class ConfigStream {
+  readonly metrics: ConfigMetrics
+  readonly origin: string
+  private readonly client: grpc.Client
+  private readonly log: Logger
+  private listener: ConfigListener | null = null
+  private snapshot: ConfigSnapshot | null = null
+  private appliedDigest = ''
+  private call: Call | null = null
+  private attempts = 0
+  private retryTimer: NodeJS.Timeout | null = null
+  private closed = false
+  private firstHandled: () => void = () => {}
+  private status: { -readonly [K in keyof ConfigStreamState]: ConfigStreamState[K] } = { connected: false, controller: null, version: null, lastAck: null, lastNack: null, lastError: null }
+  private readonly connectedGauge: Gauge
+  private readonly versionGauge: Gauge
+  private readonly responses: Counter<'result'>
+  private readonly lastResponse: Gauge<'result'>
+  private readonly connects: Counter
+
+  constructor (private readonly opts: ConfigStreamOptions) {
+    this.log = opts.log
+    this.origin = `controller ${opts.address}`
+    const registry = opts.registry ?? new Registry()
+    this.metrics = new ConfigMetrics(registry)
+    const registers = [registry]
+    this.connectedGauge = new Gauge({ name: CONFIG_STREAM_METRIC_NAMES.connected, help: '1 while the configuration stream to the controller is open and has delivered a snapshot', registers })
+    this.versionGauge = new Gauge({ name: CONFIG_STREAM_METRIC_NAMES.version, help: "The controller's version of the configuration in force (0: none yet)", registers })
+    this.responses = new Counter({ name: CONFIG_STREAM_METRIC_NAMES.responses, help: 'Snapshots from the controller answered, by result (ack, nack)', labelNames: ['result'], registers })
+    this.lastResponse = new Gauge({ name: CONFIG_STREAM_METRIC_NAMES.lastResponse, help: 'When the agent last answered a snapshot, by result (ack, nack)', labelNames: ['result'], registers })
+    this.connects = new Counter({ name: CONFIG_STREAM_METRIC_NAMES.connects, help: 'Configuration streams opened to the controller', registers })
+    const callCreds = grpc.credentials.createFromMetadataGenerator((_params, callback) => {
+      Promise.resolve().then(opts.token).then((token) => {
+        const md = new grpc.Metadata()
+        md.set('authorization', `Bearer ${token.trim()}`)
+        callback(null, md)
+      }, (err: Error) => { callback(err) })
+    })
+    const creds = grpc.credentials.combineChannelCredentials(grpc.credentials.createSsl(Buffer.from(opts.caRootsPem)), callCreds)
+    const backoff = opts.backoff ?? CONFIG_STREAM_DEFAULTS.backoff
+    this.client = new (configProtos().ConfigClient)(opts.address, creds, {
+      'grpc.max_receive_message_length': CONFIG_STREAM_DEFAULTS.maxReceiveBytes,
+      'grpc.keepalive_time_ms': CONFIG_STREAM_DEFAULTS.keepaliveMs,
+      'grpc.keepalive_timeout_ms': CONFIG_STREAM_DEFAULTS.keepaliveTimeoutMs,
+      'grpc.initial_reconnect_backoff_ms': backoff.initialMs,
+      'grpc.max_reconnect_backoff_ms': backoff.maxMs,
+      ...(opts.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': opts.serverName, 'grpc.default_authority': opts.serverName })
+    })
+  }
+
+  /** Opens the stream; resolves after the first snapshot was handled (applied or NACKed) or after startTimeoutMs. */
+  async start (listener: ConfigListener): Promise<void> {
+    if (this.listener !== null) throw ferryError('FERRY_ERR_INVALID_ARG', `configuration stream to ${this.opts.address} already started`)
+    this.listener = listener
+    const first = new Promise<void>((resolve) => { this.firstHandled = resolve })
+    this.connect()
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = await Promise.race([
+      first.then(() => false),
+      new Promise<boolean>((resolve) => { timer = setTimeout(() => { resolve(true) }, this.opts.startTimeoutMs ?? CONFIG_STREAM_DEFAULTS.startTimeoutMs) })
+    ])
+    clearTimeout(timer)
+    if (timedOut) this.log.warn({ controller: this.opts.address, lastError: this.status.lastError }, 'no configuration from the controller yet; going on without, it applies when it comes')
+  }
+
+  /** The last good snapshot, or null before the first. */
+  current (): ConfigSnapshot | null { return this.snapshot }
+
+  state (): ConfigStreamState { return Object.freeze({ ...this.status }) }
+
+  close (): void {
+    this.closed = true
+    if (this.retryTimer !== null) clearTimeout(this.retryTimer)
+    this.retryTimer = null
+    this.call?.cancel()
+    this.call = null
+    this.client.close()
+    this.connectedGauge.set(0)
+  }
+
+  private connect (): void {
+    if (this.closed) return
+    this.connects.inc()
+    const call = (this.client as unknown as { Stream: () => Call }).Stream()
+    this.call = call
+    let done = false
+    const down = (err: grpc.ServiceError | null): void => {
+      if (done) return
+      done = true
+      if (this.call === call) this.call = null
+      this.disconnected(err)
+    }
+    call.on('data', (msg: ConfigSnapshotMessage) => { this.onSnapshotMessage(call, msg) })
+    call.on('error', (err: grpc.ServiceError) => { down(err) })
+    call.on('end', () => { down(null) })
+  }
+
+  private disconnected (err: grpc.ServiceError | null): void {
+    const wasConnected = this.status.connected
+    this.status.connected = false
+    this.connectedGauge.set(0)
+    if (this.closed) return
+    const error = streamError(this.opts.address, err)
+    // A stream that delivered a snapshot was healthy: start the backoff over.
+    if (wasConnected) this.attempts = 0
+    this.attempts++
+    const delay = backoffDelay(this.attempts, this.opts.backoff ?? CONFIG_STREAM_DEFAULTS.backoff, this.opts.random ?? Math.random)
+    const fields = { code: error.code, err: error.message, attempt: this.attempts, retryInMs: delay, generation: this.snapshot?.generation ?? 0 }
+    if (wasConnected || error.message !== this.status.lastError) this.log.warn(fields, 'configuration stream down; the last good configuration keeps serving')
+    else this.log.debug(fields, 'configuration stream still down')
+    this.status.lastError = error.message
+    this.retryTimer = setTimeout(() => { this.retryTimer = null; this.connect() }, delay)
+    this.retryTimer.unref()
+  }
+
+  private onSnapshotMessage (call: Call, msg: ConfigSnapshotMessage): void {
+    if (this.closed || this.call !== call) return
+    if (!this.status.connected) {
+      this.status.connected = true
+      this.status.lastError = null
+      this.connectedGauge.set(1)
+      this.log.info({ controller: this.opts.address, instance: msg.controller }, 'configuration stream connected')
+    }
+    const version = Number(msg.version)
+    const answer = this.handle(msg, version)
+    const at = Date.now()
+    this.responses.inc({ result: answer.ack ? 'ack' : 'nack' })
+    this.lastResponse.set({ result: answer.ack ? 'ack' : 'nack' }, at / 1000)
+    if (answer.ack) {
+      this.status.version = version
+      this.status.controller = msg.controller
+      this.status.lastAck = Object.freeze({ version, at })
+      this.versionGauge.set(version)
+      call.write({ ack: { version } })
+    } else {
+      this.status.lastNack = Object.freeze({ version, at, reasons: Object.freeze(answer.reasons) })
+      call.write({ nack: { version, reasons: answer.reasons.slice(0, MAX_REASONS) } })
+    }
+    this.firstHandled()
+  }
+
+  /** Validates and applies one snapshot; never throws. */
+  private handle (msg: ConfigSnapshotMessage, version: number): { ack: true } | { ack: false, reasons: string[] } {
+    const reject = (reasons: string[], err?: ConfigError): { ack: false, reasons: string[] } => {
+      this.metrics.rejectedChange()
+      this.log.warn({ controller: this.opts.address, version, code: 'FERRY_ERR_CONFIG', generation: this.snapshot?.generation ?? 0, issues: reasons },
+        'configuration from the controller rejected; the last good configuration keeps serving')
+      if (err !== undefined) this.listener?.onRejected?.(err)
+      return { ack: false, reasons }
+    }
+    if (!Number.isSafeInteger(version) || version < 1) return reject([`version ${String(msg.version)} is not a positive integer`])
+    const rootNamespace = String(msg.root_namespace ?? '')
+    if (!ROOT_NAMESPACE.test(rootNamespace)) return reject([`root_namespace ${JSON.stringify(rootNamespace)} is not a namespace name`])
+    const files: ConfigFile[] = []
+    for (const [i, d] of (Array.isArray(msg.documents) ? msg.documents : []).entries()) {
+      if (typeof d?.name !== 'string' || d.name === '' || typeof d.text !== 'string') return reject([`documents[${i}]: a document needs a name and a text`])
+      files.push({ path: d.name, text: d.text })
+    }
+    files.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0)
+    const digest = documentsDigest(files)
+    if (digest === this.appliedDigest && this.snapshot !== null && this.snapshot.rootNamespace === rootNamespace) {
+      this.metrics.applied(this.snapshot.generation)
+      this.log.info({ controller: this.opts.address, version, generation: this.snapshot.generation }, 'configuration from the controller unchanged')
+      return { ack: true }
+    }
+    let snapshot: ConfigSnapshot
+    try {
+      snapshot = buildSnapshot(files, { origin: `${this.origin} version ${version}`, generation: (this.snapshot?.generation ?? 0) + 1, rootNamespace })
+    } catch (err) {
+      if (err instanceof ConfigError) return reject(err.issues.map(formatIssue), err)
+      return reject([`cannot read the snapshot: ${(err as Error).message}`])
+    }
+    try {
+      this.listener?.onSnapshot(snapshot)
+    } catch (err) {
+      this.log.error({ err, version }, 'applying the configuration failed; the last good configuration keeps serving')
+      return reject([`the agent could not apply it: ${(err as Error).message}`])
+    }
+    this.snapshot = snapshot
+    this.appliedDigest = digest
+    this.metrics.applied(snapshot.generation)
+    this.log.info({
+      controller: this.opts.address, version, generation: snapshot.generation, documents: files.length,
+      authorizationPolicies: snapshot.authorizationPolicies.length, peerAuthentications: snapshot.peerAuthentications.length
+    }, 'configuration applied')
+    return { ack: true }
+  }
+}
+
+const REFUSALS = new Set([grpc.status.UNAUTHENTICATED, grpc.status.PERMISSION_DENIED, grpc.status.FAILED_PRECONDITION])
+
+function streamError (address: string, err: grpc.ServiceError | null): FerryError {
+  if (err === null) return ferryError('FERRY_ERR_CONFIG_STREAM', `configuration stream at ${address}: the controller ended it`)
+  const status = grpc.status[err.code] ?? String(err.code)
+  const what = REFUSALS.has(err.code) ? 'refused' : 'failed'
+  return ferryError('FERRY_ERR_CONFIG_STREAM', `configuration stream at ${address} ${what}: ${status}: ${err.details}`, { cause: err })
+}

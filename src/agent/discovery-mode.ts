@@ -1,0 +1,41 @@
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { createDiscoverySource, type DiscoverySource } from '../discovery'
+import { createPodLocator, type PodLocator } from '../discovery/pod-locator'
+import { ferryError } from '../errors'
+import '../kubernetes'
+import type { Logger } from '../telemetry/logger'
+import type { AgentOptions } from './options'
+
+// Which discovery source and pod locator the agent's options select:
+//   --cluster-file FILE   the `file` source on FILE, pods located by the lab's annotations;
+//   --kubernetes          the `kubernetes` source (list + watch of the API server named by
+//                         --kubeconfig, else in-cluster), pods located the kubelet's way
+//                         under --host-proc and --cgroup-root.
+// The host paths are checked here, at start-up, so a DaemonSet missing a mount fails at
+// once with the option to fix rather than leaving every pod pending.
+
+export interface AgentDiscovery {
+  readonly source: DiscoverySource
+  readonly locator: PodLocator
+}
+
+export function agentDiscovery (options: AgentOptions, log: Logger): AgentDiscovery {
+  const k = options.kubernetes
+  if (k === null) {
+    return {
+      source: createDiscoverySource('file', { target: options.clusterFile as string, log }),
+      locator: createPodLocator('lab-annotations')
+    }
+  }
+  if (!existsSync(join(k.hostProc, 'self', 'ns', 'net'))) {
+    throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --host-proc ${k.hostProc} is not a procfs (mount the host's /proc there read-only, or pass --host-proc)`)
+  }
+  if (!existsSync(join(k.cgroupRoot, 'cgroup.procs')) && !existsSync(join(k.cgroupRoot, 'unified', 'cgroup.procs'))) {
+    throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --cgroup-root ${k.cgroupRoot} holds no cgroup v2 hierarchy (mount the host's /sys/fs/cgroup there, or pass --cgroup-root)`)
+  }
+  return {
+    source: createDiscoverySource('kubernetes', { target: options.node, log, ...(k.kubeconfig === null ? {} : { kubeconfig: k.kubeconfig }) }),
+    locator: createPodLocator('kubelet', { procRoot: k.hostProc, cgroupRoot: k.cgroupRoot })
+  }
+}

@@ -1,0 +1,72 @@
+import { stat } from 'node:fs/promises'
+import { resolve } from 'node:path'
+import { ConfigError } from '../resources/issues'
+import { listConfigFiles, readConfigFiles } from '../resources/loader'
+import type { Logger } from '../telemetry/logger'
+import { ChangeTrigger } from '../util/change-trigger'
+import { type ConfigFeed, type ConfigVersion, ConfigVersioner } from './config-feed'
+
+// The configuration from a directory (`ferry controller --config-dir DIR`): the lab's
+// and the standalone case. The same files, rules and watch as an agent's --config-dir
+// (src/resources, src/util/change-trigger.ts); the files themselves go on the stream.
+
+export class DirectoryConfigFeed implements ConfigFeed {
+  readonly kind = 'directory'
+  readonly dir: string
+  private versioner: ConfigVersioner | null = null
+  private readonly trigger: ChangeTrigger
+  private lastUnreadable = ''
+
+  constructor (private readonly opts: { readonly dir: string, readonly log: Logger, readonly rootNamespace: string, readonly pollMs?: number, readonly debounceMs?: number }) {
+    this.dir = resolve(opts.dir)
+    this.trigger = new ChangeTrigger({
+      dir: this.dir,
+      fingerprint: async () => await this.statKey(),
+      reload: async () => { await this.load() },
+      log: opts.log,
+      what: 'config directory',
+      pollMs: opts.pollMs,
+      debounceMs: opts.debounceMs
+    })
+  }
+
+  async start (onVersion: (v: ConfigVersion) => void, _waitMs: number): Promise<void> {
+    this.versioner = new ConfigVersioner({ log: this.opts.log, rootNamespace: this.opts.rootNamespace, onVersion })
+    this.trigger.start()
+    await this.trigger.run()
+  }
+
+  current (): ConfigVersion | null { return this.versioner?.current() ?? null }
+
+  close (): void { this.trigger.close() }
+
+  private async load (): Promise<void> {
+    this.trigger.arm()
+    this.trigger.seen = await this.statKey()
+    try {
+      const files = await readConfigFiles(this.dir)
+      this.lastUnreadable = ''
+      if (!this.trigger.closed) this.versioner?.offer(files, this.dir)
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err
+      this.trigger.disarm()
+      if (err.message !== this.lastUnreadable) {
+        this.lastUnreadable = err.message
+        this.opts.log.warn({ dir: this.dir, code: err.code, err: err.message }, 'configuration directory unreadable; the last good configuration keeps serving')
+      }
+    }
+  }
+
+  private async statKey (): Promise<string> {
+    try {
+      const files = await listConfigFiles(this.dir)
+      const parts = await Promise.all(files.map(async (f) => {
+        const s = await stat(f).catch(() => null)
+        return s === null ? `${f}:gone` : `${f}:${s.ino}:${s.size}:${s.mtimeMs}`
+      }))
+      return parts.join('|')
+    } catch {
+      return 'missing'
+    }
+  }
+}

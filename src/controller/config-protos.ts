@@ -1,0 +1,46 @@
+import * as grpc from '@grpc/grpc-js'
+import * as protoLoader from '@grpc/proto-loader'
+import { PROTO_DIR } from '../identity/protos'
+
+// ferry.config.v1.ConfigService (proto/ferry/config/v1/config.proto), loaded once, on
+// first use, the way the CA's protos are (snake_case fields, uint64 as a JS number).
+// Shared by both ends: the controller's service and the agent's ConfigStream.
+
+export const CONFIG_SERVICE_NAME = 'ferry.config.v1.ConfigService'
+
+export interface DocumentMessage { name: string, text: string }
+
+export interface ConfigSnapshotMessage {
+  version: number
+  controller: string
+  origin: string
+  root_namespace: string
+  documents: DocumentMessage[]
+}
+
+export type AgentMessage =
+  | { ack: { version: number }, message?: 'ack' }
+  | { nack: { version: number, reasons: string[] }, message?: 'nack' }
+
+export interface ConfigProtos {
+  readonly configService: grpc.ServiceDefinition
+  readonly ConfigClient: grpc.ServiceClientConstructor
+}
+
+let loaded: ConfigProtos | undefined
+
+export function configProtos (): ConfigProtos {
+  if (loaded !== undefined) return loaded
+  const def = protoLoader.loadSync(['ferry/config/v1/config.proto'], {
+    includeDirs: [PROTO_DIR],
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true
+  })
+  const pkg = grpc.loadPackageDefinition(def) as any
+  const ConfigClient = pkg.ferry.config.v1.ConfigService as grpc.ServiceClientConstructor
+  loaded = Object.freeze({ configService: ConfigClient.service, ConfigClient })
+  return loaded
+}

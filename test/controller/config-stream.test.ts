@@ -1,0 +1,235 @@
+import t from 'tap'
+import * as grpc from '@grpc/grpc-js'
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Registry } from 'prom-client'
+import { ConfigStream } from '../../src/agent/config-stream'
+import { type ConfigFeed, type ConfigVersion, documentsDigest } from '../../src/controller/config-feed'
+import { configProtos } from '../../src/controller/config-protos'
+import { isFerryError } from '../../src/errors'
+import type { ConfigSnapshot } from '../../src/resources/snapshot'
+import { waitFor } from '../helpers/cli'
+import { captureLog, startCa, tmpDir, type CaHarness } from './harness'
+
+// The configuration stream over real grpc-js and TLS, between the real controller
+// (Controller.start, its --config-dir feed or a feed the test drives) and the agent's
+// ConfigStream: delivery and ACK, NACK with reasons while the last good configuration
+// keeps serving, and streams refused without a valid token.
+
+const DENY_DEV = `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata:
+  name: deny-dev
+  namespace: prod
+spec:
+  action: DENY
+  rules:
+    - from:
+        - source:
+            namespaces: ["dev"]
+`
+const STRICT_PROD = `apiVersion: security.ferry.dev/v1alpha1
+kind: PeerAuthentication
+metadata:
+  name: default
+  namespace: prod
+spec:
+  mtls:
+    mode: STRICT
+`
+
+function writeAtomic (dir: string, name: string, text: string): void {
+  writeFileSync(join(dir, `.${name}.tmp`), text)
+  renameSync(join(dir, `.${name}.tmp`), join(dir, name))
+}
+
+function agentStream (t: { teardown: (fn: () => void) => void }, h: CaHarness, node: string, opts: { token?: string, registry?: Registry, startTimeoutMs?: number } = {}): { stream: ConfigStream, snapshots: ConfigSnapshot[], lines: ReturnType<typeof captureLog>['lines'], registry: Registry } {
+  const { log, lines } = captureLog()
+  const registry = opts.registry ?? new Registry()
+  const token = opts.token ?? h.tokenOf.get(node) as string
+  const stream = new ConfigStream({
+    address: h.controller.address,
+    caRootsPem: h.controller.rootCertPem,
+    token: () => token,
+    log,
+    registry,
+    backoff: { initialMs: 100, maxMs: 500, multiplier: 2, jitter: 0.5 },
+    startTimeoutMs: opts.startTimeoutMs ?? 10_000
+  })
+  t.teardown(() => { stream.close() })
+  const snapshots: ConfigSnapshot[] = []
+  return { stream, snapshots, lines, registry }
+}
+
+async function metric (registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number | undefined> {
+  const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name)
+  return m?.values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value
+}
+
+t.test('a snapshot is delivered, validated, applied and ACKed; a change follows as the next version', async (t) => {
+  const dir = tmpDir(t)
+  const configDir = join(dir, 'policies')
+  mkdirSync(configDir)
+  writeAtomic(configDir, 'deny.yaml', DENY_DEV)
+  const h = await startCa(t, { dir, configDir })
+  t.equal(h.controller.configVersion(), 1)
+  const a = agentStream(t, h, 'n1')
+  await a.stream.start({ onSnapshot: (s) => { a.snapshots.push(s) } })
+
+  t.equal(a.snapshots.length, 1, 'applied before start() resolved')
+  const s = a.stream.current() as ConfigSnapshot
+  t.equal(s.generation, 1)
+  t.same(s.authorizationPolicies.map((p) => p.ref), ['prod/deny-dev'])
+  t.match(s.origin, /^controller 127\.0\.0\.1:\d+ version 1$/)
+  t.equal(s.rootNamespace, 'ferry-system')
+  t.ok(Object.isFrozen(s), 'a frozen snapshot, as from a directory')
+
+  const agents = await waitFor(() => h.controller.configAgents().find((x) => x.state === 'acked'), { what: 'the ACK on the controller' })
+  t.match(agents, { node: 'n1', principal: 'lab-node:n1', sent: 1, acked: 1, nacked: null, state: 'acked' })
+  t.ok(h.lines.some((l) => l.msg === 'configuration acknowledged' && l.node === 'n1' && l.version === 1), 'the controller logs the ACK')
+  t.equal(await metric(h.controller.registry, 'ferry_controller_config_streams', { state: 'acked' }), 1)
+  t.equal(await metric(h.controller.registry, 'ferry_controller_config_responses_total', { result: 'ack' }), 1)
+  t.equal(await metric(a.registry, 'ferry_config_stream_connected'), 1)
+  t.equal(await metric(a.registry, 'ferry_config_stream_version'), 1)
+  t.equal(await metric(a.registry, 'ferry_config_generation'), 1)
+  t.match(a.stream.state(), { connected: true, version: 1, lastAck: { version: 1 }, lastNack: null })
+
+  writeAtomic(configDir, 'strict.yaml', STRICT_PROD)
+  await waitFor(() => a.snapshots.length === 2, { what: 'version 2 at the agent' })
+  t.equal(a.stream.current()?.generation, 2)
+  t.same(a.stream.current()?.peerAuthentications.map((p) => p.ref), ['prod/default'])
+  await waitFor(() => h.controller.configAgents()[0]?.acked === 2, { what: 'ACK of version 2' })
+  t.equal(await metric(a.registry, 'ferry_config_stream_version'), 2)
+
+  // The directory turns invalid: the controller refuses it (file, line, field) and
+  // sends nothing; the agent keeps version 2.
+  writeAtomic(configDir, 'strict.yaml', STRICT_PROD.replace('STRICT', 'DISABLE'))
+  await waitFor(() => h.lines.some((l) => l.msg === 'configuration rejected; the last good configuration keeps serving'), { what: 'the controller rejecting the directory' })
+  const rejected = h.lines.find((l) => l.msg === 'configuration rejected; the last good configuration keeps serving') as unknown as { issues: string[] }
+  t.match(rejected.issues[0], /strict\.yaml:8: PeerAuthentication prod\/default: spec\.mtls\.mode: /)
+  t.equal(h.controller.configVersion(), 2, 'the controller keeps version 2')
+  t.equal(a.stream.current()?.generation, 2, 'the agent keeps version 2')
+  t.equal(a.snapshots.length, 2)
+})
+
+/** A feed the test drives: publishes whatever documents it is given, valid or not (a newer controller, say). */
+class ScriptedFeed implements ConfigFeed {
+  readonly kind = 'scripted'
+  private publish: (v: ConfigVersion) => void = () => {}
+  private last: ConfigVersion | null = null
+  async start (onVersion: (v: ConfigVersion) => void): Promise<void> { this.publish = onVersion }
+  current (): ConfigVersion | null { return this.last }
+  close (): void {}
+  send (documents: Array<{ path: string, text: string }>): void {
+    this.last = { version: (this.last?.version ?? 0) + 1, origin: 'scripted', rootNamespace: 'ferry-system', documents, digest: documentsDigest(documents) }
+    this.publish(this.last)
+  }
+}
+
+t.test('an invalid snapshot is NACKed with its reasons; the last good one keeps serving and a valid one is taken again', async (t) => {
+  const feed = new ScriptedFeed()
+  const h = await startCa(t, { deps: { configFeed: feed } })
+  const a = agentStream(t, h, 'n2')
+  const rejected: string[] = []
+  feed.send([{ path: 'deny.yaml', text: DENY_DEV }])
+  await a.stream.start({ onSnapshot: (s) => { a.snapshots.push(s) }, onRejected: (err) => { rejected.push(err.message) } })
+  t.equal(a.stream.current()?.generation, 1)
+
+  // Version 2 carries a field Ferry does not support and a bad CIDR: the agent's own
+  // validation refuses it.
+  feed.send([{ path: 'deny.yaml', text: DENY_DEV.replace('namespaces: ["dev"]', 'namespaces: ["dev"]\n            ipBlocks: ["10.0.0.0/33"]\n            requestPrincipals: ["*"]') }])
+  const nacked = await waitFor(() => h.controller.configAgents().find((x) => x.state === 'nacked'), { what: 'the NACK on the controller' })
+  t.equal(nacked.node, 'n2')
+  t.equal(nacked.acked, 1, 'version 1 is what the agent ACKed last')
+  t.equal(nacked.nacked?.version, 2)
+  t.match(nacked.nacked?.reasons, [/deny\.yaml:\d+: AuthorizationPolicy prod\/deny-dev: spec\.rules\[0\]\.from\[0\]\.source\.ipBlocks\[0\]: "10\.0\.0\.0\/33" is not an IP address or CIDR block/, /requestPrincipals: not supported by Ferry/])
+  const warn = h.lines.find((l) => l.msg === 'configuration rejected by the agent; it keeps its last good configuration') as Record<string, unknown>
+  t.match(warn, { node: 'n2', version: 2, code: 'FERRY_ERR_CONFIG' })
+  t.equal(await metric(h.controller.registry, 'ferry_controller_config_responses_total', { result: 'nack' }), 1)
+
+  t.equal(a.snapshots.length, 1, 'no new snapshot at the agent')
+  t.equal(a.stream.current()?.generation, 1, 'generation 1 keeps serving')
+  t.same(a.stream.current()?.authorizationPolicies.map((p) => p.ref), ['prod/deny-dev'])
+  t.match(a.stream.state(), { version: 1, lastNack: { version: 2 } })
+  t.equal(rejected.length, 1, 'the listener hears of the rejection')
+  t.equal(await metric(a.registry, 'ferry_config_stale'), 1)
+  t.equal(await metric(a.registry, 'ferry_config_rejected_total'), 1)
+  t.ok(a.lines.some((l) => l.msg === 'configuration from the controller rejected; the last good configuration keeps serving'))
+
+  // Garbage that is not even YAML, and a root namespace that is not a name: NACKed too.
+  feed.send([{ path: 'x.yaml', text: 'kind: [' }])
+  await waitFor(() => h.controller.configAgents()[0]?.nacked?.version === 3, { what: 'NACK of version 3' })
+  t.equal(a.stream.current()?.generation, 1)
+
+  feed.send([{ path: 'deny.yaml', text: DENY_DEV }, { path: 'strict.yaml', text: STRICT_PROD }])
+  await waitFor(() => h.controller.configAgents()[0]?.state === 'acked', { what: 'ACK of version 4' })
+  t.equal(h.controller.configAgents()[0].acked, 4)
+  t.equal(a.stream.current()?.generation, 2, 'the next good one is the next generation')
+  t.equal(await metric(a.registry, 'ferry_config_stale'), 0)
+})
+
+t.test('the same documents again (another controller version) are ACKed without a new generation', async (t) => {
+  const feed = new ScriptedFeed()
+  const h = await startCa(t, { deps: { configFeed: feed } })
+  const a = agentStream(t, h, 'n1')
+  feed.send([{ path: 'deny.yaml', text: DENY_DEV }])
+  await a.stream.start({ onSnapshot: (s) => { a.snapshots.push(s) } })
+  feed.send([{ path: 'deny.yaml', text: DENY_DEV }])
+  await waitFor(() => h.controller.configAgents()[0]?.acked === 2, { what: 'ACK of version 2' })
+  t.equal(a.snapshots.length, 1)
+  t.equal(a.stream.current()?.generation, 1)
+})
+
+t.test('streams are refused without a token, with a bad token, and when the controller has no configuration', async (t) => {
+  const dir = tmpDir(t)
+  const configDir = join(dir, 'policies')
+  mkdirSync(configDir)
+  writeAtomic(configDir, 'deny.yaml', DENY_DEV)
+  const h = await startCa(t, { dir, configDir })
+
+  // No credential at all: a client with TLS only.
+  const { ConfigClient } = configProtos()
+  const bare = new ConfigClient(h.controller.address, grpc.credentials.createSsl(Buffer.from(h.controller.rootCertPem)))
+  t.teardown(() => { bare.close() })
+  const status = await new Promise<grpc.ServiceError>((resolve) => {
+    const call = (bare as unknown as { Stream: () => grpc.ClientDuplexStream<unknown, unknown> }).Stream()
+    call.on('data', () => { resolve(new Error('got a snapshot') as grpc.ServiceError) })
+    call.on('error', resolve)
+  })
+  t.equal(status.code, grpc.status.UNAUTHENTICATED)
+  t.match(status.details, /^FERRY_ERR_AUTHN: no bearer token/)
+
+  // A bearer token the lab does not know.
+  const a = agentStream(t, h, 'n1', { token: 'not-a-node-token-at-all-000000', startTimeoutMs: 1000 })
+  const snapshots: ConfigSnapshot[] = []
+  await a.stream.start({ onSnapshot: (s) => { snapshots.push(s) } })
+  await waitFor(() => a.stream.state().lastError !== null, { what: 'the refusal at the agent' })
+  t.match(a.stream.state().lastError, /configuration stream at 127\.0\.0\.1:\d+ refused: UNAUTHENTICATED: FERRY_ERR_AUTHN: unknown bearer token/)
+  t.match(a.lines.find((l) => l.msg === 'configuration stream down; the last good configuration keeps serving'), { code: 'FERRY_ERR_CONFIG_STREAM' })
+  t.equal(a.stream.current(), null)
+  t.equal(snapshots.length, 0)
+  t.ok(h.lines.some((l) => l.msg === 'configuration stream refused' && l.code === 'FERRY_ERR_AUTHN' && l.status === 'UNAUTHENTICATED'), 'logged by the controller')
+  t.equal(h.controller.configAgents().length, 0, 'no agent recorded')
+  t.ok((await metric(h.controller.registry, 'ferry_controller_config_streams_refused_total', { code: 'FERRY_ERR_AUTHN' }) ?? 0) >= 2)
+  // It keeps retrying with backoff (not once and done).
+  await waitFor(async () => (await metric(a.registry, 'ferry_config_stream_connects_total') ?? 0) >= 3, { what: 'retries' })
+
+  const none = await startCa(t, { deps: { configFeed: null } })
+  const b = agentStream(t, none, 'n1', { startTimeoutMs: 1000 })
+  await b.stream.start({ onSnapshot: () => {} })
+  await waitFor(() => b.stream.state().lastError !== null, { what: 'the refusal' })
+  t.match(b.stream.state().lastError, /refused: FAILED_PRECONDITION: FERRY_ERR_CONFIG_STREAM: this controller serves no configuration/)
+})
+
+t.test('a closed stream leaves the snapshot in place; start() twice is refused', async (t) => {
+  const feed = new ScriptedFeed()
+  const h = await startCa(t, { deps: { configFeed: feed } })
+  feed.send([{ path: 'deny.yaml', text: DENY_DEV }])
+  const a = agentStream(t, h, 'n1')
+  await a.stream.start({ onSnapshot: () => {} })
+  const again = await a.stream.start({ onSnapshot: () => {} }).then(() => null, (err: unknown) => err)
+  t.ok(isFerryError(again, 'FERRY_ERR_INVALID_ARG'), 'a second start() is refused')
+  a.stream.close()
+  t.equal(a.stream.current()?.generation, 1)
+  await waitFor(() => h.controller.configAgents().length === 0, { what: 'the controller forgetting the stream' })
+})

@@ -1,0 +1,238 @@
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Registry } from 'prom-client'
+import { ConfigStream } from '../../src/agent/config-stream'
+import { Controller } from '../../src/controller/controller'
+import { parseControllerOptions } from '../../src/controller/options'
+import { isFerryError } from '../../src/errors'
+import { KubernetesPolicyObjects, type PolicyObjects } from '../../src/kubernetes/policy-objects'
+import { CaClient } from '../../src/identity/ca-client'
+import { createCsr } from '../../src/identity/csr'
+import { generateWorkloadKey } from '../../src/identity/keys'
+import { spiffeIdOf } from '../../src/identity/spiffe-id'
+import type { ConfigSnapshot } from '../../src/resources/snapshot'
+import { podObj } from '../discovery/fixture'
+import { FERRY, waitFor } from '../helpers/cli'
+import { captureLog, tmpDir } from './harness'
+import { FakeKubeApi, REVIEWS } from './kube-api'
+
+// `ferry controller --kubernetes` against a local stand-in for the API server
+// (kube-api.ts; NOT Kubernetes): agents' tokens checked with TokenReview, node
+// authorization from the API server's pods (list + watch), and policies from Ferry's
+// CRD objects on the configuration stream. Real controller, real grpc-js and TLS.
+
+const PODS = '/api/v1/pods'
+const FERRY_AP = '/apis/security.ferry.dev/v1alpha1/authorizationpolicies'
+const FERRY_PA = '/apis/security.ferry.dev/v1alpha1/peerauthentications'
+const WEB = spiffeIdOf('cluster.local', 'app', 'web')
+const DB = spiffeIdOf('cluster.local', 'data', 'db')
+
+/** An AuthorizationPolicy as the API server returns it: with the fields it writes. */
+function apObject (name: string, namespace: string, spec: Record<string, unknown>): Record<string, unknown> {
+  return {
+    apiVersion: 'security.ferry.dev/v1alpha1',
+    kind: 'AuthorizationPolicy',
+    metadata: {
+      name,
+      namespace,
+      generation: 1,
+      creationTimestamp: '2026-11-26T01:00:00Z',
+      annotations: { 'kubectl.kubernetes.io/last-applied-configuration': '{"apiVersion":"security.ferry.dev/v1alpha1"}' },
+      managedFields: [{ manager: 'kubectl-client-side-apply', operation: 'Update', apiVersion: 'security.ferry.dev/v1alpha1', time: '2026-11-26T01:00:00Z', fieldsType: 'FieldsV1', fieldsV1: {} }]
+    },
+    spec
+  }
+}
+
+async function setup (t: { teardown: (fn: () => void | Promise<void>) => void }): Promise<{ api: FakeKubeApi, controller: Controller, lines: ReturnType<typeof captureLog>['lines'], client: (token: string) => CaClient }> {
+  const api = new FakeKubeApi()
+  for (const p of [PODS, FERRY_AP, FERRY_PA]) api.install(p)
+  api.apply(PODS, podObj({ name: 'web', namespace: 'app', node: 'n1', serviceAccountName: 'web' }))
+  api.apply(PODS, podObj({ name: 'db', namespace: 'data', node: 'n2', serviceAccountName: 'db' }))
+  api.apply(FERRY_AP, apObject('deny-dev', 'prod', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['dev'] } }] }] }))
+  api.reviews.set('token-n1', REVIEWS.agentOn('n1'))
+  api.reviews.set('token-expired', REVIEWS.expired())
+  api.reviews.set('token-for-the-api-server', REVIEWS.wrongAudience('https://kubernetes.default.svc.cluster.local', 'ferry-ca'))
+  api.reviews.set('token-audience-unaware', { ...REVIEWS.agentOn('n1'), audiences: undefined })
+  api.reviews.set('token-other-sa', REVIEWS.agentOn('n1', { user: 'system:serviceaccount:default:builder' }))
+  api.reviews.set('token-unbound', { ...REVIEWS.agentOn('n1'), user: { ...REVIEWS.agentOn('n1').user, extra: {} } })
+  await api.start()
+  t.teardown(async () => { await api.close() })
+  const { log, lines } = captureLog()
+  const options = parseControllerOptions(['--data-dir', `${tmpDir(t)}/ca`, '--listen', '127.0.0.1:0', '--kubernetes', '--agent-service-account', 'ferry-system:ferry-agent'])
+  const controller = await Controller.start(options, { log, kubeconfig: { server: api.url } })
+  const clients: CaClient[] = []
+  t.teardown(async () => {
+    for (const c of clients) c.close()
+    await controller.close()
+  })
+  return {
+    api,
+    controller,
+    lines,
+    client: (token) => {
+      const c = new CaClient({ address: controller.address, caRootsPem: controller.rootCertPem, token: () => token, callTimeoutMs: 5000 })
+      clients.push(c)
+      return c
+    }
+  }
+}
+
+async function sign (client: CaClient, uri: string): Promise<{ ok: true } | { ok: false, code: string, message: string }> {
+  const csr = await createCsr(await generateWorkloadKey(), { ...WEB, uri })
+  try {
+    await client.createCertificate(csr, 600)
+    return { ok: true }
+  } catch (err) {
+    if (isFerryError(err)) return { ok: false, code: err.code, message: err.message }
+    throw err
+  }
+}
+
+t.test('TokenReview: the node comes from the bound token; a pod on another node, an expired token, a wrong audience are refused for signing', async (t) => {
+  const { api, controller, lines, client } = await setup(t)
+  t.same(await sign(client('token-n1'), WEB.uri), { ok: true }, 'n1 gets the identity of its own pod')
+  t.same(api.reviewRequests[0], { token: 'token-n1', audiences: ['ferry-ca'] }, 'the review asks for the audience ferry-ca')
+  t.ok(lines.some((l) => l.msg === 'certificate issued' && l.node === 'n1' && /system:serviceaccount:ferry-system:ferry-agent \(pod ferry-agent-n1\)/.test(String(l.principal))))
+
+  const otherNode = await sign(client('token-n1'), DB.uri)
+  t.match(otherNode, { ok: false, code: 'FERRY_ERR_CA_REFUSED', message: /PERMISSION_DENIED: FERRY_ERR_AUTHZ: node n1 may not obtain spiffe:\/\/cluster\.local\/ns\/data\/sa\/db: .*\(such pods run on n2\)/ })
+  t.equal(api.reviewRequests.length, 1, 'the accepted token was cached (by its digest)')
+
+  const expired = await sign(client('token-expired'), WEB.uri)
+  t.match(expired, { ok: false, code: 'FERRY_ERR_CA_REFUSED', message: /UNAUTHENTICATED: FERRY_ERR_AUTHN: TokenReview: not authenticated \(\[invalid bearer token, service account token has expired\]\)/ })
+
+  const wrongAudience = await sign(client('token-for-the-api-server'), WEB.uri)
+  t.match(wrongAudience, { ok: false, code: 'FERRY_ERR_CA_REFUSED', message: /UNAUTHENTICATED: FERRY_ERR_AUTHN: .*is invalid for the target audiences \["ferry-ca"\]/ })
+
+  const unaware = await sign(client('token-audience-unaware'), WEB.uri)
+  t.match(unaware, { ok: false, message: /UNAUTHENTICATED: FERRY_ERR_AUTHN: TokenReview: the token is not for audience "ferry-ca"/ }, 'authenticated but without the audience in status.audiences')
+
+  const otherSa = await sign(client('token-other-sa'), WEB.uri)
+  t.match(otherSa, { ok: false, message: /UNAUTHENTICATED: FERRY_ERR_AUTHN: TokenReview: user "system:serviceaccount:default:builder" is not the agents' service account system:serviceaccount:ferry-system:ferry-agent/ })
+
+  const unbound = await sign(client('token-unbound'), WEB.uri)
+  t.match(unbound, { ok: false, message: /names no node \(authentication\.kubernetes\.io\/node-name\)/ })
+
+  const unknown = await sign(client('some-random-token'), WEB.uri)
+  t.match(unknown, { ok: false, message: /UNAUTHENTICATED: FERRY_ERR_AUTHN: TokenReview: not authenticated \(\[invalid bearer token, token lookup failed\]\)/ })
+
+  const refusals = lines.filter((l) => l.msg === 'certificate request refused')
+  t.equal(refusals.length, 7)
+  t.ok(refusals.every((l) => typeof l.reason === 'string' && typeof l.code === 'string'))
+  void controller
+})
+
+t.test('TokenReview unavailable: UNAVAILABLE (retried by the agent), never cached', async (t) => {
+  const { api, client } = await setup(t)
+  api.reviews.set('token-n1-b', REVIEWS.agentOn('n1'))
+  api.reviewFailure = 500
+  const down = await sign(client('token-n1-b'), WEB.uri)
+  t.match(down, { ok: false, code: 'FERRY_ERR_CA_UNAVAILABLE', message: /UNAVAILABLE: FERRY_ERR_AUTHN_UNAVAILABLE: the token could not be checked: TokenReview at http:\/\/127\.0\.0\.1:\d+ failed: HTTP 500/ })
+  api.reviewFailure = null
+  t.same(await sign(client('token-n1-b'), WEB.uri), { ok: true }, 'asked again once the API server answers')
+})
+
+t.test('node authorization follows the API server\'s pods (watch)', async (t) => {
+  const { api, client } = await setup(t)
+  t.match(await sign(client('token-n1'), DB.uri), { ok: false, code: 'FERRY_ERR_CA_REFUSED' })
+  api.apply(PODS, podObj({ name: 'db-2', namespace: 'data', node: 'n1', serviceAccountName: 'db' }))
+  await waitFor(async () => (await sign(client('token-n1'), DB.uri)).ok, { timeoutMs: 15_000, what: 'db on n1 to be signable' })
+  api.delete(PODS, 'data', 'db-2')
+  await waitFor(async () => !(await sign(client('token-n1'), DB.uri)).ok, { timeoutMs: 15_000, what: 'db on n1 to be refused again' })
+  api.apply(PODS, podObj({ name: 'web', namespace: 'app', node: 'n1', serviceAccountName: 'web', phase: 'Succeeded' }))
+  await waitFor(async () => !(await sign(client('token-n1'), WEB.uri)).ok, { timeoutMs: 15_000, what: 'a finished pod no longer counting' })
+})
+
+t.test('policies from the CRDs on the configuration stream; a bad object is rejected by name and field, the last good set keeps serving', async (t) => {
+  const { api, controller, lines } = await setup(t)
+  t.equal(controller.configVersion(), 1, 'the first set was in before the controller listened')
+  const { log } = captureLog()
+  const stream = new ConfigStream({ address: controller.address, caRootsPem: controller.rootCertPem, token: () => 'token-n1', log, registry: new Registry(), startTimeoutMs: 10_000 })
+  t.teardown(() => { stream.close() })
+  const snapshots: ConfigSnapshot[] = []
+  await stream.start({ onSnapshot: (s) => { snapshots.push(s) } })
+  const first = stream.current() as ConfigSnapshot
+  t.same(first.authorizationPolicies.map((p) => [p.apiVersion, p.ref, p.spec.action]), [['security.ferry.dev/v1alpha1', 'prod/deny-dev', 'DENY']])
+  t.same(first.authorizationPolicies[0].metadata.annotations, {}, 'kubectl\'s copy of the object is not configuration')
+  t.equal(first.authorizationPolicies[0].origin.file, 'kubernetes:security.ferry.dev/v1alpha1/AuthorizationPolicy/prod/deny-dev')
+  await waitFor(() => controller.configAgents()[0]?.state === 'acked', { what: 'the ACK' })
+  t.match(controller.configAgents()[0], { node: 'n1', principal: /ferry-agent/ })
+
+  api.apply(FERRY_PA, { apiVersion: 'security.ferry.dev/v1alpha1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: 'prod' }, spec: { mtls: { mode: 'STRICT' } } })
+  await waitFor(() => snapshots.length === 2, { timeoutMs: 15_000, what: 'the PeerAuthentication at the agent' })
+  t.same(stream.current()?.peerAuthentications.map((p) => p.ref), ['prod/default'])
+
+  // An object Ferry refuses (the API server would refuse it too with Ferry's CRD; an
+  // older CRD, or Istio's, might not): rejected with its name and field; nothing sent.
+  api.apply(FERRY_AP, apObject('bad', 'prod', { action: 'PERMIT' }))
+  await waitFor(() => lines.some((l) => l.msg === 'configuration rejected; the last good configuration keeps serving'), { timeoutMs: 15_000, what: 'the rejection' })
+  const rejected = lines.find((l) => l.msg === 'configuration rejected; the last good configuration keeps serving') as unknown as { issues: string[] }
+  t.match(rejected.issues, [/^kubernetes:security\.ferry\.dev\/v1alpha1\/AuthorizationPolicy\/prod\/bad:\d+: AuthorizationPolicy prod\/bad: spec\.action: "PERMIT" is not one of "ALLOW", "DENY"/])
+  t.equal(controller.configVersion(), 2)
+  t.equal(stream.current()?.generation, 2)
+
+  api.delete(FERRY_AP, 'prod', 'bad')
+  api.delete(FERRY_AP, 'prod', 'deny-dev')
+  await waitFor(() => snapshots.length === 3, { timeoutMs: 15_000, what: 'the next good set' })
+  t.same(stream.current()?.authorizationPolicies, [])
+  t.equal(controller.configVersion(), 3)
+})
+
+t.test('Istio\'s CRDs are optional: absent counts as empty, and they are picked up once installed', async (t) => {
+  const api = new FakeKubeApi()
+  for (const p of [FERRY_AP, FERRY_PA]) api.install(p)
+  api.apply(FERRY_AP, apObject('deny-dev', 'prod', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['dev'] } }] }] }))
+  await api.start()
+  t.teardown(async () => { await api.close() })
+  const objects = new KubernetesPolicyObjects({ kubeconfig: { server: api.url }, probeMs: 200 })
+  t.teardown(() => { objects.close() })
+  const seen: Array<readonly PolicyObjects[]> = []
+  const errors: string[] = []
+  objects.start({ onObjects: (all) => { seen.push(all) }, onError: (err) => { errors.push(err.message) } })
+  await waitFor(() => seen.length > 0, { timeoutMs: 15_000, what: 'the first set' })
+  const names = (all: readonly PolicyObjects[]): string[] => all.flatMap((p) => p.objects.map((o) => `${p.collection.group}/${(o as { metadata: { name: string } }).metadata.name}`))
+  t.same(names(seen[0]), ['security.ferry.dev/deny-dev'])
+  t.same(errors, [], 'a missing optional CRD is not an error')
+
+  const ISTIO_AP = '/apis/security.istio.io/v1/authorizationpolicies'
+  api.install(ISTIO_AP)
+  api.apply(ISTIO_AP, { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'allow-web', namespace: 'app' }, spec: { rules: [{}] } })
+  await waitFor(() => names(seen[seen.length - 1]).includes('security.istio.io/allow-web'), { timeoutMs: 15_000, what: 'the Istio object' })
+  t.same(errors, [])
+})
+
+t.test('`ferry controller --kubernetes --kubeconfig FILE` as a process: the CLI path signs for a TokenReview-checked agent', async (t) => {
+  const api = new FakeKubeApi()
+  for (const p of [PODS, FERRY_AP, FERRY_PA]) api.install(p)
+  api.apply(PODS, podObj({ name: 'web', namespace: 'app', node: 'n1', serviceAccountName: 'web' }))
+  api.reviews.set('token-n1', REVIEWS.agentOn('n1'))
+  await api.start()
+  t.teardown(async () => { await api.close() })
+  const dir = tmpDir(t)
+  const kubeconfig = join(dir, 'kubeconfig')
+  writeFileSync(kubeconfig, [
+    'apiVersion: v1', 'kind: Config', 'current-context: test',
+    'clusters: [{ name: test, cluster: { server: "' + api.url + '", insecure-skip-tls-verify: true } }]',
+    'users: [{ name: test, user: { token: controller-token } }]',
+    'contexts: [{ name: test, context: { cluster: test, user: test } }]', ''
+  ].join('\n'))
+  const child = spawn(process.execPath, [FERRY, 'controller', '--data-dir', join(dir, 'ca'), '--listen', '127.0.0.1:0', '--kubernetes', '--kubeconfig', kubeconfig], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+  let out = ''
+  child.stdout.on('data', (d: Buffer) => { out += d.toString() })
+  child.stderr.on('data', (d: Buffer) => { out += d.toString() })
+  const listening = await waitFor(() => out.split('\n').filter((l) => l.includes('"controller listening"')).map((l) => JSON.parse(l) as { address: string, rootCert: string, authenticator: string, config: string })[0],
+    { timeoutMs: 30_000, what: `the controller to listen:\n${out}` })
+  t.match(listening, { authenticator: 'kubernetes-token-review', config: 'kubernetes' })
+  const client = new CaClient({ address: listening.address, caRootsPem: readFileSync(listening.rootCert, 'utf8'), token: () => 'token-n1', callTimeoutMs: 5000 })
+  t.teardown(() => { client.close() })
+  t.same(await sign(client, WEB.uri), { ok: true })
+  t.match(await sign(client, DB.uri), { ok: false, code: 'FERRY_ERR_CA_REFUSED', message: /PERMISSION_DENIED/ })
+  child.kill('SIGTERM')
+  const [code] = await once(child, 'exit') as [number | null]
+  t.equal(code, 0)
+})

@@ -1,0 +1,63 @@
+import t from 'tap'
+import { parseAgentOptions, KUBERNETES_DEFAULTS, NODE_NAME_ENV } from '../../src/agent/options'
+import { kustomizeBuild } from '../../src/install/kustomize'
+import { OVERLAYS, overlayDir, renderObjects } from '../../src/install/render'
+import { AGENT, parseSettings } from '../../src/install/settings'
+
+// The DaemonSet's agent args must be what `ferry agent` accepts — for the base, every
+// overlay and `ferry install --render` with options — parsed by the agent's own parser
+// with $(VAR) references expanded from the container's env as the kubelet expands them
+// (the downward API's spec.nodeName becomes a node name). The kubelet locator's default
+// host paths must be the container's mounts, and the drain must end before the kubelet's
+// SIGKILL. So the manifests and the parser cannot drift apart again.
+
+type Obj = Record<string, any>
+interface Check { equal: (a: unknown, b: unknown, m: string) => void, ok: (a: unknown, m: string) => void }
+
+function agentPod (objects: Obj[]): Obj {
+  const ds = objects.find((o) => o.kind === AGENT.kind && o.metadata.name === AGENT.name)
+  if (ds === undefined) throw new Error('no agent DaemonSet')
+  return ds.spec.template.spec
+}
+
+/** What the kubelet does to args: $(NAME) → the container env's value (fieldRefs resolved by the caller's table). */
+function expand (args: string[], container: Obj, downward: Record<string, string>): { args: string[], env: Record<string, string> } {
+  const env: Record<string, string> = {}
+  for (const e of container.env ?? []) {
+    if (typeof e.value === 'string') env[e.name] = e.value
+    else if (e.valueFrom?.fieldRef?.fieldPath !== undefined) env[e.name] = downward[e.valueFrom.fieldRef.fieldPath]
+  }
+  return { args: args.map((a) => a.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (m, name: string) => env[name] ?? m)), env }
+}
+
+async function checkAgent (t: Check, objects: Obj[], what: string): Promise<void> {
+  const pod = agentPod(objects)
+  const container = pod.containers.find((c: Obj) => c.name === AGENT.container)
+  t.equal(container.args[0], 'agent', `${what}: the agent command`)
+  const { args, env } = expand(container.args.slice(1), container, { 'spec.nodeName': 'worker-7' })
+  t.equal(env[NODE_NAME_ENV], 'worker-7', `${what}: $${NODE_NAME_ENV} comes from the downward API`)
+  const o = parseAgentOptions(args, env)
+  t.equal(o.node, 'worker-7', `${what}: the node is the pod's`)
+  t.equal(o.clusterFile, null, `${what}: no cluster file`)
+  t.ok(o.kubernetes !== null, `${what}: --kubernetes`)
+  t.equal(o.kubernetes?.kubeconfig, null, `${what}: in-cluster credentials`)
+  const mounts = new Set((container.volumeMounts as Obj[]).map((m) => m.mountPath))
+  t.ok(mounts.has(o.kubernetes?.hostProc), `${what}: --host-proc ${o.kubernetes?.hostProc} is mounted`)
+  t.ok(mounts.has(o.kubernetes?.cgroupRoot), `${what}: --cgroup-root ${o.kubernetes?.cgroupRoot} is mounted`)
+  t.ok(mounts.has(o.pinRoot.split('/').slice(0, 4).join('/')), `${what}: the pin root ${o.pinRoot} is on the mounted bpffs`)
+  const grace = pod.terminationGracePeriodSeconds ?? 30
+  t.ok(o.drainGraceMs < grace * 1000, `${what}: the drain (${o.drainGraceMs} ms) ends before terminationGracePeriodSeconds (${grace} s)`)
+}
+
+t.test('the agent\'s args in every overlay parse with --kubernetes, $NODE_NAME, mounted host paths and a drain inside the grace period', async (t) => {
+  t.same(KUBERNETES_DEFAULTS, { hostProc: '/host/proc', cgroupRoot: '/host/sys/fs/cgroup' })
+  for (const overlay of OVERLAYS) await checkAgent(t, kustomizeBuild(overlayDir(overlay)), `daemonset/${overlay}`)
+})
+
+t.test('the same for `ferry install --render` with options', async (t) => {
+  for (const overlay of OVERLAYS) {
+    const settings = parseSettings(['trustDomain=example.org', 'logLevel=debug', 'namespace=mesh-system'])
+    const objects = await renderObjects({ overlay, settings, manifests: true, generateCa: false })
+    await checkAgent(t, objects, `install --render --overlay ${overlay}`)
+  }
+})
