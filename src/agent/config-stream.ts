@@ -4,6 +4,7 @@ import { documentsDigest } from '../controller/config-feed'
 import { type AgentMessage, type ConfigSnapshotMessage, configProtos } from '../controller/config-protos'
 import { ferryError, type FerryError } from '../errors'
 import { backoffDelay, type BackoffPolicy } from '../identity/backoff'
+import { controllerCredentials } from '../identity/ca-client'
 import type { Random } from '../identity/clock'
 import { ConfigError, formatIssue } from '../resources/issues'
 import { buildSnapshot, type ConfigFile } from '../resources/loader'
@@ -110,14 +111,7 @@ export class ConfigStream {
     this.responses = new Counter({ name: CONFIG_STREAM_METRIC_NAMES.responses, help: 'Snapshots from the controller answered, by result (ack, nack)', labelNames: ['result'], registers })
     this.lastResponse = new Gauge({ name: CONFIG_STREAM_METRIC_NAMES.lastResponse, help: 'When the agent last answered a snapshot, by result (ack, nack)', labelNames: ['result'], registers })
     this.connects = new Counter({ name: CONFIG_STREAM_METRIC_NAMES.connects, help: 'Configuration streams opened to the controller', registers })
-    const callCreds = grpc.credentials.createFromMetadataGenerator((_params, callback) => {
-      Promise.resolve().then(opts.token).then((token) => {
-        const md = new grpc.Metadata()
-        md.set('authorization', `Bearer ${token.trim()}`)
-        callback(null, md)
-      }, (err: Error) => { callback(err) })
-    })
-    const creds = grpc.credentials.combineChannelCredentials(grpc.credentials.createSsl(Buffer.from(opts.caRootsPem)), callCreds)
+    const creds = controllerCredentials(opts.caRootsPem, opts.token)
     const backoff = opts.backoff ?? CONFIG_STREAM_DEFAULTS.backoff
     this.client = new (configProtos().ConfigClient)(opts.address, creds, {
       'grpc.max_receive_message_length': CONFIG_STREAM_DEFAULTS.maxReceiveBytes,

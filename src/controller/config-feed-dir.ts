@@ -1,7 +1,7 @@
-import { stat } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { ConfigError } from '../resources/issues'
-import { listConfigFiles, readConfigFiles } from '../resources/loader'
+import { readConfigFiles } from '../resources/loader'
+import { directoryFingerprint } from '../resources/watcher'
 import type { Logger } from '../telemetry/logger'
 import { ChangeTrigger } from '../util/change-trigger'
 import { type ConfigFeed, type ConfigVersion, ConfigVersioner } from './config-feed'
@@ -21,7 +21,7 @@ export class DirectoryConfigFeed implements ConfigFeed {
     this.dir = resolve(opts.dir)
     this.trigger = new ChangeTrigger({
       dir: this.dir,
-      fingerprint: async () => await this.statKey(),
+      fingerprint: async () => await directoryFingerprint(this.dir),
       reload: async () => { await this.load() },
       log: opts.log,
       what: 'config directory',
@@ -42,7 +42,7 @@ export class DirectoryConfigFeed implements ConfigFeed {
 
   private async load (): Promise<void> {
     this.trigger.arm()
-    this.trigger.seen = await this.statKey()
+    this.trigger.seen = await directoryFingerprint(this.dir)
     try {
       const files = await readConfigFiles(this.dir)
       this.lastUnreadable = ''
@@ -54,19 +54,6 @@ export class DirectoryConfigFeed implements ConfigFeed {
         this.lastUnreadable = err.message
         this.opts.log.warn({ dir: this.dir, code: err.code, err: err.message }, 'configuration directory unreadable; the last good configuration keeps serving')
       }
-    }
-  }
-
-  private async statKey (): Promise<string> {
-    try {
-      const files = await listConfigFiles(this.dir)
-      const parts = await Promise.all(files.map(async (f) => {
-        const s = await stat(f).catch(() => null)
-        return s === null ? `${f}:gone` : `${f}:${s.ino}:${s.size}:${s.mtimeMs}`
-      }))
-      return parts.join('|')
-    } catch {
-      return 'missing'
     }
   }
 }

@@ -1,6 +1,5 @@
-import * as grpc from '@grpc/grpc-js'
-import * as protoLoader from '@grpc/proto-loader'
-import { PROTO_DIR } from '../identity/protos'
+import type * as grpc from '@grpc/grpc-js'
+import { loadProtoPackage } from '../identity/protos'
 
 // ferry.config.v1.ConfigService (proto/ferry/config/v1/config.proto), loaded once, on
 // first use, the way the CA's protos are (snake_case fields, uint64 as a JS number).
@@ -31,15 +30,7 @@ let loaded: ConfigProtos | undefined
 
 export function configProtos (): ConfigProtos {
   if (loaded !== undefined) return loaded
-  const def = protoLoader.loadSync(['ferry/config/v1/config.proto'], {
-    includeDirs: [PROTO_DIR],
-    keepCase: true,
-    longs: Number,
-    enums: String,
-    defaults: true,
-    oneofs: true
-  })
-  const pkg = grpc.loadPackageDefinition(def) as any
+  const pkg = loadProtoPackage(['ferry/config/v1/config.proto'])
   const ConfigClient = pkg.ferry.config.v1.ConfigService as grpc.ServiceClientConstructor
   loaded = Object.freeze({ configService: ConfigClient.service, ConfigClient })
   return loaded

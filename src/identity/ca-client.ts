@@ -47,14 +47,7 @@ export class CaClient implements CertificateSigner {
 
   constructor (private readonly opts: CaClientOptions) {
     const { CertificateClient, TrustBundleClient } = caProtos()
-    const callCreds = grpc.credentials.createFromMetadataGenerator((_params, callback) => {
-      Promise.resolve().then(opts.token).then((token) => {
-        const md = new grpc.Metadata()
-        md.set('authorization', `Bearer ${token.trim()}`)
-        callback(null, md)
-      }, (err: Error) => { callback(err) })
-    })
-    const creds = grpc.credentials.combineChannelCredentials(grpc.credentials.createSsl(Buffer.from(opts.caRootsPem)), callCreds)
+    const creds = controllerCredentials(opts.caRootsPem, opts.token)
     const backoff = opts.reconnectBackoffMs ?? CA_CLIENT_DEFAULTS.reconnectBackoffMs
     const channelOptions: grpc.ChannelOptions = {
       'grpc.initial_reconnect_backoff_ms': backoff.initial,
@@ -105,4 +98,20 @@ export class CaClient implements CertificateSigner {
 /** A token source that re-reads a file per call (a projected token, or the lab's token file). */
 export function tokenFromFile (path: string): () => Promise<string> {
   return async () => (await readFile(path, 'utf8')).trim()
+}
+
+/**
+ * How an agent calls the controller (the CA, the configuration stream): TLS to a server
+ * chaining to `caRootsPem`, and the node's bearer token, asked of `token` for every call
+ * (projected tokens rotate).
+ */
+export function controllerCredentials (caRootsPem: string, token: () => string | Promise<string>): grpc.ChannelCredentials {
+  const callCreds = grpc.credentials.createFromMetadataGenerator((_params, callback) => {
+    Promise.resolve().then(token).then((t) => {
+      const md = new grpc.Metadata()
+      md.set('authorization', `Bearer ${t.trim()}`)
+      callback(null, md)
+    }, (err: Error) => { callback(err) })
+  })
+  return grpc.credentials.combineChannelCredentials(grpc.credentials.createSsl(Buffer.from(caRootsPem)), callCreds)
 }

@@ -39,11 +39,9 @@ export interface CaProtos {
   readonly TrustBundleClient: grpc.ServiceClientConstructor
 }
 
-let loaded: CaProtos | undefined
-
-export function caProtos (): CaProtos {
-  if (loaded !== undefined) return loaded
-  const def = protoLoader.loadSync(['istio/v1/auth/ca.proto', 'ferry/ca/v1/trust_bundle.proto'], {
+/** The package tree of `files` (paths under proto/), with the options every Ferry API uses. */
+export function loadProtoPackage (files: string[]): any {
+  const def = protoLoader.loadSync(files, {
     includeDirs: [PROTO_DIR],
     keepCase: true,
     longs: Number,
@@ -51,7 +49,14 @@ export function caProtos (): CaProtos {
     defaults: true,
     oneofs: true
   })
-  const pkg = grpc.loadPackageDefinition(def) as any
+  return grpc.loadPackageDefinition(def)
+}
+
+let loaded: CaProtos | undefined
+
+export function caProtos (): CaProtos {
+  if (loaded !== undefined) return loaded
+  const pkg = loadProtoPackage(['istio/v1/auth/ca.proto', 'ferry/ca/v1/trust_bundle.proto'])
   const CertificateClient = pkg.istio.v1.auth.IstioCertificateService as grpc.ServiceClientConstructor
   const TrustBundleClient = pkg.ferry.ca.v1.TrustBundleService as grpc.ServiceClientConstructor
   loaded = Object.freeze({

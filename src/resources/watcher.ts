@@ -54,7 +54,7 @@ export class ConfigDirectoryWatcher {
     this.rootNamespace = opts.rootNamespace
     this.trigger = new ChangeTrigger({
       dir: this.dir,
-      fingerprint: async () => await this.statKey(),
+      fingerprint: async () => await directoryFingerprint(this.dir),
       reload: async () => { await this.loadOnce() },
       log: this.log,
       what: 'config directory',
@@ -78,23 +78,10 @@ export class ConfigDirectoryWatcher {
 
   close (): void { this.trigger.close() }
 
-  /** A cheap fingerprint of the directory: names, inodes, sizes, mtimes. */
-  private async statKey (): Promise<string> {
-    try {
-      const files = await listConfigFiles(this.dir)
-      const parts = await Promise.all(files.map(async (f) => {
-        const s = await stat(f).catch(() => null)
-        return s === null ? `${f}:gone` : `${f}:${s.ino}:${s.size}:${s.mtimeMs}`
-      }))
-      return parts.join('|')
-    } catch {
-      return 'missing'
-    }
-  }
 
   private async loadOnce (): Promise<void> {
     this.trigger.arm()
-    this.trigger.seen = await this.statKey()
+    this.trigger.seen = await directoryFingerprint(this.dir)
     let files: ConfigFile[]
     try {
       files = await readConfigFiles(this.dir)
@@ -151,5 +138,19 @@ export class ConfigDirectoryWatcher {
       issues: err.issues.map(formatIssue)
     }, 'configuration rejected; the last good configuration keeps serving')
     this.listener?.onRejected?.(err)
+  }
+}
+
+/** A cheap fingerprint of a configuration directory: names, inodes, sizes, mtimes ("missing" when unreadable). */
+export async function directoryFingerprint (dir: string): Promise<string> {
+  try {
+    const files = await listConfigFiles(dir)
+    const parts = await Promise.all(files.map(async (f) => {
+      const s = await stat(f).catch(() => null)
+      return s === null ? `${f}:gone` : `${f}:${s.ino}:${s.size}:${s.mtimeMs}`
+    }))
+    return parts.join('|')
+  } catch {
+    return 'missing'
   }
 }
