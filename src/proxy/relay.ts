@@ -8,6 +8,9 @@ import { errorCodeOf } from './conn'
 //                 flowing; both sockets must be allowHalfOpen
 //   reset         an error on one side (ECONNRESET, EPIPE, ...) or an abrupt close resets
 //                 the other side (RST via resetAndDestroy), never a polite FIN
+//   no delay      TCP ends get TCP_NODELAY: a relay forwards each chunk as it arrives, and
+//                 Nagle would hold the second small write of a response (headers, then
+//                 body) until the app's delayed ACK, ~40 ms (benchmarks/README.md)
 // Handlers are bound once per connection; nothing is allocated per chunk. `done` runs
 // once, after both sockets have closed, with the first error code seen (null if clean).
 //
@@ -48,10 +51,16 @@ export function relay (a: RelayEnd, b: RelayEnd, done: RelayDone): void {
     })
   }
 
+  noDelay(a)
+  noDelay(b)
   pipe(a, b)
   pipe(b, a)
   a.resume()
   b.resume()
+}
+
+function noDelay (s: RelayEnd): void {
+  if (s instanceof Socket) s.setNoDelay(true)
 }
 
 function reset (s: RelayEnd): void {

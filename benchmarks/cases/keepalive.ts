@@ -1,0 +1,19 @@
+import type { Context } from '../lib/context'
+import { measureLoad, type Measured } from './measure'
+
+// 1 KiB responses on keep-alive connections, as fast as each path goes (h2load's
+// closed loop: CONNECTIONS connections, one request in flight on each). A short
+// warm-up run first fills pools and JITs.
+
+export const CONNECTIONS = 16
+
+export async function keepalive (ctx: Context): Promise<Record<string, Measured>> {
+  const seconds = ctx.opts.quick ? 3 : 8
+  const out: Record<string, Measured> = {}
+  for (const path of ctx.paths) {
+    await measureLoad(ctx, path, { connections: CONNECTIONS, seconds: 1 }, '/1k', 'warmup')
+    out[path.id] = await measureLoad(ctx, path, { connections: CONNECTIONS, seconds }, '/1k', 'keepalive')
+    ctx.log(`keepalive ${path.id}: ${out[path.id].load.reqPerSec.toFixed(0)} req/s, p99 ${out[path.id].load.latency.p99Ms.toFixed(2)} ms`)
+  }
+  return out
+}

@@ -1,0 +1,80 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { exec, ferry, FERRY, type ExecResult } from './exec'
+
+// The labs a run uses, through the real `ferry lab` CLI. Names are unique per run
+// (`b<role><pid>`), and every lab brought up is registered so the runner can take it
+// down on any exit path.
+
+export const LAB_STATE_DIR = '/var/run/ferry/labs'
+const UP_TIMEOUT_MS = 300_000
+
+interface StatePod { namespace: string, name: string, node: string, ipv4: string, netns: string }
+interface StateNode { name: string, netns: string, ipv4: string }
+interface StateService { namespace: string, name: string, clusterIPs: string[] }
+interface LabStateFile {
+  pids: Record<string, number>
+  plan: { mesh: boolean, paths: { netnsDir: string }, nodes: StateNode[], pods: StatePod[], services: StateService[] }
+}
+
+export class Lab {
+  private constructor (readonly name: string, readonly state: LabStateFile, readonly upMs: number) {}
+
+  static readonly live = new Set<string>()
+
+  static async up (name: string, manifest: string, opts: { mesh: boolean }): Promise<Lab> {
+    Lab.live.add(name)
+    const args = ['lab', 'up', '--name', name, ...(opts.mesh ? [] : ['--no-mesh']), '--timeout', String(UP_TIMEOUT_MS / 1000), manifest]
+    const r = await ferry(args, UP_TIMEOUT_MS + 30_000)
+    const state = JSON.parse(readFileSync(join(LAB_STATE_DIR, name, 'state.json'), 'utf8')) as LabStateFile
+    return new Lab(name, state, r.ms)
+  }
+
+  static async down (name: string): Promise<void> {
+    await exec(process.execPath, [FERRY, 'lab', 'down', name], { timeoutMs: 120_000 })
+    Lab.live.delete(name)
+  }
+
+  /** Re-reads the state file (pids change when an agent restarts). */
+  reload (): LabStateFile { return JSON.parse(readFileSync(join(LAB_STATE_DIR, this.name, 'state.json'), 'utf8')) as LabStateFile }
+
+  pod (namespace: string, name: string): StatePod {
+    const p = this.state.plan.pods.find((x) => x.namespace === namespace && x.name === name)
+    if (p === undefined) throw new Error(`lab ${this.name}: no pod ${namespace}/${name}`)
+    return p
+  }
+
+  node (name: string): StateNode {
+    const n = this.state.plan.nodes.find((x) => x.name === name)
+    if (n === undefined) throw new Error(`lab ${this.name}: no node ${name}`)
+    return n
+  }
+
+  netnsPath (node: string): string { return join(this.state.plan.paths.netnsDir, this.node(node).netns) }
+
+  serviceIP (namespace: string, name: string): string {
+    const s = this.state.plan.services.find((x) => x.namespace === namespace && x.name === name)
+    if (s === undefined || s.clusterIPs.length === 0) throw new Error(`lab ${this.name}: no service ${namespace}/${name}`)
+    return s.clusterIPs.find((ip) => ip.includes('.')) ?? s.clusterIPs[0]
+  }
+
+  /** Agent pids by node (empty without the mesh). */
+  agentPids (): number[] {
+    const pids = this.reload().pids
+    return Object.entries(pids).filter(([k]) => k.startsWith('node/')).map(([, v]) => v)
+  }
+
+  agentPid (node: string): number {
+    const pid = this.reload().pids[`node/${node}`]
+    if (pid === undefined) throw new Error(`lab ${this.name}: no agent on ${node}`)
+    return pid
+  }
+
+  async execPod (namespace: string, pod: string, argv: readonly string[], timeoutMs: number): Promise<ExecResult> {
+    return await exec(process.execPath, [FERRY, 'lab', 'exec', '--lab', this.name, '-n', namespace, pod, '--', ...argv], { timeoutMs })
+  }
+
+  async execNode (node: string, argv: readonly string[], timeoutMs: number): Promise<ExecResult> {
+    return await exec(process.execPath, [FERRY, 'lab', 'exec', '--lab', this.name, '--node', node, '--', ...argv], { timeoutMs })
+  }
+}

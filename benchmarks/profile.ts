@@ -1,0 +1,109 @@
+import { spawn } from 'node:child_process'
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { h2load } from './lib/h2load'
+import { Lab } from './lib/lab'
+import { REPO, sleep } from './lib/exec'
+import { CLIENT, SERVER_PORT } from './lib/context'
+import { cgroup2Root } from './lib/cgroup'
+import { hotFunctions, type CpuProfile } from './report/profile-summary'
+
+// `npm run bench:profile [-- --seconds 10] [--path cross|same] [--load keepalive|bulk]`: the hot path under
+// a CPU profiler. Brings up the mesh lab, replaces each node's agent with the same
+// command line under `node --cpu-prof` (same cgroup and netns; pinned links keep
+// capture in place, exactly like `lab restart`), runs 1 KiB keep-alive load through
+// the path, stops the agents (SIGTERM: the profile is written at exit) and prints the
+// top functions by self time. Profiles land in results/profiles/.
+//
+// The lab passes no NODE_OPTIONS to its agents (src/lab/spawn.ts agentEnv keeps only
+// FERRY_*, PATH, HOME, LANG, TZ), hence the replacement.
+
+const OUT = join(REPO, 'benchmarks', 'results', 'profiles')
+
+function argvOf (pid: number): string[] {
+  return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((s) => s !== '')
+}
+
+function cgroupOf (pid: number): string {
+  const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::')) ?? ''
+  return join(cgroup2Root(), line.slice(3))
+}
+
+function netnsOf (lab: Lab, node: string): string { return lab.netnsPath(node) }
+
+async function waitGone (pid: number, ms: number): Promise<void> {
+  const deadline = Date.now() + ms
+  while (Date.now() < deadline) {
+    try { process.kill(pid, 0) } catch { return }
+    await sleep(50)
+  }
+  process.kill(pid, 'SIGKILL')
+}
+
+/** Replaces a node's agent with the same argv under --cpu-prof; returns the new pid. */
+async function profiledAgent (lab: Lab, node: string, dir: string): Promise<number> {
+  const old = lab.agentPid(node)
+  const argv = argvOf(old) // [node, bin/ferry.js, agent, …] — nsenter and sh exec'd into it
+  const cgroup = cgroupOf(old)
+  process.kill(old, 'SIGTERM')
+  await waitGone(old, 10_000)
+  const log = openSync(join(dir, `${node}.log`), 'a')
+  const child = spawn('sh', ['-c', 'echo $$ > "$0" && exec "$@"', join(cgroup, 'cgroup.procs'),
+    'nsenter', `--net=${netnsOf(lab, node)}`, '--', argv[0], '--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${node}.cpuprofile`, ...argv.slice(1)],
+  { cwd: REPO, detached: true, stdio: ['ignore', log, log], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root' } })
+  closeSync(log)
+  child.unref()
+  if (child.pid === undefined) throw new Error(`cannot start the profiled agent on ${node}`)
+  return child.pid
+}
+
+async function main (): Promise<void> {
+  const { values } = parseArgs({ options: { seconds: { type: 'string' }, path: { type: 'string' }, load: { type: 'string' } }, strict: true })
+  const bulk = values.load === 'bulk'
+  const seconds = Math.min(60, Number(values.seconds ?? 10))
+  const target = values.path === 'same' ? 'local' : 'server'
+  mkdirSync(OUT, { recursive: true })
+  for (const f of readdirSync(OUT).filter((x) => x.endsWith('.cpuprofile'))) rmSync(join(OUT, f))
+  const name = `bp${process.pid}`
+  const pids: number[] = []
+  const onSignal = (): void => {
+    for (const pid of pids) { try { process.kill(pid, 'SIGKILL') } catch {} }
+    void Lab.down(name).finally(() => process.exit(130))
+  }
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  try {
+    const lab = await Lab.up(name, join(REPO, 'benchmarks', 'lab', 'bench.yaml'), { mesh: true })
+    for (const node of ['node1', 'node2']) pids.push(await profiledAgent(lab, node, OUT))
+    const base = `http://${lab.serviceIP('bench', target)}:${SERVER_PORT}`
+    const url = `${base}${bulk ? '/files/1g' : '/1k'}`
+    // Ready once a request passes (the new agents re-enroll the pods first).
+    for (let i = 0; i < 100; i++) {
+      const r = await lab.execPod(CLIENT.namespace, CLIENT.pod, ['curl', '-sf', '-o', '/dev/null', '--max-time', '2', `${base}/1k`], 10_000)
+      if (r.code === 0) break
+      await sleep(200)
+    }
+    if (bulk) {
+      const r = await lab.execPod(CLIENT.namespace, CLIENT.pod, ['curl', '-sS', '-o', '/dev/null', '--max-time', String(seconds), '-w', '%{speed_download}', url], (seconds + 15) * 1000)
+      process.stderr.write(`profile: bulk ${(Number(r.stdout) / 1e6).toFixed(0)} MB/s under the profiler\n`)
+    } else {
+      const r = await h2load(lab, CLIENT, { url, connections: 16, seconds }, OUT, 'profile')
+      process.stderr.write(`profile: ${r.reqPerSec.toFixed(0)} req/s, p99 ${r.latency.p99Ms.toFixed(2)} ms under the profiler\n`)
+    }
+    for (const pid of pids) process.kill(pid, 'SIGTERM')
+    for (const pid of pids) await waitGone(pid, 15_000)
+  } finally {
+    for (const pid of pids) { try { process.kill(pid, 'SIGKILL') } catch {} }
+    await Lab.down(name)
+  }
+  const lines: string[] = []
+  for (const f of readdirSync(OUT).filter((x) => x.endsWith('.cpuprofile'))) {
+    const hot = hotFunctions(JSON.parse(readFileSync(join(OUT, f), 'utf8')) as CpuProfile, 30)
+    lines.push(`## ${f}`, '', '| self ms | share | function |', '| --- | --- | --- |', ...hot.map((h) => `| ${h.selfMs.toFixed(0)} | ${(h.share * 100).toFixed(1)}% | ${h.name} |`), '')
+  }
+  writeFileSync(join(OUT, 'summary.md'), lines.join('\n'))
+  process.stdout.write(lines.join('\n'))
+}
+
+main().catch((e) => { process.stderr.write(`profile: ${(e as Error).stack ?? String(e)}\n`); process.exitCode = 1 })

@@ -1,0 +1,119 @@
+import { barChart, type Bar } from './svg'
+import { baselineOf, PATH_ORDER, type Results } from './results'
+import { evaluateTargets } from './targets'
+
+// results → Markdown tables (results/latest.md) and SVG charts (results/*.svg).
+
+const MiB = 2 ** 20
+const dash = '–'
+
+const n = (v: number | null | undefined, digits = 0): string => v === null || v === undefined || !Number.isFinite(v) ? dash : v.toFixed(digits)
+const ms = (v: number | null | undefined): string => n(v, 3)
+const signed = (v: number | null | undefined): string => v === null || v === undefined || !Number.isFinite(v) ? dash : `${v >= 0 ? '+' : ''}${v.toFixed(3)}`
+
+export function table (header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
+  return [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n')
+}
+
+function presentPaths (r: Results): string[] {
+  const seen = new Set<string>()
+  for (const part of [r.keepalive, r.newconn, r.bulk, r.idle, ...Object.values(r.rates ?? {})]) for (const k of Object.keys(part ?? {})) seen.add(k)
+  return PATH_ORDER.filter((p) => seen.has(p))
+}
+
+export function mainTable (r: Results): string {
+  const rows = presentPaths(r).map((p) => {
+    const k = r.keepalive?.[p]
+    const base = r.keepalive?.[baselineOf(p)]
+    const added = k !== undefined && base !== undefined && p !== baselineOf(p) ? k.load.latency.p99Ms - base.load.latency.p99Ms : null
+    const idle = r.idle?.[p]
+    return [p, n(k?.load.reqPerSec), ms(k?.load.latency.p50Ms), ms(k?.load.latency.p99Ms), ms(k?.load.latency.p999Ms), signed(added),
+      n(k?.proxyCpuUsPerRequest, 1), n(k?.proxyCpuUsPerRequest === null || k === undefined ? null : k.proxyCpuUsPerRequest / 1000, 3),
+      n(r.newconn?.[p]?.load.reqPerSec), n(r.newconn?.[p]?.proxyCpuUsPerRequest, 1), n(r.bulk?.[p]?.mbPerSec),
+      n(r.idleRss?.[p] === undefined ? null : r.idleRss[p] / MiB, 1), n(k?.proxyRssPeakBytes == null ? null : k.proxyRssPeakBytes / MiB, 1),
+      n(idle === undefined ? null : idle.bytesPerConnection / 1024, 1)]
+  })
+  return table(['path', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p99 added ms', 'proxy CPU µs/req', 'CPU s per 1k req', 'new conn/s', 'proxy CPU µs/conn', 'bulk MB/s', 'proxy RSS idle MiB', 'proxy RSS load MiB', 'KiB per idle conn'], rows)
+}
+
+export function ratesTable (r: Results): string {
+  const rows: string[][] = []
+  for (const [rate, byPath] of Object.entries(r.rates ?? {})) {
+    for (const p of PATH_ORDER) {
+      const m = byPath[p]
+      if (m === undefined) continue
+      const base = byPath[baselineOf(p)]
+      rows.push([rate, p, n(m.load.reqPerSec), ms(m.load.latency.p50Ms), ms(m.load.latency.p99Ms), ms(m.load.latency.p999Ms),
+        p === baselineOf(p) || base === undefined ? dash : signed(m.load.latency.p99Ms - base.load.latency.p99Ms), n(m.proxyCpuUsPerRequest, 1)])
+    }
+  }
+  return table(['target req/s', 'path', 'achieved req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'p99 added ms', 'proxy CPU µs/req'], rows)
+}
+
+export function scaleTable (r: Results): string {
+  const rows: string[][] = (r.scale?.points ?? []).map((p) => [String(p.pods), 'lab, with CA', n(p.agentRssBytes / MiB, 1), `lab up ${n(p.labUpMs / 1000, 1)}`])
+  for (const p of r.pods?.points ?? []) rows.push([String(p.pods), 'harness, no CA', n(p.agentRssBytes / MiB, 1), `agent ready ${n(p.readyMs / 1000, 2)}`])
+  return table(['enrolled pods', 'how', 'agent RSS MiB', 'time s'], rows)
+}
+
+export function targetsTable (r: Results): string {
+  return table(['target', 'measured', 'score (≥ 1 met)', 'met'], evaluateTargets(r).map((t) =>
+    [t.target, t.value, t.score === null ? dash : Number.isFinite(t.score) ? t.score.toFixed(2) : '∞', t.met === null ? dash : t.met ? 'yes' : `**no**`]))
+}
+
+export function renderMarkdown (r: Results): string {
+  const m = r.machine
+  const s = r.scale
+  const p = r.policy
+  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+  return [
+    `Run ${r.startedAt} → ${r.finishedAt ?? '?'}${r.quick ? ' (quick)' : ''}; commit ${m.gitCommit}${m.gitDirty ? ' (dirty tree)' : ''}; ` +
+      `${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB, Linux ${m.kernel}; Node ${m.node}, HAProxy ${m.haproxy}, nginx ${m.nginx}, h2load ${m.h2load}, OpenSSL ${m.openssl}.`,
+    '',
+    '**Per path** (1 KiB keep-alive at saturation, new connection per request, bulk, idle connections):',
+    '',
+    mainTable(r),
+    '',
+    '**Fixed rates** (1 KiB, keep-alive):',
+    '',
+    ratesTable(r),
+    '',
+    '**Scale** (one node, N sleeping meshed pods):',
+    '',
+    scaleTable(r),
+    '',
+    `Agent RSS growth per enrolled pod: ${s === undefined ? dash : `${n(s.bytesPerPod / 1024, 1)} KiB`} (lab, with CA), ${r.pods === undefined ? dash : `${n(r.pods.bytesPerPod / 1024, 1)} KiB`} (harness, no CA). ` +
+      `Agent start-up with ${s?.restartPods ?? dash} pods (lab restart to ready): ${s === undefined ? dash : `${n(s.restartMs / 1000, 2)} s`}; ` +
+      `with ${r.pods?.points[r.pods.points.length - 1]?.pods ?? dash} pods (harness, spawn to ready): ${r.pods === undefined ? dash : `${n(r.pods.points[r.pods.points.length - 1].readyMs / 1000, 2)} s`}.`,
+    `Policy change to enforcement (median of ${p?.denyMs.length ?? 0}): deny ${p === undefined ? dash : `${n(median(p.denyMs), 0)} ms`}, allow again ${p === undefined ? dash : `${n(median(p.allowMs), 0)} ms`}.`,
+    '',
+    '**Targets**:',
+    '',
+    targetsTable(r),
+    ...(Object.keys(r.errors).length === 0 ? [] : ['', '**Failed benchmarks**:', '', ...Object.entries(r.errors).map(([k, v]) => `- ${k}: ${v}`)]),
+    ''
+  ].join('\n')
+}
+
+export function renderCharts (r: Results): Record<string, string> {
+  const paths = presentPaths(r)
+  const bars = (f: (p: string) => number | null | undefined): Bar[] => paths.map((p) => ({ label: p, value: f(p) ?? null }))
+  const out: Record<string, string> = {}
+  if (r.keepalive !== undefined) {
+    out['keepalive-rps.svg'] = barChart('1 KiB keep-alive requests/s (saturation)', 'req/s', bars((p) => r.keepalive?.[p]?.load.reqPerSec))
+    out['keepalive-p99.svg'] = barChart('1 KiB keep-alive p99 latency at saturation', 'ms', bars((p) => r.keepalive?.[p]?.load.latency.p99Ms))
+    out['cpu-per-request.svg'] = barChart('Proxy CPU per request (keep-alive)', 'µs', bars((p) => r.keepalive?.[p]?.proxyCpuUsPerRequest).filter((b) => b.value !== null))
+  }
+  for (const [rate, byPath] of Object.entries(r.rates ?? {})) {
+    out[`rate-${rate}-p99.svg`] = barChart(`p99 latency at ${rate} req/s`, 'ms', bars((p) => byPath[p]?.load.latency.p99Ms))
+  }
+  if (r.newconn !== undefined) out['new-connections.svg'] = barChart('New connections/s (one request each)', 'conn/s', bars((p) => r.newconn?.[p]?.load.reqPerSec))
+  if (r.bulk !== undefined) out['bulk.svg'] = barChart('Bulk transfer, one connection', 'MB/s', bars((p) => r.bulk?.[p]?.mbPerSec))
+  if (r.scale !== undefined || r.pods !== undefined) {
+    out['agent-rss-pods.svg'] = barChart('Agent RSS by enrolled pods', 'MiB', [
+      ...(r.scale?.points ?? []).map((pt) => ({ label: `${pt.pods} pods (lab)`, value: pt.agentRssBytes / MiB })),
+      ...(r.pods?.points ?? []).map((pt) => ({ label: `${pt.pods} pods (harness)`, value: pt.agentRssBytes / MiB }))
+    ])
+  }
+  return out
+}

@@ -1,0 +1,138 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, copyFileSync, existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { bulk } from './cases/bulk'
+import { idle } from './cases/idle'
+import { keepalive } from './cases/keepalive'
+import { newconn } from './cases/newconn'
+import { policy } from './cases/policy'
+import { rates } from './cases/rate'
+import { scale } from './cases/scale'
+import { abortPods, manyPods } from './cases/pods'
+import { buildPaths, CLIENT, type Context, type RunOptions } from './lib/context'
+import { execOk, REPO } from './lib/exec'
+import { startPeer, type Peer } from './lib/haproxy'
+import { Lab } from './lib/lab'
+import { describeMachine } from './lib/machine'
+import { totalRssBytes } from './lib/proc'
+import { renderCharts, renderMarkdown } from './report/markdown'
+import type { Results } from './report/results'
+
+// `npm run bench [-- --only keepalive,bulk] [--quick] [--pods 10,100,1000]`
+//
+// Brings up two copies of benchmarks/lab/bench.yaml — one with Ferry, one --no-mesh
+// (the direct path, and the HAProxy peer in its node namespaces) — runs every
+// benchmark on every path one after the other, and writes results/latest.{json,md}
+// and results/*.svg. Labs, HAProxy and load generators are bounded in time and are
+// taken down on every exit path (lab names are unique per run: b<role><pid>).
+
+const BENCHMARKS = ['keepalive', 'rates', 'newconn', 'bulk', 'idle', 'policy', 'scale', 'pods'] as const
+type BenchName = typeof BENCHMARKS[number]
+
+const WWW = '/tmp/ferry-bench-www'
+const RESULTS = join(REPO, 'benchmarks', 'results')
+const MANIFEST = join(REPO, 'benchmarks', 'lab', 'bench.yaml')
+/** A lab node's pod network is a /24: 253 pod addresses. */
+const MAX_PODS_PER_NODE = 253
+/** Pod counts of the `pods` harness (no lab, so no /24 limit). */
+const HARNESS_POD_COUNTS = [10, 100, 1000]
+
+function log (msg: string): void { process.stderr.write(`bench: ${msg}\n`) }
+
+function parseOptions (): { only: BenchName[] | null, opts: RunOptions } {
+  const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, pods: { type: 'string' } }, strict: true })
+  let only: BenchName[] | null = null
+  if (values.only !== undefined) {
+    only = values.only.split(',').map((s) => s.trim()) as BenchName[]
+    const unknown = only.filter((b) => !(BENCHMARKS as readonly string[]).includes(b))
+    if (unknown.length > 0) throw new Error(`unknown benchmark(s) ${unknown.join(', ')} (known: ${BENCHMARKS.join(', ')})`)
+  }
+  const pods = (values.pods ?? '10,100,250').split(',').map(Number)
+  if (pods.some((p) => !Number.isInteger(p) || p < 1 || p > MAX_PODS_PER_NODE)) throw new Error(`--pods: pod counts between 1 and ${MAX_PODS_PER_NODE} (the lab gives each node a /24)`)
+  return { only, opts: { quick: values.quick === true, podCounts: pods } }
+}
+
+/** The pods' web root: nginx.conf, a 1 KiB body and a sparse 1 GiB file. */
+async function prepareWww (): Promise<void> {
+  for (const d of ['tmp', 'run', 'files']) mkdirSync(join(WWW, d), { recursive: true })
+  copyFileSync(join(REPO, 'benchmarks', 'lab', 'nginx.conf'), join(WWW, 'nginx.conf'))
+  writeFileSync(join(WWW, '1k'), 'x'.repeat(1023) + '\n')
+  if (!existsSync(join(WWW, 'files', '1g'))) await execOk('truncate', ['-s', '1G', join(WWW, 'files', '1g')], { timeoutMs: 5000 })
+}
+
+async function main (): Promise<void> {
+  const { only, opts } = parseOptions()
+  const selected = (b: BenchName): boolean => only === null || only.includes(b)
+  const workDir = mkdtempSync(join(tmpdir(), 'ferry-bench-'))
+  const results: Results = { machine: await describeMachine(), startedAt: new Date().toISOString(), quick: opts.quick, errors: {} }
+  let peer: Peer | null = null
+  const cleanup = async (): Promise<void> => {
+    await peer?.stop()
+    peer = null
+    for (const name of [...Lab.live]) await Lab.down(name)
+    await abortPods()
+  }
+  const onSignal = (sig: string): void => { log(`${sig}: cleaning up`); void cleanup().finally(() => process.exit(130)) }
+  process.once('SIGINT', () => onSignal('SIGINT'))
+  process.once('SIGTERM', () => onSignal('SIGTERM'))
+  const attempt = async <T>(name: BenchName, fn: () => Promise<T>): Promise<T | undefined> => {
+    if (!selected(name)) return undefined
+    log(`— ${name}`)
+    try { return await fn() } catch (e) {
+      results.errors[name] = (e as Error).message.split('\n')[0]
+      log(`${name} failed: ${(e as Error).stack ?? String(e)}`)
+      return undefined
+    }
+  }
+  try {
+    const needLabs = BENCHMARKS.some((b) => b !== 'scale' && b !== 'pods' && selected(b))
+    if (needLabs) {
+      await prepareWww()
+      log('labs up (mesh and no-mesh)')
+      const [mesh, direct] = await Promise.all([Lab.up(`bm${process.pid}`, MANIFEST, { mesh: true }), Lab.up(`bd${process.pid}`, MANIFEST, { mesh: false })])
+      peer = await startPeer(direct, workDir, results.machine.cores, { namespace: 'bench', pod: 'server', port: 8080 })
+      const ctx: Context = { direct, mesh, peer, paths: buildPaths(direct, mesh, peer), workDir, opts, log }
+      results.idleRss = Object.fromEntries(ctx.paths.filter((p) => p.proxyPids().length > 0).map((p) => [p.id, totalRssBytes(p.proxyPids())]))
+      // Every path answers before anything is measured.
+      for (const p of ctx.paths) {
+        const r = await p.lab.execPod(CLIENT.namespace, CLIENT.pod, ['curl', '-sf', '-o', '/dev/null', '--max-time', '5', p.url('/1k')], 15_000)
+        if (r.code !== 0) throw new Error(`path ${p.id} does not answer (${p.url('/1k')}): curl exit ${String(r.code)}`)
+      }
+      // Idle first: the proxies' RSS has not yet grown with load, so the per-connection delta is clean.
+      results.idle = await attempt('idle', async () => await idle(ctx))
+      results.keepalive = await attempt('keepalive', async () => await keepalive(ctx))
+      results.rates = await attempt('rates', async () => await rates(ctx))
+      results.newconn = await attempt('newconn', async () => await newconn(ctx))
+      results.bulk = await attempt('bulk', async () => await bulk(ctx))
+      results.policy = await attempt('policy', async () => await policy(ctx))
+      await cleanup()
+    }
+    const scaleCtx = { opts, log, workDir }
+    results.scale = await attempt('scale', async () => await scale(scaleCtx, (n) => `bs${n}-${process.pid}`.slice(0, 15)))
+    results.pods = await attempt('pods', async () => await manyPods(scaleCtx, HARNESS_POD_COUNTS))
+  } finally {
+    await cleanup()
+    rmSync(workDir, { recursive: true, force: true })
+  }
+  results.finishedAt = new Date().toISOString()
+  writeOutputs(results, only)
+}
+
+function writeOutputs (results: Results, only: BenchName[] | null): void {
+  mkdirSync(RESULTS, { recursive: true })
+  const base = only === null ? 'latest' : `only-${only.join('-')}`
+  writeFileSync(join(RESULTS, `${base}.json`), JSON.stringify(results, null, 1) + '\n')
+  const md = renderMarkdown(results)
+  writeFileSync(join(RESULTS, `${base}.md`), md)
+  const chartDir = only === null ? RESULTS : join(RESULTS, base)
+  mkdirSync(chartDir, { recursive: true })
+  for (const [file, svg] of Object.entries(renderCharts(results))) writeFileSync(join(chartDir, file), svg)
+  process.stdout.write(md)
+  log(`wrote ${join(RESULTS, base)}.{json,md} and charts in ${chartDir}`)
+}
+
+main().catch((e) => {
+  log(`failed: ${(e as Error).stack ?? String(e)}`)
+  process.exitCode = 1
+})
