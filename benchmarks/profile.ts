@@ -9,17 +9,21 @@ import { CLIENT, SERVER_PORT } from './lib/context'
 import { cgroup2Root } from './lib/cgroup'
 import { hotFunctions, type CpuProfile } from './report/profile-summary'
 
-// `npm run bench:profile [-- --seconds 10] [--path cross|same] [--load keepalive|bulk]`: the hot path under
+// `npm run bench:profile [-- --seconds 10] [--path cross|same] [--load keepalive|bulk|newconn]`: the hot path under
 // a CPU profiler. Brings up the mesh lab, replaces each node's agent with the same
 // command line under `node --cpu-prof` (same cgroup and netns; pinned links keep
-// capture in place, exactly like `lab restart`), runs 1 KiB keep-alive load through
-// the path, stops the agents (SIGTERM: the profile is written at exit) and prints the
+// capture in place, exactly like `lab restart`), runs the load through the path (1 KiB
+// keep-alive; bulk: one 1 GiB download; newconn: 1 KiB with a new connection per
+// request, as the newconn benchmark), stops the agents (SIGTERM: the profile is written at exit) and prints the
 // top functions by self time. Profiles land in results/profiles/.
 //
 // The lab passes no NODE_OPTIONS to its agents (src/lab/spawn.ts agentEnv keeps only
 // FERRY_*, PATH, HOME, LANG, TZ), hence the replacement.
 
 const OUT = join(REPO, 'benchmarks', 'results', 'profiles')
+/** The newconn load: as many connections as the newconn benchmark, and requests per profiled second. */
+const NEWCONN_CONNECTIONS = 8
+const NEWCONN_PER_SECOND = 400
 
 function argvOf (pid: number): string[] {
   return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((s) => s !== '')
@@ -60,7 +64,9 @@ async function profiledAgent (lab: Lab, node: string, dir: string): Promise<numb
 
 async function main (): Promise<void> {
   const { values } = parseArgs({ options: { seconds: { type: 'string' }, path: { type: 'string' }, load: { type: 'string' } }, strict: true })
-  const bulk = values.load === 'bulk'
+  const load = values.load ?? 'keepalive'
+  if (!['keepalive', 'bulk', 'newconn'].includes(load)) throw new Error(`--load must be keepalive, bulk or newconn, got ${load}`)
+  const bulk = load === 'bulk'
   const seconds = Math.min(60, Number(values.seconds ?? 10))
   const target = values.path === 'same' ? 'local' : 'server'
   mkdirSync(OUT, { recursive: true })
@@ -87,6 +93,11 @@ async function main (): Promise<void> {
     if (bulk) {
       const r = await lab.execPod(CLIENT.namespace, CLIENT.pod, ['curl', '-sS', '-o', '/dev/null', '--max-time', String(seconds), '-w', '%{speed_download}', url], (seconds + 15) * 1000)
       process.stderr.write(`profile: bulk ${(Number(r.stdout) / 1e6).toFixed(0)} MB/s under the profiler\n`)
+    } else if (load === 'newconn') {
+      // h2load does not reconnect in duration mode: a request count sized to last about
+      // `seconds` at a few hundred connections/s, bounded by `seconds` + a margin.
+      const r = await h2load(lab, CLIENT, { url, connections: NEWCONN_CONNECTIONS, seconds: seconds * 3, requests: seconds * NEWCONN_PER_SECOND, closeEachRequest: true }, OUT, 'profile')
+      process.stderr.write(`profile: ${r.reqPerSec.toFixed(0)} new conn/s, p99 ${r.latency.p99Ms.toFixed(2)} ms under the profiler\n`)
     } else {
       const r = await h2load(lab, CLIENT, { url, connections: 16, seconds }, OUT, 'profile')
       process.stderr.write(`profile: ${r.reqPerSec.toFixed(0)} req/s, p99 ${r.latency.p99Ms.toFixed(2)} ms under the profiler\n`)

@@ -40,16 +40,28 @@ struct Result {
   }
 };
 
+// The calling thread's own network namespace, opened once per thread and kept (closed
+// when the thread exits). A thread is only ever away from it inside InNetns, which
+// always returns, so the fd opened on first use stays right. Opening
+// /proc/thread-self/ns/net per call was an openat and a close on every new connection
+// (benchmarks/notes-newconn.md). Returns -1 with errno set if it cannot be opened (tried
+// again on the next call).
+int OwnNetnsFd() {
+  thread_local ScopedFd own;
+  if (own.get() < 0) own.reset(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  return own.get();
+}
+
 // Runs @fn in the namespace @ns_fd on this thread, then always restores the
 // thread's own namespace. A thread that cannot go back would run JavaScript in a
 // pod's namespace: that is unrecoverable, so it aborts.
 template <typename Fn>
 bool InNetns(int ns_fd, Result* r, Fn fn) {
-  ScopedFd own(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
-  if (own.get() < 0) return r->Fail("open /proc/thread-self/ns/net");
+  int own = OwnNetnsFd();
+  if (own < 0) return r->Fail("open /proc/thread-self/ns/net");
   if (setns(ns_fd, CLONE_NEWNET) != 0) return r->Fail("setns");
   bool ok = fn();
-  if (setns(own.get(), CLONE_NEWNET) != 0) {
+  if (setns(own, CLONE_NEWNET) != 0) {
     fprintf(stderr, "ferry_native: cannot return to own network namespace: %s\n", strerror(errno));
     abort();
   }

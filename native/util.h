@@ -17,6 +17,7 @@ class ScopedFd {
   ScopedFd& operator=(const ScopedFd&) = delete;
   int get() const { return fd_; }
   int release() { int fd = fd_; fd_ = -1; return fd; }
+  void reset(int fd) { if (fd_ >= 0) close(fd_); fd_ = fd; }
  private:
   int fd_;
 };

@@ -18,9 +18,9 @@ import { type AdminServers, startAdminServers } from './admin-server'
 import { openConfigSource, type PolicyConfigSource } from './config-source'
 import { PodEnroller } from './enroller'
 import { type AgentDiscovery, agentDiscovery } from './discovery-mode'
-import { type NodeIdentities, openNodeIdentities } from './identities'
+import type { NodeIdentities } from './identities'
 import { createNodeMesh } from './node-mesh'
-import { NodeTunnel } from './node-tunnel'
+import type { NodeTunnel } from './node-tunnel'
 import { type AgentOptions, IDENTITY_DEFAULTS } from './options'
 import type { CaptureHandle, Platform } from './platform'
 
@@ -28,7 +28,8 @@ import type { CaptureHandle, Platform } from './platform'
 // with a CA, a certificate for each identity of the enrolled pods (identities.ts) and
 // the mTLS tunnel between nodes (node-tunnel.ts): a server on :15008 and a pool of
 // sessions to peer nodes. Runs in the node's network namespace; its sockets belong to
-// its own cgroup, so capture never rewrites them.
+// its own cgroup, so capture never rewrites them. What only a CA needs (identities:
+// gRPC, protobuf.js, x509; the tunnel's server and pool) is loaded only with a CA.
 
 /** How often a drain re-counts the live tunnel streams (pod listeners tell when they are drained). */
 const DRAIN_POLL_MS = 100
@@ -75,7 +76,7 @@ export class Agent {
     const telemetry = createConnTelemetry(metrics, createAccessLog(log))
     const identities = options.identity === null
       ? null
-      : openNodeIdentities(options.identity, { log: log.child({ component: 'identity' }), registry: metrics.registry })
+      : (require('./identities') as typeof import('./identities')).openNodeIdentities(options.identity, { log: log.child({ component: 'identity' }), registry: metrics.registry })
     if (identities === null) log.warn({ node: options.node }, 'no CA configured (--ca-*): pod traffic between nodes is plaintext, no tunnel, and every pod accepts plaintext (PERMISSIVE)')
     // Policies: each valid snapshot (of --config-dir, or from the controller's stream) is
     // compiled and swapped in whole; the first load completes (or the stream times out)
@@ -121,6 +122,7 @@ export class Agent {
       authz
     })
     if (identities !== null) {
+      const { NodeTunnel } = require('./node-tunnel') as typeof import('./node-tunnel')
       tunnel = new NodeTunnel({
         identity: identities,
         onStream: createTunnelInboundHandler({ routes, mesh, identities, telemetry, connectTimeoutMs: deps.connectTimeoutMs }),

@@ -1,16 +1,15 @@
 import { readFile } from 'node:fs/promises'
 import type { Registry } from 'prom-client'
 import { ferryError } from '../errors'
-import { tokenFromFile } from '../identity/ca-client'
 import type { ConfigSnapshot } from '../resources/snapshot'
-import { ConfigDirectoryWatcher, type ConfigListener } from '../resources/watcher'
+import type { ConfigListener } from '../resources/watcher'
 import type { Logger } from '../telemetry/logger'
-import { ConfigStream } from './config-stream'
 
 // Where the agent's policies come from: a watched directory (--config-dir; the lab and
 // standalone nodes) or the controller's configuration stream (--config-source
 // controller; a cluster), or nowhere (allow all). Both sources have one interface, so
-// the agent compiles and swaps snapshots the same way whichever it uses.
+// the agent compiles and swaps snapshots the same way whichever it uses. Each is loaded
+// only when chosen: the stream brings gRPC and protobuf.js, the directory YAML.
 
 export interface PolicyConfigSource {
   /** Resolves after the first load (directory) or the first snapshot or a timeout (stream). */
@@ -46,10 +45,13 @@ export async function openConfigSource (choice: ConfigSourceChoice, deps: { read
     } catch (err) {
       throw ferryError('FERRY_ERR_CONFIG', `${choice.identity.caRoot}: cannot read the CA root: ${(err as Error).message}`, { cause: err })
     }
+    const { ConfigStream } = require('./config-stream') as typeof import('./config-stream')
+    const { tokenFromFile } = require('../identity/ca-client') as typeof import('../identity/ca-client')
     const stream = new ConfigStream({ address: choice.identity.caAddress, caRootsPem, token: tokenFromFile(choice.identity.caTokenFile), log: deps.log, registry: deps.registry })
     return { source: stream, origin: stream.origin }
   }
   if (choice.configDir !== null) {
+    const { ConfigDirectoryWatcher } = require('../resources/watcher') as typeof import('../resources/watcher')
     const watcher = new ConfigDirectoryWatcher({ dir: choice.configDir, log: deps.log, registry: deps.registry })
     return { source: watcher, origin: watcher.dir }
   }

@@ -3,7 +3,6 @@ import { join } from 'node:path'
 import { createDiscoverySource, type DiscoverySource } from '../discovery'
 import { createPodLocator, type PodLocator } from '../discovery/pod-locator'
 import { ferryError } from '../errors'
-import '../kubernetes'
 import type { Logger } from '../telemetry/logger'
 import type { AgentOptions } from './options'
 
@@ -13,7 +12,8 @@ import type { AgentOptions } from './options'
 //                         --kubeconfig, else in-cluster), pods located the kubelet's way
 //                         under --host-proc and --cgroup-root.
 // The host paths are checked here, at start-up, so a DaemonSet missing a mount fails at
-// once with the option to fix rather than leaving every pod pending.
+// once with the option to fix rather than leaving every pod pending. The kubernetes
+// source and locator (src/kubernetes) are loaded only with --kubernetes.
 
 export interface AgentDiscovery {
   readonly source: DiscoverySource
@@ -34,6 +34,7 @@ export function agentDiscovery (options: AgentOptions, log: Logger): AgentDiscov
   if (!existsSync(join(k.cgroupRoot, 'cgroup.procs')) && !existsSync(join(k.cgroupRoot, 'unified', 'cgroup.procs'))) {
     throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --cgroup-root ${k.cgroupRoot} holds no cgroup v2 hierarchy (mount the host's /sys/fs/cgroup there, or pass --cgroup-root)`)
   }
+  require('../kubernetes') // registers the "kubernetes" source and the "kubelet" locator
   return {
     source: createDiscoverySource('kubernetes', { target: options.node, log, ...(k.kubeconfig === null ? {} : { kubeconfig: k.kubeconfig }) }),
     locator: createPodLocator('kubelet', { procRoot: k.hostProc, cgroupRoot: k.cgroupRoot })

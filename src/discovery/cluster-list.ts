@@ -1,5 +1,6 @@
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv'
+import type { ErrorObject, ValidateFunction } from 'ajv'
 import { ferryError, type FerryError } from '../errors'
+import * as generated from './cluster-list-validators'
 import { canonicalIP } from './ip'
 import { type ClusterNode, type ClusterSnapshot, type ContainerPort, deepFreeze, type Namespace, type Pod, type Protocol, type Service, type ServicePort } from './model'
 
@@ -8,102 +9,16 @@ import { type ClusterNode, type ClusterSnapshot, type ContainerPort, deepFreeze,
 // error names the file, the object and the field. Fields Ferry does not use are ignored
 // (Kubernetes objects carry many); objects of other kinds are skipped.
 
-const labelMap = { type: 'object', additionalProperties: { type: 'string' } }
-const port = { type: 'integer', minimum: 1, maximum: 65535 }
-const protocol = { enum: ['TCP', 'UDP', 'SCTP'] }
-const str = { type: 'string' }
-const name = { type: 'string', minLength: 1 }
-
-function meta (required: string[]): object {
-  return {
-    type: 'object',
-    required,
-    properties: {
-      name,
-      namespace: name,
-      uid: name,
-      labels: labelMap,
-      annotations: labelMap,
-      ownerReferences: { type: 'array', items: { type: 'object', required: ['kind', 'name'], properties: { kind: str, name: str } } }
-    }
-  }
-}
-
-const SCHEMAS: Record<string, object> = {
-  Namespace: { type: 'object', required: ['metadata'], properties: { metadata: meta(['name']) } },
-  Node: { type: 'object', required: ['metadata'], properties: { metadata: meta(['name']) } },
-  Pod: {
-    type: 'object',
-    required: ['metadata', 'spec'],
-    properties: {
-      metadata: meta(['name', 'namespace', 'uid']),
-      spec: {
-        type: 'object',
-        properties: {
-          nodeName: str,
-          serviceAccountName: str,
-          hostNetwork: { type: 'boolean' },
-          containers: {
-            type: 'array',
-            items: {
-              type: 'object',
-              properties: {
-                ports: { type: 'array', items: { type: 'object', required: ['containerPort'], properties: { name: str, containerPort: port, protocol } } }
-              }
-            }
-          }
-        }
-      },
-      status: {
-        type: 'object',
-        properties: {
-          phase: str,
-          podIP: str,
-          podIPs: { type: 'array', items: { type: 'object', required: ['ip'], properties: { ip: str } } },
-          hostIP: str,
-          hostIPs: { type: 'array', items: { type: 'object', required: ['ip'], properties: { ip: str } } }
-        }
-      }
-    }
-  },
-  Service: {
-    type: 'object',
-    required: ['metadata', 'spec'],
-    properties: {
-      metadata: meta(['name', 'namespace']),
-      spec: {
-        type: 'object',
-        properties: {
-          clusterIP: str,
-          clusterIPs: { type: 'array', items: str },
-          selector: labelMap,
-          ports: {
-            type: 'array',
-            items: {
-              type: 'object',
-              required: ['port'],
-              properties: { name: str, port, protocol, targetPort: { anyOf: [port, name] } }
-            }
-          }
-        }
-      }
-    }
-  }
-}
-
-const LIST_SCHEMA = {
-  type: 'object',
-  required: ['apiVersion', 'kind', 'items'],
-  properties: {
-    apiVersion: { const: 'v1' },
-    kind: { const: 'List' },
-    items: { type: 'array', items: { type: 'object', required: ['kind'], properties: { kind: name } } }
-  }
-}
-
-const ajv = new Ajv({ allErrors: false, strict: true })
-const validateList = ajv.compile(LIST_SCHEMA)
-const VALIDATORS: Record<string, ValidateFunction> = Object.fromEntries(Object.entries(SCHEMAS).map(([k, s]) => [k, ajv.compile(s)]))
+// Compiled ahead of time from cluster-list-schema.ts by ajv (cluster-list-codegen.ts), so
+// that the agent does not load ajv's compiler and generate code at start-up: the same
+// checks and the same errors, without about 60 modules and their heap.
+const VALIDATE_LIST = generated.List as ValidateFunction
+const VALIDATORS: Readonly<Record<string, ValidateFunction>> = Object.freeze({
+  Namespace: generated.Namespace as ValidateFunction,
+  Node: generated.Node as ValidateFunction,
+  Pod: generated.Pod as ValidateFunction,
+  Service: generated.Service as ValidateFunction
+})
 
 /** Parses and validates the text of a cluster file. Throws FERRY_ERR_CONFIG naming file, object and field. */
 export function parseClusterList (text: string, origin: string, generation: number): ClusterSnapshot {
@@ -113,7 +28,7 @@ export function parseClusterList (text: string, origin: string, generation: numb
   } catch (err) {
     throw ferryError('FERRY_ERR_CONFIG', `${origin}: not valid JSON: ${(err as Error).message}`)
   }
-  if (!validateList(doc)) throw invalid(origin, 'the List', validateList.errors)
+  if (!VALIDATE_LIST(doc)) throw invalid(origin, 'the List', VALIDATE_LIST.errors)
   const items = (doc as { items: Array<Record<string, any>> }).items
   const namespaces: Namespace[] = []
   const nodes: ClusterNode[] = []
@@ -121,7 +36,7 @@ export function parseClusterList (text: string, origin: string, generation: numb
   const services: Service[] = []
   const seenUids = new Set<string>()
   items.forEach((item, i) => {
-    const validate = VALIDATORS[item.kind]
+    const validate = Object.hasOwn(VALIDATORS, item.kind) ? VALIDATORS[item.kind] : undefined
     if (validate === undefined) return
     const what = describe(item, i)
     if (!validate(item)) throw invalid(origin, what, validate.errors)

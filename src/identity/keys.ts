@@ -1,5 +1,5 @@
 import { webcrypto } from 'node:crypto'
-import { EC_P256, subtle } from './x509'
+import { EC_P256, subtle } from './ec-p256'
 import { derToPem } from './pem'
 
 // Workload keys: ECDSA P-256, made in this process and never sent anywhere. The CSR is

@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls'
 import { ferryError } from '../errors'
 import { splitCertificates } from './pem'
 import { tryParseSpiffeId, type SpiffeId } from './spiffe-id'
-import { x509 } from './x509'
+import type { x509 as X509Lib } from './x509'
 
 // Who is on the other end of a TLS connection, and may we talk to them? verifyPeer checks
 // a presented chain, in this order, and names the first thing that fails:
@@ -138,7 +138,11 @@ function signedBy (cert: X509Certificate, issuer: X509Certificate): boolean {
   }
 }
 
+/** The x509 library (≈200 modules) loads with the first peer checked: an agent without a CA never pays for it. */
+let x509: typeof X509Lib | undefined
+
 function uriSans (cert: X509Certificate): string[] | null {
+  x509 ??= (require('./x509') as typeof import('./x509')).x509
   try {
     const parsed = new x509.X509Certificate(cert.raw)
     const ext = parsed.extensions.find((e) => e.type === SAN_OID)

@@ -9,8 +9,4 @@ import * as x509 from '@peculiar/x509'
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0])
 
 export { x509 }
-
-/** WebCrypto parameters of every key Ferry makes: ECDSA on P-256, signing with SHA-256. */
-export const EC_P256 = Object.freeze({ name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' })
-
-export const subtle = webcrypto.subtle
+export { EC_P256, subtle } from './ec-p256'

@@ -1,4 +1,5 @@
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv'
+import type Ajv from 'ajv'
+import type { ErrorObject, ValidateFunction } from 'ajv'
 import { isIP } from 'node:net'
 import type { ResourceKind } from './documents'
 import type { FieldPath } from './issues'
@@ -64,8 +65,6 @@ const FORMATS: Record<string, { check: (s: string) => boolean, problem: (s: stri
   }
 }
 
-const ajv = new Ajv({ allErrors: true, strict: true, verbose: true })
-for (const [name, f] of Object.entries(FORMATS)) ajv.addFormat(name, { type: 'string', validate: f.check })
 type KeywordCheck<S> = ((schema: S, data: unknown) => boolean) & { errors?: Array<Partial<ErrorObject>> }
 
 const rejectField: KeywordCheck<string> = (reason) => {
@@ -77,14 +76,35 @@ const rejectValue: KeywordCheck<Record<string, string>> = (reasons, data) => {
   rejectValue.errors = [{ keyword: UNSUPPORTED_VALUES, message: `${quote(data)}: ${reasons[data]}`, params: {} }]
   return false
 }
-ajv.addKeyword({ keyword: UNSUPPORTED, schemaType: 'string', errors: true, validate: rejectField })
-ajv.addKeyword({ keyword: UNSUPPORTED_VALUES, schemaType: 'object', errors: true, validate: rejectValue })
 
-const VALIDATORS = Object.fromEntries(Object.entries(SCHEMAS).map(([kind, schema]) => [kind, ajv.compile(schema)])) as Record<ResourceKind, ValidateFunction>
+// ajv and each kind's compiled schema are made on first use, not at import: the agent
+// imports this module with --config-dir but validates only when a file is there, and
+// ajv's code generation is a large share of a process's start-up heap.
+let ajv: Ajv | undefined
+const VALIDATORS = new Map<ResourceKind, ValidateFunction>()
+
+function validatorOf (kind: ResourceKind): ValidateFunction {
+  let validate = VALIDATORS.get(kind)
+  if (validate === undefined) {
+    ajv ??= createAjv()
+    validate = ajv.compile(SCHEMAS[kind])
+    VALIDATORS.set(kind, validate)
+  }
+  return validate
+}
+
+function createAjv (): Ajv {
+  const AjvClass = (require('ajv') as typeof import('ajv')).default
+  const a = new AjvClass({ allErrors: true, strict: true, verbose: true })
+  for (const [name, f] of Object.entries(FORMATS)) a.addFormat(name, { type: 'string', validate: f.check })
+  a.addKeyword({ keyword: UNSUPPORTED, schemaType: 'string', errors: true, validate: rejectField })
+  a.addKeyword({ keyword: UNSUPPORTED_VALUES, schemaType: 'object', errors: true, validate: rejectValue })
+  return a
+}
 
 /** Every problem of `value` as a `kind` document; empty when it is valid. */
 export function validateResource (kind: ResourceKind, value: unknown): SchemaIssue[] {
-  const validate = VALIDATORS[kind]
+  const validate = validatorOf(kind)
   if (validate(value)) return []
   const issues = (validate.errors ?? []).map((e) => toIssue(e, value)).filter((i): i is RawIssue => i !== null)
   // Ferry's own reason for a field beats ajv's generic complaints about the same field

@@ -1,9 +1,10 @@
-import { isMap, isScalar, isSeq, LineCounter, parseAllDocuments, type Document } from 'yaml'
+import type { Document, LineCounter } from 'yaml'
 import type { ConfigIssue, FieldPath } from './issues'
 
 // Multi-document YAML into plain values that remember where each field was written, so
 // that a bad field is reported with its file and line. Uses the `yaml` Document API:
-// every node keeps its source range, and a LineCounter turns offsets into lines.
+// every node keeps its source range, and a LineCounter turns offsets into lines. The
+// library is loaded on the first parse (an agent with an empty --config-dir never needs it).
 // `kind: List` documents (what `kubectl get -o yaml` prints) are flattened into items.
 
 export interface LocatedDocument {
@@ -27,8 +28,9 @@ type Ranged = { range?: [number, number, number] } | null | undefined
 export function parseYamlDocuments (text: string, file: string): ParsedYaml {
   const documents: LocatedDocument[] = []
   const issues: ConfigIssue[] = []
-  const lines = new LineCounter()
-  const docs = parseAllDocuments(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false })
+  const yaml = loadYaml()
+  const lines = new yaml.LineCounter()
+  const docs = yaml.parseAllDocuments(text, { lineCounter: lines, uniqueKeys: true, prettyErrors: false })
   if (!Array.isArray(docs)) return { documents, issues } // only comments or whitespace
   for (const doc of docs) {
     if (doc.errors.length > 0) {
@@ -43,7 +45,7 @@ export function parseYamlDocuments (text: string, file: string): ParsedYaml {
       continue
     }
     if (value === null || value === undefined) continue // a trailing `---`, or only comments
-    const lineOf = lineFinder(doc, lines)
+    const lineOf = lineFinder(yaml, doc, lines)
     if (isList(value)) {
       value.items.forEach((item, i) => { documents.push({ file, value: item, lineOf: (path) => lineOf(['items', i, ...path]) }) })
     } else {
@@ -58,7 +60,8 @@ function isList (value: unknown): value is { items: unknown[] } {
   return v !== null && typeof v === 'object' && v.apiVersion === 'v1' && v.kind === 'List' && Array.isArray(v.items)
 }
 
-function lineFinder (doc: Document.Parsed, lines: LineCounter): (path: FieldPath) => number {
+function lineFinder (yaml: YamlModule, doc: Document.Parsed, lines: LineCounter): (path: FieldPath) => number {
+  const { isMap, isScalar, isSeq } = yaml
   return (path) => {
     let node: unknown = doc.contents
     let offset = (doc.contents as Ranged)?.range?.[0] ?? doc.range[0]
@@ -82,6 +85,12 @@ function lineFinder (doc: Document.Parsed, lines: LineCounter): (path: FieldPath
     }
     return lines.linePos(offset).line
   }
+}
+
+type YamlModule = typeof import('yaml')
+
+function loadYaml (): YamlModule {
+  return require('yaml') as YamlModule
 }
 
 function firstLine (s: string): string {

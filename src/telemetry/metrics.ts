@@ -1,5 +1,5 @@
 import { Counter, Gauge, Registry } from 'prom-client'
-import type { ConnectionRecord, Direction } from './connection-record'
+import type { ConnectionRecord } from './connection-record'
 
 // Istio-like TCP metrics on a registry of our own (never prom-client's global one, so
 // two agents in one test process do not share counters).
@@ -9,6 +9,13 @@ import type { ConnectionRecord, Direction } from './connection-record'
 // direction). Bytes of live connections are added at scrape time (a `collect` hook
 // walks the live set), so long connections show up before they close and the data
 // path never touches a counter per chunk.
+//
+// Nor does it touch prom-client per connection: a prom-client `inc(labels)` hashes and
+// validates the whole label object (nine labels here) every call, ~20 µs per connection
+// for the four counters and the gauge (benchmarks/notes-newconn.md). The data path
+// counts into a Series — one per distinct label set, found by one Map lookup — and the
+// counters' `collect` hooks hand the counts to prom-client when scraped, so what a scrape
+// shows is exactly what per-connection increments would have shown.
 
 const UNKNOWN = 'unknown'
 // Istio's names: source_principal / destination_principal are SPIFFE IDs ("unknown" when
@@ -36,11 +43,23 @@ export interface TunnelRefusalLabels {
   readonly reason: string
 }
 
+/** The counts of one label set not yet handed to prom-client (each counter's collect hook takes its own). */
+class Series {
+  opened = 0
+  /** Closed connections by result, not yet reported. */
+  readonly closed = new Map<string, number>()
+  /** result → the labels object with `result` (built once). */
+  readonly closedLabels = new Map<string, Record<ConnLabel | 'result', string>>()
+  sent = 0
+  received = 0
+  constructor (readonly labels: ConnLabels) {}
+}
+
 /** Per-connection bookkeeping kept in ConnectionRecord.telemetry. */
 class Tally {
   reportedSent = 0
   reportedReceived = 0
-  constructor (readonly labels: ConnLabels) {}
+  constructor (readonly series: Series) {}
 }
 
 export class ProxyMetrics {
@@ -54,21 +73,31 @@ export class ProxyMetrics {
   private readonly refusals: Counter<keyof TunnelRefusalLabels>
   private readonly denied: Counter<'policy' | 'basis'>
   private readonly live = new Set<ConnectionRecord>()
+  /** Every label set seen, by seriesKey(). */
+  private readonly series = new Map<string, Series>()
+  /** Series with opened/closed counts not yet handed to prom-client. */
+  private readonly pendingOpened = new Set<Series>()
+  private readonly pendingClosed = new Set<Series>()
+  /** Series with bytes (or a close) not yet handed to prom-client, per byte counter. */
+  private readonly pendingSent = new Set<Series>()
+  private readonly pendingReceived = new Set<Series>()
+  private activeOutbound = 0
+  private activeInbound = 0
 
   constructor (registry: Registry = new Registry()) {
     this.registry = registry
     const registers = [registry]
     const labelNames = [...CONN_LABELS]
-    this.openedTotal = new Counter({ name: METRIC_NAMES.opened, help: 'TCP connections opened through the proxy', labelNames, registers })
-    this.closedTotal = new Counter({ name: METRIC_NAMES.closed, help: 'TCP connections closed, by result', labelNames: [...labelNames, 'result'], registers })
     const self = this
-    this.sentTotal = new Counter({ name: METRIC_NAMES.sent, help: 'Bytes sent by the proxy to the source (response direction)', labelNames, registers, collect () { self.flush('sent') } })
-    this.receivedTotal = new Counter({ name: METRIC_NAMES.received, help: 'Bytes received by the proxy from the source (request direction)', labelNames, registers, collect () { self.flush('received') } })
-    this.active = new Gauge({ name: METRIC_NAMES.active, help: 'TCP connections currently open through the proxy', labelNames: ['direction'], registers })
+    this.openedTotal = new Counter({ name: METRIC_NAMES.opened, help: 'TCP connections opened through the proxy', labelNames, registers, collect () { self.flushOpened() } })
+    this.closedTotal = new Counter({ name: METRIC_NAMES.closed, help: 'TCP connections closed, by result', labelNames: [...labelNames, 'result'], registers, collect () { self.flushClosed() } })
+    this.sentTotal = new Counter({ name: METRIC_NAMES.sent, help: 'Bytes sent by the proxy to the source (response direction)', labelNames, registers, collect () { self.flushBytes('sent') } })
+    this.receivedTotal = new Counter({ name: METRIC_NAMES.received, help: 'Bytes received by the proxy from the source (request direction)', labelNames, registers, collect () { self.flushBytes('received') } })
+    this.active = new Gauge({ name: METRIC_NAMES.active, help: 'TCP connections currently open through the proxy', labelNames: ['direction'], registers, collect () { self.flushActive() } })
     this.enrolled = new Gauge({ name: METRIC_NAMES.enrolledPods, help: 'Pods on this node enrolled in capture', registers })
     this.refusals = new Counter({ name: METRIC_NAMES.tunnelRefusals, help: 'Tunnel connections and streams refused, by side, stage and reason (other-ca, expired, wrong-identity, no-certificate, ...)', labelNames: ['side', 'stage', 'reason'], registers })
     this.denied = new Counter({ name: METRIC_NAMES.authzDenied, help: 'Inbound connections denied by authorization (or closed when a new policy denied them), by deciding policy and basis', labelNames: ['policy', 'basis'], registers })
-    for (const d of ['outbound', 'inbound'] as Direction[]) this.active.set({ direction: d }, 0)
+    this.flushActive()
   }
 
   /** A connection denied (or closed) by authorization: the deciding policy ("-" for the no-ALLOW-matched default). */
@@ -82,53 +111,115 @@ export class ProxyMetrics {
 
   /** A connection was accepted (its destination is not known yet). */
   connectionAccepted (r: ConnectionRecord): void {
-    this.active.inc({ direction: r.direction })
+    if (r.direction === 'outbound') this.activeOutbound++
+    else this.activeInbound++
   }
 
   /** Route decided (or the connection failed before it could be): labels are final. */
   connectionOpened (r: ConnectionRecord): void {
     if (r.telemetry instanceof Tally) return
-    const tally = new Tally(labelsOf(r))
-    r.telemetry = tally
-    this.openedTotal.inc(tally.labels)
+    const series = this.seriesOf(r)
+    r.telemetry = new Tally(series)
+    series.opened++
+    this.pendingOpened.add(series)
     this.live.add(r)
   }
 
   connectionClosed (r: ConnectionRecord): void {
     this.connectionOpened(r)
     const tally = r.telemetry as Tally
+    const series = tally.series
     this.live.delete(r)
     this.addBytes(r, tally)
-    this.closedTotal.inc({ ...tally.labels, result: r.result ?? UNKNOWN })
-    this.active.dec({ direction: r.direction })
+    const result = r.result ?? UNKNOWN
+    series.closed.set(result, (series.closed.get(result) ?? 0) + 1)
+    this.pendingClosed.add(series)
+    if (r.direction === 'outbound') this.activeOutbound--
+    else this.activeInbound--
   }
 
   setEnrolledPods (n: number): void { this.enrolled.set(n) }
 
   async text (): Promise<string> { return await this.registry.metrics() }
 
-  private flush (which: 'sent' | 'received'): void {
+  private seriesOf (r: ConnectionRecord): Series {
+    const key = seriesKey(r)
+    let series = this.series.get(key)
+    if (series === undefined) {
+      series = new Series(labelsOf(r))
+      this.series.set(key, series)
+    }
+    return series
+  }
+
+  private flushOpened (): void {
+    for (const s of this.pendingOpened) {
+      this.openedTotal.inc(s.labels, s.opened)
+      s.opened = 0
+    }
+    this.pendingOpened.clear()
+  }
+
+  private flushClosed (): void {
+    for (const s of this.pendingClosed) {
+      for (const [result, n] of s.closed) {
+        let labels = s.closedLabels.get(result)
+        if (labels === undefined) {
+          labels = { ...s.labels, result }
+          s.closedLabels.set(result, labels)
+        }
+        this.closedTotal.inc(labels, n)
+      }
+      s.closed.clear()
+    }
+    this.pendingClosed.clear()
+  }
+
+  private flushActive (): void {
+    this.active.set({ direction: 'outbound' }, this.activeOutbound)
+    this.active.set({ direction: 'inbound' }, this.activeInbound)
+  }
+
+  private flushBytes (which: 'sent' | 'received'): void {
+    const pending = which === 'sent' ? this.pendingSent : this.pendingReceived
     for (const r of this.live) {
       const tally = r.telemetry as Tally
       if (which === 'sent') {
         const now = r.bytesSent()
-        if (now > tally.reportedSent) { this.sentTotal.inc(tally.labels, now - tally.reportedSent); tally.reportedSent = now }
+        if (now > tally.reportedSent) { tally.series.sent += now - tally.reportedSent; tally.reportedSent = now; pending.add(tally.series) }
       } else {
         const now = r.bytesReceived()
-        if (now > tally.reportedReceived) { this.receivedTotal.inc(tally.labels, now - tally.reportedReceived); tally.reportedReceived = now }
+        if (now > tally.reportedReceived) { tally.series.received += now - tally.reportedReceived; tally.reportedReceived = now; pending.add(tally.series) }
       }
     }
+    const counter = which === 'sent' ? this.sentTotal : this.receivedTotal
+    for (const s of pending) {
+      counter.inc(s.labels, which === 'sent' ? s.sent : s.received)
+      if (which === 'sent') s.sent = 0
+      else s.received = 0
+    }
+    pending.clear()
   }
 
   private addBytes (r: ConnectionRecord, tally: Tally): void {
-    const sent = r.bytesSent() - tally.reportedSent
-    const received = r.bytesReceived() - tally.reportedReceived
+    const sent = Math.max(r.bytesSent() - tally.reportedSent, 0)
+    const received = Math.max(r.bytesReceived() - tally.reportedReceived, 0)
     // Always touch both series so a connection that moved no bytes still shows a 0 sample.
-    this.sentTotal.inc(tally.labels, Math.max(sent, 0))
-    this.receivedTotal.inc(tally.labels, Math.max(received, 0))
-    tally.reportedSent += Math.max(sent, 0)
-    tally.reportedReceived += Math.max(received, 0)
+    const series = tally.series
+    series.sent += sent
+    series.received += received
+    this.pendingSent.add(series)
+    this.pendingReceived.add(series)
+    tally.reportedSent += sent
+    tally.reportedReceived += received
   }
+}
+
+/** One string per distinct label set: the label values of labelsOf(), NUL-separated (no label value holds a NUL: they are Kubernetes names, SPIFFE IDs and fixed words). */
+function seriesKey (r: ConnectionRecord): string {
+  return r.direction + '\0' + (r.source.workload ?? UNKNOWN) + '\0' + (r.source.namespace ?? UNKNOWN) + '\0' + (r.sourcePrincipal ?? UNKNOWN) + '\0' +
+    (r.service ?? UNKNOWN) + '\0' + (r.destination?.workload ?? UNKNOWN) + '\0' + (r.destination?.namespace ?? UNKNOWN) + '\0' +
+    (r.destinationPrincipal ?? UNKNOWN) + '\0' + (r.mtls ? 'mutual_tls' : 'none')
 }
 
 function labelsOf (r: ConnectionRecord): ConnLabels {

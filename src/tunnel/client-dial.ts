@@ -70,6 +70,11 @@ export async function dialTunnel (node: { readonly address: string, readonly por
         createConnection: () => socket,
         settings: { enablePush: false, initialWindowSize: s.streamWindowBytes, maxFrameSize: s.maxFrameBytes }
       })
+      // The connection window, now: the socket is already connected, so the session is
+      // set up, and its 'connect' comes on the next tick, before whoever awaits this
+      // promise can listen for it. Waiting for 'connect' left the window at the protocol's
+      // 64 KiB: every download stalled on a WINDOW_UPDATE per 32 KiB (benchmarks/notes-bulk.md).
+      session.setLocalWindowSize(s.connectionWindowBytes)
       resolve({ session, socket, peerSpiffeId: verdict.spiffeId.uri, peerCertSerial })
     })
   })

@@ -109,7 +109,6 @@ export class PooledSession {
         // TLS 1.3: the server checks our certificate after our handshake is done.
         : `tunnel session to ${this.remote} closed before the peer's SETTINGS: it may have refused our certificate (its log says why)`))
     })
-    h2.once('connect', () => { h2.setLocalWindowSize(this.s.connectionWindowBytes) })
     h2.on('remoteSettings', (settings) => {
       const peerMax = settings.maxConcurrentStreams ?? Number.MAX_SAFE_INTEGER
       this.capacity = Math.max(1, Math.min(this.s.maxStreamsPerSession, peerMax))

@@ -97,6 +97,17 @@ export class TunnelStream extends Duplex implements TunnelEnds {
     if (code === undefined || code === NGHTTP2_NO_ERROR) this.push(null)
   }
 
+  /**
+   * The HTTP/2 receive windows this end grants the peer now, in bytes: this stream's
+   * and its session's (what is left of each until the next WINDOW_UPDATE). For
+   * diagnostics, and for the test that the announced windows are the ones in effect.
+   */
+  receiveWindows (): { stream: number, session: number } {
+    const stream = this.h2.state.localWindowSize ?? 0
+    const session = this.h2.session?.state.localWindowSize ?? 0
+    return { stream, session }
+  }
+
   /** Aborts: RST_STREAM CONNECT_ERROR to the peer (as a TCP RST would), then destroy. */
   resetAndDestroy (): this {
     this.abortH2()
