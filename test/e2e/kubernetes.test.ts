@@ -171,8 +171,9 @@ t.test('policies reach the agent through the controller\'s configuration stream,
   const acked = controllerLog().filter((l) => l.msg === 'configuration acknowledged').length
   await ferryOk(['lab', 'apply', '--lab', lab, join(REPO, 'test/fixtures/policies/deny-app-to-server.yaml')])
   await waitFor(async () => await curl() !== 0, { what: 'the DENY enforced through the stream', timeoutMs: 20_000, intervalMs: 50 })
-  const denied = accessLines(lab, 'n1').filter((l) => l.direction === 'inbound' && l.authz?.policy === 'app/deny-app-to-server')
-  t.ok(denied.length > 0, 'the access log names the policy the stream delivered')
+  // Access lines are batched (up to 100 ms): poll for it.
+  await waitFor(() => accessLines(lab, 'n1').some((l) => l.direction === 'inbound' && l.authz?.policy === 'app/deny-app-to-server'), { what: 'an access line naming the policy the stream delivered' })
+  t.pass('the access log names the policy the stream delivered')
   await waitFor(() => controllerLog().filter((l) => l.msg === 'configuration acknowledged').length > acked, { what: 'the agent\'s ACK in the controller\'s log' })
 
   await ferryOk(['lab', 'delete', '--lab', lab, join(REPO, 'test/fixtures/policies/deny-app-to-server.yaml')])
