@@ -1,9 +1,9 @@
-import { readFile, stat } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { basename, dirname, resolve } from 'node:path'
 import { ferryError, type FerryError, isFerryError } from '../errors'
 import type { Logger } from '../telemetry/logger'
 import { trace } from '../telemetry/trace'
-import { ChangeTrigger, WATCH_DEFAULTS } from '../util/change-trigger'
+import { ChangeTrigger, WATCH_DEFAULTS, fileFingerprint } from '../util/change-trigger'
 import { parseClusterList } from './cluster-list'
 import type { ClusterSnapshot } from './model'
 import type { DiscoverySource, DiscoveryWatcher } from './source'
@@ -40,7 +40,7 @@ export class FileDiscoverySource implements DiscoverySource {
     this.trigger = new ChangeTrigger({
       dir: dirname(this.path),
       name: basename(this.path),
-      fingerprint: async () => await fingerprint(this.path),
+      fingerprint: async () => await fileFingerprint(this.path),
       reload: async () => { await this.loadOnce() },
       log: this.log,
       what: 'cluster file',
@@ -64,7 +64,7 @@ export class FileDiscoverySource implements DiscoverySource {
 
   private async loadOnce (): Promise<void> {
     let text: string
-    this.trigger.seen = await fingerprint(this.path)
+    this.trigger.seen = await fileFingerprint(this.path)
     try {
       text = await readFile(this.path, 'utf8')
     } catch (err) {
@@ -99,12 +99,3 @@ export class FileDiscoverySource implements DiscoverySource {
   }
 }
 
-/** Inode, size and mtime: changes when the file is replaced or rewritten. */
-async function fingerprint (path: string): Promise<string> {
-  try {
-    const s = await stat(path)
-    return `${s.ino}:${s.size}:${s.mtimeMs}`
-  } catch {
-    return 'missing'
-  }
-}

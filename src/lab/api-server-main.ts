@@ -1,8 +1,8 @@
-import { readFile, stat } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { basename, dirname } from 'node:path'
 import { ferryError } from '../errors'
 import type { Logger } from '../telemetry/logger'
-import { ChangeTrigger } from '../util/change-trigger'
+import { ChangeTrigger, fileFingerprint } from '../util/change-trigger'
 import { ListWatchServer } from './api-server'
 import { syncList } from './api-server-sync'
 
@@ -42,7 +42,7 @@ export async function startLabApiServer (opts: LabApiServerOptions): Promise<Run
   })
   let lastText = ''
   const reload = async (): Promise<void> => {
-    trigger.seen = await fingerprint(opts.clusterFile)
+    trigger.seen = await fileFingerprint(opts.clusterFile)
     let text: string
     try {
       text = await readFile(opts.clusterFile, 'utf8')
@@ -65,7 +65,7 @@ export async function startLabApiServer (opts: LabApiServerOptions): Promise<Run
   const trigger = new ChangeTrigger({
     dir: dirname(opts.clusterFile),
     name: basename(opts.clusterFile),
-    fingerprint: async () => await fingerprint(opts.clusterFile),
+    fingerprint: async () => await fileFingerprint(opts.clusterFile),
     reload,
     log,
     what: 'cluster file'
@@ -84,14 +84,5 @@ export async function startLabApiServer (opts: LabApiServerOptions): Promise<Run
       trigger.close()
       await server.close()
     }
-  }
-}
-
-async function fingerprint (path: string): Promise<string> {
-  try {
-    const s = await stat(path)
-    return `${s.ino}:${s.size}:${s.mtimeMs}`
-  } catch {
-    return 'missing'
   }
 }

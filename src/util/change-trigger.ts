@@ -1,4 +1,5 @@
 import { watch, type FSWatcher } from 'node:fs'
+import { stat } from 'node:fs/promises'
 import type { Logger } from '../telemetry/logger'
 
 // When to re-read something on disk that its writer replaces (a cluster file renamed
@@ -107,5 +108,15 @@ export class ChangeTrigger {
 
   private poll (): void {
     this.opts.fingerprint().then((key) => { if (key !== this.seen) this.schedule() }, () => {})
+  }
+}
+
+/** Inode, size and mtime of one file ("missing" when absent): changes when it is replaced or rewritten. */
+export async function fileFingerprint (path: string): Promise<string> {
+  try {
+    const s = await stat(path)
+    return `${s.ino}:${s.size}:${s.mtimeMs}`
+  } catch {
+    return 'missing'
   }
 }
