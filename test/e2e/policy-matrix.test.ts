@@ -271,7 +271,7 @@ t.test('dry-run (istio.io/dry-run): logged with the would-be decision, never enf
   const marks = logMarks()
   await policyCase(t, '11-dry-run.yaml', ['prod/dry-deny-dev'], byClient('dry-run-denies prod/dry-deny-dev', 'dry-run-passes prod/dry-deny-dev'))
   for (const [node, pod] of [['node2', 'db'], ['node1', 'api']]) {
-    const line = nodeLog(lab, node).slice(marks[node]).find((l) => l.msg === 'authorization dry-run' && l.destination === `prod/${pod}` && l.source_principal === 'spiffe://cluster.local/ns/dev/sa/client')
+    const line = nodeLog(lab, node).slice(marks[node]).find((l) => l.msg === 'authorization dry-run' && l.destination === `prod/${pod}` && l.port === 8080 && l.source_principal === 'spiffe://cluster.local/ns/dev/sa/client')
     t.match(line, { allowed: true, dryRunAllowed: false, dryRun: ['DENY prod/dry-deny-dev rule 0 matched'], port: 8080 }, `${node} logs "authorization dry-run" for dev/client → prod/${pod}: enforced, it would deny`)
   }
 })
