@@ -75,6 +75,36 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ferry_inbound SEC(".maps");
 
+/*
+ * Both ends of the plaintext hops between pods and the proxy, by ferry_sock_key:
+ * sockops.bpf.c adds the pod's end, the proxy adds its own by fd. sk_msg.bpf.c,
+ * attached to this map, hands a message straight to the peer end's receive queue
+ * instead of through the TCP stack. The kernel drops an entry when its socket closes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, FERRY_MAX_SOCKS);
+	__type(key, struct ferry_sock_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ferry_socks SEC(".maps");
+
+/*
+ * The kernel address of each socket in ferry_socks, by the same key, for
+ * sk_msg.bpf.c to read the peer's sequence numbers and queue (an sk_msg program
+ * cannot hold a socket from a map lookup: it has no bpf_sk_release). Written when a
+ * socket joins (sockops) or first sends (sk_msg); LRU because the proxy's sockets
+ * leave no trace on close, and every read checks the address still holds the socket
+ * the key names.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FERRY_MAX_SOCKS);
+	__type(key, struct ferry_sock_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ferry_sock_addrs SEC(".maps");
+
 /* Pod uid -> slot, only for user space: keeps slots stable across restarts. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

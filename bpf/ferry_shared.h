@@ -29,6 +29,8 @@
 #define FERRY_MAX_EXCL		65536
 #define FERRY_MAX_CONNS		131072
 #define FERRY_UID_LEN		64
+/* Both ends of every plaintext pod <-> proxy hop: two per hop, two hops per connection. */
+#define FERRY_MAX_SOCKS		(FERRY_MAX_CONNS * 2)
 
 /* Value of ferry_pods (key: netns cookie) and of ferry_pod_ips. */
 struct ferry_pod {
@@ -66,6 +68,23 @@ struct ferry_orig_key {
 	__u8 pad;
 	__u16 port;	/* the application socket's local port */
 	__u32 pad2;
+};
+
+/*
+ * Key of ferry_socks: one end of a TCP connection as that end sees it. The peer's
+ * key is the same with local and remote swapped; the netns cookie keeps two pods'
+ * identical loopback tuples apart. Addresses are network-order words, a v4 (or
+ * v4-mapped v6) address in local_addr[0] / remote_addr[0] with the rest zero.
+ */
+struct ferry_sock_key {
+	__u64 netns_cookie;
+	__u8 family;
+	__u8 pad;
+	__u16 local_port;
+	__u16 remote_port;
+	__u16 pad2;
+	__u32 local_addr[4];
+	__u32 remote_addr[4];
 };
 
 /* Key of ferry_slots: a pod uid, NUL-padded. */

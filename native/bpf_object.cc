@@ -3,6 +3,7 @@
 // reused) and load-time settings written into its .rodata; attach its programs.
 #include "bpf_object.h"
 
+#include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <fcntl.h>
 
@@ -39,6 +40,7 @@ Napi::Function BpfObject::Define(Napi::Env env) {
     InstanceMethod<&BpfObject::MapFd>("mapFd"),
     InstanceMethod<&BpfObject::AttachCgroup>("attachCgroup"),
     InstanceMethod<&BpfObject::AttachNetns>("attachNetns"),
+    InstanceMethod<&BpfObject::AttachSkMsg>("attachSkMsg"),
     InstanceMethod<&BpfObject::Close>("close"),
   });
 }
@@ -224,6 +226,36 @@ Napi::Value BpfObject::AttachNetns(const Napi::CallbackInfo& info) {
   std::string log = LibbpfLog::Take();
   if (link == nullptr) {
     ThrowError(env, kErrBpfAttach, "cannot attach " + std::string(bpf_program__name(prog)) + " to a netns\n" + log, err);
+    return env.Undefined();
+  }
+  return BpfLink::Wrap(env, link);
+}
+
+// attachSkMsg(progName, mapFd, pinPath): BpfLink — an sk_msg verdict program on a
+// sockmap/sockhash as a link (kernel 6.10+), pinned at pinPath. libbpf 1.1 has no
+// attach function for it, so the link is made with bpf_link_create, pinned, and
+// reopened from the pin to get libbpf's handle like every other link.
+Napi::Value BpfObject::AttachSkMsg(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bpf_program* prog = Program(env, info[0]);
+  if (prog == nullptr) return env.Undefined();
+  int map_fd = info[1].As<Napi::Number>().Int32Value();
+  std::string pin = info[2].As<Napi::String>().Utf8Value();
+  std::string name = bpf_program__name(prog);
+  ScopedFd link_fd(bpf_link_create(bpf_program__fd(prog), map_fd, BPF_SK_MSG_VERDICT, nullptr));
+  if (link_fd.get() < 0) {
+    ThrowError(env, kErrBpfAttach, "cannot attach " + name + " to a sockmap", -link_fd.get());
+    return env.Undefined();
+  }
+  if (bpf_obj_pin(link_fd.get(), pin.c_str()) != 0) {
+    ThrowError(env, kErrBpfAttach, "cannot pin the link of " + name + " at " + pin, errno);
+    return env.Undefined();
+  }
+  bpf_link* link = bpf_link__open(pin.c_str());
+  if (link == nullptr) {
+    int err = errno;
+    unlink(pin.c_str());
+    ThrowError(env, kErrBpfAttach, "cannot reopen the link of " + name + " from " + pin, err);
     return env.Undefined();
   }
   return BpfLink::Wrap(env, link);

@@ -27,6 +27,7 @@ class BpfObject : public Napi::ObjectWrap<BpfObject>, public Handle {
   Napi::Value MapFd(const Napi::CallbackInfo& info);
   Napi::Value AttachCgroup(const Napi::CallbackInfo& info);
   Napi::Value AttachNetns(const Napi::CallbackInfo& info);
+  Napi::Value AttachSkMsg(const Napi::CallbackInfo& info);
   Napi::Value Close(const Napi::CallbackInfo& info);
 
   bpf_object* obj_ = nullptr;

@@ -144,6 +144,7 @@ export class Agent {
       connectTimeoutMs: deps.connectTimeoutMs,
       identity: identities,
       mesh,
+      sockmap: options.sockmap,
       ...(identities === null
         ? {}
         : {

@@ -31,6 +31,8 @@ export interface AgentOptions {
   readonly configFromController: boolean
   /** Workload certificates from a CA; null: the agent runs without identities. */
   readonly identity: AgentIdentityOptions | null
+  /** --sockmap on|off: plaintext pod <-> proxy hops bypass TCP (bpf/sk_msg.bpf.c). */
+  readonly sockmap: boolean
 }
 
 export interface AgentKubernetesOptions {
@@ -111,6 +113,8 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
   --ca-token-file   this node's bearer token, re-read for every request
   --cert-ttl        certificate lifetime to ask for (e.g. 24h, 30m, 6s)
   --tunnel-port     where this node's tunnel server listens (0: any free port)
+  --sockmap         on (default) | off: pass the plaintext hops between pods and
+                    the proxy through sockmap instead of TCP
 `
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -138,7 +142,8 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'ca-token-file': { type: 'string' },
     'trust-domain': { type: 'string' },
     'cert-ttl': { type: 'string' },
-    'tunnel-port': { type: 'string' }
+    'tunnel-port': { type: 'string' },
+    sockmap: { type: 'string' }
   })
   const node = values.node ?? env[NODE_NAME_ENV]
   if (node === undefined || node === '') throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --node is required (or $${NODE_NAME_ENV})\n\n${AGENT_USAGE}`)
@@ -161,6 +166,8 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
   const configSource = values['config-source']
   if (configSource !== undefined && configSource !== 'controller') throw invalid('--config-source', String(configSource), '"controller" (a directory is given with --config-dir)')
   const configFromController = configSource === 'controller'
+  const sockmap = values.sockmap ?? 'on'
+  if (sockmap !== 'on' && sockmap !== 'off') throw invalid('--sockmap', String(sockmap), '"on" or "off"')
   if (configFromController && configDir !== null) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry agent: --config-source controller and --config-dir exclude each other')
   if (configFromController && identity === null) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --config-source controller needs the CA options (${CA_OPTIONS.join(', ')}): the stream uses the same controller, root and token`)
   return Object.freeze({
@@ -174,7 +181,8 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     logLevel,
     configDir,
     configFromController,
-    identity
+    identity,
+    sockmap: sockmap === 'on'
   })
 }
 

@@ -33,6 +33,8 @@ export interface CaptureHandle {
   unenrollPod (uid: string): void
   reconcile (keep: Set<string>): void
   originalDst (netnsCookie: bigint, family: 4 | 6, localPort: number): { address: string, port: number } | null
+  /** Adds a proxy socket's fd as its end of a plaintext hop (src/agent/hop-shortcut.ts); false if refused. */
+  addHopEnd (fd: number, key: { netnsCookie: bigint, localAddress: string, localPort: number, remoteAddress: string, remotePort: number }): boolean
   enrolledUids (): string[]
   close (): void
 }
@@ -62,6 +64,7 @@ export function loadNativePlatform (): Platform {
         unenrollPod: (uid) => { capture.unenrollPod(uid) },
         reconcile: (keep) => { capture.reconcile(keep) },
         originalDst: (cookie, family, port) => capture.originalDst(cookie, family, port),
+        addHopEnd: (fd, key) => capture.addHopEnd(fd, key),
         enrolledUids: () => capture.enrolledUids(),
         close: () => { capture.close() }
       }

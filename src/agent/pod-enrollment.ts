@@ -1,10 +1,11 @@
 import { closeSync } from 'node:fs'
-import type { Server } from 'node:net'
+import type { Server, Socket } from 'node:net'
 import { PORTS } from '../config/env'
 import { ferryError, type FerryError, isFerryError } from '../errors'
 import { closeServer, type Connector, createInboundHandler, createOutboundHandler, type Mesh, type Routes, serve, type ListenTarget } from '../proxy'
 import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import type { Logger } from '../telemetry/logger'
+import { joinHop } from './hop-shortcut'
 import type { WorkloadIdentity } from './identities'
 import type { PodPlan } from './plan'
 import type { CaptureHandle, NetnsHandle, Platform } from './platform'
@@ -25,6 +26,8 @@ export interface EnrollContext {
   readonly identity?: WorkloadIdentity | null
   /** The node's mesh as the proxy sees it (local pods, tunnel, inbound mode). */
   readonly mesh?: Mesh
+  /** Plaintext pod <-> proxy hops bypass TCP through sockmap (--sockmap, default on). */
+  readonly sockmap?: boolean
 }
 
 export interface EnrolledPod {
@@ -53,8 +56,9 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
   try {
     netns = ctx.platform.openNetns(location.netnsPath)
     const ns = netns
-    const connector: Connector = (req) => ctx.platform.connectInNetns(ns, req)
-    const outbound = createOutboundHandler({
+    const hop = ctx.sockmap === false ? null : (socket: Socket): void => { joinHop(ctx.capture, ns.cookie, socket) }
+    const connector = podConnector(ctx.platform, ns, new Set(pod.podIPs), hop)
+    const handleOutbound = createOutboundHandler({
       pod,
       originalDst: (family, port) => ctx.capture.originalDst(ns.cookie, family, port),
       routes: ctx.routes,
@@ -63,6 +67,7 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
       connectTimeoutMs: ctx.connectTimeoutMs,
       ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh })
     })
+    const outbound = hop === null ? handleOutbound : (socket: Socket): void => { hop(socket); handleOutbound(socket) }
     const inbound = createInboundHandler({ pod, routes: ctx.routes, connector, telemetry: ctx.telemetry, connectTimeoutMs: ctx.connectTimeoutMs, ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh }) })
     const inboundFds = { v4: -1, v6: -1 }
     for (const l of LISTENERS) {
@@ -94,6 +99,20 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
     await Promise.all(servers.map(closeServer))
     try { netns?.close() } catch {}
     throw enrollError(name, step, err)
+  }
+}
+
+/**
+ * Makes sockets inside the pod's netns. One that connects to the pod's own address
+ * (same-node and tunnel delivery, over the pod's lo) joins the hop shortcut once
+ * connected, before the relay sends a byte.
+ */
+function podConnector (platform: Platform, ns: NetnsHandle, podIPs: ReadonlySet<string>, hop: ((s: Socket) => void) | null): Connector {
+  if (hop === null) return (req) => platform.connectInNetns(ns, req)
+  return (req) => {
+    const socket = platform.connectInNetns(ns, req)
+    if (podIPs.has(req.host)) socket.once('connect', () => { hop(socket) })
+    return socket
   }
 }
 

@@ -1,13 +1,15 @@
 import { isAbsolute, join } from 'node:path'
 import { ferryError } from '../errors'
-import { REPO_ROOT, ensureBpffsDir, type BpfLink } from '../native'
+import { existsSync } from 'node:fs'
+import { BpfLink, REPO_ROOT, ensureBpffsDir } from '../native'
 import type { Logger } from '../telemetry/logger'
 import { CaptureMaps } from './maps'
+import type { SockKey } from './map-layout'
 import { PinLayout } from './pins'
 import { PodEntries } from './pod-entries'
 import { ensurePodLinks, removePodLinks } from './pod-links'
 import { checkPodSpec, checkUid, type PodCaptureSpec } from './pod-spec'
-import { Programs } from './programs'
+import { Programs, SK_MSG } from './programs'
 import { SlotTable } from './slots'
 
 // The capture controller: loads Ferry's eBPF programs, enrolls pods (maps + links),
@@ -32,6 +34,7 @@ export class Capture {
   #entries: PodEntries | undefined
   /** Links this process holds open, by uid then program name. */
   readonly #links = new Map<string, Map<string, BpfLink>>()
+  #skMsg: BpfLink | undefined
 
   private constructor (opts: CaptureOptions, programs: Programs, maps: CaptureMaps) {
     this.pinRoot = opts.pinRoot
@@ -55,6 +58,12 @@ export class Capture {
       throw err
     }
     const capture = new Capture(opts, programs, maps)
+    try {
+      capture.#skMsg = ensureSkMsgLink(programs, capture.#pins.nodeLinkPath(SK_MSG.prog), capture.#log)
+    } catch (err) {
+      capture.close()
+      throw err
+    }
     capture.#log.info({ pinRoot: opts.pinRoot, pinnedPods: capture.enrolledUids().length }, 'capture programs loaded')
     return capture
   }
@@ -113,6 +122,21 @@ export class Capture {
     return dst === null ? null : { address: dst.address, port: dst.port }
   }
 
+  /**
+   * Adds a proxy socket to ferry_socks as its end of a plaintext hop inside a pod's
+   * netns (key: the connection as this socket sees it), so that sk_msg.bpf.c can pass
+   * bytes between it and the pod's end without TCP. False when the kernel refuses
+   * (map full, socket no longer established): the hop simply stays on TCP.
+   */
+  addHopEnd (fd: number, key: SockKey): boolean {
+    try {
+      this.live().maps.socks.set(key, BigInt(fd), 'noexist')
+      return true
+    } catch {
+      return false
+    }
+  }
+
   /** Uids with a persisted slot: enrolled by this agent or an earlier one. */
   enrolledUids (): string[] { return this.live().slots.uids() }
 
@@ -123,6 +147,8 @@ export class Capture {
   close (): void {
     for (const links of this.#links.values()) for (const l of links.values()) l.close()
     this.#links.clear()
+    this.#skMsg?.close()
+    this.#skMsg = undefined
     this.#maps?.close()
     this.#programs?.close()
     this.#maps = undefined
@@ -137,4 +163,24 @@ export class Capture {
     }
     return { programs: this.#programs, maps: this.#maps, slots: this.#slots, entries: this.#entries }
   }
+}
+
+/**
+ * The sk_msg link on ferry_socks, pinned so it outlives the agent: reopened and
+ * switched to this agent's program in place when an earlier agent left it, else made.
+ */
+function ensureSkMsgLink (programs: Programs, pinPath: string, log: Logger): BpfLink {
+  if (existsSync(pinPath)) {
+    const link = BpfLink.openPinned(pinPath)
+    try {
+      link.update(programs.skMsgProgFd())
+      log.debug({ link: link.info().id }, 'reused pinned sk_msg link')
+      return link
+    } catch (err) {
+      log.info({ err }, 'pinned sk_msg link cannot take this program; replacing it')
+      link.unpin()
+      link.close()
+    }
+  }
+  return programs.attachSkMsg(pinPath)
 }

@@ -18,7 +18,8 @@ export const LAYOUT = Object.freeze({
   ferry_excl_key: { size: 8, fields: { slot: 0, dir: 4, pad: 5, port: 6 } },
   ferry_dst: { size: 20, fields: { family: 0, pad: 1, port: 2, addr: 4 } },
   ferry_orig_key: { size: 16, fields: { netns_cookie: 0, family: 8, pad: 9, port: 10, pad2: 12 } },
-  ferry_uid_key: { size: UID_LEN, fields: { uid: 0 } }
+  ferry_uid_key: { size: UID_LEN, fields: { uid: 0 } },
+  ferry_sock_key: { size: 48, fields: { netns_cookie: 0, family: 8, pad: 9, local_port: 10, remote_port: 12, pad2: 14, local_addr: 16, remote_addr: 32 } }
 })
 
 /** Constants the C header defines; checked by the same test. */
@@ -35,6 +36,8 @@ export interface PodValue { slot: number, flags: number }
 export interface ExclKey { slot: number, dir: number, port: number }
 export interface Dst { family: 4 | 6, address: string, port: number }
 export interface OrigKey { netnsCookie: bigint, family: 4 | 6, port: number }
+/** One end of a TCP connection as that end sees it; a v4-mapped v6 address counts as v4. */
+export interface SockKey { netnsCookie: bigint, localAddress: string, localPort: number, remoteAddress: string, remotePort: number }
 
 const L = LAYOUT
 
@@ -107,6 +110,26 @@ export const origKeyCodec: Codec<OrigKey> = {
     family: familyOf(b.readUInt8(L.ferry_orig_key.fields.family)),
     port: b.readUInt16LE(L.ferry_orig_key.fields.port)
   })
+}
+
+/** Key of ferry_socks (and ferry_sock_addrs). Encode only: nothing reads these keys back. */
+export const sockKeyCodec: Codec<SockKey> = {
+  size: L.ferry_sock_key.size,
+  encode (k) {
+    const f = L.ferry_sock_key.fields
+    const local = ipToBytes(k.localAddress)
+    const remote = ipToBytes(k.remoteAddress)
+    if (local.family !== remote.family) throw new RangeError(`ends of one connection in two families: ${k.localAddress}, ${k.remoteAddress}`)
+    const b = Buffer.alloc(this.size)
+    b.writeBigUInt64LE(k.netnsCookie, f.netns_cookie)
+    b.writeUInt8(local.family, f.family)
+    b.writeUInt16LE(k.localPort, f.local_port)
+    b.writeUInt16LE(k.remotePort, f.remote_port)
+    local.bytes.copy(b, f.local_addr)
+    remote.bytes.copy(b, f.remote_addr)
+    return b
+  },
+  decode () { throw new Error('ferry_sock_key is never read back') }
 }
 
 /** Key of ferry_slots: a pod uid, NUL-padded (at most UID_LEN - 1 bytes). */

@@ -1,7 +1,7 @@
 import { BpfMap, type Codec } from '../native'
 import {
-  dstCodec, exclKeyCodec, ipKeyCodec, origKeyCodec, podCodec, u32Codec, u64Codec, u8Codec, uidKeyCodec,
-  type Dst, type ExclKey, type OrigKey, type PodValue
+  dstCodec, exclKeyCodec, ipKeyCodec, origKeyCodec, podCodec, sockKeyCodec, u32Codec, u64Codec, u8Codec, uidKeyCodec,
+  type Dst, type ExclKey, type OrigKey, type PodValue, type SockKey
 } from './map-layout'
 import type { Programs } from './programs'
 
@@ -15,6 +15,8 @@ export class CaptureMaps {
   /** SOCKMAP: write a listening socket's fd, read back its socket cookie. */
   readonly inbound: BpfMap<number, bigint>
   readonly slots: BpfMap<string, number>
+  /** SOCKHASH of the plaintext hops' ends: write a connected socket's fd. */
+  readonly socks: BpfMap<SockKey, bigint>
 
   constructor (programs: Programs) {
     const opened: Array<{ close: () => void }> = []
@@ -34,12 +36,13 @@ export class CaptureMaps {
     this.origDst = open('ferry_orig_dst', origKeyCodec, dstCodec)
     this.inbound = open('ferry_inbound', u32Codec, u64Codec)
     this.slots = open('ferry_slots', uidKeyCodec, u32Codec)
+    this.socks = open('ferry_socks', sockKeyCodec, u64Codec)
   }
 
   /** How many pods the maps can hold (ferry_pods' max_entries). */
   get capacity (): number { return this.pods.info.maxEntries }
 
   close (): void {
-    for (const m of [this.pods, this.podIps, this.excl, this.origDst, this.inbound, this.slots]) m.close()
+    for (const m of [this.pods, this.podIps, this.excl, this.origDst, this.inbound, this.slots, this.socks]) m.close()
   }
 }

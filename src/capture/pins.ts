@@ -2,7 +2,8 @@ import { existsSync, readdirSync, rmdirSync, unlinkSync, mkdirSync } from 'node:
 import { join } from 'node:path'
 
 // Where a pod's link pins live: <pinRoot>/pods/<uid>/<prog>. Maps are pinned by
-// libbpf directly under <pinRoot>/.
+// libbpf directly under <pinRoot>/, and so is the one link not made per pod (sk_msg
+// on ferry_socks) as <pinRoot>/link_<prog>.
 
 export class PinLayout {
   readonly root: string
@@ -11,6 +12,8 @@ export class PinLayout {
   get podsDir (): string { return join(this.root, 'pods') }
   podDir (uid: string): string { return join(this.podsDir, uid) }
   linkPath (uid: string, prog: string): string { return join(this.podDir(uid), prog) }
+
+  nodeLinkPath (prog: string): string { return join(this.root, `link_${prog}`) }
 
   makePodDir (uid: string): void { mkdirSync(this.podDir(uid), { recursive: true, mode: 0o700 }) }
 

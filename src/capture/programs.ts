@@ -1,11 +1,11 @@
 import { join } from 'node:path'
 import { PORTS } from '../config/env'
-import { BpfObject, type BpfLink } from '../native'
+import { BpfObject, closeFd, type BpfLink } from '../native'
 
 // The eBPF objects Ferry loads and the hooks each pod gets. One object per hook
 // file; all share the maps pinned under the pin root.
 
-export type ObjectName = 'connect' | 'sockops' | 'getpeername' | 'sk_lookup'
+export type ObjectName = 'connect' | 'sockops' | 'getpeername' | 'sk_lookup' | 'sk_msg'
 
 export interface Hook {
   object: ObjectName
@@ -28,8 +28,12 @@ const RODATA: Record<ObjectName, Record<string, number>> = {
   connect: { ferry_outbound_port: PORTS.outbound },
   sockops: {},
   getpeername: { ferry_outbound_port: PORTS.outbound },
-  sk_lookup: { ferry_inbound_port: PORTS.inbound }
+  sk_lookup: { ferry_inbound_port: PORTS.inbound },
+  sk_msg: {}
 }
+
+/** The one program attached to a map rather than to each pod: sk_msg on ferry_socks. */
+export const SK_MSG = Object.freeze({ object: 'sk_msg' as const, prog: 'ferry_sk_msg', map: 'ferry_socks' })
 
 export interface HookTarget { cgroupPath: string, netnsFd: number }
 
@@ -58,6 +62,18 @@ export class Programs {
     const obj = this.object(hook.object)
     return hook.target === 'cgroup' ? obj.attachCgroup(hook.prog, target.cgroupPath) : obj.attachNetns(hook.prog, target.netnsFd)
   }
+
+  /** Attaches sk_msg to ferry_socks as a link pinned at pinPath. */
+  attachSkMsg (pinPath: string): BpfLink {
+    const mapFd = this.mapFd(SK_MSG.map)
+    try {
+      return this.object(SK_MSG.object).attachSkMsg(SK_MSG.prog, mapFd, pinPath)
+    } finally {
+      closeFd(mapFd)
+    }
+  }
+
+  skMsgProgFd (): number { return this.object(SK_MSG.object).progFd(SK_MSG.prog) }
 
   /** A new fd of a shared map (any object has them all). */
   mapFd (name: string): number { return this.object('connect').mapFd(name) }

@@ -57,6 +57,8 @@ export class BpfObject {
   mapFd (name: string): number { return this.#obj.mapFd(name) }
   attachCgroup (progName: string, cgroup: string | number): BpfLink { return new BpfLink(this.#obj.attachCgroup(progName, cgroup)) }
   attachNetns (progName: string, netnsFd: number): BpfLink { return new BpfLink(this.#obj.attachNetns(progName, netnsFd)) }
+  /** An sk_msg program on a sockmap/sockhash, as a link pinned at pinPath (the pin is how it is found again). */
+  attachSkMsg (progName: string, mapFd: number, pinPath: string): BpfLink { return new BpfLink(this.#obj.attachSkMsg(progName, mapFd, pinPath)) }
   close (): void { this.#obj.close() }
 }
 

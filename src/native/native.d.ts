@@ -59,6 +59,7 @@ export declare class NativeBpfObject {
   mapFd (name: string): number
   attachCgroup (progName: string, cgroup: string | number): NativeBpfLink
   attachNetns (progName: string, netnsFd: number): NativeBpfLink
+  attachSkMsg (progName: string, mapFd: number, pinPath: string): NativeBpfLink
   close (): void
 }
 

@@ -24,6 +24,7 @@ export class RecordingCapture implements CaptureHandle {
     return this.originalDestination
   }
 
+  addHopEnd (): boolean { return false }
   enrolledUids (): string[] { return [...this.specs.keys()] }
   close (): void { this.calls.push('close') }
 }

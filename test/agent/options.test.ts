@@ -6,8 +6,9 @@ const base = ['--node', 'n1', '--cluster-file', '/var/run/ferry/labs/x/cluster.j
 
 t.test('valid options get defaults, an absolute cluster file, and are frozen', async (t) => {
   const o = parseAgentOptions(base)
-  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', configDir: null, configFromController: false, identity: null })
+  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', configDir: null, configFromController: false, identity: null, sockmap: true })
   t.ok(Object.isFrozen(o))
+  t.equal(parseAgentOptions([...base, '--sockmap', 'off']).sockmap, false, '--sockmap off turns the shortcut off')
   const o2 = parseAgentOptions(['--node', 'node-2.example', '--cluster-file', 'rel/c.json', '--pin-root', '/p', '--admin-port', '0', '--ready-port', '0', '--log-level', 'debug'])
   t.equal(o2.clusterFile, resolve('rel/c.json'))
   t.equal(o2.adminPort, 0)
@@ -26,6 +27,7 @@ t.test('invalid options are FERRY_ERR_INVALID_ARG naming the option and what is 
     [[...base, '--ready-port', 'http'], /--ready-port "http" is invalid/],
     [[...base, '--admin-port', '9000', '--ready-port', '9000'], /--ready-port "9000" is invalid: expected a port other than --admin-port 9000/],
     [[...base, '--log-level', 'loud'], /--log-level "loud" is invalid: expected one of fatal, error/],
+    [[...base, '--sockmap', 'yes'], /--sockmap "yes" is invalid: expected "on" or "off"/],
     [[...base, '--nodes', 'n1'], /Unknown option '--nodes'/],
     [[...base, 'extra'], /Unexpected argument 'extra'/],
     [[...base, '--node'], /--node/]
