@@ -19,7 +19,7 @@ import { totalRssBytes } from './lib/proc'
 import { renderCharts, renderMarkdown } from './report/markdown'
 import type { Results } from './report/results'
 
-// `npm run bench [-- --only keepalive,bulk] [--quick] [--pods 10,100,1000]`
+// `npm run bench [-- --only keepalive,bulk] [--quick] [--pods 10,100,1000] [--sockmap off]`
 //
 // Brings up two copies of benchmarks/lab/bench.yaml — one with Ferry, one --no-mesh
 // (the direct path, and the HAProxy peer in its node namespaces) — runs every
@@ -41,7 +41,7 @@ const HARNESS_POD_COUNTS = [10, 100, 1000]
 function log (msg: string): void { process.stderr.write(`bench: ${msg}\n`) }
 
 function parseOptions (): { only: BenchName[] | null, opts: RunOptions } {
-  const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, pods: { type: 'string' } }, strict: true })
+  const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, pods: { type: 'string' }, sockmap: { type: 'string' } }, strict: true })
   let only: BenchName[] | null = null
   if (values.only !== undefined) {
     only = values.only.split(',').map((s) => s.trim()) as BenchName[]
@@ -50,7 +50,8 @@ function parseOptions (): { only: BenchName[] | null, opts: RunOptions } {
   }
   const pods = (values.pods ?? '10,100,250').split(',').map(Number)
   if (pods.some((p) => !Number.isInteger(p) || p < 1 || p > MAX_PODS_PER_NODE)) throw new Error(`--pods: pod counts between 1 and ${MAX_PODS_PER_NODE} (the lab gives each node a /24)`)
-  return { only, opts: { quick: values.quick === true, podCounts: pods } }
+  if (values.sockmap !== undefined && values.sockmap !== 'on' && values.sockmap !== 'off') throw new Error('--sockmap: on or off')
+  return { only, opts: { quick: values.quick === true, podCounts: pods, sockmapOff: values.sockmap === 'off' } }
 }
 
 /** The pods' web root: nginx.conf, a 1 KiB body and a sparse 1 GiB file. */
@@ -65,7 +66,7 @@ async function main (): Promise<void> {
   const { only, opts } = parseOptions()
   const selected = (b: BenchName): boolean => only === null || only.includes(b)
   const workDir = mkdtempSync(join(tmpdir(), 'ferry-bench-'))
-  const results: Results = { machine: await describeMachine(), startedAt: new Date().toISOString(), quick: opts.quick, errors: {} }
+  const results: Results = { machine: await describeMachine(), startedAt: new Date().toISOString(), quick: opts.quick, ...(opts.sockmapOff ? { sockmapOff: true } : {}), errors: {} }
   let peer: Peer | null = null
   const cleanup = async (): Promise<void> => {
     await peer?.stop()
@@ -90,7 +91,7 @@ async function main (): Promise<void> {
     if (needLabs) {
       await prepareWww()
       log('labs up (mesh and no-mesh)')
-      const [mesh, direct] = await Promise.all([Lab.up(`bm${process.pid}`, MANIFEST, { mesh: true }), Lab.up(`bd${process.pid}`, MANIFEST, { mesh: false })])
+      const [mesh, direct] = await Promise.all([Lab.up(`bm${process.pid}`, MANIFEST, { mesh: true, sockmapOff: opts.sockmapOff }), Lab.up(`bd${process.pid}`, MANIFEST, { mesh: false })])
       peer = await startPeer(direct, workDir, results.machine.cores, { namespace: 'bench', pod: 'server', port: 8080 })
       const ctx: Context = { direct, mesh, peer, paths: buildPaths(direct, mesh, peer), workDir, opts, log }
       results.idleRss = Object.fromEntries(ctx.paths.filter((p) => p.proxyPids().length > 0).map((p) => [p.id, totalRssBytes(p.proxyPids())]))
@@ -116,16 +117,16 @@ async function main (): Promise<void> {
     rmSync(workDir, { recursive: true, force: true })
   }
   results.finishedAt = new Date().toISOString()
-  writeOutputs(results, only)
+  writeOutputs(results, only, opts.sockmapOff)
 }
 
-function writeOutputs (results: Results, only: BenchName[] | null): void {
+function writeOutputs (results: Results, only: BenchName[] | null, sockmapOff: boolean): void {
   mkdirSync(RESULTS, { recursive: true })
-  const base = only === null ? 'latest' : `only-${only.join('-')}`
+  const base = (only === null ? (sockmapOff ? 'all' : 'latest') : `only-${only.join('-')}`) + (sockmapOff ? '-sockmap-off' : '')
   writeFileSync(join(RESULTS, `${base}.json`), JSON.stringify(results, null, 1) + '\n')
   const md = renderMarkdown(results)
   writeFileSync(join(RESULTS, `${base}.md`), md)
-  const chartDir = only === null ? RESULTS : join(RESULTS, base)
+  const chartDir = base === 'latest' ? RESULTS : join(RESULTS, base)
   mkdirSync(chartDir, { recursive: true })
   for (const [file, svg] of Object.entries(renderCharts(results))) writeFileSync(join(chartDir, file), svg)
   process.stdout.write(md)

@@ -21,6 +21,8 @@ export interface RunOptions {
   readonly quick: boolean
   /** Pod counts for the scale benchmark. */
   readonly podCounts: readonly number[]
+  /** The mesh lab's agents run with --sockmap off (to measure what the shortcut changes). */
+  readonly sockmapOff: boolean
 }
 
 export interface Context {

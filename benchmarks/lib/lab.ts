@@ -22,9 +22,9 @@ export class Lab {
 
   static readonly live = new Set<string>()
 
-  static async up (name: string, manifest: string, opts: { mesh: boolean }): Promise<Lab> {
+  static async up (name: string, manifest: string, opts: { mesh: boolean, sockmapOff?: boolean }): Promise<Lab> {
     Lab.live.add(name)
-    const args = ['lab', 'up', '--name', name, ...(opts.mesh ? [] : ['--no-mesh']), '--timeout', String(UP_TIMEOUT_MS / 1000), manifest]
+    const args = ['lab', 'up', '--name', name, ...(opts.mesh ? [] : ['--no-mesh']), ...(opts.sockmapOff === true ? ['--sockmap', 'off'] : []), '--timeout', String(UP_TIMEOUT_MS / 1000), manifest]
     const r = await ferry(args, UP_TIMEOUT_MS + 30_000)
     const state = JSON.parse(readFileSync(join(LAB_STATE_DIR, name, 'state.json'), 'utf8')) as LabStateFile
     return new Lab(name, state, r.ms)

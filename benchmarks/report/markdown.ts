@@ -67,7 +67,7 @@ export function renderMarkdown (r: Results): string {
   const p = r.policy
   const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   return [
-    `Run ${r.startedAt} → ${r.finishedAt ?? '?'}${r.quick ? ' (quick)' : ''}; commit ${m.gitCommit}${m.gitDirty ? ' (dirty tree)' : ''}; ` +
+    `Run ${r.startedAt} → ${r.finishedAt ?? '?'}${r.quick ? ' (quick)' : ''}${r.sockmapOff === true ? ' (Ferry with --sockmap off)' : ''}; commit ${m.gitCommit}${m.gitDirty ? ' (dirty tree)' : ''}; ` +
       `${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB, Linux ${m.kernel}; Node ${m.node}, HAProxy ${m.haproxy}, nginx ${m.nginx}, h2load ${m.h2load}, OpenSSL ${m.openssl}.`,
     '',
     '**Per path** (1 KiB keep-alive at saturation, new connection per request, bulk, idle connections):',

@@ -18,6 +18,8 @@ export interface Results {
   readonly startedAt: string
   finishedAt?: string
   readonly quick: boolean
+  /** Ferry's agents ran with --sockmap off. */
+  readonly sockmapOff?: boolean
   /** Proxy RSS at idle right after the labs came up, by path id. */
   idleRss?: Record<string, number>
   keepalive?: Record<string, Measured>

@@ -20,14 +20,16 @@ import { DEFAULT_NAMESPACE } from '../lab/manifest/spec'
 
 export const LAB_USAGE = `usage: ferry lab <command> [options]
 
-  up [--name NAME] [--no-mesh] [--timeout SECONDS] FILE… [--cert-ttl 24h] [--kubernetes-api]
+  up [--name NAME] [--no-mesh] [--timeout SECONDS] FILE… [--cert-ttl 24h] [--kubernetes-api] [--sockmap on|off]
         build simulated nodes and pods from Kubernetes manifests (Node, Namespace,
         Pod, Service); returns when every pod is running and, with the mesh, enrolled
         and holding its certificate from the lab's controller (CA), whose workload
         certificates live --cert-ttl (e.g. 24h, 30m, 6s). With --kubernetes-api the
         lab serves its objects over the Kubernetes list + watch protocol (plain HTTP,
         in the underlay) and the agents run as on a cluster: --kubernetes, pods found
-        by their kubelet-style cgroups and their processes' network namespaces
+        by their kubelet-style cgroups and their processes' network namespaces.
+        --sockmap off runs the agents without the sockmap shortcut of the
+        pod <-> proxy hops (to compare; default on)
   down [NAME]                       remove a lab completely (works after a crash too)
   apply FILE…                       add or replace AuthorizationPolicy / PeerAuthentication
                                     documents in the lab's config directory, which every
@@ -97,11 +99,13 @@ async function up (argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { name: { type: 'string' }, 'no-mesh': { type: 'boolean' }, timeout: { type: 'string' }, 'cert-ttl': { type: 'string' }, 'kubernetes-api': { type: 'boolean' } }
+    options: { name: { type: 'string' }, 'no-mesh': { type: 'boolean' }, timeout: { type: 'string' }, 'cert-ttl': { type: 'string' }, 'kubernetes-api': { type: 'boolean' }, sockmap: { type: 'string' } }
   })
   const certTtl = values['cert-ttl']
   if (certTtl !== undefined && values['no-mesh'] === true) throw ferryError('FERRY_ERR_INVALID_ARG', '--cert-ttl needs the mesh (it is the lifetime of the certificates the mesh gives pods)')
   const certTtlMs = certTtl === undefined ? undefined : parseCertTtl(certTtl)
+  const sockmap = values.sockmap ?? 'on'
+  if (sockmap !== 'on' && sockmap !== 'off') throw ferryError('FERRY_ERR_INVALID_ARG', `--sockmap "${sockmap}" is invalid: expected "on" or "off"`)
   const ac = new AbortController()
   const onSignal = (): void => { ac.abort() }
   process.on('SIGINT', onSignal)
@@ -114,6 +118,7 @@ async function up (argv: string[]): Promise<number> {
       timeoutMs: values.timeout === undefined ? DEFAULT_UP_TIMEOUT_MS : parseDuration(values.timeout),
       certTtlMs,
       kubernetesApi: values['kubernetes-api'] === true,
+      sockmap: sockmap === 'on',
       signal: ac.signal,
       log: (line) => { process.stderr.write(`ferry lab: ${line}\n`) }
     })

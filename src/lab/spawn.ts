@@ -69,6 +69,7 @@ export function agentArgv (plan: LabPlan, node: PlanNode, ferry: readonly string
       ? []
       : ['--ca-address', `${ca.address}:${ca.port}`, '--ca-root', ca.rootCert, '--ca-token-file', token,
           '--trust-domain', ca.trustDomain, '--cert-ttl', formatDuration(ca.certTtlMs)]),
+    ...(plan.sockmap === false ? ['--sockmap', 'off'] : []),
     '--log-level', 'info'
   ])
 }

@@ -27,6 +27,8 @@ export interface PlanOptions {
   readonly certTtlMs?: number
   /** Serve the lab's objects over the Kubernetes list + watch protocol and run the agents with --kubernetes (mesh only). */
   readonly kubernetesApi?: boolean
+  /** The agents' --sockmap; default on. */
+  readonly sockmap?: boolean
 }
 
 export interface PlanNode {
@@ -145,6 +147,8 @@ export interface LabPlan {
   readonly controller?: PlanController | null
   /** With --kubernetes-api: the lab's list + watch server; else null or absent. */
   readonly kubernetesApi?: PlanKubernetesApi | null
+  /** false: the agents run with --sockmap off; absent or true: on. */
+  readonly sockmap?: boolean
 }
 
 export const UNDERLAY_BRIDGE = 'br0'
@@ -301,7 +305,8 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
     pods,
     services,
     controller,
-    kubernetesApi
+    kubernetesApi,
+    ...(opts.sockmap === false ? { sockmap: false } : {})
   }
 }
 

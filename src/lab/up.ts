@@ -49,6 +49,8 @@ export interface UpOptions {
   readonly ferryArgv?: readonly string[]
   /** Serve the lab's objects over the Kubernetes list + watch protocol; agents run with --kubernetes (mesh only). */
   readonly kubernetesApi?: boolean
+  /** The agents' --sockmap (default on). */
+  readonly sockmap?: boolean
 }
 
 export const DEFAULT_UP_TIMEOUT_MS = 60_000
@@ -59,7 +61,7 @@ export async function labUp (opts: UpOptions): Promise<LabState> {
   requireRoot('ferry lab up')
   const paths = opts.paths ?? defaultPaths()
   const spec = readManifests(opts.files)
-  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid, certTtlMs: opts.certTtlMs, kubernetesApi: opts.kubernetesApi })
+  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid, certTtlMs: opts.certTtlMs, kubernetesApi: opts.kubernetesApi, sockmap: opts.sockmap })
   preflight(spec, plan, knownLabNames(paths), opts.ferryArgv === undefined)
 
   claimStateDir(plan.stateDir)
