@@ -101,9 +101,23 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, FERRY_MAX_SOCKS);
 	__type(key, struct ferry_sock_key);
-	__type(value, __u64);
+	__type(value, struct ferry_sock_ref);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ferry_sock_addrs SEC(".maps");
+
+/*
+ * Same-node connections spliced app to app, both directions, by the proxy once the
+ * connection is authorized (src/agent/splice.ts): a pod's end -> the other pod's end.
+ * sk_msg.bpf.c sends a message straight to that end instead of to the proxy when no
+ * byte can be overtaken; the proxy keeps relaying whatever still takes TCP, and FINs.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FERRY_MAX_CONNS);
+	__type(key, struct ferry_sock_key);
+	__type(value, struct ferry_splice);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ferry_splice SEC(".maps");
 
 /* Pod uid -> slot, only for user space: keeps slots stable across restarts. */
 struct {

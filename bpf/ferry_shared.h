@@ -87,6 +87,28 @@ struct ferry_sock_key {
 	__u32 remote_addr[4];
 };
 
+/*
+ * Value of ferry_sock_addrs: a socket's kernel address and, for a pod's end (written
+ * by sockops at establishment), its first sequence numbers each way, from which the
+ * bytes it has sent and read by TCP are counted. bases_known is 0 for a proxy end.
+ */
+struct ferry_sock_ref {
+	__u64 addr;
+	__u32 snd_base;
+	__u32 rcv_base;
+	__u32 bases_known;
+	__u32 pad;
+};
+
+/*
+ * Value of ferry_splice (key: a pod's end of a same-node connection): the other pod's
+ * end, which this end's messages may go to directly, and the bytes that did.
+ */
+struct ferry_splice {
+	struct ferry_sock_key to;
+	__u64 bytes;
+};
+
 /* Key of ferry_slots: a pod uid, NUL-padded. */
 struct ferry_uid_key {
 	char uid[FERRY_UID_LEN];

@@ -53,13 +53,19 @@
 	__rc;									\
 })
 
-/* Records @sk's kernel address under @key (see ferry_sock_addrs). */
-static __always_inline void ferry_sock_publish(const struct ferry_sock_key *key, const void *sk)
+/* Records @sk's kernel address under @key (see ferry_sock_addrs), with its sequence bases if @known. */
+static __always_inline void ferry_sock_publish(const struct ferry_sock_key *key, const void *sk,
+					       __u32 snd_base, __u32 rcv_base, __u32 known)
 {
-	__u64 addr = (__u64)sk;
+	struct ferry_sock_ref ref = {
+		.addr = (__u64)sk,
+		.snd_base = snd_base,
+		.rcv_base = rcv_base,
+		.bases_known = known,
+	};
 
-	if (addr)
-		bpf_map_update_elem(&ferry_sock_addrs, key, &addr, BPF_ANY);
+	if (ref.addr)
+		bpf_map_update_elem(&ferry_sock_addrs, key, &ref, BPF_ANY);
 }
 
 #endif /* FERRY_SOCK_H */

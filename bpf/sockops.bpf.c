@@ -46,7 +46,7 @@ static __always_inline void add_pod_end(struct bpf_sock_ops *ctx, int passive)
 		return;
 	/* A full map costs only the shortcut: the connection goes on over TCP. */
 	if (bpf_sock_hash_update(ctx, &ferry_socks, &key, BPF_NOEXIST) == 0)
-		ferry_sock_publish(&key, ctx->sk);
+		ferry_sock_publish(&key, ctx->sk, ctx->snd_nxt, ctx->rcv_nxt, 1);
 }
 
 SEC("sockops")

@@ -1,22 +1,61 @@
 import type { Socket } from 'node:net'
 import { canonicalIP } from '../discovery/ip'
-import type { CaptureHandle } from './platform'
+import type { SpliceHandle } from '../proxy'
+import type { CaptureHandle, SockKeyShape } from './platform'
 
-// The proxy's end of a plaintext hop joins ferry_socks, so that bpf/sk_msg.bpf.c can
-// pass the hop's bytes between the pod's socket and ours without TCP. Two hops qualify,
-// both inside one pod's netns over its lo: a connection accepted on the pod's
-// outbound listener (its peer is the app's captured connect) and a connection the
-// proxy makes to the pod's own address (same-node and tunnel delivery; its peer is
-// the app's accepted socket). The pod's ends join in the kernel (bpf/sockops.bpf.c).
-// Joining changes no byte of the stream (the eBPF side keeps order and bounds its
-// queue), so a refusal only means the hop stays on TCP.
+// The kernel shortcuts of the plaintext hops between pods and the proxy (bpf/sk_msg.bpf.c).
+//
+// Hop: the proxy's end of a hop joins ferry_socks, so its bytes pass between the pod's
+// socket and ours without TCP. Two hops qualify, both inside one pod's netns over its lo:
+// a connection accepted on the pod's outbound listener (its peer is the app's captured
+// connect) and a connection the proxy makes to the pod's own address (tunnel delivery;
+// its peer is the app's accepted socket). The pod's ends join in the kernel
+// (bpf/sockops.bpf.c). Joining changes no byte of the stream (the eBPF side keeps order
+// and bounds its queue), so a refusal only means the hop stays on TCP.
+//
+// Splice: a same-node connection, once authorized, passes bytes app to app. Neither of
+// its hops joins (the splice counts each app's TCP bytes to know when nothing is in
+// flight through the proxy); the proxy keeps relaying what still takes TCP, and FINs.
 
 /** Adds `socket`, a connected socket inside the netns of cookie `netnsCookie`; false if it could not. */
 export function joinHop (capture: Pick<CaptureHandle, 'addHopEnd'>, netnsCookie: bigint, socket: Socket): boolean {
   const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd
+  const key = ownEnd(netnsCookie, socket)
+  if (fd === undefined || fd < 0 || key === null) return false
+  return capture.addHopEnd(fd, key)
+}
+
+/**
+ * Splices the apps' ends of a same-node connection: `downstream` is the proxy's socket
+ * accepted from the source app (netns `sourceCookie`), `upstream` the proxy's socket
+ * connected to the destination app (netns `destCookie`). Null if it cannot be done.
+ */
+export function spliceApps (capture: Pick<CaptureHandle, 'splice' | 'unsplice'>, sourceCookie: bigint, downstream: Socket, destCookie: bigint, upstream: Socket): SpliceHandle | null {
+  const source = peerEnd(sourceCookie, downstream)
+  const dest = peerEnd(destCookie, upstream)
+  if (source === null || dest === null || !capture.splice(source, dest)) return null
+  let ended = false
+  return {
+    end () {
+      if (ended) return { fromSource: 0, fromDestination: 0 }
+      ended = true
+      const { fromA, fromB } = capture.unsplice(source, dest)
+      return { fromSource: fromA, fromDestination: fromB }
+    }
+  }
+}
+
+/** The connection as `socket` sees it. */
+function ownEnd (netnsCookie: bigint, socket: Socket): SockKeyShape | null {
   const localAddress = canonicalIP(socket.localAddress ?? '')
   const remoteAddress = canonicalIP(socket.remoteAddress ?? '')
   const { localPort, remotePort } = socket
-  if (fd === undefined || fd < 0 || localAddress === null || remoteAddress === null || localPort === undefined || remotePort === undefined) return false
-  return capture.addHopEnd(fd, { netnsCookie, localAddress, localPort, remoteAddress, remotePort })
+  if (localAddress === null || remoteAddress === null || localPort === undefined || remotePort === undefined) return null
+  return { netnsCookie, localAddress, localPort, remoteAddress, remotePort }
+}
+
+/** The connection as `socket`'s peer (the app, in the same netns) sees it. */
+function peerEnd (netnsCookie: bigint, socket: Socket): SockKeyShape | null {
+  const own = ownEnd(netnsCookie, socket)
+  return own === null ? null : { netnsCookie, localAddress: own.remoteAddress, localPort: own.remotePort, remoteAddress: own.localAddress, remotePort: own.localPort }
 }

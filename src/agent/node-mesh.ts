@@ -43,7 +43,7 @@ export function createNodeMesh (d: NodeMeshDeps): Mesh {
       if (e === undefined) return null
       // The snapshot may have moved on since enrollment (labels, service account).
       const current = d.routes.index.podByIP(address)
-      return { pod: current?.uid === e.plan.pod.uid ? current : e.plan.pod, connector: e.connector }
+      return { pod: current?.uid === e.plan.pod.uid ? current : e.plan.pod, connector: e.connector, netnsCookie: e.netns.cookie }
     },
     authz: d.authz,
     inboundMode (pod: Pod, port?: number): InboundModeDecision {

@@ -28,13 +28,19 @@ export interface PodCaptureSpec {
   failClosed?: boolean
 }
 
+/** One end of a TCP connection as that end sees it (src/capture/map-layout.ts SockKey). */
+export interface SockKeyShape { netnsCookie: bigint, localAddress: string, localPort: number, remoteAddress: string, remotePort: number }
+
 export interface CaptureHandle {
   enrollPod (s: PodCaptureSpec): void
   unenrollPod (uid: string): void
   reconcile (keep: Set<string>): void
   originalDst (netnsCookie: bigint, family: 4 | 6, localPort: number): { address: string, port: number } | null
   /** Adds a proxy socket's fd as its end of a plaintext hop (src/agent/hop-shortcut.ts); false if refused. */
-  addHopEnd (fd: number, key: { netnsCookie: bigint, localAddress: string, localPort: number, remoteAddress: string, remotePort: number }): boolean
+  addHopEnd (fd: number, key: SockKeyShape): boolean
+  /** Splices a same-node connection app to app (src/agent/hop-shortcut.ts); false if refused. */
+  splice (a: SockKeyShape, b: SockKeyShape): boolean
+  unsplice (a: SockKeyShape, b: SockKeyShape): { fromA: number, fromB: number }
   enrolledUids (): string[]
   close (): void
 }
@@ -65,6 +71,8 @@ export function loadNativePlatform (): Platform {
         reconcile: (keep) => { capture.reconcile(keep) },
         originalDst: (cookie, family, port) => capture.originalDst(cookie, family, port),
         addHopEnd: (fd, key) => capture.addHopEnd(fd, key),
+        splice: (a, b) => capture.splice(a, b),
+        unsplice: (a, b) => capture.unsplice(a, b),
         enrolledUids: () => capture.enrolledUids(),
         close: () => { capture.close() }
       }

@@ -2,10 +2,10 @@ import { closeSync } from 'node:fs'
 import type { Server, Socket } from 'node:net'
 import { PORTS } from '../config/env'
 import { ferryError, type FerryError, isFerryError } from '../errors'
-import { closeServer, type Connector, createInboundHandler, createOutboundHandler, type Mesh, type Routes, serve, type ListenTarget } from '../proxy'
+import { closeServer, type Connector, createInboundHandler, createOutboundHandler, type Mesh, type Routes, serve, type ListenTarget, type Shortcuts } from '../proxy'
 import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import type { Logger } from '../telemetry/logger'
-import { joinHop } from './hop-shortcut'
+import { joinHop, spliceApps } from './hop-shortcut'
 import type { WorkloadIdentity } from './identities'
 import type { PodPlan } from './plan'
 import type { CaptureHandle, NetnsHandle, Platform } from './platform'
@@ -58,16 +58,23 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
     const ns = netns
     const hop = ctx.sockmap === false ? null : (socket: Socket): void => { joinHop(ctx.capture, ns.cookie, socket) }
     const connector = podConnector(ctx.platform, ns, new Set(pod.podIPs), hop)
-    const handleOutbound = createOutboundHandler({
+    const capture = ctx.capture
+    const shortcuts: Shortcuts | undefined = hop === null
+      ? undefined
+      : {
+          join: hop,
+          splice: (down, up, dest) => dest.netnsCookie === undefined ? null : spliceApps(capture, ns.cookie, down, dest.netnsCookie, up)
+        }
+    const outbound = createOutboundHandler({
       pod,
       originalDst: (family, port) => ctx.capture.originalDst(ns.cookie, family, port),
       routes: ctx.routes,
       connector,
       telemetry: ctx.telemetry,
       connectTimeoutMs: ctx.connectTimeoutMs,
-      ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh })
+      ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh }),
+      ...(shortcuts === undefined ? {} : { shortcuts })
     })
-    const outbound = hop === null ? handleOutbound : (socket: Socket): void => { hop(socket); handleOutbound(socket) }
     const inbound = createInboundHandler({ pod, routes: ctx.routes, connector, telemetry: ctx.telemetry, connectTimeoutMs: ctx.connectTimeoutMs, ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh }) })
     const inboundFds = { v4: -1, v6: -1 }
     for (const l of LISTENERS) {
@@ -104,14 +111,14 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
 
 /**
  * Makes sockets inside the pod's netns. One that connects to the pod's own address
- * (same-node and tunnel delivery, over the pod's lo) joins the hop shortcut once
- * connected, before the relay sends a byte.
+ * (tunnel delivery, over the pod's lo) joins the hop shortcut once connected, before
+ * the relay sends a byte; the same-node path asks it not to (it splices instead).
  */
 function podConnector (platform: Platform, ns: NetnsHandle, podIPs: ReadonlySet<string>, hop: ((s: Socket) => void) | null): Connector {
   if (hop === null) return (req) => platform.connectInNetns(ns, req)
   return (req) => {
     const socket = platform.connectInNetns(ns, req)
-    if (podIPs.has(req.host)) socket.once('connect', () => { hop(socket) })
+    if (req.joinHop !== false && podIPs.has(req.host)) socket.once('connect', () => { hop(socket) })
     return socket
   }
 }

@@ -137,6 +137,35 @@ export class Capture {
     }
   }
 
+  /**
+   * Splices a same-node connection app to app: each pod's end (a, b: the connection
+   * as that app's socket sees it) may send straight to the other (bpf/sk_msg.bpf.c).
+   * False, with nothing left behind, if the map refuses.
+   */
+  splice (a: SockKey, b: SockKey): boolean {
+    const { splice } = this.live().maps
+    try {
+      splice.set(a, { to: b, bytes: 0n }, 'noexist')
+      try {
+        splice.set(b, { to: a, bytes: 0n }, 'noexist')
+      } catch (err) {
+        splice.delete(a)
+        throw err
+      }
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /** Ends a splice; the bytes each end sent directly to the other. */
+  unsplice (a: SockKey, b: SockKey): { fromA: number, fromB: number } {
+    const { splice } = this.live().maps
+    const fromA = splice.take(a)?.bytes ?? 0n
+    const fromB = splice.take(b)?.bytes ?? 0n
+    return { fromA: Number(fromA), fromB: Number(fromB) }
+  }
+
   /** Uids with a persisted slot: enrolled by this agent or an earlier one. */
   enrolledUids (): string[] { return this.live().slots.uids() }
 

@@ -19,7 +19,9 @@ export const LAYOUT = Object.freeze({
   ferry_dst: { size: 20, fields: { family: 0, pad: 1, port: 2, addr: 4 } },
   ferry_orig_key: { size: 16, fields: { netns_cookie: 0, family: 8, pad: 9, port: 10, pad2: 12 } },
   ferry_uid_key: { size: UID_LEN, fields: { uid: 0 } },
-  ferry_sock_key: { size: 48, fields: { netns_cookie: 0, family: 8, pad: 9, local_port: 10, remote_port: 12, pad2: 14, local_addr: 16, remote_addr: 32 } }
+  ferry_sock_key: { size: 48, fields: { netns_cookie: 0, family: 8, pad: 9, local_port: 10, remote_port: 12, pad2: 14, local_addr: 16, remote_addr: 32 } },
+  ferry_sock_ref: { size: 24, fields: { addr: 0, snd_base: 8, rcv_base: 12, bases_known: 16, pad: 20 } },
+  ferry_splice: { size: 56, fields: { to: 0, bytes: 48 } }
 })
 
 /** Constants the C header defines; checked by the same test. */
@@ -112,7 +114,7 @@ export const origKeyCodec: Codec<OrigKey> = {
   })
 }
 
-/** Key of ferry_socks (and ferry_sock_addrs). Encode only: nothing reads these keys back. */
+/** Key of ferry_socks, ferry_sock_addrs and ferry_splice. */
 export const sockKeyCodec: Codec<SockKey> = {
   size: L.ferry_sock_key.size,
   encode (k) {
@@ -129,7 +131,36 @@ export const sockKeyCodec: Codec<SockKey> = {
     remote.bytes.copy(b, f.remote_addr)
     return b
   },
-  decode () { throw new Error('ferry_sock_key is never read back') }
+  decode: (b) => decodeSockKey(b)
+}
+
+/** Value of ferry_splice: where a pod's end may send directly, and the bytes that did (read back). */
+export interface Splice { to: SockKey, bytes: bigint }
+
+export const spliceCodec: Codec<Splice> = {
+  size: L.ferry_splice.size,
+  encode (v) {
+    const b = Buffer.alloc(this.size)
+    sockKeyCodec.encode(v.to).copy(b, L.ferry_splice.fields.to)
+    b.writeBigUInt64LE(v.bytes, L.ferry_splice.fields.bytes)
+    return b
+  },
+  decode (b) {
+    const to = b.subarray(L.ferry_splice.fields.to, L.ferry_splice.fields.to + L.ferry_sock_key.size)
+    return { to: decodeSockKey(to), bytes: b.readBigUInt64LE(L.ferry_splice.fields.bytes) }
+  }
+}
+
+function decodeSockKey (b: Buffer): SockKey {
+  const f = L.ferry_sock_key.fields
+  const family = familyOf(b.readUInt8(f.family))
+  return {
+    netnsCookie: b.readBigUInt64LE(f.netns_cookie),
+    localAddress: bytesToIp(family, b.subarray(f.local_addr, f.local_addr + 16)),
+    localPort: b.readUInt16LE(f.local_port),
+    remoteAddress: bytesToIp(family, b.subarray(f.remote_addr, f.remote_addr + 16)),
+    remotePort: b.readUInt16LE(f.remote_port)
+  }
 }
 
 /** Key of ferry_slots: a pod uid, NUL-padded (at most UID_LEN - 1 bytes). */

@@ -1,7 +1,7 @@
 import { BpfMap, type Codec } from '../native'
 import {
-  dstCodec, exclKeyCodec, ipKeyCodec, origKeyCodec, podCodec, sockKeyCodec, u32Codec, u64Codec, u8Codec, uidKeyCodec,
-  type Dst, type ExclKey, type OrigKey, type PodValue, type SockKey
+  dstCodec, exclKeyCodec, ipKeyCodec, origKeyCodec, podCodec, sockKeyCodec, spliceCodec, u32Codec, u64Codec, u8Codec, uidKeyCodec,
+  type Dst, type ExclKey, type OrigKey, type PodValue, type SockKey, type Splice
 } from './map-layout'
 import type { Programs } from './programs'
 
@@ -17,6 +17,8 @@ export class CaptureMaps {
   readonly slots: BpfMap<string, number>
   /** SOCKHASH of the plaintext hops' ends: write a connected socket's fd. */
   readonly socks: BpfMap<SockKey, bigint>
+  /** Same-node connections spliced app to app, by a pod's end. */
+  readonly splice: BpfMap<SockKey, Splice>
 
   constructor (programs: Programs) {
     const opened: Array<{ close: () => void }> = []
@@ -37,12 +39,13 @@ export class CaptureMaps {
     this.inbound = open('ferry_inbound', u32Codec, u64Codec)
     this.slots = open('ferry_slots', uidKeyCodec, u32Codec)
     this.socks = open('ferry_socks', sockKeyCodec, u64Codec)
+    this.splice = open('ferry_splice', sockKeyCodec, spliceCodec)
   }
 
   /** How many pods the maps can hold (ferry_pods' max_entries). */
   get capacity (): number { return this.pods.info.maxEntries }
 
   close (): void {
-    for (const m of [this.pods, this.podIps, this.excl, this.origDst, this.inbound, this.slots, this.socks]) m.close()
+    for (const m of [this.pods, this.podIps, this.excl, this.origDst, this.inbound, this.slots, this.socks, this.splice]) m.close()
   }
 }

@@ -33,8 +33,12 @@ export class Conn implements ConnectionRecord {
     this.startedAt = clock()
   }
 
-  bytesReceived (): number { return this.downstream?.bytesRead ?? 0 }
-  bytesSent (): number { return this.downstream?.bytesWritten ?? 0 }
+  /** Bytes that went between the apps without passing through the proxy (a splice). */
+  splicedReceived = 0
+  splicedSent = 0
+
+  bytesReceived (): number { return (this.downstream?.bytesRead ?? 0) + this.splicedReceived }
+  bytesSent (): number { return (this.downstream?.bytesWritten ?? 0) + this.splicedSent }
   durationMs (): number { return (this.endedAt < 0 ? this.clock() : this.endedAt) - this.startedAt }
 
   /** Marks the end; returns false if it had already ended (a connection ends once). */

@@ -28,6 +28,8 @@ export interface TunnelOpener {
 export interface LocalPod {
   readonly pod: Pod
   readonly connector: Connector
+  /** Cookie of the pod's netns (the splice names the pod's sockets by it); absent in tests without one. */
+  readonly netnsCookie?: bigint
 }
 
 export interface Mesh {

@@ -15,6 +15,7 @@ import { relay, type RelayEnd } from './relay'
 import { routeOutbound } from './route'
 import type { Routes } from './route-table'
 import { deliverLocally } from './same-node'
+import type { Shortcuts } from './shortcuts'
 import { openTunnel } from './tunnel-connect'
 
 // An outbound connection, accepted on a pod's 15001 listener:
@@ -38,6 +39,8 @@ export interface OutboundDeps {
   readonly mesh?: Mesh
   readonly connectTimeoutMs?: number
   readonly clock?: Clock
+  /** Kernel shortcuts of the plaintext hops; absent: all by TCP. */
+  readonly shortcuts?: Shortcuts
 }
 
 export function createOutboundHandler (deps: OutboundDeps): (socket: Socket) => void {
@@ -66,9 +69,11 @@ export function createOutboundHandler (deps: OutboundDeps): (socket: Socket) => 
       conn.upstream = upstream
       relay(socket, upstream, (code) => { finish(conn, telemetry, code === null ? 'ok' : 'reset', code) })
     }
+    // Every path but the same-node one (spliced app to app instead) takes the hop shortcut.
+    if (path.kind !== 'local') deps.shortcuts?.join(socket)
     switch (path.kind) {
       case 'local':
-        deliverLocally(conn, socket, path.local, telemetry, timeoutMs, clock, mesh?.authz)
+        deliverLocally(conn, socket, path.local, telemetry, timeoutMs, clock, mesh?.authz, deps.shortcuts)
         return
       case 'tunnel':
         openTunnel(conn, path, mesh!.tunnels!, identities!, relayed, (result, code, reason) => { reject(conn, telemetry, result, code, reason) })

@@ -3,10 +3,11 @@ import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import { accepted, finish, opened, reject } from './account'
 import { type InboundAuthorizer, resetEnds } from './authorize'
 import { type Clock, Conn } from './conn'
-import { connectUpstream } from './connect'
+import { type ConnectRequest, connectUpstream } from './connect'
 import { workloadRef } from './identify'
 import type { LocalPod } from './mesh'
 import { relay } from './relay'
+import type { Shortcuts } from './shortcuts'
 
 // Same-node fast path (outbound, path `local`): the destination pod is enrolled here, so
 // the proxy connects from inside *its* netns to the endpoint (over its lo, which
@@ -18,8 +19,13 @@ import { relay } from './relay'
 // together. The authorize stage decides on the inbound record (the source is a pod of
 // this node: its principal and namespace are known); denied, both records end `denied`
 // and the application's socket is reset.
+//
+// Once authorized and connected, the connection is spliced (Shortcuts.splice): the two
+// apps' sockets pass bytes to each other directly, in the kernel, whenever nothing of
+// theirs is in flight through the proxy; the relay below still carries whatever takes
+// TCP, and the FINs. Bytes that went direct are added to both records at the end.
 
-export function deliverLocally (out: Conn, socket: Socket, local: LocalPod, telemetry: ConnTelemetry, timeoutMs: number, clock: Clock, authz?: InboundAuthorizer): void {
+export function deliverLocally (out: Conn, socket: Socket, local: LocalPod, telemetry: ConnTelemetry, timeoutMs: number, clock: Clock, authz?: InboundAuthorizer, shortcuts?: Shortcuts): void {
   const inb = new Conn('inbound', socket, clock)
   inb.source.pod = out.source.pod
   inb.source.namespace = out.source.namespace
@@ -41,9 +47,11 @@ export function deliverLocally (out: Conn, socket: Socket, local: LocalPod, tele
     reject(out, telemetry, 'denied', null)
     return
   }
-  connectUpstream(out, out.endpoint!, local.connector, timeoutMs,
+  const connector = shortcuts === undefined ? local.connector : (req: ConnectRequest): Socket => local.connector({ ...req, joinHop: false })
+  connectUpstream(out, out.endpoint!, connector, timeoutMs,
     (upstream) => {
       inb.upstream = upstream
+      const spliced = shortcuts?.splice(socket, upstream as Socket, local) ?? null
       const untrack = authz?.track(inb, local.pod, ns, () => {
         out.authz = inb.authz
         finish(inb, telemetry, 'denied', null)
@@ -52,6 +60,10 @@ export function deliverLocally (out: Conn, socket: Socket, local: LocalPod, tele
       })
       relay(socket, upstream, (code) => {
         untrack?.()
+        if (spliced !== null) {
+          const { fromSource, fromDestination } = spliced.end()
+          for (const c of [out, inb]) { c.splicedReceived = fromSource; c.splicedSent = fromDestination }
+        }
         finish(out, telemetry, code === null ? 'ok' : 'reset', code)
         finish(inb, telemetry, code === null ? 'ok' : 'reset', code)
       })

@@ -25,6 +25,8 @@ export class RecordingCapture implements CaptureHandle {
   }
 
   addHopEnd (): boolean { return false }
+  splice (): boolean { return false }
+  unsplice (): { fromA: number, fromB: number } { return { fromA: 0, fromB: 0 } }
   enrolledUids (): string[] { return [...this.specs.keys()] }
   close (): void { this.calls.push('close') }
 }

@@ -86,6 +86,52 @@ t.test('not captured: pod loopback, excluded ports; the proxy does not capture i
   t.equal(lines.filter((x) => x.direction === 'inbound' && x.original_destination === `${b.ips[0]}:8080`).length, 1, 'one inbound line')
 })
 
+t.test('same node: an authorized connection is spliced app to app; the access line still counts every byte', async (t) => {
+  // A keep-alive HTTP client (plain Node, in the client pod) makes 50 requests on one
+  // connection to server-a (same node), then asks `ss`, from inside its pod, how many
+  // bytes its socket moved by TCP: spliced, only what preceded the splice does.
+  const a = pod(lab, 'app', 'server-a')
+  const ip = a.ips.find((x) => !x.includes(':'))!
+  const src = `
+const http = require('http'), { execFileSync } = require('child_process')
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+let socket = null
+const get = () => new Promise((resolve, reject) => {
+  const req = http.get({ host: ${JSON.stringify(ip)}, port: 8080, path: '/', agent }, (res) => {
+    socket = res.socket; let body = ''; res.on('data', (d) => { body += d }); res.on('end', () => resolve(body))
+  })
+  req.on('error', reject)
+})
+;(async () => {
+  const bodies = []
+  for (let i = 0; i < 50; i++) bodies.push(await get())
+  const ss = execFileSync('ss', ['-tinH', 'state', 'connected', '( sport = :' + socket.localPort + ' )']).toString()
+  const tcpIn = Number((/bytes_received:(\\d+)/.exec(ss) || [0, 0])[1])
+  const tcpOut = Math.max(0, Number((/bytes_acked:(\\d+)/.exec(ss) || [0, 1])[1]) - 1)
+  const port = socket.localPort, read = socket.bytesRead, written = socket.bytesWritten
+  agent.destroy()
+  console.log(JSON.stringify({ port, read, written, tcpIn, tcpOut, same: bodies.every((b) => b === bodies[0]), first: bodies[0] }))
+})().catch((e) => { console.log(JSON.stringify({ error: String(e) })) })
+`
+  const before = accessLines(lab, 'n1').length
+  const r = await execInPod(lab, 'app', 'client', [process.execPath, '-e', src])
+  t.equal(r.code, 0, r.stderr)
+  const out = JSON.parse(r.stdout)
+  t.notOk(out.error, 'the client finished')
+  t.ok(out.same && out.first.startsWith('server-a'), 'every response whole')
+  t.ok(out.tcpIn < out.read / 4, `responses mostly skipped TCP (${out.tcpIn} of ${out.read} bytes by TCP)`)
+  t.ok(out.tcpOut < out.written / 4, `requests mostly skipped TCP (${out.tcpOut} of ${out.written} bytes by TCP)`)
+  const lines = await waitFor(() => {
+    const l = linesAfter(before).filter((x) => x.source?.port === out.port && x.destination?.pod === 'server-a')
+    return l.length >= 2 ? l : null
+  }, { what: 'outbound and inbound access lines of the spliced connection' })
+  for (const line of lines) {
+    t.equal(line.result, 'ok', `${line.direction} ok`)
+    t.equal(line.bytes_received, out.written, `${line.direction}: bytes from the client, spliced ones included`)
+    t.equal(line.bytes_sent, out.read, `${line.direction}: bytes to the client, spliced ones included`)
+  }
+})
+
 t.test('with the programs detached the same request no longer passes through Ferry', async (t) => {
   const b = pod(lab, 'app', 'server-b')
   // The pod's links are pinned under the node's pin root: detach them for real with
