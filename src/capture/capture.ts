@@ -58,13 +58,18 @@ export class Capture {
       throw err
     }
     const capture = new Capture(opts, programs, maps)
-    try {
-      capture.#skMsg = ensureSkMsgLink(programs, capture.#pins.nodeLinkPath(SK_MSG.prog), capture.#log)
-    } catch (err) {
-      capture.close()
-      throw err
+    // The sockmap shortcut is an optimization: without it (older kernel) every hop takes TCP.
+    const missing = programs.unavailable.get(SK_MSG.object)
+    if (missing === undefined) {
+      try {
+        capture.#skMsg = ensureSkMsgLink(programs, capture.#pins.nodeLinkPath(SK_MSG.prog), capture.#log)
+      } catch (err) {
+        capture.#log.warn({ err }, 'sockmap shortcut unavailable: cannot attach sk_msg; pod hops take TCP')
+      }
+    } else {
+      capture.#log.warn({ err: missing }, 'sockmap shortcut unavailable: sk_msg does not load on this kernel; pod hops take TCP')
     }
-    capture.#log.info({ pinRoot: opts.pinRoot, pinnedPods: capture.enrolledUids().length }, 'capture programs loaded')
+    capture.#log.info({ pinRoot: opts.pinRoot, pinnedPods: capture.enrolledUids().length, sockmap: capture.sockmap }, 'capture programs loaded')
     return capture
   }
 
@@ -129,6 +134,7 @@ export class Capture {
    * (map full, socket no longer established): the hop simply stays on TCP.
    */
   addHopEnd (fd: number, key: SockKey): boolean {
+    if (this.#skMsg === undefined) return false
     try {
       this.live().maps.socks.set(key, BigInt(fd), 'noexist')
       return true
@@ -143,6 +149,7 @@ export class Capture {
    * False, with nothing left behind, if the map refuses.
    */
   splice (a: SockKey, b: SockKey): boolean {
+    if (this.#skMsg === undefined) return false
     const { splice } = this.live().maps
     try {
       splice.set(a, { to: b, bytes: 0n }, 'noexist')
@@ -165,6 +172,9 @@ export class Capture {
     const fromB = splice.take(b)?.bytes ?? 0n
     return { fromA: Number(fromA), fromB: Number(fromB) }
   }
+
+  /** Whether the sockmap shortcut is in place (sk_msg attached to ferry_socks). */
+  get sockmap (): boolean { return this.#skMsg !== undefined }
 
   /** Uids with a persisted slot: enrolled by this agent or an earlier one. */
   enrolledUids (): string[] { return this.live().slots.uids() }

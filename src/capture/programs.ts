@@ -37,24 +37,43 @@ export const SK_MSG = Object.freeze({ object: 'sk_msg' as const, prog: 'ferry_sk
 
 export interface HookTarget { cgroupPath: string, netnsFd: number }
 
+/**
+ * Objects capture works without: the sockmap shortcut (an older kernel may lack sockmap
+ * links or a field sk_msg.bpf.c reads). Their load error is kept, not thrown.
+ */
+const OPTIONAL: ReadonlySet<ObjectName> = new Set([SK_MSG.object])
+
 export class Programs {
   readonly #objects: Map<ObjectName, BpfObject>
+  /** Why an optional object did not load, by name. */
+  readonly unavailable: ReadonlyMap<ObjectName, Error>
 
-  private constructor (objects: Map<ObjectName, BpfObject>) { this.#objects = objects }
+  private constructor (objects: Map<ObjectName, BpfObject>, unavailable: Map<ObjectName, Error>) {
+    this.#objects = objects
+    this.unavailable = unavailable
+  }
 
   /** Loads every object; the first creates the pinned maps, the rest reuse them. */
   static load (objectDir: string, pinRoot: string): Programs {
     const objects = new Map<ObjectName, BpfObject>()
+    const unavailable = new Map<ObjectName, Error>()
     try {
       for (const name of Object.keys(RODATA) as ObjectName[]) {
-        objects.set(name, BpfObject.open({ path: join(objectDir, `${name}.bpf.o`), pinRoot, rodata: RODATA[name] }))
+        try {
+          objects.set(name, BpfObject.open({ path: join(objectDir, `${name}.bpf.o`), pinRoot, rodata: RODATA[name] }))
+        } catch (err) {
+          if (!OPTIONAL.has(name)) throw err
+          unavailable.set(name, err as Error)
+        }
       }
     } catch (err) {
       for (const o of objects.values()) o.close()
       throw err
     }
-    return new Programs(objects)
+    return new Programs(objects, unavailable)
   }
+
+  has (name: ObjectName): boolean { return this.#objects.has(name) }
 
   progFd (hook: Hook): number { return this.object(hook.object).progFd(hook.prog) }
 

@@ -1,11 +1,14 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
+import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { Server, Socket } from 'node:net'
 import { joinHop } from '../../src/agent/hop-shortcut'
 import { Capture } from '../../src/capture'
 import { PORTS } from '../../src/config/env'
-import { openNetns } from '../../src/native'
+import { REPO_ROOT, openNetns } from '../../src/native'
 import { podSpec, safely, serveFd, silentLog, uniquePinRoot, type AgentSide } from './helpers/capture-fixture'
 import { makePodEnv } from './helpers/pod-env'
 
@@ -193,4 +196,19 @@ t.test('sockmap shortcut of the pod <-> proxy hop', async (t) => {
     t.ok(written > 0 && written < 64 * MiB, `the app could queue only ${(written / MiB).toFixed(1)} MiB`)
     ;(proxy as Socket | null)?.destroy()
   })
+})
+
+t.test('a kernel where sk_msg does not load: capture works, the shortcut is off and says so', async (t) => {
+  // Stand-in for an older kernel: every object but sk_msg.bpf.o.
+  const dir = mkdtempSync(join(tmpdir(), 'fct-objs-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const built = join(REPO_ROOT, 'build', 'bpf')
+  for (const f of readdirSync(built)) if (f.endsWith('.bpf.o') && f !== 'sk_msg.bpf.o') symlinkSync(join(built, f), join(dir, f))
+  const pinRoot = uniquePinRoot(t)
+  const capture = await Capture.open({ pinRoot, objectDir: dir, log: silentLog })
+  t.teardown(safely(() => capture.close()))
+  t.equal(capture.sockmap, false)
+  t.notOk(existsSync(join(pinRoot, 'link_ferry_sk_msg')), 'no sk_msg link pinned')
+  t.equal(capture.addHopEnd(0, { netnsCookie: 1n, localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 2 }), false)
+  t.ok(capture.enrolledUids() !== undefined, 'capture is usable')
 })
