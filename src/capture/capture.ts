@@ -58,6 +58,12 @@ export class Capture {
       throw err
     }
     const capture = new Capture(opts, programs, maps)
+    // Splices outlive the agent that made them only as stale entries: its sockets died with
+    // it, so its connections are gone. (Were another agent still draining on this pin root,
+    // its connections would simply go on by TCP: a splice is never needed for correctness.)
+    const stale = maps.splice.keys()
+    for (const k of stale) maps.splice.delete(k)
+    if (stale.length > 0) capture.#log.info({ entries: stale.length }, 'removed splices left by an earlier agent')
     // The sockmap shortcut is an optimization: without it (older kernel) every hop takes TCP.
     const missing = programs.unavailable.get(SK_MSG.object)
     if (missing === undefined) {

@@ -212,3 +212,17 @@ t.test('a kernel where sk_msg does not load: capture works, the shortcut is off 
   t.equal(capture.addHopEnd(0, { netnsCookie: 1n, localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 2 }), false)
   t.ok(capture.enrolledUids() !== undefined, 'capture is usable')
 })
+
+t.test('splices left by a dead agent are removed by the next one', async (t) => {
+  const pinRoot = uniquePinRoot(t)
+  const a = { netnsCookie: 7n, localAddress: '10.1.1.1', localPort: 40000, remoteAddress: '10.1.1.2', remotePort: 8080 }
+  const b = { netnsCookie: 8n, localAddress: 'fd00::2', localPort: 8080, remoteAddress: 'fd00::2', remotePort: 40001 }
+  const first = await Capture.open({ pinRoot, log: silentLog })
+  t.equal(first.splice(a, b), true, 'spliced')
+  t.equal(first.splice(a, b), false, 'a key is spliced once')
+  first.close() // as if killed: no unsplice
+  const next = await Capture.open({ pinRoot, log: silentLog })
+  t.teardown(safely(() => next.close()))
+  t.equal(next.splice(a, b), true, 'the keys are free again (a stale entry would refuse this)')
+  t.same(next.unsplice(a, b), { fromA: 0, fromB: 0 })
+})
