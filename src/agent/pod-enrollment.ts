@@ -4,6 +4,7 @@ import { PORTS } from '../config/env'
 import { ferryError, type FerryError, isFerryError } from '../errors'
 import { closeServer, type Connector, createInboundHandler, createOutboundHandler, type Mesh, type Routes, serve, type ListenTarget, type Shortcuts } from '../proxy'
 import type { ConnTelemetry } from '../telemetry/conn-telemetry'
+import type { ProxyMetrics } from '../telemetry/metrics'
 import type { Logger } from '../telemetry/logger'
 import { joinHop, spliceApps } from './hop-shortcut'
 import type { WorkloadIdentity } from './identities'
@@ -28,6 +29,8 @@ export interface EnrollContext {
   readonly mesh?: Mesh
   /** Plaintext pod <-> proxy hops bypass TCP through sockmap (--sockmap, default on). */
   readonly sockmap?: boolean
+  /** Counts each shortcut asked for (ferry_sockmap_shortcuts_total). */
+  readonly metrics?: Pick<ProxyMetrics, 'shortcut'>
 }
 
 export interface EnrolledPod {
@@ -56,14 +59,18 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
   try {
     netns = ctx.platform.openNetns(location.netnsPath)
     const ns = netns
-    const hop = ctx.sockmap === false ? null : (socket: Socket): void => { joinHop(ctx.capture, ns.cookie, socket) }
+    const hop = ctx.sockmap === false ? null : (socket: Socket): void => { ctx.metrics?.shortcut('hop', joinHop(ctx.capture, ns.cookie, socket)) }
     const connector = podConnector(ctx.platform, ns, new Set(pod.podIPs), hop)
     const capture = ctx.capture
     const shortcuts: Shortcuts | undefined = hop === null
       ? undefined
       : {
           join: hop,
-          splice: (down, up, dest) => dest.netnsCookie === undefined ? null : spliceApps(capture, ns.cookie, down, dest.netnsCookie, up)
+          splice: (down, up, dest) => {
+            const spliced = dest.netnsCookie === undefined ? null : spliceApps(capture, ns.cookie, down, dest.netnsCookie, up)
+            ctx.metrics?.shortcut('splice', spliced !== null)
+            return spliced
+          }
         }
     const outbound = createOutboundHandler({
       pod,

@@ -33,8 +33,12 @@ export const METRIC_NAMES = Object.freeze({
   active: 'ferry_tcp_connections_active',
   enrolledPods: 'ferry_enrolled_pods',
   tunnelRefusals: 'ferry_tunnel_refusals_total',
-  authzDenied: 'ferry_authz_denied_total'
+  authzDenied: 'ferry_authz_denied_total',
+  shortcuts: 'ferry_sockmap_shortcuts_total'
 })
+
+/** A sockmap shortcut a connection asked for: a hop joined (or not), a same-node connection spliced (or not). */
+export type ShortcutKind = 'hop' | 'splice'
 
 /** Labels of one tunnel refusal: which end refused, at which stage, and why (the tunnel library's reason). */
 export interface TunnelRefusalLabels {
@@ -72,6 +76,9 @@ export class ProxyMetrics {
   private readonly enrolled: Gauge
   private readonly refusals: Counter<keyof TunnelRefusalLabels>
   private readonly denied: Counter<'policy' | 'basis'>
+  private readonly shortcutsTotal: Counter<'kind' | 'result'>
+  /** Shortcut outcomes since the last scrape: hop ok, hop refused, splice ok, splice refused. */
+  private readonly shortcutCounts = [0, 0, 0, 0]
   private readonly live = new Set<ConnectionRecord>()
   /** Every label set seen, by seriesKey(). */
   private readonly series = new Map<string, Series>()
@@ -97,7 +104,22 @@ export class ProxyMetrics {
     this.enrolled = new Gauge({ name: METRIC_NAMES.enrolledPods, help: 'Pods on this node enrolled in capture', registers })
     this.refusals = new Counter({ name: METRIC_NAMES.tunnelRefusals, help: 'Tunnel connections and streams refused, by side, stage and reason (other-ca, expired, wrong-identity, no-certificate, ...)', labelNames: ['side', 'stage', 'reason'], registers })
     this.denied = new Counter({ name: METRIC_NAMES.authzDenied, help: 'Inbound connections denied by authorization (or closed when a new policy denied them), by deciding policy and basis', labelNames: ['policy', 'basis'], registers })
+    this.shortcutsTotal = new Counter({ name: METRIC_NAMES.shortcuts, help: 'sockmap shortcuts asked for, by kind (hop: a pod <-> proxy hop joined; splice: a same-node connection spliced app to app) and result (ok, refused: it goes by TCP)', labelNames: ['kind', 'result'], registers, collect () { self.flushShortcuts() } })
     this.flushActive()
+  }
+
+  /** One shortcut asked for; counted here, handed to prom-client at scrape. */
+  shortcut (kind: ShortcutKind, ok: boolean): void {
+    this.shortcutCounts[(kind === 'hop' ? 0 : 2) + (ok ? 0 : 1)]!++
+  }
+
+  private flushShortcuts (): void {
+    const c = this.shortcutCounts
+    const labels = [['hop', 'ok'], ['hop', 'refused'], ['splice', 'ok'], ['splice', 'refused']] as const
+    labels.forEach(([kind, result], i) => {
+      this.shortcutsTotal.inc({ kind, result }, c[i]!)
+      c[i] = 0
+    })
   }
 
   /** A connection denied (or closed) by authorization: the deciding policy ("-" for the no-ALLOW-matched default). */

@@ -130,6 +130,7 @@ const get = () => new Promise((resolve, reject) => {
     t.equal(line.bytes_received, out.written, `${line.direction}: bytes from the client, spliced ones included`)
     t.equal(line.bytes_sent, out.read, `${line.direction}: bytes to the client, spliced ones included`)
   }
+  t.ok(counter(await metrics(lab, 'n1'), 'ferry_sockmap_shortcuts_total', { kind: 'splice', result: 'ok' }) >= 1, 'the splice is counted')
 })
 
 t.test('with the programs detached the same request no longer passes through Ferry', async (t) => {
