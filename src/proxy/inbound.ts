@@ -1,20 +1,17 @@
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import type { Pod } from '../discovery/model'
-import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import { trace } from '../telemetry/trace'
 import { accepted, finish, opened, reject } from './account'
 import { admitPlaintext } from './admit'
 import { resetEnds } from './authorize'
-import { type Clock, Conn } from './conn'
-import { type Connector, connectUpstream } from './connect'
+import { Conn } from './conn'
+import { connectUpstream } from './connect'
 import { PROXY_DEFAULTS } from './defaults'
 import { identifyInbound } from './identify'
-import type { Mesh } from './mesh'
 import { originalDstInbound } from './original-dst'
 import { relay } from './relay'
+import type { PodListenerDeps } from './listener-deps'
 import { routeInbound } from './route'
-import type { Routes } from './route-table'
 
 // A plaintext inbound connection, steered by sk_lookup onto a pod's 15006 listener:
 //   identify (peer IP → source pod; the listener's pod is the destination) → original dst
@@ -26,18 +23,8 @@ import type { Routes } from './route-table'
 
 const TRACE = trace('proxy')
 
-export interface InboundDeps {
-  /** The pod whose inbound listener this is (the destination). */
-  readonly pod: Pod
-  readonly routes: Routes
-  /** Creates sockets inside the destination pod's netns. */
-  readonly connector: Connector
-  readonly telemetry: ConnTelemetry
-  /** The node's mesh (inbound mode, identities). Absent: plaintext is always accepted. */
-  readonly mesh?: Mesh
-  readonly connectTimeoutMs?: number
-  readonly clock?: Clock
-}
+/** `pod` is the destination; the connector makes sockets inside its netns. */
+export type InboundDeps = PodListenerDeps
 
 export function createInboundHandler (deps: InboundDeps): (socket: Socket) => void {
   const clock = deps.clock ?? (() => performance.now())

@@ -1,19 +1,16 @@
 import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
-import type { Pod } from '../discovery/model'
-import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import { trace } from '../telemetry/trace'
 import { accepted, finish, opened, reject } from './account'
-import { type Clock, Conn } from './conn'
-import { type Connector, connectUpstream } from './connect'
+import { Conn } from './conn'
+import { connectUpstream } from './connect'
 import { PROXY_DEFAULTS } from './defaults'
 import { identifyOutbound } from './identify'
-import type { Mesh } from './mesh'
+import type { PodListenerDeps } from './listener-deps'
 import { type OriginalDstLookup, originalDstOutbound } from './original-dst'
 import { choosePath } from './path'
 import { relay, type RelayEnd } from './relay'
 import { routeOutbound } from './route'
-import type { Routes } from './route-table'
 import { deliverLocally } from './same-node'
 import type { Shortcuts } from './shortcuts'
 import { openTunnel } from './tunnel-connect'
@@ -26,19 +23,9 @@ import { openTunnel } from './tunnel-connect'
 
 const TRACE = trace('proxy')
 
-export interface OutboundDeps {
-  /** The pod whose outbound listener this is. */
-  readonly pod: Pod
+export interface OutboundDeps extends PodListenerDeps {
   /** Bound to the pod's netns cookie. */
   readonly originalDst: OriginalDstLookup
-  readonly routes: Routes
-  /** Creates upstream sockets inside the pod's netns (the direct path). */
-  readonly connector: Connector
-  readonly telemetry: ConnTelemetry
-  /** The node's mesh: local pods, identities, tunnel. Absent: every upstream is direct. */
-  readonly mesh?: Mesh
-  readonly connectTimeoutMs?: number
-  readonly clock?: Clock
   /** Kernel shortcuts of the plaintext hops; absent: all by TCP. */
   readonly shortcuts?: Shortcuts
 }

@@ -9,7 +9,7 @@ import { procCgroup } from '../../src/lab/proc'
 import { readState } from '../../src/lab/state'
 import { containerScope } from '../../src/lab/topology'
 import { FERRY, REPO, ferry, ferryOk, sh, uniqueLabName, waitFor } from '../helpers/cli'
-import { accessLines, execInNode, execInPod, labDir, nodeLog, pod, serviceIPs } from '../helpers/lab'
+import { accessLines, agentPids, execInNode, execInPod, labDir, nodeLog, pod, serviceIPs } from '../helpers/lab'
 
 // The agent in cluster mode, end to end, on this machine's kernel: a lab made with
 // --kubernetes-api serves its objects over the Kubernetes list + watch protocol (the
@@ -70,19 +70,6 @@ async function capturedRequest (target: string): Promise<void> {
     { what: `an outbound access line for ${target}` })
 }
 
-/** Pids whose argv is this lab's agent (read from /proc, so no shell matches itself). */
-function agentPids (): number[] {
-  const out: number[] = []
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue
-    try {
-      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0')
-      const i = argv.indexOf('--pin-root')
-      if (argv.includes('agent') && i >= 0 && argv[i + 1] === pinRoot) out.push(Number(d))
-    } catch { /* exited meanwhile */ }
-  }
-  return out
-}
 
 t.test('pods that ran before the agent: found through the API and the kubelet locator, captured', async (t) => {
   const s = state()
@@ -204,7 +191,7 @@ t.test('an API server restart: watches resume into 410 Gone, re-list, and no enr
 })
 
 t.test('SIGTERM drains a real agent: not ready, new connections refused, a live one carries on, exit when it ends, pins kept', async (t) => {
-  const [pid] = agentPids()
+  const [pid] = agentPids(pinRoot)
   t.ok(pid > 0, 'the agent runs')
   const target = pod(lab, 'app', 'server-a').ips[0]
   const client = holdConnection(target, 8080)
@@ -219,11 +206,11 @@ t.test('SIGTERM drains a real agent: not ready, new connections refused, a live 
   await client.expect(/"new":"ECONNREFUSED"/, 'a new connection refused')
   client.send('req')
   await client.expect(/"data":"HTTP\/1\.1 200[^]*"data":"HTTP\/1\.1 200/, 'a second response on the held connection, during the drain')
-  t.ok(agentPids().includes(pid), 'the agent waits for it')
+  t.ok(agentPids(pinRoot).includes(pid), 'the agent waits for it')
 
   const ended = Date.now()
   client.send('end')
-  await waitFor(() => !agentPids().includes(pid), { what: 'the agent to exit', timeoutMs: 20_000 })
+  await waitFor(() => !agentPids(pinRoot).includes(pid), { what: 'the agent to exit', timeoutMs: 20_000 })
   const took = Date.now() - ended
   t.ok(took < 20_000, `exited ${took} ms after the last connection ended (grace 25 s)`)
   t.ok(nodeLog(lab, 'n1').some((l) => l.msg === 'drained: no live connections left'), 'drained')

@@ -2,7 +2,7 @@ import t from 'tap'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { REPO, ferry, ferryOk, sh, uniqueLabName, waitFor } from '../helpers/cli'
-import { accessLines, execInPod, pod } from '../helpers/lab'
+import { accessLines, agentPids, execInPod, pod } from '../helpers/lab'
 
 // Agent crash and restart, for real: the node's agent is SIGKILLed (no cleanup at all)
 // and a new one started, as kubelet would. The new agent must reuse the pinned maps and
@@ -32,19 +32,6 @@ function cgroupAttachments (cgroup: string): number {
   return (JSON.parse(sh(`bpftool -j cgroup show ${cgroup}`) || '[]') as unknown[]).length
 }
 
-/** Pids whose argv is this lab's agent (read from /proc, so no shell matches itself). */
-function agentPids (): number[] {
-  const out: number[] = []
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue
-    try {
-      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0')
-      const i = argv.indexOf('--pin-root')
-      if (argv.includes('agent') && i >= 0 && argv[i + 1] === pinRoot) out.push(Number(d))
-    } catch { /* exited meanwhile */ }
-  }
-  return out
-}
 
 async function capturedRequest (target: string): Promise<void> {
   const before = accessLines(lab, 'n1').length
@@ -60,7 +47,7 @@ t.test('SIGKILL + restart: pins reused, links updated in place, capture resumes,
   const cgroup = client.annotations['lab.ferry.dev/cgroup']
   await capturedRequest(server.ips[0])
 
-  t.equal(agentPids().length, 1, 'one agent runs')
+  t.equal(agentPids(pinRoot).length, 1, 'one agent runs')
   const linksBefore = podLinks(client.uid)
   t.ok(linksBefore.length >= 4, `client pod has pinned links: ${linksBefore.map((l) => l.pin).join(', ')}`)
   const attachedBefore = cgroupAttachments(cgroup)
@@ -95,5 +82,5 @@ t.test('down leaves no namespace, cgroup, pin, attached link or process of the l
   t.notOk(sh(`find /sys/fs/cgroup/unified -maxdepth 1 -name 'ferry-lab-${lab}'`).trim(), 'no cgroup')
   // Links are freed once nothing pins or holds them: ask the kernel for each id.
   await waitFor(() => ids.every((id) => !alive(id)), { what: `links ${ids.join(',')} to be released`, timeoutMs: 5_000 })
-  t.same(agentPids(), [], 'no agent process')
+  t.same(agentPids(pinRoot), [], 'no agent process')
 })

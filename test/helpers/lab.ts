@@ -1,4 +1,4 @@
-import { readFileSync, existsSync } from 'node:fs'
+import { readFileSync, readdirSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { PATHS } from '../../src/config/env'
 import { ferry, ferryOk } from './cli'
@@ -54,4 +54,18 @@ export async function execInNode (lab: string, node: string, cmd: string[]): Pro
 
 export async function metrics (lab: string, node: string): Promise<string> {
   return await ferryOk(['lab', 'exec', '--lab', lab, '--node', node, '--', 'curl', '-sf', 'http://127.0.0.1:15020/metrics'])
+}
+
+/** Pids of agents running with this --pin-root (read from /proc, so no shell matches itself). */
+export function agentPids (pinRoot: string): number[] {
+  const out: number[] = []
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue
+    try {
+      const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0')
+      const i = argv.indexOf('--pin-root')
+      if (argv.includes('agent') && i >= 0 && argv[i + 1] === pinRoot) out.push(Number(d))
+    } catch { /* exited meanwhile */ }
+  }
+  return out
 }

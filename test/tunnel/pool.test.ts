@@ -4,6 +4,12 @@ import { type TunnelPool, type TunnelRequest, type TunnelStream } from '../../sr
 import { testCa } from '../identity/certs'
 import { drain, echo, roundTrip, startPool, startServer, tcpHop, waitFor } from './harness'
 
+/** A CA and the two identities most cases use: the client (app/web) and the server (data/db). */
+async function webAndDb (): Promise<{ web: Svid, db: Svid }> {
+  const ca = await testCa()
+  return { web: await ca.svid('app/web'), db: await ca.svid('data/db') }
+}
+
 // The pool shares one verified session among concurrent opens of one key (source
 // identity, destination identity, node), opens more when the server's stream limit is
 // reached, and replaces sessions that went away: idle, GOAWAY, or dead.
@@ -16,9 +22,7 @@ function opener (pool: TunnelPool, source: Svid, expected: string, port: number)
 }
 
 t.test('20 concurrent connections of one key share one TLS session', async (t) => {
-  const ca = await testCa()
-  const web = await ca.svid('app/web')
-  const db = await ca.svid('data/db')
+  const { web, db } = await webAndDb()
   const srv = await startServer(t, { svids: [db], onStream: echo() })
   const { pool } = startPool(t)
   const open = opener(pool, web, db.spiffeId.uri, srv.port)
@@ -59,9 +63,7 @@ t.test('another destination identity on the same node, or another source identit
 })
 
 t.test("the server's MAX_CONCURRENT_STREAMS is respected: a full session makes the pool open another", async (t) => {
-  const ca = await testCa()
-  const web = await ca.svid('app/web')
-  const db = await ca.svid('data/db')
+  const { web, db } = await webAndDb()
   const srv = await startServer(t, { svids: [db], onStream: echo(), maxConcurrentStreams: 2 })
   const { pool } = startPool(t)
   const open = opener(pool, web, db.spiffeId.uri, srv.port)
@@ -77,9 +79,7 @@ t.test("the server's MAX_CONCURRENT_STREAMS is respected: a full session makes t
 })
 
 t.test('a session the server closes when idle (GOAWAY) is dropped and the next open dials again', async (t) => {
-  const ca = await testCa()
-  const web = await ca.svid('app/web')
-  const db = await ca.svid('data/db')
+  const { web, db } = await webAndDb()
   const srv = await startServer(t, { svids: [db], onStream: echo(), idleTimeoutMs: 200 })
   const { pool } = startPool(t, { idleTimeoutMs: 60_000 })
   const open = opener(pool, web, db.spiffeId.uri, srv.port)
@@ -90,9 +90,7 @@ t.test('a session the server closes when idle (GOAWAY) is dropped and the next o
 })
 
 t.test("a pooled session with no stream for the pool's idle time is closed", async (t) => {
-  const ca = await testCa()
-  const web = await ca.svid('app/web')
-  const db = await ca.svid('data/db')
+  const { web, db } = await webAndDb()
   const srv = await startServer(t, { svids: [db], onStream: echo() })
   const { pool } = startPool(t, { idleTimeoutMs: 200 })
   const s = await opener(pool, web, db.spiffeId.uri, srv.port)()
@@ -103,9 +101,7 @@ t.test("a pooled session with no stream for the pool's idle time is closed", asy
 })
 
 t.test('server restart: GOAWAY lets the open stream finish while new opens reach the new server', async (t) => {
-  const ca = await testCa()
-  const web = await ca.svid('app/web')
-  const db = await ca.svid('data/db')
+  const { web, db } = await webAndDb()
   const old = await startServer(t, { svids: [db], onStream: echo() })
   const { pool } = startPool(t)
   const open = opener(pool, web, db.spiffeId.uri, old.port)
@@ -124,9 +120,7 @@ t.test('server restart: GOAWAY lets the open stream finish while new opens reach
 })
 
 t.test('a dead session is dropped: its streams reset and the next open dials a new one', async (t) => {
-  const ca = await testCa()
-  const web = await ca.svid('app/web')
-  const db = await ca.svid('data/db')
+  const { web, db } = await webAndDb()
   const srv = await startServer(t, { svids: [db], onStream: echo() })
   const { pool } = startPool(t)
   const open = opener(pool, web, db.spiffeId.uri, srv.port)
@@ -140,9 +134,7 @@ t.test('a dead session is dropped: its streams reset and the next open dials a n
 })
 
 t.test('a peer that stops answering is found by PING and its session destroyed', async (t) => {
-  const ca = await testCa()
-  const web = await ca.svid('app/web')
-  const db = await ca.svid('data/db')
+  const { web, db } = await webAndDb()
   const srv = await startServer(t, { svids: [db], onStream: echo() })
   // A TCP hop between the pool and the server that can freeze, like a peer whose node vanished.
   const hop = await tcpHop(t, srv.port)
@@ -160,9 +152,7 @@ t.test('a peer that stops answering is found by PING and its session destroyed',
 })
 
 t.test('an open whose session is lost before the answer is retried once on a new session', async (t) => {
-  const ca = await testCa()
-  const web = await ca.svid('app/web')
-  const db = await ca.svid('data/db')
+  const { web, db } = await webAndDb()
   const seen: TunnelRequest[] = []
   // The first CONNECT is left unanswered; later ones are echoed.
   const srv = await startServer(t, { svids: [db], onStream: (req) => { seen.push(req); if (seen.length > 1) echo()(req) } })

@@ -1,0 +1,21 @@
+import type { Pod } from '../discovery/model'
+import type { ConnTelemetry } from '../telemetry/conn-telemetry'
+import type { Clock } from './conn'
+import type { Connector } from './connect'
+import type { Mesh } from './mesh'
+import type { Routes } from './route-table'
+
+// What a pod listener's handler (outbound 15001, inbound 15006) is built from.
+
+export interface PodListenerDeps {
+  /** The pod whose listener this is. */
+  readonly pod: Pod
+  readonly routes: Routes
+  /** Creates sockets inside the pod's netns. */
+  readonly connector: Connector
+  readonly telemetry: ConnTelemetry
+  /** The node's mesh: local pods, identities, tunnel, inbound mode, policies. Absent: a plain proxy (every upstream direct, plaintext accepted). */
+  readonly mesh?: Mesh
+  readonly connectTimeoutMs?: number
+  readonly clock?: Clock
+}
