@@ -12,7 +12,9 @@ import { scale } from './cases/scale'
 import { abortPods, manyPods } from './cases/pods'
 import { buildPaths, CLIENT, type Context, type RunOptions } from './lib/context'
 import { execOk, REPO } from './lib/exec'
-import { startPeer, type Peer } from './lib/haproxy'
+import { startPeer } from './lib/haproxy'
+import { NGINX_STREAM_MODULE, startNginxPeer } from './lib/nginx-peer'
+import type { Peer } from './lib/peer'
 import { Lab } from './lib/lab'
 import { describeMachine } from './lib/machine'
 import { totalRssBytes } from './lib/proc'
@@ -68,9 +70,12 @@ async function main (): Promise<void> {
   const workDir = mkdtempSync(join(tmpdir(), 'ferry-bench-'))
   const results: Results = { machine: await describeMachine(), startedAt: new Date().toISOString(), quick: opts.quick, ...(opts.sockmapOff ? { sockmapOff: true } : {}), errors: {} }
   let peer: Peer | null = null
+  let nginxPeer: Peer | null = null
   const cleanup = async (): Promise<void> => {
     await peer?.stop()
+    await nginxPeer?.stop()
     peer = null
+    nginxPeer = null
     for (const name of [...Lab.live]) await Lab.down(name)
     await abortPods()
   }
@@ -92,8 +97,11 @@ async function main (): Promise<void> {
       await prepareWww()
       log('labs up (mesh and no-mesh)')
       const [mesh, direct] = await Promise.all([Lab.up(`bm${process.pid}`, MANIFEST, { mesh: true, sockmapOff: opts.sockmapOff }), Lab.up(`bd${process.pid}`, MANIFEST, { mesh: false })])
-      peer = await startPeer(direct, workDir, results.machine.cores, { namespace: 'bench', pod: 'server', port: 8080 })
-      const ctx: Context = { direct, mesh, peer, paths: buildPaths(direct, mesh, peer), workDir, opts, log }
+      const target = { namespace: 'bench', pod: 'server', port: 8080 }
+      peer = await startPeer(direct, workDir, results.machine.cores, target)
+      if (existsSync(NGINX_STREAM_MODULE)) nginxPeer = await startNginxPeer(direct, workDir, results.machine.cores, target)
+      else log(`no nginx stream peer: ${NGINX_STREAM_MODULE} is not installed (Debian libnginx-mod-stream)`)
+      const ctx: Context = { direct, mesh, peer, nginxPeer, paths: buildPaths(direct, mesh, peer, nginxPeer), workDir, opts, log }
       results.idleRss = Object.fromEntries(ctx.paths.filter((p) => p.proxyPids().length > 0).map((p) => [p.id, totalRssBytes(p.proxyPids())]))
       // Every path answers before anything is measured.
       for (const p of ctx.paths) {

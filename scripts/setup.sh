@@ -11,10 +11,11 @@ fi
 
 # Debian packages: the eBPF toolchain (clang, libbpf), iproute2 for the lab, and the
 # unmodified programs the lab's pods run (curl, nginx, redis-server), and the benchmark
-# suite's load generator and peer (h2load from nghttp2-client, haproxy, openssl).
+# suite's load generator and peers (h2load from nghttp2-client, haproxy, nginx's stream
+# module, openssl).
 PKGS=(clang llvm libbpf-dev libelf-dev zlib1g-dev linux-libc-dev pkg-config make g++ python3
       iproute2 util-linux procps bpftool curl nginx-light redis-server tcpdump
-      nghttp2-client haproxy openssl)
+      nghttp2-client haproxy libnginx-mod-stream openssl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

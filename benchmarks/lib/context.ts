@@ -1,12 +1,13 @@
 import { join } from 'node:path'
 import { REPO } from './exec'
 import type { Lab } from './lab'
-import type { Peer } from './haproxy'
+import type { Peer } from './peer'
 
-// What every benchmark gets: the two labs of the run, the HAProxy peer, the paths to
-// measure and where to put scratch files.
+// What every benchmark gets: the two labs of the run, the peers (HAProxy; nginx's
+// stream module when its Debian module is installed), the paths to measure and where
+// to put scratch files.
 
-export type PathId = 'direct-same' | 'direct-cross' | 'ferry-same' | 'ferry-cross' | 'haproxy-cross'
+export type PathId = 'direct-same' | 'direct-cross' | 'ferry-same' | 'ferry-cross' | 'haproxy-cross' | 'nginx-cross'
 
 export interface BenchPath {
   readonly id: PathId
@@ -29,6 +30,7 @@ export interface Context {
   readonly direct: Lab
   readonly mesh: Lab
   readonly peer: Peer
+  readonly nginxPeer: Peer | null
   readonly paths: readonly BenchPath[]
   readonly workDir: string
   readonly opts: RunOptions
@@ -38,7 +40,7 @@ export interface Context {
 export const CLIENT = { namespace: 'bench', pod: 'client' } as const
 export const SERVER_PORT = 8080
 
-export function buildPaths (direct: Lab, mesh: Lab, peer: Peer): BenchPath[] {
+export function buildPaths (direct: Lab, mesh: Lab, peer: Peer, nginxPeer: Peer | null): BenchPath[] {
   const podURL = (lab: Lab, pod: string) => (p: string) => `http://${lab.pod('bench', pod).ipv4}:${SERVER_PORT}${p}`
   const svcURL = (lab: Lab, svc: string) => (p: string) => `http://${lab.serviceIP('bench', svc)}:${SERVER_PORT}${p}`
   return [
@@ -46,7 +48,8 @@ export function buildPaths (direct: Lab, mesh: Lab, peer: Peer): BenchPath[] {
     { id: 'direct-cross', lab: direct, url: podURL(direct, 'server'), proxyPids: () => [] },
     { id: 'ferry-same', lab: mesh, url: svcURL(mesh, 'local'), proxyPids: () => mesh.agentPids() },
     { id: 'ferry-cross', lab: mesh, url: svcURL(mesh, 'server'), proxyPids: () => mesh.agentPids() },
-    { id: 'haproxy-cross', lab: direct, url: peer.url, proxyPids: () => peer.pids }
+    { id: 'haproxy-cross', lab: direct, url: peer.url, proxyPids: () => peer.pids },
+    ...(nginxPeer === null ? [] : [{ id: 'nginx-cross' as const, lab: direct, url: nginxPeer.url, proxyPids: () => nginxPeer.pids }])
   ]
 }
 

@@ -1,8 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdirSync, openSync, closeSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { execOk, sleep } from './exec'
 import type { Lab } from './lab'
+import { TLS13_SUITES, awaitPeer, makePeerCerts, stopper, type Peer } from './peer'
+
+export type { Peer } from './peer'
 
 // The peer: the same cross-node two-hop mutual-TLS path built from HAProxy, run in the
 // node namespaces of the no-mesh lab:
@@ -17,29 +19,7 @@ import type { Lab } from './lab'
 
 export const OUT_PORT = 18080
 export const TLS_PORT = 18443
-const SUITES = 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256'
-
-export interface Peer {
-  readonly pids: number[]
-  /** Where the client pod connects. */
-  readonly url: (path: string) => string
-  stop: () => Promise<void>
-}
-
-async function openssl (args: string[]): Promise<void> { await execOk('openssl', args, { timeoutMs: 30_000 }) }
-
-/** A CA and two leaf certificates (ECDSA P-256), written as HAProxy's combined PEMs. */
-async function makeCerts (dir: string): Promise<void> {
-  const p = (f: string): string => join(dir, f)
-  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes']
-  await openssl(['req', '-x509', ...ec, '-keyout', p('ca.key'), '-out', p('ca.pem'), '-days', '2', '-subj', '/CN=bench-ca'])
-  for (const name of ['node1', 'node2']) {
-    await openssl(['req', ...ec, '-keyout', p(`${name}.key`), '-out', p(`${name}.csr`), '-subj', `/CN=${name}.bench`])
-    writeFileSync(p(`${name}.ext`), `subjectAltName=DNS:${name}.bench\nextendedKeyUsage=serverAuth,clientAuth\n`)
-    await openssl(['x509', '-req', '-in', p(`${name}.csr`), '-CA', p('ca.pem'), '-CAkey', p('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', p(`${name}.ext`), '-out', p(`${name}.crt`)])
-    await execOk('sh', ['-c', `cat "${p(`${name}.crt`)}" "${p(`${name}.key`)}" > "${p(`${name}.pem`)}"`], { timeoutMs: 5000 })
-  }
-}
+const SUITES = TLS13_SUITES
 
 function globalSection (threads: number): string {
   return `global
@@ -89,28 +69,16 @@ function spawnIn (netnsPath: string, cfg: string, log: string): ChildProcess {
 export async function startPeer (lab: Lab, workDir: string, threads: number, target: { pod: string, namespace: string, port: number }): Promise<Peer> {
   const dir = join(workDir, 'haproxy')
   mkdirSync(dir, { recursive: true })
-  await makeCerts(dir)
+  await makePeerCerts(dir)
   const n1 = lab.node('node1').ipv4
   const n2 = lab.node('node2').ipv4
   writeFileSync(join(dir, 'node1.cfg'), clientSideConfig(dir, threads, n1, n2))
   writeFileSync(join(dir, 'node2.cfg'), serverSideConfig(dir, threads, n2, lab.pod(target.namespace, target.pod).ipv4, target.port))
   const children = [spawnIn(lab.netnsPath('node1'), join(dir, 'node1.cfg'), join(dir, 'node1.log')),
     spawnIn(lab.netnsPath('node2'), join(dir, 'node2.cfg'), join(dir, 'node2.log'))]
-  const stop = async (): Promise<void> => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGTERM')
-    await sleep(200)
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL')
-  }
-  // Ready when a request goes through both hops from the client pod (bounded).
-  for (let i = 0; i < 50; i++) {
-    const r = await lab.execPod('bench', 'client', ['curl', '-sf', '-o', '/dev/null', '--max-time', '2', `http://${n1}:${OUT_PORT}/1k`], 10_000)
-    if (r.code === 0) {
-      const pids = children.map((c) => c.pid).filter((p): p is number => p !== undefined)
-      return { pids, url: (path) => `http://${n1}:${OUT_PORT}${path}`, stop }
-    }
-    if (children.some((c) => c.exitCode !== null)) break
-    await sleep(200)
-  }
-  await stop()
-  throw new Error(`haproxy peer did not come up; see ${dir}/node*.log`)
+  const stop = stopper(children)
+  const url = (path: string): string => `http://${n1}:${OUT_PORT}${path}`
+  await awaitPeer(lab, 'haproxy', url('/1k'), children, stop, `${dir}/node*.log`)
+  const pids = children.map((c) => c.pid).filter((p): p is number => p !== undefined)
+  return { pids, url, stop }
 }

@@ -11,7 +11,7 @@ import type { PodsResult } from '../cases/pods'
 // path id, plus the machine. Benchmarks not run (--only) or failed are absent; a
 // failure's message is in `errors`.
 
-export const PATH_ORDER = ['direct-same', 'ferry-same', 'direct-cross', 'ferry-cross', 'haproxy-cross'] as const
+export const PATH_ORDER = ['direct-same', 'ferry-same', 'direct-cross', 'ferry-cross', 'haproxy-cross', 'nginx-cross'] as const
 
 export interface Results {
   readonly machine: Machine

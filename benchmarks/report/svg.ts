@@ -32,7 +32,7 @@ export function barChart (title: string, unit: string, bars: readonly Bar[]): st
     const w = v === null || !Number.isFinite(v) || max === 0 ? 0 : Math.max(1, (v / max) * plotW)
     const text = v === null ? 'n/a' : `${formatValue(v)} ${unit}`
     return `  <text x="${LABEL_W - 8}" y="${y + BAR_H / 2 + 4}" text-anchor="end">${escapeXml(b.label)}</text>\n` +
-      `  <rect x="${LABEL_W}" y="${y}" width="${w.toFixed(1)}" height="${BAR_H}" fill="${b.label.startsWith('ferry') ? '#2b6cb0' : b.label.startsWith('haproxy') ? '#c05621' : '#718096'}"/>\n` +
+      `  <rect x="${LABEL_W}" y="${y}" width="${w.toFixed(1)}" height="${BAR_H}" fill="${b.label.startsWith('ferry') ? '#2b6cb0' : b.label.startsWith('haproxy') ? '#c05621' : b.label.startsWith('nginx') ? '#2f855a' : '#718096'}"/>\n` +
       `  <text x="${(LABEL_W + w + 6).toFixed(1)}" y="${y + BAR_H / 2 + 4}">${escapeXml(text)}</text>`
   })
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">\n` +
