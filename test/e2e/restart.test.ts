@@ -27,6 +27,12 @@ function podLinks (uid: string): LinkView[] {
   })
 }
 
+/** The node-wide sk_msg link on ferry_socks (the sockmap shortcut). */
+function skMsgLink (): LinkView {
+  const info = JSON.parse(sh(`bpftool -j link show pinned ${join(pinRoot, 'link_ferry_sk_msg')}`))
+  return { pin: 'link_ferry_sk_msg', id: info.id, progId: info.prog_id }
+}
+
 /** Programs attached to a cgroup, as the kernel reports them (links and legacy attachments alike). */
 function cgroupAttachments (cgroup: string): number {
   return (JSON.parse(sh(`bpftool -j cgroup show ${cgroup}`) || '[]') as unknown[]).length
@@ -53,6 +59,7 @@ t.test('SIGKILL + restart: pins reused, links updated in place, capture resumes,
   const attachedBefore = cgroupAttachments(cgroup)
   t.ok(attachedBefore >= 4, `programs attached to the client's cgroup: ${attachedBefore}`)
   const mapsBefore = readdirSync(pinRoot).filter((n) => n.startsWith('ferry_')).sort()
+  const skMsgBefore = skMsgLink()
 
   const out = await ferryOk(['lab', 'restart', '--lab', lab, '--node', 'n1', '--signal', 'KILL'], { timeoutMs: 60_000 })
   t.match(out, /restarted/)
@@ -64,6 +71,9 @@ t.test('SIGKILL + restart: pins reused, links updated in place, capture resumes,
   }
   t.equal(cgroupAttachments(cgroup), attachedBefore, 'nothing attached twice to the cgroup')
   t.same(readdirSync(pinRoot).filter((n) => n.startsWith('ferry_')).sort(), mapsBefore, 'the same pinned maps')
+  const skMsgAfter = skMsgLink()
+  t.equal(skMsgAfter.id, skMsgBefore.id, 'the same sk_msg link')
+  t.not(skMsgAfter.progId, skMsgBefore.progId, "sk_msg updated in place to the new agent's program")
 
   await capturedRequest(server.ips[0])
   const restarts = accessLines(lab, 'n1').filter((l) => l.direction === 'outbound' && l.source?.pod === 'client')
@@ -72,7 +82,7 @@ t.test('SIGKILL + restart: pins reused, links updated in place, capture resumes,
 
 t.test('down leaves no namespace, cgroup, pin, attached link or process of the lab', async (t) => {
   const client = pod(lab, 'app', 'client')
-  const ids = podLinks(client.uid).map((l) => l.id)
+  const ids = [...podLinks(client.uid).map((l) => l.id), skMsgLink().id]
   const alive = (id: number): boolean => !sh(`bpftool -j link show id ${id} 2>&1`).includes('"error"')
   t.ok(ids.length > 0 && ids.every(alive), `the kernel knows links ${ids.join(',')} before down`)
   await ferryOk(['lab', 'down', lab], { timeoutMs: 60_000 })
