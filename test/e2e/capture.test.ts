@@ -86,12 +86,13 @@ t.test('not captured: pod loopback, excluded ports; the proxy does not capture i
   t.equal(lines.filter((x) => x.direction === 'inbound' && x.original_destination === `${b.ips[0]}:8080`).length, 1, 'one inbound line')
 })
 
-t.test('same node: an authorized connection is spliced app to app; the access line still counts every byte', async (t) => {
+for (const family of [4, 6]) {
+t.test(`same node, IPv${family}: an authorized connection is spliced app to app; the access line still counts every byte`, async (t) => {
   // A keep-alive HTTP client (plain Node, in the client pod) makes 50 requests on one
   // connection to server-a (same node), then asks `ss`, from inside its pod, how many
   // bytes its socket moved by TCP: spliced, only what preceded the splice does.
   const a = pod(lab, 'app', 'server-a')
-  const ip = a.ips.find((x) => !x.includes(':'))!
+  const ip = a.ips.find((x) => x.includes(':') === (family === 6))!
   const src = `
 const http = require('http'), { execFileSync } = require('child_process')
 const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
@@ -132,6 +133,7 @@ const get = () => new Promise((resolve, reject) => {
   }
   t.ok(counter(await metrics(lab, 'n1'), 'ferry_sockmap_shortcuts_total', { kind: 'splice', result: 'ok' }) >= 1, 'the splice is counted')
 })
+}
 
 t.test('with the programs detached the same request no longer passes through Ferry', async (t) => {
   const b = pod(lab, 'app', 'server-b')
