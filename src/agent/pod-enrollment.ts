@@ -61,13 +61,12 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
     const ns = netns
     const hop = ctx.sockmap === false ? null : (socket: Socket): void => { ctx.metrics?.shortcut('hop', joinHop(ctx.capture, ns.cookie, socket)) }
     const connector = podConnector(ctx.platform, ns, new Set(pod.podIPs), hop)
-    const capture = ctx.capture
     const shortcuts: Shortcuts | undefined = hop === null
       ? undefined
       : {
           join: hop,
           splice: (down, up, dest) => {
-            const spliced = dest.netnsCookie === undefined ? null : spliceApps(capture, ns.cookie, down, dest.netnsCookie, up)
+            const spliced = dest.netnsCookie === undefined ? null : spliceApps(ctx.capture, ns.cookie, down, dest.netnsCookie, up)
             ctx.metrics?.shortcut('splice', spliced !== null)
             return spliced
           }

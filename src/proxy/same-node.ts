@@ -52,7 +52,14 @@ export function deliverLocally (out: Conn, socket: Socket, local: LocalPod, tele
     (upstream) => {
       inb.upstream = upstream
       const spliced = shortcuts?.splice(socket, upstream as Socket, local) ?? null
+      // Ends the splice (once; later calls add nothing) and counts its bytes on both records.
+      const settleSplice = (): void => {
+        if (spliced === null) return
+        const { fromSource, fromDestination } = spliced.end()
+        for (const c of [out, inb]) { c.splicedReceived += fromSource; c.splicedSent += fromDestination }
+      }
       const untrack = authz?.track(inb, local.pod, ns, () => {
+        settleSplice()
         out.authz = inb.authz
         finish(inb, telemetry, 'denied', null)
         finish(out, telemetry, 'denied', null)
@@ -60,10 +67,7 @@ export function deliverLocally (out: Conn, socket: Socket, local: LocalPod, tele
       })
       relay(socket, upstream, (code) => {
         untrack?.()
-        if (spliced !== null) {
-          const { fromSource, fromDestination } = spliced.end()
-          for (const c of [out, inb]) { c.splicedReceived = fromSource; c.splicedSent = fromDestination }
-        }
+        settleSplice()
         finish(out, telemetry, code === null ? 'ok' : 'reset', code)
         finish(inb, telemetry, code === null ? 'ok' : 'reset', code)
       })
