@@ -11,7 +11,9 @@ import type { CaptureHandle, SockKeyShape } from './platform'
 // connect) and a connection the proxy makes to the pod's own address (tunnel delivery;
 // its peer is the app's accepted socket). The pod's ends join in the kernel
 // (bpf/sockops.bpf.c). Joining changes no byte of the stream (the eBPF side keeps order
-// and bounds its queue), so a refusal only means the hop stays on TCP.
+// and bounds its queue), so a refusal only means the hop stays on TCP, and joining late
+// is as safe as joining early: the agent joins when a connection delivers its second
+// chunk (onceBusy), so a one-request connection never pays the setup.
 //
 // Splice: a same-node connection, once authorized, passes bytes app to app. Neither of
 // its hops joins (the splice counts each app's TCP bytes to know when nothing is in
@@ -41,6 +43,46 @@ export function spliceApps (capture: Pick<CaptureHandle, 'splice' | 'unsplice'>,
       ended = true
       const { fromA, fromB } = capture.unsplice(source, dest)
       return { fromSource: fromA, fromDestination: fromB }
+    }
+  }
+}
+
+/**
+ * Runs `fn` once `socket` has delivered its second chunk, and never after it closed:
+ * a connection that exchanges more than one message is worth a shortcut's setup (bpf
+ * calls, a psock per socket); a one-request connection never pays for it. Returns a
+ * function that cancels.
+ */
+export function onceBusy (socket: Socket, fn: () => void): () => void {
+  let chunks = 0
+  const cancel = (): void => {
+    socket.off('data', onData)
+    socket.off('close', cancel)
+  }
+  function onData (): void {
+    if (++chunks < 2) return
+    cancel()
+    fn()
+  }
+  socket.on('data', onData)
+  socket.once('close', cancel)
+  return cancel
+}
+
+/** spliceApps once the source app has sent its second chunk (see onceBusy); `onTried` hears whether it took. */
+export function spliceWhenBusy (capture: Pick<CaptureHandle, 'splice' | 'unsplice'>, sourceCookie: bigint, downstream: Socket, destCookie: bigint, upstream: Socket, onTried: (ok: boolean) => void): SpliceHandle {
+  let spliced: SpliceHandle | null = null
+  let ended = false
+  const cancel = onceBusy(downstream, () => {
+    if (ended) return
+    spliced = spliceApps(capture, sourceCookie, downstream, destCookie, upstream)
+    onTried(spliced !== null)
+  })
+  return {
+    end () {
+      ended = true
+      cancel()
+      return spliced?.end() ?? { fromSource: 0, fromDestination: 0 }
     }
   }
 }

@@ -6,7 +6,7 @@ import { closeServer, type Connector, createInboundHandler, createOutboundHandle
 import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import type { ProxyMetrics } from '../telemetry/metrics'
 import type { Logger } from '../telemetry/logger'
-import { joinHop, spliceApps } from './hop-shortcut'
+import { joinHop, onceBusy, spliceWhenBusy } from './hop-shortcut'
 import type { WorkloadIdentity } from './identities'
 import type { PodPlan } from './plan'
 import type { CaptureHandle, NetnsHandle, Platform } from './platform'
@@ -59,17 +59,18 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
   try {
     netns = ctx.platform.openNetns(location.netnsPath)
     const ns = netns
-    const hop = ctx.sockmap === false ? null : (socket: Socket): void => { ctx.metrics?.shortcut('hop', joinHop(ctx.capture, ns.cookie, socket)) }
+    // Shortcuts are set up once a connection has shown it is more than one request (onceBusy).
+    const hop = ctx.sockmap === false
+      ? null
+      : (socket: Socket): void => { onceBusy(socket, () => { ctx.metrics?.shortcut('hop', joinHop(ctx.capture, ns.cookie, socket)) }) }
     const connector = podConnector(ctx.platform, ns, new Set(pod.podIPs), hop)
     const shortcuts: Shortcuts | undefined = hop === null
       ? undefined
       : {
           join: hop,
-          splice: (down, up, dest) => {
-            const spliced = dest.netnsCookie === undefined ? null : spliceApps(ctx.capture, ns.cookie, down, dest.netnsCookie, up)
-            ctx.metrics?.shortcut('splice', spliced !== null)
-            return spliced
-          }
+          splice: (down, up, dest) => dest.netnsCookie === undefined
+            ? null
+            : spliceWhenBusy(ctx.capture, ns.cookie, down, dest.netnsCookie, up, (ok) => { ctx.metrics?.shortcut('splice', ok) })
         }
     const outbound = createOutboundHandler({
       pod,
@@ -117,8 +118,9 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
 
 /**
  * Makes sockets inside the pod's netns. One that connects to the pod's own address
- * (tunnel delivery, over the pod's lo) joins the hop shortcut once connected, before
- * the relay sends a byte; the same-node path asks it not to (it splices instead).
+ * (tunnel delivery, over the pod's lo) is handed to `hop` once connected (which joins
+ * the hop shortcut when the connection turns out busy); the same-node path asks it not
+ * to (it splices instead).
  */
 function podConnector (platform: Platform, ns: NetnsHandle, podIPs: ReadonlySet<string>, hop: ((s: Socket) => void) | null): Connector {
   if (hop === null) return (req) => platform.connectInNetns(ns, req)
