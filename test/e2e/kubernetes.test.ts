@@ -9,7 +9,7 @@ import { procCgroup } from '../../src/lab/proc'
 import { readState } from '../../src/lab/state'
 import { containerScope } from '../../src/lab/topology'
 import { FERRY, REPO, ferry, ferryOk, sh, uniqueLabName, waitFor } from '../helpers/cli'
-import { accessLines, agentPids, execInNode, execInPod, labDir, nodeLog, pod, serviceIPs } from '../helpers/lab'
+import { accessLines, agentPids, capturedRequest, execInNode, execInPod, labDir, nodeLog, pod, serviceIPs } from '../helpers/lab'
 
 // The agent in cluster mode, end to end, on this machine's kernel: a lab made with
 // --kubernetes-api serves its objects over the Kubernetes list + watch protocol (the
@@ -62,15 +62,6 @@ function editCluster (edit: (items: any[]) => any[]): void {
   writeClusterFile(clusterFile, list)
 }
 
-async function capturedRequest (target: string): Promise<void> {
-  const before = accessLines(lab, 'n1').length
-  const r = await execInPod(lab, 'app', 'client', ['curl', '-sS', '--max-time', '5', `http://${target}:8080/`])
-  if (r.code !== 0) throw new Error(`curl exited ${r.code}: ${r.stderr}`)
-  await waitFor(() => accessLines(lab, 'n1').slice(before).some((l) => l.direction === 'outbound' && l.source?.pod === 'client' && l.original_destination === `${target}:8080`),
-    { what: `an outbound access line for ${target}` })
-}
-
-
 t.test('pods that ran before the agent: found through the API and the kubelet locator, captured', async (t) => {
   const s = state()
   t.ok(s.plan.kubernetesApi, 'the lab has an API server')
@@ -98,7 +89,7 @@ t.test('pods that ran before the agent: found through the API and the kubelet lo
   t.equal(served.length, 3)
   t.notOk(served.some((o) => Object.keys(o.metadata.annotations ?? {}).some((k) => k.startsWith('lab.ferry.dev/'))), 'the API serves no lab annotations: the agent had to locate pods itself')
 
-  await capturedRequest(pod(lab, 'app', 'server-a').ips[0])
+  await capturedRequest(lab, pod(lab, 'app', 'server-a').ips[0])
 })
 
 t.test('a pod added after the agent (object first, sandbox later) is enrolled and captured; deleting it unenrolls and unpins it', async (t) => {
@@ -217,7 +208,7 @@ t.test('SIGTERM drains a real agent: not ready, new connections refused, a live 
   for (const uid of uids) t.ok(existsSync(join(pinRoot, 'pods', uid)), `pins of ${uid} kept for the next agent`)
 
   await ferryOk(['lab', 'restart', '--lab', lab, '--node', 'n1'], { timeoutMs: 60_000 })
-  await capturedRequest(target)
+  await capturedRequest(lab, target)
 })
 
 t.test('down removes the API server, the sandboxes, the late pod\'s netns and every cgroup', async (t) => {

@@ -2,7 +2,7 @@ import t from 'tap'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { REPO, ferry, ferryOk, sh, uniqueLabName, waitFor } from '../helpers/cli'
-import { accessLines, agentPids, execInPod, pod } from '../helpers/lab'
+import { accessLines, agentPids, capturedRequest, execInPod, pod } from '../helpers/lab'
 
 // Agent crash and restart, for real: the node's agent is SIGKILLed (no cleanup at all)
 // and a new one started, as kubelet would. The new agent must reuse the pinned maps and
@@ -38,20 +38,11 @@ function cgroupAttachments (cgroup: string): number {
   return (JSON.parse(sh(`bpftool -j cgroup show ${cgroup}`) || '[]') as unknown[]).length
 }
 
-
-async function capturedRequest (target: string): Promise<void> {
-  const before = accessLines(lab, 'n1').length
-  const r = await execInPod(lab, 'app', 'client', ['curl', '-sS', '--max-time', '5', `http://${target}:8080/`])
-  if (r.code !== 0) throw new Error(`curl exited ${r.code}: ${r.stderr}`)
-  await waitFor(() => accessLines(lab, 'n1').slice(before).some((l) => l.direction === 'outbound' && l.source?.pod === 'client' && l.original_destination === `${target}:8080`),
-    { what: `an outbound access line for ${target}` })
-}
-
 t.test('SIGKILL + restart: pins reused, links updated in place, capture resumes, nothing attached twice', async (t) => {
   const client = pod(lab, 'app', 'client')
   const server = pod(lab, 'app', 'server-a')
   const cgroup = client.annotations['lab.ferry.dev/cgroup']
-  await capturedRequest(server.ips[0])
+  await capturedRequest(lab, server.ips[0])
 
   t.equal(agentPids(pinRoot).length, 1, 'one agent runs')
   const linksBefore = podLinks(client.uid)
@@ -75,7 +66,7 @@ t.test('SIGKILL + restart: pins reused, links updated in place, capture resumes,
   t.equal(skMsgAfter.id, skMsgBefore.id, 'the same sk_msg link')
   t.not(skMsgAfter.progId, skMsgBefore.progId, "sk_msg updated in place to the new agent's program")
 
-  await capturedRequest(server.ips[0])
+  await capturedRequest(lab, server.ips[0])
   const restarts = accessLines(lab, 'n1').filter((l) => l.direction === 'outbound' && l.source?.pod === 'client')
   t.ok(restarts.length >= 2, 'captured before and after the restart')
 })

@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { PATHS } from '../../src/config/env'
-import { ferry, ferryOk } from './cli'
+import { ferry, ferryOk, waitFor } from './cli'
 export { counter } from '../telemetry/prom-text'
 
 // Read-only views of a running lab for assertions: the lab's own published files
@@ -68,4 +68,16 @@ export function agentPids (pinRoot: string): number[] {
     } catch { /* exited meanwhile */ }
   }
   return out
+}
+
+/**
+ * curl from app/client (a one-node fixture's client pod) to target:8080, then wait for
+ * n1's outbound access line of it: the request went through the proxy.
+ */
+export async function capturedRequest (lab: string, target: string): Promise<void> {
+  const before = accessLines(lab, 'n1').length
+  const r = await execInPod(lab, 'app', 'client', ['curl', '-sS', '--max-time', '5', `http://${target}:8080/`])
+  if (r.code !== 0) throw new Error(`curl exited ${r.code}: ${r.stderr}`)
+  await waitFor(() => accessLines(lab, 'n1').slice(before).some((l) => l.direction === 'outbound' && l.source?.pod === 'client' && l.original_destination === `${target}:8080`),
+    { what: `an outbound access line for ${target}` })
 }
