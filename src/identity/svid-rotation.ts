@@ -115,11 +115,18 @@ export class SvidRotation {
 
   private watchExpiry (svid: Svid): void {
     if (this.expiryTimer !== null) this.s.clock.clearTimer(this.expiryTimer)
+    // X.509 validity includes notAfter itself: expired means now > notAfter. A timer can
+    // fire a millisecond early by the wall clock (timers run on the monotonic clock), so
+    // the callback checks and, if early, waits out the rest.
     this.expiryTimer = this.s.clock.setTimer(() => {
       this.expiryTimer = null
       if (this.closed || this.svid !== svid) return
+      if (this.s.clock.now() <= svid.notAfter) {
+        this.watchExpiry(svid)
+        return
+      }
       this.log.error({ serial: svid.serial, notAfter: new Date(svid.notAfter).toISOString() }, 'certificate expired with no successor')
       this.hooks.onExpired(svid)
-    }, Math.max(0, svid.notAfter - this.s.clock.now()))
+    }, Math.max(0, svid.notAfter - this.s.clock.now() + 1))
   }
 }
