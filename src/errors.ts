@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   FERRY_ERR_LAB_EXISTS: 'a lab with that name is already up',
   FERRY_ERR_LAB_NOT_FOUND: 'no lab with that name is up',
   FERRY_ERR_LAB_TIMEOUT: 'a lab did not become ready in time',
+  FERRY_ERR_LAB_CNI: 'the lab could not set up or tear down a pod\'s network through its node\'s CNI configuration (a chained plugin failed, or could not be run)',
   FERRY_ERR_POD_NOT_FOUND: 'no pod or node of that name in the lab',
   FERRY_ERR_PRIVILEGE: 'the operation needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN)',
   FERRY_ERR_SPIFFE_ID: 'a SPIFFE ID is malformed or not of the form spiffe://<trust-domain>/ns/<ns>/sa/<sa>',

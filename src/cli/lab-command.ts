@@ -1,5 +1,5 @@
 import { createReadStream, existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve as resolvePath } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ferryError } from '../errors'
 import { parseDuration as parseGoDuration } from '../identity/duration'
@@ -8,10 +8,11 @@ import { labExec, type ExecTarget } from '../lab/exec'
 import { defaultPaths, listLabs, loadLab, requireRoot, resolveLabName } from '../lab/labs'
 import { logPath } from '../lab/logs'
 import { DEFAULT_LAB_NAME } from '../lab/names'
-import { labApply, labDelete } from '../lab/policies'
+import { labApplyFiles, labDeleteFiles } from '../lab/apply'
 import { readState } from '../lab/state'
 import { formatStatus, labStatus } from '../lab/status'
-import { restartAgent, restartApiServer, restartController } from '../lab/restart'
+import { restartAgent, restartApiServer, restartController, restartKubelet, startAgent, stopAgent } from '../lab/restart'
+import type { CniPluginOption } from '../lab/topology'
 import { apiServerCommand } from '../lab/api-server-command'
 import { DEFAULT_UP_TIMEOUT_MS, labUp } from '../lab/up'
 import { DEFAULT_NAMESPACE } from '../lab/manifest/spec'
@@ -21,33 +22,54 @@ import { DEFAULT_NAMESPACE } from '../lab/manifest/spec'
 export const LAB_USAGE = `usage: ferry lab <command> [options]
 
   up [--name NAME] [--no-mesh] [--timeout SECONDS] FILE… [--cert-ttl 24h] [--kubernetes-api] [--sockmap on|off]
+     [--cni-plugin PATH|JSON]…
         build simulated nodes and pods from Kubernetes manifests (Node, Namespace,
         Pod, Service); returns when every pod is running and, with the mesh, enrolled
         and holding its certificate from the lab's controller (CA), whose workload
-        certificates live --cert-ttl (e.g. 24h, 30m, 6s). With --kubernetes-api the
-        lab serves its objects over the Kubernetes list + watch protocol (plain HTTP,
-        in the underlay) and the agents run as on a cluster: --kubernetes, pods found
-        by their kubelet-style cgroups and their processes' network namespaces.
+        certificates live --cert-ttl (e.g. 24h, 30m, 6s). Each node runs a kubelet
+        that runs the pods' readiness, liveness and startup probes (httpGet, tcpSocket,
+        grpc, exec) from its own cgroup and the node's address, restarts containers
+        whose liveness probe fails, and publishes each pod's status (Ready condition,
+        restarts) into the lab's cluster.json. With --kubernetes-api the lab serves
+        its objects over the Kubernetes list + watch protocol (plain HTTP, in the
+        underlay) and the agents run as on a cluster: --kubernetes, pods found by
+        their kubelet-style cgroups and their processes' network namespaces.
         --sockmap off runs the agents without the sockmap shortcut of the
-        pod <-> proxy hops (to compare; default on)
+        pod <-> proxy hops (to compare; default on). --cni-plugin chains a CNI
+        plugin after the lab's own in every node's conflist: a path (its type is the
+        file name), or {"path": …, "type": …, other conflist keys}; the lab calls
+        the chain's ADD before a pod's containers start (retried until --timeout)
+        and DEL when the pod goes
   down [NAME]                       remove a lab completely (works after a crash too)
-  apply FILE…                       add or replace AuthorizationPolicy / PeerAuthentication
-                                    documents in the lab's config directory, which every
-                                    agent watches; validated first (file, line, field),
-                                    nothing written if any is wrong; written atomically
-  delete FILE…                      remove the files of those names from it
-  status [NAME] [--json]            nodes, pods, services, processes (no NAME and
-                                    several labs up: one line per lab)
+  apply [--timeout 60s] FILE…       add objects to the running lab, by kind:
+                                    Pods, Services and Namespaces (validated against
+                                    the lab, then made as up makes them; returns when
+                                    the pods run, else removes them again and says
+                                    why), and AuthorizationPolicy / PeerAuthentication
+                                    documents into the lab's config directory, which
+                                    every agent watches (validated first: file, line,
+                                    field; written atomically)
+  delete FILE…                      remove those objects (pods: stopped, CNI DEL,
+                                    everything of theirs removed), and the config
+                                    files of those names
+  status [NAME] [--json]            nodes, pods (phase, readiness, restarts), services,
+                                    processes (no NAME and several labs up: one line per lab)
   list                              the labs that are up
   exec [-n NS] [-c CONTAINER] POD -- CMD…   run CMD in a pod (captured like the pod)
   exec --node NODE -- CMD…          run CMD in a node's network namespace
   exec --underlay -- CMD…           run CMD in the underlay's network namespace
   logs [-n NS] [-c CONTAINER] POD   print a container's log
   logs --node NODE                  print a node agent's log
-  restart --node NODE [--signal KILL|TERM] [--timeout 30s]
-                                    stop a node's agent (default SIGKILL, as in a crash)
-                                    and start a new one, as kubelet would; returns when
-                                    it has enrolled the node's pods again
+  restart --node NODE [--signal KILL|TERM] [--down-for 0s] [--timeout 30s]
+                                    stop a node's agent (default SIGKILL, as in a crash),
+                                    keep it stopped --down-for, and start a new one, as
+                                    kubelet would; returns when it has enrolled the
+                                    node's pods again
+  stop --node NODE [--signal KILL|TERM]
+  start --node NODE [--timeout 30s] the two halves of restart --node: the node's agent
+                                    stays stopped (its pods run on) until start
+  restart --kubelet NODE [--signal KILL|TERM] [--timeout 30s]
+                                    stop a node's kubelet and start a new one
   restart --controller [--signal KILL|TERM] [--down-for 0s] [--timeout 30s]
                                     stop the lab's controller (CA), keep it stopped
                                     --down-for, start it again (also starts one that
@@ -56,29 +78,66 @@ export const LAB_USAGE = `usage: ferry lab <command> [options]
                                     the same for the API server of a --kubernetes-api
                                     lab (agents' watches then re-list after 410 Gone)
 
-  With several labs up, exec/logs/status take --lab NAME (default: the only lab up).
+  With several labs up, every command but up takes --lab NAME (default: the only lab up).
   The default name for \`up\` is "${DEFAULT_LAB_NAME}".
 `
 
 type Sub = (argv: string[]) => Promise<number>
 
-// `api-server` is not listed in the usage: `up --kubernetes-api` starts it, in the underlay.
-const SUBCOMMANDS: Record<string, Sub> = { up, down, apply, delete: remove, status, list, exec, logs, restart, 'api-server': apiServerCommand }
+// `api-server` and `kubelet` are not listed in the usage: `up` starts them (the API server
+// with --kubernetes-api, in the underlay; a kubelet per node, in the node).
+const SUBCOMMANDS: Record<string, Sub> = {
+  up,
+  down,
+  apply,
+  delete: remove,
+  status,
+  list,
+  exec,
+  logs,
+  restart,
+  stop,
+  start,
+  'api-server': apiServerCommand,
+  // Loaded only here: the kubelet's probes pull in gRPC.
+  kubelet: async (argv) => await (require('../lab/kubelet/command') as typeof import('../lab/kubelet/command')).kubeletCommand(argv)
+}
 
 async function apply (argv: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { lab: { type: 'string' } } })
+  const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { lab: { type: 'string' }, timeout: { type: 'string' } } })
   const state = loadLab(resolveLabName(values.lab))
-  const { written } = await labApply(state.plan, positionals)
-  for (const w of written) process.stdout.write(`applied ${w}\n`)
+  const ac = new AbortController()
+  const r = await whileSignalled(ac, async () => await labApplyFiles(state, positionals, {
+    timeoutMs: values.timeout === undefined ? DEFAULT_UP_TIMEOUT_MS : parseDuration(values.timeout),
+    signal: ac.signal,
+    say: (line) => { process.stderr.write(`ferry lab: ${line}\n`) }
+  }))
+  for (const w of r.written) process.stdout.write(`applied ${w}\n`)
+  for (const c of r.created) process.stdout.write(`${c} created\n`)
+  for (const u of r.unchanged) process.stdout.write(`${u} unchanged\n`)
   return 0
 }
 
 async function remove (argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { lab: { type: 'string' } } })
   const state = loadLab(resolveLabName(values.lab))
-  const { removed } = await labDelete(state.plan, positionals)
+  const { removed, deleted } = await labDeleteFiles(state, positionals, { say: (line) => { process.stderr.write(`ferry lab: ${line}\n`) } })
   for (const r of removed) process.stdout.write(`deleted ${r}\n`)
+  for (const d of deleted) process.stdout.write(`${d} deleted\n`)
   return 0
+}
+
+/** Runs `work` with SIGINT/SIGTERM aborting `ac` (the work rolls back what it made). */
+async function whileSignalled<T> (ac: AbortController, work: () => Promise<T>): Promise<T> {
+  const onSignal = (): void => { ac.abort() }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  try {
+    return await work()
+  } finally {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
 }
 
 export async function labCommand (argv: string[]): Promise<number> {
@@ -99,35 +158,55 @@ async function up (argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { name: { type: 'string' }, 'no-mesh': { type: 'boolean' }, timeout: { type: 'string' }, 'cert-ttl': { type: 'string' }, 'kubernetes-api': { type: 'boolean' }, sockmap: { type: 'string' } }
+    options: {
+      name: { type: 'string' },
+      'no-mesh': { type: 'boolean' },
+      timeout: { type: 'string' },
+      'cert-ttl': { type: 'string' },
+      'kubernetes-api': { type: 'boolean' },
+      sockmap: { type: 'string' },
+      'cni-plugin': { type: 'string', multiple: true }
+    }
   })
   const certTtl = values['cert-ttl']
   if (certTtl !== undefined && values['no-mesh'] === true) throw ferryError('FERRY_ERR_INVALID_ARG', '--cert-ttl needs the mesh (it is the lifetime of the certificates the mesh gives pods)')
   const certTtlMs = certTtl === undefined ? undefined : parseCertTtl(certTtl)
   const sockmap = values.sockmap ?? 'on'
   if (sockmap !== 'on' && sockmap !== 'off') throw ferryError('FERRY_ERR_INVALID_ARG', `--sockmap "${sockmap}" is invalid: expected "on" or "off"`)
+  const cniPlugins = (values['cni-plugin'] ?? []).map(parseCniPlugin)
   const ac = new AbortController()
-  const onSignal = (): void => { ac.abort() }
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
-  try {
-    const state = await labUp({
-      name: values.name ?? DEFAULT_LAB_NAME,
-      files: positionals,
-      mesh: values['no-mesh'] !== true,
-      timeoutMs: values.timeout === undefined ? DEFAULT_UP_TIMEOUT_MS : parseDuration(values.timeout),
-      certTtlMs,
-      kubernetesApi: values['kubernetes-api'] === true,
-      sockmap: sockmap === 'on',
-      signal: ac.signal,
-      log: (line) => { process.stderr.write(`ferry lab: ${line}\n`) }
-    })
-    process.stdout.write(formatStatus(await labStatus(state)))
-    return 0
-  } finally {
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
+  const state = await whileSignalled(ac, async () => await labUp({
+    name: values.name ?? DEFAULT_LAB_NAME,
+    files: positionals,
+    mesh: values['no-mesh'] !== true,
+    timeoutMs: values.timeout === undefined ? DEFAULT_UP_TIMEOUT_MS : parseDuration(values.timeout),
+    certTtlMs,
+    kubernetesApi: values['kubernetes-api'] === true,
+    sockmap: sockmap === 'on',
+    cniPlugins,
+    signal: ac.signal,
+    log: (line) => { process.stderr.write(`ferry lab: ${line}\n`) }
+  }))
+  process.stdout.write(formatStatus(await labStatus(state)))
+  return 0
+}
+
+/** --cni-plugin PATH, or a JSON object {"path": PATH, "type"?: NAME, …further conflist keys}. */
+export function parseCniPlugin (value: string): CniPluginOption {
+  if (!value.trimStart().startsWith('{')) {
+    if (!existsSync(value)) throw ferryError('FERRY_ERR_INVALID_ARG', `--cni-plugin ${value}: no such file`)
+    return { path: resolvePath(value) }
   }
+  let o: Record<string, unknown>
+  try {
+    o = JSON.parse(value) as Record<string, unknown>
+  } catch (e) {
+    throw ferryError('FERRY_ERR_INVALID_ARG', `--cni-plugin: not a path or a JSON object: ${(e as Error).message}`)
+  }
+  const { path, type, ...config } = o
+  if (typeof path !== 'string' || !existsSync(path)) throw ferryError('FERRY_ERR_INVALID_ARG', `--cni-plugin: "path" must name an executable (${String(path)})`)
+  if (type !== undefined && (typeof type !== 'string' || type === '' || type.includes('/'))) throw ferryError('FERRY_ERR_INVALID_ARG', '--cni-plugin: "type" must be a file name')
+  return { path: resolvePath(path), ...(type === undefined ? {} : { type: type as string }), config }
 }
 
 async function down (argv: string[]): Promise<number> {
@@ -168,6 +247,7 @@ async function restart (argv: string[]): Promise<number> {
     options: {
       lab: { type: 'string' },
       node: { type: 'string' },
+      kubelet: { type: 'string' },
       controller: { type: 'boolean' },
       'api-server': { type: 'boolean' },
       signal: { type: 'string' },
@@ -176,37 +256,55 @@ async function restart (argv: string[]): Promise<number> {
     }
   })
   requireRoot('ferry lab restart')
-  const signal = (values.signal ?? 'KILL').toUpperCase().replace(/^SIG/, '')
-  if (signal !== 'KILL' && signal !== 'TERM') throw ferryError('FERRY_ERR_INVALID_ARG', `--signal must be KILL or TERM, not "${values.signal as string}"`)
-  const targets = [values.controller === true, values['api-server'] === true, values.node !== undefined].filter((x) => x).length
-  if (targets !== 1) throw ferryError('FERRY_ERR_INVALID_ARG', 'restart takes one of --node NODE, --controller or --api-server')
-  if (values['down-for'] !== undefined && values.node !== undefined) throw ferryError('FERRY_ERR_INVALID_ARG', '--down-for goes with --controller or --api-server')
+  const signal = signalOf(values.signal)
+  const targets = [values.controller === true, values['api-server'] === true, values.node !== undefined, values.kubelet !== undefined].filter((x) => x).length
+  if (targets !== 1) throw ferryError('FERRY_ERR_INVALID_ARG', 'restart takes one of --node NODE, --kubelet NODE, --controller or --api-server')
   const state = loadLab(resolveLabName(values.lab))
+  const timeoutMs = values.timeout === undefined ? 30_000 : parseDuration(values.timeout)
+  const downForMs = values['down-for'] === undefined ? undefined : parseDuration(values['down-for'])
   if (values['api-server'] === true) {
-    const r = await restartApiServer(state, {
-      signal: `SIG${signal}`,
-      timeoutMs: values.timeout === undefined ? 30_000 : parseDuration(values.timeout),
-      downForMs: values['down-for'] === undefined ? undefined : parseDuration(values['down-for'])
-    })
+    const r = await restartApiServer(state, { signal: `SIG${signal}`, timeoutMs, downForMs })
     process.stdout.write(`API server restarted (${r.oldPids} process(es) sent SIG${signal}; new pid ${String(r.newPid)})\n`)
     return 0
   }
   if (values.controller === true) {
-    const r = await restartController(state, {
-      signal: `SIG${signal}`,
-      timeoutMs: values.timeout === undefined ? 30_000 : parseDuration(values.timeout),
-      downForMs: values['down-for'] === undefined ? undefined : parseDuration(values['down-for'])
-    })
+    const r = await restartController(state, { signal: `SIG${signal}`, timeoutMs, downForMs })
     process.stdout.write(`controller restarted (${r.oldPids} process(es) sent SIG${signal}; new pid ${String(r.newPid)})\n`)
     return 0
   }
-  const r = await restartAgent(state, {
-    node: required(values.node, '--node'),
-    signal: `SIG${signal}`,
-    timeoutMs: values.timeout === undefined ? 30_000 : parseDuration(values.timeout)
-  })
+  if (values.kubelet !== undefined) {
+    const r = await restartKubelet(state, { node: values.kubelet, signal: `SIG${signal}`, timeoutMs, downForMs })
+    process.stdout.write(`kubelet of node ${values.kubelet} restarted (${r.oldPids} process(es) sent SIG${signal}; new pid ${String(r.newPid)})\n`)
+    return 0
+  }
+  const r = await restartAgent(state, { node: required(values.node, '--node'), signal: `SIG${signal}`, timeoutMs, downForMs })
   process.stdout.write(`agent of node ${values.node as string} restarted (${r.oldPids} process(es) sent SIG${signal}; new pid ${String(r.newPid)})\n`)
   return 0
+}
+
+async function stop (argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { lab: { type: 'string' }, node: { type: 'string' }, signal: { type: 'string' } } })
+  requireRoot('ferry lab stop')
+  const signal = signalOf(values.signal)
+  const node = required(values.node, '--node')
+  const r = await stopAgent(loadLab(resolveLabName(values.lab)), { node, signal: `SIG${signal}` })
+  process.stdout.write(`agent of node ${node} stopped (${r.oldPids} process(es) sent SIG${signal})\n`)
+  return 0
+}
+
+async function start (argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { lab: { type: 'string' }, node: { type: 'string' }, timeout: { type: 'string' } } })
+  requireRoot('ferry lab start')
+  const node = required(values.node, '--node')
+  const r = await startAgent(loadLab(resolveLabName(values.lab)), { node, timeoutMs: values.timeout === undefined ? 30_000 : parseDuration(values.timeout) })
+  process.stdout.write(`agent of node ${node} started (pid ${String(r.newPid)})\n`)
+  return 0
+}
+
+function signalOf (given: string | undefined): 'KILL' | 'TERM' {
+  const signal = (given ?? 'KILL').toUpperCase().replace(/^SIG/, '')
+  if (signal !== 'KILL' && signal !== 'TERM') throw ferryError('FERRY_ERR_INVALID_ARG', `--signal must be KILL or TERM, not "${String(given)}"`)
+  return signal
 }
 
 async function list (argv: string[]): Promise<number> {

@@ -2,6 +2,8 @@ import { existsSync, readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 import { ferryError } from '../errors'
 import { killCgroup, removeCgroupTree, signalCgroup, waitEmpty } from './cgroup'
+import { podAnnotations } from './cluster-file'
+import { hasChainedPlugins, tearDownPodNetwork } from './cni/pod-network'
 import { sleep } from './clock'
 import { defaultPaths, knownLabNames } from './labs'
 import { cgroupRootName, netnsPrefix, ownsName, PIN_PREFIX } from './names'
@@ -13,11 +15,13 @@ import type { PlanPaths } from './topology'
 // Tears a lab down completely, from its state file when there is one and by name
 // otherwise, so that it also works after a crash or on a torn state file:
 //   1. an `up` still running for this lab is stopped (it rolls back on SIGTERM);
-//   2. every process in the lab's cgroup tree gets SIGTERM, then, after the grace
+//   2. the kubelets are stopped, and when the nodes chain CNI plugins, the pods are
+//      stopped and given their CNI DEL while the agents still run;
+//   3. every process in the lab's cgroup tree gets SIGTERM, then, after the grace
 //      period, cgroup.kill; we wait until the tree is empty;
-//   3. cgroups are removed deepest first;
-//   4. network namespaces are deleted (their veths go with them);
-//   5. /etc/netns/<netns> dirs, bpffs pin dirs and the state dir are removed.
+//   4. cgroups are removed deepest first;
+//   5. network namespaces are deleted (their veths go with them);
+//   6. /etc/netns/<netns> dirs, bpffs pin dirs and the state dir are removed.
 // Finally everything is listed again, and anything left is an error.
 
 export interface DownOptions {
@@ -62,7 +66,8 @@ export async function labDown (name: string, opts: DownOptions = {}): Promise<Do
   const cgroupRoot = join(paths.cgroup2, cgroupRootName(name))
   let signalled = 0
   if (existsSync(cgroupRoot)) {
-    signalled = signalCgroup(cgroupRoot, 'SIGTERM')
+    if (state !== null) signalled += await stopPodsFirst(state, opts.graceMs ?? graceOf(state))
+    signalled += signalCgroup(cgroupRoot, 'SIGTERM')
     const graceMs = opts.graceMs ?? graceOf(state)
     if (signalled > 0) await waitEmpty(cgroupRoot, graceMs)
     if (!await killCgroup(cgroupRoot, KILL_WAIT_MS)) {
@@ -103,6 +108,27 @@ export async function labDown (name: string, opts: DownOptions = {}): Promise<Do
     pinDirs,
     stateDir: hadState
   }
+}
+
+/**
+ * As a node shuts down: the kubelets first (so that none restarts a container meanwhile),
+ * then the pods' containers and sandboxes, then — when a node's conflist chains plugins
+ * after the lab's own — each pod's CNI DEL while the agents still run (a DEL that fails
+ * is logged in the node's CNI log and stops nothing). Returns the processes signalled.
+ */
+async function stopPodsFirst (state: LabState, graceMs: number): Promise<number> {
+  const plan = state.plan
+  let signalled = 0
+  for (const node of plan.nodes) {
+    if (node.kubeletCgroup === undefined) continue // a lab from before kubelets
+    signalled += signalCgroup(node.kubeletCgroup, 'SIGTERM')
+    await killCgroup(node.kubeletCgroup, KILL_WAIT_MS)
+  }
+  if (!hasChainedPlugins(plan)) return signalled
+  for (const node of plan.nodes) signalled += signalCgroup(node.podsCgroup, 'SIGTERM')
+  await Promise.all(plan.nodes.map(async (node) => { if (!await waitEmpty(node.podsCgroup, graceMs)) await killCgroup(node.podsCgroup, KILL_WAIT_MS) }))
+  await Promise.all(plan.pods.map(async (pod, i) => { await tearDownPodNetwork(plan, pod, podAnnotations(plan, state.spec.pods[i] ?? { annotations: {} }, pod)) }))
+  return signalled
 }
 
 /** Where a failed `up` leaves its logs and state. */

@@ -1,8 +1,8 @@
-import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { endpointsOf, selects, targetPortOn } from './endpoints'
 import type { LabSpec } from './manifest/spec'
-import { etcNetnsDir, type LabPlan } from './topology'
+import { etcNetnsDir, netnsPath, type LabPlan } from './topology'
 
 // Name resolution inside pods, without a DNS server: `ip netns exec` bind-mounts
 // /etc/netns/<netns>/hosts over /etc/hosts, and an empty resolv.conf over the host's
@@ -66,6 +66,13 @@ export function directModeWarnings (spec: LabSpec): string[] {
 }
 
 export const RESOLV_CONF = '# `ferry lab`: no DNS server; names come from /etc/hosts only.\n'
+
+/** After the lab's Services or pods changed: every pod's hosts file rewritten (those whose netns exists). */
+export function rewriteHostsFiles (spec: LabSpec, plan: LabPlan): void {
+  plan.pods.forEach((pod, i) => {
+    if (existsSync(netnsPath(plan.paths, pod.netns))) writePodEtc(plan, pod.netns, hostsFileFor(spec, plan, i))
+  })
+}
 
 /** Creates or rewrites (in place) the pod's /etc/netns files. */
 export function writePodEtc (plan: LabPlan, netns: string, hosts: string): void {

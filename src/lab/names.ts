@@ -76,6 +76,14 @@ export function allocateNetnsNames (lab: string, objects: ReadonlyArray<{ id: st
   return out
 }
 
+/** A network namespace name for an object added to a running lab: readable unless too long or `taken`, then hashed like allocateNetnsNames does. */
+export function additionalNetnsName (lab: string, id: string, readable: string, taken: ReadonlySet<string>): string {
+  const name = `${netnsPrefix(lab)}${sanitize(readable)}`
+  if (name.length <= MAX_NETNS_NAME && !taken.has(name)) return name
+  const hash = shortHash(id, 8)
+  return `${name.slice(0, MAX_NETNS_NAME - hash.length - 1)}-${hash}`
+}
+
 function sanitize (s: string): string {
   // Kubernetes names are DNS labels/subdomains already; keep netns names shell-friendly anyway.
   return s.replace(/[^a-z0-9.-]/g, '-')

@@ -53,12 +53,18 @@ export function podLines (pod: PlanPod): string[] {
   ]
 }
 
-export function nodeSideOfPodLines (pod: PlanPod): string[] {
+/**
+ * The node's routes to a pod carry the node's own addresses as their source, so that a
+ * connection the node makes to a pod (the kubelet's probes) comes from the node's
+ * address, as on a cluster, rather than from whichever address the kernel would pick
+ * (the IPv4 gateway on lo, say).
+ */
+export function nodeSideOfPodLines (pod: PlanPod, node: Pick<PlanNode, 'ipv4' | 'ipv6'>): string[] {
   return [
     `link set ${pod.hostVeth} up`,
     `addr add ${POD_GATEWAY.v6}/64 dev ${pod.hostVeth} nodad`,
-    `route add ${pod.ipv4}/32 dev ${pod.hostVeth}`,
-    `route add ${pod.ipv6}/128 dev ${pod.hostVeth}`
+    `route add ${pod.ipv4}/32 dev ${pod.hostVeth} src ${node.ipv4}`,
+    `route add ${pod.ipv6}/128 dev ${pod.hostVeth} src ${node.ipv6}`
   ]
 }
 
@@ -81,5 +87,5 @@ export async function createPodNetwork (plan: LabPlan, pod: PlanPod): Promise<vo
   await addNetns(pod.netns)
   await addVethPair({ netns: pod.netns, name: POD_IFNAME }, { netns: node.netns, name: pod.hostVeth })
   await ipBatch(pod.netns, podLines(pod))
-  await ipBatch(node.netns, nodeSideOfPodLines(pod))
+  await ipBatch(node.netns, nodeSideOfPodLines(pod, node))
 }

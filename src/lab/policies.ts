@@ -35,8 +35,14 @@ export interface ApplyResult {
 }
 
 export async function labApply (plan: Pick<LabPlan, 'stateDir'>, files: readonly string[]): Promise<ApplyResult> {
+  return await labApplyTexts(plan, await readGiven(files))
+}
+
+/** labApply with the files' texts given (`ferry lab apply` passes the config part of a file that also holds Pods). */
+export async function labApplyTexts (plan: Pick<LabPlan, 'stateDir'>, given: readonly ConfigFile[]): Promise<ApplyResult> {
+  if (given.length === 0) throw ferryError('FERRY_ERR_INVALID_ARG', 'no FILE given')
+  for (const f of given) checkName(f.path)
   const dir = makeLabConfigDir(plan)
-  const given = await readGiven(files)
   const replaced = new Set(given.map((f) => basename(f.path)))
   const kept = (await readConfigFiles(dir)).filter((f) => !replaced.has(basename(f.path)))
   // Throws a ConfigError naming file, line and field; nothing is written.
@@ -67,13 +73,18 @@ export async function labDelete (plan: Pick<LabPlan, 'stateDir'>, files: readonl
   return { removed }
 }
 
+function checkName (path: string): string {
+  const name = basename(path)
+  if (!CONFIG_EXTENSIONS.test(name) || name.startsWith('.')) throw ferryError('FERRY_ERR_INVALID_ARG', `${path}: the agents read *.yaml, *.yml and *.json files (not hidden)`)
+  return name
+}
+
 async function readGiven (files: readonly string[]): Promise<ConfigFile[]> {
   if (files.length === 0) throw ferryError('FERRY_ERR_INVALID_ARG', 'no FILE given')
   const seen = new Map<string, string>()
   const out: ConfigFile[] = []
   for (const path of files) {
-    const name = basename(path)
-    if (!CONFIG_EXTENSIONS.test(name) || name.startsWith('.')) throw ferryError('FERRY_ERR_INVALID_ARG', `${path}: the agents read *.yaml, *.yml and *.json files (not hidden)`)
+    const name = checkName(path)
     const other = seen.get(name)
     if (other !== undefined) throw ferryError('FERRY_ERR_INVALID_ARG', `${other} and ${path} have the same name; the lab keeps files by name`)
     seen.set(name, path)

@@ -4,11 +4,23 @@ import { readFileSync } from 'node:fs'
 
 /** Start time of a process in clock ticks since boot (/proc/PID/stat field 22), or null if it is gone. */
 export function procStartTime (pid: number): number | null {
+  const fields = statFields(pid)
+  return fields === null ? null : Number(fields[19])
+}
+
+/** True when `pid` is a live process (not a zombie) that started at `startTime` (clock ticks), when given. */
+export function isRunning (pid: number, startTime: number | null = null): boolean {
+  const fields = statFields(pid)
+  if (fields === null || fields[0] === 'Z' || fields[0] === 'X') return false
+  return startTime === null || Number(fields[19]) === startTime
+}
+
+/** /proc/PID/stat from field 3 (the state) on, or null if the process is gone. */
+function statFields (pid: number): string[] | null {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return Number(fields[19])
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
   } catch {
     return null
   }

@@ -1,10 +1,12 @@
+import { readFileSync } from 'node:fs'
 import type { ChildProcess } from 'node:child_process'
 import { PORTS } from '../config/env'
 import { ferryError } from '../errors'
 import { type Deadline, sleep } from './clock'
 import { tailOf } from './log-tail'
 import type { Prober } from './probe'
-import { netnsPath, type LabPlan, type PlanController } from './topology'
+import { readClusterFile } from './cluster-file'
+import { netnsPath, type LabPlan, type PlanController, type PlanPod } from './topology'
 
 // Waiting for a lab to be usable, bounded by a deadline:
 //   controller  its address accepts TCP connections, probed from the underlay namespace
@@ -12,7 +14,9 @@ import { netnsPath, type LabPlan, type PlanController } from './topology'
 //   agents  GET http://127.0.0.1:15021/healthz/ready in the node's namespace answers 200
 //           with every meshed pod of the node among `enrolled`;
 //   pods    every container process alive for a moment, and every declared
-//           containerPort accepting connections on the pod IP (probed from inside the pod).
+//           containerPort accepting connections on the pod IP (probed from inside the pod);
+//   kubelets  each pod's node's kubelet has published it Running in cluster.json (its
+//           readiness is the probes' business, not waited for).
 // A process that exits meanwhile fails the wait at once, with the end of its log.
 
 /** A container must have been running this long to count as started (catches commands that exit at once). */
@@ -96,8 +100,8 @@ export async function waitForAgents (plan: LabPlan, agents: ReadonlyMap<string, 
   }
 }
 
-export async function waitForPods (plan: LabPlan, containers: ReadonlyMap<string, Watched>, prober: Prober, deadline: Deadline, signal?: AbortSignal): Promise<void> {
-  const pending = new Map(plan.pods.map((p) => [`${p.namespace}/${p.name}`, p]))
+export async function waitForPods (plan: LabPlan, pods: readonly PlanPod[], containers: ReadonlyMap<string, Watched>, prober: Prober, deadline: Deadline, signal?: AbortSignal): Promise<void> {
+  const pending = new Map(pods.map((p) => [`${p.namespace}/${p.name}`, p]))
   const why = new Map<string, string>()
   while (pending.size > 0) {
     for (const w of containers.values()) if (w.ended) throw exitedError(w)
@@ -119,6 +123,47 @@ export async function waitForPods (plan: LabPlan, containers: ReadonlyMap<string
       const lines = [...pending.keys()].map((k) => `pod ${k}: ${why.get(k) ?? 'not probed yet'}`)
       throw ferryError('FERRY_ERR_LAB_TIMEOUT', `pods were not ready in time:\n  ${lines.join('\n  ')}`)
     }
+    await sleep(POLL_MS, signal)
+  }
+}
+
+/** Every pod published with phase Running by its node's kubelet. */
+export async function waitForKubelets (plan: LabPlan, pods: readonly PlanPod[], kubelets: ReadonlyMap<string, Watched>, deadline: Deadline, signal?: AbortSignal): Promise<void> {
+  const uids = new Set(pods.map((p) => p.uid))
+  let phases = new Map<string, string>()
+  for (;;) {
+    for (const node of new Set(pods.map((p) => p.node))) {
+      const w = kubelets.get(node)
+      if (w?.ended === true) throw exitedError(w)
+    }
+    phases = new Map(readClusterFile(plan.clusterFile).items
+      .filter((o) => o.kind === 'Pod' && uids.has(o.metadata?.uid))
+      .map((o) => [o.metadata.uid as string, String(o.status?.phase)]))
+    if (pods.every((p) => phases.get(p.uid) === 'Running')) return
+    if (deadline.expired) {
+      const lines = pods.filter((p) => phases.get(p.uid) !== 'Running').map((p) => {
+        const log = plan.nodes.find((n) => n.name === p.node)?.kubeletLog ?? '?'
+        return `pod ${p.namespace}/${p.name}: published ${phases.get(p.uid) ?? 'nowhere'} (kubelet log: ${log})`
+      })
+      throw ferryError('FERRY_ERR_LAB_TIMEOUT', `the kubelets did not publish every pod Running in time:\n  ${lines.join('\n  ')}`)
+    }
+    await sleep(POLL_MS, signal)
+  }
+}
+
+/** A JSON line of `w`'s log matching `match` (a process announcing it is up), bounded by the deadline. */
+export async function waitForLogLine (w: Watched, match: (line: Record<string, any>) => boolean, deadline: Deadline, signal?: AbortSignal): Promise<void> {
+  for (;;) {
+    if (w.ended) throw exitedError(w)
+    let text = ''
+    try { text = readFileSync(w.log, 'utf8') } catch { /* not written yet */ }
+    for (const line of text.split('\n')) {
+      if (!line.startsWith('{')) continue
+      try {
+        if (match(JSON.parse(line) as Record<string, any>)) return
+      } catch { /* a line being written */ }
+    }
+    if (deadline.expired) throw ferryError('FERRY_ERR_LAB_TIMEOUT', `${w.what} did not start in time (log: ${w.log})${tailOf(w.log)}`)
     await sleep(POLL_MS, signal)
   }
 }

@@ -1,18 +1,22 @@
 import { readFileSync } from 'node:fs'
 import { ferryError } from '../errors'
-import { killCgroup, makeCgroup, signalCgroup, waitEmpty } from './cgroup'
+import { isPopulated, killCgroup, makeCgroup, signalCgroup, waitEmpty } from './cgroup'
 import { Deadline, sleep } from './clock'
 import { expectedEnrollment } from './enrollment'
 import { Prober } from './probe'
-import { waitForAgents, waitForController, waitForUnderlayListener, Watched } from './readiness'
-import { spawnAgent, spawnApiServer, spawnController } from './spawn'
-import { journal, writeState, type LabState } from './state'
+import { waitForAgents, waitForController, waitForLogLine, waitForUnderlayListener, Watched } from './readiness'
+import { spawnAgent, spawnApiServer, spawnController, spawnKubelet } from './spawn'
+import { updateState, type LabState } from './state'
+import type { PlanNode } from './topology'
 
 // `ferry lab restart --node NODE`: the lab playing kubelet restarting a node's agent
 // (a DaemonSet pod crash or rollout). The old agent is stopped with the given signal —
 // SIGKILL leaves it no chance to clean up, which is the case capture must survive —
 // then a new agent starts with the same command line and must report every meshed pod
 // of the node enrolled again. Pinned maps and links are the new agent's to reuse.
+// `stop --node` and `start --node` are its two halves, for tests that do things (start
+// pods, say) while a node has no agent; `restart --kubelet NODE` restarts a kubelet.
+// The lab's state is changed under its lock (`apply` may run meanwhile).
 //
 // `ferry lab restart --api-server` (--kubernetes-api labs): the same for the lab's API
 // server. The new one has no history (its resourceVersions are all newer), so every
@@ -27,6 +31,8 @@ export interface RestartOptions {
   readonly node: string
   readonly signal: 'SIGTERM' | 'SIGKILL'
   readonly timeoutMs: number
+  /** Keep the agent stopped this long before starting it again. */
+  readonly downForMs?: number
   /** argv that runs Ferry's CLI (tests run it from source). */
   readonly ferryArgv?: readonly string[]
 }
@@ -41,18 +47,51 @@ async function stopCgroup (cgroup: string, signal: NodeJS.Signals, what: string)
   return pids
 }
 
-export async function restartAgent (state: LabState, opts: RestartOptions): Promise<{ oldPids: number, newPid: number | undefined }> {
+function agentNode (state: LabState, name: string): PlanNode {
   const plan = state.plan
-  if (!plan.mesh) throw ferryError('FERRY_ERR_LAB', `lab ${state.name} runs without the mesh (--no-mesh): it has no agents to restart`)
-  const node = plan.nodes.find((n) => n.name === opts.node)
-  if (node === undefined) throw ferryError('FERRY_ERR_POD_NOT_FOUND', `lab ${state.name} has no node "${opts.node}" (nodes: ${plan.nodes.map((n) => n.name).join(', ')})`)
+  if (!plan.mesh) throw ferryError('FERRY_ERR_LAB', `lab ${state.name} runs without the mesh (--no-mesh): it has no agents`)
+  return labNode(state, name)
+}
 
-  journal(plan.stateFile, state, `restart agent ${node.name} (${opts.signal})`)
+function labNode (state: LabState, name: string): PlanNode {
+  const node = state.plan.nodes.find((n) => n.name === name)
+  if (node === undefined) throw ferryError('FERRY_ERR_POD_NOT_FOUND', `lab ${state.name} has no node "${name}" (nodes: ${state.plan.nodes.map((n) => n.name).join(', ')})`)
+  return node
+}
+
+export async function restartAgent (state: LabState, opts: RestartOptions): Promise<{ oldPids: number, newPid: number | undefined }> {
+  const { oldPids } = await stopAgent(state, opts)
+  if (opts.downForMs !== undefined && opts.downForMs > 0) await sleep(opts.downForMs)
+  const { newPid } = await startAgent(state, opts)
+  return { oldPids, newPid }
+}
+
+/**
+ * `ferry lab stop --node NODE`: the node's agent stopped (SIGKILL by default, as in a
+ * crash) and left stopped, its pods running on — what a node sees while its agent's
+ * DaemonSet pod is down. Pins stay in place.
+ */
+export async function stopAgent (state: LabState, opts: Pick<RestartOptions, 'node' | 'signal'>): Promise<{ oldPids: number }> {
+  const node = agentNode(state, opts.node)
+  await updateState(state.plan.stateFile, (s) => { s.journal.push({ at: new Date().toISOString(), step: `stop agent ${node.name} (${opts.signal})` }) })
   const oldPids = await stopCgroup(node.agentCgroup, opts.signal, `the agent of node ${node.name}`)
+  await updateState(state.plan.stateFile, (s) => { delete s.pids[`node/${node.name}`] })
+  return { oldPids }
+}
 
+/**
+ * `ferry lab start --node NODE`: starts the node's agent with its usual command line
+ * (refused while one runs) and returns when it reports every meshed pod of the node
+ * enrolled.
+ */
+export async function startAgent (state: LabState, opts: Pick<RestartOptions, 'node' | 'timeoutMs' | 'ferryArgv'>): Promise<{ newPid: number | undefined }> {
+  const node = agentNode(state, opts.node)
+  const plan = state.plan
+  if (isPopulated(node.agentCgroup)) throw ferryError('FERRY_ERR_LAB', `the agent of node ${node.name} is running (cgroup ${node.agentCgroup}); stop it first`)
+  await updateState(plan.stateFile, (s) => { s.journal.push({ at: new Date().toISOString(), step: `start agent ${node.name}` }) })
+  makeCgroup(node.agentCgroup)
   const child = spawnAgent(plan, node, opts.ferryArgv)
-  if (child.pid !== undefined) state.pids[`node/${node.name}`] = child.pid
-  writeState(plan.stateFile, state)
+  if (child.pid !== undefined) await updateState(plan.stateFile, (s) => { s.pids[`node/${node.name}`] = child.pid as number })
   const expected = expectedEnrollment(readFileSync(plan.clusterFile, 'utf8'), plan.clusterFile)
   const agents = new Map([[node.name, new Watched(`the agent of node ${node.name}`, node.agentLog, child)]])
   const prober = new Prober()
@@ -61,6 +100,24 @@ export async function restartAgent (state: LabState, opts: RestartOptions): Prom
   } finally {
     prober.close()
   }
+  return { newPid: child.pid }
+}
+
+/**
+ * `ferry lab restart --kubelet NODE`: the node's kubelet stopped and started again; it
+ * reads back its records of the containers it restarted, and probes afresh (as a
+ * kubelet does after a restart). Returns once the new one has logged its start.
+ */
+export async function restartKubelet (state: LabState, opts: RestartOptions): Promise<{ oldPids: number, newPid: number | undefined }> {
+  const plan = state.plan
+  const node = labNode(state, opts.node)
+  await updateState(plan.stateFile, (s) => { s.journal.push({ at: new Date().toISOString(), step: `restart kubelet ${node.name} (${opts.signal})` }) })
+  const oldPids = await stopCgroup(node.kubeletCgroup, opts.signal, `the kubelet of node ${node.name}`)
+  if (opts.downForMs !== undefined && opts.downForMs > 0) await sleep(opts.downForMs)
+  makeCgroup(node.kubeletCgroup)
+  const child = spawnKubelet(plan, node, opts.ferryArgv)
+  if (child.pid !== undefined) await updateState(plan.stateFile, (s) => { s.pids[`kubelet/${node.name}`] = child.pid as number })
+  await waitForLogLine(new Watched(`the kubelet of node ${node.name}`, node.kubeletLog, child), (l) => l.msg === 'kubelet started' && l.pid === child.pid, new Deadline(opts.timeoutMs))
   return { oldPids, newPid: child.pid }
 }
 
@@ -77,14 +134,13 @@ export async function restartController (state: LabState, opts: ControllerRestar
   const ca = plan.controller ?? null
   if (ca === null) throw ferryError('FERRY_ERR_LAB', `lab ${state.name} has no controller (it runs without the mesh, or was made before the lab ran one)`)
 
-  journal(plan.stateFile, state, `restart controller (${opts.signal})`)
+  await updateState(plan.stateFile, (s) => { s.journal.push({ at: new Date().toISOString(), step: `restart controller (${opts.signal})` }) })
   const oldPids = await stopCgroup(ca.cgroup, opts.signal, 'the lab\'s controller')
   if (opts.downForMs !== undefined && opts.downForMs > 0) await sleep(opts.downForMs)
 
   makeCgroup(ca.cgroup)
   const child = spawnController(plan, ca, opts.ferryArgv)
-  if (child.pid !== undefined) state.pids.controller = child.pid
-  writeState(plan.stateFile, state)
+  if (child.pid !== undefined) await updateState(plan.stateFile, (s) => { s.pids.controller = child.pid as number })
   const prober = new Prober()
   try {
     await waitForController(plan, ca, new Watched('the lab\'s controller', ca.log, child), prober, new Deadline(opts.timeoutMs))
@@ -99,14 +155,13 @@ export async function restartApiServer (state: LabState, opts: ControllerRestart
   const api = plan.kubernetesApi ?? null
   if (api === null) throw ferryError('FERRY_ERR_LAB', `lab ${state.name} has no API server (it was made without --kubernetes-api)`)
 
-  journal(plan.stateFile, state, `restart api server (${opts.signal})`)
+  await updateState(plan.stateFile, (s) => { s.journal.push({ at: new Date().toISOString(), step: `restart api server (${opts.signal})` }) })
   const oldPids = await stopCgroup(api.cgroup, opts.signal, 'the lab\'s API server')
   if (opts.downForMs !== undefined && opts.downForMs > 0) await sleep(opts.downForMs)
 
   makeCgroup(api.cgroup)
   const child = spawnApiServer(plan, api, opts.ferryArgv)
-  if (child.pid !== undefined) state.pids['api-server'] = child.pid
-  writeState(plan.stateFile, state)
+  if (child.pid !== undefined) await updateState(plan.stateFile, (s) => { s.pids['api-server'] = child.pid as number })
   const prober = new Prober()
   try {
     await waitForUnderlayListener(plan, 'the lab\'s API server', api, new Watched('the lab\'s API server', api.log, child), prober, new Deadline(opts.timeoutMs))

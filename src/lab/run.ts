@@ -1,14 +1,16 @@
 import { spawn } from 'node:child_process'
 import { ferryError } from '../errors'
 
-// Runs a short system command (iproute2, nsenter, sysctl) to completion. The lab plays
-// the CNI plugin here, and CNI plugins drive the same tools; nothing long-lived runs
-// through this. Every run has a time limit.
+// Runs a short command (iproute2, nsenter, sysctl, a CNI plugin) to completion. The lab
+// plays the primary CNI plugin here, and CNI plugins drive the same tools; nothing
+// long-lived runs through this. Every run has a time limit.
 
 export interface RunOptions {
   /** Written to the command's standard input, then closed. */
   readonly input?: string
   readonly timeoutMs?: number
+  /** The command's whole environment; default: this process's. */
+  readonly env?: NodeJS.ProcessEnv
 }
 
 export interface RunResult {
@@ -22,7 +24,7 @@ export const DEFAULT_RUN_TIMEOUT_MS = 15_000
 /** Runs and returns whatever the outcome. */
 export async function runRaw (cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   return await new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] })
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...(opts.env === undefined ? {} : { env: opts.env }) })
     const out: Buffer[] = []
     const err: Buffer[] = []
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? DEFAULT_RUN_TIMEOUT_MS)

@@ -7,10 +7,11 @@ import { formatDuration } from '../identity/duration'
 import { labConfigDir } from './policies'
 import { netnsPath, type LabPlan, type PlanContainer, type PlanController, type PlanKubernetesApi, type PlanNode, type PlanPod } from './topology'
 
-// Starting the lab's long-lived processes: pod containers, node agents and the lab's
-// certificate authority (one `ferry controller`, in the underlay namespace). Each is
-// detached (its own session, so it outlives the CLI and ignores the terminal's
-// Ctrl-C), writes to its own log file, and enters its cgroup *before* its namespaces:
+// Starting the lab's long-lived processes: pod containers, node agents and kubelets,
+// and the lab's certificate authority (one `ferry controller`, in the underlay
+// namespace). Each is detached (its own session, so it outlives the CLI and ignores the
+// terminal's Ctrl-C), writes to its own log file, and enters its cgroup *before* its
+// namespaces:
 //
 //   sh -c 'echo $$ > "$0" && exec "$@"' CGROUP/cgroup.procs  <rest of argv>
 //
@@ -21,6 +22,7 @@ import { netnsPath, type LabPlan, type PlanContainer, type PlanController, type 
 //   agents: nsenter --net=NETNS -- node bin/ferry.js agent …  — only the network
 //           namespace changes, so the agent keeps /sys/fs/bpf and /sys/fs/cgroup;
 //   the controller: the same, in the underlay's namespace;
+//   kubelets: the same as agents, in <node cgroup>/kubelet;
 //   with --kubernetes-api, also the lab's API server (the same, in the underlay's
 //   namespace) and a sandbox ("pause") process per pod: nsenter --net=NETNS -- sleep
 //   infinity, in the pod's sandbox scope, holding the pod's network namespace as the
@@ -98,6 +100,23 @@ export function apiServerArgv (plan: LabPlan, api: PlanKubernetesApi, ferry: rea
     '--listen', `${api.address}:${api.port}`,
     '--token-file', api.tokenFile
   ])
+}
+
+/**
+ * The node's kubelet: in its own cgroup (every probe connection comes from it) and the
+ * node's network namespace, reading the lab's state and cluster files.
+ */
+export function kubeletArgv (plan: LabPlan, node: PlanNode, ferry: readonly string[] = defaultFerryArgv()): string[] {
+  return inCgroupArgv(node.kubeletCgroup, [
+    'nsenter', `--net=${netnsPath(plan.paths, node.netns)}`, '--',
+    ...ferry, 'lab', 'kubelet',
+    '--state-file', plan.stateFile,
+    '--node', node.name
+  ])
+}
+
+export function spawnKubelet (plan: LabPlan, node: PlanNode, ferry?: readonly string[]): ChildProcess {
+  return spawnDetached(kubeletArgv(plan, node, ferry), node.kubeletLog, REPO_ROOT, agentEnv(process.env))
 }
 
 export function spawnContainer (pod: PlanPod, c: PlanContainer): ChildProcess {

@@ -1,4 +1,7 @@
 import { PORTS } from '../config/env'
+import { readClusterFile } from './cluster-file'
+import { kubeletRecordsPath, readKubeletRecords } from './kubelet/records'
+import { isPodReady } from './pod-status'
 import { endpointsOf } from './endpoints'
 import { Prober } from './probe'
 import { isAliveIn } from './proc'
@@ -8,8 +11,10 @@ import { table } from './table'
 import { netnsPath } from './topology'
 
 // `ferry lab status`: the lab as recorded, checked against the host — is each recorded
-// process alive and still in its cgroup, does each agent answer its readiness probe,
-// does the controller accept connections.
+// process alive and still in its cgroup (a container's current process from its
+// kubelet's records), does each agent answer its readiness probe, does the controller
+// accept connections — and each pod as its kubelet published it (phase, readiness,
+// restarts).
 
 export interface LabStatus {
   readonly name: string
@@ -27,6 +32,8 @@ export interface LabStatus {
     readonly ipv6: string
     readonly podCIDRs: readonly string[]
     readonly agent: { readonly pid: number | null, readonly alive: boolean, readonly ready: boolean | null } | null
+    /** Null for a lab from before the lab ran kubelets. */
+    readonly kubelet: { readonly pid: number | null, readonly alive: boolean } | null
   }>
   readonly pods: ReadonlyArray<{
     readonly namespace: string
@@ -37,7 +44,12 @@ export interface LabStatus {
     readonly ipv4: string
     readonly ipv6: string
     readonly status: 'Running' | 'Failed' | 'Pending'
-    readonly containers: ReadonlyArray<{ readonly name: string, readonly pid: number | null, readonly alive: boolean }>
+    /** As its kubelet published it (cluster.json): phase, Ready condition, containers ready and restarts. */
+    readonly phase: string | null
+    readonly ready: boolean
+    readonly readyContainers: string
+    readonly restarts: number
+    readonly containers: ReadonlyArray<{ readonly name: string, readonly pid: number | null, readonly alive: boolean, readonly ready: boolean, readonly restartCount: number }>
   }>
   readonly services: ReadonlyArray<{
     readonly namespace: string
@@ -68,7 +80,9 @@ export async function labStatus (state: LabState, opts: { probe?: boolean } = {}
         }
         agent = { pid, alive, ready }
       }
-      nodes.push({ name: n.name, netns: n.netns, ipv4: n.ipv4, ipv6: n.ipv6, podCIDRs: [n.podCIDRv4, n.podCIDRv6], agent })
+      const kpid = state.pids[`kubelet/${n.name}`] ?? null
+      const kubelet = n.kubeletCgroup === undefined ? null : { pid: kpid, alive: kpid !== null && isAliveIn(kpid, n.kubeletCgroup, cg2) }
+      nodes.push({ name: n.name, netns: n.netns, ipv4: n.ipv4, ipv6: n.ipv6, podCIDRs: [n.podCIDRv4, n.podCIDRv6], agent, kubelet })
     }
     const ca = plan.controller ?? null
     let controller: LabStatus['controller'] = null
@@ -78,13 +92,34 @@ export async function labStatus (state: LabState, opts: { probe?: boolean } = {}
       const ready = prober !== null && alive ? await prober.tcp(netnsPath(plan.paths, plan.underlay.netns), ca.address, ca.port, PROBE_TIMEOUT_MS) : null
       controller = { address: `${ca.address}:${ca.port}`, pid, alive, ready }
     }
+    const published = publishedPods(plan.clusterFile)
+    const records = new Map(plan.nodes.map((n) => [n.name, readKubeletRecords(kubeletRecordsPath(plan, n.name))]))
     const pods = plan.pods.map((p) => {
+      const item = published.get(p.uid)
+      const statuses: any[] = item?.status?.containerStatuses ?? []
       const containers = p.containers.map((c) => {
-        const pid = state.pids[`pod/${p.namespace}/${p.name}/${c.name}`] ?? null
-        return { name: c.name, pid, alive: pid !== null && isAliveIn(pid, c.cgroup ?? p.cgroup, cg2) }
+        // The kubelet's record names the current run's process once it has seen it (or restarted it).
+        const rec = records.get(p.node)?.pods[p.uid]?.[c.name]
+        const pid = rec !== undefined && rec.pid > 0 ? rec.pid : (state.pids[`pod/${p.namespace}/${p.name}/${c.name}`] ?? null)
+        const cs = statuses.find((x) => x.name === c.name)
+        return { name: c.name, pid, alive: pid !== null && isAliveIn(pid, c.cgroup ?? p.cgroup, cg2), ready: cs?.ready === true, restartCount: Number(cs?.restartCount ?? 0) }
       })
       const status: 'Running' | 'Failed' | 'Pending' = containers.every((c) => c.alive) ? 'Running' : containers.some((c) => c.pid !== null) ? 'Failed' : 'Pending'
-      return { namespace: p.namespace, name: p.name, uid: p.uid, node: p.node, netns: p.netns, ipv4: p.ipv4, ipv6: p.ipv6, status, containers }
+      return {
+        namespace: p.namespace,
+        name: p.name,
+        uid: p.uid,
+        node: p.node,
+        netns: p.netns,
+        ipv4: p.ipv4,
+        ipv6: p.ipv6,
+        status,
+        phase: typeof item?.status?.phase === 'string' ? item.status.phase : null,
+        ready: isPodReady(item?.status),
+        readyContainers: `${containers.filter((c) => c.ready).length}/${containers.length}`,
+        restarts: containers.reduce((n, c) => n + c.restartCount, 0),
+        containers
+      }
     })
     const services = spec.services.map((s, i) => ({
       namespace: s.namespace,
@@ -120,14 +155,24 @@ export function formatStatus (s: LabStatus): string {
   if (s.error !== undefined) out.push(`error: ${s.error}\n`)
   const c = s.controller
   if (c !== null) out.push(`controller (CA): ${c.address}, ${c.pid === null ? 'not started' : `pid ${c.pid} ${c.alive ? (c.ready === null ? 'alive' : c.ready ? 'ready' : 'not ready') : 'dead'}`}\n`)
-  out.push('\n', table(['NODE', 'NETNS', 'IPV4', 'IPV6', 'POD CIDRS', 'AGENT'],
-    s.nodes.map((n) => [n.name, n.netns, n.ipv4, n.ipv6, n.podCIDRs.join(','), agentCell(n.agent)])))
-  out.push('\n', table(['POD', 'NODE', 'IPV4', 'IPV6', 'STATUS', 'PROCESSES'],
-    s.pods.map((p) => [`${p.namespace}/${p.name}`, p.node, p.ipv4, p.ipv6, p.status,
+  const kubeletCell = (k: LabStatus['nodes'][number]['kubelet']): string => k === null ? '-' : k.pid === null ? 'not started' : `pid ${k.pid} ${k.alive ? 'alive' : 'dead'}`
+  out.push('\n', table(['NODE', 'NETNS', 'IPV4', 'IPV6', 'POD CIDRS', 'AGENT', 'KUBELET'],
+    s.nodes.map((n) => [n.name, n.netns, n.ipv4, n.ipv6, n.podCIDRs.join(','), agentCell(n.agent), kubeletCell(n.kubelet)])))
+  out.push('\n', table(['POD', 'NODE', 'IPV4', 'IPV6', 'STATUS', 'PHASE', 'READY', 'RESTARTS', 'PROCESSES'],
+    s.pods.map((p) => [`${p.namespace}/${p.name}`, p.node, p.ipv4, p.ipv6, p.status, p.phase ?? '-', p.readyContainers, String(p.restarts),
       p.containers.map((c) => `${c.name}=${c.pid === null ? '-' : c.pid}${c.alive ? '' : '(dead)'}`).join(' ')])))
   if (s.services.length > 0) {
     out.push('\n', table(['SERVICE', 'CLUSTER-IPS', 'PORTS', 'ENDPOINTS'],
       s.services.map((v) => [`${v.namespace}/${v.name}`, v.clusterIPs.join(','), v.ports.join(' '), v.endpoints.join(',') || '<none>'])))
   }
   return out.join('')
+}
+
+/** The pods of cluster.json by uid (empty when it cannot be read: a lab being made or removed). */
+function publishedPods (clusterFile: string): Map<string, Record<string, any>> {
+  try {
+    return new Map(readClusterFile(clusterFile).items.filter((o) => o.kind === 'Pod').map((o) => [o.metadata?.uid as string, o]))
+  } catch {
+    return new Map()
+  }
 }

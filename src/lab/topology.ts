@@ -1,10 +1,10 @@
 import { createHash, randomUUID } from 'node:crypto'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { PORTS } from '../config/env'
 import { resolveContainer } from './container-env'
-import { CONTROLLER_UNDERLAY_IP, FIRST_POD_HOST, nodePodCIDRs, nodeUnderlayIPs, podIPs, ServiceIPAllocator } from './ipam'
-import type { IPFamily, LabSpec } from './manifest/spec'
-import { allocateNetnsNames, cgroupRootName, pinDirName, underlayNetnsName } from './names'
+import { CONTROLLER_UNDERLAY_IP, FIRST_POD_HOST, MAX_PODS_PER_NODE, nodePodCIDRs, nodeUnderlayIPs, podIPs, ServiceIPAllocator } from './ipam'
+import type { IPFamily, LabPod, LabService, LabSpec } from './manifest/spec'
+import { additionalNetnsName, allocateNetnsNames, cgroupRootName, pinDirName, underlayNetnsName } from './names'
 
 // The whole lab, decided before anything is made: names, addresses, cgroup paths, log
 // files, argv and env of every process. Pure (uids and time are injected), so the plan
@@ -29,6 +29,43 @@ export interface PlanOptions {
   readonly kubernetesApi?: boolean
   /** The agents' --sockmap; default on. */
   readonly sockmap?: boolean
+  /** CNI plugins chained after the lab's own primary on every node, in order (none by default). */
+  readonly cniPlugins?: readonly CniPluginOption[]
+}
+
+/** A chained CNI plugin to put in each node's network configuration list. */
+export interface CniPluginOption {
+  /** The executable; the lab links it into each node's CNI bin dir as `type`. */
+  readonly path: string
+  /** The plugin's type (its name in the bin dir); default: the file name of `path` without extension. */
+  readonly type?: string
+  /** Further keys of the plugin's entry in the conflist (capabilities, plugin settings), or a function of the node giving them. */
+  readonly config?: Readonly<Record<string, unknown>> | ((node: Omit<PlanNode, 'cni'>) => Readonly<Record<string, unknown>>)
+}
+
+/** A chained plugin as planned for one node. */
+export interface PlanCniPlugin {
+  readonly type: string
+  readonly path: string
+  /** The plugin's entry in the conflist besides `type`. */
+  readonly config: Readonly<Record<string, unknown>>
+}
+
+/**
+ * A node's CNI setup, laid out as on a node (/etc/cni/net.d, /opt/cni/bin, the runtime's
+ * result cache) below the lab's state dir. The lab is the container runtime: it reads
+ * the conflist when it sets up or tears down a pod's network, computes the first
+ * (primary) plugin's result itself, and executes the chained plugins from `binDir`.
+ */
+export interface PlanNodeCni {
+  readonly confDir: string
+  readonly conflist: string
+  readonly binDir: string
+  /** ADD results kept for DEL, one file per attachment (libcni's /var/lib/cni/results). */
+  readonly resultsDir: string
+  /** JSON lines: every plugin call and its outcome. */
+  readonly log: string
+  readonly plugins: readonly PlanCniPlugin[]
 }
 
 export interface PlanNode {
@@ -46,10 +83,18 @@ export interface PlanNode {
   readonly cgroup: string
   readonly podsCgroup: string
   readonly agentCgroup: string
+  /**
+   * The node's kubelet (`ferry lab kubelet`): every probe connection to a pod comes from a
+   * process in this cgroup, in the node's network namespace, from the node's address.
+   */
+  readonly kubeletCgroup: string
+  /** JSON lines of the kubelet: one per probe result, container restart and status write. */
+  readonly kubeletLog: string
   readonly pinRoot: string
   readonly agentLog: string
   /** The agent's bearer token for the controller (mode 0600; mesh only, else null). */
   readonly caTokenFile?: string | null
+  readonly cni: PlanNodeCni
 }
 
 /**
@@ -165,6 +210,12 @@ export const API_SERVER_PORT = 6443
 
 export const POD_IFNAME = 'eth0'
 export const NODE_UPLINK = 'eth0'
+/** Below the node's cgroup, beside kubepods.slice and the agent's. */
+export const KUBELET_CGROUP = 'kubelet'
+/** The network name of every node's conflist, and the type of its first plugin: the lab's own primary, never executed. */
+export const LAB_CNI_NETWORK = 'ferry-lab'
+export const LAB_CNI_PRIMARY = 'ferry-lab-primary'
+export const LAB_CONFLIST = '10-ferry-lab.conflist'
 
 export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
   const { name, paths } = opts
@@ -184,7 +235,7 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
     const ips = nodeUnderlayIPs(index)
     const cidrs = nodePodCIDRs(index)
     const cgroup = join(cgroupRoot, n.name)
-    return {
+    const node: Omit<PlanNode, 'cni'> = {
       name: n.name,
       index,
       netns: netnsNames.get(`node/${n.name}`) as string,
@@ -202,10 +253,13 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
       cgroup,
       podsCgroup: join(cgroup, 'kubepods.slice', 'kubepods-besteffort.slice'),
       agentCgroup: join(cgroup, 'ferry-agent'),
+      kubeletCgroup: join(cgroup, KUBELET_CGROUP),
+      kubeletLog: join(logsDir, `kubelet-${n.name}.log`),
       pinRoot: join(paths.bpffs, pinDirName(name, n.name)),
       agentLog: join(logsDir, `node-${n.name}.log`),
       caTokenFile: opts.mesh ? join(tokensDir, `${n.name}.token`) : null
     }
+    return { ...node, cni: planNodeCni(stateDir, logsDir, node, opts.cniPlugins ?? []) }
   })
   const nodeByName = new Map(nodes.map((n) => [n.name, n]))
 
@@ -215,55 +269,12 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
     if (node === undefined) throw new Error(`pod ${p.namespace}/${p.name}: unknown node ${p.nodeName}`) // the manifest stage rules this out
     const host = nextHost.get(node.name) ?? FIRST_POD_HOST
     nextHost.set(node.name, host + 1)
-    const ips = podIPs(node.index, host)
-    const uid = newUid()
-    const podCgroup = join(node.podsCgroup, `kubepods-besteffort-pod${uid.replace(/-/g, '_')}.slice`)
-    const facts = { uid, podIPs: [ips.v4, ips.v6], hostIPs: [node.ipv4, node.ipv6] }
-    return {
-      namespace: p.namespace,
-      name: p.name,
-      uid,
-      node: node.name,
-      netns: netnsNames.get(`pod/${p.namespace}/${p.name}`) as string,
-      cgroup: podCgroup,
-      ...(opts.kubernetesApi === true ? { sandboxCgroup: join(podCgroup, containerScope(uid, '')) } : {}),
-      hostVeth: `vp${host}`,
-      ipv4: ips.v4,
-      ipv6: ips.v6,
-      hostname: p.hostname,
-      graceSeconds: p.terminationGracePeriodSeconds,
-      containers: p.containers.map((c) => {
-        const { env, argv } = resolveContainer(p, c, facts)
-        return {
-          name: c.name,
-          ...(opts.kubernetesApi === true ? { cgroup: join(podCgroup, containerScope(uid, c.name)) } : {}),
-          argv,
-          env,
-          workingDir: c.workingDir,
-          ports: c.ports.map((port) => port.containerPort),
-          log: join(logsDir, `${p.namespace}_${p.name}_${c.name}.log`)
-        }
-      })
-    }
+    return planPod(p, node, host, newUid(), netnsNames.get(`pod/${p.namespace}/${p.name}`) as string, logsDir, opts.kubernetesApi === true)
   })
 
   // Asked-for addresses first, then the rest in a stable order, so the same manifests
   // give the same addresses every time.
-  const alloc = new ServiceIPAllocator()
-  for (const s of spec.services) for (const ip of Object.values(s.requestedClusterIPs)) alloc.reserve(ip)
-  const order = [...spec.services].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`))
-  const vips = new Map<string, string[]>()
-  for (const s of order) {
-    if (s.headless) continue
-    vips.set(`${s.namespace}/${s.name}`, s.ipFamilies.map((f) => s.requestedClusterIPs[f] ?? alloc.allocate(f)))
-  }
-  const services: PlanService[] = spec.services.map((s) => ({
-    namespace: s.namespace,
-    name: s.name,
-    headless: s.headless,
-    clusterIPs: vips.get(`${s.namespace}/${s.name}`) ?? [],
-    ipFamilies: s.ipFamilies
-  }))
+  const services = planServices(spec.services, [])
 
   const dataDir = join(stateDir, 'ca')
   const controller: PlanController | null = !opts.mesh
@@ -310,9 +321,123 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
   }
 }
 
-/** containerd's systemd scope of a container (the sandbox: name ""), with a stable 64-hex id from the pod's uid and the name. */
+function planNodeCni (stateDir: string, logsDir: string, node: Omit<PlanNode, 'cni'>, chained: readonly CniPluginOption[]): PlanNodeCni {
+  const dir = join(stateDir, 'cni', node.name)
+  const confDir = join(dir, 'net.d')
+  return {
+    confDir,
+    conflist: join(confDir, LAB_CONFLIST),
+    binDir: join(dir, 'bin'),
+    resultsDir: join(dir, 'results'),
+    log: join(logsDir, `cni-${node.name}.log`),
+    plugins: chained.map((o) => ({
+      type: o.type ?? basename(o.path).replace(/\.[^.]*$/, ''),
+      path: o.path,
+      config: typeof o.config === 'function' ? o.config(node) : (o.config ?? {})
+    }))
+  }
+}
+
+/** One pod's place: addresses from its node's host number, names, cgroups, processes. Pure. */
+export function planPod (p: LabPod, node: PlanNode, host: number, uid: string, netns: string, logsDir: string, kubernetesApi: boolean): PlanPod {
+  const ips = podIPs(node.index, host)
+  const podCgroup = join(node.podsCgroup, `kubepods-besteffort-pod${uid.replace(/-/g, '_')}.slice`)
+  const facts = { uid, podIPs: [ips.v4, ips.v6], hostIPs: [node.ipv4, node.ipv6] }
+  return {
+    namespace: p.namespace,
+    name: p.name,
+    uid,
+    node: node.name,
+    netns,
+    cgroup: podCgroup,
+    ...(kubernetesApi ? { sandboxCgroup: join(podCgroup, containerScope(uid, '')) } : {}),
+    hostVeth: `vp${host}`,
+    ipv4: ips.v4,
+    ipv6: ips.v6,
+    hostname: p.hostname,
+    graceSeconds: p.terminationGracePeriodSeconds,
+    containers: p.containers.map((c) => {
+      const { env, argv } = resolveContainer(p, c, facts)
+      return {
+        name: c.name,
+        ...(kubernetesApi ? { cgroup: join(podCgroup, containerScope(uid, c.name)) } : {}),
+        argv,
+        env,
+        workingDir: c.workingDir,
+        ports: c.ports.map((port) => port.containerPort),
+        log: join(logsDir, `${p.namespace}_${p.name}_${c.name}.log`)
+      }
+    })
+  }
+}
+
+/**
+ * Cluster IPs for `services`: asked-for addresses first, then the rest in a stable order,
+ * so the same manifests give the same addresses every time; `existing` are taken.
+ */
+export function planServices (services: readonly LabService[], existing: readonly PlanService[]): PlanService[] {
+  const alloc = new ServiceIPAllocator()
+  for (const s of existing) for (const ip of s.clusterIPs) alloc.reserve(ip)
+  for (const s of services) for (const ip of Object.values(s.requestedClusterIPs)) alloc.reserve(ip)
+  const order = [...services].sort((a, b) => `${a.namespace}/${a.name}`.localeCompare(`${b.namespace}/${b.name}`))
+  const vips = new Map<string, string[]>()
+  for (const s of order) {
+    if (s.headless) continue
+    vips.set(`${s.namespace}/${s.name}`, s.ipFamilies.map((f) => s.requestedClusterIPs[f] ?? alloc.allocate(f)))
+  }
+  return services.map((s) => ({
+    namespace: s.namespace,
+    name: s.name,
+    headless: s.headless,
+    clusterIPs: vips.get(`${s.namespace}/${s.name}`) ?? [],
+    ipFamilies: s.ipFamilies
+  }))
+}
+
+/**
+ * Places for pods added to a running lab (`ferry lab apply`): the next free host number
+ * on each pod's node (after the highest in use, else the lowest free), a network
+ * namespace name no other object of the lab has, a fresh uid. Pure, like planLab.
+ */
+export function planPodAdditions (plan: LabPlan, pods: readonly LabPod[], newUid: () => string = randomUUID): PlanPod[] {
+  const used = new Map<string, Set<number>>()
+  for (const p of plan.pods) {
+    const set = used.get(p.node) ?? new Set<number>()
+    set.add(Number(p.ipv4.split('.')[3]))
+    used.set(p.node, set)
+  }
+  const taken = new Set([plan.underlay.netns, ...plan.nodes.map((n) => n.netns), ...plan.pods.map((p) => p.netns)])
+  const kubernetesApi = plan.kubernetesApi != null
+  return pods.map((p) => {
+    const node = plan.nodes.find((n) => n.name === p.nodeName)
+    if (node === undefined) throw new Error(`pod ${p.namespace}/${p.name}: unknown node ${p.nodeName}`) // the manifest stage rules this out
+    const hosts = used.get(node.name) ?? new Set<number>()
+    const host = nextHostNumber(hosts)
+    if (host === null) throw new RangeError(`node ${node.name} has room for ${MAX_PODS_PER_NODE} pods`)
+    hosts.add(host)
+    used.set(node.name, hosts)
+    const netns = additionalNetnsName(plan.name, `pod/${p.namespace}/${p.name}`, `${p.namespace}-${p.name}`, taken)
+    taken.add(netns)
+    return planPod(p, node, host, newUid(), netns, plan.logsDir, kubernetesApi)
+  })
+}
+
+function nextHostNumber (used: ReadonlySet<number>): number | null {
+  const last = FIRST_POD_HOST + MAX_PODS_PER_NODE - 1
+  const max = Math.max(FIRST_POD_HOST - 1, ...used)
+  if (max < last) return max + 1
+  for (let h = FIRST_POD_HOST; h <= last; h++) if (!used.has(h)) return h
+  return null
+}
+
+/** containerd's systemd scope of a container (the sandbox: name ""), named after its id. */
 export function containerScope (uid: string, container: string): string {
-  return `cri-containerd-${createHash('sha256').update(`${uid}/${container}`).digest('hex')}.scope`
+  return `cri-containerd-${containerId(uid, container)}.scope`
+}
+
+/** A stable 64-hex id of a pod's container (the sandbox: name ""), from the pod's uid and the name, as containerd's ids look. */
+export function containerId (uid: string, container: string): string {
+  return createHash('sha256').update(`${uid}/${container}`).digest('hex')
 }
 
 export function netnsPath (paths: Pick<PlanPaths, 'netnsDir'>, netns: string): string {

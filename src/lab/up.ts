@@ -3,33 +3,37 @@ import { join } from 'node:path'
 import { FerryError, ferryError } from '../errors'
 import { makeCgroup } from './cgroup'
 import { Deadline } from './clock'
-import { clusterList, writeClusterFile } from './cluster-file'
+import { clusterList, podAnnotations, writeClusterFile } from './cluster-file'
+import { writeNodeCniConfig } from './cni/conflist'
 import { writeLabCredentials } from './node-credentials'
 import { failedLogsDir, labDown } from './down'
 import { expectedEnrollment } from './enrollment'
-import { directModeWarnings, hostsFileFor, writePodEtc } from './hosts'
+import { directModeWarnings, hostsFileFor } from './hosts'
 import { defaultPaths, knownLabNames, requireRoot } from './labs'
 import { readManifests } from './manifest'
 import type { LabSpec } from './manifest/spec'
 import { checkLabName } from './names'
-import { createNode, createPodNetwork, createUnderlay } from './network'
+import { createNode, createUnderlay } from './network'
+import { makePodSandbox, startPod, type Recorder } from './pod-runtime'
 import { preflight } from './preflight'
 import { Prober } from './probe'
-import { waitForAgents, waitForController, waitForPods, waitForUnderlayListener, Watched } from './readiness'
+import { waitForAgents, waitForController, waitForKubelets, waitForPods, waitForUnderlayListener, Watched } from './readiness'
 import { makeLabConfigDir } from './policies'
 import { writeLabKubeconfig } from './kubeconfig'
-import { spawnAgent, spawnApiServer, spawnContainer, spawnController, spawnSandbox } from './spawn'
+import { spawnAgent, spawnApiServer, spawnController, spawnKubelet } from './spawn'
 import { claimStateDir, journal, newState, writeState, type LabState } from './state'
-import { CA_ROOT_KEY_FILE, planLab, type LabPlan, type PlanPaths } from './topology'
+import { CA_ROOT_KEY_FILE, planLab, type CniPluginOption, type LabPlan, type PlanPaths } from './topology'
 
 // `ferry lab up`: validate everything, plan everything, write the plan, then make it —
-// underlay, nodes, pods (netns, veth, cgroup, /etc/netns; with --kubernetes-api a
-// sandbox process each), cluster.json (with --kubernetes-api also served by the lab's
-// API server, and the agents read that instead), with the mesh
-// the controller (the lab's CA: node credentials, then the process, and wait until it
-// accepts connections) and the agents (and wait until they have enrolled the meshed
-// pods and hold their certificates, so that apps are captured from their first
-// connection), containers (and wait until their ports accept connections).
+// underlay, nodes (with each node's CNI conflist), pod sandboxes (netns, veth, cgroup,
+// /etc/netns; with --kubernetes-api a sandbox process each: src/lab/pod-runtime.ts),
+// cluster.json (with --kubernetes-api also served by the lab's API server, and the
+// agents read that instead), one kubelet per node, with the mesh the controller (the
+// lab's CA: node credentials, then the process, and wait until it accepts connections)
+// and the agents (and wait until they have enrolled the meshed pods and hold their
+// certificates, so that apps are captured from their first connection), then each pod
+// as the runtime starts it — its chained CNI plugins, then its containers — and wait
+// until their ports accept connections and their kubelet has published them Running.
 // Any failure, timeout or SIGINT/SIGTERM rolls the lab back with `down`'s code; the
 // logs are kept in <labStateDir>/<name>.failed/ for a look.
 
@@ -51,6 +55,8 @@ export interface UpOptions {
   readonly kubernetesApi?: boolean
   /** The agents' --sockmap (default on). */
   readonly sockmap?: boolean
+  /** CNI plugins chained after the lab's primary on every node (tests; Ferry's own plugin). */
+  readonly cniPlugins?: readonly CniPluginOption[]
 }
 
 export const DEFAULT_UP_TIMEOUT_MS = 60_000
@@ -61,7 +67,7 @@ export async function labUp (opts: UpOptions): Promise<LabState> {
   requireRoot('ferry lab up')
   const paths = opts.paths ?? defaultPaths()
   const spec = readManifests(opts.files)
-  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid, certTtlMs: opts.certTtlMs, kubernetesApi: opts.kubernetesApi, sockmap: opts.sockmap })
+  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid, certTtlMs: opts.certTtlMs, kubernetesApi: opts.kubernetesApi, sockmap: opts.sockmap, cniPlugins: opts.cniPlugins })
   preflight(spec, plan, knownLabNames(paths), opts.ferryArgv === undefined)
 
   claimStateDir(plan.stateDir)
@@ -83,6 +89,12 @@ async function build (spec: LabSpec, plan: LabPlan, state: LabState, opts: UpOpt
     opts.signal?.throwIfAborted()
     journal(plan.stateFile, state, s)
   }
+  // up is the state's only writer while it runs: steps are journaled at once, pids kept
+  // in memory and written with the next step.
+  const rec: Recorder = {
+    step: async (s) => { step(s) },
+    pids: async (entries) => { Object.assign(state.pids, entries) }
+  }
   const deadline = new Deadline(opts.timeoutMs)
 
   step(`cgroup ${plan.cgroupRoot}`)
@@ -93,29 +105,28 @@ async function build (spec: LabSpec, plan: LabPlan, state: LabState, opts: UpOpt
     step(`node ${node.name} ${node.netns}`)
     makeCgroup(node.podsCgroup)
     makeCgroup(node.agentCgroup)
+    makeCgroup(node.kubeletCgroup)
     await createNode(plan, node)
   }
+  step('cni configuration')
+  writeNodeCniConfig(plan)
   say(`${plan.nodes.length} node(s) wired to underlay ${plan.underlay.netns}`)
-  for (let i = 0; i < plan.pods.length; i++) {
-    const pod = plan.pods[i]
-    step(`pod ${pod.namespace}/${pod.name} ${pod.netns}`)
-    makeCgroup(pod.cgroup)
-    writePodEtc(plan, pod.netns, hostsFileFor(spec, plan, i))
-    await createPodNetwork(plan, pod)
-    if (pod.sandboxCgroup != null) {
-      // As the runtime does: the sandbox process holds the netns before any container runs.
-      makeCgroup(pod.sandboxCgroup)
-      for (const c of pod.containers) if (c.cgroup != null) makeCgroup(c.cgroup)
-      const child = spawnSandbox(plan, pod)
-      if (child.pid !== undefined) state.pids[`sandbox/${pod.namespace}/${pod.name}`] = child.pid
-    }
-  }
+  for (let i = 0; i < plan.pods.length; i++) await makePodSandbox(plan, plan.pods[i], hostsFileFor(spec, plan, i), rec)
   say(`${plan.pods.length} pod sandbox(es) made`)
   if (!plan.mesh) for (const w of directModeWarnings(spec)) say(`warning: ${w}`)
 
   step(`cluster file ${plan.clusterFile}`)
   state.generation = 1
   writeClusterFile(plan.clusterFile, clusterList(spec, plan, state.generation))
+  writeState(plan.stateFile, state)
+
+  const kubelets = new Map<string, Watched>()
+  for (const node of plan.nodes) {
+    step(`kubelet ${node.name}`)
+    const child = spawnKubelet(plan, node, opts.ferryArgv)
+    kubelets.set(node.name, new Watched(`the kubelet of node ${node.name}`, node.kubeletLog, child))
+    if (child.pid !== undefined) state.pids[`kubelet/${node.name}`] = child.pid
+  }
   writeState(plan.stateFile, state)
 
   const prober = new Prober()
@@ -157,18 +168,14 @@ async function build (spec: LabSpec, plan: LabPlan, state: LabState, opts: UpOpt
       say(`agents ready on ${plan.nodes.map((n) => n.name).join(', ')}`)
     }
 
-    const containers = new Map<string, Watched>()
-    for (const pod of plan.pods) {
-      for (const c of pod.containers) {
-        const key = `${pod.namespace}/${pod.name}/${c.name}`
-        step(`spawn ${key}`)
-        const child = spawnContainer(pod, c)
-        containers.set(key, new Watched(`container ${c.name} of pod ${pod.namespace}/${pod.name}`, c.log, child))
-        if (child.pid !== undefined) state.pids[`pod/${key}`] = child.pid
-      }
-    }
+    // Each pod as the kubelet starts it: its chained CNI plugins, then its containers.
+    // Pods do not wait for each other.
+    const started = await Promise.all(plan.pods.map(async (pod, i) =>
+      await startPod(plan, pod, podAnnotations(plan, spec.pods[i], pod), rec, { deadline, signal: opts.signal, say })))
+    const containers = new Map(started.flatMap((m) => [...m]))
     writeState(plan.stateFile, state)
-    await waitForPods(plan, containers, prober, deadline, opts.signal)
+    await waitForPods(plan, plan.pods, containers, prober, deadline, opts.signal)
+    await waitForKubelets(plan, plan.pods, kubelets, deadline, opts.signal)
     say(`${plan.pods.length} pod(s) running`)
   } finally {
     prober.close()

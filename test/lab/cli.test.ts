@@ -1,5 +1,5 @@
 import t from 'tap'
-import { LAB_USAGE, labCommand, parseCertTtl, parseDuration } from '../../src/cli/lab-command'
+import { LAB_USAGE, labCommand, parseCertTtl, parseCniPlugin, parseDuration } from '../../src/cli/lab-command'
 
 // `ferry lab` argument handling that needs no lab.
 
@@ -34,9 +34,21 @@ t.test('certificate lifetime and controller restarts: checked before any lab is 
   await t.rejects(labCommand(['up', '--no-mesh', '--cert-ttl', '6s', 'x.yaml']), { code: 'FERRY_ERR_INVALID_ARG', message: /--cert-ttl needs the mesh/ })
   await t.rejects(labCommand(['up', '--cert-ttl', 'forever', 'x.yaml']), { code: 'FERRY_ERR_INVALID_ARG', message: /--cert-ttl "forever" is invalid/ })
   if (process.getuid?.() !== 0) return // restart checks for root first
-  await t.rejects(labCommand(['restart', '--node', 'n1', '--controller']), { code: 'FERRY_ERR_INVALID_ARG', message: /one of --node NODE, --controller or --api-server/ })
-  await t.rejects(labCommand(['restart', '--controller', '--api-server']), { code: 'FERRY_ERR_INVALID_ARG', message: /one of --node NODE, --controller or --api-server/ })
-  await t.rejects(labCommand(['restart']), { code: 'FERRY_ERR_INVALID_ARG', message: /one of --node NODE, --controller or --api-server/ })
+  await t.rejects(labCommand(['restart', '--node', 'n1', '--controller']), { code: 'FERRY_ERR_INVALID_ARG', message: /one of --node NODE, --kubelet NODE, --controller or --api-server/ })
+  await t.rejects(labCommand(['restart', '--controller', '--api-server']), { code: 'FERRY_ERR_INVALID_ARG', message: /one of --node NODE, --kubelet NODE, --controller or --api-server/ })
+  await t.rejects(labCommand(['restart']), { code: 'FERRY_ERR_INVALID_ARG', message: /one of --node NODE, --kubelet NODE, --controller or --api-server/ })
   await t.rejects(labCommand(['up', '--kubernetes-api', '--no-mesh', 'x.yaml']), { code: 'FERRY_ERR_INVALID_ARG', message: /--kubernetes-api needs the mesh/ })
-  await t.rejects(labCommand(['restart', '--node', 'n1', '--down-for', '5s']), { code: 'FERRY_ERR_INVALID_ARG', message: /--down-for goes with --controller/ })
+  await t.rejects(labCommand(['restart', '--kubelet', 'n1', '--node', 'n1']), { code: 'FERRY_ERR_INVALID_ARG', message: /one of --node NODE, --kubelet NODE/ })
+  await t.rejects(labCommand(['stop']), { code: 'FERRY_ERR_INVALID_ARG', message: /missing --node/ })
+  await t.rejects(labCommand(['start', '--node']), { code: 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' })
+})
+
+t.test('--cni-plugin: a path, or a JSON object with a path and further conflist keys', async (t) => {
+  t.same(parseCniPlugin(__filename), { path: __filename })
+  t.same(parseCniPlugin(JSON.stringify({ path: __filename, type: 'rec', capabilities: { 'io.kubernetes.cri.pod-annotations': true }, failTimes: 2 })),
+    { path: __filename, type: 'rec', config: { capabilities: { 'io.kubernetes.cri.pod-annotations': true }, failTimes: 2 } })
+  t.throws(() => parseCniPlugin('/nonexistent/plugin'), { code: 'FERRY_ERR_INVALID_ARG', message: /no such file/ })
+  t.throws(() => parseCniPlugin('{"path": 1}'), { code: 'FERRY_ERR_INVALID_ARG', message: /"path" must name an executable/ })
+  t.throws(() => parseCniPlugin(JSON.stringify({ path: __filename, type: 'a/b' })), { code: 'FERRY_ERR_INVALID_ARG', message: /"type" must be a file name/ })
+  t.throws(() => parseCniPlugin('{nope'), { code: 'FERRY_ERR_INVALID_ARG', message: /not a path or a JSON object/ })
 })

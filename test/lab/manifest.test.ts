@@ -86,7 +86,7 @@ t.test('fields that change semantics are refused; their defaults are fine', asyn
   t.match(errorOf([NODE, pod('web', '  hostNetwork: true\n')]), 'spec.hostNetwork: is not supported by the lab: pods always get their own network namespace')
   t.equal(read([NODE, pod('web', '  hostNetwork: false\n')]).pods.length, 1)
   t.match(errorOf([NODE, pod('web', '  volumes: []\n')]), 'spec.volumes: is not supported by the lab')
-  t.match(errorOf([NODE, pod('web', '', '      command: ["x"]\n      readinessProbe: {tcpSocket: {port: 80}}\n')]), 'spec.containers[0].readinessProbe: is not supported')
+  t.match(errorOf([NODE, pod('web', '', '      command: ["x"]\n      readinessProbe: {httpGet: {port: 80, scheme: HTTPS}}\n')]), 'spec.containers[0].readinessProbe.httpGet.scheme: is not supported by the lab: the lab\'s kubelet probes over plain HTTP only (only "HTTP")')
   t.match(errorOf([NODE, pod('web', '', '      command: ["x"]\n      ports: [{containerPort: 53, protocol: UDP}]\n')]), 'ports[0].protocol: is not supported by the lab: the lab and the mesh carry TCP only (only "TCP")')
 })
 
@@ -147,4 +147,43 @@ t.test('names are checked like the API server does', async (t) => {
 t.test('unreadable file and no files', async (t) => {
   t.throws(() => readManifests(['/nonexistent/x.yaml']), { code: 'FERRY_ERR_MANIFEST', message: /\/nonexistent\/x\.yaml: cannot read the file/ })
   t.throws(() => readManifests([]), { code: 'FERRY_ERR_MANIFEST', message: /no manifest files given/ })
+})
+
+t.test('probes: handlers, the API server\'s defaults, thresholds; bad fields with file, line and field', async (t) => {
+  const container = (probes: string): string => `      command: ["x"]\n      ports: [{name: http, containerPort: 8080}, {containerPort: 9090}]\n${probes}`
+  const spec = read([NODE, pod('web', '', container(
+    '      readinessProbe: {httpGet: {path: /ready, port: http, httpHeaders: [{name: X-Probe, value: "1"}]}, periodSeconds: 2, failureThreshold: 1}\n' +
+    '      livenessProbe: {tcpSocket: {port: 9090}, initialDelaySeconds: 3, timeoutSeconds: 0}\n' +
+    '      startupProbe: {grpc: {port: 9090, service: ready}, terminationGracePeriodSeconds: 5}\n'))])
+  const probes = spec.pods[0].containers[0].probes
+  t.same(probes?.readiness, {
+    handler: { kind: 'httpGet', path: '/ready', port: 'http', host: null, scheme: 'HTTP', headers: [{ name: 'X-Probe', value: '1' }] },
+    initialDelaySeconds: 0, periodSeconds: 2, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 1, terminationGracePeriodSeconds: null
+  })
+  t.same(probes?.liveness, {
+    handler: { kind: 'tcpSocket', port: 9090, host: null },
+    initialDelaySeconds: 3, periodSeconds: 10, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3, terminationGracePeriodSeconds: null
+  }, 'a 0 means the default, as in the API server')
+  t.same(probes?.startup?.handler, { kind: 'grpc', port: 9090, service: 'ready' })
+  t.equal(probes?.startup?.terminationGracePeriodSeconds, 5, 'kept (to publish it), ignored by the lab\'s kubelet')
+  t.same(read([NODE, pod('web', '', container('      livenessProbe: {exec: {command: [cat, /tmp/healthy]}}\n'))]).pods[0].containers[0].probes?.liveness?.handler, { kind: 'exec', command: ['cat', '/tmp/healthy'] })
+  t.same(read([NODE, pod('web')]).pods[0].containers[0].probes, {}, 'no probes')
+
+  const bad = (probe: string): string => errorOf([NODE, pod('web', '', container(probe))])
+  t.match(bad('      readinessProbe: {periodSeconds: 1}\n'), /lab\.yaml:\d+: Pod default\/web: spec\.containers\[0\]\.readinessProbe: must specify a handler: exec, httpGet, tcpSocket or grpc/)
+  t.match(bad('      readinessProbe: {tcpSocket: {port: 80}, exec: {command: [x]}}\n'), 'readinessProbe: may specify only one handler, not exec and tcpSocket')
+  t.match(bad('      livenessProbe: {tcpSocket: {port: 80}, successThreshold: 2}\n'), 'livenessProbe.successThreshold: must be 1 for a livenessProbe')
+  t.match(bad('      startupProbe: {tcpSocket: {port: 80}, successThreshold: 3}\n'), 'startupProbe.successThreshold: must be 1 for a startupProbe')
+  t.equal(read([NODE, pod('web', '', container('      readinessProbe: {tcpSocket: {port: 80}, successThreshold: 3}\n'))]).pods[0].containers[0].probes?.readiness?.successThreshold, 3, 'a readiness probe may want several successes')
+  t.match(bad('      readinessProbe: {tcpSocket: {port: 80}, periodSeconds: -1}\n'), 'readinessProbe.periodSeconds: must be greater than or equal to 0')
+  t.match(bad('      readinessProbe: {tcpSocket: {port: grpc}}\n'), 'readinessProbe.tcpSocket.port: names no port of this container (its named ports: http)')
+  t.match(bad('      readinessProbe: {tcpSocket: {port: 70000}}\n'), 'readinessProbe.tcpSocket.port: must be between 1 and 65535')
+  t.match(bad('      readinessProbe: {httpGet: {port: 80, host: example.com}}\n'), 'readinessProbe.httpGet.host: "example.com" must be an IP address')
+  t.match(bad('      readinessProbe: {httpGet: {port: 80, path: ready}}\n'), 'readinessProbe.httpGet.path: "ready" must start with "/"')
+  t.match(bad('      readinessProbe: {httpGet: {port: 80, httpHeaders: [{name: "a b", value: x}]}}\n'), 'httpGet.httpHeaders[0].name: "a b" is not a valid HTTP header name')
+  t.match(bad('      readinessProbe: {grpc: {port: 0}}\n'), 'readinessProbe.grpc.port: must be between 1 and 65535')
+  t.match(bad('      readinessProbe: {exec: {command: []}}\n'), 'readinessProbe.exec.command: must name a command')
+  // The line is the field's own: line 20 of the manifest holds `bogus`.
+  t.match(bad('      readinessProbe: {tcpSocket: {port: 80}}\n      livenessProbe:\n        tcpSocket: {port: 80}\n        bogus: 1\n'), '/m/lab.yaml:20: Pod default/web: spec.containers[0].livenessProbe.bogus: unknown field "bogus"')
+  t.match(bad('      readinessProbe:\n        grpc: {port: 9090, service: x, extra: 1}\n'), /lab\.yaml:\d+: Pod default\/web: spec\.containers\[0\]\.readinessProbe\.grpc\.extra: unknown field "extra"/)
 })

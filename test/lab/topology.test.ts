@@ -165,7 +165,8 @@ t.test('network commands', async (t) => {
     'link set lo up', 'link set eth0 up', 'addr add 10.244.1.2/32 dev eth0', 'addr add fd00:244:1::2/128 dev eth0 nodad',
     'route add 169.254.1.1/32 dev eth0 scope link', 'route add default via 169.254.1.1 dev eth0', 'route add default via fe80::1 dev eth0'
   ])
-  t.same(nodeSideOfPodLines(p.pods[0]), ['link set vp2 up', 'addr add fe80::1/64 dev vp2 nodad', 'route add 10.244.1.2/32 dev vp2', 'route add fd00:244:1::2/128 dev vp2'])
+  t.same(nodeSideOfPodLines(p.pods[0], p.nodes[0]), ['link set vp2 up', 'addr add fe80::1/64 dev vp2 nodad', 'route add 10.244.1.2/32 dev vp2 src 172.30.0.1', 'route add fd00:244:1::2/128 dev vp2 src fd30::1'],
+    'the node reaches its pods from its own addresses (the kubelet\'s probes)')
   t.ok(nodeLines(p.nodes[0]).includes('route add 10.244.2.0/24 via 172.30.0.2 dev eth0'))
   t.ok(nodeLines(p.nodes[0]).includes('addr add 169.254.1.1/32 dev lo'))
 })

@@ -2,6 +2,7 @@ import { dirname, isAbsolute, resolve } from 'node:path'
 import { canonicalAddress, familyOfIP, inServiceRange, SERVICE_CIDRS } from '../ipam'
 import type { FieldPath } from './issues'
 import { nameProblem } from './names'
+import { toProbes } from './probes'
 import {
   DEFAULT_GRACE_SECONDS, DEFAULT_NAMESPACE, MAX_GRACE_SECONDS,
   type IPFamily, type IPFamilyPolicy, type LabContainer, type LabEnvVar, type LabNamespace, type LabNode,
@@ -10,7 +11,7 @@ import {
 
 // One schema-valid object → its typed lab form, with the checks the API server would
 // make on that object alone (name formats, unique container names, family rules) and
-// the lab's own (a container needs a command; a pod needs a node).
+// the lab's own (a container needs a command; a pod needs a node). Probes: probes.ts.
 
 export interface Reporter {
   readonly file: string
@@ -82,7 +83,8 @@ export function toPod (v: Obj, r: Reporter): LabPod {
       args: [...(c.args ?? [])],
       env: (c.env ?? []).map((e: Obj, j: number) => envVar(e, r, [...at, 'env', j])),
       ports,
-      workingDir: c.workingDir === undefined ? dirname(r.file) : (isAbsolute(c.workingDir) ? c.workingDir : resolve(dirname(r.file), c.workingDir))
+      workingDir: c.workingDir === undefined ? dirname(r.file) : (isAbsolute(c.workingDir) ? c.workingDir : resolve(dirname(r.file), c.workingDir)),
+      probes: toProbes(c, ports, r, at)
     }
   })
   const grace = spec.terminationGracePeriodSeconds ?? DEFAULT_GRACE_SECONDS
@@ -97,6 +99,7 @@ export function toPod (v: Obj, r: Reporter): LabPod {
     ownerReferences: [...(md.ownerReferences ?? [])],
     hostAliases,
     terminationGracePeriodSeconds: Math.max(0, Math.min(grace, MAX_GRACE_SECONDS)),
+    restartPolicy: spec.restartPolicy ?? 'Always',
     containers: out,
     origin: r.origin
   }

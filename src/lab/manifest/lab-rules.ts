@@ -3,7 +3,7 @@ import type { FieldPath } from './issues'
 // What the lab does with each Kubernetes field it may meet. A field is either
 // honoured, harmlessly ignored (it would not change what the pod does here: image,
 // resources, tolerations…), or refused because ignoring it would make the lab lie
-// (hostNetwork, volumes, probes…). Fields absent from the table are refused too: the
+// (hostNetwork, volumes, HTTPS probes…). Fields absent from the table are refused too: the
 // lab never silently drops something it has not thought about.
 
 type Rule =
@@ -42,6 +42,27 @@ const ROOT_COMMON: Rules = { apiVersion: ok, kind: ok, metadata: METADATA, statu
 
 const ROOT_AS_USER = 'the lab runs every process as root on the host\'s filesystem'
 
+/** A probe, run by the lab's kubelet; its semantics are checked in probes.ts. */
+const PROBE = obj({
+  exec: obj({ command: ok }),
+  httpGet: obj({
+    path: ok,
+    port: ok,
+    host: ok,
+    httpHeaders: ok,
+    scheme: no('the lab\'s kubelet probes over plain HTTP only', 'HTTP')
+  }),
+  tcpSocket: obj({ port: ok, host: ok }),
+  grpc: obj({ port: ok, service: ok }),
+  initialDelaySeconds: ok,
+  periodSeconds: ok,
+  timeoutSeconds: ok,
+  successThreshold: ok,
+  failureThreshold: ok,
+  // Ignored: a container the kubelet restarts gets the pod's grace period (at most MAX_GRACE_SECONDS).
+  terminationGracePeriodSeconds: ok
+})
+
 const CONTAINER = arr({
   name: ok,
   command: ok,
@@ -72,9 +93,9 @@ const CONTAINER = arr({
   envFrom: no('the lab has no ConfigMaps or Secrets'),
   volumeMounts: no('the lab has no volumes'),
   volumeDevices: no('the lab has no volumes'),
-  livenessProbe: no('the lab does not restart containers'),
-  readinessProbe: no('the lab decides readiness by connecting to the declared containerPorts'),
-  startupProbe: no('the lab decides readiness by connecting to the declared containerPorts'),
+  livenessProbe: PROBE,
+  readinessProbe: PROBE,
+  startupProbe: PROBE,
   lifecycle: no('the lab runs no lifecycle hooks'),
   securityContext: no(ROOT_AS_USER),
   stdin: no('containers get no standard input', false),
@@ -98,7 +119,7 @@ const KIND_RULES: Readonly<Record<string, Rules>> = {
       subdomain: ok,
       hostAliases: ok,
       terminationGracePeriodSeconds: ok,
-      restartPolicy: ok, // the lab never restarts: a container that exits fails `up`
+      restartPolicy: ok, // the lab restarts a container only when its liveness or startup probe fails
       dnsPolicy: no('names resolve through the lab\'s hosts file only', 'ClusterFirst'),
       enableServiceLinks: ok,
       automountServiceAccountToken: ok,
@@ -125,7 +146,7 @@ const KIND_RULES: Readonly<Record<string, Rules>> = {
       volumes: no('the lab has no volumes'),
       dnsConfig: no('names resolve through the lab\'s hosts file only'),
       activeDeadlineSeconds: no('the lab does not stop pods on a deadline'),
-      readinessGates: no('the lab decides readiness by connecting to the declared containerPorts'),
+      readinessGates: no('the lab\'s kubelet sets no conditions but its own'),
       overhead: ok,
       os: ok,
       resources: ok,

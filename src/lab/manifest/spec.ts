@@ -36,6 +36,32 @@ export interface LabContainerPort {
   readonly containerPort: number
 }
 
+/** The kubelet's three probes of a container, by the name the kubelet logs them with. */
+export type ProbeKind = 'startup' | 'liveness' | 'readiness'
+export const PROBE_KINDS: readonly ProbeKind[] = ['startup', 'liveness', 'readiness']
+
+/** How a probe checks a container (exactly one handler, as Kubernetes requires). */
+export type LabProbeHandler =
+  | { readonly kind: 'httpGet', readonly path: string, readonly port: number | string, readonly host: string | null, readonly scheme: 'HTTP', readonly headers: ReadonlyArray<{ readonly name: string, readonly value: string }> }
+  | { readonly kind: 'tcpSocket', readonly port: number | string, readonly host: string | null }
+  | { readonly kind: 'grpc', readonly port: number, readonly service: string | null }
+  | { readonly kind: 'exec', readonly command: readonly string[] }
+
+/** A container probe with the API server's defaults applied (a 0 also means the default, as there). */
+export interface LabProbe {
+  readonly handler: LabProbeHandler
+  readonly initialDelaySeconds: number
+  readonly periodSeconds: number
+  readonly timeoutSeconds: number
+  readonly successThreshold: number
+  readonly failureThreshold: number
+  /** Kept to publish it as written; the lab's kubelet stops containers with the pod's grace period. */
+  readonly terminationGracePeriodSeconds: number | null
+}
+
+/** Kubernetes' probe defaults (SetDefaults_Probe). */
+export const PROBE_DEFAULTS = Object.freeze({ periodSeconds: 10, timeoutSeconds: 1, successThreshold: 1, failureThreshold: 3 })
+
 export interface LabContainer {
   readonly name: string
   readonly command: readonly string[]
@@ -44,6 +70,8 @@ export interface LabContainer {
   readonly ports: readonly LabContainerPort[]
   /** Absolute; defaults to the directory of the manifest file. */
   readonly workingDir: string
+  /** Probes by kind; absent in state files from before the lab ran probes. */
+  readonly probes?: Readonly<Partial<Record<ProbeKind, LabProbe>>>
 }
 
 export interface LabPod {
@@ -57,6 +85,8 @@ export interface LabPod {
   readonly ownerReferences: readonly unknown[]
   readonly hostAliases: ReadonlyArray<{ readonly ip: string, readonly hostnames: readonly string[] }>
   readonly terminationGracePeriodSeconds: number
+  /** What the kubelet does with a container its liveness or startup probe killed (Never: leave it stopped). Absent in older state files: Always. */
+  readonly restartPolicy?: 'Always' | 'OnFailure' | 'Never'
   readonly containers: readonly LabContainer[]
   readonly origin: Origin
 }
