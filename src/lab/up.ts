@@ -111,15 +111,7 @@ async function build (spec: LabSpec, plan: LabPlan, state: LabState, opts: UpOpt
   step('cni configuration')
   writeNodeCniConfig(plan)
   say(`${plan.nodes.length} node(s) wired to underlay ${plan.underlay.netns}`)
-  for (let i = 0; i < plan.pods.length; i++) await makePodSandbox(plan, plan.pods[i], hostsFileFor(spec, plan, i), rec)
-  say(`${plan.pods.length} pod sandbox(es) made`)
-  if (!plan.mesh) for (const w of directModeWarnings(spec)) say(`warning: ${w}`)
-
-  step(`cluster file ${plan.clusterFile}`)
-  state.generation = 1
-  writeClusterFile(plan.clusterFile, clusterList(spec, plan, state.generation))
-  writeState(plan.stateFile, state)
-
+  // The kubelets start now, while the pods are made: they publish pods once cluster.json exists.
   const kubelets = new Map<string, Watched>()
   for (const node of plan.nodes) {
     step(`kubelet ${node.name}`)
@@ -127,6 +119,13 @@ async function build (spec: LabSpec, plan: LabPlan, state: LabState, opts: UpOpt
     kubelets.set(node.name, new Watched(`the kubelet of node ${node.name}`, node.kubeletLog, child))
     if (child.pid !== undefined) state.pids[`kubelet/${node.name}`] = child.pid
   }
+  for (let i = 0; i < plan.pods.length; i++) await makePodSandbox(plan, plan.pods[i], hostsFileFor(spec, plan, i), rec)
+  say(`${plan.pods.length} pod sandbox(es) made`)
+  if (!plan.mesh) for (const w of directModeWarnings(spec)) say(`warning: ${w}`)
+
+  step(`cluster file ${plan.clusterFile}`)
+  state.generation = 1
+  writeClusterFile(plan.clusterFile, clusterList(spec, plan, state.generation))
   writeState(plan.stateFile, state)
 
   const prober = new Prober()

@@ -105,7 +105,7 @@ t.test('two labs at once; a name that would overlap is refused', ROOT_ONLY, asyn
 
 t.test('down leaves no netns, cgroup, veth, /etc/netns dir, pin dir, state or process', ROOT_ONLY, async (t) => {
   const pids = recordedPids(lab)
-  t.equal(pids.length, 3)
+  t.equal(pids.length, 3 + 2, 'three containers, two kubelets')
   const report = await labDown(lab)
   t.ok(report.found)
   t.equal(report.netns.length, 1 + 2 + 3, 'underlay, two nodes, three pods')

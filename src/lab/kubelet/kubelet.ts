@@ -1,4 +1,7 @@
+import { existsSync } from 'node:fs'
+import { basename, dirname } from 'node:path'
 import type { Logger } from '../../telemetry/logger'
+import { ChangeTrigger, fileFingerprint } from '../../util/change-trigger'
 import { type ClusterList, readClusterFile, updateClusterFile } from '../cluster-file'
 import { podNetworkReady } from '../cni/pod-network'
 import type { LabPod } from '../manifest/spec'
@@ -11,8 +14,9 @@ import type { Timers } from './probe-worker'
 import { kubeletRecordsPath, readKubeletRecords, writeKubeletRecords, type ContainerRecord, type KubeletRecords } from './records'
 
 // A node's kubelet, as far as the lab plays one (`ferry lab kubelet`, one process per
-// node, in <node cgroup>/kubelet and the node's network namespace). Every SYNC_MS, and
-// soon after a probe's published result changes, it
+// node, in <node cgroup>/kubelet and the node's network namespace). Every SYNC_MS, when
+// state.json or cluster.json changes, and soon after a probe's published result
+// changes, it
 //   - reads the pods bound to its node from cluster.json (the API) and how to run them
 //     from state.json (the runtime's records): pods added later are picked up, pods
 //     deleted (gone, or marked with a deletionTimestamp) are dropped;
@@ -44,6 +48,7 @@ export class Kubelet {
   private readonly recordsPath: string
   private recordsDirty = false
   private timer: NodeJS.Timeout | null = null
+  private readonly triggers: ChangeTrigger[] = []
   private soon: NodeJS.Timeout | null = null
   private syncing: Promise<void> | null = null
   private again = false
@@ -63,6 +68,13 @@ export class Kubelet {
     const k = new Kubelet(opts, node, state.plan)
     await k.sync()
     k.timer = setInterval(() => { void k.sync() }, opts.syncMs ?? SYNC_MS)
+    // A change of the lab's state (pods added, containers started) or of cluster.json
+    // (pods bound, deleted) is acted on at once, not at the next period.
+    for (const file of [opts.stateFile, state.plan.clusterFile]) {
+      const trigger = new ChangeTrigger({ dir: dirname(file), name: basename(file), fingerprint: async () => await fileFingerprint(file), reload: async () => { await k.sync() }, log: opts.log, what: basename(file) })
+      trigger.start()
+      k.triggers.push(trigger)
+    }
     return k
   }
 
@@ -92,6 +104,7 @@ export class Kubelet {
 
   async close (): Promise<void> {
     this.closed = true
+    for (const t of this.triggers) t.close()
     if (this.timer !== null) clearInterval(this.timer)
     if (this.soon !== null) clearTimeout(this.soon)
     await this.syncing
@@ -109,6 +122,8 @@ export class Kubelet {
     const state = readState(this.opts.stateFile)
     if (state === null) throw ferryError('FERRY_ERR_LAB', `cannot read the lab's state ${this.opts.stateFile}`)
     this.plan = state.plan
+    // `up` starts the kubelets before it writes cluster.json: no pods yet.
+    if (!existsSync(this.plan.clusterFile)) return
     const list = readClusterFile(this.plan.clusterFile)
     const bound = this.boundPods(state, list)
 

@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process'
 import { request } from 'node:http'
 import { connect, isIP } from 'node:net'
-import * as grpc from '@grpc/grpc-js'
-import { loadProtoPackage } from '../../identity/protos'
+import type * as grpc from '@grpc/grpc-js'
 import { expand } from '../container-env'
 import type { LabContainer, LabProbeHandler } from '../manifest/spec'
 import { podProcessArgv } from '../spawn'
@@ -106,17 +105,23 @@ export async function tcpProbe (host: string, port: number, timeoutMs: number): 
 
 type HealthClient = grpc.Client & { Check: (req: { service: string }, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res?: { status: string }) => void) => void }
 type HealthClientConstructor = new (address: string, creds: grpc.ChannelCredentials, options?: grpc.ChannelOptions) => HealthClient
-let healthClient: HealthClientConstructor | null = null
+let health: { grpc: typeof grpc, Client: HealthClientConstructor } | null = null
 
-/** The health service's client, from proto/grpc/health/v1/health.proto, loaded on the first gRPC probe. */
-function healthClientClass (): HealthClientConstructor {
-  healthClient ??= loadProtoPackage(['grpc/health/v1/health.proto']).grpc.health.v1.Health as HealthClientConstructor
-  return healthClient
+/**
+ * gRPC and the health service's client (proto/grpc/health/v1/health.proto), loaded on
+ * the first gRPC probe: a kubelet whose pods probe otherwise starts without them.
+ */
+function healthClient (): { grpc: typeof grpc, Client: HealthClientConstructor } {
+  if (health === null) {
+    const { loadProtoPackage } = require('../../identity/protos') as typeof import('../../identity/protos')
+    health = { grpc: require('@grpc/grpc-js') as typeof grpc, Client: loadProtoPackage(['grpc/health/v1/health.proto']).grpc.health.v1.Health as HealthClientConstructor }
+  }
+  return health
 }
 
 export async function grpcProbe (host: string, port: number, service: string, timeoutMs: number): Promise<ProbeOutcome> {
   const where = hostPort(host, port)
-  const Client = healthClientClass()
+  const { grpc, Client } = healthClient()
   // A fresh channel per probe, as the kubelet dials one per probe: nothing is kept open
   // between probes, and each probe is a new connection from this process.
   const client = new Client(where, grpc.credentials.createInsecure(), { 'grpc.enable_retries': 0, 'grpc.use_local_subchannel_pool': 1 })
