@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Deadline } from '../../src/lab/clock'
@@ -23,7 +23,7 @@ const uids = (): string => `00000000-0000-4000-8000-${String(++n).padStart(12, '
 
 interface Setup { plan: LabPlan, records: string, failFile: string, annotations: Record<string, string> }
 
-function setup (t: Tap.Test, plugins = 1): Setup {
+function setup (t: Test, plugins = 1): Setup {
   const dir = t.testdir({ records: {}, state: {} })
   const records = join(dir, 'records')
   const failFile = join(dir, 'fail')

@@ -17,7 +17,7 @@ export async function kubeletCommand (argv: string[]): Promise<number> {
   const node = values.node
   if (stateFile === undefined || node === undefined) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry lab kubelet: --state-file and --node are required')
   const log = createLogger({ name: 'ferry-lab-kubelet' })
-  const kubelet = await Kubelet.start({ stateFile, node, log })
   log.info({ node, cgroup: procCgroup(process.pid) }, 'kubelet started')
+  const kubelet = await Kubelet.start({ stateFile, node, log })
   return await serveUntilSignal(kubelet, log, 'lab kubelet')
 }
