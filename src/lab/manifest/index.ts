@@ -63,8 +63,8 @@ export function buildAdditions (loaded: LoadResult, base: LabSpec): LabAdditions
     return { file: src?.file ?? '(given)', line: src?.lineOf([]) ?? 0 }
   }
   const namespaces = existing('Namespace', base.namespaces.filter((n) => n.declared), c.namespaces, nsOrigin)
-  const pods = existing('Pod', base.pods, c.pods, (p) => p.origin)
   const services = existing('Service', base.services, c.services, (x) => x.origin)
+  const pods = existing('Pod', base.pods, c.pods, (p) => p.origin)
   // The whole lab as it would become, checked as `up` checks its manifests; only the
   // additions' problems are reported (the lab's own objects passed before).
   const added = new Set<Origin>([...pods, ...services].map((x) => x.origin))
