@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { PATHS } from '../../src/config/env'
-import { writeClusterFile } from '../../src/lab/cluster-file'
+import { updateClusterFile } from '../../src/lab/cluster-file'
 import { procCgroup } from '../../src/lab/proc'
 import { readState } from '../../src/lab/state'
 import { containerScope } from '../../src/lab/topology'
@@ -55,11 +55,9 @@ function apiLog (): any[] {
   return readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l))
 }
 
-function editCluster (edit: (items: any[]) => any[]): void {
-  const list = JSON.parse(readFileSync(clusterFile, 'utf8'))
-  list.items = edit(list.items)
-  list.metadata.resourceVersion = String(Number(list.metadata.resourceVersion) + 1)
-  writeClusterFile(clusterFile, list)
+/** Changes cluster.json as another writer beside the lab's kubelets: under its lock, with the next resourceVersion. */
+async function editCluster (edit: (items: any[]) => any[]): Promise<void> {
+  await updateClusterFile(clusterFile, (list) => { list.items = edit(list.items); return true })
 }
 
 t.test('pods that ran before the agent: found through the API and the kubelet locator, captured', async (t) => {
@@ -98,7 +96,7 @@ t.test('a pod added after the agent (object first, sandbox later) is enrolled an
   const netns = `fl-${lab}-late`
   const podCgroup = join(s.plan.nodes[0].podsCgroup, `kubepods-besteffort-pod${uid.replace(/-/g, '_')}.slice`)
   const scope = join(podCgroup, containerScope(uid, ''))
-  editCluster((items) => [...items, {
+  await editCluster((items) => [...items, {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name: 'late', namespace: 'app', uid, labels: { app: 'late' } },
@@ -131,7 +129,7 @@ t.test('a pod added after the agent (object first, sandbox later) is enrolled an
   const line = await waitFor(() => accessLines(lab, 'n1').slice(before).find((l) => l.direction === 'outbound' && l.source?.pod === 'late'), { what: 'an access line of the late pod' })
   t.equal(line.original_destination, `${vip}:80`, 'the late pod\'s connection went through the proxy')
 
-  editCluster((items) => items.filter((o) => o.metadata?.uid !== uid))
+  await editCluster((items) => items.filter((o) => o.metadata?.uid !== uid))
   await waitFor(async () => !(await debugPods()).some((p) => p.uid === uid), { what: 'the late pod unenrolled', timeoutMs: 20_000 })
   t.ok(nodeLog(lab, 'n1').some((l) => l.msg === 'pod unenrolled' && l.uid === uid && l.reason === 'gone'), 'unenrolled because it is gone')
   await waitFor(() => !existsSync(join(pinRoot, 'pods', uid)), { what: 'its pins removed' })
@@ -175,7 +173,7 @@ t.test('an API server restart: watches resume into 410 Gone, re-list, and no enr
   t.same((await debugPods()).map((p) => p.uid).sort(), enrolledBefore, 'the same pods enrolled')
   t.equal(await readyStatus(), '200')
   // And the new server's changes reach the agent: a Service added now is routed.
-  editCluster((items) => [...items, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'server-a-only', namespace: 'app' }, spec: { type: 'ClusterIP', selector: { app: 'server' }, ports: [{ port: 81, targetPort: 8080, protocol: 'TCP' }], clusterIP: '10.96.0.77', clusterIPs: ['10.96.0.77'], ipFamilies: ['IPv4'], ipFamilyPolicy: 'SingleStack' } }])
+  await editCluster((items) => [...items, { apiVersion: 'v1', kind: 'Service', metadata: { name: 'server-a-only', namespace: 'app' }, spec: { type: 'ClusterIP', selector: { app: 'server' }, ports: [{ port: 81, targetPort: 8080, protocol: 'TCP' }], clusterIP: '10.96.0.77', clusterIPs: ['10.96.0.77'], ipFamilies: ['IPv4'], ipFamilyPolicy: 'SingleStack' } }])
   await waitFor(() => nodeLog(lab, 'n1').slice(agentLines).some((l) => l.msg === 'cluster snapshot' && l.services === 2), { what: 'a snapshot with the new Service', timeoutMs: 20_000 })
   const r = await execInPod(lab, 'app', 'client', ['curl', '-sS', '--max-time', '5', 'http://10.96.0.77:81/'])
   t.match(r.stdout, /^server-[ab] 8080 /, 'the new Service routes')

@@ -100,3 +100,33 @@ t.test('a server started later answers a watch from an earlier one\'s resourceVe
   const event = JSON.parse((await res.text()).split('\n')[0])
   t.match(event, { type: 'ERROR', object: { kind: 'Status', code: 410, reason: 'Expired' } })
 })
+
+t.test('a status-only change in the cluster file (a kubelet\'s write) reaches watchers as MODIFIED', async (t) => {
+  const p = plan(true)
+  const api = new ListWatchServer('tok')
+  const url = await api.start()
+  t.teardown(async () => { await api.close() })
+  const list = clusterList(p.spec, p, 1) as { items: any[] }
+  syncList(api, list)
+  const from = api.resourceVersion
+  const ac = new AbortController()
+  t.teardown(() => { ac.abort() })
+  const res = await fetch(`${url}/api/v1/pods?watch=true&resourceVersion=${from}`, { headers: { authorization: 'Bearer tok' }, signal: ac.signal })
+  const reader = (res.body as ReadableStream<Uint8Array>).getReader()
+
+  const edited = structuredClone(list)
+  const pod = edited.items.find((o) => o.kind === 'Pod')
+  pod.status = { ...pod.status, phase: 'Running', conditions: pod.status.conditions.map((c: any) => ({ ...c, status: 'True' })) }
+  t.same(syncList(api, edited), { created: 0, replaced: 1, deleted: 0 }, 'only the pod whose status changed is replaced')
+  let text = ''
+  while (!text.includes('\n')) {
+    const { value, done } = await reader.read()
+    if (done === true) break
+    text += Buffer.from(value).toString()
+  }
+  const event = JSON.parse(text.split('\n')[0])
+  t.equal(event.type, 'MODIFIED')
+  t.equal(event.object.metadata.uid, pod.metadata.uid)
+  t.equal(event.object.status.phase, 'Running')
+  t.ok(Number(event.object.metadata.resourceVersion) > from)
+})

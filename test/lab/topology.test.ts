@@ -10,8 +10,8 @@ import { canonicalAddress, MAX_NODES, nodeUnderlayIPs, podIPs, ServiceIPAllocato
 import { readManifests } from '../../src/lab/manifest'
 import { allocateNetnsNames, labNamesOverlap, MAX_NETNS_NAME, ownsName, netnsPrefix } from '../../src/lab/names'
 import { nodeLines, nodeSideOfPodLines, podLines, underlayLines } from '../../src/lab/network'
-import { agentArgv, controllerArgv, podProcessArgv } from '../../src/lab/spawn'
-import { CA_ROOT_CERT_FILE, CA_ROOT_KEY_FILE, planLab, type PlanController, type PlanPaths } from '../../src/lab/topology'
+import { agentArgv, controllerArgv, kubeletArgv, podProcessArgv } from '../../src/lab/spawn'
+import { CA_ROOT_CERT_FILE, CA_ROOT_KEY_FILE, planLab, planPodAdditions, planServices, type PlanController, type PlanPaths } from '../../src/lab/topology'
 import { FIXTURES, REPO } from './helpers'
 
 // The plan is pure: same manifests and uids, same lab. These tests pin down the address
@@ -209,4 +209,49 @@ t.test('cluster file: a v1 List the agent\'s discovery reads, with lab annotatio
   const expected = expectedEnrollment(text, 'cluster.json')
   t.same(expected.get('node1')?.length, 3, 'web, cart-a, db are meshed on node1')
   t.same(expected.get('node2')?.length, 2)
+})
+
+t.test('kubelets and CNI: a kubelet cgroup per node beside the agent\'s; each node\'s conflist, bin dir and result cache in the state dir', async (t) => {
+  const p = plan(join(FIXTURES, 'two-nodes.yaml'), false)
+  t.equal(p.nodes[0].kubeletCgroup, '/cg/ferry-lab-x/node1/kubelet')
+  t.equal(p.nodes[0].kubeletLog, '/state/x/logs/kubelet-node1.log')
+  t.same(p.nodes[1].cni, {
+    confDir: '/state/x/cni/node2/net.d',
+    conflist: '/state/x/cni/node2/net.d/10-ferry-lab.conflist',
+    binDir: '/state/x/cni/node2/bin',
+    resultsDir: '/state/x/cni/node2/results',
+    log: '/state/x/logs/cni-node2.log',
+    plugins: []
+  }, 'no chained plugin by default')
+  t.same(kubeletArgv(p, p.nodes[0], ['ferry']).slice(3), ['/cg/ferry-lab-x/node1/kubelet/cgroup.procs', 'nsenter', '--net=/run/netns/fl-x-node1', '--',
+    'ferry', 'lab', 'kubelet', '--state-file', '/state/x/state.json', '--node', 'node1'])
+  n = 0
+  const chained = planLab(readManifests([join(FIXTURES, 'two-nodes.yaml')]), {
+    name: 'x', mesh: true, paths: PATHS, newUid: uids,
+    cniPlugins: [{ path: '/opt/ferry/build/cni/ferry-cni', config: (node) => ({ agentSocket: `/run/ferry/${node.name}/cni.sock`, capabilities: { 'io.kubernetes.cri.pod-annotations': true } }) }]
+  })
+  t.same(chained.nodes.map((x) => x.cni.plugins), ['node1', 'node2'].map((name) => [{
+    type: 'ferry-cni', path: '/opt/ferry/build/cni/ferry-cni', config: { agentSocket: `/run/ferry/${name}/cni.sock`, capabilities: { 'io.kubernetes.cri.pod-annotations': true } }
+  }]), 'a plugin\'s type is its file name; its keys may depend on the node')
+})
+
+t.test('pods added to a running lab: the next free address on their node, a netns name nobody has, the same layout as up\'s', async (t) => {
+  const p = plan(join(FIXTURES, 'two-nodes.yaml'), false)
+  const more = readManifests([join(FIXTURES, 'two-nodes.yaml')]).pods.map((x) => ({ ...x, name: `${x.name}-2` }))
+  n = 100
+  const added = planPodAdditions(p, [...more, { ...more[0], name: 'client', namespace: 'app2' }], uids)
+  t.same(added.map((x) => [x.name, x.node, x.ipv4, x.ipv6, x.hostVeth, x.netns]), [
+    ['client-2', 'node1', '10.244.1.4', 'fd00:244:1::4', 'vp4', 'fl-x-app-client-2'],
+    ['server1-2', 'node1', '10.244.1.5', 'fd00:244:1::5', 'vp5', 'fl-x-app-server1-2'],
+    ['server2-2', 'node2', '10.244.2.3', 'fd00:244:2::3', 'vp3', 'fl-x-app-server2-2'],
+    ['client', 'node1', '10.244.1.6', 'fd00:244:1::6', 'vp6', 'fl-x-app2-client']
+  ])
+  t.equal(added[0].uid, '00000000-0000-4000-8000-000000000101')
+  t.match(added[0].cgroup, /^\/cg\/ferry-lab-x\/node1\/kubepods\.slice\/kubepods-besteffort\.slice\/kubepods-besteffort-pod00000000_0000_4000_8000_000000000101\.slice$/)
+  t.equal(added[1].containers[0].env.POD_IP, '10.244.1.5', 'the Downward API sees the new address')
+  const node1 = (hosts: number[]): typeof p => ({ ...p, pods: hosts.map((h) => ({ ...p.pods[0], ipv4: `10.244.1.${h}` })) })
+  const upTo254 = Array.from({ length: 252 }, (_, i) => i + 3)
+  t.equal(planPodAdditions(node1(upTo254), [more[0]], uids)[0].ipv4, '10.244.1.2', 'after the last number, the lowest free one')
+  t.throws(() => planPodAdditions(node1([2, ...upTo254]), [more[0]], uids), RangeError, 'a full node')
+  t.same(planServices(readManifests([join(FIXTURES, 'two-nodes.yaml')]).services.map((s) => ({ ...s, name: 'echo2' })), p.services)[0].clusterIPs, ['10.96.0.11', 'fd00:96::b'], 'new Services skip the cluster IPs in use')
 })
