@@ -47,6 +47,12 @@ async function stopCgroup (cgroup: string, signal: NodeJS.Signals, what: string)
   return pids
 }
 
+/** A started process, in the lab's state on disk and in the caller's copy. */
+async function recordPid (state: LabState, key: string, pid: number): Promise<void> {
+  await updateState(state.plan.stateFile, (s) => { s.pids[key] = pid })
+  state.pids[key] = pid
+}
+
 function agentNode (state: LabState, name: string): PlanNode {
   const plan = state.plan
   if (!plan.mesh) throw ferryError('FERRY_ERR_LAB', `lab ${state.name} runs without the mesh (--no-mesh): it has no agents`)
@@ -76,6 +82,7 @@ export async function stopAgent (state: LabState, opts: Pick<RestartOptions, 'no
   await updateState(state.plan.stateFile, (s) => { s.journal.push({ at: new Date().toISOString(), step: `stop agent ${node.name} (${opts.signal})` }) })
   const oldPids = await stopCgroup(node.agentCgroup, opts.signal, `the agent of node ${node.name}`)
   await updateState(state.plan.stateFile, (s) => { delete s.pids[`node/${node.name}`] })
+  delete state.pids[`node/${node.name}`]
   return { oldPids }
 }
 
@@ -91,7 +98,7 @@ export async function startAgent (state: LabState, opts: Pick<RestartOptions, 'n
   await updateState(plan.stateFile, (s) => { s.journal.push({ at: new Date().toISOString(), step: `start agent ${node.name}` }) })
   makeCgroup(node.agentCgroup)
   const child = spawnAgent(plan, node, opts.ferryArgv)
-  if (child.pid !== undefined) await updateState(plan.stateFile, (s) => { s.pids[`node/${node.name}`] = child.pid as number })
+  if (child.pid !== undefined) await recordPid(state, `node/${node.name}`, child.pid)
   const expected = expectedEnrollment(readFileSync(plan.clusterFile, 'utf8'), plan.clusterFile)
   const agents = new Map([[node.name, new Watched(`the agent of node ${node.name}`, node.agentLog, child)]])
   const prober = new Prober()
@@ -116,7 +123,7 @@ export async function restartKubelet (state: LabState, opts: RestartOptions): Pr
   if (opts.downForMs !== undefined && opts.downForMs > 0) await sleep(opts.downForMs)
   makeCgroup(node.kubeletCgroup)
   const child = spawnKubelet(plan, node, opts.ferryArgv)
-  if (child.pid !== undefined) await updateState(plan.stateFile, (s) => { s.pids[`kubelet/${node.name}`] = child.pid as number })
+  if (child.pid !== undefined) await recordPid(state, `kubelet/${node.name}`, child.pid)
   await waitForLogLine(new Watched(`the kubelet of node ${node.name}`, node.kubeletLog, child), (l) => l.msg === 'kubelet started' && l.pid === child.pid, new Deadline(opts.timeoutMs))
   return { oldPids, newPid: child.pid }
 }
@@ -140,7 +147,7 @@ export async function restartController (state: LabState, opts: ControllerRestar
 
   makeCgroup(ca.cgroup)
   const child = spawnController(plan, ca, opts.ferryArgv)
-  if (child.pid !== undefined) await updateState(plan.stateFile, (s) => { s.pids.controller = child.pid as number })
+  if (child.pid !== undefined) await recordPid(state, 'controller', child.pid)
   const prober = new Prober()
   try {
     await waitForController(plan, ca, new Watched('the lab\'s controller', ca.log, child), prober, new Deadline(opts.timeoutMs))
@@ -161,7 +168,7 @@ export async function restartApiServer (state: LabState, opts: ControllerRestart
 
   makeCgroup(api.cgroup)
   const child = spawnApiServer(plan, api, opts.ferryArgv)
-  if (child.pid !== undefined) await updateState(plan.stateFile, (s) => { s.pids['api-server'] = child.pid as number })
+  if (child.pid !== undefined) await recordPid(state, 'api-server', child.pid)
   const prober = new Prober()
   try {
     await waitForUnderlayListener(plan, 'the lab\'s API server', api, new Watched('the lab\'s API server', api.log, child), prober, new Deadline(opts.timeoutMs))
