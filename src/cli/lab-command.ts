@@ -6,7 +6,7 @@ import { parseDuration as parseGoDuration } from '../identity/duration'
 import { labDown } from '../lab/down'
 import { labExec, type ExecTarget } from '../lab/exec'
 import { defaultPaths, listLabs, loadLab, requireRoot, resolveLabName } from '../lab/labs'
-import { logPath } from '../lab/logs'
+import { logPath, type LogTarget } from '../lab/logs'
 import { DEFAULT_LAB_NAME } from '../lab/names'
 import { labApplyFiles, labDeleteFiles } from '../lab/apply'
 import { readState } from '../lab/state'
@@ -60,6 +60,7 @@ export const LAB_USAGE = `usage: ferry lab <command> [options]
   exec --underlay -- CMD…           run CMD in the underlay's network namespace
   logs [-n NS] [-c CONTAINER] POD   print a container's log
   logs --node NODE                  print a node agent's log
+  logs --kubelet NODE               print a node kubelet's log (probe results, restarts)
   restart --node NODE [--signal KILL|TERM] [--down-for 0s] [--timeout 30s]
                                     stop a node's agent (default SIGKILL, as in a crash),
                                     keep it stopped --down-for, and start a new one, as
@@ -342,12 +343,15 @@ async function logs (argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
-    options: { lab: { type: 'string' }, namespace: { type: 'string', short: 'n' }, container: { type: 'string', short: 'c' }, node: { type: 'string' } }
+    options: { lab: { type: 'string' }, namespace: { type: 'string', short: 'n' }, container: { type: 'string', short: 'c' }, node: { type: 'string' }, kubelet: { type: 'string' } }
   })
   const state = loadLab(resolveLabName(values.lab))
-  const path = values.node !== undefined
-    ? logPath(state, { kind: 'node', name: values.node })
-    : logPath(state, { kind: 'pod', namespace: values.namespace ?? DEFAULT_NAMESPACE, name: required(one(positionals, 'POD'), 'POD'), container: values.container })
+  const target: LogTarget = values.kubelet !== undefined
+    ? { kind: 'kubelet', name: values.kubelet }
+    : values.node !== undefined
+      ? { kind: 'node', name: values.node }
+      : { kind: 'pod', namespace: values.namespace ?? DEFAULT_NAMESPACE, name: required(one(positionals, 'POD'), 'POD'), container: values.container }
+  const path = logPath(state, target)
   if (!existsSync(path)) {
     process.stderr.write(`ferry lab: no log yet (${path})\n`)
     return 0

@@ -4,6 +4,7 @@ import { isItem, namespaceItem, podAnnotations, podItem, serviceItem, updateClus
 import { hostsFileFor, rewriteHostsFiles } from './hosts'
 import type { LabAdditions } from './manifest'
 import { manifestError } from './manifest/issues'
+import { probeWarnings } from './manifest/probes'
 import type { LabPod } from './manifest/spec'
 import { makePodSandbox, startPod, type Recorder } from './pod-runtime'
 import { containerIssues } from './preflight'
@@ -43,6 +44,7 @@ export interface AddResult {
 export async function addObjects (stateFile: string, add: LabAdditions, opts: AddOptions): Promise<AddResult> {
   const say = opts.say ?? (() => {})
   const deadline = new Deadline(opts.timeoutMs)
+  for (const w of probeWarnings(add.pods)) say(`warning: ${w}`)
   let pods: PlanPod[] = []
   let services: PlanService[] = []
   const state = await updateState(stateFile, (s) => {

@@ -3,13 +3,20 @@ import { findPod } from './exec'
 import type { LabState } from './state'
 
 // Where `ferry lab logs` reads: one file per container and one per node agent, in the
-// lab's state dir (<stateDir>/logs/<ns>_<pod>_<container>.log, node-<node>.log).
+// lab's state dir (<stateDir>/logs/<ns>_<pod>_<container>.log, node-<node>.log), and
+// one per node kubelet (kubelet-<node>.log).
 
 export type LogTarget =
   | { readonly kind: 'pod', readonly namespace: string, readonly name: string, readonly container?: string }
   | { readonly kind: 'node', readonly name: string }
+  | { readonly kind: 'kubelet', readonly name: string }
 
 export function logPath (state: LabState, target: LogTarget): string {
+  if (target.kind === 'kubelet') {
+    const node = state.plan.nodes.find((n) => n.name === target.name)
+    if (node === undefined) throw ferryError('FERRY_ERR_POD_NOT_FOUND', `lab ${state.name} has no node ${target.name}`)
+    return node.kubeletLog
+  }
   if (target.kind === 'node') {
     const node = state.plan.nodes.find((n) => n.name === target.name)
     if (node === undefined) throw ferryError('FERRY_ERR_POD_NOT_FOUND', `lab ${state.name} has no node ${target.name}`)

@@ -11,6 +11,7 @@ import { expectedEnrollment } from './enrollment'
 import { directModeWarnings, hostsFileFor } from './hosts'
 import { defaultPaths, knownLabNames, requireRoot } from './labs'
 import { readManifests } from './manifest'
+import { probeWarnings } from './manifest/probes'
 import type { LabSpec } from './manifest/spec'
 import { checkLabName } from './names'
 import { createNode, createUnderlay } from './network'
@@ -122,6 +123,7 @@ async function build (spec: LabSpec, plan: LabPlan, state: LabState, opts: UpOpt
   for (let i = 0; i < plan.pods.length; i++) await makePodSandbox(plan, plan.pods[i], hostsFileFor(spec, plan, i), rec)
   say(`${plan.pods.length} pod sandbox(es) made`)
   if (!plan.mesh) for (const w of directModeWarnings(spec)) say(`warning: ${w}`)
+  for (const w of probeWarnings(spec.pods)) say(`warning: ${w}`)
 
   step(`cluster file ${plan.clusterFile}`)
   state.generation = 1

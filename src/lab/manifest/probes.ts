@@ -2,7 +2,7 @@ import { isIP } from 'node:net'
 import type { Reporter } from './convert'
 import type { FieldPath } from './issues'
 import { nameProblem } from './names'
-import { PROBE_DEFAULTS, type LabContainerPort, type LabProbe, type LabProbeHandler, type ProbeKind } from './spec'
+import { PROBE_DEFAULTS, type LabContainerPort, type LabPod, type LabProbe, type LabProbeHandler, type ProbeKind } from './spec'
 
 // A container's readinessProbe, livenessProbe and startupProbe, schema-valid already,
 // checked the way the API server checks them (one handler, no negative numbers, a
@@ -102,4 +102,18 @@ function hostOf (host: string | undefined, r: Reporter, at: FieldPath): string |
   if (host === undefined || host === '') return null
   if (isIP(host) === 0) r.report(at, `"${host}" must be an IP address: the lab's nodes resolve no names (leave it out to probe the pod's IP)`)
   return host
+}
+
+/** What the lab's kubelet ignores in these pods' probes, one line each (printed by `up` and `apply`). */
+export function probeWarnings (pods: readonly LabPod[]): string[] {
+  const out: string[] = []
+  for (const pod of pods) {
+    for (const c of pod.containers) {
+      for (const [kind, probe] of Object.entries(c.probes ?? {}) as Array<[ProbeKind, LabProbe]>) {
+        if (probe.terminationGracePeriodSeconds === null) continue
+        out.push(`Pod ${pod.namespace}/${pod.name} container ${c.name}: ${FIELD_OF[kind]}.terminationGracePeriodSeconds is ignored: a container the kubelet restarts gets the pod's grace period (${pod.terminationGracePeriodSeconds} s)`)
+      }
+    }
+  }
+  return out
 }
