@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { PATHS } from '../../src/config/env'
 import { labDown } from '../../src/lab/down'
 import { kubeletRecordsPath, readKubeletRecords } from '../../src/lab/kubelet/records'
+import { loadLab } from '../../src/lab/labs'
 import type { LabState } from '../../src/lab/state'
 import { labUp } from '../../src/lab/up'
 import { waitFor } from '../helpers/cli'
@@ -196,6 +197,22 @@ t.test('a failed liveness probe restarts the container: a new process, restartCo
   t.match(web, { phase: 'Running', ready: true, readyContainers: '1/1', restarts: cs.restartCount, status: 'Running', containers: [{ name: 'main', pid: record.pid, alive: true }] })
   const text = await labCli(['status', lab])
   t.match(text.stdout, /probes\/web\s+n1\s+\S+\s+\S+\s+Running\s+Running\s+1\/1\s+[1-9]/, 'the table shows readiness and restarts')
+})
+
+t.test('restart --kubelet: a new kubelet picks up its records (restart counts) and probes on', ROOT_ONLY, async (t) => {
+  const restarts = containerStatus('web').restartCount
+  const old = state.pids['kubelet/n1']
+  const r = await labCli(['restart', '--lab', lab, '--kubelet', 'n1', '--signal', 'TERM'])
+  t.equal(r.code, 0, r.stderr)
+  const pid = loadLab(lab).pids['kubelet/n1']
+  t.not(pid, old)
+  t.equal(readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::')), `0::${state.plan.nodes[0].kubeletCgroup.slice(PATHS.cgroup2.length)}`)
+  writeFileSync(join(flags, 'web', 'not-ready'), '')
+  await waitFor(() => notReady('web'), { timeoutMs: 15_000, what: 'web not Ready, seen by the new kubelet' })
+  rmSync(join(flags, 'web', 'not-ready'))
+  await waitFor(() => ready('web'), { timeoutMs: 15_000, what: 'web Ready again' })
+  t.equal(containerStatus('web').restartCount, restarts, 'the restart count survived the kubelet\'s restart')
+  state.pids['kubelet/n1'] = pid
 })
 
 t.test('down stops the kubelets too and leaves nothing', ROOT_ONLY, async (t) => {
