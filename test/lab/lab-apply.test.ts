@@ -192,6 +192,22 @@ t.test('delete: the pod stopped, its CNI DEL run, its netns, veth, cgroup and ho
   t.match(again.stderr, /FERRY_ERR_POD_NOT_FOUND: lab \S+ has no Pod app\/b/)
 })
 
+t.test('Namespaces: applied with their pods; not deleted while they hold some (the lab does not cascade)', ROOT_ONLY, async (t) => {
+  const ns = 'apiVersion: v1\nkind: Namespace\nmetadata: {name: extra, labels: {team: x}}\n'
+  const f = file('extra.yaml', ns + '---\n' + 'apiVersion: v1\nkind: Pod\nmetadata: {name: n, namespace: extra}\nspec:\n  nodeName: n2\n  terminationGracePeriodSeconds: 1\n  containers: [{name: main, command: [sleep, infinity]}]\n')
+  const r = await labApplyFiles(fresh(), [f], { timeoutMs: 60_000 })
+  t.same(r.created, ['namespace/extra', 'pod/extra/n'])
+  t.match(item('Namespace', 'extra').metadata.labels, { team: 'x', 'kubernetes.io/metadata.name': 'extra' })
+  const alone = await labCli(['delete', '--lab', lab, file('extra-ns.yaml', ns)])
+  t.equal(alone.code, 1)
+  t.match(alone.stderr, /FERRY_ERR_INVALID_ARG: Namespace extra still holds Pod n: delete them too/)
+  const both = await labCli(['delete', '--lab', lab, f])
+  t.equal(both.code, 0, both.stderr)
+  t.equal(both.stdout, 'pod/extra/n deleted\nnamespace/extra deleted\n')
+  t.equal(item('Namespace', 'extra'), undefined)
+  t.notOk(fresh().spec.namespaces.some((x) => x.name === 'extra'))
+})
+
 t.test('down after apply: DEL for every pod, nothing left', ROOT_ONLY, async (t) => {
   const s = fresh()
   const pids = recordedPids(lab)

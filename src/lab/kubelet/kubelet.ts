@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { basename, dirname } from 'node:path'
 import type { Logger } from '../../telemetry/logger'
 import { ChangeTrigger, fileFingerprint } from '../../util/change-trigger'
@@ -54,9 +54,14 @@ export class Kubelet {
   private again = false
   private closed = false
   private lastError = ''
+  // The two files are parsed again only when they were replaced (each sync still looks at every container's process).
+  private readonly state: Parsed<LabState | null>
+  private readonly cluster: Parsed<ClusterList>
 
   private constructor (private readonly opts: KubeletOptions, private readonly node: PlanNode, private plan: LabPlan) {
     this.recordsPath = kubeletRecordsPath(plan, node.name)
+    this.state = new Parsed(opts.stateFile)
+    this.cluster = new Parsed(plan.clusterFile)
     this.records = readKubeletRecords(this.recordsPath)
   }
 
@@ -119,12 +124,12 @@ export class Kubelet {
   }
 
   private async syncOnce (): Promise<void> {
-    const state = readState(this.opts.stateFile)
+    const state = this.state.read(() => readState(this.opts.stateFile))
     if (state === null) throw ferryError('FERRY_ERR_LAB', `cannot read the lab's state ${this.opts.stateFile}`)
     this.plan = state.plan
     // `up` starts the kubelets before it writes cluster.json: no pods yet.
     if (!existsSync(this.plan.clusterFile)) return
-    const list = readClusterFile(this.plan.clusterFile)
+    const list = this.cluster.read(() => readClusterFile(this.plan.clusterFile))
     const bound = this.boundPods(state, list)
 
     for (const [uid, worker] of this.pods) {
@@ -210,4 +215,27 @@ function statusOf (item: Record<string, any>, observed: ObservedPod, now: string
 
 function sameStatus (item: Record<string, any>, observed: ObservedPod, now: string): boolean {
   return JSON.stringify(statusOf(item, observed, now)) === JSON.stringify(item.status)
+}
+
+/** A file's parsed content, parsed again only when the file changed (inode, size, mtime). */
+class Parsed<T> {
+  private key = ''
+  private value: T | undefined
+
+  constructor (private readonly path: string) {}
+
+  read (parse: () => T): T {
+    let key: string
+    try {
+      const st = statSync(this.path)
+      key = `${st.ino}:${st.size}:${st.mtimeMs}`
+    } catch {
+      key = 'missing'
+    }
+    if (key !== this.key || this.value === undefined) {
+      this.value = parse()
+      this.key = key
+    }
+    return this.value
+  }
 }
