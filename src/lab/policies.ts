@@ -41,7 +41,13 @@ export async function labApply (plan: Pick<LabPlan, 'stateDir'>, files: readonly
 /** labApply with the files' texts given (`ferry lab apply` passes the config part of a file that also holds Pods). */
 export async function labApplyTexts (plan: Pick<LabPlan, 'stateDir'>, given: readonly ConfigFile[]): Promise<ApplyResult> {
   if (given.length === 0) throw ferryError('FERRY_ERR_INVALID_ARG', 'no FILE given')
-  for (const f of given) checkName(f.path)
+  const seen = new Map<string, string>()
+  for (const f of given) {
+    const name = checkName(f.path)
+    const other = seen.get(name)
+    if (other !== undefined) throw ferryError('FERRY_ERR_INVALID_ARG', `${other} and ${f.path} have the same name; the lab keeps files by name`)
+    seen.set(name, f.path)
+  }
   const dir = makeLabConfigDir(plan)
   const replaced = new Set(given.map((f) => basename(f.path)))
   const kept = (await readConfigFiles(dir)).filter((f) => !replaced.has(basename(f.path)))
@@ -81,13 +87,9 @@ function checkName (path: string): string {
 
 async function readGiven (files: readonly string[]): Promise<ConfigFile[]> {
   if (files.length === 0) throw ferryError('FERRY_ERR_INVALID_ARG', 'no FILE given')
-  const seen = new Map<string, string>()
   const out: ConfigFile[] = []
   for (const path of files) {
-    const name = checkName(path)
-    const other = seen.get(name)
-    if (other !== undefined) throw ferryError('FERRY_ERR_INVALID_ARG', `${other} and ${path} have the same name; the lab keeps files by name`)
-    seen.set(name, path)
+    checkName(path)
     let text: string
     try {
       text = await readFile(path, 'utf8')
