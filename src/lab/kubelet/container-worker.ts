@@ -67,9 +67,15 @@ export class ContainerWorker {
   observe (labPid: number | undefined): void {
     if (this.stopped || this.restarting) return
     if (this.run === null) {
-      if (this.ended !== null || labPid === undefined || !isRunning(labPid)) return
+      if (this.ended !== null || labPid === undefined) return
       const now = new Date()
-      this.begin({ pid: labPid, startTime: procStartTime(labPid), startedAt: now.toISOString(), startedAtMs: now.getTime(), child: null, exit: null })
+      const run: Run = { pid: labPid, startTime: procStartTime(labPid), startedAt: now.toISOString(), startedAtMs: now.getTime(), child: null, exit: null }
+      if (isRunning(labPid)) {
+        this.begin(run)
+      } else {
+        // Started by the lab and gone before this kubelet saw it run.
+        this.ended = this.terminated(run, 'Error')
+      }
       this.persist()
       this.ctx.changed()
       return
