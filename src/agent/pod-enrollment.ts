@@ -82,7 +82,8 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
       ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh }),
       ...(shortcuts === undefined ? {} : { shortcuts })
     })
-    const inbound = createInboundHandler({ pod, routes: ctx.routes, connector, telemetry: ctx.telemetry, connectTimeoutMs: ctx.connectTimeoutMs, ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh }) })
+    const ownAddresses = LISTENERS.filter((l) => l.role === 'inbound')
+    const inbound = createInboundHandler({ pod, routes: ctx.routes, connector, telemetry: ctx.telemetry, connectTimeoutMs: ctx.connectTimeoutMs, ownAddresses, ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh }) })
     const inboundFds = { v4: -1, v6: -1 }
     for (const l of LISTENERS) {
       step = `listen ${l.role} ${l.family === 6 ? `[${l.address}]` : l.address}:${l.port}`

@@ -25,7 +25,7 @@ export const HOOKS: readonly Hook[] = Object.freeze([
 
 /** Load-time settings (`const volatile` in .rodata) per object. */
 const RODATA: Record<ObjectName, Record<string, number>> = {
-  connect: { ferry_outbound_port: PORTS.outbound },
+  connect: { ferry_outbound_port: PORTS.outbound, ferry_inbound_port: PORTS.inbound },
   sockops: {},
   getpeername: { ferry_outbound_port: PORTS.outbound },
   sk_lookup: { ferry_inbound_port: PORTS.inbound },

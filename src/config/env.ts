@@ -8,7 +8,7 @@ export const PORTS = Object.freeze({
   outbound: 15001,
   /** Per-pod inbound listener, inside the pod's netns, on 127.0.0.1 and [::1] (reached via sk_lookup). */
   inbound: 15006,
-  /** HBONE mTLS tunnel (issue 3). */
+  /** HBONE mTLS tunnel, in the node netns. */
   tunnel: 15008,
   /** Agent admin: Prometheus /metrics and debug endpoints, in the node's netns. */
   admin: 15020,
