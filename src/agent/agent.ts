@@ -3,6 +3,7 @@ import { PORTS } from '../config/env'
 import type { DiscoverySource } from '../discovery'
 import type { ClusterSnapshot } from '../discovery/model'
 import type { PodLocator } from '../discovery/pod-locator'
+import type { PodEventRecorder } from '../kubernetes/events'
 import type { FerryError } from '../errors'
 import { compilePolicySet } from '../policy/policy-set'
 import { InboundAuthorizer } from '../proxy/authorize'
@@ -31,6 +32,9 @@ import type { CaptureHandle, Platform } from './platform'
 // its own cgroup, so capture never rewrites them. What only a CA needs (identities:
 // gRPC, protobuf.js, x509; the tunnel's server and pool) is loaded only with a CA.
 
+/** The Event reason when a pod cannot be enrolled (`kubectl describe pod` shows it). */
+export const ENROLL_FAILED_REASON = 'FerryEnrollmentFailed'
+
 /** How often a drain re-counts the live tunnel streams (pod listeners tell when they are drained). */
 const DRAIN_POLL_MS = 100
 
@@ -41,6 +45,8 @@ export interface AgentDeps {
   readonly source?: DiscoverySource
   /** Defaults to what the options select: the lab-annotation locator, or `kubelet` with --kubernetes. */
   readonly locator?: PodLocator
+  /** Defaults to what the options select: Kubernetes Events with --kubernetes, else none. */
+  readonly events?: PodEventRecorder | null
   readonly retry?: { initialMs: number, maxMs: number }
   readonly connectTimeoutMs?: number
   /** The port peer nodes' tunnel servers listen on (default PORTS.tunnel; tests run several agents on one host). */
@@ -131,6 +137,7 @@ export class Agent {
       })
     }
     const nodeTunnel = tunnel
+    const events = deps.events !== undefined ? deps.events : (selected?.events ?? null)
     enroller = new PodEnroller({
       node: options.node,
       locator: deps.locator ?? (selected as AgentDiscovery).locator,
@@ -145,6 +152,7 @@ export class Agent {
       identity: identities,
       mesh,
       sockmap: options.sockmap,
+      onFailure: (pod, err) => { events?.record(pod, 'Warning', ENROLL_FAILED_REASON, err.message) },
       ...(identities === null
         ? {}
         : {

@@ -13,6 +13,12 @@ import { type EnrollContext, type EnrolledPod, enrollPod, unenrollPod } from './
 // there, its sandbox process not yet) is located again with the same backoff, without
 // waiting for the cluster to change. The first pass tells capture which pods to keep
 // (capture.reconcile), so pins of pods that vanished while no agent ran are removed.
+//
+// The node is ready once that first pass has tried every pod: a pod that cannot be
+// enrolled (its sandbox is not there yet, a bad annotation, a process of the pod already
+// listening on Ferry's ports) is that pod's problem — reported once per distinct reason
+// (log, onFailure: a Kubernetes Event on a cluster, `ferry_pods_not_enrolled`) and
+// retried — and never keeps the node's agent unready.
 
 const TRACE = trace('agent')
 
@@ -30,6 +36,8 @@ export interface EnrollerDeps extends EnrollContext {
    * follow it, without dropping an identity while its pod is re-enrolled.
    */
   readonly onEnrolledChange?: (pods: readonly Pod[], passDone: boolean) => void
+  /** Told once per pod and distinct reason when a local meshed pod cannot be enrolled (an Event on a cluster). */
+  readonly onFailure?: (pod: Pod, error: FerryError) => void
 }
 
 export interface PendingPod {
@@ -41,6 +49,7 @@ export interface PendingPod {
 }
 
 export interface EnrollmentStatus {
+  /** The first pass over a snapshot has tried every pod (and the enroller is not draining). */
   readonly ready: boolean
   readonly generation: number
   readonly enrolled: string[]
@@ -48,6 +57,9 @@ export interface EnrollmentStatus {
 }
 
 interface Failure { error: FerryError, attempts: number, retryAt: number }
+
+/** Why a local meshed pod is not enrolled: `ferry_pods_not_enrolled{reason}`. */
+export type NotEnrolledReason = 'not_located' | 'invalid_annotation' | 'port_in_use' | 'error' | 'pending'
 
 export class PodEnroller {
   private snapshot: ClusterSnapshot | null = null
@@ -58,6 +70,8 @@ export class PodEnroller {
   private readonly failures = new Map<string, Failure>()
   private readonly reported = new Map<string, string>()
   private reconciled = false
+  /** A pass over a snapshot has completed: every pod of it was tried once. */
+  private firstPassDone = false
   private running: Promise<void> | null = null
   private again = false
   private retryTimer: NodeJS.Timeout | null = null
@@ -76,7 +90,7 @@ export class PodEnroller {
     this.snapshot = snapshot
     this.plan = planNode(snapshot, this.deps.node, this.deps.locator)
     this.blockedRetries.clear()
-    for (const [uid, { pod, error }] of this.plan.blocked) this.reportOnce(uid, `${pod.namespace}/${pod.name}`, error)
+    for (const [uid, { pod, error }] of this.plan.blocked) this.reportOnce(uid, pod, error)
     this.kick()
   }
 
@@ -101,7 +115,7 @@ export class PodEnroller {
       blocked.set(uid, b)
       const attempts = (this.blockedRetries.get(uid)?.attempts ?? 0) + 1
       this.blockedRetries.set(uid, { attempts, retryAt: now + Math.min(this.retry.initialMs * 2 ** (attempts - 1), this.retry.maxMs) })
-      this.reportOnce(uid, `${b.pod.namespace}/${b.pod.name}`, b.error)
+      this.reportOnce(uid, b.pod, b.error)
     }
     this.plan = { plans, blocked }
   }
@@ -121,7 +135,7 @@ export class PodEnroller {
       pending.push({ uid, pod: `${plan.pod.namespace}/${plan.pod.name}`, code: f?.error.code ?? 'pending', error: f?.error.message ?? 'not enrolled yet', attempts: f?.attempts ?? 0 })
     }
     return {
-      ready: this.snapshot !== null && pending.length === 0 && !this.closed,
+      ready: this.firstPassDone && !this.closed,
       generation: this.snapshot?.generation ?? 0,
       enrolled: [...this.enrolled.keys()].sort(),
       pending
@@ -227,9 +241,12 @@ export class PodEnroller {
         const delay = Math.min(this.retry.initialMs * 2 ** (attempts - 1), this.retry.maxMs)
         this.failures.set(uid, { error: err as FerryError, attempts, retryAt: Date.now() + delay })
         log.error({ uid, pod: name, code: (err as FerryError).code, errno: (err as FerryError).errno, err: (err as Error).message, attempts, retryInMs: delay }, 'pod enrollment failed')
+        this.notifyFailure(uid, plan.pod, err as FerryError)
       }
     }
+    if (this.snapshot !== null) this.firstPassDone = true
     this.deps.metrics.setEnrolledPods(this.enrolled.size)
+    this.deps.metrics.setPodsNotEnrolled(this.notEnrolledByReason())
     this.changed(true)
     if (TRACE.on) TRACE('pass', { enrolled: this.enrolled.size, failing: this.failures.size, blocked: blocked.size })
     this.scheduleRetry()
@@ -251,9 +268,30 @@ export class PodEnroller {
     this.retryTimer = setTimeout(() => { this.retryTimer = null; this.replanBlocked(); this.kick() }, delay)
   }
 
-  private reportOnce (uid: string, pod: string, error: FerryError): void {
+  private reportOnce (uid: string, pod: Pod, error: FerryError): void {
+    if (this.reported.get(uid) === error.message) return
+    this.deps.log.error({ uid, pod: `${pod.namespace}/${pod.name}`, code: 'FERRY_ERR_ENROLL', cause: error.code, err: error.message }, 'pod cannot be enrolled')
+    // Not located yet (no IP, no sandbox) is how every pod starts on a cluster: logged, not an Event.
+    if (error.code === 'FERRY_ERR_ENROLL') this.reported.set(uid, error.message)
+    else this.notifyFailure(uid, pod, error)
+  }
+
+  /** onFailure once per pod and distinct reason (a retry failing the same way says nothing new). */
+  private notifyFailure (uid: string, pod: Pod, error: FerryError): void {
     if (this.reported.get(uid) === error.message) return
     this.reported.set(uid, error.message)
-    this.deps.log.error({ uid, pod, code: 'FERRY_ERR_ENROLL', cause: error.code, err: error.message }, 'pod cannot be enrolled')
+    try { this.deps.onFailure?.(pod, error) } catch (err) { this.deps.log.warn({ err, uid }, 'enrollment failure report failed') }
+  }
+
+  /** Local meshed pods not enrolled now, by reason (the metric's label). */
+  private notEnrolledByReason (): Record<NotEnrolledReason, number> {
+    const out: Record<NotEnrolledReason, number> = { not_located: 0, invalid_annotation: 0, port_in_use: 0, error: 0, pending: 0 }
+    for (const { error } of this.plan.blocked.values()) out[error.code === 'FERRY_ERR_ENROLL' ? 'not_located' : 'invalid_annotation']++
+    for (const uid of this.plan.plans.keys()) {
+      if (this.enrolled.has(uid)) continue
+      const f = this.failures.get(uid)
+      out[f === undefined ? 'pending' : f.error.errno === 'EADDRINUSE' ? 'port_in_use' : 'error']++
+    }
+    return out
   }
 }

@@ -146,8 +146,10 @@ export async function unenrollPod (e: EnrolledPod, capture: CaptureHandle, relea
 function enrollError (pod: string, step: string, err: unknown): FerryError {
   const cause = err as { message?: string, code?: string, errno?: string }
   const code = isFerryError(err) ? ` (${err.code}${err.errno !== undefined ? ` ${err.errno}` : ''})` : (typeof cause?.code === 'string' ? ` (${cause.code})` : '')
-  return ferryError('FERRY_ERR_ENROLL', `pod ${pod}: ${step} failed: ${cause?.message ?? String(err)}${code}`, {
-    cause: err,
-    errno: typeof cause?.errno === 'string' ? cause.errno : (typeof cause?.code === 'string' && cause.code.startsWith('E') && !cause.code.startsWith('ERR') ? cause.code : undefined)
-  })
+  const errno = typeof cause?.errno === 'string' ? cause.errno : (typeof cause?.code === 'string' && cause.code.startsWith('E') && !cause.code.startsWith('ERR') ? cause.code : undefined)
+  // The one failure a pod causes itself: something in it already listens where Ferry must.
+  const why = errno === 'EADDRINUSE' && step.startsWith('listen ')
+    ? `the address is already in use inside the pod: a process of the pod listens on a port Ferry reserves (${PORTS.outbound} and ${PORTS.inbound} on loopback); this pod is not enrolled (retried), the rest of the node is unaffected`
+    : `${cause?.message ?? String(err)}${code}`
+  return ferryError('FERRY_ERR_ENROLL', `pod ${pod}: ${step} failed: ${why}`, { cause: err, errno })
 }

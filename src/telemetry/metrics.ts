@@ -32,6 +32,7 @@ export const METRIC_NAMES = Object.freeze({
   received: 'ferry_tcp_received_bytes_total',
   active: 'ferry_tcp_connections_active',
   enrolledPods: 'ferry_enrolled_pods',
+  podsNotEnrolled: 'ferry_pods_not_enrolled',
   tunnelRefusals: 'ferry_tunnel_refusals_total',
   authzDenied: 'ferry_authz_denied_total',
   shortcuts: 'ferry_sockmap_shortcuts_total'
@@ -74,6 +75,7 @@ export class ProxyMetrics {
   private readonly receivedTotal: Counter<ConnLabel>
   private readonly active: Gauge<'direction'>
   private readonly enrolled: Gauge
+  private readonly notEnrolled: Gauge<'reason'>
   private readonly refusals: Counter<keyof TunnelRefusalLabels>
   private readonly denied: Counter<'policy' | 'basis'>
   private readonly shortcutsTotal: Counter<'kind' | 'result'>
@@ -102,6 +104,7 @@ export class ProxyMetrics {
     this.receivedTotal = new Counter({ name: METRIC_NAMES.received, help: 'Bytes received by the proxy from the source (request direction)', labelNames, registers, collect () { self.flushBytes('received') } })
     this.active = new Gauge({ name: METRIC_NAMES.active, help: 'TCP connections currently open through the proxy', labelNames: ['direction'], registers, collect () { self.flushActive() } })
     this.enrolled = new Gauge({ name: METRIC_NAMES.enrolledPods, help: 'Pods on this node enrolled in capture', registers })
+    this.notEnrolled = new Gauge({ name: METRIC_NAMES.podsNotEnrolled, help: 'Meshed pods of this node not enrolled now, by reason (not_located, invalid_annotation, port_in_use, error, pending); retried', labelNames: ['reason'], registers })
     this.refusals = new Counter({ name: METRIC_NAMES.tunnelRefusals, help: 'Tunnel connections and streams refused, by side, stage and reason (other-ca, expired, wrong-identity, no-certificate, ...)', labelNames: ['side', 'stage', 'reason'], registers })
     this.denied = new Counter({ name: METRIC_NAMES.authzDenied, help: 'Inbound connections denied by authorization (or closed when a new policy denied them), by deciding policy and basis', labelNames: ['policy', 'basis'], registers })
     this.shortcutsTotal = new Counter({ name: METRIC_NAMES.shortcuts, help: 'sockmap shortcuts asked for, by kind (hop: a pod <-> proxy hop joined; splice: a same-node connection spliced app to app) and result (ok, refused: it goes by TCP)', labelNames: ['kind', 'result'], registers, collect () { self.flushShortcuts() } })
@@ -161,6 +164,10 @@ export class ProxyMetrics {
   }
 
   setEnrolledPods (n: number): void { this.enrolled.set(n) }
+
+  setPodsNotEnrolled (byReason: Readonly<Record<string, number>>): void {
+    for (const [reason, n] of Object.entries(byReason)) this.notEnrolled.set({ reason }, n)
+  }
 
   async text (): Promise<string> { return await this.registry.metrics() }
 
