@@ -15,6 +15,7 @@ import { createConnTelemetry } from '../telemetry/conn-telemetry'
 import type { Logger } from '../telemetry/logger'
 import { ProxyMetrics } from '../telemetry/metrics'
 import { createTunnelRefusalLog } from '../telemetry/tunnel-refusals'
+import { type AdminAuth, createAdminAuth } from './admin-auth'
 import { type AdminServers, startAdminServers } from './admin-server'
 import { openConfigSource, type PolicyConfigSource } from './config-source'
 import { PodEnroller } from './enroller'
@@ -49,6 +50,8 @@ export interface AgentDeps {
   readonly events?: PodEventRecorder | null
   readonly retry?: { initialMs: number, maxMs: number }
   readonly connectTimeoutMs?: number
+  /** Who may read /debug/*; defaults to what the options select (src/agent/admin-auth.ts). */
+  readonly adminAuth?: AdminAuth
   /** The port peer nodes' tunnel servers listen on (default PORTS.tunnel; tests run several agents on one host). */
   readonly peerTunnelPort?: number
 }
@@ -166,7 +169,7 @@ export class Agent {
     try {
       if (tunnel !== null) await tunnel.listen(options.identity?.tunnelPort ?? PORTS.tunnel)
       // `source` is made below, synchronously after this resolves: before any request is served.
-      admin = await startAdminServers({ adminPort: options.adminPort, readyPort: options.readyPort, metrics, enroller, identities, tunnel, log, authz, cluster: () => source.current(), node: options.node, trustDomain: options.identity?.trustDomain ?? IDENTITY_DEFAULTS.trustDomain })
+      admin = await startAdminServers({ adminPort: options.adminPort, readyPort: options.readyPort, metrics, enroller, identities, tunnel, log, authz, cluster: () => source.current(), node: options.node, trustDomain: options.identity?.trustDomain ?? IDENTITY_DEFAULTS.trustDomain, auth: deps.adminAuth ?? agentAdminAuth(options) })
     } catch (err) {
       await tunnel?.close()
       capture.close()
@@ -232,4 +235,21 @@ export class Agent {
   private onDiscoveryError (err: FerryError): void {
     this.log.error({ code: err.code, errno: err.errno, err: err.message, generation: this.routes.index.generation }, 'cluster file rejected; keeping the last good snapshot')
   }
+}
+
+/** --admin-token-file, and with --kubernetes the API server's reviews (the client loaded on the first debug request). */
+function agentAdminAuth (options: AgentOptions): AdminAuth {
+  const k = options.kubernetes
+  return createAdminAuth({
+    tokenFile: options.adminTokenFile,
+    node: options.node,
+    kubernetes: k === null
+      ? null
+      : async () => {
+        const source = k.kubeconfig === null ? {} : { file: k.kubeconfig }
+        const { kubernetesTokenReviewer } = await import('../kubernetes/token-review.js')
+        const { kubernetesAccessReviewer } = await import('../kubernetes/access-review.js')
+        return { review: await kubernetesTokenReviewer(source), access: await kubernetesAccessReviewer(source) }
+      }
+  })
 }

@@ -33,6 +33,8 @@ export interface AgentOptions {
   readonly identity: AgentIdentityOptions | null
   /** --sockmap on|off: plaintext pod <-> proxy hops bypass TCP (bpf/sk_msg.bpf.c). */
   readonly sockmap: boolean
+  /** A file holding the bearer token that opens /debug/* (src/agent/admin-auth.ts); null: none (with --kubernetes, RBAC decides). */
+  readonly adminTokenFile: string | null
 }
 
 export interface AgentKubernetesOptions {
@@ -74,7 +76,7 @@ const CA_OPTIONS = ['--ca-address', '--ca-root', '--ca-token-file'] as const
 export const AGENT_USAGE = `usage: ferry agent --node NAME (--cluster-file PATH | --kubernetes [--kubeconfig FILE]
                      [--host-proc ${KUBERNETES_DEFAULTS.hostProc}] [--cgroup-root ${KUBERNETES_DEFAULTS.cgroupRoot}])
                    --pin-root DIR
-                   [--admin-port ${PORTS.admin}] [--ready-port ${PORTS.ready}] [--log-level info]
+                   [--admin-port ${PORTS.admin}] [--ready-port ${PORTS.ready}] [--admin-token-file FILE] [--log-level info]
                    [--config-dir DIR] [--drain-grace ${formatDuration(DRAIN_GRACE_DEFAULT_MS)}]
                    [--ca-address HOST:PORT --ca-root FILE --ca-token-file FILE
                     [--trust-domain ${IDENTITY_DEFAULTS.trustDomain}] [--cert-ttl ${formatDuration(IDENTITY_DEFAULTS.certTtlMs)}]
@@ -104,6 +106,12 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
   --kubeconfig      the API server and credentials (default: in-cluster, else
                     $KUBECONFIG or ~/.kube/config)
   --drain-grace     on SIGTERM, how long live connections may take to finish
+  --admin-token-file
+                    a file holding the bearer token that opens the admin port's
+                    /debug/* endpoints (re-read when it changes); with --kubernetes,
+                    a Kubernetes token whose user RBAC allows \`get\` on agents/debug
+                    (ferry.dev) opens them too. Without either they are closed.
+                    /metrics and readiness need no token
   --config-dir      a directory of AuthorizationPolicy and PeerAuthentication
                     documents, watched and applied live (absent: allow all)
   --config-source   controller: the same documents from the controller's
@@ -134,6 +142,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'pin-root': { type: 'string' },
     'admin-port': { type: 'string' },
     'ready-port': { type: 'string' },
+    'admin-token-file': { type: 'string' },
     'log-level': { type: 'string' },
     'config-dir': { type: 'string' },
     'config-source': { type: 'string' },
@@ -182,7 +191,8 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     configDir,
     configFromController,
     identity,
-    sockmap: sockmap === 'on'
+    sockmap: sockmap === 'on',
+    adminTokenFile: values['admin-token-file'] === undefined ? null : resolve(values['admin-token-file'] as string)
   })
 }
 

@@ -29,11 +29,13 @@ export const POLICY_USAGE = `usage: ferry policy <command> [options]
         Pod and Service names are looked up in --cluster-file (a Kubernetes v1 List, such
         as a lab's cluster.json).
   check --lab NAME [--node NODE] --from SOURCE --to DEST [--json]
-  check --agent HOST:PORT --from SOURCE --to DEST [--json]
+  check --agent HOST:PORT --token-file FILE --from SOURCE --to DEST [--json]
         the same, answered by a running agent from its live configuration and cluster
         snapshot (its admin server's /debug/authz): a lab node's agent (default: the
-        lab's first node; reached inside the node's network namespace), or any agent
-        whose admin port (${PORTS.admin}) this host reaches.
+        lab's first node; reached inside the node's network namespace, with the lab's
+        admin token), or any agent whose admin port (${PORTS.admin}) this host reaches,
+        with a bearer token it accepts (its --admin-token-file's, or a Kubernetes token
+        whose user may \`get\` agents/debug in group ferry.dev).
   validate --dir DIR [--root-namespace ${CONFIG_DEFAULTS.rootNamespace}]
         check every document in DIR; print what it holds, or every problem with its
         file, line and field. Exit 0: valid, 1: invalid.
@@ -75,7 +77,8 @@ async function check (argv: string[]): Promise<number> {
     json: { type: 'boolean' },
     lab: { type: 'string' },
     node: { type: 'string' },
-    agent: { type: 'string' }
+    agent: { type: 'string' },
+    'token-file': { type: 'string' }
   })
   const from = required(v.from, '--from')
   const to = required(v.to, '--to')
@@ -87,11 +90,13 @@ async function check (argv: string[]): Promise<number> {
     if (v.lab !== undefined && v.agent !== undefined) throw usage('give --lab or --agent, not both')
     if (fileOnly.length > 0) throw usage(`--${fileOnly[0]} is for checking files; with --lab or --agent the agent uses its own configuration, cluster and trust domain`)
     if (v.node !== undefined && v.lab === undefined) throw usage('--node goes with --lab')
+    if (v['token-file'] !== undefined && v.agent === undefined) throw usage('--token-file goes with --agent (a lab\'s agents take the lab\'s token)')
     const answer = await askAgent(v, from, to)
     result = answer.result
     answeredBy = `answered by agent ${answer.agent}: live configuration generation ${answer.generation}`
   } else {
     if (v.node !== undefined) throw usage('--node goes with --lab')
+    if (v['token-file'] !== undefined) throw usage('--token-file goes with --agent')
     const dir = required(v.dir, '--dir (or --lab / --agent)')
     const trustDomain = typeof v['trust-domain'] === 'string' ? v['trust-domain'] : POLICY_DEFAULTS.trustDomain
     validateTrustDomain(trustDomain)
@@ -109,6 +114,14 @@ async function check (argv: string[]): Promise<number> {
   return result.allowed ? 0 : EXIT_DENIED
 }
 
+async function readToken (file: string): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trim()
+  } catch (err) {
+    throw ferryError('FERRY_ERR_INVALID_ARG', `ferry policy check: --token-file ${file}: cannot read: ${(err as Error).message}`, { cause: err })
+  }
+}
+
 interface AgentAnswer { readonly agent: string, readonly generation: number, readonly result: CheckResult }
 
 /** GET /debug/authz from a lab node's agent or from --agent HOST:PORT. */
@@ -120,7 +133,7 @@ async function askAgent (v: Values, from: string, to: string): Promise<AgentAnsw
   try {
     endpoint = typeof v.lab === 'string'
       ? labAgentEndpoint(v.lab, typeof v.node === 'string' ? v.node : undefined)
-      : addressAgentEndpoint(v.agent as string)
+      : addressAgentEndpoint(v.agent as string, typeof v['token-file'] === 'string' ? await readToken(v['token-file']) : undefined)
     reply = await getAgentJson(endpoint, `/debug/authz?${new URLSearchParams({ from, to }).toString()}`, { timeoutMs: AGENT_TIMEOUT_MS })
   } catch (err) {
     throw prefixed(err)

@@ -33,6 +33,7 @@ export const METRIC_NAMES = Object.freeze({
   active: 'ferry_tcp_connections_active',
   enrolledPods: 'ferry_enrolled_pods',
   podsNotEnrolled: 'ferry_pods_not_enrolled',
+  adminDebugRequests: 'ferry_admin_debug_requests_total',
   tunnelRefusals: 'ferry_tunnel_refusals_total',
   authzDenied: 'ferry_authz_denied_total',
   shortcuts: 'ferry_sockmap_shortcuts_total'
@@ -76,6 +77,7 @@ export class ProxyMetrics {
   private readonly active: Gauge<'direction'>
   private readonly enrolled: Gauge
   private readonly notEnrolled: Gauge<'reason'>
+  private readonly debugRequests: Counter<'result'>
   private readonly refusals: Counter<keyof TunnelRefusalLabels>
   private readonly denied: Counter<'policy' | 'basis'>
   private readonly shortcutsTotal: Counter<'kind' | 'result'>
@@ -104,6 +106,7 @@ export class ProxyMetrics {
     this.receivedTotal = new Counter({ name: METRIC_NAMES.received, help: 'Bytes received by the proxy from the source (request direction)', labelNames, registers, collect () { self.flushBytes('received') } })
     this.active = new Gauge({ name: METRIC_NAMES.active, help: 'TCP connections currently open through the proxy', labelNames: ['direction'], registers, collect () { self.flushActive() } })
     this.enrolled = new Gauge({ name: METRIC_NAMES.enrolledPods, help: 'Pods on this node enrolled in capture', registers })
+    this.debugRequests = new Counter({ name: METRIC_NAMES.adminDebugRequests, help: 'Requests to the admin port\'s /debug/* endpoints, by result (ok, or the HTTP status of the refusal: 401, 403, 429, 503)', labelNames: ['result'], registers })
     this.notEnrolled = new Gauge({ name: METRIC_NAMES.podsNotEnrolled, help: 'Meshed pods of this node not enrolled now, by reason (not_located, invalid_annotation, port_in_use, error, pending); retried', labelNames: ['reason'], registers })
     this.refusals = new Counter({ name: METRIC_NAMES.tunnelRefusals, help: 'Tunnel connections and streams refused, by side, stage and reason (other-ca, expired, wrong-identity, no-certificate, ...)', labelNames: ['side', 'stage', 'reason'], registers })
     this.denied = new Counter({ name: METRIC_NAMES.authzDenied, help: 'Inbound connections denied by authorization (or closed when a new policy denied them), by deciding policy and basis', labelNames: ['policy', 'basis'], registers })
@@ -164,6 +167,8 @@ export class ProxyMetrics {
   }
 
   setEnrolledPods (n: number): void { this.enrolled.set(n) }
+
+  adminDebugRequest (result: string): void { this.debugRequests.inc({ result }) }
 
   setPodsNotEnrolled (byReason: Readonly<Record<string, number>>): void {
     for (const [reason, n] of Object.entries(byReason)) this.notEnrolled.set({ reason }, n)

@@ -57,7 +57,8 @@ t.test('agent: enrolls local meshed pods, retries a failing one, serves, unenrol
   const platform = loopbackPlatform(capture)
   const { log, lines } = captureLog()
   const options = parseAgentOptions(['--node', 'n1', '--cluster-file', file, '--pin-root', '/sys/fs/bpf/ferry-test', '--admin-port', '0', '--ready-port', '0'])
-  const agent = await Agent.start(options, { platform, log, retry: { initialMs: 50, maxMs: 200 } })
+  // /debug/* is open to this test (who may read it is test/policy/agent-check.test.ts's subject).
+  const agent = await Agent.start(options, { platform, log, retry: { initialMs: 50, maxMs: 200 }, adminAuth: { schemes: ['test'], check: async () => ({ ok: true, who: 'test' }) } })
   let closed = false
   t.teardown(async () => { if (!closed) await agent.close() })
   const { adminPort, readyPort } = agent.admin

@@ -5,6 +5,8 @@ import type { AddressInfo, Socket } from 'node:net'
 // controller makes in --kubernetes mode, in the shapes kube-apiserver uses:
 //   - POST /apis/authentication.k8s.io/v1/tokenreviews: the TokenReview object back with
 //     the status the test set for that token (see REVIEWS below);
+//   - POST /apis/authorization.k8s.io/v1/subjectaccessreviews: allowed when the test
+//     granted that user exactly the review's resource attributes (a stand-in for RBAC);
 //   - GET of a collection (pods; Ferry's and Istio's policy CRDs): a List with a
 //     resourceVersion, and with watch=true the changes after the given resourceVersion,
 //     then live ones, as newline-delimited JSON events in a chunked response;
@@ -16,6 +18,7 @@ type Obj = Record<string, any>
 interface Change { rv: number, path: string, type: 'ADDED' | 'MODIFIED' | 'DELETED', object: Obj }
 
 export const TOKEN_REVIEW_PATH = '/apis/authentication.k8s.io/v1/tokenreviews'
+export const ACCESS_REVIEW_PATH = '/apis/authorization.k8s.io/v1/subjectaccessreviews'
 
 /**
  * TokenReview statuses in the shape kube-apiserver (1.30+) gives them for a projected,
@@ -63,6 +66,10 @@ export class FakeKubeApi {
   readonly reviewRequests: Obj[] = []
   /** When set, TokenReviews answer this HTTP status (a down or misconfigured API server). */
   reviewFailure: number | null = null
+  /** user → grants "group/resource/subresource verb name" a SubjectAccessReview allows. */
+  readonly grants = new Map<string, Set<string>>()
+  /** SubjectAccessReview requests received (spec as sent). */
+  readonly accessRequests: Obj[] = []
   url = ''
 
   /** Makes a collection exist (a CRD installed, or a core resource). */
@@ -118,6 +125,7 @@ export class FakeKubeApi {
   private handle (req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x')
     if (req.method === 'POST' && url.pathname === TOKEN_REVIEW_PATH) { this.tokenReview(req, res); return }
+    if (req.method === 'POST' && url.pathname === ACCESS_REVIEW_PATH) { this.accessReview(req, res); return }
     const store = this.stores.get(url.pathname)
     if (req.method !== 'GET' || store === undefined) {
       json(res, 404, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'the server could not find the requested resource', reason: 'NotFound', code: 404 })
@@ -150,6 +158,23 @@ export class FakeKubeApi {
       json(res, 201, { kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: null }, spec: review.spec, status })
     })
   }
+
+  private accessReview (req: IncomingMessage, res: ServerResponse): void {
+    let body = ''
+    req.on('data', (d: Buffer) => { body += d.toString() })
+    req.on('end', () => {
+      const review = JSON.parse(body) as Obj
+      this.accessRequests.push(review.spec)
+      const allowed = this.grants.get(review.spec?.user)?.has(grantKey(review.spec?.resourceAttributes ?? {})) === true
+      const status = allowed ? { allowed: true, reason: 'RBAC: allowed by the test' } : { allowed: false, reason: '' }
+      json(res, 201, { kind: 'SubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null }, spec: review.spec, status })
+    })
+  }
+}
+
+/** How a grant is written in FakeKubeApi.grants. */
+export function grantKey (a: { group?: string, resource?: string, subresource?: string, verb?: string, name?: string }): string {
+  return `${a.group ?? ''}/${a.resource ?? ''}/${a.subresource ?? ''} ${a.verb ?? ''} ${a.name ?? ''}`
 }
 
 function write (res: ServerResponse, event: Obj): void {

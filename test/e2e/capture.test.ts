@@ -2,7 +2,8 @@ import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { REPO, ferry, ferryOk, uniqueLabName, waitFor, sh } from '../helpers/cli'
-import { accessLines, counter, execInNode, execInPod, metrics, pod, serviceIPs } from '../helpers/lab'
+import { accessLines, clusterObjects, counter, execInNode, execInPod, metrics, pod, serviceIPs } from '../helpers/lab'
+import { agentGet } from '../helpers/agent-admin'
 
 // End to end, for real: a one-node lab (network namespaces, cgroups, eBPF attached by
 // the node's agent), unmodified curl and a plain Node HTTP server. Each subtest makes a
@@ -109,6 +110,18 @@ t.test('the proxy\'s own listeners: a pod dialling them is refused, and nothing 
   t.equal(own[0].result, 'no_original_dst')
   t.notOk(linesAfter(before).some((x) => x.source?.pod === 'server-a' && /:1500[16]$/.test(x.original_destination ?? '')), 'nothing the pod itself dialled reached the proxy')
   t.equal((await execInNode(lab, 'n1', ['curl', '-sf', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:15021/healthz/ready'])).stdout, '200', 'the agent is healthy')
+})
+
+t.test('the agent\'s /debug/* answers only the admin token: not a pod, not a process on the node without it; /metrics answers anyone', async (t) => {
+  const node = clusterObjects(lab).find((o) => o.kind === 'Node' && o.metadata.name === 'n1')
+  const nodeIP = node.status.addresses.find((a: any) => a.type === 'InternalIP' && !a.address.includes(':')).address
+  const code = async (r: Promise<{ stdout: string }>): Promise<string> => (await r).stdout.trim()
+  const curl = (url: string): string[] => ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', url]
+  t.equal(await code(execInPod(lab, 'app', 'client', curl(`http://${nodeIP}:15020/debug/config`))), '401', 'a pod reaching the node\'s admin port')
+  t.equal(await code(execInNode(lab, 'n1', curl('http://127.0.0.1:15020/debug/pods'))), '401', 'a process in the node\'s netns (as a hostNetwork pod) without the token')
+  t.equal(await code(execInPod(lab, 'app', 'client', curl(`http://${nodeIP}:15020/metrics`))), '200', '/metrics stays open to scrapers')
+  t.equal((await agentGet(lab, 'n1', '/debug/pods')).status, 200, 'the lab\'s admin token opens it')
+  t.equal((await ferry(['policy', 'check', '--lab', lab, '--from', 'app/client', '--to', 'app/server-a:8080'])).code, 0, 'ferry policy check --lab sends it')
 })
 
 for (const family of [4, 6]) {

@@ -10,6 +10,7 @@ import { readState } from '../../src/lab/state'
 import { containerScope } from '../../src/lab/topology'
 import { FERRY, REPO, ferry, ferryOk, sh, uniqueLabName, waitFor } from '../helpers/cli'
 import { accessLines, agentPids, capturedRequest, counter, execInNode, execInPod, labDir, metrics, nodeLog, pod, serviceIPs } from '../helpers/lab'
+import { agentGet } from '../helpers/agent-admin'
 
 // The agent in cluster mode, end to end, on this machine's kernel: a lab made with
 // --kubernetes-api serves its objects over the Kubernetes list + watch protocol (the
@@ -40,9 +41,9 @@ function state (): NonNullable<ReturnType<typeof readState>> {
 }
 
 async function debugPods (): Promise<Array<{ uid: string, name: string, netns: string, cgroup: string }>> {
-  const r = await execInNode(lab, 'n1', ['curl', '-sS', '--max-time', '3', 'http://127.0.0.1:15020/debug/pods'])
-  if (r.code !== 0) throw new Error(`curl /debug/pods exited ${r.code}: ${r.stderr}`)
-  return JSON.parse(r.stdout).pods
+  const r = await agentGet(lab, 'n1', '/debug/pods')
+  if (r.status !== 200) throw new Error(`/debug/pods answered ${r.status}: ${JSON.stringify(r.body)}`)
+  return r.body.pods
 }
 
 async function readyStatus (): Promise<string> {

@@ -17,19 +17,24 @@ import { ap } from './helpers'
 // /debug/config lists what is in force and the CLI prints the agent's explanation.
 // Without --config-dir there is no policy: allowed, explained as such.
 
-async function httpGet (port: number, path: string): Promise<{ status: number, body: any }> {
+/** The bearer token the test agents accept for /debug/* (--admin-token-file). */
+const TOKEN = 'agent-check-admin-token'
+
+async function httpGet (port: number, path: string, authorization: string | null = `Bearer ${TOKEN}`): Promise<{ status: number, body: any, headers: Record<string, unknown> }> {
   return await new Promise((resolve, reject) => {
-    get({ host: '127.0.0.1', port, path }, (res) => {
+    get({ host: '127.0.0.1', port, path, headers: authorization === null ? {} : { authorization } }, (res) => {
       let text = ''
       res.on('data', (c) => { text += String(c) })
-      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }) })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: text.startsWith('{') ? JSON.parse(text) : text, headers: res.headers }) })
     }).on('error', reject)
   })
 }
 
-function setup (t: Test): { dir: string, configDir: string, file: string } {
+function setup (t: Test): { dir: string, configDir: string, file: string, tokenFile: string } {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-agent-check-'))
   t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const tokenFile = join(dir, 'admin.token')
+  writeFileSync(tokenFile, `${TOKEN}\n`, { mode: 0o600 })
   const configDir = join(dir, 'config')
   mkdirSync(configDir)
   const netns = join(dir, 'netns-db')
@@ -42,12 +47,12 @@ function setup (t: Test): { dir: string, configDir: string, file: string } {
     podObj({ name: 'web', namespace: 'dev', uid: 'u-web', node: 'n2', ips: ['10.244.2.5'], serviceAccountName: 'web', labels: { app: 'web' } }),
     podObj({ name: 'db', namespace: 'prod', uid: 'u-db', ips: ['127.0.0.2'], labels: { app: 'db' }, annotations: { 'lab.ferry.dev/netns': netns, 'lab.ferry.dev/cgroup': '/sys/fs/cgroup/unified/lab/db' } })
   ]))
-  return { dir, configDir, file }
+  return { dir, configDir, file, tokenFile }
 }
 
 
-async function startAgent (t: Test, file: string, configDir: string | null): Promise<Agent> {
-  const args = ['--node', 'n1', '--cluster-file', file, '--pin-root', '/sys/fs/bpf/ferry-test', '--admin-port', '0', '--ready-port', '0']
+async function startAgent (t: Test, file: string, configDir: string | null, tokenFile: string | null = join(file, '..', 'admin.token')): Promise<Agent> {
+  const args = ['--node', 'n1', '--cluster-file', file, '--pin-root', '/sys/fs/bpf/ferry-test', '--admin-port', '0', '--ready-port', '0', ...(tokenFile === null ? [] : ['--admin-token-file', tokenFile])]
   if (configDir !== null) args.push('--config-dir', configDir)
   const agent = await Agent.start(parseAgentOptions(args), { platform: loopbackPlatform(new RecordingCapture()), log: captureLog().log, retry: { initialMs: 50, maxMs: 200 } })
   t.teardown(async () => { await agent.close() })
@@ -55,7 +60,8 @@ async function startAgent (t: Test, file: string, configDir: string | null): Pro
 }
 
 t.test('an invalid --config-dir at start: not ready, nothing to explain; valid: live explanations', async (t) => {
-  const { configDir, file } = setup(t)
+  const { configDir, file, tokenFile } = setup(t)
+  const tokenArgs = ['--token-file', tokenFile]
   writeFileSync(join(configDir, 'bad.yaml'), ap('prod', 'bad', 'action: PERMIT'))
   const agent = await startAgent(t, file, configDir)
   const { adminPort, readyPort } = agent.admin
@@ -67,7 +73,7 @@ t.test('an invalid --config-dir at start: not ready, nothing to explain; valid: 
   t.equal((await httpGet(adminPort, '/debug/config')).status, 503)
   const none = await httpGet(adminPort, '/debug/authz?from=dev/web&to=prod/db:5432')
   t.match(none, { status: 503, body: { code: 'FERRY_ERR_CONFIG', error: /invalid/ } })
-  const cli = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, '--from', 'dev/web', '--to', 'prod/db:5432'])
+  const cli = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, ...tokenArgs, '--from', 'dev/web', '--to', 'prod/db:5432'])
   t.equal(cli.code, 1)
   t.match(cli.stderr, /FERRY_ERR_CONFIG: ferry policy check: agent 127\.0\.0\.1:\d+ answered 503: the configuration is invalid/)
 
@@ -78,17 +84,17 @@ t.test('an invalid --config-dir at start: not ready, nothing to explain; valid: 
   const config = await httpGet(adminPort, '/debug/config')
   t.match(config, { status: 200, body: { node: 'n1', generation: 1, origin: configDir, resources: [{ kind: 'AuthorizationPolicy', ref: 'prod/deny-dev', summary: 'DENY', line: 1 }] } })
 
-  const denied = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, '--from', 'dev/web', '--to', 'prod/db:5432'])
+  const denied = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, ...tokenArgs, '--from', 'dev/web', '--to', 'prod/db:5432'])
   t.equal(denied.code, 3, `denied: exit 3 ${denied.stderr}`)
   t.match(denied.stdout, /^DENIED {2}pod dev\/web \(spiffe:\/\/cluster\.local\/ns\/dev\/sa\/web, 10\.244\.2\.5\)\n {5}→ {3}pod prod\/db \(workload db\)\n {2}decided by {2}DENY policy prod\/deny-dev, rule 0/)
   t.match(denied.stdout, /\nanswered by agent 127\.0\.0\.1:\d+: live configuration generation 1\n$/)
-  const allowed = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, '--json', '--from', 'cluster.local/ns/prod/sa/api', '--to', 'prod/app=db:5432'])
+  const allowed = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, ...tokenArgs, '--json', '--from', 'cluster.local/ns/prod/sa/api', '--to', 'prod/app=db:5432'])
   t.equal(allowed.code, 0)
   t.match(JSON.parse(allowed.stdout), { allowed: true, answeredBy: /^answered by agent 127\.0\.0\.1/, results: [{ explanation: { decision: { basis: 'no-allow-policy' }, config: { generation: 1 } } }] })
 
   t.match(await httpGet(adminPort, '/debug/authz?from=dev/web'), { status: 400, body: { code: 'FERRY_ERR_INVALID_ARG' } })
   t.match(await httpGet(adminPort, '/debug/authz?from=dev/ghost&to=prod/db:5432'), { status: 404, body: { code: 'FERRY_ERR_WORKLOAD_NOT_FOUND', error: /no pod ghost in namespace dev/ } })
-  const notFound = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, '--from', 'dev/ghost', '--to', 'prod/db:5432'])
+  const notFound = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, ...tokenArgs, '--from', 'dev/ghost', '--to', 'prod/db:5432'])
   t.equal(notFound.code, 1)
   t.match(notFound.stderr, /FERRY_ERR_WORKLOAD_NOT_FOUND: ferry policy check: agent 127\.0\.0\.1:\d+ answered 404: --from dev\/ghost: no pod ghost/)
 })
@@ -100,6 +106,31 @@ t.test('without --config-dir: no policy, explained as allowed; no config section
   t.notOk('config' in (await httpGet(agent.admin.readyPort, '/healthz/ready')).body)
   const r = await httpGet(agent.admin.adminPort, '/debug/authz?from=dev/web&to=prod/db:5432')
   t.match(r, { status: 200, body: { allowed: true, generation: 0, origin: /no --config-dir/, results: [{ explanation: { decision: { basis: 'no-allow-policy' } } }] } })
+})
+
+t.test('/debug/* answers only a caller with the admin token; /metrics and readiness answer anyone', async (t) => {
+  const { file, tokenFile } = setup(t)
+  const agent = await startAgent(t, file, null)
+  const { adminPort, readyPort } = agent.admin
+  const none = await httpGet(adminPort, '/debug/pods', null)
+  t.match(none, { status: 401, body: { code: 'FERRY_ERR_AUTHN', error: /a bearer token is required \(token-file\)/ } })
+  t.equal(none.headers['www-authenticate'], 'Bearer realm="ferry-agent"')
+  t.match(await httpGet(adminPort, '/debug/config', 'Bearer not-the-token'), { status: 401, body: { error: /unknown token/ } })
+  t.match(await httpGet(adminPort, '/debug/authz?from=dev/web&to=prod/db:5432', `Basic ${Buffer.from(`x:${TOKEN}`).toString('base64')}`), { status: 401, body: { error: /not a bearer token/ } })
+  t.equal((await httpGet(adminPort, '/debug/pods')).status, 200, 'the token opens it')
+  t.equal((await httpGet(adminPort, '/metrics', null)).status, 200, '/metrics needs no token')
+  t.equal((await httpGet(readyPort, '/healthz/ready', null)).status, 200, 'readiness needs no token')
+  t.match((await httpGet(adminPort, '/metrics', null)).body, /ferry_admin_debug_requests_total\{result="401"\} 3\n/)
+  // The file is re-read when it changes: a rotated token replaces the old one.
+  writeFileSync(tokenFile, 'rotated-token\n')
+  t.equal((await httpGet(adminPort, '/debug/pods')).status, 401, 'the old token no longer opens it')
+  t.equal((await httpGet(adminPort, '/debug/pods', 'Bearer rotated-token')).status, 200)
+  const cli = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, '--from', 'dev/web', '--to', 'prod/db:5432'])
+  t.equal(cli.code, 1)
+  t.match(cli.stderr, /FERRY_ERR_AUTHN: ferry policy check: agent 127\.0\.0\.1:\d+ answered 401: a bearer token is required/)
+
+  const closed = await startAgent(t, file, null, null)
+  t.match(await httpGet(closed.admin.adminPort, '/debug/pods'), { status: 403, body: { error: /the debug endpoints are closed on this agent/ } }, 'no token file and no --kubernetes: closed to everyone')
 })
 
 t.test('--agent and --lab usage errors', async (t) => {
