@@ -21,6 +21,8 @@ import { formatProblems, validateManifests } from '../../src/install/validate'
 // cluster runs them.
 
 const RECORDED = join(__dirname, 'kustomize-recorded')
+/** The agent reads, but for Events about pods and the reviews that authenticate /debug callers. */
+const AGENT = { namespace: 'ferry-system', name: 'ferry-agent', writes: ['core/events create', 'authentication.k8s.io/tokenreviews create', 'authorization.k8s.io/subjectaccessreviews create'] }
 
 function objectsOf (yamlText: string): KubeObject[] {
   return parseAllDocuments(yamlText).map((d) => d.toJS() as KubeObject).filter((o) => o !== null)
@@ -85,13 +87,17 @@ t.test('the validator catches what the API server would refuse (so the clean res
 t.test('RBAC: exactly the grants the agent and the controller need, nothing broader', async (t) => {
   for (const overlay of OVERLAYS) {
     const objects = built.get(overlay)!
-    t.same(rbacProblems(objects, [{ namespace: 'ferry-system', name: 'ferry-agent' }]), [], `${overlay}: no wildcards, no writes or Secrets for the agent`)
+    t.same(rbacProblems(objects, [AGENT]), [], `${overlay}: no wildcards, no writes (but Events and reviews) or Secrets for the agent`)
     t.same(grantSet(grantsOf(objects, { namespace: 'ferry-system', name: 'ferry-agent' })), [
+      'authentication.k8s.io/tokenreviews create', 'authorization.k8s.io/subjectaccessreviews create',
+      'core/events create',
       'core/namespaces get', 'core/namespaces list', 'core/namespaces watch',
       'core/pods get', 'core/pods list', 'core/pods watch',
       'core/services get', 'core/services list', 'core/services watch',
       'discovery.k8s.io/endpointslices get', 'discovery.k8s.io/endpointslices list', 'discovery.k8s.io/endpointslices watch'
-    ], `${overlay}: the agent reads pods, namespaces, services and endpointslices (policies come from the controller's stream)`)
+    ], `${overlay}: the agent reads pods, namespaces, services and endpointslices (policies come from the controller's stream), posts Events about pods, and reviews debug callers' tokens`)
+    t.same(find(objects, 'ClusterRole', 'ferry-debug').rules, [{ apiGroups: ['ferry.dev'], resources: ['agents/debug'], verbs: ['get'] }], `${overlay}: a role to grant operators the agents' /debug endpoints, bound to nobody`)
+    t.notOk(objects.some((o) => (o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding') && (o as any).roleRef?.name === 'ferry-debug'), 'ferry-debug is not bound by the install')
     t.same(grantSet(grantsOf(objects, { namespace: 'ferry-system', name: 'ferry-controller' })), [
       'authentication.k8s.io/tokenreviews create',
       'core/pods get', 'core/pods list', 'core/pods watch',
@@ -103,10 +109,11 @@ t.test('RBAC: exactly the grants the agent and the controller need, nothing broa
   }
   const broken = structuredClone(built.get('base')!)
   const role = find(broken, 'ClusterRole', 'ferry-agent')
+  const n = role.rules.length
   role.rules.push({ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }, { apiGroups: ['*'], resources: ['pods'], verbs: ['delete'] })
-  const problems = rbacProblems(broken, [{ namespace: 'ferry-system', name: 'ferry-agent' }]).join('\n')
-  t.match(problems, /rules\[2\]: Secrets without resourceNames/)
-  t.match(problems, /rules\[3\]: a wildcard in apiGroups/)
+  const problems = rbacProblems(broken, [AGENT]).join('\n')
+  t.match(problems, `rules[${n}]: Secrets without resourceNames`)
+  t.match(problems, `rules[${n + 1}]: a wildcard in apiGroups`)
   t.match(problems, /ferry-agent must only read, but ClusterRole ferry-agent grants delete on pods/)
   t.match(problems, /ferry-agent must not read Secrets/)
 })
