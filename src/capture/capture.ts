@@ -132,7 +132,7 @@ export class Capture {
     this.#kubelet?.link.close()
     this.#kubelet = undefined
     if (cgroupPath === null) {
-      if (removeKubeletLink(this.#pins, undefined, this.#log)) this.#log.info('probe admission turned off: detached the kubelet link an earlier agent left')
+      if (removeKubeletLink(this.#pins, this.#log)) this.#log.info('probe admission turned off: detached the kubelet link an earlier agent left')
       return
     }
     const link = ensureKubeletLink(programs, this.#pins, cgroupPath, this.#log)

@@ -36,10 +36,10 @@ export function ensureKubeletLink (programs: Programs, pins: PinLayout, cgroupPa
   }
 }
 
-/** Detaches and unpins the link (the one held open, else the pinned one). True if there was one. */
-export function removeKubeletLink (pins: PinLayout, open: BpfLink | undefined, log: Logger): boolean {
+/** Detaches and unpins the pinned link, if an agent left one. True if there was one. */
+export function removeKubeletLink (pins: PinLayout, log: Logger): boolean {
   const path = pins.nodeLinkPath(KUBELET_HOOK.prog)
-  if (open === undefined && !existsSync(path)) return false
-  retireLink(open ?? BpfLink.openPinned(path), log)
+  if (!existsSync(path)) return false
+  retireLink(BpfLink.openPinned(path), log)
   return true
 }

@@ -199,4 +199,14 @@ t.test('agent: --kubelet-cgroup goes to capture, probe ports with each pod; ferr
   text = (await httpGet(agent.admin.adminPort, '/metrics')).text
   t.notMatch(text, /pod="db"/, 'no series left for a pod that is gone')
   t.equal(counter(text, 'ferry_kubelet_probes_total', { namespace: 'app', pod: 'web', result: 'admitted' }), 7)
+  // The probe ports are part of the plan's fingerprint: a change re-enrolls the pod with the new ones.
+  const changed = podObj({ name: 'web', uid: 'u-web', ips: ['10.244.0.8'], annotations: lab('web'), ports: [{ name: 'http', containerPort: 8080 }], probes: { readinessProbe: { grpc: { port: 9090 } } } })
+  write([namespaceObj('app', { 'ferry.dev/mesh': 'enabled' }), changed])
+  await waitFor(() => capture.calls.filter((c) => c === 'enroll u-web').length === 2, 3000, 'web enrolled again')
+  t.same(capture.specs.get('u-web')?.probePorts, [9090], 'the new probe ports handed to capture')
+  const readyOnly = podObj({ name: 'web', uid: 'u-web', ips: ['10.244.0.8'], annotations: lab('web'), ports: [{ name: 'http', containerPort: 8080 }], probes: { readinessProbe: { grpc: { port: 9090 } } }, ready: false })
+  write([namespaceObj('app', { 'ferry.dev/mesh': 'enabled' }), readyOnly])
+  await waitFor(() => agent.routes.index.podByIP('10.244.0.8')?.ready === false, 3000, 'not ready')
+  await agent.enroller.settled()
+  t.equal(capture.calls.filter((c) => c === 'enroll u-web').length, 2, 'readiness is not part of the fingerprint: no re-enrollment')
 })
