@@ -137,7 +137,7 @@ export class Capture {
     }
     const link = ensureKubeletLink(programs, this.#pins, cgroupPath, this.#log)
     this.#kubelet = { link, cgroupPath }
-    this.#log.info({ kubeletCgroup: cgroupPath, link: link.info().id }, 'probe admission: kubelet connections to probe ports reach the pods directly')
+    this.#log.debug({ kubeletCgroup: cgroupPath, link: link.info().id }, 'kubelet link in place')
   }
 
   /** Probe counts of every enrolled pod, by uid (read from the kernel's counters). */
