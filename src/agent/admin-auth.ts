@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import { readFileSync, statSync } from 'node:fs'
 import type { AccessReviewer } from '../kubernetes/access-review'
-import { ReviewCache } from '../kubernetes/review-cache'
+import { ReviewCache } from '../util/review-cache'
 import type { TokenReviewer } from '../kubernetes/token-review'
 
 // Who may read the agent's /debug/* endpoints (the configuration in force, the node's
@@ -16,7 +16,7 @@ import type { TokenReviewer } from '../kubernetes/token-review'
 //     SubjectAccessReview allows that user `get` on `agents/debug` (group ferry.dev)
 //     named after this node — RBAC decides (daemonset/base/rbac-debug.yaml's ClusterRole
 //     ferry-debug). Answers are cached per token digest and reviews of unknown tokens are
-//     rate-limited (src/kubernetes/review-cache.ts), so made-up tokens cost the API server
+//     rate-limited (src/util/review-cache.ts), so made-up tokens cost the API server
 //     a bounded number of reviews.
 // /metrics and the readiness port stay open: scrapers and the kubelet carry no credentials.
 

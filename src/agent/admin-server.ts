@@ -116,6 +116,7 @@ const ADMIN_ROUTES: Record<string, Handler> = {
       cgroup: e.plan.location.cgroupPath,
       excludeOutboundPorts: e.plan.excludeOutboundPorts,
       excludeInboundPorts: e.plan.excludeInboundPorts,
+      probePorts: e.plan.pod.probePorts,
       listeners: e.servers.map((s) => s.address()),
       enrolledAt: e.enrolledAt
     }))

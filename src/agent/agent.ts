@@ -14,6 +14,7 @@ import { createAccessLog } from '../telemetry/access-log'
 import { createConnTelemetry } from '../telemetry/conn-telemetry'
 import type { Logger } from '../telemetry/logger'
 import { ProxyMetrics } from '../telemetry/metrics'
+import { registerProbeMetrics } from '../telemetry/probe-metrics'
 import { createTunnelRefusalLog } from '../telemetry/tunnel-refusals'
 import { type AdminAuth, createAdminAuth } from './admin-auth'
 import { type AdminServers, startAdminServers } from './admin-server'
@@ -25,6 +26,7 @@ import { createNodeMesh } from './node-mesh'
 import type { NodeTunnel } from './node-tunnel'
 import { type AgentOptions, IDENTITY_DEFAULTS } from './options'
 import type { CaptureHandle, Platform } from './platform'
+import { kubeletCgroupOf, probeCountsOf, startProbeAdmission } from './probe-admission'
 
 // The per-node agent: discovery → routes + enrollment → proxy, with admin endpoints;
 // with a CA, a certificate for each identity of the enrolled pods (identities.ts) and
@@ -80,6 +82,8 @@ export class Agent {
     const log = deps.log
     // The source and locator the options select, made (and their host paths checked) before anything starts.
     const selected = deps.source === undefined || deps.locator === undefined ? agentDiscovery(options, log.child({ component: 'discovery' })) : null
+    // The kubelet's cgroup (--kubelet-cgroup), found before anything starts: a wrong one fails the start.
+    const kubeletCgroup = kubeletCgroupOf(options)
     const metrics = new ProxyMetrics()
     const routes = new RouteTable()
     const telemetry = createConnTelemetry(metrics, createAccessLog(log))
@@ -110,6 +114,14 @@ export class Agent {
     try {
       capture = await deps.platform.openCapture({ pinRoot: options.pinRoot, log })
     } catch (err) {
+      config?.close()
+      identities?.close()
+      throw err
+    }
+    try {
+      startProbeAdmission(capture, kubeletCgroup, log.child({ component: 'capture' }))
+    } catch (err) {
+      capture.close()
       config?.close()
       identities?.close()
       throw err
@@ -165,6 +177,8 @@ export class Agent {
             }
           })
     })
+    const podEnroller = enroller
+    registerProbeMetrics(metrics.registry, () => probeCountsOf(capture, podEnroller.enrolledPods()))
     let admin: AdminServers
     try {
       if (tunnel !== null) await tunnel.listen(options.identity?.tunnelPort ?? PORTS.tunnel)

@@ -35,6 +35,12 @@ export interface AgentOptions {
   readonly sockmap: boolean
   /** A file holding the bearer token that opens /debug/* (src/agent/admin-auth.ts); null: none (with --kubernetes, RBAC decides). */
   readonly adminTokenFile: string | null
+  /**
+   * --kubelet-cgroup: the kubelet's cgroup v2 directory (an absolute path), or
+   * KUBELET_CGROUP_AUTO (found under --host-proc; needs --kubernetes); null: no probe
+   * admission (the kubelet's probes are plaintext like any other, refused by STRICT pods).
+   */
+  readonly kubeletCgroup: string | null
 }
 
 export interface AgentKubernetesOptions {
@@ -70,12 +76,14 @@ const DRAIN_GRACE_MAX_MS = 3_600_000
 export const NODE_NAME_ENV = 'NODE_NAME'
 export const IDENTITY_DEFAULTS = Object.freeze({ trustDomain: 'cluster.local', certTtlMs: 24 * 3_600_000 })
 const CERT_TTL_RANGE_MS = Object.freeze({ min: 1000, max: 365 * 86_400_000 })
+/** --kubelet-cgroup's value that finds the kubelet's process and reads its cgroup. */
+export const KUBELET_CGROUP_AUTO = 'auto'
 /** Given all together or not at all. */
 const CA_OPTIONS = ['--ca-address', '--ca-root', '--ca-token-file'] as const
 
 export const AGENT_USAGE = `usage: ferry agent --node NAME (--cluster-file PATH | --kubernetes [--kubeconfig FILE]
                      [--host-proc ${KUBERNETES_DEFAULTS.hostProc}] [--cgroup-root ${KUBERNETES_DEFAULTS.cgroupRoot}])
-                   --pin-root DIR
+                   --pin-root DIR [--kubelet-cgroup PATH|${KUBELET_CGROUP_AUTO}]
                    [--admin-port ${PORTS.admin}] [--ready-port ${PORTS.ready}] [--admin-token-file FILE] [--log-level info]
                    [--config-dir DIR] [--drain-grace ${formatDuration(DRAIN_GRACE_DEFAULT_MS)}]
                    [--ca-address HOST:PORT --ca-root FILE --ca-token-file FILE
@@ -123,6 +131,13 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
   --tunnel-port     where this node's tunnel server listens (0: any free port)
   --sockmap         on (default) | off: pass the plaintext hops between pods and
                     the proxy through sockmap instead of TCP
+  --kubelet-cgroup  the kubelet's cgroup v2 directory (e.g.
+                    /host/sys/fs/cgroup/system.slice/kubelet.service), or "auto"
+                    (with --kubernetes: the cgroup of the process named kubelet under
+                    --host-proc, under --cgroup-root): connections the kubelet makes
+                    to the ports a pod's probes name reach the pod directly, even when
+                    it is STRICT; nothing else from the node does. Absent: no probe
+                    admission
 `
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -152,7 +167,8 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'trust-domain': { type: 'string' },
     'cert-ttl': { type: 'string' },
     'tunnel-port': { type: 'string' },
-    sockmap: { type: 'string' }
+    sockmap: { type: 'string' },
+    'kubelet-cgroup': { type: 'string' }
   })
   const node = values.node ?? env[NODE_NAME_ENV]
   if (node === undefined || node === '') throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --node is required (or $${NODE_NAME_ENV})\n\n${AGENT_USAGE}`)
@@ -177,6 +193,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
   const configFromController = configSource === 'controller'
   const sockmap = values.sockmap ?? 'on'
   if (sockmap !== 'on' && sockmap !== 'off') throw invalid('--sockmap', String(sockmap), '"on" or "off"')
+  const kubeletCgroup = kubeletCgroupOption(values['kubelet-cgroup'], kubernetes)
   if (configFromController && configDir !== null) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry agent: --config-source controller and --config-dir exclude each other')
   if (configFromController && identity === null) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --config-source controller needs the CA options (${CA_OPTIONS.join(', ')}): the stream uses the same controller, root and token`)
   return Object.freeze({
@@ -192,8 +209,20 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     configFromController,
     identity,
     sockmap: sockmap === 'on',
-    adminTokenFile: values['admin-token-file'] === undefined ? null : resolve(values['admin-token-file'] as string)
+    adminTokenFile: values['admin-token-file'] === undefined ? null : resolve(values['admin-token-file'] as string),
+    kubeletCgroup
   })
+}
+
+/** An absolute path, or "auto" with --kubernetes (whose --host-proc and --cgroup-root it reads). */
+function kubeletCgroupOption (value: string | boolean | undefined, kubernetes: AgentKubernetesOptions | null): string | null {
+  if (value === undefined) return null
+  if (value === KUBELET_CGROUP_AUTO) {
+    if (kubernetes === null) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --kubelet-cgroup ${KUBELET_CGROUP_AUTO} needs --kubernetes (it finds the kubelet under --host-proc); give the kubelet's cgroup directory instead`)
+    return KUBELET_CGROUP_AUTO
+  }
+  if (typeof value !== 'string' || !isAbsolute(value)) throw invalid('--kubelet-cgroup', String(value), `the kubelet's cgroup v2 directory (an absolute path), or "${KUBELET_CGROUP_AUTO}"`)
+  return resolve(value)
 }
 
 /** --cluster-file or --kubernetes, exactly one; the kubelet locator's options only with --kubernetes. */

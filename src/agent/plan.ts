@@ -45,7 +45,7 @@ export function planNode (snapshot: ClusterSnapshot, node: string, locator: PodL
       blocked.set(pod.uid, { pod, error: err })
       continue
     }
-    const fingerprint = JSON.stringify([location.netnsPath, location.cgroupPath, pod.podIPs, decision.excludeOutboundPorts, decision.excludeInboundPorts])
+    const fingerprint = JSON.stringify([location.netnsPath, location.cgroupPath, pod.podIPs, decision.excludeOutboundPorts, decision.excludeInboundPorts, pod.probePorts])
     plans.set(pod.uid, Object.freeze({ pod, location, excludeOutboundPorts: decision.excludeOutboundPorts, excludeInboundPorts: decision.excludeInboundPorts, fingerprint }))
   }
   return { plans, blocked }

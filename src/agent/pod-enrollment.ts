@@ -104,6 +104,7 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
       podIPs: [...pod.podIPs],
       excludeOutboundPorts: [...plan.excludeOutboundPorts],
       excludeInboundPorts: [...plan.excludeInboundPorts],
+      probePorts: [...pod.probePorts],
       inboundListenerFds: inboundFds
     })
     return Object.freeze({ plan, netns: ns, servers: Object.freeze(servers), connector, enrolledAt: new Date().toISOString() })

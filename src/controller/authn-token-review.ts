@@ -1,5 +1,5 @@
 import type { Clock } from '../identity/clock'
-import { ReviewCache } from '../kubernetes/review-cache'
+import { ReviewCache } from '../util/review-cache'
 import type { TokenReviewer, TokenReviewStatus } from '../kubernetes/token-review'
 import type { Logger } from '../telemetry/logger'
 import type { Authenticator, AuthnResult } from './authn'
@@ -16,7 +16,7 @@ import type { Authenticator, AuthnResult } from './authn'
 // That node is the caller's node, the only one whose pods' identities it may obtain.
 //
 // Answers are cached by the token's SHA-256 (never the token itself): accepted ones for
-// a short while, refused ones for less, in a bounded cache (src/kubernetes/review-cache.ts).
+// a short while, refused ones for less, in a bounded cache (src/util/review-cache.ts).
 // A review that could not be made (the API server is down, or refuses the controller) is
 // "unavailable", never cached: the agent retries. Reviews of tokens not in the cache are
 // rate-limited: a caller sending made-up tokens gets "unavailable" (retry later) once the

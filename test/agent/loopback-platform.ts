@@ -15,6 +15,10 @@ export class RecordingCapture implements CaptureHandle {
   /** What eBPF "recorded" for every captured connection. */
   originalDestination: { address: string, port: number } | null = null
   readonly lookups: Array<[bigint, number, number]> = []
+  /** The kubelet cgroup probe admission was given (undefined: never asked). */
+  kubeletCgroup: string | null | undefined
+  /** What the "kernel" counted for each pod's kubelet connections. */
+  readonly probes = new Map<string, { admitted: number, notProbePort: number, expired: number }>()
 
   enrollPod (s: PodCaptureSpec): void { this.calls.push(`enroll ${s.uid}`); this.specs.set(s.uid, s) }
   unenrollPod (uid: string): void { this.calls.push(`unenroll ${uid}`); this.specs.delete(uid) }
@@ -28,6 +32,8 @@ export class RecordingCapture implements CaptureHandle {
   splice (): boolean { return false }
   unsplice (): { fromA: number, fromB: number } { return { fromA: 0, fromB: 0 } }
   enrolledUids (): string[] { return [...this.specs.keys()] }
+  setKubeletCgroup (path: string | null): void { this.calls.push(`kubelet ${path ?? 'off'}`); this.kubeletCgroup = path }
+  probeCounts (): ReadonlyMap<string, { admitted: number, notProbePort: number, expired: number }> { return this.probes }
   close (): void { this.calls.push('close') }
 }
 

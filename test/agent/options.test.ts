@@ -6,7 +6,7 @@ const base = ['--node', 'n1', '--cluster-file', '/var/run/ferry/labs/x/cluster.j
 
 t.test('valid options get defaults, an absolute cluster file, and are frozen', async (t) => {
   const o = parseAgentOptions(base)
-  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', configDir: null, configFromController: false, identity: null, sockmap: true })
+  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', configDir: null, configFromController: false, identity: null, sockmap: true, adminTokenFile: null, kubeletCgroup: null })
   t.ok(Object.isFrozen(o))
   t.equal(parseAgentOptions([...base, '--sockmap', 'off']).sockmap, false, '--sockmap off turns the shortcut off')
   const o2 = parseAgentOptions(['--node', 'node-2.example', '--cluster-file', 'rel/c.json', '--pin-root', '/p', '--admin-port', '0', '--ready-port', '0', '--log-level', 'debug'])
@@ -117,10 +117,22 @@ t.test('--cluster-file and --kubernetes: exactly one; the kubelet locator\'s opt
   }
 })
 
+t.test('--kubelet-cgroup: an absolute cgroup directory in either mode; "auto" only with --kubernetes', async (t) => {
+  t.equal(parseAgentOptions([...base, '--kubelet-cgroup', '/sys/fs/cgroup/lab/n1/kubelet/']).kubeletCgroup, '/sys/fs/cgroup/lab/n1/kubelet', 'normalized')
+  t.equal(parseAgentOptions(['--node', 'n1', '--kubernetes', '--pin-root', '/p', '--kubelet-cgroup', 'auto']).kubeletCgroup, 'auto')
+  t.equal(parseAgentOptions(['--node', 'n1', '--kubernetes', '--pin-root', '/p', '--kubelet-cgroup', '/host/sys/fs/cgroup/system.slice/kubelet.service']).kubeletCgroup, '/host/sys/fs/cgroup/system.slice/kubelet.service')
+  t.throws(() => parseAgentOptions([...base, '--kubelet-cgroup', 'auto']), { code: 'FERRY_ERR_INVALID_ARG', message: /--kubelet-cgroup auto needs --kubernetes/ })
+  t.throws(() => parseAgentOptions([...base, '--kubelet-cgroup', 'system.slice/kubelet.service']), { code: 'FERRY_ERR_INVALID_ARG', message: /--kubelet-cgroup "system.slice\/kubelet.service" is invalid: expected the kubelet's cgroup v2 directory \(an absolute path\), or "auto"/ })
+})
+
 t.test('--drain-grace: a duration, 25s by default (below the DaemonSet\'s 30 s termination grace), 0 allowed', async (t) => {
   t.equal(parseAgentOptions(base, {}).drainGraceMs, 25_000)
   t.equal(parseAgentOptions([...base, '--drain-grace', '5s'], {}).drainGraceMs, 5000)
   t.equal(parseAgentOptions([...base, '--drain-grace', '0s'], {}).drainGraceMs, 0)
   t.throws(() => parseAgentOptions([...base, '--drain-grace', 'soon'], {}), { code: 'FERRY_ERR_INVALID_ARG', message: /--drain-grace "soon" is invalid/ })
   t.throws(() => parseAgentOptions([...base, '--drain-grace', '2h'], {}), { code: 'FERRY_ERR_INVALID_ARG', message: /--drain-grace "2h" is invalid: expected a duration up to 1h/ })
+})
+
+t.test('--admin-token-file: an absolute path to the token that opens /debug/*', async (t) => {
+  t.equal(parseAgentOptions([...base, '--admin-token-file', 'tokens/admin.token']).adminTokenFile, resolve('tokens/admin.token'))
 })

@@ -45,6 +45,7 @@ async function checkAgent (t: Check, objects: Obj[], what: string): Promise<void
   t.ok(mounts.has(o.kubernetes?.hostProc), `${what}: --host-proc ${o.kubernetes?.hostProc} is mounted`)
   t.ok(mounts.has(o.kubernetes?.cgroupRoot), `${what}: --cgroup-root ${o.kubernetes?.cgroupRoot} is mounted`)
   t.ok(mounts.has(o.pinRoot.split('/').slice(0, 4).join('/')), `${what}: the pin root ${o.pinRoot} is on the mounted bpffs`)
+  t.equal(o.kubeletCgroup, 'auto', `${what}: probe admission, the kubelet found under --host-proc`)
   const grace = pod.terminationGracePeriodSeconds ?? 30
   t.ok(o.drainGraceMs < grace * 1000, `${what}: the drain (${o.drainGraceMs} ms) ends before terminationGracePeriodSeconds (${grace} s)`)
 }

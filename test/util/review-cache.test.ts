@@ -1,5 +1,5 @@
 import t from 'tap'
-import { ReviewCache } from '../../src/kubernetes/review-cache'
+import { ReviewCache } from '../../src/util/review-cache'
 
 // The bounded cache in front of API-server reviews: what it keeps, for how long, that a
 // full cache costs the same per insert, that callers with made-up tokens spend a rate
