@@ -44,7 +44,7 @@ export class AgentCni {
   static async start (deps: AgentCniDeps): Promise<AgentCni> {
     const { options, log } = deps
     const state = new CniStateWriter(options.entry.stateFile, deps.node, log)
-    const handler = new CniEnrollment({ node: deps.node, enroller: deps.enroller, current: deps.current, ...(deps.kubernetes === null ? {} : { hostProc: deps.kubernetes.hostProc }) })
+    const handler = new CniEnrollment({ node: deps.node, enroller: deps.enroller, current: deps.current, log, ...(deps.kubernetes === null ? {} : { hostProc: deps.kubernetes.hostProc }) })
     const server = await startCniServer({ socketPath: options.entry.socket, handler, log, registry: deps.registry })
     let keeper: CniConfKeeper | null = null
     if (options.confDir !== null) {

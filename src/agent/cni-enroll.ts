@@ -4,6 +4,7 @@ import { type CniPodRequest, podName } from '../cni/protocol'
 import { meshDecision } from '../discovery/mesh-policy'
 import type { ClusterSnapshot, Pod } from '../discovery/model'
 import { ferryError } from '../errors'
+import type { Logger } from '../telemetry/logger'
 import type { PodEnroller } from './enroller'
 
 // What the agent does with the ferry-cni plugin's requests (src/cni/server.ts carries
@@ -26,6 +27,7 @@ export interface CniEnrollmentDeps {
   readonly current: () => ClusterSnapshot | null
   /** The host's procfs as the agent sees it: a CNI_NETNS of /proc/PID/ns/net is read there. */
   readonly hostProc?: string
+  readonly log: Logger
 }
 
 interface PodWaiter { readonly request: CniPodRequest, readonly found: (pod: Pod) => void, readonly fail: (err: Error) => void }
@@ -84,6 +86,7 @@ export class CniEnrollment implements CniHandler {
   private async waitForPod (req: CniPodRequest, signal: AbortSignal): Promise<Pod> {
     const now = findPod(this.deps.current(), req)
     if (now !== null) return now
+    this.deps.log.info({ pod: podName(req), uid: req.uid, timeoutMs: req.timeoutMs }, 'cni: waiting for discovery to show the pod')
     return await new Promise<Pod>((resolve, reject) => {
       const onAbort = (): void => {
         this.waiting.delete(waiter)

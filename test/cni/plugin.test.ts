@@ -126,7 +126,7 @@ t.test('the plugin and the agent apply one meshing rule (isMeshed of src/discove
     for (const annotation of [undefined, 'enabled', 'disabled', 'yes']) {
       for (const via of ['runtime', 'state'] as const) {
         writeState(stateFile, labelled ? ['shop'] : [], via === 'state' && annotation !== undefined ? [{ namespace: 'shop', name: POD.name, uid: POD.uid, mesh: annotation as 'enabled' }] : [])
-        const annotations = annotation === undefined ? {} : { 'ferry.dev/mesh': annotation }
+        const annotations: Record<string, string> = annotation === undefined ? {} : { 'ferry.dev/mesh': annotation }
         const meshed = isMeshed({ annotations } as any, { name: 'shop', labels: labelled ? { 'ferry.dev/mesh': 'enabled' } : {} })
         const r = await runPlugin({ command: 'ADD', ...POD }, netconf({ socket, stateFile, timeoutMs: 50, ...(via === 'runtime' ? { annotations } : {}) }), 20_000)
         const what = `namespace ${labelled ? 'meshed' : 'not meshed'}, annotation ${annotation ?? 'none'} via ${via}`
