@@ -6,7 +6,7 @@ import { type CniAnswer, type CniHandler, startCniServer } from '../../src/cni/s
 import type { CniPodRequest } from '../../src/cni/protocol'
 import { isMeshed } from '../../src/discovery/mesh-policy'
 import { ferryError } from '../../src/errors'
-import { captureLog } from '../proxy/harness'
+import { captureLog, waitFor } from '../proxy/harness'
 import { netconf, prevResult, runPlugin, scratch, writeState } from './plugin-runner'
 
 // The ferry-cni binary on its own, run as a container runtime runs it (env + stdin): the
@@ -164,7 +164,7 @@ t.test('against the agent\'s CNI server: the request (IPs of the pod\'s interfac
   t.same(ok.json, prev, 'enrolled: prevResult passed through')
   t.match(seen[0], { command: 'add', namespace: 'shop', name: 'web-7d9', uid: POD.uid, containerId: 'abc123', netns: '/var/run/netns/cni-8c1f', ifname: 'eth0', infraContainerId: 'abc123', timeoutMs: 5000 })
   t.same(seen[0].podIPs, ['10.244.1.5', 'fd00:244::5'], 'the pod\'s addresses, canonical, without the host-side interface\'s')
-  await new Promise((resolve) => setTimeout(resolve, 50))
+  await waitFor(() => lines.some((l) => l.msg === 'cni request'), 3000, 'the request logged')
   t.match(lines.find((l) => l.msg === 'cni request'), { command: 'add', result: 'enrolled', pod: 'shop/web-7d9', netns: '/var/run/netns/cni-8c1f' })
 
   answer = async () => { throw ferryError('FERRY_ERR_ENROLL', 'pod shop/web-7d9: listen inbound 127.0.0.1:15006 failed: address in use (EADDRINUSE)') }
