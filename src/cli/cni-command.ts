@@ -1,7 +1,8 @@
+import { isAbsolute } from 'node:path'
 import { PATHS } from '../config/env'
 import { parseCommandOptions } from '../config/cli-args'
 import { entrySettings } from '../cni/entry'
-import { installCni, PLUGIN_BINARY, uninstallCni } from '../cni/install'
+import { type CniInstallOptions, installCni, PLUGIN_BINARY, uninstallCni } from '../cni/install'
 import { ferryError } from '../errors'
 
 // `ferry cni install|uninstall`: argument parsing and output only; the work is in
@@ -42,7 +43,8 @@ export async function cniCommand (argv: string[]): Promise<number> {
   throw ferryError('FERRY_ERR_INVALID_ARG', `ferry cni: unknown subcommand "${sub}" (install, uninstall)\n\n${CNI_USAGE}`)
 }
 
-function install (argv: string[]): number {
+/** `ferry cni install`'s options, checked and frozen (the manifests' tests parse the init container's args with it). */
+export function parseCniInstallOptions (argv: string[]): CniInstallOptions {
   const v = parseCommandOptions('cni install', argv, {
     'bin-dir': { type: 'string' },
     'conf-dir': { type: 'string' },
@@ -53,8 +55,17 @@ function install (argv: string[]): number {
     'log-file': { type: 'string' }
   })
   const entry = entrySettings({ socket: v.socket, stateFile: v['state-file'], timeout: v.timeout, logFile: v['log-file'] }, (name) => `--${name}`, 'cni install')
-  const confDir = v['conf-dir'] ?? PATHS.cniConfDir
-  const r = installCni({ binDir: v['bin-dir'] ?? PATHS.cniBinDir, confDir, entry, ...(v.plugin === undefined ? {} : { plugin: v.plugin }) })
+  for (const o of ['bin-dir', 'conf-dir', 'plugin'] as const) {
+    const value = v[o]
+    if (value !== undefined && !isAbsolute(value)) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry cni install: --${o} "${value}" is invalid: expected an absolute path`)
+  }
+  return Object.freeze({ binDir: v['bin-dir'] ?? PATHS.cniBinDir, confDir: v['conf-dir'] ?? PATHS.cniConfDir, entry, ...(v.plugin === undefined ? {} : { plugin: v.plugin }) })
+}
+
+function install (argv: string[]): number {
+  const options = parseCniInstallOptions(argv)
+  const confDir = options.confDir
+  const r = installCni(options)
   const out = [`ferry cni: plugin installed as ${r.binary}`]
   const c = r.conf
   if (c.action === 'converted') out.push(`ferry cni: ${c.from} converted to ${c.file}, with Ferry's entry after the primary plugin`)
