@@ -2,8 +2,10 @@
 /*
  * One request to the node's Ferry agent: HTTP/1.1 POST of a JSON body over its
  * unix socket, `Connection: close`, the whole exchange bounded by one deadline.
- * While the agent is not there (socket missing, nobody listening: an agent
- * restart), connecting is retried with backoff until the deadline when asked to.
+ * While the agent is not there (socket missing, nobody listening) or when it goes
+ * away mid-request (its SIGTERM closes the connection unanswered), the request is
+ * sent again with backoff until the deadline when asked to: an ADD in flight during
+ * an agent restart is answered by the next agent.
  */
 #include <errno.h>
 #include <poll.h>
@@ -148,63 +150,100 @@ static int parse_reply(const char *text, struct agent_reply *reply)
 	return 0;
 }
 
+/* Where one exchange stopped. */
+enum stage { STAGE_CONNECT, STAGE_TALK, STAGE_REPLY };
+
+/*
+ * One connection: request out, whole reply in. 0 with *reply set; -1 with errno and
+ * *stage. An agent that goes away mid-request (its SIGTERM: it closes the connection
+ * without answering) reads as an empty reply, errno ECONNRESET.
+ */
+static int exchange(const char *socket_path, const char *header, const char *payload, long deadline,
+		    char *answer, struct agent_reply *reply, enum stage *stage)
+{
+	ssize_t got;
+	int fd;
+
+	*stage = STAGE_CONNECT;
+	fd = connect_once(socket_path);
+	if (fd < 0)
+		return -1;
+	*stage = STAGE_TALK;
+	if (send_all(fd, header, strlen(header), deadline) != 0 || send_all(fd, payload, strlen(payload), deadline) != 0 ||
+	    (got = recv_all(fd, answer, MAX_REPLY, deadline)) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	close(fd);
+	if (got == 0) {
+		errno = ECONNRESET;
+		return -1;
+	}
+	*stage = STAGE_REPLY;
+	if (parse_reply(answer, reply) != 0) {
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
+/* Worth another try before the deadline: nobody listens yet, or the agent left mid-request. */
+static bool transient(enum stage stage, int e)
+{
+	if (stage == STAGE_CONNECT)
+		return e == ENOENT || e == ECONNREFUSED || e == EAGAIN;
+	return stage == STAGE_TALK && (e == ECONNRESET || e == EPIPE);
+}
+
 int agent_call(const char *socket_path, const char *path, json_t *body, long timeout_ms,
 	       bool retry, struct agent_reply *reply, struct cni_error *err)
 {
 	long deadline = now_ms() + timeout_ms, backoff = RETRY_FIRST_MS;
 	char header[256], *payload, *answer;
-	int fd, hlen;
-	ssize_t got;
+	enum stage stage;
+	int rc = -1, e = 0;
 
 	memset(reply, 0, sizeof(*reply));
-	for (;;) {
-		fd = connect_once(socket_path);
-		if (fd >= 0)
-			break;
-		int e = errno;
-		long left = deadline - now_ms();
-
-		if (!retry || left <= 0 || (e != ENOENT && e != ECONNREFUSED && e != EAGAIN)) {
-			cni_fail(err, CNI_ERR_TRY_AGAIN, "cannot reach the Ferry agent at %s%s: %s", socket_path,
-				 retry ? " before the timeout" : "", strerror(e));
-			return -1;
-		}
-		sleep_ms(backoff < left ? backoff : left);
-		backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
-	}
 	payload = json_dumps(body, JSON_COMPACT);
 	answer = malloc(MAX_REPLY);
 	if (payload == NULL || answer == NULL) {
 		free(payload);
 		free(answer);
-		close(fd);
 		cni_fail(err, CNI_ERR_IO, "out of memory building the request to the Ferry agent");
 		return -1;
 	}
-	hlen = snprintf(header, sizeof(header),
-			"POST %s HTTP/1.1\r\nHost: ferry-agent\r\nContent-Type: application/json\r\n"
-			"Content-Length: %zu\r\nConnection: close\r\n\r\n",
-			path, strlen(payload));
-	if (send_all(fd, header, (size_t)hlen, deadline) != 0 || send_all(fd, payload, strlen(payload), deadline) != 0 ||
-	    (got = recv_all(fd, answer, MAX_REPLY, deadline)) < 0) {
-		int e = errno;
+	snprintf(header, sizeof(header),
+		 "POST %s HTTP/1.1\r\nHost: ferry-agent\r\nContent-Type: application/json\r\n"
+		 "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+		 path, strlen(payload));
+	for (;;) {
+		long left;
 
-		if (e == ETIMEDOUT)
-			cni_fail(err, CNI_ERR_TRY_AGAIN, "the Ferry agent at %s did not answer within %ld ms", socket_path, timeout_ms);
-		else
-			cni_fail(err, CNI_ERR_TRY_AGAIN, "talking to the Ferry agent at %s failed: %s", socket_path, strerror(e));
-		free(payload);
-		free(answer);
-		close(fd);
-		return -1;
+		rc = exchange(socket_path, header, payload, deadline, answer, reply, &stage);
+		if (rc == 0)
+			break;
+		e = errno;
+		left = deadline - now_ms();
+		if (!retry || left <= 0 || !transient(stage, e))
+			break;
+		sleep_ms(backoff < left ? backoff : left);
+		backoff = backoff * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : backoff * 2;
 	}
-	close(fd);
 	free(payload);
-	if (parse_reply(answer, reply) != 0) {
-		cni_fail(err, CNI_ERR_TRY_AGAIN, "the Ferry agent at %s sent a reply that is not HTTP (%zd bytes)", socket_path, got);
-		free(answer);
-		return -1;
-	}
 	free(answer);
-	return 0;
+	if (rc == 0)
+		return 0;
+	if (e == ETIMEDOUT)
+		cni_fail(err, CNI_ERR_TRY_AGAIN, "the Ferry agent at %s did not answer within %ld ms", socket_path, timeout_ms);
+	else if (stage == STAGE_CONNECT)
+		cni_fail(err, CNI_ERR_TRY_AGAIN, "cannot reach the Ferry agent at %s%s: %s", socket_path,
+			 retry ? " before the timeout" : "", strerror(e));
+	else if (stage == STAGE_REPLY)
+		cni_fail(err, CNI_ERR_TRY_AGAIN, "the Ferry agent at %s sent a reply that is not HTTP", socket_path);
+	else
+		cni_fail(err, CNI_ERR_TRY_AGAIN, "talking to the Ferry agent at %s failed: %s", socket_path, strerror(e));
+	return -1;
 }

@@ -13,6 +13,8 @@ import { CNI_ROUTES, type CniCommand, type CniPodRequest, MAX_REQUEST_BYTES, par
 // mode is the access check, as for containerd's own socket). Anything that is not a
 // well-formed request of the protocol is refused (404, 405, 413, 400) before the handler
 // sees it. Each request is counted (ferry_cni_requests_total{command,result}) and logged.
+// Closing (the agent's SIGTERM) ends the requests in progress without an answer: the
+// plugin then retries until its timeout, so a pod's ADD carries over to the next agent.
 
 export const CNI_METRIC_NAMES = Object.freeze({ requests: 'ferry_cni_requests_total' })
 
@@ -43,9 +45,12 @@ export async function startCniServer (o: { socketPath: string, handler: CniHandl
   const { socketPath, handler, log } = o
   const requests = new Counter({ name: CNI_METRIC_NAMES.requests, help: 'Requests from the ferry-cni plugin, by command (add, del, check) and result (enrolled, not_meshed, forgotten, failed, timeout, invalid)', labelNames: ['command', 'result'], registers: [o.registry] })
   prepareSocketPath(socketPath)
+  const inFlight = new Set<AbortController>()
   const server = createServer((req, res) => {
     const started = Date.now()
-    serve(req, res, handler).then(({ command, result, request, error }) => {
+    const stop = new AbortController()
+    inFlight.add(stop)
+    serve(req, res, handler, stop.signal).finally(() => { inFlight.delete(stop) }).then(({ command, result, request, error }) => {
       requests.inc({ command: command ?? 'unknown', result })
       const fields = { command, result, pod: request === null ? undefined : podName(request), uid: request?.uid ?? undefined, containerId: request?.containerId, netns: request?.netns, podIPs: request?.podIPs, ms: Date.now() - started }
       if (error === null) log.info(fields, 'cni request')
@@ -68,7 +73,8 @@ export async function startCniServer (o: { socketPath: string, handler: CniHandl
       closed ??= (async () => {
         const done = new Promise<void>((resolve) => { server.close(() => { resolve() }) })
         handler.close()
-        server.closeIdleConnections()
+        for (const stop of inFlight) stop.abort()
+        server.closeAllConnections()
         await done
         // Only our own socket: a newer agent may already listen at the path.
         try { if (statSync(socketPath).ino === inode) rmSync(socketPath) } catch {}
@@ -93,7 +99,7 @@ function prepareSocketPath (path: string): void {
 
 interface Served { command: CniCommand | null, result: Result, request: CniPodRequest | null, error: FerryError | null }
 
-async function serve (req: IncomingMessage, res: ServerResponse, handler: CniHandler): Promise<Served> {
+async function serve (req: IncomingMessage, res: ServerResponse, handler: CniHandler, closing: AbortSignal): Promise<Served> {
   const command = (CNI_ROUTES as Record<string, CniCommand | undefined>)[req.url ?? ''] ?? null
   const refuse = (status: number, error: FerryError, result: Result, request: CniPodRequest | null = null): Served => {
     reply(res, status, { error: error.message, code: error.code })
@@ -113,14 +119,18 @@ async function serve (req: IncomingMessage, res: ServerResponse, handler: CniHan
   } catch (err) {
     return refuse(400, err as FerryError, 'invalid')
   }
-  const signal = AbortSignal.timeout(answerWithinMs(request.timeoutMs))
+  const deadline = AbortSignal.timeout(answerWithinMs(request.timeoutMs))
+  const signal = AbortSignal.any([deadline, closing])
   try {
     const answer = await handler.handle(request, signal)
+    if (closing.aborted) throw ferryError('FERRY_ERR_CNI', 'the agent is shutting down')
     reply(res, 200, { result: answer.result })
     return { command, result: answer.result === 'not-meshed' ? 'not_meshed' : answer.result, request, error: null }
   } catch (err) {
     const error = isFerryError(err) ? err : ferryError('FERRY_ERR_CNI', `unexpected failure: ${(err as Error).message}`, { cause: err })
-    return refuse(signal.aborted ? 504 : 409, error, signal.aborted ? 'timeout' : 'failed', request)
+    // Shutting down: no answer (the connection is closed), so the plugin asks the next agent.
+    if (closing.aborted) return { command, result: 'failed', request, error: ferryError('FERRY_ERR_CNI', `unanswered: the agent is shutting down (${error.message})`) }
+    return refuse(deadline.aborted ? 504 : 409, error, deadline.aborted ? 'timeout' : 'failed', request)
   }
 }
 

@@ -225,3 +225,32 @@ t.test('the CNI server refuses what is not the protocol, before the handler sees
   t.match(metrics, /ferry_cni_requests_total\{command="add",result="invalid"\} 7/)
   t.match(metrics, /ferry_cni_requests_total\{command="add",result="enrolled"\} 1/)
 })
+
+t.test('an ADD in flight when the agent stops is answered by the next agent (the old one closes it unanswered; the plugin asks again)', async (t) => {
+  const dir = scratch(t)
+  const stateFile = join(dir, 'state.json')
+  writeState(stateFile, ['shop'])
+  const socketPath = join(dir, 'cni.sock')
+  const { log, lines } = captureLog()
+  let waiting = false
+  let aborted = false
+  const stuck: CniHandler = {
+    handle: async (_r, signal) => await new Promise<CniAnswer>((resolve, reject) => {
+      waiting = true
+      signal.addEventListener('abort', () => { aborted = true; reject(ferryError('FERRY_ERR_ENROLL', 'cut short')) })
+    }),
+    close: () => {}
+  }
+  const first = await startCniServer({ socketPath, handler: stuck, log, registry: new Registry() })
+  const adding = runPlugin({ command: 'ADD', ...POD }, netconf({ socket: socketPath, stateFile, timeoutMs: 20_000 }))
+  await waitFor(() => waiting, 10_000, 'the ADD waiting in the old agent')
+  // The old agent's SIGTERM while the request waits in its handler.
+  await first.close()
+  t.ok(aborted, 'the old agent\'s wait was cut short')
+  // Guards the hand-over: without the plugin's retry the ADD would fail with the old agent's silence.
+  const second = await startCniServer({ socketPath, handler: { handle: async () => ({ result: 'enrolled' }), close: () => {} }, log, registry: new Registry() })
+  t.teardown(async () => { await second.close() })
+  const r = await adding
+  t.equal(r.code, 0, `the next agent answered: ${r.stdout}`)
+  await waitFor(() => lines.some((l) => l.msg === 'cni request refused' && /shutting down/.test(l.err)), 3000, 'the old agent logged the unanswered request')
+})
