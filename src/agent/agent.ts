@@ -18,6 +18,7 @@ import { registerProbeMetrics } from '../telemetry/probe-metrics'
 import { createTunnelRefusalLog } from '../telemetry/tunnel-refusals'
 import { type AdminAuth, createAdminAuth } from './admin-auth'
 import { type AdminServers, startAdminServers } from './admin-server'
+import type { AgentCni } from './agent-cni'
 import { openConfigSource, type PolicyConfigSource } from './config-source'
 import { PodEnroller } from './enroller'
 import { type AgentDiscovery, agentDiscovery } from './discovery-mode'
@@ -33,7 +34,8 @@ import { kubeletCgroupOf, probeCountsOf, startProbeAdmission } from './probe-adm
 // the mTLS tunnel between nodes (node-tunnel.ts): a server on :15008 and a pool of
 // sessions to peer nodes. Runs in the node's network namespace; its sockets belong to
 // its own cgroup, so capture never rewrites them. What only a CA needs (identities:
-// gRPC, protobuf.js, x509; the tunnel's server and pool) is loaded only with a CA.
+// gRPC, protobuf.js, x509; the tunnel's server and pool) is loaded only with a CA, and
+// the ferry-cni plugin's side (agent-cni.ts) only with --cni-socket.
 
 /** The Event reason when a pod cannot be enrolled (`kubectl describe pod` shows it). */
 export const ENROLL_FAILED_REASON = 'FerryEnrollmentFailed'
@@ -75,7 +77,9 @@ export class Agent {
     /** Policies in force and the live inbound connections they are checked against. */
     readonly authz: InboundAuthorizer,
     /** --config-dir's watcher or the controller's configuration stream; null without either (no policies: allow all). */
-    readonly config: PolicyConfigSource | null
+    readonly config: PolicyConfigSource | null,
+    /** The ferry-cni plugin's agent side; null without --cni-socket. */
+    private readonly cni: AgentCni | null
   ) {}
 
   static async start (options: AgentOptions, deps: AgentDeps): Promise<Agent> {
@@ -179,26 +183,32 @@ export class Agent {
     })
     const podEnroller = enroller
     registerProbeMetrics(metrics.registry, () => probeCountsOf(capture, podEnroller.enrolledPods()))
-    let admin: AdminServers
+    // Started below, once the agent exists; until then it has no snapshot (current() is null).
+    const source = deps.source ?? (selected as AgentDiscovery).source
+    let admin: AdminServers | null = null
+    let cni: AgentCni | null = null
     try {
       if (tunnel !== null) await tunnel.listen(options.identity?.tunnelPort ?? PORTS.tunnel)
-      // `source` is made below, synchronously after this resolves: before any request is served.
       admin = await startAdminServers({ adminPort: options.adminPort, readyPort: options.readyPort, metrics, enroller, identities, tunnel, log, authz, cluster: () => source.current(), node: options.node, trustDomain: options.identity?.trustDomain ?? IDENTITY_DEFAULTS.trustDomain, auth: deps.adminAuth ?? agentAdminAuth(options) })
+      if (options.cni !== null) {
+        const { AgentCni } = require('./agent-cni') as typeof import('./agent-cni')
+        cni = await AgentCni.start({ options: options.cni, node: options.node, kubernetes: options.kubernetes, enroller, current: () => source.current(), log: log.child({ component: 'cni' }), registry: metrics.registry })
+      }
     } catch (err) {
+      await admin?.close()
       await tunnel?.close()
       capture.close()
       config?.close()
       identities?.close()
       throw err
     }
-    const source = deps.source ?? (selected as AgentDiscovery).source
-    const agent = new Agent(options, metrics, routes, enroller, admin, identities, tunnel, capture, source, log, authz, config)
+    const agent = new Agent(options, metrics, routes, enroller, admin, identities, tunnel, capture, source, log, authz, config, cni)
     source.start({
       onSnapshot: (s) => { agent.onSnapshot(s) },
       onError: (err) => { agent.onDiscoveryError(err) }
     })
     const ca = options.identity === null ? null : { address: options.identity.caAddress, trustDomain: options.identity.trustDomain, certTtlMs: options.identity.certTtlMs }
-    log.info({ node: options.node, clusterFile: options.clusterFile, kubernetes: options.kubernetes, pinRoot: options.pinRoot, adminPort: admin.adminPort, readyPort: admin.readyPort, tunnelPort: tunnel?.stats().port ?? null, ca, config: opened?.origin ?? null }, 'agent started')
+    log.info({ node: options.node, clusterFile: options.clusterFile, kubernetes: options.kubernetes, pinRoot: options.pinRoot, adminPort: admin.adminPort, readyPort: admin.readyPort, tunnelPort: tunnel?.stats().port ?? null, ca, config: opened?.origin ?? null, cniSocket: options.cni?.entry.socket ?? null }, 'agent started')
     return agent
   }
 
@@ -212,6 +222,8 @@ export class Agent {
   async drain (graceMs: number = this.options.drainGraceMs): Promise<number> {
     const open = async (): Promise<number> => await this.enroller.openConnections() + (this.tunnel?.stats().server.streams ?? 0)
     const before = await open()
+    // Pods starting now wait in their CNI ADD for the next agent (the plugin retries until its timeout).
+    await this.cni?.stopServing()
     await this.enroller.stopAccepting()
     this.log.info({ connections: before, graceMs }, 'draining: not ready, no new connections; waiting for live connections to finish')
     const deadline = Date.now() + graceMs
@@ -232,6 +244,7 @@ export class Agent {
   async close (): Promise<void> {
     this.source.close()
     this.config?.close()
+    await this.cni?.close()
     await this.enroller.close()
     await this.tunnel?.close()
     this.identity?.close()
@@ -244,6 +257,7 @@ export class Agent {
     this.routes.update(s)
     this.log.info({ generation: s.generation, pods: s.pods.length, services: s.services.length }, 'cluster snapshot')
     this.enroller.apply(s)
+    this.cni?.onSnapshot(s)
   }
 
   private onDiscoveryError (err: FerryError): void {

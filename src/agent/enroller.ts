@@ -1,9 +1,9 @@
 import type { ClusterSnapshot, Pod } from '../discovery/model'
 import type { PodLocator } from '../discovery/pod-locator'
-import type { FerryError } from '../errors'
+import { ferryError, type FerryError } from '../errors'
 import type { ProxyMetrics } from '../telemetry/metrics'
 import { trace } from '../telemetry/trace'
-import { type NodePlan, planNode } from './plan'
+import { type NodePlan, type PodHints, planNode } from './plan'
 import { type EnrollContext, type EnrolledPod, enrollPod, unenrollPod } from './pod-enrollment'
 
 // Keeps this node's enrolled pods equal to the latest snapshot's plan. One pass at a
@@ -19,6 +19,10 @@ import { type EnrollContext, type EnrolledPod, enrollPod, unenrollPod } from './
 // listening on Ferry's ports) is that pod's problem — reported once per distinct reason
 // (log, onFailure: a Kubernetes Event on a cluster, `ferry_pods_not_enrolled`) and
 // retried — and never keeps the node's agent unready.
+//
+// A pod's CNI ADD (src/agent/cni-enroll.ts) goes through the same passes: it leaves
+// hints (the sandbox's netns, the pod's IPs) and waits for the pass that enrolls the pod
+// or fails to (enrollFromCni); the hints stay until the pod's CNI DEL or its departure.
 
 const TRACE = trace('agent')
 
@@ -61,6 +65,8 @@ interface Failure { error: FerryError, attempts: number, retryAt: number }
 /** Why a local meshed pod is not enrolled: `ferry_pods_not_enrolled{reason}`. */
 export type NotEnrolledReason = 'not_located' | 'invalid_annotation' | 'port_in_use' | 'error' | 'pending'
 
+interface Waiter { resolve: (e: EnrolledPod) => void, reject: (err: FerryError) => void }
+
 export class PodEnroller {
   private snapshot: ClusterSnapshot | null = null
   private plan: NodePlan = { plans: new Map(), blocked: new Map() }
@@ -80,6 +86,10 @@ export class PodEnroller {
   /** Blocked pods located again: attempts so far and when next (reset by every snapshot). */
   private readonly blockedRetries = new Map<string, { attempts: number, retryAt: number }>()
   private readonly retry: { initialMs: number, maxMs: number }
+  /** uid → what the pod's CNI ADD said. */
+  private readonly hints = new Map<string, PodHints>()
+  /** uid → CNI ADDs waiting for the pod's enrollment. */
+  private readonly waiters = new Map<string, Set<Waiter>>()
 
   constructor (private readonly deps: EnrollerDeps) {
     this.retry = deps.retry ?? RETRY
@@ -88,10 +98,83 @@ export class PodEnroller {
   apply (snapshot: ClusterSnapshot): void {
     if (this.closed) return
     this.snapshot = snapshot
-    this.plan = planNode(snapshot, this.deps.node, this.deps.locator)
+    if (this.hints.size > 0) {
+      const present = new Set(snapshot.pods.map((p) => p.uid))
+      for (const uid of [...this.hints.keys()]) if (!present.has(uid)) this.hints.delete(uid)
+    }
+    this.plan = planNode(snapshot, this.deps.node, this.deps.locator, this.hints)
     this.blockedRetries.clear()
     for (const [uid, { pod, error }] of this.plan.blocked) this.reportOnce(uid, pod, error)
+    this.settleWaiters()
     this.kick()
+  }
+
+  /**
+   * Enrolls a pod of the current snapshot where its CNI ADD says it lives, now (any
+   * backoff is skipped): resolves once it is enrolled as planned with these hints,
+   * rejects (FERRY_ERR_ENROLL) with the reason it cannot be. `signal` ends the wait
+   * (the request's deadline); the pod's enrollment goes on regardless.
+   */
+  async enrollFromCni (uid: string, hints: PodHints, signal?: AbortSignal): Promise<EnrolledPod> {
+    if (this.closed || this.snapshot === null) throw ferryError('FERRY_ERR_ENROLL', 'the agent is shutting down or has no cluster snapshot yet')
+    return await new Promise<EnrolledPod>((resolve, reject) => {
+      const stop = (): void => {
+        const set = this.waiters.get(uid)
+        set?.delete(waiter)
+        if (set?.size === 0) this.waiters.delete(uid)
+        reject(ferryError('FERRY_ERR_ENROLL', `pod uid ${uid} was not enrolled before the deadline of its CNI request${this.failures.has(uid) ? `: ${this.failures.get(uid)?.error.message ?? ''}` : ''}`))
+      }
+      const waiter: Waiter = {
+        resolve: (e) => { signal?.removeEventListener('abort', stop); resolve(e) },
+        reject: (err) => { signal?.removeEventListener('abort', stop); reject(err) }
+      }
+      if (signal?.aborted === true) { stop(); return }
+      signal?.addEventListener('abort', stop, { once: true })
+      const set = this.waiters.get(uid) ?? new Set<Waiter>()
+      set.add(waiter)
+      this.waiters.set(uid, set)
+      this.hints.set(uid, Object.freeze({ netnsPath: hints.netnsPath, podIPs: Object.freeze([...hints.podIPs]) }))
+      this.failures.delete(uid)
+      this.blockedRetries.delete(uid)
+      this.plan = planNode(this.snapshot as ClusterSnapshot, this.deps.node, this.deps.locator, this.hints)
+      const blocked = this.plan.blocked.get(uid)
+      if (blocked !== undefined) this.reportOnce(uid, blocked.pod, blocked.error)
+      this.settleWaiters()
+      this.kick()
+    })
+  }
+
+  /** The pod's CNI DEL: its sandbox is gone, so are its hints. Unenrolling follows discovery. */
+  forgetHints (uid: string): boolean {
+    return this.hints.delete(uid)
+  }
+
+  /** Answers waiters the plan already decides: enrolled as planned, or not plannable. */
+  private settleWaiters (): void {
+    for (const uid of [...this.waiters.keys()]) {
+      const plan = this.plan.plans.get(uid)
+      const e = this.enrolled.get(uid)
+      if (plan !== undefined && e !== undefined && e.plan.fingerprint === plan.fingerprint) { this.resolveWaiters(uid, e); continue }
+      const blocked = this.plan.blocked.get(uid)
+      if (blocked !== undefined) { this.rejectWaiters(uid, ferryError('FERRY_ERR_ENROLL', blocked.error.message, { cause: blocked.error })); continue }
+      if (plan === undefined) this.rejectWaiters(uid, ferryError('FERRY_ERR_ENROLL', `pod uid ${uid} is not a meshed, running pod of node ${this.deps.node} in the current snapshot`))
+    }
+  }
+
+  private resolveWaiters (uid: string, e: EnrolledPod): void {
+    const set = this.waiters.get(uid)
+    this.waiters.delete(uid)
+    for (const w of set ?? []) w.resolve(e)
+  }
+
+  private rejectWaiters (uid: string, err: FerryError): void {
+    const set = this.waiters.get(uid)
+    this.waiters.delete(uid)
+    for (const w of set ?? []) w.reject(err)
+  }
+
+  private rejectAllWaiters (why: string): void {
+    for (const uid of [...this.waiters.keys()]) this.rejectWaiters(uid, ferryError('FERRY_ERR_ENROLL', why))
   }
 
   /** Blocked pods worth locating again: not found yet (a bad annotation waits for a new snapshot instead). */
@@ -107,7 +190,7 @@ export class PodEnroller {
     const relocate = new Set(this.relocatable())
     const due = snapshot.pods.filter((p) => relocate.has(p.uid) && (this.blockedRetries.get(p.uid)?.retryAt ?? 0) <= now)
     if (due.length === 0) return
-    const again = planNode({ ...snapshot, pods: due }, this.deps.node, this.deps.locator)
+    const again = planNode({ ...snapshot, pods: due }, this.deps.node, this.deps.locator, this.hints)
     const plans = new Map(this.plan.plans)
     const blocked = new Map(this.plan.blocked)
     for (const [uid, plan] of again.plans) { plans.set(uid, plan); blocked.delete(uid); this.blockedRetries.delete(uid) }
@@ -156,6 +239,7 @@ export class PodEnroller {
    */
   async stopAccepting (): Promise<void> {
     this.closed = true
+    this.rejectAllWaiters('the agent is shutting down')
     if (this.retryTimer !== null) clearTimeout(this.retryTimer)
     await this.settled()
     this.byIP.clear()
@@ -177,6 +261,7 @@ export class PodEnroller {
   /** Stops proxying: closes every listener. Capture pins stay (capture.close() is the agent's). */
   async close (): Promise<void> {
     this.closed = true
+    this.rejectAllWaiters('the agent is shutting down')
     if (this.retryTimer !== null) clearTimeout(this.retryTimer)
     await this.settled()
     await Promise.all([...this.enrolled.values()].map(async (e) => { await unenrollPod(e, this.deps.capture, false) }))
@@ -235,13 +320,15 @@ export class PodEnroller {
         this.changed(false)
         this.failures.delete(uid)
         this.reported.delete(uid)
-        log.info({ uid, pod: name, netns: plan.location.netnsPath, cgroup: plan.location.cgroupPath, podIPs: plan.pod.podIPs }, 'pod enrolled')
+        log.info({ uid, pod: name, netns: plan.location.netnsPath, cgroup: plan.location.cgroupPath, podIPs: plan.pod.podIPs, cni: this.hints.has(uid) }, 'pod enrolled')
+        if (this.plan.plans.get(uid)?.fingerprint === plan.fingerprint) this.resolveWaiters(uid, e)
       } catch (err) {
         const attempts = (failure?.attempts ?? 0) + 1
         const delay = Math.min(this.retry.initialMs * 2 ** (attempts - 1), this.retry.maxMs)
         this.failures.set(uid, { error: err as FerryError, attempts, retryAt: Date.now() + delay })
         log.error({ uid, pod: name, code: (err as FerryError).code, errno: (err as FerryError).errno, err: (err as Error).message, attempts, retryInMs: delay }, 'pod enrollment failed')
         this.notifyFailure(uid, plan.pod, err as FerryError)
+        if (this.plan.plans.get(uid)?.fingerprint === plan.fingerprint) this.rejectWaiters(uid, err as FerryError)
       }
     }
     if (this.snapshot !== null) this.firstPassDone = true

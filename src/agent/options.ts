@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
 import { isAbsolute, resolve } from 'node:path'
+import { entrySettings, type CniEntrySettings } from '../cni/entry'
 import { PORTS } from '../config/env'
 import { ferryError, isFerryError } from '../errors'
 import { formatDuration, parseDuration } from '../identity/duration'
@@ -41,6 +42,19 @@ export interface AgentOptions {
    * admission (the kubelet's probes are plaintext like any other, refused by STRICT pods).
    */
   readonly kubeletCgroup: string | null
+  /** The ferry-cni plugin's agent side (--cni-*); null: pods are enrolled from discovery only. */
+  readonly cni: AgentCniOptions | null
+}
+
+export interface AgentCniOptions {
+  /** The socket the agent serves, the state file it keeps, and the rest of Ferry's entry in the CNI configuration. */
+  readonly entry: CniEntrySettings
+  /** The node's CNI configuration directory, in which the agent keeps Ferry's entry; null: not kept. */
+  readonly confDir: string | null
+  /** Where the plugin binary was installed (removed with the entry on uninstall); null: not removed. */
+  readonly binDir: string | null
+  /** The agent's DaemonSet: a SIGTERM while it is being deleted uninstalls the plugin (--kubernetes only). */
+  readonly daemonSet: { readonly namespace: string, readonly name: string } | null
 }
 
 export interface AgentKubernetesOptions {
@@ -74,6 +88,8 @@ export const DRAIN_GRACE_DEFAULT_MS = 25_000
 const DRAIN_GRACE_MAX_MS = 3_600_000
 /** The downward-API variable the DaemonSet sets to spec.nodeName. */
 export const NODE_NAME_ENV = 'NODE_NAME'
+/** The downward-API variable the DaemonSet sets to metadata.namespace (the namespace of --cni-daemonset). */
+export const POD_NAMESPACE_ENV = 'POD_NAMESPACE'
 export const IDENTITY_DEFAULTS = Object.freeze({ trustDomain: 'cluster.local', certTtlMs: 24 * 3_600_000 })
 const CERT_TTL_RANGE_MS = Object.freeze({ min: 1000, max: 365 * 86_400_000 })
 /** --kubelet-cgroup's value that finds the kubelet's process and reads its cgroup. */
@@ -89,6 +105,8 @@ export const AGENT_USAGE = `usage: ferry agent --node NAME (--cluster-file PATH 
                    [--ca-address HOST:PORT --ca-root FILE --ca-token-file FILE
                     [--trust-domain ${IDENTITY_DEFAULTS.trustDomain}] [--cert-ttl ${formatDuration(IDENTITY_DEFAULTS.certTtlMs)}]
                     [--tunnel-port ${PORTS.tunnel}]]
+                   [--cni-socket PATH --cni-state-file PATH [--cni-timeout 30s] [--cni-log-file PATH]
+                    [--cni-conf-dir DIR [--cni-bin-dir DIR] [--cni-daemonset NAME]]]
 
 Runs the per-node agent in the node's network namespace: watches the cluster (a
 cluster file, or the Kubernetes API), enrolls this node's meshed pods in capture and
@@ -138,6 +156,21 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
                     to the ports a pod's probes name reach the pod directly, even when
                     it is STRICT; nothing else from the node does. Absent: no probe
                     admission
+
+With the ferry-cni plugin (docs/install.md), a meshed pod is enrolled before its
+containers start: the plugin asks the agent on --cni-socket, and the agent enrolls the
+pod before it answers.
+  --cni-socket      the unix socket the plugin reaches the agent on (mode 0600)
+  --cni-state-file  the file the plugin decides from (meshed namespaces, pods' opt-in
+                    and opt-out), rewritten whenever they change
+  --cni-timeout     how long the plugin waits for a meshed pod's enrollment (in
+                    Ferry's entry in the CNI configuration; default 30s)
+  --cni-log-file    the plugin's log file (in Ferry's entry; default none)
+  --cni-conf-dir    the node's CNI configuration directory: Ferry's entry is kept
+                    after the primary plugin, re-inserted when the primary rewrites it
+  --cni-bin-dir     where the plugin binary is installed (removed on uninstall)
+  --cni-daemonset   this agent's DaemonSet (in $${POD_NAMESPACE_ENV}): on SIGTERM while it is
+                    being deleted, the agent uninstalls the plugin (--kubernetes only)
 `
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -168,7 +201,14 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'cert-ttl': { type: 'string' },
     'tunnel-port': { type: 'string' },
     sockmap: { type: 'string' },
-    'kubelet-cgroup': { type: 'string' }
+    'kubelet-cgroup': { type: 'string' },
+    'cni-socket': { type: 'string' },
+    'cni-state-file': { type: 'string' },
+    'cni-timeout': { type: 'string' },
+    'cni-log-file': { type: 'string' },
+    'cni-conf-dir': { type: 'string' },
+    'cni-bin-dir': { type: 'string' },
+    'cni-daemonset': { type: 'string' }
   })
   const node = values.node ?? env[NODE_NAME_ENV]
   if (node === undefined || node === '') throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --node is required (or $${NODE_NAME_ENV})\n\n${AGENT_USAGE}`)
@@ -210,7 +250,8 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     identity,
     sockmap: sockmap === 'on',
     adminTokenFile: values['admin-token-file'] === undefined ? null : resolve(values['admin-token-file'] as string),
-    kubeletCgroup
+    kubeletCgroup,
+    cni: cniOptions(values, kubernetes !== null, env)
   })
 }
 
@@ -223,6 +264,47 @@ function kubeletCgroupOption (value: string | boolean | undefined, kubernetes: A
   }
   if (typeof value !== 'string' || !isAbsolute(value)) throw invalid('--kubelet-cgroup', String(value), `the kubelet's cgroup v2 directory (an absolute path), or "${KUBELET_CGROUP_AUTO}"`)
   return resolve(value)
+}
+
+const CNI_FLAGS = ['--cni-socket', '--cni-state-file', '--cni-timeout', '--cni-log-file', '--cni-conf-dir', '--cni-bin-dir', '--cni-daemonset'] as const
+// A Kubernetes object name (DNS subdomain).
+const OBJECT_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/
+
+/** --cni-socket and --cni-state-file together or not at all; the others only with them. */
+function cniOptions (values: Record<string, string | boolean | undefined>, kubernetes: boolean, env: Readonly<Record<string, string | undefined>>): AgentCniOptions | null {
+  const given = CNI_FLAGS.filter((o) => values[o.slice(2)] !== undefined)
+  if (given.length === 0) return null
+  if (values['cni-socket'] === undefined || values['cni-state-file'] === undefined) {
+    throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: ${given.join(', ')} need${given.length === 1 ? 's' : ''} --cni-socket and --cni-state-file (the plugin's socket and state file go together)`)
+  }
+  const entry = entrySettings({
+    socket: values['cni-socket'] as string,
+    stateFile: values['cni-state-file'] as string,
+    timeout: values['cni-timeout'] as string | undefined,
+    logFile: values['cni-log-file'] as string | undefined
+  }, (name) => `--cni-${name}`, 'agent')
+  const dir = (name: '--cni-conf-dir' | '--cni-bin-dir'): string | null => {
+    const v = values[name.slice(2)]
+    if (v === undefined) return null
+    if (typeof v !== 'string' || !isAbsolute(v)) throw invalid(name, String(v), 'an absolute path')
+    return v
+  }
+  const confDir = dir('--cni-conf-dir')
+  const binDir = dir('--cni-bin-dir')
+  if (binDir !== null && confDir === null) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry agent: --cni-bin-dir needs --cni-conf-dir (the binary is removed together with the entry)')
+  const name = values['cni-daemonset']
+  let daemonSet: AgentCniOptions['daemonSet'] = null
+  if (name !== undefined) {
+    if (!kubernetes) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry agent: --cni-daemonset needs --kubernetes (the DaemonSet is read from the API server)')
+    if (confDir === null) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry agent: --cni-daemonset needs --cni-conf-dir (what to uninstall from)')
+    if (typeof name !== 'string' || !OBJECT_NAME.test(name)) throw invalid('--cni-daemonset', String(name), 'a DaemonSet name')
+    const namespace = env[POD_NAMESPACE_ENV]
+    if (namespace === undefined || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) {
+      throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --cni-daemonset needs $${POD_NAMESPACE_ENV}, the agent's namespace (the DaemonSet sets it from metadata.namespace)`)
+    }
+    daemonSet = Object.freeze({ namespace, name })
+  }
+  return Object.freeze({ entry, confDir, binDir, daemonSet })
 }
 
 /** --cluster-file or --kubernetes, exactly one; the kubelet locator's options only with --kubernetes. */

@@ -24,6 +24,14 @@ export const PATHS = Object.freeze({
   pinRoot: '/sys/fs/bpf/ferry',
   cgroup2: process.env.FERRY_CGROUP2_ROOT ?? detectCgroup2Root(),
   netnsDir: '/var/run/netns',
+  /** The ferry-cni plugin's files on a node (docs/install.md): a hostPath shared by the plugin and the agent. */
+  cniRunDir: '/var/run/ferry',
+  cniSocket: '/var/run/ferry/cni.sock',
+  cniStateFile: '/var/run/ferry/cni-state.json',
+  cniLogFile: '/var/run/ferry/cni.log',
+  /** Where container runtimes look for CNI configurations and plugins. */
+  cniConfDir: '/etc/cni/net.d',
+  cniBinDir: '/opt/cni/bin',
   labStateDir: process.env.FERRY_LAB_STATE_DIR ?? '/var/run/ferry/labs'
 })
 

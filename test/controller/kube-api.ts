@@ -10,6 +10,8 @@ import type { AddressInfo, Socket } from 'node:net'
 //   - GET of a collection (pods; Ferry's and Istio's policy CRDs): a List with a
 //     resourceVersion, and with watch=true the changes after the given resourceVersion,
 //     then live ones, as newline-delimited JSON events in a chunked response;
+//   - GET of one object of an installed collection (<collection>/<name>): the object, or
+//     a 404 Status once it is gone (the agent asks for its own DaemonSet);
 //   - 404 for a collection the test has not "installed" (Istio's CRDs, say).
 // No selectors, paging, bookmarks, admission or defaulting.
 
@@ -127,6 +129,15 @@ export class FakeKubeApi {
     if (req.method === 'POST' && url.pathname === TOKEN_REVIEW_PATH) { this.tokenReview(req, res); return }
     if (req.method === 'POST' && url.pathname === ACCESS_REVIEW_PATH) { this.accessReview(req, res); return }
     const store = this.stores.get(url.pathname)
+    const parent = this.stores.get(url.pathname.slice(0, url.pathname.lastIndexOf('/')))
+    if (req.method === 'GET' && store === undefined && parent !== undefined) {
+      const name = url.pathname.slice(url.pathname.lastIndexOf('/') + 1)
+      const namespace = /\/namespaces\/([^/]+)\//.exec(url.pathname)?.[1] ?? ''
+      const object = parent.get(`${namespace}/${name}`)
+      if (object !== undefined) json(res, 200, object)
+      else json(res, 404, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: `"${name}" not found`, reason: 'NotFound', details: { name }, code: 404 })
+      return
+    }
     if (req.method !== 'GET' || store === undefined) {
       json(res, 404, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'the server could not find the requested resource', reason: 'NotFound', code: 404 })
       return

@@ -89,13 +89,14 @@ t.test('RBAC: exactly the grants the agent and the controller need, nothing broa
     const objects = built.get(overlay)!
     t.same(rbacProblems(objects, [AGENT]), [], `${overlay}: no wildcards, no writes (but Events and reviews) or Secrets for the agent`)
     t.same(grantSet(grantsOf(objects, { namespace: 'ferry-system', name: 'ferry-agent' })), [
+      'apps/daemonsets get [ferry-agent]',
       'authentication.k8s.io/tokenreviews create', 'authorization.k8s.io/subjectaccessreviews create',
       'core/events create',
       'core/namespaces get', 'core/namespaces list', 'core/namespaces watch',
       'core/pods get', 'core/pods list', 'core/pods watch',
       'core/services get', 'core/services list', 'core/services watch',
       'discovery.k8s.io/endpointslices get', 'discovery.k8s.io/endpointslices list', 'discovery.k8s.io/endpointslices watch'
-    ], `${overlay}: the agent reads pods, namespaces, services and endpointslices (policies come from the controller's stream), posts Events about pods, and reviews debug callers' tokens`)
+    ], `${overlay}: the agent reads pods, namespaces, services and endpointslices (policies come from the controller's stream), posts Events about pods, reviews debug callers' tokens, and reads its own DaemonSet by name (is it being deleted?)`)
     t.same(find(objects, 'ClusterRole', 'ferry-debug').rules, [{ apiGroups: ['ferry.dev'], resources: ['agents/debug'], verbs: ['get'] }], `${overlay}: a role to grant operators the agents' /debug endpoints, bound to nobody`)
     t.notOk(objects.some((o) => (o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding') && (o as any).roleRef?.name === 'ferry-debug'), 'ferry-debug is not bound by the install')
     t.same(grantSet(grantsOf(objects, { namespace: 'ferry-system', name: 'ferry-controller' })), [
@@ -144,6 +145,17 @@ t.test('the agent DaemonSet: privileges only as needed, on every node, rolled on
     t.equal(hostPaths.cgroup, '/sys/fs/cgroup')
     t.match(mounts['/var/run/netns'], { name: 'netns', readOnly: true, mountPropagation: 'HostToContainer' })
     t.equal(hostPaths.netns, '/var/run/netns')
+    // ferry-cni: the plugin's socket and state file at the same path on the host as here; the CNI directories to keep the entry in.
+    t.match(mounts['/var/run/ferry'], { name: 'ferry-run' })
+    t.equal(hostPaths['ferry-run'], '/var/run/ferry')
+    t.match(mounts['/host/etc/cni/net.d'], { name: 'cni-conf' })
+    t.equal(hostPaths['cni-conf'], '/etc/cni/net.d')
+    t.match(mounts['/host/opt/cni/bin'], { name: 'cni-bin' })
+    t.equal(hostPaths['cni-bin'], '/opt/cni/bin')
+    const installCni = pod.initContainers.find((c: any) => c.name === 'install-cni')
+    t.same(installCni.securityContext, { privileged: false, runAsUser: 0, runAsGroup: 0, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } }, 'the plugin\'s installer: no privilege, no capability')
+    t.same(installCni.volumeMounts.map((m: any) => `${m.name}:${hostPaths[m.name] as string}`).sort(), ['cni-bin:/opt/cni/bin', 'cni-conf:/etc/cni/net.d'], '…and it sees only the two CNI directories')
+    t.same(pod.initContainers.map((c: any) => c.name), ['mount-bpffs', 'install-cni'], 'the plugin is in place before the agent starts')
     const token = pod.volumes.find((v: any) => v.name === 'ferry-token').projected.sources[0].serviceAccountToken
     t.same(token, { path: 'ferry-token', audience: 'ferry-ca', expirationSeconds: 43200 }, 'a pod-bound token for Ferry\'s audience')
     t.same(agent.readinessProbe.httpGet, { path: '/healthz/ready', port: PORTS.ready })
@@ -173,7 +185,7 @@ t.test('the container args are the agent\'s and the controller\'s real options',
   const objects = built.get('base')!
   const agentArgs: string[] = find(objects, 'DaemonSet', 'ferry-agent').spec.template.spec.containers[0].args
   t.equal(agentArgs[0], 'agent')
-  const agentOpts = parseAgentOptions(agentArgs.slice(1).map((a) => a.replace('$(NODE_NAME)', 'node-1')), {})
+  const agentOpts = parseAgentOptions(agentArgs.slice(1).map((a) => a.replace('$(NODE_NAME)', 'node-1')), { POD_NAMESPACE: 'ferry-system' })
   t.match(agentOpts, { node: 'node-1', pinRoot: '/sys/fs/bpf/ferry', configFromController: true, identity: { caAddress: `ferry-controller.ferry-system.svc:${PORTS.ca}`, trustDomain: 'cluster.local' } })
   const controllerArgs: string[] = find(objects, 'Deployment', 'ferry-controller').spec.template.spec.containers[0].args
   t.equal(controllerArgs[0], 'controller')
