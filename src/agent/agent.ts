@@ -8,6 +8,8 @@ import { compilePolicySet } from '../policy/policy-set'
 import { InboundAuthorizer } from '../proxy/authorize'
 import { createTunnelInboundHandler } from '../proxy/tunnel-inbound'
 import { formatIssue } from '../resources/issues'
+import { loadSavedConfig, savedConfigOf, SavedConfigWriter } from '../resources/saved-config'
+import type { ConfigSnapshot } from '../resources/snapshot'
 import { RouteTable } from '../proxy/route-table'
 import { createAccessLog } from '../telemetry/access-log'
 import { createConnTelemetry } from '../telemetry/conn-telemetry'
@@ -78,15 +80,19 @@ export class Agent {
       ? null
       : (require('./identities') as typeof import('./identities')).openNodeIdentities(options.identity, { log: log.child({ component: 'identity' }), registry: metrics.registry })
     if (identities === null) log.warn({ node: options.node }, 'no CA configured (--ca-*): pod traffic between nodes is plaintext, no tunnel, and every pod accepts plaintext (PERMISSIVE)')
-    // Policies: each valid snapshot (of --config-dir, or from the controller's stream) is
-    // compiled and swapped in whole; the first load completes (or the stream times out)
-    // before any connection is proxied. Until a first valid snapshot inbound connections
-    // are denied and the agent is not ready (fail closed); with no config source at all no
-    // policy exists: everything is allowed.
+    // Policies: each snapshot (of --config-dir, or from the controller's stream, admitted
+    // object by object) is compiled and swapped in whole, and saved (--config-cache); the
+    // first load completes (or the stream times out, or the saved configuration is in
+    // force) before any connection is proxied. An agent that never had a configuration
+    // denies inbound connections and is not ready until its first (fail closed); with no
+    // config source at all no policy exists: everything is allowed.
+    const configLog = log.child({ component: 'config' })
+    const cache = options.configCache === null ? null : new SavedConfigWriter(options.configCache, configLog)
     let opened: Awaited<ReturnType<typeof openConfigSource>>
     try {
-      opened = await openConfigSource({ configDir: options.configDir, fromController: options.configFromController, identity: options.identity },
-        { log: log.child({ component: 'config' }), registry: metrics.registry })
+      const saved = options.configCache === null ? null : await loadSavedConfig(options.configCache, configLog)
+      opened = await openConfigSource({ configDir: options.configDir, fromController: options.configFromController, identity: options.identity, saved },
+        { log: configLog, registry: metrics.registry })
     } catch (err) {
       identities?.close()
       throw err
@@ -94,7 +100,11 @@ export class Agent {
     const config = opened?.source ?? null
     const authz = new InboundAuthorizer({ log: log.child({ component: 'authz' }), metrics, requireConfig: config !== null })
     if (config !== null) {
-      await config.start({ onSnapshot: (s) => { authz.swap(compilePolicySet(s)) }, onRejected: (err) => { authz.rejected(err.issues.map(formatIssue)) } })
+      const onSnapshot = (s: ConfigSnapshot): void => {
+        authz.swap(compilePolicySet(s))
+        cache?.save(savedConfigOf(s, s.objects.filter((o) => o.reportedBy !== undefined), { generation: s.generation }))
+      }
+      await config.start({ onSnapshot, onRejected: (err) => { authz.rejected(err.issues.map(formatIssue)) } })
       if (config.current() === null) log.warn({ config: opened?.origin }, 'no valid configuration yet: inbound connections are denied and the agent is not ready until one arrives')
     }
     let capture: CaptureHandle

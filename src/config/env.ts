@@ -24,6 +24,8 @@ export const PATHS = Object.freeze({
   pinRoot: '/sys/fs/bpf/ferry',
   cgroup2: process.env.FERRY_CGROUP2_ROOT ?? detectCgroup2Root(),
   netnsDir: '/var/run/netns',
+  /** The agent's state on a real node (a hostPath of daemonset/base/agent.yaml): its saved configuration. */
+  agentStateDir: '/var/lib/ferry',
   labStateDir: process.env.FERRY_LAB_STATE_DIR ?? '/var/run/ferry/labs'
 })
 

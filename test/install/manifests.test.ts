@@ -96,10 +96,14 @@ t.test('RBAC: exactly the grants the agent and the controller need, nothing broa
       'authentication.k8s.io/tokenreviews create',
       'core/pods get', 'core/pods list', 'core/pods watch',
       'security.ferry.dev/authorizationpolicies get', 'security.ferry.dev/authorizationpolicies list', 'security.ferry.dev/authorizationpolicies watch',
+      'security.ferry.dev/authorizationpolicies/status patch',
       'security.ferry.dev/peerauthentications get', 'security.ferry.dev/peerauthentications list', 'security.ferry.dev/peerauthentications watch',
+      'security.ferry.dev/peerauthentications/status patch',
       'security.istio.io/authorizationpolicies get', 'security.istio.io/authorizationpolicies list', 'security.istio.io/authorizationpolicies watch',
-      'security.istio.io/peerauthentications get', 'security.istio.io/peerauthentications list', 'security.istio.io/peerauthentications watch'
-    ], `${overlay}: the controller reviews tokens and reads pods and the policy resources`)
+      'security.istio.io/authorizationpolicies/status patch',
+      'security.istio.io/peerauthentications get', 'security.istio.io/peerauthentications list', 'security.istio.io/peerauthentications watch',
+      'security.istio.io/peerauthentications/status patch'
+    ], `${overlay}: the controller reviews tokens, reads pods and the policy resources, and writes only their status`)
   }
   const broken = structuredClone(built.get('base')!)
   const role = find(broken, 'ClusterRole', 'ferry-agent')
