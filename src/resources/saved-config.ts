@@ -1,4 +1,4 @@
-import { open, readFile, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { ferryError } from '../errors'
 import { OBJECT_STATES, type ObjectReport } from './reports'
@@ -72,8 +72,9 @@ export async function readSavedConfig (path: string): Promise<SavedConfig | null
   return v as SavedConfig
 }
 
-/** Writes `config` to `path` atomically (tmp + fsync + rename). */
+/** Writes `config` to `path` atomically (tmp + fsync + rename), making its directory (0700) if needed. */
 export async function writeSavedConfig (path: string, config: SavedConfig): Promise<void> {
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 })
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`)
   const fh = await open(tmp, 'w', 0o600)
   try {
