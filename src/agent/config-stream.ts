@@ -10,7 +10,7 @@ import { ConfigAdmission } from '../resources/admission'
 import { ConfigMetrics } from '../resources/metrics'
 import { logReportChanges, ReportChanges, reportLines } from '../resources/reports'
 import type { SavedConfig } from '../resources/saved-config'
-import { type ConfigSnapshot, type SourceDocument, withReports } from '../resources/snapshot'
+import type { ConfigSnapshot, SourceDocument } from '../resources/snapshot'
 import type { ConfigListener } from '../resources/watcher'
 import type { Logger } from '../telemetry/logger'
 
@@ -22,7 +22,9 @@ import type { Logger } from '../telemetry/logger'
 //     object, exactly like a directory (the wire is never trusted): a new ConfigSnapshot
 //     (the agent's own generation, +1 per change) and an ACK — listing any object the
 //     agent refused itself, whose last valid version it keeps. The controller's own
-//     refusals come along and are reported, never enforced.
+//     refusals come along and are reported; one whose earlier valid version the agent
+//     knows (and the controller no longer does: a controller that lost its saved state)
+//     keeps that version at the agent.
 //   - A NACK only for a message the agent cannot use at all (no usable version or root
 //     namespace, a document without a name or text) or cannot apply; it keeps what it has.
 //   - A snapshot whose documents are exactly the ones in force (a reconnect, another
@@ -256,8 +258,7 @@ export class ConfigStream {
       this.log.info({ controller: this.opts.address, version, generation: this.snapshot.generation }, 'configuration from the controller unchanged')
       return { ack: true, refused: this.ownRefusals(this.snapshot) }
     }
-    const admitted = this.admission.admit(documents, { origin: `${this.origin} version ${version}`, generation: (this.snapshot?.generation ?? 0) + 1, rootNamespace })
-    const snapshot = withReports(admitted, upstream)
+    const snapshot = this.admission.admit(documents, { origin: `${this.origin} version ${version}`, generation: (this.snapshot?.generation ?? 0) + 1, rootNamespace, upstream })
     try {
       this.listener?.onSnapshot(snapshot)
     } catch (err) {
@@ -272,7 +273,7 @@ export class ConfigStream {
   /** The saved configuration, in force before the stream has delivered anything. */
   private applySaved (saved: SavedConfig): void {
     const origin = `saved configuration of ${saved.origin} (${saved.savedAt})`
-    const snapshot = withReports(this.admission.admit(saved.documents, { origin, generation: 1, rootNamespace: saved.rootNamespace }), saved.upstreamReports)
+    const snapshot = this.admission.admit(saved.documents, { origin, generation: 1, rootNamespace: saved.rootNamespace, upstream: saved.upstreamReports })
     try {
       this.listener?.onSnapshot(snapshot)
     } catch (err) {

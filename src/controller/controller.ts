@@ -35,9 +35,10 @@ import { CaGrpcServer } from './server'
 // feed (--config-dir, or the API server's policy objects), and the gRPC server with a
 // fresh serving certificate signed by the root: the CA, the trust bundle and the
 // configuration stream on one TLS port. The serving key is made at each start and kept
-// in memory only. Every configuration version is saved in the data directory
-// (config-state.json); at start the saved one is served until the feed has read the
-// current state, and it seeds the feed's memory of each object's last valid version.
+// in memory only. Every configuration version is saved in the state directory (the data
+// directory unless --state-dir: config-state.json); at start the saved one is served
+// until the feed has read the current state, and it seeds the feed's memory of each
+// object's last valid version.
 
 /** The serving certificate is re-made at every start; a year is far longer than any run. */
 const SERVING_TTL_MS = 365 * 86_400_000
@@ -45,7 +46,7 @@ const SERVING_TTL_MS = 365 * 86_400_000
 const POD_LIST_WAIT_MS = 5000
 /** How long start() waits for the first configuration before serving anyway (streams get it when it comes). */
 const CONFIG_WAIT_MS = 5000
-/** In --data-dir: the last configuration version served (src/resources/saved-config.ts). */
+/** In --state-dir (--data-dir by default): the last configuration version served (src/resources/saved-config.ts). */
 export const CONFIG_STATE_FILE = 'config-state.json'
 /** In a pod: the namespace the controller runs in (its agents' service account lives there by default). */
 const IN_CLUSTER_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace'
@@ -94,7 +95,7 @@ export class Controller {
     let feed: ConfigFeed | null = null
     let configService: ConfigStreamService | undefined
     const configLog = log.child({ component: 'config' })
-    const statePath = join(options.dataDir, CONFIG_STATE_FILE)
+    const statePath = join(options.stateDir, CONFIG_STATE_FILE)
     const configState = new SavedConfigWriter(statePath, configLog)
     try {
       authorizer = deps.authorizer ?? new PodNodeAuthorizer({ trustDomain: options.trustDomain, source: placementSource(options, kubeconfig, log), log })

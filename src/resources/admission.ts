@@ -27,6 +27,13 @@ export interface AdmitOptions {
   readonly origin: string
   readonly generation: number
   readonly rootNamespace?: string
+  /**
+   * Objects refused where the documents were judged before (the controller's refusals,
+   * sent beside the documents of what it keeps in force). Reported as they are — except
+   * that an object this admission knows an earlier valid version of, and that nothing
+   * else puts in force, keeps that version here too.
+   */
+  readonly upstream?: readonly ObjectReport[]
 }
 
 /** An object in force: the resource Ferry enforces (null: nothing of it is enforced) and its document. */
@@ -145,6 +152,13 @@ export class ConfigAdmission {
         r.note = `the objects this file held before keep their last good version: ${kept.join(', ')}`
       }
     }
+    const upstream: ObjectReport[] = []
+    for (const r of opts.upstream ?? []) {
+      const earlier = r.key === null || inForce.has(r.key) ? undefined : this.lastGood.get(r.key)
+      if (earlier === undefined) { upstream.push(r); continue }
+      inForce.set(earlier.id.key, earlier)
+      upstream.push({ ...r, inForce: 'earlier-version', note: `${r.note === undefined ? '' : `${r.note}; `}here its earlier version (${where(earlier.document, earlier.lineOf)}) keeps applying` })
+    }
     this.peerAuthenticationRules(inForce, reports, reportOf, rootNamespace)
 
     const objects = [...inForce.values()].sort((a, b) => byPlace(a.document, b.document))
@@ -159,7 +173,7 @@ export class ConfigAdmission {
       files: [...new Set(sorted.map((d) => d.path))].sort(),
       authorizationPolicies: resources.filter((r): r is AuthorizationPolicy => r.kind === 'AuthorizationPolicy').sort(byRef),
       peerAuthentications: resources.filter((r): r is PeerAuthentication => r.kind === 'PeerAuthentication').sort(byRef),
-      objects: reports.map(freezeReport),
+      objects: mergeReports(reports.map(freezeReport), upstream),
       documents: objects.map((o) => o.document)
     }, new Map(objects.filter((o) => o.resource !== null).map((o) => [o.resource as Resource, o.lineOf])))
   }
@@ -236,6 +250,12 @@ function where (d: SourceDocument, lineOf: LineFinder): string {
 function byPlace (a: SourceDocument, b: SourceDocument): number {
   if (a.path !== b.path) return a.path < b.path ? -1 : 1
   return (a.line ?? 1) - (b.line ?? 1)
+}
+
+/** Upstream reports replace this admission's report of the same object. */
+function mergeReports (own: readonly ObjectReport[], upstream: readonly ObjectReport[]): ObjectReport[] {
+  const keys = new Set(upstream.map((r) => r.key).filter((k) => k !== null))
+  return [...own.filter((o) => o.key === null || !keys.has(o.key)), ...upstream.map((r) => Object.freeze({ ...r }))]
 }
 
 function freezeReport (r: Pending): ObjectReport {

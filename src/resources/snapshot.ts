@@ -66,10 +66,3 @@ export function emptySnapshot (origin = '(none)', rootNamespace: string = CONFIG
   return createSnapshot({ generation: 0, origin, rootNamespace, files: [], authorizationPolicies: [], peerAuthentications: [], objects: [], documents: [] }, new Map())
 }
 
-/** `snapshot` with reports judged elsewhere (the controller's refusals): each replaces this process's report of the same object. */
-export function withReports (snapshot: ConfigSnapshot, extra: readonly ObjectReport[]): ConfigSnapshot {
-  if (extra.length === 0) return snapshot
-  const keys = new Set(extra.map((r) => r.key).filter((k) => k !== null))
-  const objects = [...snapshot.objects.filter((o) => o.key === null || !keys.has(o.key)), ...extra]
-  return Object.freeze({ ...snapshot, objects: Object.freeze(objects) })
-}

@@ -8,6 +8,7 @@ import type { ConfigFeed, ConfigVersion } from '../../src/controller/config-feed
 import { documentsDigest } from '../../src/controller/config-wire'
 import { configProtos } from '../../src/controller/config-protos'
 import { isFerryError } from '../../src/errors'
+import type { ObjectReport } from '../../src/resources/reports'
 import type { ConfigSnapshot } from '../../src/resources/snapshot'
 import { waitFor } from '../helpers/cli'
 import { captureLog, startCa, tmpDir, type CaHarness } from './harness'
@@ -133,8 +134,8 @@ class ScriptedFeed implements ConfigFeed {
   async start (onVersion: (v: ConfigVersion) => void): Promise<void> { this.publish = onVersion }
   current (): ConfigVersion | null { return this.last }
   close (): void {}
-  send (documents: Array<{ path: string, text: string }>): void {
-    const v: ConfigVersion = { version: (this.last?.version ?? 0) + 1, origin: 'scripted', rootNamespace: 'ferry-system', documents, refused: [], digest: documentsDigest(documents) }
+  send (documents: Array<{ path: string, text: string }>, refused: ObjectReport[] = []): void {
+    const v: ConfigVersion = { version: (this.last?.version ?? 0) + 1, origin: 'scripted', rootNamespace: 'ferry-system', documents, refused, digest: documentsDigest(documents, refused) }
     this.last = v
     this.publish(v)
   }
@@ -189,6 +190,32 @@ t.test('an object the agent refuses is ACKed and listed, its earlier version kep
   t.equal(h.controller.configAgents()[0].acked, 4)
   t.equal(a.stream.current()?.generation, 3, 'the next one is the next generation')
   t.equal(await metric(a.registry, 'ferry_config_stale'), 0)
+})
+
+// Guards the agent's own memory: a controller that lost its saved state (a pod scheduled
+// anew) refuses a broken object with nothing of it in force; the agent, which knows its
+// last valid version, keeps enforcing that version instead of dropping the object.
+t.test('an object the controller refuses with nothing in force keeps, at the agent, the earlier version the agent knows', async (t) => {
+  const feed = new ScriptedFeed()
+  const h = await startCa(t, { deps: { configFeed: feed } })
+  const a = agentStream(t, h, 'n1')
+  feed.send([{ path: 'deny.yaml', text: DENY_DEV }, { path: 'strict.yaml', text: STRICT_PROD }])
+  await a.stream.start({ onSnapshot: (s) => { a.snapshots.push(s) } })
+  const refused: ObjectReport = {
+    state: 'refused', object: 'AuthorizationPolicy prod/deny-dev', key: 'AuthorizationPolicy/prod/deny-dev', apiVersion: 'security.istio.io/v1', file: 'deny.yaml', line: 1,
+    issues: [{ file: 'deny.yaml', line: 11, object: 'AuthorizationPolicy prod/deny-dev', path: ['spec', 'rules', 0, 'from', 0, 'source', 'namespace'], message: 'unknown field' }],
+    inForce: 'none', refusal: 'invalid', note: 'nothing of it is in force (no earlier valid version)'
+  }
+  feed.send([{ path: 'strict.yaml', text: STRICT_PROD }], [refused])
+  await waitFor(() => h.controller.configAgents()[0]?.acked === 2, { what: 'the ACK of version 2' })
+  const s = a.stream.current() as ConfigSnapshot
+  t.same(s.authorizationPolicies.map((p) => p.ref), ['prod/deny-dev'], 'still enforced at the agent')
+  t.match(s.objects.find((o) => o.object === 'AuthorizationPolicy prod/deny-dev'), {
+    state: 'refused', reportedBy: 'controller', inForce: 'earlier-version', note: /here its earlier version \(deny\.yaml:1\) keeps applying/, issues: [{ file: 'deny.yaml', line: 11, path: ['spec.rules[0].from[0].source.namespace'], message: 'unknown field' }]
+  })
+  feed.send([{ path: 'strict.yaml', text: STRICT_PROD }])
+  await waitFor(() => a.stream.current()?.authorizationPolicies.length === 0, { what: 'a deletion (no refusal) to apply' })
+  t.pass('deleted, it goes')
 })
 
 t.test('the same documents again (another controller version) are ACKed without a new generation', async (t) => {

@@ -175,7 +175,10 @@ t.test('the container args are the agent\'s and the controller\'s real options',
   const controllerArgs: string[] = find(objects, 'Deployment', 'ferry-controller').spec.template.spec.containers[0].args
   t.equal(controllerArgs[0], 'controller')
   const controllerOpts = parseControllerOptions(controllerArgs.slice(1))
-  t.match(controllerOpts, { listen: { host: '0.0.0.0', port: PORTS.ca }, trustDomain: 'cluster.local' })
+  t.match(controllerOpts, { listen: { host: '0.0.0.0', port: PORTS.ca }, trustDomain: 'cluster.local', stateDir: '/var/lib/ferry-controller' })
+  const controllerPod = find(objects, 'Deployment', 'ferry-controller').spec.template.spec
+  const stateMount = controllerPod.containers[0].volumeMounts.find((m: any) => m.mountPath === controllerOpts.stateDir)
+  t.ok(stateMount !== undefined && stateMount.readOnly !== true, 'the controller\'s --state-dir is a writable mount (its --data-dir is a read-only Secret)')
   t.ok(controllerOpts.servingNames.includes('ferry-controller.ferry-system.svc'))
 })
 
