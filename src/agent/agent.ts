@@ -66,7 +66,9 @@ export class Agent {
     /** Policies in force and the live inbound connections they are checked against. */
     readonly authz: InboundAuthorizer,
     /** --config-dir's watcher or the controller's configuration stream; null without either (no policies: allow all). */
-    readonly config: PolicyConfigSource | null
+    readonly config: PolicyConfigSource | null,
+    /** Where each snapshot is saved (--config-cache); null: not saved. */
+    private readonly configCache: SavedConfigWriter | null
   ) {}
 
   static async start (options: AgentOptions, deps: AgentDeps): Promise<Agent> {
@@ -177,7 +179,7 @@ export class Agent {
       throw err
     }
     const source = deps.source ?? (selected as AgentDiscovery).source
-    const agent = new Agent(options, metrics, routes, enroller, admin, identities, tunnel, capture, source, log, authz, config)
+    const agent = new Agent(options, metrics, routes, enroller, admin, identities, tunnel, capture, source, log, authz, config, cache)
     source.start({
       onSnapshot: (s) => { agent.onSnapshot(s) },
       onError: (err) => { agent.onDiscoveryError(err) }
@@ -217,6 +219,7 @@ export class Agent {
   async close (): Promise<void> {
     this.source.close()
     this.config?.close()
+    await this.configCache?.flushed()
     await this.enroller.close()
     await this.tunnel?.close()
     this.identity?.close()

@@ -103,7 +103,10 @@ export class Controller {
         feed = deps.configFeed
       } else {
         const saved = options.configDir !== null || options.kubernetes !== null ? await loadSavedConfig(statePath, configLog) : null
-        feed = configFeed(options, kubeconfig, configLog, registry, saved)
+        const kind = options.configDir !== null ? 'directory' : 'kubernetes'
+        // A state saved from another kind of feed names other documents: not served.
+        if (saved !== null && saved.meta.feed !== kind) configLog.warn({ path: statePath, saved: saved.meta.feed ?? null, feed: kind }, 'saved configuration is from another configuration source; not served')
+        feed = configFeed(options, kubeconfig, configLog, registry, saved?.meta.feed === kind ? saved : null)
       }
       configService = new ConfigStreamService({ authenticator, log, registry, instance: randomBytes(6).toString('hex'), maxStreamAgeMs: deps.maxStreamAgeMs }, feed !== null)
       const service = configService
@@ -111,7 +114,7 @@ export class Controller {
         waitForPodList(authorizer, log),
         feed?.start((v) => {
           service.publish(v)
-          if (v.restored !== true) configState.save(savedConfigOfVersion(v))
+          if (v.restored !== true) configState.save(savedConfigOfVersion(v, feed?.kind ?? 'none'))
         }, CONFIG_WAIT_MS)
       ])
       if (feed !== null && feed.current() === null) log.warn({ source: feed.kind }, 'no valid configuration yet; agents get it when there is one')
@@ -189,8 +192,8 @@ function configFeed (options: ControllerOptions, kubeconfig: KubeConfigSource, l
   return null
 }
 
-function savedConfigOfVersion (v: ConfigVersion): SavedConfig {
-  return { format: SAVED_CONFIG_FORMAT, savedAt: new Date().toISOString(), origin: v.origin, rootNamespace: v.rootNamespace, documents: v.documents, upstreamReports: v.refused, meta: { version: v.version } }
+function savedConfigOfVersion (v: ConfigVersion, feed: string): SavedConfig {
+  return { format: SAVED_CONFIG_FORMAT, savedAt: new Date().toISOString(), origin: v.origin, rootNamespace: v.rootNamespace, documents: v.documents, upstreamReports: v.refused, meta: { version: v.version, feed } }
 }
 
 function ownNamespace (): string {
