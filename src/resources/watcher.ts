@@ -11,7 +11,7 @@ import { type ConfigFile, listConfigFiles, readConfigFiles } from './loader'
 import { ConfigMetrics } from './metrics'
 import { logReportChanges, ReportChanges } from './reports'
 import type { SavedConfig } from './saved-config'
-import type { ConfigSnapshot } from './snapshot'
+import { CONFIG_DEFAULTS, type ConfigSnapshot } from './snapshot'
 
 // Watches a configuration directory and publishes a new ConfigSnapshot for every change,
 // admitted object by object (src/resources/admission.ts): one bad object is refused (its
@@ -82,7 +82,7 @@ export class ConfigDirectoryWatcher {
     if (this.listener !== null) throw ferryError('FERRY_ERR_INVALID_ARG', `config watcher for ${this.dir} already started`)
     this.listener = listener
     const saved = this.opts.saved ?? null
-    if (saved !== null && saved.rootNamespace === (this.rootNamespace ?? saved.rootNamespace)) this.admission.seed(saved.documents, saved.rootNamespace)
+    if (saved !== null && saved.rootNamespace === (this.rootNamespace ?? CONFIG_DEFAULTS.rootNamespace)) this.admission.seed(saved.documents, saved.rootNamespace)
     this.trigger.start()
     await this.trigger.run()
     if (this.snapshot === null && saved !== null && !this.closed) this.publishSaved(saved)
