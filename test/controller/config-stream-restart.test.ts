@@ -178,6 +178,7 @@ t.test('restarts: the controller serves its saved state with bad objects present
   writeAtomic(policies, 'bad.yaml', BROKEN_DEV)
   writeAtomic(policies, 'strict.yaml', STRICT_PROD)
   await waitFor(async () => (await httpGet(agent1.admin.adminPort, '/debug/config')).body.resources?.some((r: { ref: string }) => r.ref === 'prod/default'), { timeoutMs: 20_000, what: 'the good change at the agent' })
+  t.match((await denyDev(agent1)).results[0].explanation.mtls, { mode: 'STRICT', scope: 'namespace', policy: 'prod/default' }, 'and enforced: prod\'s mode comes from it')
   await waitFor(() => existsSync(join(dir, 'ca', 'config-state.json')) && existsSync(cache), { what: 'both saved' })
 
   // The controller is killed; while it is down deny.yaml breaks too.
