@@ -51,6 +51,7 @@ export const ERROR_CODES = {
   FERRY_ERR_AUTHZ: 'a node asked for the identity of a pod that is not scheduled on it',
   FERRY_ERR_AUTHN_UNAVAILABLE: 'the controller could not check an agent\'s credential (the Kubernetes TokenReview failed); retryable',
   FERRY_ERR_CONFIG_STREAM: 'the configuration stream from the controller failed or was refused; the agent keeps its last good configuration and reconnects',
+  FERRY_ERR_CONFIG_STATE: 'a saved configuration (the agent\'s --config-cache, the controller\'s last good state in --data-dir) is unreadable or corrupt; it is ignored',
   FERRY_ERR_TUNNEL_CONNECT: 'a tunnel to a peer node could not be opened: connect, TLS handshake, timeout, or the session or stream closed before the CONNECT was answered',
   FERRY_ERR_TUNNEL_PEER: 'the peer node presented a tunnel certificate that failed verification (other CA, expired, wrong identity, ...)',
   FERRY_ERR_TUNNEL_REFUSED: 'the peer node answered a tunnel CONNECT with a refusal status',

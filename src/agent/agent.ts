@@ -9,6 +9,8 @@ import { compilePolicySet } from '../policy/policy-set'
 import { InboundAuthorizer } from '../proxy/authorize'
 import { createTunnelInboundHandler } from '../proxy/tunnel-inbound'
 import { formatIssue } from '../resources/issues'
+import { loadSavedConfig, savedConfigOf, SavedConfigWriter } from '../resources/saved-config'
+import type { ConfigSnapshot } from '../resources/snapshot'
 import { RouteTable } from '../proxy/route-table'
 import { createAccessLog } from '../telemetry/access-log'
 import { createConnTelemetry } from '../telemetry/conn-telemetry'
@@ -79,7 +81,9 @@ export class Agent {
     /** --config-dir's watcher or the controller's configuration stream; null without either (no policies: allow all). */
     readonly config: PolicyConfigSource | null,
     /** The ferry-cni plugin's agent side; null without --cni-socket. */
-    private readonly cni: AgentCni | null
+    private readonly cni: AgentCni | null,
+    /** Where each snapshot is saved (--config-cache); null: not saved. */
+    private readonly configCache: SavedConfigWriter | null
   ) {}
 
   static async start (options: AgentOptions, deps: AgentDeps): Promise<Agent> {
@@ -95,15 +99,19 @@ export class Agent {
       ? null
       : (require('./identities') as typeof import('./identities')).openNodeIdentities(options.identity, { log: log.child({ component: 'identity' }), registry: metrics.registry })
     if (identities === null) log.warn({ node: options.node }, 'no CA configured (--ca-*): pod traffic between nodes is plaintext, no tunnel, and every pod accepts plaintext (PERMISSIVE)')
-    // Policies: each valid snapshot (of --config-dir, or from the controller's stream) is
-    // compiled and swapped in whole; the first load completes (or the stream times out)
-    // before any connection is proxied. Until a first valid snapshot inbound connections
-    // are denied and the agent is not ready (fail closed); with no config source at all no
-    // policy exists: everything is allowed.
+    // Policies: each snapshot (of --config-dir, or from the controller's stream, admitted
+    // object by object) is compiled and swapped in whole, and saved (--config-cache); the
+    // first load completes (or the stream times out, or the saved configuration is in
+    // force) before any connection is proxied. An agent that never had a configuration
+    // denies inbound connections and is not ready until its first (fail closed); with no
+    // config source at all no policy exists: everything is allowed.
+    const configLog = log.child({ component: 'config' })
+    const cache = options.configCache === null ? null : new SavedConfigWriter(options.configCache, configLog)
     let opened: Awaited<ReturnType<typeof openConfigSource>>
     try {
-      opened = await openConfigSource({ configDir: options.configDir, fromController: options.configFromController, identity: options.identity },
-        { log: log.child({ component: 'config' }), registry: metrics.registry })
+      const saved = options.configCache === null ? null : await loadSavedConfig(options.configCache, configLog)
+      opened = await openConfigSource({ configDir: options.configDir, fromController: options.configFromController, identity: options.identity, saved },
+        { log: configLog, registry: metrics.registry })
     } catch (err) {
       identities?.close()
       throw err
@@ -111,7 +119,11 @@ export class Agent {
     const config = opened?.source ?? null
     const authz = new InboundAuthorizer({ log: log.child({ component: 'authz' }), metrics, requireConfig: config !== null })
     if (config !== null) {
-      await config.start({ onSnapshot: (s) => { authz.swap(compilePolicySet(s)) }, onRejected: (err) => { authz.rejected(err.issues.map(formatIssue)) } })
+      const onSnapshot = (s: ConfigSnapshot): void => {
+        authz.swap(compilePolicySet(s))
+        cache?.save(savedConfigOf(s, s.objects.filter((o) => o.reportedBy !== undefined), { generation: s.generation }))
+      }
+      await config.start({ onSnapshot, onRejected: (err) => { authz.rejected(err.issues.map(formatIssue)) } })
       if (config.current() === null) log.warn({ config: opened?.origin }, 'no valid configuration yet: inbound connections are denied and the agent is not ready until one arrives')
     }
     let capture: CaptureHandle
@@ -202,7 +214,7 @@ export class Agent {
       identities?.close()
       throw err
     }
-    const agent = new Agent(options, metrics, routes, enroller, admin, identities, tunnel, capture, source, log, authz, config, cni)
+    const agent = new Agent(options, metrics, routes, enroller, admin, identities, tunnel, capture, source, log, authz, config, cni, cache)
     source.start({
       onSnapshot: (s) => { agent.onSnapshot(s) },
       onError: (err) => { agent.onDiscoveryError(err) }
@@ -244,6 +256,7 @@ export class Agent {
   async close (): Promise<void> {
     this.source.close()
     this.config?.close()
+    await this.configCache?.flushed()
     await this.cni?.close()
     await this.enroller.close()
     await this.tunnel?.close()

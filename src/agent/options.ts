@@ -1,7 +1,7 @@
 import { isIP } from 'node:net'
-import { isAbsolute, resolve } from 'node:path'
+import { isAbsolute, join, resolve } from 'node:path'
 import { entrySettings, type CniEntrySettings } from '../cni/entry'
-import { PORTS } from '../config/env'
+import { PATHS, PORTS } from '../config/env'
 import { ferryError, isFerryError } from '../errors'
 import { formatDuration, parseDuration } from '../identity/duration'
 import { validateTrustDomain } from '../identity/spiffe-id'
@@ -30,6 +30,8 @@ export interface AgentOptions {
   readonly configDir: string | null
   /** --config-source controller: policies from the controller's configuration stream (needs the CA options). */
   readonly configFromController: boolean
+  /** Where the last good configuration is kept across restarts (--config-cache); null: not kept. */
+  readonly configCache: string | null
   /** Workload certificates from a CA; null: the agent runs without identities. */
   readonly identity: AgentIdentityOptions | null
   /** --sockmap on|off: plaintext pod <-> proxy hops bypass TCP (bpf/sk_msg.bpf.c). */
@@ -82,7 +84,7 @@ export interface AgentIdentityOptions {
 }
 
 /** The DaemonSet's host mounts (daemonset/base/agent.yaml). */
-export const KUBERNETES_DEFAULTS = Object.freeze({ hostProc: '/host/proc', cgroupRoot: '/host/sys/fs/cgroup' })
+export const KUBERNETES_DEFAULTS = Object.freeze({ hostProc: '/host/proc', cgroupRoot: '/host/sys/fs/cgroup', configCache: join(PATHS.agentStateDir, 'config-cache.json') })
 /** Below the DaemonSet's terminationGracePeriodSeconds (30 s), so the agent exits before the kubelet's SIGKILL. */
 export const DRAIN_GRACE_DEFAULT_MS = 25_000
 const DRAIN_GRACE_MAX_MS = 3_600_000
@@ -101,7 +103,8 @@ export const AGENT_USAGE = `usage: ferry agent --node NAME (--cluster-file PATH 
                      [--host-proc ${KUBERNETES_DEFAULTS.hostProc}] [--cgroup-root ${KUBERNETES_DEFAULTS.cgroupRoot}])
                    --pin-root DIR [--kubelet-cgroup PATH|${KUBELET_CGROUP_AUTO}]
                    [--admin-port ${PORTS.admin}] [--ready-port ${PORTS.ready}] [--admin-token-file FILE] [--log-level info]
-                   [--config-dir DIR] [--drain-grace ${formatDuration(DRAIN_GRACE_DEFAULT_MS)}]
+                   [--config-dir DIR | --config-source controller] [--config-cache PATH|none]
+                   [--drain-grace ${formatDuration(DRAIN_GRACE_DEFAULT_MS)}]
                    [--ca-address HOST:PORT --ca-root FILE --ca-token-file FILE
                     [--trust-domain ${IDENTITY_DEFAULTS.trustDomain}] [--cert-ttl ${formatDuration(IDENTITY_DEFAULTS.certTtlMs)}]
                     [--tunnel-port ${PORTS.tunnel}]]
@@ -142,6 +145,10 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
                     documents, watched and applied live (absent: allow all)
   --config-source   controller: the same documents from the controller's
                     configuration stream (on the CA's address; excludes --config-dir)
+  --config-cache    a file where the agent keeps its last good configuration, so
+                    that after a restart it enforces it at once (the controller may be
+                    down) instead of denying every connection; "none" keeps none.
+                    Default with --kubernetes: ${KUBERNETES_DEFAULTS.configCache}; else none
   --ca-address      the controller, e.g. 172.30.0.254:${PORTS.ca}
   --ca-root         PEM root(s) the controller's serving certificate must chain to
   --ca-token-file   this node's bearer token, re-read for every request
@@ -194,6 +201,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'log-level': { type: 'string' },
     'config-dir': { type: 'string' },
     'config-source': { type: 'string' },
+    'config-cache': { type: 'string' },
     'ca-address': { type: 'string' },
     'ca-root': { type: 'string' },
     'ca-token-file': { type: 'string' },
@@ -236,6 +244,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
   const kubeletCgroup = kubeletCgroupOption(values['kubelet-cgroup'], kubernetes)
   if (configFromController && configDir !== null) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry agent: --config-source controller and --config-dir exclude each other')
   if (configFromController && identity === null) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --config-source controller needs the CA options (${CA_OPTIONS.join(', ')}): the stream uses the same controller, root and token`)
+  const configCache = configCacheOption(values['config-cache'], configDir !== null || configFromController, kubernetes !== null)
   return Object.freeze({
     node,
     clusterFile: kubernetes === null ? resolve(required(values['cluster-file'], '--cluster-file')) : null,
@@ -247,6 +256,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     logLevel,
     configDir,
     configFromController,
+    configCache,
     identity,
     sockmap: sockmap === 'on',
     adminTokenFile: values['admin-token-file'] === undefined ? null : resolve(values['admin-token-file'] as string),
@@ -305,6 +315,15 @@ function cniOptions (values: Record<string, string | boolean | undefined>, kuber
     daemonSet = Object.freeze({ namespace, name })
   }
   return Object.freeze({ entry, confDir, binDir, daemonSet })
+}
+
+/** --config-cache: a path, "none", or the DaemonSet's default (with --kubernetes and a configuration source). */
+function configCacheOption (value: string | boolean | undefined, hasSource: boolean, kubernetes: boolean): string | null {
+  if (value === undefined) return hasSource && kubernetes ? KUBERNETES_DEFAULTS.configCache : null
+  if (value === 'none') return null
+  if (typeof value !== 'string' || value === '' || value.endsWith('/')) throw invalid('--config-cache', String(value), 'a file path, or "none"')
+  if (!hasSource) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry agent: --config-cache needs a configuration source (--config-dir or --config-source controller)')
+  return resolve(value)
 }
 
 /** --cluster-file or --kubernetes, exactly one; the kubelet locator's options only with --kubernetes. */

@@ -68,8 +68,9 @@ const SUBCOMMANDS: Record<string, Sub> = { up, down, apply, delete: remove, stat
 async function apply (argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({ args: argv, allowPositionals: true, options: { lab: { type: 'string' } } })
   const state = loadLab(resolveLabName(values.lab))
-  const { written } = await labApply(state.plan, positionals)
+  const { written, degraded } = await labApply(state.plan, positionals)
   for (const w of written) process.stdout.write(`applied ${w}\n`)
+  for (const d of degraded) process.stderr.write(`degraded: ${d}\n`)
   return 0
 }
 

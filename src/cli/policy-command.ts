@@ -9,7 +9,9 @@ import { type CheckResult, checkConnection } from '../policy/check'
 import { compilePolicySet } from '../policy/policy-set'
 import { explanationText } from '../policy/explain-text'
 import { POLICY_DEFAULTS } from '../policy/model'
+import { formatIssue } from '../resources/issues'
 import { loadResourceDirectory } from '../resources/loader'
+import { countByState } from '../resources/reports'
 import { CONFIG_DEFAULTS } from '../resources/snapshot'
 
 // `ferry policy …`: argument parsing and output only; the work is in src/policy/ and
@@ -37,8 +39,13 @@ export const POLICY_USAGE = `usage: ferry policy <command> [options]
         with a bearer token it accepts (its --admin-token-file's, or a Kubernetes token
         whose user may \`get\` agents/debug in group ferry.dev).
   validate --dir DIR [--root-namespace ${CONFIG_DEFAULTS.rootNamespace}]
-        check every document in DIR; print what it holds, or every problem with its
-        file, line and field. Exit 0: valid, 1: invalid.
+        judge every document in DIR object by object, as agents do: print each object
+        and its state — accepted, degraded (enforced narrower than written: what Ferry
+        leaves out and why) or refused (every problem with its file, line and field).
+        Exit 0: nothing refused, 1: an object refused (or DIR unreadable).
+
+  With --dir, check judges the documents object by object too: a refused object is not
+  in force (named on stderr), everything else decides.
 `
 
 const EXIT_DENIED = 3
@@ -102,6 +109,9 @@ async function check (argv: string[]): Promise<number> {
     validateTrustDomain(trustDomain)
     const cluster = typeof v['cluster-file'] === 'string' ? await readCluster(v['cluster-file']) : null
     const snapshot = await loadResourceDirectory(dir, { rootNamespace: rootNamespaceOf(v) })
+    for (const o of snapshot.objects.filter((x) => x.state === 'refused')) {
+      process.stderr.write(`refused, not in force: ${[...o.issues.map(formatIssue), ...(o.note === undefined ? [] : [`${o.object}: ${o.note}`])].join('\n  ')}\n`)
+    }
     result = checkConnection(compilePolicySet(snapshot), from, to, { cluster, trustDomain })
   }
   if (v.json === true) {
@@ -166,13 +176,22 @@ async function validate (argv: string[]): Promise<number> {
   const v = parse('validate', argv, { dir: { type: 'string' }, 'root-namespace': { type: 'string' } })
   const dir = required(v.dir, '--dir')
   const snapshot = await loadResourceDirectory(dir, { rootNamespace: rootNamespaceOf(v) })
-  const lines = [
-    `${snapshot.origin}: valid (${snapshot.files.length} file${snapshot.files.length === 1 ? '' : 's'}, root namespace ${snapshot.rootNamespace})`,
-    ...snapshot.authorizationPolicies.map((p) => `  AuthorizationPolicy ${p.ref}  ${p.spec.action}${p.dryRun ? ' [dry-run]' : ''}  ${p.apiVersion}`),
-    ...snapshot.peerAuthentications.map((p) => `  PeerAuthentication  ${p.ref}  ${p.spec.mtls?.mode ?? 'UNSET'}  ${p.apiVersion}`)
-  ]
+  const counts = countByState(snapshot.objects)
+  const summary = new Map<string, string>([
+    ...snapshot.authorizationPolicies.map((p): [string, string] => [`AuthorizationPolicy ${p.ref}`, `${p.spec.action}${p.dryRun ? ' [dry-run]' : ''}`]),
+    ...snapshot.peerAuthentications.map((p): [string, string] => [`PeerAuthentication ${p.ref}`, p.spec.mtls?.mode ?? 'UNSET'])
+  ])
+  const verdict = counts.refused > 0 ? 'not valid' : counts.degraded > 0 ? 'valid, not all enforced as written' : 'valid'
+  const lines = [`${snapshot.origin}: ${verdict} (${snapshot.files.length} file${snapshot.files.length === 1 ? '' : 's'}, root namespace ${snapshot.rootNamespace}; ` +
+    `${counts.accepted} accepted, ${counts.degraded} degraded, ${counts.refused} refused)`]
+  for (const o of snapshot.objects) {
+    const what = summary.get(o.object)
+    lines.push(`  ${o.state.padEnd(8)}  ${o.object}${what === undefined ? '' : `  ${what}`}${o.apiVersion === null ? '' : `  ${o.apiVersion}`}`)
+    for (const i of o.issues) lines.push(`      ${formatIssue(i)}`)
+    if (o.note !== undefined) lines.push(`      → ${o.note}`)
+  }
   process.stdout.write(lines.join('\n') + '\n')
-  return 0
+  return counts.refused > 0 ? 1 : 0
 }
 
 type Values = Record<string, string | boolean | Array<string | boolean> | undefined>

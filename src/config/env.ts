@@ -32,6 +32,8 @@ export const PATHS = Object.freeze({
   /** Where container runtimes look for CNI configurations and plugins. */
   cniConfDir: '/etc/cni/net.d',
   cniBinDir: '/opt/cni/bin',
+  /** The agent's state on a real node (a hostPath of daemonset/base/agent.yaml): its saved configuration. */
+  agentStateDir: '/var/lib/ferry',
   labStateDir: process.env.FERRY_LAB_STATE_DIR ?? '/var/run/ferry/labs'
 })
 

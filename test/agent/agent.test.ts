@@ -9,7 +9,7 @@ import { parseAgentOptions } from '../../src/agent/options'
 import { listText, namespaceObj, nodeObj, podObj, serviceObj } from '../discovery/fixture'
 import { captureLog, listen, waitFor } from '../proxy/harness'
 import { counter } from '../telemetry/prom-text'
-import { loopbackPlatform, RecordingCapture } from './loopback-platform'
+import { loopbackPlatform, OPEN_DEBUG, RecordingCapture } from './loopback-platform'
 
 // The agent's control loop against a loopback stand-in platform (see
 // loopback-platform.ts): snapshot → enroll local meshed pods → serve → readiness,
@@ -57,8 +57,7 @@ t.test('agent: enrolls local meshed pods, retries a failing one, serves, unenrol
   const platform = loopbackPlatform(capture)
   const { log, lines } = captureLog()
   const options = parseAgentOptions(['--node', 'n1', '--cluster-file', file, '--pin-root', '/sys/fs/bpf/ferry-test', '--admin-port', '0', '--ready-port', '0'])
-  // /debug/* is open to this test (who may read it is test/policy/agent-check.test.ts's subject).
-  const agent = await Agent.start(options, { platform, log, retry: { initialMs: 50, maxMs: 200 }, adminAuth: { schemes: ['test'], check: async () => ({ ok: true, who: 'test' }) } })
+  const agent = await Agent.start(options, { platform, log, retry: { initialMs: 50, maxMs: 200 }, adminAuth: OPEN_DEBUG })
   let closed = false
   t.teardown(async () => { if (!closed) await agent.close() })
   const { adminPort, readyPort } = agent.admin

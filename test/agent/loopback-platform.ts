@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
 import { connect } from 'node:net'
+import type { AdminAuth } from '../../src/agent/admin-auth'
 import type { CaptureHandle, NetnsHandle, Platform, PodCaptureSpec } from '../../src/agent/platform'
 import { ferryError } from '../../src/errors'
 
@@ -55,3 +56,6 @@ export function loopbackPlatform (capture: RecordingCapture): Platform & { opene
     openCapture: async () => capture
   }
 }
+
+/** An admin server whose /debug/* is open to the test (who may read it is test/policy/agent-check.test.ts's subject). */
+export const OPEN_DEBUG: AdminAuth = Object.freeze({ schemes: ['test'], check: async () => ({ ok: true as const, who: 'test' }) })

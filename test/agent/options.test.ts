@@ -6,7 +6,7 @@ const base = ['--node', 'n1', '--cluster-file', '/var/run/ferry/labs/x/cluster.j
 
 t.test('valid options get defaults, an absolute cluster file, and are frozen', async (t) => {
   const o = parseAgentOptions(base)
-  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', configDir: null, configFromController: false, identity: null, sockmap: true, adminTokenFile: null, kubeletCgroup: null, cni: null })
+  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', configDir: null, configFromController: false, configCache: null, identity: null, sockmap: true, adminTokenFile: null, kubeletCgroup: null, cni: null })
   t.ok(Object.isFrozen(o))
   t.equal(parseAgentOptions([...base, '--sockmap', 'off']).sockmap, false, '--sockmap off turns the shortcut off')
   const o2 = parseAgentOptions(['--node', 'node-2.example', '--cluster-file', 'rel/c.json', '--pin-root', '/p', '--admin-port', '0', '--ready-port', '0', '--log-level', 'debug'])
@@ -167,4 +167,17 @@ t.test('--cni-*: socket and state file together, the entry\'s defaults, the CNI 
     [[...k8s, ...cni, '--cni-conf-dir', '/etc/cni/net.d', '--cni-daemonset', 'Ferry_Agent'], { POD_NAMESPACE: 'x' }, /--cni-daemonset "Ferry_Agent" is invalid: expected a DaemonSet name/]
   ]
   for (const [argv, env, re] of cases) t.throws(() => parseAgentOptions(argv, env), { code: 'FERRY_ERR_INVALID_ARG', message: re }, argv.join(' '))
+})
+
+// The saved configuration: where the DaemonSet keeps it by default, and never by default
+// elsewhere (agents run by tests and the lab would share one file).
+t.test('--config-cache: a path or none; the DaemonSet\'s default only with --kubernetes and a configuration source', async (t) => {
+  const kube = ['--node', 'n1', '--kubernetes', '--pin-root', '/p']
+  t.equal(parseAgentOptions([...kube, ...ca, '--config-source', 'controller']).configCache, '/var/lib/ferry/config-cache.json')
+  t.equal(parseAgentOptions([...kube, ...ca, '--config-source', 'controller', '--config-cache', 'none']).configCache, null)
+  t.equal(parseAgentOptions([...kube]).configCache, null, 'no configuration source: nothing to keep')
+  t.equal(parseAgentOptions([...base, '--config-dir', '/cfg']).configCache, null, 'not by default outside the DaemonSet')
+  t.equal(parseAgentOptions([...base, '--config-dir', '/cfg', '--config-cache', 'state/n1.json']).configCache, resolve('state/n1.json'))
+  t.throws(() => parseAgentOptions([...base, '--config-cache', '/x.json']), { code: 'FERRY_ERR_INVALID_ARG', message: /--config-cache needs a configuration source/ })
+  t.throws(() => parseAgentOptions([...base, '--config-dir', '/cfg', '--config-cache', '/var/lib/ferry/']), { code: 'FERRY_ERR_INVALID_ARG', message: /--config-cache "\/var\/lib\/ferry\/" is invalid: expected a file path/ })
 })

@@ -12,8 +12,12 @@ import type { AddressInfo, Socket } from 'node:net'
 //     then live ones, as newline-delimited JSON events in a chunked response;
 //   - GET of one object of an installed collection (<collection>/<name>): the object, or
 //     a 404 Status once it is gone (the agent asks for its own DaemonSet);
-//   - 404 for a collection the test has not "installed" (Istio's CRDs, say).
-// No selectors, paging, bookmarks, admission or defaulting.
+//   - 404 for a collection the test has not "installed" (Istio's CRDs, say);
+//   - PATCH of an object's status subresource (…/namespaces/NS/PLURAL/NAME/status) with a
+//     JSON patch (application/json-patch+json) that adds or replaces /status, as the
+//     controller writes its verdict: the status changes, the resourceVersion moves on, and
+//     watchers see MODIFIED — as kube-apiserver does for a CRD with a status subresource.
+// No selectors, paging, bookmarks, admission, defaulting or other patch types.
 
 type Obj = Record<string, any>
 
@@ -72,7 +76,14 @@ export class FakeKubeApi {
   readonly grants = new Map<string, Set<string>>()
   /** SubjectAccessReview requests received (spec as sent). */
   readonly accessRequests: Obj[] = []
+  /** Status patches received: the collection, "namespace/name", the status written. */
+  readonly statusPatches: Array<{ path: string, key: string, status: Obj }> = []
   url = ''
+
+  /** The object as stored now (status included). */
+  get (path: string, namespace: string, name: string): Obj | undefined {
+    return this.stores.get(path)?.get(`${namespace}/${name}`)
+  }
 
   /** Makes a collection exist (a CRD installed, or a core resource). */
   install (path: string): void {
@@ -128,6 +139,8 @@ export class FakeKubeApi {
     const url = new URL(req.url ?? '/', 'http://x')
     if (req.method === 'POST' && url.pathname === TOKEN_REVIEW_PATH) { this.tokenReview(req, res); return }
     if (req.method === 'POST' && url.pathname === ACCESS_REVIEW_PATH) { this.accessReview(req, res); return }
+    const status = /^\/apis\/([^/]+)\/([^/]+)\/namespaces\/([^/]+)\/([^/]+)\/([^/]+)\/status$/.exec(url.pathname)
+    if (req.method === 'PATCH' && status !== null) { this.patchStatus(req, res, `/apis/${status[1]}/${status[2]}/${status[4]}`, `${status[3]}/${status[5]}`); return }
     const store = this.stores.get(url.pathname)
     const parent = this.stores.get(url.pathname.slice(0, url.pathname.lastIndexOf('/')))
     if (req.method === 'GET' && store === undefined && parent !== undefined) {
@@ -153,6 +166,32 @@ export class FakeKubeApi {
       return
     }
     json(res, 200, { kind: 'List', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) }, items: [...store.values()] })
+  }
+
+  private patchStatus (req: IncomingMessage, res: ServerResponse, path: string, key: string): void {
+    let body = ''
+    req.on('data', (d: Buffer) => { body += d.toString() })
+    req.on('end', () => {
+      const store = this.stores.get(path)
+      const before = store?.get(key)
+      if (store === undefined || before === undefined) {
+        json(res, 404, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: `${key} not found`, reason: 'NotFound', code: 404 })
+        return
+      }
+      const ops = JSON.parse(body) as Array<{ op: string, path: string, value: Obj }>
+      if (!String(req.headers['content-type']).startsWith('application/json-patch+json') || !Array.isArray(ops) ||
+          !ops.every((o) => (o.op === 'add' || o.op === 'replace') && o.path === '/status')) {
+        json(res, 415, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'this stand-in takes a JSON patch of /status only', code: 415 })
+        return
+      }
+      const after = structuredClone(before)
+      for (const o of ops) after.status = o.value
+      after.metadata.resourceVersion = String(++this.rv)
+      store.set(key, after)
+      this.statusPatches.push({ path, key, status: after.status })
+      this.record({ rv: this.rv, path, type: 'MODIFIED', object: after })
+      json(res, 200, after)
+    })
   }
 
   private tokenReview (req: IncomingMessage, res: ServerResponse): void {

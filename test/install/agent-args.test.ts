@@ -47,6 +47,10 @@ async function checkAgent (t: Check, objects: Obj[], what: string): Promise<void
   t.ok(mounts.has(o.kubernetes?.cgroupRoot), `${what}: --cgroup-root ${o.kubernetes?.cgroupRoot} is mounted`)
   t.ok(mounts.has(o.pinRoot.split('/').slice(0, 4).join('/')), `${what}: the pin root ${o.pinRoot} is on the mounted bpffs`)
   t.equal(o.kubeletCgroup, 'auto', `${what}: probe admission, the kubelet found under --host-proc`)
+  const stateMount = (container.volumeMounts as Obj[]).find((m) => o.configCache?.startsWith(`${String(m.mountPath)}/`) === true)
+  t.ok(stateMount !== undefined && stateMount.readOnly !== true, `${what}: --config-cache ${String(o.configCache)} is on a writable mount`)
+  const stateVolume = (pod.volumes as Obj[]).find((v) => v.name === stateMount?.name)
+  t.equal(stateVolume?.hostPath?.path, '/var/lib/ferry', `${what}: a hostPath, so the saved configuration outlives the pod`)
   const grace = pod.terminationGracePeriodSeconds ?? 30
   t.ok(o.drainGraceMs < grace * 1000, `${what}: the drain (${o.drainGraceMs} ms) ends before terminationGracePeriodSeconds (${grace} s)`)
 
@@ -79,7 +83,7 @@ function agentDaemonSet (objects: Obj[]): Obj {
 }
 
 t.test('the agent\'s args in every overlay parse with --kubernetes, $NODE_NAME, mounted host paths and a drain inside the grace period', async (t) => {
-  t.same(KUBERNETES_DEFAULTS, { hostProc: '/host/proc', cgroupRoot: '/host/sys/fs/cgroup' })
+  t.same(KUBERNETES_DEFAULTS, { hostProc: '/host/proc', cgroupRoot: '/host/sys/fs/cgroup', configCache: '/var/lib/ferry/config-cache.json' })
   for (const overlay of OVERLAYS) await checkAgent(t, kustomizeBuild(overlayDir(overlay)), `daemonset/${overlay}`)
 })
 

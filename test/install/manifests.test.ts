@@ -103,10 +103,14 @@ t.test('RBAC: exactly the grants the agent and the controller need, nothing broa
       'authentication.k8s.io/tokenreviews create',
       'core/pods get', 'core/pods list', 'core/pods watch',
       'security.ferry.dev/authorizationpolicies get', 'security.ferry.dev/authorizationpolicies list', 'security.ferry.dev/authorizationpolicies watch',
+      'security.ferry.dev/authorizationpolicies/status patch',
       'security.ferry.dev/peerauthentications get', 'security.ferry.dev/peerauthentications list', 'security.ferry.dev/peerauthentications watch',
+      'security.ferry.dev/peerauthentications/status patch',
       'security.istio.io/authorizationpolicies get', 'security.istio.io/authorizationpolicies list', 'security.istio.io/authorizationpolicies watch',
-      'security.istio.io/peerauthentications get', 'security.istio.io/peerauthentications list', 'security.istio.io/peerauthentications watch'
-    ], `${overlay}: the controller reviews tokens and reads pods and the policy resources`)
+      'security.istio.io/authorizationpolicies/status patch',
+      'security.istio.io/peerauthentications get', 'security.istio.io/peerauthentications list', 'security.istio.io/peerauthentications watch',
+      'security.istio.io/peerauthentications/status patch'
+    ], `${overlay}: the controller reviews tokens, reads pods and the policy resources, and writes only their status`)
   }
   const broken = structuredClone(built.get('base')!)
   const role = find(broken, 'ClusterRole', 'ferry-agent')
@@ -190,7 +194,10 @@ t.test('the container args are the agent\'s and the controller\'s real options',
   const controllerArgs: string[] = find(objects, 'Deployment', 'ferry-controller').spec.template.spec.containers[0].args
   t.equal(controllerArgs[0], 'controller')
   const controllerOpts = parseControllerOptions(controllerArgs.slice(1))
-  t.match(controllerOpts, { listen: { host: '0.0.0.0', port: PORTS.ca }, trustDomain: 'cluster.local' })
+  t.match(controllerOpts, { listen: { host: '0.0.0.0', port: PORTS.ca }, trustDomain: 'cluster.local', stateDir: '/var/lib/ferry-controller' })
+  const controllerPod = find(objects, 'Deployment', 'ferry-controller').spec.template.spec
+  const stateMount = controllerPod.containers[0].volumeMounts.find((m: any) => m.mountPath === controllerOpts.stateDir)
+  t.ok(stateMount !== undefined && stateMount.readOnly !== true, 'the controller\'s --state-dir is a writable mount (its --data-dir is a read-only Secret)')
   t.ok(controllerOpts.servingNames.includes('ferry-controller.ferry-system.svc'))
 })
 

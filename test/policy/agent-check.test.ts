@@ -1,5 +1,5 @@
 import t, { type Test } from 'tap'
-import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { get } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,10 +12,11 @@ import { loopbackPlatform, RecordingCapture } from '../agent/loopback-platform'
 import { ap } from './helpers'
 
 // The agent's live policy endpoints and `ferry policy check --agent HOST:PORT`, on a real
-// agent (loopback stand-in platform: no root needed): it starts with an invalid
-// --config-dir and must not be ready nor explain anything; once the directory is valid,
-// /debug/config lists what is in force and the CLI prints the agent's explanation.
-// Without --config-dir there is no policy: allowed, explained as such.
+// agent (loopback stand-in platform: no root needed): it starts with a --config-dir it
+// cannot read and no saved configuration, and must not be ready nor explain anything;
+// once the directory is readable, /debug/config lists every object with its state and
+// the CLI prints the agent's explanation. Without --config-dir there is no policy:
+// allowed, explained as such.
 
 /** The bearer token the test agents accept for /debug/* (--admin-token-file). */
 const TOKEN = 'agent-check-admin-token'
@@ -51,38 +52,63 @@ function setup (t: Test): { dir: string, configDir: string, file: string, tokenF
 }
 
 
-async function startAgent (t: Test, file: string, configDir: string | null, tokenFile: string | null = join(file, '..', 'admin.token')): Promise<Agent> {
-  const args = ['--node', 'n1', '--cluster-file', file, '--pin-root', '/sys/fs/bpf/ferry-test', '--admin-port', '0', '--ready-port', '0', ...(tokenFile === null ? [] : ['--admin-token-file', tokenFile])]
+function agentArgs (file: string, configDir: string | null, extra: string[] = [], tokenFile: string | null = join(file, '..', 'admin.token')): string[] {
+  const args = ['--node', 'n1', '--cluster-file', file, '--pin-root', '/sys/fs/bpf/ferry-test', '--admin-port', '0', '--ready-port', '0', ...(tokenFile === null ? [] : ['--admin-token-file', tokenFile]), ...extra]
   if (configDir !== null) args.push('--config-dir', configDir)
-  const agent = await Agent.start(parseAgentOptions(args), { platform: loopbackPlatform(new RecordingCapture()), log: captureLog().log, retry: { initialMs: 50, maxMs: 200 } })
+  return args
+}
+
+async function startAgent (t: Test, file: string, configDir: string | null, extra: string[] = [], tokenFile?: string | null): Promise<Agent> {
+  const agent = await Agent.start(parseAgentOptions(agentArgs(file, configDir, extra, tokenFile)), { platform: loopbackPlatform(new RecordingCapture()), log: captureLog().log, retry: { initialMs: 50, maxMs: 200 } })
+  let closed = false
+  const close = agent.close.bind(agent)
+  agent.close = async () => { if (!closed) { closed = true; await close() } }
   t.teardown(async () => { await agent.close() })
   return agent
 }
 
-t.test('an invalid --config-dir at start: not ready, nothing to explain; valid: live explanations', async (t) => {
+t.test('a --config-dir that cannot be read at start: not ready, nothing to explain; readable: live explanations, a bad object reported alone', async (t) => {
   const { configDir, file, tokenFile } = setup(t)
   const tokenArgs = ['--token-file', tokenFile]
-  writeFileSync(join(configDir, 'bad.yaml'), ap('prod', 'bad', 'action: PERMIT'))
+  rmSync(configDir, { recursive: true })
   const agent = await startAgent(t, file, configDir)
   const { adminPort, readyPort } = agent.admin
 
   await waitFor(async () => (await httpGet(readyPort, '/healthz/ready')).body.enrolled.length === 1, { timeoutMs: 3000, what: 'db enrolled' })
   const notReady = await httpGet(readyPort, '/healthz/ready')
-  t.equal(notReady.status, 503, 'enrolled, but not ready: no valid configuration')
-  t.match(notReady.body, { ready: false, enrolled: ['u-db'], pending: [], config: { ready: false, required: true, generation: 0, issues: [/bad\.yaml:\d+: AuthorizationPolicy prod\/bad: spec\.action: "PERMIT" is not one of "ALLOW", "DENY"/] } })
+  t.equal(notReady.status, 503, 'enrolled, but not ready: never had a configuration')
+  t.match(notReady.body, { ready: false, enrolled: ['u-db'], pending: [], config: { ready: false, required: true, generation: 0, reason: /cannot be read and no configuration was ever in force/, issues: [/config: cannot read \(ENOENT\)/] } })
   t.equal((await httpGet(adminPort, '/debug/config')).status, 503)
   const none = await httpGet(adminPort, '/debug/authz?from=dev/web&to=prod/db:5432')
-  t.match(none, { status: 503, body: { code: 'FERRY_ERR_CONFIG', error: /invalid/ } })
+  t.match(none, { status: 503, body: { code: 'FERRY_ERR_CONFIG', error: /cannot be read/ } })
   const cli = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, ...tokenArgs, '--from', 'dev/web', '--to', 'prod/db:5432'])
   t.equal(cli.code, 1)
-  t.match(cli.stderr, /FERRY_ERR_CONFIG: ferry policy check: agent 127\.0\.0\.1:\d+ answered 503: the configuration is invalid/)
+  t.match(cli.stderr, /FERRY_ERR_CONFIG: ferry policy check: agent 127\.0\.0\.1:\d+ answered 503: the configuration source cannot be read/)
 
-  writeFileSync(join(configDir, '.tmp'), ap('prod', 'deny-dev', 'action: DENY\nrules:\n- from:\n  - source:\n      namespaces: ["dev"]'))
-  renameSync(join(configDir, '.tmp'), join(configDir, 'bad.yaml'))
-  await waitFor(async () => (await httpGet(readyPort, '/healthz/ready')).status === 200, { timeoutMs: 5000, what: 'ready once valid' })
+  // A good policy and, beside it, a bad one: the good one applies, the bad one is reported.
+  mkdirSync(join(configDir, '..'), { recursive: true })
+  const staging = `${configDir}.new`
+  mkdirSync(staging)
+  writeFileSync(join(staging, 'bad.yaml'), ap('prod', 'deny-dev', 'action: DENY\nrules:\n- from:\n  - source:\n      namespaces: ["dev"]') + ap('prod', 'bad', 'action: PERMIT'))
+  renameSync(staging, configDir)
+  await waitFor(async () => (await httpGet(readyPort, '/healthz/ready')).status === 200, { timeoutMs: 5000, what: 'ready once readable' })
   t.match((await httpGet(readyPort, '/healthz/ready')).body, { ready: true, config: { ready: true, required: true, generation: 1 } })
   const config = await httpGet(adminPort, '/debug/config')
-  t.match(config, { status: 200, body: { node: 'n1', generation: 1, origin: configDir, resources: [{ kind: 'AuthorizationPolicy', ref: 'prod/deny-dev', summary: 'DENY', line: 1 }] } })
+  t.match(config, {
+    status: 200,
+    body: {
+      node: 'n1',
+      generation: 1,
+      origin: configDir,
+      resources: [{ kind: 'AuthorizationPolicy', ref: 'prod/deny-dev', summary: 'DENY', line: 1 }],
+      objects: [
+        { object: 'AuthorizationPolicy prod/deny-dev', state: 'accepted', inForce: 'as-written', issues: [] },
+        { object: 'AuthorizationPolicy prod/bad', state: 'refused', inForce: 'none', issues: [/bad\.yaml:\d+: AuthorizationPolicy prod\/bad: spec\.action: "PERMIT" is not one of "ALLOW", "DENY"/] }
+      ],
+      counts: { accepted: 1, degraded: 0, refused: 1 }
+    }
+  }, '/debug/config lists every object with its state and reasons')
+  t.equal(config.body.resources.length, 1, 'the refused object is not in force')
 
   const denied = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, ...tokenArgs, '--from', 'dev/web', '--to', 'prod/db:5432'])
   t.equal(denied.code, 3, `denied: exit 3 ${denied.stderr}`)
@@ -97,6 +123,34 @@ t.test('an invalid --config-dir at start: not ready, nothing to explain; valid: 
   const notFound = await ferry(['policy', 'check', '--agent', `127.0.0.1:${adminPort}`, ...tokenArgs, '--from', 'dev/ghost', '--to', 'prod/db:5432'])
   t.equal(notFound.code, 1)
   t.match(notFound.stderr, /FERRY_ERR_WORKLOAD_NOT_FOUND: ferry policy check: agent 127\.0\.0\.1:\d+ answered 404: --from dev\/ghost: no pod ghost/)
+})
+
+// Guards --config-cache with --config-dir: an agent restarted while its directory cannot
+// be read enforces what it saved, instead of denying everything as one that never had
+// a configuration; a corrupt save is reported and ignored.
+t.test('--config-cache: a restarted agent whose directory cannot be read is ready from its saved configuration', async (t) => {
+  const { dir, configDir, file } = setup(t)
+  const cache = join(dir, 'state', 'config-cache.json')
+  writeFileSync(join(configDir, 'deny.yaml'), ap('prod', 'deny-dev', 'action: DENY\nrules:\n- from:\n  - source:\n      namespaces: ["dev"]'))
+  const first = await startAgent(t, file, configDir, ['--config-cache', cache])
+  await waitFor(() => existsSync(cache), { timeoutMs: 5000, what: 'the saved configuration' })
+  await first.close()
+
+  rmSync(configDir, { recursive: true })
+  const second = await startAgent(t, file, configDir, ['--config-cache', cache])
+  const ready = await waitFor(async () => { const r = await httpGet(second.admin.readyPort, '/healthz/ready'); return r.status === 200 ? r : null }, { timeoutMs: 5000, what: 'ready from the save' })
+  t.match(ready.body, { ready: true, config: { ready: true, generation: 1 } })
+  const config = await httpGet(second.admin.adminPort, '/debug/config')
+  t.match(config.body, { origin: /^saved configuration of .*config/, resources: [{ ref: 'prod/deny-dev', summary: 'DENY' }] })
+  t.match(await httpGet(second.admin.adminPort, '/debug/authz?from=dev/web&to=prod/db:5432'), { status: 200, body: { allowed: false, results: [{ explanation: { decision: { basis: 'deny-matched', policy: 'prod/deny-dev' } } }] } })
+  await second.close()
+
+  writeFileSync(cache, '{"format":"ferry.dev/saved-config/v1","documents":[')
+  const { log, lines } = captureLog()
+  const third = await Agent.start(parseAgentOptions(agentArgs(file, configDir, ['--config-cache', cache])), { platform: loopbackPlatform(new RecordingCapture()), log, retry: { initialMs: 50, maxMs: 200 } })
+  t.teardown(async () => { await third.close() })
+  t.equal((await httpGet(third.admin.readyPort, '/healthz/ready')).status, 503, 'a corrupt save is not a configuration: never had one')
+  t.ok(lines.some((l) => l.msg === 'saved configuration not used' && l.code === 'FERRY_ERR_CONFIG_STATE' && /the saved configuration is corrupt \(not JSON/.test(String(l.err))), 'reported')
 })
 
 t.test('without --config-dir: no policy, explained as allowed; no config section in readiness', async (t) => {
@@ -129,7 +183,7 @@ t.test('/debug/* answers only a caller with the admin token; /metrics and readin
   t.equal(cli.code, 1)
   t.match(cli.stderr, /FERRY_ERR_AUTHN: ferry policy check: agent 127\.0\.0\.1:\d+ answered 401: a bearer token is required/)
 
-  const closed = await startAgent(t, file, null, null)
+  const closed = await startAgent(t, file, null, [], null)
   t.match(await httpGet(closed.admin.adminPort, '/debug/pods'), { status: 403, body: { error: /the debug endpoints are closed on this agent/ } }, 'no token file and no --kubernetes: closed to everyone')
 })
 
