@@ -11,7 +11,7 @@ import { formatIssue } from '../resources/issues'
 import { RouteTable } from '../proxy/route-table'
 import { createAccessLog } from '../telemetry/access-log'
 import { createConnTelemetry } from '../telemetry/conn-telemetry'
-import type { Logger } from '../telemetry/logger'
+import { droppedLogLines, type Logger } from '../telemetry/logger'
 import { ProxyMetrics } from '../telemetry/metrics'
 import { createTunnelRefusalLog } from '../telemetry/tunnel-refusals'
 import { type AdminServers, startAdminServers } from './admin-server'
@@ -72,6 +72,7 @@ export class Agent {
     // The source and locator the options select, made (and their host paths checked) before anything starts.
     const selected = deps.source === undefined || deps.locator === undefined ? agentDiscovery(options, log.child({ component: 'discovery' })) : null
     const metrics = new ProxyMetrics()
+    metrics.watchLogDrops(() => droppedLogLines(log))
     const routes = new RouteTable()
     const telemetry = createConnTelemetry(metrics, createAccessLog(log))
     const identities = options.identity === null
@@ -127,7 +128,8 @@ export class Agent {
         identity: identities,
         onStream: createTunnelInboundHandler({ routes, mesh, identities, telemetry, connectTimeoutMs: deps.connectTimeoutMs }),
         onRefused,
-        log: tunnelLog
+        log: tunnelLog,
+        registry: metrics.registry
       })
     }
     const nodeTunnel = tunnel

@@ -34,8 +34,10 @@ export const METRIC_NAMES = Object.freeze({
   enrolledPods: 'ferry_enrolled_pods',
   tunnelRefusals: 'ferry_tunnel_refusals_total',
   authzDenied: 'ferry_authz_denied_total',
-  shortcuts: 'ferry_sockmap_shortcuts_total'
+  shortcuts: 'ferry_sockmap_shortcuts_total',
+  logLinesDropped: 'ferry_log_lines_dropped_total'
 })
+
 
 /** A sockmap shortcut a connection asked for: a hop joined (or not), a same-node connection spliced (or not). */
 export type ShortcutKind = 'hop' | 'splice'
@@ -77,6 +79,10 @@ export class ProxyMetrics {
   private readonly refusals: Counter<keyof TunnelRefusalLabels>
   private readonly denied: Counter<'policy' | 'basis'>
   private readonly shortcutsTotal: Counter<'kind' | 'result'>
+  private readonly logDrops: Counter<'reason'>
+  private rateLimitedLines = 0
+  private outputDrops: () => number = () => 0
+  private outputDropsReported = 0
   /** Shortcut outcomes since the last scrape: hop ok, hop refused, splice ok, splice refused. */
   private readonly shortcutCounts = [0, 0, 0, 0]
   private readonly live = new Set<ConnectionRecord>()
@@ -105,7 +111,27 @@ export class ProxyMetrics {
     this.refusals = new Counter({ name: METRIC_NAMES.tunnelRefusals, help: 'Tunnel connections and streams refused, by side, stage and reason (other-ca, expired, wrong-identity, no-certificate, ...)', labelNames: ['side', 'stage', 'reason'], registers })
     this.denied = new Counter({ name: METRIC_NAMES.authzDenied, help: 'Inbound connections denied by authorization (or closed when a new policy denied them), by deciding policy and basis', labelNames: ['policy', 'basis'], registers })
     this.shortcutsTotal = new Counter({ name: METRIC_NAMES.shortcuts, help: 'sockmap shortcuts asked for, by kind (hop: a pod <-> proxy hop joined; splice: a same-node connection spliced app to app) and result (ok, refused: it goes by TCP)', labelNames: ['kind', 'result'], registers, collect () { self.flushShortcuts() } })
+    this.logDrops = new Counter({ name: METRIC_NAMES.logLinesDropped, help: 'Log lines not written, by reason (rate_limited: tunnel refusal lines beyond the line budget, summed up instead; output_full: the log output did not keep up)', labelNames: ['reason'], registers, collect () { self.flushLogDrops() } })
     this.flushActive()
+  }
+
+  /** A rate-limited log line was dropped (counted here, handed to prom-client at scrape). */
+  rateLimitedLineDropped (): void {
+    this.rateLimitedLines++
+  }
+
+  /** Where to read how many lines the log's output dropped (telemetry/logger.ts droppedLogLines). */
+  watchLogDrops (count: () => number): void {
+    this.outputDrops = count
+    this.outputDropsReported = count()
+  }
+
+  private flushLogDrops (): void {
+    this.logDrops.inc({ reason: 'rate_limited' }, this.rateLimitedLines)
+    this.rateLimitedLines = 0
+    const now = this.outputDrops()
+    this.logDrops.inc({ reason: 'output_full' }, Math.max(0, now - this.outputDropsReported))
+    this.outputDropsReported = now
   }
 
   /** One shortcut asked for; counted here, handed to prom-client at scrape. */

@@ -113,6 +113,13 @@ export class NodeBufferBudget {
   /** Bytes reserved by every stream of the node now. */
   reservedBytes (): number { return Atomics.load(this.view, N_RESERVED_KIB) * KiB }
 
+  /** Bytes the streams of this thread's sessions hold now (both ends; walks every stream: for metrics and tests). */
+  heldBytes (): number {
+    let n = 0
+    for (const s of this.sessions) n += s.held()
+    return n
+  }
+
   /** Tunnel streams of the node now (both ends). */
   streams (): number { return Atomics.load(this.view, N_STREAMS) }
 
