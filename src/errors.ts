@@ -53,6 +53,7 @@ export const ERROR_CODES = {
   FERRY_ERR_TUNNEL_CONNECT: 'a tunnel to a peer node could not be opened: connect, TLS handshake, timeout, or the session or stream closed before the CONNECT was answered',
   FERRY_ERR_TUNNEL_PEER: 'the peer node presented a tunnel certificate that failed verification (other CA, expired, wrong identity, ...)',
   FERRY_ERR_TUNNEL_REFUSED: 'the peer node answered a tunnel CONNECT with a refusal status',
+  FERRY_ERR_TUNNEL_BUSY: 'this node\'s tunnel buffer budget has no room for another stream',
   FERRY_ERR_KUBE_API: 'the Kubernetes API server could not be reached, refused a request, or a list or watch failed'
 } as const
 

@@ -69,6 +69,12 @@ export function floodLine (f: NonNullable<Results['flood']>): string {
     `failed requests ${n(u.failed)}; node2's agent at most ${n(f.node2PeakFds)} fds and ${n(f.node2PeakRssBytes / MiB, 1)} MiB RSS.`
 }
 
+export function memoryLine (m: NonNullable<Results['memory']>): string {
+  return `**Memory under the buffer budget** (a verified peer: ${n(m.peer.sessions)} sessions, ${n(m.peer.opened)} streams answered, ${n(m.peer.refused)} refused, writing to a pod that never reads): ` +
+    `node2's agent RSS ${n(m.rssBeforeBytes / MiB, 1)} → peak ${n(m.rssPeakBytes / MiB, 1)} → ${n(m.rssAfterBytes / MiB, 1)} MiB (DaemonSet limit 512 MiB); ` +
+    `tunnel streams reserved ${n(m.reservedBytes / MiB, 1)} and held ${n(m.heldBytes / MiB, 1)} of the ${n(m.budgetBytes / MiB)} MiB budget.`
+}
+
 export function renderMarkdown (r: Results): string {
   const m = r.machine
   const s = r.scale
@@ -97,6 +103,9 @@ export function renderMarkdown (r: Results): string {
     ...(r.flood === undefined
       ? []
       : ['', floodLine(r.flood)]),
+    ...(r.memory === undefined
+      ? []
+      : ['', memoryLine(r.memory)]),
     '',
     '**Targets**:',
     '',

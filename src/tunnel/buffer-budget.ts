@@ -13,7 +13,7 @@ import { TUNNEL_DEFAULTS } from './defaults'
 //   - a session may reserve at most `sessionBytes`, the node at most `nodeBytes` (over
 //     every session of both ends: server streams and the pool's client streams);
 //   - a stream that does not fit is refused: REFUSED_STREAM on the server (the client
-//     retries elsewhere), FERRY_ERR_TUNNEL_CONNECT `buffer-budget` from the pool;
+//     retries), FERRY_ERR_TUNNEL_BUSY `buffer-budget` from the pool;
 //   - so that the budget holds many streams, the window shrinks as streams multiply:
 //     each session's SETTINGS_INITIAL_WINDOW_SIZE follows
 //         clamp(pow2floor(min(sessionBytes / 2n, nodeBytes / 2N) − streamBufferBytes), minWindow, maxWindow)

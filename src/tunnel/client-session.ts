@@ -23,7 +23,8 @@ import { h2CodeName, TunnelStream } from './tunnel-stream'
 //   closed      gone; the pool forgets it
 //
 // Each stream reserves room in the node's buffer budget (buffer-budget.ts) before its
-// HEADERS go out; without room the open fails with FERRY_ERR_TUNNEL_CONNECT `buffer-budget`.
+// HEADERS go out; without room (and no smaller window on its way) the open fails with
+// FERRY_ERR_TUNNEL_BUSY `buffer-budget`.
 // A CONNECT answered 200 becomes a TunnelStream; any other status is FERRY_ERR_TUNNEL_REFUSED.
 // A stream refused before its answer (REFUSED_STREAM, above a GOAWAY's last stream id, or
 // its session lost) is handed back to the pool for one retry elsewhere.
@@ -178,7 +179,7 @@ export class PooledSession {
       const l = this.s.bufferBudget.limits
       const detail = `no room for another stream: session ${(this.buffers as SessionBuffers).reservedBytes()} of ${l.sessionBytes} bytes reserved, node ${this.s.bufferBudget.reservedBytes()} of ${l.nodeBytes}`
       this.s.onRefused({ side: 'client', stage: 'stream', reason: 'buffer-budget', detail, remote: this.remote, servername: null, peerSpiffeId: this.expected, localSpiffeId: this.svid.spiffeId.uri, authority: a.target.authority })
-      a.fail(new TunnelError('FERRY_ERR_TUNNEL_CONNECT', 'buffer-budget', `tunnel to ${a.target.authority} via ${this.remote}: ${detail}`))
+      a.fail(new TunnelError('FERRY_ERR_TUNNEL_BUSY', 'buffer-budget', `tunnel to ${a.target.authority} via ${this.remote}: ${detail}`))
       return
     }
     let stream: ClientHttp2Stream

@@ -57,7 +57,7 @@ export type RefusalHook = (refusal: TunnelRefusal) => void
 export type OpenFailureReason =
   | 'connect' | 'handshake' | 'no-alpn' | 'timeout' | 'session-closed' | 'reset' | 'status' | 'closed'
   | 'certificate-expired' // the source's own certificate has expired (no successor yet): not presented
-  | 'buffer-budget'       // this node's tunnel buffer budget has no room for another stream
+  | 'buffer-budget'       // this node's tunnel buffer budget has no room for another stream (FERRY_ERR_TUNNEL_BUSY)
 
 export class TunnelError extends FerryError {
   readonly reason: OpenFailureReason | PeerRejectReason
