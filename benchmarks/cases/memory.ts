@@ -7,7 +7,7 @@ import { rssBytes } from '../lib/proc'
 
 // node2's agent memory under the tunnel's buffer budget: a verified peer in node1's
 // namespace (lab/hostile-peer.js: a genuine SVID of bench/client from the lab's CA, with
-// node1's token) opens SESSIONS sessions of 100 CONNECT streams each to bench/sink — a
+// node1's token) opens 14 sessions of 100 CONNECT streams each to bench/sink — a
 // pod that never reads — and writes into every stream as fast as node2 lets it, reading
 // nothing. node2's agent then holds what the budget allows (256 MiB node-wide by
 // default). Figures: node2's agent RSS before, at its peak and after; the tunnel's
@@ -24,7 +24,8 @@ export interface MemoryResult {
   readonly budgetBytes: number
 }
 
-const SESSIONS = 6
+/** 1,400 streams: more than the default budget holds at the smallest window (~1,300). */
+const SESSIONS = 14
 const STREAMS = 100
 const PER_STREAM_MIB = 8
 

@@ -66,7 +66,8 @@ export function floodLine (f: NonNullable<Results['flood']>): string {
   const u = f.flooded.load
   return `**Flood** (ferry-cross at ${n(q.reqPerSec)} / ${n(u.reqPerSec)} req/s achieved; node2:15008 flooded from the underlay by ${n(f.attack.attempts)} connections and ${n(f.attack.hellos)} ClientHellos): ` +
     `p50 ${ms(q.latency.p50Ms)} → ${ms(u.latency.p50Ms)} ms, p99 ${ms(q.latency.p99Ms)} → ${ms(u.latency.p99Ms)} ms (${n(f.p99Ratio, 2)}×), p99.9 ${ms(q.latency.p999Ms)} → ${ms(u.latency.p999Ms)} ms; ` +
-    `failed requests ${n(u.failed)}; node2's agent at most ${n(f.node2PeakFds)} fds and ${n(f.node2PeakRssBytes / MiB, 1)} MiB RSS.`
+    `failed requests ${n(u.failed)}; node2's agent at most ${n(f.node2PeakFds)} fds and ${n(f.node2PeakRssBytes / MiB, 1)} MiB RSS. ` +
+    `Control, the same attack on a closed port of node2 (the agent not involved): p99 ${ms(f.control.load.latency.p99Ms)} ms (${n(f.controlP99Ratio, 2)}×).`
 }
 
 export function memoryLine (m: NonNullable<Results['memory']>): string {
