@@ -7,6 +7,7 @@ import { type RefusalHook, SniIndex, TunnelPool, type TunnelRequest, TunnelServe
 import { type AdmissionLimits, TunnelAdmission } from '../tunnel/admission'
 import { type BufferLimits, NodeBufferBudget } from '../tunnel/buffer-budget'
 import { openFilesLimit, pendingLimitFor } from './fd-limit'
+import { bufferBudgetFor, memoryLimit } from './memory-limit'
 import type { WorkloadIdentity } from './identities'
 
 // The node's two ends of the mTLS tunnel (HBONE), present when the agent has a CA:
@@ -26,7 +27,7 @@ import type { WorkloadIdentity } from './identities'
 // The node-wide bounds live here, in shared memory the agent owns (admission.ts,
 // buffer-budget.ts): unverified connections on 15008 (at most a share of the process's
 // open-files limit, fd-limit.ts), handshakes per second per source, and the bytes tunnel
-// streams may hold. The server and the pool are given the same objects; a data-path
+// streams may hold (at most a share of the agent's memory limit, memory-limit.ts). The server and the pool are given the same objects; a data-path
 // worker thread would be given `shared` and attach to it, so the bounds stay per node
 // however many workers carry connections.
 
@@ -60,7 +61,8 @@ export class NodeTunnel {
     this.identity = o.identity
     const fdLimit = openFilesLimit()
     this.admission = TunnelAdmission.create({ pendingMax: pendingLimitFor(fdLimit), ...o.limits?.admission })
-    this.budget = NodeBufferBudget.create(o.limits?.buffers)
+    const memLimit = memoryLimit()
+    this.budget = NodeBufferBudget.create({ nodeBytes: bufferBudgetFor(memLimit), ...o.limits?.buffers })
     this.shared = { admission: this.admission.buffer, buffers: this.budget.buffer }
     this.pool = new TunnelPool({ onRefused: o.onRefused, bufferBudget: this.budget })
     this.server = new TunnelServer({
@@ -85,7 +87,7 @@ export class NodeTunnel {
     }
     const a = this.admission.limits
     const b = this.budget.limits
-    o.log.info({ fdLimit, pendingMax: a.pendingMax, handshakesPerSource: { perSecond: a.perSourcePerSecond, burst: a.perSourceBurst }, bufferBudget: { node: b.nodeBytes, session: b.sessionBytes } }, 'tunnel limits')
+    o.log.info({ fdLimit, memoryLimit: memLimit, pendingMax: a.pendingMax, handshakesPerSource: { perSecond: a.perSourcePerSecond, burst: a.perSourceBurst }, bufferBudget: { node: b.nodeBytes, session: b.sessionBytes } }, 'tunnel limits')
   }
 
   /** Listens on [::]:port (dual stack), or 0.0.0.0:port where the node has no IPv6. Resolves with the bound port. */

@@ -80,6 +80,8 @@ export class ProxyMetrics {
   private readonly denied: Counter<'policy' | 'basis'>
   private readonly shortcutsTotal: Counter<'kind' | 'result'>
   private readonly logDrops: Counter<'reason'>
+  /** Refusals by "side\0stage\0reason" not yet handed to prom-client. */
+  private readonly refusalCounts = new Map<string, number>()
   private rateLimitedLines = 0
   private outputDrops: () => number = () => 0
   private outputDropsReported = 0
@@ -108,7 +110,7 @@ export class ProxyMetrics {
     this.receivedTotal = new Counter({ name: METRIC_NAMES.received, help: 'Bytes received by the proxy from the source (request direction)', labelNames, registers, collect () { self.flushBytes('received') } })
     this.active = new Gauge({ name: METRIC_NAMES.active, help: 'TCP connections currently open through the proxy', labelNames: ['direction'], registers, collect () { self.flushActive() } })
     this.enrolled = new Gauge({ name: METRIC_NAMES.enrolledPods, help: 'Pods on this node enrolled in capture', registers })
-    this.refusals = new Counter({ name: METRIC_NAMES.tunnelRefusals, help: 'Tunnel connections and streams refused, by side, stage and reason (other-ca, expired, wrong-identity, no-certificate, ...)', labelNames: ['side', 'stage', 'reason'], registers })
+    this.refusals = new Counter({ name: METRIC_NAMES.tunnelRefusals, help: 'Tunnel connections and streams refused, by side, stage and reason (rate-limit, first-byte-timeout, other-ca, expired, wrong-identity, no-certificate, ...)', labelNames: ['side', 'stage', 'reason'], registers, collect () { self.flushRefusals() } })
     this.denied = new Counter({ name: METRIC_NAMES.authzDenied, help: 'Inbound connections denied by authorization (or closed when a new policy denied them), by deciding policy and basis', labelNames: ['policy', 'basis'], registers })
     this.shortcutsTotal = new Counter({ name: METRIC_NAMES.shortcuts, help: 'sockmap shortcuts asked for, by kind (hop: a pod <-> proxy hop joined; splice: a same-node connection spliced app to app) and result (ok, refused: it goes by TCP)', labelNames: ['kind', 'result'], registers, collect () { self.flushShortcuts() } })
     this.logDrops = new Counter({ name: METRIC_NAMES.logLinesDropped, help: 'Log lines not written, by reason (rate_limited: tunnel refusal lines beyond the line budget, summed up instead; output_full: the log output did not keep up)', labelNames: ['reason'], registers, collect () { self.flushLogDrops() } })
@@ -153,8 +155,21 @@ export class ProxyMetrics {
     this.denied.inc({ policy, basis })
   }
 
+  /** One refusal; counted here (a flood is made of refusals), handed to prom-client at scrape. */
   tunnelRefused (labels: TunnelRefusalLabels): void {
-    this.refusals.inc({ side: labels.side, stage: labels.stage, reason: labels.reason })
+    const key = labels.side + '\0' + labels.stage + '\0' + labels.reason
+    const n = this.refusalCounts.get(key)
+    if (n === undefined) this.refusalCounts.set(key, 1)
+    else this.refusalCounts.set(key, n + 1)
+  }
+
+  private flushRefusals (): void {
+    for (const [key, n] of this.refusalCounts) {
+      if (n === 0) continue
+      const [side, stage, reason] = key.split('\0')
+      this.refusals.inc({ side, stage, reason }, n)
+      this.refusalCounts.set(key, 0)
+    }
   }
 
   /** A connection was accepted (its destination is not known yet). */

@@ -41,7 +41,7 @@ export const TUNNEL_DEFAULTS = Object.freeze({
   streamBufferBytes: 128 * KiB,
   /** Window + stream buffers of every stream of one session together. */
   sessionBufferBytes: 64 * MiB,
-  /** … of every tunnel stream of the node (both ends). The DaemonSet's memory limit is 512 MiB. */
+  /** … of every tunnel stream of the node (both ends); the agent lowers it to 40 % of its memory limit (src/agent/memory-limit.ts). */
   nodeBufferBytes: 256 * MiB,
   /** Connection-level receive window (session.setLocalWindowSize), shared by all streams. */
   connectionWindowBytes: 16 * MiB,
