@@ -36,7 +36,9 @@ export async function memory (ctx: Context): Promise<MemoryResult> {
   const ca = state.plan.controller
   const node2 = lab.agentPid('node2')
   const sink = lab.pod('bench', 'sink')
-  const hold = ctx.opts.quick ? 8 : 15
+  // Long enough for the kernel's socket buffers between node2 and the sink (≈ 1.3 MB a
+  // stream) to fill, so that the bytes pile up in the agent itself.
+  const hold = ctx.opts.quick ? 8 : 45
   const before = rssBytes(node2)
   let peak = before
   let atPeak = { reserved: 0, held: 0, budget: 0 }
