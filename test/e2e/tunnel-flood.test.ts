@@ -1,7 +1,7 @@
 import t from 'tap'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { REPO, ferry, ferryOk, uniqueLabName } from '../helpers/cli'
+import { REPO, ferry, ferryOk, uniqueLabName, waitFor } from '../helpers/cli'
 import { counter, labDir, metrics, nodeLog } from '../helpers/lab'
 
 // Port 15008 under attack, on a real two-node lab (test/fixtures/two-node-mtls.yaml):
@@ -104,10 +104,13 @@ t.test(`a flood of ${SILENT} silent connections and ClientHellos from the underl
   t.ok(total >= attack.resetByServer + attack.closedByServer, `every connection the node closed is counted (${total} ≥ ${attack.resetByServer + attack.closedByServer})`)
 
   // Log lines: a few per second, the rest summed up with counts by reason.
-  const lines = nodeLog(lab, 'node2').slice(before.log)
-  const refusedLines = lines.filter((x) => x.msg === 'tunnel refused').length
-  const summaries = lines.filter((x) => x.msg === 'tunnel refusals suppressed')
-  const suppressed = summaries.reduce((n, x) => n + (x.suppressed as number), 0)
+  // The last second's summary comes a second after the last refusal (and its batch up to 100 ms later).
+  const logged = (): { refusedLines: number, summaries: any[], suppressed: number } => {
+    const lines = nodeLog(lab, 'node2').slice(before.log)
+    const summaries = lines.filter((x) => x.msg === 'tunnel refusals suppressed')
+    return { refusedLines: lines.filter((x) => x.msg === 'tunnel refused').length, summaries, suppressed: summaries.reduce((n, x) => n + (x.suppressed as number), 0) }
+  }
+  const { refusedLines, summaries, suppressed } = await waitFor(() => { const l = logged(); return l.refusedLines + l.suppressed >= total ? l : null }, { what: 'the last summary line', timeoutMs: 5000 }).catch(() => logged())
   t.comment(`log: ${refusedLines} refusal lines, ${summaries.length} summaries of ${suppressed} suppressed`)
   // REFUSAL_LOG_LIMITS: a burst of 20, then 10 a second, for as long as the flood lasted.
   const seconds = Math.ceil((Date.now() - started) / 1000)
