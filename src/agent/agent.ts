@@ -14,7 +14,7 @@ import type { ConfigSnapshot } from '../resources/snapshot'
 import { RouteTable } from '../proxy/route-table'
 import { createAccessLog } from '../telemetry/access-log'
 import { createConnTelemetry } from '../telemetry/conn-telemetry'
-import type { Logger } from '../telemetry/logger'
+import { droppedLogLines, type Logger } from '../telemetry/logger'
 import { ProxyMetrics } from '../telemetry/metrics'
 import { registerProbeMetrics } from '../telemetry/probe-metrics'
 import { createTunnelRefusalLog } from '../telemetry/tunnel-refusals'
@@ -93,6 +93,7 @@ export class Agent {
     // The kubelet's cgroup (--kubelet-cgroup), found before anything starts: a wrong one fails the start.
     const kubeletCgroup = kubeletCgroupOf(options)
     const metrics = new ProxyMetrics()
+    metrics.watchLogDrops(() => droppedLogLines(log))
     const routes = new RouteTable()
     const telemetry = createConnTelemetry(metrics, createAccessLog(log))
     const identities = options.identity === null
@@ -164,7 +165,8 @@ export class Agent {
         identity: identities,
         onStream: createTunnelInboundHandler({ routes, mesh, identities, telemetry, connectTimeoutMs: deps.connectTimeoutMs }),
         onRefused,
-        log: tunnelLog
+        log: tunnelLog,
+        registry: metrics.registry
       })
     }
     const nodeTunnel = tunnel
