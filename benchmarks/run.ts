@@ -3,6 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { bulk } from './cases/bulk'
+import { flood } from './cases/flood'
+import { memory } from './cases/memory'
 import { idle } from './cases/idle'
 import { keepalive } from './cases/keepalive'
 import { newconn } from './cases/newconn'
@@ -29,7 +31,7 @@ import type { Results } from './report/results'
 // and results/*.svg. Labs, HAProxy and load generators are bounded in time and are
 // taken down on every exit path (lab names are unique per run: b<role><pid>).
 
-const BENCHMARKS = ['keepalive', 'rates', 'newconn', 'bulk', 'idle', 'policy', 'scale', 'pods'] as const
+const BENCHMARKS = ['keepalive', 'rates', 'newconn', 'bulk', 'idle', 'policy', 'flood', 'memory', 'scale', 'pods'] as const
 type BenchName = typeof BENCHMARKS[number]
 
 const WWW = '/tmp/ferry-bench-www'
@@ -115,6 +117,8 @@ async function main (): Promise<void> {
       results.newconn = await attempt('newconn', async () => await newconn(ctx))
       results.bulk = await attempt('bulk', async () => await bulk(ctx))
       results.policy = await attempt('policy', async () => await policy(ctx))
+      results.flood = await attempt('flood', async () => await flood(ctx))
+      results.memory = await attempt('memory', async () => await memory(ctx))
       await cleanup()
     }
     const scaleCtx = { opts, log, workDir }

@@ -9,6 +9,11 @@
  *
  * Capture follows the cgroup, so the netns cookie check is what keeps a foreign
  * namespace's process (or a pod process that moved namespace) out of capture.
+ *
+ * One connect() is refused (EPERM): a pod process dialling the proxy's own
+ * listeners in its namespace (outbound or inbound port, on loopback or on one of
+ * the pod's addresses). Such a connection carries no original destination, and
+ * relaying it would make the proxy connect to itself.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -16,8 +21,15 @@
 #include <bpf/bpf_endian.h>
 #include "ferry_addr.h"
 
-/* Set by the loader (src/capture); the default is PORTS.outbound. */
+/* Set by the loader (src/capture); the defaults are PORTS.outbound and PORTS.inbound. */
 const volatile __u16 ferry_outbound_port = 15001;
+const volatile __u16 ferry_inbound_port = 15006;
+
+/* The proxy's listeners inside the pod namespace: never a pod's destination. */
+static __always_inline int is_proxy_port(__u16 port)
+{
+	return port == ferry_outbound_port || port == ferry_inbound_port;
+}
 
 /* Returns the enrolled pod of the calling namespace for a TCP connect, or NULL. */
 static __always_inline struct ferry_pod *capturing_pod(struct bpf_sock_addr *ctx)
@@ -68,9 +80,11 @@ static __always_inline int redirect4(struct bpf_sock_addr *ctx)
 	if (!pod)
 		return -ENOENT;
 	if (ferry_is_loopback4(addr))
-		return -EADDRNOTAVAIL;
+		return is_proxy_port(port) ? -EACCES : -EADDRNOTAVAIL;
 	ferry_ip_key4(&ip, addr);
 	err = check_dst(pod, &ip, port);
+	if (err == -EADDRINUSE && is_proxy_port(port))
+		return -EACCES;
 	if (err)
 		return err;
 	err = record_dst(ctx, &ip, port);
@@ -100,12 +114,14 @@ static __always_inline int redirect6(struct bpf_sock_addr *ctx)
 	 */
 	mapped = ferry_is_v4mapped(ip6);
 	if (mapped ? ferry_is_loopback4(ip6[3]) : ferry_is_loopback6(ip6))
-		return -EADDRNOTAVAIL;
+		return is_proxy_port(port) ? -EACCES : -EADDRNOTAVAIL;
 	if (mapped)
 		ferry_ip_key4(&ip, ip6[3]);
 	else
 		ferry_ip_key6(&ip, ip6);
 	err = check_dst(pod, &ip, port);
+	if (err == -EADDRINUSE && is_proxy_port(port))
+		return -EACCES;
 	if (err)
 		return err;
 	err = record_dst(ctx, &ip, port);
@@ -123,19 +139,21 @@ static __always_inline int redirect6(struct bpf_sock_addr *ctx)
 	return 0;
 }
 
-/* Entry points always allow the connect(): capture is best effort, never a veto. */
+/*
+ * Entry points allow the connect() whatever capture decided (capture is best
+ * effort, never a veto), except for the proxy's own listeners (-EACCES): 0 makes
+ * the kernel fail the connect() with EPERM.
+ */
 SEC("cgroup/connect4")
 int ferry_connect4(struct bpf_sock_addr *ctx)
 {
-	redirect4(ctx);
-	return 1;
+	return redirect4(ctx) == -EACCES ? 0 : 1;
 }
 
 SEC("cgroup/connect6")
 int ferry_connect6(struct bpf_sock_addr *ctx)
 {
-	redirect6(ctx);
-	return 1;
+	return redirect6(ctx) == -EACCES ? 0 : 1;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -119,6 +119,39 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ferry_splice SEC(".maps");
 
+/*
+ * Connections the kubelet is making to enrolled pods, by tuple: written by
+ * kubelet.bpf.c (on the kubelet's cgroup) just before the SYN leaves, deleted when that
+ * socket closes, read by sk_lookup.bpf.c in the pod's netns. LRU so that a close the
+ * program never saw (its link detached meanwhile) cannot fill the map; sk_lookup also
+ * ignores records older than its freshness bound.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, FERRY_MAX_PROBE_CONNS);
+	__type(key, struct ferry_probe_key);
+	__type(value, struct ferry_probe_conn);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ferry_probe_conns SEC(".maps");
+
+/* Ports a pod's probes name; the value is unused (presence is the fact). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FERRY_MAX_PROBE_PORTS);
+	__type(key, struct ferry_probe_port_key);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ferry_probe_ports SEC(".maps");
+
+/* Per pod (by slot): what sk_lookup did with the kubelet's connections. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FERRY_MAX_PODS);
+	__type(key, __u32);
+	__type(value, struct ferry_probe_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ferry_probe_stats SEC(".maps");
+
 /* Pod uid -> slot, only for user space: keeps slots stable across restarts. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -27,6 +27,9 @@
 #define FERRY_MAX_PODS		16384
 #define FERRY_MAX_POD_IPS	(FERRY_MAX_PODS * 2)
 #define FERRY_MAX_EXCL		65536
+#define FERRY_MAX_PROBE_PORTS	65536
+/* The kubelet's connections to pods in flight; a node runs at most a few hundred probes at once. */
+#define FERRY_MAX_PROBE_CONNS	16384
 #define FERRY_MAX_CONNS		131072
 #define FERRY_UID_LEN		64
 /* Both ends of every plaintext pod <-> proxy hop: two per hop, two hops per connection. */
@@ -107,6 +110,45 @@ struct ferry_sock_ref {
 struct ferry_splice {
 	struct ferry_sock_key to;
 	__u64 bytes;
+};
+
+/*
+ * Key of ferry_probe_conns: a TCP connection the kubelet made to a pod, as its SYN
+ * names it (src: the kubelet's end, dst: the pod's). Ports host order; addresses
+ * network-order words, a v4 (or v4-mapped v6) address in [0] with the rest zero.
+ */
+struct ferry_probe_key {
+	__u8 family;
+	__u8 pad;
+	__u16 src_port;
+	__u16 dst_port;
+	__u16 pad2;
+	__u32 src_addr[4];
+	__u32 dst_addr[4];
+};
+
+/* Value of ferry_probe_conns. */
+struct ferry_probe_conn {
+	__u64 connected_ns;	/* bpf_ktime_get_ns() when the kubelet's SYN was about to leave */
+	__u64 sock_cookie;	/* the kubelet's socket: only its own close deletes the record */
+};
+
+/* Key of ferry_probe_ports: a port that one of the pod's probes names. */
+struct ferry_probe_port_key {
+	__u32 slot;
+	__u16 port;
+	__u16 pad;
+};
+
+/*
+ * Value of ferry_probe_stats (an array indexed by slot): the kubelet's connections
+ * sk_lookup saw for the pod, by what it did with them. Zeroed when a slot is given to
+ * a pod; user space reads them at scrape time.
+ */
+struct ferry_probe_stats {
+	__u64 admitted;		/* to a probe port: passed straight to the application */
+	__u64 not_probe_port;	/* to another port: steered to the proxy like any plaintext */
+	__u64 expired;		/* recorded too long ago: steered to the proxy */
 };
 
 /* Key of ferry_slots: a pod uid, NUL-padded. */

@@ -7,6 +7,11 @@
  * the bound address). The accepted socket's local address is the original
  * destination. bpf_get_netns_cookie is not allowed here, so the pod is found by
  * the destination address.
+ *
+ * Probe admission: a SYN whose tuple kubelet.bpf.c recorded (a connection the kubelet
+ * made, not yet closed, recorded less than ferry_probe_fresh_ns ago) to one of the
+ * pod's probe ports is left to the normal lookup, so it reaches the application and
+ * never the proxy; any other connection from the node is steered like all plaintext.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
@@ -18,6 +23,8 @@
 
 /* Set by the loader (src/capture); the default is PORTS.inbound. */
 const volatile __u16 ferry_inbound_port = 15006;
+/* Set by the loader (src/capture/programs.ts): how long a kubelet record admits a SYN. */
+const volatile __u64 ferry_probe_fresh_ns = 10000000000ULL;
 
 /*
  * The proxy's hop to the application goes over lo from 127.0.0.1 / ::1; steering
@@ -63,6 +70,65 @@ static __always_inline struct ferry_pod *pod_of(struct bpf_sk_lookup *ctx, int r
 	return bpf_map_lookup_elem(&ferry_pod_ips, &key);
 }
 
+/* The key kubelet.bpf.c recorded for the connection this SYN opens. */
+static __always_inline void probe_key_of(struct bpf_sk_lookup *ctx, struct ferry_probe_key *key)
+{
+	__builtin_memset(key, 0, sizeof(*key));
+	key->src_port = bpf_ntohs(ctx->remote_port);
+	key->dst_port = (__u16)ctx->local_port;
+	if (ctx->family == AF_INET) {
+		key->family = FERRY_FAMILY_V4;
+		key->src_addr[0] = ctx->remote_ip4;
+		key->dst_addr[0] = ctx->local_ip4;
+		return;
+	}
+	key->family = FERRY_FAMILY_V6;
+	key->src_addr[0] = ctx->remote_ip6[0];
+	key->src_addr[1] = ctx->remote_ip6[1];
+	key->src_addr[2] = ctx->remote_ip6[2];
+	key->src_addr[3] = ctx->remote_ip6[3];
+	key->dst_addr[0] = ctx->local_ip6[0];
+	key->dst_addr[1] = ctx->local_ip6[1];
+	key->dst_addr[2] = ctx->local_ip6[2];
+	key->dst_addr[3] = ctx->local_ip6[3];
+}
+
+/*
+ * 0 for a kubelet probe to a probe port of @slot (counted as admitted); -ENOENT when
+ * the connection is not the kubelet's; -EPERM for the kubelet's to another port,
+ * -ETIMEDOUT for a record past its freshness bound (both counted).
+ */
+static __always_inline int kubelet_probe(struct bpf_sk_lookup *ctx, __u32 slot)
+{
+	struct ferry_probe_port_key port = {
+		.slot = slot,
+		.port = (__u16)ctx->local_port,
+	};
+	struct ferry_probe_stats *stats;
+	struct ferry_probe_conn *conn;
+	struct ferry_probe_key key;
+	int err = 0;
+
+	probe_key_of(ctx, &key);
+	conn = bpf_map_lookup_elem(&ferry_probe_conns, &key);
+	if (!conn)
+		return -ENOENT;
+	if (bpf_ktime_get_ns() - conn->connected_ns > ferry_probe_fresh_ns)
+		err = -ETIMEDOUT;
+	else if (!bpf_map_lookup_elem(&ferry_probe_ports, &port))
+		err = -EPERM;
+	stats = bpf_map_lookup_elem(&ferry_probe_stats, &slot);
+	if (stats) {
+		if (err == -ETIMEDOUT)
+			__sync_fetch_and_add(&stats->expired, 1);
+		else if (err == -EPERM)
+			__sync_fetch_and_add(&stats->not_probe_port, 1);
+		else
+			__sync_fetch_and_add(&stats->admitted, 1);
+	}
+	return err;
+}
+
 /* Assigns the pod's listener; -ENOENT if it is gone, other -errno if unusable. */
 static __always_inline int assign_listener(struct bpf_sk_lookup *ctx, __u32 slot)
 {
@@ -104,6 +170,9 @@ static __always_inline int steer_inbound(struct bpf_sk_lookup *ctx)
 		return 0;
 	flags = pod->flags;
 	if (ferry_port_excluded(pod->slot, FERRY_DIR_INBOUND, (__u16)ctx->local_port))
+		return 0;
+	/* Before the listener: probes reach the app while the agent is down, too. */
+	if (kubelet_probe(ctx, pod->slot) == 0)
 		return 0;
 	err = assign_listener(ctx, pod->slot);
 	/* Enrolled but no listener (agent restarting): the client's SYN retry finds the new one. */

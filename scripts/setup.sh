@@ -9,11 +9,12 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-# Debian packages: the eBPF toolchain (clang, libbpf), iproute2 for the lab, and the
+# Debian packages: the eBPF toolchain (clang, libbpf), jansson for the static ferry-cni
+# plugin (native/cni links its libjansson.a), iproute2 for the lab, and the
 # unmodified programs the lab's pods run (curl, nginx, redis-server), and the benchmark
 # suite's load generator and peers (h2load from nghttp2-client, haproxy, nginx's stream
 # module, openssl).
-PKGS=(clang llvm libbpf-dev libelf-dev zlib1g-dev linux-libc-dev pkg-config make g++ python3
+PKGS=(clang llvm libbpf-dev libelf-dev zlib1g-dev libjansson-dev linux-libc-dev pkg-config make g++ python3
       iproute2 util-linux procps bpftool curl nginx-light redis-server tcpdump
       nghttp2-client haproxy libnginx-mod-stream openssl)
 missing=()
@@ -35,7 +36,7 @@ if [ ! -f "$stamp" ] || ! cmp -s package-lock.json "$stamp"; then
 fi
 
 # eBPF objects, the native addon and the TypeScript build.
-echo "ferry: building (bpf, native addon, TypeScript)"
+echo "ferry: building (bpf, native addon, CNI plugin, TypeScript)"
 npm run --silent build
 
 # bpffs: the agent mounts it itself when missing; mounting here too keeps tools like

@@ -33,6 +33,7 @@ export const ERROR_CODES = {
   FERRY_ERR_BPFFS: 'bpffs is not mounted and could not be mounted',
   FERRY_ERR_NETNS: 'a network namespace could not be opened or entered',
   FERRY_ERR_CGROUP: 'a cgroup v2 directory is missing or unusable',
+  FERRY_ERR_KUBELET_CGROUP: 'the kubelet\'s cgroup (--kubelet-cgroup) cannot be found or is unusable for probe admission',
   FERRY_ERR_ENROLL: 'a pod could not be enrolled in capture',
   FERRY_ERR_LAB: 'a lab operation failed',
   FERRY_ERR_LAB_EXISTS: 'a lab with that name is already up',
@@ -51,10 +52,14 @@ export const ERROR_CODES = {
   FERRY_ERR_AUTHZ: 'a node asked for the identity of a pod that is not scheduled on it',
   FERRY_ERR_AUTHN_UNAVAILABLE: 'the controller could not check an agent\'s credential (the Kubernetes TokenReview failed); retryable',
   FERRY_ERR_CONFIG_STREAM: 'the configuration stream from the controller failed or was refused; the agent keeps its last good configuration and reconnects',
+  FERRY_ERR_CONFIG_STATE: 'a saved configuration (the agent\'s --config-cache, the controller\'s last good state in --data-dir) is unreadable or corrupt; it is ignored',
   FERRY_ERR_TUNNEL_CONNECT: 'a tunnel to a peer node could not be opened: connect, TLS handshake, timeout, or the session or stream closed before the CONNECT was answered',
   FERRY_ERR_TUNNEL_PEER: 'the peer node presented a tunnel certificate that failed verification (other CA, expired, wrong identity, ...)',
   FERRY_ERR_TUNNEL_REFUSED: 'the peer node answered a tunnel CONNECT with a refusal status',
-  FERRY_ERR_KUBE_API: 'the Kubernetes API server could not be reached, refused a request, or a list or watch failed'
+  FERRY_ERR_TUNNEL_BUSY: 'this node\'s tunnel buffer budget has no room for another stream',
+  FERRY_ERR_KUBE_API: 'the Kubernetes API server could not be reached, refused a request, or a list or watch failed',
+  FERRY_ERR_CNI: 'a request from the ferry-cni plugin could not be served: malformed, for a pod discovery did not show in time, or for a pod of another node',
+  FERRY_ERR_CNI_CONF: "the node's CNI configuration or plugin directory could not be read or changed (a primary configuration that is not valid JSON, a file that cannot be written)"
 } as const
 
 export type FerryErrorCode = keyof typeof ERROR_CODES

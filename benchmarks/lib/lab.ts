@@ -74,6 +74,11 @@ export class Lab {
     return await exec(process.execPath, [FERRY, 'lab', 'exec', '--lab', this.name, '-n', namespace, pod, '--', ...argv], { timeoutMs })
   }
 
+  /** Runs argv in the underlay's network namespace (an address that is no node: 172.30.0.254). */
+  async execUnderlay (argv: readonly string[], timeoutMs: number): Promise<ExecResult> {
+    return await exec(process.execPath, [FERRY, 'lab', 'exec', '--lab', this.name, '--underlay', '--', ...argv], { timeoutMs })
+  }
+
   async execNode (node: string, argv: readonly string[], timeoutMs: number): Promise<ExecResult> {
     return await exec(process.execPath, [FERRY, 'lab', 'exec', '--lab', this.name, '--node', node, '--', ...argv], { timeoutMs })
   }

@@ -61,6 +61,21 @@ export function targetsTable (r: Results): string {
     [t.target, t.value, t.score === null ? dash : Number.isFinite(t.score) ? t.score.toFixed(2) : '∞', t.met === null ? dash : t.met ? 'yes' : `**no**`]))
 }
 
+export function floodLine (f: NonNullable<Results['flood']>): string {
+  const q = f.quiet.load
+  const u = f.flooded.load
+  return `**Flood** (ferry-cross at ${n(q.reqPerSec)} / ${n(u.reqPerSec)} req/s achieved; node2:15008 flooded from the underlay by ${n(f.attack.attempts)} connections and ${n(f.attack.hellos)} ClientHellos): ` +
+    `p50 ${ms(q.latency.p50Ms)} → ${ms(u.latency.p50Ms)} ms, p99 ${ms(q.latency.p99Ms)} → ${ms(u.latency.p99Ms)} ms (${n(f.p99Ratio, 2)}×), p99.9 ${ms(q.latency.p999Ms)} → ${ms(u.latency.p999Ms)} ms; ` +
+    `failed requests ${n(u.failed)}; node2's agent at most ${n(f.node2PeakFds)} fds and ${n(f.node2PeakRssBytes / MiB, 1)} MiB RSS. ` +
+    `Control, the same attack on a closed port of node2 (the agent not involved): p99 ${ms(f.control.load.latency.p99Ms)} ms (${n(f.controlP99Ratio, 2)}×).`
+}
+
+export function memoryLine (m: NonNullable<Results['memory']>): string {
+  return `**Memory under the buffer budget** (a verified peer: ${n(m.peer.sessions)} sessions, ${n(m.peer.opened)} streams answered, ${n(m.peer.refused)} refused, writing to a pod that never reads): ` +
+    `node2's agent RSS ${n(m.rssBeforeBytes / MiB, 1)} → peak ${n(m.rssPeakBytes / MiB, 1)} → ${n(m.rssAfterBytes / MiB, 1)} MiB (DaemonSet limit 512 MiB); ` +
+    `tunnel streams reserved ${n(m.reservedBytes / MiB, 1)} and held ${n(m.heldBytes / MiB, 1)} of the ${n(m.budgetBytes / MiB)} MiB budget.`
+}
+
 export function renderMarkdown (r: Results): string {
   const m = r.machine
   const s = r.scale
@@ -86,6 +101,12 @@ export function renderMarkdown (r: Results): string {
       `Agent start-up with ${s?.restartPods ?? dash} pods (lab restart to ready): ${s === undefined ? dash : `${n(s.restartMs / 1000, 2)} s`}; ` +
       `with ${r.pods?.points[r.pods.points.length - 1]?.pods ?? dash} pods (harness, spawn to ready): ${r.pods === undefined ? dash : `${n(r.pods.points[r.pods.points.length - 1].readyMs / 1000, 2)} s`}.`,
     `Policy change to enforcement (median of ${p?.denyMs.length ?? 0}): deny ${p === undefined ? dash : `${n(median(p.denyMs), 0)} ms`}, allow again ${p === undefined ? dash : `${n(median(p.allowMs), 0)} ms`}.`,
+    ...(r.flood === undefined
+      ? []
+      : ['', floodLine(r.flood)]),
+    ...(r.memory === undefined
+      ? []
+      : ['', memoryLine(r.memory)]),
     '',
     '**Targets**:',
     '',

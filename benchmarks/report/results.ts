@@ -6,6 +6,8 @@ import type { IdleResult } from '../cases/idle'
 import type { PolicyResult } from '../cases/policy'
 import type { ScaleResult } from '../cases/scale'
 import type { PodsResult } from '../cases/pods'
+import type { FloodResult } from '../cases/flood'
+import type { MemoryResult } from '../cases/memory'
 
 // The JSON a run writes (results/latest.json): every figure, keyed by benchmark and
 // path id, plus the machine. Benchmarks not run (--only) or failed are absent; a
@@ -31,6 +33,10 @@ export interface Results {
   scale?: ScaleResult
   /** The many-pods harness (no CA), up to 1,000 pods. */
   pods?: PodsResult
+  /** Cross-node p99 with node2's tunnel port flooded, against quiet. */
+  flood?: FloodResult
+  /** node2's agent memory while a verified peer fills its tunnel buffer budget. */
+  memory?: MemoryResult
   errors: Record<string, string>
 }
 

@@ -48,7 +48,9 @@ export function evaluateTargets (r: Results): TargetCheck[] {
     check('agent RSS with 100 pods < 100 MiB', r.scale?.points.find((p) => p.pods === 100)?.agentRssBytes, 100 * MiB, false, (v) => `${(v / MiB).toFixed(1)} MiB`),
     check('agent RSS growth per enrolled pod < 100 KiB (lab, with CA)', r.scale?.bytesPerPod, 100 * 1024, false, (v) => `${(v / 1024).toFixed(1)} KiB`),
     check('agent RSS growth per enrolled pod < 100 KiB (harness, 10 → 1,000 pods)', r.pods?.bytesPerPod, 100 * 1024, false, (v) => `${(v / 1024).toFixed(1)} KiB`),
-    check('same-node req/s ≥ 0.7× direct', ratio(ka?.['ferry-same']?.load.reqPerSec, ka?.['direct-same']?.load.reqPerSec), 0.7, true, (v) => `${v.toFixed(2)}×`)
+    check('same-node req/s ≥ 0.7× direct', ratio(ka?.['ferry-same']?.load.reqPerSec, ka?.['direct-same']?.load.reqPerSec), 0.7, true, (v) => `${v.toFixed(2)}×`),
+    check('cross-node p99 under a flood of node2:15008 ≤ 2× p99 without', r.flood?.p99Ratio, 2, false, (v) => `${v.toFixed(2)}×`),
+    check('agent RSS with a verified peer filling the buffer budget < 384 MiB (¾ of the DaemonSet\'s 512 MiB limit)', r.memory?.rssPeakBytes, 384 * MiB, false, (v) => `${(v / MiB).toFixed(1)} MiB`)
   )
   return out
 }

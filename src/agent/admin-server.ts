@@ -6,13 +6,17 @@ import { checkConnection, configView } from '../policy/check'
 import { compilePolicySet, type PolicySet } from '../policy/policy-set'
 import { emptySnapshot } from '../resources/snapshot'
 import type { InboundAuthorizer } from '../proxy/authorize'
+import type { AdminAuth } from './admin-auth'
 import type { ProxyMetrics } from '../telemetry/metrics'
 import type { Logger } from '../telemetry/logger'
 import type { PodEnroller } from './enroller'
 import type { NodeIdentities } from './identities'
 import type { NodeTunnel } from './node-tunnel'
 
-// The agent's HTTP endpoints, in the node's network namespace on 0.0.0.0:
+// The agent's HTTP endpoints, in the node's network namespace on 0.0.0.0. /debug/*
+// answers only authenticated callers (a bearer token: src/agent/admin-auth.ts) — 401
+// without one, 403 when not allowed, 429/503 when the token cannot be checked now;
+// /metrics and readiness need none (scrapers and the kubelet carry no credentials).
 //   admin :15020  GET /metrics      Prometheus text (the agent's own registry)
 //                 GET /debug/pods   JSON: enrolled pods, their listeners, pending pods
 //                 GET /debug/tunnel JSON: the tunnel's port, server and pool counts
@@ -25,8 +29,10 @@ import type { NodeTunnel } from './node-tunnel'
 //                                   (src/policy/check.ts); 400/404 for names it cannot
 //                                   use, 503 while no configuration is in force
 //   ready :15021  GET /healthz/ready 200 {"ready":true,"generation":N,"enrolled":[uids],"pending":[]}
-//                                   503 same shape while the snapshot is not loaded or a
-//                                   local meshed pod is not enrolled. With --config-dir, also
+//                                   503 same shape until the first pass over a snapshot has
+//                                   tried every local meshed pod, and while draining;
+//                                   `pending` lists the pods not enrolled (yet), which
+//                                   never make the node unready. With --config-dir, also
 //                                   "config":{"ready","required":true,"generation":G,"reason"?,
 //                                   "issues"?}, and 503 until a first valid configuration.
 //                                   With a CA, also "certificates": {"ready","identities":[ids],
@@ -56,10 +62,27 @@ export interface AdminDeps {
   readonly node: string
   /** Names pods' identities in explanations (the agent's --trust-domain). */
   readonly trustDomain: string
+  /** Who may read /debug/*. */
+  readonly auth: AdminAuth
 }
 
+/** Paths under this prefix need an authenticated caller. */
+const DEBUG_PREFIX = '/debug/'
+
 export async function startAdminServers (o: AdminDeps): Promise<AdminServers> {
-  const admin = createServer((req, res) => { route(req, res, o, ADMIN_ROUTES) })
+  const admin = createServer((req, res) => {
+    if (!(req.url ?? '/').startsWith(DEBUG_PREFIX)) { route(req, res, o, ADMIN_ROUTES); return }
+    o.auth.check(req.headers.authorization).then((r) => {
+      o.metrics.adminDebugRequest(r.ok ? 'ok' : String(r.status))
+      if (r.ok) { route(req, res, o, ADMIN_ROUTES); return }
+      o.log.debug({ path: req.url, remote: req.socket.remoteAddress, status: r.status, reason: r.reason }, 'debug request refused')
+      res.writeHead(r.status, { 'content-type': 'application/json', ...(r.status === 401 ? { 'www-authenticate': 'Bearer realm="ferry-agent"' } : {}) })
+        .end(JSON.stringify({ code: 'FERRY_ERR_AUTHN', error: r.reason }))
+    }, (err: unknown) => {
+      o.log.error({ err, path: req.url }, 'debug request authentication failed')
+      if (!res.headersSent) json(res, 500, { error: 'internal error' })
+    })
+  })
   const ready = createServer((req, res) => { route(req, res, o, READY_ROUTES) })
   await listen(admin, o.adminPort, '--admin-port')
   try {
@@ -93,6 +116,7 @@ const ADMIN_ROUTES: Record<string, Handler> = {
       cgroup: e.plan.location.cgroupPath,
       excludeOutboundPorts: e.plan.excludeOutboundPorts,
       excludeInboundPorts: e.plan.excludeInboundPorts,
+      probePorts: e.plan.pod.probePorts,
       listeners: e.servers.map((s) => s.address()),
       enrolledAt: e.enrolledAt
     }))

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import type { Registry } from 'prom-client'
 import { ferryError } from '../errors'
+import type { SavedConfig } from '../resources/saved-config'
 import type { ConfigSnapshot } from '../resources/snapshot'
 import type { ConfigListener } from '../resources/watcher'
 import type { Logger } from '../telemetry/logger'
@@ -9,7 +10,10 @@ import type { Logger } from '../telemetry/logger'
 // standalone nodes) or the controller's configuration stream (--config-source
 // controller; a cluster), or nowhere (allow all). Both sources have one interface, so
 // the agent compiles and swaps snapshots the same way whichever it uses. Each is loaded
-// only when chosen: the stream brings gRPC and protobuf.js, the directory YAML.
+// only when chosen: the stream brings gRPC and protobuf.js, the directory YAML. Either
+// takes the configuration the agent saved before it restarted (--config-cache): the
+// stream puts it in force at once, the directory uses it for the objects of a file that
+// cannot be read (or the whole directory, when it cannot be read at all).
 
 export interface PolicyConfigSource {
   /** Resolves after the first load (directory) or the first snapshot or a timeout (stream). */
@@ -26,6 +30,8 @@ export interface ConfigSourceChoice {
   readonly fromController: boolean
   /** The --ca-* options: the stream dials the same controller with the same roots and token. */
   readonly identity: { readonly caAddress: string, readonly caRoot: string, readonly caTokenFile: string } | null
+  /** The configuration saved before this start (--config-cache), if any. */
+  readonly saved?: SavedConfig | null
 }
 
 export interface OpenedConfigSource {
@@ -47,12 +53,12 @@ export async function openConfigSource (choice: ConfigSourceChoice, deps: { read
     }
     const { ConfigStream } = require('./config-stream') as typeof import('./config-stream')
     const { tokenFromFile } = require('../identity/ca-client') as typeof import('../identity/ca-client')
-    const stream = new ConfigStream({ address: choice.identity.caAddress, caRootsPem, token: tokenFromFile(choice.identity.caTokenFile), log: deps.log, registry: deps.registry })
+    const stream = new ConfigStream({ address: choice.identity.caAddress, caRootsPem, token: tokenFromFile(choice.identity.caTokenFile), log: deps.log, registry: deps.registry, saved: choice.saved })
     return { source: stream, origin: stream.origin }
   }
   if (choice.configDir !== null) {
     const { ConfigDirectoryWatcher } = require('../resources/watcher') as typeof import('../resources/watcher')
-    const watcher = new ConfigDirectoryWatcher({ dir: choice.configDir, log: deps.log, registry: deps.registry })
+    const watcher = new ConfigDirectoryWatcher({ dir: choice.configDir, log: deps.log, registry: deps.registry, saved: choice.saved })
     return { source: watcher, origin: watcher.dir }
   }
   return null

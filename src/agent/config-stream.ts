@@ -1,15 +1,16 @@
 import * as grpc from '@grpc/grpc-js'
 import { Counter, Gauge, Registry } from 'prom-client'
-import { documentsDigest } from '../controller/config-feed'
 import { type AgentMessage, type ConfigSnapshotMessage, configProtos } from '../controller/config-protos'
+import { documentsDigest, fromReportMessages } from '../controller/config-wire'
 import { ferryError, type FerryError } from '../errors'
 import { backoffDelay, type BackoffPolicy } from '../identity/backoff'
 import { controllerCredentials } from '../identity/ca-client'
 import type { Random } from '../identity/clock'
-import { ConfigError, formatIssue } from '../resources/issues'
-import { buildSnapshot, type ConfigFile } from '../resources/loader'
+import { ConfigAdmission } from '../resources/admission'
 import { ConfigMetrics } from '../resources/metrics'
-import type { ConfigSnapshot } from '../resources/snapshot'
+import { logReportChanges, ReportChanges, reportLines } from '../resources/reports'
+import type { SavedConfig } from '../resources/saved-config'
+import type { ConfigSnapshot, SourceDocument } from '../resources/snapshot'
 import type { ConfigListener } from '../resources/watcher'
 import type { Logger } from '../telemetry/logger'
 
@@ -17,12 +18,21 @@ import type { Logger } from '../telemetry/logger'
 // the same interface as ConfigDirectoryWatcher — start({ onSnapshot }), current(),
 // close() — so the agent can take its policies from the controller or from a directory.
 //
-//   - Every snapshot from the controller is validated again with src/resources, exactly
-//     like a directory (the wire is never trusted): valid → a new ConfigSnapshot (the
-//     agent's own generation, +1 per change) and an ACK; invalid → a NACK with every
-//     issue, and the last good snapshot keeps serving.
+//   - Every snapshot from the controller is admitted again with src/resources, object by
+//     object, exactly like a directory (the wire is never trusted): a new ConfigSnapshot
+//     (the agent's own generation, +1 per change) and an ACK — listing any object the
+//     agent refused itself, whose last valid version it keeps. The controller's own
+//     refusals come along and are reported; one whose earlier valid version the agent
+//     knows (and the controller no longer does: a controller that lost its saved state)
+//     keeps that version at the agent.
+//   - A NACK only for a message the agent cannot use at all (no usable version or root
+//     namespace, a document without a name or text) or cannot apply; it keeps what it has.
 //   - A snapshot whose documents are exactly the ones in force (a reconnect, another
 //     controller replica) is ACKed without a new generation.
+//   - A saved configuration (--config-cache, written by the agent after each snapshot)
+//     is in force at once at start, before the stream has delivered anything, so an
+//     agent restarted while the controller is down is ready and enforces its last good
+//     policies; deny-all (no-config) is only for an agent that never had any.
 //   - When the stream fails or the controller goes away, the last good snapshot keeps
 //     serving; the agent reconnects with exponential backoff and jitter, and the
 //     controller sends its current version at once, so the agent catches up.
@@ -65,6 +75,8 @@ export interface ConfigStreamOptions {
   readonly backoff?: BackoffPolicy
   readonly startTimeoutMs?: number
   readonly random?: Random
+  /** The last good configuration saved before this process started (--config-cache). */
+  readonly saved?: SavedConfig | null
 }
 
 export interface ConfigStreamState {
@@ -88,6 +100,8 @@ export class ConfigStream {
   private listener: ConfigListener | null = null
   private snapshot: ConfigSnapshot | null = null
   private appliedDigest = ''
+  private readonly admission = new ConfigAdmission()
+  private readonly changes = new ReportChanges()
   private call: Call | null = null
   private attempts = 0
   private retryTimer: NodeJS.Timeout | null = null
@@ -123,12 +137,18 @@ export class ConfigStream {
     })
   }
 
-  /** Opens the stream; resolves after the first snapshot was handled (applied or NACKed) or after startTimeoutMs. */
+  /**
+   * Opens the stream; resolves after the first snapshot was handled (applied or NACKed)
+   * or after startTimeoutMs — at once when a saved configuration was put in force.
+   */
   async start (listener: ConfigListener): Promise<void> {
     if (this.listener !== null) throw ferryError('FERRY_ERR_INVALID_ARG', `configuration stream to ${this.opts.address} already started`)
     this.listener = listener
     const first = new Promise<void>((resolve) => { this.firstHandled = resolve })
+    const saved = this.opts.saved ?? null
+    if (saved !== null) this.applySaved(saved)
     this.connect()
+    if (this.snapshot !== null) return
     let timer: NodeJS.Timeout | undefined
     const timedOut = await Promise.race([
       first.then(() => false),
@@ -206,7 +226,7 @@ export class ConfigStream {
       this.status.controller = msg.controller
       this.status.lastAck = Object.freeze({ version, at })
       this.versionGauge.set(version)
-      call.write({ ack: { version } })
+      call.write({ ack: { version, refused: answer.refused } })
     } else {
       this.status.lastNack = Object.freeze({ version, at, reasons: Object.freeze(answer.reasons) })
       call.write({ nack: { version, reasons: answer.reasons.slice(0, MAX_REASONS) } })
@@ -214,51 +234,78 @@ export class ConfigStream {
     this.firstHandled()
   }
 
-  /** Validates and applies one snapshot; never throws. */
-  private handle (msg: ConfigSnapshotMessage, version: number): { ack: true } | { ack: false, reasons: string[] } {
-    const reject = (reasons: string[], err?: ConfigError): { ack: false, reasons: string[] } => {
+  /** Admits and applies one snapshot; never throws. */
+  private handle (msg: ConfigSnapshotMessage, version: number): { ack: true, refused: string[] } | { ack: false, reasons: string[] } {
+    const reject = (reasons: string[]): { ack: false, reasons: string[] } => {
       this.metrics.rejectedChange()
-      this.log.warn({ controller: this.opts.address, version, code: 'FERRY_ERR_CONFIG', generation: this.snapshot?.generation ?? 0, issues: reasons },
-        'configuration from the controller rejected; the last good configuration keeps serving')
-      if (err !== undefined) this.listener?.onRejected?.(err)
+      this.log.warn({ controller: this.opts.address, version, code: 'FERRY_ERR_CONFIG_STREAM', generation: this.snapshot?.generation ?? 0, issues: reasons },
+        'snapshot from the controller not usable; the configuration in force keeps serving')
       return { ack: false, reasons }
     }
     if (!Number.isSafeInteger(version) || version < 1) return reject([`version ${String(msg.version)} is not a positive integer`])
     const rootNamespace = String(msg.root_namespace ?? '')
     if (!ROOT_NAMESPACE.test(rootNamespace)) return reject([`root_namespace ${JSON.stringify(rootNamespace)} is not a namespace name`])
-    const files: ConfigFile[] = []
+    const documents: SourceDocument[] = []
     for (const [i, d] of (Array.isArray(msg.documents) ? msg.documents : []).entries()) {
       if (typeof d?.name !== 'string' || d.name === '' || typeof d.text !== 'string') return reject([`documents[${i}]: a document needs a name and a text`])
-      files.push({ path: d.name, text: d.text })
+      const line = Number(d.line ?? 0)
+      documents.push({ path: d.name, text: d.text, line: Number.isSafeInteger(line) && line >= 1 ? line : 1 })
     }
-    files.sort((a, b) => a.path < b.path ? -1 : a.path > b.path ? 1 : 0)
-    const digest = documentsDigest(files)
+    const upstream = fromReportMessages(msg.refused)
+    const digest = documentsDigest(documents, upstream)
     if (digest === this.appliedDigest && this.snapshot !== null && this.snapshot.rootNamespace === rootNamespace) {
-      this.metrics.applied(this.snapshot.generation)
+      this.metrics.applied(this.snapshot.generation, this.refusedCount(this.snapshot) > 0)
       this.log.info({ controller: this.opts.address, version, generation: this.snapshot.generation }, 'configuration from the controller unchanged')
-      return { ack: true }
+      return { ack: true, refused: this.ownRefusals(this.snapshot) }
     }
-    let snapshot: ConfigSnapshot
-    try {
-      snapshot = buildSnapshot(files, { origin: `${this.origin} version ${version}`, generation: (this.snapshot?.generation ?? 0) + 1, rootNamespace })
-    } catch (err) {
-      if (err instanceof ConfigError) return reject(err.issues.map(formatIssue), err)
-      return reject([`cannot read the snapshot: ${(err as Error).message}`])
-    }
+    const snapshot = this.admission.admit(documents, { origin: `${this.origin} version ${version}`, generation: (this.snapshot?.generation ?? 0) + 1, rootNamespace, upstream })
     try {
       this.listener?.onSnapshot(snapshot)
     } catch (err) {
       this.log.error({ err, version }, 'applying the configuration failed; the last good configuration keeps serving')
       return reject([`the agent could not apply it: ${(err as Error).message}`])
     }
-    this.snapshot = snapshot
     this.appliedDigest = digest
-    this.metrics.applied(snapshot.generation)
+    this.inForce(snapshot, { controller: this.opts.address, version, documents: documents.length })
+    return { ack: true, refused: this.ownRefusals(snapshot) }
+  }
+
+  /** The saved configuration, in force before the stream has delivered anything. */
+  private applySaved (saved: SavedConfig): void {
+    const origin = `saved configuration of ${saved.origin} (${saved.savedAt})`
+    const snapshot = this.admission.admit(saved.documents, { origin, generation: 1, rootNamespace: saved.rootNamespace, upstream: saved.upstreamReports })
+    try {
+      this.listener?.onSnapshot(snapshot)
+    } catch (err) {
+      this.log.error({ err }, 'applying the saved configuration failed; waiting for the controller')
+      return
+    }
+    this.appliedDigest = documentsDigest(saved.documents, saved.upstreamReports)
+    this.inForce(snapshot, { saved: saved.savedAt, from: saved.origin })
+    this.log.info({ saved: saved.savedAt, from: saved.origin, generation: snapshot.generation }, 'saved configuration in force until the controller sends one')
+  }
+
+  private inForce (snapshot: ConfigSnapshot, context: Record<string, unknown>): void {
+    this.snapshot = snapshot
+    const changes = this.changes.next(snapshot.objects)
+    logReportChanges(this.log, changes, { ...context, generation: snapshot.generation })
+    this.metrics.objects.observe(snapshot.objects, changes.changed)
+    if (changes.changed.some((r) => r.state === 'refused')) this.metrics.rejectedChange()
+    this.metrics.applied(snapshot.generation, this.refusedCount(snapshot) > 0)
     this.log.info({
-      controller: this.opts.address, version, generation: snapshot.generation, documents: files.length,
-      authorizationPolicies: snapshot.authorizationPolicies.length, peerAuthentications: snapshot.peerAuthentications.length
+      ...context, generation: snapshot.generation,
+      authorizationPolicies: snapshot.authorizationPolicies.length, peerAuthentications: snapshot.peerAuthentications.length,
+      degraded: snapshot.objects.filter((o) => o.state === 'degraded').length, refused: this.refusedCount(snapshot)
     }, 'configuration applied')
-    return { ack: true }
+  }
+
+  private refusedCount (snapshot: ConfigSnapshot): number {
+    return snapshot.objects.filter((o) => o.state === 'refused').length
+  }
+
+  /** What this agent refused itself (not the controller's refusals), one line per issue. */
+  private ownRefusals (snapshot: ConfigSnapshot): string[] {
+    return snapshot.objects.filter((o) => o.state === 'refused' && o.reportedBy === undefined).flatMap(reportLines).slice(0, MAX_REASONS)
   }
 }
 

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { createDiscoverySource, type DiscoverySource } from '../discovery'
 import { createPodLocator, type PodLocator } from '../discovery/pod-locator'
 import { ferryError } from '../errors'
+import type { PodEventRecorder } from '../kubernetes/events'
 import type { Logger } from '../telemetry/logger'
 import type { AgentOptions } from './options'
 
@@ -18,6 +19,8 @@ import type { AgentOptions } from './options'
 export interface AgentDiscovery {
   readonly source: DiscoverySource
   readonly locator: PodLocator
+  /** Where the agent reports what it cannot do for a pod: Kubernetes Events with --kubernetes; null otherwise (the log says it). */
+  readonly events: PodEventRecorder | null
 }
 
 export function agentDiscovery (options: AgentOptions, log: Logger): AgentDiscovery {
@@ -25,7 +28,8 @@ export function agentDiscovery (options: AgentOptions, log: Logger): AgentDiscov
   if (k === null) {
     return {
       source: createDiscoverySource('file', { target: options.clusterFile as string, log }),
-      locator: createPodLocator('lab-annotations')
+      locator: createPodLocator('lab-annotations'),
+      events: null
     }
   }
   if (!existsSync(join(k.hostProc, 'self', 'ns', 'net'))) {
@@ -35,8 +39,10 @@ export function agentDiscovery (options: AgentOptions, log: Logger): AgentDiscov
     throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --cgroup-root ${k.cgroupRoot} holds no cgroup v2 hierarchy (mount the host's /sys/fs/cgroup there, or pass --cgroup-root)`)
   }
   require('../kubernetes') // registers the "kubernetes" source and the "kubelet" locator
+  const { kubernetesEventRecorder } = require('../kubernetes/events') as typeof import('../kubernetes/events')
   return {
     source: createDiscoverySource('kubernetes', { target: options.node, log, ...(k.kubeconfig === null ? {} : { kubeconfig: k.kubeconfig }) }),
-    locator: createPodLocator('kubelet', { procRoot: k.hostProc, cgroupRoot: k.cgroupRoot })
+    locator: createPodLocator('kubelet', { procRoot: k.hostProc, cgroupRoot: k.cgroupRoot }),
+    events: kubernetesEventRecorder({ node: options.node, log, ...(k.kubeconfig === null ? {} : { kubeconfig: { file: k.kubeconfig } }) })
   }
 }

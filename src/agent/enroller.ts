@@ -1,9 +1,9 @@
 import type { ClusterSnapshot, Pod } from '../discovery/model'
 import type { PodLocator } from '../discovery/pod-locator'
-import type { FerryError } from '../errors'
+import { ferryError, type FerryError } from '../errors'
 import type { ProxyMetrics } from '../telemetry/metrics'
 import { trace } from '../telemetry/trace'
-import { type NodePlan, planNode } from './plan'
+import { type NodePlan, type PodHints, planNode } from './plan'
 import { type EnrollContext, type EnrolledPod, enrollPod, unenrollPod } from './pod-enrollment'
 
 // Keeps this node's enrolled pods equal to the latest snapshot's plan. One pass at a
@@ -13,6 +13,16 @@ import { type EnrollContext, type EnrolledPod, enrollPod, unenrollPod } from './
 // there, its sandbox process not yet) is located again with the same backoff, without
 // waiting for the cluster to change. The first pass tells capture which pods to keep
 // (capture.reconcile), so pins of pods that vanished while no agent ran are removed.
+//
+// The node is ready once that first pass has tried every pod: a pod that cannot be
+// enrolled (its sandbox is not there yet, a bad annotation, a process of the pod already
+// listening on Ferry's ports) is that pod's problem — reported once per distinct reason
+// (log, onFailure: a Kubernetes Event on a cluster, `ferry_pods_not_enrolled`) and
+// retried — and never keeps the node's agent unready.
+//
+// A pod's CNI ADD (src/agent/cni-enroll.ts) goes through the same passes: it leaves
+// hints (the sandbox's netns, the pod's IPs) and waits for the pass that enrolls the pod
+// or fails to (enrollFromCni); the hints stay until the pod's CNI DEL or its departure.
 
 const TRACE = trace('agent')
 
@@ -30,6 +40,8 @@ export interface EnrollerDeps extends EnrollContext {
    * follow it, without dropping an identity while its pod is re-enrolled.
    */
   readonly onEnrolledChange?: (pods: readonly Pod[], passDone: boolean) => void
+  /** Told once per pod and distinct reason when a local meshed pod cannot be enrolled (an Event on a cluster). */
+  readonly onFailure?: (pod: Pod, error: FerryError) => void
 }
 
 export interface PendingPod {
@@ -41,6 +53,7 @@ export interface PendingPod {
 }
 
 export interface EnrollmentStatus {
+  /** The first pass over a snapshot has tried every pod (and the enroller is not draining). */
   readonly ready: boolean
   readonly generation: number
   readonly enrolled: string[]
@@ -48,6 +61,11 @@ export interface EnrollmentStatus {
 }
 
 interface Failure { error: FerryError, attempts: number, retryAt: number }
+
+/** Why a local meshed pod is not enrolled: `ferry_pods_not_enrolled{reason}`. */
+export type NotEnrolledReason = 'not_located' | 'invalid_annotation' | 'port_in_use' | 'error' | 'pending'
+
+interface Waiter { resolve: (e: EnrolledPod) => void, reject: (err: FerryError) => void }
 
 export class PodEnroller {
   private snapshot: ClusterSnapshot | null = null
@@ -58,6 +76,8 @@ export class PodEnroller {
   private readonly failures = new Map<string, Failure>()
   private readonly reported = new Map<string, string>()
   private reconciled = false
+  /** A pass over a snapshot has completed: every pod of it was tried once. */
+  private firstPassDone = false
   private running: Promise<void> | null = null
   private again = false
   private retryTimer: NodeJS.Timeout | null = null
@@ -66,6 +86,10 @@ export class PodEnroller {
   /** Blocked pods located again: attempts so far and when next (reset by every snapshot). */
   private readonly blockedRetries = new Map<string, { attempts: number, retryAt: number }>()
   private readonly retry: { initialMs: number, maxMs: number }
+  /** uid → what the pod's CNI ADD said. */
+  private readonly hints = new Map<string, PodHints>()
+  /** uid → CNI ADDs waiting for the pod's enrollment. */
+  private readonly waiters = new Map<string, Set<Waiter>>()
 
   constructor (private readonly deps: EnrollerDeps) {
     this.retry = deps.retry ?? RETRY
@@ -74,10 +98,83 @@ export class PodEnroller {
   apply (snapshot: ClusterSnapshot): void {
     if (this.closed) return
     this.snapshot = snapshot
-    this.plan = planNode(snapshot, this.deps.node, this.deps.locator)
+    if (this.hints.size > 0) {
+      const present = new Set(snapshot.pods.map((p) => p.uid))
+      for (const uid of [...this.hints.keys()]) if (!present.has(uid)) this.hints.delete(uid)
+    }
+    this.plan = planNode(snapshot, this.deps.node, this.deps.locator, this.hints)
     this.blockedRetries.clear()
-    for (const [uid, { pod, error }] of this.plan.blocked) this.reportOnce(uid, `${pod.namespace}/${pod.name}`, error)
+    for (const [uid, { pod, error }] of this.plan.blocked) this.reportOnce(uid, pod, error)
+    this.settleWaiters()
     this.kick()
+  }
+
+  /**
+   * Enrolls a pod of the current snapshot where its CNI ADD says it lives, now (any
+   * backoff is skipped): resolves once it is enrolled as planned with these hints,
+   * rejects (FERRY_ERR_ENROLL) with the reason it cannot be. `signal` ends the wait
+   * (the request's deadline); the pod's enrollment goes on regardless.
+   */
+  async enrollFromCni (uid: string, hints: PodHints, signal?: AbortSignal): Promise<EnrolledPod> {
+    if (this.closed || this.snapshot === null) throw ferryError('FERRY_ERR_ENROLL', 'the agent is shutting down or has no cluster snapshot yet')
+    return await new Promise<EnrolledPod>((resolve, reject) => {
+      const stop = (): void => {
+        const set = this.waiters.get(uid)
+        set?.delete(waiter)
+        if (set?.size === 0) this.waiters.delete(uid)
+        reject(ferryError('FERRY_ERR_ENROLL', `pod uid ${uid} was not enrolled before the deadline of its CNI request${this.failures.has(uid) ? `: ${this.failures.get(uid)?.error.message ?? ''}` : ''}`))
+      }
+      const waiter: Waiter = {
+        resolve: (e) => { signal?.removeEventListener('abort', stop); resolve(e) },
+        reject: (err) => { signal?.removeEventListener('abort', stop); reject(err) }
+      }
+      if (signal?.aborted === true) { stop(); return }
+      signal?.addEventListener('abort', stop, { once: true })
+      const set = this.waiters.get(uid) ?? new Set<Waiter>()
+      set.add(waiter)
+      this.waiters.set(uid, set)
+      this.hints.set(uid, Object.freeze({ netnsPath: hints.netnsPath, podIPs: Object.freeze([...hints.podIPs]) }))
+      this.failures.delete(uid)
+      this.blockedRetries.delete(uid)
+      this.plan = planNode(this.snapshot as ClusterSnapshot, this.deps.node, this.deps.locator, this.hints)
+      const blocked = this.plan.blocked.get(uid)
+      if (blocked !== undefined) this.reportOnce(uid, blocked.pod, blocked.error)
+      this.settleWaiters()
+      this.kick()
+    })
+  }
+
+  /** The pod's CNI DEL: its sandbox is gone, so are its hints. Unenrolling follows discovery. */
+  forgetHints (uid: string): boolean {
+    return this.hints.delete(uid)
+  }
+
+  /** Answers waiters the plan already decides: enrolled as planned, or not plannable. */
+  private settleWaiters (): void {
+    for (const uid of [...this.waiters.keys()]) {
+      const plan = this.plan.plans.get(uid)
+      const e = this.enrolled.get(uid)
+      if (plan !== undefined && e !== undefined && e.plan.fingerprint === plan.fingerprint) { this.resolveWaiters(uid, e); continue }
+      const blocked = this.plan.blocked.get(uid)
+      if (blocked !== undefined) { this.rejectWaiters(uid, ferryError('FERRY_ERR_ENROLL', blocked.error.message, { cause: blocked.error })); continue }
+      if (plan === undefined) this.rejectWaiters(uid, ferryError('FERRY_ERR_ENROLL', `pod uid ${uid} is not a meshed, running pod of node ${this.deps.node} in the current snapshot`))
+    }
+  }
+
+  private resolveWaiters (uid: string, e: EnrolledPod): void {
+    const set = this.waiters.get(uid)
+    this.waiters.delete(uid)
+    for (const w of set ?? []) w.resolve(e)
+  }
+
+  private rejectWaiters (uid: string, err: FerryError): void {
+    const set = this.waiters.get(uid)
+    this.waiters.delete(uid)
+    for (const w of set ?? []) w.reject(err)
+  }
+
+  private rejectAllWaiters (why: string): void {
+    for (const uid of [...this.waiters.keys()]) this.rejectWaiters(uid, ferryError('FERRY_ERR_ENROLL', why))
   }
 
   /** Blocked pods worth locating again: not found yet (a bad annotation waits for a new snapshot instead). */
@@ -93,7 +190,7 @@ export class PodEnroller {
     const relocate = new Set(this.relocatable())
     const due = snapshot.pods.filter((p) => relocate.has(p.uid) && (this.blockedRetries.get(p.uid)?.retryAt ?? 0) <= now)
     if (due.length === 0) return
-    const again = planNode({ ...snapshot, pods: due }, this.deps.node, this.deps.locator)
+    const again = planNode({ ...snapshot, pods: due }, this.deps.node, this.deps.locator, this.hints)
     const plans = new Map(this.plan.plans)
     const blocked = new Map(this.plan.blocked)
     for (const [uid, plan] of again.plans) { plans.set(uid, plan); blocked.delete(uid); this.blockedRetries.delete(uid) }
@@ -101,7 +198,7 @@ export class PodEnroller {
       blocked.set(uid, b)
       const attempts = (this.blockedRetries.get(uid)?.attempts ?? 0) + 1
       this.blockedRetries.set(uid, { attempts, retryAt: now + Math.min(this.retry.initialMs * 2 ** (attempts - 1), this.retry.maxMs) })
-      this.reportOnce(uid, `${b.pod.namespace}/${b.pod.name}`, b.error)
+      this.reportOnce(uid, b.pod, b.error)
     }
     this.plan = { plans, blocked }
   }
@@ -121,7 +218,7 @@ export class PodEnroller {
       pending.push({ uid, pod: `${plan.pod.namespace}/${plan.pod.name}`, code: f?.error.code ?? 'pending', error: f?.error.message ?? 'not enrolled yet', attempts: f?.attempts ?? 0 })
     }
     return {
-      ready: this.snapshot !== null && pending.length === 0 && !this.closed,
+      ready: this.firstPassDone && !this.closed,
       generation: this.snapshot?.generation ?? 0,
       enrolled: [...this.enrolled.keys()].sort(),
       pending
@@ -142,6 +239,7 @@ export class PodEnroller {
    */
   async stopAccepting (): Promise<void> {
     this.closed = true
+    this.rejectAllWaiters('the agent is shutting down')
     if (this.retryTimer !== null) clearTimeout(this.retryTimer)
     await this.settled()
     this.byIP.clear()
@@ -163,6 +261,7 @@ export class PodEnroller {
   /** Stops proxying: closes every listener. Capture pins stay (capture.close() is the agent's). */
   async close (): Promise<void> {
     this.closed = true
+    this.rejectAllWaiters('the agent is shutting down')
     if (this.retryTimer !== null) clearTimeout(this.retryTimer)
     await this.settled()
     await Promise.all([...this.enrolled.values()].map(async (e) => { await unenrollPod(e, this.deps.capture, false) }))
@@ -221,15 +320,20 @@ export class PodEnroller {
         this.changed(false)
         this.failures.delete(uid)
         this.reported.delete(uid)
-        log.info({ uid, pod: name, netns: plan.location.netnsPath, cgroup: plan.location.cgroupPath, podIPs: plan.pod.podIPs }, 'pod enrolled')
+        log.info({ uid, pod: name, netns: plan.location.netnsPath, cgroup: plan.location.cgroupPath, podIPs: plan.pod.podIPs, cni: this.hints.has(uid) }, 'pod enrolled')
+        if (this.plan.plans.get(uid)?.fingerprint === plan.fingerprint) this.resolveWaiters(uid, e)
       } catch (err) {
         const attempts = (failure?.attempts ?? 0) + 1
         const delay = Math.min(this.retry.initialMs * 2 ** (attempts - 1), this.retry.maxMs)
         this.failures.set(uid, { error: err as FerryError, attempts, retryAt: Date.now() + delay })
         log.error({ uid, pod: name, code: (err as FerryError).code, errno: (err as FerryError).errno, err: (err as Error).message, attempts, retryInMs: delay }, 'pod enrollment failed')
+        this.notifyFailure(uid, plan.pod, err as FerryError)
+        if (this.plan.plans.get(uid)?.fingerprint === plan.fingerprint) this.rejectWaiters(uid, err as FerryError)
       }
     }
+    if (this.snapshot !== null) this.firstPassDone = true
     this.deps.metrics.setEnrolledPods(this.enrolled.size)
+    this.deps.metrics.setPodsNotEnrolled(this.notEnrolledByReason())
     this.changed(true)
     if (TRACE.on) TRACE('pass', { enrolled: this.enrolled.size, failing: this.failures.size, blocked: blocked.size })
     this.scheduleRetry()
@@ -251,9 +355,30 @@ export class PodEnroller {
     this.retryTimer = setTimeout(() => { this.retryTimer = null; this.replanBlocked(); this.kick() }, delay)
   }
 
-  private reportOnce (uid: string, pod: string, error: FerryError): void {
+  private reportOnce (uid: string, pod: Pod, error: FerryError): void {
+    if (this.reported.get(uid) === error.message) return
+    this.deps.log.error({ uid, pod: `${pod.namespace}/${pod.name}`, code: 'FERRY_ERR_ENROLL', cause: error.code, err: error.message }, 'pod cannot be enrolled')
+    // Not located yet (no IP, no sandbox) is how every pod starts on a cluster: logged, not an Event.
+    if (error.code === 'FERRY_ERR_ENROLL') this.reported.set(uid, error.message)
+    else this.notifyFailure(uid, pod, error)
+  }
+
+  /** onFailure once per pod and distinct reason (a retry failing the same way says nothing new). */
+  private notifyFailure (uid: string, pod: Pod, error: FerryError): void {
     if (this.reported.get(uid) === error.message) return
     this.reported.set(uid, error.message)
-    this.deps.log.error({ uid, pod, code: 'FERRY_ERR_ENROLL', cause: error.code, err: error.message }, 'pod cannot be enrolled')
+    try { this.deps.onFailure?.(pod, error) } catch (err) { this.deps.log.warn({ err, uid }, 'enrollment failure report failed') }
+  }
+
+  /** Local meshed pods not enrolled now, by reason (the metric's label). */
+  private notEnrolledByReason (): Record<NotEnrolledReason, number> {
+    const out: Record<NotEnrolledReason, number> = { not_located: 0, invalid_annotation: 0, port_in_use: 0, error: 0, pending: 0 }
+    for (const { error } of this.plan.blocked.values()) out[error.code === 'FERRY_ERR_ENROLL' ? 'not_located' : 'invalid_annotation']++
+    for (const uid of this.plan.plans.keys()) {
+      if (this.enrolled.has(uid)) continue
+      const f = this.failures.get(uid)
+      out[f === undefined ? 'pending' : f.error.errno === 'EADDRINUSE' ? 'port_in_use' : 'error']++
+    }
+    return out
   }
 }

@@ -1,7 +1,11 @@
+import type { Registry } from 'prom-client'
 import type { Pod } from '../discovery/model'
 import { ferryError } from '../errors'
 import type { Logger } from '../telemetry/logger'
-import { type RefusalHook, SniIndex, TunnelPool, type TunnelRequest, TunnelServer } from '../tunnel'
+import { registerTunnelMetrics } from '../telemetry/tunnel-metrics'
+import { type AdmissionLimits, type BufferLimits, NodeBufferBudget, type RefusalHook, SniIndex, TunnelAdmission, TunnelPool, type TunnelRequest, TunnelServer } from '../tunnel'
+import { openFilesLimit, pendingLimitFor } from './fd-limit'
+import { bufferBudgetFor, memoryLimit } from './memory-limit'
 import type { WorkloadIdentity } from './identities'
 
 // The node's two ends of the mTLS tunnel (HBONE), present when the agent has a CA:
@@ -17,6 +21,13 @@ import type { WorkloadIdentity } from './identities'
 //           open and drains sessions made with an older one.
 //
 // Refusals on both ends go to one hook (logged and counted by telemetry).
+//
+// The node-wide bounds live here, in shared memory the agent owns (admission.ts,
+// buffer-budget.ts): unverified connections on 15008 (at most a share of the process's
+// open-files limit, fd-limit.ts), handshakes per second per source, and the bytes tunnel
+// streams may hold (at most a share of the agent's memory limit, memory-limit.ts). The server and the pool are given the same objects; a data-path
+// worker thread would be given `shared` and attach to it, so the bounds stay per node
+// however many workers carry connections.
 
 const CLOSE_GRACE_MS = 1000
 
@@ -25,11 +36,19 @@ export interface NodeTunnelOptions {
   readonly onStream: (req: TunnelRequest) => void
   readonly onRefused: RefusalHook
   readonly log: Logger
+  /** The agent's registry: the tunnel's gauges go there. */
+  readonly registry?: Registry
+  /** Tests: other limits than the defaults (the pending bound otherwise follows the fd limit). */
+  readonly limits?: { readonly admission?: Partial<AdmissionLimits>, readonly buffers?: Partial<BufferLimits>, readonly firstByteTimeoutMs?: number }
 }
 
 export class NodeTunnel {
   readonly pool: TunnelPool
+  /** The node-wide state a data-path worker attaches to (TunnelAdmission.attach, NodeBufferBudget.attach). */
+  readonly shared: { readonly admission: SharedArrayBuffer, readonly buffers: SharedArrayBuffer }
   private readonly server: TunnelServer
+  private readonly admission: TunnelAdmission
+  private readonly budget: NodeBufferBudget
   private readonly names = new SniIndex()
   /** Identities in `names`. */
   private served = new Set<string>()
@@ -38,15 +57,35 @@ export class NodeTunnel {
 
   constructor (private readonly o: NodeTunnelOptions) {
     this.identity = o.identity
-    this.pool = new TunnelPool({ onRefused: o.onRefused })
+    const fdLimit = openFilesLimit()
+    this.admission = TunnelAdmission.create({ pendingMax: pendingLimitFor(fdLimit), ...o.limits?.admission })
+    const memLimit = memoryLimit()
+    this.budget = NodeBufferBudget.create({ nodeBytes: bufferBudgetFor(memLimit), ...o.limits?.buffers })
+    this.shared = { admission: this.admission.buffer, buffers: this.budget.buffer }
+    this.pool = new TunnelPool({ onRefused: o.onRefused, bufferBudget: this.budget })
     this.server = new TunnelServer({
       selectSvid: (sni) => {
         const id = this.names.identityOf(sni)
         return id === null ? null : this.identity.svidFor(id)
       },
       onStream: o.onStream,
-      onRefused: o.onRefused
+      onRefused: o.onRefused,
+      admission: this.admission,
+      bufferBudget: this.budget,
+      ...(o.limits?.firstByteTimeoutMs === undefined ? {} : { firstByteTimeoutMs: o.limits.firstByteTimeoutMs })
     })
+    if (o.registry !== undefined) {
+      registerTunnelMetrics(o.registry, () => ({
+        pending: this.admission.pending(),
+        pendingLimit: this.admission.limits.pendingMax,
+        reservedBytes: this.budget.reservedBytes(),
+        heldBytes: this.budget.heldBytes(),
+        budgetBytes: this.budget.limits.nodeBytes
+      }))
+    }
+    const a = this.admission.limits
+    const b = this.budget.limits
+    o.log.info({ fdLimit, memoryLimit: memLimit, pendingMax: a.pendingMax, handshakesPerSource: { perSecond: a.perSourcePerSecond, burst: a.perSourceBurst }, bufferBudget: { node: b.nodeBytes, session: b.sessionBytes } }, 'tunnel limits')
   }
 
   /** Listens on [::]:port (dual stack), or 0.0.0.0:port where the node has no IPv6. Resolves with the bound port. */
@@ -75,8 +114,13 @@ export class NodeTunnel {
     this.served = wanted
   }
 
-  stats (): { port: number, server: ReturnType<TunnelServer['stats']>, pool: ReturnType<TunnelPool['stats']> } {
-    return { port: this.port, server: this.server.stats(), pool: this.pool.stats() }
+  stats (): { port: number, server: ReturnType<TunnelServer['stats']>, pool: ReturnType<TunnelPool['stats']>, buffers: { reservedBytes: number, heldBytes: number, budgetBytes: number, streams: number } } {
+    return {
+      port: this.port,
+      server: this.server.stats(),
+      pool: this.pool.stats(),
+      buffers: { reservedBytes: this.budget.reservedBytes(), heldBytes: this.budget.heldBytes(), budgetBytes: this.budget.limits.nodeBytes, streams: this.budget.streams() }
+    }
   }
 
   async close (): Promise<void> {

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
-import { isAbsolute, resolve } from 'node:path'
-import { PORTS } from '../config/env'
+import { isAbsolute, join, resolve } from 'node:path'
+import { entrySettings, type CniEntrySettings } from '../cni/entry'
+import { PATHS, PORTS } from '../config/env'
 import { ferryError, isFerryError } from '../errors'
 import { formatDuration, parseDuration } from '../identity/duration'
 import { validateTrustDomain } from '../identity/spiffe-id'
@@ -29,10 +30,33 @@ export interface AgentOptions {
   readonly configDir: string | null
   /** --config-source controller: policies from the controller's configuration stream (needs the CA options). */
   readonly configFromController: boolean
+  /** Where the last good configuration is kept across restarts (--config-cache); null: not kept. */
+  readonly configCache: string | null
   /** Workload certificates from a CA; null: the agent runs without identities. */
   readonly identity: AgentIdentityOptions | null
   /** --sockmap on|off: plaintext pod <-> proxy hops bypass TCP (bpf/sk_msg.bpf.c). */
   readonly sockmap: boolean
+  /** A file holding the bearer token that opens /debug/* (src/agent/admin-auth.ts); null: none (with --kubernetes, RBAC decides). */
+  readonly adminTokenFile: string | null
+  /**
+   * --kubelet-cgroup: the kubelet's cgroup v2 directory (an absolute path), or
+   * KUBELET_CGROUP_AUTO (found under --host-proc; needs --kubernetes); null: no probe
+   * admission (the kubelet's probes are plaintext like any other, refused by STRICT pods).
+   */
+  readonly kubeletCgroup: string | null
+  /** The ferry-cni plugin's agent side (--cni-*); null: pods are enrolled from discovery only. */
+  readonly cni: AgentCniOptions | null
+}
+
+export interface AgentCniOptions {
+  /** The socket the agent serves, the state file it keeps, and the rest of Ferry's entry in the CNI configuration. */
+  readonly entry: CniEntrySettings
+  /** The node's CNI configuration directory, in which the agent keeps Ferry's entry; null: not kept. */
+  readonly confDir: string | null
+  /** Where the plugin binary was installed (removed with the entry on uninstall); null: not removed. */
+  readonly binDir: string | null
+  /** The agent's DaemonSet: a SIGTERM while it is being deleted uninstalls the plugin (--kubernetes only). */
+  readonly daemonSet: { readonly namespace: string, readonly name: string } | null
 }
 
 export interface AgentKubernetesOptions {
@@ -60,25 +84,32 @@ export interface AgentIdentityOptions {
 }
 
 /** The DaemonSet's host mounts (daemonset/base/agent.yaml). */
-export const KUBERNETES_DEFAULTS = Object.freeze({ hostProc: '/host/proc', cgroupRoot: '/host/sys/fs/cgroup' })
+export const KUBERNETES_DEFAULTS = Object.freeze({ hostProc: '/host/proc', cgroupRoot: '/host/sys/fs/cgroup', configCache: join(PATHS.agentStateDir, 'config-cache.json') })
 /** Below the DaemonSet's terminationGracePeriodSeconds (30 s), so the agent exits before the kubelet's SIGKILL. */
 export const DRAIN_GRACE_DEFAULT_MS = 25_000
 const DRAIN_GRACE_MAX_MS = 3_600_000
 /** The downward-API variable the DaemonSet sets to spec.nodeName. */
 export const NODE_NAME_ENV = 'NODE_NAME'
+/** The downward-API variable the DaemonSet sets to metadata.namespace (the namespace of --cni-daemonset). */
+export const POD_NAMESPACE_ENV = 'POD_NAMESPACE'
 export const IDENTITY_DEFAULTS = Object.freeze({ trustDomain: 'cluster.local', certTtlMs: 24 * 3_600_000 })
 const CERT_TTL_RANGE_MS = Object.freeze({ min: 1000, max: 365 * 86_400_000 })
+/** --kubelet-cgroup's value that finds the kubelet's process and reads its cgroup. */
+export const KUBELET_CGROUP_AUTO = 'auto'
 /** Given all together or not at all. */
 const CA_OPTIONS = ['--ca-address', '--ca-root', '--ca-token-file'] as const
 
 export const AGENT_USAGE = `usage: ferry agent --node NAME (--cluster-file PATH | --kubernetes [--kubeconfig FILE]
                      [--host-proc ${KUBERNETES_DEFAULTS.hostProc}] [--cgroup-root ${KUBERNETES_DEFAULTS.cgroupRoot}])
-                   --pin-root DIR
-                   [--admin-port ${PORTS.admin}] [--ready-port ${PORTS.ready}] [--log-level info]
-                   [--config-dir DIR] [--drain-grace ${formatDuration(DRAIN_GRACE_DEFAULT_MS)}]
+                   --pin-root DIR [--kubelet-cgroup PATH|${KUBELET_CGROUP_AUTO}]
+                   [--admin-port ${PORTS.admin}] [--ready-port ${PORTS.ready}] [--admin-token-file FILE] [--log-level info]
+                   [--config-dir DIR | --config-source controller] [--config-cache PATH|none]
+                   [--drain-grace ${formatDuration(DRAIN_GRACE_DEFAULT_MS)}]
                    [--ca-address HOST:PORT --ca-root FILE --ca-token-file FILE
                     [--trust-domain ${IDENTITY_DEFAULTS.trustDomain}] [--cert-ttl ${formatDuration(IDENTITY_DEFAULTS.certTtlMs)}]
                     [--tunnel-port ${PORTS.tunnel}]]
+                   [--cni-socket PATH --cni-state-file PATH [--cni-timeout 30s] [--cni-log-file PATH]
+                    [--cni-conf-dir DIR [--cni-bin-dir DIR] [--cni-daemonset NAME]]]
 
 Runs the per-node agent in the node's network namespace: watches the cluster (a
 cluster file, or the Kubernetes API), enrolls this node's meshed pods in capture and
@@ -104,10 +135,20 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
   --kubeconfig      the API server and credentials (default: in-cluster, else
                     $KUBECONFIG or ~/.kube/config)
   --drain-grace     on SIGTERM, how long live connections may take to finish
+  --admin-token-file
+                    a file holding the bearer token that opens the admin port's
+                    /debug/* endpoints (re-read when it changes); with --kubernetes,
+                    a Kubernetes token whose user RBAC allows \`get\` on agents/debug
+                    (ferry.dev) opens them too. Without either they are closed.
+                    /metrics and readiness need no token
   --config-dir      a directory of AuthorizationPolicy and PeerAuthentication
                     documents, watched and applied live (absent: allow all)
   --config-source   controller: the same documents from the controller's
                     configuration stream (on the CA's address; excludes --config-dir)
+  --config-cache    a file where the agent keeps its last good configuration, so
+                    that after a restart it enforces it at once (the controller may be
+                    down) instead of denying every connection; "none" keeps none.
+                    Default with --kubernetes: ${KUBERNETES_DEFAULTS.configCache}; else none
   --ca-address      the controller, e.g. 172.30.0.254:${PORTS.ca}
   --ca-root         PEM root(s) the controller's serving certificate must chain to
   --ca-token-file   this node's bearer token, re-read for every request
@@ -115,6 +156,28 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
   --tunnel-port     where this node's tunnel server listens (0: any free port)
   --sockmap         on (default) | off: pass the plaintext hops between pods and
                     the proxy through sockmap instead of TCP
+  --kubelet-cgroup  the kubelet's cgroup v2 directory (e.g.
+                    /host/sys/fs/cgroup/system.slice/kubelet.service), or "auto"
+                    (with --kubernetes: the cgroup of the process named kubelet under
+                    --host-proc, under --cgroup-root): connections the kubelet makes
+                    to the ports a pod's probes name reach the pod directly, even when
+                    it is STRICT; nothing else from the node does. Absent: no probe
+                    admission
+
+With the ferry-cni plugin (docs/install.md), a meshed pod is enrolled before its
+containers start: the plugin asks the agent on --cni-socket, and the agent enrolls the
+pod before it answers.
+  --cni-socket      the unix socket the plugin reaches the agent on (mode 0600)
+  --cni-state-file  the file the plugin decides from (meshed namespaces, pods' opt-in
+                    and opt-out), rewritten whenever they change
+  --cni-timeout     how long the plugin waits for a meshed pod's enrollment (in
+                    Ferry's entry in the CNI configuration; default 30s)
+  --cni-log-file    the plugin's log file (in Ferry's entry; default none)
+  --cni-conf-dir    the node's CNI configuration directory: Ferry's entry is kept
+                    after the primary plugin, re-inserted when the primary rewrites it
+  --cni-bin-dir     where the plugin binary is installed (removed on uninstall)
+  --cni-daemonset   this agent's DaemonSet (in $${POD_NAMESPACE_ENV}): on SIGTERM while it is
+                    being deleted, the agent uninstalls the plugin (--kubernetes only)
 `
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -134,16 +197,26 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'pin-root': { type: 'string' },
     'admin-port': { type: 'string' },
     'ready-port': { type: 'string' },
+    'admin-token-file': { type: 'string' },
     'log-level': { type: 'string' },
     'config-dir': { type: 'string' },
     'config-source': { type: 'string' },
+    'config-cache': { type: 'string' },
     'ca-address': { type: 'string' },
     'ca-root': { type: 'string' },
     'ca-token-file': { type: 'string' },
     'trust-domain': { type: 'string' },
     'cert-ttl': { type: 'string' },
     'tunnel-port': { type: 'string' },
-    sockmap: { type: 'string' }
+    sockmap: { type: 'string' },
+    'kubelet-cgroup': { type: 'string' },
+    'cni-socket': { type: 'string' },
+    'cni-state-file': { type: 'string' },
+    'cni-timeout': { type: 'string' },
+    'cni-log-file': { type: 'string' },
+    'cni-conf-dir': { type: 'string' },
+    'cni-bin-dir': { type: 'string' },
+    'cni-daemonset': { type: 'string' }
   })
   const node = values.node ?? env[NODE_NAME_ENV]
   if (node === undefined || node === '') throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --node is required (or $${NODE_NAME_ENV})\n\n${AGENT_USAGE}`)
@@ -168,8 +241,10 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
   const configFromController = configSource === 'controller'
   const sockmap = values.sockmap ?? 'on'
   if (sockmap !== 'on' && sockmap !== 'off') throw invalid('--sockmap', String(sockmap), '"on" or "off"')
+  const kubeletCgroup = kubeletCgroupOption(values['kubelet-cgroup'], kubernetes)
   if (configFromController && configDir !== null) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry agent: --config-source controller and --config-dir exclude each other')
   if (configFromController && identity === null) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --config-source controller needs the CA options (${CA_OPTIONS.join(', ')}): the stream uses the same controller, root and token`)
+  const configCache = configCacheOption(values['config-cache'], configDir !== null || configFromController, kubernetes !== null)
   return Object.freeze({
     node,
     clusterFile: kubernetes === null ? resolve(required(values['cluster-file'], '--cluster-file')) : null,
@@ -181,9 +256,74 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     logLevel,
     configDir,
     configFromController,
+    configCache,
     identity,
-    sockmap: sockmap === 'on'
+    sockmap: sockmap === 'on',
+    adminTokenFile: values['admin-token-file'] === undefined ? null : resolve(values['admin-token-file'] as string),
+    kubeletCgroup,
+    cni: cniOptions(values, kubernetes !== null, env)
   })
+}
+
+/** An absolute path, or "auto" with --kubernetes (whose --host-proc and --cgroup-root it reads). */
+function kubeletCgroupOption (value: string | boolean | undefined, kubernetes: AgentKubernetesOptions | null): string | null {
+  if (value === undefined) return null
+  if (value === KUBELET_CGROUP_AUTO) {
+    if (kubernetes === null) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --kubelet-cgroup ${KUBELET_CGROUP_AUTO} needs --kubernetes (it finds the kubelet under --host-proc); give the kubelet's cgroup directory instead`)
+    return KUBELET_CGROUP_AUTO
+  }
+  if (typeof value !== 'string' || !isAbsolute(value)) throw invalid('--kubelet-cgroup', String(value), `the kubelet's cgroup v2 directory (an absolute path), or "${KUBELET_CGROUP_AUTO}"`)
+  return resolve(value)
+}
+
+const CNI_FLAGS = ['--cni-socket', '--cni-state-file', '--cni-timeout', '--cni-log-file', '--cni-conf-dir', '--cni-bin-dir', '--cni-daemonset'] as const
+// A Kubernetes object name (DNS subdomain).
+const OBJECT_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/
+
+/** --cni-socket and --cni-state-file together or not at all; the others only with them. */
+function cniOptions (values: Record<string, string | boolean | undefined>, kubernetes: boolean, env: Readonly<Record<string, string | undefined>>): AgentCniOptions | null {
+  const given = CNI_FLAGS.filter((o) => values[o.slice(2)] !== undefined)
+  if (given.length === 0) return null
+  if (values['cni-socket'] === undefined || values['cni-state-file'] === undefined) {
+    throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: ${given.join(', ')} need${given.length === 1 ? 's' : ''} --cni-socket and --cni-state-file (the plugin's socket and state file go together)`)
+  }
+  const entry = entrySettings({
+    socket: values['cni-socket'] as string,
+    stateFile: values['cni-state-file'] as string,
+    timeout: values['cni-timeout'] as string | undefined,
+    logFile: values['cni-log-file'] as string | undefined
+  }, (name) => `--cni-${name}`, 'agent')
+  const dir = (name: '--cni-conf-dir' | '--cni-bin-dir'): string | null => {
+    const v = values[name.slice(2)]
+    if (v === undefined) return null
+    if (typeof v !== 'string' || !isAbsolute(v)) throw invalid(name, String(v), 'an absolute path')
+    return v
+  }
+  const confDir = dir('--cni-conf-dir')
+  const binDir = dir('--cni-bin-dir')
+  if (binDir !== null && confDir === null) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry agent: --cni-bin-dir needs --cni-conf-dir (the binary is removed together with the entry)')
+  const name = values['cni-daemonset']
+  let daemonSet: AgentCniOptions['daemonSet'] = null
+  if (name !== undefined) {
+    if (!kubernetes) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry agent: --cni-daemonset needs --kubernetes (the DaemonSet is read from the API server)')
+    if (confDir === null) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry agent: --cni-daemonset needs --cni-conf-dir (what to uninstall from)')
+    if (typeof name !== 'string' || !OBJECT_NAME.test(name)) throw invalid('--cni-daemonset', String(name), 'a DaemonSet name')
+    const namespace = env[POD_NAMESPACE_ENV]
+    if (namespace === undefined || !/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(namespace)) {
+      throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --cni-daemonset needs $${POD_NAMESPACE_ENV}, the agent's namespace (the DaemonSet sets it from metadata.namespace)`)
+    }
+    daemonSet = Object.freeze({ namespace, name })
+  }
+  return Object.freeze({ entry, confDir, binDir, daemonSet })
+}
+
+/** --config-cache: a path, "none", or the DaemonSet's default (with --kubernetes and a configuration source). */
+function configCacheOption (value: string | boolean | undefined, hasSource: boolean, kubernetes: boolean): string | null {
+  if (value === undefined) return hasSource && kubernetes ? KUBERNETES_DEFAULTS.configCache : null
+  if (value === 'none') return null
+  if (typeof value !== 'string' || value === '' || value.endsWith('/')) throw invalid('--config-cache', String(value), 'a file path, or "none"')
+  if (!hasSource) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry agent: --config-cache needs a configuration source (--config-dir or --config-source controller)')
+  return resolve(value)
 }
 
 /** --cluster-file or --kubernetes, exactly one; the kubelet locator's options only with --kubernetes. */

@@ -24,9 +24,14 @@ export interface PodCaptureSpec {
   podIPs: string[]
   excludeOutboundPorts: number[]
   excludeInboundPorts: number[]
+  /** Ports the pod's probes name: the kubelet's connections to them reach the pod directly. */
+  probePorts?: number[]
   inboundListenerFds: { v4: number, v6: number }
   failClosed?: boolean
 }
+
+/** What sk_lookup did with the kubelet's connections to one pod (src/capture ProbeCounts). */
+export interface ProbeCountsShape { readonly admitted: number, readonly notProbePort: number, readonly expired: number }
 
 /** One end of a TCP connection as that end sees it (src/capture/map-layout.ts SockKey). */
 export interface SockKeyShape { netnsCookie: bigint, localAddress: string, localPort: number, remoteAddress: string, remotePort: number }
@@ -42,6 +47,10 @@ export interface CaptureHandle {
   splice (a: SockKeyShape, b: SockKeyShape): boolean
   unsplice (a: SockKeyShape, b: SockKeyShape): { fromA: number, fromB: number }
   enrolledUids (): string[]
+  /** Probe admission on the kubelet's cgroup (a directory), or off (null). Throws FERRY_ERR_KUBELET_CGROUP. */
+  setKubeletCgroup (cgroupPath: string | null): void
+  /** The kubelet's connections to each enrolled pod, by uid, as sk_lookup counted them. */
+  probeCounts (): ReadonlyMap<string, ProbeCountsShape>
   close (): void
 }
 
@@ -74,6 +83,8 @@ export function loadNativePlatform (): Platform {
         splice: (a, b) => capture.splice(a, b),
         unsplice: (a, b) => capture.unsplice(a, b),
         enrolledUids: () => capture.enrolledUids(),
+        setKubeletCgroup: (path) => { capture.setKubeletCgroup(path) },
+        probeCounts: () => capture.probeCounts(),
         close: () => { capture.close() }
       }
     }

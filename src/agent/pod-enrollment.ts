@@ -82,7 +82,8 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
       ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh }),
       ...(shortcuts === undefined ? {} : { shortcuts })
     })
-    const inbound = createInboundHandler({ pod, routes: ctx.routes, connector, telemetry: ctx.telemetry, connectTimeoutMs: ctx.connectTimeoutMs, ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh }) })
+    const ownAddresses = LISTENERS.filter((l) => l.role === 'inbound')
+    const inbound = createInboundHandler({ pod, routes: ctx.routes, connector, telemetry: ctx.telemetry, connectTimeoutMs: ctx.connectTimeoutMs, ownAddresses, ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh }) })
     const inboundFds = { v4: -1, v6: -1 }
     for (const l of LISTENERS) {
       step = `listen ${l.role} ${l.family === 6 ? `[${l.address}]` : l.address}:${l.port}`
@@ -103,6 +104,7 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
       podIPs: [...pod.podIPs],
       excludeOutboundPorts: [...plan.excludeOutboundPorts],
       excludeInboundPorts: [...plan.excludeInboundPorts],
+      probePorts: [...pod.probePorts],
       inboundListenerFds: inboundFds
     })
     return Object.freeze({ plan, netns: ns, servers: Object.freeze(servers), connector, enrolledAt: new Date().toISOString() })
@@ -145,8 +147,10 @@ export async function unenrollPod (e: EnrolledPod, capture: CaptureHandle, relea
 function enrollError (pod: string, step: string, err: unknown): FerryError {
   const cause = err as { message?: string, code?: string, errno?: string }
   const code = isFerryError(err) ? ` (${err.code}${err.errno !== undefined ? ` ${err.errno}` : ''})` : (typeof cause?.code === 'string' ? ` (${cause.code})` : '')
-  return ferryError('FERRY_ERR_ENROLL', `pod ${pod}: ${step} failed: ${cause?.message ?? String(err)}${code}`, {
-    cause: err,
-    errno: typeof cause?.errno === 'string' ? cause.errno : (typeof cause?.code === 'string' && cause.code.startsWith('E') && !cause.code.startsWith('ERR') ? cause.code : undefined)
-  })
+  const errno = typeof cause?.errno === 'string' ? cause.errno : (typeof cause?.code === 'string' && cause.code.startsWith('E') && !cause.code.startsWith('ERR') ? cause.code : undefined)
+  // The one failure a pod causes itself: something in it already listens where Ferry must.
+  const why = errno === 'EADDRINUSE' && step.startsWith('listen ')
+    ? `the address is already in use inside the pod: a process of the pod listens on a port Ferry reserves (${PORTS.outbound} and ${PORTS.inbound} on loopback); this pod is not enrolled (retried), the rest of the node is unaffected`
+    : `${cause?.message ?? String(err)}${code}`
+  return ferryError('FERRY_ERR_ENROLL', `pod ${pod}: ${step} failed: ${why}`, { cause: err, errno })
 }

@@ -1,9 +1,10 @@
-import { isAbsolute, join } from 'node:path'
+import { isAbsolute, join, relative } from 'node:path'
 import { ferryError } from '../errors'
 import { existsSync } from 'node:fs'
 import { BpfLink, REPO_ROOT, ensureBpffsDir } from '../native'
 import type { Logger } from '../telemetry/logger'
 import { CaptureMaps } from './maps'
+import { ensureKubeletLink, removeKubeletLink } from './kubelet-link'
 import type { SockKey } from './map-layout'
 import { PinLayout } from './pins'
 import { PodEntries } from './pod-entries'
@@ -16,6 +17,16 @@ import { SlotTable } from './slots'
 // and answers the proxy's "where was this connection going?". Everything it
 // creates is pinned under the pin root, so capture keeps working while the agent
 // restarts; close() only closes this process's fds.
+
+/** What sk_lookup did with the kubelet's connections to one pod since it was enrolled. */
+export interface ProbeCounts {
+  /** To a probe port: passed straight to the application. */
+  readonly admitted: number
+  /** To another port: steered to the proxy like any plaintext. */
+  readonly notProbePort: number
+  /** Recorded longer ago than the freshness bound: steered to the proxy. */
+  readonly expired: number
+}
 
 export interface CaptureOptions {
   pinRoot: string
@@ -35,6 +46,8 @@ export class Capture {
   /** Links this process holds open, by uid then program name. */
   readonly #links = new Map<string, Map<string, BpfLink>>()
   #skMsg: BpfLink | undefined
+  /** Probe admission: the kubelet link this process holds, and the cgroup it is on. */
+  #kubelet: { link: BpfLink, cgroupPath: string } | undefined
 
   private constructor (opts: CaptureOptions, programs: Programs, maps: CaptureMaps) {
     this.pinRoot = opts.pinRoot
@@ -90,6 +103,7 @@ export class Capture {
     const fresh = slots.get(spec.uid) === undefined
     const slot = slots.acquire(spec.uid)
     try {
+      if (fresh) entries.resetCounters(slot)
       entries.write(slot, spec)
       // Reopened from the pins even when held: a changed cgroup or netns is caught the same way.
       for (const l of this.#links.get(spec.uid)?.values() ?? []) l.close()
@@ -99,7 +113,42 @@ export class Capture {
       if (fresh) this.unenrollPod(spec.uid)
       throw ferryError('FERRY_ERR_ENROLL', `cannot enroll pod ${spec.uid}: ${(err as Error).message}`, { cause: err, errno: (err as { errno?: string }).errno })
     }
-    this.#log.info({ uid: spec.uid, slot, ips: spec.podIPs, reused: !fresh }, 'pod enrolled')
+    const kubelet = this.#kubelet?.cgroupPath
+    if (kubelet !== undefined && isWithin(spec.cgroupPath, kubelet)) {
+      this.#log.warn({ uid: spec.uid, cgroup: spec.cgroupPath, kubeletCgroup: kubelet, code: 'FERRY_ERR_KUBELET_CGROUP' }, 'the pod\'s cgroup is inside the kubelet\'s: its connections from the node\'s netns would count as the kubelet\'s probes')
+    }
+    this.#log.info({ uid: spec.uid, slot, ips: spec.podIPs, probePorts: spec.probePorts ?? [], reused: !fresh }, 'pod enrolled')
+  }
+
+  /**
+   * Probe admission on (a cgroup path) or off (null). On: bpf/kubelet.bpf.c is attached
+   * to the kubelet's cgroup, or the link an earlier agent pinned is adopted and updated in
+   * place (never attached twice); a connection the kubelet makes to one of a pod's probe
+   * ports then reaches the application directly, agent or no agent. Off: the pinned link,
+   * if any, is detached. Throws FERRY_ERR_KUBELET_CGROUP.
+   */
+  setKubeletCgroup (cgroupPath: string | null): void {
+    const { programs } = this.live()
+    this.#kubelet?.link.close()
+    this.#kubelet = undefined
+    if (cgroupPath === null) {
+      if (removeKubeletLink(this.#pins, this.#log)) this.#log.info('probe admission turned off: detached the kubelet link an earlier agent left')
+      return
+    }
+    const link = ensureKubeletLink(programs, this.#pins, cgroupPath, this.#log)
+    this.#kubelet = { link, cgroupPath }
+    this.#log.debug({ kubeletCgroup: cgroupPath, link: link.info().id }, 'kubelet link in place')
+  }
+
+  /** Probe counts of every enrolled pod, by uid (read from the kernel's counters). */
+  probeCounts (): Map<string, ProbeCounts> {
+    const { maps, slots } = this.live()
+    const out = new Map<string, ProbeCounts>()
+    for (const uid of slots.uids()) {
+      const s = maps.probeStats.get(slots.get(uid) as number)
+      if (s !== null) out.set(uid, { admitted: Number(s.admitted), notProbePort: Number(s.notProbePort), expired: Number(s.expired) })
+    }
+    return out
   }
 
   /** Detaches and unpins the pod's links and deletes its map entries. Unknown uids are a no-op. */
@@ -194,6 +243,8 @@ export class Capture {
     this.#links.clear()
     this.#skMsg?.close()
     this.#skMsg = undefined
+    this.#kubelet?.link.close()
+    this.#kubelet = undefined
     this.#maps?.close()
     this.#programs?.close()
     this.#maps = undefined
@@ -208,6 +259,12 @@ export class Capture {
     }
     return { programs: this.#programs, maps: this.#maps, slots: this.#slots, entries: this.#entries }
   }
+}
+
+/** True when `path` is `dir` or below it. */
+function isWithin (path: string, dir: string): boolean {
+  const rel = relative(dir, path)
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))
 }
 
 /**

@@ -1,2 +1,2 @@
-export { Capture, type CaptureOptions } from './capture'
+export { Capture, type CaptureOptions, type ProbeCounts } from './capture'
 export type { PodCaptureSpec } from './pod-spec'

@@ -21,7 +21,11 @@ export const LAYOUT = Object.freeze({
   ferry_uid_key: { size: UID_LEN, fields: { uid: 0 } },
   ferry_sock_key: { size: 48, fields: { netns_cookie: 0, family: 8, pad: 9, local_port: 10, remote_port: 12, pad2: 14, local_addr: 16, remote_addr: 32 } },
   ferry_sock_ref: { size: 24, fields: { addr: 0, snd_base: 8, rcv_base: 12, bases_known: 16, pad: 20 } },
-  ferry_splice: { size: 56, fields: { to: 0, bytes: 48 } }
+  ferry_splice: { size: 56, fields: { to: 0, bytes: 48 } },
+  ferry_probe_key: { size: 40, fields: { family: 0, pad: 1, src_port: 2, dst_port: 4, pad2: 6, src_addr: 8, dst_addr: 24 } },
+  ferry_probe_conn: { size: 16, fields: { connected_ns: 0, sock_cookie: 8 } },
+  ferry_probe_port_key: { size: 8, fields: { slot: 0, port: 4, pad: 6 } },
+  ferry_probe_stats: { size: 24, fields: { admitted: 0, not_probe_port: 8, expired: 16 } }
 })
 
 /** Constants the C header defines; checked by the same test. */
@@ -38,6 +42,12 @@ export interface PodValue { slot: number, flags: number }
 export interface ExclKey { slot: number, dir: number, port: number }
 export interface Dst { family: 4 | 6, address: string, port: number }
 export interface OrigKey { netnsCookie: bigint, family: 4 | 6, port: number }
+export interface ProbePortKey { slot: number, port: number }
+/** A connection the kubelet made, as its SYN names it (src: the kubelet's end). */
+export interface ProbeKey { srcAddress: string, srcPort: number, dstAddress: string, dstPort: number }
+export interface ProbeConn { connectedNs: bigint, sockCookie: bigint }
+/** What sk_lookup did with the kubelet's connections to one pod. */
+export interface ProbeStats { admitted: bigint, notProbePort: bigint, expired: bigint }
 /** One end of a TCP connection as that end sees it; a v4-mapped v6 address counts as v4. */
 export interface SockKey { netnsCookie: bigint, localAddress: string, localPort: number, remoteAddress: string, remotePort: number }
 
@@ -160,6 +170,72 @@ function decodeSockKey (b: Buffer): SockKey {
     localPort: b.readUInt16LE(f.local_port),
     remoteAddress: bytesToIp(family, b.subarray(f.remote_addr, f.remote_addr + 16)),
     remotePort: b.readUInt16LE(f.remote_port)
+  }
+}
+
+export const probePortKeyCodec: Codec<ProbePortKey> = {
+  size: L.ferry_probe_port_key.size,
+  encode (k) {
+    const b = Buffer.alloc(this.size)
+    b.writeUInt32LE(k.slot, L.ferry_probe_port_key.fields.slot)
+    b.writeUInt16LE(k.port, L.ferry_probe_port_key.fields.port)
+    return b
+  },
+  decode: (b) => ({ slot: b.readUInt32LE(L.ferry_probe_port_key.fields.slot), port: b.readUInt16LE(L.ferry_probe_port_key.fields.port) })
+}
+
+/** Key of ferry_probe_conns. */
+export const probeKeyCodec: Codec<ProbeKey> = {
+  size: L.ferry_probe_key.size,
+  encode (k) {
+    const f = L.ferry_probe_key.fields
+    const src = ipToBytes(k.srcAddress)
+    const dst = ipToBytes(k.dstAddress)
+    if (src.family !== dst.family) throw new RangeError(`ends of one connection in two families: ${k.srcAddress}, ${k.dstAddress}`)
+    const b = Buffer.alloc(this.size)
+    b.writeUInt8(src.family, f.family)
+    b.writeUInt16LE(k.srcPort, f.src_port)
+    b.writeUInt16LE(k.dstPort, f.dst_port)
+    src.bytes.copy(b, f.src_addr)
+    dst.bytes.copy(b, f.dst_addr)
+    return b
+  },
+  decode (b) {
+    const f = L.ferry_probe_key.fields
+    const family = familyOf(b.readUInt8(f.family))
+    return {
+      srcAddress: bytesToIp(family, b.subarray(f.src_addr, f.src_addr + 16)),
+      srcPort: b.readUInt16LE(f.src_port),
+      dstAddress: bytesToIp(family, b.subarray(f.dst_addr, f.dst_addr + 16)),
+      dstPort: b.readUInt16LE(f.dst_port)
+    }
+  }
+}
+
+export const probeConnCodec: Codec<ProbeConn> = {
+  size: L.ferry_probe_conn.size,
+  encode (v) {
+    const b = Buffer.alloc(this.size)
+    b.writeBigUInt64LE(v.connectedNs, L.ferry_probe_conn.fields.connected_ns)
+    b.writeBigUInt64LE(v.sockCookie, L.ferry_probe_conn.fields.sock_cookie)
+    return b
+  },
+  decode: (b) => ({ connectedNs: b.readBigUInt64LE(L.ferry_probe_conn.fields.connected_ns), sockCookie: b.readBigUInt64LE(L.ferry_probe_conn.fields.sock_cookie) })
+}
+
+export const probeStatsCodec: Codec<ProbeStats> = {
+  size: L.ferry_probe_stats.size,
+  encode (v) {
+    const f = L.ferry_probe_stats.fields
+    const b = Buffer.alloc(this.size)
+    b.writeBigUInt64LE(v.admitted, f.admitted)
+    b.writeBigUInt64LE(v.notProbePort, f.not_probe_port)
+    b.writeBigUInt64LE(v.expired, f.expired)
+    return b
+  },
+  decode (b) {
+    const f = L.ferry_probe_stats.fields
+    return { admitted: b.readBigUInt64LE(f.admitted), notProbePort: b.readBigUInt64LE(f.not_probe_port), expired: b.readBigUInt64LE(f.expired) }
   }
 }
 

@@ -1,7 +1,7 @@
 import { BpfMap, type Codec } from '../native'
 import {
-  dstCodec, exclKeyCodec, ipKeyCodec, origKeyCodec, podCodec, sockKeyCodec, spliceCodec, u32Codec, u64Codec, u8Codec, uidKeyCodec,
-  type Dst, type ExclKey, type OrigKey, type PodValue, type SockKey, type Splice
+  dstCodec, exclKeyCodec, ipKeyCodec, origKeyCodec, podCodec, probePortKeyCodec, probeStatsCodec, sockKeyCodec, spliceCodec, u32Codec, u64Codec, u8Codec, uidKeyCodec,
+  type Dst, type ExclKey, type OrigKey, type PodValue, type ProbePortKey, type ProbeStats, type SockKey, type Splice
 } from './map-layout'
 import type { Programs } from './programs'
 
@@ -19,6 +19,10 @@ export class CaptureMaps {
   readonly socks: BpfMap<SockKey, bigint>
   /** Same-node connections spliced app to app, by a pod's end. */
   readonly splice: BpfMap<SockKey, Splice>
+  /** Ports each pod's probes name, by slot. */
+  readonly probePorts: BpfMap<ProbePortKey, number>
+  /** ARRAY by slot: what sk_lookup did with the kubelet's connections to the pod. */
+  readonly probeStats: BpfMap<number, ProbeStats>
 
   constructor (programs: Programs) {
     const opened: Array<{ close: () => void }> = []
@@ -40,12 +44,14 @@ export class CaptureMaps {
     this.slots = open('ferry_slots', uidKeyCodec, u32Codec)
     this.socks = open('ferry_socks', sockKeyCodec, u64Codec)
     this.splice = open('ferry_splice', sockKeyCodec, spliceCodec)
+    this.probePorts = open('ferry_probe_ports', probePortKeyCodec, u8Codec)
+    this.probeStats = open('ferry_probe_stats', u32Codec, probeStatsCodec)
   }
 
   /** How many pods the maps can hold (ferry_pods' max_entries). */
   get capacity (): number { return this.pods.info.maxEntries }
 
   close (): void {
-    for (const m of [this.pods, this.podIps, this.excl, this.origDst, this.inbound, this.slots, this.socks, this.splice]) m.close()
+    for (const m of [this.pods, this.podIps, this.excl, this.origDst, this.inbound, this.slots, this.socks, this.splice, this.probePorts, this.probeStats]) m.close()
   }
 }

@@ -5,10 +5,10 @@ import type { PodCaptureSpec } from './pod-spec'
 
 // A pod's entries in the shared maps, all tied to its slot. An index by slot,
 // built with one scan at open, keeps (re-)enrolling thousands of pods linear.
-// Writes go listeners first, exclusions next, then the lookups that turn
-// capture on, so no moment has a half-enrolled pod dropping traffic.
+// Writes go listeners first, exclusions and probe ports next, then the lookups
+// that turn capture on, so no moment has a half-enrolled pod dropping traffic.
 
-interface SlotIndex { ips: Set<string>, cookies: Set<bigint>, excl: Map<string, ExclKey> }
+interface SlotIndex { ips: Set<string>, cookies: Set<bigint>, excl: Map<string, ExclKey>, probePorts: Set<number> }
 
 export function sockmapIndex (slot: number, family: 4 | 6): number {
   return slot * 2 + (family === 6 ? 1 : 0)
@@ -25,6 +25,7 @@ export class PodEntries {
     for (const [ip, pod] of maps.podIps.entries()) this.index(pod.slot).ips.add(ip)
     for (const [cookie, pod] of maps.pods.entries()) this.index(pod.slot).cookies.add(cookie)
     for (const k of maps.excl.keys()) this.index(k.slot).excl.set(exclId(k), k)
+    for (const k of maps.probePorts.keys()) this.index(k.slot).probePorts.add(k.port)
   }
 
   /** Brings the slot's entries to the spec: writes what it wants, deletes what it no longer does. */
@@ -38,14 +39,22 @@ export class PodEntries {
     for (const port of spec.excludeOutboundPorts) excl.set(exclId({ slot, dir: DIR_OUTBOUND, port }), { slot, dir: DIR_OUTBOUND, port })
     for (const port of spec.excludeInboundPorts) excl.set(exclId({ slot, dir: DIR_INBOUND, port }), { slot, dir: DIR_INBOUND, port })
     for (const k of excl.values()) maps.excl.set(k, 1)
+    const probePorts = new Set(spec.probePorts ?? [])
+    for (const port of probePorts) maps.probePorts.set({ slot, port }, 1)
     const ips = new Set(spec.podIPs.map(canonicalIp))
     for (const ip of ips) maps.podIps.set(ip, pod)
     maps.pods.set(spec.netns.cookie, pod)
 
     for (const [id, k] of idx.excl) if (!excl.has(id)) maps.excl.delete(k)
+    for (const port of idx.probePorts) if (!probePorts.has(port)) maps.probePorts.delete({ slot, port })
     for (const ip of idx.ips) if (!ips.has(ip)) this.deleteIfOurs(maps.podIps, ip, slot)
     for (const c of idx.cookies) if (c !== spec.netns.cookie) this.deleteIfOurs(maps.pods, c, slot)
-    this.#bySlot.set(slot, { ips, cookies: new Set([spec.netns.cookie]), excl })
+    this.#bySlot.set(slot, { ips, cookies: new Set([spec.netns.cookie]), excl, probePorts })
+  }
+
+  /** Zeroes the slot's probe counters: a slot given to a new pod starts its counts at 0. */
+  resetCounters (slot: number): void {
+    this.#maps.probeStats.set(slot, { admitted: 0n, notProbePort: 0n, expired: 0n })
   }
 
   /** Deletes every entry of the slot. */
@@ -55,8 +64,10 @@ export class PodEntries {
       for (const ip of idx.ips) this.deleteIfOurs(this.#maps.podIps, ip, slot)
       for (const c of idx.cookies) this.deleteIfOurs(this.#maps.pods, c, slot)
       for (const k of idx.excl.values()) this.#maps.excl.delete(k)
+      for (const port of idx.probePorts) this.#maps.probePorts.delete({ slot, port })
       this.#bySlot.delete(slot)
     }
+    this.resetCounters(slot)
     this.deleteListener(sockmapIndex(slot, 4))
     this.deleteListener(sockmapIndex(slot, 6))
   }
@@ -69,7 +80,7 @@ export class PodEntries {
   private index (slot: number): SlotIndex {
     let idx = this.#bySlot.get(slot)
     if (idx === undefined) {
-      idx = { ips: new Set(), cookies: new Set(), excl: new Map() }
+      idx = { ips: new Set(), cookies: new Set(), excl: new Map(), probePorts: new Set() }
       this.#bySlot.set(slot, idx)
     }
     return idx

@@ -17,6 +17,11 @@ export interface PodCaptureSpec {
   podIPs: string[]
   excludeOutboundPorts: number[]
   excludeInboundPorts: number[]
+  /**
+   * Ports the pod's probes name: a connection the kubelet makes to one of them reaches
+   * the application directly (bpf/kubelet.bpf.c, bpf/sk_lookup.bpf.c). Default none.
+   */
+  probePorts?: number[]
   /** Listening fds inside the pod netns: 127.0.0.1:15006 and [::1]:15006 (V6ONLY). */
   inboundListenerFds: { v4: number, v6: number }
   /** Drop inbound SYNs while the pod's listener is gone (agent restarting). Default true. */
@@ -42,7 +47,7 @@ export function checkPodSpec (spec: PodCaptureSpec): void {
   if (!isDir) throw ferryError('FERRY_ERR_CGROUP', `pod ${spec.uid}: cgroup ${spec.cgroupPath} does not exist`)
   if (!Array.isArray(spec.podIPs)) bad('podIPs must be an array')
   for (const ip of spec.podIPs) if (typeof ip !== 'string' || isIP(ip) === 0) bad(`not an IP address: ${String(ip)}`)
-  for (const [name, ports] of [['excludeOutboundPorts', spec.excludeOutboundPorts], ['excludeInboundPorts', spec.excludeInboundPorts]] as const) {
+  for (const [name, ports] of [['excludeOutboundPorts', spec.excludeOutboundPorts], ['excludeInboundPorts', spec.excludeInboundPorts], ['probePorts', spec.probePorts ?? []]] as const) {
     if (!Array.isArray(ports)) bad(`${name} must be an array`)
     for (const p of ports) if (!Number.isInteger(p) || p < 1 || p > 65535) bad(`${name}: not a port: ${String(p)}`)
   }

@@ -5,7 +5,7 @@ import { BpfObject, closeFd, type BpfLink } from '../native'
 // The eBPF objects Ferry loads and the hooks each pod gets. One object per hook
 // file; all share the maps pinned under the pin root.
 
-export type ObjectName = 'connect' | 'sockops' | 'getpeername' | 'sk_lookup' | 'sk_msg'
+export type ObjectName = 'connect' | 'sockops' | 'getpeername' | 'sk_lookup' | 'sk_msg' | 'kubelet'
 
 export interface Hook {
   object: ObjectName
@@ -23,13 +23,24 @@ export const HOOKS: readonly Hook[] = Object.freeze([
   { object: 'sk_lookup', prog: 'ferry_sk_lookup', target: 'netns' }
 ])
 
+/** The one hook attached to the node's kubelet rather than to each pod (probe admission). */
+export const KUBELET_HOOK: Hook = Object.freeze({ object: 'kubelet', prog: 'ferry_kubelet_sockops', target: 'cgroup' })
+
+/**
+ * How long after the kubelet's connect() its record admits a SYN at the pod. The SYN
+ * arrives within microseconds; the bound covers its retransmissions (1 s, 3 s, 7 s
+ * after the first) and limits a record whose close the program missed.
+ */
+export const PROBE_FRESH_MS = 10_000
+
 /** Load-time settings (`const volatile` in .rodata) per object. */
 const RODATA: Record<ObjectName, Record<string, number>> = {
-  connect: { ferry_outbound_port: PORTS.outbound },
+  connect: { ferry_outbound_port: PORTS.outbound, ferry_inbound_port: PORTS.inbound },
   sockops: {},
   getpeername: { ferry_outbound_port: PORTS.outbound },
-  sk_lookup: { ferry_inbound_port: PORTS.inbound },
-  sk_msg: {}
+  sk_lookup: { ferry_inbound_port: PORTS.inbound, ferry_probe_fresh_ns: PROBE_FRESH_MS * 1_000_000 },
+  sk_msg: {},
+  kubelet: {}
 }
 
 /** The one program attached to a map rather than to each pod: sk_msg on ferry_socks. */

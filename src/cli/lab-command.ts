@@ -114,6 +114,7 @@ async function apply (argv: string[]): Promise<number> {
     say: (line) => { process.stderr.write(`ferry lab: ${line}\n`) }
   }))
   for (const w of r.written) process.stdout.write(`applied ${w}\n`)
+  for (const d of r.degraded) process.stderr.write(`degraded: ${d}\n`)
   for (const c of r.created) process.stdout.write(`${c} created\n`)
   for (const u of r.unchanged) process.stdout.write(`${u} unchanged\n`)
   return 0

@@ -6,6 +6,7 @@ type Command = (argv: string[]) => Promise<number>
 
 const COMMANDS: Record<string, { summary: string, load: () => Promise<Command> }> = {
   agent: { summary: 'run the per-node agent and proxy', load: async () => (await import('./agent-command.js')).agentCommand },
+  cni: { summary: 'install or uninstall the ferry-cni plugin on this node (the DaemonSet\'s init container runs install)', load: async () => (await import('./cni-command.js')).cniCommand },
   controller: { summary: 'run the certificate authority that agents get workload certificates from', load: async () => (await import('./controller-command.js')).controllerCommand },
   install: { summary: 'print the Kubernetes manifests (DaemonSet, controller, CRDs, RBAC) with your options', load: async () => (await import('./install-command.js')).installCommand },
   lab: { summary: 'simulated Kubernetes nodes on this host (up, down, status, exec, logs)', load: async () => (await import('./lab-command.js')).labCommand },

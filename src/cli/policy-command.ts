@@ -9,7 +9,9 @@ import { type CheckResult, checkConnection } from '../policy/check'
 import { compilePolicySet } from '../policy/policy-set'
 import { explanationText } from '../policy/explain-text'
 import { POLICY_DEFAULTS } from '../policy/model'
+import { formatIssue } from '../resources/issues'
 import { loadResourceDirectory } from '../resources/loader'
+import { countByState } from '../resources/reports'
 import { CONFIG_DEFAULTS } from '../resources/snapshot'
 
 // `ferry policy …`: argument parsing and output only; the work is in src/policy/ and
@@ -29,14 +31,21 @@ export const POLICY_USAGE = `usage: ferry policy <command> [options]
         Pod and Service names are looked up in --cluster-file (a Kubernetes v1 List, such
         as a lab's cluster.json).
   check --lab NAME [--node NODE] --from SOURCE --to DEST [--json]
-  check --agent HOST:PORT --from SOURCE --to DEST [--json]
+  check --agent HOST:PORT --token-file FILE --from SOURCE --to DEST [--json]
         the same, answered by a running agent from its live configuration and cluster
         snapshot (its admin server's /debug/authz): a lab node's agent (default: the
-        lab's first node; reached inside the node's network namespace), or any agent
-        whose admin port (${PORTS.admin}) this host reaches.
+        lab's first node; reached inside the node's network namespace, with the lab's
+        admin token), or any agent whose admin port (${PORTS.admin}) this host reaches,
+        with a bearer token it accepts (its --admin-token-file's, or a Kubernetes token
+        whose user may \`get\` agents/debug in group ferry.dev).
   validate --dir DIR [--root-namespace ${CONFIG_DEFAULTS.rootNamespace}]
-        check every document in DIR; print what it holds, or every problem with its
-        file, line and field. Exit 0: valid, 1: invalid.
+        judge every document in DIR object by object, as agents do: print each object
+        and its state — accepted, degraded (enforced narrower than written: what Ferry
+        leaves out and why) or refused (every problem with its file, line and field).
+        Exit 0: nothing refused, 1: an object refused (or DIR unreadable).
+
+  With --dir, check judges the documents object by object too: a refused object is not
+  in force (named on stderr), everything else decides.
 `
 
 const EXIT_DENIED = 3
@@ -75,7 +84,8 @@ async function check (argv: string[]): Promise<number> {
     json: { type: 'boolean' },
     lab: { type: 'string' },
     node: { type: 'string' },
-    agent: { type: 'string' }
+    agent: { type: 'string' },
+    'token-file': { type: 'string' }
   })
   const from = required(v.from, '--from')
   const to = required(v.to, '--to')
@@ -87,16 +97,21 @@ async function check (argv: string[]): Promise<number> {
     if (v.lab !== undefined && v.agent !== undefined) throw usage('give --lab or --agent, not both')
     if (fileOnly.length > 0) throw usage(`--${fileOnly[0]} is for checking files; with --lab or --agent the agent uses its own configuration, cluster and trust domain`)
     if (v.node !== undefined && v.lab === undefined) throw usage('--node goes with --lab')
+    if (v['token-file'] !== undefined && v.agent === undefined) throw usage('--token-file goes with --agent (a lab\'s agents take the lab\'s token)')
     const answer = await askAgent(v, from, to)
     result = answer.result
     answeredBy = `answered by agent ${answer.agent}: live configuration generation ${answer.generation}`
   } else {
     if (v.node !== undefined) throw usage('--node goes with --lab')
+    if (v['token-file'] !== undefined) throw usage('--token-file goes with --agent')
     const dir = required(v.dir, '--dir (or --lab / --agent)')
     const trustDomain = typeof v['trust-domain'] === 'string' ? v['trust-domain'] : POLICY_DEFAULTS.trustDomain
     validateTrustDomain(trustDomain)
     const cluster = typeof v['cluster-file'] === 'string' ? await readCluster(v['cluster-file']) : null
     const snapshot = await loadResourceDirectory(dir, { rootNamespace: rootNamespaceOf(v) })
+    for (const o of snapshot.objects.filter((x) => x.state === 'refused')) {
+      process.stderr.write(`refused, not in force: ${[...o.issues.map(formatIssue), ...(o.note === undefined ? [] : [`${o.object}: ${o.note}`])].join('\n  ')}\n`)
+    }
     result = checkConnection(compilePolicySet(snapshot), from, to, { cluster, trustDomain })
   }
   if (v.json === true) {
@@ -107,6 +122,14 @@ async function check (argv: string[]): Promise<number> {
     if (answeredBy !== null) process.stdout.write(answeredBy + '\n')
   }
   return result.allowed ? 0 : EXIT_DENIED
+}
+
+async function readToken (file: string): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trim()
+  } catch (err) {
+    throw ferryError('FERRY_ERR_INVALID_ARG', `ferry policy check: --token-file ${file}: cannot read: ${(err as Error).message}`, { cause: err })
+  }
 }
 
 interface AgentAnswer { readonly agent: string, readonly generation: number, readonly result: CheckResult }
@@ -120,7 +143,7 @@ async function askAgent (v: Values, from: string, to: string): Promise<AgentAnsw
   try {
     endpoint = typeof v.lab === 'string'
       ? labAgentEndpoint(v.lab, typeof v.node === 'string' ? v.node : undefined)
-      : addressAgentEndpoint(v.agent as string)
+      : addressAgentEndpoint(v.agent as string, typeof v['token-file'] === 'string' ? await readToken(v['token-file']) : undefined)
     reply = await getAgentJson(endpoint, `/debug/authz?${new URLSearchParams({ from, to }).toString()}`, { timeoutMs: AGENT_TIMEOUT_MS })
   } catch (err) {
     throw prefixed(err)
@@ -153,13 +176,22 @@ async function validate (argv: string[]): Promise<number> {
   const v = parse('validate', argv, { dir: { type: 'string' }, 'root-namespace': { type: 'string' } })
   const dir = required(v.dir, '--dir')
   const snapshot = await loadResourceDirectory(dir, { rootNamespace: rootNamespaceOf(v) })
-  const lines = [
-    `${snapshot.origin}: valid (${snapshot.files.length} file${snapshot.files.length === 1 ? '' : 's'}, root namespace ${snapshot.rootNamespace})`,
-    ...snapshot.authorizationPolicies.map((p) => `  AuthorizationPolicy ${p.ref}  ${p.spec.action}${p.dryRun ? ' [dry-run]' : ''}  ${p.apiVersion}`),
-    ...snapshot.peerAuthentications.map((p) => `  PeerAuthentication  ${p.ref}  ${p.spec.mtls?.mode ?? 'UNSET'}  ${p.apiVersion}`)
-  ]
+  const counts = countByState(snapshot.objects)
+  const summary = new Map<string, string>([
+    ...snapshot.authorizationPolicies.map((p): [string, string] => [`AuthorizationPolicy ${p.ref}`, `${p.spec.action}${p.dryRun ? ' [dry-run]' : ''}`]),
+    ...snapshot.peerAuthentications.map((p): [string, string] => [`PeerAuthentication ${p.ref}`, p.spec.mtls?.mode ?? 'UNSET'])
+  ])
+  const verdict = counts.refused > 0 ? 'not valid' : counts.degraded > 0 ? 'valid, not all enforced as written' : 'valid'
+  const lines = [`${snapshot.origin}: ${verdict} (${snapshot.files.length} file${snapshot.files.length === 1 ? '' : 's'}, root namespace ${snapshot.rootNamespace}; ` +
+    `${counts.accepted} accepted, ${counts.degraded} degraded, ${counts.refused} refused)`]
+  for (const o of snapshot.objects) {
+    const what = summary.get(o.object)
+    lines.push(`  ${o.state.padEnd(8)}  ${o.object}${what === undefined ? '' : `  ${what}`}${o.apiVersion === null ? '' : `  ${o.apiVersion}`}`)
+    for (const i of o.issues) lines.push(`      ${formatIssue(i)}`)
+    if (o.note !== undefined) lines.push(`      → ${o.note}`)
+  }
   process.stdout.write(lines.join('\n') + '\n')
-  return 0
+  return counts.refused > 0 ? 1 : 0
 }
 
 type Values = Record<string, string | boolean | Array<string | boolean> | undefined>

@@ -8,7 +8,7 @@ export const PORTS = Object.freeze({
   outbound: 15001,
   /** Per-pod inbound listener, inside the pod's netns, on 127.0.0.1 and [::1] (reached via sk_lookup). */
   inbound: 15006,
-  /** HBONE mTLS tunnel (issue 3). */
+  /** HBONE mTLS tunnel, in the node netns. */
   tunnel: 15008,
   /** Agent admin: Prometheus /metrics and debug endpoints, in the node's netns. */
   admin: 15020,
@@ -24,6 +24,16 @@ export const PATHS = Object.freeze({
   pinRoot: '/sys/fs/bpf/ferry',
   cgroup2: process.env.FERRY_CGROUP2_ROOT ?? detectCgroup2Root(),
   netnsDir: '/var/run/netns',
+  /** The ferry-cni plugin's files on a node (docs/install.md): a hostPath shared by the plugin and the agent. */
+  cniRunDir: '/var/run/ferry',
+  cniSocket: '/var/run/ferry/cni.sock',
+  cniStateFile: '/var/run/ferry/cni-state.json',
+  cniLogFile: '/var/run/ferry/cni.log',
+  /** Where container runtimes look for CNI configurations and plugins. */
+  cniConfDir: '/etc/cni/net.d',
+  cniBinDir: '/opt/cni/bin',
+  /** The agent's state on a real node (a hostPath of daemonset/base/agent.yaml): its saved configuration. */
+  agentStateDir: '/var/lib/ferry',
   labStateDir: process.env.FERRY_LAB_STATE_DIR ?? '/var/run/ferry/labs'
 })
 

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto'
 import type { Clock } from '../identity/clock'
+import { ReviewCache } from '../util/review-cache'
 import type { TokenReviewer, TokenReviewStatus } from '../kubernetes/token-review'
 import type { Logger } from '../telemetry/logger'
 import type { Authenticator, AuthnResult } from './authn'
@@ -16,8 +16,12 @@ import type { Authenticator, AuthnResult } from './authn'
 // That node is the caller's node, the only one whose pods' identities it may obtain.
 //
 // Answers are cached by the token's SHA-256 (never the token itself): accepted ones for
-// a short while, refused ones for less. A review that could not be made (the API server
-// is down, or refuses the controller) is "unavailable", never cached: the agent retries.
+// a short while, refused ones for less, in a bounded cache (src/util/review-cache.ts).
+// A review that could not be made (the API server is down, or refuses the controller) is
+// "unavailable", never cached: the agent retries. Reviews of tokens not in the cache are
+// rate-limited: a caller sending made-up tokens gets "unavailable" (retry later) once the
+// budget is spent, and the API server is not asked — agents with a cached token are not
+// affected, and a real agent's retry gets through once the budget refills.
 
 export const TOKEN_REVIEW_DEFAULTS = Object.freeze({
   audience: 'ferry-ca',
@@ -28,7 +32,11 @@ export const TOKEN_REVIEW_DEFAULTS = Object.freeze({
   /** A refused token is refused this long without asking again. */
   negativeTtlMs: 10_000,
   /** Cache entries kept at most (a node has one token at a time; this bounds a flood of bad ones). */
-  maxEntries: 10_000
+  maxEntries: 10_000,
+  /** Reviews of tokens not in the cache, per second on average; every agent reconnecting after a controller restart is one. */
+  reviewsPerSecond: 20,
+  /** … and at once. */
+  reviewBurst: 100
 })
 
 export const NODE_NAME_EXTRA = 'authentication.kubernetes.io/node-name'
@@ -43,42 +51,43 @@ export interface TokenReviewAuthenticatorOptions {
   readonly serviceAccount?: string
   readonly positiveTtlMs?: number
   readonly negativeTtlMs?: number
+  readonly reviewsPerSecond?: number
+  readonly reviewBurst?: number
 }
-
-interface Cached { readonly result: AuthnResult, readonly until: number }
 
 export class TokenReviewAuthenticator implements Authenticator {
   readonly kind = 'kubernetes-token-review'
   readonly audience: string
   readonly username: string
-  private readonly cache = new Map<string, Cached>()
-  /** Reviews made (not answered from the cache): tests read it. */
-  reviews = 0
+  private readonly cache: ReviewCache<AuthnResult>
 
   constructor (private readonly opts: TokenReviewAuthenticatorOptions) {
     this.audience = opts.audience ?? TOKEN_REVIEW_DEFAULTS.audience
     this.username = `system:serviceaccount:${opts.namespace ?? TOKEN_REVIEW_DEFAULTS.namespace}:${opts.serviceAccount ?? TOKEN_REVIEW_DEFAULTS.serviceAccount}`
+    this.cache = new ReviewCache({
+      positiveTtlMs: opts.positiveTtlMs ?? TOKEN_REVIEW_DEFAULTS.positiveTtlMs,
+      negativeTtlMs: opts.negativeTtlMs ?? TOKEN_REVIEW_DEFAULTS.negativeTtlMs,
+      maxEntries: TOKEN_REVIEW_DEFAULTS.maxEntries,
+      ratePerSecond: opts.reviewsPerSecond ?? TOKEN_REVIEW_DEFAULTS.reviewsPerSecond,
+      burst: opts.reviewBurst ?? TOKEN_REVIEW_DEFAULTS.reviewBurst,
+      now: () => opts.clock.now()
+    })
   }
+
+  /** Reviews made (not answered from the cache, not rate-limited): tests read it. */
+  get reviews (): number { return this.cache.reviews }
 
   async authenticate (token: string | null): Promise<AuthnResult> {
     if (token === null) return { ok: false, reason: 'no bearer token in the "authorization" metadata' }
-    const key = createHash('sha256').update(token).digest('hex')
-    const now = this.opts.clock.now()
-    const hit = this.cache.get(key)
-    if (hit !== undefined && hit.until > now) return hit.result
-    this.cache.delete(key)
-    let status: TokenReviewStatus
+    let outcome
     try {
-      this.reviews++
-      status = await this.opts.review(token, [this.audience])
+      outcome = await this.cache.get(token, async (t) => this.judge(await this.opts.review(t, [this.audience])))
     } catch (err) {
       this.opts.log.warn({ err }, 'TokenReview failed; the caller will retry')
       return { ok: false, unavailable: true, reason: `the token could not be checked: ${(err as Error).message}` }
     }
-    const result = this.judge(status)
-    const ttl = result.ok ? (this.opts.positiveTtlMs ?? TOKEN_REVIEW_DEFAULTS.positiveTtlMs) : (this.opts.negativeTtlMs ?? TOKEN_REVIEW_DEFAULTS.negativeTtlMs)
-    this.remember(key, { result, until: this.opts.clock.now() + ttl })
-    return result
+    if ('limited' in outcome) return { ok: false, unavailable: true, reason: 'too many tokens to review right now; retry later' }
+    return outcome.answer
   }
 
   close (): void { this.cache.clear() }
@@ -98,15 +107,5 @@ export class TokenReviewAuthenticator implements Authenticator {
     }
     const pod = status.user?.extra?.['authentication.kubernetes.io/pod-name']?.[0]
     return { ok: true, caller: Object.freeze({ node: nodes[0], principal: pod === undefined ? user : `${user} (pod ${pod})` }) }
-  }
-
-  private remember (key: string, entry: Cached): void {
-    if (this.cache.size >= (TOKEN_REVIEW_DEFAULTS.maxEntries)) {
-      const now = this.opts.clock.now()
-      for (const [k, v] of this.cache) if (v.until <= now) this.cache.delete(k)
-      // Still full: drop the oldest (Map keeps insertion order).
-      if (this.cache.size >= TOKEN_REVIEW_DEFAULTS.maxEntries) this.cache.delete(this.cache.keys().next().value as string)
-    }
-    this.cache.set(key, entry)
   }
 }

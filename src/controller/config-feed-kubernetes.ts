@@ -1,17 +1,18 @@
 import type { FerryError } from '../errors'
 import type { ConfigFile } from '../resources/loader'
 import type { PolicyCollection, PolicyObjects } from '../kubernetes/policy-objects'
-import type { Logger } from '../telemetry/logger'
-import { type ConfigFeed, type ConfigVersion, ConfigVersioner } from './config-feed'
+import { type ConfigFeed, type ConfigVersion, ConfigVersioner, type VersionerOptions } from './config-feed'
+import { PolicyStatusWriter, type StatusPatcher, type StatusTarget } from './policy-status'
 
 // The configuration from the API server (`ferry controller --kubernetes`): the
 // AuthorizationPolicy and PeerAuthentication objects of Ferry's and Istio's groups
 // (src/kubernetes/policy-objects.ts), each turned back into the document a user wrote —
 // apiVersion, kind, metadata.{name, namespace, labels, annotations}, spec — and
-// validated as a set by src/resources exactly like a directory. The fields the API
-// server adds (uid, resourceVersion, managedFields, status, …) are dropped here, since
-// Ferry's schema refuses them in documents. A bad object rejects the set, with its name
-// and field in the log; the last good version keeps serving.
+// admitted object by object by src/resources exactly like a directory. The fields the
+// API server adds (uid, resourceVersion, managedFields, status, …) are dropped here:
+// they are not configuration. A bad object is refused alone (its last valid version
+// keeps applying) and each object's verdict is written to its status
+// (policy-status.ts): FerryAccepted, FerryDegraded.
 
 /** Written by kubectl apply; a copy of the object, not configuration. */
 const DROPPED_ANNOTATIONS = new Set(['kubectl.kubernetes.io/last-applied-configuration'])
@@ -19,22 +20,37 @@ const DROPPED_ANNOTATIONS = new Set(['kubectl.kubernetes.io/last-applied-configu
 export interface PolicyObjectSource {
   readonly origin: string
   start (watcher: { onObjects: (all: readonly PolicyObjects[]) => void, onError: (err: FerryError) => void }): void
+  /** Writes an object's status (absent: statuses are not written). */
+  readonly patchStatus?: StatusPatcher
   close (): void
 }
 
 export class KubernetesConfigFeed implements ConfigFeed {
   readonly kind = 'kubernetes'
-  private versioner: ConfigVersioner | null = null
+  private readonly versioner: ConfigVersioner
+  private readonly status: PolicyStatusWriter | null
 
-  constructor (private readonly opts: { readonly source: PolicyObjectSource, readonly log: Logger, readonly rootNamespace: string }) {}
+  constructor (private readonly opts: VersionerOptions & { readonly source: PolicyObjectSource }) {
+    this.versioner = new ConfigVersioner(opts)
+    const patch = opts.source.patchStatus
+    this.status = patch === undefined ? null : new PolicyStatusWriter({ patch: patch.bind(opts.source), log: opts.log.child({ component: 'policy-status' }) })
+  }
 
   async start (onVersion: (v: ConfigVersion) => void, waitMs: number): Promise<void> {
-    this.versioner = new ConfigVersioner({ log: this.opts.log, rootNamespace: this.opts.rootNamespace, onVersion })
+    this.versioner.start(onVersion)
     let first: () => void = () => {}
     const firstSeen = new Promise<void>((resolve) => { first = resolve })
     this.opts.source.start({
       onObjects: (all) => {
-        this.versioner?.offer(all.flatMap(({ collection, objects }) => objects.map((o) => policyDocument(collection, o))), this.opts.source.origin)
+        const targets: Array<Omit<StatusTarget, 'report'> & { path: string }> = []
+        const documents = all.flatMap(({ collection, objects }) => objects.map((object) => {
+          const d = policyDocument(collection, object)
+          targets.push({ collection, object, path: d.path })
+          return d
+        }))
+        const { snapshot } = this.versioner.offer(documents, this.opts.source.origin)
+        const reportOf = new Map(snapshot.objects.map((r) => [r.file, r]))
+        this.status?.update(targets.map((t) => ({ collection: t.collection, object: t.object, report: reportOf.get(t.path) })))
         first()
       },
       onError: (err) => { this.opts.log.error({ code: err.code, err: err.message }, 'policy objects unavailable; the last good configuration keeps serving') }
@@ -44,7 +60,7 @@ export class KubernetesConfigFeed implements ConfigFeed {
     clearTimeout(timer)
   }
 
-  current (): ConfigVersion | null { return this.versioner?.current() ?? null }
+  current (): ConfigVersion | null { return this.versioner.current() }
 
   close (): void { this.opts.source.close() }
 }

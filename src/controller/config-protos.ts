@@ -7,7 +7,21 @@ import { loadProtoPackage } from '../identity/protos'
 
 export const CONFIG_SERVICE_NAME = 'ferry.config.v1.ConfigService'
 
-export interface DocumentMessage { name: string, text: string }
+export interface DocumentMessage { name: string, text: string, line?: number }
+
+export interface IssueMessage { file: string, line?: number, object?: string, field?: string, message: string }
+
+export interface ObjectReportMessage {
+  object: string
+  key?: string
+  api_version?: string
+  file: string
+  line?: number
+  in_force?: string
+  note?: string
+  issues: IssueMessage[]
+  refusal?: string
+}
 
 export interface ConfigSnapshotMessage {
   version: number
@@ -15,10 +29,11 @@ export interface ConfigSnapshotMessage {
   origin: string
   root_namespace: string
   documents: DocumentMessage[]
+  refused?: ObjectReportMessage[]
 }
 
 export type AgentMessage =
-  | { ack: { version: number }, message?: 'ack' }
+  | { ack: { version: number, refused?: string[] }, message?: 'ack' }
   | { nack: { version: number, reasons: string[] }, message?: 'nack' }
 
 export interface ConfigProtos {

@@ -6,6 +6,7 @@ import { bearerToken, type Authenticator, type Caller } from './authn'
 import { authnRefusal, Refusal } from './ca-service'
 import type { ConfigVersion } from './config-feed'
 import type { AgentMessage, ConfigSnapshotMessage } from './config-protos'
+import { toDocumentMessage, toReportMessage } from './config-wire'
 
 // ferry.config.v1.ConfigService/Stream, the controller's side. Each agent keeps one
 // stream open:
@@ -14,7 +15,8 @@ import type { AgentMessage, ConfigSnapshotMessage } from './config-protos'
 //                                                                     (UNAVAILABLE when it cannot be checked)
 //   at once   the version in force, if there is one
 //   then      every newer version, as the feed makes it
-//   agent     ACK(version) or NACK(version, reasons) for each
+//   agent     ACK(version, objects it refused itself) or NACK(version, reasons) for each
+//            (a NACK: the agent could not use the snapshot at all)
 //
 // Per stream the controller records what it sent and what the agent answered: a log
 // line per answer (a NACK at warn with the agent's reasons), counters, and a gauge of
@@ -177,7 +179,8 @@ export class ConfigStreamService {
       controller: this.deps.instance,
       origin: v.origin,
       root_namespace: v.rootNamespace,
-      documents: v.documents.map((d) => ({ name: d.path, text: d.text }))
+      documents: v.documents.map(toDocumentMessage),
+      refused: v.refused.map(toReportMessage)
     } satisfies ConfigSnapshotMessage)
     entry.log.debug({ version: v.version, documents: v.documents.length }, 'configuration sent')
   }
@@ -189,14 +192,16 @@ export class ConfigStreamService {
       this.responses.inc({ result: 'ack' })
       s.acked = version
       if (version === s.sent) s.state = 'acked'
+      const refused = (msg.ack.refused ?? []).slice(0, 50).map((r) => String(r).slice(0, 1000))
       entry.log.info({ version }, 'configuration acknowledged')
+      if (refused.length > 0) entry.log.warn({ version, code: 'FERRY_ERR_CONFIG', refused }, 'the agent refused objects the controller accepted; it keeps their last valid version')
     } else if ('nack' in msg && msg.nack != null) {
       const version = Number(msg.nack.version)
       const reasons = (msg.nack.reasons ?? []).slice(0, 50).map((r) => String(r).slice(0, 1000))
       this.responses.inc({ result: 'nack' })
       s.nacked = Object.freeze({ version, reasons: Object.freeze(reasons) })
       if (version === s.sent) s.state = 'nacked'
-      entry.log.warn({ version, code: 'FERRY_ERR_CONFIG', reasons }, 'configuration rejected by the agent; it keeps its last good configuration')
+      entry.log.warn({ version, code: 'FERRY_ERR_CONFIG_STREAM', reasons }, 'configuration not usable by the agent; it keeps the configuration it has')
     } else {
       entry.log.warn('empty message from the agent ignored')
     }

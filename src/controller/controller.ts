@@ -1,5 +1,6 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { Registry } from 'prom-client'
 import { FileDiscoverySource } from '../discovery/source-file'
 import { systemClock, type Clock } from '../identity/clock'
@@ -8,6 +9,7 @@ import type { KubeConfigSource } from '../kubernetes/client'
 import { KubernetesPodPlacement } from '../kubernetes/pod-placement'
 import { KubernetesPolicyObjects } from '../kubernetes/policy-objects'
 import { kubernetesTokenReviewer } from '../kubernetes/token-review'
+import { loadSavedConfig, SAVED_CONFIG_FORMAT, type SavedConfig, SavedConfigWriter } from '../resources/saved-config'
 import type { Logger } from '../telemetry/logger'
 import type { Authenticator } from './authn'
 import { LabTokenAuthenticator } from './authn-lab'
@@ -17,7 +19,7 @@ import { PodNodeAuthorizer } from './authz-pod-node'
 import { trustBundleServiceHandlers } from './bundle-service'
 import { loadOrCreateRoot } from './ca-store'
 import { certificateServiceHandlers } from './ca-service'
-import type { ConfigFeed } from './config-feed'
+import type { ConfigFeed, ConfigVersion } from './config-feed'
 import { DirectoryConfigFeed } from './config-feed-dir'
 import { KubernetesConfigFeed } from './config-feed-kubernetes'
 import { configProtos } from './config-protos'
@@ -33,7 +35,10 @@ import { CaGrpcServer } from './server'
 // feed (--config-dir, or the API server's policy objects), and the gRPC server with a
 // fresh serving certificate signed by the root: the CA, the trust bundle and the
 // configuration stream on one TLS port. The serving key is made at each start and kept
-// in memory only.
+// in memory only. Every configuration version is saved in the state directory (the data
+// directory unless --state-dir: config-state.json); at start the saved one is served
+// until the feed has read the current state, and it seeds the feed's memory of each
+// object's last valid version.
 
 /** The serving certificate is re-made at every start; a year is far longer than any run. */
 const SERVING_TTL_MS = 365 * 86_400_000
@@ -41,6 +46,8 @@ const SERVING_TTL_MS = 365 * 86_400_000
 const POD_LIST_WAIT_MS = 5000
 /** How long start() waits for the first configuration before serving anyway (streams get it when it comes). */
 const CONFIG_WAIT_MS = 5000
+/** In --state-dir (--data-dir by default): the last configuration version served (src/resources/saved-config.ts). */
+export const CONFIG_STATE_FILE = 'config-state.json'
 /** In a pod: the namespace the controller runs in (its agents' service account lives there by default). */
 const IN_CLUSTER_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace'
 
@@ -66,6 +73,7 @@ export class Controller {
     private readonly authorizer: Authorizer,
     private readonly feed: ConfigFeed | null,
     private readonly configService: ConfigStreamService,
+    private readonly configState: SavedConfigWriter,
     /** PEM root certificate: what agents must trust. */
     readonly rootCertPem: string,
     /** Where that certificate is on disk. */
@@ -86,14 +94,28 @@ export class Controller {
     let authorizer: Authorizer | undefined
     let feed: ConfigFeed | null = null
     let configService: ConfigStreamService | undefined
+    const configLog = log.child({ component: 'config' })
+    const statePath = join(options.stateDir, CONFIG_STATE_FILE)
+    const configState = new SavedConfigWriter(statePath, configLog)
     try {
       authorizer = deps.authorizer ?? new PodNodeAuthorizer({ trustDomain: options.trustDomain, source: placementSource(options, kubeconfig, log), log })
-      feed = deps.configFeed !== undefined ? deps.configFeed : configFeed(options, kubeconfig, log)
+      if (deps.configFeed !== undefined) {
+        feed = deps.configFeed
+      } else {
+        const saved = options.configDir !== null || options.kubernetes !== null ? await loadSavedConfig(statePath, configLog) : null
+        const kind = options.configDir !== null ? 'directory' : 'kubernetes'
+        // A state saved from another kind of feed names other documents: not served.
+        if (saved !== null && saved.meta.feed !== kind) configLog.warn({ path: statePath, saved: saved.meta.feed ?? null, feed: kind }, 'saved configuration is from another configuration source; not served')
+        feed = configFeed(options, kubeconfig, configLog, registry, saved?.meta.feed === kind ? saved : null)
+      }
       configService = new ConfigStreamService({ authenticator, log, registry, instance: randomBytes(6).toString('hex'), maxStreamAgeMs: deps.maxStreamAgeMs }, feed !== null)
       const service = configService
       await Promise.all([
         waitForPodList(authorizer, log),
-        feed?.start((v) => { service.publish(v) }, CONFIG_WAIT_MS)
+        feed?.start((v) => {
+          service.publish(v)
+          if (v.restored !== true) configState.save(savedConfigOfVersion(v, feed?.kind ?? 'none'))
+        }, CONFIG_WAIT_MS)
       ])
       if (feed !== null && feed.current() === null) log.warn({ source: feed.kind }, 'no valid configuration yet; agents get it when there is one')
       const serving = generateKeyPairSync('ec', { namedCurve: 'P-256' })
@@ -114,7 +136,7 @@ export class Controller {
         address: server.address, trustDomain: options.trustDomain, rootCert: certPath, servingNames: options.servingNames,
         authenticator: authenticator.kind, config: feed?.kind ?? null, configVersion: feed?.current()?.version ?? null
       }, 'controller listening')
-      return new Controller(server, authenticator, authorizer, feed, configService, root.certPem, certPath, options.trustDomain, registry)
+      return new Controller(server, authenticator, authorizer, feed, configService, configState, root.certPem, certPath, options.trustDomain, registry)
     } catch (err) {
       configService?.close()
       feed?.close()
@@ -137,6 +159,7 @@ export class Controller {
   async close (): Promise<void> {
     this.configService.close()
     this.feed?.close()
+    await this.configState.flushed()
     this.authorizer.close()
     this.authenticator.close()
     await this.server.close()
@@ -162,11 +185,15 @@ function placementSource (options: ControllerOptions, kubeconfig: KubeConfigSour
   return placementsFromDiscovery(new FileDiscoverySource({ path, log }), `cluster file ${path}`)
 }
 
-function configFeed (options: ControllerOptions, kubeconfig: KubeConfigSource, log: Logger): ConfigFeed | null {
-  const configLog = log.child({ component: 'config' })
-  if (options.configDir !== null) return new DirectoryConfigFeed({ dir: options.configDir, log: configLog, rootNamespace: options.rootNamespace })
-  if (options.kubernetes !== null) return new KubernetesConfigFeed({ source: new KubernetesPolicyObjects({ kubeconfig }), log: configLog, rootNamespace: options.rootNamespace })
+function configFeed (options: ControllerOptions, kubeconfig: KubeConfigSource, log: Logger, registry: Registry, saved: SavedConfig | null): ConfigFeed | null {
+  const common = { log, rootNamespace: options.rootNamespace, registry, saved }
+  if (options.configDir !== null) return new DirectoryConfigFeed({ ...common, dir: options.configDir })
+  if (options.kubernetes !== null) return new KubernetesConfigFeed({ ...common, source: new KubernetesPolicyObjects({ kubeconfig }) })
   return null
+}
+
+function savedConfigOfVersion (v: ConfigVersion, feed: string): SavedConfig {
+  return { format: SAVED_CONFIG_FORMAT, savedAt: new Date().toISOString(), origin: v.origin, rootNamespace: v.rootNamespace, documents: v.documents, upstreamReports: v.refused, meta: { version: v.version, feed } }
 }
 
 function ownNamespace (): string {

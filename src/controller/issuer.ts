@@ -3,15 +3,21 @@ import type { ParsedCsr } from '../identity/csr'
 import type { SpiffeId } from '../identity/spiffe-id'
 import { EC_P256, x509 } from '../identity/x509'
 import { derToPem } from '../identity/pem'
-import { randomSerial, type RootCa } from './root-ca'
+import { CERT_BACKDATE_MS, randomSerial, type RootCa } from './root-ca'
 
 // What the CA writes into certificates. Workload leaves (SVIDs) carry:
 //   - an empty subject (no common name) and the SPIFFE ID as the only, critical, URI SAN
 //     (RFC 5280 §4.2.1.6: the SAN must be critical when the subject is empty);
 //   - keyUsage digitalSignature | keyEncipherment (critical), extKeyUsage serverAuth +
 //     clientAuth, basicConstraints CA:false (critical), subject and authority key ids;
-//   - notBefore = now (to the second, X.509's precision) and notAfter = notBefore + ttl,
-//     where ttl <= what the request asked for and <= the configured maximum.
+//   - notBefore = issuance − CERT_BACKDATE_MS (to the second, X.509's precision) and
+//     notAfter = issuance + ttl, where issuance is now to the second and ttl <= what the
+//     request asked for and <= the configured maximum. Backdating is for clock skew: an
+//     agent whose clock is up to a minute behind the controller's would otherwise find a
+//     fresh certificate "not yet valid" (and so would every peer it presents it to). The
+//     lifetime is counted from issuance, not from the backdated notBefore, so a
+//     certificate is usable for the ttl asked for; svid-rotation.ts renews at half of
+//     that (it measures from when the certificate arrived, never from notBefore).
 // The controller's own serving certificate is the same but for DNS/IP SANs and
 // serverAuth only.
 
@@ -46,9 +52,11 @@ export class CertificateIssuer {
   }
 
   private async issue (publicKey: x509.PublicKeyType, sans: x509.JsonGeneralName[], eku: string[], usages: number, ttlMs: number, now: number): Promise<IssuedCertificate> {
-    const notBefore = Math.floor(now / 1000) * 1000
-    // Never past the root: a leaf that outlives its issuer fails verification early.
-    const notAfter = Math.min(notBefore + Math.max(1000, Math.floor(ttlMs / 1000) * 1000), this.root.notAfter)
+    const issuedAt = Math.floor(now / 1000) * 1000
+    // Never before the root's own notBefore (a path check would fail) …
+    const notBefore = Math.max(issuedAt - CERT_BACKDATE_MS, this.root.notBefore)
+    // … and never past its notAfter: a leaf that outlives its issuer fails verification early.
+    const notAfter = Math.min(issuedAt + Math.max(1000, Math.floor(ttlMs / 1000) * 1000), this.root.notAfter)
     const serial = randomSerial()
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial,

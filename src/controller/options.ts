@@ -12,6 +12,8 @@ import { parseCommandOptions } from '../config/cli-args'
 export interface ControllerOptions {
   /** Holds the CA root key and certificate (created on first start). */
   readonly dataDir: string
+  /** Where the last configuration version served is saved (config-state.json); --data-dir unless given. */
+  readonly stateDir: string
   readonly listen: { readonly host: string, readonly port: number }
   readonly trustDomain: string
   /** Longest workload certificate lifetime, and the one given when a request names none. */
@@ -60,7 +62,7 @@ export const CONTROLLER_USAGE = `usage: ferry controller --data-dir DIR --lab-no
                         [--token-audience ${CONTROLLER_DEFAULTS.tokenAudience}] [--agent-service-account [NAMESPACE:]NAME]
    both:                [--listen ${CONTROLLER_DEFAULTS.listen}] [--trust-domain ${CONTROLLER_DEFAULTS.trustDomain}]
                         [--cert-ttl ${formatDuration(CONTROLLER_DEFAULTS.certTtlMs)}] [--serving-name NAME]...
-                        [--root-namespace ${CONTROLLER_DEFAULTS.rootNamespace}] [--log-level info]
+                        [--root-namespace ${CONTROLLER_DEFAULTS.rootNamespace}] [--state-dir DIR] [--log-level info]
 
 Runs the mesh's controller: a gRPC server (TLS) speaking Istio's
 istio.v1.auth.IstioCertificateService/CreateCertificate, Ferry's TrustBundleService and
@@ -76,6 +78,9 @@ objects (security.ferry.dev and security.istio.io) come from the API server.
 
   --config-dir      serve the policies of this directory (watched) on the configuration
                     stream; with --kubernetes it replaces the API server's policies
+  --state-dir       where the last configuration served is saved and read back at start
+                    (config-state.json; default: --data-dir). It is served until the feed
+                    has read the current state, and keeps each object's last valid version
   --kubeconfig      with --kubernetes: a kubeconfig file (default: in-cluster)
   --token-audience  with --kubernetes: the audience of agents' tokens
   --agent-service-account  with --kubernetes: the agents' service account
@@ -99,10 +104,13 @@ export function parseControllerOptions (argv: string[]): ControllerOptions {
     'agent-service-account': { type: 'string' },
     'config-dir': { type: 'string' },
     'root-namespace': { type: 'string' },
+    'state-dir': { type: 'string' },
     'serving-name': { type: 'string', multiple: true },
     'log-level': { type: 'string' }
   })
   const dataDir = resolve(required(values['data-dir'], '--data-dir'))
+  const stateDirValue = optional(values['state-dir'])
+  const stateDir = stateDirValue === undefined ? dataDir : resolve(required(stateDirValue, '--state-dir'))
   let labNodesFile: string | null = null
   let clusterFile: string | null = null
   let kubernetes: KubernetesControllerOptions | null = null
@@ -152,7 +160,7 @@ export function parseControllerOptions (argv: string[]): ControllerOptions {
   const servingNames = [...new Set([...(wildcard ? [] : [listen.host]), ...CONTROLLER_DEFAULTS.servingNames, ...extra])]
   const logLevel = optional(values['log-level']) ?? 'info'
   if (!LOG_LEVELS.includes(logLevel)) throw invalid('--log-level', logLevel, `one of ${LOG_LEVELS.join(', ')}`)
-  return Object.freeze({ dataDir, listen, trustDomain, certTtlMs, labNodesFile, clusterFile, kubernetes, configDir, rootNamespace, servingNames: Object.freeze(servingNames), logLevel })
+  return Object.freeze({ dataDir, stateDir, listen, trustDomain, certTtlMs, labNodesFile, clusterFile, kubernetes, configDir, rootNamespace, servingNames: Object.freeze(servingNames), logLevel })
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/

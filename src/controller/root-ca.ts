@@ -8,6 +8,13 @@ import { EC_P256, subtle, x509 } from '../identity/x509'
 // certificate belong together and that the certificate may sign others. The private key
 // is imported non-extractable: once loaded, nothing in the process can read it back out.
 
+/**
+ * How long before its issuance every certificate the CA makes is already valid (the root
+ * and what issuer.ts signs): agents whose clocks run up to a minute behind the
+ * controller's must not find a fresh certificate "not yet valid".
+ */
+export const CERT_BACKDATE_MS = 60_000
+
 /** Root certificates outlive everything they sign by far; rotating a root is a later feature. */
 export const ROOT_VALIDITY_MS = 10 * 365 * 86_400_000
 
@@ -16,6 +23,7 @@ export interface RootCa {
   readonly signingKey: webcrypto.CryptoKey
   readonly cert: x509.X509Certificate
   readonly certPem: string
+  readonly notBefore: number
   readonly notAfter: number
 }
 
@@ -26,12 +34,14 @@ export interface NewRootCa extends RootCa {
 
 export async function createRootCa (trustDomain: string, now: number): Promise<NewRootCa> {
   const keys = await subtle.generateKey(EC_P256, true, ['sign', 'verify']) as webcrypto.CryptoKeyPair
-  const notBefore = new Date(Math.floor(now / 1000) * 1000)
+  // Backdated like the leaves it signs (issuer.ts): agents whose clocks are a little behind
+  // must not find the root of a freshly made CA "not yet valid".
+  const notBefore = new Date(Math.floor(now / 1000) * 1000 - CERT_BACKDATE_MS)
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
     serialNumber: randomSerial(),
     name: [{ O: ['Ferry'] }, { CN: [`Ferry root CA ${trustDomain}`] }],
     notBefore,
-    notAfter: new Date(notBefore.getTime() + ROOT_VALIDITY_MS),
+    notAfter: new Date(notBefore.getTime() + CERT_BACKDATE_MS + ROOT_VALIDITY_MS),
     keys,
     signingAlgorithm: EC_P256,
     extensions: [
@@ -71,7 +81,7 @@ export async function loadRootCa (keyPem: string, certPem: string, origin: strin
   const spkiOfCert = nodeCert.publicKey.export({ format: 'der', type: 'spki' })
   if (!spkiOfKey.equals(spkiOfCert)) throw storeError(`${origin}: the root key does not belong to the root certificate`)
   const signingKey = await subtle.importKey('pkcs8', pkcs8, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign'])
-  return Object.freeze({ signingKey, cert, certPem: derToPem(cert.rawData, 'CERTIFICATE'), notAfter: cert.notAfter.getTime() })
+  return Object.freeze({ signingKey, cert, certPem: derToPem(cert.rawData, 'CERTIFICATE'), notBefore: cert.notBefore.getTime(), notAfter: cert.notAfter.getTime() })
 }
 
 /** 128 random bits, positive as RFC 5280 wants (top bit clear, first byte non-zero). */

@@ -11,6 +11,25 @@ const port = { type: 'integer', minimum: 1, maximum: 65535 }
 const protocol = { enum: ['TCP', 'UDP', 'SCTP'] }
 const str = { type: 'string' }
 const name = { type: 'string', minLength: 1 }
+// A port by number or by the name of a container port (a Service's targetPort, a probe's port).
+const portOrName = { anyOf: [port, name] }
+const probe = {
+  type: 'object',
+  properties: {
+    httpGet: { type: 'object', properties: { port: portOrName } },
+    tcpSocket: { type: 'object', properties: { port: portOrName } },
+    grpc: { type: 'object', properties: { port } }
+  }
+}
+const container = {
+  type: 'object',
+  properties: {
+    ports: { type: 'array', items: { type: 'object', required: ['containerPort'], properties: { name: str, containerPort: port, protocol } } },
+    readinessProbe: probe,
+    livenessProbe: probe,
+    startupProbe: probe
+  }
+}
 
 function meta (required: string[]): object {
   return {
@@ -20,6 +39,7 @@ function meta (required: string[]): object {
       name,
       namespace: name,
       uid: name,
+      deletionTimestamp: str,
       labels: labelMap,
       annotations: labelMap,
       ownerReferences: { type: 'array', items: { type: 'object', required: ['kind', 'name'], properties: { kind: str, name: str } } }
@@ -41,15 +61,9 @@ export const SCHEMAS: Record<string, object> = {
           nodeName: str,
           serviceAccountName: str,
           hostNetwork: { type: 'boolean' },
-          containers: {
-            type: 'array',
-            items: {
-              type: 'object',
-              properties: {
-                ports: { type: 'array', items: { type: 'object', required: ['containerPort'], properties: { name: str, containerPort: port, protocol } } }
-              }
-            }
-          }
+          containers: { type: 'array', items: container },
+          // Sidecars (restartable init containers) may have probes too.
+          initContainers: { type: 'array', items: container }
         }
       },
       status: {
@@ -59,7 +73,8 @@ export const SCHEMAS: Record<string, object> = {
           podIP: str,
           podIPs: { type: 'array', items: { type: 'object', required: ['ip'], properties: { ip: str } } },
           hostIP: str,
-          hostIPs: { type: 'array', items: { type: 'object', required: ['ip'], properties: { ip: str } } }
+          hostIPs: { type: 'array', items: { type: 'object', required: ['ip'], properties: { ip: str } } },
+          conditions: { type: 'array', items: { type: 'object', required: ['type', 'status'], properties: { type: str, status: str } } }
         }
       }
     }
@@ -75,12 +90,13 @@ export const SCHEMAS: Record<string, object> = {
           clusterIP: str,
           clusterIPs: { type: 'array', items: str },
           selector: labelMap,
+          publishNotReadyAddresses: { type: 'boolean' },
           ports: {
             type: 'array',
             items: {
               type: 'object',
               required: ['port'],
-              properties: { name: str, port, protocol, targetPort: { anyOf: [port, name] } }
+              properties: { name: str, port, protocol, targetPort: portOrName }
             }
           }
         }

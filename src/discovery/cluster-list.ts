@@ -78,10 +78,43 @@ function toPod (item: Record<string, any>, origin: string, what: string): Pod {
     podIPs,
     hostIPs,
     ports,
+    probePorts: probePorts([...(spec.initContainers ?? []), ...(spec.containers ?? [])]),
+    ready: isReady(md, status),
     phase: status.phase ?? null,
     hostNetwork: spec.hostNetwork === true,
     workload: workloadName(md.name, labels, md.ownerReferences)
   }
+}
+
+const PROBES = ['readinessProbe', 'livenessProbe', 'startupProbe'] as const
+
+/**
+ * The ports the kubelet's probes connect to, resolved as the kubelet does: a number as
+ * is; a string names one of the container's own ports, else it is read as a number. A
+ * name that resolves to nothing is a probe the kubelet fails anyway: no port.
+ */
+function probePorts (containers: Array<Record<string, any>>): number[] {
+  const out = new Set<number>()
+  for (const c of containers) {
+    for (const kind of PROBES) {
+      const probe = c[kind]
+      const port: number | string | undefined = probe?.httpGet?.port ?? probe?.tcpSocket?.port ?? probe?.grpc?.port
+      if (typeof port === 'number') { out.add(port); continue }
+      if (typeof port !== 'string') continue
+      const named = (c.ports ?? []).find((p: { name?: string }) => p.name === port)
+      const n = named !== undefined ? named.containerPort as number : (/^\d{1,5}$/.test(port) ? Number(port) : 0)
+      if (n >= 1 && n <= 65535) out.add(n)
+    }
+  }
+  return [...out].sort((a, b) => a - b)
+}
+
+/** EndpointSlices' `ready`: the Ready condition is True and the pod is not terminating. No conditions at all: ready. */
+function isReady (md: Record<string, any>, status: Record<string, any>): boolean {
+  if (typeof md.deletionTimestamp === 'string') return false
+  const conditions = status.conditions as Array<{ type: string, status: string }> | undefined
+  if (conditions === undefined) return true
+  return conditions.some((c) => c.type === 'Ready' && c.status === 'True')
 }
 
 /** status.<field>s (a list of {ip}), else status.<field>, as canonical IPs. */
@@ -120,7 +153,8 @@ function toService (item: Record<string, any>, origin: string, what: string): Se
     namespace: item.metadata.namespace,
     clusterIPs,
     ports,
-    selector: spec.selector === undefined || Object.keys(spec.selector).length === 0 ? null : { ...spec.selector }
+    selector: spec.selector === undefined || Object.keys(spec.selector).length === 0 ? null : { ...spec.selector },
+    publishNotReadyAddresses: spec.publishNotReadyAddresses === true
   }
 }
 

@@ -25,6 +25,18 @@ export interface Pod {
   readonly hostIPs: readonly string[]
   /** Named and numbered ports of all containers. */
   readonly ports: readonly ContainerPort[]
+  /**
+   * Ports the kubelet probes (readiness, liveness and startup probes of every container
+   * and sidecar: httpGet, tcpSocket and grpc; named ports resolved against the
+   * container's own ports as the kubelet does), sorted. Exec probes name none.
+   */
+  readonly probePorts: readonly number[]
+  /**
+   * Whether the pod may be a Service endpoint, as EndpointSlices' `ready` condition:
+   * its `Ready` condition is True and it is not terminating (no deletionTimestamp).
+   * A pod with no status.conditions at all (a hand-written cluster file) is ready.
+   */
+  readonly ready: boolean
   readonly phase: string | null
   readonly hostNetwork: boolean
   /** Canonical workload name (app.kubernetes.io/name, app, owner, or pod name). */
@@ -47,6 +59,8 @@ export interface Service {
   readonly ports: readonly ServicePort[]
   /** null: no selector (endpoints managed elsewhere, which Ferry does not read yet). */
   readonly selector: Readonly<Record<string, string>> | null
+  /** spec.publishNotReadyAddresses: pods that are not ready are endpoints too. */
+  readonly publishNotReadyAddresses: boolean
 }
 
 export interface Namespace {

@@ -15,20 +15,29 @@ export interface PodLocation {
   readonly cgroupPath: string
 }
 
+/** What the pod's CNI ADD said about where it lives (src/agent/cni-enroll.ts): its sandbox's netns file. */
+export interface LocateHint {
+  readonly netnsPath: string
+}
+
 export interface PodLocator {
-  /** Throws FERRY_ERR_ENROLL when the pod cannot be located (yet). */
-  locate (pod: Pod): PodLocation
+  /**
+   * Throws FERRY_ERR_ENROLL when the pod cannot be located (yet). With a hint, the
+   * netns is the hint's (at CNI ADD no process of the pod exists to find it from) and
+   * only the cgroup is looked for.
+   */
+  locate (pod: Pod, hint?: LocateHint): PodLocation
 }
 
 export const NETNS_ANNOTATION = 'lab.ferry.dev/netns'
 export const CGROUP_ANNOTATION = 'lab.ferry.dev/cgroup'
 
-/** Reads lab.ferry.dev/netns (a path, or a name under /var/run/netns) and lab.ferry.dev/cgroup (absolute, or relative to the cgroup2 root). */
+/** Reads lab.ferry.dev/netns (a path, or a name under /var/run/netns; a hint's netns wins) and lab.ferry.dev/cgroup (absolute, or relative to the cgroup2 root). */
 export class LabAnnotationLocator implements PodLocator {
   constructor (private readonly roots: { netnsDir: string, cgroup2: string } = { netnsDir: PATHS.netnsDir, cgroup2: PATHS.cgroup2 }) {}
 
-  locate (pod: Pod): PodLocation {
-    const netns = pod.annotations[NETNS_ANNOTATION]
+  locate (pod: Pod, hint?: LocateHint): PodLocation {
+    const netns = hint?.netnsPath ?? pod.annotations[NETNS_ANNOTATION]
     const cgroup = pod.annotations[CGROUP_ANNOTATION]
     if (netns === undefined || netns === '') throw missing(pod, NETNS_ANNOTATION)
     if (cgroup === undefined || cgroup === '') throw missing(pod, CGROUP_ANNOTATION)

@@ -2,8 +2,9 @@ import { canonicalIP, type Family, familyOf } from './ip'
 import type { ClusterSnapshot, Namespace, Pod, Service, ServicePort } from './model'
 
 // Lookups the proxy does per connection, built once per snapshot:
-//   VIP:port  → service port → endpoints (pods matching the selector, with an IP of the
-//               VIP's family and the target port resolved, named ports included)
+//   VIP:port  → service port → endpoints (ready pods matching the selector, with an IP
+//               of the VIP's family and the target port resolved, named ports included;
+//               not-ready pods too when the Service publishes them, as EndpointSlices do)
 //   pod IP    → pod (to name the peer of an inbound connection or the endpoint pod)
 // TCP only: the proxy carries TCP.
 
@@ -25,7 +26,7 @@ export interface ServicePortEntry {
   readonly family: Family
   /** "name.namespace" */
   readonly serviceName: string
-  /** Sorted by address then port, so identical sets compare equal across snapshots. */
+  /** Ready endpoints, sorted by address then port, so identical sets compare equal across snapshots. */
   readonly endpoints: readonly Endpoint[]
 }
 
@@ -58,10 +59,14 @@ export class ServiceIndex {
         for (const port of service.ports) {
           if (port.protocol !== 'TCP') continue
           const endpoints: Endpoint[] = []
+          const all: Endpoint[] = []
           for (const pod of selected) {
             const address = pod.podIPs.find((ip) => familyOf(ip) === family)
             const target = resolveTargetPort(port, pod)
-            if (address !== undefined && target !== null) endpoints.push({ id: `${address}|${target}`, address, port: target, family, pod })
+            if (address === undefined || target === null) continue
+            const endpoint = { id: `${address}|${target}`, address, port: target, family, pod }
+            all.push(endpoint)
+            if (pod.ready || service.publishNotReadyAddresses) endpoints.push(endpoint)
           }
           endpoints.sort(compareEndpoints)
           const key = `${service.namespace}/${service.name}:${port.port}/v${family}`
@@ -69,7 +74,8 @@ export class ServiceIndex {
             key, service, port, vip, family, serviceName: `${service.name}.${service.namespace}`, endpoints: Object.freeze(endpoints)
           })
           byVip.set(vipKey(vip, port.port), entry)
-          for (const e of endpoints) if (!byEndpoint.has(e.id)) byEndpoint.set(e.id, entry)
+          // A pod that is not ready is still the service's (it names inbound connections that reach it).
+          for (const e of all) if (!byEndpoint.has(e.id)) byEndpoint.set(e.id, entry)
         }
       }
     }
@@ -88,7 +94,7 @@ export class ServiceIndex {
     return ip === null ? undefined : this.byPodIP.get(ip)
   }
 
-  /** A service port that has address:port among its endpoints (first by service order), if any. */
+  /** A service port that selects the pod at address:port, ready or not (first by service order), if any. */
   serviceForEndpoint (address: string, port: number): ServicePortEntry | undefined {
     const ip = canonicalIP(address)
     return ip === null ? undefined : this.byEndpoint.get(`${ip}|${port}`)

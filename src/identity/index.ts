@@ -9,7 +9,7 @@ export { CaClient, tokenFromFile, CA_CLIENT_DEFAULTS, type CaClientOptions, type
 export { CertificateManager, CERTIFICATE_DEFAULTS, type CertificateManagerOptions, type RotatedEvent, type RetryEvent, type ExpiredEvent } from './certificate-manager'
 export { IdentityMetrics, IDENTITY_METRIC_NAMES } from './metrics'
 export { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff'
-export { systemClock, type Clock, type Random, type TimerHandle } from './clock'
+export { createClock, systemClock, type Clock, type Random, type TimerHandle } from './clock'
 export { parseDuration, formatDuration } from './duration'
 export { verifyPeer, verifyTlsPeer, trustBundleOf, type TrustBundle, type PeerChain, type PeerVerification, type PeerRejectReason } from './peer-verify'
 export { tunnelServerOptions, tunnelClientOptions, svidContextOptions, svidSecureContext, TUNNEL_ALPN, TUNNEL_TLS_VERSION } from './tls-options'

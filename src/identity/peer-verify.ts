@@ -28,7 +28,8 @@ export type PeerRejectReason =
   | 'no-san' | 'wrong-trust-domain' | 'wrong-identity' | 'untrusted'
 
 export type PeerVerification =
-  | { readonly ok: true, readonly spiffeId: SpiffeId }
+  /** validUntil: the earliest notAfter on the verified path (ms): the peer's proof lasts until then. */
+  | { readonly ok: true, readonly spiffeId: SpiffeId, readonly validUntil: number }
   | { readonly ok: false, readonly reason: PeerRejectReason, readonly detail: string }
 
 /** The roots of one trust domain, parsed once. */
@@ -62,9 +63,11 @@ export function verifyPeer (peer: PeerChain | X509Certificate | null | undefined
 
   const path = pathToRoot(leaf, intermediates, trust.roots)
   if (path === null) return fail('other-ca', `issuer "${oneLine(leaf.issuer)}" does not chain to the ${trust.trustDomain} trust bundle`)
+  let validUntil = Infinity
   for (const cert of path) {
     const from = Date.parse(cert.validFrom)
     const to = Date.parse(cert.validTo)
+    validUntil = Math.min(validUntil, to)
     const which = cert === leaf ? 'the certificate' : `issuer "${oneLine(cert.subject)}"`
     if (!(now >= from)) return fail('not-yet-valid', `${which} is valid from ${new Date(from).toISOString()}`)
     if (!(now <= to)) return fail('expired', `${which} expired at ${new Date(to).toISOString()}`)
@@ -80,7 +83,7 @@ export function verifyPeer (peer: PeerChain | X509Certificate | null | undefined
     const expected = typeof opts.expected === 'string' ? [opts.expected] : opts.expected
     if (!expected.includes(id.uri)) return fail('wrong-identity', `peer is ${id.uri}, expected ${expected.join(' or ')}`)
   }
-  return { ok: true, spiffeId: id }
+  return { ok: true, spiffeId: id, validUntil }
 }
 
 /**

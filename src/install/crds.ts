@@ -25,6 +25,10 @@ import { SCHEMAS, UNSUPPORTED, UNSUPPORTED_VALUES } from '../resources/schema'
 //
 // A keyword the conversion does not know is an error: a schema change must be decided
 // here, not passed through.
+//
+// `status` is a subresource that only the controller writes (its verdict on each object:
+// conditions FerryAccepted and FerryDegraded, src/controller/policy-status.ts); its
+// schema keeps whatever is written there, as Istio's CRDs do for theirs.
 
 export const CRD_GROUP = 'security.ferry.dev'
 export const CRD_VERSION = FERRY_SECURITY_VERSIONS[0].split('/')[1]
@@ -74,12 +78,23 @@ export function buildCrd (kind: ResourceKind): Schema {
         name: CRD_VERSION,
         served: true,
         storage: true,
-        additionalPrinterColumns: [...PRINTER_COLUMNS[kind], { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' }],
+        additionalPrinterColumns: [
+          ...PRINTER_COLUMNS[kind],
+          { name: 'Accepted', type: 'string', jsonPath: '.status.conditions[?(@.type=="FerryAccepted")].status', description: 'Whether Ferry enforces it (see the FerryAccepted and FerryDegraded conditions)' },
+          { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' }
+        ],
+        subresources: { status: {} },
         schema: {
           openAPIV3Schema: {
             type: 'object',
             description: DESCRIPTIONS[kind],
-            properties: { apiVersion: { type: 'string' }, kind: { type: 'string' }, metadata: { type: 'object' }, spec }
+            properties: {
+              apiVersion: { type: 'string' },
+              kind: { type: 'string' },
+              metadata: { type: 'object' },
+              spec,
+              status: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true }
+            }
           }
         }
       }]

@@ -2,9 +2,10 @@ import type { KubeObject } from './kustomize'
 
 // What a ServiceAccount may do according to the rendered RBAC objects, flattened to
 // "group/resource verb" grants ("" is the core group), and the least-privilege rules
-// Ferry's manifests keep: no wildcards, no write verbs for the agent, no Secrets for
-// anyone but through resourceNames, no escalation verbs, nothing bound that is not
-// declared.
+// Ferry's manifests keep: no wildcards, no write verbs for the agent beyond the few it is
+// allowed (creating Events about pods, and the review objects that authenticate callers of
+// its debug endpoints: they change nothing), no Secrets for anyone but through
+// resourceNames, no escalation verbs, nothing bound that is not declared.
 
 export interface Grant {
   readonly group: string
@@ -51,8 +52,11 @@ export function grantSet (grants: readonly Grant[]): string[] {
   return [...new Set(grants.map((g) => `${g.group === '' ? 'core' : g.group}/${g.resource} ${g.verb}${g.resourceNames.length > 0 ? ` [${g.resourceNames.join(',')}]` : ''}`))].sort()
 }
 
+/** A ServiceAccount that must only read, but for `writes` ("group/resource verb", core as "core"). */
+export interface ReadMostly { readonly namespace: string, readonly name: string, readonly writes?: readonly string[] }
+
 /** Least-privilege problems in every Role and ClusterRole, and in the bindings. */
-export function rbacProblems (objects: readonly KubeObject[], readOnly: ReadonlyArray<{ namespace: string, name: string }>): string[] {
+export function rbacProblems (objects: readonly KubeObject[], readOnly: readonly ReadMostly[]): string[] {
   const problems: string[] = []
   for (const r of objects) {
     if (r.kind !== 'ClusterRole' && r.kind !== 'Role') continue
@@ -79,7 +83,8 @@ export function rbacProblems (objects: readonly KubeObject[], readOnly: Readonly
   }
   for (const sa of readOnly) {
     for (const g of grantsOf(objects, sa)) {
-      if (WRITE_VERBS.has(g.verb)) problems.push(`ServiceAccount ${sa.namespace}/${sa.name} must only read, but ${g.from} grants ${g.verb} on ${g.resource}`)
+      const allowed = (sa.writes ?? []).includes(`${g.group === '' ? 'core' : g.group}/${g.resource} ${g.verb}`)
+      if (WRITE_VERBS.has(g.verb) && !allowed) problems.push(`ServiceAccount ${sa.namespace}/${sa.name} must only read, but ${g.from} grants ${g.verb} on ${g.resource}`)
       if (g.resource === 'secrets') problems.push(`ServiceAccount ${sa.namespace}/${sa.name} must not read Secrets, but ${g.from} grants ${g.verb} on them`)
     }
   }

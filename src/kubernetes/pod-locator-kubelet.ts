@@ -2,7 +2,7 @@ import { existsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { PATHS } from '../config/env'
 import type { Pod } from '../discovery/model'
-import type { PodLocation, PodLocator } from '../discovery/pod-locator'
+import type { LocateHint, PodLocation, PodLocator } from '../discovery/pod-locator'
 import { ferryError } from '../errors'
 import { cgroup2Under, expandSlice, isConmon, podCgroupCandidates } from './cgroup-layout'
 import { findPodProcesses, namespaceId, type PodProcess } from './proc-scan'
@@ -19,7 +19,8 @@ import { findPodProcesses, namespaceId, type PodProcess } from './proc-scan'
 //           so a pod process found there is conmon-like or host-network, never the pod);
 //           once chosen, the same process for as long as it stays in the pod, so that
 //           locating the pod again (every snapshot) gives the same path and does not
-//           re-enroll it.
+//           re-enroll it. When the pod's CNI ADD gave its sandbox's netns (a hint,
+//           src/agent/cni-enroll.ts), that path, and no process is needed.
 // Nothing found yet (the sandbox is still starting) is FERRY_ERR_ENROLL, which the
 // enroller retries.
 
@@ -62,7 +63,18 @@ export class KubeletPodLocator implements PodLocator {
     this.ownNetns = opts.ownNetns ?? '/proc/self/ns/net'
   }
 
-  locate (pod: Pod): PodLocation {
+  locate (pod: Pod, hint?: LocateHint): PodLocation {
+    // At CNI ADD the kubelet has made the pod cgroup but no process runs in it yet: the
+    // layout finds it (a pod process, if there is one, for a kubelet root not tried).
+    if (hint !== undefined) {
+      let cgroupPath: string
+      try {
+        cgroupPath = this.podCgroup(pod, [])
+      } catch {
+        cgroupPath = this.podCgroup(pod, findPodProcesses(this.procRoot, pod.uid))
+      }
+      return Object.freeze({ netnsPath: hint.netnsPath, cgroupPath })
+    }
     const processes = findPodProcesses(this.procRoot, pod.uid)
     const cgroupPath = this.podCgroup(pod, processes)
     const own = namespaceId(this.ownNetns)

@@ -14,6 +14,9 @@ import { Reflector } from './reflector'
 // empty (so the rest is not held back) and is probed again every probeMs (one small
 // list), so Istio installed later is picked up. A 404 for Ferry's own CRDs is an error,
 // retried with backoff: they are part of the install.
+//
+// patchStatus() writes an object's status subresource (the controller's verdict on it,
+// src/controller/policy-status.ts) with a JSON patch of /status.
 
 export interface PolicyCollection {
   readonly group: string
@@ -73,6 +76,7 @@ interface Entry {
 export class KubernetesPolicyObjects {
   origin = 'kubernetes'
   private entries: Entry[] = []
+  private api: K8s.CustomObjectsApi | null = null
   private watcher: PolicyObjectsWatcher | null = null
   private timer: NodeJS.Timeout | null = null
   private lastError = ''
@@ -102,6 +106,7 @@ export class KubernetesPolicyObjects {
     if (this.closed) return
     this.origin = `kubernetes ${kc.getCurrentCluster()?.server ?? '?'}`
     const api = kc.makeApiClient(client.CustomObjectsApi)
+    this.api = api
     const list = async (c: PolicyCollection, p: { limit: number, _continue?: string }): Promise<any> =>
       await api.listClusterCustomObject({ group: c.group, version: c.version, plural: c.plural, ...p })
     const startReflector = (e: Entry): void => {
@@ -142,6 +147,16 @@ export class KubernetesPolicyObjects {
       this.entries.push(e)
       if (c.optional) void probe(e)
       else startReflector(e)
+    }
+  }
+
+  /** Replaces the status of one object (its status subresource). Throws FERRY_ERR_KUBE_API. */
+  async patchStatus (c: PolicyCollection, namespace: string, name: string, status: Record<string, unknown>): Promise<void> {
+    if (this.api === null) throw ferryError('FERRY_ERR_KUBE_API', 'policies: not connected to the API server yet')
+    try {
+      await this.api.patchNamespacedCustomObjectStatus({ group: c.group, version: c.version, namespace, plural: c.plural, name, body: [{ op: 'add', path: '/status', value: status }] })
+    } catch (err) {
+      throw ferryError('FERRY_ERR_KUBE_API', `policies: cannot write the status of ${c.plural}.${c.group} ${namespace}/${name}: HTTP ${String(httpStatusOf(err) ?? '?')}`, { cause: err })
     }
   }
 

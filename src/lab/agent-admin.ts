@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { request } from 'node:http'
 import { connect as netConnect, isIP, type Socket } from 'node:net'
 import { PORTS } from '../config/env'
@@ -23,6 +24,8 @@ export interface AgentEndpoint {
   connect (timeoutMs: number, port?: number): Socket
   /** Releases what connect() holds open (a namespace handle). */
   close (): void
+  /** The bearer token sent to /debug/* (src/agent/admin-auth.ts), when known. */
+  readonly token?: string
 }
 
 export interface AgentReply {
@@ -42,8 +45,10 @@ export function labAgentEndpoint (labName: string | undefined, node: string | un
   const host = '127.0.0.1'
   const port = PORTS.admin
   let ns: Netns | null = null
+  const token = plan.adminTokenFile == null ? undefined : readFileSync(plan.adminTokenFile, 'utf8').trim()
   return {
     description: `${n.name} of lab ${state.name} (${host}:${port} in netns ${n.netns})`,
+    ...(token === undefined ? {} : { token }),
     host,
     port,
     connect: (timeoutMs, other) => {
@@ -54,8 +59,8 @@ export function labAgentEndpoint (labName: string | undefined, node: string | un
   }
 }
 
-/** An agent at `HOST:PORT` (`[V6]:PORT` for IPv6) that this host reaches. */
-export function addressAgentEndpoint (text: string): AgentEndpoint {
+/** An agent at `HOST:PORT` (`[V6]:PORT` for IPv6) that this host reaches; `token`: for /debug/*. */
+export function addressAgentEndpoint (text: string, token?: string): AgentEndpoint {
   const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(text)
   const host = m?.[1] ?? m?.[2]
   const port = Number(m?.[3])
@@ -64,6 +69,7 @@ export function addressAgentEndpoint (text: string): AgentEndpoint {
   }
   return {
     description: `${host.includes(':') ? `[${host}]` : host}:${port}`,
+    ...(token === undefined ? {} : { token }),
     host,
     port,
     connect: (_timeoutMs, other) => netConnect({ host, port: other ?? port }),
@@ -78,7 +84,8 @@ export async function getAgentJson (endpoint: AgentEndpoint, path: string, opts:
   const port = opts.port ?? endpoint.port
   return await new Promise((resolve, reject) => {
     // No `agent` option: with one, Node ignores createConnection.
-    const req = request({ host: endpoint.host, port, path, method: 'GET', headers: { connection: 'close' }, createConnection: () => endpoint.connect(opts.timeoutMs, port) }, (res) => {
+    const headers = { connection: 'close', ...(endpoint.token === undefined ? {} : { authorization: `Bearer ${endpoint.token}` }) }
+    const req = request({ host: endpoint.host, port, path, method: 'GET', headers, createConnection: () => endpoint.connect(opts.timeoutMs, port) }, (res) => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => { text += chunk })

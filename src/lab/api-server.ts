@@ -22,6 +22,9 @@ import type { AddressInfo, Socket } from 'node:net'
 //   - resourceVersions start where the owner says: a server restarted with a higher
 //     start answers a watch from its predecessor's resourceVersions with 410 Gone, as
 //     kube-apiserver does once etcd has compacted them.
+//   - Events (core/v1) are accepted as the API server takes them (POST to a namespace's
+//     events, a name made from generateName) and listed (GET /api/v1/events, or a
+//     namespace's), the last MAX_EVENTS of them: what `kubectl get events` shows.
 // It is not Kubernetes: plain HTTP, no admission, no defaulting, no other verbs, no
 // authorization beyond the one token.
 
@@ -33,6 +36,8 @@ const PATHS: Record<string, Resource> = { '/api/v1/pods': 'pods', '/api/v1/servi
 export const RESOURCE_KINDS: Record<Resource, string> = { pods: 'Pod', services: 'Service', namespaces: 'Namespace' }
 
 const MAX_HISTORY = 10_000
+const MAX_EVENTS = 1000
+const EVENTS_PATH = /^\/api\/v1\/(?:namespaces\/([a-z0-9-]+)\/)?events$/
 
 interface Change { rv: number, resource: Resource, type: 'ADDED' | 'MODIFIED' | 'DELETED', before: Obj | null, after: Obj }
 
@@ -60,6 +65,8 @@ export class ListWatchServer {
   private compactedRv: number
   private readonly failures: Array<{ verb: 'list' | 'watch', resource: Resource, status: number }> = []
   readonly requests: RecordedRequest[] = []
+  /** Events posted, oldest first (at most MAX_EVENTS). */
+  readonly events: Obj[] = []
   /** How a too-old resourceVersion on a watch is answered. */
   gone: 'event' | 'http' = 'event'
   url = ''
@@ -185,6 +192,8 @@ export class ListWatchServer {
     if (this.opts.keepRequests !== false) this.requests.push(recorded)
     this.opts.onRequest?.(recorded)
     if (req.headers.authorization !== `Bearer ${this.token}`) { status(res, 401, 'Unauthorized', 'Unauthorized'); return }
+    const events = EVENTS_PATH.exec(url.pathname)
+    if (events !== null) { this.eventsRequest(req, res, events[1]); return }
     const resource = PATHS[url.pathname]
     if (req.method !== 'GET' || resource === undefined) { status(res, 404, 'NotFound', `the server could not find the requested resource (${url.pathname})`); return }
     const watch = query.watch === 'true'
@@ -203,6 +212,32 @@ export class ListWatchServer {
     }
     if (watch) this.watch(resource, query, match, res)
     else this.list(resource, query, match, res)
+  }
+
+  private eventsRequest (req: IncomingMessage, res: ServerResponse, namespace: string | undefined): void {
+    if (req.method === 'GET') {
+      const items = this.events.filter((e) => namespace === undefined || e.metadata.namespace === namespace)
+      json(res, 200, { kind: 'EventList', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) }, items })
+      return
+    }
+    if (req.method !== 'POST' || namespace === undefined) { status(res, 405, 'MethodNotAllowed', `${req.method ?? '?'} is not allowed here`); return }
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => { chunks.push(c) })
+    req.on('end', () => {
+      let event: Obj
+      try {
+        event = JSON.parse(Buffer.concat(chunks).toString('utf8'))
+      } catch {
+        status(res, 400, 'BadRequest', 'the body is not JSON')
+        return
+      }
+      if (typeof event?.metadata !== 'object' || event.metadata === null) { status(res, 422, 'Invalid', 'metadata is required'); return }
+      const name = typeof event.metadata.name === 'string' ? event.metadata.name : `${String(event.metadata.generateName ?? 'event.')}${(++this.rv).toString(36)}`
+      const stored = { kind: 'Event', apiVersion: 'v1', ...event, metadata: { ...event.metadata, name, namespace, resourceVersion: String(++this.rv) } }
+      this.events.push(stored)
+      if (this.events.length > MAX_EVENTS) this.events.splice(0, this.events.length - MAX_EVENTS)
+      json(res, 201, stored)
+    })
   }
 
   private list (resource: Resource, query: Record<string, string>, match: (o: Obj) => boolean, res: ServerResponse): void {

@@ -22,6 +22,8 @@ import type { LabState } from './state'
 export interface ApplyFilesResult {
   /** Files written in the config directory. */
   readonly written: readonly string[]
+  /** What of the given configuration Ferry enforces narrower than written (src/lab/policies.ts). */
+  readonly degraded: readonly string[]
   /** `pod/ns/name`, `service/ns/name`, `namespace/name`. */
   readonly created: readonly string[]
   readonly unchanged: readonly string[]
@@ -31,10 +33,10 @@ export async function labApplyFiles (state: LabState, files: readonly string[], 
   const split = splitFiles(files)
   const additions = split.labFiles.length === 0 ? null : buildAdditions(split.lab, state.spec)
   if (additions !== null) requireRoot('ferry lab apply (of Pods, Services, Namespaces)')
-  const written = split.config.length === 0 ? [] : (await labApplyTexts(state.plan, split.config)).written
-  if (additions === null) return { written, created: [], unchanged: [] }
+  const { written, degraded } = split.config.length === 0 ? { written: [], degraded: [] } : await labApplyTexts(state.plan, split.config)
+  if (additions === null) return { written, degraded, created: [], unchanged: [] }
   const { created } = await addObjects(state.plan.stateFile, additions, opts)
-  return { written, created, unchanged: additions.unchanged.map(kubectlName) }
+  return { written, degraded, created, unchanged: additions.unchanged.map(kubectlName) }
 }
 
 export async function labDeleteFiles (state: LabState, files: readonly string[], opts: RemoveOptions = {}): Promise<{ removed: readonly string[], deleted: readonly string[] }> {

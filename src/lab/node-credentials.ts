@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { createLabNodeTokens, writeLabNodeTokens } from '../controller/lab-node-tokens'
@@ -12,6 +13,8 @@ import type { LabPlan, PlanController } from './topology'
 //   <stateDir>/tokens/            0700
 //     lab-nodes.json              0600  for the controller
 //     <node>.token                0600  one per agent (--ca-token-file)
+//     admin.token                 0600  opens every agent's /debug/* (--admin-token-file);
+//                                       `ferry policy check --lab` sends it
 //   <stateDir>/ca/                0700  the controller's data dir (root key and certificate)
 
 const DIR_MODE = 0o700
@@ -30,6 +33,7 @@ export async function writeLabCredentials (plan: LabPlan, ca: PlanController): P
     if (node.caTokenFile == null) continue
     writeSecret(node.caTokenFile, `${tokenOf.get(node.name) as string}\n`)
   }
+  if (plan.adminTokenFile != null) writeSecret(plan.adminTokenFile, `${randomBytes(32).toString('base64url')}\n`)
 }
 
 function writeSecret (path: string, text: string): void {

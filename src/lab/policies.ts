@@ -2,7 +2,11 @@ import { mkdirSync } from 'node:fs'
 import { readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { ferryError } from '../errors'
-import { buildSnapshot, type ConfigFile, readConfigFiles } from '../resources/loader'
+import { admitDocuments } from '../resources/admission'
+import { hasSelector, resourceKey } from '../resources/documents'
+import { ConfigError, type ConfigIssue, formatIssue } from '../resources/issues'
+import { type ConfigFile, readConfigFiles, refusedIssues } from '../resources/loader'
+import type { ConfigSnapshot } from '../resources/snapshot'
 import type { LabPlan } from './topology'
 
 // `ferry lab apply FILE…` / `ferry lab delete FILE…`: the lab's configuration documents
@@ -10,17 +14,26 @@ import type { LabPlan } from './topology'
 // which every node's agent watches (--config-dir). A file is kept there under its base
 // name, as `kubectl apply -f` keeps an object under its name.
 //
-// apply validates the directory *as it would become* (the files already there, with the
-// given ones added or replacing those of the same name) with src/resources — the same
-// code the agents run — and writes nothing when anything is wrong: the error names the
-// given file, the line and the field. Each file is then written atomically (a temporary
-// hidden file, which the agents ignore, renamed over), so an agent never reads half of it.
+// apply judges the files it is given with src/resources — the same code the agents run —
+// object by object, and writes nothing when any of them is bad: an object refused (the
+// error names the given file, the line and the field), or one that conflicts with a file
+// already in the directory (the same name, or a second namespace-wide
+// PeerAuthentication). What is already in the directory never refuses a good given file:
+// a bad document there is the agents' to refuse, alone. Objects Ferry enforces narrower
+// than written (degraded) are applied, and their notes returned. Each file is then
+// written atomically (a temporary hidden file, which the agents ignore, renamed over), so
+// an agent never reads half of it.
 
 const CONFIG_EXTENSIONS = /\.(ya?ml|json)$/
 
 /** The directory the lab's agents watch. */
 export function labConfigDir (plan: Pick<LabPlan, 'stateDir'>): string {
   return join(plan.stateDir, 'config')
+}
+
+/** Where a node's agent keeps its last good configuration (--config-cache): one file per node. */
+export function labConfigCache (plan: Pick<LabPlan, 'stateDir'>, node: string): string {
+  return join(plan.stateDir, 'config-cache', `${node}.json`)
 }
 
 export function makeLabConfigDir (plan: Pick<LabPlan, 'stateDir'>): string {
@@ -32,6 +45,8 @@ export function makeLabConfigDir (plan: Pick<LabPlan, 'stateDir'>): string {
 export interface ApplyResult {
   /** Paths written in the config directory. */
   readonly written: readonly string[]
+  /** What of the given objects Ferry enforces narrower than written: `file:line: object: field: reason; effect`. */
+  readonly degraded: readonly string[]
 }
 
 export async function labApply (plan: Pick<LabPlan, 'stateDir'>, files: readonly string[]): Promise<ApplyResult> {
@@ -51,8 +66,10 @@ export async function labApplyTexts (plan: Pick<LabPlan, 'stateDir'>, given: rea
   const dir = makeLabConfigDir(plan)
   const replaced = new Set(given.map((f) => basename(f.path)))
   const kept = (await readConfigFiles(dir)).filter((f) => !replaced.has(basename(f.path)))
-  // Throws a ConfigError naming file, line and field; nothing is written.
-  buildSnapshot([...kept, ...given], { origin: dir, generation: 0 })
+  const mine = admitDocuments(given, { origin: 'given files', generation: 0 })
+  const issues = [...refusedIssues(mine), ...conflicts(mine, admitDocuments(kept, { origin: dir, generation: 0 }))]
+  // A ConfigError naming file, line and field; nothing is written.
+  if (issues.length > 0) throw new ConfigError(issues)
   const written: string[] = []
   for (const f of given) {
     const target = join(dir, basename(f.path))
@@ -61,7 +78,25 @@ export async function labApplyTexts (plan: Pick<LabPlan, 'stateDir'>, given: rea
     await rename(tmp, target)
     written.push(target)
   }
-  return { written }
+  return { written, degraded: mine.objects.filter((o) => o.state === 'degraded').flatMap((o) => o.issues.map(formatIssue)) }
+}
+
+/** The given objects that clash with the directory's: a name defined there too, a second namespace-wide PeerAuthentication. */
+function conflicts (given: ConfigSnapshot, kept: ConfigSnapshot): ConfigIssue[] {
+  // A malformed document there names no object that could clash: it is the agents' to refuse.
+  const there = new Map(kept.objects.filter((o) => o.key !== null && o.refusal !== 'invalid').map((o) => [o.key as string, o]))
+  const out: ConfigIssue[] = []
+  for (const o of given.objects) {
+    const other = o.key === null ? undefined : there.get(o.key)
+    if (other !== undefined) out.push({ file: o.file, line: o.line, object: o.object, path: ['metadata', 'name'], message: `already defined in ${other.file}:${other.line} (delete that file, or apply this one under its name)` })
+  }
+  const namespaceWide = new Map(kept.peerAuthentications.filter((p) => !hasSelector(p.spec.selector)).map((p) => [p.metadata.namespace, p]))
+  for (const p of given.peerAuthentications) {
+    const other = hasSelector(p.spec.selector) ? undefined : namespaceWide.get(p.metadata.namespace)
+    if (other === undefined || there.has(resourceKey(p.kind, p.metadata.namespace, p.metadata.name))) continue
+    out.push({ file: p.origin.file, line: p.origin.line, object: `PeerAuthentication ${p.ref}`, path: ['spec'], message: `a second namespace-wide PeerAuthentication in ${p.metadata.namespace} (${other.ref} in ${other.origin.file}:${other.origin.line} is in force there)` })
+  }
+  return out
 }
 
 export async function labDelete (plan: Pick<LabPlan, 'stateDir'>, files: readonly string[]): Promise<{ removed: readonly string[] }> {

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path'
 import { ferryError } from '../errors'
 import { REPO_ROOT } from '../native'
 import { formatDuration } from '../identity/duration'
-import { labConfigDir } from './policies'
+import { labConfigCache, labConfigDir } from './policies'
 import { netnsPath, type LabPlan, type PlanContainer, type PlanController, type PlanKubernetesApi, type PlanNode, type PlanPod } from './topology'
 
 // Starting the lab's long-lived processes: pod containers, node agents and kubelets,
@@ -67,11 +67,14 @@ export function agentArgv (plan: LabPlan, node: PlanNode, ferry: readonly string
     // configuration stream, which watches the lab's config directory; otherwise each agent
     // watches that directory itself.
     ...(api != null && ca !== null && token !== null ? ['--config-source', 'controller'] : ['--config-dir', labConfigDir(plan)]),
+    // Each agent keeps its last good configuration: a restarted agent enforces it at once.
+    '--config-cache', labConfigCache(plan, node.name),
     ...(ca === null || token === null
       ? []
       : ['--ca-address', `${ca.address}:${ca.port}`, '--ca-root', ca.rootCert, '--ca-token-file', token,
           '--trust-domain', ca.trustDomain, '--cert-ttl', formatDuration(ca.certTtlMs)]),
     ...(plan.sockmap === false ? ['--sockmap', 'off'] : []),
+    ...(plan.adminTokenFile == null ? [] : ['--admin-token-file', plan.adminTokenFile]),
     '--log-level', 'info'
   ])
 }

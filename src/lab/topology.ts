@@ -194,6 +194,8 @@ export interface LabPlan {
   readonly kubernetesApi?: PlanKubernetesApi | null
   /** false: the agents run with --sockmap off; absent or true: on. */
   readonly sockmap?: boolean
+  /** With the mesh: the bearer token that opens the agents' /debug/* (--admin-token-file), mode 0600; null or absent otherwise. */
+  readonly adminTokenFile?: string | null
 }
 
 export const UNDERLAY_BRIDGE = 'br0'
@@ -317,7 +319,8 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
     services,
     controller,
     kubernetesApi,
-    ...(opts.sockmap === false ? { sockmap: false } : {})
+    ...(opts.sockmap === false ? { sockmap: false } : {}),
+    adminTokenFile: opts.mesh ? join(tokensDir, 'admin.token') : null
   }
 }
 

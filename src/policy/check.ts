@@ -1,3 +1,5 @@
+import { formatIssue } from '../resources/issues'
+import { countByState, type InForce, type ObjectState } from '../resources/reports'
 import type { ConfigSnapshot } from '../resources/snapshot'
 import { explain, type Explanation } from './explain'
 import type { PolicySet } from './policy-set'
@@ -37,18 +39,48 @@ export interface ConfigView {
     readonly line: number
     /** AuthorizationPolicy: ALLOW or DENY (with " [dry-run]"); PeerAuthentication: its mode. */
     readonly summary: string
+    /** What Ferry does not enforce as written (`field: what it does instead`); absent when enforced as written. */
+    readonly degraded?: readonly string[]
   }>
+  /** Every object read, with what became of it. */
+  readonly objects: ReadonlyArray<{
+    readonly object: string
+    readonly state: ObjectState
+    readonly apiVersion: string | null
+    readonly file: string
+    readonly line: number
+    readonly inForce: InForce
+    readonly note?: string
+    /** `file:line: object: field: message` */
+    readonly issues: readonly string[]
+    readonly reportedBy?: string
+  }>
+  readonly counts: Readonly<Record<ObjectState, number>>
 }
 
 export function configView (snapshot: ConfigSnapshot): ConfigView {
+  const notes = (r: { degraded: ReadonlyArray<{ field: string, effect: string }> }): { degraded?: string[] } =>
+    r.degraded.length === 0 ? {} : { degraded: r.degraded.map((d) => `${d.field}: ${d.effect}`) }
   return {
     generation: snapshot.generation,
     origin: snapshot.origin,
     rootNamespace: snapshot.rootNamespace,
     files: snapshot.files,
     resources: [
-      ...snapshot.authorizationPolicies.map((p) => ({ kind: p.kind, apiVersion: p.apiVersion, ref: p.ref, ...p.origin, summary: `${p.spec.action}${p.dryRun ? ' [dry-run]' : ''}` })),
-      ...snapshot.peerAuthentications.map((p) => ({ kind: p.kind, apiVersion: p.apiVersion, ref: p.ref, ...p.origin, summary: p.spec.mtls?.mode ?? 'UNSET' }))
-    ]
+      ...snapshot.authorizationPolicies.map((p) => ({ kind: p.kind, apiVersion: p.apiVersion, ref: p.ref, ...p.origin, summary: `${p.spec.action}${p.dryRun ? ' [dry-run]' : ''}`, ...notes(p) })),
+      ...snapshot.peerAuthentications.map((p) => ({ kind: p.kind, apiVersion: p.apiVersion, ref: p.ref, ...p.origin, summary: p.spec.mtls?.mode ?? 'UNSET', ...notes(p) }))
+    ],
+    objects: snapshot.objects.map((o) => ({
+      object: o.object,
+      state: o.state,
+      apiVersion: o.apiVersion,
+      file: o.file,
+      line: o.line,
+      inForce: o.inForce,
+      ...(o.note === undefined ? {} : { note: o.note }),
+      issues: o.issues.map(formatIssue),
+      ...(o.reportedBy === undefined ? {} : { reportedBy: o.reportedBy })
+    })),
+    counts: countByState(snapshot.objects)
   }
 }

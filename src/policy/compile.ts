@@ -8,6 +8,8 @@ import { type Condition, operationCondition, sourceCondition, type SourceView } 
 //     all of its source fields) and any of its `to` entries (each: all of its operation
 //     fields); a rule `{}` matches every connection;
 //   - a policy matches when any rule matches; no rules (absent or []) matches nothing.
+// A degraded policy (src/resources/degrade.ts) compiles as Ferry enforces it: an ALLOW
+// rule with conditions Ferry cannot check never matches; a DENY rule comes without them.
 
 export type PolicyScope = 'mesh' | 'namespace' | 'workload'
 
@@ -30,6 +32,12 @@ export interface CompiledRule {
   readonly reason: string
   /** fields[from clause][to clause]: what a match reports, built once (index 0 when a side is absent). */
   readonly fields: ReadonlyArray<ReadonlyArray<readonly string[]>>
+  /** An ALLOW rule with conditions Ferry cannot check (`unenforceable`): it never matches. */
+  readonly never: boolean
+  /** Not enforced as written: it never matches, or conditions were left out (`dropped`). */
+  readonly degraded: boolean
+  readonly unenforceable: readonly string[]
+  readonly dropped: readonly string[]
 }
 
 export interface CompiledPolicy {
@@ -41,6 +49,10 @@ export interface CompiledPolicy {
   /** null: every workload in scope. */
   readonly selector: Readonly<Record<string, string>> | null
   readonly rules: readonly CompiledRule[]
+  /** Applied in another action or scope than written (CUSTOM as DENY, targetRefs as the namespace). */
+  readonly widened: boolean
+  /** Some rule never matches or matches more than written, or the policy is widened. */
+  readonly degraded: boolean
 }
 
 export interface RuleMatch {
@@ -60,9 +72,18 @@ export function compilePolicy (policy: AuthorizationPolicy, rootNamespace: strin
     const to = rule.to?.map((t, i) => clause(i, operationConditions(t.operation, [...base, 'to', i, 'operation']))) ?? null
     const reason = `${policy.spec.action} policy ${policy.ref}: rule ${r} matched`
     const fields = (from ?? [null]).map((f) => Object.freeze((to ?? [null]).map((t) => Object.freeze([...(f?.fields ?? []), ...(t?.fields ?? [])]))))
-    return Object.freeze({ index: r, field: formatPath(base), from: freezeOrNull(from), to: freezeOrNull(to), reason, fields: Object.freeze(fields) })
+    const unenforceable = Object.freeze([...(rule.unenforceable ?? [])])
+    const dropped = Object.freeze([...(rule.dropped ?? [])])
+    return Object.freeze({
+      index: r, field: formatPath(base), from: freezeOrNull(from), to: freezeOrNull(to), reason, fields: Object.freeze(fields),
+      never: unenforceable.length > 0, degraded: unenforceable.length + dropped.length > 0, unenforceable, dropped
+    })
   })
-  return Object.freeze({ ref: policy.ref, policy, action: policy.spec.action, dryRun: policy.dryRun, scope, selector, rules: Object.freeze(rules) })
+  const widened = policy.degraded.some((d) => d.kind === 'action' || d.kind === 'scope')
+  return Object.freeze({
+    ref: policy.ref, policy, action: policy.spec.action, dryRun: policy.dryRun, scope, selector, rules: Object.freeze(rules),
+    widened, degraded: widened || rules.some((r) => r.degraded)
+  })
 }
 
 /** The first rule of `p` that matches, with the fields that matched; null if none. */
@@ -70,6 +91,7 @@ export function matchPolicy (p: CompiledPolicy, src: SourceView, port: number): 
   const rules = p.rules
   for (let r = 0; r < rules.length; r++) {
     const rule = rules[r]
+    if (rule.never) continue
     const from = rule.from === null ? 0 : firstClause(rule.from, src, port)
     if (from < 0) continue
     const to = rule.to === null ? 0 : firstClause(rule.to, src, port)

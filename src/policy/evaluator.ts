@@ -105,9 +105,12 @@ export class WorkloadAuthz {
       reason: 'no DENY policy matched and no ALLOW policy applies to the workload'
     })
     const n = this.allow.length
+    const degraded = this.allow.filter((p) => p.degraded)
     this.noAllowMatched = Object.freeze({
       allowed: false, action: 'DENY', basis: 'no-allow-matched', fields: NO_FIELDS, dryRun: NO_DRY_RUN,
-      reason: `${n} ALLOW ${n === 1 ? 'policy applies' : 'policies apply'} to the workload (${this.allow.map((p) => p.ref).join(', ')}) and none matched`
+      reason: `${n} ALLOW ${n === 1 ? 'policy applies' : 'policies apply'} to the workload (${this.allow.map((p) => p.ref).join(', ')}) and none matched` +
+        (degraded.length === 0 ? '' : `; not enforced as written: ${degraded.map((p) => p.ref).join(', ')}`),
+      ...(degraded.length === 0 ? {} : { degraded: true as const })
     })
   }
 
@@ -120,7 +123,10 @@ export class WorkloadAuthz {
   private enforce (src: SourceView, port: number): Decision {
     for (const p of this.deny) {
       const m = matchPolicy(p, src, port)
-      if (m !== null) return { allowed: false, action: 'DENY', basis: 'deny-matched', policy: p.ref, rule: m.rule.index, fields: m.fields, reason: m.rule.reason, dryRun: NO_DRY_RUN }
+      if (m !== null) {
+        const d: Decision = { allowed: false, action: 'DENY', basis: 'deny-matched', policy: p.ref, rule: m.rule.index, fields: m.fields, reason: m.rule.reason, dryRun: NO_DRY_RUN }
+        return p.widened || m.rule.degraded ? { ...d, degraded: true } : d
+      }
     }
     if (this.allow.length === 0) return this.noAllowPolicy
     for (const p of this.allow) {

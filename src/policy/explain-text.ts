@@ -24,6 +24,7 @@ export function explanationText (e: Explanation, opts: TextOptions): string {
   out.push(`  decided by  ${by}`)
   for (const c of e.decidedBy) out.push(`  because     ${c.field}: ${c.detail}  (${at(c.location)})`)
   if (d.policy !== undefined && e.decidedBy.length === 0) out.push('  because     the rule is empty ({}): it matches every connection')
+  for (const n of e.degraded ?? []) out.push(`  degraded    ${n}`)
   out.push(`  mtls        ${e.mtls.mode} (${e.mtls.scope}${e.mtls.policy === undefined ? '' : ` ${e.mtls.policy}`})`)
   if (d.dryRun.length > 0) {
     for (const r of d.dryRun) {
@@ -47,6 +48,7 @@ function policyLines (p: PolicyTrace, at: (l: SourceLocation) => string): string
   const outcome = p.matchedRule === null ? 'no rule matches' : `rule ${p.matchedRule} matches`
   const lines = [`  ${p.action.padEnd(5)} ${p.policy}${p.dryRun ? ' [dry-run]' : ''}  ${scope}  ${outcome}  (${at(p.location)})`]
   if (p.note !== undefined) lines.push(`        ${p.note}`)
+  for (const d of p.degraded ?? []) lines.push(`        not as written: ${d}`)
   for (const r of p.rules) {
     lines.push(`        rule ${r.index}: ${r.matched ? 'matches' : 'does not match'}${r.note === undefined ? '' : ` — ${r.note}`}`)
     for (const [name, clauses] of [['from', r.from], ['to', r.to]] as Array<[string, readonly ClauseTrace[] | null]>) {

@@ -24,6 +24,12 @@ export interface Explanation {
   readonly decidedAt?: SourceLocation
   /** Every policy that applies to the destination, in evaluation order. */
   readonly policies: readonly PolicyTrace[]
+  /**
+   * Why the decision (or the mTLS mode) is not what the documents say as written: one
+   * line per thing Ferry could not enforce that played a part, e.g. "DENY prod/x rule 0:
+   * applied without spec.rules[0].to[0].operation.methods (…)". Empty when none did.
+   */
+  readonly degraded: readonly string[]
   readonly config: { readonly origin: string, readonly generation: number, readonly rootNamespace: string }
 }
 
@@ -38,6 +44,8 @@ export interface PolicyTrace {
   readonly matchedRule: number | null
   readonly rules: readonly RuleTrace[]
   readonly note?: string
+  /** What of this policy Ferry does not enforce as written: `field: what it does instead`. */
+  readonly degraded?: readonly string[]
 }
 
 export interface RuleTrace {
@@ -83,6 +91,7 @@ export function explain (set: PolicySet, request: AuthzRequest): Explanation {
   return {
     allowed: decision.allowed,
     decision,
+    degraded: [...decisionNotes(decision, workload.policies), ...mtlsNotes(set, request)],
     request: {
       source: { principal: src.principal, namespace: src.namespace, ip: src.ip },
       destination: { namespace: request.destination.namespace, labels: { ...request.destination.labels }, port }
@@ -97,12 +106,48 @@ export function explain (set: PolicySet, request: AuthzRequest): Explanation {
 
 type Locate = PolicySet['snapshot']['locate']
 
+/** What Ferry could not enforce in the policies that made the decision. */
+function decisionNotes (decision: Decision, policies: readonly CompiledPolicy[]): string[] {
+  if (decision.degraded !== true) return []
+  const enforced = policies.filter((p) => !p.dryRun)
+  if (decision.basis === 'deny-matched') {
+    const p = enforced.find((x) => x.ref === decision.policy && x.action === 'DENY')
+    return p === undefined ? [] : policyNotes(p, decision.rule)
+  }
+  return enforced.filter((p) => p.action === 'ALLOW' && p.degraded).flatMap((p) => policyNotes(p))
+}
+
+/** The policy-wide changes, and those of one rule (or of every rule). */
+function policyNotes (p: CompiledPolicy, rule?: number): string[] {
+  const out = p.policy.degraded.filter((d) => d.kind === 'action' || d.kind === 'scope').map((d) => `${p.action} ${p.ref}: ${d.field}: ${d.effect}`)
+  for (const r of p.rules) {
+    if (rule !== undefined && r.index !== rule) continue
+    if (r.never) out.push(`${p.action} ${p.ref} rule ${r.index}: ${neverNote(r)}`)
+    else if (r.dropped.length > 0) out.push(`${p.action} ${p.ref} rule ${r.index}: ${droppedNote(r)}`)
+  }
+  return out
+}
+
+function neverNote (r: CompiledRule): string {
+  return `matches nothing: Ferry cannot check ${r.unenforceable.join(', ')}, and an ALLOW rule it cannot fully check never matches`
+}
+
+function droppedNote (r: CompiledRule): string {
+  return `applied without ${r.dropped.join(', ')} (Ferry cannot check them): it matches more connections, so it denies more`
+}
+
+/** PeerAuthentications of the destination whose mode Ferry reads differently from the document (DISABLE as UNSET). */
+function mtlsNotes (set: PolicySet, request: AuthzRequest): string[] {
+  return set.mtls.degradedFor(request.destination).map((p) => `PeerAuthentication ${p.ref}: ${p.degraded.filter((d) => d.kind === 'mode').map((d) => `${d.field}: ${d.effect}`).join('; ')}`)
+}
+
 function tracePolicy (p: CompiledPolicy, src: SourceView, port: number, locate: Locate): PolicyTrace {
   const rules = p.rules.map((r) => traceRule(p, r, src, port, locate))
   const first = rules.find((r) => r.matched)
   const note = p.rules.length === 0
     ? `no rules: matches nothing${p.action === 'ALLOW' ? ' (this ALLOW policy allows nothing)' : ''}`
     : undefined
+  const degraded = p.policy.degraded.filter((d) => d.kind !== 'condition-dropped' && d.kind !== 'rule-matches-nothing').map((d) => `${d.field}: ${d.effect}`)
   return {
     policy: p.ref,
     action: p.action,
@@ -112,7 +157,8 @@ function tracePolicy (p: CompiledPolicy, src: SourceView, port: number, locate: 
     location: p.policy.origin,
     matchedRule: first === undefined ? null : first.index,
     rules,
-    ...(note === undefined ? {} : { note })
+    ...(note === undefined ? {} : { note }),
+    ...(degraded.length === 0 ? {} : { degraded })
   }
 }
 
@@ -120,8 +166,12 @@ function traceRule (p: CompiledPolicy, r: CompiledRule, src: SourceView, port: n
   const at = ['spec', 'rules', r.index]
   const from = r.from === null ? null : r.from.map((c) => traceClause(p, c, src, port, locate))
   const to = r.to === null ? null : r.to.map((c) => traceClause(p, c, src, port, locate))
-  const matched = (from === null || from.some((c) => c.matched)) && (to === null || to.some((c) => c.matched))
-  const note = from === null && to === null ? 'an empty rule: matches every connection' : undefined
+  const matched = !r.never && (from === null || from.some((c) => c.matched)) && (to === null || to.some((c) => c.matched))
+  const note = r.never
+    ? neverNote(r)
+    : r.dropped.length > 0
+      ? droppedNote(r) + (from === null && to === null ? '; left empty, it matches every connection' : '')
+      : from === null && to === null ? 'an empty rule: matches every connection' : undefined
   return { index: r.index, matched, location: locate(p.policy, at), from, to, ...(note === undefined ? {} : { note }) }
 }
 

@@ -60,6 +60,12 @@ export interface Decision {
   readonly dryRun: readonly DryRunDecision[]
   /** The decision if the dry-run policies were enforced too (present when dryRun is not empty). */
   readonly dryRunAllowed?: boolean
+  /**
+   * A policy Ferry does not enforce as written made this decision: the deciding DENY rule
+   * left conditions out (or the policy's action or scope was widened), or, for
+   * no-allow-matched, an ALLOW policy that applies has rules that never match.
+   */
+  readonly degraded?: true
 }
 
 export interface DryRunDecision {
@@ -84,6 +90,7 @@ export interface MtlsDecision {
 export function decisionLogFields (d: Decision): Record<string, unknown> {
   const out: Record<string, unknown> = { allowed: d.allowed, basis: d.basis }
   if (d.policy !== undefined) { out.policy = d.policy; out.rule = d.rule }
+  if (d.degraded === true) out.degraded = true
   if (d.dryRun.length > 0) {
     out.dryRunAllowed = d.dryRunAllowed
     out.dryRun = d.dryRun.map((r) => r.matched ? `${r.action} ${r.policy} rule ${String(r.rule)} matched` : `${r.action} ${r.policy} no match`)

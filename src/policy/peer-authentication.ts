@@ -72,6 +72,12 @@ export class MtlsModes {
     return decision
   }
 
+  /** The PeerAuthentications consulted for `w` (mesh, namespace, workload) whose mode Ferry reads differently from the document. */
+  degradedFor (w: WorkloadRef): PeerAuthentication[] {
+    const chain = [this.mesh, w.namespace === this.rootNamespace ? null : this.namespaceWide.get(w.namespace) ?? null, this.workloadPolicy(w)]
+    return chain.filter((p): p is PeerAuthentication => p !== null && p.degraded.some((d) => d.kind === 'mode'))
+  }
+
   /** Workload-level policies that select `w`, first (the one in force) by name. */
   workloadPolicies (w: WorkloadRef): PeerAuthentication[] {
     return (this.workloadLevel.get(w.namespace) ?? []).filter((p) => selects(p.spec.selector?.matchLabels ?? {}, w.labels))

@@ -22,10 +22,12 @@ import type { RelayEnd } from './relay'
 // its recorded source and port and resets those now denied, as ztunnel does.
 //
 // Before the first PolicySet: with no configuration source at all (`requireConfig`
-// false: the agent has no --config-dir) no policy exists and everything is allowed; with
-// one, the policies exist but are not known yet, so every inbound connection is denied
-// (basis `no-config`) until a first valid snapshot arrives: fail closed, as a proxy that
-// cannot read its authorization policy must.
+// false: the agent has no --config-dir or stream) no policy exists and everything is
+// allowed; with one, the policies exist but are not known yet, so every inbound
+// connection is denied (basis `no-config`) until a first snapshot arrives: fail closed,
+// as a proxy that cannot read its authorization policy must. Sources admit object by
+// object and the agent starts from its saved configuration (--config-cache), so this
+// holds only for an agent that has never had a configuration.
 
 export interface AuthzMetrics {
   /** One denied connection (or one closed by a policy change), by deciding policy. */
@@ -56,7 +58,7 @@ export interface ConfigReadiness {
   readonly generation: number
   /** Why it is not ready (absent when ready). */
   readonly reason?: string
-  /** The last rejected state's issues (file:line: field: reason), while no snapshot is in force. */
+  /** Why the source could not be read (file: reason), while no snapshot is in force. */
   readonly issues?: readonly string[]
 }
 
@@ -93,7 +95,7 @@ export class InboundAuthorizer {
       generation: 0,
       reason: this.rejectedIssues === null
         ? 'no configuration loaded yet: inbound connections are denied'
-        : 'the configuration is invalid and no earlier valid one exists: inbound connections are denied',
+        : 'the configuration source cannot be read and no configuration was ever in force: inbound connections are denied',
       ...(this.rejectedIssues === null ? {} : { issues: this.rejectedIssues })
     }
   }

@@ -20,6 +20,8 @@ import { routeInbound } from './route'
 //   principal: result denied, reset) → route (that same address) → connect (from inside
 //   the destination pod's netns, over lo, so sk_lookup does not steer it again) → relay
 //   (tracked, so a new policy that denies it closes it) → account. (Connections from the mesh arrive through the tunnel: tunnel-inbound.ts.)
+// A connection made to the listener's own address (from inside the pod's netns, not
+// steered) has no original destination: reset as no_original_dst, never relayed to itself.
 
 const TRACE = trace('proxy')
 
@@ -35,7 +37,7 @@ export function createInboundHandler (deps: InboundDeps): (socket: Socket) => vo
     const conn = new Conn('inbound', socket, clock)
     accepted(conn, telemetry)
     identifyInbound(conn, socket, deps.pod, deps.routes.index, identities)
-    if (!originalDstInbound(conn, socket)) {
+    if (!originalDstInbound(conn, socket, deps.ownAddresses)) {
       reject(conn, telemetry, 'no_original_dst', null)
       return
     }

@@ -18,4 +18,6 @@ export interface PodListenerDeps {
   readonly mesh?: Mesh
   readonly connectTimeoutMs?: number
   readonly clock?: Clock
+  /** The inbound listener's own bound addresses (127.0.0.1:15006, [::1]:15006): a connection to them is refused, never relayed to the proxy itself. */
+  readonly ownAddresses?: ReadonlyArray<{ readonly address: string, readonly port: number }>
 }

@@ -21,10 +21,16 @@ export function originalDstOutbound (conn: Conn, socket: Socket, lookup: Origina
   return true
 }
 
-export function originalDstInbound (conn: Conn, socket: Socket): boolean {
+/**
+ * `own`: the listener's own addresses. A connection made to one of them was not steered
+ * by sk_lookup (a process inside the pod's netns dialled the listener itself): it has no
+ * destination but the proxy, and relaying it would connect the proxy to itself.
+ */
+export function originalDstInbound (conn: Conn, socket: Socket, own: ReadonlyArray<{ readonly address: string, readonly port: number }> = []): boolean {
   const address = canonicalIP(socket.localAddress ?? '')
   const port = socket.localPort
   if (address === null || port === undefined) return false
+  if (own.some((o) => o.port === port && canonicalIP(o.address) === address)) return false
   conn.originalDst = { address, port, family: familyOf(address) }
   return true
 }

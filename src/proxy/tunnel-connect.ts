@@ -14,7 +14,7 @@ import type { UpstreamPath } from './path'
 //
 //   no certificate for the source yet      connect_error FERRY_ERR_TUNNEL_CONNECT no-certificate
 //   TunnelError (refused, wrong identity…) connect_error (connect_timeout for a timeout),
-//                                          error_code = its code (FERRY_ERR_TUNNEL_CONNECT, _PEER, _REFUSED),
+//                                          error_code = its code (FERRY_ERR_TUNNEL_CONNECT, _PEER, _REFUSED, _BUSY),
 //                                          error_reason = its reason ("status 503" for refusals)
 //   the application left meanwhile         reset; a stream that arrives later is reset
 

@@ -1,4 +1,5 @@
 import { deepFreeze } from '../discovery/model'
+import type { Degraded } from './degrade'
 import {
   type AuthorizationPolicy, type AuthorizationPolicySpec, type DeclaredMtlsMode, DRY_RUN_ANNOTATIONS, type ObjectMeta,
   type PeerAuthentication, type PeerAuthenticationSpec, type PolicyOperation, type PolicyRule, type PolicySource,
@@ -7,19 +8,23 @@ import {
 
 // A document that passed its schema, made into the typed, frozen resource the rest of
 // Ferry uses: defaults applied (action ALLOW, mtls mode UNSET), Istio's string ports made
-// numbers, dry-run read from its annotation. No validation happens here.
+// numbers, dry-run read from its annotation. A degraded document (degrade.ts) comes as
+// the form Ferry enforces, with what was changed. No validation happens here.
 
 type Raw = Record<string, any>
 
-export function toResource (kind: ResourceKind, raw: Raw, origin: SourceLocation): Resource {
+type Changes = Pick<Degraded, 'degradations' | 'unenforceable' | 'dropped'>
+const AS_WRITTEN: Changes = { degradations: [], unenforceable: new Map(), dropped: new Map() }
+
+export function toResource (kind: ResourceKind, raw: Raw, origin: SourceLocation, changes: Changes = AS_WRITTEN): Resource {
   const metadata = toMeta(raw.metadata)
-  const base = { apiVersion: raw.apiVersion as string, metadata, ref: `${metadata.namespace}/${metadata.name}`, origin }
+  const base = { apiVersion: raw.apiVersion as string, metadata, ref: `${metadata.namespace}/${metadata.name}`, origin, degraded: [...changes.degradations] }
   const spec: Raw = raw.spec ?? {}
   if (kind === 'AuthorizationPolicy') {
     const policy: AuthorizationPolicy = {
       kind,
       ...base,
-      spec: toAuthorizationSpec(spec),
+      spec: toAuthorizationSpec(spec, changes),
       dryRun: DRY_RUN_ANNOTATIONS.some((a) => metadata.annotations[a] === 'true')
     }
     return deepFreeze(policy)
@@ -36,18 +41,20 @@ function toSelector (s: Raw | undefined): WorkloadSelector | undefined {
   return s === undefined ? undefined : { matchLabels: { ...s.matchLabels } }
 }
 
-function toAuthorizationSpec (spec: Raw): AuthorizationPolicySpec {
+function toAuthorizationSpec (spec: Raw, changes: Changes): AuthorizationPolicySpec {
   const out: { -readonly [K in keyof AuthorizationPolicySpec]: AuthorizationPolicySpec[K] } = { action: spec.action ?? 'ALLOW' }
   const selector = toSelector(spec.selector)
   if (selector !== undefined) out.selector = selector
-  if (spec.rules !== undefined) out.rules = (spec.rules as Raw[]).map(toRule)
+  if (spec.rules !== undefined) out.rules = (spec.rules as Raw[]).map((r, i) => toRule(r, changes.unenforceable.get(i), changes.dropped.get(i)))
   return out
 }
 
-function toRule (r: Raw): PolicyRule {
-  const rule: { from?: Array<{ source: PolicySource }>, to?: Array<{ operation: PolicyOperation }> } = {}
-  if (r.from !== undefined) rule.from = (r.from as Raw[]).map((f) => ({ source: { ...f.source } }))
+function toRule (r: Raw, unenforceable: readonly string[] | undefined, dropped: readonly string[] | undefined): PolicyRule {
+  const rule: { -readonly [K in keyof PolicyRule]: PolicyRule[K] } = {}
+  if (r.from !== undefined) rule.from = (r.from as Raw[]).map((f) => ({ source: { ...f.source } as PolicySource }))
   if (r.to !== undefined) rule.to = (r.to as Raw[]).map((t) => ({ operation: toOperation(t.operation) }))
+  if (unenforceable !== undefined) rule.unenforceable = [...unenforceable]
+  if (dropped !== undefined) rule.dropped = [...dropped]
   return rule
 }
 

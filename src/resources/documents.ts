@@ -20,6 +20,29 @@ export interface SourceLocation {
   readonly line: number
 }
 
+/**
+ * Something in a resource Ferry cannot enforce as written, and what it does instead
+ * (src/resources/degrade.ts): always a form that allows no more than the document.
+ */
+export interface Degradation {
+  /** `spec.rules[0].to[0].operation.methods` */
+  readonly field: string
+  readonly path: ReadonlyArray<string | number>
+  /** Why Ferry cannot enforce it. */
+  readonly reason: string
+  /** What Ferry does instead. */
+  readonly effect: string
+  /**
+   * - ignored: no effect on access (server-written metadata, AUDIT's whole policy)
+   * - condition-dropped: a DENY rule applied without the condition (it denies more)
+   * - rule-matches-nothing: an ALLOW rule that can never match (it allows nothing)
+   * - action: CUSTOM enforced as DENY
+   * - scope: targetRefs replaced by the whole namespace
+   * - mode: DISABLE read as UNSET
+   */
+  readonly kind: 'ignored' | 'condition-dropped' | 'rule-matches-nothing' | 'action' | 'scope' | 'mode'
+}
+
 export interface ObjectMeta {
   readonly name: string
   readonly namespace: string
@@ -36,6 +59,8 @@ interface ResourceBase<K extends ResourceKind, S> {
   readonly ref: string
   /** Where the document starts. */
   readonly origin: SourceLocation
+  /** What Ferry does not enforce as written (empty: enforced as written). */
+  readonly degraded: readonly Degradation[]
 }
 
 export interface WorkloadSelector {
@@ -65,6 +90,10 @@ export interface PolicyOperation {
 export interface PolicyRule {
   readonly from?: ReadonlyArray<{ readonly source: PolicySource }>
   readonly to?: ReadonlyArray<{ readonly operation: PolicyOperation }>
+  /** ALLOW rules: conditions Ferry cannot check were written here, so the rule never matches. */
+  readonly unenforceable?: readonly string[]
+  /** DENY rules: conditions Ferry cannot check, left out (the rule matches more). */
+  readonly dropped?: readonly string[]
 }
 
 export interface AuthorizationPolicySpec {
@@ -97,6 +126,11 @@ export interface PeerAuthenticationSpec {
 export type PeerAuthentication = ResourceBase<'PeerAuthentication', PeerAuthenticationSpec>
 
 export type Resource = AuthorizationPolicy | PeerAuthentication
+
+/** `AuthorizationPolicy/prod/deny-dev`: what makes two documents the same object. */
+export function resourceKey (kind: string, namespace: string, name: string): string {
+  return `${kind}/${namespace}/${name}`
+}
 
 /** `AuthorizationPolicy prod/deny-dev`: how issues name a resource. */
 export function describeResource (r: { kind: string, metadata: { namespace: string, name: string } }): string {

@@ -2,12 +2,15 @@ import { SECURITY_API_VERSIONS, type ResourceKind } from './documents'
 
 // One JSON schema per kind, the only description of what a valid document is. Every
 // object is closed (`additionalProperties: false`); free-form maps (labels) say what
-// their values are. Fields that Istio has and Ferry does not support are *declared*, so
-// that a document using one is rejected by name with the reason, never ignored:
+// their values are. Fields that Istio has and Ferry cannot enforce are *declared* with
+// Istio's types, so that a document using one is well-formed (a wrong type is still
+// malformed) and the field is named with the reason, never silently ignored:
 //
-//   x-ferry-unsupported: "reason"            the field may not appear at all
-//   x-ferry-unsupported-values: {V: reason}  the field may not take value V
+//   x-ferry-unsupported: "reason"            Ferry cannot enforce the field
+//   x-ferry-unsupported-values: {V: reason}  Ferry cannot enforce value V
 //
+// What happens to such a document is src/resources/degrade.ts's job: it is applied in a
+// form that never allows more than written (or refused when no such form exists).
 // Formats (ferry-*) are checked by validate.ts, which also turns ajv's errors into
 // messages a person can act on.
 
@@ -15,10 +18,12 @@ export const UNSUPPORTED = 'x-ferry-unsupported'
 export const UNSUPPORTED_VALUES = 'x-ferry-unsupported-values'
 
 const NEEDS_L7 = 'needs L7, not yet supported by Ferry (Ferry authorizes TCP connections: use ports / notPorts)'
-const SERVER_WRITTEN = 'written by the API server; not part of a configuration file'
+const SERVER_WRITTEN = 'written by the API server; no effect on access'
+const NO_EFFECT = 'no effect on access'
 
-function unsupported (reason: string): object {
-  return { [UNSUPPORTED]: `not supported by Ferry: ${reason}` }
+/** A field Ferry cannot enforce, with Istio's type for it. */
+function unsupported (reason: string, type: object): object {
+  return { ...type, [UNSUPPORTED]: `not supported by Ferry: ${reason}` }
 }
 
 const str = { type: 'string', minLength: 1 }
@@ -28,9 +33,20 @@ function list (format: string): object {
   return { type: 'array', minItems: 1, items: { type: 'string', format } }
 }
 
-/** An L7 field: type-checked like Istio's, then refused until Ferry has L7. */
+/** A list of strings, as Istio types most of its fields. */
+const strList = { type: 'array', items: { type: 'string' } }
+
+/** An L7 field: type-checked like Istio's, not enforceable until Ferry has L7. */
 function l7List (): object {
   return { type: 'array', minItems: 1, items: str, [UNSUPPORTED]: NEEDS_L7 }
+}
+
+/** Istio's PolicyTargetReference (Gateway API). */
+const targetRef = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['kind', 'name'],
+  properties: { group: { type: 'string' }, kind: str, name: str, namespace: { type: 'string' } }
 }
 
 const dryRunValue = { type: 'string', enum: ['true', 'false'] }
@@ -48,12 +64,17 @@ const metadata = {
       additionalProperties: { type: 'string' },
       properties: { 'istio.io/dry-run': dryRunValue, 'ferry.dev/dry-run': dryRunValue }
     },
-    uid: { [UNSUPPORTED]: SERVER_WRITTEN },
-    resourceVersion: { [UNSUPPORTED]: SERVER_WRITTEN },
-    generation: { [UNSUPPORTED]: SERVER_WRITTEN },
-    creationTimestamp: { [UNSUPPORTED]: SERVER_WRITTEN },
-    managedFields: { [UNSUPPORTED]: SERVER_WRITTEN },
-    selfLink: { [UNSUPPORTED]: SERVER_WRITTEN }
+    uid: { type: 'string', [UNSUPPORTED]: SERVER_WRITTEN },
+    resourceVersion: { type: 'string', [UNSUPPORTED]: SERVER_WRITTEN },
+    generation: { type: 'integer', [UNSUPPORTED]: SERVER_WRITTEN },
+    creationTimestamp: { type: 'string', [UNSUPPORTED]: SERVER_WRITTEN },
+    deletionTimestamp: { type: 'string', [UNSUPPORTED]: SERVER_WRITTEN },
+    deletionGracePeriodSeconds: { type: 'integer', [UNSUPPORTED]: SERVER_WRITTEN },
+    managedFields: { type: 'array', [UNSUPPORTED]: SERVER_WRITTEN },
+    selfLink: { type: 'string', [UNSUPPORTED]: SERVER_WRITTEN },
+    generateName: { type: 'string', [UNSUPPORTED]: NO_EFFECT },
+    finalizers: { ...strList, [UNSUPPORTED]: NO_EFFECT },
+    ownerReferences: { type: 'array', items: { type: 'object' }, [UNSUPPORTED]: NO_EFFECT }
   }
 }
 
@@ -73,7 +94,7 @@ function resourceSchema (kind: ResourceKind, spec: object): object {
       kind: { const: kind },
       metadata,
       spec,
-      status: { [UNSUPPORTED]: SERVER_WRITTEN }
+      status: { type: 'object', [UNSUPPORTED]: SERVER_WRITTEN }
     }
   }
 }
@@ -89,12 +110,12 @@ const source = {
     notNamespaces: list('ferry-string-match'),
     ipBlocks: list('ferry-ip-block'),
     notIpBlocks: list('ferry-ip-block'),
-    requestPrincipals: unsupported('request principals come from JWTs (RequestAuthentication), which need L7'),
-    notRequestPrincipals: unsupported('request principals come from JWTs (RequestAuthentication), which need L7'),
-    remoteIpBlocks: unsupported('the original client address (X-Forwarded-For, PROXY protocol) is not known to Ferry; use ipBlocks'),
-    notRemoteIpBlocks: unsupported('the original client address (X-Forwarded-For, PROXY protocol) is not known to Ferry; use notIpBlocks'),
-    serviceAccounts: unsupported('write the identity as a principal instead, e.g. principals: ["cluster.local/ns/NS/sa/SA"]'),
-    notServiceAccounts: unsupported('write the identity as a principal instead, e.g. notPrincipals: ["cluster.local/ns/NS/sa/SA"]')
+    requestPrincipals: unsupported('request principals come from JWTs (RequestAuthentication), which need L7', strList),
+    notRequestPrincipals: unsupported('request principals come from JWTs (RequestAuthentication), which need L7', strList),
+    remoteIpBlocks: unsupported('the original client address (X-Forwarded-For, PROXY protocol) is not known to Ferry; use ipBlocks', strList),
+    notRemoteIpBlocks: unsupported('the original client address (X-Forwarded-For, PROXY protocol) is not known to Ferry; use notIpBlocks', strList),
+    serviceAccounts: unsupported('write the identity as a principal instead, e.g. principals: ["cluster.local/ns/NS/sa/SA"]', strList),
+    notServiceAccounts: unsupported('write the identity as a principal instead, e.g. notPrincipals: ["cluster.local/ns/NS/sa/SA"]', strList)
   }
 }
 
@@ -109,8 +130,8 @@ const operation = {
     notMethods: l7List(),
     paths: l7List(),
     notPaths: l7List(),
-    hosts: unsupported('matching the HTTP Host header needs L7'),
-    notHosts: unsupported('matching the HTTP Host header needs L7')
+    hosts: unsupported('matching the HTTP Host header needs L7', strList),
+    notHosts: unsupported('matching the HTTP Host header needs L7', strList)
   }
 }
 
@@ -128,7 +149,15 @@ const rule = {
       minItems: 1,
       items: { type: 'object', additionalProperties: false, required: ['operation'], properties: { operation } }
     },
-    when: unsupported('conditions (`when`) are not evaluated by Ferry; express them with from.source and to.operation')
+    when: unsupported('conditions (`when`) are not evaluated by Ferry; express them with from.source and to.operation', {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['key'],
+        properties: { key: str, values: strList, notValues: strList }
+      }
+    })
   }
 }
 
@@ -146,9 +175,11 @@ const authorizationPolicySpec = {
       }
     },
     rules: { type: 'array', items: rule },
-    provider: unsupported('external authorization providers (action CUSTOM) need L7'),
-    targetRef: unsupported('Gateway API targets; select workloads with selector.matchLabels'),
-    targetRefs: unsupported('Gateway API targets; select workloads with selector.matchLabels')
+    provider: unsupported('external authorization providers (action CUSTOM) need L7', {
+      type: 'object', additionalProperties: false, properties: { name: { type: 'string' } }
+    }),
+    targetRef: unsupported('Gateway API targets; select workloads with selector.matchLabels', targetRef),
+    targetRefs: unsupported('Gateway API targets; select workloads with selector.matchLabels', { type: 'array', items: targetRef })
   }
 }
 

@@ -1,14 +1,24 @@
 import type { AuthorizationPolicy, PeerAuthentication, Resource, SourceLocation } from './documents'
 import type { FieldPath } from './issues'
+import type { ObjectReport } from './reports'
 
-// One consistent view of a configuration directory: every resource of every file, all
-// valid together. A snapshot is immutable; a change produces a new one with the next
-// generation, and nothing partial is ever visible.
+// One consistent view of a configuration source: the resources in force, each object's
+// fate (src/resources/admission.ts: accepted, degraded or refused, with what applies
+// instead), and the documents of what is in force. A snapshot is immutable; a change
+// produces a new one with the next generation, and nothing partial is ever visible.
 
 export const CONFIG_DEFAULTS = Object.freeze({
   /** Policies in this namespace apply to the whole mesh (Istio's istio-system). */
   rootNamespace: 'ferry-system'
 })
+
+/** One object's document: its own text and where it was read (a file and the line it starts at, or an API object's name). */
+export interface SourceDocument {
+  readonly path: string
+  readonly text: string
+  /** The line of `path` where `text` starts (1 when absent). */
+  readonly line?: number
+}
 
 export interface ConfigSnapshot {
   /** 1 for the first good snapshot of a source, +1 for every changed one after. */
@@ -21,6 +31,14 @@ export interface ConfigSnapshot {
   /** Sorted by namespace, then name. */
   readonly authorizationPolicies: readonly AuthorizationPolicy[]
   readonly peerAuthentications: readonly PeerAuthentication[]
+  /** Every object read and what became of it, by file and line. */
+  readonly objects: readonly ObjectReport[]
+  /**
+   * The document of every object in force (the earlier version of a refused one, and the
+   * ones whose policy enforces nothing, e.g. AUDIT), by path and line: what the
+   * controller serves, and what a saved configuration holds.
+   */
+  readonly documents: readonly SourceDocument[]
   /** Where a field (full path, e.g. ['spec', 'rules', 0]) of one of this snapshot's resources is written. */
   locate: (resource: Resource, path: FieldPath) => SourceLocation
 }
@@ -37,11 +55,14 @@ export function createSnapshot (fields: Omit<ConfigSnapshot, 'locate'>, lines: R
     files: Object.freeze([...fields.files]),
     authorizationPolicies: Object.freeze([...fields.authorizationPolicies]),
     peerAuthentications: Object.freeze([...fields.peerAuthentications]),
+    objects: Object.freeze([...fields.objects]),
+    documents: Object.freeze([...fields.documents]),
     locate
   })
 }
 
 /** A snapshot with nothing in it: every connection allowed, mTLS at its default. */
 export function emptySnapshot (origin = '(none)', rootNamespace: string = CONFIG_DEFAULTS.rootNamespace): ConfigSnapshot {
-  return createSnapshot({ generation: 0, origin, rootNamespace, files: [], authorizationPolicies: [], peerAuthentications: [] }, new Map())
+  return createSnapshot({ generation: 0, origin, rootNamespace, files: [], authorizationPolicies: [], peerAuthentications: [], objects: [], documents: [] }, new Map())
 }
+

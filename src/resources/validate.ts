@@ -12,6 +12,8 @@ import { SCHEMAS, UNSUPPORTED, UNSUPPORTED_VALUES } from './schema'
 export interface SchemaIssue {
   readonly path: FieldPath
   readonly message: string
+  /** A field (or value) Ferry cannot enforce, declared in the schema; absent: the document is malformed. */
+  readonly unsupported?: true
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/
@@ -102,29 +104,38 @@ function createAjv (): Ajv {
   return a
 }
 
-/** Every problem of `value` as a `kind` document; empty when it is valid. */
+/**
+ * Every problem of `value` as a `kind` document; empty when it is valid. Issues marked
+ * `unsupported` name what Ferry cannot enforce in an otherwise well-formed document;
+ * any other issue makes the document malformed.
+ */
 export function validateResource (kind: ResourceKind, value: unknown): SchemaIssue[] {
   const validate = validatorOf(kind)
   if (validate(value)) return []
   const issues = (validate.errors ?? []).map((e) => toIssue(e, value)).filter((i): i is RawIssue => i !== null)
-  // Ferry's own reason for a field beats ajv's generic complaints about the same field
-  // (an unsupported `action: AUDIT` is also "not one of ALLOW, DENY").
-  const explained = new Set(issues.filter((i) => i.ferry).map((i) => key(i.path)))
+  // An unsupported value's reason beats ajv's enum complaint about the same field (an
+  // `action: AUDIT` is also "not one of ALLOW, DENY"); a field's type errors stay.
+  const valueMarked = new Set(issues.filter((i) => i.keyword === UNSUPPORTED_VALUES).map((i) => key(i.path)))
   const seen = new Set<string>()
   const out: SchemaIssue[] = []
   for (const i of issues) {
-    if (!i.ferry && explained.has(key(i.path))) continue
+    if (i.keyword === 'enum' && valueMarked.has(key(i.path))) continue
     const k = `${key(i.path)}\0${i.message}`
     if (seen.has(k)) continue
     seen.add(k)
-    out.push({ path: i.path, message: i.message })
+    out.push(i.ferry ? { path: i.path, message: i.message, unsupported: true } : { path: i.path, message: i.message })
   }
   return out
 }
 
-interface RawIssue extends SchemaIssue { readonly ferry: boolean }
+interface RawIssue { readonly path: FieldPath, readonly message: string, readonly ferry: boolean, readonly keyword: string }
 
 function toIssue (e: ErrorObject, root: unknown): RawIssue | null {
+  const issue = describe(e, root)
+  return issue === null ? null : { ...issue, keyword: e.keyword }
+}
+
+function describe (e: ErrorObject, root: unknown): Omit<RawIssue, 'keyword'> | null {
   const path = pathOf(e.instancePath, root)
   const data = e.data
   const parent = e.parentSchema as Record<string, unknown> | undefined

@@ -5,34 +5,45 @@ import type { Registry } from 'prom-client'
 import { ferryError } from '../errors'
 import type { Logger } from '../telemetry/logger'
 import { ChangeTrigger, WATCH_DEFAULTS } from '../util/change-trigger'
+import { ConfigAdmission } from './admission'
 import { ConfigError, formatIssue } from './issues'
-import { buildSnapshot, type ConfigFile, listConfigFiles, readConfigFiles } from './loader'
+import { type ConfigFile, listConfigFiles, readConfigFiles } from './loader'
 import { ConfigMetrics } from './metrics'
-import type { ConfigSnapshot } from './snapshot'
+import { logReportChanges, ReportChanges } from './reports'
+import type { SavedConfig } from './saved-config'
+import { CONFIG_DEFAULTS, type ConfigSnapshot } from './snapshot'
 
-// Watches a configuration directory and publishes a new ConfigSnapshot only when the
-// whole directory is valid. When to reload (directory watch, debounce, slow poll, one
-// load at a time) is src/util/change-trigger.ts's job, shared with the file discovery
-// source; here a bad state is reported once — to a counter, the log and the listener —
-// while the last good snapshot keeps serving.
+// Watches a configuration directory and publishes a new ConfigSnapshot for every change,
+// admitted object by object (src/resources/admission.ts): one bad object is refused (its
+// last valid version keeps applying) and everything else applies. When to reload
+// (directory watch, debounce, slow poll, one load at a time) is src/util/change-trigger.ts's
+// job, shared with the file discovery source. Each object that becomes refused or
+// degraded is logged and counted once per change; a directory that cannot be read at
+// all is reported once while the last snapshot keeps serving.
+//
+// A saved configuration (the agent's --config-cache) seeds the admission's memory, so
+// the objects of a file that is broken at start keep their last good version, and it
+// serves when the directory cannot be read at all at start.
 
 export const CONFIG_WATCH_DEFAULTS = WATCH_DEFAULTS
 
 export interface ConfigListener {
-  /** A new, frozen, valid snapshot (generation strictly increasing). */
+  /** A new, frozen snapshot (generation strictly increasing). */
   onSnapshot (snapshot: ConfigSnapshot): void
-  /** The directory changed into an invalid state; the last good snapshot stays current. */
+  /** The source could not be read or used at all; the last snapshot (if any) stays current. */
   onRejected? (err: ConfigError): void
 }
 
 export interface ConfigWatcherOptions {
   readonly dir: string
   readonly log: Logger
-  /** Where the rejection counter and generation gauge go (the agent's registry). */
+  /** Where the metrics go (the agent's registry). */
   readonly registry?: Registry
   readonly rootNamespace?: string
   readonly pollMs?: number
   readonly debounceMs?: number
+  /** The last good configuration saved before this process started (the agent's --config-cache). */
+  readonly saved?: SavedConfig | null
 }
 
 export class ConfigDirectoryWatcher {
@@ -41,13 +52,14 @@ export class ConfigDirectoryWatcher {
   private readonly log: Logger
   private readonly rootNamespace: string | undefined
   private readonly trigger: ChangeTrigger
+  private readonly admission = new ConfigAdmission()
+  private readonly changes = new ReportChanges()
   private listener: ConfigListener | null = null
   private snapshot: ConfigSnapshot | null = null
-  /** Digest of the last directory state handled, valid or not, and of the one serving. */
+  /** Digest of the last directory state handled. */
   private lastDigest = ''
-  private goodDigest = ''
 
-  constructor (opts: ConfigWatcherOptions) {
+  constructor (private readonly opts: ConfigWatcherOptions) {
     this.dir = resolve(opts.dir)
     this.log = opts.log
     this.metrics = new ConfigMetrics(opts.registry)
@@ -65,19 +77,21 @@ export class ConfigDirectoryWatcher {
 
   private get closed (): boolean { return this.trigger.closed }
 
-  /** Starts watching; resolves after the first load (good or rejected). */
+  /** Starts watching; resolves after the first load (or the saved configuration, when the directory cannot be read). */
   async start (listener: ConfigListener): Promise<void> {
     if (this.listener !== null) throw ferryError('FERRY_ERR_INVALID_ARG', `config watcher for ${this.dir} already started`)
     this.listener = listener
+    const saved = this.opts.saved ?? null
+    if (saved !== null && saved.rootNamespace === (this.rootNamespace ?? CONFIG_DEFAULTS.rootNamespace)) this.admission.seed(saved.documents, saved.rootNamespace)
     this.trigger.start()
     await this.trigger.run()
+    if (this.snapshot === null && saved !== null && !this.closed) this.publishSaved(saved)
   }
 
-  /** The last good snapshot, or null before the first. */
+  /** The snapshot in force, or null before the first. */
   current (): ConfigSnapshot | null { return this.snapshot }
 
   close (): void { this.trigger.close() }
-
 
   private async loadOnce (): Promise<void> {
     this.trigger.arm()
@@ -95,28 +109,29 @@ export class ConfigDirectoryWatcher {
     }
     const hash = createHash('sha256')
     for (const f of files) hash.update(`${f.path}\0${f.text}\0`)
-    const digest = hash.digest('hex')
-    if (this.closed || !this.changed(digest)) return
-    if (digest === this.goodDigest && this.snapshot !== null) {
-      // Back to exactly what is serving: not a new generation, just no longer stale.
-      this.metrics.applied(this.snapshot.generation)
-      this.log.info({ dir: this.dir, generation: this.snapshot.generation }, 'configuration valid again, unchanged')
-      return
-    }
-    let snapshot: ConfigSnapshot
-    try {
-      snapshot = buildSnapshot(files, { origin: this.dir, generation: (this.snapshot?.generation ?? 0) + 1, rootNamespace: this.rootNamespace })
-    } catch (err) {
-      if (!(err instanceof ConfigError)) throw err
-      this.reject(err)
-      return
-    }
+    if (this.closed || !this.changed(hash.digest('hex'))) return
+    const snapshot = this.admission.admit(files, { origin: this.dir, generation: (this.snapshot?.generation ?? 0) + 1, rootNamespace: this.rootNamespace })
+    this.apply(snapshot)
+  }
+
+  private publishSaved (saved: SavedConfig): void {
+    const snapshot = this.admission.admit(saved.documents, { origin: `saved configuration of ${saved.origin} (${saved.savedAt})`, generation: 1, rootNamespace: saved.rootNamespace })
+    this.log.warn({ dir: this.dir, saved: saved.savedAt, objects: snapshot.objects.length }, 'the configuration directory cannot be read: the saved configuration serves until it can')
+    this.apply(snapshot)
+  }
+
+  private apply (snapshot: ConfigSnapshot): void {
     this.snapshot = snapshot
-    this.goodDigest = digest
-    this.metrics.applied(snapshot.generation)
+    const changes = this.changes.next(snapshot.objects)
+    logReportChanges(this.log, changes, { dir: this.dir, generation: snapshot.generation })
+    this.metrics.objects.observe(snapshot.objects, changes.changed)
+    const refused = snapshot.objects.filter((o) => o.state === 'refused').length
+    if (changes.changed.some((r) => r.state === 'refused')) this.metrics.rejectedChange()
+    this.metrics.applied(snapshot.generation, refused > 0)
     this.log.info({
       dir: this.dir, generation: snapshot.generation, files: snapshot.files.length,
-      authorizationPolicies: snapshot.authorizationPolicies.length, peerAuthentications: snapshot.peerAuthentications.length
+      authorizationPolicies: snapshot.authorizationPolicies.length, peerAuthentications: snapshot.peerAuthentications.length,
+      degraded: snapshot.objects.filter((o) => o.state === 'degraded').length, refused
     }, 'configuration applied')
     this.listener?.onSnapshot(snapshot)
   }
@@ -136,7 +151,7 @@ export class ConfigDirectoryWatcher {
       code: err.code,
       generation: this.snapshot?.generation ?? 0,
       issues: err.issues.map(formatIssue)
-    }, 'configuration rejected; the last good configuration keeps serving')
+    }, 'configuration directory cannot be read; the last configuration keeps serving')
     this.listener?.onRejected?.(err)
   }
 }

@@ -17,7 +17,7 @@ import { type ConnectionRecord, formatAddr } from './connection-record'
 //   duration_ms          accept to close
 //   result               ok | connect_error | connect_timeout | reset | no_endpoints | no_original_dst | denied_plaintext | denied
 //   authz                the authorization decision when a policy applied: { allowed, basis, policy, rule, dryRun… }
-//   error_code           errno-style code (ECONNREFUSED, ETIMEDOUT, ECONNRESET, ...) or a tunnel error code (FERRY_ERR_TUNNEL_CONNECT, FERRY_ERR_TUNNEL_PEER, FERRY_ERR_TUNNEL_REFUSED), when there was one
+//   error_code           errno-style code (ECONNREFUSED, ETIMEDOUT, ECONNRESET, ...) or a tunnel error code (FERRY_ERR_TUNNEL_CONNECT, _PEER, _REFUSED, _BUSY), when there was one
 //   error_reason         what went wrong, finer than the code (a tunnel's "wrong-identity", "status 503", ...)
 
 export type AccessLog = (r: ConnectionRecord) => void

@@ -32,10 +32,14 @@ export const METRIC_NAMES = Object.freeze({
   received: 'ferry_tcp_received_bytes_total',
   active: 'ferry_tcp_connections_active',
   enrolledPods: 'ferry_enrolled_pods',
+  podsNotEnrolled: 'ferry_pods_not_enrolled',
+  adminDebugRequests: 'ferry_admin_debug_requests_total',
   tunnelRefusals: 'ferry_tunnel_refusals_total',
   authzDenied: 'ferry_authz_denied_total',
-  shortcuts: 'ferry_sockmap_shortcuts_total'
+  shortcuts: 'ferry_sockmap_shortcuts_total',
+  logLinesDropped: 'ferry_log_lines_dropped_total'
 })
+
 
 /** A sockmap shortcut a connection asked for: a hop joined (or not), a same-node connection spliced (or not). */
 export type ShortcutKind = 'hop' | 'splice'
@@ -74,9 +78,17 @@ export class ProxyMetrics {
   private readonly receivedTotal: Counter<ConnLabel>
   private readonly active: Gauge<'direction'>
   private readonly enrolled: Gauge
+  private readonly notEnrolled: Gauge<'reason'>
+  private readonly debugRequests: Counter<'result'>
   private readonly refusals: Counter<keyof TunnelRefusalLabels>
   private readonly denied: Counter<'policy' | 'basis'>
   private readonly shortcutsTotal: Counter<'kind' | 'result'>
+  private readonly logDrops: Counter<'reason'>
+  /** Refusals by "side\0stage\0reason" not yet handed to prom-client. */
+  private readonly refusalCounts = new Map<string, number>()
+  private rateLimitedLines = 0
+  private outputDrops: () => number = () => 0
+  private outputDropsReported = 0
   /** Shortcut outcomes since the last scrape: hop ok, hop refused, splice ok, splice refused. */
   private readonly shortcutCounts = [0, 0, 0, 0]
   private readonly live = new Set<ConnectionRecord>()
@@ -102,10 +114,32 @@ export class ProxyMetrics {
     this.receivedTotal = new Counter({ name: METRIC_NAMES.received, help: 'Bytes received by the proxy from the source (request direction)', labelNames, registers, collect () { self.flushBytes('received') } })
     this.active = new Gauge({ name: METRIC_NAMES.active, help: 'TCP connections currently open through the proxy', labelNames: ['direction'], registers, collect () { self.flushActive() } })
     this.enrolled = new Gauge({ name: METRIC_NAMES.enrolledPods, help: 'Pods on this node enrolled in capture', registers })
-    this.refusals = new Counter({ name: METRIC_NAMES.tunnelRefusals, help: 'Tunnel connections and streams refused, by side, stage and reason (other-ca, expired, wrong-identity, no-certificate, ...)', labelNames: ['side', 'stage', 'reason'], registers })
+    this.debugRequests = new Counter({ name: METRIC_NAMES.adminDebugRequests, help: 'Requests to the admin port\'s /debug/* endpoints, by result (ok, or the HTTP status of the refusal: 401, 403, 429, 503)', labelNames: ['result'], registers })
+    this.notEnrolled = new Gauge({ name: METRIC_NAMES.podsNotEnrolled, help: 'Meshed pods of this node not enrolled now, by reason (not_located, invalid_annotation, port_in_use, error, pending); retried', labelNames: ['reason'], registers })
+    this.refusals = new Counter({ name: METRIC_NAMES.tunnelRefusals, help: 'Tunnel connections and streams refused, by side, stage and reason (rate-limit, first-byte-timeout, other-ca, expired, wrong-identity, no-certificate, ...)', labelNames: ['side', 'stage', 'reason'], registers, collect () { self.flushRefusals() } })
     this.denied = new Counter({ name: METRIC_NAMES.authzDenied, help: 'Inbound connections denied by authorization (or closed when a new policy denied them), by deciding policy and basis', labelNames: ['policy', 'basis'], registers })
     this.shortcutsTotal = new Counter({ name: METRIC_NAMES.shortcuts, help: 'sockmap shortcuts asked for, by kind (hop: a pod <-> proxy hop joined; splice: a same-node connection spliced app to app) and result (ok, refused: it goes by TCP)', labelNames: ['kind', 'result'], registers, collect () { self.flushShortcuts() } })
+    this.logDrops = new Counter({ name: METRIC_NAMES.logLinesDropped, help: 'Log lines not written, by reason (rate_limited: tunnel refusal lines beyond the line budget, summed up instead; output_full: the log output did not keep up)', labelNames: ['reason'], registers, collect () { self.flushLogDrops() } })
     this.flushActive()
+  }
+
+  /** A rate-limited log line was dropped (counted here, handed to prom-client at scrape). */
+  rateLimitedLineDropped (): void {
+    this.rateLimitedLines++
+  }
+
+  /** Where to read how many lines the log's output dropped (telemetry/logger.ts droppedLogLines). */
+  watchLogDrops (count: () => number): void {
+    this.outputDrops = count
+    this.outputDropsReported = count()
+  }
+
+  private flushLogDrops (): void {
+    this.logDrops.inc({ reason: 'rate_limited' }, this.rateLimitedLines)
+    this.rateLimitedLines = 0
+    const now = this.outputDrops()
+    this.logDrops.inc({ reason: 'output_full' }, Math.max(0, now - this.outputDropsReported))
+    this.outputDropsReported = now
   }
 
   /** One shortcut asked for; counted here, handed to prom-client at scrape. */
@@ -127,8 +161,21 @@ export class ProxyMetrics {
     this.denied.inc({ policy, basis })
   }
 
+  /** One refusal; counted here (a flood is made of refusals), handed to prom-client at scrape. */
   tunnelRefused (labels: TunnelRefusalLabels): void {
-    this.refusals.inc({ side: labels.side, stage: labels.stage, reason: labels.reason })
+    const key = labels.side + '\0' + labels.stage + '\0' + labels.reason
+    const n = this.refusalCounts.get(key)
+    if (n === undefined) this.refusalCounts.set(key, 1)
+    else this.refusalCounts.set(key, n + 1)
+  }
+
+  private flushRefusals (): void {
+    for (const [key, n] of this.refusalCounts) {
+      if (n === 0) continue
+      const [side, stage, reason] = key.split('\0')
+      this.refusals.inc({ side, stage, reason }, n)
+      this.refusalCounts.set(key, 0)
+    }
   }
 
   /** A connection was accepted (its destination is not known yet). */
@@ -161,6 +208,12 @@ export class ProxyMetrics {
   }
 
   setEnrolledPods (n: number): void { this.enrolled.set(n) }
+
+  adminDebugRequest (result: string): void { this.debugRequests.inc({ result }) }
+
+  setPodsNotEnrolled (byReason: Readonly<Record<string, number>>): void {
+    for (const [reason, n] of Object.entries(byReason)) this.notEnrolled.set({ reason }, n)
+  }
 
   async text (): Promise<string> { return await this.registry.metrics() }
 

@@ -21,6 +21,8 @@ export interface Dialled {
   readonly socket: TLSSocket
   readonly peerSpiffeId: string
   readonly peerCertSerial: string
+  /** The earliest notAfter on the peer's verified path (ms). */
+  readonly peerValidUntil: number
 }
 
 export async function dialTunnel (node: { readonly address: string, readonly port: number }, remote: string, svid: Svid, expected: string, s: PoolSettings,
@@ -75,7 +77,7 @@ export async function dialTunnel (node: { readonly address: string, readonly por
       // promise can listen for it. Waiting for 'connect' left the window at the protocol's
       // 64 KiB: every download stalled on a WINDOW_UPDATE per 32 KiB (benchmarks/notes-bulk.md).
       session.setLocalWindowSize(s.connectionWindowBytes)
-      resolve({ session, socket, peerSpiffeId: verdict.spiffeId.uri, peerCertSerial })
+      resolve({ session, socket, peerSpiffeId: verdict.spiffeId.uri, peerCertSerial, peerValidUntil: verdict.validUntil })
     })
   })
 }

@@ -2,6 +2,8 @@ import { type ClientHttp2Session, type ClientHttp2Stream, constants, type Incomi
 import type { TLSSocket } from 'node:tls'
 import type { Svid } from '../identity/svid'
 import { trace } from '../telemetry/trace'
+import { setLongTimer, type LongTimer } from '../util/long-timer'
+import { SessionBuffers } from './buffer-budget'
 import { dialTunnel } from './client-dial'
 import type { OpenAttempt } from './open-attempt'
 import type { PoolSettings } from './options'
@@ -15,10 +17,14 @@ import { h2CodeName, TunnelStream } from './tunnel-stream'
 //   connecting  dialling; opens queue here up to the local stream cap
 //   ready       the server's SETTINGS are in: capacity = min(our cap, its
 //               MAX_CONCURRENT_STREAMS); queued opens start, any excess goes back to the pool
-//   draining    GOAWAY received, or its SVID was rotated out: no new streams, open ones
+//   draining    GOAWAY received, its SVID was rotated out, or one of the two certificates
+//               it was made with expired (ours or the peer's): no new streams, open ones
 //               finish, then it closes
 //   closed      gone; the pool forgets it
 //
+// Each stream reserves room in the node's buffer budget (buffer-budget.ts) before its
+// HEADERS go out; without room (and no smaller window on its way) the open fails with
+// FERRY_ERR_TUNNEL_BUSY `buffer-budget`.
 // A CONNECT answered 200 becomes a TunnelStream; any other status is FERRY_ERR_TUNNEL_REFUSED.
 // A stream refused before its answer (REFUSED_STREAM, above a GOAWAY's last stream id, or
 // its session lost) is handed back to the pool for one retry elsewhere.
@@ -49,6 +55,10 @@ export class PooledSession {
   private everReady = false
   private peerCertSerial = ''
   private socket: TLSSocket | null = null
+  private buffers: SessionBuffers | null = null
+  /** Opens waiting for buffer room (a window change in flight). */
+  private waiting: OpenAttempt[] = []
+  private expiry: LongTimer | null = null
 
   constructor (readonly key: string, readonly svid: Svid, readonly expected: string, readonly node: { readonly address: string, readonly port: number },
     readonly remote: string, private readonly s: PoolSettings, private readonly hooks: SessionHooks, capacityGuess: number) {
@@ -61,12 +71,17 @@ export class PooledSession {
     if (this.state === 'connecting') this.queue = this.queue.filter((a) => !a.settled)
     // A session being torn down may not have said 'close' yet.
     if (this.h2 !== null && (this.h2.destroyed || this.h2.closed)) return false
-    return (this.state === 'connecting' || this.state === 'ready') && this.active + this.queue.length < this.capacity
+    return (this.state === 'connecting' || this.state === 'ready') && this.active + this.queue.length + this.waiting.length < this.capacity
   }
 
   connect (): void {
     dialTunnel(this.node, this.remote, this.svid, this.expected, this.s, (cancel) => { this.cancelDial = cancel })
-      .then(({ session, socket, peerCertSerial }) => { this.cancelDial = null; this.peerCertSerial = peerCertSerial; this.socket = socket; this.attach(session) },
+      .then(({ session, socket, peerCertSerial, peerValidUntil }) => {
+        this.cancelDial = null
+        this.peerCertSerial = peerCertSerial
+        this.socket = socket
+        this.attach(session, Math.min(peerValidUntil, this.svid.notAfter))
+      },
         (err: TunnelError) => { this.cancelDial = null; this.close(err) })
   }
 
@@ -96,8 +111,23 @@ export class PooledSession {
     if (this.h2 !== null && this.socket !== null) closeSession(this.h2, this.socket, this.s.pingTimeoutMs)
   }
 
-  private attach (h2: ClientHttp2Session): void {
+  private attach (h2: ClientHttp2Session, validUntil: number): void {
     this.h2 = h2
+    this.buffers = new SessionBuffers(h2, this.s.bufferBudget, this.s.streamWindowBytes, {
+      maxStreams: this.s.maxStreamsPerSession,
+      ackTimeoutMs: this.s.pingTimeoutMs,
+      onAckTimeout: () => {
+        this.s.onRefused({ side: 'client', stage: 'session', reason: 'settings-timeout', detail: `no SETTINGS acknowledgement within ${this.s.pingTimeoutMs} ms`, remote: this.remote, servername: null, peerSpiffeId: this.expected, localSpiffeId: this.svid.spiffeId.uri })
+        h2.destroy()
+      },
+      onRoom: () => { this.startWaiting() }
+    })
+    // When the first of the two certificates expires, no new stream (X.509 includes notAfter itself).
+    this.expiry = setLongTimer(() => {
+      this.expiry = null
+      if (TRACE.on) TRACE('certificate expired: draining', { remote: this.remote })
+      this.drain()
+    }, validUntil - this.s.now() + 1)
     h2.on('error', (err) => { if (TRACE.on) TRACE('session error', { remote: this.remote, err: errorDetail(err) }) })
     h2.on('goaway', (code) => {
       if (TRACE.on) TRACE('goaway', { remote: this.remote, code: h2CodeName(code) })
@@ -138,15 +168,31 @@ export class PooledSession {
   private start (a: OpenAttempt): void {
     if (a.settled) return
     const h2 = this.h2 as ClientHttp2Session
+    const buffers = this.buffers as SessionBuffers
+    const reservation = buffers.reserve()
+    if (reservation === null && buffers.changing) {
+      // A smaller window is on its way (a burst): the open waits for it, within its timeout.
+      this.waiting.push(a)
+      return
+    }
+    if (reservation === null) {
+      const l = this.s.bufferBudget.limits
+      const detail = `no room for another stream: session ${(this.buffers as SessionBuffers).reservedBytes()} of ${l.sessionBytes} bytes reserved, node ${this.s.bufferBudget.reservedBytes()} of ${l.nodeBytes}`
+      this.s.onRefused({ side: 'client', stage: 'stream', reason: 'buffer-budget', detail, remote: this.remote, servername: null, peerSpiffeId: this.expected, localSpiffeId: this.svid.spiffeId.uri, authority: a.target.authority })
+      a.fail(new TunnelError('FERRY_ERR_TUNNEL_BUSY', 'buffer-budget', `tunnel to ${a.target.authority} via ${this.remote}: ${detail}`))
+      return
+    }
     let stream: ClientHttp2Stream
     try {
       stream = h2.request(a.target.headers, { endStream: false })
     } catch (err) {
+      this.buffers?.release(reservation)
       // The session began closing under us (GOAWAY just arrived): nothing was sent.
       this.hooks.retry(a, new TunnelError('FERRY_ERR_TUNNEL_CONNECT', 'session-closed', `tunnel session to ${this.remote}: ${errorDetail(err)}`))
       return
     }
     this.active++
+    buffers.bind(stream, reservation)
     a.cancel = () => { if (!stream.closed && !stream.destroyed) stream.close(NGHTTP2_CANCEL) }
     stream.on('error', () => {})
     stream.once('response', (headers: IncomingHttpHeaders) => {
@@ -154,20 +200,23 @@ export class PooledSession {
       if (a.settled) { stream.close(NGHTTP2_CANCEL); return }
       const status = Number(headers[':status'])
       if (status === 200) {
-        a.succeed(new TunnelStream(stream, {
+        const tunnelStream = new TunnelStream(stream, {
           peerSpiffeId: this.expected,
           peerCertSerial: this.peerCertSerial,
           localSpiffeId: this.svid.spiffeId.uri,
           authority: a.target.authority,
           remoteAddress: this.node.address,
           remotePort: this.node.port
-        }, this.s.streamHighWaterMark))
+        }, this.s.streamHighWaterMark)
+        buffers.attachConsumer(stream, tunnelStream)
+        a.succeed(tunnelStream)
         return
       }
       stream.close(NGHTTP2_CANCEL)
       a.fail(new TunnelError('FERRY_ERR_TUNNEL_REFUSED', 'status', `tunnel to ${a.target.authority} via ${this.remote} refused with status ${status}`, { status }))
     })
     stream.once('close', () => {
+      buffers.unbind(stream)
       this.active--
       if (this.state === 'draining' && this.active === 0) this.closeNow()
       if (!a.settled) {
@@ -184,11 +233,22 @@ export class PooledSession {
     })
   }
 
+  private startWaiting (): void {
+    if (this.state === 'closed' || this.waiting.length === 0) return
+    const waiting = this.waiting.filter((a) => !a.settled)
+    this.waiting = []
+    for (const a of waiting) this.start(a)
+  }
+
   private close (err: TunnelError): void {
     if (this.state === 'closed') return
     this.state = 'closed'
-    const queued = this.queue
+    this.expiry?.clear()
+    this.expiry = null
+    this.buffers?.close()
+    const queued = [...this.queue, ...this.waiting]
     this.queue = []
+    this.waiting = []
     for (const a of queued) a.fail(err)
     this.hooks.closed(this)
   }

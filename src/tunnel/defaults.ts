@@ -5,8 +5,18 @@ const KiB = 1024
 const MiB = 1024 * KiB
 
 export const TUNNEL_DEFAULTS = Object.freeze({
-  /** TCP accept → TLS handshake done (server). A client that sends nothing is closed after this. */
+  /** TCP accept → TLS handshake done (server). */
   handshakeTimeoutMs: 10_000,
+  /** TCP accept → the client's first byte (server). A client that sends nothing is reset after this. */
+  firstByteTimeoutMs: 3_000,
+  /** Connections accepted and not yet verified, node-wide (the agent lowers it to a share of its fd limit). */
+  pendingHandshakesMax: 1024,
+  /** TLS handshakes per second per source address, on average (a peer pool dials one session per identity pair)… */
+  handshakesPerSourcePerSecond: 32,
+  /** …and at once. */
+  handshakesPerSourceBurst: 128,
+  /** Buckets of the per-source handshake table (4 bytes each, shared by the node's workers). */
+  sourceTableSize: 16_384,
   /** open(): TCP connect + TLS + verification + the server's SETTINGS + the CONNECT's 200 (client). */
   openTimeoutMs: 10_000,
   /** A CONNECT stream the server's onStream has not answered (accept/refuse) gets 504 after this. */
@@ -23,8 +33,16 @@ export const TUNNEL_DEFAULTS = Object.freeze({
   maxConcurrentStreams: 100,
   /** HPACK-accounted bytes (name + value + 32 per field) of a CONNECT's headers; above → 431. */
   maxHeaderListBytes: 8 * KiB,
-  /** HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE: how much one stream may have in flight. */
+  /** HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE: how much one stream may have in flight, at most (buffer-budget.ts lowers it as streams multiply). */
   streamWindowBytes: 4 * MiB,
+  /** The smallest stream window the buffer budget lowers to (the protocol's default). */
+  minStreamWindowBytes: 64 * KiB,
+  /** What a stream's own buffers hold besides its window, both ways: the TunnelStream's and HTTP/2 stream's, a frame each. */
+  streamBufferBytes: 128 * KiB,
+  /** Window + stream buffers of every stream of one session together. */
+  sessionBufferBytes: 64 * MiB,
+  /** … of every tunnel stream of the node (both ends); the agent lowers it to 40 % of its memory limit (src/agent/memory-limit.ts). */
+  nodeBufferBytes: 256 * MiB,
   /** Connection-level receive window (session.setLocalWindowSize), shared by all streams. */
   connectionWindowBytes: 16 * MiB,
   /**

@@ -11,3 +11,5 @@ export { TunnelError, isTunnelError, type TunnelRefusal, type RefusalHook, type 
 export { sniOf, isTunnelSni, SniIndex } from './sni'
 export { parseAuthority, formatAuthority, type TunnelAuthority } from './authority'
 export { TUNNEL_DEFAULTS } from './defaults'
+export { TunnelAdmission, type AdmissionLimits } from './admission'
+export { NodeBufferBudget, type BufferLimits } from './buffer-budget'

@@ -1,5 +1,7 @@
 import { ferryError } from '../errors'
 import type { Svid } from '../identity/svid'
+import { TunnelAdmission } from './admission'
+import { NodeBufferBudget } from './buffer-budget'
 import { TUNNEL_DEFAULTS } from './defaults'
 import type { RefusalHook } from './refusal'
 import type { TunnelRequest } from './server-stream'
@@ -19,6 +21,12 @@ interface Tuning {
   readonly pingTimeoutMs?: number
   /** Clock for certificate validity checks (tests). */
   readonly now?: () => number
+  /**
+   * The node's tunnel buffer budget (buffer-budget.ts), shared by the server, the pool and
+   * every worker's: NodeBufferBudget.create() once, attach() elsewhere. Default: one of
+   * this object's own, with TUNNEL_DEFAULTS' limits.
+   */
+  readonly bufferBudget?: NodeBufferBudget
 }
 
 export interface TunnelServerOptions extends Tuning {
@@ -28,6 +36,13 @@ export interface TunnelServerOptions extends Tuning {
   readonly onStream: (request: TunnelRequest) => void
   readonly onRefused?: RefusalHook
   readonly handshakeTimeoutMs?: number
+  /** Accept → first byte from the client, or it is reset. */
+  readonly firstByteTimeoutMs?: number
+  /**
+   * Who may start a handshake (admission.ts): node-wide, shared by every tunnel server of
+   * the node. Default: one of this server's own, with TUNNEL_DEFAULTS' limits.
+   */
+  readonly admission?: TunnelAdmission
   /** A session with no stream this long is closed. */
   readonly idleTimeoutMs?: number
   readonly decisionTimeoutMs?: number
@@ -44,13 +59,13 @@ export interface TunnelPoolOptions extends Tuning {
   readonly maxStreamsPerSession?: number
 }
 
-type Kind = 'fn' | 'ms' | 'count' | 'window' | 'frame' | 'bytes'
+type Kind = 'fn' | 'ms' | 'count' | 'window' | 'frame' | 'bytes' | 'admission' | 'budget'
 
 const TUNING: Record<keyof Tuning, Kind> = {
-  streamWindowBytes: 'window', connectionWindowBytes: 'window', maxFrameBytes: 'frame', streamHighWaterMark: 'bytes', pingTimeoutMs: 'ms', now: 'fn'
+  streamWindowBytes: 'window', connectionWindowBytes: 'window', maxFrameBytes: 'frame', streamHighWaterMark: 'bytes', pingTimeoutMs: 'ms', now: 'fn', bufferBudget: 'budget'
 }
 const SERVER: Record<keyof TunnelServerOptions, Kind> = {
-  ...TUNING, selectSvid: 'fn', onStream: 'fn', onRefused: 'fn', handshakeTimeoutMs: 'ms', idleTimeoutMs: 'ms', decisionTimeoutMs: 'ms', maxConcurrentStreams: 'count', maxHeaderListBytes: 'bytes'
+  ...TUNING, selectSvid: 'fn', onStream: 'fn', onRefused: 'fn', handshakeTimeoutMs: 'ms', firstByteTimeoutMs: 'ms', admission: 'admission', idleTimeoutMs: 'ms', decisionTimeoutMs: 'ms', maxConcurrentStreams: 'count', maxHeaderListBytes: 'bytes'
 }
 const POOL: Record<keyof TunnelPoolOptions, Kind> = {
   ...TUNING, onRefused: 'fn', openTimeoutMs: 'ms', idleTimeoutMs: 'ms', maxStreamsPerSession: 'count'
@@ -65,6 +80,7 @@ export interface TuningSettings {
   readonly streamHighWaterMark: number
   readonly pingTimeoutMs: number
   readonly now: () => number
+  readonly bufferBudget: NodeBufferBudget
 }
 
 export interface ServerSettings extends TuningSettings {
@@ -72,6 +88,8 @@ export interface ServerSettings extends TuningSettings {
   readonly onStream: (request: TunnelRequest) => void
   readonly onRefused: RefusalHook
   readonly handshakeTimeoutMs: number
+  readonly firstByteTimeoutMs: number
+  readonly admission: TunnelAdmission
   readonly idleTimeoutMs: number
   readonly decisionTimeoutMs: number
   readonly maxConcurrentStreams: number
@@ -96,6 +114,8 @@ export function serverSettings (opts: TunnelServerOptions): ServerSettings {
     onStream: opts.onStream,
     onRefused: opts.onRefused ?? noRefusalHook,
     handshakeTimeoutMs: opts.handshakeTimeoutMs ?? TUNNEL_DEFAULTS.handshakeTimeoutMs,
+    firstByteTimeoutMs: opts.firstByteTimeoutMs ?? TUNNEL_DEFAULTS.firstByteTimeoutMs,
+    admission: opts.admission ?? TunnelAdmission.create(),
     idleTimeoutMs: opts.idleTimeoutMs ?? TUNNEL_DEFAULTS.serverIdleTimeoutMs,
     decisionTimeoutMs: opts.decisionTimeoutMs ?? TUNNEL_DEFAULTS.decisionTimeoutMs,
     maxConcurrentStreams: opts.maxConcurrentStreams ?? TUNNEL_DEFAULTS.maxConcurrentStreams,
@@ -121,12 +141,16 @@ function tuning (opts: Tuning): TuningSettings {
     maxFrameBytes: opts.maxFrameBytes ?? TUNNEL_DEFAULTS.maxFrameBytes,
     streamHighWaterMark: opts.streamHighWaterMark ?? TUNNEL_DEFAULTS.streamHighWaterMark,
     pingTimeoutMs: opts.pingTimeoutMs ?? TUNNEL_DEFAULTS.pingTimeoutMs,
-    now: opts.now ?? Date.now
+    now: opts.now ?? Date.now,
+    bufferBudget: opts.bufferBudget ?? NodeBufferBudget.create(opts.streamWindowBytes === undefined
+      ? {}
+      : { maxWindowBytes: opts.streamWindowBytes, minWindowBytes: Math.min(TUNNEL_DEFAULTS.minStreamWindowBytes, opts.streamWindowBytes) })
   }
 }
 
 const MAX_INT31 = 2 ** 31 - 1
-const RANGES: Record<Exclude<Kind, 'fn'>, [number, number]> = {
+const INSTANCES = { admission: TunnelAdmission, budget: NodeBufferBudget } as const
+const RANGES: Record<Exclude<Kind, 'fn' | 'admission' | 'budget'>, [number, number]> = {
   ms: [1, MAX_INT31],
   count: [1, MAX_INT31],
   bytes: [1, MAX_INT31],
@@ -142,6 +166,11 @@ function check (what: string, opts: object, spec: Record<string, Kind>): void {
     if (value === undefined) continue
     if (kind === 'fn') {
       if (typeof value !== 'function') throw ferryError('FERRY_ERR_INVALID_ARG', `${what}: option "${name}" must be a function`)
+      continue
+    }
+    if (kind === 'admission' || kind === 'budget') {
+      const cls = INSTANCES[kind]
+      if (!(value instanceof cls)) throw ferryError('FERRY_ERR_INVALID_ARG', `${what}: option "${name}" must be a ${cls.name}`)
       continue
     }
     const [min, max] = RANGES[kind]

@@ -23,7 +23,9 @@ import type { TunnelStream } from './tunnel-stream'
 //     capacity = min(maxStreamsPerSession, the server's MAX_CONCURRENT_STREAMS)), else a
 //     new session is dialled
 //   - rotation: sourceSvid() is read on every open; sessions of the key made with an
-//     older SVID drain (their streams finish, no new ones) and new sessions use the new one
+//     older SVID drain (their streams finish, no new ones) and new sessions use the new one;
+//     an expired SVID is not used (FERRY_ERR_TUNNEL_CONNECT certificate-expired), and a
+//     session drains by itself when its own or the peer's certificate expires
 //   - GOAWAY drains a session; a stream refused before its answer is retried once elsewhere
 //   - closed sessions are forgotten at once; idle ones close after idleTimeoutMs
 
@@ -112,6 +114,10 @@ export class TunnelPool {
     const expected = typeof req.expectedPeer === 'string' ? parseSpiffeId(req.expectedPeer).uri : req.expectedPeer.uri
     const svid = req.sourceSvid()
     const remote = formatAuthority(node)
+    // An expired SVID is never presented (the peer would refuse it, and say less).
+    if (this.s.now() > svid.notAfter) {
+      throw new TunnelError('FERRY_ERR_TUNNEL_CONNECT', 'certificate-expired', `tunnel to ${remote}: the certificate of ${svid.spiffeId.uri} expired at ${new Date(svid.notAfter).toISOString()} and has no successor yet`)
+    }
     const canonical = formatAuthority(authority)
     const fwd = req.sourceAddress === undefined ? null : forwardedFor(req.sourceAddress)
     return {

@@ -9,14 +9,21 @@ import type { PeerRejectReason } from '../identity/peer-verify'
 /** Why a connection or stream was refused. PeerRejectReason values come from verifyTlsPeer. */
 export type RefusalReason =
   | PeerRejectReason
+  // Accept (server: before any TLS work; accept-gate.ts)
+  | 'pending-limit'      // the node already has its maximum of unverified connections
+  | 'rate-limit'         // the source address is over its handshakes per second
+  | 'first-byte-timeout' // the client sent nothing within firstByteTimeoutMs
   // TLS (server: before a session exists; client: while connecting)
   | 'handshake'          // the TLS handshake failed: garbage, plaintext, an alert, a reset
   | 'handshake-timeout'  // no completed handshake within handshakeTimeoutMs (server)
   | 'no-sni'             // the client named no identity (server)
   | 'unknown-sni'        // the client named an identity this node does not serve (server)
   | 'no-alpn'            // the peer did not negotiate ALPN h2
+  | 'certificate-expired' // this end's own certificate for the identity has expired, with no successor yet
   // HTTP/2 (server)
   | 'session-error'      // the peer broke HTTP/2 (e.g. a header block over the hard limit): GOAWAY
+  | 'settings-timeout'   // the peer did not acknowledge a smaller stream window in time: session destroyed
+  | 'buffer-budget'      // the stream does not fit in the session's or node's buffer budget → REFUSED_STREAM
   | 'method'             // not CONNECT → 405
   | 'authority'          // :authority is not ip:port → 400
   | 'headers'            // headers over maxHeaderListBytes → 431
@@ -24,7 +31,7 @@ export type RefusalReason =
   | 'handler-error'      // onStream threw → 500
   | 'refused'            // onStream refused it (status and detail from the agent)
 
-export type RefusalStage = 'handshake' | 'verify' | 'session' | 'stream'
+export type RefusalStage = 'accept' | 'handshake' | 'verify' | 'session' | 'stream'
 
 export interface TunnelRefusal {
   /** Which side refused: the server (inbound) or the pool (outbound). */
@@ -49,6 +56,8 @@ export type RefusalHook = (refusal: TunnelRefusal) => void
 /** Why open() failed, besides a peer-verification reason. */
 export type OpenFailureReason =
   | 'connect' | 'handshake' | 'no-alpn' | 'timeout' | 'session-closed' | 'reset' | 'status' | 'closed'
+  | 'certificate-expired' // the source's own certificate has expired (no successor yet): not presented
+  | 'buffer-budget'       // this node's tunnel buffer budget has no room for another stream (FERRY_ERR_TUNNEL_BUSY)
 
 export class TunnelError extends FerryError {
   readonly reason: OpenFailureReason | PeerRejectReason

@@ -58,7 +58,7 @@ export interface TunnelRequest {
 }
 
 export function handleTunnelStream (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: readonly string[],
-  peer: SessionPeer, s: ServerSettings): void {
+  peer: SessionPeer, s: ServerSettings, onAccepted?: (tunnelStream: TunnelStream) => void): void {
   // Errors of a stream are its reset or its session's end: outcomes, seen through 'close'.
   stream.on('error', () => {})
   const authorityText = headers[':authority'] ?? ''
@@ -115,7 +115,9 @@ export function handleTunnelStream (stream: ServerHttp2Stream, headers: Incoming
       clearTimeout(timer)
       stream.respond({ ':status': 200 })
       if (TRACE.on) TRACE('stream accepted', { peer: peer.peerSpiffeId, local: peer.localSpiffeId, authority: authorityText })
-      return new TunnelStream(stream, { peerSpiffeId: peer.peerSpiffeId, peerCertSerial: peer.peerCertSerial, localSpiffeId: peer.localSpiffeId, authority: authorityText, remoteAddress: peer.remoteAddress, remotePort: peer.remotePort }, s.streamHighWaterMark)
+      const tunnelStream = new TunnelStream(stream, { peerSpiffeId: peer.peerSpiffeId, peerCertSerial: peer.peerCertSerial, localSpiffeId: peer.localSpiffeId, authority: authorityText, remoteAddress: peer.remoteAddress, remotePort: peer.remotePort }, s.streamHighWaterMark)
+      onAccepted?.(tunnelStream)
+      return tunnelStream
     },
     refuse (status, detail) {
       if (!Number.isInteger(status) || status < 400 || status > 599) throw ferryError('FERRY_ERR_INVALID_ARG', `a tunnel refusal status must be 400–599, not ${status}`)

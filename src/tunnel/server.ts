@@ -1,41 +1,46 @@
-import { createServer as createH2Server, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
-import type { AddressInfo, Socket } from 'node:net'
+import { constants, createServer as createH2Server, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2'
+import type { Socket } from 'node:net'
 import { createServer as createTlsServer, type SecureContext, type Server as TlsServer, type TLSSocket } from 'node:tls'
 import { verifyTlsPeer } from '../identity/peer-verify'
 import { svidSecureContext, TUNNEL_ALPN, TUNNEL_TLS_VERSION } from '../identity/tls-options'
 import { trace } from '../telemetry/trace'
+import { AcceptGate } from './accept-gate'
 import { formatAuthority } from './authority'
 import { peerSerialOf } from './peer-serial'
 import { TUNNEL_DEFAULTS } from './defaults'
 import { serverSettings, type ServerSettings, type TunnelServerOptions } from './options'
 import { errorDetail, type RefusalReason, type RefusalStage } from './refusal'
-import { handleTunnelStream, type SessionPeer } from './server-stream'
-import { closeSession, watchSession } from './session-watch'
+import { ServerSession } from './server-session'
+import { handleTunnelStream } from './server-stream'
 import { isTunnelSni } from './sni'
 import { trustOf } from './svid-trust'
 
 // The tunnel's server end (port 15008): TLS 1.3 with ALPN h2, then HTTP/2 CONNECT streams.
 //
-//   1. TCP accept; the TLS handshake must finish within handshakeTimeoutMs
-//   2. SNI → selectSvid(servername) picks the certificate; no SNI or an unknown one fails
-//      the handshake (there is no default certificate to fall back on)
+//   0. TCP accept, before any TLS work (accept-gate.ts): the node-wide bound on
+//      unverified connections and the source's handshake rate (admission.ts) or a reset;
+//      the first byte must come within firstByteTimeoutMs
+//   1. the TLS handshake must finish within handshakeTimeoutMs
+//   2. SNI → selectSvid(servername) picks the certificate; no SNI, an unknown one, or
+//      an identity whose certificate expired with no successor fails the handshake
+//      (there is no default certificate to fall back on)
 //   3. secureConnection: ALPN must be h2; verifyTlsPeer(socket, trust of the presented
 //      SVID) — any workload of the trust domain, with a valid chain — or the socket is
 //      destroyed before a byte is read or written
 //   4. only then is the socket handed to an HTTP/2 server (which never listens itself),
-//      so every stream belongs to a verified peer; streams go to server-stream.ts
+//      so every stream belongs to a verified peer; the session (server-session.ts) drains
+//      when a certificate it was made with expires or is rotated out, and its streams
+//      reserve room in the buffer budget (buffer-budget.ts); streams go to server-stream.ts
 //
 // Every refusal goes to onRefused with its reason; other connections are unaffected.
 
 const TRACE = trace('tunnel')
 const SOCKET_GONE = new Set(['ECONNRESET', 'EPIPE', 'ETIMEDOUT'])
 const NO_CERTIFICATE_TO_PRESENT = new Set(['ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM', 'ERR_SSL_NO_SHARED_CIPHER'])
+const { NGHTTP2_REFUSED_STREAM } = constants
 
-class UnknownSniError extends Error {}
-
-interface SessionState extends SessionPeer {
-  readonly socket: TLSSocket
-  streams: number
+class SniRefusal extends Error {
+  constructor (readonly reason: 'unknown-sni' | 'certificate-expired', message: string) { super(message) }
 }
 
 export interface TunnelServerStats {
@@ -45,18 +50,25 @@ export interface TunnelServerStats {
   readonly streams: number
   /** Verified sessions since start. */
   readonly sessionsAccepted: number
-  /** Connections refused before a session existed (any TLS or verification reason). */
+  /** Connections refused before a session existed (admission, TLS or verification). */
   readonly connectionsRefused: number
+  /** Connections accepted and not yet verified, node-wide (shared with every server of the node). */
+  readonly pending: number
+  /** Bytes reserved by tunnel streams, node-wide (both ends), and the budget. */
+  readonly bufferReservedBytes: number
+  readonly bufferBudgetBytes: number
+  /** Bytes this server's streams hold now (unread from the tunnel, unsent to it). */
+  readonly bufferHeldBytes: number
 }
 
 export class TunnelServer {
   private readonly s: ServerSettings
+  private readonly gate: AcceptGate
+  /** Never listens: the gate hands it the connections it admits. */
   private readonly tls: TlsServer
   private readonly h2: Http2Server
-  private readonly sessions = new Map<ServerHttp2Session, SessionState>()
-  /** Every accepted TCP socket, verified or still in its handshake (for close()). */
-  private readonly sockets = new Set<Socket>()
-  private handing: SessionState | null = null
+  private readonly sessions = new Map<ServerHttp2Session, ServerSession>()
+  private handing: { session: (h2: ServerHttp2Session) => ServerSession } | null = null
   private accepted = 0
   private refused = 0
 
@@ -72,9 +84,9 @@ export class TunnelServer {
       handshakeTimeout: s.handshakeTimeoutMs,
       SNICallback: (servername, cb) => { this.selectContext(servername, cb) }
     })
-    this.tls.on('connection', (raw: Socket) => {
-      this.sockets.add(raw)
-      raw.once('close', () => { this.sockets.delete(raw) })
+    this.gate = new AcceptGate(s.admission, s.firstByteTimeoutMs, s.now, {
+      onReady: (raw) => { this.tls.emit('connection', raw) },
+      onRefused: (raw, reason, detail) => { this.refuseRaw(raw, reason, detail) }
     })
     this.tls.on('secureConnection', (socket: TLSSocket) => { this.onSecureConnection(socket) })
     this.tls.on('tlsClientError', (err, socket) => { this.onTlsClientError(err, socket) })
@@ -93,23 +105,25 @@ export class TunnelServer {
 
   /** Starts listening; resolves with the bound address (port 0 picks one). */
   async listen (target: { readonly host: string, readonly port: number }): Promise<{ address: string, port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      this.tls.once('error', reject)
-      this.tls.listen({ host: target.host, port: target.port }, () => {
-        this.tls.off('error', reject)
-        resolve()
-      })
-    })
-    // After listening, errors are accept failures (EMFILE, ...): the server keeps going.
-    this.tls.on('error', () => {})
-    const a = this.tls.address() as AddressInfo
+    const a = await this.gate.listen(target.host, target.port)
     return { address: a.address, port: a.port }
   }
 
   stats (): TunnelServerStats {
     let streams = 0
-    for (const st of this.sessions.values()) streams += st.streams
-    return { sessions: this.sessions.size, streams, sessionsAccepted: this.accepted, connectionsRefused: this.refused }
+    let held = 0
+    for (const st of this.sessions.values()) { streams += st.streams; held += st.buffers.held() }
+    const budget = this.s.bufferBudget
+    return {
+      sessions: this.sessions.size,
+      streams,
+      sessionsAccepted: this.accepted,
+      connectionsRefused: this.refused,
+      pending: this.s.admission.pending(),
+      bufferReservedBytes: budget.reservedBytes(),
+      bufferBudgetBytes: budget.limits.nodeBytes,
+      bufferHeldBytes: held
+    }
   }
 
   /**
@@ -117,11 +131,11 @@ export class TunnelServer {
    * open streams go on), and destroys what is left after graceMs.
    */
   async close (graceMs: number = TUNNEL_DEFAULTS.closeGraceMs): Promise<void> {
-    const stopped = new Promise<void>((resolve) => { this.tls.close(() => { resolve() }) })
+    const stopped = this.gate.close()
     for (const session of this.sessions.keys()) session.close()
     const timer = setTimeout(() => {
       for (const [session, state] of this.sessions) { session.destroy(); state.socket.destroy() }
-      for (const raw of this.sockets) raw.destroy()
+      for (const raw of this.gate.sockets) raw.destroy()
     }, graceMs)
     await stopped
     clearTimeout(timer)
@@ -129,18 +143,20 @@ export class TunnelServer {
 
   private selectContext (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void {
     const svid = isTunnelSni(servername) ? this.s.selectSvid(servername) : null
-    if (svid === null) cb(new UnknownSniError(`no identity is served for SNI "${printable(servername)}"`))
+    if (svid === null) cb(new SniRefusal('unknown-sni', `no identity is served for SNI "${printable(servername)}"`))
+    // An expired SVID is never presented: the peer would refuse it anyway, and say less.
+    else if (this.s.now() > svid.notAfter) cb(new SniRefusal('certificate-expired', `the certificate of ${svid.spiffeId.uri} expired at ${new Date(svid.notAfter).toISOString()} and has no successor yet`))
     else cb(null, svidSecureContext(svid))
   }
 
   private onTlsClientError (err: Error, socket: TLSSocket): void {
     const code = (err as { code?: unknown }).code
     let reason: RefusalReason = 'handshake'
-    if (err instanceof UnknownSniError) reason = 'unknown-sni'
+    if (err instanceof SniRefusal) reason = err.reason
     else if (code === 'ERR_TLS_HANDSHAKE_TIMEOUT') reason = 'handshake-timeout'
     else if (code === 'ERR_SSL_NO_APPLICATION_PROTOCOL') reason = 'no-alpn'
     else if (typeof code === 'string' && NO_CERTIFICATE_TO_PRESENT.has(code) && !socket.servername) reason = 'no-sni'
-    this.refuse(socket, 'handshake', reason, err instanceof UnknownSniError ? err.message : errorDetail(err))
+    this.refuse(socket, 'handshake', reason, err instanceof SniRefusal ? err.message : errorDetail(err))
   }
 
   private onSecureConnection (socket: TLSSocket): void {
@@ -151,25 +167,33 @@ export class TunnelServer {
     // The identity may have been removed between the SNI callback and now.
     if (svid === null) return this.refuse(socket, 'verify', 'unknown-sni', `no identity is served for SNI "${printable(String(servername))}"`)
     const peerCertSerial = peerSerialOf(socket)
-    const verdict = verifyTlsPeer(socket, trustOf(svid), { now: this.s.now() })
+    const now = this.s.now()
+    const verdict = verifyTlsPeer(socket, trustOf(svid), { now })
     if (!verdict.ok) return this.refuse(socket, 'verify', verdict.reason, verdict.detail, svid.spiffeId.uri)
     const remoteAddress = socket.remoteAddress ?? ''
     const remotePort = socket.remotePort ?? 0
+    // Verified: no longer an unauthenticated connection.
+    this.gate.verified(remoteAddress, remotePort)
     socket.setNoDelay(true)
     socket.setKeepAlive(true, TUNNEL_DEFAULTS.tcpKeepAliveMs)
     this.accepted++
-    this.handing = {
+    const peer = {
       peerSpiffeId: verdict.spiffeId.uri,
       peerCertSerial,
       localSpiffeId: svid.spiffeId.uri,
       remoteAddress,
       remotePort,
       remote: formatAuthority({ address: remoteAddress, port: remotePort }),
-      servername: servername as string,
-      socket,
-      streams: 0
+      servername: servername as string
     }
-    if (TRACE.on) TRACE('session verified', { peer: verdict.spiffeId.uri, local: svid.spiffeId.uri, remote: this.handing.remote })
+    const validUntil = Math.min(verdict.validUntil, svid.notAfter)
+    this.handing = {
+      session: (h2) => new ServerSession(h2, socket, peer, svid, validUntil, this.s, this.s.bufferBudget, () => {
+        this.s.onRefused({ side: 'server', stage: 'session', reason: 'settings-timeout', detail: `no SETTINGS acknowledgement within ${this.s.pingTimeoutMs} ms`, remote: peer.remote, servername: peer.servername, peerSpiffeId: peer.peerSpiffeId, localSpiffeId: peer.localSpiffeId })
+        h2.destroy()
+      })
+    }
+    if (TRACE.on) TRACE('session verified', { peer: peer.peerSpiffeId, local: peer.localSpiffeId, remote: peer.remote })
     try {
       this.h2.emit('connection', socket)
     } finally {
@@ -178,8 +202,9 @@ export class TunnelServer {
   }
 
   private onSession (session: ServerHttp2Session): void {
-    const state = this.handing
-    if (state === null) { session.destroy(); return }
+    const handing = this.handing
+    if (handing === null) { session.destroy(); return }
+    const state = handing.session(session)
     this.sessions.set(session, state)
     session.on('error', (err) => {
       // A peer node that goes away is not a refusal; a protocol failure is.
@@ -189,23 +214,34 @@ export class TunnelServer {
       }
       this.s.onRefused({ side: 'server', stage: 'session', reason: 'session-error', detail: errorDetail(err), remote: state.remote, servername: state.servername, peerSpiffeId: state.peerSpiffeId, localSpiffeId: state.localSpiffeId })
     })
-    session.once('close', () => { this.sessions.delete(session) })
+    session.once('close', () => { this.sessions.delete(session); state.closed() })
     session.setLocalWindowSize(this.s.connectionWindowBytes)
-    watchSession(session, {
-      idleMs: this.s.idleTimeoutMs,
-      pingTimeoutMs: this.s.pingTimeoutMs,
-      openStreams: () => state.streams,
-      onIdle: () => { closeSession(session, state.socket, this.s.pingTimeoutMs) },
-      onDead: () => { session.destroy() }
-    })
   }
 
   private onStream (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[]): void {
     const state = this.sessions.get(stream.session as ServerHttp2Session)
     if (state === undefined) { stream.on('error', () => {}); stream.close(); return }
-    state.streams++
-    stream.once('close', () => { state.streams-- })
-    handleTunnelStream(stream, headers, rawHeaders, state, this.s)
+    // A session whose certificates expired or rotated takes no new stream (REFUSED_STREAM: retried elsewhere).
+    if (!state.openStream(stream)) return
+    const reservation = state.buffers.reserve()
+    if (reservation === null) {
+      stream.on('error', () => {})
+      stream.close(NGHTTP2_REFUSED_STREAM)
+      const l = this.s.bufferBudget.limits
+      this.s.onRefused({ side: 'server', stage: 'stream', reason: 'buffer-budget', detail: `no room for another stream: session ${state.buffers.reservedBytes()} of ${l.sessionBytes} bytes reserved, node ${this.s.bufferBudget.reservedBytes()} of ${l.nodeBytes}`, remote: state.remote, servername: state.servername, peerSpiffeId: state.peerSpiffeId, localSpiffeId: state.localSpiffeId })
+      return
+    }
+    state.buffers.bind(stream, reservation)
+    stream.once('close', () => { state.buffers.unbind(stream) })
+    handleTunnelStream(stream, headers, rawHeaders, state, this.s, (tunnelStream) => { state.buffers.attachConsumer(stream, tunnelStream) })
+  }
+
+  /** A connection the gate closed before TLS (the socket is already reset). */
+  private refuseRaw (raw: Socket, reason: RefusalReason, detail: string): void {
+    this.refused++
+    const remote = raw.remoteAddress === undefined ? 'unknown' : formatAuthority({ address: raw.remoteAddress, port: raw.remotePort ?? 0 })
+    if (TRACE.on) TRACE('refused', { stage: 'accept', reason, detail, remote })
+    this.s.onRefused({ side: 'server', stage: 'accept', reason, detail, remote, servername: null })
   }
 
   private refuse (socket: TLSSocket, stage: RefusalStage, reason: RefusalReason, detail: string, localSpiffeId?: string): void {

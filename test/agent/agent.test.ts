@@ -9,7 +9,7 @@ import { parseAgentOptions } from '../../src/agent/options'
 import { listText, namespaceObj, nodeObj, podObj, serviceObj } from '../discovery/fixture'
 import { captureLog, listen, waitFor } from '../proxy/harness'
 import { counter } from '../telemetry/prom-text'
-import { loopbackPlatform, RecordingCapture } from './loopback-platform'
+import { loopbackPlatform, OPEN_DEBUG, RecordingCapture } from './loopback-platform'
 
 // The agent's control loop against a loopback stand-in platform (see
 // loopback-platform.ts): snapshot → enroll local meshed pods → serve → readiness,
@@ -57,17 +57,19 @@ t.test('agent: enrolls local meshed pods, retries a failing one, serves, unenrol
   const platform = loopbackPlatform(capture)
   const { log, lines } = captureLog()
   const options = parseAgentOptions(['--node', 'n1', '--cluster-file', file, '--pin-root', '/sys/fs/bpf/ferry-test', '--admin-port', '0', '--ready-port', '0'])
-  const agent = await Agent.start(options, { platform, log, retry: { initialMs: 50, maxMs: 200 } })
+  const agent = await Agent.start(options, { platform, log, retry: { initialMs: 50, maxMs: 200 }, adminAuth: OPEN_DEBUG })
   let closed = false
   t.teardown(async () => { if (!closed) await agent.close() })
   const { adminPort, readyPort } = agent.admin
 
-  // 1. Not ready: server-a cannot be enrolled; client can, and is not held up by it.
+  // 1. server-a cannot be enrolled; client can, and is not held up by it. The node is
+  //    ready: one pod's failure is reported (pending, metric), not the node's state.
   await waitFor(() => capture.calls.includes('enroll u-client'), 3000, 'client enrolled')
-  t.equal(capture.calls[0], 'reconcile u-client,u-server-a', 'capture told which local meshed pods to keep, before enrolling')
-  const notReady = await httpGet(readyPort, '/healthz/ready')
-  t.equal(notReady.status, 503)
-  t.same(notReady.body, { ready: false, generation: 1, enrolled: ['u-client'], pending: ['u-server-a'] })
+  t.same(capture.calls.slice(0, 2), ['kubelet off', 'reconcile u-client,u-server-a'], 'no probe admission without --kubelet-cgroup; capture told which local meshed pods to keep, before enrolling')
+  const failing = await httpGet(readyPort, '/healthz/ready')
+  t.equal(failing.status, 200)
+  t.same(failing.body, { ready: true, generation: 1, enrolled: ['u-client'], pending: ['u-server-a'] })
+  t.equal(counter((await httpGet(adminPort, '/metrics')).text, 'ferry_pods_not_enrolled', { reason: 'error' }), 1, 'counted as not enrolled')
   await waitFor(() => lines.filter((l) => l.msg === 'pod enrollment failed').length >= 2, 3000, 'retries')
   const failed = lines.find((l) => l.msg === 'pod enrollment failed')
   t.match(failed, { code: 'FERRY_ERR_ENROLL', uid: 'u-server-a', pod: 'app/server-a', errno: 'ENOENT', err: /pod app\/server-a: open netns failed: cannot open .*netns-server-a \(FERRY_ERR_NETNS ENOENT\)/ })
@@ -136,7 +138,7 @@ t.test('agent: enrolls local meshed pods, retries a failing one, serves, unenrol
   t.equal(adminGone, 'ECONNREFUSED', 'admin server closed')
 })
 
-t.test('agent: a pod with an invalid excluded-ports annotation is reported and keeps the node unready, others are enrolled', async (t) => {
+t.test('agent: a pod with an invalid excluded-ports annotation is reported and does not keep the node unready, others are enrolled', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-agent-'))
   t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
   const file = join(dir, 'cluster.json')
@@ -156,8 +158,9 @@ t.test('agent: a pod with an invalid excluded-ports annotation is reported and k
   t.match(lines.find((l) => l.msg === 'pod cannot be enrolled'), { code: 'FERRY_ERR_ENROLL', cause: 'FERRY_ERR_CONFIG', pod: 'app/bad', err: /exclude-inbound-ports: "http" is not a port number/ })
   t.match(capture.specs.get('u-good')?.cgroupPath, /\/lab\/good$/, 'a relative cgroup annotation is under the cgroup2 root')
   const r = await httpGet(agent.admin.readyPort, '/healthz/ready')
-  t.equal(r.status, 503)
-  t.same(r.body, { ready: false, generation: 1, enrolled: ['u-good'], pending: ['u-bad'] })
+  t.equal(r.status, 200)
+  t.same(r.body, { ready: true, generation: 1, enrolled: ['u-good'], pending: ['u-bad'] })
+  t.equal(counter((await httpGet(agent.admin.adminPort, '/metrics')).text, 'ferry_pods_not_enrolled', { reason: 'invalid_annotation' }), 1)
 })
 
 t.test('agent: the ready port in use is a clear error and nothing is left running', async (t) => {
@@ -166,5 +169,47 @@ t.test('agent: the ready port in use is a clear error and nothing is left runnin
   const { log } = captureLog()
   await t.rejects(Agent.start(parseAgentOptions(['--node', 'n1', '--cluster-file', '/nonexistent', '--pin-root', '/p', '--admin-port', '0', '--ready-port', String(port)]), { platform: loopbackPlatform(capture), log }),
     { code: 'FERRY_ERR_INVALID_ARG', errno: 'EADDRINUSE', message: new RegExp(`--ready-port ${port}: cannot listen`) })
-  t.same(capture.calls, ['close'], 'capture closed again')
+  t.same(capture.calls, ['kubelet off', 'close'], 'capture closed again')
+})
+
+t.test('agent: --kubelet-cgroup goes to capture, probe ports with each pod; ferry_kubelet_probes_total per enrolled pod, gone with the pod', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-agent-probes-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  const file = join(dir, 'cluster.json')
+  const lab = (pod: string): Record<string, string> => { writeFileSync(join(dir, `netns-${pod}`), ''); return { 'lab.ferry.dev/netns': join(dir, `netns-${pod}`), 'lab.ferry.dev/cgroup': `lab/${pod}` } }
+  const web = podObj({ name: 'web', uid: 'u-web', ips: ['10.244.0.8'], annotations: lab('web'), ports: [{ name: 'http', containerPort: 8080 }], probes: { readinessProbe: { httpGet: { port: 'http' } }, livenessProbe: { tcpSocket: { port: 8081 } } } })
+  const db = podObj({ name: 'db', uid: 'u-db', ips: ['10.244.0.9'], annotations: lab('db') })
+  const write = (objs: Array<Record<string, unknown>>): void => { writeFileSync(`${file}.tmp`, listText(objs)); renameSync(`${file}.tmp`, file) }
+  write([namespaceObj('app', { 'ferry.dev/mesh': 'enabled' }), web, db])
+  const capture = new RecordingCapture()
+  const { log, lines } = captureLog()
+  const agent = await Agent.start(parseAgentOptions(['--node', 'n1', '--cluster-file', file, '--pin-root', '/p', '--admin-port', '0', '--ready-port', '0', '--kubelet-cgroup', '/sys/fs/cgroup/lab/n1/kubelet']), { platform: loopbackPlatform(capture), log })
+  t.teardown(async () => { await agent.close() })
+  t.equal(capture.calls[0], 'kubelet /sys/fs/cgroup/lab/n1/kubelet', 'probe admission on, before any pod')
+  t.ok(lines.some((l) => l.msg.startsWith('probe admission')), 'said once at start')
+  await waitFor(() => capture.specs.size === 2, 3000, 'both enrolled')
+  t.same(capture.specs.get('u-web')?.probePorts, [8080, 8081], 'the named probe port resolved')
+  t.same(capture.specs.get('u-db')?.probePorts, [])
+  capture.probes.set('u-web', { admitted: 7, notProbePort: 2, expired: 0 })
+  capture.probes.set('u-db', { admitted: 0, notProbePort: 1, expired: 0 })
+  let text = (await httpGet(agent.admin.adminPort, '/metrics')).text
+  t.equal(counter(text, 'ferry_kubelet_probes_total', { namespace: 'app', pod: 'web', result: 'admitted' }), 7)
+  t.equal(counter(text, 'ferry_kubelet_probes_total', { namespace: 'app', pod: 'web', result: 'not_probe_port' }), 2)
+  t.equal(counter(text, 'ferry_kubelet_probes_total', { namespace: 'app', pod: 'db', result: 'not_probe_port' }), 1)
+  write([namespaceObj('app', { 'ferry.dev/mesh': 'enabled' }), web])
+  await waitFor(() => capture.calls.includes('unenroll u-db'), 3000, 'db unenrolled')
+  capture.probes.delete('u-db')
+  text = (await httpGet(agent.admin.adminPort, '/metrics')).text
+  t.notMatch(text, /pod="db"/, 'no series left for a pod that is gone')
+  t.equal(counter(text, 'ferry_kubelet_probes_total', { namespace: 'app', pod: 'web', result: 'admitted' }), 7)
+  // The probe ports are part of the plan's fingerprint: a change re-enrolls the pod with the new ones.
+  const changed = podObj({ name: 'web', uid: 'u-web', ips: ['10.244.0.8'], annotations: lab('web'), ports: [{ name: 'http', containerPort: 8080 }], probes: { readinessProbe: { grpc: { port: 9090 } } } })
+  write([namespaceObj('app', { 'ferry.dev/mesh': 'enabled' }), changed])
+  await waitFor(() => capture.calls.filter((c) => c === 'enroll u-web').length === 2, 3000, 'web enrolled again')
+  t.same(capture.specs.get('u-web')?.probePorts, [9090], 'the new probe ports handed to capture')
+  const readyOnly = podObj({ name: 'web', uid: 'u-web', ips: ['10.244.0.8'], annotations: lab('web'), ports: [{ name: 'http', containerPort: 8080 }], probes: { readinessProbe: { grpc: { port: 9090 } } }, ready: false })
+  write([namespaceObj('app', { 'ferry.dev/mesh': 'enabled' }), readyOnly])
+  await waitFor(() => agent.routes.index.podByIP('10.244.0.8')?.ready === false, 3000, 'not ready')
+  await agent.enroller.settled()
+  t.equal(capture.calls.filter((c) => c === 'enroll u-web').length, 2, 'readiness is not part of the fingerprint: no re-enrollment')
 })

@@ -110,12 +110,32 @@ t.test('--kubernetes: the API\'s pods of this node, meshed by namespace label or
   // A pod whose object arrives before its sandbox: pending, then enrolled with no further API change.
   api.apply('pods', pod({ name: 'late', namespace: 'shop', node: 'n1', ip: '10.244.1.14', app: 'late' }))
   await waitFor(() => lines.some((l) => l.msg === 'pod cannot be enrolled' && l.pod === 'shop/late'), 5000, 'late reported')
-  t.equal(await httpStatus(agent.admin.readyPort, '/healthz/ready'), 503, 'not ready while it cannot be located')
+  t.equal(await httpStatus(agent.admin.readyPort, '/healthz/ready'), 200, 'a pod not located yet is that pod\'s state: the node stays ready')
+  t.notOk(api.events.some((e) => e.involvedObject?.name === 'late'), 'and it is no Event: every pod starts that way')
   const listsBefore = api.requestsFor('pods', 'list').length
   locator.present.add(uidOf('late'))
   await waitFor(() => capture.calls.includes(`enroll ${uidOf('late')}`), 5000, 'late located again and enrolled')
   t.equal(api.requestsFor('pods', 'list').length, listsBefore, 'without a re-list or any change in the cluster')
   t.equal(await httpStatus(agent.admin.readyPort, '/healthz/ready'), 200)
+
+  // A pod that cannot be enrolled for a reason of its own: one Warning Event on it, the node stays ready.
+  api.apply('pods', pod({ name: 'broken', namespace: 'shop', node: 'n1', ip: '10.244.1.15', app: 'broken', annotations: { 'ferry.dev/exclude-inbound-ports': 'http' } }))
+  locator.present.add(uidOf('broken'))
+  await waitFor(() => api.events.some((e) => e.involvedObject?.name === 'broken'), 5000, 'an Event on the broken pod')
+  t.match(api.events.find((e) => e.involvedObject?.name === 'broken'), {
+    type: 'Warning',
+    reason: 'FerryEnrollmentFailed',
+    message: /exclude-inbound-ports: "http" is not a port number/,
+    involvedObject: { kind: 'Pod', namespace: 'shop', name: 'broken', uid: uidOf('broken') },
+    source: { component: 'ferry-agent', host: 'n1' },
+    metadata: { namespace: 'shop', name: /^broken\./ }
+  })
+  api.apply('pods', { ...api.get('pods', 'shop/broken'), metadata: { ...api.get('pods', 'shop/broken')?.metadata, labels: { app: 'broken', touched: 'yes' } } })
+  await waitFor(() => agent.enroller.status().generation > 0 && lines.filter((l) => l.msg === 'cluster snapshot').length >= 2, 5000, 'another snapshot')
+  await agent.enroller.settled()
+  t.equal(api.events.filter((e) => e.involvedObject?.name === 'broken').length, 1, 'one Event per pod and reason, not one per snapshot or retry')
+  t.equal(await httpStatus(agent.admin.readyPort, '/healthz/ready'), 200, 'the node stays ready')
+  api.delete('pods', 'shop', 'broken')
 
   // A delete unenrolls.
   const web = uidOf('web')

@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs'
 import { connect } from 'node:net'
+import type { AdminAuth } from '../../src/agent/admin-auth'
 import type { CaptureHandle, NetnsHandle, Platform, PodCaptureSpec } from '../../src/agent/platform'
 import { ferryError } from '../../src/errors'
 
@@ -15,6 +16,10 @@ export class RecordingCapture implements CaptureHandle {
   /** What eBPF "recorded" for every captured connection. */
   originalDestination: { address: string, port: number } | null = null
   readonly lookups: Array<[bigint, number, number]> = []
+  /** The kubelet cgroup probe admission was given (undefined: never asked). */
+  kubeletCgroup: string | null | undefined
+  /** What the "kernel" counted for each pod's kubelet connections. */
+  readonly probes = new Map<string, { admitted: number, notProbePort: number, expired: number }>()
 
   enrollPod (s: PodCaptureSpec): void { this.calls.push(`enroll ${s.uid}`); this.specs.set(s.uid, s) }
   unenrollPod (uid: string): void { this.calls.push(`unenroll ${uid}`); this.specs.delete(uid) }
@@ -28,6 +33,8 @@ export class RecordingCapture implements CaptureHandle {
   splice (): boolean { return false }
   unsplice (): { fromA: number, fromB: number } { return { fromA: 0, fromB: 0 } }
   enrolledUids (): string[] { return [...this.specs.keys()] }
+  setKubeletCgroup (path: string | null): void { this.calls.push(`kubelet ${path ?? 'off'}`); this.kubeletCgroup = path }
+  probeCounts (): ReadonlyMap<string, { admitted: number, notProbePort: number, expired: number }> { return this.probes }
   close (): void { this.calls.push('close') }
 }
 
@@ -49,3 +56,6 @@ export function loopbackPlatform (capture: RecordingCapture): Platform & { opene
     openCapture: async () => capture
   }
 }
+
+/** An admin server whose /debug/* is open to the test (who may read it is test/policy/agent-check.test.ts's subject). */
+export const OPEN_DEBUG: AdminAuth = Object.freeze({ schemes: ['test'], check: async () => ({ ok: true as const, who: 'test' }) })

@@ -6,7 +6,7 @@ const base = ['--node', 'n1', '--cluster-file', '/var/run/ferry/labs/x/cluster.j
 
 t.test('valid options get defaults, an absolute cluster file, and are frozen', async (t) => {
   const o = parseAgentOptions(base)
-  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', configDir: null, configFromController: false, identity: null, sockmap: true })
+  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', configDir: null, configFromController: false, configCache: null, identity: null, sockmap: true, adminTokenFile: null, kubeletCgroup: null, cni: null })
   t.ok(Object.isFrozen(o))
   t.equal(parseAgentOptions([...base, '--sockmap', 'off']).sockmap, false, '--sockmap off turns the shortcut off')
   const o2 = parseAgentOptions(['--node', 'node-2.example', '--cluster-file', 'rel/c.json', '--pin-root', '/p', '--admin-port', '0', '--ready-port', '0', '--log-level', 'debug'])
@@ -117,10 +117,67 @@ t.test('--cluster-file and --kubernetes: exactly one; the kubelet locator\'s opt
   }
 })
 
+t.test('--kubelet-cgroup: an absolute cgroup directory in either mode; "auto" only with --kubernetes', async (t) => {
+  t.equal(parseAgentOptions([...base, '--kubelet-cgroup', '/sys/fs/cgroup/lab/n1/kubelet/']).kubeletCgroup, '/sys/fs/cgroup/lab/n1/kubelet', 'normalized')
+  t.equal(parseAgentOptions(['--node', 'n1', '--kubernetes', '--pin-root', '/p', '--kubelet-cgroup', 'auto']).kubeletCgroup, 'auto')
+  t.equal(parseAgentOptions(['--node', 'n1', '--kubernetes', '--pin-root', '/p', '--kubelet-cgroup', '/host/sys/fs/cgroup/system.slice/kubelet.service']).kubeletCgroup, '/host/sys/fs/cgroup/system.slice/kubelet.service')
+  t.throws(() => parseAgentOptions([...base, '--kubelet-cgroup', 'auto']), { code: 'FERRY_ERR_INVALID_ARG', message: /--kubelet-cgroup auto needs --kubernetes/ })
+  t.throws(() => parseAgentOptions([...base, '--kubelet-cgroup', 'system.slice/kubelet.service']), { code: 'FERRY_ERR_INVALID_ARG', message: /--kubelet-cgroup "system.slice\/kubelet.service" is invalid: expected the kubelet's cgroup v2 directory \(an absolute path\), or "auto"/ })
+})
+
 t.test('--drain-grace: a duration, 25s by default (below the DaemonSet\'s 30 s termination grace), 0 allowed', async (t) => {
   t.equal(parseAgentOptions(base, {}).drainGraceMs, 25_000)
   t.equal(parseAgentOptions([...base, '--drain-grace', '5s'], {}).drainGraceMs, 5000)
   t.equal(parseAgentOptions([...base, '--drain-grace', '0s'], {}).drainGraceMs, 0)
   t.throws(() => parseAgentOptions([...base, '--drain-grace', 'soon'], {}), { code: 'FERRY_ERR_INVALID_ARG', message: /--drain-grace "soon" is invalid/ })
   t.throws(() => parseAgentOptions([...base, '--drain-grace', '2h'], {}), { code: 'FERRY_ERR_INVALID_ARG', message: /--drain-grace "2h" is invalid: expected a duration up to 1h/ })
+})
+
+t.test('--admin-token-file: an absolute path to the token that opens /debug/*', async (t) => {
+  t.equal(parseAgentOptions([...base, '--admin-token-file', 'tokens/admin.token']).adminTokenFile, resolve('tokens/admin.token'))
+})
+
+t.test('--cni-*: socket and state file together, the entry\'s defaults, the CNI directories, the DaemonSet from $POD_NAMESPACE', async (t) => {
+  const cni = ['--cni-socket', '/var/run/ferry/cni.sock', '--cni-state-file', '/var/run/ferry/cni-state.json']
+  t.same(parseAgentOptions([...base, ...cni]).cni, {
+    entry: { socket: '/var/run/ferry/cni.sock', stateFile: '/var/run/ferry/cni-state.json', timeoutMs: 30_000, logFile: null },
+    confDir: null,
+    binDir: null,
+    daemonSet: null
+  })
+  const k8s = ['--node', 'n1', '--kubernetes', '--pin-root', '/p']
+  const full = parseAgentOptions([...k8s, ...cni, '--cni-timeout', '10s', '--cni-log-file', '/var/run/ferry/cni.log', '--cni-conf-dir', '/host/etc/cni/net.d', '--cni-bin-dir', '/host/opt/cni/bin', '--cni-daemonset', 'ferry-agent'], { POD_NAMESPACE: 'ferry-system' })
+  t.same(full.cni, {
+    entry: { socket: '/var/run/ferry/cni.sock', stateFile: '/var/run/ferry/cni-state.json', timeoutMs: 10_000, logFile: '/var/run/ferry/cni.log' },
+    confDir: '/host/etc/cni/net.d',
+    binDir: '/host/opt/cni/bin',
+    daemonSet: { namespace: 'ferry-system', name: 'ferry-agent' }
+  })
+  t.ok(Object.isFrozen(full.cni) && Object.isFrozen(full.cni?.entry))
+  const cases: Array<[string[], Record<string, string>, RegExp]> = [
+    [[...base, '--cni-socket', '/s'], {}, /--cni-socket need.* --cni-socket and --cni-state-file/],
+    [[...base, '--cni-conf-dir', '/etc/cni/net.d'], {}, /--cni-conf-dir needs --cni-socket and --cni-state-file/],
+    [[...base, ...cni, '--cni-socket', 'rel.sock'], {}, /--cni-socket "rel.sock" is invalid: expected an absolute path/],
+    [[...base, '--cni-socket', `/${'x'.repeat(120)}`, '--cni-state-file', '/s'], {}, /a unix socket path has at most 107 bytes/],
+    [[...base, ...cni, '--cni-timeout', '10m'], {}, /--cni-timeout "10m" is invalid: expected a duration from 1ms to 5m/],
+    [[...base, ...cni, '--cni-bin-dir', '/opt/cni/bin'], {}, /--cni-bin-dir needs --cni-conf-dir/],
+    [[...base, ...cni, '--cni-conf-dir', '/etc/cni/net.d', '--cni-daemonset', 'ferry-agent'], { POD_NAMESPACE: 'x' }, /--cni-daemonset needs --kubernetes/],
+    [[...k8s, ...cni, '--cni-daemonset', 'ferry-agent'], { POD_NAMESPACE: 'x' }, /--cni-daemonset needs --cni-conf-dir/],
+    [[...k8s, ...cni, '--cni-conf-dir', '/etc/cni/net.d', '--cni-daemonset', 'ferry-agent'], {}, /--cni-daemonset needs \$POD_NAMESPACE/],
+    [[...k8s, ...cni, '--cni-conf-dir', '/etc/cni/net.d', '--cni-daemonset', 'Ferry_Agent'], { POD_NAMESPACE: 'x' }, /--cni-daemonset "Ferry_Agent" is invalid: expected a DaemonSet name/]
+  ]
+  for (const [argv, env, re] of cases) t.throws(() => parseAgentOptions(argv, env), { code: 'FERRY_ERR_INVALID_ARG', message: re }, argv.join(' '))
+})
+
+// The saved configuration: where the DaemonSet keeps it by default, and never by default
+// elsewhere (agents run by tests and the lab would share one file).
+t.test('--config-cache: a path or none; the DaemonSet\'s default only with --kubernetes and a configuration source', async (t) => {
+  const kube = ['--node', 'n1', '--kubernetes', '--pin-root', '/p']
+  t.equal(parseAgentOptions([...kube, ...ca, '--config-source', 'controller']).configCache, '/var/lib/ferry/config-cache.json')
+  t.equal(parseAgentOptions([...kube, ...ca, '--config-source', 'controller', '--config-cache', 'none']).configCache, null)
+  t.equal(parseAgentOptions([...kube]).configCache, null, 'no configuration source: nothing to keep')
+  t.equal(parseAgentOptions([...base, '--config-dir', '/cfg']).configCache, null, 'not by default outside the DaemonSet')
+  t.equal(parseAgentOptions([...base, '--config-dir', '/cfg', '--config-cache', 'state/n1.json']).configCache, resolve('state/n1.json'))
+  t.throws(() => parseAgentOptions([...base, '--config-cache', '/x.json']), { code: 'FERRY_ERR_INVALID_ARG', message: /--config-cache needs a configuration source/ })
+  t.throws(() => parseAgentOptions([...base, '--config-dir', '/cfg', '--config-cache', '/var/lib/ferry/']), { code: 'FERRY_ERR_INVALID_ARG', message: /--config-cache "\/var\/lib\/ferry\/" is invalid: expected a file path/ })
 })

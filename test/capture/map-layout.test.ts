@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { REPO_ROOT } from '../../src/native'
 import {
-  CONSTANTS, LAYOUT, dstCodec, exclKeyCodec, ipKeyCodec, origKeyCodec, podCodec, uidKeyCodec
+  CONSTANTS, LAYOUT, dstCodec, exclKeyCodec, ipKeyCodec, origKeyCodec, podCodec, probeConnCodec, probeKeyCodec, probePortKeyCodec, probeStatsCodec, sockKeyCodec, spliceCodec, uidKeyCodec
 } from '../../src/capture/map-layout'
 
 // The TypeScript twin of bpf/ferry_shared.h must match what the C compiler makes
@@ -54,6 +54,12 @@ t.test('codec sizes are the struct sizes', async (t) => {
   t.equal(dstCodec.size, LAYOUT.ferry_dst.size)
   t.equal(origKeyCodec.size, LAYOUT.ferry_orig_key.size)
   t.equal(uidKeyCodec.size, LAYOUT.ferry_uid_key.size)
+  t.equal(sockKeyCodec.size, LAYOUT.ferry_sock_key.size)
+  t.equal(spliceCodec.size, LAYOUT.ferry_splice.size)
+  t.equal(probeKeyCodec.size, LAYOUT.ferry_probe_key.size)
+  t.equal(probeConnCodec.size, LAYOUT.ferry_probe_conn.size)
+  t.equal(probePortKeyCodec.size, LAYOUT.ferry_probe_port_key.size)
+  t.equal(probeStatsCodec.size, LAYOUT.ferry_probe_stats.size)
 })
 
 t.test('codecs round-trip and put bytes where C expects them', async (t) => {
@@ -70,4 +76,11 @@ t.test('codecs round-trip and put bytes where C expects them', async (t) => {
   t.equal(uidKeyCodec.decode(uidKeyCodec.encode('pod-uid-1')), 'pod-uid-1')
   t.same(exclKeyCodec.decode(exclKeyCodec.encode({ slot: 7, dir: 1, port: 15006 })), { slot: 7, dir: 1, port: 15006 })
   t.same(podCodec.decode(podCodec.encode({ slot: 3, flags: 1 })), { slot: 3, flags: 1 })
+  t.same([...probePortKeyCodec.encode({ slot: 2, port: 0x1f90 })], [2, 0, 0, 0, 0x90, 0x1f, 0, 0])
+  const probe = { srcAddress: '10.1.2.1', srcPort: 40000, dstAddress: '10.1.2.2', dstPort: 8080 }
+  t.same(probeKeyCodec.decode(probeKeyCodec.encode(probe)), probe)
+  t.same([...probeKeyCodec.encode(probe).subarray(0, 12)], [4, 0, 0x40, 0x9c, 0x90, 0x1f, 0, 0, 10, 1, 2, 1], 'family, ports host order, then the source address in network order')
+  const probe6 = { srcAddress: 'fd00::1', srcPort: 1, dstAddress: 'fd00::2', dstPort: 2 }
+  t.same(probeKeyCodec.decode(probeKeyCodec.encode(probe6)), probe6)
+  t.same(probeStatsCodec.decode(probeStatsCodec.encode({ admitted: 1n, notProbePort: 2n, expired: 3n })), { admitted: 1n, notProbePort: 2n, expired: 3n })
 })

@@ -74,3 +74,12 @@ t.test('cache: accepted for positiveTtlMs, refused for negativeTtlMs, by digest;
   t.match(await authn.authenticate('down'), { ok: true, caller: { node: 'n2' } }, 'an unavailable review is not remembered')
   t.equal(authn.reviews, 6)
 })
+
+t.test('made-up tokens: reviews bounded by the rate budget, the rest "unavailable" without asking the API server; a known agent still gets in', async (t) => {
+  const { authn, asked } = setup({ good: REVIEWS.agentOn('n1') as TokenReviewStatus })
+  t.match(await authn.authenticate('good'), { ok: true })
+  const results = await Promise.all(Array.from({ length: 500 }, async (_, i) => await authn.authenticate(`made-up-${i}`)))
+  t.ok(asked.length <= 100, `${asked.length} reviews for 500 made-up tokens (the burst)`)
+  t.ok(results.filter((r) => !r.ok && r.unavailable === true && /too many tokens to review/.test(r.reason)).length >= 400, 'the rest told to retry later')
+  t.match(await authn.authenticate('good'), { ok: true }, 'the cached agent is unaffected')
+})

@@ -4,17 +4,20 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Registry } from 'prom-client'
 import { ConfigStream } from '../../src/agent/config-stream'
-import { type ConfigFeed, type ConfigVersion, documentsDigest } from '../../src/controller/config-feed'
+import type { ConfigFeed, ConfigVersion } from '../../src/controller/config-feed'
+import { documentsDigest } from '../../src/controller/config-wire'
 import { configProtos } from '../../src/controller/config-protos'
 import { isFerryError } from '../../src/errors'
+import type { ObjectReport } from '../../src/resources/reports'
 import type { ConfigSnapshot } from '../../src/resources/snapshot'
 import { waitFor } from '../helpers/cli'
 import { captureLog, startCa, tmpDir, type CaHarness } from './harness'
 
 // The configuration stream over real grpc-js and TLS, between the real controller
 // (Controller.start, its --config-dir feed or a feed the test drives) and the agent's
-// ConfigStream: delivery and ACK, NACK with reasons while the last good configuration
-// keeps serving, and streams refused without a valid token.
+// ConfigStream: delivery and ACK, objects refused one by one (by the controller or the
+// agent) while everything else goes through, NACK only for what the agent cannot use at
+// all, and streams refused without a valid token.
 
 const DENY_DEV = `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -101,15 +104,26 @@ t.test('a snapshot is delivered, validated, applied and ACKed; a change follows 
   await waitFor(() => h.controller.configAgents()[0]?.acked === 2, { what: 'ACK of version 2' })
   t.equal(await metric(a.registry, 'ferry_config_stream_version'), 2)
 
-  // The directory turns invalid: the controller refuses it (file, line, field) and
-  // sends nothing; the agent keeps version 2.
-  writeAtomic(configDir, 'strict.yaml', STRICT_PROD.replace('STRICT', 'DISABLE'))
-  await waitFor(() => h.lines.some((l) => l.msg === 'configuration rejected; the last good configuration keeps serving'), { what: 'the controller rejecting the directory' })
-  const rejected = h.lines.find((l) => l.msg === 'configuration rejected; the last good configuration keeps serving') as unknown as { issues: string[] }
-  t.match(rejected.issues[0], /strict\.yaml:8: PeerAuthentication prod\/default: spec\.mtls\.mode: /)
-  t.equal(h.controller.configVersion(), 2, 'the controller keeps version 2')
-  t.equal(a.stream.current()?.generation, 2, 'the agent keeps version 2')
-  t.equal(a.snapshots.length, 2)
+  // Guards per-object admission on the controller: a bad object in one namespace is
+  // refused alone (before, it froze the whole directory), and a good change elsewhere is
+  // still delivered and applied.
+  writeAtomic(configDir, 'bad.yaml', DENY_DEV.replace('name: deny-dev', 'name: broken').replace('namespace: prod', 'namespace: dev').replace('namespaces:', 'namespace:'))
+  await waitFor(() => h.lines.some((l) => l.msg === 'configuration object refused' && l.object === 'AuthorizationPolicy dev/broken'), { what: 'the controller refusing the bad object' })
+  const refusedLine = h.lines.find((l) => l.msg === 'configuration object refused') as unknown as { issues: string[], inForce: string }
+  t.match(refusedLine.issues[0], /bad\.yaml:11: AuthorizationPolicy dev\/broken: spec\.rules\[0\]\.from\[0\]\.source\.namespace: unknown field/)
+  t.equal(refusedLine.inForce, 'none')
+  await waitFor(() => a.stream.current()?.objects.some((o) => o.object === 'AuthorizationPolicy dev/broken' && o.reportedBy === 'controller') === true, { what: 'the refusal reported to the agent' })
+  t.same(a.stream.current()?.authorizationPolicies.map((p) => p.ref), ['prod/deny-dev'], 'nothing of it in force at the agent')
+  t.equal(await metric(a.registry, 'ferry_config_stale'), 1, 'the agent knows part of the configuration is not in force')
+  t.equal(await metric(h.controller.registry, 'ferry_controller_config_objects', { state: 'refused' }), 1)
+
+  writeAtomic(configDir, 'strict.yaml', STRICT_PROD.replace('STRICT', 'PERMISSIVE'))
+  await waitFor(() => a.stream.current()?.peerAuthentications[0]?.spec.mtls?.mode === 'PERMISSIVE', { what: 'the good change in prod at the agent' })
+  const v = h.controller.configVersion() as number
+  await waitFor(() => h.controller.configAgents()[0]?.acked === v, { what: 'its ACK' })
+  t.equal(h.controller.configAgents()[0].state, 'acked', 'ACKed: the agent applied it')
+  t.same(a.stream.current()?.authorizationPolicies.map((p) => p.ref), ['prod/deny-dev'])
+  t.equal(h.lines.filter((l) => l.msg === 'configuration object refused').length, 1, 'the refusal logged once, not on every change')
 })
 
 /** A feed the test drives: publishes whatever documents it is given, valid or not (a newer controller, say). */
@@ -120,13 +134,17 @@ class ScriptedFeed implements ConfigFeed {
   async start (onVersion: (v: ConfigVersion) => void): Promise<void> { this.publish = onVersion }
   current (): ConfigVersion | null { return this.last }
   close (): void {}
-  send (documents: Array<{ path: string, text: string }>): void {
-    this.last = { version: (this.last?.version ?? 0) + 1, origin: 'scripted', rootNamespace: 'ferry-system', documents, digest: documentsDigest(documents) }
-    this.publish(this.last)
+  send (documents: Array<{ path: string, text: string }>, refused: ObjectReport[] = []): void {
+    const v: ConfigVersion = { version: (this.last?.version ?? 0) + 1, origin: 'scripted', rootNamespace: 'ferry-system', documents, refused, digest: documentsDigest(documents, refused) }
+    this.last = v
+    this.publish(v)
   }
 }
 
-t.test('an invalid snapshot is NACKed with its reasons; the last good one keeps serving and a valid one is taken again', async (t) => {
+// Guards the ACK/NACK contract: an object the agent refuses (a newer controller, say) is
+// refused alone — ACKed, listed, its earlier version kept — and a NACK is only for a
+// snapshot the agent cannot use at all.
+t.test('an object the agent refuses is ACKed and listed, its earlier version kept; a snapshot it cannot use is NACKed', async (t) => {
   const feed = new ScriptedFeed()
   const h = await startCa(t, { deps: { configFeed: feed } })
   const a = agentStream(t, h, 'n2')
@@ -135,37 +153,69 @@ t.test('an invalid snapshot is NACKed with its reasons; the last good one keeps 
   await a.stream.start({ onSnapshot: (s) => { a.snapshots.push(s) }, onRejected: (err) => { rejected.push(err.message) } })
   t.equal(a.stream.current()?.generation, 1)
 
-  // Version 2 carries a field Ferry does not support and a bad CIDR: the agent's own
-  // validation refuses it.
-  feed.send([{ path: 'deny.yaml', text: DENY_DEV.replace('namespaces: ["dev"]', 'namespaces: ["dev"]\n            ipBlocks: ["10.0.0.0/33"]\n            requestPrincipals: ["*"]') }])
-  const nacked = await waitFor(() => h.controller.configAgents().find((x) => x.state === 'nacked'), { what: 'the NACK on the controller' })
-  t.equal(nacked.node, 'n2')
-  t.equal(nacked.acked, 1, 'version 1 is what the agent ACKed last')
-  t.equal(nacked.nacked?.version, 2)
-  t.match(nacked.nacked?.reasons, [/deny\.yaml:\d+: AuthorizationPolicy prod\/deny-dev: spec\.rules\[0\]\.from\[0\]\.source\.ipBlocks\[0\]: "10\.0\.0\.0\/33" is not an IP address or CIDR block/, /requestPrincipals: not supported by Ferry/])
-  const warn = h.lines.find((l) => l.msg === 'configuration rejected by the agent; it keeps its last good configuration') as Record<string, unknown>
-  t.match(warn, { node: 'n2', version: 2, code: 'FERRY_ERR_CONFIG' })
-  t.equal(await metric(h.controller.registry, 'ferry_controller_config_responses_total', { result: 'nack' }), 1)
-
-  t.equal(a.snapshots.length, 1, 'no new snapshot at the agent')
-  t.equal(a.stream.current()?.generation, 1, 'generation 1 keeps serving')
-  t.same(a.stream.current()?.authorizationPolicies.map((p) => p.ref), ['prod/deny-dev'])
-  t.match(a.stream.state(), { version: 1, lastNack: { version: 2 } })
-  t.equal(rejected.length, 1, 'the listener hears of the rejection')
+  // Version 2: deny-dev with a bad CIDR (refused: its version 1 keeps applying) and a
+  // field Ferry cannot enforce in a new policy (degraded), and a good new one.
+  feed.send([
+    { path: 'deny.yaml', text: DENY_DEV.replace('namespaces: ["dev"]', 'namespaces: ["qa"]\n            ipBlocks: ["10.0.0.0/33"]') },
+    { path: 'l7.yaml', text: DENY_DEV.replace('deny-dev', 'deny-post').replace('namespaces: ["dev"]', 'requestPrincipals: ["*"]') },
+    { path: 'strict.yaml', text: STRICT_PROD }
+  ])
+  await waitFor(() => h.controller.configAgents()[0]?.acked === 2, { what: 'the ACK of version 2' })
+  const acked = h.controller.configAgents()[0]
+  t.match(acked, { node: 'n2', state: 'acked', nacked: null })
+  const warn = h.lines.find((l) => l.msg === 'the agent refused objects the controller accepted; it keeps their last valid version') as Record<string, unknown>
+  t.match(warn, { node: 'n2', version: 2, code: 'FERRY_ERR_CONFIG', refused: [/deny\.yaml:\d+: AuthorizationPolicy prod\/deny-dev: spec\.rules\[0\]\.from\[0\]\.source\.ipBlocks\[0\]: "10\.0\.0\.0\/33" is not an IP address or CIDR block/, /AuthorizationPolicy prod\/deny-dev: the earlier version \(deny\.yaml:1\) keeps applying/] })
+  const s = a.stream.current() as ConfigSnapshot
+  t.equal(s.generation, 2)
+  t.same(s.authorizationPolicies.find((p) => p.ref === 'prod/deny-dev')?.spec.rules?.[0].from?.[0].source.namespaces, ['dev'], 'the earlier version keeps applying')
+  t.same(s.authorizationPolicies.map((p) => p.ref), ['prod/deny-dev', 'prod/deny-post'])
+  t.match(s.objects.find((o) => o.object === 'AuthorizationPolicy prod/deny-post'), { state: 'degraded' })
+  t.same(s.peerAuthentications.map((p) => p.ref), ['prod/default'], 'the good change applies')
   t.equal(await metric(a.registry, 'ferry_config_stale'), 1)
   t.equal(await metric(a.registry, 'ferry_config_rejected_total'), 1)
-  t.ok(a.lines.some((l) => l.msg === 'configuration from the controller rejected; the last good configuration keeps serving'))
+  t.equal(rejected.length, 0)
 
-  // Garbage that is not even YAML, and a root namespace that is not a name: NACKed too.
-  feed.send([{ path: 'x.yaml', text: 'kind: [' }])
-  await waitFor(() => h.controller.configAgents()[0]?.nacked?.version === 3, { what: 'NACK of version 3' })
-  t.equal(a.stream.current()?.generation, 1)
+  // A document without a name: the agent cannot use the snapshot at all.
+  feed.send([{ path: '', text: DENY_DEV }])
+  const nacked = await waitFor(() => h.controller.configAgents().find((x) => x.state === 'nacked'), { what: 'the NACK on the controller' })
+  t.match(nacked, { acked: 2, nacked: { version: 3, reasons: ['documents[0]: a document needs a name and a text'] } })
+  t.match(h.lines.find((l) => l.msg === 'configuration not usable by the agent; it keeps the configuration it has'), { node: 'n2', version: 3, code: 'FERRY_ERR_CONFIG_STREAM' })
+  t.equal(await metric(h.controller.registry, 'ferry_controller_config_responses_total', { result: 'nack' }), 1)
+  t.equal(a.stream.current()?.generation, 2, 'generation 2 keeps serving')
+  t.match(a.stream.state(), { version: 2, lastNack: { version: 3 } })
+  t.ok(a.lines.some((l) => l.msg === 'snapshot from the controller not usable; the configuration in force keeps serving'))
 
   feed.send([{ path: 'deny.yaml', text: DENY_DEV }, { path: 'strict.yaml', text: STRICT_PROD }])
   await waitFor(() => h.controller.configAgents()[0]?.state === 'acked', { what: 'ACK of version 4' })
   t.equal(h.controller.configAgents()[0].acked, 4)
-  t.equal(a.stream.current()?.generation, 2, 'the next good one is the next generation')
+  t.equal(a.stream.current()?.generation, 3, 'the next one is the next generation')
   t.equal(await metric(a.registry, 'ferry_config_stale'), 0)
+})
+
+// Guards the agent's own memory: a controller that lost its saved state (a pod scheduled
+// anew) refuses a broken object with nothing of it in force; the agent, which knows its
+// last valid version, keeps enforcing that version instead of dropping the object.
+t.test('an object the controller refuses with nothing in force keeps, at the agent, the earlier version the agent knows', async (t) => {
+  const feed = new ScriptedFeed()
+  const h = await startCa(t, { deps: { configFeed: feed } })
+  const a = agentStream(t, h, 'n1')
+  feed.send([{ path: 'deny.yaml', text: DENY_DEV }, { path: 'strict.yaml', text: STRICT_PROD }])
+  await a.stream.start({ onSnapshot: (s) => { a.snapshots.push(s) } })
+  const refused: ObjectReport = {
+    state: 'refused', object: 'AuthorizationPolicy prod/deny-dev', key: 'AuthorizationPolicy/prod/deny-dev', apiVersion: 'security.istio.io/v1', file: 'deny.yaml', line: 1,
+    issues: [{ file: 'deny.yaml', line: 11, object: 'AuthorizationPolicy prod/deny-dev', path: ['spec', 'rules', 0, 'from', 0, 'source', 'namespace'], message: 'unknown field' }],
+    inForce: 'none', refusal: 'invalid', note: 'nothing of it is in force (no earlier valid version)'
+  }
+  feed.send([{ path: 'strict.yaml', text: STRICT_PROD }], [refused])
+  await waitFor(() => h.controller.configAgents()[0]?.acked === 2, { what: 'the ACK of version 2' })
+  const s = a.stream.current() as ConfigSnapshot
+  t.same(s.authorizationPolicies.map((p) => p.ref), ['prod/deny-dev'], 'still enforced at the agent')
+  t.match(s.objects.find((o) => o.object === 'AuthorizationPolicy prod/deny-dev'), {
+    state: 'refused', reportedBy: 'controller', inForce: 'earlier-version', note: /here its earlier version \(deny\.yaml:1\) keeps applying/, issues: [{ file: 'deny.yaml', line: 11, path: ['spec.rules[0].from[0].source.namespace'], message: 'unknown field' }]
+  })
+  feed.send([{ path: 'strict.yaml', text: STRICT_PROD }])
+  await waitFor(() => a.stream.current()?.authorizationPolicies.length === 0, { what: 'a deletion (no refusal) to apply' })
+  t.pass('deleted, it goes')
 })
 
 t.test('the same documents again (another controller version) are ACKed without a new generation', async (t) => {

@@ -3,6 +3,7 @@ import { X509Certificate } from 'node:crypto'
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
 import { CA_FILES } from '../../src/controller/ca-store'
+import { CERT_BACKDATE_MS } from '../../src/controller/root-ca'
 import { isFerryError } from '../../src/errors'
 import { createCsr } from '../../src/identity/csr'
 import { generateWorkloadKey } from '../../src/identity/keys'
@@ -54,14 +55,16 @@ t.test('issues an SVID: URI SAN only, no CN, the right usages, chained to the ro
   t.ok(ku?.critical)
   t.same([...(p.getExtension(x509.ExtendedKeyUsageExtension)?.usages ?? [])].sort(), [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth].sort())
   t.ok(p.getExtension(x509.SubjectAlternativeNameExtension)?.critical, 'SAN critical (empty subject)')
-  const lifetime = Date.parse(leaf.validTo) - Date.parse(leaf.validFrom)
-  t.ok(lifetime <= 600_000 && lifetime >= 599_000, `validity as requested (${lifetime} ms)`)
-  t.ok(Date.parse(leaf.validFrom) <= Date.now() && Date.parse(leaf.validFrom) >= before - 1000, 'valid from now')
+  // Valid from a minute before issuance (CERT_BACKDATE_MS, for clock skew); the lifetime
+  // asked for is counted from issuance.
+  const lifetime = Date.parse(leaf.validTo) - Date.parse(leaf.validFrom) - CERT_BACKDATE_MS
+  t.ok(lifetime <= 600_000 && lifetime >= 599_000, `validity as requested (${lifetime} ms) after the backdating`)
+  t.ok(Date.parse(leaf.validFrom) <= Date.now() - CERT_BACKDATE_MS && Date.parse(leaf.validFrom) >= before - CERT_BACKDATE_MS - 1000, 'valid from a minute before now')
 
   const longer = new X509Certificate((await client.createCertificate(await csrFor(WEB.uri), 7 * 86400))[0])
-  t.equal(Date.parse(longer.validTo) - Date.parse(longer.validFrom), 3_600_000, 'capped at --cert-ttl (1h)')
+  t.equal(Date.parse(longer.validTo) - Date.parse(longer.validFrom), 3_600_000 + CERT_BACKDATE_MS, 'capped at --cert-ttl (1h)')
   const dflt = new X509Certificate((await client.createCertificate(await csrFor(WEB.uri), 0))[0])
-  t.equal(Date.parse(dflt.validTo) - Date.parse(dflt.validFrom), 3_600_000, '0 asks for the default (the maximum)')
+  t.equal(Date.parse(dflt.validTo) - Date.parse(dflt.validFrom), 3_600_000 + CERT_BACKDATE_MS, '0 asks for the default (the maximum)')
 
   const bundle = await client.getTrustBundle()
   t.same(bundle, { trustDomain: 'cluster.local', roots: [h.controller.rootCertPem] })

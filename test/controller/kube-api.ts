@@ -5,17 +5,26 @@ import type { AddressInfo, Socket } from 'node:net'
 // controller makes in --kubernetes mode, in the shapes kube-apiserver uses:
 //   - POST /apis/authentication.k8s.io/v1/tokenreviews: the TokenReview object back with
 //     the status the test set for that token (see REVIEWS below);
+//   - POST /apis/authorization.k8s.io/v1/subjectaccessreviews: allowed when the test
+//     granted that user exactly the review's resource attributes (a stand-in for RBAC);
 //   - GET of a collection (pods; Ferry's and Istio's policy CRDs): a List with a
 //     resourceVersion, and with watch=true the changes after the given resourceVersion,
 //     then live ones, as newline-delimited JSON events in a chunked response;
-//   - 404 for a collection the test has not "installed" (Istio's CRDs, say).
-// No selectors, paging, bookmarks, admission or defaulting.
+//   - GET of one object of an installed collection (<collection>/<name>): the object, or
+//     a 404 Status once it is gone (the agent asks for its own DaemonSet);
+//   - 404 for a collection the test has not "installed" (Istio's CRDs, say);
+//   - PATCH of an object's status subresource (…/namespaces/NS/PLURAL/NAME/status) with a
+//     JSON patch (application/json-patch+json) that adds or replaces /status, as the
+//     controller writes its verdict: the status changes, the resourceVersion moves on, and
+//     watchers see MODIFIED — as kube-apiserver does for a CRD with a status subresource.
+// No selectors, paging, bookmarks, admission, defaulting or other patch types.
 
 type Obj = Record<string, any>
 
 interface Change { rv: number, path: string, type: 'ADDED' | 'MODIFIED' | 'DELETED', object: Obj }
 
 export const TOKEN_REVIEW_PATH = '/apis/authentication.k8s.io/v1/tokenreviews'
+export const ACCESS_REVIEW_PATH = '/apis/authorization.k8s.io/v1/subjectaccessreviews'
 
 /**
  * TokenReview statuses in the shape kube-apiserver (1.30+) gives them for a projected,
@@ -63,7 +72,18 @@ export class FakeKubeApi {
   readonly reviewRequests: Obj[] = []
   /** When set, TokenReviews answer this HTTP status (a down or misconfigured API server). */
   reviewFailure: number | null = null
+  /** user → grants "group/resource/subresource verb name" a SubjectAccessReview allows. */
+  readonly grants = new Map<string, Set<string>>()
+  /** SubjectAccessReview requests received (spec as sent). */
+  readonly accessRequests: Obj[] = []
+  /** Status patches received: the collection, "namespace/name", the status written. */
+  readonly statusPatches: Array<{ path: string, key: string, status: Obj }> = []
   url = ''
+
+  /** The object as stored now (status included). */
+  get (path: string, namespace: string, name: string): Obj | undefined {
+    return this.stores.get(path)?.get(`${namespace}/${name}`)
+  }
 
   /** Makes a collection exist (a CRD installed, or a core resource). */
   install (path: string): void {
@@ -118,7 +138,19 @@ export class FakeKubeApi {
   private handle (req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://x')
     if (req.method === 'POST' && url.pathname === TOKEN_REVIEW_PATH) { this.tokenReview(req, res); return }
+    if (req.method === 'POST' && url.pathname === ACCESS_REVIEW_PATH) { this.accessReview(req, res); return }
+    const status = /^\/apis\/([^/]+)\/([^/]+)\/namespaces\/([^/]+)\/([^/]+)\/([^/]+)\/status$/.exec(url.pathname)
+    if (req.method === 'PATCH' && status !== null) { this.patchStatus(req, res, `/apis/${status[1]}/${status[2]}/${status[4]}`, `${status[3]}/${status[5]}`); return }
     const store = this.stores.get(url.pathname)
+    const parent = this.stores.get(url.pathname.slice(0, url.pathname.lastIndexOf('/')))
+    if (req.method === 'GET' && store === undefined && parent !== undefined) {
+      const name = url.pathname.slice(url.pathname.lastIndexOf('/') + 1)
+      const namespace = /\/namespaces\/([^/]+)\//.exec(url.pathname)?.[1] ?? ''
+      const object = parent.get(`${namespace}/${name}`)
+      if (object !== undefined) json(res, 200, object)
+      else json(res, 404, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: `"${name}" not found`, reason: 'NotFound', details: { name }, code: 404 })
+      return
+    }
     if (req.method !== 'GET' || store === undefined) {
       json(res, 404, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'the server could not find the requested resource', reason: 'NotFound', code: 404 })
       return
@@ -136,6 +168,32 @@ export class FakeKubeApi {
     json(res, 200, { kind: 'List', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) }, items: [...store.values()] })
   }
 
+  private patchStatus (req: IncomingMessage, res: ServerResponse, path: string, key: string): void {
+    let body = ''
+    req.on('data', (d: Buffer) => { body += d.toString() })
+    req.on('end', () => {
+      const store = this.stores.get(path)
+      const before = store?.get(key)
+      if (store === undefined || before === undefined) {
+        json(res, 404, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: `${key} not found`, reason: 'NotFound', code: 404 })
+        return
+      }
+      const ops = JSON.parse(body) as Array<{ op: string, path: string, value: Obj }>
+      if (!String(req.headers['content-type']).startsWith('application/json-patch+json') || !Array.isArray(ops) ||
+          !ops.every((o) => (o.op === 'add' || o.op === 'replace') && o.path === '/status')) {
+        json(res, 415, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'this stand-in takes a JSON patch of /status only', code: 415 })
+        return
+      }
+      const after = structuredClone(before)
+      for (const o of ops) after.status = o.value
+      after.metadata.resourceVersion = String(++this.rv)
+      store.set(key, after)
+      this.statusPatches.push({ path, key, status: after.status })
+      this.record({ rv: this.rv, path, type: 'MODIFIED', object: after })
+      json(res, 200, after)
+    })
+  }
+
   private tokenReview (req: IncomingMessage, res: ServerResponse): void {
     let body = ''
     req.on('data', (d: Buffer) => { body += d.toString() })
@@ -150,6 +208,23 @@ export class FakeKubeApi {
       json(res, 201, { kind: 'TokenReview', apiVersion: 'authentication.k8s.io/v1', metadata: { creationTimestamp: null }, spec: review.spec, status })
     })
   }
+
+  private accessReview (req: IncomingMessage, res: ServerResponse): void {
+    let body = ''
+    req.on('data', (d: Buffer) => { body += d.toString() })
+    req.on('end', () => {
+      const review = JSON.parse(body) as Obj
+      this.accessRequests.push(review.spec)
+      const allowed = this.grants.get(review.spec?.user)?.has(grantKey(review.spec?.resourceAttributes ?? {})) === true
+      const status = allowed ? { allowed: true, reason: 'RBAC: allowed by the test' } : { allowed: false, reason: '' }
+      json(res, 201, { kind: 'SubjectAccessReview', apiVersion: 'authorization.k8s.io/v1', metadata: { creationTimestamp: null }, spec: review.spec, status })
+    })
+  }
+}
+
+/** How a grant is written in FakeKubeApi.grants. */
+export function grantKey (a: { group?: string, resource?: string, subresource?: string, verb?: string, name?: string }): string {
+  return `${a.group ?? ''}/${a.resource ?? ''}/${a.subresource ?? ''} ${a.verb ?? ''} ${a.name ?? ''}`
 }
 
 function write (res: ServerResponse, event: Obj): void {

@@ -27,6 +27,7 @@ import { FakeKubeApi, REVIEWS } from './kube-api'
 const PODS = '/api/v1/pods'
 const FERRY_AP = '/apis/security.ferry.dev/v1alpha1/authorizationpolicies'
 const FERRY_PA = '/apis/security.ferry.dev/v1alpha1/peerauthentications'
+const ISTIO_AP = '/apis/security.istio.io/v1/authorizationpolicies'
 const WEB = spiffeIdOf('cluster.local', 'app', 'web')
 const DB = spiffeIdOf('cluster.local', 'data', 'db')
 
@@ -49,7 +50,7 @@ function apObject (name: string, namespace: string, spec: Record<string, unknown
 
 async function setup (t: { teardown: (fn: () => void | Promise<void>) => void }): Promise<{ api: FakeKubeApi, controller: Controller, lines: ReturnType<typeof captureLog>['lines'], client: (token: string) => CaClient }> {
   const api = new FakeKubeApi()
-  for (const p of [PODS, FERRY_AP, FERRY_PA]) api.install(p)
+  for (const p of [PODS, FERRY_AP, FERRY_PA, ISTIO_AP]) api.install(p)
   api.apply(PODS, podObj({ name: 'web', namespace: 'app', node: 'n1', serviceAccountName: 'web' }))
   api.apply(PODS, podObj({ name: 'db', namespace: 'data', node: 'n2', serviceAccountName: 'db' }))
   api.apply(FERRY_AP, apObject('deny-dev', 'prod', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['dev'] } }] }] }))
@@ -147,7 +148,16 @@ t.test('node authorization follows the API server\'s pods (watch)', async (t) =>
   await waitFor(async () => !(await sign(client('token-n1'), WEB.uri)).ok, { timeoutMs: 15_000, what: 'a finished pod no longer counting' })
 })
 
-t.test('policies from the CRDs on the configuration stream; a bad object is rejected by name and field, the last good set keeps serving', async (t) => {
+/** Ferry's conditions on an object as the stand-in API server stores it. */
+function ferryConditions (api: FakeKubeApi, path: string, ns: string, name: string): Record<string, { status: string, reason: string, message: string, observedGeneration?: number }> {
+  const conditions = (api.get(path, ns, name)?.status?.conditions ?? []) as Array<{ type: string, status: string, reason: string, message: string, observedGeneration?: number }>
+  return Object.fromEntries(conditions.filter((c) => c.type.startsWith('Ferry')).map((c) => [c.type, c]))
+}
+
+// Guards per-object admission from the API server and the status it writes: a bad object
+// is refused alone (before, it froze every later change), reported in its own status,
+// and the objects Ferry enforces narrower than written say what it left out.
+t.test('policies from the CRDs on the configuration stream; each object\'s verdict in its status; a bad object refused alone', async (t) => {
   const { api, controller, lines } = await setup(t)
   t.equal(controller.configVersion(), 1, 'the first set was in before the controller listened')
   const { log } = captureLog()
@@ -161,25 +171,43 @@ t.test('policies from the CRDs on the configuration stream; a bad object is reje
   t.equal(first.authorizationPolicies[0].origin.file, 'kubernetes:security.ferry.dev/v1alpha1/AuthorizationPolicy/prod/deny-dev')
   await waitFor(() => controller.configAgents()[0]?.state === 'acked', { what: 'the ACK' })
   t.match(controller.configAgents()[0], { node: 'n1', principal: /ferry-agent/ })
+  const accepted = await waitFor(() => ferryConditions(api, FERRY_AP, 'prod', 'deny-dev').FerryAccepted, { what: 'the status of prod/deny-dev' })
+  t.match(accepted, { status: 'True', reason: 'Accepted', observedGeneration: 1 })
+  t.match(ferryConditions(api, FERRY_AP, 'prod', 'deny-dev').FerryDegraded, { status: 'False', reason: 'AsWritten' })
 
-  api.apply(FERRY_PA, { apiVersion: 'security.ferry.dev/v1alpha1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: 'prod' }, spec: { mtls: { mode: 'STRICT' } } })
-  await waitFor(() => snapshots.length === 2, { timeoutMs: 15_000, what: 'the PeerAuthentication at the agent' })
-  t.same(stream.current()?.peerAuthentications.map((p) => p.ref), ['prod/default'])
+  // Istio's kind with an HTTP method: enforced without it (a DENY denies more), said so in its status.
+  api.apply(ISTIO_AP, { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'deny-post', namespace: 'app', generation: 2 }, spec: { action: 'DENY', rules: [{ to: [{ operation: { methods: ['POST'], ports: ['8080'] } }] }] } })
+  await waitFor(() => stream.current()?.authorizationPolicies.some((p) => p.ref === 'app/deny-post') === true, { timeoutMs: 20_000, what: 'the Istio object at the agent' })
+  const degraded = await waitFor(() => ferryConditions(api, ISTIO_AP, 'app', 'deny-post').FerryDegraded, { what: 'the status of app/deny-post' })
+  t.match(degraded, { status: 'True', reason: 'UnsupportedValue', observedGeneration: 2, message: /spec\.rules\[0\]\.to\[0\]\.operation\.methods: needs L7.*rule 0 of this DENY policy is applied without it: it matches more connections, so it denies more/ })
+  t.match(ferryConditions(api, ISTIO_AP, 'app', 'deny-post').FerryAccepted, { status: 'True', reason: 'UnsupportedValue' })
 
   // An object Ferry refuses (the API server would refuse it too with Ferry's CRD; an
-  // older CRD, or Istio's, might not): rejected with its name and field; nothing sent.
+  // older CRD, or Istio's, might not): refused alone, with its name and field.
   api.apply(FERRY_AP, apObject('bad', 'prod', { action: 'PERMIT' }))
-  await waitFor(() => lines.some((l) => l.msg === 'configuration rejected; the last good configuration keeps serving'), { timeoutMs: 15_000, what: 'the rejection' })
-  const rejected = lines.find((l) => l.msg === 'configuration rejected; the last good configuration keeps serving') as unknown as { issues: string[] }
-  t.match(rejected.issues, [/^kubernetes:security\.ferry\.dev\/v1alpha1\/AuthorizationPolicy\/prod\/bad:\d+: AuthorizationPolicy prod\/bad: spec\.action: "PERMIT" is not one of "ALLOW", "DENY"/])
-  t.equal(controller.configVersion(), 2)
-  t.equal(stream.current()?.generation, 2)
+  await waitFor(() => lines.some((l) => l.msg === 'configuration object refused' && l.object === 'AuthorizationPolicy prod/bad'), { timeoutMs: 15_000, what: 'the refusal' })
+  const refused = lines.find((l) => l.msg === 'configuration object refused') as unknown as { issues: string[] }
+  t.match(refused.issues, [/^kubernetes:security\.ferry\.dev\/v1alpha1\/AuthorizationPolicy\/prod\/bad:\d+: AuthorizationPolicy prod\/bad: spec\.action: "PERMIT" is not one of "ALLOW", "DENY"/])
+  const invalid = await waitFor(() => ferryConditions(api, FERRY_AP, 'prod', 'bad').FerryAccepted, { what: 'the status of prod/bad' })
+  t.match(invalid, { status: 'False', reason: 'Invalid', message: /spec\.action: "PERMIT" is not one of "ALLOW", "DENY"; nothing of it is in force/ })
+
+  // …and a good change elsewhere goes through.
+  api.apply(FERRY_PA, { apiVersion: 'security.ferry.dev/v1alpha1', kind: 'PeerAuthentication', metadata: { name: 'default', namespace: 'prod' }, spec: { mtls: { mode: 'STRICT' } } })
+  await waitFor(() => stream.current()?.peerAuthentications.length === 1, { timeoutMs: 15_000, what: 'the PeerAuthentication at the agent' })
+  t.same(stream.current()?.authorizationPolicies.map((p) => p.ref), ['app/deny-post', 'prod/deny-dev'], 'prod/bad is not in force')
+  t.match(stream.current()?.objects.find((o) => o.object === 'AuthorizationPolicy prod/bad'), { state: 'refused', reportedBy: 'controller' })
+
+  // The controller's own writes come back through its watch and settle.
+  await waitFor(() => ferryConditions(api, FERRY_PA, 'prod', 'default').FerryAccepted !== undefined, { what: 'the status of the PeerAuthentication' })
+  const settled = api.statusPatches.length
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  t.equal(api.statusPatches.length, settled, 'no status written again when nothing changed')
+  t.equal(api.statusPatches.filter((p) => p.key === 'prod/deny-dev').length, 1, 'each status written once')
 
   api.delete(FERRY_AP, 'prod', 'bad')
   api.delete(FERRY_AP, 'prod', 'deny-dev')
-  await waitFor(() => snapshots.length === 3, { timeoutMs: 15_000, what: 'the next good set' })
-  t.same(stream.current()?.authorizationPolicies, [])
-  t.equal(controller.configVersion(), 3)
+  await waitFor(() => stream.current()?.authorizationPolicies.length === 1, { timeoutMs: 15_000, what: 'the deletions at the agent' })
+  t.same(stream.current()?.objects.filter((o) => o.state === 'refused'), [], 'nothing refused any more')
 })
 
 t.test('Istio\'s CRDs are optional: absent counts as empty, and they are picked up once installed', async (t) => {
@@ -198,7 +226,6 @@ t.test('Istio\'s CRDs are optional: absent counts as empty, and they are picked 
   t.same(names(seen[0]), ['security.ferry.dev/deny-dev'])
   t.same(errors, [], 'a missing optional CRD is not an error')
 
-  const ISTIO_AP = '/apis/security.istio.io/v1/authorizationpolicies'
   api.install(ISTIO_AP)
   api.apply(ISTIO_AP, { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'allow-web', namespace: 'app' }, spec: { rules: [{}] } })
   await waitFor(() => names(seen[seen.length - 1]).includes('security.istio.io/allow-web'), { timeoutMs: 15_000, what: 'the Istio object' })

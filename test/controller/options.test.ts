@@ -1,4 +1,5 @@
 import t from 'tap'
+import { resolve } from 'node:path'
 import { CONTROLLER_DEFAULTS, parseControllerOptions, parseListen } from '../../src/controller/options'
 import { OVERLAYS, renderObjects } from '../../src/install/render'
 
@@ -12,7 +13,9 @@ t.test('defaults', async (t) => {
   t.equal(o.trustDomain, 'cluster.local')
   t.equal(o.certTtlMs, CONTROLLER_DEFAULTS.certTtlMs)
   t.same(o.servingNames, ['127.0.0.1', ...CONTROLLER_DEFAULTS.servingNames])
+  t.equal(o.stateDir, o.dataDir, 'the configuration state is saved in the data directory')
   t.ok(Object.isFrozen(o))
+  t.equal(parseControllerOptions([...base, '--state-dir', 'state']).stateDir, resolve('state'), 'unless --state-dir')
 })
 
 t.test('every option', async (t) => {

@@ -51,6 +51,46 @@ t.test('objects of other kinds are skipped', async (t) => {
   t.equal(s.namespaces.length, 1)
 })
 
+t.test('probe ports: numbers, named ports of the container, numeric strings, every kind and container; exec probes name none', async (t) => {
+  const pod = podObj({
+    name: 'p',
+    ports: [{ name: 'http', containerPort: 8080 }, { name: 'admin', containerPort: 9000 }],
+    probes: {
+      readinessProbe: { httpGet: { path: '/ready', port: 'http' }, periodSeconds: 5 },
+      livenessProbe: { tcpSocket: { port: 7070 } },
+      startupProbe: { grpc: { port: 9090 } }
+    }
+  }) as any
+  pod.spec.containers.push({ name: 'second', ports: [{ name: 'metrics', containerPort: 9100 }], readinessProbe: { httpGet: { port: '9200' } }, livenessProbe: { exec: { command: ['true'] } } })
+  pod.spec.containers.push({ name: 'third', readinessProbe: { tcpSocket: { port: 'http' } } })
+  pod.spec.initContainers = [{ name: 'sidecar', restartPolicy: 'Always', ports: [{ name: 'side', containerPort: 15000 }], startupProbe: { tcpSocket: { port: 'side' } } }]
+  const [p] = parseClusterList(listText([pod]), 'f', 1).pods
+  t.same(p.probePorts, [7070, 8080, 9090, 9200, 15000], 'sorted; "http" resolved against its own container; "9200" read as a number')
+  t.notOk(p.probePorts.includes(9000), 'a port no probe names is not a probe port')
+  // "http" in the third container names none of its ports: the kubelet's probe fails anyway.
+  const exec = parseClusterList(listText([podObj({ name: 'e', probes: { livenessProbe: { exec: { command: ['true'] } } } })]), 'f', 1).pods[0]
+  t.same(exec.probePorts, [], 'exec probes never touch the network')
+  t.same(parseClusterList(listText([podObj({ name: 'none' })]), 'f', 1).pods[0].probePorts, [], 'no probes')
+  t.throws(() => parseClusterList(listText([podObj({ name: 'bad', probes: { readinessProbe: { tcpSocket: { port: 0 } } } })]), 'f', 1),
+    /field spec\.containers\[0\]\.readinessProbe\.tcpSocket\.port: must be >= 1/)
+})
+
+t.test('readiness: the Ready condition; no conditions at all is ready; terminating is not', async (t) => {
+  const pods = parseClusterList(listText([
+    podObj({ name: 'ready', ready: true }),
+    podObj({ name: 'not-ready', ready: false }),
+    podObj({ name: 'hand-written' }),
+    podObj({ name: 'terminating', ready: true, deletionTimestamp: '2026-12-01T00:00:00Z' })
+  ]), 'f', 1).pods
+  t.same(Object.fromEntries(pods.map((p) => [p.name, p.ready])), { ready: true, 'not-ready': false, 'hand-written': true, terminating: false })
+  const noReady = podObj({ name: 'scheduled-only' }) as any
+  noReady.status.conditions = [{ type: 'PodScheduled', status: 'True' }]
+  t.equal(parseClusterList(listText([noReady]), 'f', 1).pods[0].ready, false, 'conditions without Ready: not ready')
+  const unknown = podObj({ name: 'unknown' }) as any
+  unknown.status.conditions = [{ type: 'Ready', status: 'Unknown' }]
+  t.equal(parseClusterList(listText([unknown]), 'f', 1).pods[0].ready, false, 'Ready Unknown: not ready')
+})
+
 t.test('errors name the file, the object and the field', async (t) => {
   const cases: Array<[string, unknown, RegExp]> = [
     ['not JSON', '{"kind":', /^\/x\/c\.json: not valid JSON/],

@@ -13,6 +13,12 @@ export interface PodSpecLite {
   ports?: Array<{ name?: string, containerPort: number, protocol?: string }>
   phase?: string
   serviceAccountName?: string
+  /** status.conditions' Ready: true/false writes the condition; absent writes no conditions at all. */
+  ready?: boolean
+  /** Probes of the container, as in a pod spec (readinessProbe, livenessProbe, startupProbe). */
+  probes?: Record<string, unknown>
+  /** metadata.deletionTimestamp: the pod is terminating. */
+  deletionTimestamp?: string
 }
 
 export function podObj (p: PodSpecLite): Record<string, unknown> {
@@ -20,17 +26,28 @@ export function podObj (p: PodSpecLite): Record<string, unknown> {
   return {
     apiVersion: 'v1',
     kind: 'Pod',
-    metadata: { name: p.name, namespace: ns, uid: p.uid ?? `uid-${ns}-${p.name}`, labels: p.labels ?? { app: p.name }, annotations: p.annotations ?? {} },
+    metadata: {
+      name: p.name,
+      namespace: ns,
+      uid: p.uid ?? `uid-${ns}-${p.name}`,
+      labels: p.labels ?? { app: p.name },
+      annotations: p.annotations ?? {},
+      ...(p.deletionTimestamp === undefined ? {} : { deletionTimestamp: p.deletionTimestamp })
+    },
     spec: {
       nodeName: p.node ?? 'n1',
       serviceAccountName: p.serviceAccountName ?? p.name,
-      containers: [{ name: 'main', image: 'x', ports: p.ports ?? [] }]
+      containers: [{ name: 'main', image: 'x', ports: p.ports ?? [], ...p.probes }]
     },
-    status: { phase: p.phase ?? 'Running', ...(p.ips === undefined ? {} : { podIP: p.ips[0], podIPs: p.ips.map((ip) => ({ ip })) }) }
+    status: {
+      phase: p.phase ?? 'Running',
+      ...(p.ips === undefined ? {} : { podIP: p.ips[0], podIPs: p.ips.map((ip) => ({ ip })) }),
+      ...(p.ready === undefined ? {} : { conditions: [{ type: 'PodScheduled', status: 'True' }, { type: 'Ready', status: p.ready ? 'True' : 'False' }] })
+    }
   }
 }
 
-export function serviceObj (s: { name: string, namespace?: string, clusterIPs: string[], selector?: Record<string, string> | null, ports: Array<{ name?: string, port: number, targetPort?: number | string, protocol?: string }> }): Record<string, unknown> {
+export function serviceObj (s: { name: string, namespace?: string, clusterIPs: string[], selector?: Record<string, string> | null, ports: Array<{ name?: string, port: number, targetPort?: number | string, protocol?: string }>, publishNotReadyAddresses?: boolean }): Record<string, unknown> {
   return {
     apiVersion: 'v1',
     kind: 'Service',
@@ -39,7 +56,8 @@ export function serviceObj (s: { name: string, namespace?: string, clusterIPs: s
       clusterIP: s.clusterIPs[0],
       clusterIPs: s.clusterIPs,
       ...(s.selector === null ? {} : { selector: s.selector ?? { app: s.name } }),
-      ports: s.ports
+      ports: s.ports,
+      ...(s.publishNotReadyAddresses === undefined ? {} : { publishNotReadyAddresses: s.publishNotReadyAddresses })
     }
   }
 }

@@ -43,6 +43,24 @@ t.test('pods without an IP of the VIP family, without the named port, of another
   t.same(idx.lookup('fd00:96::1', 81)!.endpoints.map((e) => e.address), ['fd00::21'])
 })
 
+t.test('pods that are not ready are not endpoints until they are; publishNotReadyAddresses keeps them', async (t) => {
+  const cluster = (aReady: boolean, bReady: boolean): Array<Record<string, unknown>> => [
+    podObj({ name: 'a', ips: ['10.244.0.40'], labels: { app: 'api' }, ready: aReady }),
+    podObj({ name: 'b', ips: ['10.244.0.41'], labels: { app: 'api' }, ready: bReady }),
+    podObj({ name: 'gone', ips: ['10.244.0.42'], labels: { app: 'api' }, ready: true, deletionTimestamp: '2026-12-01T00:00:00Z' }),
+    serviceObj({ name: 'api', clusterIPs: ['10.96.3.1'], ports: [{ port: 80, targetPort: 8080 }] }),
+    serviceObj({ name: 'peers', clusterIPs: ['10.96.3.2'], selector: { app: 'api' }, ports: [{ port: 80, targetPort: 8080 }], publishNotReadyAddresses: true })
+  ]
+  const names = (idx: ServiceIndex, vip: string): string[] => idx.lookup(vip, 80)!.endpoints.map((e) => e.pod.name)
+  t.same(names(index(cluster(true, false)), '10.96.3.1'), ['a'], 'b is not ready, "gone" is terminating')
+  t.same(names(index(cluster(false, false)), '10.96.3.1'), [], 'none ready: no endpoints')
+  t.same(names(index(cluster(true, true)), '10.96.3.1'), ['a', 'b'], 'ready again: back')
+  t.same(names(index(cluster(false, false)), '10.96.3.2'), ['a', 'b', 'gone'], 'publishNotReadyAddresses: every selected pod')
+  const idx = index(cluster(true, false))
+  t.equal(idx.serviceForEndpoint('10.244.0.41', 8080)?.serviceName, 'api.app', 'a pod that is not ready is still named as the service\'s')
+  t.equal(idx.podByIP('10.244.0.41')?.name, 'b', 'and still known by its IP')
+})
+
 t.test('selector-less and UDP service ports have no TCP endpoints; a selector needs every label', async (t) => {
   const idx = index([
     podObj({ name: 'p', ips: ['10.244.0.30'], labels: { app: 'db', role: 'primary' } }),

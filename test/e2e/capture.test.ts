@@ -1,7 +1,9 @@
 import t from 'tap'
+import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
 import { REPO, ferry, ferryOk, uniqueLabName, waitFor, sh } from '../helpers/cli'
-import { accessLines, counter, execInNode, execInPod, metrics, pod, serviceIPs } from '../helpers/lab'
+import { accessLines, clusterObjects, counter, execInNode, execInPod, metrics, pod, serviceIPs } from '../helpers/lab'
+import { agentGet } from '../helpers/agent-admin'
 
 // End to end, for real: a one-node lab (network namespaces, cgroups, eBPF attached by
 // the node's agent), unmodified curl and a plain Node HTTP server. Each subtest makes a
@@ -84,6 +86,42 @@ t.test('not captured: pod loopback, excluded ports; the proxy does not capture i
   t.notOk(lines.some((x) => x.direction === 'outbound' && x.original_destination === `${b.ips[0]}:8081`), 'excluded outbound port not captured')
   t.equal(lines.filter((x) => x.direction === 'outbound' && x.original_destination === `${b.ips[0]}:8080`).length, 1, 'one outbound line')
   t.equal(lines.filter((x) => x.direction === 'inbound' && x.original_destination === `${b.ips[0]}:8080`).length, 1, 'one inbound line')
+})
+
+t.test('the proxy\'s own listeners: a pod dialling them is refused, and nothing reaching them is relayed to the proxy itself', async (t) => {
+  const a = pod(lab, 'app', 'server-a')
+  const before = accessLines(lab, 'n1').length
+  // From the pod's own processes (its cgroup): connect() itself fails (cgroup/connect4|6
+  // refuses the proxy's ports on loopback and on the pod's own addresses).
+  for (const url of ['http://127.0.0.1:15006/', 'http://127.0.0.1:15001/', 'http://[::1]:15006/', `http://${a.ips[0]}:15006/`]) {
+    const r = await execInPod(lab, 'app', 'server-a', ['curl', '-sS', '-g', '--max-time', '3', url])
+    t.equal(r.code, 7, `${url}: refused at connect (${r.stderr.trim()})`)
+  }
+  // A process inside the pod's netns but outside its cgroup is not subject to capture; it
+  // reaches the inbound listener itself. The namespace is PERMISSIVE, so before the
+  // guard this was relayed to 127.0.0.1:15006 — the listener again — without end.
+  const netns = a.annotations['lab.ferry.dev/netns']
+  const r = spawnSync('nsenter', [`--net=${netns}`, '--', 'curl', '-sS', '--max-time', '3', 'http://127.0.0.1:15006/'], { encoding: 'utf8', timeout: 10_000 })
+  t.not(r.status, 0, 'the connection is reset, not answered')
+  const fromLoopback = (): any[] => linesAfter(before).filter((x) => x.direction === 'inbound' && x.destination?.pod === 'server-a' && x.source?.ip === '127.0.0.1')
+  const own = await waitFor(() => { const l = fromLoopback(); return l.length > 0 ? l : null }, { what: 'the refused line' })
+  await new Promise((resolve) => setTimeout(resolve, 500)) // a loop would keep adding lines
+  t.equal(fromLoopback().length, 1, 'one connection, refused once: no relay to itself')
+  t.equal(own[0].result, 'no_original_dst')
+  t.notOk(linesAfter(before).some((x) => x.source?.pod === 'server-a' && /:1500[16]$/.test(x.original_destination ?? '')), 'nothing the pod itself dialled reached the proxy')
+  t.equal((await execInNode(lab, 'n1', ['curl', '-sf', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:15021/healthz/ready'])).stdout, '200', 'the agent is healthy')
+})
+
+t.test('the agent\'s /debug/* answers only the admin token: not a pod, not a process on the node without it; /metrics answers anyone', async (t) => {
+  const node = clusterObjects(lab).find((o) => o.kind === 'Node' && o.metadata.name === 'n1')
+  const nodeIP = node.status.addresses.find((a: any) => a.type === 'InternalIP' && !a.address.includes(':')).address
+  const code = async (r: Promise<{ stdout: string }>): Promise<string> => (await r).stdout.trim()
+  const curl = (url: string): string[] => ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '5', url]
+  t.equal(await code(execInPod(lab, 'app', 'client', curl(`http://${nodeIP}:15020/debug/config`))), '401', 'a pod reaching the node\'s admin port')
+  t.equal(await code(execInNode(lab, 'n1', curl('http://127.0.0.1:15020/debug/pods'))), '401', 'a process in the node\'s netns (as a hostNetwork pod) without the token')
+  t.equal(await code(execInPod(lab, 'app', 'client', curl(`http://${nodeIP}:15020/metrics`))), '200', '/metrics stays open to scrapers')
+  t.equal((await agentGet(lab, 'n1', '/debug/pods')).status, 200, 'the lab\'s admin token opens it')
+  t.equal((await ferry(['policy', 'check', '--lab', lab, '--from', 'app/client', '--to', 'app/server-a:8080'])).code, 0, 'ferry policy check --lab sends it')
 })
 
 for (const family of [4, 6]) {

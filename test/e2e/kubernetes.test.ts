@@ -9,7 +9,8 @@ import { procCgroup } from '../../src/lab/proc'
 import { readState } from '../../src/lab/state'
 import { containerScope } from '../../src/lab/topology'
 import { FERRY, REPO, ferry, ferryOk, sh, uniqueLabName, waitFor } from '../helpers/cli'
-import { accessLines, agentPids, capturedRequest, execInNode, execInPod, labDir, nodeLog, pod, serviceIPs } from '../helpers/lab'
+import { accessLines, agentPids, capturedRequest, counter, execInNode, execInPod, labDir, metrics, nodeLog, pod, serviceIPs } from '../helpers/lab'
+import { agentGet } from '../helpers/agent-admin'
 
 // The agent in cluster mode, end to end, on this machine's kernel: a lab made with
 // --kubernetes-api serves its objects over the Kubernetes list + watch protocol (the
@@ -40,9 +41,9 @@ function state (): NonNullable<ReturnType<typeof readState>> {
 }
 
 async function debugPods (): Promise<Array<{ uid: string, name: string, netns: string, cgroup: string }>> {
-  const r = await execInNode(lab, 'n1', ['curl', '-sS', '--max-time', '3', 'http://127.0.0.1:15020/debug/pods'])
-  if (r.code !== 0) throw new Error(`curl /debug/pods exited ${r.code}: ${r.stderr}`)
-  return JSON.parse(r.stdout).pods
+  const r = await agentGet(lab, 'n1', '/debug/pods')
+  if (r.status !== 200) throw new Error(`/debug/pods answered ${r.status}: ${JSON.stringify(r.body)}`)
+  return r.body.pods
 }
 
 async function readyStatus (): Promise<string> {
@@ -103,9 +104,9 @@ t.test('a pod added after the agent (object first, sandbox later) is enrolled an
     spec: { nodeName: 'n1', serviceAccountName: 'late', containers: [{ name: 'main', image: 'busybox' }] },
     status: { phase: 'Running', podIP: '10.244.1.200', podIPs: [{ ip: '10.244.1.200' }], hostIP: s.plan.nodes[0].ipv4 }
   }])
-  // The object is there, its sandbox is not: the node is not ready, the pod pending.
+  // The object is there, its sandbox is not: the pod is pending; the node stays ready.
   await waitFor(() => nodeLog(lab, 'n1').some((l) => l.msg === 'pod cannot be enrolled' && l.uid === uid && /no pod cgroup|no process of the pod/.test(l.err)), { what: 'the late pod pending without a process', timeoutMs: 20_000 })
-  t.equal(await readyStatus(), '503', 'not ready while a meshed pod of the node is not enrolled')
+  t.equal(await readyStatus(), '200', 'a pod not located yet does not make the node unready')
 
   // Its sandbox: a netns (the lab's prefix, so `down` sweeps it), the pod cgroup and a process in both.
   t.equal(spawnSync('ip', ['netns', 'add', netns]).status, 0)
@@ -134,6 +135,56 @@ t.test('a pod added after the agent (object first, sandbox later) is enrolled an
   t.ok(nodeLog(lab, 'n1').some((l) => l.msg === 'pod unenrolled' && l.uid === uid && l.reason === 'gone'), 'unenrolled because it is gone')
   await waitFor(() => !existsSync(join(pinRoot, 'pods', uid)), { what: 'its pins removed' })
   t.equal(await readyStatus(), '200')
+})
+
+t.test('a pod already listening on Ferry\'s port fails its own enrollment, with an Event on it; the node stays ready and its other pods are served', async (t) => {
+  const s = state()
+  const uid = randomUUID()
+  const netns = `fl-${lab}-squat`
+  const podCgroup = join(s.plan.nodes[0].podsCgroup, `kubepods-besteffort-pod${uid.replace(/-/g, '_')}.slice`)
+  const sandboxScope = join(podCgroup, containerScope(uid, ''))
+  const mainScope = join(podCgroup, containerScope(uid, 'main'))
+  t.equal(spawnSync('ip', ['netns', 'add', netns]).status, 0)
+  t.equal(spawnSync('ip', ['-n', netns, 'link', 'set', 'lo', 'up']).status, 0)
+  t.teardown(() => { spawnSync('ip', ['netns', 'del', netns]) })
+  for (const scope of [sandboxScope, mainScope]) mkdirSync(scope, { recursive: true })
+  const inScope = (scope: string, argv: string[]): ReturnType<typeof spawn> => {
+    const child = spawn('sh', ['-c', 'echo $$ > "$0" && ns="$1" && shift && exec nsenter --net="$ns" -- "$@"', join(scope, 'cgroup.procs'), `/var/run/netns/${netns}`, ...argv], { detached: true, stdio: 'ignore' })
+    child.unref()
+    t.teardown(() => { try { child.kill('SIGKILL') } catch {} })
+    return child
+  }
+  inScope(sandboxScope, ['sleep', 'infinity'])
+  // A container of the pod holds 127.0.0.1:15006 before the agent gets to the pod.
+  const squatter = inScope(mainScope, [process.execPath, '-e', "require('net').createServer().listen(15006, '127.0.0.1')"])
+  t.teardown(() => { editCluster((items) => items.filter((o) => o.metadata?.uid !== uid)) })
+  await waitFor(() => spawnSync('ip', ['netns', 'exec', netns, 'ss', '-Hltn', 'sport = :15006'], { encoding: 'utf8' }).stdout.includes('127.0.0.1:15006'), { what: 'the squatter listening' })
+  editCluster((items) => [...items, {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: 'squat', namespace: 'app', uid, labels: { app: 'squat' } },
+    spec: { nodeName: 'n1', serviceAccountName: 'squat', containers: [{ name: 'main', image: 'node' }] },
+    status: { phase: 'Running', podIP: '10.244.1.201', podIPs: [{ ip: '10.244.1.201' }], hostIP: s.plan.nodes[0].ipv4 }
+  }])
+  const failed = await waitFor(() => nodeLog(lab, 'n1').find((l) => l.msg === 'pod enrollment failed' && l.uid === uid), { what: 'the squatting pod\'s enrollment failure', timeoutMs: 20_000 })
+  t.match(failed, { code: 'FERRY_ERR_ENROLL', errno: 'EADDRINUSE', err: /pod app\/squat: listen inbound 127\.0\.0\.1:15006 failed: the address is already in use inside the pod/ })
+  t.equal(await readyStatus(), '200', 'the node stays ready')
+  await capturedRequest(lab, pod(lab, 'app', 'server-a').ips[0]) // the other pods are served as before
+  t.equal(counter(await metrics(lab, 'n1'), 'ferry_pods_not_enrolled', { reason: 'port_in_use' }), 1)
+  const api = s.plan.kubernetesApi as NonNullable<typeof s.plan.kubernetesApi>
+  const token = readFileSync(api.tokenFile, 'utf8').trim()
+  const events = await waitFor(async () => {
+    const r = await execInNode(lab, 'n1', ['curl', '-sS', '--max-time', '3', '-H', `authorization: Bearer ${token}`, `http://${api.address}:${api.port}/api/v1/namespaces/app/events`])
+    const found = JSON.parse(r.stdout).items.filter((e: any) => e.involvedObject?.uid === uid)
+    return found.length > 0 ? found : null
+  }, { what: 'an Event on the pod in the API server' })
+  t.match(events[0], { type: 'Warning', reason: 'FerryEnrollmentFailed', message: /already in use inside the pod/, source: { component: 'ferry-agent', host: 'n1' } })
+
+  // The pod frees the port: the retry enrolls it.
+  squatter.kill('SIGKILL')
+  await waitFor(async () => (await debugPods()).some((p) => p.uid === uid), { what: 'the pod enrolled once the port is free', timeoutMs: 45_000 })
+  editCluster((items) => items.filter((o) => o.metadata?.uid !== uid))
+  await waitFor(async () => !(await debugPods()).some((p) => p.uid === uid), { what: 'the pod unenrolled', timeoutMs: 20_000 })
 })
 
 t.test('policies reach the agent through the controller\'s configuration stream, ACKed, and are enforced', async (t) => {

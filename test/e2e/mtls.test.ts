@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FERRY, REPO, ferry, ferryOk, uniqueLabName, waitFor } from '../helpers/cli'
 import { accessLines, counter, execInNode, execInPod, labDir, metrics, nodeLog, pod } from '../helpers/lab'
+import { agentGet } from '../helpers/agent-admin'
 
 // The mTLS tunnel on the data path, for real: a two-node lab (test/fixtures/two-node-mtls.yaml)
 // whose agents hold 30-second certificates from the lab's CA. The underlay is watched with
@@ -196,7 +197,7 @@ t.test('refusals at the destination node, logged with the reason: plaintext HTTP
 })
 
 t.test(`with 30 s certificates, a ${LOAD_SECONDS} s load run across the nodes has zero failed requests through several rotations`, async (t) => {
-  const debugTunnel = async (node: string): Promise<any> => JSON.parse(await ferryOk(['lab', 'exec', '--lab', lab, '--node', node, '--', 'curl', '-sf', 'http://127.0.0.1:15020/debug/tunnel']))
+  const debugTunnel = async (node: string): Promise<any> => (await agentGet(lab, node, '/debug/tunnel')).body
   const sessionsBefore = (await debugTunnel('node2')).server.sessionsAccepted
   const logStart = { n1: nodeLog(lab, 'node1').length, n2: nodeLog(lab, 'node2').length }
   const started = Date.now()

@@ -1,10 +1,11 @@
 import t, { type Test } from 'tap'
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
-import { renameSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
+import { existsSync, renameSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FERRY, REPO, ferry, ferryOk, uniqueLabName, waitFor } from '../helpers/cli'
 import { agentGet } from '../helpers/agent-admin'
 import { counter, labDir, metrics, nodeLog } from '../helpers/lab'
+import { labConfigCache } from '../../src/lab/policies'
 
 // Every AuthorizationPolicy match type, its not… form, precedence, the defaults, the
 // three scopes and dry-run, through real connections in one two-node lab
@@ -17,8 +18,10 @@ import { counter, labDir, metrics, nodeLog } from '../helpers/lab'
 // the one that enforces it), then makes one new connection for each of eight
 // source → destination pairs — half on the same-node fast path, half through the tunnel —
 // and checks each outcome and the destination's inbound access line (`authz`: the
-// deciding policy and basis), then deletes the fixture. The last case starts node2's
-// agent with an invalid configuration directory: it must fail closed.
+// deciding policy and basis), then deletes the fixture. Then policies Ferry cannot
+// enforce as written (an L7 field in an ALLOW must not open anything; in a DENY it
+// denies more), a bad object beside good ones through an agent restart, and the one
+// case left for failing closed: an agent that never had a configuration.
 
 const lab = uniqueLabName('pmx')
 const DIR = join(REPO, 'test/fixtures/policy-matrix')
@@ -53,8 +56,8 @@ const KEYS = Object.keys(PAIRS) as PairKey[]
 /**
  * What a connection must do, and what the destination's access line must say:
  *   'default'     allowed, no policy decided (no DENY matched, no ALLOW applies): no `authz`
- *   'allow NS/P'  allowed by that ALLOW policy
- *   'deny NS/P'   denied by that DENY policy
+ *   'allow NS/P'  allowed by that ALLOW policy (rule 0; 'allow NS/P rule N': rule N)
+ *   'deny NS/P'   denied by that DENY policy (rule 0; 'deny NS/P rule N': rule N)
  *   'deny'        denied: ALLOW policies apply and none matched
  *   'dry-run-denies NS/P'  allowed; that dry-run DENY matched: enforced, it would deny
  *   'dry-run-passes NS/P'  allowed; that dry-run DENY did not match
@@ -184,21 +187,23 @@ async function checkPairs (t: Test, expected: Record<PairKey, Outcome>): Promise
         authz: { allowed: true, basis: 'no-allow-policy', dryRunAllowed: !denies, dryRun: [denies ? `DENY ${policy} rule 0 matched` : `DENY ${policy} no match`] }
       }, `${name}: allowed; dry-run ${policy} ${denies ? 'would deny' : 'would allow'}`)
     } else {
-      const [verb, policy] = want.split(' ')
+      const [verb, policy, , ruleText] = want.split(' ')
+      const rule = Number(ruleText ?? 0)
       t.match(line, verb === 'allow'
-        ? { result: 'ok', authz: { allowed: true, basis: 'allow-matched', policy, rule: 0 } }
-        : { result: 'denied', authz: { allowed: false, basis: 'deny-matched', policy, rule: 0 } }, `${name}: ${want}`)
+        ? { result: 'ok', authz: { allowed: true, basis: 'allow-matched', policy, rule } }
+        : { result: 'denied', authz: { allowed: false, basis: 'deny-matched', policy, rule } }, `${name}: ${want}`)
     }
   })
   return byKey
 }
 
-/** Applies `file`, waits until both agents enforce `refs`, checks every pair, deletes it. */
-async function policyCase (t: Test, file: string, refs: readonly string[], expected: Record<PairKey, Outcome>): Promise<Record<PairKey, any>> {
+/** Applies `file`, waits until both agents enforce `refs`, checks every pair, runs `more`, deletes it. */
+async function policyCase (t: Test, file: string, refs: readonly string[], expected: Record<PairKey, Outcome>, more: (lines: Record<PairKey, any>) => Promise<void> = async () => {}): Promise<Record<PairKey, any>> {
   await ferryOk(['lab', 'apply', '--lab', lab, join(DIR, file)])
   const ms = await waitForPolicies(refs)
   t.comment(`${file}: both agents enforce it ${ms} ms after \`ferry lab apply\` returned`)
   const lines = await checkPairs(t, expected)
+  await more(lines)
   await ferryOk(['lab', 'delete', '--lab', lab, file])
   return lines
 }
@@ -276,15 +281,78 @@ t.test('dry-run (istio.io/dry-run): logged with the would-be decision, never enf
   }
 })
 
-t.test('fail closed: an agent that starts with an invalid configuration directory denies inbound and is not ready', async (t) => {
+// Guards the rule for what an L4 proxy cannot enforce (Istio ambient's): before, such a
+// policy was refused whole — an ALLOW with an HTTP rule then took no effect at all, so
+// the workload stayed open to everyone.
+t.test('an ALLOW with an HTTP condition does not open prod: that rule matches nothing, the intact rule still allows; policy check --lab says why', async (t) => {
+  const applied = await ferry(['lab', 'apply', '--lab', lab, join(DIR, '12-allow-with-l7.yaml')])
+  t.equal(applied.code, 0, applied.stderr)
+  t.match(applied.stderr, /degraded: \S*12-allow-with-l7\.yaml:16: AuthorizationPolicy prod\/allow-with-l7: spec\.rules\[0\]\.to\[0\]\.operation\.methods: needs L7.*rule 0 of this ALLOW policy never matches/, 'lab apply says what is not enforced as written')
+  await ferryOk(['lab', 'delete', '--lab', lab, '12-allow-with-l7.yaml'])
+  await waitForPolicies([])
+  await policyCase(t, '12-allow-with-l7.yaml', ['prod/allow-with-l7'], {
+    ...byClient('deny', 'deny'), devDbAdmin: 'allow prod/allow-with-l7 rule 1'
+  }, async (lines) => {
+    for (const k of ['stageApi', 'stageDb', 'devApi'] as const) t.match(lines[k].authz, { basis: 'no-allow-matched', degraded: true }, `${PAIRS[k].name}: the access line says a degraded policy decided`)
+    t.notOk(lines.devDbAdmin.authz.degraded, 'the allow by the intact rule is not degraded')
+    const r = await ferry(['policy', 'check', '--lab', lab, '--node', 'node2', '--from', 'stage/client', '--to', 'prod/db:8080'])
+    t.equal(r.code, 3, `denied (exit 3): ${r.stderr}`)
+    t.match(r.stdout, /decided by {2}default: 1 ALLOW policy applies to the workload \(prod\/allow-with-l7\) and none matched; not enforced as written: prod\/allow-with-l7/)
+    t.match(r.stdout, /degraded {4}ALLOW prod\/allow-with-l7 rule 0: matches nothing: Ferry cannot check spec\.rules\[0\]\.to\[0\]\.operation\.methods, and an ALLOW rule it cannot fully check never matches/)
+    t.match(r.stdout, /rule 0: does not match — matches nothing/)
+    const config = await agentGet(lab, 'node2', '/debug/config')
+    t.match(config.body.objects, [{ object: 'AuthorizationPolicy prod/allow-with-l7', state: 'degraded', issues: [/spec\.rules\[0\]\.to\[0\]\.operation\.methods/] }])
+  })
+})
+
+t.test('a DENY with HTTP conditions denies more: applied without them', async (t) => {
+  await policyCase(t, '13-deny-with-l7.yaml', ['prod/deny-with-l7'], {
+    ...outcomes('default'),
+    devDbAdmin: 'deny prod/deny-with-l7',
+    stageApi: 'deny prod/deny-with-l7 rule 1',
+    stageDb: 'deny prod/deny-with-l7 rule 1',
+    stageDbAdmin: 'deny prod/deny-with-l7 rule 1'
+  }, async (lines) => {
+    for (const k of ['devDbAdmin', 'stageApi', 'stageDb'] as const) t.match(lines[k].authz, { degraded: true }, `${PAIRS[k].name}: the access line says a degraded policy decided`)
+    const r = await ferry(['policy', 'check', '--lab', lab, '--node', 'node2', '--from', 'dev/client', '--to', 'prod/db:9090'])
+    t.equal(r.code, 3, `denied (exit 3): ${r.stderr}`)
+    t.match(r.stdout, /decided by {2}DENY policy prod\/deny-with-l7, rule 0/)
+    t.match(r.stdout, /degraded {4}DENY prod\/deny-with-l7 rule 0: applied without spec\.rules\[0\]\.to\[0\]\.operation\.methods \(Ferry cannot check them\): it matches more connections, so it denies more/)
+  })
+})
+
+// Guards per-object admission in the agents and their saved configuration: a bad object
+// beside good ones is refused alone, and an agent restarted with it present is ready
+// and enforces the rest (before, it failed closed: not ready, every connection denied).
+t.test('a bad object in the directory: refused alone; node2\'s agent restarted with it present is ready and enforces the rest', async (t) => {
   // Written past `ferry lab apply` (which would refuse it): a hidden temporary, renamed.
   const configDir = join(labDir(lab), 'config')
   const bad = join(configDir, 'bad-unknown-field.yaml')
   writeFileSync(join(configDir, '.bad.tmp'), readFileSync(join(DIR, 'bad-unknown-field.yaml')))
   renameSync(join(configDir, '.bad.tmp'), bad)
   t.teardown(() => { rmSync(bad, { force: true }) })
-  await waitFor(() => nodeLog(lab, 'node2').some((l) => l.msg === 'configuration rejected; the last good configuration keeps serving' && JSON.stringify(l.issues).includes('bad-unknown-field.yaml')),
-    { what: 'node2 rejects the directory (and keeps its last good configuration)' })
+  await ferryOk(['lab', 'apply', '--lab', lab, join(DIR, '03-namespaces-selector.yaml')])
+  await waitForPolicies(['prod/deny-dev-to-db'])
+  t.teardown(async () => { await ferry(['lab', 'delete', '--lab', lab, '03-namespaces-selector.yaml']) })
+  const refused = await waitFor(() => nodeLog(lab, 'node2').find((l) => l.msg === 'configuration object refused' && l.object === 'AuthorizationPolicy prod/broken'), { what: 'node2 refusing the bad object' })
+  t.match(refused, { code: 'FERRY_ERR_CONFIG', inForce: 'none', issues: [/bad-unknown-field\.yaml:11: AuthorizationPolicy prod\/broken: spec\.rules\[0\]\.from\[0\]\.source\.namespace: unknown field/] })
+
+  await ferryOk(['lab', 'restart', '--lab', lab, '--node', 'node2', '--timeout', '60s'], { timeoutMs: 90_000 })
+  const ready = await agentGet(lab, 'node2', '/healthz/ready', 15021)
+  t.equal(ready.status, 200, 'ready')
+  const config = await agentGet(lab, 'node2', '/debug/config')
+  t.match(config.body, { counts: { accepted: 1, refused: 1 }, resources: [{ ref: 'prod/deny-dev-to-db' }] })
+  t.match(config.body.objects.find((o: { object: string }) => o.object === 'AuthorizationPolicy prod/broken'), { state: 'refused', issues: [/unknown field/] })
+  t.equal(counter(await metrics(lab, 'node2'), 'ferry_config_objects', { state: 'refused' }), 1)
+  await checkPairs(t, outcomes('default', { devDb: 'deny prod/deny-dev-to-db', devDbAdmin: 'deny prod/deny-dev-to-db' }))
+})
+
+t.test('fail closed: an agent that never had a configuration (directory unreadable, nothing saved) denies inbound and is not ready', async (t) => {
+  const configDir = join(labDir(lab), 'config')
+  const aside = `${configDir}.aside`
+  renameSync(configDir, aside)
+  t.teardown(() => { if (!existsSync(configDir)) renameSync(aside, configDir) })
+  rmSync(labConfigCache({ stateDir: labDir(lab) }, 'node2'), { force: true })
 
   // The new agent never becomes ready, so `lab restart` gives up; the agent keeps running.
   const restart = await ferry(['lab', 'restart', '--lab', lab, '--node', 'node2', '--timeout', '4s'], { timeoutMs: 60_000 })
@@ -295,7 +363,7 @@ t.test('fail closed: an agent that starts with an invalid configuration director
     return r.body.pending?.length === 0 && r.body.certificates?.ready === true ? r : null
   }, { timeoutMs: 30_000, what: 'node2\'s new agent to enroll its pods and hold their certificates' })
   t.equal(ready.status, 503, '/healthz/ready answers 503')
-  t.match(ready.body, { ready: false, config: { ready: false, required: true, generation: 0, reason: /invalid/, issues: [/bad-unknown-field\.yaml:11: AuthorizationPolicy prod\/broken: spec\.rules\[0\]\.from\[0\]\.source\.namespace: unknown field/] } }, 'its config section says why')
+  t.match(ready.body, { ready: false, config: { ready: false, required: true, generation: 0, reason: /cannot be read and no configuration was ever in force/, issues: [/config: cannot read \(ENOENT\)/] } }, 'its config section says why')
 
   const marks = logMarks()
   const [devDb, stageDb, devApi] = await Promise.all([
@@ -303,7 +371,7 @@ t.test('fail closed: an agent that starts with an invalid configuration director
   ])
   t.equal(devDb.ok, false, `${PAIRS.devDb.name}: denied (${String(devDb.err)})`)
   t.equal(stageDb.ok, false, `${PAIRS.stageDb.name}: denied (${String(stageDb.err)})`)
-  t.equal(devApi.ok, true, `${PAIRS.devApi.name}: node1 keeps its last good configuration: allowed`)
+  t.equal(devApi.ok, true, `${PAIRS.devApi.name}: node1 keeps its configuration: allowed`)
   for (const k of ['devDb', 'stageDb'] as const) {
     const line = await waitFor(() => inboundLine(PAIRS[k], marks), { what: `access line for ${PAIRS[k].name}` })
     t.match(line, { result: 'denied', authz: { allowed: false, basis: 'no-config' } }, `${PAIRS[k].name}: access line says no-config`)
@@ -311,10 +379,10 @@ t.test('fail closed: an agent that starts with an invalid configuration director
   t.ok(counter(await metrics(lab, 'node2'), 'ferry_authz_denied_total', { policy: '-', basis: 'no-config' }) >= 2, 'counted with basis no-config')
   const check = await ferry(['policy', 'check', '--lab', lab, '--node', 'node2', '--from', 'dev/client', '--to', 'prod/db:8080'])
   t.equal(check.code, 1, 'policy check against that agent is an error: it has no configuration to explain')
-  t.match(check.stderr, /FERRY_ERR_CONFIG.*agent node2 of lab .* answered 503: the configuration is invalid/)
+  t.match(check.stderr, /FERRY_ERR_CONFIG.*agent node2 of lab .* answered 503: the configuration source cannot be read/)
 
-  rmSync(bad)
-  await waitFor(async () => (await agentGet(lab, 'node2', '/healthz/ready', 15021)).status === 200, { timeoutMs: 20_000, what: 'node2 ready once the directory is valid' })
-  t.pass('ready once the directory is valid')
+  renameSync(aside, configDir)
+  await waitFor(async () => (await agentGet(lab, 'node2', '/healthz/ready', 15021)).status === 200, { timeoutMs: 20_000, what: 'node2 ready once the directory is back' })
+  t.pass('ready once the directory is back')
   t.equal((await clients.dev.connect(DB.host, 8080)).ok, true, `${PAIRS.devDb.name}: allowed again`)
 })

@@ -110,19 +110,20 @@ t.test('DENY by namespace: applies within 100 ms, closes open connections, other
   t.ok(counter(await metrics(lab, 'node2'), 'ferry_authz_denied_total', { policy: 'prod/deny-dev-to-prod', basis: 'deny-matched' }) >= 1, 'counted by policy')
 })
 
-t.test('a malformed policy is rejected naming file and field; the last good configuration keeps serving', async (t) => {
+t.test('a malformed policy is refused naming file and field; its last valid version keeps serving', async (t) => {
   const r = await ferry(['lab', 'apply', '--lab', lab, badNamespaces])
   t.not(r.code, 0, 'lab apply refuses it')
   t.match(r.stderr, /bad-namespaces\.yaml:\d+: AuthorizationPolicy prod\/deny-dev-to-prod: spec\.rules\[0\]\.from\[0\]\.source\.namespaces: must be array/)
   t.notOk(existsSync(join(configDir(), 'bad-namespaces.yaml')), 'nothing written')
 
-  // A hand edit the lab cannot vet: the agents reject it and keep the last good set.
+  // A hand edit the lab cannot vet: the agents refuse that object and keep its last valid version.
   const target = join(configDir(), 'deny-dev-to-prod.yaml')
   const before = nodeLog(lab, 'node2').length
   writeFileSync(target + '.tmp', readFileSync(badNamespaces))
   renameSync(target + '.tmp', target)
-  await waitFor(() => nodeLog(lab, 'node2').slice(before).find((l) => l.msg === 'configuration rejected; the last good configuration keeps serving'),
-    { what: 'node2 rejects the configuration' })
+  const refused = await waitFor(() => nodeLog(lab, 'node2').slice(before).find((l) => l.msg === 'configuration object refused' && l.object === 'AuthorizationPolicy prod/deny-dev-to-prod'),
+    { what: 'node2 refuses the object' })
+  t.match(refused, { inForce: 'earlier-version', issues: [/deny-dev-to-prod\.yaml:\d+: AuthorizationPolicy prod\/deny-dev-to-prod: spec\.rules\[0\]\.from\[0\]\.source\.namespaces: must be array/] })
   t.not((await curl('dev', DB)).code, 0, 'dev/web → prod/db still denied')
   t.equal((await curl('stage', DB)).code, 0, 'stage/web → prod/db still allowed')
   await ferryOk(['lab', 'delete', '--lab', lab, 'deny-dev-to-prod.yaml'])

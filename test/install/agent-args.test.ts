@@ -1,5 +1,6 @@
 import t from 'tap'
-import { parseAgentOptions, KUBERNETES_DEFAULTS, NODE_NAME_ENV } from '../../src/agent/options'
+import { parseAgentOptions, KUBERNETES_DEFAULTS, NODE_NAME_ENV, POD_NAMESPACE_ENV } from '../../src/agent/options'
+import { parseCniInstallOptions } from '../../src/cli/cni-command'
 import { kustomizeBuild } from '../../src/install/kustomize'
 import { OVERLAYS, overlayDir, renderObjects } from '../../src/install/render'
 import { AGENT, parseSettings } from '../../src/install/settings'
@@ -12,7 +13,7 @@ import { AGENT, parseSettings } from '../../src/install/settings'
 // SIGKILL. So the manifests and the parser cannot drift apart again.
 
 type Obj = Record<string, any>
-interface Check { equal: (a: unknown, b: unknown, m: string) => void, ok: (a: unknown, m: string) => void }
+interface Check { equal: (a: unknown, b: unknown, m: string) => void, same: (a: unknown, b: unknown, m: string) => void, ok: (a: unknown, m: string) => void }
 
 function agentPod (objects: Obj[]): Obj {
   const ds = objects.find((o) => o.kind === AGENT.kind && o.metadata.name === AGENT.name)
@@ -34,7 +35,7 @@ async function checkAgent (t: Check, objects: Obj[], what: string): Promise<void
   const pod = agentPod(objects)
   const container = pod.containers.find((c: Obj) => c.name === AGENT.container)
   t.equal(container.args[0], 'agent', `${what}: the agent command`)
-  const { args, env } = expand(container.args.slice(1), container, { 'spec.nodeName': 'worker-7' })
+  const { args, env } = expand(container.args.slice(1), container, { 'spec.nodeName': 'worker-7', 'metadata.namespace': 'mesh-ns' })
   t.equal(env[NODE_NAME_ENV], 'worker-7', `${what}: $${NODE_NAME_ENV} comes from the downward API`)
   const o = parseAgentOptions(args, env)
   t.equal(o.node, 'worker-7', `${what}: the node is the pod's`)
@@ -45,12 +46,44 @@ async function checkAgent (t: Check, objects: Obj[], what: string): Promise<void
   t.ok(mounts.has(o.kubernetes?.hostProc), `${what}: --host-proc ${o.kubernetes?.hostProc} is mounted`)
   t.ok(mounts.has(o.kubernetes?.cgroupRoot), `${what}: --cgroup-root ${o.kubernetes?.cgroupRoot} is mounted`)
   t.ok(mounts.has(o.pinRoot.split('/').slice(0, 4).join('/')), `${what}: the pin root ${o.pinRoot} is on the mounted bpffs`)
+  t.equal(o.kubeletCgroup, 'auto', `${what}: probe admission, the kubelet found under --host-proc`)
+  const stateMount = (container.volumeMounts as Obj[]).find((m) => o.configCache?.startsWith(`${String(m.mountPath)}/`) === true)
+  t.ok(stateMount !== undefined && stateMount.readOnly !== true, `${what}: --config-cache ${String(o.configCache)} is on a writable mount`)
+  const stateVolume = (pod.volumes as Obj[]).find((v) => v.name === stateMount?.name)
+  t.equal(stateVolume?.hostPath?.path, '/var/lib/ferry', `${what}: a hostPath, so the saved configuration outlives the pod`)
   const grace = pod.terminationGracePeriodSeconds ?? 30
   t.ok(o.drainGraceMs < grace * 1000, `${what}: the drain (${o.drainGraceMs} ms) ends before terminationGracePeriodSeconds (${grace} s)`)
+
+  // ferry-cni: the init container's entry is the one the agent keeps (no rewrite at every
+  // start), in the directories both mount, with the socket and state file at the host's
+  // own paths (the plugin runs on the host).
+  t.ok(o.cni !== null, `${what}: the agent serves the ferry-cni plugin`)
+  const installer = pod.initContainers.find((c: Obj) => c.name === 'install-cni')
+  t.same(installer.args.slice(0, 2), ['cni', 'install'], `${what}: the init container runs ferry cni install`)
+  const inst = parseCniInstallOptions(installer.args.slice(2))
+  t.same(inst.entry, o.cni?.entry, `${what}: one entry for the installer and the agent`)
+  t.equal(inst.confDir, o.cni?.confDir, `${what}: one CNI configuration directory`)
+  t.equal(inst.binDir, o.cni?.binDir, `${what}: one CNI bin directory`)
+  const hostPathOf = (c: Obj, path: string): string | undefined => {
+    const m = (c.volumeMounts as Obj[]).find((x) => path === x.mountPath || path.startsWith(`${String(x.mountPath)}/`))
+    const v = (pod.volumes as Obj[]).find((x) => x.name === m?.name)
+    return v?.hostPath === undefined ? undefined : `${String(v.hostPath.path)}${path.slice(String(m?.mountPath).length)}`
+  }
+  for (const path of [o.cni?.entry.socket, o.cni?.entry.stateFile, o.cni?.entry.logFile] as string[]) {
+    t.equal(hostPathOf(container, path), path, `${what}: ${path} is the same path on the host`)
+  }
+  for (const dir of [inst.confDir, inst.binDir]) {
+    t.ok(hostPathOf(installer, dir) !== undefined && hostPathOf(installer, dir) === hostPathOf(container, dir), `${what}: ${dir} is the same host directory for both`)
+  }
+  t.same(o.cni?.daemonSet, { namespace: 'mesh-ns', name: agentDaemonSet(objects).metadata.name }, `${what}: the agent's own DaemonSet, in $${POD_NAMESPACE_ENV} from the downward API`)
+}
+
+function agentDaemonSet (objects: Obj[]): Obj {
+  return objects.find((o) => o.kind === AGENT.kind && o.metadata.name === AGENT.name) as Obj
 }
 
 t.test('the agent\'s args in every overlay parse with --kubernetes, $NODE_NAME, mounted host paths and a drain inside the grace period', async (t) => {
-  t.same(KUBERNETES_DEFAULTS, { hostProc: '/host/proc', cgroupRoot: '/host/sys/fs/cgroup' })
+  t.same(KUBERNETES_DEFAULTS, { hostProc: '/host/proc', cgroupRoot: '/host/sys/fs/cgroup', configCache: '/var/lib/ferry/config-cache.json' })
   for (const overlay of OVERLAYS) await checkAgent(t, kustomizeBuild(overlayDir(overlay)), `daemonset/${overlay}`)
 })
 

@@ -21,6 +21,8 @@ import { formatProblems, validateManifests } from '../../src/install/validate'
 // cluster runs them.
 
 const RECORDED = join(__dirname, 'kustomize-recorded')
+/** The agent reads, but for Events about pods and the reviews that authenticate /debug callers. */
+const AGENT = { namespace: 'ferry-system', name: 'ferry-agent', writes: ['core/events create', 'authentication.k8s.io/tokenreviews create', 'authorization.k8s.io/subjectaccessreviews create'] }
 
 function objectsOf (yamlText: string): KubeObject[] {
   return parseAllDocuments(yamlText).map((d) => d.toJS() as KubeObject).filter((o) => o !== null)
@@ -85,28 +87,38 @@ t.test('the validator catches what the API server would refuse (so the clean res
 t.test('RBAC: exactly the grants the agent and the controller need, nothing broader', async (t) => {
   for (const overlay of OVERLAYS) {
     const objects = built.get(overlay)!
-    t.same(rbacProblems(objects, [{ namespace: 'ferry-system', name: 'ferry-agent' }]), [], `${overlay}: no wildcards, no writes or Secrets for the agent`)
+    t.same(rbacProblems(objects, [AGENT]), [], `${overlay}: no wildcards, no writes (but Events and reviews) or Secrets for the agent`)
     t.same(grantSet(grantsOf(objects, { namespace: 'ferry-system', name: 'ferry-agent' })), [
+      'apps/daemonsets get [ferry-agent]',
+      'authentication.k8s.io/tokenreviews create', 'authorization.k8s.io/subjectaccessreviews create',
+      'core/events create',
       'core/namespaces get', 'core/namespaces list', 'core/namespaces watch',
       'core/pods get', 'core/pods list', 'core/pods watch',
       'core/services get', 'core/services list', 'core/services watch',
       'discovery.k8s.io/endpointslices get', 'discovery.k8s.io/endpointslices list', 'discovery.k8s.io/endpointslices watch'
-    ], `${overlay}: the agent reads pods, namespaces, services and endpointslices (policies come from the controller's stream)`)
+    ], `${overlay}: the agent reads pods, namespaces, services and endpointslices (policies come from the controller's stream), posts Events about pods, reviews debug callers' tokens, and reads its own DaemonSet by name (is it being deleted?)`)
+    t.same(find(objects, 'ClusterRole', 'ferry-debug').rules, [{ apiGroups: ['ferry.dev'], resources: ['agents/debug'], verbs: ['get'] }], `${overlay}: a role to grant operators the agents' /debug endpoints, bound to nobody`)
+    t.notOk(objects.some((o) => (o.kind === 'ClusterRoleBinding' || o.kind === 'RoleBinding') && (o as any).roleRef?.name === 'ferry-debug'), 'ferry-debug is not bound by the install')
     t.same(grantSet(grantsOf(objects, { namespace: 'ferry-system', name: 'ferry-controller' })), [
       'authentication.k8s.io/tokenreviews create',
       'core/pods get', 'core/pods list', 'core/pods watch',
       'security.ferry.dev/authorizationpolicies get', 'security.ferry.dev/authorizationpolicies list', 'security.ferry.dev/authorizationpolicies watch',
+      'security.ferry.dev/authorizationpolicies/status patch',
       'security.ferry.dev/peerauthentications get', 'security.ferry.dev/peerauthentications list', 'security.ferry.dev/peerauthentications watch',
+      'security.ferry.dev/peerauthentications/status patch',
       'security.istio.io/authorizationpolicies get', 'security.istio.io/authorizationpolicies list', 'security.istio.io/authorizationpolicies watch',
-      'security.istio.io/peerauthentications get', 'security.istio.io/peerauthentications list', 'security.istio.io/peerauthentications watch'
-    ], `${overlay}: the controller reviews tokens and reads pods and the policy resources`)
+      'security.istio.io/authorizationpolicies/status patch',
+      'security.istio.io/peerauthentications get', 'security.istio.io/peerauthentications list', 'security.istio.io/peerauthentications watch',
+      'security.istio.io/peerauthentications/status patch'
+    ], `${overlay}: the controller reviews tokens, reads pods and the policy resources, and writes only their status`)
   }
   const broken = structuredClone(built.get('base')!)
   const role = find(broken, 'ClusterRole', 'ferry-agent')
+  const n = role.rules.length
   role.rules.push({ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }, { apiGroups: ['*'], resources: ['pods'], verbs: ['delete'] })
-  const problems = rbacProblems(broken, [{ namespace: 'ferry-system', name: 'ferry-agent' }]).join('\n')
-  t.match(problems, /rules\[2\]: Secrets without resourceNames/)
-  t.match(problems, /rules\[3\]: a wildcard in apiGroups/)
+  const problems = rbacProblems(broken, [AGENT]).join('\n')
+  t.match(problems, `rules[${n}]: Secrets without resourceNames`)
+  t.match(problems, `rules[${n + 1}]: a wildcard in apiGroups`)
   t.match(problems, /ferry-agent must only read, but ClusterRole ferry-agent grants delete on pods/)
   t.match(problems, /ferry-agent must not read Secrets/)
 })
@@ -137,6 +149,17 @@ t.test('the agent DaemonSet: privileges only as needed, on every node, rolled on
     t.equal(hostPaths.cgroup, '/sys/fs/cgroup')
     t.match(mounts['/var/run/netns'], { name: 'netns', readOnly: true, mountPropagation: 'HostToContainer' })
     t.equal(hostPaths.netns, '/var/run/netns')
+    // ferry-cni: the plugin's socket and state file at the same path on the host as here; the CNI directories to keep the entry in.
+    t.match(mounts['/var/run/ferry'], { name: 'ferry-run' })
+    t.equal(hostPaths['ferry-run'], '/var/run/ferry')
+    t.match(mounts['/host/etc/cni/net.d'], { name: 'cni-conf' })
+    t.equal(hostPaths['cni-conf'], '/etc/cni/net.d')
+    t.match(mounts['/host/opt/cni/bin'], { name: 'cni-bin' })
+    t.equal(hostPaths['cni-bin'], '/opt/cni/bin')
+    const installCni = pod.initContainers.find((c: any) => c.name === 'install-cni')
+    t.same(installCni.securityContext, { privileged: false, runAsUser: 0, runAsGroup: 0, readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } }, 'the plugin\'s installer: no privilege, no capability')
+    t.same(installCni.volumeMounts.map((m: any) => `${m.name}:${hostPaths[m.name] as string}`).sort(), ['cni-bin:/opt/cni/bin', 'cni-conf:/etc/cni/net.d'], '…and it sees only the two CNI directories')
+    t.same(pod.initContainers.map((c: any) => c.name), ['mount-bpffs', 'install-cni'], 'the plugin is in place before the agent starts')
     const token = pod.volumes.find((v: any) => v.name === 'ferry-token').projected.sources[0].serviceAccountToken
     t.same(token, { path: 'ferry-token', audience: 'ferry-ca', expirationSeconds: 43200 }, 'a pod-bound token for Ferry\'s audience')
     t.same(agent.readinessProbe.httpGet, { path: '/healthz/ready', port: PORTS.ready })
@@ -166,12 +189,15 @@ t.test('the container args are the agent\'s and the controller\'s real options',
   const objects = built.get('base')!
   const agentArgs: string[] = find(objects, 'DaemonSet', 'ferry-agent').spec.template.spec.containers[0].args
   t.equal(agentArgs[0], 'agent')
-  const agentOpts = parseAgentOptions(agentArgs.slice(1).map((a) => a.replace('$(NODE_NAME)', 'node-1')), {})
+  const agentOpts = parseAgentOptions(agentArgs.slice(1).map((a) => a.replace('$(NODE_NAME)', 'node-1')), { POD_NAMESPACE: 'ferry-system' })
   t.match(agentOpts, { node: 'node-1', pinRoot: '/sys/fs/bpf/ferry', configFromController: true, identity: { caAddress: `ferry-controller.ferry-system.svc:${PORTS.ca}`, trustDomain: 'cluster.local' } })
   const controllerArgs: string[] = find(objects, 'Deployment', 'ferry-controller').spec.template.spec.containers[0].args
   t.equal(controllerArgs[0], 'controller')
   const controllerOpts = parseControllerOptions(controllerArgs.slice(1))
-  t.match(controllerOpts, { listen: { host: '0.0.0.0', port: PORTS.ca }, trustDomain: 'cluster.local' })
+  t.match(controllerOpts, { listen: { host: '0.0.0.0', port: PORTS.ca }, trustDomain: 'cluster.local', stateDir: '/var/lib/ferry-controller' })
+  const controllerPod = find(objects, 'Deployment', 'ferry-controller').spec.template.spec
+  const stateMount = controllerPod.containers[0].volumeMounts.find((m: any) => m.mountPath === controllerOpts.stateDir)
+  t.ok(stateMount !== undefined && stateMount.readOnly !== true, 'the controller\'s --state-dir is a writable mount (its --data-dir is a read-only Secret)')
   t.ok(controllerOpts.servingNames.includes('ferry-controller.ferry-system.svc'))
 })
 

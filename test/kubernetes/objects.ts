@@ -34,6 +34,10 @@ export interface PodShape {
   annotations?: Record<string, string>
   ports?: Array<{ name?: string, containerPort: number }>
   phase?: string
+  /** The Ready condition's status (default True). */
+  ready?: boolean
+  /** readinessProbe / livenessProbe / startupProbe of the container, as in a pod spec. */
+  probes?: Record<string, unknown>
 }
 
 export function pod (p: PodShape): Obj {
@@ -62,7 +66,8 @@ export function pod (p: PodShape): Obj {
         volumeMounts: [{ name: 'kube-api-access-x7k2p', readOnly: true, mountPath: '/var/run/secrets/kubernetes.io/serviceaccount' }],
         terminationMessagePath: '/dev/termination-log',
         terminationMessagePolicy: 'File',
-        imagePullPolicy: 'IfNotPresent'
+        imagePullPolicy: 'IfNotPresent',
+        ...p.probes
       }],
       restartPolicy: 'Always',
       terminationGracePeriodSeconds: 30,
@@ -85,8 +90,8 @@ export function pod (p: PodShape): Obj {
       conditions: [
         { type: 'PodReadyToStartContainers', status: 'True', lastProbeTime: null, lastTransitionTime: CREATED },
         { type: 'Initialized', status: 'True', lastProbeTime: null, lastTransitionTime: CREATED },
-        { type: 'Ready', status: 'True', lastProbeTime: null, lastTransitionTime: CREATED },
-        { type: 'ContainersReady', status: 'True', lastProbeTime: null, lastTransitionTime: CREATED },
+        { type: 'Ready', status: p.ready === false ? 'False' : 'True', lastProbeTime: null, lastTransitionTime: CREATED },
+        { type: 'ContainersReady', status: p.ready === false ? 'False' : 'True', lastProbeTime: null, lastTransitionTime: CREATED },
         { type: 'PodScheduled', status: 'True', lastProbeTime: null, lastTransitionTime: CREATED }
       ],
       ...(p.node === '' ? {} : { hostIP: '172.18.0.2', hostIPs: [{ ip: '172.18.0.2' }] }),

@@ -72,7 +72,7 @@ async function container (cgroup: string, sandboxPid: number): Promise<number> {
 }
 
 function podOf (uid: string, name: string): Pod {
-  return { uid, name, namespace: 'shop', nodeName: 'n1', serviceAccountName: 'default', labels: {}, annotations: {}, podIPs: [], hostIPs: [], ports: [], phase: 'Running', hostNetwork: false, workload: name }
+  return { uid, name, namespace: 'shop', nodeName: 'n1', serviceAccountName: 'default', labels: {}, annotations: {}, podIPs: [], hostIPs: [], ports: [], probePorts: [], ready: true, phase: 'Running', hostNetwork: false, workload: name }
 }
 
 const cid = (): string => randomBytes(32).toString('hex')

@@ -131,6 +131,30 @@ t.test('watch events: ADDED, MODIFIED, DELETED, a pod scheduled onto this node; 
   t.equal(events.errors.length, 0)
 })
 
+t.test('probe ports and readiness come from the API objects: a pod that turns not ready leaves its Service\'s endpoints and comes back', async (t) => {
+  const { api, events } = await setup(t)
+  await events.until('the first snapshot', () => events.snapshots.length === 1)
+  await events.until('the watches', () => api.openWatches() === 4)
+  const probes = {
+    readinessProbe: { httpGet: { path: '/ready', port: 'http', scheme: 'HTTP' }, timeoutSeconds: 1, periodSeconds: 10, successThreshold: 1, failureThreshold: 3 },
+    livenessProbe: { tcpSocket: { port: 8081 }, timeoutSeconds: 1, periodSeconds: 10, successThreshold: 1, failureThreshold: 3 },
+    startupProbe: { exec: { command: ['cat', '/tmp/started'] }, timeoutSeconds: 1, periodSeconds: 10, successThreshold: 1, failureThreshold: 30 }
+  }
+  const web = (ready: boolean): Record<string, any> => pod({ name: 'web-a', namespace: 'shop', node: NODE, ip: '10.244.1.10', app: 'web', ports: [{ name: 'http', containerPort: 8080 }], probes, ready })
+  const endpoints = (): string[] => ServiceIndex.build(events.last).lookup('10.96.0.20', 80)?.endpoints.map((e) => e.pod.name) ?? []
+  api.apply('pods', web(true))
+  await events.until('the probes', () => events.last.pods.find((p) => p.name === 'web-a')?.probePorts.length === 2)
+  t.same(events.last.pods.find((p) => p.name === 'web-a')?.probePorts, [8080, 8081], 'httpGet by name, tcpSocket by number; exec names none')
+  t.same(endpoints(), ['web-a', 'web-b'])
+  api.apply('pods', web(false))
+  await events.until('not ready', () => events.last.pods.find((p) => p.name === 'web-a')?.ready === false)
+  t.same(endpoints(), ['web-b'], 'not ready: not an endpoint')
+  api.apply('pods', web(true))
+  await events.until('ready again', () => events.last.pods.find((p) => p.name === 'web-a')?.ready === true)
+  t.same(endpoints(), ['web-a', 'web-b'], 'ready again: back')
+  t.equal(events.errors.length, 0)
+})
+
 t.test('a broken watch resumes from its last resourceVersion, catching up without a re-list', async (t) => {
   const { api, source, events } = await setup(t)
   await events.until('the first snapshot', () => events.snapshots.length === 1)

@@ -1,11 +1,12 @@
 import t from 'tap'
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { labApply, labConfigDir, labDelete } from '../../src/lab/policies'
 
-// `ferry lab apply` / `delete` on the lab's config directory: the directory as it would
-// become is validated with src/resources; nothing is written when anything is wrong;
-// files land whole (tmp + rename) under their base name.
+// `ferry lab apply` / `delete` on the lab's config directory: the given files are judged
+// object by object with src/resources; nothing of a bad given file is written (nor of
+// the others given with it); a bad document already in the directory never refuses a
+// good given file; files land whole (tmp + rename) under their base name.
 
 const GOOD = `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
@@ -28,7 +29,7 @@ t.test('apply writes valid files, rejects invalid ones naming file, line and fie
   t.same(readdirSync(dir), ['good.yaml'], 'no temporary file left')
 
   await t.rejects(labApply(plan, [src('bad.yaml')]), { code: 'FERRY_ERR_CONFIG', message: /bad\.yaml:9: AuthorizationPolicy prod\/deny-dev: spec\.rules\[0\]\.from\[0\]\.source\.namespaces: must be array/ })
-  await t.rejects(labApply(plan, [src('dup.yaml')]), { code: 'FERRY_ERR_CONFIG', message: /prod\/deny-dev/ }, 'a name used twice across the directory')
+  await t.rejects(labApply(plan, [src('dup.yaml')]), { code: 'FERRY_ERR_CONFIG', message: /dup\.yaml:\d+: AuthorizationPolicy prod\/deny-dev: metadata\.name: already defined in .*good\.yaml:1/ }, 'a name used twice across the directory')
   await t.rejects(labApply(plan, [src('notes.txt')]), { code: 'FERRY_ERR_INVALID_ARG' })
   t.same(readdirSync(dir), ['good.yaml'], 'nothing written by a rejected apply')
 
@@ -39,4 +40,31 @@ t.test('apply writes valid files, rejects invalid ones naming file, line and fie
   await t.rejects(labDelete(plan, ['nope.yaml']), { code: 'FERRY_ERR_INVALID_ARG', message: /not applied in this lab: nope\.yaml/ })
   t.same((await labDelete(plan, ['good.yaml'])).removed, [join(dir, 'good.yaml')])
   t.notOk(existsSync(join(dir, 'good.yaml')))
+})
+
+// Guards the per-object rule for `ferry lab apply`: before, a bad document already in the
+// directory (written there directly) made every apply fail.
+t.test('a good file applies while another file in the directory is bad; a bad given file is refused, nothing of it written', async (t) => {
+  const other = GOOD.replace('deny-dev', 'deny-stage').replace('"dev"', '"stage"')
+  const l7 = 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: allow-get, namespace: prod }\nspec:\n  rules:\n    - to:\n        - operation:\n            methods: ["GET"]\n'
+  const plan = { stateDir: t.testdir({ 'good.yaml': GOOD, 'other.yaml': other, 'bad.yaml': GOOD.replace('deny-dev', 'deny-qa').replace('namespaces:', 'namespace:'), 'l7.yaml': l7 }) }
+  const src = (n: string): string => join(plan.stateDir, n)
+  const dir = labConfigDir(plan)
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, 'broken.yaml'), 'apiVersion: security.istio.io/v1\nkind: [\n')
+  writeFileSync(join(dir, 'also-broken.yaml'), GOOD.replace('deny-dev', 'deny-x').replace('DENY', 'PERMIT'))
+
+  const r = await labApply(plan, [src('good.yaml')])
+  t.same(r.written, [join(dir, 'good.yaml')], 'applied despite the bad files already there')
+  t.same(r.degraded, [])
+
+  const refused = await labApply(plan, [src('other.yaml'), src('bad.yaml')]).then(() => null, (err: unknown) => err as Error)
+  t.match(refused, { code: 'FERRY_ERR_CONFIG', message: /bad\.yaml:9: AuthorizationPolicy prod\/deny-qa: spec\.rules\[0\]\.from\[0\]\.source\.namespace: unknown field/ })
+  t.notOk(existsSync(join(dir, 'bad.yaml')), 'nothing of the bad file written')
+  t.notOk(existsSync(join(dir, 'other.yaml')), 'nor of the good file given with it')
+
+  const degraded = await labApply(plan, [src('l7.yaml')])
+  t.same(degraded.written, [join(dir, 'l7.yaml')], 'a degraded object is applied')
+  t.match(degraded.degraded, [/l7\.yaml:8: AuthorizationPolicy prod\/allow-get: spec\.rules\[0\]\.to\[0\]\.operation\.methods: needs L7.*; rule 0 of this ALLOW policy never matches/], 'with what Ferry leaves out')
+  t.same(readdirSync(dir).sort(), ['also-broken.yaml', 'broken.yaml', 'good.yaml', 'l7.yaml'], 'no temporary file left')
 })

@@ -94,16 +94,28 @@ t.test('errors carry their FERRY_ERR_* code', async (t) => {
   }
 })
 
-t.test('validate: a valid directory is summarized; an invalid one is listed with file, line and field (exit 1)', async (t) => {
+t.test('validate: each object with its state (exit 1 when one is refused); check decides with the rest', async (t) => {
   const ok = await ferry(['policy', 'validate', '--dir', EXAMPLES])
   t.equal(ok.code, 0, ok.stderr)
-  t.match(ok.stdout, /valid \(2 files, root namespace ferry-system\)\n {2}AuthorizationPolicy prod\/deny-dev-to-prod {2}DENY {2}security.istio.io\/v1\n {2}AuthorizationPolicy shop\/deny-dev-to-shop {2}DENY {2}security.istio.io\/v1\n/)
+  t.match(ok.stdout, /valid \(2 files, root namespace ferry-system; 2 accepted, 0 degraded, 0 refused\)\n {2}accepted {2}AuthorizationPolicy prod\/deny-dev-to-prod {2}DENY {2}security.istio.io\/v1\n {2}accepted {2}AuthorizationPolicy shop\/deny-dev-to-shop {2}DENY {2}security.istio.io\/v1\n/)
   const dir = tmp(t)
-  writeFileSync(join(dir, 'bad.yaml'), 'apiVersion: security.istio.io/v1beta1\nkind: AuthorizationPolicy\nmetadata: { name: x, namespace: prod }\nspec:\n  action: DENY\n  rules:\n  - when:\n    - key: request.headers[x]\n      values: ["1"]\n')
+  writeFileSync(join(dir, 'degraded.yaml'), 'apiVersion: security.istio.io/v1beta1\nkind: AuthorizationPolicy\nmetadata: { name: x, namespace: prod }\nspec:\n  action: DENY\n  rules:\n  - from:\n    - source:\n        namespaces: ["dev"]\n    when:\n    - key: request.headers[x]\n      values: ["1"]\n')
+  writeFileSync(join(dir, 'refused.yaml'), 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: y, namespace: prod }\nspec:\n  action: ALLOW\n  rules:\n  - from:\n    - source:\n        principal: ["x"]\n')
   const bad = await ferry(['policy', 'validate', '--dir', dir])
-  t.equal(bad.code, 1)
-  t.match(bad.stderr, `ferry: FERRY_ERR_CONFIG: ${join(dir, 'bad.yaml')}:7: AuthorizationPolicy prod/x: spec.rules[0].when: not supported by Ferry`)
+  t.equal(bad.code, 1, 'an object refused: exit 1')
+  t.match(bad.stdout, /not valid \(2 files, root namespace ferry-system; 0 accepted, 1 degraded, 1 refused\)/)
+  t.match(bad.stdout, `  degraded  AuthorizationPolicy prod/x  DENY  security.istio.io/v1beta1\n      ${join(dir, 'degraded.yaml')}:10: AuthorizationPolicy prod/x: spec.rules[0].when: not supported by Ferry: conditions`)
+  t.match(bad.stdout, /rule 0 of this DENY policy is applied without it: it matches more connections, so it denies more/)
+  t.match(bad.stdout, `  refused   AuthorizationPolicy prod/y  security.istio.io/v1\n      ${join(dir, 'refused.yaml')}:9: AuthorizationPolicy prod/y: spec.rules[0].from[0].source.principal: unknown field`)
+  t.match(bad.stdout, '      → nothing of it is in force (no earlier valid version)')
+
+  // Guards per-object admission in `check --dir`: the refused ALLOW is not in force (it
+  // would close prod), the degraded DENY is, without its `when`.
   const check = await ferry(['policy', 'check', '--dir', dir, '--from', 'cluster.local/ns/dev/sa/web', '--to', 'prod/app=db:5432'])
-  t.equal(check.code, 1, 'check refuses an invalid directory too')
-  t.match(check.stderr, /FERRY_ERR_CONFIG/)
+  t.equal(check.code, 3, `denied by the degraded DENY (exit 3): ${check.stderr}`)
+  t.match(check.stdout, /decided by {2}DENY policy prod\/x, rule 0/)
+  t.match(check.stdout, /degraded {4}DENY prod\/x rule 0: applied without spec\.rules\[0\]\.when \(Ferry cannot check them\)/)
+  t.match(check.stderr, `refused, not in force: ${join(dir, 'refused.yaml')}:9: AuthorizationPolicy prod/y: spec.rules[0].from[0].source.principal: unknown field`)
+  const other = await ferry(['policy', 'check', '--dir', dir, '--from', 'cluster.local/ns/stage/sa/web', '--to', 'prod/app=db:5432'])
+  t.equal(other.code, 0, 'stage is not denied, and no ALLOW applies (the refused one is not in force)')
 })

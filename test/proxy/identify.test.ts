@@ -10,7 +10,7 @@ import { identifyMeshSource } from '../../src/proxy/identify'
 function pod (name: string, ip: string, sa: string): Pod {
   return {
     uid: `uid-${name}`, name, namespace: 'prod', nodeName: 'n1', serviceAccountName: sa,
-    labels: {}, annotations: {}, podIPs: [ip], hostIPs: ['172.30.0.1'], ports: [], phase: 'Running', hostNetwork: false, workload: name
+    labels: {}, annotations: {}, podIPs: [ip], hostIPs: ['172.30.0.1'], ports: [], probePorts: [], ready: true, phase: 'Running', hostNetwork: false, workload: name
   }
 }
 

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { connect, type Socket } from 'node:net'
-import { namespaceObj, podObj, serviceObj } from '../discovery/fixture'
+import { parseClusterList } from '../../src/discovery/cluster-list'
+import { listText, namespaceObj, podObj, serviceObj } from '../discovery/fixture'
 import { blackhole, client, drain, listen, podNamed, routesFor, startOutbound, type Teardown } from './harness'
 import { counter } from '../telemetry/prom-text'
 
@@ -134,6 +135,29 @@ t.test('a Service without endpoints: no_endpoints, with the service named', asyn
   const [line] = await proxy.accessLines(1)
   t.match(line, { result: 'no_endpoints', destination_service: 'empty.app', original_destination: '10.96.0.20:80' })
   t.equal(counter(await proxy.metrics.text(), 'ferry_tcp_connections_closed_total', { result: 'no_endpoints', destination_service: 'empty.app' }), 1)
+})
+
+t.test('readiness: a pod that is not ready gets no connections; none ready is no_endpoints; ready again, routed again', async (t) => {
+  const portA = await namedServer(t, '127.0.0.2', 'server-a')
+  const portB = await namedServer(t, '127.0.0.3', 'server-b')
+  const items = (aReady: boolean, bReady: boolean): Array<Record<string, unknown>> => [
+    namespaceObj('app', { 'ferry.dev/mesh': 'enabled' }),
+    podObj({ name: 'client', ips: ['10.244.0.5'], labels: { app: 'client' } }),
+    podObj({ name: 'server-a', ips: ['127.0.0.2'], labels: { app: 'server' }, ports: [{ name: 'http', containerPort: portA }], ready: aReady }),
+    podObj({ name: 'server-b', ips: ['127.0.0.3'], labels: { app: 'server' }, ports: [{ name: 'http', containerPort: portB }], ready: bReady }),
+    serviceObj({ name: 'server', clusterIPs: ['10.96.0.10'], selector: { app: 'server' }, ports: [{ port: 80, targetPort: 'http' }] })
+  ]
+  const routes = routesFor(items(true, false))
+  const proxy = await startOutbound(t, { routes, pod: podNamed(routes, 'client'), lookup: () => ({ address: '10.96.0.10', port: 80 }) })
+  const firstLines = async (n: number): Promise<string[]> => { const out: string[] = []; for (let i = 0; i < n; i++) out.push((await exchange(proxy.port)).text.split('\n')[0]); return out }
+  t.same(await firstLines(4), ['server-a', 'server-a', 'server-a', 'server-a'], 'server-b is not ready: never picked')
+  routes.update(parseClusterList(listText(items(false, false)), 'test', 2))
+  const r = await exchange(proxy.port)
+  t.equal(r.code, 'ECONNRESET', 'none ready: reset')
+  const lines = await proxy.accessLines(5)
+  t.match(lines.filter((l) => l.result !== 'ok'), [{ result: 'no_endpoints', destination_service: 'server.app' }])
+  routes.update(parseClusterList(listText(items(true, true)), 'test', 3))
+  t.same((await firstLines(4)).sort(), ['server-a', 'server-a', 'server-b', 'server-b'], 'both ready: both picked')
 })
 
 t.test('connect refused: connect_error ECONNREFUSED, the app is reset', async (t) => {

@@ -4,14 +4,16 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pino from 'pino'
 import { Registry } from 'prom-client'
-import type { ConfigError } from '../../src/resources/issues'
+import { admitDocuments } from '../../src/resources/admission'
+import { type ConfigError, formatIssue } from '../../src/resources/issues'
 import { CONFIG_METRIC_NAMES } from '../../src/resources/metrics'
+import { savedConfigOf } from '../../src/resources/saved-config'
 import type { ConfigSnapshot } from '../../src/resources/snapshot'
 import { ConfigDirectoryWatcher } from '../../src/resources/watcher'
 
-// The directory watcher with real files, real fs events and a real poll: a new snapshot
-// only when the whole directory is valid; a bad change rejected with file, line and
-// field, counted, logged, and the last good snapshot kept.
+// The directory watcher with real files, real fs events and a real poll: a snapshot for
+// every change, admitted object by object; a bad object refused with file, line and
+// field, counted and logged once, its last valid version kept, everything else applied.
 
 class Events {
   readonly snapshots: ConfigSnapshot[] = []
@@ -51,10 +53,10 @@ function policy (name: string, spec: string): string {
 
 const GOOD = policy('deny-dev', 'action: DENY\nrules:\n- from:\n  - source:\n      namespaces: ["dev"]')
 
-async function metric (registry: Registry, name: string): Promise<number> {
+async function metric (registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
   const m = registry.getSingleMetric(name)
   if (m === undefined) throw new Error(`no metric ${name}`)
-  return (await m.get()).values[0]?.value ?? 0
+  return (await m.get()).values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0
 }
 
 function start (t: { teardown: (fn: () => void) => void }, dir: string, ev: Events, opts: { pollMs?: number, registry?: Registry } = {}): ConfigDirectoryWatcher {
@@ -84,17 +86,22 @@ t.test('a valid change is published through the directory watch, with the next g
   t.ok(ev.logLines.some((l) => l.msg === 'configuration applied' && l.generation === 2))
 })
 
-// Each malformed change the issue names, with the file, line and field it must report.
+// Each malformed change, with the file, line and field it must report.
 const MALFORMED: Array<{ name: string, text: string, where: string }> = [
   { name: 'bad YAML', text: GOOD.replace('namespaces: ["dev"]', 'namespaces: ["dev"'), where: ':12: YAML error' },
   { name: 'unknown field', text: GOOD.replace('namespaces:', 'namespace:'), where: ':11: AuthorizationPolicy prod/deny-dev: spec.rules[0].from[0].source.namespace: unknown field' },
-  { name: 'Istio field Ferry lacks', text: GOOD + '  - to:\n    - operation:\n        hosts: ["db.prod"]\n', where: ':14: AuthorizationPolicy prod/deny-dev: spec.rules[1].to[0].operation.hosts: not supported by Ferry' },
   { name: 'wrong type', text: GOOD.replace('namespaces: ["dev"]', 'namespaces: dev'), where: ':11: AuthorizationPolicy prod/deny-dev: spec.rules[0].from[0].source.namespaces: must be array' },
   { name: 'unknown action', text: GOOD.replace('action: DENY', 'action: REJECT'), where: ':7: AuthorizationPolicy prod/deny-dev: spec.action: "REJECT" is not one of "ALLOW", "DENY"' },
   { name: 'bad CIDR', text: GOOD.replace('namespaces: ["dev"]', 'ipBlocks: ["10.0.0.0/8", "fd00::/200"]'), where: ':11: AuthorizationPolicy prod/deny-dev: spec.rules[0].from[0].source.ipBlocks[1]: "fd00::/200" is not an IP address or CIDR block' }
 ]
 
-t.test('each malformed change is rejected naming file, line and field; the last good snapshot keeps serving', async (t) => {
+function denyDevSources (s: ConfigSnapshot | null | undefined): unknown {
+  return s?.authorizationPolicies.find((p) => p.ref === 'prod/deny-dev')?.spec.rules?.[0].from?.[0].source.namespaces
+}
+
+// Guards per-object admission: the all-or-nothing watcher published no snapshot for a
+// bad state, so nothing beside the bad object could change either.
+t.test('each malformed change is refused alone, naming file, line and field; its last valid version keeps serving', async (t) => {
   const dir = tmp(t)
   const file = join(dir, 'policies.yaml')
   writeAtomic(file, GOOD)
@@ -102,63 +109,100 @@ t.test('each malformed change is rejected naming file, line and field; the last 
   const registry = new Registry()
   const w = start(t, dir, ev, { registry })
   await w.start(ev.listener)
-  const good = w.current()
-  t.ok(good)
   for (const [i, bad] of MALFORMED.entries()) {
     writeAtomic(file, bad.text)
-    await ev.until(() => ev.rejections.length === i + 1, `the rejection of ${bad.name}`)
-    const err = ev.rejections[i]
-    t.equal(err.code, 'FERRY_ERR_CONFIG', bad.name)
-    t.match(err.message, `${file}${bad.where}`, bad.name)
-    t.equal(w.current(), good, `${bad.name}: the last good snapshot is still current`)
+    await ev.until(() => ev.snapshots.length === i + 2, `the snapshot with ${bad.name}`)
+    const s = ev.snapshots[i + 1]
+    const refused = s.objects.filter((o) => o.state === 'refused')
+    t.equal(refused.length, 1, `${bad.name}: one object refused`)
+    t.match(formatIssue(refused[0].issues[0]), `${file}${bad.where}`, bad.name)
+    t.match(refused[0], { inForce: 'earlier-version' }, `${bad.name}: its earlier version is in force`)
+    t.same(denyDevSources(s), ['dev'], `${bad.name}: the last valid version is enforced`)
     t.equal(await metric(registry, CONFIG_METRIC_NAMES.rejected), i + 1, `${bad.name}: counted`)
     t.equal(await metric(registry, CONFIG_METRIC_NAMES.stale), 1)
-    const line = ev.logLines.filter((l) => l.msg === 'configuration rejected; the last good configuration keeps serving')[i]
-    t.match(line, { level: 40, dir, code: 'FERRY_ERR_CONFIG', generation: 1, issues: [new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+: `)] }, `${bad.name}: logged`)
+    const line = ev.logLines.filter((l) => l.msg === 'configuration object refused').at(-1)
+    t.match(line, { level: 40, dir, code: 'FERRY_ERR_CONFIG', state: 'refused', inForce: 'earlier-version', issues: [new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:\\d+: `)] }, `${bad.name}: logged`)
   }
-  t.equal(ev.snapshots.length, 1, 'no snapshot from a bad state')
-  // Back to exactly what is serving: no new generation, no longer stale.
-  writeAtomic(file, GOOD)
-  await ev.until(() => ev.logLines.some((l) => l.msg === 'configuration valid again, unchanged'), 'the good state to be seen')
-  t.equal(await metric(registry, CONFIG_METRIC_NAMES.stale), 0)
-  t.equal(ev.snapshots.length, 1)
+  t.equal(ev.rejections.length, 0, 'the listener\'s onRejected is for a source that cannot be read at all')
   writeAtomic(file, GOOD.replace('"dev"', '"dev", "test"'))
-  await ev.until(() => ev.snapshots.length === 2, 'a new good snapshot')
-  t.equal(ev.snapshots[1].generation, 2, 'generations continue from the last good one')
+  await ev.until(() => ev.snapshots.length === MALFORMED.length + 2, 'the fixed file')
+  t.same(denyDevSources(w.current()), ['dev', 'test'])
+  t.equal(await metric(registry, CONFIG_METRIC_NAMES.stale), 0, 'no longer stale')
+  t.ok(ev.logLines.some((l) => l.msg === 'configuration object accepted as written' && l.object === 'AuthorizationPolicy prod/deny-dev'), 'the recovery is logged')
 })
 
-t.test('one bad file rejects the whole directory change, even with good changes beside it', async (t) => {
+// Guards the brief's first case: a good change in one file applies while another file
+// holds a bad object (before, the bad file held back every change of the directory).
+t.test('a good change in file A applies while file B holds a bad object', async (t) => {
   const dir = tmp(t)
   writeAtomic(join(dir, 'a.yaml'), GOOD)
   const ev = new Events()
-  const w = start(t, dir, ev)
+  const registry = new Registry()
+  const w = start(t, dir, ev, { registry })
   await w.start(ev.listener)
   writeAtomic(join(dir, 'b.yaml'), policy('broken', 'action: DENY\nrules:\n- from:\n  - source:\n      ipBlocks: ["300.0.0.1"]'))
-  writeAtomic(join(dir, 'a.yaml'), policy('deny-dev', 'action: DENY\nrules:\n- {}'))
-  await ev.until(() => ev.rejections.length >= 1 && ev.rejections.at(-1)?.message.includes('300.0.0.1') === true, 'the rejection')
-  t.match(ev.rejections.at(-1)?.message, `${join(dir, 'b.yaml')}:11: AuthorizationPolicy prod/broken: spec.rules[0].from[0].source.ipBlocks[0]`)
-  t.same(w.current()?.authorizationPolicies[0].spec.rules?.[0].from?.[0].source.namespaces, ['dev'], 'a.yaml\'s change is not applied either')
+  await ev.until(() => ev.snapshots.some((s) => s.objects.some((o) => o.object === 'AuthorizationPolicy prod/broken')), 'b.yaml seen')
+  writeAtomic(join(dir, 'a.yaml'), policy('deny-dev', 'action: DENY\nrules:\n- from:\n  - source:\n      namespaces: ["qa"]'))
+  await ev.until(() => JSON.stringify(denyDevSources(w.current())) === '["qa"]', 'a.yaml\'s change in force')
+  const s = w.current() as ConfigSnapshot
+  t.same(s.authorizationPolicies.map((p) => p.ref), ['prod/deny-dev'], 'the broken policy is not in force')
+  const broken = s.objects.find((o) => o.object === 'AuthorizationPolicy prod/broken')
+  t.match(broken, { state: 'refused', inForce: 'none', file: join(dir, 'b.yaml') })
+  t.match(formatIssue(broken!.issues[0]), `${join(dir, 'b.yaml')}:11: AuthorizationPolicy prod/broken: spec.rules[0].from[0].source.ipBlocks[0]`)
+  t.equal(await metric(registry, CONFIG_METRIC_NAMES.objects, { state: 'refused' }), 1)
+  t.equal(await metric(registry, CONFIG_METRIC_NAMES.objects, { state: 'accepted' }), 1)
+  t.equal(ev.logLines.filter((l) => l.msg === 'configuration object refused' && l.object === 'AuthorizationPolicy prod/broken').length, 1, 'logged once though a.yaml changed since')
   rmSync(join(dir, 'b.yaml'))
-  await ev.until(() => ev.snapshots.length === 2, 'the directory to be valid again')
-  t.same(ev.snapshots[1].authorizationPolicies[0].spec.rules?.[0], {}, 'now a.yaml\'s change applies')
+  await ev.until(() => w.current()?.objects.length === 1, 'b.yaml gone')
+  t.ok(ev.logLines.some((l) => l.msg === 'configuration object no longer reported' && l.object === 'AuthorizationPolicy prod/broken'))
 })
 
-t.test('a rejection is reported once, not on every poll or touch', async (t) => {
+t.test('a refused or degraded object is reported once, not on every poll or touch', async (t) => {
   const dir = tmp(t)
   const file = join(dir, 'p.yaml')
   writeAtomic(file, GOOD.replace('DENY', 'NOPE'))
+  writeAtomic(join(dir, 'q.yaml'), policy('allow-get', 'rules:\n- to:\n  - operation:\n      methods: ["GET"]'))
   const ev = new Events()
   const registry = new Registry()
   const w = start(t, dir, ev, { pollMs: 20, registry })
   await w.start(ev.listener)
-  t.equal(ev.rejections.length, 1)
-  t.equal(w.current(), null, 'no good snapshot yet')
+  t.equal(ev.snapshots.length, 1, 'a snapshot, with the refused object left out')
+  t.match(w.current()?.objects.map((o) => [o.object, o.state]), [['AuthorizationPolicy prod/deny-dev', 'refused'], ['AuthorizationPolicy prod/allow-get', 'degraded']])
+  t.same(w.current()?.authorizationPolicies.map((p) => p.ref), ['prod/allow-get'])
   const later = new Date(Date.now() + 5000)
   utimesSync(file, later, later) // the poll sees a new mtime, reads the same content
   const until = Date.now() + 300
   await ev.until(() => Date.now() > until, 'a few poll periods')
-  t.equal(ev.rejections.length, 1)
+  t.equal(ev.snapshots.length, 1)
   t.equal(await metric(registry, CONFIG_METRIC_NAMES.rejected), 1)
+  t.equal(await metric(registry, CONFIG_METRIC_NAMES.reports, { state: 'refused' }), 1)
+  t.equal(await metric(registry, CONFIG_METRIC_NAMES.reports, { state: 'degraded' }), 1)
+  t.equal(ev.logLines.filter((l) => l.msg === 'configuration object refused').length, 1)
+  t.equal(ev.logLines.filter((l) => l.msg === 'configuration object degraded: enforced narrower than written').length, 1)
+})
+
+// Guards the agent's saved configuration with --config-dir: what a broken file held, or
+// the whole directory when it cannot be read, comes from the save, not from nothing.
+t.test('a saved configuration: the objects of a file broken at start, or of a directory that cannot be read', async (t) => {
+  const dir = tmp(t)
+  writeAtomic(join(dir, 'a.yaml'), GOOD)
+  const saved = savedConfigOf(admitDocuments([{ path: join(dir, 'a.yaml'), text: GOOD }], { origin: dir, generation: 3 }), [])
+  writeAtomic(join(dir, 'a.yaml'), 'kind: [')
+  const ev = new Events()
+  const w = new ConfigDirectoryWatcher({ dir, log: ev.log, pollMs: 60_000, saved })
+  t.teardown(() => { w.close() })
+  await w.start(ev.listener)
+  t.same(denyDevSources(w.current()), ['dev'], 'kept from the saved configuration')
+  t.match(w.current()?.objects[0], { state: 'refused', inForce: 'earlier-version', note: /keep their last good version: AuthorizationPolicy prod\/deny-dev/ })
+
+  const missing = join(dir, 'gone')
+  const ev2 = new Events()
+  const w2 = new ConfigDirectoryWatcher({ dir: missing, log: ev2.log, pollMs: 60_000, saved })
+  t.teardown(() => { w2.close() })
+  await w2.start(ev2.listener)
+  t.equal(ev2.rejections.length, 1, 'the directory cannot be read')
+  t.same(denyDevSources(w2.current()), ['dev'], 'the saved configuration serves')
+  t.match(w2.current()?.origin, /^saved configuration of /)
 })
 
 t.test('the poll finds changes when the directory watch is gone', async (t) => {

@@ -1,10 +1,10 @@
 import t from 'tap'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { LOG_FLUSH_MS, createLogger } from '../../src/telemetry/logger'
-import { waitFor } from '../helpers/cli'
+import { LOG_FLUSH_MS, LOG_MAX_PENDING_BYTES, createLogger } from '../../src/telemetry/logger'
+import { REPO, waitFor } from '../helpers/cli'
 
 // Log lines are batched by the destination (src/telemetry/logger.ts): a real logger
 // writing to a real file. Lines must arrive whole and in order within the flush
@@ -43,4 +43,20 @@ t.test('a process that exits writes every pending line', async (t) => {
   const r = spawnSync(process.execPath, ['-e', src], { encoding: 'utf8' })
   t.equal(r.status, 0, r.stderr)
   t.same(lines(file).map((l) => l.n), [0, 1, 2, 3, 4], 'all five lines, though the process never waited')
+})
+
+t.test('a stdout nobody reads: lines beyond the bound are dropped and counted, memory stays bounded', async (t) => {
+  // Guards the destination's maxLength (LOG_MAX_PENDING_BYTES): without it the ~64 MB of
+  // lines written here would all wait in the heap for a reader that never comes.
+  const LINES = 250_000
+  const child = spawn(process.execPath, ['--expose-gc', join(REPO, 'test/fixtures/log-flood.js'), join(REPO, 'dist'), String(LINES)], { stdio: ['ignore', 'pipe', 'pipe'] })
+  t.teardown(() => { child.kill('SIGKILL') })
+  // stdout is a pipe this test never reads from: it fills, and the child's writes wait.
+  let stderr = ''
+  child.stderr.on('data', (d: Buffer) => { stderr += d.toString() })
+  const report = await waitFor(() => { const l = stderr.split('\n').find((x) => x.startsWith('{')); return l === undefined ? null : JSON.parse(l) }, { what: `the child's report (${stderr})`, timeoutMs: 60_000 })
+  t.comment(JSON.stringify(report))
+  t.ok(report.dropped > LINES / 2, `most lines were dropped (${report.dropped as number} of ${LINES})`)
+  t.equal(report.metric, report.dropped, 'and counted in ferry_log_lines_dropped_total{reason="output_full"}')
+  t.ok(report.heapGrowth < LOG_MAX_PENDING_BYTES * 4, `the heap grew by ${((report.heapGrowth as number) / 2 ** 20).toFixed(1)} MiB, not by the ~64 MB written`)
 })

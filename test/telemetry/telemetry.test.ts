@@ -5,7 +5,7 @@ import { register } from 'prom-client'
 import { createAccessLog } from '../../src/telemetry/access-log'
 import type { ConnectionRecord } from '../../src/telemetry/connection-record'
 import { METRIC_NAMES, ProxyMetrics } from '../../src/telemetry/metrics'
-import { createTunnelRefusalLog } from '../../src/telemetry/tunnel-refusals'
+import { createTunnelRefusalLog, REFUSAL_LOG_LIMITS } from '../../src/telemetry/tunnel-refusals'
 import { createTrace, parseTraceSetting } from '../../src/telemetry/trace'
 import { counter } from './prom-text'
 
@@ -108,6 +108,28 @@ t.test('tunnel refusals: one warn line with the reason, and a counter by side, s
   const text = await m.text()
   t.equal(counter(text, METRIC_NAMES.tunnelRefusals, { side: 'server', stage: 'verify', reason: 'other-ca' }), 2)
   t.equal(counter(text, METRIC_NAMES.tunnelRefusals, { reason: 'refused' }), 1)
+})
+
+t.test('tunnel refusals in a flood: lines are rate-limited, the rest summed up by reason, every refusal counted', async (t) => {
+  // Guards the line budget: without it a flood of refusals is a flood of log lines.
+  const { log, lines } = capture()
+  const m = new ProxyMetrics()
+  let now = 1_000_000
+  const hook = createTunnelRefusalLog(log, m, { now: () => now, summaryMs: 50 })
+  const refusal = (reason: 'rate-limit' | 'first-byte-timeout'): void => { hook({ side: 'server', stage: 'accept', reason, detail: 'x', remote: '172.30.0.254:1', servername: null }) }
+  for (let i = 0; i < 1000; i++) refusal(i % 4 === 0 ? 'first-byte-timeout' : 'rate-limit')
+  t.equal(lines.filter((l) => l.msg === 'tunnel refused').length, REFUSAL_LOG_LIMITS.burst, 'a burst of lines, then none')
+  await new Promise((resolve) => setTimeout(resolve, 120))
+  const summaries = lines.filter((l) => l.msg === 'tunnel refusals suppressed')
+  t.equal(summaries.length, 1, 'one summary line')
+  t.match(summaries[0], { level: 40, suppressed: 1000 - REFUSAL_LOG_LIMITS.burst })
+  t.equal(summaries[0].by_reason['rate-limit'] + summaries[0].by_reason['first-byte-timeout'], 1000 - REFUSAL_LOG_LIMITS.burst, 'with counts by reason')
+  now += 1000
+  for (let i = 0; i < 100; i++) refusal('rate-limit')
+  t.equal(lines.filter((l) => l.msg === 'tunnel refused').length, REFUSAL_LOG_LIMITS.burst + REFUSAL_LOG_LIMITS.perSecond, 'a second later: that second\'s lines')
+  const text = await m.text()
+  t.equal(counter(text, METRIC_NAMES.tunnelRefusals, { stage: 'accept' }), 1100, 'the metric counts every refusal')
+  t.equal(counter(text, METRIC_NAMES.logLinesDropped, { reason: 'rate_limited' }), 1100 - REFUSAL_LOG_LIMITS.burst - REFUSAL_LOG_LIMITS.perSecond, 'and every line not written')
 })
 
 t.test('access log: nothing is written when info is off', async (t) => {

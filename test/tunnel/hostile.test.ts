@@ -17,7 +17,7 @@ async function setup (t: Parameters<typeof startPool>[0]) {
   const ca = await testCa()
   const web = await ca.svid('app/web')
   const db = await ca.svid('data/db')
-  const srv = await startServer(t, { svids: [db], onStream: echo(), handshakeTimeoutMs: 300, idleTimeoutMs: 300, pingTimeoutMs: 300 })
+  const srv = await startServer(t, { svids: [db], onStream: echo(), firstByteTimeoutMs: 200, handshakeTimeoutMs: 600, idleTimeoutMs: 300, pingTimeoutMs: 300 })
   const { pool } = startPool(t)
   const healthy = await pool.open({ sourceSvid: () => web, expectedPeer: db.spiffeId, node: { address: '127.0.0.1', port: srv.port }, authority: '10.0.0.7:80' })
   return { ca, web, db, srv, pool, healthy }
@@ -53,14 +53,16 @@ async function poke (port: number, bytes: Buffer | string | null): Promise<{ ans
   return { answer, ms: Date.now() - started }
 }
 
-t.test('plaintext HTTP, garbage, and a silent client are closed with their reason; a healthy stream is untouched', async (t) => {
+t.test('plaintext HTTP, garbage, a silent and a stalled client are closed with their reason; a healthy stream is untouched', async (t) => {
   const r = await setup(t)
   let done = false
   const talking = keepTalking(r.healthy, () => done)
-  const [http, garbage, silent] = await Promise.all([
+  const [http, garbage, silent, stalled] = await Promise.all([
     poke(r.srv.port, 'GET / HTTP/1.1\r\nHost: ferry\r\n\r\n'),
     poke(r.srv.port, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 131 + 7) & 0xff))),
-    poke(r.srv.port, null)
+    poke(r.srv.port, null),
+    // The first bytes of a TLS record header, then nothing: past the first-byte check, held by the handshake timeout.
+    poke(r.srv.port, Buffer.from([0x16, 0x03, 0x01]))
   ])
   // A TLS client that finishes the handshake, is verified, and then neither speaks HTTP/2
   // nor reads: the server's graceful close cannot complete, so it cuts the socket.
@@ -76,12 +78,14 @@ t.test('plaintext HTTP, garbage, and a silent client are closed with their reaso
 
   t.equal(http.answer, '', 'no HTTP answer to plaintext')
   t.equal(garbage.answer.length < 64, true, 'at most a TLS alert for garbage')
-  t.ok(silent.ms >= 250 && silent.ms < 2000, `the silent client is closed after the handshake timeout (${silent.ms} ms)`)
+  t.equal(silent.answer, '', 'nothing for the silent client')
+  t.equal(stalled.answer, '', 'nor for the stalled one')
   t.ok(muteMs >= 400 && muteMs < 2000, `a verified client that never sends HTTP/2 (nor reads) is cut off after idle + grace (${muteMs} ms)`)
   const reasons = r.srv.refusals.map((x) => x.reason).sort()
-  t.same(reasons, ['handshake', 'handshake', 'handshake-timeout'], 'each refused with its reason')
-  t.ok(r.srv.refusals.every((x) => x.side === 'server' && x.stage === 'handshake' && /^127\.0\.0\.1:\d+$/.test(x.remote)), 'with the peer address')
-  t.match(r.srv.refusals.find((x) => x.reason === 'handshake-timeout'), { detail: /ERR_TLS_HANDSHAKE_TIMEOUT/ })
+  t.same(reasons, ['first-byte-timeout', 'handshake', 'handshake', 'handshake-timeout'], 'each refused with its reason')
+  t.ok(r.srv.refusals.every((x) => x.side === 'server' && /^127\.0\.0\.1:\d+$/.test(x.remote)), 'with the peer address')
+  t.match(r.srv.refusals.find((x) => x.reason === 'first-byte-timeout'), { stage: 'accept', detail: /no byte within 200 ms/ }, 'the silent client is cut at the first-byte timeout, before any TLS work')
+  t.match(r.srv.refusals.find((x) => x.reason === 'handshake-timeout'), { stage: 'handshake', detail: /ERR_TLS_HANDSHAKE_TIMEOUT/ })
   t.ok(exchanged > 10, `the healthy stream kept exchanging messages meanwhile (${exchanged})`)
   r.healthy.end()
 })

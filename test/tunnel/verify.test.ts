@@ -41,8 +41,15 @@ t.test('the server refuses client certificates from another CA or expired, and s
   const expired = await r.ca.svid('app/web', { now: Date.now() - 2 * HOUR, ttlMs: HOUR })
   for (const [svid, reason, detail] of [[stranger, 'other-ca', /does not chain to the cluster.local trust bundle/], [expired, 'expired', /the certificate expired at/]] as const) {
     const before = r.srv.refusals.length
-    const err = await r.open(svid).then(() => null, (e: unknown) => e)
-    t.match(err, { code: 'FERRY_ERR_TUNNEL_CONNECT', reason: 'session-closed', message: /may have refused our certificate/ }, `${reason}: the client only sees the session closed`)
+    if (reason === 'other-ca') {
+      const err = await r.open(svid).then(() => null, (e: unknown) => e)
+      t.match(err, { code: 'FERRY_ERR_TUNNEL_CONNECT', reason: 'session-closed', message: /may have refused our certificate/ }, `${reason}: the client only sees the session closed`)
+    } else {
+      // The pool never presents an expired certificate (below): a raw client does.
+      const socket = tlsConnect({ ...tunnelClientOptions(svid), host: '127.0.0.1', port: r.srv.port, servername: sniOf(r.db.spiffeId) })
+      socket.on('error', () => {})
+      await new Promise((resolve) => socket.once('close', resolve))
+    }
     await waitFor('the refusal', () => r.srv.refusals.length > before)
     t.match(r.srv.refusals[before], { side: 'server', stage: 'verify', reason, detail, servername: sniOf(r.db.spiffeId), localSpiffeId: r.db.spiffeId.uri, remote: /^127\.0\.0\.1:\d+$/ }, `${reason}: the server reports why`)
   }
@@ -87,14 +94,31 @@ t.test('the pool refuses a server whose identity is not the expected one, from a
   ]
   for (const [presented, reason, detail] of cases) {
     // A server that answers every SNI with one certificate (misconfigured, or an impostor).
+    // Ferry's own server never presents an expired certificate, so the expired one is a
+    // server whose clock is in its certificate's lifetime.
     const streams: string[] = []
-    const bad = await startServer(t, { selectSvid: () => presented, onStream: (req) => { streams.push(req.authorityText); req.refuse(500, 'unreachable') } })
+    const clock = reason === 'expired' ? { now: () => Date.now() - 1.5 * HOUR } : {}
+    const bad = await startServer(t, { selectSvid: () => presented, onStream: (req) => { streams.push(req.authorityText); req.refuse(500, 'unreachable') }, ...clock })
     const err = await r.open(r.web, r.db.spiffeId.uri, bad.port).then(() => null, (e: unknown) => e)
     t.match(err, { code: 'FERRY_ERR_TUNNEL_PEER', reason, message: detail }, `${reason}: open() fails with the reason`)
     t.match(r.clientRefusals.at(-1), { side: 'client', stage: 'verify', reason, detail, peerSpiffeId: r.db.spiffeId.uri, localSpiffeId: r.web.spiffeId.uri, servername: sniOf(r.db.spiffeId) }, `${reason}: reported`)
     t.same(streams, [], `${reason}: no CONNECT was sent`)
   }
   t.equal(r.pool.stats().sessions, 0, 'refused sessions are not pooled')
+})
+
+t.test('an expired SVID is never presented: the pool does not dial with one, the server does not serve one', async (t) => {
+  const r = await setup(t)
+  const expiredWeb = await r.ca.svid('app/web', { now: Date.now() - 2 * HOUR, ttlMs: HOUR })
+  const err = await r.open(expiredWeb).then(() => null, (e: unknown) => e)
+  t.match(err, { code: 'FERRY_ERR_TUNNEL_CONNECT', reason: 'certificate-expired', message: /expired at .* no successor yet/ }, 'the pool refuses to use it')
+  t.equal(r.srv.server.stats().connectionsRefused, 0, 'and never dialled')
+  const expiredDb = await r.ca.svid('data/db', { now: Date.now() - 2 * HOUR, ttlMs: HOUR })
+  const stale = await startServer(t, { svids: [expiredDb], onStream: echo() })
+  const failed = await r.open(r.web, r.db.spiffeId.uri, stale.port).then(() => null, (e: unknown) => e)
+  t.match(failed, { code: 'FERRY_ERR_TUNNEL_CONNECT', reason: 'handshake' }, 'the handshake fails')
+  await waitFor('the server refusal', () => stale.refusals.length === 1)
+  t.match(stale.refusals[0], { side: 'server', stage: 'handshake', reason: 'certificate-expired', detail: /expired at .* no successor yet/ }, 'the server says why: its own certificate expired')
 })
 
 t.test('refusals are per connection: a flood of bad clients does not disturb a good stream', async (t) => {

@@ -97,6 +97,14 @@ export function makePodEnv (t: Teardownable): PodEnv {
   return { ...env, runInPod }
 }
 
+/** An empty cgroup v2 directory with a unique name (a stand-in kubelet's, a hostNetwork pod's), removed by teardown. */
+export function makeCgroup (t: Teardownable, prefix = 'fct'): string {
+  const path = join(PATHS.cgroup2, uniqueName(prefix))
+  t.teardown(() => { removeCgroup(path) })
+  mkdirSync(path)
+  return path
+}
+
 /** rmdir of a cgroup fails while processes are still leaving it: retry briefly. */
 export function removeCgroup (path: string): void {
   if (!existsSync(path)) return
@@ -115,18 +123,19 @@ export function removeCgroup (path: string): void {
 }
 
 /**
- * A Node one-liner for runInPod: connects to host:port, prints one JSON line with
- * what it received and getpeername(), then exits.
+ * A Node one-liner for runInPod: connects to host:port (from localPort when given),
+ * prints one JSON line with what it received, getpeername() and its own port, then
+ * exits.
  */
-export function nodeClient (host: string, port: number): string[] {
+export function nodeClient (host: string, port: number, opts: { localPort?: number } = {}): string[] {
   const src = `
 const net = require('net')
-const s = net.connect({ host: ${JSON.stringify(host)}, port: ${port} })
+const s = net.connect({ host: ${JSON.stringify(host)}, port: ${port}${opts.localPort === undefined ? '' : `, localPort: ${opts.localPort}`} })
 let data = ''
 s.on('data', (d) => { data += d })
-s.on('connect', () => { s.peer = { address: s.remoteAddress, port: s.remotePort } })
+s.on('connect', () => { s.peer = { address: s.remoteAddress, port: s.remotePort }; s.local = s.localPort })
 s.on('error', (e) => { console.log(JSON.stringify({ error: e.code })); process.exit(0) })
-s.on('end', () => { console.log(JSON.stringify({ data, peer: s.peer })); process.exit(0) })
+s.on('end', () => { console.log(JSON.stringify({ data, peer: s.peer, localPort: s.local })); process.exit(0) })
 setTimeout(() => { console.log(JSON.stringify({ error: 'TIMEOUT' })); process.exit(0) }, 5000)
 `
   return [process.execPath, '-e', src]

@@ -1,0 +1,35 @@
+import { Gauge, type Registry } from 'prom-client'
+
+// The tunnel's bounds as gauges on the agent's registry, read when /metrics is scraped:
+// unverified connections against their node-wide limit (admission), and the buffer
+// budget: bytes reserved by tunnel streams, bytes they hold now, and the budget itself.
+// (Refusals are ferry_tunnel_refusals_total, in metrics.ts.)
+
+export const TUNNEL_METRIC_NAMES = Object.freeze({
+  pending: 'ferry_tunnel_pending_connections',
+  pendingLimit: 'ferry_tunnel_pending_connections_limit',
+  reserved: 'ferry_tunnel_buffer_reserved_bytes',
+  held: 'ferry_tunnel_buffer_held_bytes',
+  budget: 'ferry_tunnel_buffer_budget_bytes'
+})
+
+export interface TunnelGauges {
+  readonly pending: number
+  readonly pendingLimit: number
+  readonly reservedBytes: number
+  readonly heldBytes: number
+  readonly budgetBytes: number
+}
+
+export function registerTunnelMetrics (registry: Registry, read: () => TunnelGauges): void {
+  const registers = [registry]
+  const gauge = (name: string, help: string, pick: (g: TunnelGauges) => number): void => {
+    // eslint-disable-next-line no-new
+    new Gauge({ name, help, registers, collect () { this.set(pick(read())) } })
+  }
+  gauge(TUNNEL_METRIC_NAMES.pending, 'Connections on the tunnel port accepted and not yet verified, node-wide', (g) => g.pending)
+  gauge(TUNNEL_METRIC_NAMES.pendingLimit, 'The node-wide bound on unverified tunnel connections (a share of the open-files limit)', (g) => g.pendingLimit)
+  gauge(TUNNEL_METRIC_NAMES.reserved, 'Bytes reserved by open tunnel streams (receive window + stream buffers), node-wide', (g) => g.reservedBytes)
+  gauge(TUNNEL_METRIC_NAMES.held, 'Bytes the tunnel streams hold now (received and not yet written on, or the reverse)', (g) => g.heldBytes)
+  gauge(TUNNEL_METRIC_NAMES.budget, 'The node-wide tunnel buffer budget', (g) => g.budgetBytes)
+}
