@@ -132,7 +132,8 @@ t.test('a pod added after the agent (object first, sandbox later) is enrolled an
 
   await editCluster((items) => items.filter((o) => o.metadata?.uid !== uid))
   await waitFor(async () => !(await debugPods()).some((p) => p.uid === uid), { what: 'the late pod unenrolled', timeoutMs: 20_000 })
-  t.ok(nodeLog(lab, 'n1').some((l) => l.msg === 'pod unenrolled' && l.uid === uid && l.reason === 'gone'), 'unenrolled because it is gone')
+  // The agent's log is written in batches: the line follows the unenrolment shortly.
+  await waitFor(() => nodeLog(lab, 'n1').some((l) => l.msg === 'pod unenrolled' && l.uid === uid && l.reason === 'gone'), { what: 'unenrolled because it is gone' })
   await waitFor(() => !existsSync(join(pinRoot, 'pods', uid)), { what: 'its pins removed' })
   t.equal(await readyStatus(), '200')
 })
@@ -157,9 +158,9 @@ t.test('a pod already listening on Ferry\'s port fails its own enrollment, with 
   inScope(sandboxScope, ['sleep', 'infinity'])
   // A container of the pod holds 127.0.0.1:15006 before the agent gets to the pod.
   const squatter = inScope(mainScope, [process.execPath, '-e', "require('net').createServer().listen(15006, '127.0.0.1')"])
-  t.teardown(() => { editCluster((items) => items.filter((o) => o.metadata?.uid !== uid)) })
+  t.teardown(async () => { await editCluster((items) => items.filter((o) => o.metadata?.uid !== uid)) })
   await waitFor(() => spawnSync('ip', ['netns', 'exec', netns, 'ss', '-Hltn', 'sport = :15006'], { encoding: 'utf8' }).stdout.includes('127.0.0.1:15006'), { what: 'the squatter listening' })
-  editCluster((items) => [...items, {
+  await editCluster((items) => [...items, {
     apiVersion: 'v1',
     kind: 'Pod',
     metadata: { name: 'squat', namespace: 'app', uid, labels: { app: 'squat' } },
@@ -183,7 +184,7 @@ t.test('a pod already listening on Ferry\'s port fails its own enrollment, with 
   // The pod frees the port: the retry enrolls it.
   squatter.kill('SIGKILL')
   await waitFor(async () => (await debugPods()).some((p) => p.uid === uid), { what: 'the pod enrolled once the port is free', timeoutMs: 45_000 })
-  editCluster((items) => items.filter((o) => o.metadata?.uid !== uid))
+  await editCluster((items) => items.filter((o) => o.metadata?.uid !== uid))
   await waitFor(async () => !(await debugPods()).some((p) => p.uid === uid), { what: 'the pod unenrolled', timeoutMs: 20_000 })
 })
 
