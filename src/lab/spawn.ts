@@ -63,6 +63,9 @@ export function agentArgv (plan: LabPlan, node: PlanNode, ferry: readonly string
       ? ['--cluster-file', plan.clusterFile]
       : ['--kubernetes', '--kubeconfig', api.kubeconfig, '--host-proc', '/proc', '--cgroup-root', plan.paths.cgroup2]),
     '--pin-root', node.pinRoot,
+    // The node's kubelet (src/lab/kubelet/) makes every probe connection from this cgroup:
+    // the agent admits those to the ports a pod's probes name, even into STRICT pods.
+    ...(node.kubeletCgroup === undefined ? [] : ['--kubelet-cgroup', node.kubeletCgroup]),
     // The cluster paths end to end (--kubernetes-api): policies come from the controller's
     // configuration stream, which watches the lab's config directory; otherwise each agent
     // watches that directory itself.

@@ -79,6 +79,21 @@ t.test('deleting it takes it out of the agent\'s enrolled pods', opts, async (t)
   t.pass('unenrolled')
 })
 
+t.test('under STRICT, the kubelet\'s probes reach a meshed pod (from its cgroup: the agent admits them) and its Ready follows them; the same connection from elsewhere on the node is refused', opts, async (t) => {
+  const probed = LATE.replace(/late/g, 'probed').replace('      ports: [{containerPort: 8080}]\n', '      ports: [{containerPort: 8080}]\n      readinessProbe: {httpGet: {path: /ready, port: 8080}, periodSeconds: 1, failureThreshold: 1}\n')
+  const r = await labApplyFiles(loadLab(lab), [manifestFile(probed)], { timeoutMs: 60_000 })
+  t.same(r.created, ['pod/hello/probed'])
+  const p = loadLab(lab).plan.pods.find((x) => x.name === 'probed')
+  if (p === undefined) throw new Error('probed is not in the lab')
+  const readyOf = (): string | undefined => JSON.parse(readFileSync(state.plan.clusterFile, 'utf8')).items.find((o: any) => o.kind === 'Pod' && o.metadata.name === 'probed')?.status?.conditions?.find((c: any) => c.type === 'Ready')?.status
+  await waitFor(() => readyOf() === 'True', { timeoutMs: 30_000, what: 'probed Ready through the mesh' })
+  const requests = readFileSync(p.containers[0].log, 'utf8').split('\n').filter((l) => l.includes('"event":"request"')).map((l) => JSON.parse(l))
+  t.ok(requests.length >= 1)
+  t.same([...new Set(requests.map((l) => l.peer))], ['172.30.0.1'], 'straight from the kubelet, at the node\'s address')
+  const other = runArgv(['nsenter', `--net=/var/run/netns/${state.plan.nodes[0].netns}`, 'curl', '-sS', '--max-time', '3', `http://${p.ipv4}:8080/ready`])
+  t.not(other.code, 0, 'plaintext from the node\'s namespace but not the kubelet\'s cgroup is refused (STRICT)')
+})
+
 t.test('down leaves nothing', opts, async (t) => {
   const pids = recordedPids(lab)
   await labDown(lab)

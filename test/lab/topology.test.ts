@@ -111,13 +111,13 @@ t.test('process argv: cgroup first, then the namespace, then a clean env', async
   t.same(argv, ['sh', '-c', 'echo $$ > "$0" && exec "$@"', `${pod.cgroup}/cgroup.procs`, 'ip', 'netns', 'exec', pod.netns, 'env', '-i', 'A=b', 'sleep', '1'])
   const agent = agentArgv(p, p.nodes[0], ['node', '/repo/bin/ferry.js'])
   t.same(agent.slice(4), ['nsenter', '--net=/run/netns/fl-x-node1', '--', 'node', '/repo/bin/ferry.js', 'agent',
-    '--node', 'node1', '--cluster-file', '/state/x/cluster.json', '--pin-root', '/bpf/ferry-lab-x-node1', '--config-dir', '/state/x/config',
+    '--node', 'node1', '--cluster-file', '/state/x/cluster.json', '--pin-root', '/bpf/ferry-lab-x-node1', '--kubelet-cgroup', '/cg/ferry-lab-x/node1/kubelet', '--config-dir', '/state/x/config',
     '--config-cache', '/state/x/config-cache/node1.json',
     '--ca-address', '172.30.0.254:15012', '--ca-root', '/state/x/ca/root-cert.pem', '--ca-token-file', '/state/x/tokens/node1.token',
     '--trust-domain', 'cluster.local', '--cert-ttl', '24h', '--admin-token-file', '/state/x/tokens/admin.token', '--log-level', 'info'])
   t.equal(agent[3], '/cg/ferry-lab-x/node1/ferry-agent/cgroup.procs')
   const noMesh = plan(join(FIXTURES, 'two-nodes.yaml'), false)
-  t.same(agentArgv(noMesh, noMesh.nodes[0], ['ferry']).slice(9), ['--node', 'node1', '--cluster-file', '/state/x/cluster.json', '--pin-root', '/bpf/ferry-lab-x-node1', '--config-dir', '/state/x/config', '--config-cache', '/state/x/config-cache/node1.json', '--log-level', 'info'],
+  t.same(agentArgv(noMesh, noMesh.nodes[0], ['ferry']).slice(9), ['--node', 'node1', '--cluster-file', '/state/x/cluster.json', '--pin-root', '/bpf/ferry-lab-x-node1', '--kubelet-cgroup', '/cg/ferry-lab-x/node1/kubelet', '--config-dir', '/state/x/config', '--config-cache', '/state/x/config-cache/node1.json', '--log-level', 'info'],
     'without a controller (no mesh, or a state file from before there was one), no CA options')
 })
 
