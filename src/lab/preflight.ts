@@ -26,6 +26,9 @@ export function preflight (spec: LabSpec, plan: LabPlan, otherLabs: readonly str
   if (needBuiltFerry && !existsSync(join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js'))) {
     throw ferryError('FERRY_ERR_LAB', `the lab's kubelets${plan.mesh ? ' and agents' : ''} need a built Ferry (${join(REPO_ROOT, 'dist')} is missing): run \`npm run build\``)
   }
+  for (const plugin of new Set(plan.nodes.flatMap((n) => n.cni.plugins.map((p) => p.path)))) {
+    if (!existsSync(plugin)) throw ferryError('FERRY_ERR_LAB', `the CNI plugin ${plugin} is missing${plugin.endsWith('/ferry-cni') ? ': run `npm run build` (it builds build/cni/ferry-cni)' : ''}`)
+  }
   for (const other of otherLabs) {
     if (other === plan.name) {
       throw ferryError('FERRY_ERR_LAB_EXISTS', `a lab named "${other}" (or its leftovers) exists: run \`ferry lab down ${other}\` first`)

@@ -72,6 +72,9 @@ export function agentArgv (plan: LabPlan, node: PlanNode, ferry: readonly string
     ...(api != null && ca !== null && token !== null ? ['--config-source', 'controller'] : ['--config-dir', labConfigDir(plan)]),
     // Each agent keeps its last good configuration: a restarted agent enforces it at once.
     '--config-cache', labConfigCache(plan, node.name),
+    // The node's ferry-cni plugin (chained in its conflist) asks this agent to enroll a
+    // meshed pod before the lab starts its containers.
+    ...(node.ferryCni == null ? [] : ['--cni-socket', node.ferryCni.socket, '--cni-state-file', node.ferryCni.stateFile, '--cni-timeout', formatDuration(node.ferryCni.timeoutMs), '--cni-log-file', node.ferryCni.log]),
     ...(ca === null || token === null
       ? []
       : ['--ca-address', `${ca.address}:${ca.port}`, '--ca-root', ca.rootCert, '--ca-token-file', token,

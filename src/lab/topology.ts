@@ -31,6 +31,11 @@ export interface PlanOptions {
   readonly sockmap?: boolean
   /** CNI plugins chained after the lab's own primary on every node, in order (none by default). */
   readonly cniPlugins?: readonly CniPluginOption[]
+  /**
+   * With the mesh: the ferry-cni plugin binary, chained last on every node (after
+   * `cniPlugins`), its socket and state file shared with the node's agent; absent: none.
+   */
+  readonly ferryCniPlugin?: string
 }
 
 /** A chained CNI plugin to put in each node's network configuration list. */
@@ -95,7 +100,23 @@ export interface PlanNode {
   /** The agent's bearer token for the controller (mode 0600; mesh only, else null). */
   readonly caTokenFile?: string | null
   readonly cni: PlanNodeCni
+  /** The ferry-cni plugin's settings on this node, shared by its conflist entry and the agent's --cni-* (mesh with the plugin; else null or absent). */
+  readonly ferryCni?: FerryCniSettings | null
 }
+
+/** Where a node's ferry-cni plugin reaches the agent, what it decides from, how long it waits. */
+export interface FerryCniSettings {
+  readonly socket: string
+  readonly stateFile: string
+  readonly log: string
+  readonly timeoutMs: number
+}
+
+/**
+ * How long a meshed pod's ADD waits for its enrollment: under the runtime's limit on one
+ * plugin call (src/lab/cni/), so the agent's reason, not a timeout, is what the runtime logs.
+ */
+export const FERRY_CNI_TIMEOUT_MS = 10_000
 
 /**
  * The lab's certificate authority (`ferry controller`), one for the whole lab, in the
@@ -261,7 +282,16 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
       agentLog: join(logsDir, `node-${n.name}.log`),
       caTokenFile: opts.mesh ? join(tokensDir, `${n.name}.token`) : null
     }
-    return { ...node, cni: planNodeCni(stateDir, logsDir, node, opts.cniPlugins ?? []) }
+    const ferryCni = opts.mesh && opts.ferryCniPlugin !== undefined
+      ? {
+          socket: join(stateDir, 'cni', n.name, 'agent.sock'),
+          stateFile: join(stateDir, 'cni', n.name, 'cni-state.json'),
+          log: join(logsDir, `ferry-cni-${n.name}.log`),
+          timeoutMs: FERRY_CNI_TIMEOUT_MS
+        }
+      : null
+    const chained = [...(opts.cniPlugins ?? []), ...(ferryCni === null ? [] : [ferryCniPlugin(opts.ferryCniPlugin as string, ferryCni)])]
+    return { ...node, cni: planNodeCni(stateDir, logsDir, node, chained), ferryCni }
   })
   const nodeByName = new Map(nodes.map((n) => [n.name, n]))
 
@@ -321,6 +351,15 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
     kubernetesApi,
     ...(opts.sockmap === false ? { sockmap: false } : {}),
     adminTokenFile: opts.mesh ? join(tokensDir, 'admin.token') : null
+  }
+}
+
+/** Ferry's entry, as `ferry cni install` writes it on a node (src/cni/entry.ts), with the lab's paths. */
+function ferryCniPlugin (path: string, s: FerryCniSettings): CniPluginOption {
+  return {
+    path,
+    type: 'ferry-cni',
+    config: { agentSocket: s.socket, stateFile: s.stateFile, timeoutMs: s.timeoutMs, logFile: s.log, capabilities: { 'io.kubernetes.cri.pod-annotations': true } }
   }
 }
 

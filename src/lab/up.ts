@@ -16,6 +16,7 @@ import type { LabSpec } from './manifest/spec'
 import { checkLabName } from './names'
 import { createNode, createUnderlay } from './network'
 import { makePodSandbox, startPod, type Recorder } from './pod-runtime'
+import { PLUGIN_BINARY } from '../cni/install'
 import { preflight } from './preflight'
 import { Prober } from './probe'
 import { waitForAgents, waitForController, waitForKubelets, waitForPods, waitForUnderlayListener, Watched } from './readiness'
@@ -68,7 +69,7 @@ export async function labUp (opts: UpOptions): Promise<LabState> {
   requireRoot('ferry lab up')
   const paths = opts.paths ?? defaultPaths()
   const spec = readManifests(opts.files)
-  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid, certTtlMs: opts.certTtlMs, kubernetesApi: opts.kubernetesApi, sockmap: opts.sockmap, cniPlugins: opts.cniPlugins })
+  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid, certTtlMs: opts.certTtlMs, kubernetesApi: opts.kubernetesApi, sockmap: opts.sockmap, cniPlugins: opts.cniPlugins, ferryCniPlugin: PLUGIN_BINARY })
   preflight(spec, plan, knownLabNames(paths), opts.ferryArgv === undefined)
 
   claimStateDir(plan.stateDir)
