@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs'
 import type { ClusterSnapshot, Pod } from '../discovery/model'
 import type { PodLocator } from '../discovery/pod-locator'
 import { ferryError, type FerryError } from '../errors'
@@ -133,7 +134,12 @@ export class PodEnroller {
       const set = this.waiters.get(uid) ?? new Set<Waiter>()
       set.add(waiter)
       this.waiters.set(uid, set)
-      this.hints.set(uid, Object.freeze({ netnsPath: hints.netnsPath, podIPs: Object.freeze([...hints.podIPs]) }))
+      // The ADD of a pod enrolled already (from discovery, before the ADD reached us) names
+      // the netns it is enrolled in by another path: keep that path, so the plan's
+      // fingerprint holds and the pod is not re-enrolled (which would lift capture for a moment).
+      const enrolled = this.enrolled.get(uid)
+      const netnsPath = enrolled !== undefined && sameNetns(enrolled.plan.location.netnsPath, hints.netnsPath) ? enrolled.plan.location.netnsPath : hints.netnsPath
+      this.hints.set(uid, Object.freeze({ netnsPath, podIPs: Object.freeze([...hints.podIPs]) }))
       this.failures.delete(uid)
       this.blockedRetries.delete(uid)
       this.plan = planNode(this.snapshot as ClusterSnapshot, this.deps.node, this.deps.locator, this.hints)
@@ -380,5 +386,17 @@ export class PodEnroller {
       out[f === undefined ? 'pending' : f.error.errno === 'EADDRINUSE' ? 'port_in_use' : 'error']++
     }
     return out
+  }
+}
+
+/** Whether two paths open the same network namespace (/proc/PID/ns/net, a bind mount under /var/run/netns): the same nsfs inode. */
+function sameNetns (a: string, b: string): boolean {
+  if (a === b) return true
+  try {
+    const x = statSync(a)
+    const y = statSync(b)
+    return x.dev === y.dev && x.ino === y.ino
+  } catch {
+    return false
   }
 }

@@ -48,7 +48,7 @@ t.test('loading', async (t) => {
     const bpftool = (...args: string[]): any => JSON.parse(execFileSync('bpftool', [...args, '-j']).toString())
     const mapIds = bpftool('prog', 'show', 'id', String(link.info().progId)).map_ids as number[]
     const rodata = mapIds.find((id) => String(bpftool('map', 'show', 'id', String(id)).name).endsWith('.rodata'))
-    t.same(bpftool('map', 'dump', 'id', String(rodata))[0].formatted.value['.rodata'], [{ ferry_outbound_port: 15011 }])
+    t.same(bpftool('map', 'dump', 'id', String(rodata))[0].formatted.value['.rodata'], [{ ferry_outbound_port: 15011 }, { ferry_inbound_port: 15006 }])
   })
 
   t.test('unknown load-time setting and a value too big are typed errors', async (t) => {
