@@ -9,7 +9,7 @@ import { strategicMerge } from './strategic-merge'
 // and directories holding a kustomization) and `patches` (strategic merge patches by
 // file, each naming its target by apiVersion, kind, name and namespace), then kustomize's
 // default ("legacy") output order. Any other kustomization field is refused by name, so
-// a richer overlay is never rendered wrongly; test/install/render.test.ts compares the
+// a richer overlay is never rendered wrongly; test/install/manifests.test.ts compares the
 // output with `kubectl kustomize` for every overlay.
 
 export interface KubeObject {

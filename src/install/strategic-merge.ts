@@ -5,7 +5,7 @@ import { ferryError } from '../errors'
 // (containers by name, volumeMounts by mountPath, …) merges element by element; any
 // other list is replaced whole, as the Kubernetes schemas say for those fields. Patch
 // directives ($patch, $retainKeys, $setElementOrder…) are refused: an overlay that needs
-// them needs kustomize itself. test/install/render.test.ts checks that the result equals
+// them needs kustomize itself. test/install/manifests.test.ts checks that the result equals
 // `kubectl kustomize` for every overlay.
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json }

@@ -14,7 +14,7 @@ import type { Shortcuts } from './shortcuts'
 // sk_lookup ignores) — the bytes never leave the node and never need TLS. The proxy
 // holds both identities, so the connection is accounted twice, as it would be by two
 // proxies: the outbound record of the source and an inbound record of the destination
-// (the destination side is where inbound policy applies; issue 4). Both carry both
+// (the destination side is where inbound policy applies). Both carry both
 // principals and mtls=false, share the application's socket for byte counts, and end
 // together. The authorize stage decides on the inbound record (the source is a pod of
 // this node: its principal and namespace are known); denied, both records end `denied`
