@@ -4,7 +4,6 @@ import { get } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { stringify } from 'yaml'
 import { Agent } from '../../src/agent/agent'
 import { parseAgentOptions } from '../../src/agent/options'
 import { PATHS } from '../../src/config/env'
@@ -16,6 +15,7 @@ import { ListWatchServer } from '../../src/lab/api-server'
 import { captureLog, listen, waitFor } from '../proxy/harness'
 import { namespace, pod, service } from '../kubernetes/objects'
 import { loopbackPlatform, RecordingCapture } from './loopback-platform'
+import { writeTestKubeconfig } from '../kubernetes/kubeconfig'
 
 // `ferry agent --kubernetes` in-process, against the list + watch server on 127.0.0.1
 // (src/lab/api-server.ts: the protocol, not a cluster) and the loopback platform (no
@@ -76,14 +76,7 @@ async function startAgent (t: { teardown: (fn: () => void | Promise<void>) => vo
     return api.get('pods', key as string)?.metadata.uid
   }
   const kubeconfig = join(dir, 'kubeconfig')
-  writeFileSync(kubeconfig, stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'test', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
-    users: [{ name: 'agent', user: { token: TOKEN } }],
-    contexts: [{ name: 'test', context: { cluster: 'test', user: 'agent' } }],
-    'current-context': 'test'
-  }))
+  writeTestKubeconfig(kubeconfig, url, TOKEN)
   const options = parseAgentOptions(['--kubernetes', '--kubeconfig', kubeconfig, '--host-proc', '/proc', '--cgroup-root', PATHS.cgroup2,
     '--pin-root', '/sys/fs/bpf/ferry-test', '--admin-port', '0', '--ready-port', '0', ...(opts.drainGrace === undefined ? [] : ['--drain-grace', opts.drainGrace])], { NODE_NAME: 'n1' })
   const capture = new RecordingCapture()

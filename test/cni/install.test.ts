@@ -1,7 +1,6 @@
 import t, { type Test } from 'tap'
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { stringify } from 'yaml'
 import { Agent } from '../../src/agent/agent'
 import { parseAgentOptions } from '../../src/agent/options'
 import { hasFerryEntry, withoutFerryEntry } from '../../src/cni/conflist'
@@ -16,6 +15,7 @@ import { listText, namespaceObj } from '../discovery/fixture'
 import { ferry } from '../helpers/cli'
 import { captureLog, waitFor } from '../proxy/harness'
 import { scratch } from './plugin-runner'
+import { writeTestKubeconfig } from '../kubernetes/kubeconfig'
 
 // Putting ferry-cni on a node and taking it off: the binary in the CNI bin dir, Ferry's
 // entry after the primary plugin of the node's CNI configuration (a conflist, or a lone
@@ -230,14 +230,7 @@ t.test('SIGTERM uninstalls only while the agent\'s DaemonSet is being deleted (a
     writeFileSync(file, CALICO)
     installCni({ binDir: d.bin, confDir: d.conf, entry: settings })
     const kubeconfig = join(d.run, 'kubeconfig')
-    writeFileSync(kubeconfig, stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'test', cluster: { server: i === 3 ? 'http://127.0.0.1:1' : url, 'insecure-skip-tls-verify': true } }],
-      users: [{ name: 'agent', user: { token: 'x' } }],
-      contexts: [{ name: 'test', context: { cluster: 'test', user: 'agent' } }],
-      'current-context': 'test'
-    }))
+    writeTestKubeconfig(kubeconfig, i === 3 ? 'http://127.0.0.1:1' : url, 'x')
     const { agent, lines } = await agentWith(t, d, { kubeconfig, daemonSet: true })
     await waitFor(() => hasFerryEntry(readFileSync(file, 'utf8')), 5000, 'entry in place')
     s.before()

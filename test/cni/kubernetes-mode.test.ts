@@ -1,7 +1,6 @@
 import t from 'tap'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { stringify } from 'yaml'
 import { Agent } from '../../src/agent/agent'
 import { parseAgentOptions } from '../../src/agent/options'
 import { loadNativePlatform } from '../../src/agent/platform'
@@ -14,6 +13,7 @@ import { makePodEnv, nodeClient, removeCgroup, uniqueName } from '../capture/hel
 import { namespace, pod, uid } from '../kubernetes/objects'
 import { captureLog, waitFor } from '../proxy/harness'
 import { netconf, prevResult, runPlugin, scratch } from './plugin-runner'
+import { writeTestKubeconfig } from '../kubernetes/kubeconfig'
 
 // `ferry agent --kubernetes --cni-socket …` as on a node: discovery from the list + watch
 // server (src/lab/api-server.ts: the protocol, not a cluster), the `kubelet` locator, the
@@ -43,14 +43,7 @@ t.test('--kubernetes: an ADD for a pod the agent has not seen waits for the watc
   t.teardown(async () => { await api.close() })
   api.apply('namespaces', namespace('shop', { 'ferry.dev/mesh': 'enabled' }))
   const kubeconfig = join(dir, 'kubeconfig')
-  writeFileSync(kubeconfig, stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'test', cluster: { server: url, 'insecure-skip-tls-verify': true } }],
-    users: [{ name: 'agent', user: { token: TOKEN } }],
-    contexts: [{ name: 'test', context: { cluster: 'test', user: 'agent' } }],
-    'current-context': 'test'
-  }))
+  writeTestKubeconfig(kubeconfig, url, TOKEN)
   const socket = join(dir, 'run', 'cni.sock')
   const stateFile = join(dir, 'run', 'cni-state.json')
   const { log, lines } = captureLog()

@@ -10,6 +10,7 @@ import { loadKubernetesClient } from '../../src/kubernetes/client'
 import { KubernetesDiscoverySource } from '../../src/kubernetes/source'
 import { FakeApiServer } from './api-server'
 import { namespace, pod, service } from './objects'
+import { writeTestKubeconfig } from './kubeconfig'
 
 // NOT A REAL CLUSTER. No Kubernetes API server can run on this machine, so the
 // `kubernetes` discovery source (the official @kubernetes/client-node: its ListWatch,
@@ -230,14 +231,7 @@ t.test('registered as the "kubernetes" discovery source: target is the node, the
   api.apply('namespaces', namespace('shop'))
   api.apply('pods', pod({ name: 'one', namespace: 'shop', node: NODE, ip: '10.244.1.70', app: 'one' }))
   const dir = mkdtempSync(join(tmpdir(), 'ferry-kubeconfig-'))
-  writeFileSync(join(dir, 'config'), JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'fake', cluster: { server: api.url, 'insecure-skip-tls-verify': true } }],
-    users: [{ name: 'agent', user: { token: TOKEN } }],
-    contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'agent' } }],
-    'current-context': 'fake'
-  }))
+  writeTestKubeconfig(join(dir, 'config'), api.url, TOKEN)
   const saved = process.env.KUBECONFIG
   process.env.KUBECONFIG = join(dir, 'config')
   const source = createDiscoverySource('kubernetes', { target: NODE, log: silent })
