@@ -166,8 +166,12 @@ export class Agent {
         onStream: createTunnelInboundHandler({ routes, mesh, identities, telemetry, connectTimeoutMs: deps.connectTimeoutMs }),
         onRefused,
         log: tunnelLog,
-        registry: metrics.registry
+        registry: metrics.registry,
+        ...(deps.platform.openTunnelSyn === undefined ? {} : { openSyn: deps.platform.openTunnelSyn })
       })
+      const t = tunnel
+      // The SYNs the kernel dropped are refusals too (they never reach onRefused).
+      metrics.watchRefusals({ side: 'server', stage: 'syn', reason: 'rate-limit' }, () => t.synCounts()?.dropped ?? null)
     }
     const nodeTunnel = tunnel
     const events = deps.events !== undefined ? deps.events : (selected?.events ?? null)
