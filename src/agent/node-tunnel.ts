@@ -144,9 +144,10 @@ export class NodeTunnel {
     this.served = wanted
   }
 
-  stats (): { port: number, server: ReturnType<TunnelServer['stats']>, pool: ReturnType<TunnelPool['stats']>, buffers: { reservedBytes: number, heldBytes: number, budgetBytes: number, streams: number } } {
+  stats (): { port: number, server: ReturnType<TunnelServer['stats']>, pool: ReturnType<TunnelPool['stats']>, buffers: { reservedBytes: number, heldBytes: number, budgetBytes: number, streams: number }, kernelSyns: KernelSynCounts | null } {
     return {
       port: this.port,
+      kernelSyns: this.synCounts(),
       server: this.server.stats(),
       pool: this.pool.stats(),
       buffers: { reservedBytes: this.budget.reservedBytes(), heldBytes: this.budget.heldBytes(), budgetBytes: this.budget.limits.nodeBytes, streams: this.budget.streams() }
