@@ -36,6 +36,8 @@
 #define FERRY_MAX_SOCKS		(FERRY_MAX_CONNS * 2)
 /* Sources whose SYN rate on the tunnel port is tracked at once (least recently seen go first). */
 #define FERRY_MAX_SYN_SOURCES	16384
+/* Peer node addresses exempt from that rate (Kubernetes supports clusters of 5,000 nodes). */
+#define FERRY_MAX_SYN_PEERS	16384
 
 /* Value of ferry_pods (key: netns cookie) and of ferry_pod_ips. */
 struct ferry_pod {
@@ -161,6 +163,7 @@ struct ferry_syn_stats {
 	__u64 admitted;		/* within their source's rate: passed on to TCP */
 	__u64 dropped;		/* over their source's rate: dropped (the client retransmits) */
 	__u64 untracked;	/* source not tracked (header unreadable, table busy): passed, user space judges */
+	__u64 peer;		/* from a peer node's address: passed, not counted against a rate */
 };
 
 /* Key of ferry_slots: a pod uid, NUL-padded. */

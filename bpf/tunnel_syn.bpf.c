@@ -17,6 +17,15 @@
  * (TAT) per source, in ns. A SYN at `now` passes when TAT - now <= tolerance ((burst - 1)
  * intervals), and moves TAT to max(TAT, now) + interval, with one compare-and-swap.
  *
+ * SYNs from the addresses of peer nodes (ferry_syn_peers, kept by the agent from
+ * discovery: the nodes its pods' peers run on) are not rate-limited here. A SYN does not
+ * prove its source address: without the exemption, anyone able to spoof a peer node's
+ * address could spend that node's bucket and hold its new tunnel sessions back. A
+ * spoofed SYN can never complete a handshake, so exempting it costs at most a request
+ * socket (the kernel's SYN-flood defences, SYN cookies, take it from there); what a peer's
+ * address really connects is judged by the user-space gate, whose per-source rate counts
+ * completed handshakes only.
+ *
  * One program and one table serve every listener the agent attaches it to (one per
  * data-path worker), so the rate holds for the node. Neither map is pinned: the table
  * is soft state (a restarted agent starts with full buckets, which admits at most one
@@ -61,6 +70,14 @@ struct {
 	__type(value, __u64);
 } ferry_syn_sources SEC(".maps");
 
+/* Peer node addresses (whole addresses, not /64s): written by user space; presence is the fact. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FERRY_MAX_SYN_PEERS);
+	__type(key, struct ferry_ip_key);
+	__type(value, __u8);
+} ferry_syn_peers SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -78,26 +95,32 @@ static __always_inline int is_syn(struct __sk_buff *skb)
 	return (flags & (FERRY_TCP_SYN | FERRY_TCP_ACK)) == FERRY_TCP_SYN;
 }
 
-/* The segment's source as the rate knows it; 0 or -errno. */
-static __always_inline int source_of(struct __sk_buff *skb, struct ferry_ip_key *key)
+/*
+ * The segment's source address in @addr (a peer's key: the whole address), and in @rate
+ * the key its rate is kept under (an IPv4 address, or an IPv6 /64); 0 or -errno.
+ */
+static __always_inline int source_of(struct __sk_buff *skb, struct ferry_ip_key *addr, struct ferry_ip_key *rate)
 {
 	struct ipv6hdr ip6;
 	struct iphdr ip;
 
-	__builtin_memset(key, 0, sizeof(*key));
+	__builtin_memset(addr, 0, sizeof(*addr));
 	if (skb->protocol == bpf_htons(ETH_P_IP)) {
 		if (bpf_skb_load_bytes_relative(skb, 0, &ip, sizeof(ip), BPF_HDR_START_NET))
 			return -EINVAL;
-		key->family = FERRY_FAMILY_V4;
-		__builtin_memcpy(key->addr, &ip.saddr, sizeof(ip.saddr));
+		addr->family = FERRY_FAMILY_V4;
+		__builtin_memcpy(addr->addr, &ip.saddr, sizeof(ip.saddr));
+		*rate = *addr;
 		return 0;
 	}
 	if (skb->protocol == bpf_htons(ETH_P_IPV6)) {
 		if (bpf_skb_load_bytes_relative(skb, 0, &ip6, sizeof(ip6), BPF_HDR_START_NET))
 			return -EINVAL;
-		key->family = FERRY_FAMILY_V6;
-		/* The /64: the rest of the key stays zero. */
-		__builtin_memcpy(key->addr, &ip6.saddr, 8);
+		addr->family = FERRY_FAMILY_V6;
+		__builtin_memcpy(addr->addr, &ip6.saddr, sizeof(ip6.saddr));
+		*rate = *addr;
+		/* The /64: the rest of the key is zero. */
+		__builtin_memset(&rate->addr[8], 0, 8);
 		return 0;
 	}
 	return -EAFNOSUPPORT;
@@ -138,8 +161,8 @@ static __always_inline int take_token(const struct ferry_ip_key *key, __u64 now)
 SEC("socket")
 int ferry_tunnel_syn(struct __sk_buff *skb)
 {
+	struct ferry_ip_key addr, rate;
 	struct ferry_syn_stats *stats;
-	struct ferry_ip_key key;
 	__u32 zero = 0;
 	int err;
 
@@ -148,9 +171,13 @@ int ferry_tunnel_syn(struct __sk_buff *skb)
 	stats = bpf_map_lookup_elem(&ferry_syn_stats, &zero);
 	if (!stats)
 		return skb->len;
-	err = source_of(skb, &key);
+	err = source_of(skb, &addr, &rate);
+	if (!err && bpf_map_lookup_elem(&ferry_syn_peers, &addr)) {
+		__sync_fetch_and_add(&stats->peer, 1);
+		return skb->len;
+	}
 	if (!err)
-		err = take_token(&key, bpf_ktime_get_ns());
+		err = take_token(&rate, bpf_ktime_get_ns());
 	if (err == -EBUSY) {
 		__sync_fetch_and_add(&stats->dropped, 1);
 		return 0;

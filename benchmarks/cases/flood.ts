@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Context } from '../lib/context'
+import { type CpuCappedCgroup, cpuCappedCgroup } from '../lib/cgroup'
 import { type ExecResult, REPO } from '../lib/exec'
 import type { Lab } from '../lib/lab'
 import { cpuSeconds, rssBytes } from '../lib/proc'
@@ -25,16 +26,18 @@ import { measureLoad, type Measured } from './measure'
 //                 another: fresh SYNs at its full reopen rate all along
 //   control       the attack on a closed port of node2 (the kernel answers RST, the agent
 //                 never sees it): what the attacker's own CPU costs the path
-//   fresh-idle,   fresh and control with the attackers at SCHED_IDLE (`chrt --idle`): they
-//   control-idle  run only on CPU nothing else of the machine wants, as a remote
-//                 attacker's CPU is not the node's. The kernel's receive work for their
-//                 packets is still done here (on veth, mostly in the sender's softirq, so
-//                 partly at the attacker's priority: this variant understates it)
+//   fresh-capped,   fresh and control with both attackers in one cgroup capped at a quarter
+//   control-capped  of a CPU: a remote attacker's CPU is not the node's, and the cap keeps
+//                   most of theirs off the two shared cores. It also slows the attack
+//                   (compare its attempts); the kernel's receive work for their packets is
+//                   still done here, partly inside the cap (on veth, the receiver's softirq
+//                   mostly runs in the sender's context). SCHED_IDLE attackers were tried
+//                   first and made p99 worse, not better, in both trees (benchmarks/README.md)
 //
 // For each: p99 and its ratio to quiet, node2's agent CPU during the measured window, what
 // node2's kernel did with the SYNs (ferry_tunnel_kernel_syns_total) and what the attack did.
 
-export type FloodVariantId = 'flood' | 'fresh' | 'control' | 'fresh-idle' | 'control-idle'
+export type FloodVariantId = 'flood' | 'fresh' | 'control' | 'fresh-capped' | 'control-capped'
 
 export interface FloodVariant {
   readonly measured: Measured
@@ -74,18 +77,29 @@ const RATE = 1000
 const CONNECTIONS = 20
 /** The `fresh` attackers give up on an unanswered connect after this. */
 const FRESH_CONNECT_TIMEOUT_MS = 250
+/** The `-capped` attackers' CPU, both together. */
+const ATTACKER_CPUS = 0.25
 /** A port of node2 nothing listens on: the kernel resets every connection. */
 const CLOSED_PORT = 15999
 
-interface VariantSpec { readonly id: FloodVariantId, readonly port: number, readonly connectTimeoutMs: number | null, readonly idle: boolean }
+interface VariantSpec { readonly id: FloodVariantId, readonly port: number, readonly connectTimeoutMs: number | null, readonly capped: boolean }
 
 const VARIANTS: readonly VariantSpec[] = [
-  { id: 'control', port: CLOSED_PORT, connectTimeoutMs: null, idle: false },
-  { id: 'flood', port: 15008, connectTimeoutMs: null, idle: false },
-  { id: 'fresh', port: 15008, connectTimeoutMs: FRESH_CONNECT_TIMEOUT_MS, idle: false },
-  { id: 'control-idle', port: CLOSED_PORT, connectTimeoutMs: null, idle: true },
-  { id: 'fresh-idle', port: 15008, connectTimeoutMs: FRESH_CONNECT_TIMEOUT_MS, idle: true }
+  { id: 'control', port: CLOSED_PORT, connectTimeoutMs: null, capped: false },
+  { id: 'flood', port: 15008, connectTimeoutMs: null, capped: false },
+  { id: 'fresh', port: 15008, connectTimeoutMs: FRESH_CONNECT_TIMEOUT_MS, capped: false },
+  { id: 'control-capped', port: CLOSED_PORT, connectTimeoutMs: null, capped: true },
+  { id: 'fresh-capped', port: 15008, connectTimeoutMs: FRESH_CONNECT_TIMEOUT_MS, capped: true }
 ]
+
+/** The attackers' capped cgroup while a `-capped` variant runs (removed by abortFlood on a signal). */
+let liveCap: CpuCappedCgroup | null = null
+
+/** Removes what a flood run interrupted by a signal left behind (its attackers die with the signal). */
+export function abortFlood (): void {
+  liveCap?.remove()
+  liveCap = null
+}
 
 export async function flood (ctx: Context): Promise<FloodResult> {
   const path = ctx.paths.find((p) => p.id === 'ferry-cross')
@@ -101,8 +115,8 @@ export async function flood (ctx: Context): Promise<FloodResult> {
   const quiet = await measureLoad(ctx, path, spec, '/1k', 'flood-quiet')
   const quietNode2CpuSeconds = cpuSeconds(node2) - quietCpu0
 
-  const attackers = (v: VariantSpec): Array<Promise<ExecResult>> => [0, 1].map(async () => await lab.execUnderlay([
-    ...(v.idle ? ['chrt', '--idle', '0'] : []),
+  const attackers = (v: VariantSpec, procsFile: string | null): Array<Promise<ExecResult>> => [0, 1].map(async () => await lab.execUnderlay([
+    ...(procsFile === null ? [] : ['sh', '-c', 'echo $$ > "$0" && exec "$@"', procsFile]),
     'timeout', '-s', 'KILL', String(attackSeconds + 30), process.execPath, join(REPO, 'test', 'fixtures', 'tunnel-flood.js'),
     target, String(v.port), String(SILENT / 2), String(HELLOS / 2), String(attackSeconds), ...(v.connectTimeoutMs === null ? [] : [String(v.connectTimeoutMs)])
   ], (attackSeconds + 40) * 1000))
@@ -121,13 +135,22 @@ export async function flood (ctx: Context): Promise<FloodResult> {
         } catch {}
       }, 100)
     let cpu = 0
-    const { measured, done } = await underAttack(ctx, attackers(v), async () => {
-      const cpu0 = cpuSeconds(node2)
-      const m = await measureLoad(ctx, path, spec, '/1k', `flood-${v.id}`)
-      cpu = cpuSeconds(node2) - cpu0
-      return m
-    })
-    if (sampler !== null) clearInterval(sampler)
+    const cap = v.capped ? cpuCappedCgroup(`ferry-bench-${process.pid}-attackers`, ATTACKER_CPUS) : null
+    liveCap = cap
+    let run: { measured: Measured, done: ExecResult[] }
+    try {
+      run = await underAttack(ctx, attackers(v, cap?.procsFile ?? null), async () => {
+        const cpu0 = cpuSeconds(node2)
+        const m = await measureLoad(ctx, path, spec, '/1k', `flood-${v.id}`)
+        cpu = cpuSeconds(node2) - cpu0
+        return m
+      })
+    } finally {
+      if (sampler !== null) clearInterval(sampler)
+      cap?.remove()
+      liveCap = null
+    }
+    const { measured, done } = run
     const syn1 = await kernelSyns(lab)
     const variant: FloodVariant = {
       measured,

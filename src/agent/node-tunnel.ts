@@ -34,8 +34,10 @@ import type { TunnelSynHandle } from './platform'
 // In front of all that, where the platform has it (the real agent: src/tunnel-syn), the
 // kernel: the listener on 15008 is made by the addon with a BPF socket filter that drops
 // the SYNs of a source over the same per-source rate, and TCP_DEFER_ACCEPT, so a flood
-// from one source, and silent connections, cost the agent nothing. The user-space gate
-// stays behind it as the second line (pending bound, first-byte timeout, the rate again).
+// from one source, and silent connections, cost the agent nothing. The addresses of peer
+// nodes (from discovery: where the cluster's pods run) are exempt from that kernel rate,
+// since a SYN can be spoofed. The user-space gate stays behind it as the second line
+// (pending bound, first-byte timeout, the rate again, on completed handshakes).
 
 const CLOSE_GRACE_MS = 1000
 
@@ -67,6 +69,8 @@ export class NodeTunnel {
   /** The kernel admission in front of the listener, once listening (null: user space only). */
   private syn: TunnelSynHandle | null = null
   private synLog: SynDropLog | null = null
+  /** The peer nodes' addresses, as last given (applied to the kernel admission once it is open). */
+  private peers: readonly string[] = []
 
   constructor (private readonly o: NodeTunnelOptions) {
     this.identity = o.identity
@@ -105,13 +109,14 @@ export class NodeTunnel {
   /**
    * Listens on [::]:port (dual stack), or 0.0.0.0:port where the node has no IPv6, behind
    * the kernel admission when the platform has it. Resolves with the bound port. Throws
-   * FERRY_ERR_INVALID_ARG when the port cannot be had, FERRY_ERR_BPF_* when the kernel
-   * admission cannot be loaded or attached.
+   * FERRY_ERR_INVALID_ARG when the port cannot be had, FERRY_ERR_BPF_LOAD or
+   * FERRY_ERR_BPF_ATTACH when the kernel admission cannot be loaded or attached.
    */
   async listen (port: number): Promise<number> {
     if (this.o.openSyn !== undefined && this.syn === null) {
       const a = this.admission.limits
       this.syn = this.o.openSyn({ perSecond: a.perSourcePerSecond, burst: a.perSourceBurst })
+      this.syn.setPeers(this.peers)
       const syn = this.syn
       this.synLog = watchSynDrops(this.o.log, () => syn.counts().dropped)
     }
@@ -128,6 +133,12 @@ export class NodeTunnel {
     }
     this.o.log.info({ port: this.port, kernelAdmission: this.syn === null ? null : { deferAcceptSeconds: TUNNEL_DEFAULTS.deferAcceptSeconds, backlog: TUNNEL_DEFAULTS.listenBacklog } }, 'tunnel server listening')
     return this.port
+  }
+
+  /** The peer nodes' addresses (peer-nodes.ts): exempt from the kernel's SYN rate. */
+  setPeerNodes (addresses: readonly string[]): void {
+    this.peers = addresses
+    this.syn?.setPeers(addresses)
   }
 
   /** What the kernel did with SYNs to the tunnel port; null without kernel admission. */

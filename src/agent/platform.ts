@@ -56,7 +56,7 @@ export interface CaptureHandle {
 }
 
 /** What the kernel did with SYNs to the tunnel port (src/tunnel-syn SynCounts). */
-export interface SynCountsShape { readonly admitted: number, readonly dropped: number, readonly untracked: number }
+export interface SynCountsShape { readonly admitted: number, readonly dropped: number, readonly untracked: number, readonly peer: number }
 
 /**
  * The tunnel port's admission in the kernel (src/tunnel-syn): every listener made through
@@ -66,6 +66,8 @@ export interface SynCountsShape { readonly admitted: number, readonly dropped: n
 export interface TunnelSynHandle {
   /** A listening socket in the agent's netns, its fd (for net.Server.listen({ fd })). */
   listen (o: { family: 4 | 6, address: string, port: number, backlog: number, dualStack: boolean, deferAcceptSeconds: number }): number
+  /** The peer nodes' addresses: exempt from the kernel's SYN rate (a SYN can be spoofed). */
+  setPeers (addresses: Iterable<string>): void
   counts (): SynCountsShape
   close (): void
 }

@@ -5,9 +5,9 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 // budget: bytes reserved by tunnel streams, bytes they hold now, and the budget itself.
 // (Refusals are ferry_tunnel_refusals_total, in metrics.ts.) With kernel admission on the
 // tunnel port (src/tunnel-syn), what the kernel did with the SYNs that reached it:
-// ferry_tunnel_kernel_syns_total{result="admitted"|"dropped"|"untracked"}, read from the
+// ferry_tunnel_kernel_syns_total{result="admitted"|"dropped"|"untracked"|"peer"}, read from the
 // kernel's counters at scrape (the dropped ones also count in ferry_tunnel_refusals_total
-// as stage "syn", reason "rate-limit").
+// as stage "syn", reason "rate-limit"); "peer": from a peer node's address, exempt.
 
 export const TUNNEL_METRIC_NAMES = Object.freeze({
   pending: 'ferry_tunnel_pending_connections',
@@ -19,7 +19,7 @@ export const TUNNEL_METRIC_NAMES = Object.freeze({
 })
 
 /** What the kernel did with SYNs to the tunnel port (src/tunnel-syn SynCounts). */
-export interface KernelSynCounts { readonly admitted: number, readonly dropped: number, readonly untracked: number }
+export interface KernelSynCounts { readonly admitted: number, readonly dropped: number, readonly untracked: number, readonly peer: number }
 
 export interface TunnelGauges {
   readonly pending: number
@@ -47,7 +47,7 @@ export function registerKernelSynMetrics (registry: Registry, read: () => Kernel
   // eslint-disable-next-line no-new
   new Counter({
     name: TUNNEL_METRIC_NAMES.kernelSyns,
-    help: 'SYNs to the tunnel port as the kernel judged them before any socket work: admitted (within their source\'s rate), dropped (over it), untracked (not judged; the user-space gate judges the connection)',
+    help: 'SYNs to the tunnel port as the kernel judged them before any socket work: admitted (within their source\'s rate), dropped (over it), untracked (not judged; the user-space gate judges the connection), peer (from a peer node\'s address: not rate-limited in the kernel)',
     labelNames: ['result'],
     registers: [registry],
     collect () {
@@ -57,6 +57,7 @@ export function registerKernelSynMetrics (registry: Registry, read: () => Kernel
       this.inc({ result: 'admitted' }, c.admitted)
       this.inc({ result: 'dropped' }, c.dropped)
       this.inc({ result: 'untracked' }, c.untracked)
+      this.inc({ result: 'peer' }, c.peer)
     }
   })
 }

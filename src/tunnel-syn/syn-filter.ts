@@ -1,5 +1,6 @@
+import { isIP } from 'node:net'
 import { join } from 'node:path'
-import { type SynStats, synStatsCodec, u32Codec } from '../capture/map-layout'
+import { ipKeyCodec, type SynStats, synStatsCodec, u32Codec, u8Codec } from '../capture/map-layout'
 import { ferryError } from '../errors'
 import { BpfMap, BpfObject, REPO_ROOT, tcpListen } from '../native'
 
@@ -9,6 +10,10 @@ import { BpfMap, BpfObject, REPO_ROOT, tcpListen } from '../native'
 // One program and one table of sources serve every listener made here (listen() may be
 // called once per data-path worker), so the rate holds for the node. Its maps are not
 // pinned: the table is soft state, and the counters restart with the agent.
+//
+// Peer nodes' addresses (setPeers) are exempt: a SYN does not prove its source, and
+// without the exemption anyone able to spoof a peer's address could spend its bucket
+// and hold its new sessions back (bpf/tunnel_syn.bpf.c says why that costs nothing).
 //
 // The listeners also get TCP_DEFER_ACCEPT: a connection reaches accept() when its first
 // data arrives, or — silent — only once the kernel's defer period is over (docs/tunnel.md,
@@ -29,6 +34,8 @@ export interface SynCounts {
   readonly dropped: number
   /** Not judged (unreadable header, table contended): passed on; the user-space gate judges the connection. */
   readonly untracked: number
+  /** From a peer node's address (setPeers): passed on, not counted against a rate. */
+  readonly peer: number
 }
 
 export interface SynListenOptions {
@@ -45,17 +52,25 @@ export interface SynListenOptions {
 const OBJECT = 'tunnel_syn.bpf.o'
 const PROG = 'ferry_tunnel_syn'
 const STATS = 'ferry_syn_stats'
+const PEERS = 'ferry_syn_peers'
 const NS_PER_SECOND = 1_000_000_000
 
 export class SynFilter {
   #obj: BpfObject | null
   readonly #stats: BpfMap<number, SynStats>
+  readonly #peers: BpfMap<string, number>
+  /** The addresses in ferry_syn_peers, as written. */
+  #peerSet = new Set<string>()
 
   private constructor (readonly limits: SynLimits, obj: BpfObject) {
     this.#obj = obj
+    const maps: Array<BpfMap<any, any>> = []
     try {
       this.#stats = new BpfMap(obj.mapFd(STATS), u32Codec, synStatsCodec)
+      maps.push(this.#stats)
+      this.#peers = new BpfMap(obj.mapFd(PEERS), ipKeyCodec, u8Codec)
     } catch (err) {
+      for (const m of maps) m.close()
       obj.close()
       throw err
     }
@@ -82,16 +97,31 @@ export class SynFilter {
     return tcpListen({ ...o, filterProgFd: this.live().progFd(PROG) })
   }
 
+  /**
+   * The peer nodes' addresses, exactly these (IPv4 or IPv6, whole addresses): their SYNs
+   * are not rate-limited here. Addresses that are not IPs are skipped. Changes only what
+   * differs from the last call.
+   */
+  setPeers (addresses: Iterable<string>): void {
+    this.live()
+    const wanted = new Set<string>()
+    for (const a of addresses) if (isIP(a) !== 0) wanted.add(a)
+    for (const a of this.#peerSet) if (!wanted.has(a)) this.#peers.delete(a)
+    for (const a of wanted) if (!this.#peerSet.has(a)) this.#peers.set(a, 1)
+    this.#peerSet = wanted
+  }
+
   /** The kernel's counters, read now. */
   counts (): SynCounts {
     this.live()
     const s = this.#stats.get(0)
-    return s === null ? { admitted: 0, dropped: 0, untracked: 0 } : { admitted: Number(s.admitted), dropped: Number(s.dropped), untracked: Number(s.untracked) }
+    return s === null ? { admitted: 0, dropped: 0, untracked: 0, peer: 0 } : { admitted: Number(s.admitted), dropped: Number(s.dropped), untracked: Number(s.untracked), peer: Number(s.peer) }
   }
 
   /** Unloads the program once no listener holds it (listeners keep their filter until they close). */
   close (): void {
     this.#stats.close()
+    this.#peers.close()
     this.#obj?.close()
     this.#obj = null
   }

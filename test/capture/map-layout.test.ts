@@ -84,5 +84,5 @@ t.test('codecs round-trip and put bytes where C expects them', async (t) => {
   const probe6 = { srcAddress: 'fd00::1', srcPort: 1, dstAddress: 'fd00::2', dstPort: 2 }
   t.same(probeKeyCodec.decode(probeKeyCodec.encode(probe6)), probe6)
   t.same(probeStatsCodec.decode(probeStatsCodec.encode({ admitted: 1n, notProbePort: 2n, expired: 3n })), { admitted: 1n, notProbePort: 2n, expired: 3n })
-  t.same(synStatsCodec.decode(synStatsCodec.encode({ admitted: 1n, dropped: 2n, untracked: 3n })), { admitted: 1n, dropped: 2n, untracked: 3n })
+  t.same(synStatsCodec.decode(synStatsCodec.encode({ admitted: 1n, dropped: 2n, untracked: 3n, peer: 4n })), { admitted: 1n, dropped: 2n, untracked: 3n, peer: 4n })
 })

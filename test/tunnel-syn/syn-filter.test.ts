@@ -98,6 +98,20 @@ t.test('one table for every listener of the filter: a source\'s burst spent on o
   t.pass('a listener of a separately loaded filter has its own table')
 })
 
+t.test('a peer node\'s address is exempt: its SYNs pass however many (a spoofed SYN cannot spend a peer\'s bucket); taken off the list, it is judged again', async (t) => {
+  const filter = load(t)
+  const served = await serve(t, filter)
+  filter.setPeers(['127.0.0.8', 'fd00::8', 'not an address'])
+  open(t, 12, served.port, '127.0.0.8')
+  await waitFor(() => served.from('127.0.0.8').length === 12 ? true : null, { what: 'all of the peer\'s connections', timeoutMs: 5000 })
+  t.match(filter.counts(), { peer: 12, dropped: 0 }, 'counted as a peer\'s, none dropped')
+  filter.setPeers([])
+  const started = Date.now()
+  open(t, 12, served.port, '127.0.0.8')
+  await waitFor(() => filter.counts().dropped >= 12 - allowance(started) ? true : null, { what: 'the SYNs over the rate dropped', timeoutMs: 5000 })
+  t.ok(served.from('127.0.0.8').length <= 12 + allowance(started), `no longer a peer: ${served.from('127.0.0.8').length - 12} more accepted of 12`)
+})
+
 t.test('IPv6 sources are judged too', async (t) => {
   const filter = load(t)
   const served = await serve(t, filter, { family: 6, address: '::1' })
