@@ -9,7 +9,8 @@
         "native/bpf_link.cc",
         "native/bpf_map.cc",
         "native/netns.cc",
-        "native/bpffs.cc"
+        "native/bpffs.cc",
+        "native/listen.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_DISABLE_CPP_EXCEPTIONS", "NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],

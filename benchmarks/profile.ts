@@ -9,13 +9,14 @@ import { CLIENT, SERVER_PORT } from './lib/context'
 import { cgroup2Root } from './lib/cgroup'
 import { hotFunctions, type CpuProfile } from './report/profile-summary'
 
-// `npm run bench:profile [-- --seconds 10] [--path cross|same] [--load keepalive|bulk|newconn]`: the hot path under
+// `npm run bench:profile [-- --seconds 10] [--path cross|same] [--load keepalive|bulk|newconn|flood]`: the hot path under
 // a CPU profiler. Brings up the mesh lab, replaces each node's agent with the same
 // command line under `node --cpu-prof` (same cgroup and netns; pinned links keep
 // capture in place, exactly like `lab restart`), runs the load through the path (1 KiB
 // keep-alive; bulk: one 1 GiB download; newconn: 1 KiB with a new connection per
-// request, as the newconn benchmark), stops the agents (SIGTERM: the profile is written at exit) and prints the
-// top functions by self time. Profiles land in results/profiles/.
+// request, as the newconn benchmark; flood: 1 KiB at 1,000 req/s, as the flood benchmark, while
+// its attackers flood node2:15008 with fresh SYNs), stops the agents (SIGTERM: the profile is
+// written at exit) and prints the top functions by self time. Profiles land in results/profiles/.
 //
 // The lab passes no NODE_OPTIONS to its agents (src/lab/spawn.ts agentEnv keeps only
 // FERRY_*, PATH, HOME, LANG, TZ), hence the replacement.
@@ -24,6 +25,10 @@ const OUT = join(REPO, 'benchmarks', 'results', 'profiles')
 /** The newconn load: as many connections as the newconn benchmark, and requests per profiled second. */
 const NEWCONN_CONNECTIONS = 8
 const NEWCONN_PER_SECOND = 400
+/** The flood load: the flood benchmark's fixed rate, and its `fresh` attackers (benchmarks/cases/flood.ts). */
+const FLOOD_CONNECTIONS = 20
+const FLOOD_RPS = 1000
+const FLOOD_ATTACKER = { silent: 10_000, hellos: 2_500, connectTimeoutMs: 250 }
 
 function argvOf (pid: number): string[] {
   return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((s) => s !== '')
@@ -65,7 +70,7 @@ async function profiledAgent (lab: Lab, node: string, dir: string): Promise<numb
 async function main (): Promise<void> {
   const { values } = parseArgs({ options: { seconds: { type: 'string' }, path: { type: 'string' }, load: { type: 'string' } }, strict: true })
   const load = values.load ?? 'keepalive'
-  if (!['keepalive', 'bulk', 'newconn'].includes(load)) throw new Error(`--load must be keepalive, bulk or newconn, got ${load}`)
+  if (!['keepalive', 'bulk', 'newconn', 'flood'].includes(load)) throw new Error(`--load must be keepalive, bulk, newconn or flood, got ${load}`)
   const bulk = load === 'bulk'
   const seconds = Math.min(60, Number(values.seconds ?? 10))
   const target = values.path === 'same' ? 'local' : 'server'
@@ -98,6 +103,12 @@ async function main (): Promise<void> {
       // `seconds` at a few hundred connections/s, bounded by `seconds` + a margin.
       const r = await h2load(lab, CLIENT, { url, connections: NEWCONN_CONNECTIONS, seconds: seconds * 3, requests: seconds * NEWCONN_PER_SECOND, closeEachRequest: true }, OUT, 'profile')
       process.stderr.write(`profile: ${r.reqPerSec.toFixed(0)} new conn/s, p99 ${r.latency.p99Ms.toFixed(2)} ms under the profiler\n`)
+    } else if (load === 'flood') {
+      const attackers = [0, 1].map(async () => await lab.execUnderlay(['timeout', '-s', 'KILL', String(seconds + 30), process.execPath, join(REPO, 'test', 'fixtures', 'tunnel-flood.js'),
+        lab.node('node2').ipv4, '15008', String(FLOOD_ATTACKER.silent), String(FLOOD_ATTACKER.hellos), String(seconds + 2), String(FLOOD_ATTACKER.connectTimeoutMs)], (seconds + 40) * 1000))
+      const r = await h2load(lab, CLIENT, { url, connections: FLOOD_CONNECTIONS, seconds, rpsPerConnection: FLOOD_RPS / FLOOD_CONNECTIONS }, OUT, 'profile')
+      for (const a of await Promise.all(attackers)) process.stderr.write(`profile: attacker ${a.stdout.trim()}\n`)
+      process.stderr.write(`profile: ${r.reqPerSec.toFixed(0)} req/s, p99 ${r.latency.p99Ms.toFixed(2)} ms under the profiler and the flood\n`)
     } else {
       const r = await h2load(lab, CLIENT, { url, connections: 16, seconds }, OUT, 'profile')
       process.stderr.write(`profile: ${r.reqPerSec.toFixed(0)} req/s, p99 ${r.latency.p99Ms.toFixed(2)} ms under the profiler\n`)

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { bulk } from './cases/bulk'
-import { flood } from './cases/flood'
+import { abortFlood, flood } from './cases/flood'
 import { memory } from './cases/memory'
 import { idle } from './cases/idle'
 import { keepalive } from './cases/keepalive'
@@ -79,6 +79,7 @@ async function main (): Promise<void> {
     peer = null
     nginxPeer = null
     for (const name of [...Lab.live]) await Lab.down(name)
+    abortFlood()
     await abortPods()
   }
   const onSignal = (sig: string): void => { log(`${sig}: cleaning up`); void cleanup().finally(() => process.exit(130)) }

@@ -34,6 +34,10 @@
 #define FERRY_UID_LEN		64
 /* Both ends of every plaintext pod <-> proxy hop: two per hop, two hops per connection. */
 #define FERRY_MAX_SOCKS		(FERRY_MAX_CONNS * 2)
+/* Sources whose SYN rate on the tunnel port is tracked at once (least recently seen go first). */
+#define FERRY_MAX_SYN_SOURCES	16384
+/* Peer node addresses exempt from that rate (Kubernetes supports clusters of 5,000 nodes). */
+#define FERRY_MAX_SYN_PEERS	16384
 
 /* Value of ferry_pods (key: netns cookie) and of ferry_pod_ips. */
 struct ferry_pod {
@@ -149,6 +153,17 @@ struct ferry_probe_stats {
 	__u64 admitted;		/* to a probe port: passed straight to the application */
 	__u64 not_probe_port;	/* to another port: steered to the proxy like any plaintext */
 	__u64 expired;		/* recorded too long ago: steered to the proxy */
+};
+
+/*
+ * Value of ferry_syn_stats (an array of one): what tunnel_syn.bpf.c did with the SYNs
+ * that reached the tunnel port's listeners. User space reads it at scrape time.
+ */
+struct ferry_syn_stats {
+	__u64 admitted;		/* within their source's rate: passed on to TCP */
+	__u64 dropped;		/* over their source's rate: dropped (the client retransmits) */
+	__u64 untracked;	/* source not tracked (header unreadable, table busy): passed, user space judges */
+	__u64 peer;		/* from a peer node's address: passed, not counted against a rate */
 };
 
 /* Key of ferry_slots: a pod uid, NUL-padded. */

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // ferry_native: the few things Node cannot do itself — libbpf object/link/map
-// handling and sockets inside other network namespaces. Thin by design: the
+// handling, sockets inside other network namespaces, and listeners with kernel
+// options Node cannot set (a socket filter, TCP_DEFER_ACCEPT). Thin by design: the
 // TypeScript facade in src/native/ validates arguments; everything here is
 // positional and returns file descriptors or plain values.
 #include <napi.h>
@@ -34,6 +35,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitBpfMap(env, exports);
   InitNetns(env, exports);
   InitBpffs(env, exports);
+  InitListen(env, exports);
   return exports;
 }
 

@@ -46,6 +46,7 @@ void InitBpfLink(Napi::Env env, Napi::Object exports);
 void InitBpfMap(Napi::Env env, Napi::Object exports);
 void InitNetns(Napi::Env env, Napi::Object exports);
 void InitBpffs(Napi::Env env, Napi::Object exports);
+void InitListen(Napi::Env env, Napi::Object exports);
 
 }  // namespace ferry
 

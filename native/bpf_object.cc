@@ -67,7 +67,8 @@ bool BpfObject::Open(Napi::Env env, const std::string& path, const std::string& 
   bpf_object_open_opts opts;
   memset(&opts, 0, sizeof(opts));
   opts.sz = sizeof(opts);
-  opts.pin_root_path = pin_root.c_str();
+  // No pin root: the object pins nothing (its maps live as long as their fds).
+  opts.pin_root_path = pin_root.empty() ? nullptr : pin_root.c_str();
   LibbpfLog::Start();
   obj_ = bpf_object__open_file(path.c_str(), &opts);
   if (obj_ == nullptr) {

@@ -19,6 +19,7 @@
 
 #include "addon.h"
 #include "errors.h"
+#include "sockaddr.h"
 #include "util.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -66,22 +67,6 @@ bool InNetns(int ns_fd, Result* r, Fn fn) {
     abort();
   }
   return ok;
-}
-
-bool ParseAddress(int family, const std::string& address, uint16_t port, sockaddr_storage* ss, socklen_t* len) {
-  memset(ss, 0, sizeof(*ss));
-  if (family == AF_INET) {
-    auto* sin = reinterpret_cast<sockaddr_in*>(ss);
-    sin->sin_family = AF_INET;
-    sin->sin_port = htons(port);
-    *len = sizeof(*sin);
-    return inet_pton(AF_INET, address.c_str(), &sin->sin_addr) == 1;
-  }
-  auto* sin6 = reinterpret_cast<sockaddr_in6*>(ss);
-  sin6->sin6_family = AF_INET6;
-  sin6->sin6_port = htons(port);
-  *len = sizeof(*sin6);
-  return inet_pton(AF_INET6, address.c_str(), &sin6->sin6_addr) == 1;
 }
 
 int Family(const Napi::Value& v) { return v.As<Napi::Number>().Int32Value() == 6 ? AF_INET6 : AF_INET; }

@@ -64,10 +64,16 @@ export function targetsTable (r: Results): string {
 export function floodLine (f: NonNullable<Results['flood']>): string {
   const q = f.quiet.load
   const u = f.flooded.load
-  return `**Flood** (ferry-cross at ${n(q.reqPerSec)} / ${n(u.reqPerSec)} req/s achieved; node2:15008 flooded from the underlay by ${n(f.attack.attempts)} connections and ${n(f.attack.hellos)} ClientHellos): ` +
+  const head = `**Flood** (ferry-cross at ${n(q.reqPerSec)} / ${n(u.reqPerSec)} req/s achieved; node2:15008 flooded from the underlay by ${n(f.attack.attempts)} connections and ${n(f.attack.hellos)} ClientHellos): ` +
     `p50 ${ms(q.latency.p50Ms)} → ${ms(u.latency.p50Ms)} ms, p99 ${ms(q.latency.p99Ms)} → ${ms(u.latency.p99Ms)} ms (${n(f.p99Ratio, 2)}×), p99.9 ${ms(q.latency.p999Ms)} → ${ms(u.latency.p999Ms)} ms; ` +
     `failed requests ${n(u.failed)}; node2's agent at most ${n(f.node2PeakFds)} fds and ${n(f.node2PeakRssBytes / MiB, 1)} MiB RSS. ` +
     `Control, the same attack on a closed port of node2 (the agent not involved): p99 ${ms(f.control.load.latency.p99Ms)} ms (${n(f.controlP99Ratio, 2)}×).`
+  const variants = Object.entries(f.variants ?? {})
+  if (variants.length === 0) return head
+  return [head, '', table(['attack', 'p99 ms', '× quiet', 'failed', 'node2 agent CPU ms', 'kernel SYNs admitted / dropped', 'attack attempts', 'reached'],
+    [['(quiet)', ms(q.latency.p99Ms), '1.00', n(q.failed), n((f.quietNode2CpuSeconds ?? NaN) * 1000), dash, dash, dash],
+      ...variants.map(([id, v]) => [id, ms(v.measured.load.latency.p99Ms), n(v.p99Ratio, 2), n(v.measured.load.failed), n(v.node2CpuSeconds * 1000),
+        v.kernelSyns === null ? dash : `${n(v.kernelSyns.admitted)} / ${n(v.kernelSyns.dropped)}`, n(v.attack.attempts), n(v.attack.reached)])])].join('\n')
 }
 
 export function memoryLine (m: NonNullable<Results['memory']>): string {

@@ -19,8 +19,10 @@ import type { NodeTunnel } from './node-tunnel'
 // /metrics and readiness need none (scrapers and the kubelet carry no credentials).
 //   admin :15020  GET /metrics      Prometheus text (the agent's own registry)
 //                 GET /debug/pods   JSON: enrolled pods, their listeners, pending pods
-//                 GET /debug/tunnel JSON: the tunnel's port, server and pool counts
-//                                   ({"enabled":false} without a CA)
+//                 GET /debug/tunnel JSON: the tunnel's port, server and pool counts,
+//                                   what the kernel did with SYNs to the port (kernelSyns,
+//                                   null without kernel admission) ({"enabled":false}
+//                                   without a CA)
 //                 GET /debug/config JSON: the configuration in force (generation, origin,
 //                                   files, every resource with its file and line)
 //                 GET /debug/authz?from=SOURCE&to=DEST

@@ -27,6 +27,7 @@ import { type AgentDiscovery, agentDiscovery } from './discovery-mode'
 import type { NodeIdentities } from './identities'
 import { createNodeMesh } from './node-mesh'
 import type { NodeTunnel } from './node-tunnel'
+import { peerNodeAddresses } from './peer-nodes'
 import { type AgentOptions, IDENTITY_DEFAULTS } from './options'
 import type { CaptureHandle, Platform } from './platform'
 import { kubeletCgroupOf, probeCountsOf, startProbeAdmission } from './probe-admission'
@@ -166,8 +167,12 @@ export class Agent {
         onStream: createTunnelInboundHandler({ routes, mesh, identities, telemetry, connectTimeoutMs: deps.connectTimeoutMs }),
         onRefused,
         log: tunnelLog,
-        registry: metrics.registry
+        registry: metrics.registry,
+        ...(deps.platform.openTunnelSyn === undefined ? {} : { openSyn: deps.platform.openTunnelSyn })
       })
+      const t = tunnel
+      // The SYNs the kernel dropped are refusals too (they never reach onRefused).
+      metrics.watchRefusals({ side: 'server', stage: 'syn', reason: 'rate-limit' }, () => t.synCounts()?.dropped ?? null)
     }
     const nodeTunnel = tunnel
     const events = deps.events !== undefined ? deps.events : (selected?.events ?? null)
@@ -270,6 +275,7 @@ export class Agent {
 
   private onSnapshot (s: ClusterSnapshot): void {
     this.routes.update(s)
+    this.tunnel?.setPeerNodes(peerNodeAddresses(s, this.options.node))
     this.log.info({ generation: s.generation, pods: s.pods.length, services: s.services.length }, 'cluster snapshot')
     this.enroller.apply(s)
     this.cni?.onSnapshot(s)

@@ -3,6 +3,7 @@ import { Capture, type PodCaptureSpec as CapturePodSpec } from '../capture'
 import { connectInNetns, type Netns, openNetns } from '../native'
 import type { ListenTarget } from '../proxy/listener'
 import type { Logger } from '../telemetry/logger'
+import { SynFilter } from '../tunnel-syn'
 
 // The agent's only coupling to the native addon (src/native) and the eBPF capture
 // controller (src/capture). The agent codes against the narrow structural shapes
@@ -54,6 +55,23 @@ export interface CaptureHandle {
   close (): void
 }
 
+/** What the kernel did with SYNs to the tunnel port (src/tunnel-syn SynCounts). */
+export interface SynCountsShape { readonly admitted: number, readonly dropped: number, readonly untracked: number, readonly peer: number }
+
+/**
+ * The tunnel port's admission in the kernel (src/tunnel-syn): every listener made through
+ * it drops the SYNs of a source over its rate (one table for all of them) and defers
+ * accept until data arrives.
+ */
+export interface TunnelSynHandle {
+  /** A listening socket in the agent's netns, its fd (for net.Server.listen({ fd })). */
+  listen (o: { family: 4 | 6, address: string, port: number, backlog: number, dualStack: boolean, deferAcceptSeconds: number }): number
+  /** The peer nodes' addresses: exempt from the kernel's SYN rate (a SYN can be spoofed). */
+  setPeers (addresses: Iterable<string>): void
+  counts (): SynCountsShape
+  close (): void
+}
+
 /** What the agent needs from the machine: namespaces, in-namespace listeners and sockets, capture. */
 export interface Platform {
   openNetns (path: string): NetnsHandle
@@ -62,6 +80,11 @@ export interface Platform {
   /** A socket created inside the namespace, connecting to host:port. */
   connectInNetns (ns: NetnsHandle, o: { host: string, port: number, family: 4 | 6, timeoutMs?: number }): Socket
   openCapture (o: { pinRoot: string, log: Logger }): Promise<CaptureHandle>
+  /**
+   * The tunnel port's kernel admission with these per-source limits. Absent (the test
+   * platforms), the tunnel port is guarded in user space only.
+   */
+  openTunnelSyn?: (limits: { perSecond: number, burst: number }) => TunnelSynHandle
 }
 
 /** The real platform: the addon and the eBPF capture controller. */
@@ -87,7 +110,8 @@ export function loadNativePlatform (): Platform {
         probeCounts: () => capture.probeCounts(),
         close: () => { capture.close() }
       }
-    }
+    },
+    openTunnelSyn: (limits) => SynFilter.load(limits)
   }
 }
 
@@ -96,3 +120,4 @@ type Assignable<T, U extends T> = U
 export type NetnsFits = Assignable<NetnsHandle, Netns>
 export type CaptureFits = Assignable<Omit<CaptureHandle, 'enrollPod'>, Capture>
 export type SpecFits = Assignable<Omit<PodCaptureSpec, 'netns'>, Omit<CapturePodSpec, 'netns'>>
+export type SynFits = Assignable<TunnelSynHandle, SynFilter>

@@ -25,7 +25,8 @@ export const LAYOUT = Object.freeze({
   ferry_probe_key: { size: 40, fields: { family: 0, pad: 1, src_port: 2, dst_port: 4, pad2: 6, src_addr: 8, dst_addr: 24 } },
   ferry_probe_conn: { size: 16, fields: { connected_ns: 0, sock_cookie: 8 } },
   ferry_probe_port_key: { size: 8, fields: { slot: 0, port: 4, pad: 6 } },
-  ferry_probe_stats: { size: 24, fields: { admitted: 0, not_probe_port: 8, expired: 16 } }
+  ferry_probe_stats: { size: 24, fields: { admitted: 0, not_probe_port: 8, expired: 16 } },
+  ferry_syn_stats: { size: 32, fields: { admitted: 0, dropped: 8, untracked: 16, peer: 24 } }
 })
 
 /** Constants the C header defines; checked by the same test. */
@@ -48,6 +49,8 @@ export interface ProbeKey { srcAddress: string, srcPort: number, dstAddress: str
 export interface ProbeConn { connectedNs: bigint, sockCookie: bigint }
 /** What sk_lookup did with the kubelet's connections to one pod. */
 export interface ProbeStats { admitted: bigint, notProbePort: bigint, expired: bigint }
+/** What bpf/tunnel_syn.bpf.c did with the SYNs that reached the tunnel port's listeners. */
+export interface SynStats { admitted: bigint, dropped: bigint, untracked: bigint, peer: bigint }
 /** One end of a TCP connection as that end sees it; a v4-mapped v6 address counts as v4. */
 export interface SockKey { netnsCookie: bigint, localAddress: string, localPort: number, remoteAddress: string, remotePort: number }
 
@@ -236,6 +239,23 @@ export const probeStatsCodec: Codec<ProbeStats> = {
   decode (b) {
     const f = L.ferry_probe_stats.fields
     return { admitted: b.readBigUInt64LE(f.admitted), notProbePort: b.readBigUInt64LE(f.not_probe_port), expired: b.readBigUInt64LE(f.expired) }
+  }
+}
+
+export const synStatsCodec: Codec<SynStats> = {
+  size: L.ferry_syn_stats.size,
+  encode (v) {
+    const f = L.ferry_syn_stats.fields
+    const b = Buffer.alloc(this.size)
+    b.writeBigUInt64LE(v.admitted, f.admitted)
+    b.writeBigUInt64LE(v.dropped, f.dropped)
+    b.writeBigUInt64LE(v.untracked, f.untracked)
+    b.writeBigUInt64LE(v.peer, f.peer)
+    return b
+  },
+  decode (b) {
+    const f = L.ferry_syn_stats.fields
+    return { admitted: b.readBigUInt64LE(f.admitted), dropped: b.readBigUInt64LE(f.dropped), untracked: b.readBigUInt64LE(f.untracked), peer: b.readBigUInt64LE(f.peer) }
   }
 }
 

@@ -8,8 +8,8 @@ import type { NativeBpfLink, NativeBpfObject, NativeLinkInfo, NativeProgramInfo 
 export interface BpfObjectOptions {
   /** The compiled object, e.g. build/bpf/connect.bpf.o. */
   path: string
-  /** Maps declared LIBBPF_PIN_BY_NAME are pinned here, or reused if already pinned. */
-  pinRoot: string
+  /** Maps declared LIBBPF_PIN_BY_NAME are pinned here, or reused if already pinned (omit for an object that pins nothing). */
+  pinRoot?: string
   /** `const volatile` variables of .rodata to set before load, by name. */
   rodata?: Record<string, number>
 }
@@ -47,7 +47,7 @@ export class BpfObject {
     for (const [name, value] of Object.entries(rodata)) {
       if (!Number.isSafeInteger(value) || value < 0) throw ferryError('FERRY_ERR_INVALID_ARG', `load-time setting ${name} must be a non-negative integer`)
     }
-    return new BpfObject(opts.path, new (native().BpfObject)(opts.path, opts.pinRoot, rodata))
+    return new BpfObject(opts.path, new (native().BpfObject)(opts.path, opts.pinRoot ?? '', rodata))
   }
 
   programs (): NativeProgramInfo[] { return this.#obj.programs() }

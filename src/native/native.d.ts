@@ -50,7 +50,7 @@ export declare class NativeBpfLink {
 }
 
 export declare class NativeBpfObject {
-  /** Opens and loads; maps pinned by name live under pinRoot; rodata: variable name → value. */
+  /** Opens and loads; maps pinned by name live under pinRoot ('' for an object that pins nothing); rodata: variable name → value. */
   constructor (path: string, pinRoot: string, rodata: Record<string, number>)
   programs (): NativeProgramInfo[]
   /** Borrowed: valid until close(). */
@@ -87,4 +87,11 @@ export interface NativeAddon {
   netnsListen (nsFd: number, family: 4 | 6, address: string, port: number, backlog: number, reusePort: boolean): number
   netnsSocket (nsFd: number, family: 4 | 6): number
   socketNetnsCookie (fd: number): bigint
+
+  /**
+   * A listening TCP socket in the calling thread's netns (SO_REUSEADDR): dualStack turns
+   * IPV6_V6ONLY off for family 6; deferAcceptSeconds > 0 sets TCP_DEFER_ACCEPT;
+   * filterProgFd >= 0 attaches that socket filter (SO_ATTACH_BPF). All before listen().
+   */
+  tcpListen (family: 4 | 6, address: string, port: number, backlog: number, dualStack: boolean, deferAcceptSeconds: number, filterProgFd: number): number
 }

@@ -86,6 +86,8 @@ export class ProxyMetrics {
   private readonly logDrops: Counter<'reason'>
   /** Refusals by "side\0stage\0reason" not yet handed to prom-client. */
   private readonly refusalCounts = new Map<string, number>()
+  /** Refusals counted outside this process (the kernel's SYN drops), read at scrape. */
+  private readonly watchedRefusals: Array<{ labels: TunnelRefusalLabels, count: () => number | null, reported: number }> = []
   private rateLimitedLines = 0
   private outputDrops: () => number = () => 0
   private outputDropsReported = 0
@@ -169,7 +171,21 @@ export class ProxyMetrics {
     else this.refusalCounts.set(key, n + 1)
   }
 
+  /**
+   * Refusals counted elsewhere — the SYNs the kernel dropped on the tunnel port — under
+   * `labels`: read at each scrape, and what they grew by is added (null: nothing to read now).
+   */
+  watchRefusals (labels: TunnelRefusalLabels, count: () => number | null): void {
+    this.watchedRefusals.push({ labels, count, reported: count() ?? 0 })
+  }
+
   private flushRefusals (): void {
+    for (const w of this.watchedRefusals) {
+      const now = w.count()
+      if (now === null || now <= w.reported) continue
+      this.refusals.inc({ ...w.labels }, now - w.reported)
+      w.reported = now
+    }
     for (const [key, n] of this.refusalCounts) {
       if (n === 0) continue
       const [side, stage, reason] = key.split('\0')

@@ -1,17 +1,25 @@
-import { Gauge, type Registry } from 'prom-client'
+import { Counter, Gauge, type Registry } from 'prom-client'
 
 // The tunnel's bounds as gauges on the agent's registry, read when /metrics is scraped:
 // unverified connections against their node-wide limit (admission), and the buffer
 // budget: bytes reserved by tunnel streams, bytes they hold now, and the budget itself.
-// (Refusals are ferry_tunnel_refusals_total, in metrics.ts.)
+// (Refusals are ferry_tunnel_refusals_total, in metrics.ts.) With kernel admission on the
+// tunnel port (src/tunnel-syn), what the kernel did with the SYNs that reached it:
+// ferry_tunnel_kernel_syns_total{result="admitted"|"dropped"|"untracked"|"peer"}, read from the
+// kernel's counters at scrape (the dropped ones also count in ferry_tunnel_refusals_total
+// as stage "syn", reason "rate-limit"); "peer": from a peer node's address, exempt.
 
 export const TUNNEL_METRIC_NAMES = Object.freeze({
   pending: 'ferry_tunnel_pending_connections',
   pendingLimit: 'ferry_tunnel_pending_connections_limit',
   reserved: 'ferry_tunnel_buffer_reserved_bytes',
   held: 'ferry_tunnel_buffer_held_bytes',
-  budget: 'ferry_tunnel_buffer_budget_bytes'
+  budget: 'ferry_tunnel_buffer_budget_bytes',
+  kernelSyns: 'ferry_tunnel_kernel_syns_total'
 })
+
+/** What the kernel did with SYNs to the tunnel port (src/tunnel-syn SynCounts). */
+export interface KernelSynCounts { readonly admitted: number, readonly dropped: number, readonly untracked: number, readonly peer: number }
 
 export interface TunnelGauges {
   readonly pending: number
@@ -32,4 +40,24 @@ export function registerTunnelMetrics (registry: Registry, read: () => TunnelGau
   gauge(TUNNEL_METRIC_NAMES.reserved, 'Bytes reserved by open tunnel streams (receive window + stream buffers), node-wide', (g) => g.reservedBytes)
   gauge(TUNNEL_METRIC_NAMES.held, 'Bytes the tunnel streams hold now (received and not yet written on, or the reverse)', (g) => g.heldBytes)
   gauge(TUNNEL_METRIC_NAMES.budget, 'The node-wide tunnel buffer budget', (g) => g.budgetBytes)
+}
+
+/** ferry_tunnel_kernel_syns_total, read at scrape; no series while `read` gives null (no kernel admission). */
+export function registerKernelSynMetrics (registry: Registry, read: () => KernelSynCounts | null): void {
+  // eslint-disable-next-line no-new
+  new Counter({
+    name: TUNNEL_METRIC_NAMES.kernelSyns,
+    help: 'SYNs to the tunnel port as the kernel judged them before any socket work: admitted (within their source\'s rate), dropped (over it), untracked (not judged; the user-space gate judges the connection), peer (from a peer node\'s address: not rate-limited in the kernel)',
+    labelNames: ['result'],
+    registers: [registry],
+    collect () {
+      this.reset()
+      const c = read()
+      if (c === null) return
+      this.inc({ result: 'admitted' }, c.admitted)
+      this.inc({ result: 'dropped' }, c.dropped)
+      this.inc({ result: 'untracked' }, c.untracked)
+      this.inc({ result: 'peer' }, c.peer)
+    }
+  })
 }

@@ -21,6 +21,15 @@ import type { RefusalReason } from './refusal'
 // timer and one extra read callback; nothing per byte. Established sessions are pooled
 // and long-lived, so this runs once per session, not per tunnelled connection.
 
+/**
+ * Where the gate listens: an address and port, or a listening socket made elsewhere (the
+ * agent's listener with kernel admission, src/tunnel-syn), by fd. Node listens again on
+ * an fd with its own default backlog unless one is given, so the fd's owner passes its own.
+ */
+export type GateListenTarget =
+  | { readonly host: string, readonly port: number, readonly backlog?: number }
+  | { readonly fd: number, readonly backlog: number }
+
 export interface GateHooks {
   /** An admitted connection has sent its first bytes: start TLS on it. */
   readonly onReady: (raw: Socket) => void
@@ -41,10 +50,10 @@ export class AcceptGate {
     this.server = createServer({ pauseOnConnect: true }, (raw) => { this.onConnection(raw) })
   }
 
-  async listen (host: string, port: number): Promise<AddressInfo> {
+  async listen (target: GateListenTarget): Promise<AddressInfo> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject)
-      this.server.listen({ host, port }, () => {
+      this.server.listen(target, () => {
         this.server.off('error', reject)
         resolve()
       })

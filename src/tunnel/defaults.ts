@@ -9,6 +9,18 @@ export const TUNNEL_DEFAULTS = Object.freeze({
   handshakeTimeoutMs: 10_000,
   /** TCP accept → the client's first byte (server). A client that sends nothing is reset after this. */
   firstByteTimeoutMs: 3_000,
+  /**
+   * The tunnel listener's backlog: its accept queue, and its SYN queue, which holds the
+   * connections TCP_DEFER_ACCEPT keeps from accept() (when it is full, SYN cookies take
+   * over and bypass the deferral). The kernel caps it at net.core.somaxconn (4096 by default).
+   */
+  listenBacklog: 4096,
+  /**
+   * TCP_DEFER_ACCEPT on the agent's kernel-guarded listener (src/tunnel-syn): a connection
+   * that sends nothing stays in the kernel this long before it is accepted (and then has
+   * firstByteTimeoutMs); one that sends is accepted with its first bytes.
+   */
+  deferAcceptSeconds: 3,
   /** Connections accepted and not yet verified, node-wide (the agent lowers it to a share of its fd limit). */
   pendingHandshakesMax: 1024,
   /** TLS handshakes per second per source address, on average (a peer pool dials one session per identity pair)… */

@@ -4,7 +4,7 @@ import { createServer as createTlsServer, type SecureContext, type Server as Tls
 import { verifyTlsPeer } from '../identity/peer-verify'
 import { svidSecureContext, TUNNEL_ALPN, TUNNEL_TLS_VERSION } from '../identity/tls-options'
 import { trace } from '../telemetry/trace'
-import { AcceptGate } from './accept-gate'
+import { AcceptGate, type GateListenTarget } from './accept-gate'
 import { formatAuthority } from './authority'
 import { peerSerialOf } from './peer-serial'
 import { TUNNEL_DEFAULTS } from './defaults'
@@ -103,9 +103,12 @@ export class TunnelServer {
     this.h2.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, rawHeaders: string[]) => { this.onStream(stream, headers, rawHeaders) })
   }
 
-  /** Starts listening; resolves with the bound address (port 0 picks one). */
-  async listen (target: { readonly host: string, readonly port: number }): Promise<{ address: string, port: number }> {
-    const a = await this.gate.listen(target.host, target.port)
+  /**
+   * Starts listening on an address (port 0 picks one), or serves a listening socket made
+   * elsewhere ({ fd, backlog }); resolves with the bound address.
+   */
+  async listen (target: GateListenTarget): Promise<{ address: string, port: number }> {
+    const a = await this.gate.listen(target)
     return { address: a.address, port: a.port }
   }
 

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { REPO_ROOT } from '../../src/native'
 import {
-  CONSTANTS, LAYOUT, dstCodec, exclKeyCodec, ipKeyCodec, origKeyCodec, podCodec, probeConnCodec, probeKeyCodec, probePortKeyCodec, probeStatsCodec, sockKeyCodec, spliceCodec, uidKeyCodec
+  CONSTANTS, LAYOUT, dstCodec, exclKeyCodec, ipKeyCodec, origKeyCodec, podCodec, probeConnCodec, probeKeyCodec, probePortKeyCodec, probeStatsCodec, sockKeyCodec, spliceCodec, synStatsCodec, uidKeyCodec
 } from '../../src/capture/map-layout'
 
 // The TypeScript twin of bpf/ferry_shared.h must match what the C compiler makes
@@ -60,6 +60,7 @@ t.test('codec sizes are the struct sizes', async (t) => {
   t.equal(probeConnCodec.size, LAYOUT.ferry_probe_conn.size)
   t.equal(probePortKeyCodec.size, LAYOUT.ferry_probe_port_key.size)
   t.equal(probeStatsCodec.size, LAYOUT.ferry_probe_stats.size)
+  t.equal(synStatsCodec.size, LAYOUT.ferry_syn_stats.size)
 })
 
 t.test('codecs round-trip and put bytes where C expects them', async (t) => {
@@ -83,4 +84,5 @@ t.test('codecs round-trip and put bytes where C expects them', async (t) => {
   const probe6 = { srcAddress: 'fd00::1', srcPort: 1, dstAddress: 'fd00::2', dstPort: 2 }
   t.same(probeKeyCodec.decode(probeKeyCodec.encode(probe6)), probe6)
   t.same(probeStatsCodec.decode(probeStatsCodec.encode({ admitted: 1n, notProbePort: 2n, expired: 3n })), { admitted: 1n, notProbePort: 2n, expired: 3n })
+  t.same(synStatsCodec.decode(synStatsCodec.encode({ admitted: 1n, dropped: 2n, untracked: 3n, peer: 4n })), { admitted: 1n, dropped: 2n, untracked: 3n, peer: 4n })
 })
