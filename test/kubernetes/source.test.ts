@@ -164,6 +164,8 @@ t.test('a broken watch resumes from its last resourceVersion, catching up withou
   api.breakWatches()
   api.apply('pods', pod({ name: 'during-outage', namespace: 'shop', node: NODE, ip: '10.244.1.40', app: 'late' }))
   await events.until('the change made while the watch was down', () => events.last.pods.some((p) => p.name === 'during-outage'))
+  // Both pod watches (this node's, the others') resume on their own; the change arrives on the first.
+  await events.until('both pod watches resumed', () => api.requestsFor('pods', 'watch').length - before >= 2)
   const resumed = api.requestsFor('pods', 'watch').slice(before)
   t.ok(resumed.length >= 2 && resumed.every((r) => Number(r.query.resourceVersion) > 0), 'watches resumed from a resourceVersion')
   t.same(source.listCounts(), { localPods: 1, otherPods: 1, services: 1, namespaces: 1 }, 'no re-list')
