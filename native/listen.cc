@@ -19,21 +19,6 @@ namespace ferry {
 
 namespace {
 
-// The outcome of a step: 0 or errno, and which call failed.
-struct Result {
-  int err = 0;
-  const char* what = "";
-  bool Fail(const char* call) {
-    err = errno;
-    what = call;
-    return false;
-  }
-};
-
-bool SetInt(int fd, int level, int opt, int value, Result* r, const char* what) {
-  return setsockopt(fd, level, opt, &value, sizeof(value)) == 0 || r->Fail(what);
-}
-
 // tcpListen(family, address, port, backlog, dualStack, deferAcceptSeconds, filterProgFd): number
 //   dualStack           IPv6 only: IPV6_V6ONLY off, so IPv4 clients arrive v4-mapped
 //   deferAcceptSeconds  0: none

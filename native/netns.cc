@@ -30,17 +30,6 @@ namespace ferry {
 
 namespace {
 
-// The outcome of a step: 0 or errno, and which call failed.
-struct Result {
-  int err = 0;
-  const char* what = "";
-  bool Fail(const char* call) {
-    err = errno;
-    what = call;
-    return false;
-  }
-};
-
 // The calling thread's own network namespace, opened once per thread and kept (closed
 // when the thread exits). A thread is only ever away from it inside InNetns, which
 // always returns, so the fd opened on first use stays right. Opening
@@ -70,11 +59,6 @@ bool InNetns(int ns_fd, Result* r, Fn fn) {
 }
 
 int Family(const Napi::Value& v) { return v.As<Napi::Number>().Int32Value() == 6 ? AF_INET6 : AF_INET; }
-
-bool SetInt(int fd, int level, int opt, int value, Result* r, const char* what) {
-  if (setsockopt(fd, level, opt, &value, sizeof(value)) != 0) return r->Fail(what);
-  return true;
-}
 
 Napi::Value Throw(Napi::Env env, const std::string& context, const Result& r) {
   ThrowError(env, kErrNetns, context + " (" + r.what + ")", r.err);

@@ -4,7 +4,10 @@
 #define FERRY_NATIVE_UTIL_H
 
 #include <napi.h>
+#include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 namespace ferry {
 
@@ -23,6 +26,22 @@ class ScopedFd {
 };
 
 inline Napi::Value BigU64(Napi::Env env, uint64_t v) { return Napi::BigInt::New(env, v); }
+
+// The outcome of a sequence of system calls: 0 or errno, and which call failed.
+struct Result {
+  int err = 0;
+  const char* what = "";
+  bool Fail(const char* call) {
+    err = errno;
+    what = call;
+    return false;
+  }
+};
+
+// setsockopt of an int; on failure records errno and `what` in r.
+inline bool SetInt(int fd, int level, int opt, int value, Result* r, const char* what) {
+  return setsockopt(fd, level, opt, &value, sizeof(value)) == 0 || r->Fail(what);
+}
 
 }  // namespace ferry
 
