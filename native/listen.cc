@@ -35,10 +35,7 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
   std::string where = address + ":" + std::to_string(port);
   sockaddr_storage ss;
   socklen_t len;
-  if (!ParseAddress(family, address, port, &ss, &len)) {
-    ThrowError(env, kErrInvalidArg, "not an IPv" + std::to_string(family == AF_INET ? 4 : 6) + " address: " + address);
-    return env.Undefined();
-  }
+  if (!ParseAddressOrThrow(env, family, address, port, &ss, &len)) return env.Undefined();
   Result r;
   ScopedFd fd(socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   bool ok = (fd.get() >= 0 || r.Fail("socket")) &&

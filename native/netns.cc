@@ -122,10 +122,7 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
   bool reuse_port = info[5].ToBoolean().Value();
   sockaddr_storage ss;
   socklen_t len;
-  if (!ParseAddress(family, address, port, &ss, &len)) {
-    ThrowError(env, kErrInvalidArg, "not an IPv" + std::to_string(family == AF_INET ? 4 : 6) + " address: " + address);
-    return env.Undefined();
-  }
+  if (!ParseAddressOrThrow(env, family, address, port, &ss, &len)) return env.Undefined();
   Result r;
   int fd = -1;
   bool ok = InNetns(info[0].As<Napi::Number>().Int32Value(), &r, [&] {

@@ -11,6 +11,8 @@
 #include <cstring>
 #include <string>
 
+#include "errors.h"
+
 namespace ferry {
 
 // Fills @ss/@len for AF_INET or AF_INET6; false if @address is not of that family.
@@ -28,6 +30,13 @@ inline bool ParseAddress(int family, const std::string& address, uint16_t port, 
   sin6->sin6_port = htons(port);
   *len = sizeof(*sin6);
   return inet_pton(AF_INET6, address.c_str(), &sin6->sin6_addr) == 1;
+}
+
+// ParseAddress, throwing FERRY_ERR_INVALID_ARG into @env when @address is not of @family.
+inline bool ParseAddressOrThrow(Napi::Env env, int family, const std::string& address, uint16_t port, sockaddr_storage* ss, socklen_t* len) {
+  if (ParseAddress(family, address, port, ss, len)) return true;
+  ThrowError(env, kErrInvalidArg, "not an IPv" + std::to_string(family == AF_INET ? 4 : 6) + " address: " + address);
+  return false;
 }
 
 }  // namespace ferry

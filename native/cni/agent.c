@@ -76,23 +76,33 @@ static int wait_fd(int fd, short events, long deadline)
 	}
 }
 
+/*
+ * After a send or recv that returned n: 1 to try the call again (it would have blocked
+ * or was interrupted, and fd became ready in time), 0 to go on with n, -1 to fail
+ * (errno set; ETIMEDOUT at the deadline).
+ */
+static int again(ssize_t n, int fd, short events, long deadline)
+{
+	int r;
+
+	if (n >= 0 || (errno != EAGAIN && errno != EINTR))
+		return n < 0 ? -1 : 0;
+	r = wait_fd(fd, events, deadline);
+	if (r == 0)
+		errno = ETIMEDOUT;
+	return r > 0 ? 1 : -1;
+}
+
 static int send_all(int fd, const char *data, size_t len, long deadline)
 {
 	while (len > 0) {
 		ssize_t n = send(fd, data, len, MSG_NOSIGNAL);
+		int r = again(n, fd, POLLOUT, deadline);
 
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			int r = wait_fd(fd, POLLOUT, deadline);
-
-			if (r <= 0) {
-				if (r == 0)
-					errno = ETIMEDOUT;
-				return -1;
-			}
-			continue;
-		}
-		if (n < 0)
+		if (r < 0)
 			return -1;
+		if (r > 0)
+			continue;
 		data += n;
 		len -= (size_t)n;
 	}
@@ -106,24 +116,18 @@ static ssize_t recv_all(int fd, char *buf, size_t cap, long deadline)
 
 	for (;;) {
 		ssize_t n;
+		int r;
 
 		if (used + 1 >= cap) {
 			errno = EMSGSIZE;
 			return -1;
 		}
 		n = recv(fd, buf + used, cap - used - 1, 0);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-			int r = wait_fd(fd, POLLIN, deadline);
-
-			if (r <= 0) {
-				if (r == 0)
-					errno = ETIMEDOUT;
-				return -1;
-			}
-			continue;
-		}
-		if (n < 0)
+		r = again(n, fd, POLLIN, deadline);
+		if (r < 0)
 			return -1;
+		if (r > 0)
+			continue;
 		if (n == 0)
 			break;
 		used += (size_t)n;

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
@@ -52,16 +52,25 @@ function writeAtomic (dir: string, name: string, text: string): void {
   renameSync(join(dir, `.${name}.tmp`), join(dir, name))
 }
 
-t.test('SIGKILL the controller: the agent keeps its configuration, reconnects and catches up', async (t) => {
+/**
+ * A controller's files in a fresh directory: a policy directory holding DENY_DEV, node n1's
+ * token, a cluster file of `objects`; `args` gives `ferry controller`'s options for a listen address.
+ */
+async function controllerFiles (t: Test, objects: Array<Record<string, unknown>>): Promise<{ dir: string, policies: string, tokenOf: ReadonlyMap<string, string>, args: (listen: string) => string[] }> {
   const dir = tmpDir(t)
   const policies = join(dir, 'policies')
   mkdirSync(policies)
   writeAtomic(policies, 'deny.yaml', DENY_DEV)
   const { document, tokenOf } = createLabNodeTokens(['n1'])
   await writeLabNodeTokens(join(dir, 'tokens.json'), document)
-  writeFileSync(join(dir, 'cluster.json'), listText([podObj({ name: 'web', namespace: 'app', node: 'n1', serviceAccountName: 'web' })]))
+  writeFileSync(join(dir, 'cluster.json'), listText(objects))
   const args = (listen: string): string[] => ['--data-dir', join(dir, 'ca'), '--listen', listen, '--lab-nodes', join(dir, 'tokens.json'),
     '--cluster-file', join(dir, 'cluster.json'), '--config-dir', policies]
+  return { dir, policies, tokenOf, args }
+}
+
+t.test('SIGKILL the controller: the agent keeps its configuration, reconnects and catches up', async (t) => {
+  const { dir, policies, tokenOf, args } = await controllerFiles(t, [podObj({ name: 'web', namespace: 'app', node: 'n1', serviceAccountName: 'web' })])
 
   const first = await startController(t, args('127.0.0.1:0'))
   const { log, lines } = captureLog()
@@ -146,17 +155,9 @@ spec:
 // connection (no-config). Real `ferry controller` processes, real agents (loopback
 // platform), real grpc-js and TLS.
 t.test('restarts: the controller serves its saved state with bad objects present; an agent restarted while it is down enforces its own', async (t) => {
-  const dir = tmpDir(t)
-  const policies = join(dir, 'policies')
-  mkdirSync(policies)
-  writeAtomic(policies, 'deny.yaml', DENY_DEV)
-  const { document, tokenOf } = createLabNodeTokens(['n1'])
-  await writeLabNodeTokens(join(dir, 'tokens.json'), document)
-  writeFileSync(join(dir, 'token-n1'), tokenOf.get('n1') as string, { mode: 0o600 })
   // Nothing runs on n1, so the agent's readiness is about its configuration alone.
-  writeFileSync(join(dir, 'cluster.json'), listText([namespaceObj('prod', { 'ferry.dev/mesh': 'enabled' }), podObj({ name: 'db', namespace: 'prod', node: 'n2', serviceAccountName: 'db', labels: { app: 'db' } })]))
-  const args = (listen: string): string[] => ['--data-dir', join(dir, 'ca'), '--listen', listen, '--lab-nodes', join(dir, 'tokens.json'),
-    '--cluster-file', join(dir, 'cluster.json'), '--config-dir', policies]
+  const { dir, policies, tokenOf, args } = await controllerFiles(t, [namespaceObj('prod', { 'ferry.dev/mesh': 'enabled' }), podObj({ name: 'db', namespace: 'prod', node: 'n2', serviceAccountName: 'db', labels: { app: 'db' } })])
+  writeFileSync(join(dir, 'token-n1'), tokenOf.get('n1') as string, { mode: 0o600 })
   const cache = join(dir, 'agent-state', 'config-cache.json')
 
   const first = await startController(t, args('127.0.0.1:0'))
