@@ -6,6 +6,7 @@ import { ferryError, isFerryError } from '../errors'
 import { formatDuration, parseDuration } from '../identity/duration'
 import { validateTrustDomain } from '../identity/spiffe-id'
 import { parseCommandOptions } from '../config/cli-args'
+import { DEFAULT_WORKERS_CAP, defaultWorkers, MAX_WORKERS } from './worker-count'
 
 // `ferry agent` options: parsed strictly (unknown options and stray arguments are
 // errors), validated once, frozen. The rest of the agent only sees AgentOptions.
@@ -36,6 +37,8 @@ export interface AgentOptions {
   readonly identity: AgentIdentityOptions | null
   /** --sockmap on|off: plaintext pod <-> proxy hops bypass TCP (bpf/sk_msg.bpf.c). */
   readonly sockmap: boolean
+  /** --workers: how many threads carry the data path (src/agent/worker-count.ts picks the default). */
+  readonly workers: number
   /** A file holding the bearer token that opens /debug/* (src/agent/admin-auth.ts); null: none (with --kubernetes, RBAC decides). */
   readonly adminTokenFile: string | null
   /**
@@ -156,6 +159,8 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
   --tunnel-port     where this node's tunnel server listens (0: any free port)
   --sockmap         on (default) | off: pass the plaintext hops between pods and
                     the proxy through sockmap instead of TCP
+  --workers         how many worker threads carry the connections (1-${MAX_WORKERS});
+                    default: the CPUs the agent's cgroup may use, at most ${DEFAULT_WORKERS_CAP}
   --kubelet-cgroup  the kubelet's cgroup v2 directory (e.g.
                     /host/sys/fs/cgroup/system.slice/kubelet.service), or "auto"
                     (with --kubernetes: the cgroup of the process named kubelet under
@@ -209,6 +214,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'cert-ttl': { type: 'string' },
     'tunnel-port': { type: 'string' },
     sockmap: { type: 'string' },
+    workers: { type: 'string' },
     'kubelet-cgroup': { type: 'string' },
     'cni-socket': { type: 'string' },
     'cni-state-file': { type: 'string' },
@@ -241,6 +247,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
   const configFromController = configSource === 'controller'
   const sockmap = values.sockmap ?? 'on'
   if (sockmap !== 'on' && sockmap !== 'off') throw invalid('--sockmap', String(sockmap), '"on" or "off"')
+  const workers = workersOption(values.workers)
   const kubeletCgroup = kubeletCgroupOption(values['kubelet-cgroup'], kubernetes)
   if (configFromController && configDir !== null) throw ferryError('FERRY_ERR_INVALID_ARG', 'ferry agent: --config-source controller and --config-dir exclude each other')
   if (configFromController && identity === null) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --config-source controller needs the CA options (${CA_OPTIONS.join(', ')}): the stream uses the same controller, root and token`)
@@ -259,6 +266,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     configCache,
     identity,
     sockmap: sockmap === 'on',
+    workers,
     adminTokenFile: values['admin-token-file'] === undefined ? null : resolve(values['admin-token-file'] as string),
     kubeletCgroup,
     cni: cniOptions(values, kubernetes !== null, env)
@@ -392,6 +400,13 @@ function isHostPort (text: string): boolean {
 function required (value: string | boolean | undefined, name: string): string {
   if (typeof value !== 'string' || value === '') throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: ${name} is required\n\n${AGENT_USAGE}`)
   return value
+}
+
+function workersOption (value: string | boolean | undefined): number {
+  if (value === undefined) return defaultWorkers()
+  const n = Number(value)
+  if (typeof value !== 'string' || !/^[0-9]+$/.test(value) || n < 1 || n > MAX_WORKERS) throw invalid('--workers', String(value), `an integer from 1 to ${MAX_WORKERS}`)
+  return n
 }
 
 function port (value: string | boolean | undefined, name: string, fallback: number): number {
