@@ -35,6 +35,7 @@ export const ERROR_CODES = {
   FERRY_ERR_CGROUP: 'a cgroup v2 directory is missing or unusable',
   FERRY_ERR_KUBELET_CGROUP: 'the kubelet\'s cgroup (--kubelet-cgroup) cannot be found or is unusable for probe admission',
   FERRY_ERR_ENROLL: 'a pod could not be enrolled in capture',
+  FERRY_ERR_WORKER: 'a data-path worker failed (an uncaught exception, or it exited); the main thread starts a new one',
   FERRY_ERR_LAB: 'a lab operation failed',
   FERRY_ERR_LAB_EXISTS: 'a lab with that name is already up',
   FERRY_ERR_LAB_NOT_FOUND: 'no lab with that name is up',

@@ -12,6 +12,7 @@ import type { Logger } from '../telemetry/logger'
 import type { PodEnroller } from './enroller'
 import type { NodeIdentities } from './identities'
 import type { NodeTunnel } from './node-tunnel'
+import type { WorkerSet } from './workers'
 
 // The agent's HTTP endpoints, in the node's network namespace on 0.0.0.0. /debug/*
 // answers only authenticated callers (a bearer token: src/agent/admin-auth.ts) — 401
@@ -53,6 +54,9 @@ export interface AdminDeps {
   readonly adminPort: number
   readonly readyPort: number
   readonly metrics: ProxyMetrics
+  /** The node's metrics: the main thread's and every worker's, summed. */
+  readonly scrape: () => Promise<string>
+  readonly workers: WorkerSet
   readonly enroller: PodEnroller
   readonly identities: NodeIdentities | null
   readonly tunnel: NodeTunnel | null
@@ -103,8 +107,8 @@ export async function startAdminServers (o: AdminDeps): Promise<AdminServers> {
 type Handler = (deps: AdminDeps, res: ServerResponse, query: URLSearchParams) => Promise<void> | void
 
 const ADMIN_ROUTES: Record<string, Handler> = {
-  '/metrics': async ({ metrics }, res) => {
-    const text = await metrics.text()
+  '/metrics': async ({ metrics, scrape }, res) => {
+    const text = await scrape()
     res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text)
   },
   '/debug/pods': ({ enroller }, res) => {
@@ -119,13 +123,18 @@ const ADMIN_ROUTES: Record<string, Handler> = {
       excludeOutboundPorts: e.plan.excludeOutboundPorts,
       excludeInboundPorts: e.plan.excludeInboundPorts,
       probePorts: e.plan.pod.probePorts,
-      listeners: e.servers.map((s) => s.address()),
+      listeners: e.addresses,
+      workers: e.listeners.length,
       enrolledAt: e.enrolledAt
     }))
     json(res, 200, { generation: enroller.status().generation, pods, pending: enroller.status().pending })
   },
-  '/debug/tunnel': ({ tunnel }, res) => {
-    json(res, 200, tunnel === null ? { enabled: false } : { enabled: true, ...tunnel.stats() })
+  '/debug/tunnel': async ({ tunnel, workers }, res) => {
+    if (tunnel === null) { json(res, 200, { enabled: false }); return }
+    json(res, 200, { enabled: true, ...tunnel.stats(), ...await workers.tunnelStats() })
+  },
+  '/debug/workers': async ({ workers }, res) => {
+    json(res, 200, { workers: await workers.stats() })
   },
   '/debug/config': ({ authz, node }, res) => {
     const set = authz.current()

@@ -5,19 +5,18 @@ import type { ClusterSnapshot } from '../discovery/model'
 import type { PodLocator } from '../discovery/pod-locator'
 import type { PodEventRecorder } from '../kubernetes/events'
 import type { FerryError } from '../errors'
+import { Netns } from '../native'
 import { compilePolicySet } from '../policy/policy-set'
 import { InboundAuthorizer } from '../proxy/authorize'
-import { createTunnelInboundHandler } from '../proxy/tunnel-inbound'
 import { formatIssue } from '../resources/issues'
 import { loadSavedConfig, savedConfigOf, SavedConfigWriter } from '../resources/saved-config'
 import type { ConfigSnapshot } from '../resources/snapshot'
 import { RouteTable } from '../proxy/route-table'
-import { createAccessLog } from '../telemetry/access-log'
-import { createConnTelemetry } from '../telemetry/conn-telemetry'
 import { droppedLogLines, type Logger } from '../telemetry/logger'
 import { ProxyMetrics } from '../telemetry/metrics'
 import { registerProbeMetrics } from '../telemetry/probe-metrics'
-import { createTunnelRefusalLog } from '../telemetry/tunnel-refusals'
+import { DataPlane } from '../worker/data-plane'
+import type { NetnsRef, Request } from '../worker/protocol'
 import { type AdminAuth, createAdminAuth } from './admin-auth'
 import { type AdminServers, startAdminServers } from './admin-server'
 import type { AgentCni } from './agent-cni'
@@ -25,25 +24,30 @@ import { openConfigSource, type PolicyConfigSource } from './config-source'
 import { PodEnroller } from './enroller'
 import { type AgentDiscovery, agentDiscovery } from './discovery-mode'
 import type { NodeIdentities } from './identities'
-import { createNodeMesh } from './node-mesh'
 import type { NodeTunnel } from './node-tunnel'
 import { peerNodeAddresses } from './peer-nodes'
 import { type AgentOptions, IDENTITY_DEFAULTS } from './options'
-import type { CaptureHandle, Platform } from './platform'
+import type { CaptureHandle, NetnsHandle, Platform } from './platform'
+import { serveAgain } from './pod-enrollment'
 import { kubeletCgroupOf, probeCountsOf, startProbeAdmission } from './probe-admission'
+import { InlineWorker, ThreadWorker, type WorkerHost, WorkerSet, type ThreadTemplate } from './workers'
 
-// The per-node agent: discovery → routes + enrollment → proxy, with admin endpoints;
-// with a CA, a certificate for each identity of the enrolled pods (identities.ts) and
-// the mTLS tunnel between nodes (node-tunnel.ts): a server on :15008 and a pool of
-// sessions to peer nodes. Runs in the node's network namespace; its sockets belong to
-// its own cgroup, so capture never rewrites them. What only a CA needs (identities:
-// gRPC, protobuf.js, x509; the tunnel's server and pool) is loaded only with a CA, and
-// the ferry-cni plugin's side (agent-cni.ts) only with --cni-socket.
+// The per-node agent, Envoy's threading model: the main thread owns discovery, the
+// configuration, certificates, enrollment, capture and the admin server; the data path
+// runs on `--workers` workers (src/agent/workers.ts, src/worker/), each with its own
+// listeners, connections, tunnel server and pool, reading the snapshots the main thread
+// publishes. With one worker (--workers 1, and the test platforms) the data plane runs
+// on the main thread. With a CA: a certificate for each identity of the enrolled pods
+// (identities.ts) and the mTLS tunnel between nodes (node-tunnel.ts, the workers'
+// servers and pools). Runs in the node's network namespace; its sockets belong to its
+// own cgroup, so capture never rewrites them. What only a CA needs (identities: gRPC,
+// protobuf.js, x509; the tunnel) is loaded only with a CA, and the ferry-cni plugin's
+// side (agent-cni.ts) only with --cni-socket.
 
 /** The Event reason when a pod cannot be enrolled (`kubectl describe pod` shows it). */
 export const ENROLL_FAILED_REASON = 'FerryEnrollmentFailed'
 
-/** How often a drain re-counts the live tunnel streams (pod listeners tell when they are drained). */
+/** How often a drain re-counts the live connections. */
 const DRAIN_POLL_MS = 100
 
 export interface AgentDeps {
@@ -61,23 +65,31 @@ export interface AgentDeps {
   readonly adminAuth?: AdminAuth
   /** The port peer nodes' tunnel servers listen on (default PORTS.tunnel; tests run several agents on one host). */
   readonly peerTunnelPort?: number
+  /**
+   * Where worker threads write their lines (each thread has its own writer): given, and
+   * with --workers above 1 on a platform whose capture hands its maps to threads, the data
+   * path runs on worker threads; absent (tests that read the agent's logger), on the main thread.
+   */
+  readonly workerLog?: { readonly destination: number | string, readonly name: string }
 }
 
 export class Agent {
   private constructor (
     readonly options: AgentOptions,
-    readonly metrics: ProxyMetrics,
+    /** The main thread's metrics; `/metrics` adds the workers' (scrape()). */
+    readonly metrics: { readonly registry: ProxyMetrics['registry'], text: () => Promise<string> },
     readonly routes: RouteTable,
     readonly enroller: PodEnroller,
     readonly admin: AdminServers,
     /** Pods' identities and certificates; null without a CA (--ca-*). */
     readonly identity: NodeIdentities | null,
-    /** The mTLS tunnel's server and pool; null without a CA. */
+    /** The tunnel's node-wide part; null without a CA. */
     readonly tunnel: NodeTunnel | null,
+    readonly workers: WorkerSet,
     private readonly capture: CaptureHandle,
     private readonly source: DiscoverySource,
     private readonly log: Logger,
-    /** Policies in force and the live inbound connections they are checked against. */
+    /** Policies in force on every worker (the main thread's copy answers /debug/config and readiness). */
     readonly authz: InboundAuthorizer,
     /** --config-dir's watcher or the controller's configuration stream; null without either (no policies: allow all). */
     readonly config: PolicyConfigSource | null,
@@ -89,6 +101,21 @@ export class Agent {
 
   static async start (options: AgentOptions, deps: AgentDeps): Promise<Agent> {
     const log = deps.log
+    // Undone in reverse order if a later step fails.
+    const undo: Array<() => unknown> = []
+    const unwind = async (): Promise<void> => {
+      for (const f of undo.reverse()) { try { await f() } catch (err) { log.error({ err }, 'cleanup after a failed start failed') } }
+    }
+    try {
+      return await Agent.build(options, deps, undo)
+    } catch (err) {
+      await unwind()
+      throw err
+    }
+  }
+
+  private static async build (options: AgentOptions, deps: AgentDeps, undo: Array<() => unknown>): Promise<Agent> {
+    const log = deps.log
     // The source and locator the options select, made (and their host paths checked) before anything starts.
     const selected = deps.source === undefined || deps.locator === undefined ? agentDiscovery(options, log.child({ component: 'discovery' })) : null
     // The kubelet's cgroup (--kubelet-cgroup), found before anything starts: a wrong one fails the start.
@@ -96,107 +123,130 @@ export class Agent {
     const metrics = new ProxyMetrics()
     metrics.watchLogDrops(() => droppedLogLines(log))
     const routes = new RouteTable()
-    const telemetry = createConnTelemetry(metrics, createAccessLog(log))
     const identities = options.identity === null
       ? null
       : (require('./identities') as typeof import('./identities')).openNodeIdentities(options.identity, { log: log.child({ component: 'identity' }), registry: metrics.registry })
-    if (identities === null) log.warn({ node: options.node }, 'no CA configured (--ca-*): pod traffic between nodes is plaintext, no tunnel, and every pod accepts plaintext (PERMISSIVE)')
-    // Policies: each snapshot (of --config-dir, or from the controller's stream, admitted
-    // object by object) is compiled and swapped in whole, and saved (--config-cache); the
-    // first load completes (or the stream times out, or the saved configuration is in
-    // force) before any connection is proxied. An agent that never had a configuration
-    // denies inbound connections and is not ready until its first (fail closed); with no
-    // config source at all no policy exists: everything is allowed.
+    if (identities !== null) undo.push(() => { identities.close() })
+    else log.warn({ node: options.node }, 'no CA configured (--ca-*): pod traffic between nodes is plaintext, no tunnel, and every pod accepts plaintext (PERMISSIVE)')
     const configLog = log.child({ component: 'config' })
     const cache = options.configCache === null ? null : new SavedConfigWriter(options.configCache, configLog)
-    let opened: Awaited<ReturnType<typeof openConfigSource>>
-    try {
-      const saved = options.configCache === null ? null : await loadSavedConfig(options.configCache, configLog)
-      opened = await openConfigSource({ configDir: options.configDir, fromController: options.configFromController, identity: options.identity, saved },
-        { log: configLog, registry: metrics.registry })
-    } catch (err) {
-      identities?.close()
-      throw err
-    }
+    const saved = options.configCache === null ? null : await loadSavedConfig(options.configCache, configLog)
+    const opened = await openConfigSource({ configDir: options.configDir, fromController: options.configFromController, identity: options.identity, saved },
+      { log: configLog, registry: metrics.registry })
     const config = opened?.source ?? null
+    if (config !== null) undo.push(() => { config.close() })
     const authz = new InboundAuthorizer({ log: log.child({ component: 'authz' }), metrics, requireConfig: config !== null })
-    if (config !== null) {
-      const onSnapshot = (s: ConfigSnapshot): void => {
-        authz.swap(compilePolicySet(s))
-        cache?.save(savedConfigOf(s, s.objects.filter((o) => o.reportedBy !== undefined), { generation: s.generation }))
-      }
-      await config.start({ onSnapshot, onRejected: (err) => { authz.rejected(err.issues.map(formatIssue)) } })
-      if (config.current() === null) log.warn({ config: opened?.origin }, 'no valid configuration yet: inbound connections are denied and the agent is not ready until one arrives')
-    }
-    let capture: CaptureHandle
-    try {
-      capture = await deps.platform.openCapture({ pinRoot: options.pinRoot, log })
-    } catch (err) {
-      config?.close()
-      identities?.close()
-      throw err
-    }
-    try {
-      startProbeAdmission(capture, kubeletCgroup, log.child({ component: 'capture' }))
-    } catch (err) {
-      capture.close()
-      config?.close()
-      identities?.close()
-      throw err
-    }
-    // The mesh and the tunnel need the enroller (which pods are here) and the enroller's
-    // handlers need the mesh: the enroller is bound below, before any connection exists.
-    let enroller: PodEnroller | null = null
-    const tunnelLog = log.child({ component: 'tunnel' })
-    const onRefused = createTunnelRefusalLog(tunnelLog, metrics)
+    const capture = await deps.platform.openCapture({ pinRoot: options.pinRoot, log })
+    undo.push(() => { capture.close() })
+    startProbeAdmission(capture, kubeletCgroup, log.child({ component: 'capture' }))
+
     let tunnel: NodeTunnel | null = null
-    const mesh = createNodeMesh({
-      node: options.node,
-      identity: identities,
-      tunnels: { open: async (req) => await (tunnel as NodeTunnel).pool.open(req) },
-      tunnelPort: deps.peerTunnelPort ?? PORTS.tunnel,
-      routes,
-      enrolledByIP: (ip) => enroller?.enrolledByIP(ip),
-      log: log.child({ component: 'mesh' }),
-      authz
-    })
     if (identities !== null) {
       const { NodeTunnel } = require('./node-tunnel') as typeof import('./node-tunnel')
       tunnel = new NodeTunnel({
-        identity: identities,
-        onStream: createTunnelInboundHandler({ routes, mesh, identities, telemetry, connectTimeoutMs: deps.connectTimeoutMs }),
-        onRefused,
-        log: tunnelLog,
+        log: log.child({ component: 'tunnel' }),
         registry: metrics.registry,
         ...(deps.platform.openTunnelSyn === undefined ? {} : { openSyn: deps.platform.openTunnelSyn })
       })
       const t = tunnel
-      // The SYNs the kernel dropped are refusals too (they never reach onRefused).
+      undo.push(() => { t.close() })
+      // The SYNs the kernel dropped are refusals too (the workers count the rest).
       metrics.watchRefusals({ side: 'server', stage: 'syn', reason: 'rate-limit' }, () => t.synCounts()?.dropped ?? null)
     }
     const nodeTunnel = tunnel
+
+    // The workers. A restarted one is given its pods and tunnel socket again (replay).
+    let enroller: PodEnroller | null = null
+    const mapFds = capture.dataPathMaps?.()
+    const threaded = options.workers > 1 && deps.workerLog !== undefined && mapFds !== undefined
+    if (options.workers > 1 && !threaded) log.warn({ workers: options.workers }, 'this platform runs the data path on the main thread: one worker')
+    const common = {
+      node: options.node,
+      sockmap: options.sockmap,
+      ...(deps.connectTimeoutMs === undefined ? {} : { connectTimeoutMs: deps.connectTimeoutMs }),
+      peerTunnelPort: deps.peerTunnelPort ?? PORTS.tunnel,
+      trustDomain: identities?.trustDomain ?? null,
+      tunnel: nodeTunnel === null ? null : { ...nodeTunnel.shared, ...(nodeTunnel.firstByteTimeoutMs === undefined ? {} : { firstByteTimeoutMs: nodeTunnel.firstByteTimeoutMs }) },
+      requireConfig: config !== null
+    }
+    const spawn = threaded
+      ? async (id: number, onExit: (code: number) => void): Promise<WorkerHost> => {
+        const template: ThreadTemplate = { ...common, logLevel: options.logLevel, logDestination: (deps.workerLog as { destination: number | string }).destination, logName: (deps.workerLog as { name: string }).name, maps: mapFds }
+        const w = new ThreadWorker(id, template, onExit)
+        await w.ready
+        return w
+      }
+      : async (): Promise<WorkerHost> => new InlineWorker(new DataPlane({
+        ...common,
+        id: 0,
+        log,
+        platform: { netns: borrowNetns(deps.platform), connectInNetns: deps.platform.connectInNetns, capture },
+        live: new Int32Array(new SharedArrayBuffer(4))
+      }))
+    const workers = await WorkerSet.start({
+      count: threaded ? options.workers : 1,
+      spawn,
+      onLive: (ids) => { capture.setLiveWorkers?.(ids) },
+      replay: (id) => {
+        const pods: Request[] = (enroller?.enrolledPods() ?? []).map((e) => ({ kind: 'serve-pod', pod: serveAgain(e, id) }))
+        const t = nodeTunnel?.listenerOf(id) ?? null
+        return t === null ? pods : [...pods, { kind: 'serve-tunnel', target: t }]
+      },
+      log: log.child({ component: 'workers' }),
+      registry: metrics.registry
+    })
+    undo.push(async () => { await workers.close() })
+
+    // Policies: each snapshot (of --config-dir, or from the controller's stream, admitted
+    // object by object) is published to every worker, which compiles and swaps it in
+    // whole; the main thread's copy follows once every worker has it, so /debug/config
+    // and readiness never report a generation a worker does not enforce yet. The first
+    // load completes (or the stream times out, or the saved configuration is in force)
+    // before any pod is enrolled. An agent that never had a configuration denies inbound
+    // connections and is not ready until its first (fail closed); with no config source at
+    // all no policy exists: everything is allowed.
+    if (config !== null) {
+      let applying: Promise<void> = Promise.resolve()
+      const onSnapshot = (s: ConfigSnapshot): void => {
+        workers.publish({ kind: 'config', snapshot: s, rejected: null })
+        const set = compilePolicySet(s)
+        applying = applying.then(async () => { await workers.policyGeneration() }).catch(() => {}).then(() => { authz.swap(set) })
+        cache?.save(savedConfigOf(s, s.objects.filter((o) => o.reportedBy !== undefined), { generation: s.generation }))
+      }
+      const onRejected = (issues: string[]): void => {
+        workers.publish({ kind: 'config', snapshot: null, rejected: issues })
+        authz.rejected(issues)
+      }
+      await config.start({ onSnapshot, onRejected: (err) => { onRejected(err.issues.map(formatIssue)) } })
+      await applying
+      if (config.current() === null) log.warn({ config: opened?.origin }, 'no valid configuration yet: inbound connections are denied and the agent is not ready until one arrives')
+    }
+
     const events = deps.events !== undefined ? deps.events : (selected?.events ?? null)
+    const publishSvids = identities === null
+      ? () => {}
+      : () => {
+          const pods = (enroller?.enrolledPods() ?? []).map((e) => e.plan.pod)
+          const served = [...new Set(pods.map((p) => identities.spiffeIdOf(p)))]
+          workers.publish({ kind: 'svids', svids: served.flatMap((id) => { const svid = identities.svidFor(id); return svid === null ? [] : [[id, svid] as const] }), served })
+        }
+    if (identities !== null) undo.push(identities.onRotated(publishSvids))
     enroller = new PodEnroller({
       node: options.node,
       locator: deps.locator ?? (selected as AgentDiscovery).locator,
       platform: deps.platform,
       capture,
-      routes,
-      telemetry,
+      workers,
       metrics,
       log: log.child({ component: 'enroll' }),
       retry: deps.retry,
-      connectTimeoutMs: deps.connectTimeoutMs,
-      identity: identities,
-      mesh,
-      sockmap: options.sockmap,
       onFailure: (pod, err) => { events?.record(pod, 'Warning', ENROLL_FAILED_REASON, err.message) },
       ...(identities === null
         ? {}
         : {
             onEnrolledChange: (pods, passDone) => {
               identities.sync(pods, { removeOthers: passDone })
-              nodeTunnel?.sync(pods, { removeOthers: passDone })
+              publishSvids()
             }
           })
     })
@@ -204,30 +254,27 @@ export class Agent {
     registerProbeMetrics(metrics.registry, () => probeCountsOf(capture, podEnroller.enrolledPods()))
     // Started below, once the agent exists; until then it has no snapshot (current() is null).
     const source = deps.source ?? (selected as AgentDiscovery).source
-    let admin: AdminServers | null = null
-    let cni: AgentCni | null = null
-    try {
-      if (tunnel !== null) await tunnel.listen(options.identity?.tunnelPort ?? PORTS.tunnel)
-      admin = await startAdminServers({ adminPort: options.adminPort, readyPort: options.readyPort, metrics, enroller, identities, tunnel, log, authz, cluster: () => source.current(), node: options.node, trustDomain: options.identity?.trustDomain ?? IDENTITY_DEFAULTS.trustDomain, auth: deps.adminAuth ?? agentAdminAuth(options) })
-      if (options.cni !== null) {
-        const { AgentCni } = require('./agent-cni') as typeof import('./agent-cni')
-        cni = await AgentCni.start({ options: options.cni, node: options.node, kubernetes: options.kubernetes, enroller, current: () => source.current(), log: log.child({ component: 'cni' }), registry: metrics.registry })
-      }
-    } catch (err) {
-      await admin?.close()
-      await tunnel?.close()
-      capture.close()
-      config?.close()
-      identities?.close()
-      throw err
+    let tunnelPort: number | null = null
+    if (nodeTunnel !== null) {
+      const targets = nodeTunnel.listeners(options.identity?.tunnelPort ?? PORTS.tunnel, workers.size)
+      tunnelPort = await workers.serveTunnel((id) => targets[id])
+      nodeTunnel.listening(tunnelPort)
     }
-    const agent = new Agent(options, metrics, routes, enroller, admin, identities, tunnel, capture, source, log, authz, config, cni, cache)
+    const scrape = async (): Promise<string> => await (await workers.metrics(metrics.registry)).metrics()
+    const admin = await startAdminServers({ adminPort: options.adminPort, readyPort: options.readyPort, metrics, scrape, enroller, identities, tunnel, workers, log, authz, cluster: () => source.current(), node: options.node, trustDomain: options.identity?.trustDomain ?? IDENTITY_DEFAULTS.trustDomain, auth: deps.adminAuth ?? agentAdminAuth(options) })
+    undo.push(async () => { await admin.close() })
+    let cni: AgentCni | null = null
+    if (options.cni !== null) {
+      const { AgentCni } = require('./agent-cni') as typeof import('./agent-cni')
+      cni = await AgentCni.start({ options: options.cni, node: options.node, kubernetes: options.kubernetes, enroller, current: () => source.current(), log: log.child({ component: 'cni' }), registry: metrics.registry })
+    }
+    const agent = new Agent(options, { registry: metrics.registry, text: scrape }, routes, enroller, admin, identities, tunnel, workers, capture, source, log, authz, config, cni, cache)
     source.start({
       onSnapshot: (s) => { agent.onSnapshot(s) },
       onError: (err) => { agent.onDiscoveryError(err) }
     })
     const ca = options.identity === null ? null : { address: options.identity.caAddress, trustDomain: options.identity.trustDomain, certTtlMs: options.identity.certTtlMs }
-    log.info({ node: options.node, clusterFile: options.clusterFile, kubernetes: options.kubernetes, pinRoot: options.pinRoot, adminPort: admin.adminPort, readyPort: admin.readyPort, tunnelPort: tunnel?.stats().port ?? null, ca, config: opened?.origin ?? null, cniSocket: options.cni?.entry.socket ?? null }, 'agent started')
+    log.info({ node: options.node, clusterFile: options.clusterFile, kubernetes: options.kubernetes, pinRoot: options.pinRoot, adminPort: admin.adminPort, readyPort: admin.readyPort, tunnelPort, workers: workers.size, threads: threaded, ca, config: opened?.origin ?? null, cniSocket: options.cni?.entry.socket ?? null }, 'agent started')
     return agent
   }
 
@@ -235,38 +282,35 @@ export class Agent {
    * SIGTERM: readiness answers 503 from now on, every pod listener is closed (new
    * connections are refused; capture keeps steering, as during a restart), new tunnel
    * streams to this node's pods are refused, and the live connections — accepted on pod
-   * listeners or carried in tunnel streams — get up to `graceMs` to finish. Returns how
-   * many were still open when it stopped waiting; close() then ends them.
+   * listeners or carried in tunnel streams, on every worker — get up to `graceMs` to
+   * finish. Returns how many were still open when it stopped waiting; close() then ends them.
    */
   async drain (graceMs: number = this.options.drainGraceMs): Promise<number> {
-    const open = async (): Promise<number> => await this.enroller.openConnections() + (this.tunnel?.stats().server.streams ?? 0)
-    const before = await open()
+    const before = await this.enroller.openConnections()
     // Pods starting now wait in their CNI ADD for the next agent (the plugin retries until its timeout).
     await this.cni?.stopServing()
     await this.enroller.stopAccepting()
     this.log.info({ connections: before, graceMs }, 'draining: not ready, no new connections; waiting for live connections to finish')
     const deadline = Date.now() + graceMs
-    let left = await open()
+    let left = await this.enroller.openConnections()
     while (left > 0 && Date.now() < deadline) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, Math.min(DRAIN_POLL_MS, Math.max(0, deadline - Date.now())))
-        void this.enroller.drained().then(() => { if ((this.tunnel?.stats().server.streams ?? 0) === 0) { clearTimeout(timer); resolve() } })
-      })
-      left = await open()
+      await new Promise<void>((resolve) => { setTimeout(resolve, Math.min(DRAIN_POLL_MS, Math.max(0, deadline - Date.now()))) })
+      left = await this.enroller.openConnections()
     }
     if (left === 0) this.log.info({ connections: before }, 'drained: no live connections left')
     else this.log.warn({ connections: left, graceMs }, 'drain grace period over: closing the connections left')
     return left
   }
 
-  /** Stops serving: discovery, listeners, the tunnel, admin servers; closes capture (its pins stay, so capture keeps working for the next agent). */
+  /** Stops serving: discovery, listeners, the workers, the tunnel, admin servers; closes capture (its pins stay, so capture keeps working for the next agent). */
   async close (): Promise<void> {
     this.source.close()
     this.config?.close()
     await this.configCache?.flushed()
     await this.cni?.close()
     await this.enroller.close()
-    await this.tunnel?.close()
+    await this.workers.close()
+    this.tunnel?.close()
     this.identity?.close()
     try { this.capture.close() } catch (err) { this.log.error({ err }, 'capture close failed') }
     await this.admin.close()
@@ -275,6 +319,7 @@ export class Agent {
 
   private onSnapshot (s: ClusterSnapshot): void {
     this.routes.update(s)
+    this.workers.publish({ kind: 'cluster', snapshot: s })
     this.tunnel?.setPeerNodes(peerNodeAddresses(s, this.options.node))
     this.log.info({ generation: s.generation, pods: s.pods.length, services: s.services.length }, 'cluster snapshot')
     this.enroller.apply(s)
@@ -284,6 +329,21 @@ export class Agent {
   private onDiscoveryError (err: FerryError): void {
     this.log.error({ code: err.code, errno: err.errno, err: err.message, generation: this.routes.index.generation }, 'cluster file rejected; keeping the last good snapshot')
   }
+}
+
+/**
+ * The main thread's netns as the inline data plane sees it: the enroller's own handle on
+ * the test platforms (they make sockets without a netns), a borrowed Netns (never closed
+ * through it) on the real one.
+ */
+function borrowNetns (platform: Platform): (ref: NetnsRef) => NetnsHandle {
+  return (ref) => ref.fd < 0 || platform.openTunnelSyn === undefined
+    ? { path: ref.path, fd: ref.fd, cookie: ref.cookie, listen: notHere, socket: notHere, close: () => {} }
+    : new Netns(ref.path, ref.fd)
+}
+
+function notHere (): never {
+  throw new Error('the inline data plane makes no listener or socket through a borrowed netns handle')
 }
 
 /** --admin-token-file, and with --kubernetes the API server's reviews (the client loaded on the first debug request). */

@@ -3,6 +3,7 @@ import type { ClusterSnapshot, Pod } from '../discovery/model'
 import type { PodLocator } from '../discovery/pod-locator'
 import { ferryError, type FerryError } from '../errors'
 import type { ProxyMetrics } from '../telemetry/metrics'
+import type { Logger } from '../telemetry/logger'
 import { trace } from '../telemetry/trace'
 import { type NodePlan, type PodHints, planNode } from './plan'
 import { type EnrollContext, type EnrolledPod, enrollPod, unenrollPod } from './pod-enrollment'
@@ -31,6 +32,7 @@ export const RETRY = Object.freeze({ initialMs: 500, maxMs: 30_000 })
 
 export interface EnrollerDeps extends EnrollContext {
   readonly node: string
+  readonly log: Logger
   readonly locator: PodLocator
   readonly metrics: ProxyMetrics
   readonly retry?: { initialMs: number, maxMs: number }
@@ -83,7 +85,6 @@ export class PodEnroller {
   private again = false
   private retryTimer: NodeJS.Timeout | null = null
   private closed = false
-  private drainedAll: Promise<void> | null = null
   /** Blocked pods located again: attempts so far and when next (reset by every snapshot). */
   private readonly blockedRetries = new Map<string, { attempts: number, retryAt: number }>()
   private readonly retry: { initialMs: number, maxMs: number }
@@ -249,19 +250,12 @@ export class PodEnroller {
     if (this.retryTimer !== null) clearTimeout(this.retryTimer)
     await this.settled()
     this.byIP.clear()
-    const servers = [...this.enrolled.values()].flatMap((e) => e.servers)
-    // net.Server emits 'close' once it is closed and its last accepted connection has ended.
-    this.drainedAll = Promise.all(servers.map(async (s) => { await new Promise<void>((resolve) => { s.close(() => { resolve() }) }) })).then(() => {})
+    await this.deps.workers.all({ kind: 'stop-accepting' })
   }
 
-  /** Resolves when every connection accepted before stopAccepting() has ended. */
-  async drained (): Promise<void> { await (this.drainedAll ?? Promise.resolve()) }
-
-  /** Connections accepted on this node's pod listeners and still open. */
+  /** Connections accepted on this node's pod listeners and tunnel streams, still open, over every worker. */
   async openConnections (): Promise<number> {
-    const servers = [...this.enrolled.values()].flatMap((e) => e.servers)
-    const counts = await Promise.all(servers.map(async (s) => await new Promise<number>((resolve) => { s.getConnections((err, n) => { resolve(err === null ? n : 0) }) })))
-    return counts.reduce((a, b) => a + b, 0)
+    return (await this.deps.workers.stats()).reduce((n, s) => n + s.connections, 0)
   }
 
   /** Stops proxying: closes every listener. Capture pins stay (capture.close() is the agent's). */
@@ -270,7 +264,7 @@ export class PodEnroller {
     this.rejectAllWaiters('the agent is shutting down')
     if (this.retryTimer !== null) clearTimeout(this.retryTimer)
     await this.settled()
-    await Promise.all([...this.enrolled.values()].map(async (e) => { await unenrollPod(e, this.deps.capture, false) }))
+    await Promise.all([...this.enrolled.values()].map(async (e) => { await unenrollPod(e, this.deps, false) }))
     this.enrolled.clear()
     this.byIP.clear()
     this.deps.metrics.setEnrolledPods(0)
@@ -303,7 +297,7 @@ export class PodEnroller {
       this.enrolled.delete(uid)
       for (const ip of e.plan.pod.podIPs) if (this.byIP.get(ip) === e) this.byIP.delete(ip)
       try {
-        await unenrollPod(e, capture, true)
+        await unenrollPod(e, this.deps, true)
         log.info({ uid, pod: `${e.plan.pod.namespace}/${e.plan.pod.name}`, reason: plan === undefined ? 'gone' : 'changed' }, 'pod unenrolled')
       } catch (err) {
         log.error({ uid, code: (err as FerryError).code, err: (err as Error).message }, 'pod unenroll failed')
@@ -320,7 +314,7 @@ export class PodEnroller {
       const name = `${plan.pod.namespace}/${plan.pod.name}`
       try {
         const e = await enrollPod(plan, this.deps)
-        if (this.closed) { await unenrollPod(e, capture, false); break }
+        if (this.closed) { await unenrollPod(e, this.deps, false); break }
         this.enrolled.set(uid, e)
         for (const ip of plan.pod.podIPs) this.byIP.set(ip, e)
         this.changed(false)

@@ -50,6 +50,10 @@ export interface CaptureHandle {
   enrolledUids (): string[]
   /** Probe admission on the kubelet's cgroup (a directory), or off (null). Throws FERRY_ERR_KUBELET_CGROUP. */
   setKubeletCgroup (cgroupPath: string | null): void
+  /** The workers that may take new connections (sk_lookup's selection); absent: the platform selects none itself. */
+  setLiveWorkers?: (ids: readonly number[]) => void
+  /** The fds of the maps data-path worker threads use; absent on the test platforms (one worker, on the main thread). */
+  dataPathMaps?: () => { origDst: number, socks: number, splice: number, skMsg: boolean }
   /** The kubelet's connections to each enrolled pod, by uid, as sk_lookup counted them. */
   probeCounts (): ReadonlyMap<string, ProbeCountsShape>
   close (): void
@@ -65,7 +69,7 @@ export interface SynCountsShape { readonly admitted: number, readonly dropped: n
  */
 export interface TunnelSynHandle {
   /** A listening socket in the agent's netns, its fd (for net.Server.listen({ fd })). */
-  listen (o: { family: 4 | 6, address: string, port: number, backlog: number, dualStack: boolean, deferAcceptSeconds: number }): number
+  listen (o: { family: 4 | 6, address: string, port: number, backlog: number, dualStack: boolean, deferAcceptSeconds: number, reusePort?: boolean }): number
   /** The peer nodes' addresses: exempt from the kernel's SYN rate (a SYN can be spoofed). */
   setPeers (addresses: Iterable<string>): void
   counts (): SynCountsShape
@@ -76,7 +80,7 @@ export interface TunnelSynHandle {
 export interface Platform {
   openNetns (path: string): NetnsHandle
   /** A listener inside the namespace, as something proxy/listener.serve() accepts. */
-  listen (ns: NetnsHandle, o: { family: 4 | 6, address: string, port: number }): ListenTarget
+  listen (ns: NetnsHandle, o: { family: 4 | 6, address: string, port: number, reusePort?: boolean }): ListenTarget
   /** A socket created inside the namespace, connecting to host:port. */
   connectInNetns (ns: NetnsHandle, o: { host: string, port: number, family: 4 | 6, timeoutMs?: number }): Socket
   openCapture (o: { pinRoot: string, log: Logger }): Promise<CaptureHandle>
@@ -91,7 +95,7 @@ export interface Platform {
 export function loadNativePlatform (): Platform {
   return {
     openNetns: (path) => openNetns(path),
-    listen: (ns, o) => ({ fd: ns.listen({ family: o.family, address: o.address, port: o.port }) }),
+    listen: (ns, o) => ({ fd: ns.listen({ family: o.family, address: o.address, port: o.port, reusePort: o.reusePort === true }) }),
     // The connect stage owns the connect timeout (and reports it as connect_timeout),
     // so none is armed here; allowHalfOpen because the relay forwards each FIN alone.
     connectInNetns: (ns, o) => connectInNetns(ns as Netns, { host: o.host, port: o.port, family: o.family, allowHalfOpen: true }),
@@ -108,6 +112,7 @@ export function loadNativePlatform (): Platform {
         enrolledUids: () => capture.enrolledUids(),
         setKubeletCgroup: (path) => { capture.setKubeletCgroup(path) },
         probeCounts: () => capture.probeCounts(),
+        dataPathMaps: () => capture.dataPathMaps(),
         close: () => { capture.close() }
       }
     },

@@ -173,6 +173,12 @@ export class Capture {
     entries.purgeOrphans(slots.slots())
   }
 
+  /** The fds of the maps the data path uses (valid while capture is open), for data-path workers (src/worker/data-path-capture.ts). */
+  dataPathMaps (): { origDst: number, socks: number, splice: number, skMsg: boolean } {
+    const { maps } = this.live()
+    return { origDst: maps.origDst.fd, socks: maps.socks.fd, splice: maps.splice.fd, skMsg: this.#skMsg !== undefined }
+  }
+
   /**
    * The destination an outbound connection asked for, from the accepted socket's
    * pod netns cookie, family and peer port. Deletes the record: ask once.

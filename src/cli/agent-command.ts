@@ -16,6 +16,7 @@ export async function agentCommand (argv: string[]): Promise<number> {
   }
   const options = parseAgentOptions(argv)
   const log = createLogger({ name: 'ferry-agent', level: options.logLevel })
-  const agent = await Agent.start(options, { platform: loadNativePlatform(), log })
+  // Worker threads write their own lines to stdout too (one JSON line per write).
+  const agent = await Agent.start(options, { platform: loadNativePlatform(), log, workerLog: { destination: 1, name: 'ferry-agent' } })
   return await serveUntilSignal(agent, log, 'agent')
 }

@@ -87,6 +87,10 @@ export interface NativeAddon {
   netnsListen (nsFd: number, family: 4 | 6, address: string, port: number, backlog: number, reusePort: boolean): number
   netnsSocket (nsFd: number, family: 4 | 6): number
   socketNetnsCookie (fd: number): bigint
+  /** A new close-on-exec fd for the same open file (F_DUPFD_CLOEXEC). */
+  dupFd (fd: number): number
+  /** The local port a socket is bound to (getsockname). */
+  socketPort (fd: number): number
 
   /**
    * A listening TCP socket in the calling thread's netns (SO_REUSEADDR): dualStack turns

@@ -162,7 +162,7 @@ t.test('drain: not ready, listeners closed, a live connection carries on; return
   await waitFor(webAt(agent, '127.0.0.2'), 10_000, 'the new endpoint routed (web re-enrolled at its new IP)')
   await agent.enroller.settled()
   const probe = agent.enroller.enrolledPods().find((e) => e.plan.pod.name === 'probe')
-  const outbound = (probe?.servers[0].address() as { port: number }).port
+  const outbound = (probe?.addresses[0] as { port: number }).port
   capture.originalDestination = { address: '127.0.0.2', port: appPort }
 
   const held = track(connect({ host: '127.0.0.1', port: outbound }))
@@ -189,7 +189,7 @@ t.test('drain: not ready, listeners closed, a live connection carries on; return
   second.api.apply('pods', pod({ name: 'web', namespace: 'shop', node: 'n1', ip: '127.0.0.3', app: 'web', ports: [{ name: 'http', containerPort: app2 }] }))
   await waitFor(webAt(second.agent, '127.0.0.3'), 10_000, 'routed')
   await second.agent.enroller.settled()
-  const port2 = (second.agent.enroller.enrolledPods().find((e) => e.plan.pod.name === 'probe')?.servers[0].address() as { port: number }).port
+  const port2 = (second.agent.enroller.enrolledPods().find((e) => e.plan.pod.name === 'probe')?.addresses[0] as { port: number }).port
   second.capture.originalDestination = { address: '127.0.0.3', port: app2 }
   const stuck = track(connect({ host: '127.0.0.1', port: port2 }))
   let got2 = ''

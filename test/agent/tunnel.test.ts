@@ -50,7 +50,7 @@ async function twoAgents (t: Test) {
     return { agent, capture, lines }
   }
   const n2 = await start('n2')
-  const n1 = await start('n1', n2.agent.tunnel?.stats().port)
+  const n1 = await start('n1', (await n2.agent.workers.tunnelStats()).port)
   for (const n of [n1, n2]) await waitFor(() => n.agent.enroller.enrolledPods().length === 1 && n.agent.identity?.certificates(n.agent.enroller.enrolledPods().map((e) => e.plan.pod)).ready === true, 5000, 'enrolled with a certificate')
   return { n1, n2, serverPort: backend.port }
 }
@@ -58,7 +58,7 @@ async function twoAgents (t: Test) {
 /** A connection into the client pod's outbound listener (as if captured): its original destination is `dst`. */
 async function viaClient (n1: { agent: Agent, capture: RecordingCapture }, dst: { address: string, port: number }, body: string): Promise<string> {
   n1.capture.originalDestination = dst
-  const listener = n1.agent.enroller.enrolledPods()[0].servers[0].address() as { address: string, port: number }
+  const listener = n1.agent.enroller.enrolledPods()[0].addresses[0] as { address: string, port: number }
   const s = connect({ host: listener.address, port: listener.port, allowHalfOpen: true })
   const chunks: Buffer[] = []
   return await new Promise((resolve, reject) => {
@@ -75,8 +75,8 @@ t.test('agents with a CA: a pod on n1 reaches a pod on n2 through the tunnel, wi
   await waitFor(() => n2.lines.some((l) => l.msg === 'access') && n1.lines.some((l) => l.msg === 'access'), 3000, 'access lines on both nodes')
   t.match(n2.lines.find((l) => l.msg === 'access'), { direction: 'inbound', source: { pod: 'client' }, source_principal: id('client'), destination_principal: id('server'), mtls: true, result: 'ok' })
   t.match(n1.lines.find((l) => l.msg === 'access'), { direction: 'outbound', source_principal: id('client'), destination_principal: id('server'), mtls: true, result: 'ok' })
-  t.match(n1.agent.tunnel?.stats().pool, { sessions: 1, streams: 0, keys: 1 }, 'one pooled session')
-  t.equal(n2.agent.tunnel?.stats().server.sessionsAccepted, 1)
+  t.match((await n1.agent.workers.tunnelStats()).pool, { sessions: 1, streams: 0, keys: 1 }, 'one pooled session')
+  t.equal((await n2.agent.workers.tunnelStats()).server.sessionsAccepted, 1)
   const text = await n2.agent.metrics.text()
   t.equal(counter(text, 'ferry_tcp_connections_closed_total', { direction: 'inbound', connection_security_policy: 'mutual_tls', source_principal: id('client') }), 1)
   t.ok(n1.lines.some((l) => l.msg === 'tunnel server listening'), 'the tunnel server said where it listens')

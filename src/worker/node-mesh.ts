@@ -1,13 +1,11 @@
 import { inboundMode, type InboundModeDecision } from '../discovery/mesh-policy'
 import type { Pod } from '../discovery/model'
 import type { InboundAuthorizer } from '../proxy/authorize'
-import type { LocalPod, Mesh, TunnelOpener } from '../proxy/mesh'
+import type { LocalPod, Mesh, PodIdentities, TunnelOpener } from '../proxy/mesh'
 import type { RouteTable } from '../proxy/route-table'
 import type { Logger } from '../telemetry/logger'
-import type { WorkloadIdentity } from './identities'
-import type { EnrolledPod } from './pod-enrollment'
 
-// The proxy's view of this node (src/proxy/mesh.ts), built from the agent's parts:
+// The proxy's view of this node (src/proxy/mesh.ts), built from a worker's parts:
 // which pods are enrolled here (and a connector into each one's netns), the identities
 // and the tunnel pool (both null without a CA), and each pod's inbound mode from the
 // current snapshot and PeerAuthentication (src/discovery/mesh-policy.ts decides; without a CA every pod is
@@ -19,13 +17,13 @@ const MAX_REPORTED = 1000
 
 export interface NodeMeshDeps {
   readonly node: string
-  readonly identity: WorkloadIdentity | null
+  readonly identity: PodIdentities | null
   readonly tunnels: TunnelOpener | null
   /** Peers' tunnel port (PORTS.tunnel; tests run peers on other ports). */
   readonly tunnelPort: number
   readonly routes: RouteTable
-  /** The enrolled pod owning an IP (the enroller's index). */
-  readonly enrolledByIP: (ip: string) => EnrolledPod | undefined
+  /** The enrolled pod owning an IP, as the worker serves it. */
+  readonly enrolledByIP: (ip: string) => LocalPod | undefined
   readonly log: Logger
   /** Policies (AuthorizationPolicy, PeerAuthentication) in force; absent: none. */
   readonly authz?: InboundAuthorizer
@@ -43,7 +41,7 @@ export function createNodeMesh (d: NodeMeshDeps): Mesh {
       if (e === undefined) return null
       // The snapshot may have moved on since enrollment (labels, service account).
       const current = d.routes.index.podByIP(address)
-      return { pod: current?.uid === e.plan.pod.uid ? current : e.plan.pod, connector: e.connector, netnsCookie: e.netns.cookie }
+      return current?.uid === e.pod.uid ? { ...e, pod: current } : e
     },
     authz: d.authz,
     inboundMode (pod: Pod, port?: number): InboundModeDecision {

@@ -1,0 +1,219 @@
+import type { Server, Socket } from 'node:net'
+import { compilePolicySet } from '../policy/policy-set'
+import { InboundAuthorizer } from '../proxy/authorize'
+import type { LocalPod, Mesh } from '../proxy/mesh'
+import { RouteTable } from '../proxy/route-table'
+import { createTunnelInboundHandler } from '../proxy/tunnel-inbound'
+import type { NetnsHandle, Platform } from '../agent/platform'
+import { createAccessLog } from '../telemetry/access-log'
+import { createConnTelemetry, type ConnTelemetry } from '../telemetry/conn-telemetry'
+import type { Logger } from '../telemetry/logger'
+import { ProxyMetrics } from '../telemetry/metrics'
+import { createTunnelRefusalLog } from '../telemetry/tunnel-refusals'
+import type { DataPathCapture } from './data-path-capture'
+import { createNodeMesh } from './node-mesh'
+import { type ServedPod, servePod, unservePod } from './pod-serving'
+import type { NetnsRef, PodToServe, Publication, Reply, Request, WorkerStats } from './protocol'
+import { SvidStore } from './svid-store'
+import { WorkerTunnel } from './worker-tunnel'
+
+// One data-path worker: its pods' listeners and their connections, its tunnel server and
+// pool, and its own copy of everything they read — routes (from the cluster snapshot),
+// policies (compiled from the configuration snapshot), certificates — replaced whole
+// when the main thread publishes a newer one. It runs in a worker thread
+// (src/worker/thread.ts), or on the main thread when the agent has one worker.
+
+export interface DataPlanePlatform {
+  /** The main thread's netns, borrowed: the data plane never closes it. */
+  netns (ref: NetnsRef): NetnsHandle
+  readonly connectInNetns: Platform['connectInNetns']
+  readonly capture: DataPathCapture
+}
+
+export interface DataPlaneOptions {
+  readonly id: number
+  readonly node: string
+  /** Every line this worker writes carries `worker: id`. */
+  readonly log: Logger
+  readonly platform: DataPlanePlatform
+  readonly sockmap: boolean
+  readonly connectTimeoutMs?: number
+  /** The port peer nodes' tunnel servers listen on. */
+  readonly peerTunnelPort: number
+  /** The trust domain of the node's identities; null: no CA (no tunnel, every pod PERMISSIVE). */
+  readonly trustDomain: string | null
+  /** The node-wide tunnel state the main thread made (src/agent/node-tunnel.ts); null without a CA. */
+  readonly tunnel: { readonly admission: SharedArrayBuffer, readonly buffers: SharedArrayBuffer, readonly firstByteTimeoutMs?: number } | null
+  /** A configuration source exists: inbound connections are denied until its first snapshot. */
+  readonly requireConfig: boolean
+  /** Counts this worker's open connections where the main thread can read them after the worker died ([0]). */
+  readonly live?: Int32Array
+}
+
+export class DataPlane {
+  readonly metrics = new ProxyMetrics()
+  readonly routes = new RouteTable()
+  readonly authz: InboundAuthorizer
+  private readonly svids: SvidStore | null
+  private readonly tunnel: WorkerTunnel | null
+  private readonly telemetry: ConnTelemetry
+  private readonly mesh: Mesh
+  private readonly pods = new Map<string, ServedPod>()
+  private readonly byIP = new Map<string, LocalPod>()
+  private readonly log: Logger
+  private accepting = true
+  /** Sockets of live connections (accepted from pods, or made to destinations). */
+  private readonly sockets = new Set<Socket>()
+
+  constructor (private readonly o: DataPlaneOptions) {
+    this.log = o.log
+    const base = createConnTelemetry(this.metrics, createAccessLog(o.log))
+    const live = o.live
+    this.telemetry = live === undefined
+      ? base
+      : {
+          accepted: (r) => { Atomics.add(live, 0, 1); base.accepted(r) },
+          opened: (r) => { base.opened(r) },
+          closed: (r) => { Atomics.sub(live, 0, 1); base.closed(r) }
+        }
+    this.authz = new InboundAuthorizer({ log: o.log.child({ component: 'authz' }), metrics: this.metrics, requireConfig: o.requireConfig })
+    this.svids = o.trustDomain === null ? null : new SvidStore(o.trustDomain)
+    let tunnel: WorkerTunnel | null = null
+    this.mesh = createNodeMesh({
+      node: o.node,
+      identity: this.svids,
+      tunnels: { open: async (req) => await (tunnel as WorkerTunnel).pool.open(req) },
+      tunnelPort: o.peerTunnelPort,
+      routes: this.routes,
+      enrolledByIP: (ip) => this.byIP.get(ip),
+      log: o.log.child({ component: 'mesh' }),
+      authz: this.authz
+    })
+    if (this.svids !== null && o.tunnel !== null) {
+      const onRefused = createTunnelRefusalLog(o.log.child({ component: 'tunnel' }), this.metrics)
+      tunnel = new WorkerTunnel({
+        shared: o.tunnel,
+        svids: this.svids,
+        onStream: createTunnelInboundHandler({ routes: this.routes, mesh: this.mesh, identities: this.svids, telemetry: this.telemetry, connectTimeoutMs: o.connectTimeoutMs }),
+        onRefused,
+        ...(o.tunnel.firstByteTimeoutMs === undefined ? {} : { firstByteTimeoutMs: o.tunnel.firstByteTimeoutMs })
+      })
+    }
+    this.tunnel = tunnel
+  }
+
+  publish (p: Publication): void {
+    switch (p.kind) {
+      case 'cluster':
+        this.routes.update(p.snapshot)
+        return
+      case 'config':
+        if (p.snapshot !== null) this.authz.swap(compilePolicySet(p.snapshot))
+        if (p.rejected !== null) this.authz.rejected(p.rejected)
+        return
+      case 'svids':
+        this.svids?.replace(p.svids)
+        this.tunnel?.serve(p.served)
+    }
+  }
+
+  async request (r: Request): Promise<Reply> {
+    switch (r.kind) {
+      case 'serve-pod': return await this.servePod(r.pod)
+      case 'unserve-pod':
+        await this.unservePod(r.uid)
+        return { kind: 'ok' }
+      case 'serve-tunnel': {
+        if (this.tunnel === null) throw new Error('this agent has no tunnel (no CA)')
+        return { kind: 'tunnel', port: await this.tunnel.listen(r.target) }
+      }
+      case 'stop-accepting':
+        await this.stopAccepting()
+        return { kind: 'ok' }
+      case 'sync': return { kind: 'sync', policyGeneration: this.authz.current()?.generation ?? 0 }
+      case 'stats': return { kind: 'stats', stats: await this.stats() }
+      case 'metrics': return { kind: 'metrics', metrics: await this.metrics.registry.getMetricsAsJSON() }
+      case 'close':
+        await this.close()
+        return { kind: 'ok' }
+    }
+  }
+
+  /** Connections accepted on this worker and not closed (pod listeners and tunnel streams). */
+  connections (): number {
+    return this.o.live === undefined ? 0 : Atomics.load(this.o.live, 0)
+  }
+
+  async stats (): Promise<WorkerStats> {
+    let connections = 0
+    for (const p of this.pods.values()) for (const s of p.servers) connections += await countConnections(s)
+    return {
+      worker: this.o.id,
+      connections: connections + (this.tunnel?.stats().server.streams ?? 0),
+      pods: this.pods.size,
+      policyGeneration: this.authz.current()?.generation ?? 0,
+      tunnel: this.tunnel?.stats() ?? null
+    }
+  }
+
+  /** The worker is failing: every live connection is reset, so no peer takes a cut stream for a complete one. */
+  resetAll (): void {
+    for (const s of this.sockets) s.resetAndDestroy()
+    this.sockets.clear()
+  }
+
+  async close (): Promise<void> {
+    await this.stopAccepting()
+    await this.tunnel?.close()
+  }
+
+  private async servePod (spec: PodToServe): Promise<Reply> {
+    if (!this.accepting) throw new Error('the worker is draining: it serves no new pod')
+    const old = this.pods.get(spec.uid)
+    if (old !== undefined) await this.unservePod(spec.uid)
+    const netns = this.o.platform.netns(spec.netns)
+    const served = await servePod(spec, netns, {
+      connectInNetns: this.o.platform.connectInNetns,
+      capture: this.o.platform.capture,
+      routes: this.routes,
+      telemetry: this.telemetry,
+      log: this.log.child({ component: 'proxy' }),
+      connectTimeoutMs: this.o.connectTimeoutMs,
+      mesh: this.mesh,
+      sockmap: this.o.sockmap,
+      metrics: this.metrics,
+      track: (socket) => {
+        this.sockets.add(socket)
+        socket.once('close', () => { this.sockets.delete(socket) })
+      }
+    })
+    this.pods.set(spec.uid, served)
+    const local: LocalPod = Object.freeze({ pod: spec.pod, connector: served.connector, netnsCookie: netns.cookie })
+    for (const ip of spec.pod.podIPs) this.byIP.set(ip, local)
+    return { kind: 'served', addresses: served.servers.map(addressOf) }
+  }
+
+  private async unservePod (uid: string): Promise<void> {
+    const p = this.pods.get(uid)
+    if (p === undefined) return
+    this.pods.delete(uid)
+    for (const ip of p.spec.pod.podIPs) if (this.byIP.get(ip)?.pod.uid === uid) this.byIP.delete(ip)
+    await unservePod(p)
+  }
+
+  private async stopAccepting (): Promise<void> {
+    this.accepting = false
+    // No pod counts as served here any more: new tunnel streams and same-node connections to them are refused.
+    this.byIP.clear()
+    await Promise.all([...this.pods.values()].map(unservePod))
+  }
+}
+
+function addressOf (s: Server): { address: string, port: number } | null {
+  const a = s.address()
+  return a === null || typeof a === 'string' ? null : { address: a.address, port: a.port }
+}
+
+async function countConnections (s: Server): Promise<number> {
+  return await new Promise<number>((resolve) => { s.getConnections((err, n) => { resolve(err === null ? n : 0) }) })
+}

@@ -1,0 +1,88 @@
+import type { MetricObjectWithValues, MetricValue } from 'prom-client'
+import type { ClusterSnapshot, Pod } from '../discovery/model'
+import type { Svid } from '../identity/svid'
+import type { ListenTarget } from '../proxy/listener'
+import type { ConfigSnapshot } from '../resources/snapshot'
+import type { TunnelServerStats, TunnelPoolStats } from '../tunnel'
+
+// What the main thread and a data-path worker say to each other (Envoy's model: the main
+// thread owns configuration, discovery, certificates, enrollment and the admin server;
+// a worker owns its listeners, connections, tunnel sessions and pools).
+//
+// Everything here is plain data: in a worker thread it is structured-cloned, so a worker
+// holds its own copy of each snapshot and never shares a mutable object with the main
+// thread. A worker never waits on the main thread: publications are one-way; the main
+// thread's requests are answered when the worker has done what they ask.
+
+/** A network namespace the main thread holds open (its fd is valid in every thread of the process). */
+export interface NetnsRef {
+  readonly fd: number
+  readonly path: string
+  readonly cookie: bigint
+}
+
+/** One listener of a pod, for one worker. */
+export interface PodListener {
+  readonly role: 'outbound' | 'inbound'
+  readonly family: 4 | 6
+  readonly address: string
+  readonly port: number
+  /** What to serve: a listening fd (the worker's own duplicate in a worker thread), or an address (test platforms). */
+  readonly target: ListenTarget
+}
+
+/** A pod to serve: the worker makes its handlers and serves these listeners. */
+export interface PodToServe {
+  readonly uid: string
+  readonly pod: Pod
+  readonly netns: NetnsRef
+  readonly listeners: readonly PodListener[]
+}
+
+/** Published to every worker, the latest of each kind replayed to a restarted one. */
+export type Publication =
+  | { readonly kind: 'cluster', readonly snapshot: ClusterSnapshot }
+  /** A policy snapshot to compile and swap in; `rejected`: the source's newer state was refused (issues, formatted). */
+  | { readonly kind: 'config', readonly snapshot: ConfigSnapshot | null, readonly rejected: readonly string[] | null }
+  /** The certificates the worker may present (tunnel server and client), by SPIFFE ID; `served`: the identities the tunnel server answers for. */
+  | { readonly kind: 'svids', readonly svids: ReadonlyArray<readonly [string, Svid]>, readonly served: readonly string[] }
+
+export type Request =
+  | { readonly kind: 'serve-pod', readonly pod: PodToServe }
+  | { readonly kind: 'unserve-pod', readonly uid: string }
+  | { readonly kind: 'serve-tunnel', readonly target: { readonly fd: number, readonly backlog: number } | { readonly host: string, readonly port: number, readonly backlog: number } }
+  /** Closes every pod listener (connections go on) and refuses new tunnel streams. */
+  | { readonly kind: 'stop-accepting' }
+  /** The generation of the policy snapshot in force (0: none), after every publication sent before it. */
+  | { readonly kind: 'sync' }
+  | { readonly kind: 'stats' }
+  | { readonly kind: 'metrics' }
+  | { readonly kind: 'close' }
+
+export interface WorkerStats {
+  readonly worker: number
+  /** Connections accepted on this worker's pod listeners and not closed yet. */
+  readonly connections: number
+  readonly pods: number
+  readonly policyGeneration: number
+  readonly tunnel: { readonly port: number, readonly server: TunnelServerStats, readonly pool: TunnelPoolStats } | null
+}
+
+export type Reply =
+  | { readonly kind: 'ok' }
+  | { readonly kind: 'served', readonly addresses: ReadonlyArray<{ address: string, port: number } | null> }
+  | { readonly kind: 'tunnel', readonly port: number }
+  | { readonly kind: 'sync', readonly policyGeneration: number }
+  | { readonly kind: 'stats', readonly stats: WorkerStats }
+  | { readonly kind: 'metrics', readonly metrics: Array<MetricObjectWithValues<MetricValue<string>>> }
+
+/** A FerryError (or any error) crossing a thread boundary. */
+export interface WireError { readonly message: string, readonly code?: string, readonly errno?: string }
+
+export type ToWorker =
+  | { readonly type: 'publish', readonly publication: Publication }
+  | { readonly type: 'request', readonly id: number, readonly request: Request }
+
+export type FromWorker =
+  | { readonly type: 'reply', readonly id: number, readonly reply?: Reply, readonly error?: WireError }
+  | { readonly type: 'ready' }
