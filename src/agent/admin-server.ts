@@ -80,7 +80,7 @@ export async function startAdminServers (o: AdminDeps): Promise<AdminServers> {
     if (!(req.url ?? '/').startsWith(DEBUG_PREFIX)) { route(req, res, o, ADMIN_ROUTES); return }
     o.auth.check(req.headers.authorization).then((r) => {
       o.metrics.adminDebugRequest(r.ok ? 'ok' : String(r.status))
-      if (r.ok) { route(req, res, o, ADMIN_ROUTES); return }
+      if (r.ok) { route(req, res, o, ADMIN_ROUTES, DEBUG_ACTIONS); return }
       o.log.debug({ path: req.url, remote: req.socket.remoteAddress, status: r.status, reason: r.reason }, 'debug request refused')
       res.writeHead(r.status, { 'content-type': 'application/json', ...(r.status === 401 ? { 'www-authenticate': 'Bearer realm="ferry-agent"' } : {}) })
         .end(JSON.stringify({ code: 'FERRY_ERR_AUTHN', error: r.reason }))
@@ -169,6 +169,20 @@ function explainLive (deps: AdminDeps, from: string | null, to: string | null): 
   }
 }
 
+/** POST /debug/* actions (an authenticated caller only). */
+const DEBUG_ACTIONS: Record<string, Handler> = {
+  // A drill: worker N fails as an uncaught exception would make it (its connections are
+  // reset and counted, the main thread starts it again). What a failing worker costs is
+  // then something an operator can see rather than believe.
+  '/debug/workers/crash': async ({ workers, log }, res, query) => {
+    const id = Number(query.get('worker'))
+    if (!Number.isInteger(id) || workers.host(id) === null) { json(res, 400, { code: 'FERRY_ERR_INVALID_ARG', error: `worker=N names a live worker (0-${workers.size - 1})` }); return }
+    log.warn({ worker: id }, 'worker crash asked for on the admin port')
+    await workers.crash(id)
+    json(res, 202, { worker: id, crashed: true })
+  }
+}
+
 const READY_ROUTES: Record<string, Handler> = {
   '/healthz/ready': ({ enroller, identities, authz }, res) => {
     const s = enroller.status()
@@ -185,12 +199,13 @@ const READY_ROUTES: Record<string, Handler> = {
   }
 }
 
-function route (req: IncomingMessage, res: ServerResponse, deps: AdminDeps, routes: Record<string, Handler>): void {
+function route (req: IncomingMessage, res: ServerResponse, deps: AdminDeps, routes: Record<string, Handler>, actions: Record<string, Handler> = {}): void {
   const url = new URL(req.url ?? '/', 'http://admin')
   const path = url.pathname
-  const handler = routes[path]
-  if (handler === undefined || (req.method !== 'GET' && req.method !== 'HEAD')) {
-    json(res, handler === undefined ? 404 : 405, { error: handler === undefined ? 'not found' : 'method not allowed', paths: Object.keys(routes) })
+  const handler = req.method === 'POST' ? actions[path] : routes[path]
+  if (handler === undefined || (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'POST')) {
+    const known = routes[path] !== undefined || actions[path] !== undefined
+    json(res, known ? 405 : 404, { error: known ? 'method not allowed' : 'not found', paths: Object.keys(routes) })
     return
   }
   Promise.resolve().then(() => handler(deps, res, url.searchParams)).catch((err) => {

@@ -213,6 +213,13 @@ export class WorkerSet {
     return AggregatorRegistry.aggregate([await own.getMetricsAsJSON(), ...parts.map((r) => (r as Extract<Reply, { kind: 'metrics' }>).metrics)])
   }
 
+  /** Makes worker `id` fail as an uncaught exception would (a drill; the worker is restarted). */
+  async crash (id: number): Promise<void> {
+    const h = this.hosts[id]
+    if (h === null || h === undefined) throw new Error(`no live worker ${id}`)
+    await h.request({ kind: 'crash' })
+  }
+
   /** Tests: the worker host of `id`. */
   host (id: number): WorkerHost | null { return this.hosts[id] ?? null }
 

@@ -1,4 +1,5 @@
 import { createReadStream, existsSync } from 'node:fs'
+import { MAX_WORKERS } from '../agent/worker-count'
 import { join, resolve as resolvePath } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ferryError } from '../errors'
@@ -21,7 +22,7 @@ import { DEFAULT_NAMESPACE } from '../lab/manifest/spec'
 
 export const LAB_USAGE = `usage: ferry lab <command> [options]
 
-  up [--name NAME] [--no-mesh] [--timeout SECONDS] FILE… [--cert-ttl 24h] [--kubernetes-api] [--sockmap on|off]
+  up [--name NAME] [--no-mesh] [--timeout SECONDS] FILE… [--cert-ttl 24h] [--kubernetes-api] [--sockmap on|off] [--workers N]
      [--cni-plugin PATH|JSON]…
         build simulated nodes and pods from Kubernetes manifests (Node, Namespace,
         Pod, Service); returns when every pod is running and, with the mesh, enrolled
@@ -35,7 +36,8 @@ export const LAB_USAGE = `usage: ferry lab <command> [options]
         underlay) and the agents run as on a cluster: --kubernetes, pods found by
         their kubelet-style cgroups and their processes' network namespaces.
         --sockmap off runs the agents without the sockmap shortcut of the
-        pod <-> proxy hops (to compare; default on). --cni-plugin chains a CNI
+        pod <-> proxy hops (to compare; default on). --workers N runs the
+        agents with N data-path workers (default: the agent's). --cni-plugin chains a CNI
         plugin after the lab's own in every node's conflist: a path (its type is the
         file name), or {"path": …, "type": …, other conflist keys}; the lab calls
         the chain's ADD before a pod's containers start (retried until --timeout)
@@ -167,6 +169,7 @@ async function up (argv: string[]): Promise<number> {
       'cert-ttl': { type: 'string' },
       'kubernetes-api': { type: 'boolean' },
       sockmap: { type: 'string' },
+      workers: { type: 'string' },
       'cni-plugin': { type: 'string', multiple: true }
     }
   })
@@ -175,6 +178,8 @@ async function up (argv: string[]): Promise<number> {
   const certTtlMs = certTtl === undefined ? undefined : parseCertTtl(certTtl)
   const sockmap = values.sockmap ?? 'on'
   if (sockmap !== 'on' && sockmap !== 'off') throw ferryError('FERRY_ERR_INVALID_ARG', `--sockmap "${sockmap}" is invalid: expected "on" or "off"`)
+  const workers = values.workers === undefined ? undefined : Number(values.workers)
+  if (workers !== undefined && !(Number.isInteger(workers) && workers >= 1 && workers <= MAX_WORKERS)) throw ferryError('FERRY_ERR_INVALID_ARG', `--workers "${String(values.workers)}" is invalid: expected an integer from 1 to ${MAX_WORKERS}`)
   const cniPlugins = (values['cni-plugin'] ?? []).map(parseCniPlugin)
   const ac = new AbortController()
   const state = await whileSignalled(ac, async () => await labUp({
@@ -185,6 +190,7 @@ async function up (argv: string[]): Promise<number> {
     certTtlMs,
     kubernetesApi: values['kubernetes-api'] === true,
     sockmap: sockmap === 'on',
+    workers,
     cniPlugins,
     signal: ac.signal,
     log: (line) => { process.stderr.write(`ferry lab: ${line}\n`) }

@@ -77,15 +77,15 @@ export function addressAgentEndpoint (text: string, token?: string): AgentEndpoi
   }
 }
 
-/** GET `path`; the answer's status and JSON body. FERRY_ERR_AGENT_UNAVAILABLE when there is none. */
-export async function getAgentJson (endpoint: AgentEndpoint, path: string, opts: { timeoutMs: number, port?: number }): Promise<AgentReply> {
+/** GET (or POST, for the admin port's actions) `path`; the answer's status and JSON body. FERRY_ERR_AGENT_UNAVAILABLE when there is none. */
+export async function getAgentJson (endpoint: AgentEndpoint, path: string, opts: { timeoutMs: number, port?: number, method?: 'GET' | 'POST' }): Promise<AgentReply> {
   const unavailable = (why: string, cause?: unknown): Error =>
     ferryError('FERRY_ERR_AGENT_UNAVAILABLE', `agent ${endpoint.description}: ${why}`, { cause })
   const port = opts.port ?? endpoint.port
   return await new Promise((resolve, reject) => {
     // No `agent` option: with one, Node ignores createConnection.
     const headers = { connection: 'close', ...(endpoint.token === undefined ? {} : { authorization: `Bearer ${endpoint.token}` }) }
-    const req = request({ host: endpoint.host, port, path, method: 'GET', headers, createConnection: () => endpoint.connect(opts.timeoutMs, port) }, (res) => {
+    const req = request({ host: endpoint.host, port, path, method: opts.method ?? 'GET', headers, createConnection: () => endpoint.connect(opts.timeoutMs, port) }, (res) => {
       let text = ''
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => { text += chunk })

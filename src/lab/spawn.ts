@@ -80,6 +80,7 @@ export function agentArgv (plan: LabPlan, node: PlanNode, ferry: readonly string
       : ['--ca-address', `${ca.address}:${ca.port}`, '--ca-root', ca.rootCert, '--ca-token-file', token,
           '--trust-domain', ca.trustDomain, '--cert-ttl', formatDuration(ca.certTtlMs)]),
     ...(plan.sockmap === false ? ['--sockmap', 'off'] : []),
+    ...(plan.workers === undefined ? [] : ['--workers', String(plan.workers)]),
     ...(plan.adminTokenFile == null ? [] : ['--admin-token-file', plan.adminTokenFile]),
     '--log-level', 'info'
   ])

@@ -29,6 +29,8 @@ export interface PlanOptions {
   readonly kubernetesApi?: boolean
   /** The agents' --sockmap; default on. */
   readonly sockmap?: boolean
+  /** The agents' --workers; absent: the agent's default. */
+  readonly workers?: number
   /** CNI plugins chained after the lab's own primary on every node, in order (none by default). */
   readonly cniPlugins?: readonly CniPluginOption[]
   /**
@@ -215,6 +217,8 @@ export interface LabPlan {
   readonly kubernetesApi?: PlanKubernetesApi | null
   /** false: the agents run with --sockmap off; absent or true: on. */
   readonly sockmap?: boolean
+  /** The agents' --workers; absent: the agent's default. */
+  readonly workers?: number
   /** With the mesh: the bearer token that opens the agents' /debug/* (--admin-token-file), mode 0600; null or absent otherwise. */
   readonly adminTokenFile?: string | null
 }
@@ -350,6 +354,7 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
     controller,
     kubernetesApi,
     ...(opts.sockmap === false ? { sockmap: false } : {}),
+    ...(opts.workers === undefined ? {} : { workers: opts.workers }),
     adminTokenFile: opts.mesh ? join(tokensDir, 'admin.token') : null
   }
 }

@@ -57,6 +57,8 @@ export interface UpOptions {
   readonly kubernetesApi?: boolean
   /** The agents' --sockmap (default on). */
   readonly sockmap?: boolean
+  /** The agents' --workers (default: the agent's). */
+  readonly workers?: number
   /** CNI plugins chained after the lab's primary on every node (tests; Ferry's own plugin). */
   readonly cniPlugins?: readonly CniPluginOption[]
 }
@@ -69,7 +71,7 @@ export async function labUp (opts: UpOptions): Promise<LabState> {
   requireRoot('ferry lab up')
   const paths = opts.paths ?? defaultPaths()
   const spec = readManifests(opts.files)
-  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid, certTtlMs: opts.certTtlMs, kubernetesApi: opts.kubernetesApi, sockmap: opts.sockmap, cniPlugins: opts.cniPlugins, ferryCniPlugin: PLUGIN_BINARY })
+  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid, certTtlMs: opts.certTtlMs, kubernetesApi: opts.kubernetesApi, sockmap: opts.sockmap, workers: opts.workers, cniPlugins: opts.cniPlugins, ferryCniPlugin: PLUGIN_BINARY })
   preflight(spec, plan, knownLabNames(paths), opts.ferryArgv === undefined)
 
   claimStateDir(plan.stateDir)

@@ -6,7 +6,7 @@ import type { InboundAuthorizer } from './authorize'
 import type { Connector } from './connect'
 
 // What the proxy asks of the node it runs on, through one narrow interface the agent
-// implements (src/agent/node-mesh.ts; tests build their own). Structural: the agent's
+// implements (src/worker/node-mesh.ts; tests build their own). Structural: a worker's
 // NodeIdentities and the tunnel library's TunnelPool fit as they are.
 //
 // A handler built without a Mesh behaves as before the tunnel existed: every upstream is

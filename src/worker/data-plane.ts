@@ -46,6 +46,8 @@ export interface DataPlaneOptions {
   readonly tunnel: { readonly admission: SharedArrayBuffer, readonly buffers: SharedArrayBuffer, readonly firstByteTimeoutMs?: number } | null
   /** A configuration source exists: inbound connections are denied until its first snapshot. */
   readonly requireConfig: boolean
+  /** It runs in a worker thread of its own (it may fail alone; on the main thread it may not). */
+  readonly thread?: boolean
   /** Counts this worker's open connections where the main thread can read them after the worker died ([0]). */
   readonly live?: Int32Array
 }
@@ -135,6 +137,10 @@ export class DataPlane {
       case 'metrics': return { kind: 'metrics', metrics: await this.metrics.registry.getMetricsAsJSON() }
       case 'close':
         await this.close()
+        return { kind: 'ok' }
+      case 'crash':
+        if (this.o.thread !== true) throw new Error('this worker runs on the main thread: it cannot fail alone')
+        setImmediate(() => { throw new Error('worker crash drill (POST /debug/workers/crash)') })
         return { kind: 'ok' }
     }
   }

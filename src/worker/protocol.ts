@@ -58,6 +58,8 @@ export type Request =
   | { readonly kind: 'stats' }
   | { readonly kind: 'metrics' }
   | { readonly kind: 'close' }
+  /** Fail as an uncaught exception would: the worker's drill (POST /debug/workers/crash). */
+  | { readonly kind: 'crash' }
 
 export interface WorkerStats {
   readonly worker: number

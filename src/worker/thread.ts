@@ -49,6 +49,7 @@ function main (): void {
     trustDomain: init.trustDomain,
     tunnel: init.tunnel,
     requireConfig: init.requireConfig,
+    thread: true,
     live: new Int32Array(init.live)
   })
   process.on('uncaughtException', (err) => {

@@ -1,0 +1,135 @@
+import t from 'tap'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { ferry, ferryOk, REPO, uniqueLabName, waitFor } from '../helpers/cli'
+import { agentGet } from '../helpers/agent-admin'
+import { counter, labDir, metrics, nodeLog, pod } from '../helpers/lab'
+
+// The data path on four workers, for real: a two-node lab (test/fixtures/workers-lab.yaml)
+// whose agents run `--workers 4`, pods running test/fixtures/echo-client.js against TCP
+// echo servers. Each case fails on a single-loop data path or on a worker choice that
+// leaves a worker out: connections must reach every worker on each path (outbound,
+// plaintext inbound, tunnel), every byte must come back in order, a policy must close
+// exactly the denied connections wherever they live, a failing worker must cost only its
+// own connections, and /metrics must add up to the access log.
+
+const lab = uniqueLabName('e2ewrk')
+const fixture = join(REPO, 'test/fixtures/workers-lab.yaml')
+const CLIENT = join(REPO, 'test/fixtures/echo-client.js')
+const WORKERS = 4
+
+t.setTimeout(300_000)
+t.before(async () => {
+  await ferryOk(['lab', 'up', '--name', lab, '--workers', String(WORKERS), fixture], { timeoutMs: 150_000 })
+})
+t.teardown(async () => { await ferry(['lab', 'down', lab], { timeoutMs: 60_000 }) })
+
+async function run (ns: string, name: string, args: Array<string | number>, timeoutMs = 60_000): Promise<any> {
+  const r = await ferry(['lab', 'exec', '--lab', lab, '-n', ns, name, '--', 'timeout', String(Math.ceil(timeoutMs / 1000)), process.execPath, CLIENT, ...args.map(String)], { timeoutMs: timeoutMs + 10_000 })
+  if (r.code !== 0) throw new Error(`echo-client in ${ns}/${name} exited ${r.code}: ${r.stderr}`)
+  return JSON.parse(r.stdout)
+}
+
+const accessSince = (node: string, mark: number): any[] => nodeLog(lab, node).slice(mark).filter((l) => l.msg === 'access')
+const workersOf = (lines: readonly any[]): number[] => [...new Set(lines.map((l) => l.worker as number))].sort()
+const everyWorker = Array.from({ length: WORKERS }, (_, i) => i)
+
+t.test('the agents run four workers', async (t) => {
+  for (const node of ['node1', 'node2']) {
+    const r = await agentGet(lab, node, '/debug/workers')
+    t.equal(r.status, 200)
+    t.same(r.body.workers.map((w: any) => w.worker).sort(), everyWorker, `${node}: workers 0-3 answer`)
+  }
+})
+
+t.test('400 connections on three paths reach every worker, whole and in order, each logged once', async (t) => {
+  const marks = { node1: nodeLog(lab, 'node1').length, node2: nodeLog(lab, 'node2').length }
+  const open = pod(lab, 'app', 'echo-open').ips[0]
+  const [tunnel, local, plaintext] = await Promise.all([
+    run('app', 'client-a', ['burst', 'echo-remote.app.svc.cluster.local', 7000, 200, 16, 32 * 1024]),
+    run('app', 'client-a', ['burst', pod(lab, 'app', 'echo-local').ips[0], 7000, 100, 8, 32 * 1024]),
+    run('plain', 'outsider', ['burst', open, 7000, 100, 8, 32 * 1024])
+  ])
+  t.same([tunnel.failed, local.failed, plaintext.failed], [0, 0, 0], `no failure (${JSON.stringify([tunnel.errors, local.errors, plaintext.errors])})`)
+  t.same([tunnel.ok, local.ok, plaintext.ok], [200, 100, 100])
+  await waitFor(() => accessSince('node2', marks.node2).filter((l) => l.destination?.pod === 'echo-open').length >= 100 &&
+    accessSince('node1', marks.node1).filter((l) => l.direction === 'outbound').length >= 300, { timeoutMs: 15_000, what: 'the access lines' })
+  const n1 = accessSince('node1', marks.node1)
+  const n2 = accessSince('node2', marks.node2)
+  const outbound = n1.filter((l) => l.direction === 'outbound' && l.source?.pod === 'client-a')
+  const tunnelIn = n2.filter((l) => l.direction === 'inbound' && l.mtls === true && l.destination?.pod === 'echo-remote')
+  const plainIn = n2.filter((l) => l.direction === 'inbound' && l.mtls === false && l.destination?.pod === 'echo-open')
+  t.equal(outbound.length, 300, 'one outbound line per connection of client-a')
+  t.equal(tunnelIn.length, 200, 'one tunnel inbound line per cross-node connection')
+  t.equal(plainIn.length, 100, 'one plaintext inbound line per connection of the outsider')
+  t.same(workersOf(outbound), everyWorker, 'outbound: every worker of node1 accepted some')
+  t.same(workersOf(tunnelIn), everyWorker, 'tunnel: every worker of node2 accepted some')
+  t.same(workersOf(plainIn), everyWorker, 'plaintext inbound: every worker of node2 accepted some')
+  t.ok([...outbound, ...tunnelIn, ...plainIn].every((l) => l.result === 'ok' && l.bytes_received === 32 * 1024 && l.bytes_sent === 32 * 1024), 'every line: ok, 32 KiB each way')
+})
+
+t.test('/metrics adds up to the access log over every worker', async (t) => {
+  // Nothing else runs now: the totals settle once the last lines are written.
+  for (const node of ['node1', 'node2']) {
+    await waitFor(async () => {
+      const text = await metrics(lab, node)
+      const lines = nodeLog(lab, node).filter((l) => l.msg === 'access')
+      return counter(text, 'ferry_tcp_connections_closed_total') === lines.length
+    }, { timeoutMs: 10_000, what: `${node}: closed connections = access lines` })
+    const text = await metrics(lab, node)
+    const lines = nodeLog(lab, node).filter((l) => l.msg === 'access')
+    const sum = (f: string): number => lines.reduce((n, l) => n + Number(l[f] ?? 0), 0)
+    t.equal(counter(text, 'ferry_tcp_connections_closed_total'), lines.length, `${node}: connections`)
+    t.equal(counter(text, 'ferry_tcp_sent_bytes_total'), sum('bytes_sent'), `${node}: bytes sent`)
+    t.equal(counter(text, 'ferry_tcp_received_bytes_total'), sum('bytes_received'), `${node}: bytes received`)
+    t.equal(counter(text, 'ferry_tcp_connections_active'), 0, `${node}: nothing open`)
+  }
+})
+
+t.test('a policy applied while four workers hold connections closes exactly the denied ones', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-workers-'))
+  const file = join(dir, 'deny-b.yaml')
+  writeFileSync(file, `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: { name: deny-client-b, namespace: app }
+spec:
+  selector: { matchLabels: { app: echo-remote } }
+  action: DENY
+  rules: [{ from: [{ source: { principals: ["cluster.local/ns/app/sa/client-b"] } }] }]
+`)
+  const mark = nodeLog(lab, 'node2').length
+  const holding = Promise.all([
+    run('app', 'client-a', ['hold', 'echo-remote.app.svc.cluster.local', 7000, 24, 12_000]),
+    run('app', 'client-b', ['hold', 'echo-remote.app.svc.cluster.local', 7000, 24, 12_000])
+  ])
+  // Every connection is up and echoing before the policy arrives.
+  await waitFor(async () => (await agentGet(lab, 'node2', '/debug/workers')).body.workers.reduce((n: number, w: any) => n + w.connections, 0) >= 48, { timeoutMs: 10_000, what: '48 held connections at node2' })
+  await ferryOk(['lab', 'apply', '--lab', lab, file])
+  const [a, b] = await holding
+  t.same(a, { alive: 24, died: 0, errors: [] }, 'client-a: every connection lived on')
+  t.equal(b.died, 24, `client-b: every connection was closed (${JSON.stringify(b.errors)})`)
+  const closed = accessSince('node2', mark).filter((l) => l.source?.pod === 'client-b' && l.result === 'denied')
+  t.equal(closed.length, 24, 'node2 logged each closed connection as denied')
+  t.ok(workersOf(closed).length > 1, `closed on several workers (${workersOf(closed).join(',')})`)
+  await ferryOk(['lab', 'delete', '--lab', lab, file])
+})
+
+t.test('a worker that fails costs only its own connections, and no new connection fails', async (t) => {
+  const before = await metrics(lab, 'node1')
+  const loop = run('app', 'client-a', ['loop', 'echo-remote.app.svc.cluster.local', 7000, 8000, 4000])
+  const hold = run('app', 'client-a', ['hold', pod(lab, 'app', 'echo-local').ips[0], 7000, 32, 8000])
+  await waitFor(async () => (await agentGet(lab, 'node1', '/debug/workers')).body.workers.reduce((n: number, w: any) => n + w.connections, 0) >= 32, { timeoutMs: 10_000, what: 'held connections at node1' })
+  const crash = await agentGet(lab, 'node1', '/debug/workers/crash?worker=1', undefined, 'POST')
+  t.equal(crash.status, 202, JSON.stringify(crash.body))
+  const [l, h] = await Promise.all([loop, hold])
+  t.equal(l.failed, 0, `${l.connections as number} new connections during the failure, none failed (${JSON.stringify(l.errors)})`)
+  t.ok(l.connections > 20, 'a real loop')
+  t.ok(h.died > 0 && h.died < 32, `only the failed worker's held connections died (${h.died as number} of 32)`)
+  const after = await metrics(lab, 'node1')
+  t.equal(counter(after, 'ferry_worker_restarts_total', { worker: '1' }) - counter(before, 'ferry_worker_restarts_total', { worker: '1' }), 1, 'one restart, counted')
+  t.ok(counter(after, 'ferry_worker_connections_lost_total', { worker: '1' }) >= h.died, 'its connections counted as lost')
+  const workers = (await agentGet(lab, 'node1', '/debug/workers')).body.workers
+  t.same(workers.map((w: any) => w.worker).sort(), everyWorker, 'the worker is back')
+  t.ok(readFileSync(join(labDir(lab), 'logs', 'node-node1.log'), 'utf8').includes('worker started again'))
+})
