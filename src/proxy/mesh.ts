@@ -7,7 +7,7 @@ import type { Connector } from './connect'
 
 // What the proxy asks of the node it runs on, through one narrow interface the agent
 // implements (src/worker/node-mesh.ts; tests build their own). Structural: a worker's
-// NodeIdentities and the tunnel library's TunnelPool fit as they are.
+// SvidStore and the tunnel library's TunnelPool fit as they are.
 //
 // A handler built without a Mesh behaves as before the tunnel existed: every upstream is
 // direct, nothing is authenticated, inbound plaintext is accepted.
