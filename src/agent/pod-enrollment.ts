@@ -105,7 +105,7 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
       excludeOutboundPorts: [...plan.excludeOutboundPorts],
       excludeInboundPorts: [...plan.excludeInboundPorts],
       probePorts: [...pod.probePorts],
-      inboundListenerFds: inboundFds
+      inboundListenerFds: [inboundFds]
     })
     return Object.freeze({ plan, netns: ns, servers: Object.freeze(servers), connector, enrolledAt: new Date().toISOString() })
   } catch (err) {
