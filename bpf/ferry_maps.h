@@ -63,17 +63,32 @@ struct {
 } ferry_orig_dst SEC(".maps");
 
 /*
- * The agent's inbound listeners, index slot * 2 + (v6 ? 1 : 0). A u64 value lets
- * user space read back the socket cookie; the kernel drops an entry when its
- * socket closes, which is how "agent down" becomes visible to sk_lookup.
+ * The agent's inbound listeners, one pair per pod and data-path worker, index
+ * (slot * FERRY_MAX_WORKERS + worker) * 2 + (v6 ? 1 : 0). A u64 value lets user space
+ * read back the socket cookie; the kernel drops an entry when its socket closes, which
+ * is how "agent down" (or "worker gone") becomes visible to sk_lookup.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKMAP);
-	__uint(max_entries, FERRY_MAX_PODS * 2);
+	__uint(max_entries, FERRY_MAX_PODS * FERRY_MAX_WORKERS * 2);
 	__type(key, __u32);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } ferry_inbound SEC(".maps");
+
+/*
+ * The data-path workers that take new connections, node-wide: bit w set = worker w
+ * (one entry, key 0). Written by the agent's main thread (src/capture/capture.ts
+ * setLiveWorkers), read by sk_lookup.bpf.c to choose among a pod's listeners. One word,
+ * so a reader never sees half of an update.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ferry_workers SEC(".maps");
 
 /*
  * Both ends of the plaintext hops between pods and the proxy, by ferry_sock_key:

@@ -38,6 +38,12 @@
 #define FERRY_MAX_SYN_SOURCES	16384
 /* Peer node addresses exempt from that rate (Kubernetes supports clusters of 5,000 nodes). */
 #define FERRY_MAX_SYN_PEERS	16384
+/*
+ * Data-path workers an agent runs at most: each has its own listeners, and the live set
+ * is a bitmask in one 32-bit word (bpf/ferry_workers.h). A power of two. TWIN:
+ * src/capture/map-layout.ts MAX_WORKERS and src/agent/worker-count.ts MAX_WORKERS.
+ */
+#define FERRY_MAX_WORKERS	8
 
 /* Value of ferry_pods (key: netns cookie) and of ferry_pod_ips. */
 struct ferry_pod {

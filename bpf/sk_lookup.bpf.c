@@ -5,7 +5,9 @@
  * A TCP SYN to an enrolled pod address is handed to the agent's inbound listener
  * (bound to 127.0.0.1:15006 / [::1]:15006 in the pod namespace; sk_lookup ignores
  * the bound address). The accepted socket's local address is the original
- * destination. bpf_get_netns_cookie is not allowed here, so the pod is found by
+ * destination. Each data-path worker has its own pair of listeners: the program picks
+ * a live worker's and assigns it with BPF_SK_LOOKUP_F_NO_REUSEPORT, so a pod process
+ * that joins their SO_REUSEPORT group gets nothing (ferry_workers.h). bpf_get_netns_cookie is not allowed here, so the pod is found by
  * the destination address.
  *
  * Probe admission: a SYN whose tuple kubelet.bpf.c recorded (a connection the kubelet
@@ -18,6 +20,7 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "ferry_addr.h"
+#include "ferry_workers.h"
 
 #define FERRY_LOOPBACK_IFINDEX	1
 
@@ -129,23 +132,19 @@ static __always_inline int kubelet_probe(struct bpf_sk_lookup *ctx, __u32 slot)
 	return err;
 }
 
-/* Assigns the pod's listener; -ENOENT if it is gone, other -errno if unusable. */
+/*
+ * Assigns one of the pod's listeners, a live worker's (ferry_workers.h); -ENOENT if
+ * no live worker has one (agent down, or none live), other -errno if unusable.
+ */
 static __always_inline int assign_listener(struct bpf_sk_lookup *ctx, __u32 slot)
 {
-	__u32 index = slot * 2 + (ctx->family == AF_INET6 ? 1 : 0);
-	struct bpf_sock *sk;
-	int err;
+	__u32 base = slot * FERRY_MAX_WORKERS * 2 + (ctx->family == AF_INET6 ? 1 : 0);
+	__u32 zero = 0, *live;
 
-	sk = bpf_map_lookup_elem(&ferry_inbound, &index);
-	if (!sk)
+	live = bpf_map_lookup_elem(&ferry_workers, &zero);
+	if (!live)
 		return -ENOENT;
-	/* Only ever hand SYNs to the inbound listener, whatever sits in the map. */
-	if (sk->src_port != ferry_inbound_port)
-		err = -EBADF;
-	else
-		err = bpf_sk_assign(ctx, sk, 0);
-	bpf_sk_release(sk);
-	return err;
+	return ferry_assign_worker(ctx, &ferry_inbound, base, 2, *live, ferry_inbound_port);
 }
 
 /* Returns 0 to let the lookup go on, -ECONNREFUSED to drop the SYN. */

@@ -186,7 +186,10 @@ export class Agent {
     const workers = await WorkerSet.start({
       count: threaded ? options.workers : 1,
       spawn,
-      onLive: (ids) => { capture.setLiveWorkers?.(ids) },
+      onLive: (ids) => {
+        capture.setLiveWorkers(ids)
+        nodeTunnel?.setLiveWorkers(ids)
+      },
       replay: (id) => {
         const pods: Request[] = (enroller?.enrolledPods() ?? []).map((e) => ({ kind: 'serve-pod', pod: serveAgain(e, id) }))
         const t = nodeTunnel?.listenerOf(id) ?? null

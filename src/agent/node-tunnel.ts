@@ -55,6 +55,7 @@ export class NodeTunnel {
   private peers: readonly string[] = []
   /** The listening fds, by worker (the main thread's; workers serve duplicates). */
   private fds: number[] = []
+  private live: readonly number[] = []
 
   constructor (private readonly o: NodeTunnelOptions) {
     const fdLimit = openFilesLimit()
@@ -117,7 +118,17 @@ export class NodeTunnel {
       this.closeFds()
       throw listenError(port, err)
     }
+    if (workers > 1) {
+      this.fds.forEach((fd, w) => { syn.setListener(w, fd) })
+      syn.setLiveWorkers(this.live)
+    }
     return this.fds.map((fd) => ({ fd, backlog }))
+  }
+
+  /** The workers whose tunnel listeners take new connections (the kernel's selection; none without kernel admission). */
+  setLiveWorkers (ids: readonly number[]): void {
+    this.live = ids
+    if (this.syn !== null && this.fds.length > 1) this.syn.setLiveWorkers(ids)
   }
 
   /** Logs where the tunnel listens, once the workers serve it. */

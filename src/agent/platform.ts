@@ -27,7 +27,8 @@ export interface PodCaptureSpec {
   excludeInboundPorts: number[]
   /** Ports the pod's probes name: the kubelet's connections to them reach the pod directly. */
   probePorts?: number[]
-  inboundListenerFds: { v4: number, v6: number }
+  /** The pod's inbound listeners (127.0.0.1 and ::1), one pair per data-path worker: index = worker id. */
+  inboundListenerFds: ReadonlyArray<{ v4: number, v6: number }>
   failClosed?: boolean
 }
 
@@ -38,8 +39,15 @@ export interface ProbeCountsShape { readonly admitted: number, readonly notProbe
 export interface SockKeyShape { netnsCookie: bigint, localAddress: string, localPort: number, remoteAddress: string, remotePort: number }
 
 export interface CaptureHandle {
+  /** Enrolls (or re-enrolls) a pod; its listeners of every worker go in the selection map. */
   enrollPod (s: PodCaptureSpec): void
+  /** Takes the pod out of capture, its listeners of every worker out of the selection map. */
   unenrollPod (uid: string): void
+  /**
+   * The workers whose listeners take new inbound connections (opening starts with [0]).
+   * A worker leaves this set before its listeners close. Throws FERRY_ERR_INVALID_ARG.
+   */
+  setLiveWorkers (ids: readonly number[]): void
   reconcile (keep: Set<string>): void
   originalDst (netnsCookie: bigint, family: 4 | 6, localPort: number): { address: string, port: number } | null
   /** Adds a proxy socket's fd as its end of a plaintext hop (src/agent/hop-shortcut.ts); false if refused. */
@@ -50,8 +58,6 @@ export interface CaptureHandle {
   enrolledUids (): string[]
   /** Probe admission on the kubelet's cgroup (a directory), or off (null). Throws FERRY_ERR_KUBELET_CGROUP. */
   setKubeletCgroup (cgroupPath: string | null): void
-  /** The workers that may take new connections (sk_lookup's selection); absent: the platform selects none itself. */
-  setLiveWorkers?: (ids: readonly number[]) => void
   /** The fds of the maps data-path worker threads use; absent on the test platforms (one worker, on the main thread). */
   dataPathMaps?: () => { origDst: number, socks: number, splice: number, skMsg: boolean }
   /** The kubelet's connections to each enrolled pod, by uid, as sk_lookup counted them. */
@@ -68,8 +74,17 @@ export interface SynCountsShape { readonly admitted: number, readonly dropped: n
  * accept until data arrives.
  */
 export interface TunnelSynHandle {
-  /** A listening socket in the agent's netns, its fd (for net.Server.listen({ fd })). */
+  /**
+   * A listening socket in the agent's netns, its fd (for net.Server.listen({ fd })). With
+   * reusePort (a wildcard address and a fixed port, the same for every call), one per
+   * worker may share the port, and the kernel hands each new connection to a live
+   * worker's listener only (setListener, setLiveWorkers), never to another process's.
+   */
   listen (o: { family: 4 | 6, address: string, port: number, backlog: number, dualStack: boolean, deferAcceptSeconds: number, reusePort?: boolean }): number
+  /** Worker `worker`'s reusePort listener (an fd from listen()), or null to take it out. */
+  setListener (worker: number, fd: number | null): void
+  /** The workers whose tunnel listeners take new connections (initially [0]); none: SYNs are refused. */
+  setLiveWorkers (ids: readonly number[]): void
   /** The peer nodes' addresses: exempt from the kernel's SYN rate (a SYN can be spoofed). */
   setPeers (addresses: Iterable<string>): void
   counts (): SynCountsShape
@@ -104,6 +119,7 @@ export function loadNativePlatform (): Platform {
       return {
         enrollPod: (spec) => { capture.enrollPod(spec as CapturePodSpec) },
         unenrollPod: (uid) => { capture.unenrollPod(uid) },
+        setLiveWorkers: (ids) => { capture.setLiveWorkers(ids) },
         reconcile: (keep) => { capture.reconcile(keep) },
         originalDst: (cookie, family, port) => capture.originalDst(cookie, family, port),
         addHopEnd: (fd, key) => capture.addHopEnd(fd, key),

@@ -69,7 +69,7 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
       excludeOutboundPorts: [...plan.excludeOutboundPorts],
       excludeInboundPorts: [...plan.excludeInboundPorts],
       probePorts: [...pod.probePorts],
-      inboundListenerFds: { v4: inboundFd(listeners[0], 4), v6: inboundFd(listeners[0], 6) }
+      inboundListenerFds: listeners.map((own) => ({ v4: inboundFd(own, 4), v6: inboundFd(own, 6) }))
     })
     return Object.freeze({ plan, netns: ns, listeners: Object.freeze(listeners.map((l) => Object.freeze(l))), addresses, enrolledAt: new Date().toISOString() })
   } catch (err) {

@@ -12,6 +12,7 @@ import { ensurePodLinks, removePodLinks } from './pod-links'
 import { checkPodSpec, checkUid, type PodCaptureSpec } from './pod-spec'
 import { Programs, SK_MSG } from './programs'
 import { SlotTable } from './slots'
+import { checkLiveWorkers } from './workers'
 
 // The capture controller: loads Ferry's eBPF programs, enrolls pods (maps + links),
 // and answers the proxy's "where was this connection going?". Everything it
@@ -71,6 +72,9 @@ export class Capture {
       throw err
     }
     const capture = new Capture(opts, programs, maps)
+    // The live set describes the listeners of the agent that wrote it; this one starts
+    // with worker 0 (all an agent of one worker needs) until it says otherwise.
+    maps.workers.set(0, [0])
     // Splices outlive the agent that made them only as stale entries: its sockets died with
     // it, so its connections are gone. (Were another agent still draining on this pin root,
     // its connections would simply go on by TCP: a splice is never needed for correctness.)
@@ -118,6 +122,21 @@ export class Capture {
       this.#log.warn({ uid: spec.uid, cgroup: spec.cgroupPath, kubeletCgroup: kubelet, code: 'FERRY_ERR_KUBELET_CGROUP' }, 'the pod\'s cgroup is inside the kubelet\'s: its connections from the node\'s netns would count as the kubelet\'s probes')
     }
     this.#log.info({ uid: spec.uid, slot, ips: spec.podIPs, probePorts: spec.probePorts ?? [], reused: !fresh }, 'pod enrolled')
+  }
+
+  /**
+   * The data-path workers whose inbound listeners take new connections, node-wide
+   * (bpf/sk_lookup.bpf.c picks one of them per SYN, by a hash of the client's address
+   * and port, among those that have a listener for the pod). Capture.open starts with
+   * [0]. Take a worker out before its listeners close: its SYNs then go to the others,
+   * and connections already queued on its listeners stay there to be accepted. An empty
+   * set takes no new connections: fail-closed pods refuse them, the others let them
+   * reach the application. Throws FERRY_ERR_INVALID_ARG for ids outside [0, MAX_WORKERS).
+   */
+  setLiveWorkers (ids: readonly number[]): void {
+    const live = checkLiveWorkers(ids)
+    this.live().maps.workers.set(0, live)
+    this.#log.debug({ liveWorkers: live }, 'live workers set')
   }
 
   /**

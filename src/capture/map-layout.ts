@@ -10,6 +10,8 @@ export const POD_F_FAIL_CLOSED = 1 << 0
 export const DIR_OUTBOUND = 0
 export const DIR_INBOUND = 1
 export const UID_LEN = 64
+/** Data-path workers an agent runs at most (FERRY_MAX_WORKERS): listener slots per pod, bits of the live set. */
+export const MAX_WORKERS = 8
 
 /** Sizes and field offsets, as the C compiler lays them out. */
 export const LAYOUT = Object.freeze({
@@ -36,7 +38,8 @@ export const CONSTANTS = Object.freeze({
   FERRY_DIR_INBOUND: DIR_INBOUND,
   FERRY_FAMILY_V4: 4,
   FERRY_FAMILY_V6: 6,
-  FERRY_UID_LEN: UID_LEN
+  FERRY_UID_LEN: UID_LEN,
+  FERRY_MAX_WORKERS: MAX_WORKERS
 })
 
 export interface PodValue { slot: number, flags: number }
@@ -270,6 +273,31 @@ export const uidKeyCodec: Codec<string> = {
   decode (b) {
     const end = b.indexOf(0)
     return b.toString('utf8', 0, end < 0 ? b.length : end)
+  }
+}
+
+/**
+ * Value of ferry_workers and ferry_tunnel_workers: the live workers' ids, as a bitmask
+ * (bit w = worker w). Ids must be integers in [0, MAX_WORKERS) (src/capture/workers.ts
+ * checks them); decoding gives them back in ascending order.
+ */
+export const liveWorkersCodec: Codec<readonly number[]> = {
+  size: 4,
+  encode (ids) {
+    let mask = 0
+    for (const w of ids) {
+      if (!Number.isInteger(w) || w < 0 || w >= MAX_WORKERS) throw new RangeError(`not a worker id: ${String(w)}`)
+      mask |= 1 << w
+    }
+    const b = Buffer.alloc(4)
+    b.writeUInt32LE(mask >>> 0)
+    return b
+  },
+  decode (b) {
+    const mask = b.readUInt32LE(0)
+    const ids: number[] = []
+    for (let w = 0; w < MAX_WORKERS; w++) if ((mask & (1 << w)) !== 0) ids.push(w)
+    return ids
   }
 }
 

@@ -1,6 +1,6 @@
 import { BpfMap, type Codec } from '../native'
 import {
-  dstCodec, exclKeyCodec, ipKeyCodec, origKeyCodec, podCodec, probePortKeyCodec, probeStatsCodec, sockKeyCodec, spliceCodec, u32Codec, u64Codec, u8Codec, uidKeyCodec,
+  dstCodec, exclKeyCodec, ipKeyCodec, liveWorkersCodec, origKeyCodec, podCodec, probePortKeyCodec, probeStatsCodec, sockKeyCodec, spliceCodec, u32Codec, u64Codec, u8Codec, uidKeyCodec,
   type Dst, type ExclKey, type OrigKey, type PodValue, type ProbePortKey, type ProbeStats, type SockKey, type Splice
 } from './map-layout'
 import type { Programs } from './programs'
@@ -14,6 +14,8 @@ export class CaptureMaps {
   readonly origDst: BpfMap<OrigKey, Dst>
   /** SOCKMAP: write a listening socket's fd, read back its socket cookie. */
   readonly inbound: BpfMap<number, bigint>
+  /** ARRAY of one (key 0): the workers that take new inbound connections. */
+  readonly workers: BpfMap<number, readonly number[]>
   readonly slots: BpfMap<string, number>
   /** SOCKHASH of the plaintext hops' ends: write a connected socket's fd. */
   readonly socks: BpfMap<SockKey, bigint>
@@ -41,6 +43,7 @@ export class CaptureMaps {
     this.excl = open('ferry_excl', exclKeyCodec, u8Codec)
     this.origDst = open('ferry_orig_dst', origKeyCodec, dstCodec)
     this.inbound = open('ferry_inbound', u32Codec, u64Codec)
+    this.workers = open('ferry_workers', u32Codec, liveWorkersCodec)
     this.slots = open('ferry_slots', uidKeyCodec, u32Codec)
     this.socks = open('ferry_socks', sockKeyCodec, u64Codec)
     this.splice = open('ferry_splice', sockKeyCodec, spliceCodec)
@@ -52,6 +55,6 @@ export class CaptureMaps {
   get capacity (): number { return this.pods.info.maxEntries }
 
   close (): void {
-    for (const m of [this.pods, this.podIps, this.excl, this.origDst, this.inbound, this.slots, this.socks, this.splice, this.probePorts, this.probeStats]) m.close()
+    for (const m of [this.pods, this.podIps, this.excl, this.origDst, this.inbound, this.workers, this.slots, this.socks, this.splice, this.probePorts, this.probeStats]) m.close()
   }
 }

@@ -1,5 +1,5 @@
 import { isFerryError } from '../errors'
-import { DIR_INBOUND, DIR_OUTBOUND, POD_F_FAIL_CLOSED, ipKeyCodec, type ExclKey } from './map-layout'
+import { DIR_INBOUND, DIR_OUTBOUND, MAX_WORKERS, POD_F_FAIL_CLOSED, ipKeyCodec, type ExclKey } from './map-layout'
 import type { CaptureMaps } from './maps'
 import type { PodCaptureSpec } from './pod-spec'
 
@@ -10,8 +10,9 @@ import type { PodCaptureSpec } from './pod-spec'
 
 interface SlotIndex { ips: Set<string>, cookies: Set<bigint>, excl: Map<string, ExclKey>, probePorts: Set<number> }
 
-export function sockmapIndex (slot: number, family: 4 | 6): number {
-  return slot * 2 + (family === 6 ? 1 : 0)
+/** The pod's inbound listener of one worker and family in ferry_inbound (bpf/ferry_maps.h). */
+export function sockmapIndex (slot: number, worker: number, family: 4 | 6): number {
+  return (slot * MAX_WORKERS + worker) * 2 + (family === 6 ? 1 : 0)
 }
 
 const exclId = (k: ExclKey): string => `${k.dir}:${k.port}`
@@ -33,8 +34,11 @@ export class PodEntries {
     const maps = this.#maps
     const idx = this.index(slot)
     const pod = { slot, flags: spec.failClosed === false ? 0 : POD_F_FAIL_CLOSED }
-    maps.inbound.set(sockmapIndex(slot, 4), BigInt(spec.inboundListenerFds.v4))
-    maps.inbound.set(sockmapIndex(slot, 6), BigInt(spec.inboundListenerFds.v6))
+    const listeners = spec.inboundListenerFds
+    listeners.forEach((fds, worker) => {
+      maps.inbound.set(sockmapIndex(slot, worker, 4), BigInt(fds.v4))
+      maps.inbound.set(sockmapIndex(slot, worker, 6), BigInt(fds.v6))
+    })
     const excl = new Map<string, ExclKey>()
     for (const port of spec.excludeOutboundPorts) excl.set(exclId({ slot, dir: DIR_OUTBOUND, port }), { slot, dir: DIR_OUTBOUND, port })
     for (const port of spec.excludeInboundPorts) excl.set(exclId({ slot, dir: DIR_INBOUND, port }), { slot, dir: DIR_INBOUND, port })
@@ -45,6 +49,8 @@ export class PodEntries {
     for (const ip of ips) maps.podIps.set(ip, pod)
     maps.pods.set(spec.netns.cookie, pod)
 
+    // Fewer workers than before (a restarted agent): no listener of a gone worker stays.
+    for (let worker = listeners.length; worker < MAX_WORKERS; worker++) this.deleteListeners(slot, worker)
     for (const [id, k] of idx.excl) if (!excl.has(id)) maps.excl.delete(k)
     for (const port of idx.probePorts) if (!probePorts.has(port)) maps.probePorts.delete({ slot, port })
     for (const ip of idx.ips) if (!ips.has(ip)) this.deleteIfOurs(maps.podIps, ip, slot)
@@ -68,8 +74,7 @@ export class PodEntries {
       this.#bySlot.delete(slot)
     }
     this.resetCounters(slot)
-    this.deleteListener(sockmapIndex(slot, 4))
-    this.deleteListener(sockmapIndex(slot, 6))
+    for (let worker = 0; worker < MAX_WORKERS; worker++) this.deleteListeners(slot, worker)
   }
 
   /** Deletes entries whose slot belongs to no pod (left by a crash mid-unenroll). */
@@ -91,12 +96,19 @@ export class PodEntries {
     if (map.get(key)?.slot === slot) map.delete(key)
   }
 
-  /** A SOCKMAP reports an empty index as EINVAL, not ENOENT: both mean "nothing there". */
-  private deleteListener (index: number): void {
-    try {
-      this.#maps.inbound.delete(index)
-    } catch (err) {
-      if (!isFerryError(err) || err.errno !== 'EINVAL') throw err
+  /**
+   * Both of a worker's listeners, where there are any (a lookup is cheaper than a failed
+   * delete). A SOCKMAP reports an empty index as EINVAL, not ENOENT: both mean "nothing there".
+   */
+  private deleteListeners (slot: number, worker: number): void {
+    for (const family of [4, 6] as const) {
+      const index = sockmapIndex(slot, worker, family)
+      if (this.#maps.inbound.get(index) === null) continue
+      try {
+        this.#maps.inbound.delete(index)
+      } catch (err) {
+        if (!isFerryError(err) || err.errno !== 'EINVAL') throw err
+      }
     }
   }
 }

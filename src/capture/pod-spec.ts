@@ -3,7 +3,7 @@ import { isAbsolute } from 'node:path'
 import { isIP } from 'node:net'
 import { ferryError } from '../errors'
 import type { Netns } from '../native'
-import { UID_LEN } from './map-layout'
+import { MAX_WORKERS, UID_LEN } from './map-layout'
 
 // What the agent tells the capture controller about a pod, checked once here.
 
@@ -22,8 +22,12 @@ export interface PodCaptureSpec {
    * the application directly (bpf/kubelet.bpf.c, bpf/sk_lookup.bpf.c). Default none.
    */
   probePorts?: number[]
-  /** Listening fds inside the pod netns: 127.0.0.1:15006 and [::1]:15006 (V6ONLY). */
-  inboundListenerFds: { v4: number, v6: number }
+  /**
+   * Listening fds inside the pod netns, one pair per data-path worker (index = worker
+   * id, 1 to MAX_WORKERS pairs): 127.0.0.1:15006 and [::1]:15006 (V6ONLY). Workers
+   * beyond the list have no listener for the pod.
+   */
+  inboundListenerFds: ReadonlyArray<{ v4: number, v6: number }>
   /** Drop inbound SYNs while the pod's listener is gone (agent restarting). Default true. */
   failClosed?: boolean
 }
@@ -51,7 +55,10 @@ export function checkPodSpec (spec: PodCaptureSpec): void {
     if (!Array.isArray(ports)) bad(`${name} must be an array`)
     for (const p of ports) if (!Number.isInteger(p) || p < 1 || p > 65535) bad(`${name}: not a port: ${String(p)}`)
   }
-  const fds = spec.inboundListenerFds
-  if (fds === undefined || !Number.isInteger(fds.v4) || !Number.isInteger(fds.v6) || fds.v4 < 0 || fds.v6 < 0) bad('inboundListenerFds needs v4 and v6 fds')
+  const workers = spec.inboundListenerFds
+  if (!Array.isArray(workers) || workers.length < 1 || workers.length > MAX_WORKERS) bad(`inboundListenerFds must list 1 to ${MAX_WORKERS} workers' listeners`)
+  for (const fds of workers) {
+    if (fds === undefined || fds === null || !Number.isInteger(fds.v4) || !Number.isInteger(fds.v6) || fds.v4 < 0 || fds.v6 < 0) bad('inboundListenerFds: each worker needs v4 and v6 fds')
+  }
   if (spec.failClosed !== undefined && typeof spec.failClosed !== 'boolean') bad('failClosed must be a boolean')
 }

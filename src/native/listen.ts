@@ -3,8 +3,8 @@ import { native } from './binding'
 import { checkAddress, checkFamily, checkPort, type Family } from './netns'
 
 // Listening sockets with the kernel options Node cannot set, in this process's own
-// network namespace: a BPF socket filter (SO_ATTACH_BPF) and TCP_DEFER_ACCEPT, both in
-// place before listen(). The addon returns the fd; Node serves it with
+// network namespace: a BPF socket filter (SO_ATTACH_BPF), TCP_DEFER_ACCEPT and
+// SO_REUSEPORT, all in place before listen(). The addon returns the fd; Node serves it with
 // net.Server.listen({ fd, backlog }).
 
 export interface TcpListenOptions {
@@ -22,6 +22,8 @@ export interface TcpListenOptions {
   deferAcceptSeconds?: number
   /** A loaded socket filter program (BPF_PROG_TYPE_SOCKET_FILTER), by fd. */
   filterProgFd?: number
+  /** SO_REUSEPORT: several listeners (one per data-path worker) may bind the same address. Default false. */
+  reusePort?: boolean
 }
 
 /** The listener's fd. Throws FERRY_ERR_NATIVE (errno: EADDRINUSE, …), or FERRY_ERR_BPF_ATTACH when the filter is refused. */
@@ -36,5 +38,5 @@ export function tcpListen (o: TcpListenOptions): number {
   const backlog = int('backlog', o.backlog, 1)
   const defer = int('deferAcceptSeconds', o.deferAcceptSeconds ?? 0, 0)
   const prog = o.filterProgFd === undefined ? -1 : int('filterProgFd', o.filterProgFd, 0)
-  return native().tcpListen(o.family, o.address, o.port, backlog, o.dualStack === true, defer, prog)
+  return native().tcpListen(o.family, o.address, o.port, backlog, o.dualStack === true, defer, prog, o.reusePort === true)
 }

@@ -97,5 +97,5 @@ export interface NativeAddon {
    * IPV6_V6ONLY off for family 6; deferAcceptSeconds > 0 sets TCP_DEFER_ACCEPT;
    * filterProgFd >= 0 attaches that socket filter (SO_ATTACH_BPF). All before listen().
    */
-  tcpListen (family: 4 | 6, address: string, port: number, backlog: number, dualStack: boolean, deferAcceptSeconds: number, filterProgFd: number): number
+  tcpListen (family: 4 | 6, address: string, port: number, backlog: number, dualStack: boolean, deferAcceptSeconds: number, filterProgFd: number, reusePort: boolean): number
 }

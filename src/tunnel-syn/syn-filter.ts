@@ -1,8 +1,10 @@
 import { isIP } from 'node:net'
 import { join } from 'node:path'
 import { ipKeyCodec, type SynStats, synStatsCodec, u32Codec, u8Codec } from '../capture/map-layout'
+import { checkLiveWorkers, checkWorkerId } from '../capture/workers'
 import { ferryError } from '../errors'
 import { BpfMap, BpfObject, REPO_ROOT, tcpListen } from '../native'
+import { TunnelSteering } from './steering'
 
 // Admission on the tunnel port in the kernel (bpf/tunnel_syn.bpf.c): a socket filter
 // that drops the SYNs of a source over its handshake rate before TCP makes anything of
@@ -18,6 +20,11 @@ import { BpfMap, BpfObject, REPO_ROOT, tcpListen } from '../native'
 // The listeners also get TCP_DEFER_ACCEPT: a connection reaches accept() when its first
 // data arrives, or — silent — only once the kernel's defer period is over (docs/tunnel.md,
 // "Kernel facts").
+//
+// Listeners made with reusePort share one port, one per data-path worker. The first of
+// them attaches the port's worker choice (./steering.ts): from then on the kernel hands
+// each new connection on that port to a live worker's listener (setListener,
+// setLiveWorkers; worker 0 alone is live until told otherwise) and to nothing else.
 
 export interface SynLimits {
   /** SYNs per second per source (an IPv4 address, or an IPv6 /64), on average. */
@@ -47,7 +54,15 @@ export interface SynListenOptions {
   readonly dualStack: boolean
   /** TCP_DEFER_ACCEPT (the kernel rounds it up to its SYN-ACK retransmission schedule: 1, 3, 7, 15 … s). */
   readonly deferAcceptSeconds: number
+  /**
+   * SO_REUSEPORT, one listener per data-path worker on the port, and the port's worker
+   * choice in the kernel. Needs a wildcard address (the choice covers every local address
+   * of the port) and a fixed port, the same for every such listener of this filter.
+   */
+  readonly reusePort?: boolean
 }
+
+const WILDCARD = new Set(['::', '0.0.0.0'])
 
 const OBJECT = 'tunnel_syn.bpf.o'
 const PROG = 'ferry_tunnel_syn'
@@ -61,9 +76,14 @@ export class SynFilter {
   readonly #peers: BpfMap<string, number>
   /** The addresses in ferry_syn_peers, as written. */
   #peerSet = new Set<string>()
+  readonly #objectDir: string
+  /** The port's worker choice, once a reusePort listener exists. */
+  #steering: TunnelSteering | null = null
+  #live: readonly number[] = [0]
 
-  private constructor (readonly limits: SynLimits, obj: BpfObject) {
+  private constructor (readonly limits: SynLimits, obj: BpfObject, objectDir: string) {
     this.#obj = obj
+    this.#objectDir = objectDir
     const maps: Array<BpfMap<any, any>> = []
     try {
       this.#stats = new BpfMap(obj.mapFd(STATS), u32Codec, synStatsCodec)
@@ -85,16 +105,62 @@ export class SynFilter {
       path: join(objectDir, OBJECT),
       rodata: { ferry_syn_interval_ns: interval, ferry_syn_tolerance_ns: (limits.burst - 1) * interval }
     })
-    return new SynFilter(Object.freeze({ perSecond: limits.perSecond, burst: limits.burst }), obj)
+    return new SynFilter(Object.freeze({ perSecond: limits.perSecond, burst: limits.burst }), obj, objectDir)
   }
 
   /**
    * A listening socket in this process's netns with the filter and TCP_DEFER_ACCEPT in
    * place before listen(); returns its fd (Node serves it with server.listen({ fd })).
-   * Throws FERRY_ERR_NATIVE with the errno (EADDRINUSE, EAFNOSUPPORT …) or FERRY_ERR_BPF_ATTACH.
+   * Throws FERRY_ERR_NATIVE with the errno (EADDRINUSE, EAFNOSUPPORT …) or FERRY_ERR_BPF_ATTACH;
+   * with reusePort also FERRY_ERR_BPF_LOAD, and FERRY_ERR_INVALID_ARG for another port
+   * than the first reusePort listener's, port 0 or an address that is not a wildcard.
    */
   listen (o: SynListenOptions): number {
-    return tcpListen({ ...o, filterProgFd: this.live().progFd(PROG) })
+    const filterProgFd = this.live().progFd(PROG)
+    if (o.reusePort !== true) return tcpListen({ ...o, filterProgFd })
+    if (!WILDCARD.has(o.address)) throw ferryError('FERRY_ERR_INVALID_ARG', `tunnel listener with reusePort: the address must be :: or 0.0.0.0 (the worker choice covers every address of the port), got ${o.address}`)
+    if (o.port === 0) throw ferryError('FERRY_ERR_INVALID_ARG', 'tunnel listener with reusePort: the port must be fixed (port 0 would give each listener its own)')
+    const steering = this.#steering
+    if (steering !== null && steering.port !== o.port) throw ferryError('FERRY_ERR_INVALID_ARG', `tunnel listeners with reusePort share one port (${steering.port}), got ${o.port}`)
+    // The choice is in place before the first listener exists: no moment when the kernel's
+    // reuseport selection decides alone.
+    const fresh = steering === null ? TunnelSteering.attach(o.port, this.#live, this.#objectDir) : null
+    try {
+      const fd = tcpListen({ ...o, filterProgFd, reusePort: true })
+      if (fresh !== null) this.#steering = fresh
+      return fd
+    } catch (err) {
+      fresh?.close()
+      throw err
+    }
+  }
+
+  /**
+   * Worker `worker`'s listener (an fd from listen() with reusePort) takes its share of
+   * the port's new connections while the worker is live; null takes it out (do so, or
+   * leave the live set, before the listener closes). Throws FERRY_ERR_INVALID_ARG before
+   * any reusePort listener exists or for a bad worker id, FERRY_ERR_BPF_MAP if the kernel
+   * refuses the fd (not a listening TCP socket).
+   */
+  setListener (worker: number, fd: number | null): void {
+    checkWorkerId(worker)
+    if (fd !== null && (!Number.isInteger(fd) || fd < 0)) throw ferryError('FERRY_ERR_INVALID_ARG', `not an fd: ${String(fd)}`)
+    this.live()
+    if (this.#steering === null) throw ferryError('FERRY_ERR_INVALID_ARG', 'no tunnel listener with reusePort: nothing to choose among')
+    this.#steering.setListener(worker, fd)
+  }
+
+  /**
+   * The workers whose listeners take new connections on the port (initially [0]); a
+   * connection goes to one of them by a hash of the client's address and port, to the
+   * next live one when that one has no listener. None: new connections are refused (RST).
+   * Connections already queued on a listener stay there to be accepted.
+   */
+  setLiveWorkers (ids: readonly number[]): void {
+    const live = checkLiveWorkers(ids)
+    this.live()
+    this.#steering?.setLive(live)
+    this.#live = live
   }
 
   /**
@@ -118,8 +184,13 @@ export class SynFilter {
     return s === null ? { admitted: 0, dropped: 0, untracked: 0, peer: 0 } : { admitted: Number(s.admitted), dropped: Number(s.dropped), untracked: Number(s.untracked), peer: Number(s.peer) }
   }
 
-  /** Unloads the program once no listener holds it (listeners keep their filter until they close). */
+  /**
+   * Unloads the program once no listener holds it (listeners keep their filter until they
+   * close), and detaches the port's worker choice at once: close the listeners first.
+   */
   close (): void {
+    this.#steering?.close()
+    this.#steering = null
     this.#stats.close()
     this.#peers.close()
     this.#obj?.close()

@@ -23,6 +23,9 @@ export class RecordingCapture implements CaptureHandle {
 
   enrollPod (s: PodCaptureSpec): void { this.calls.push(`enroll ${s.uid}`); this.specs.set(s.uid, s) }
   unenrollPod (uid: string): void { this.calls.push(`unenroll ${uid}`); this.specs.delete(uid) }
+  /** The live workers as last set (opening starts with [0], as the real capture does). */
+  liveWorkers: readonly number[] = [0]
+  setLiveWorkers (ids: readonly number[]): void { this.calls.push(`live ${ids.join(',')}`); this.liveWorkers = [...ids] }
   reconcile (keep: Set<string>): void { this.calls.push(`reconcile ${[...keep].sort().join(',')}`) }
   originalDst (cookie: bigint, family: 4 | 6, port: number): { address: string, port: number } | null {
     this.lookups.push([cookie, family, port])

@@ -1,9 +1,8 @@
 import t from 'tap'
 import { closeSync } from 'node:fs'
-import type { Socket } from 'node:net'
 import { Capture } from '../../src/capture'
-import { connectInNetns, openNetns, type Netns } from '../../src/native'
-import { agentSide, safely, podSpec, reply, serveFd, silentLog, uniquePinRoot } from './helpers/capture-fixture'
+import { openNetns } from '../../src/native'
+import { agentSide, fetchFrom, safely, podSpec, reply, serveFd, silentLog, uniquePinRoot } from './helpers/capture-fixture'
 import { makePodEnv } from './helpers/pod-env'
 
 // Inbound capture on the real kernel: a SYN from the peer namespace to the pod's
@@ -12,17 +11,6 @@ import { makePodEnv } from './helpers/pod-env'
 
 const APP = 8080
 const EXCLUDED = 7777
-
-/** Connects from `ns` and resolves with everything received, or the error code. */
-async function fetchFrom (ns: Netns, host: string, port: number, timeoutMs = 3000): Promise<string> {
-  const s: Socket = connectInNetns(ns, { host, port, family: host.includes(':') ? 6 : 4, timeoutMs })
-  return await new Promise((resolve) => {
-    let data = ''
-    s.on('data', (d) => { data += String(d) })
-    s.on('end', () => resolve(data))
-    s.on('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code ?? ''}`))
-  })
-}
 
 t.test('inbound capture', async (t) => {
   const env = makePodEnv(t)
@@ -68,7 +56,7 @@ t.test('inbound capture', async (t) => {
     t.equal(await fetchFrom(peer, env.podIP4, APP), 'error ECONNREFUSED', 'v4 refused, app not reached')
     t.equal(await fetchFrom(peer, env.podIP6, APP), 'error ECONNREFUSED', 'v6 refused, app not reached')
     const fds = { v4: agent.netns.listen({ family: 4, address: '127.0.0.1', port: 15006 }), v6: agent.netns.listen({ family: 6, address: '::1', port: 15006 }) }
-    capture.enrollPod(podSpec(env, agent, { excludeInboundPorts: [EXCLUDED], inboundListenerFds: fds, failClosed: false }))
+    capture.enrollPod(podSpec(env, agent, { excludeInboundPorts: [EXCLUDED], inboundListenerFds: [fds], failClosed: false }))
     closeSync(fds.v4)
     closeSync(fds.v6)
     t.equal(await fetchFrom(peer, env.podIP4, APP), 'app', 'fail open: the app answers')
@@ -79,7 +67,7 @@ t.test('inbound capture', async (t) => {
     const v6 = agent.netns.listen({ family: 6, address: '::1', port: 15006 })
     await serveFd(t, v4, reply('new inbound'))
     await serveFd(t, v6, reply('new inbound6'))
-    capture.enrollPod(podSpec(env, agent, { excludeInboundPorts: [EXCLUDED], inboundListenerFds: { v4, v6 } }))
+    capture.enrollPod(podSpec(env, agent, { excludeInboundPorts: [EXCLUDED], inboundListenerFds: [{ v4, v6 }] }))
     t.equal(await fetchFrom(peer, env.podIP4, APP), 'new inbound')
     t.equal(await fetchFrom(peer, env.podIP6, APP), 'new inbound6')
   })

@@ -4,8 +4,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { REPO_ROOT } from '../../src/native'
+import { MAX_WORKERS as AGENT_MAX_WORKERS } from '../../src/agent/worker-count'
 import {
-  CONSTANTS, LAYOUT, dstCodec, exclKeyCodec, ipKeyCodec, origKeyCodec, podCodec, probeConnCodec, probeKeyCodec, probePortKeyCodec, probeStatsCodec, sockKeyCodec, spliceCodec, synStatsCodec, uidKeyCodec
+  CONSTANTS, LAYOUT, MAX_WORKERS, dstCodec, exclKeyCodec, ipKeyCodec, liveWorkersCodec, origKeyCodec, podCodec, probeConnCodec, probeKeyCodec, probePortKeyCodec, probeStatsCodec, sockKeyCodec, spliceCodec, synStatsCodec, uidKeyCodec
 } from '../../src/capture/map-layout'
 
 // The TypeScript twin of bpf/ferry_shared.h must match what the C compiler makes
@@ -45,6 +46,18 @@ t.test('sizes and offsets match bpf/ferry_shared.h', async (t) => {
   delete c.layout._
   t.same(c.layout, LAYOUT)
   t.same(c.constants, CONSTANTS)
+})
+
+t.test('the agent\'s --workers bound is the eBPF maps\' (FERRY_MAX_WORKERS)', async (t) => {
+  t.equal(AGENT_MAX_WORKERS, MAX_WORKERS)
+})
+
+t.test('the live workers are a bitmask, bit w for worker w', async (t) => {
+  t.same([...liveWorkersCodec.encode([0])], [1, 0, 0, 0])
+  t.same([...liveWorkersCodec.encode([7, 1, 1])], [0x82, 0, 0, 0])
+  t.same(liveWorkersCodec.decode(liveWorkersCodec.encode([3, 0, 2])), [0, 2, 3])
+  t.same(liveWorkersCodec.decode(liveWorkersCodec.encode([])), [])
+  t.throws(() => liveWorkersCodec.encode([MAX_WORKERS]), RangeError)
 })
 
 t.test('codec sizes are the struct sizes', async (t) => {

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import pino from 'pino'
 import { Capture } from '../../../src/capture'
 import type { PodCaptureSpec } from '../../../src/capture'
-import { openNetns, type Netns } from '../../../src/native'
+import { connectInNetns, openNetns, type Netns } from '../../../src/native'
 import { PATHS, PORTS } from '../../../src/config/env'
 import { type PodEnv, type Teardownable, uniqueName } from './pod-env'
 import { execFileSync } from 'node:child_process'
@@ -32,6 +32,19 @@ export async function serveFd (t: Teardownable, fd: number, onConn: (s: Socket) 
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen({ fd }, resolve) })
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())))
   return server
+}
+
+/** Connects from `ns` and resolves with everything received, or "error CODE" ("error TIMEOUT": no end within timeoutMs). */
+export async function fetchFrom (ns: Netns, host: string, port: number, timeoutMs = 3000): Promise<string> {
+  const s: Socket = connectInNetns(ns, { host, port, family: host.includes(':') ? 6 : 4, timeoutMs })
+  return await new Promise((resolve) => {
+    let data = ''
+    const timer = setTimeout(() => { s.destroy(); resolve('error TIMEOUT') }, timeoutMs)
+    const done = (result: string): void => { clearTimeout(timer); resolve(result) }
+    s.on('data', (d) => { data += String(d) })
+    s.on('end', () => { done(data) })
+    s.on('error', (e: NodeJS.ErrnoException) => { done(`error ${e.code ?? ''}`) })
+  })
 }
 
 /** Replies with a fixed text and ends. */
@@ -84,7 +97,7 @@ export function podSpec (env: PodEnv, agent: AgentSide, extra: Partial<PodCaptur
     podIPs: [env.podIP4, env.podIP6],
     excludeOutboundPorts: [],
     excludeInboundPorts: [],
-    inboundListenerFds: agent.inboundFds,
+    inboundListenerFds: [agent.inboundFds],
     ...extra
   }
 }

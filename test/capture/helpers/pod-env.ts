@@ -77,9 +77,8 @@ export function makePodEnv (t: Teardownable): PodEnv {
   const runInPod: PodEnv['runInPod'] = async (argv, opts = {}) => {
     const cg = opts.cgroupPath ?? env.cgroupPath
     const ns = opts.netnsPath ?? env.podNsPath
-    // Join the cgroup first: `ip netns exec` would hide /sys/fs/cgroup/unified.
-    const child = spawn('sh', ['-c', `echo $$ > ${cg}/cgroup.procs && exec nsenter --net=${ns} "$@"`, 'sh', ...argv],
-      { stdio: ['ignore', 'pipe', 'pipe'] })
+    const [cmd, ...args] = [...enterPod(cg, ns), ...argv]
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] })
     children.add(child)
     let stdout = ''
     let stderr = ''
@@ -95,6 +94,15 @@ export function makePodEnv (t: Teardownable): PodEnv {
     })
   }
   return { ...env, runInPod }
+}
+
+/**
+ * argv prefix that runs the rest of argv in a cgroup and a network namespace (the same
+ * process: sh and nsenter exec it). The cgroup is joined first: `ip netns exec` would hide
+ * /sys/fs/cgroup/unified.
+ */
+export function enterPod (cgroupPath: string, netnsPath: string): string[] {
+  return ['sh', '-c', `echo $$ > ${cgroupPath}/cgroup.procs && exec nsenter --net=${netnsPath} "$@"`, 'sh']
 }
 
 /** An empty cgroup v2 directory with a unique name (a stand-in kubelet's, a hostNetwork pod's), removed by teardown. */
