@@ -211,7 +211,8 @@ export class Agent {
     if (config !== null) {
       let applying: Promise<void> = Promise.resolve()
       const onSnapshot = (s: ConfigSnapshot): void => {
-        workers.publish({ kind: 'config', snapshot: s, rejected: null })
+        const { locate: _, ...plain } = s
+        workers.publish({ kind: 'config', snapshot: plain, rejected: null })
         const set = compilePolicySet(s)
         applying = applying.then(async () => { await workers.policyGeneration() }).catch(() => {}).then(() => { authz.swap(set) })
         cache?.save(savedConfigOf(s, s.objects.filter((o) => o.reportedBy !== undefined), { generation: s.generation }))

@@ -1,5 +1,6 @@
 import type { Server, Socket } from 'node:net'
 import { compilePolicySet } from '../policy/policy-set'
+import { createSnapshot } from '../resources/snapshot'
 import { InboundAuthorizer } from '../proxy/authorize'
 import type { LocalPod, Mesh } from '../proxy/mesh'
 import { RouteTable } from '../proxy/route-table'
@@ -110,7 +111,7 @@ export class DataPlane {
         this.routes.update(p.snapshot)
         return
       case 'config':
-        if (p.snapshot !== null) this.authz.swap(compilePolicySet(p.snapshot))
+        if (p.snapshot !== null) this.authz.swap(compilePolicySet(createSnapshot(p.snapshot, new Map())))
         if (p.rejected !== null) this.authz.rejected(p.rejected)
         return
       case 'svids':

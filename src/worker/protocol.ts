@@ -42,8 +42,12 @@ export interface PodToServe {
 /** Published to every worker, the latest of each kind replayed to a restarted one. */
 export type Publication =
   | { readonly kind: 'cluster', readonly snapshot: ClusterSnapshot }
-  /** A policy snapshot to compile and swap in; `rejected`: the source's newer state was refused (issues, formatted). */
-  | { readonly kind: 'config', readonly snapshot: ConfigSnapshot | null, readonly rejected: readonly string[] | null }
+  /**
+   * A policy snapshot to compile and swap in (without its source locator, a function: the
+   * main thread explains policies, workers only enforce them); `rejected`: the source's
+   * newer state was refused (issues, formatted).
+   */
+  | { readonly kind: 'config', readonly snapshot: Omit<ConfigSnapshot, 'locate'> | null, readonly rejected: readonly string[] | null }
   /** The certificates the worker may present (tunnel server and client), by SPIFFE ID; `served`: the identities the tunnel server answers for. */
   | { readonly kind: 'svids', readonly svids: ReadonlyArray<readonly [string, Svid]>, readonly served: readonly string[] }
 
