@@ -109,7 +109,7 @@ export class NodeTunnel {
   /**
    * Listens on [::]:port (dual stack), or 0.0.0.0:port where the node has no IPv6, behind
    * the kernel admission when the platform has it. Resolves with the bound port. Throws
-   * FERRY_ERR_INVALID_ARG when the port cannot be had, FERRY_ERR_BPF_LOAD or
+   * FERRY_ERR_LISTEN when the port cannot be had, FERRY_ERR_BPF_LOAD or
    * FERRY_ERR_BPF_ATTACH when the kernel admission cannot be loaded or attached.
    */
   async listen (port: number): Promise<number> {
@@ -188,6 +188,6 @@ function errnoOf (err: unknown): string | undefined {
 
 /** The port could not be had: FERRY_ERR_INVALID_ARG. The kernel admission's own failures keep their codes. */
 function listenError (port: number, err: unknown): Error {
-  if (err instanceof FerryError && err.code !== 'FERRY_ERR_NATIVE') return err
-  return ferryError('FERRY_ERR_INVALID_ARG', `--tunnel-port ${port}: cannot listen on [::]:${port}: ${(err as Error).message}`, { cause: err, errno: errnoOf(err) })
+  if (err instanceof FerryError && err.code !== 'FERRY_ERR_LISTEN') return err
+  return ferryError('FERRY_ERR_LISTEN', `--tunnel-port ${port}: cannot listen on [::]:${port}: ${(err as Error).message}`, { cause: err, errno: errnoOf(err) })
 }

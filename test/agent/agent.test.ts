@@ -168,7 +168,7 @@ t.test('agent: the ready port in use is a clear error and nothing is left runnin
   const capture = new RecordingCapture()
   const { log } = captureLog()
   await t.rejects(Agent.start(parseAgentOptions(['--node', 'n1', '--cluster-file', '/nonexistent', '--pin-root', '/p', '--admin-port', '0', '--ready-port', String(port)]), { platform: loopbackPlatform(capture), log }),
-    { code: 'FERRY_ERR_INVALID_ARG', errno: 'EADDRINUSE', message: new RegExp(`--ready-port ${port}: cannot listen`) })
+    { code: 'FERRY_ERR_LISTEN', errno: 'EADDRINUSE', message: new RegExp(`--ready-port ${port}: cannot listen`) })
   t.same(capture.calls, ['kubelet off', 'close'], 'capture closed again')
 })
 

@@ -143,6 +143,14 @@ t.test('TCP_DEFER_ACCEPT: a connection is accepted with its first bytes; a silen
   t.equal(late.bytesRead, 0, 'accepted silent once the period is over')
 })
 
+// Guards the code of a port that cannot be had: FERRY_ERR_LISTEN with the errno, not a
+// bad argument (the arguments are fine; the port is taken).
+t.test('a port in use is FERRY_ERR_LISTEN with EADDRINUSE', async (t) => {
+  const filter = load(t)
+  const taken = await serve(t, filter)
+  t.throws(() => filter.listen({ family: 4, address: '127.0.0.1', port: taken.port, backlog: 8, dualStack: false, deferAcceptSeconds: 0 }), { code: 'FERRY_ERR_LISTEN', errno: 'EADDRINUSE' })
+})
+
 t.test('bad limits are refused before anything loads', async (t) => {
   t.throws(() => SynFilter.load({ perSecond: 0, burst: 4 }), { code: 'FERRY_ERR_INVALID_ARG' })
   t.throws(() => SynFilter.load({ perSecond: 1, burst: 1.5 }), { code: 'FERRY_ERR_INVALID_ARG' })
