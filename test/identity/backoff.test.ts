@@ -1,5 +1,5 @@
 import t from 'tap'
-import { backoffDelay, DEFAULT_BACKOFF } from '../../src/identity/backoff'
+import { backoffDelay, checkBackoff, DEFAULT_BACKOFF, RECONNECT_BACKOFF } from '../../src/identity/backoff'
 
 // Retry delays: a small pure function, tested with injected randomness.
 
@@ -10,4 +10,20 @@ t.test('delays double up to the maximum, and jitter only shortens them', async (
   t.equal(backoffDelay(0, policy, () => 0), 100, 'attempt 0 is treated as the first')
   t.equal(backoffDelay(1, DEFAULT_BACKOFF, () => 0), 1000)
   t.equal(backoffDelay(100, DEFAULT_BACKOFF, () => 0), 60_000)
+})
+
+// Guards the plain form every retry loop can use (the pod enroller's { initialMs, maxMs }):
+// doubling, no jitter, no randomness needed.
+t.test('without multiplier and jitter: doubling, exact', async (t) => {
+  t.same([1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelay(n, { initialMs: 500, maxMs: 30_000 })), [500, 1000, 2000, 4000, 8000, 16_000, 30_000])
+  t.same([1, 2, 3].map((n) => backoffDelay(n, RECONNECT_BACKOFF, () => 0)), [500, 1000, 2000], 'the control-plane policy starts at 0.5 s')
+})
+
+t.test('checkBackoff fills the defaults and refuses a policy that cannot work', async (t) => {
+  const p = checkBackoff({ initialMs: 100, maxMs: 200 }, 'retry')
+  t.same(p, { initialMs: 100, maxMs: 200, multiplier: 2, jitter: 0 })
+  t.ok(Object.isFrozen(p))
+  for (const bad of [{ initialMs: 0, maxMs: 1 }, { initialMs: 2, maxMs: 1 }, { initialMs: 1, maxMs: 2, multiplier: 0.5 }, { initialMs: 1, maxMs: 2, jitter: 1.5 }]) {
+    t.throws(() => checkBackoff(bad, 'retry'), { code: 'FERRY_ERR_INVALID_ARG', message: /^retry / }, JSON.stringify(bad))
+  }
 })
