@@ -15,9 +15,10 @@ import { generateWorkloadKey } from '../../src/identity/keys'
 import { spiffeIdOf } from '../../src/identity/spiffe-id'
 import type { ConfigSnapshot } from '../../src/resources/snapshot'
 import { podObj } from '../discovery/fixture'
-import { FERRY, waitFor } from '../helpers/cli'
+import { FERRY } from '../helpers/cli'
 import { captureLog, tmpDir } from './harness'
 import { FakeKubeApi, REVIEWS } from './kube-api'
+import { waitFor } from '../helpers/wait'
 
 // `ferry controller --kubernetes` against a local stand-in for the API server
 // (kube-api.ts; NOT Kubernetes): agents' tokens checked with TokenReview, node

@@ -1,5 +1,4 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -24,10 +23,6 @@ function tsLoader (): string {
 /** argv running Ferry's CLI from the TypeScript sources (for `ferry lab` and for the agents). */
 export function ferryFromSource (): string[] {
   return ['env', 'TS_NODE_TRANSPILE_ONLY=1', process.execPath, tsLoader(), join(FIXTURES, 'ferry.ts')]
-}
-
-export function uniqueLabName (prefix: string): string {
-  return `${prefix}${randomBytes(4).toString('hex')}`.slice(0, 15)
 }
 
 export interface CliResult { code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string }

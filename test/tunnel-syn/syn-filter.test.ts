@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { SynFilter, type SynListenOptions } from '../../src/tunnel-syn'
-import { waitFor } from '../helpers/cli'
+import { waitFor } from '../helpers/wait'
 
 // The tunnel port's admission in the kernel (bpf/tunnel_syn.bpf.c, src/tunnel-syn), with
 // real sockets over loopback: sources are 127.0.0.x addresses (all of 127/8 is local).
