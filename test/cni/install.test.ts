@@ -10,7 +10,7 @@ import { createDiscoverySource } from '../../src/discovery'
 import { createPodLocator } from '../../src/discovery/pod-locator'
 import { loadKubernetesClient } from '../../src/kubernetes/client'
 import { loopbackPlatform, RecordingCapture } from '../agent/loopback-platform'
-import { FakeKubeApi } from '../controller/kube-api'
+import { FakeKubeApi } from '../helpers/kube-api'
 import { listText, namespaceObj } from '../discovery/fixture'
 import { ferry } from '../helpers/cli'
 import { captureLog } from '../proxy/harness'
@@ -23,7 +23,7 @@ import { waitFor } from '../helpers/wait'
 // .conf turned into one), idempotent, the primary's bytes untouched; the agent keeping
 // the entry when the primary rewrites its file or a first configuration appears; and
 // uninstall — by hand, or by the agent on SIGTERM only while its DaemonSet is being
-// deleted (asked of a stand-in for the API server, test/controller/kube-api.ts), never
+// deleted (asked of a stand-in for the API server, test/helpers/kube-api.ts), never
 // on a restart.
 
 // A primary's conflist as a CNI DaemonSet writes it: its own key order, spacing and number spelling.

@@ -8,7 +8,7 @@ import type { FerryError } from '../../src/errors'
 import '../../src/kubernetes'
 import { loadKubernetesClient } from '../../src/kubernetes/client'
 import { KubernetesDiscoverySource } from '../../src/kubernetes/source'
-import { FakeApiServer } from './api-server'
+import { ListWatchServer } from '../../src/lab/api-server'
 import { namespace, pod, service } from './objects'
 import { writeTestKubeconfig } from './kubeconfig'
 import { waitFor } from '../helpers/wait'
@@ -16,7 +16,7 @@ import { waitFor } from '../helpers/wait'
 // NOT A REAL CLUSTER. No Kubernetes API server can run on this machine, so the
 // `kubernetes` discovery source (the official @kubernetes/client-node: its ListWatch,
 // Watch and CoreV1Api) is driven against a local HTTP server on 127.0.0.1 that speaks
-// the list + watch protocol (test/kubernetes/api-server.ts: resourceVersions, field
+// the list + watch protocol (the lab's src/lab/api-server.ts: resourceVersions, field
 // selectors, paging, chunked watch events, BOOKMARK, 410 Gone) and serves objects in
 // the shape a v1.30 API server returns (test/kubernetes/objects.ts, written by hand in
 // that shape). What this proves is the client-side behaviour against that protocol.
@@ -41,8 +41,8 @@ t.before(async () => { await loadKubernetesClient() })
 
 const podNames = (s: ClusterSnapshot): string[] => s.pods.map((p) => `${p.namespace}/${p.name}@${p.nodeName ?? ''}`).sort()
 
-async function setup (t: { teardown: (fn: () => void | Promise<void>) => void }, opts: { seed?: (api: FakeApiServer) => void, idleMs?: number } = {}): Promise<{ api: FakeApiServer, source: KubernetesDiscoverySource, events: Events }> {
-  const api = new FakeApiServer(TOKEN)
+async function setup (t: { teardown: (fn: () => void | Promise<void>) => void }, opts: { seed?: (api: ListWatchServer) => void, idleMs?: number } = {}): Promise<{ api: ListWatchServer, source: KubernetesDiscoverySource, events: Events }> {
+  const api = new ListWatchServer(TOKEN)
   await api.start()
   api.apply('namespaces', namespace('shop', { 'ferry.dev/mesh': 'enabled' }))
   api.apply('namespaces', namespace('ops'))
@@ -207,7 +207,7 @@ for (const gone of ['event', 'http'] as const) {
 }
 
 t.test('a wrong token is reported as FERRY_ERR_KUBE_API with the status, and retried', async (t) => {
-  const api = new FakeApiServer('the-right-token')
+  const api = new ListWatchServer('the-right-token')
   await api.start()
   const source = new KubernetesDiscoverySource({ node: NODE, log: silent, kubeconfig: { server: api.url, token: 'wrong' }, backoff: { initialMs: 20, maxMs: 50, multiplier: 2, jitter: 0 } })
   const events = new Events()
@@ -221,7 +221,7 @@ t.test('a wrong token is reported as FERRY_ERR_KUBE_API with the status, and ret
 })
 
 t.test('registered as the "kubernetes" discovery source: target is the node, the API server comes from $KUBECONFIG', async (t) => {
-  const api = new FakeApiServer(TOKEN)
+  const api = new ListWatchServer(TOKEN)
   await api.start()
   api.apply('namespaces', namespace('shop'))
   api.apply('pods', pod({ name: 'one', namespace: 'shop', node: NODE, ip: '10.244.1.70', app: 'one' }))
