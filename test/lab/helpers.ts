@@ -6,8 +6,8 @@ import { labDown, leftovers } from '../../src/lab/down'
 import { defaultPaths } from '../../src/lab/labs'
 import { readState } from '../../src/lab/state'
 
-// Shared by the lab tests: running `ferry lab` from source, unique lab names, and what
-// a lab leaves on the host.
+// Shared by the lab tests: running `ferry lab` from source, and what a lab leaves on the
+// host (unique lab names: test/helpers/names.ts).
 
 export const REPO = join(__dirname, '..', '..')
 export const FIXTURES = join(__dirname, 'fixtures')
