@@ -18,6 +18,7 @@ constexpr const char* kErrBpfAttach = "FERRY_ERR_BPF_ATTACH";
 constexpr const char* kErrBpfMap = "FERRY_ERR_BPF_MAP";
 constexpr const char* kErrBpffs = "FERRY_ERR_BPFFS";
 constexpr const char* kErrNetns = "FERRY_ERR_NETNS";
+constexpr const char* kErrListen = "FERRY_ERR_LISTEN";
 
 // Throws a FerryError (pending JS exception). `err` is a positive errno or 0.
 void ThrowError(Napi::Env env, const char* code, const std::string& message, int err = 0);

@@ -50,7 +50,7 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
             (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) == 0 || r.Fail("bind")) &&
             (listen(fd.get(), backlog) == 0 || r.Fail("listen"));
   if (!ok) {
-    const char* code = r.what == std::string("SO_ATTACH_BPF") ? kErrBpfAttach : kErrNative;
+    const char* code = r.what == std::string("SO_ATTACH_BPF") ? kErrBpfAttach : kErrListen;
     ThrowError(env, code, "cannot listen on " + where + " (" + r.what + ")", r.err);
     return env.Undefined();
   }

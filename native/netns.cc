@@ -153,7 +153,9 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
   if (!ParseAddressOrThrow(env, family, address, port, &ss, &len)) return env.Undefined();
   Result r;
   int fd = -1;
+  bool entered = false;
   bool ok = InNetns(info[0].As<Napi::Number>().Int32Value(), &r, [&] {
+    entered = true;
     fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return r.Fail("socket");
     return SetInt(fd, SOL_SOCKET, SO_REUSEADDR, 1, &r, "SO_REUSEADDR") &&
@@ -163,7 +165,11 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
            (listen(fd, backlog) == 0 || r.Fail("listen"));
   });
   ScopedFd sock(fd);
-  if (!ok) return Throw(env, "cannot listen on " + address + ":" + std::to_string(port) + " in a network namespace", r);
+  if (!ok) {
+    // Not getting into the namespace is the namespace's failure; a call inside it, the listener's.
+    ThrowError(env, entered ? kErrListen : kErrNetns, "cannot listen on " + address + ":" + std::to_string(port) + " in a network namespace (" + r.what + ")", r.err);
+    return env.Undefined();
+  }
   return Napi::Number::New(env, sock.release());
 }
 

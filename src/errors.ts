@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   FERRY_ERR_AGENT_UNAVAILABLE: 'an agent\'s admin server could not be reached or did not answer as expected (ferry policy check --lab/--agent)',
   FERRY_ERR_MANIFEST: 'a lab manifest is malformed, unknown to Kubernetes, or unsupported by the lab',
   FERRY_ERR_NATIVE: 'the native addon failed a system or libbpf call (see errno)',
+  FERRY_ERR_LISTEN: 'a listening socket could not be made: the address is in use or not on this host, the port is privileged, or socket() failed (see errno)',
   FERRY_ERR_NATIVE_MISSING: 'the native addon or a compiled eBPF object is not built',
   FERRY_ERR_BPF_LOAD: 'an eBPF object could not be opened, verified or loaded',
   FERRY_ERR_BPF_ATTACH: 'an eBPF program could not be attached, pinned or updated',

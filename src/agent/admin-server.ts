@@ -221,7 +221,7 @@ function json (res: ServerResponse, status: number, body: unknown): void {
 async function listen (server: Server, port: number, option: string): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(ferryError('FERRY_ERR_INVALID_ARG', `${option} ${port}: cannot listen on ${ADMIN_HOST}:${port}: ${err.message}`, { cause: err, errno: err.code }))
+      reject(ferryError('FERRY_ERR_LISTEN', `${option} ${port}: cannot listen on ${ADMIN_HOST}:${port}: ${err.message}`, { cause: err, errno: err.code }))
     })
     server.listen({ host: ADMIN_HOST, port }, resolve)
   })

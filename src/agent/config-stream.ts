@@ -3,7 +3,7 @@ import { Counter, Gauge, Registry } from 'prom-client'
 import { type AgentMessage, type ConfigSnapshotMessage, configProtos } from '../controller/config-protos'
 import { documentsDigest, fromReportMessages } from '../controller/config-wire'
 import { ferryError, type FerryError } from '../errors'
-import { backoffDelay, type BackoffPolicy } from '../identity/backoff'
+import { backoffDelay, type BackoffPolicy, RECONNECT_BACKOFF } from '../identity/backoff'
 import { controllerCredentials } from '../identity/ca-client'
 import type { Random } from '../identity/clock'
 import { ConfigAdmission } from '../resources/admission'
@@ -40,7 +40,7 @@ import type { Logger } from '../telemetry/logger'
 //     controller's certificate must chain to the given roots, as for the CA.
 
 export const CONFIG_STREAM_DEFAULTS = Object.freeze({
-  backoff: Object.freeze({ initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.5 }) as BackoffPolicy,
+  backoff: RECONNECT_BACKOFF,
   /** start() resolves after the first snapshot, or after this long without one. */
   startTimeoutMs: 5000,
   /** HTTP/2 pings on an idle connection find a controller that vanished without a FIN. */

@@ -86,7 +86,7 @@ export class NodeTunnel {
    * node has no IPv6, behind the kernel admission when the platform has it (several
    * workers' sockets share the port through SO_REUSEPORT). Without the kernel admission
    * (the test platforms) there is one worker, and it listens itself on the address
-   * returned. Throws FERRY_ERR_INVALID_ARG when the port cannot be had, FERRY_ERR_BPF_LOAD
+   * returned. Throws FERRY_ERR_LISTEN when the port cannot be had, FERRY_ERR_BPF_LOAD
    * or FERRY_ERR_BPF_ATTACH when the kernel admission cannot be loaded or attached.
    */
   listeners (port: number, workers: number): TunnelListenTarget[] {
@@ -186,8 +186,8 @@ function errnoOf (err: unknown): string | undefined {
   return err instanceof FerryError ? err.errno : (err as NodeJS.ErrnoException).code
 }
 
-/** The port could not be had: FERRY_ERR_INVALID_ARG. The kernel admission's own failures keep their codes. */
+/** The port could not be had: FERRY_ERR_LISTEN. The kernel admission's own failures keep their codes. */
 function listenError (port: number, err: unknown): Error {
-  if (err instanceof FerryError && err.code !== 'FERRY_ERR_NATIVE') return err
-  return ferryError('FERRY_ERR_INVALID_ARG', `--tunnel-port ${port}: cannot listen on [::]:${port}: ${(err as Error).message}`, { cause: err, errno: errnoOf(err) })
+  if (err instanceof FerryError && err.code !== 'FERRY_ERR_LISTEN') return err
+  return ferryError('FERRY_ERR_LISTEN', `--tunnel-port ${port}: cannot listen on [::]:${port}: ${(err as Error).message}`, { cause: err, errno: errnoOf(err) })
 }

@@ -3,6 +3,7 @@ import { isAbsolute, join, resolve } from 'node:path'
 import { entrySettings, type CniEntrySettings } from '../cni/entry'
 import { PATHS, PORTS } from '../config/env'
 import { ferryError, isFerryError } from '../errors'
+import { CERT_TTL, parseCertTtl } from '../identity/cert-ttl'
 import { formatDuration, parseDuration } from '../identity/duration'
 import { validateTrustDomain } from '../identity/spiffe-id'
 import { parseCommandOptions } from '../config/cli-args'
@@ -95,8 +96,7 @@ const DRAIN_GRACE_MAX_MS = 3_600_000
 export const NODE_NAME_ENV = 'NODE_NAME'
 /** The downward-API variable the DaemonSet sets to metadata.namespace (the namespace of --cni-daemonset). */
 export const POD_NAMESPACE_ENV = 'POD_NAMESPACE'
-export const IDENTITY_DEFAULTS = Object.freeze({ trustDomain: 'cluster.local', certTtlMs: 24 * 3_600_000 })
-const CERT_TTL_RANGE_MS = Object.freeze({ min: 1000, max: 365 * 86_400_000 })
+export const IDENTITY_DEFAULTS = Object.freeze({ trustDomain: 'cluster.local', certTtlMs: CERT_TTL.defaultMs })
 /** --kubelet-cgroup's value that finds the kubelet's process and reads its cgroup. */
 export const KUBELET_CGROUP_AUTO = 'auto'
 /** Given all together or not at all. */
@@ -238,8 +238,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
   if (!LOG_LEVELS.includes(logLevel)) throw invalid('--log-level', logLevel, `one of ${LOG_LEVELS.join(', ')}`)
   const kubernetes = kubernetesOptions(values)
   const grace = values['drain-grace']
-  const drainGraceMs = typeof grace === 'string' ? parseDuration(grace, 'ferry agent: --drain-grace') : DRAIN_GRACE_DEFAULT_MS
-  if (drainGraceMs > DRAIN_GRACE_MAX_MS) throw invalid('--drain-grace', String(grace), 'a duration up to 1h (0: exit without waiting)')
+  const drainGraceMs = typeof grace === 'string' ? parseDuration(grace, 'ferry agent: --drain-grace', { maxMs: DRAIN_GRACE_MAX_MS }) : DRAIN_GRACE_DEFAULT_MS
   const configDir = values['config-dir'] === undefined ? null : resolve(values['config-dir'] as string)
   const identity = identityOptions(values)
   const configSource = values['config-source']
@@ -383,8 +382,7 @@ function identityOptions (values: Record<string, string | boolean | undefined>):
     throw err
   }
   const ttl = values['cert-ttl']
-  const certTtlMs = typeof ttl === 'string' ? parseDuration(ttl, 'ferry agent: --cert-ttl') : IDENTITY_DEFAULTS.certTtlMs
-  if (certTtlMs < CERT_TTL_RANGE_MS.min || certTtlMs > CERT_TTL_RANGE_MS.max) throw invalid('--cert-ttl', String(ttl), 'a duration from 1s to 365d')
+  const certTtlMs = typeof ttl === 'string' ? parseCertTtl(ttl, 'ferry agent: --cert-ttl') : IDENTITY_DEFAULTS.certTtlMs
   const tunnelPort = port(values['tunnel-port'], '--tunnel-port', PORTS.tunnel)
   return Object.freeze({ caAddress, caRoot, caTokenFile, trustDomain, certTtlMs, tunnelPort })
 }

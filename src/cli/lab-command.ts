@@ -3,7 +3,8 @@ import { MAX_WORKERS } from '../agent/worker-count'
 import { join, resolve as resolvePath } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ferryError } from '../errors'
-import { parseDuration as parseGoDuration } from '../identity/duration'
+import { parseCertTtl } from '../identity/cert-ttl'
+import { parseDuration } from '../identity/duration'
 import { labDown } from '../lab/down'
 import { labExec, type ExecTarget } from '../lab/exec'
 import { defaultPaths, listLabs, loadLab, requireRoot, resolveLabName } from '../lab/labs'
@@ -81,11 +82,15 @@ export const LAB_USAGE = `usage: ferry lab <command> [options]
                                     the same for the API server of a --kubernetes-api
                                     lab (agents' watches then re-list after 410 Gone)
 
+  Durations: 30s, 500ms, 2m, 1h30m, or a number of seconds (30).
   With several labs up, every command but up takes --lab NAME (default: the only lab up).
   The default name for \`up\` is "${DEFAULT_LAB_NAME}".
 `
 
 type Sub = (argv: string[]) => Promise<number>
+
+/** --timeout: a wait of no time at all would fail at once. */
+const POSITIVE = Object.freeze({ minMs: 1 })
 
 // `api-server` and `kubelet` are not listed in the usage: `up` starts them (the API server
 // with --kubernetes-api, in the underlay; a kubelet per node, in the node).
@@ -111,7 +116,7 @@ async function apply (argv: string[]): Promise<number> {
   const state = loadLab(resolveLabName(values.lab))
   const ac = new AbortController()
   const r = await whileSignalled(ac, async () => await labApplyFiles(state, positionals, {
-    timeoutMs: values.timeout === undefined ? DEFAULT_UP_TIMEOUT_MS : parseDuration(values.timeout),
+    timeoutMs: values.timeout === undefined ? DEFAULT_UP_TIMEOUT_MS : parseDuration(values.timeout, '--timeout', POSITIVE),
     signal: ac.signal,
     say: (line) => { process.stderr.write(`ferry lab: ${line}\n`) }
   }))
@@ -175,7 +180,7 @@ async function up (argv: string[]): Promise<number> {
   })
   const certTtl = values['cert-ttl']
   if (certTtl !== undefined && values['no-mesh'] === true) throw ferryError('FERRY_ERR_INVALID_ARG', '--cert-ttl needs the mesh (it is the lifetime of the certificates the mesh gives pods)')
-  const certTtlMs = certTtl === undefined ? undefined : parseCertTtl(certTtl)
+  const certTtlMs = certTtl === undefined ? undefined : parseCertTtl(certTtl, '--cert-ttl')
   const sockmap = values.sockmap ?? 'on'
   if (sockmap !== 'on' && sockmap !== 'off') throw ferryError('FERRY_ERR_INVALID_ARG', `--sockmap "${sockmap}" is invalid: expected "on" or "off"`)
   const workers = values.workers === undefined ? undefined : Number(values.workers)
@@ -186,7 +191,7 @@ async function up (argv: string[]): Promise<number> {
     name: values.name ?? DEFAULT_LAB_NAME,
     files: positionals,
     mesh: values['no-mesh'] !== true,
-    timeoutMs: values.timeout === undefined ? DEFAULT_UP_TIMEOUT_MS : parseDuration(values.timeout),
+    timeoutMs: values.timeout === undefined ? DEFAULT_UP_TIMEOUT_MS : parseDuration(values.timeout, '--timeout', POSITIVE),
     certTtlMs,
     kubernetesApi: values['kubernetes-api'] === true,
     sockmap: sockmap === 'on',
@@ -268,8 +273,8 @@ async function restart (argv: string[]): Promise<number> {
   const targets = [values.controller === true, values['api-server'] === true, values.node !== undefined, values.kubelet !== undefined].filter((x) => x).length
   if (targets !== 1) throw ferryError('FERRY_ERR_INVALID_ARG', 'restart takes one of --node NODE, --kubelet NODE, --controller or --api-server')
   const state = loadLab(resolveLabName(values.lab))
-  const timeoutMs = values.timeout === undefined ? 30_000 : parseDuration(values.timeout)
-  const downForMs = values['down-for'] === undefined ? undefined : parseDuration(values['down-for'])
+  const timeoutMs = values.timeout === undefined ? 30_000 : parseDuration(values.timeout, '--timeout', POSITIVE)
+  const downForMs = values['down-for'] === undefined ? undefined : parseDuration(values['down-for'], '--down-for')
   if (values['api-server'] === true) {
     const r = await restartApiServer(state, { signal: `SIG${signal}`, timeoutMs, downForMs })
     process.stdout.write(`API server restarted (${r.oldPids} process(es) sent SIG${signal}; new pid ${String(r.newPid)})\n`)
@@ -304,7 +309,7 @@ async function start (argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { lab: { type: 'string' }, node: { type: 'string' }, timeout: { type: 'string' } } })
   requireRoot('ferry lab start')
   const node = required(values.node, '--node')
-  const r = await startAgent(loadLab(resolveLabName(values.lab)), { node, timeoutMs: values.timeout === undefined ? 30_000 : parseDuration(values.timeout) })
+  const r = await startAgent(loadLab(resolveLabName(values.lab)), { node, timeoutMs: values.timeout === undefined ? 30_000 : parseDuration(values.timeout, '--timeout', POSITIVE) })
   process.stdout.write(`agent of node ${node} started (pid ${String(r.newPid)})\n`)
   return 0
 }
@@ -382,21 +387,3 @@ function required (v: string | undefined, what: string): string {
   return v
 }
 
-const CERT_TTL_RANGE_MS = Object.freeze({ min: 1000, max: 365 * 86_400_000 })
-
-/** --cert-ttl in Go's notation, as `ferry controller` and `ferry agent` take it: "24h", "6s". */
-export function parseCertTtl (s: string): number {
-  const ms = parseGoDuration(s, '--cert-ttl')
-  if (ms < CERT_TTL_RANGE_MS.min || ms > CERT_TTL_RANGE_MS.max) throw ferryError('FERRY_ERR_INVALID_ARG', `--cert-ttl "${s}" is invalid: expected a duration from 1s to 365d`)
-  return ms
-}
-
-/** "30", "30s", "500ms", "2m" → milliseconds. */
-export function parseDuration (s: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(s.trim())
-  if (m === null) throw ferryError('FERRY_ERR_INVALID_ARG', `not a duration: "${s}" (e.g. 30, 30s, 500ms, 2m)`)
-  const n = Number(m[1])
-  const ms = m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000
-  if (ms <= 0) throw ferryError('FERRY_ERR_INVALID_ARG', `duration must be positive: "${s}"`)
-  return ms
-}

@@ -1,7 +1,7 @@
 import { isAbsolute } from 'node:path'
 import { PATHS } from '../config/env'
 import { ferryError } from '../errors'
-import { formatDuration, parseDuration } from '../identity/duration'
+import { parseDuration } from '../identity/duration'
 import { PLUGIN_TIMEOUT } from './protocol'
 
 // Ferry's entry in the node's CNI configuration list: what the runtime hands the
@@ -57,8 +57,7 @@ export function entrySettings (values: { socket?: string, stateFile?: string, ti
   if (Buffer.byteLength(socket) > MAX_SOCKET_PATH) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry ${command}: ${flag('socket')} "${socket}" is invalid: a unix socket path has at most ${MAX_SOCKET_PATH} bytes`)
   let timeoutMs = CNI_ENTRY_DEFAULTS.timeoutMs
   if (values.timeout !== undefined) {
-    timeoutMs = parseDuration(values.timeout, `ferry ${command}: ${flag('timeout')}`)
-    if (timeoutMs < 1 || timeoutMs > PLUGIN_TIMEOUT.maxMs) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry ${command}: ${flag('timeout')} "${values.timeout}" is invalid: expected a duration from 1ms to ${formatDuration(PLUGIN_TIMEOUT.maxMs)}`)
+    timeoutMs = parseDuration(values.timeout, `ferry ${command}: ${flag('timeout')}`, { minMs: 1, maxMs: PLUGIN_TIMEOUT.maxMs })
   }
   return Object.freeze({
     socket,

@@ -60,7 +60,7 @@ export async function startCniServer (o: { socketPath: string, handler: CniHandl
   server.headersTimeout = 5000
   server.requestTimeout = 0 // an ADD lasts as long as the plugin's timeout; the handler bounds it
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => { reject(ferryError('FERRY_ERR_INVALID_ARG', `--cni-socket ${socketPath}: cannot listen: ${err.message}`, { cause: err, errno: err.code })) })
+    server.once('error', (err: NodeJS.ErrnoException) => { reject(ferryError('FERRY_ERR_LISTEN', `--cni-socket ${socketPath}: cannot listen: ${err.message}`, { cause: err, errno: err.code })) })
     server.listen(socketPath, () => { resolve() })
   })
   chmodSync(socketPath, 0o600)

@@ -2,7 +2,8 @@ import { isIP } from 'node:net'
 import { resolve } from 'node:path'
 import { PORTS } from '../config/env'
 import { ferryError, isFerryError } from '../errors'
-import { formatDuration, parseDuration } from '../identity/duration'
+import { CERT_TTL, parseCertTtl } from '../identity/cert-ttl'
+import { formatDuration } from '../identity/duration'
 import { validateTrustDomain } from '../identity/spiffe-id'
 import { parseCommandOptions } from '../config/cli-args'
 
@@ -45,7 +46,7 @@ export interface KubernetesControllerOptions {
 export const CONTROLLER_DEFAULTS = Object.freeze({
   listen: `127.0.0.1:${PORTS.ca}`,
   trustDomain: 'cluster.local',
-  certTtlMs: 24 * 3_600_000,
+  certTtlMs: CERT_TTL.defaultMs,
   /** Names always in the serving certificate, besides the listen address. */
   servingNames: Object.freeze(['localhost', 'ferry-controller', 'ferry-controller.ferry-system.svc']),
   tokenAudience: 'ferry-ca',
@@ -53,8 +54,6 @@ export const CONTROLLER_DEFAULTS = Object.freeze({
   rootNamespace: 'ferry-system'
 })
 
-const MIN_TTL_MS = 1000
-const MAX_TTL_MS = 365 * 86_400_000
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
 export const CONTROLLER_USAGE = `usage: ferry controller --data-dir DIR --lab-nodes FILE --cluster-file FILE [--config-dir DIR]
@@ -150,8 +149,7 @@ export function parseControllerOptions (argv: string[]): ControllerOptions {
     throw err
   }
   const ttl = optional(values['cert-ttl'])
-  const certTtlMs = ttl === undefined ? CONTROLLER_DEFAULTS.certTtlMs : parseDuration(ttl, 'ferry controller: --cert-ttl')
-  if (certTtlMs < MIN_TTL_MS || certTtlMs > MAX_TTL_MS) throw invalid('--cert-ttl', String(ttl), 'a duration from 1s to 365d')
+  const certTtlMs = ttl === undefined ? CONTROLLER_DEFAULTS.certTtlMs : parseCertTtl(ttl, 'ferry controller: --cert-ttl')
   const extra = (values['serving-name'] as string[] | undefined) ?? []
   for (const name of extra) {
     if (isIP(name) === 0 && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(name)) throw invalid('--serving-name', name, 'a DNS name or an IP address')

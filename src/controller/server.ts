@@ -27,7 +27,7 @@ export class CaGrpcServer {
     const target = opts.host.includes(':') ? `[${opts.host}]:${opts.port}` : `${opts.host}:${opts.port}`
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(target, creds, (err, bound) => {
-        if (err !== null) reject(ferryError('FERRY_ERR_INVALID_ARG', `cannot listen on ${target}: ${err.message}`, { cause: err }))
+        if (err !== null) reject(ferryError('FERRY_ERR_LISTEN', `cannot listen on ${target}: ${err.message}`, { cause: err }))
         else resolve(bound)
       })
     })

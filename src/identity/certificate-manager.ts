@@ -2,9 +2,11 @@ import { EventEmitter } from 'node:events'
 import type { Registry } from 'prom-client'
 import { ferryError, type FerryError } from '../errors'
 import type { Logger } from '../telemetry/logger'
-import { DEFAULT_BACKOFF, type BackoffPolicy } from './backoff'
+import { checkBackoff, DEFAULT_BACKOFF, type BackoffPolicy } from './backoff'
 import type { CertificateSigner } from './ca-client'
+import { CERT_TTL } from './cert-ttl'
 import { systemClock, type Clock, type Random } from './clock'
+import { formatDuration } from './duration'
 import { IdentityMetrics } from './metrics'
 import { parseSpiffeId, type SpiffeId } from './spiffe-id'
 import type { Svid } from './svid'
@@ -22,8 +24,7 @@ import { SvidRotation } from './svid-rotation'
 // and ferry_certificate_requests_total{result}.
 
 export const CERTIFICATE_DEFAULTS = Object.freeze({
-  /** Istio's default workload certificate lifetime. */
-  ttlMs: 24 * 3_600_000,
+  ttlMs: CERT_TTL.defaultMs,
   renewFraction: 0.5
 })
 
@@ -60,12 +61,9 @@ export class CertificateManager extends EventEmitter {
     super()
     const renewFraction = opts.renewFraction ?? CERTIFICATE_DEFAULTS.renewFraction
     const ttlMs = opts.ttlMs ?? CERTIFICATE_DEFAULTS.ttlMs
-    const backoff = Object.freeze({ ...DEFAULT_BACKOFF, ...opts.backoff })
+    const backoff = checkBackoff({ ...DEFAULT_BACKOFF, ...opts.backoff }, 'backoff')
     if (!(renewFraction > 0 && renewFraction < 1)) throw ferryError('FERRY_ERR_INVALID_ARG', `renewFraction ${renewFraction} is invalid: expected a number between 0 and 1`)
-    if (!(ttlMs >= 1000)) throw ferryError('FERRY_ERR_INVALID_ARG', `certificate ttl ${ttlMs} ms is invalid: expected at least 1 s`)
-    if (!(backoff.initialMs > 0 && backoff.maxMs >= backoff.initialMs && backoff.multiplier >= 1 && backoff.jitter >= 0 && backoff.jitter <= 1)) {
-      throw ferryError('FERRY_ERR_INVALID_ARG', `backoff ${JSON.stringify(backoff)} is invalid`)
-    }
+    if (!(ttlMs >= CERT_TTL.minMs && ttlMs <= CERT_TTL.maxMs)) throw ferryError('FERRY_ERR_INVALID_ARG', `certificate ttl ${ttlMs} ms is invalid: expected ${formatDuration(CERT_TTL.minMs)} to ${formatDuration(CERT_TTL.maxMs)}`)
     this.settings = Object.freeze({
       signer: opts.signer,
       clock: opts.clock ?? systemClock,

@@ -1,5 +1,5 @@
 import { ferryError, isFerryError } from '../errors'
-import { parseDuration } from '../identity/duration'
+import { parseCertTtl } from '../identity/cert-ttl'
 import { validateTrustDomain } from '../identity/spiffe-id'
 import type { KubeObject } from './kustomize'
 
@@ -113,8 +113,7 @@ export const SETTINGS: Readonly<Record<string, Setting>> = Object.freeze({
   'controller.certTtl': {
     summary: 'longest workload certificate lifetime the controller signs, e.g. 24h',
     parse: (text) => {
-      const ms = parseDuration(text, 'the value')
-      if (ms < 1000 || ms > 365 * 86_400_000) throw invalidValue('a duration from 1s to 365d')
+      parseCertTtl(text, 'the value')
       return text
     },
     apply: (objects, value) => { setArg(container(objects, CONTROLLER), '--cert-ttl', String(value)) }

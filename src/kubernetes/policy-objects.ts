@@ -1,5 +1,5 @@
 import { ferryError, type FerryError, isFerryError } from '../errors'
-import type { BackoffPolicy } from '../identity/backoff'
+import { type BackoffPolicy, RECONNECT_BACKOFF } from '../identity/backoff'
 import type { Random } from '../identity/clock'
 import { BOUNDED_WATCH_DEFAULTS } from './bounded-watch'
 import { httpStatusOf, type K8s, type KubeConfigSource, loadKubeConfig, loadKubernetesClient } from './client'
@@ -38,7 +38,7 @@ export const POLICY_OBJECTS_DEFAULTS = Object.freeze({
   /** How often an absent optional CRD is looked for again. */
   probeMs: 60_000,
   pageSize: 500,
-  backoff: Object.freeze({ initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.5 }) as BackoffPolicy,
+  backoff: RECONNECT_BACKOFF,
   watch: BOUNDED_WATCH_DEFAULTS
 })
 

@@ -1,7 +1,7 @@
 import type { ClusterSnapshot } from '../discovery/model'
 import type { DiscoverySource, DiscoveryWatcher } from '../discovery/source'
 import { ferryError, type FerryError, isFerryError } from '../errors'
-import { type BackoffPolicy } from '../identity/backoff'
+import { type BackoffPolicy, RECONNECT_BACKOFF } from '../identity/backoff'
 import type { Random } from '../identity/clock'
 import type { Logger } from '../telemetry/logger'
 import { trace } from '../telemetry/trace'
@@ -31,7 +31,7 @@ const TRACE = trace('discovery')
 export const KUBERNETES_SOURCE_DEFAULTS = Object.freeze({
   debounceMs: 50,
   pageSize: 500,
-  backoff: Object.freeze({ initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.5 }) as BackoffPolicy,
+  backoff: RECONNECT_BACKOFF,
   watch: BOUNDED_WATCH_DEFAULTS
 })
 

@@ -73,7 +73,7 @@ export async function startLabApiServer (opts: LabApiServerOptions): Promise<Run
   await reload()
   if (lastText === '') throw ferryError('FERRY_ERR_LAB', `lab api-server: no objects to serve from ${opts.clusterFile}`)
   const url = await server.start(opts.host, opts.port).catch((err: NodeJS.ErrnoException) => {
-    throw ferryError('FERRY_ERR_LAB', `lab api-server: cannot listen on ${opts.host}:${opts.port}: ${err.message}`, { cause: err, errno: err.code })
+    throw ferryError('FERRY_ERR_LISTEN', `lab api-server: cannot listen on ${opts.host}:${opts.port}: ${err.message}`, { cause: err, errno: err.code })
   })
   trigger.start()
   log.info({ url, resourceVersion: server.resourceVersion }, 'lab api-server listening')

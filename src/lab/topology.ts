@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto'
 import { basename, join } from 'node:path'
 import { PORTS } from '../config/env'
+import { CERT_TTL } from '../identity/cert-ttl'
 import { resolveContainer } from './container-env'
 import { CONTROLLER_UNDERLAY_IP, FIRST_POD_HOST, MAX_PODS_PER_NODE, nodePodCIDRs, nodeUnderlayIPs, podIPs, ServiceIPAllocator } from './ipam'
 import type { IPFamily, LabPod, LabService, LabSpec } from './manifest/spec'
@@ -225,7 +226,6 @@ export interface LabPlan {
 
 export const UNDERLAY_BRIDGE = 'br0'
 export const LAB_TRUST_DOMAIN = 'cluster.local'
-export const DEFAULT_CERT_TTL_MS = 24 * 3_600_000
 /** The controller's CA_FILES (src/controller/ca-store.ts; a test keeps them equal, without loading the CA here). */
 export const CA_ROOT_CERT_FILE = 'root-cert.pem'
 export const CA_ROOT_KEY_FILE = 'root-key.pem'
@@ -319,7 +319,7 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
         address: CONTROLLER_UNDERLAY_IP,
         port: PORTS.ca,
         trustDomain: LAB_TRUST_DOMAIN,
-        certTtlMs: opts.certTtlMs ?? DEFAULT_CERT_TTL_MS,
+        certTtlMs: opts.certTtlMs ?? CERT_TTL.defaultMs,
         cgroup: join(cgroupRoot, CONTROLLER_CGROUP),
         dataDir,
         rootCert: join(dataDir, CA_ROOT_CERT_FILE),

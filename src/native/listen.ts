@@ -26,7 +26,7 @@ export interface TcpListenOptions {
   reusePort?: boolean
 }
 
-/** The listener's fd. Throws FERRY_ERR_NATIVE (errno: EADDRINUSE, …), or FERRY_ERR_BPF_ATTACH when the filter is refused. */
+/** The listener's fd. Throws FERRY_ERR_LISTEN (errno: EADDRINUSE, …), or FERRY_ERR_BPF_ATTACH when the filter is refused. */
 export function tcpListen (o: TcpListenOptions): number {
   checkFamily(o.family)
   checkAddress(o.address, o.family)

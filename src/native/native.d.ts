@@ -84,6 +84,7 @@ export interface NativeAddon {
 
   netnsOpen (path: string): number
   netnsCookie (nsFd: number): bigint
+  /** Throws FERRY_ERR_NETNS when the namespace cannot be entered, FERRY_ERR_LISTEN when the socket cannot be bound or listen. */
   netnsListen (nsFd: number, family: 4 | 6, address: string, port: number, backlog: number, reusePort: boolean): number
   netnsSocket (nsFd: number, family: 4 | 6): number
   socketNetnsCookie (fd: number): bigint
@@ -96,6 +97,7 @@ export interface NativeAddon {
    * A listening TCP socket in the calling thread's netns (SO_REUSEADDR): dualStack turns
    * IPV6_V6ONLY off for family 6; deferAcceptSeconds > 0 sets TCP_DEFER_ACCEPT;
    * filterProgFd >= 0 attaches that socket filter (SO_ATTACH_BPF). All before listen().
+   * Throws FERRY_ERR_BPF_ATTACH when the filter is refused, FERRY_ERR_LISTEN otherwise.
    */
   tcpListen (family: 4 | 6, address: string, port: number, backlog: number, dualStack: boolean, deferAcceptSeconds: number, filterProgFd: number, reusePort: boolean): number
 }

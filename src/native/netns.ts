@@ -35,7 +35,11 @@ export class Netns {
 
   get fd (): number { return this.#fd }
 
-  /** A listening TCP socket inside this namespace (SO_REUSEADDR; IPV6_V6ONLY for v6); returns its fd. */
+  /**
+   * A listening TCP socket inside this namespace (SO_REUSEADDR; IPV6_V6ONLY for v6); returns
+   * its fd. Throws FERRY_ERR_LISTEN (errno: EADDRINUSE, …), or FERRY_ERR_NETNS when the
+   * namespace cannot be entered.
+   */
   listen (opts: NetnsListenOptions): number {
     checkFamily(opts.family)
     checkAddress(opts.address, opts.family)

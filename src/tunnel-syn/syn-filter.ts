@@ -111,7 +111,7 @@ export class SynFilter {
   /**
    * A listening socket in this process's netns with the filter and TCP_DEFER_ACCEPT in
    * place before listen(); returns its fd (Node serves it with server.listen({ fd })).
-   * Throws FERRY_ERR_NATIVE with the errno (EADDRINUSE, EAFNOSUPPORT …) or FERRY_ERR_BPF_ATTACH;
+   * Throws FERRY_ERR_LISTEN with the errno (EADDRINUSE, EAFNOSUPPORT …) or FERRY_ERR_BPF_ATTACH;
    * with reusePort also FERRY_ERR_BPF_LOAD, and FERRY_ERR_INVALID_ARG for another port
    * than the first reusePort listener's, port 0 or an address that is not a wildcard.
    */

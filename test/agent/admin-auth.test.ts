@@ -6,10 +6,10 @@ import { ADMIN_AUTH_DEFAULTS, createAdminAuth } from '../../src/agent/admin-auth
 import { DEBUG_ACCESS, kubernetesAccessReviewer } from '../../src/kubernetes/access-review'
 import { loadKubernetesClient } from '../../src/kubernetes/client'
 import { kubernetesTokenReviewer } from '../../src/kubernetes/token-review'
-import { FakeKubeApi, grantKey } from '../controller/kube-api'
+import { FakeKubeApi, grantKey } from '../helpers/kube-api'
 
 // Who may read an agent's /debug/* on a cluster: the official client's TokenReview and
-// SubjectAccessReview against test/controller/kube-api.ts (a local stand-in for the API
+// SubjectAccessReview against test/helpers/kube-api.ts (a local stand-in for the API
 // server's two review endpoints, not Kubernetes: it answers the reviews the test set up,
 // and "RBAC" is the test's grant list). The agent asks for `get` on agents/debug in group
 // ferry.dev, named after its node; a hostNetwork pod's service account has no such grant.

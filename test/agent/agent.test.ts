@@ -7,9 +7,10 @@ import { join } from 'node:path'
 import { Agent } from '../../src/agent/agent'
 import { parseAgentOptions } from '../../src/agent/options'
 import { listText, namespaceObj, nodeObj, podObj, serviceObj } from '../discovery/fixture'
-import { captureLog, listen, waitFor } from '../proxy/harness'
+import { captureLog, listen } from '../proxy/harness'
 import { counter } from '../telemetry/prom-text'
 import { loopbackPlatform, OPEN_DEBUG, RecordingCapture } from './loopback-platform'
+import { waitFor } from '../helpers/wait'
 
 // The agent's control loop against a loopback stand-in platform (see
 // loopback-platform.ts): snapshot → enroll local meshed pods → serve → readiness,
@@ -64,13 +65,13 @@ t.test('agent: enrolls local meshed pods, retries a failing one, serves, unenrol
 
   // 1. server-a cannot be enrolled; client can, and is not held up by it. The node is
   //    ready: one pod's failure is reported (pending, metric), not the node's state.
-  await waitFor(() => capture.calls.includes('enroll u-client'), 3000, 'client enrolled')
+  await waitFor(() => capture.calls.includes('enroll u-client'), { timeoutMs: 3000, what: 'client enrolled' })
   t.same(capture.calls.slice(0, 2), ['kubelet off', 'reconcile u-client,u-server-a'], 'no probe admission without --kubelet-cgroup; capture told which local meshed pods to keep, before enrolling')
   const failing = await httpGet(readyPort, '/healthz/ready')
   t.equal(failing.status, 200)
   t.same(failing.body, { ready: true, generation: 1, enrolled: ['u-client'], pending: ['u-server-a'] })
   t.equal(counter((await httpGet(adminPort, '/metrics')).text, 'ferry_pods_not_enrolled', { reason: 'error' }), 1, 'counted as not enrolled')
-  await waitFor(() => lines.filter((l) => l.msg === 'pod enrollment failed').length >= 2, 3000, 'retries')
+  await waitFor(() => lines.filter((l) => l.msg === 'pod enrollment failed').length >= 2, { timeoutMs: 3000, what: 'retries' })
   const failed = lines.find((l) => l.msg === 'pod enrollment failed')
   t.match(failed, { code: 'FERRY_ERR_ENROLL', uid: 'u-server-a', pod: 'app/server-a', errno: 'ENOENT', err: /pod app\/server-a: open netns failed: cannot open .*netns-server-a \(FERRY_ERR_NETNS ENOENT\)/ })
   t.same(capture.specs.get('u-client')?.excludeOutboundPorts, [8081], 'excluded ports handed to capture')
@@ -78,7 +79,7 @@ t.test('agent: enrolls local meshed pods, retries a failing one, serves, unenrol
 
   // 2. The namespace appears: the retry enrolls it and the node becomes ready.
   writeFileSync(nsPath('server-a'), '')
-  await waitFor(() => capture.calls.includes('enroll u-server-a'), 3000, 'server-a enrolled on retry')
+  await waitFor(() => capture.calls.includes('enroll u-server-a'), { timeoutMs: 3000, what: 'server-a enrolled on retry' })
   const ready = await httpGet(readyPort, '/healthz/ready')
   t.equal(ready.status, 200)
   t.same(ready.body, { ready: true, generation: 1, enrolled: ['u-client', 'u-server-a'], pending: [] })
@@ -101,7 +102,7 @@ t.test('agent: enrolls local meshed pods, retries a failing one, serves, unenrol
   })
   t.equal(reply, 'server-a got hello')
   t.equal(capture.lookups[0][0], BigInt(client.netnsCookie), 'original dst looked up with the pod\'s netns cookie')
-  await waitFor(() => lines.some((l) => l.msg === 'access'), 3000, 'access line')
+  await waitFor(() => lines.some((l) => l.msg === 'access'), { timeoutMs: 3000, what: 'access line' })
   t.match(lines.find((l) => l.msg === 'access'), { direction: 'outbound', source: { pod: 'client' }, destination_service: 'server.app', destination: { pod: 'server-a' }, result: 'ok' })
   const metrics = (await httpGet(adminPort, '/metrics')).text
   t.equal(counter(metrics, 'ferry_tcp_connections_closed_total', { source_workload: 'client', destination_service: 'server.app', result: 'ok' }), 1)
@@ -109,7 +110,7 @@ t.test('agent: enrolls local meshed pods, retries a failing one, serves, unenrol
   // 4. server-a goes away: unenrolled from capture, listeners closed.
   const serverA = debug.body.pods.find((p: any) => p.name === 'server-a')
   write(items.filter((o: any) => o.metadata?.name !== 'server-a'))
-  await waitFor(() => capture.calls.includes('unenroll u-server-a'), 3000, 'server-a unenrolled')
+  await waitFor(() => capture.calls.includes('unenroll u-server-a'), { timeoutMs: 3000, what: 'server-a unenrolled' })
   await agent.enroller.settled()
   const refused = await new Promise<string>((resolve) => {
     const s = connect({ host: '127.0.0.1', port: serverA.listeners[0].port })
@@ -122,7 +123,7 @@ t.test('agent: enrolls local meshed pods, retries a failing one, serves, unenrol
   // 5. A bad file is rejected; the last good snapshot and enrollments stay.
   writeFileSync(`${file}.tmp`, '{"apiVersion":"v1","kind":"List","items":[{"kind":"Pod","metadata":{"name":"x"},"spec":{}}]}')
   renameSync(`${file}.tmp`, file)
-  await waitFor(() => lines.some((l) => l.msg === 'cluster file rejected; keeping the last good snapshot'), 3000, 'rejection logged')
+  await waitFor(() => lines.some((l) => l.msg === 'cluster file rejected; keeping the last good snapshot'), { timeoutMs: 3000, what: 'rejection logged' })
   t.match(lines.find((l) => l.msg === 'cluster file rejected; keeping the last good snapshot'), { code: 'FERRY_ERR_CONFIG', err: /Pod x \(items\[0\]\): field metadata\.namespace: is required/ })
   t.same((await httpGet(readyPort, '/healthz/ready')).body, { ready: true, generation: 2, enrolled: ['u-client'], pending: [] })
 
@@ -153,7 +154,7 @@ t.test('agent: a pod with an invalid excluded-ports annotation is reported and d
   const { log, lines } = captureLog()
   const agent = await Agent.start(parseAgentOptions(['--node', 'n1', '--cluster-file', file, '--pin-root', '/p', '--admin-port', '0', '--ready-port', '0']), { platform: loopbackPlatform(capture), log })
   t.teardown(async () => { await agent.close() })
-  await waitFor(() => capture.calls.includes('enroll u-good'), 3000, 'good enrolled')
+  await waitFor(() => capture.calls.includes('enroll u-good'), { timeoutMs: 3000, what: 'good enrolled' })
   t.notOk(capture.calls.includes('enroll u-bad'), 'bad pod not (half-)enrolled')
   t.match(lines.find((l) => l.msg === 'pod cannot be enrolled'), { code: 'FERRY_ERR_ENROLL', cause: 'FERRY_ERR_CONFIG', pod: 'app/bad', err: /exclude-inbound-ports: "http" is not a port number/ })
   t.match(capture.specs.get('u-good')?.cgroupPath, /\/lab\/good$/, 'a relative cgroup annotation is under the cgroup2 root')
@@ -168,7 +169,7 @@ t.test('agent: the ready port in use is a clear error and nothing is left runnin
   const capture = new RecordingCapture()
   const { log } = captureLog()
   await t.rejects(Agent.start(parseAgentOptions(['--node', 'n1', '--cluster-file', '/nonexistent', '--pin-root', '/p', '--admin-port', '0', '--ready-port', String(port)]), { platform: loopbackPlatform(capture), log }),
-    { code: 'FERRY_ERR_INVALID_ARG', errno: 'EADDRINUSE', message: new RegExp(`--ready-port ${port}: cannot listen`) })
+    { code: 'FERRY_ERR_LISTEN', errno: 'EADDRINUSE', message: new RegExp(`--ready-port ${port}: cannot listen`) })
   t.same(capture.calls, ['kubelet off', 'close'], 'capture closed again')
 })
 
@@ -187,7 +188,7 @@ t.test('agent: --kubelet-cgroup goes to capture, probe ports with each pod; ferr
   t.teardown(async () => { await agent.close() })
   t.equal(capture.calls[0], 'kubelet /sys/fs/cgroup/lab/n1/kubelet', 'probe admission on, before any pod')
   t.ok(lines.some((l) => l.msg.startsWith('probe admission')), 'said once at start')
-  await waitFor(() => capture.specs.size === 2, 3000, 'both enrolled')
+  await waitFor(() => capture.specs.size === 2, { timeoutMs: 3000, what: 'both enrolled' })
   t.same(capture.specs.get('u-web')?.probePorts, [8080, 8081], 'the named probe port resolved')
   t.same(capture.specs.get('u-db')?.probePorts, [])
   capture.probes.set('u-web', { admitted: 7, notProbePort: 2, expired: 0 })
@@ -197,7 +198,7 @@ t.test('agent: --kubelet-cgroup goes to capture, probe ports with each pod; ferr
   t.equal(counter(text, 'ferry_kubelet_probes_total', { namespace: 'app', pod: 'web', result: 'not_probe_port' }), 2)
   t.equal(counter(text, 'ferry_kubelet_probes_total', { namespace: 'app', pod: 'db', result: 'not_probe_port' }), 1)
   write([namespaceObj('app', { 'ferry.dev/mesh': 'enabled' }), web])
-  await waitFor(() => capture.calls.includes('unenroll u-db'), 3000, 'db unenrolled')
+  await waitFor(() => capture.calls.includes('unenroll u-db'), { timeoutMs: 3000, what: 'db unenrolled' })
   capture.probes.delete('u-db')
   text = (await httpGet(agent.admin.adminPort, '/metrics')).text
   t.notMatch(text, /pod="db"/, 'no series left for a pod that is gone')
@@ -205,11 +206,11 @@ t.test('agent: --kubelet-cgroup goes to capture, probe ports with each pod; ferr
   // The probe ports are part of the plan's fingerprint: a change re-enrolls the pod with the new ones.
   const changed = podObj({ name: 'web', uid: 'u-web', ips: ['10.244.0.8'], annotations: lab('web'), ports: [{ name: 'http', containerPort: 8080 }], probes: { readinessProbe: { grpc: { port: 9090 } } } })
   write([namespaceObj('app', { 'ferry.dev/mesh': 'enabled' }), changed])
-  await waitFor(() => capture.calls.filter((c) => c === 'enroll u-web').length === 2, 3000, 'web enrolled again')
+  await waitFor(() => capture.calls.filter((c) => c === 'enroll u-web').length === 2, { timeoutMs: 3000, what: 'web enrolled again' })
   t.same(capture.specs.get('u-web')?.probePorts, [9090], 'the new probe ports handed to capture')
   const readyOnly = podObj({ name: 'web', uid: 'u-web', ips: ['10.244.0.8'], annotations: lab('web'), ports: [{ name: 'http', containerPort: 8080 }], probes: { readinessProbe: { grpc: { port: 9090 } } }, ready: false })
   write([namespaceObj('app', { 'ferry.dev/mesh': 'enabled' }), readyOnly])
-  await waitFor(() => agent.routes.index.podByIP('10.244.0.8')?.ready === false, 3000, 'not ready')
+  await waitFor(() => agent.routes.index.podByIP('10.244.0.8')?.ready === false, { timeoutMs: 3000, what: 'not ready' })
   await agent.enroller.settled()
   t.equal(capture.calls.filter((c) => c === 'enroll u-web').length, 2, 'readiness is not part of the fingerprint: no re-enrollment')
 })

@@ -12,10 +12,11 @@ import type { PodLocation, PodLocator } from '../../src/discovery/pod-locator'
 import { ferryError } from '../../src/errors'
 import { loadKubernetesClient } from '../../src/kubernetes/client'
 import { ListWatchServer } from '../../src/lab/api-server'
-import { captureLog, listen, waitFor } from '../proxy/harness'
+import { captureLog, listen } from '../proxy/harness'
 import { namespace, pod, service } from '../kubernetes/objects'
 import { loopbackPlatform, RecordingCapture } from './loopback-platform'
 import { writeTestKubeconfig } from '../kubernetes/kubeconfig'
+import { waitFor } from '../helpers/wait'
 
 // `ferry agent --kubernetes` in-process, against the list + watch server on 127.0.0.1
 // (src/lab/api-server.ts: the protocol, not a cluster) and the loopback platform (no
@@ -95,26 +96,26 @@ async function startAgent (t: { teardown: (fn: () => void | Promise<void>) => vo
 t.test('--kubernetes: the API\'s pods of this node, meshed by namespace label or pod annotation, enrolled; later ones located again; deletes unenroll; a 410 re-list loses nothing', async (t) => {
   const { agent, api, capture, locator, lines, uidOf } = await startAgent(t)
   t.match(lines.find((l) => l.msg === 'agent started'), { node: 'n1', clusterFile: null, kubernetes: { hostProc: '/proc', cgroupRoot: PATHS.cgroup2 } })
-  await waitFor(() => capture.enrolledUids().length === 2, 10_000, 'the meshed pods of n1 enrolled')
+  await waitFor(() => capture.enrolledUids().length === 2, { timeoutMs: 10_000, what: 'the meshed pods of n1 enrolled' })
   t.same(capture.enrolledUids().sort(), [uidOf('web'), uidOf('probe')].sort(), 'web (namespace label) and probe (pod annotation); not optout (annotation disabled), plain (unlabelled namespace) or remote (node n2)')
   t.ok(api.requestsFor('pods', 'list').some((r) => r.query.fieldSelector === 'spec.nodeName=n1' && r.authorization === `Bearer ${TOKEN}`), 'listed by field selector with the kubeconfig\'s token')
   t.equal(await httpStatus(agent.admin.readyPort, '/healthz/ready'), 200)
 
   // A pod whose object arrives before its sandbox: pending, then enrolled with no further API change.
   api.apply('pods', pod({ name: 'late', namespace: 'shop', node: 'n1', ip: '10.244.1.14', app: 'late' }))
-  await waitFor(() => lines.some((l) => l.msg === 'pod cannot be enrolled' && l.pod === 'shop/late'), 5000, 'late reported')
+  await waitFor(() => lines.some((l) => l.msg === 'pod cannot be enrolled' && l.pod === 'shop/late'), { timeoutMs: 5000, what: 'late reported' })
   t.equal(await httpStatus(agent.admin.readyPort, '/healthz/ready'), 200, 'a pod not located yet is that pod\'s state: the node stays ready')
   t.notOk(api.events.some((e) => e.involvedObject?.name === 'late'), 'and it is no Event: every pod starts that way')
   const listsBefore = api.requestsFor('pods', 'list').length
   locator.present.add(uidOf('late'))
-  await waitFor(() => capture.calls.includes(`enroll ${uidOf('late')}`), 5000, 'late located again and enrolled')
+  await waitFor(() => capture.calls.includes(`enroll ${uidOf('late')}`), { timeoutMs: 5000, what: 'late located again and enrolled' })
   t.equal(api.requestsFor('pods', 'list').length, listsBefore, 'without a re-list or any change in the cluster')
   t.equal(await httpStatus(agent.admin.readyPort, '/healthz/ready'), 200)
 
   // A pod that cannot be enrolled for a reason of its own: one Warning Event on it, the node stays ready.
   api.apply('pods', pod({ name: 'broken', namespace: 'shop', node: 'n1', ip: '10.244.1.15', app: 'broken', annotations: { 'ferry.dev/exclude-inbound-ports': 'http' } }))
   locator.present.add(uidOf('broken'))
-  await waitFor(() => api.events.some((e) => e.involvedObject?.name === 'broken'), 5000, 'an Event on the broken pod')
+  await waitFor(() => api.events.some((e) => e.involvedObject?.name === 'broken'), { timeoutMs: 5000, what: 'an Event on the broken pod' })
   t.match(api.events.find((e) => e.involvedObject?.name === 'broken'), {
     type: 'Warning',
     reason: 'FerryEnrollmentFailed',
@@ -124,7 +125,7 @@ t.test('--kubernetes: the API\'s pods of this node, meshed by namespace label or
     metadata: { namespace: 'shop', name: /^broken\./ }
   })
   api.apply('pods', { ...api.get('pods', 'shop/broken'), metadata: { ...api.get('pods', 'shop/broken')?.metadata, labels: { app: 'broken', touched: 'yes' } } })
-  await waitFor(() => agent.enroller.status().generation > 0 && lines.filter((l) => l.msg === 'cluster snapshot').length >= 2, 5000, 'another snapshot')
+  await waitFor(() => agent.enroller.status().generation > 0 && lines.filter((l) => l.msg === 'cluster snapshot').length >= 2, { timeoutMs: 5000, what: 'another snapshot' })
   await agent.enroller.settled()
   t.equal(api.events.filter((e) => e.involvedObject?.name === 'broken').length, 1, 'one Event per pod and reason, not one per snapshot or retry')
   t.equal(await httpStatus(agent.admin.readyPort, '/healthz/ready'), 200, 'the node stays ready')
@@ -133,7 +134,7 @@ t.test('--kubernetes: the API\'s pods of this node, meshed by namespace label or
   // A delete unenrolls.
   const web = uidOf('web')
   api.delete('pods', 'shop', 'web')
-  await waitFor(() => capture.calls.includes(`unenroll ${web}`), 5000, 'web unenrolled')
+  await waitFor(() => capture.calls.includes(`unenroll ${web}`), { timeoutMs: 5000, what: 'web unenrolled' })
 
   // History compacted and every watch cut: resumed watches get 410 Gone, the reflectors re-list, nothing is unenrolled.
   const unenrolls = capture.calls.filter((c) => c.startsWith('unenroll')).length
@@ -141,8 +142,8 @@ t.test('--kubernetes: the API\'s pods of this node, meshed by namespace label or
   api.breakWatches()
   api.apply('pods', pod({ name: 'remote-2', namespace: 'shop', node: 'n2', ip: '10.244.2.11', app: 'web' }))
   api.compact()
-  await waitFor(() => api.requestsFor('pods', 'list').length >= lists + 2, 10_000, 're-lists of both pod collections')
-  await waitFor(() => api.openWatches('pods') === 2, 10_000, 'pod watches open again')
+  await waitFor(() => api.requestsFor('pods', 'list').length >= lists + 2, { timeoutMs: 10_000, what: 're-lists of both pod collections' })
+  await waitFor(() => api.openWatches('pods') === 2, { timeoutMs: 10_000, what: 'pod watches open again' })
   await agent.enroller.settled()
   t.equal(capture.calls.filter((c) => c.startsWith('unenroll')).length, unenrolls, 'no pod unenrolled across the 410 re-list')
   t.same(capture.enrolledUids().sort(), [uidOf('probe'), uidOf('late')].sort())
@@ -157,9 +158,9 @@ t.test('drain: not ready, listeners closed, a live connection carries on; return
   // web's endpoint is an echo server that never closes first.
   const { port: appPort } = await listen(t, '127.0.0.2', (s: Socket) => { track(s); s.on('data', (c) => s.write(`echo ${String(c)}`)); s.on('end', () => s.end()) })
   api.apply('pods', pod({ name: 'web', namespace: 'shop', node: 'n1', ip: '127.0.0.2', app: 'web', ports: [{ name: 'http', containerPort: appPort }] }))
-  await waitFor(() => capture.enrolledUids().length === 2, 10_000, 'enrolled')
+  await waitFor(() => capture.enrolledUids().length === 2, { timeoutMs: 10_000, what: 'enrolled' })
   const webAt = (a: Agent, ip: string) => () => a.enroller.enrolledPods().some((e) => e.plan.pod.name === 'web' && e.plan.pod.podIPs.includes(ip))
-  await waitFor(webAt(agent, '127.0.0.2'), 10_000, 'the new endpoint routed (web re-enrolled at its new IP)')
+  await waitFor(webAt(agent, '127.0.0.2'), { timeoutMs: 10_000, what: 'the new endpoint routed (web re-enrolled at its new IP)' })
   await agent.enroller.settled()
   const probe = agent.enroller.enrolledPods().find((e) => e.plan.pod.name === 'probe')
   const outbound = (probe?.addresses[0] as { port: number }).port
@@ -169,15 +170,15 @@ t.test('drain: not ready, listeners closed, a live connection carries on; return
   let got = ''
   held.on('data', (d) => { got += String(d) })
   held.write('one')
-  await waitFor(() => got === 'echo one', 5000, 'first echo')
+  await waitFor(() => got === 'echo one', { timeoutMs: 5000, what: 'first echo' })
 
   const drained = agent.drain(60_000)
-  await waitFor(() => false === agent.enroller.status().ready, 1000, 'not ready')
+  await waitFor(() => false === agent.enroller.status().ready, { timeoutMs: 1000, what: 'not ready' })
   t.equal(await httpStatus(agent.admin.readyPort, '/healthz/ready'), 503, 'readiness 503 while draining')
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.equal(await connectResult(outbound), 'ECONNREFUSED', 'new connections refused')
   held.write('two')
-  await waitFor(() => got === 'echo oneecho two', 5000, 'the live connection still relays')
+  await waitFor(() => got === 'echo oneecho two', { timeoutMs: 5000, what: 'the live connection still relays' })
   const started = Date.now()
   held.end()
   t.equal(await drained, 0, 'drained: nothing left')
@@ -187,7 +188,7 @@ t.test('drain: not ready, listeners closed, a live connection carries on; return
   const second = await startAgent(t)
   const { port: app2 } = await listen(t, '127.0.0.3', (s: Socket) => { track(s); s.on('data', (c) => s.write(`echo ${String(c)}`)) })
   second.api.apply('pods', pod({ name: 'web', namespace: 'shop', node: 'n1', ip: '127.0.0.3', app: 'web', ports: [{ name: 'http', containerPort: app2 }] }))
-  await waitFor(webAt(second.agent, '127.0.0.3'), 10_000, 'routed')
+  await waitFor(webAt(second.agent, '127.0.0.3'), { timeoutMs: 10_000, what: 'routed' })
   await second.agent.enroller.settled()
   const port2 = (second.agent.enroller.enrolledPods().find((e) => e.plan.pod.name === 'probe')?.addresses[0] as { port: number }).port
   second.capture.originalDestination = { address: '127.0.0.3', port: app2 }
@@ -195,7 +196,7 @@ t.test('drain: not ready, listeners closed, a live connection carries on; return
   let got2 = ''
   stuck.on('data', (d) => { got2 += String(d) })
   stuck.write('x')
-  await waitFor(() => got2 === 'echo x', 5000, 'echo')
+  await waitFor(() => got2 === 'echo x', { timeoutMs: 5000, what: 'echo' })
   const t0 = Date.now()
   t.equal(await second.agent.drain(300), 1, 'one connection left when the grace period ran out')
   t.ok(Date.now() - t0 >= 290, 'waited the grace period')

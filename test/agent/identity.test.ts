@@ -6,8 +6,9 @@ import { Agent } from '../../src/agent/agent'
 import { parseAgentOptions } from '../../src/agent/options'
 import { type CaHarness, startCa, tmpDir } from '../controller/harness'
 import { listText, namespaceObj, podObj, type PodSpecLite } from '../discovery/fixture'
-import { captureLog, waitFor } from '../proxy/harness'
+import { captureLog } from '../proxy/harness'
 import { loopbackPlatform, RecordingCapture } from './loopback-platform'
+import { waitFor } from '../helpers/wait'
 
 // The agent's identities against a real controller (gRPC over TLS on loopback) and the
 // loopback platform: one certificate per distinct identity of the enrolled pods,
@@ -74,8 +75,8 @@ t.test('agent with a CA: not ready until each identity of its enrolled pods has 
   t.teardown(async () => { await agent.close() })
   const { readyPort, adminPort } = agent.admin
 
-  await waitFor(() => capture.enrolledUids().length === 3, 3000, 'n1\'s pods enrolled')
-  await waitFor(() => lines.some((l) => l.msg === 'certificate request failed; retrying'), 5000, 'a failed request')
+  await waitFor(() => capture.enrolledUids().length === 3, { timeoutMs: 3000, what: 'n1\'s pods enrolled' })
+  await waitFor(() => lines.some((l) => l.msg === 'certificate request failed; retrying'), { timeoutMs: 5000, what: 'a failed request' })
   const waiting = await httpGet(readyPort, '/healthz/ready')
   t.equal(waiting.status, 503, 'enrolled but without certificates: not ready')
   t.same(waiting.body.enrolled, ['u-api', 'u-web', 'u-web-2'])
@@ -89,7 +90,7 @@ t.test('agent with a CA: not ready until each identity of its enrolled pods has 
 
   // The controller comes up: the agent recovers on its own.
   await ca.restart()
-  await waitFor(() => agent.identity?.certificates(agent.enroller.enrolledPods().map((e) => e.plan.pod)).ready === true, 15_000, 'certificates')
+  await waitFor(() => agent.identity?.certificates(agent.enroller.enrolledPods().map((e) => e.plan.pod)).ready === true, { timeoutMs: 15_000, what: 'certificates' })
   const ready = await httpGet(readyPort, '/healthz/ready')
   t.equal(ready.status, 200, JSON.stringify(ready.body))
   t.same(ready.body.certificates, { ready: true, identities: [id('app', 'api'), id('app', 'web')], pending: [] })
@@ -109,17 +110,17 @@ t.test('agent with a CA: not ready until each identity of its enrolled pods has 
   const apiSerial = agent.identity?.svidFor(id('app', 'api'))?.serial
   const enrolledBefore = lines.filter((l) => l.msg === 'pod enrolled' && l.uid === 'u-api').length
   writeAgentPods(PODS.map((p) => p.name === 'api' ? { ...p, ips: ['10.244.1.9'] } : p))
-  await waitFor(() => lines.filter((l) => l.msg === 'pod enrolled' && l.uid === 'u-api').length > enrolledBefore, 3000, 'api re-enrolled')
+  await waitFor(() => lines.filter((l) => l.msg === 'pod enrolled' && l.uid === 'u-api').length > enrolledBefore, { timeoutMs: 3000, what: 'api re-enrolled' })
   await agent.enroller.settled()
   t.equal(agent.identity?.svidFor(id('app', 'api'))?.serial, apiSerial, 'a re-enrolled pod keeps its identity\'s certificate')
   t.notOk(lines.some((l) => l.msg === 'identity removed: its last pod left the node'), 'no identity dropped meanwhile')
 
   // web-2 leaves: web stays (web still runs). api leaves: its identity and gauge go.
   writeAgentPods(PODS.filter((p) => p.name !== 'web-2'))
-  await waitFor(() => !capture.enrolledUids().includes('u-web-2'), 3000, 'web-2 unenrolled')
+  await waitFor(() => !capture.enrolledUids().includes('u-web-2'), { timeoutMs: 3000, what: 'web-2 unenrolled' })
   t.ok(agent.identity?.svidFor(id('app', 'web')) !== null, 'web keeps its certificate while a web pod runs')
   writeAgentPods(PODS.filter((p) => p.name !== 'web-2' && p.name !== 'api'))
-  await waitFor(() => lines.some((l) => l.msg === 'identity removed: its last pod left the node'), 3000, 'api removed')
+  await waitFor(() => lines.some((l) => l.msg === 'identity removed: its last pod left the node'), { timeoutMs: 3000, what: 'api removed' })
   t.match(lines.find((l) => l.msg === 'identity removed: its last pod left the node'), { spiffeId: id('app', 'api') })
   t.same(gaugeIds((await httpGet(adminPort, '/metrics')).text), [id('app', 'web')], 'the gauge of a removed identity is gone')
   t.equal(agent.identity?.svidFor(id('app', 'api')), null)
@@ -146,7 +147,7 @@ t.test('agent without a CA: readiness as before, no certificates field, no gauge
   const capture = new RecordingCapture()
   const agent = await Agent.start(parseAgentOptions(agentArgs.slice(0, agentArgs.indexOf('--ca-address'))), { platform: loopbackPlatform(capture), log: captureLog().log })
   t.teardown(async () => { await agent.close() })
-  await waitFor(() => capture.enrolledUids().length === 3, 3000, 'enrolled')
+  await waitFor(() => capture.enrolledUids().length === 3, { timeoutMs: 3000, what: 'enrolled' })
   const r = await httpGet(agent.admin.readyPort, '/healthz/ready')
   t.equal(r.status, 200)
   t.notOk('certificates' in r.body)

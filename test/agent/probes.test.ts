@@ -13,8 +13,9 @@ import { serveFd, uniquePinRoot } from '../capture/helpers/capture-fixture'
 import { makeCgroup, makePodEnv, nodeClient } from '../capture/helpers/pod-env'
 import { startCa, tmpDir } from '../controller/harness'
 import { listText, namespaceObj, podObj, type PodSpecLite } from '../discovery/fixture'
-import { captureLog, waitFor } from '../proxy/harness'
+import { captureLog } from '../proxy/harness'
 import { counter } from '../telemetry/prom-text'
+import { waitFor } from '../helpers/wait'
 
 // A real agent in this process (the native platform: eBPF capture, listeners inside the
 // pod's netns) with a real controller (so pods are STRICT), and a real pod (netns +
@@ -76,7 +77,7 @@ t.test('--kubelet-cgroup: a STRICT pod\'s probe port is open to the kubelet only
     const { log, lines } = captureLog()
     const agent = await Agent.start(options, { platform: loadNativePlatform(), log })
     running.add(agent)
-    await waitFor(() => agent.enroller.status().ready && agent.identity?.certificates(agent.enroller.enrolledPods().map((e) => e.plan.pod)).ready === true, 10_000, 'enrolled with a certificate')
+    await waitFor(() => agent.enroller.status().ready && agent.identity?.certificates(agent.enroller.enrolledPods().map((e) => e.plan.pod)).ready === true, { timeoutMs: 10_000, what: 'enrolled with a certificate' })
     return { agent, lines }
   }
   /** Connects from the node namespace as a process of `cgroup`. */
@@ -92,7 +93,7 @@ t.test('--kubelet-cgroup: a STRICT pod\'s probe port is open to the kubelet only
   t.equal((await from(kubelet, PROBE)).data, 'app', 'the kubelet reaches the app on its probe port')
   t.ok(refused(await from(hostNetworkPod, PROBE)), 'a hostNetwork pod on the same port is refused')
   t.ok(refused(await from(kubelet, OTHER)), 'the kubelet on a port no probe names is refused')
-  await waitFor(() => lines.filter((l) => l.msg === 'access').length >= 2, 5000, 'two access lines')
+  await waitFor(() => lines.filter((l) => l.msg === 'access').length >= 2, { timeoutMs: 5000, what: 'two access lines' })
   t.match(lines.filter((l) => l.msg === 'access'), [{ direction: 'inbound', result: 'denied_plaintext', original_destination: `${env.podIP4}:${PROBE}` }, { direction: 'inbound', result: 'denied_plaintext', original_destination: `${env.podIP4}:${OTHER}` }], 'only the two refused connections went through the proxy')
   const text = await metrics(agent.admin.adminPort)
   t.equal(counter(text, 'ferry_kubelet_probes_total', { namespace: 'app', pod: 'web', result: 'admitted' }), 1)

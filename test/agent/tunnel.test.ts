@@ -6,9 +6,10 @@ import { Agent } from '../../src/agent/agent'
 import { parseAgentOptions } from '../../src/agent/options'
 import { startCa, tmpDir } from '../controller/harness'
 import { listText, namespaceObj, podObj, type PodSpecLite } from '../discovery/fixture'
-import { captureLog, listen, waitFor } from '../proxy/harness'
+import { captureLog, listen } from '../proxy/harness'
 import { counter } from '../telemetry/prom-text'
 import { loopbackPlatform, RecordingCapture } from './loopback-platform'
+import { waitFor } from '../helpers/wait'
 
 // Two agents in one process with a real controller (gRPC CA) and the loopback platform:
 // n1's client pod reaches n2's server pod through n1's tunnel pool and n2's tunnel
@@ -51,7 +52,7 @@ async function twoAgents (t: Test) {
   }
   const n2 = await start('n2')
   const n1 = await start('n1', (await n2.agent.workers.tunnelStats()).port)
-  for (const n of [n1, n2]) await waitFor(() => n.agent.enroller.enrolledPods().length === 1 && n.agent.identity?.certificates(n.agent.enroller.enrolledPods().map((e) => e.plan.pod)).ready === true, 5000, 'enrolled with a certificate')
+  for (const n of [n1, n2]) await waitFor(() => n.agent.enroller.enrolledPods().length === 1 && n.agent.identity?.certificates(n.agent.enroller.enrolledPods().map((e) => e.plan.pod)).ready === true, { timeoutMs: 5000, what: 'enrolled with a certificate' })
   return { n1, n2, serverPort: backend.port }
 }
 
@@ -72,7 +73,7 @@ async function viaClient (n1: { agent: Agent, capture: RecordingCapture }, dst: 
 t.test('agents with a CA: a pod on n1 reaches a pod on n2 through the tunnel, with the SVIDs from the CA; both log the principals', async (t) => {
   const { n1, n2, serverPort } = await twoAgents(t)
   t.equal(await viaClient(n1, { address: '127.0.0.8', port: serverPort }, 'ping'), 'server got ping')
-  await waitFor(() => n2.lines.some((l) => l.msg === 'access') && n1.lines.some((l) => l.msg === 'access'), 3000, 'access lines on both nodes')
+  await waitFor(() => n2.lines.some((l) => l.msg === 'access') && n1.lines.some((l) => l.msg === 'access'), { timeoutMs: 3000, what: 'access lines on both nodes' })
   t.match(n2.lines.find((l) => l.msg === 'access'), { direction: 'inbound', source: { pod: 'client' }, source_principal: id('client'), destination_principal: id('server'), mtls: true, result: 'ok' })
   t.match(n1.lines.find((l) => l.msg === 'access'), { direction: 'outbound', source_principal: id('client'), destination_principal: id('server'), mtls: true, result: 'ok' })
   t.match((await n1.agent.workers.tunnelStats()).pool, { sessions: 1, streams: 0, keys: 1 }, 'one pooled session')

@@ -7,9 +7,9 @@ import { probeConnCodec, probeKeyCodec, type ProbeConn, type ProbeKey } from '..
 import { KUBELET_HOOK } from '../../src/capture/programs'
 import { PATHS } from '../../src/config/env'
 import { BpfLink, BpfMap } from '../../src/native'
-import { waitFor } from '../proxy/harness'
 import { agentSide, podSpec, safely, serveFd, silentLog, uniquePinRoot } from './helpers/capture-fixture'
 import { makeCgroup, makePodEnv, nodeClient } from './helpers/pod-env'
+import { waitFor } from '../helpers/wait'
 
 // Probe admission on the real kernel. The peer namespace plays the node: a process in
 // the stand-in kubelet cgroup there (bpf/kubelet.bpf.c is attached to it) connects to
@@ -82,12 +82,12 @@ t.test('probe admission', async (t) => {
 
   t.test('the record lives as long as the kubelet\'s connection; its tuple reused later is not the kubelet\'s', async (t) => {
     const client = from(kubelet, env.podIP4, HELD)
-    await waitFor(() => held.length === 1, 5000, 'the app accepted the kubelet\'s connection')
+    await waitFor(() => held.length === 1, { timeoutMs: 5000, what: 'the app accepted the kubelet\'s connection' })
     const srcPort = held[0].remotePort as number
     t.same(recordsTo(env.podIP4), [{ srcAddress: env.peerIP4, srcPort, dstAddress: env.podIP4, dstPort: HELD }], 'recorded while open')
     held[0].end('app held')
     t.equal((await client).data, 'app held')
-    await waitFor(() => recordsTo(env.podIP4).length === 0, 5000, 'record deleted at close')
+    await waitFor(() => recordsTo(env.podIP4).length === 0, { timeoutMs: 5000, what: 'record deleted at close' })
     t.pass('record deleted at close')
     const reuse = await from(hostNetworkPod, env.podIP4, HELD, srcPort)
     t.equal(reuse.localPort, srcPort, 'the same tuple')

@@ -9,9 +9,10 @@ import { openNetns } from '../../src/native'
 import { uniquePinRoot, reply, serveFd } from '../capture/helpers/capture-fixture'
 import { makePodEnv, nodeClient, type PodEnv } from '../capture/helpers/pod-env'
 import { listText, namespaceObj, podObj } from '../discovery/fixture'
-import { captureLog, waitFor } from '../proxy/harness'
+import { captureLog } from '../proxy/harness'
 import { counter } from '../telemetry/prom-text'
 import { netconf, prevResult, runPlugin, scratch } from './plugin-runner'
+import { waitFor } from '../helpers/wait'
 
 // The ferry-cni plugin against a real agent (in this process, the native platform: real
 // eBPF capture, listeners inside the pod's network namespace) with file discovery, and
@@ -49,7 +50,7 @@ async function setup (t: Test): Promise<Setup> {
     '--cni-socket', socket, '--cni-state-file', stateFile])
   const agent = await Agent.start(options, { platform: loadNativePlatform(), log, retry: { initialMs: 100, maxMs: 1000 } })
   t.teardown(async () => { await agent.close() })
-  await waitFor(() => existsSync(stateFile), 5000, 'the state file')
+  await waitFor(() => existsSync(stateFile), { timeoutMs: 5000, what: 'the state file' })
   return { env, dir, file, agent, lines, socket, stateFile }
 }
 
@@ -73,7 +74,7 @@ t.test('ADD returns only once the pod is enrolled: the first connection the pod 
   const out = await env.runInPod(nodeClient(env.peerIP4, SERVER_PORT))
   t.equal(JSON.parse(out.stdout).data, 'hello from the peer')
   // Guards the capture gap: without the ADD's enrollment the connection goes straight to the peer and the proxy never logs it.
-  await waitFor(() => lines.some((l) => l.msg === 'access'), 5000, 'the access line of the first connection')
+  await waitFor(() => lines.some((l) => l.msg === 'access'), { timeoutMs: 5000, what: 'the access line of the first connection' })
   t.match(lines.find((l) => l.msg === 'access'), { direction: 'outbound', source: { pod: 'web', namespace: 'shop' }, result: 'ok' })
   const enrolled = agent.enroller.enrolledPods()
   t.equal(enrolled.length, 1)
@@ -87,7 +88,7 @@ t.test('ADD returns only once the pod is enrolled: the first connection the pod 
   // The kubelet reports the same IPs later: the plan is unchanged, the pod is not re-enrolled.
   const enrolledAt = enrolled[0].enrolledAt
   writeCluster(s.file, clusterItems(env).map((o: any) => o.kind === 'Pod' ? { ...o, status: { phase: 'Running', podIP: env.podIP4, podIPs: [{ ip: env.podIP4 }, { ip: env.podIP6 }] } } : o))
-  await waitFor(() => agent.enroller.status().generation === 2, 5000, 'the snapshot with the IPs')
+  await waitFor(() => agent.enroller.status().generation === 2, { timeoutMs: 5000, what: 'the snapshot with the IPs' })
   await agent.enroller.settled()
   t.equal(agent.enroller.enrolledPods()[0].enrolledAt, enrolledAt, 'not re-enrolled when its object catches up')
 
@@ -95,7 +96,7 @@ t.test('ADD returns only once the pod is enrolled: the first connection the pod 
   t.equal(check.code, 0, `CHECK: enrolled (${check.stdout})`)
   const del = await runPlugin({ command: 'DEL', namespace: 'shop', name: 'web', uid: env.id, netns: env.podNsPath }, addConf(s))
   t.equal(del.code, 0)
-  await waitFor(() => lines.some((l) => l.msg === 'cni request' && l.command === 'del'), 5000, 'DEL reached the agent')
+  await waitFor(() => lines.some((l) => l.msg === 'cni request' && l.command === 'del'), { timeoutMs: 5000, what: 'DEL reached the agent' })
 })
 
 t.test('a pod whose port 15006 is already taken: ADD fails with that reason (and the kubelet will retry)', async (t) => {
@@ -120,7 +121,7 @@ t.test('the state file follows the cluster: namespace labels and pod annotations
   t.equal((await import('node:fs')).statSync(s.stateFile).mode & 0o777, 0o600)
 
   writeCluster(s.file, clusterItems(s.env, { meshed: ['ops'], annotations: { 'ferry.dev/mesh': 'disabled' } }))
-  await waitFor(() => state().meshedNamespaces[0] === 'ops', 5000, 'the label moved to ops')
+  await waitFor(() => state().meshedNamespaces[0] === 'ops', { timeoutMs: 5000, what: 'the label moved to ops' })
   t.same(state(), { version: 1, node: 'n1', meshedNamespaces: ['ops'], pods: [{ namespace: 'shop', name: 'web', uid: s.env.id, mesh: 'disabled' }] })
   t.ok(s.lines.some((l) => l.msg === 'CNI state file written' && l.meshedNamespaces[0] === 'ops'))
 
@@ -133,6 +134,6 @@ t.test('the state file follows the cluster: namespace labels and pod annotations
 
   const writes = s.lines.filter((l) => l.msg === 'CNI state file written').length
   writeCluster(s.file, [...clusterItems(s.env, { meshed: ['ops'], annotations: { 'ferry.dev/mesh': 'disabled' } }), namespaceObj('extra')])
-  await waitFor(() => s.agent.enroller.status().generation >= 3, 5000, 'a snapshot that changes nothing the plugin reads')
+  await waitFor(() => s.agent.enroller.status().generation >= 3, { timeoutMs: 5000, what: 'a snapshot that changes nothing the plugin reads' })
   t.equal(s.lines.filter((l) => l.msg === 'CNI state file written').length, writes, 'not rewritten when nothing it holds changed')
 })

@@ -10,19 +10,20 @@ import { createDiscoverySource } from '../../src/discovery'
 import { createPodLocator } from '../../src/discovery/pod-locator'
 import { loadKubernetesClient } from '../../src/kubernetes/client'
 import { loopbackPlatform, RecordingCapture } from '../agent/loopback-platform'
-import { FakeKubeApi } from '../controller/kube-api'
+import { FakeKubeApi } from '../helpers/kube-api'
 import { listText, namespaceObj } from '../discovery/fixture'
 import { ferry } from '../helpers/cli'
-import { captureLog, waitFor } from '../proxy/harness'
+import { captureLog } from '../proxy/harness'
 import { scratch } from './plugin-runner'
 import { writeTestKubeconfig } from '../kubernetes/kubeconfig'
+import { waitFor } from '../helpers/wait'
 
 // Putting ferry-cni on a node and taking it off: the binary in the CNI bin dir, Ferry's
 // entry after the primary plugin of the node's CNI configuration (a conflist, or a lone
 // .conf turned into one), idempotent, the primary's bytes untouched; the agent keeping
 // the entry when the primary rewrites its file or a first configuration appears; and
 // uninstall — by hand, or by the agent on SIGTERM only while its DaemonSet is being
-// deleted (asked of a stand-in for the API server, test/controller/kube-api.ts), never
+// deleted (asked of a stand-in for the API server, test/helpers/kube-api.ts), never
 // on a restart.
 
 // A primary's conflist as a CNI DaemonSet writes it: its own key order, spacing and number spelling.
@@ -176,7 +177,7 @@ async function agentWith (t: Test, d: Dirs, o: { kubeconfig?: string, daemonSet?
   t.teardown(async () => { if (!closed) await agent.close() })
   const close = agent.close.bind(agent)
   agent.close = async () => { closed = true; await close() }
-  await waitFor(() => existsSync(d.stateFile), 5000, 'state file')
+  await waitFor(() => existsSync(d.stateFile), { timeoutMs: 5000, what: 'state file' })
   return { agent, lines }
 }
 
@@ -190,13 +191,13 @@ t.test('the agent keeps the entry: re-inserted when the primary rewrites its fil
   const file = join(d.conf, '10-flannel.conflist')
   writeFileSync(join(d.conf, '.flannel.tmp'), `{"cniVersion":"0.3.1","name":"cbr0","plugins":[${FLANNEL_CONF.trim()}]}`)
   renameSync(join(d.conf, '.flannel.tmp'), file)
-  await waitFor(() => hasFerryEntry(readFileSync(file, 'utf8')), 10_000, 'entry inserted into the new configuration')
+  await waitFor(() => hasFerryEntry(readFileSync(file, 'utf8')), { timeoutMs: 10_000, what: 'entry inserted into the new configuration' })
   const agentEntry = cniEntry({ ...settings, socket: join(d.run, 'cni.sock'), stateFile: d.stateFile })
   t.same(plugins(file)[1], agentEntry, 'the entry of the agent\'s own --cni-* settings')
 
   // Guards re-insertion: the primary rewrites its file (in place, as some do) without Ferry's entry.
   writeFileSync(file, CALICO)
-  await waitFor(() => { try { return hasFerryEntry(readFileSync(file, 'utf8')) } catch { return false } }, 10_000, 'entry re-inserted after the rewrite')
+  await waitFor(() => { try { return hasFerryEntry(readFileSync(file, 'utf8')) } catch { return false } }, { timeoutMs: 10_000, what: 'entry re-inserted after the rewrite' })
   t.same(plugins(file).map((p) => p.type), ['calico', 'portmap', 'ferry-cni'])
   t.equal(withoutFerryEntry(readFileSync(file, 'utf8'), file).text, CALICO)
   t.ok(lines.some((l) => l.msg === 'CNI configuration: Ferry\'s entry inserted after the primary plugin' && l.file === file))
@@ -232,7 +233,7 @@ t.test('SIGTERM uninstalls only while the agent\'s DaemonSet is being deleted (a
     const kubeconfig = join(d.run, 'kubeconfig')
     writeTestKubeconfig(kubeconfig, i === 3 ? 'http://127.0.0.1:1' : url, 'x')
     const { agent, lines } = await agentWith(t, d, { kubeconfig, daemonSet: true })
-    await waitFor(() => hasFerryEntry(readFileSync(file, 'utf8')), 5000, 'entry in place')
+    await waitFor(() => hasFerryEntry(readFileSync(file, 'utf8')), { timeoutMs: 5000, what: 'entry in place' })
     s.before()
     await agent.drain(0)
     await agent.close()

@@ -9,11 +9,13 @@ import { loadKubernetesClient } from '../../src/kubernetes/client'
 import { ListWatchServer } from '../../src/lab/api-server'
 import { openNetns } from '../../src/native'
 import { reply, serveFd, uniquePinRoot } from '../capture/helpers/capture-fixture'
-import { makePodEnv, nodeClient, removeCgroup, uniqueName } from '../capture/helpers/pod-env'
+import { makePodEnv, nodeClient, removeCgroup } from '../capture/helpers/pod-env'
 import { namespace, pod, uid } from '../kubernetes/objects'
-import { captureLog, waitFor } from '../proxy/harness'
+import { captureLog } from '../proxy/harness'
 import { netconf, prevResult, runPlugin, scratch } from './plugin-runner'
 import { writeTestKubeconfig } from '../kubernetes/kubeconfig'
+import { waitFor } from '../helpers/wait'
+import { uniqueName } from '../helpers/names'
 
 // `ferry agent --kubernetes --cni-socket …` as on a node: discovery from the list + watch
 // server (src/lab/api-server.ts: the protocol, not a cluster), the `kubelet` locator, the
@@ -51,7 +53,7 @@ t.test('--kubernetes: an ADD for a pod the agent has not seen waits for the watc
     '--pin-root', uniquePinRoot(t), '--admin-port', '0', '--ready-port', '0', '--cni-socket', socket, '--cni-state-file', stateFile], { NODE_NAME: 'n1' })
   const agent = await Agent.start(options, { platform: loadNativePlatform(), log, retry: { initialMs: 100, maxMs: 1000 } })
   t.teardown(async () => { await agent.close() })
-  await waitFor(() => existsSync(stateFile), 15_000, 'the first snapshot (state file written)')
+  await waitFor(() => existsSync(stateFile), { timeoutMs: 15_000, what: 'the first snapshot (state file written)' })
 
   const peer = openNetns(env.peerNsPath)
   t.teardown(() => { peer.close() })
@@ -60,7 +62,7 @@ t.test('--kubernetes: an ADD for a pod the agent has not seen waits for the watc
   const prev = prevResult([`${env.podIP4}/24`, `${env.podIP6}/64`])
   const adding = runPlugin({ command: 'ADD', namespace: 'shop', name: 'web', uid: podUid, netns: env.podNsPath, containerId: 'sandbox-1' },
     netconf({ socket, stateFile, prev, timeoutMs: 20_000 }))
-  await waitFor(() => lines.some((l) => l.msg === 'cni: waiting for discovery to show the pod' && l.pod === 'shop/web'), 10_000, 'the agent waiting for the pod')
+  await waitFor(() => lines.some((l) => l.msg === 'cni: waiting for discovery to show the pod' && l.pod === 'shop/web'), { timeoutMs: 10_000, what: 'the agent waiting for the pod' })
   // Guards the wait: without it the ADD would fail now, and the pod would start unenrolled on the kubelet's retry … or never.
   api.apply('pods', pod({ name: 'web', namespace: 'shop', node: 'n1', app: 'web', phase: 'Pending' }))
   const add = await adding
@@ -70,13 +72,13 @@ t.test('--kubernetes: an ADD for a pod the agent has not seen waits for the watc
   const [enrolled] = agent.enroller.enrolledPods()
   t.match(enrolled?.plan.location, { netnsPath: env.podNsPath, cgroupPath: podCgroup }, 'the ADD\'s netns; the cgroup from the kubelet\'s layout, with no pod process to find it from')
   t.same(enrolled?.plan.pod.podIPs, [env.podIP4, env.podIP6], 'the IPs of prevResult')
-  await waitFor(() => lines.some((l) => l.msg === 'pod enrolled' && l.component === 'enroll'), 5000, 'the enrollment logged')
+  await waitFor(() => lines.some((l) => l.msg === 'pod enrolled' && l.component === 'enroll'), { timeoutMs: 5000, what: 'the enrollment logged' })
   t.match(lines.find((l) => l.msg === 'pod enrolled' && l.component === 'enroll'), { pod: 'shop/web', cni: true }, 'logged as enrolled from its CNI ADD')
 
   // The pod's first process, in its kubelet cgroup: captured from its first connection.
   const out = await env.runInPod(nodeClient(env.peerIP4, 8080), { cgroupPath: podCgroup })
   t.equal(JSON.parse(out.stdout).data, 'hello from the peer')
-  await waitFor(() => lines.some((l) => l.msg === 'access'), 5000, 'access line')
+  await waitFor(() => lines.some((l) => l.msg === 'access'), { timeoutMs: 5000, what: 'access line' })
   t.match(lines.find((l) => l.msg === 'access'), { direction: 'outbound', source: { pod: 'web', namespace: 'shop' }, result: 'ok' })
 
   // An ADD for a pod the watch never shows fails at its deadline, with the reason.

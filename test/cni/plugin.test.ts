@@ -6,8 +6,9 @@ import { type CniAnswer, type CniHandler, startCniServer } from '../../src/cni/s
 import type { CniPodRequest } from '../../src/cni/protocol'
 import { isMeshed } from '../../src/discovery/mesh-policy'
 import { ferryError } from '../../src/errors'
-import { captureLog, waitFor } from '../proxy/harness'
+import { captureLog } from '../proxy/harness'
 import { netconf, prevResult, runPlugin, scratch, writeState } from './plugin-runner'
+import { waitFor } from '../helpers/wait'
 
 // The ferry-cni binary on its own, run as a container runtime runs it (env + stdin): the
 // CNI verbs, the decision it takes without the agent (so an agent that is down holds
@@ -164,7 +165,7 @@ t.test('against the agent\'s CNI server: the request (IPs of the pod\'s interfac
   t.same(ok.json, prev, 'enrolled: prevResult passed through')
   t.match(seen[0], { command: 'add', namespace: 'shop', name: 'web-7d9', uid: POD.uid, containerId: 'abc123', netns: '/var/run/netns/cni-8c1f', ifname: 'eth0', infraContainerId: 'abc123', timeoutMs: 5000 })
   t.same(seen[0].podIPs, ['10.244.1.5', 'fd00:244::5'], 'the pod\'s addresses, canonical, without the host-side interface\'s')
-  await waitFor(() => lines.some((l) => l.msg === 'cni request'), 3000, 'the request logged')
+  await waitFor(() => lines.some((l) => l.msg === 'cni request'), { timeoutMs: 3000, what: 'the request logged' })
   t.match(lines.find((l) => l.msg === 'cni request'), { command: 'add', result: 'enrolled', pod: 'shop/web-7d9', netns: '/var/run/netns/cni-8c1f' })
 
   answer = async () => { throw ferryError('FERRY_ERR_ENROLL', 'pod shop/web-7d9: listen inbound 127.0.0.1:15006 failed: address in use (EADDRINUSE)') }
@@ -243,7 +244,7 @@ t.test('an ADD in flight when the agent stops is answered by the next agent (the
   }
   const first = await startCniServer({ socketPath, handler: stuck, log, registry: new Registry() })
   const adding = runPlugin({ command: 'ADD', ...POD }, netconf({ socket: socketPath, stateFile, timeoutMs: 20_000 }))
-  await waitFor(() => waiting, 10_000, 'the ADD waiting in the old agent')
+  await waitFor(() => waiting, { timeoutMs: 10_000, what: 'the ADD waiting in the old agent' })
   // The old agent's SIGTERM while the request waits in its handler.
   await first.close()
   t.ok(aborted, 'the old agent\'s wait was cut short')
@@ -252,5 +253,5 @@ t.test('an ADD in flight when the agent stops is answered by the next agent (the
   t.teardown(async () => { await second.close() })
   const r = await adding
   t.equal(r.code, 0, `the next agent answered: ${r.stdout}`)
-  await waitFor(() => lines.some((l) => l.msg === 'cni request refused' && /shutting down/.test(l.err)), 3000, 'the old agent logged the unanswered request')
+  await waitFor(() => lines.some((l) => l.msg === 'cni request refused' && /shutting down/.test(l.err)), { timeoutMs: 3000, what: 'the old agent logged the unanswered request' })
 })

@@ -4,7 +4,7 @@ import { ferryError } from '../../src/errors'
 import type { Clock } from '../../src/identity/clock'
 import type { TokenReviewStatus } from '../../src/kubernetes/token-review'
 import { captureLog } from './harness'
-import { REVIEWS } from './kube-api'
+import { REVIEWS } from '../helpers/kube-api'
 
 // The TokenReview authenticator's own rules, with the review injected: what it accepts,
 // what it refuses and why, and its cache (by token digest, expiring, never caching a

@@ -11,6 +11,7 @@ import { spiffeIdOf } from '../../src/identity/spiffe-id'
 import { listText, podObj } from '../discovery/fixture'
 import { FERRY, ferry } from '../helpers/cli'
 import { tmpDir } from './harness'
+import { waitFor } from '../helpers/wait'
 
 // `ferry controller` as a user runs it (the built CLI): it listens, signs for a node's
 // pods, and stops cleanly on SIGTERM.
@@ -35,13 +36,8 @@ t.test('serves certificates until SIGTERM, then exits 0', async (t) => {
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   let out = ''
   child.stdout.on('data', (d: Buffer) => { out += d.toString() })
-  const deadline = Date.now() + 10_000
-  let listening: { address: string, rootCert: string } | undefined
-  while (listening === undefined) {
-    if (Date.now() > deadline) throw new Error(`controller did not start:\n${out}`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    listening = out.split('\n').filter((l) => l.includes('"controller listening"')).map((l) => JSON.parse(l))[0]
-  }
+  const listening: { address: string, rootCert: string } = await waitFor(() => out.split('\n').filter((l) => l.includes('"controller listening"')).map((l) => JSON.parse(l))[0],
+    { timeoutMs: 10_000, intervalMs: 50, what: 'the controller to start' }).catch((err: Error) => { throw new Error(`${err.message}:\n${out}`) })
   t.match(listening.address, /^127\.0\.0\.1:\d+$/)
   const client = new CaClient({ address: listening.address, caRootsPem: readFileSync(listening.rootCert, 'utf8'), token: () => tokenOf.get('n1') as string })
   t.teardown(() => { client.close() })

@@ -12,8 +12,9 @@ import { createLabNodeTokens, writeLabNodeTokens } from '../../src/controller/la
 import type { ConfigSnapshot } from '../../src/resources/snapshot'
 import { loopbackPlatform, OPEN_DEBUG, RecordingCapture } from '../agent/loopback-platform'
 import { listText, namespaceObj, podObj } from '../discovery/fixture'
-import { FERRY, waitFor } from '../helpers/cli'
+import { FERRY } from '../helpers/cli'
 import { captureLog, tmpDir } from './harness'
+import { waitFor } from '../helpers/wait'
 
 // The controller killed mid-stream: a real `node bin/ferry.js controller …` child process,
 // killed with SIGKILL while an agent's ConfigStream is connected. The agent keeps serving

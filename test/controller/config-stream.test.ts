@@ -10,8 +10,8 @@ import { configProtos } from '../../src/controller/config-protos'
 import { isFerryError } from '../../src/errors'
 import type { ObjectReport } from '../../src/resources/reports'
 import type { ConfigSnapshot } from '../../src/resources/snapshot'
-import { waitFor } from '../helpers/cli'
 import { captureLog, startCa, tmpDir, type CaHarness } from './harness'
+import { waitFor } from '../helpers/wait'
 
 // The configuration stream over real grpc-js and TLS, between the real controller
 // (Controller.start, its --config-dir feed or a feed the test drives) and the agent's

@@ -10,6 +10,7 @@ import { generateWorkloadKey } from '../../src/identity/keys'
 import { spiffeIdOf } from '../../src/identity/spiffe-id'
 import { x509 } from '../../src/identity/x509'
 import { startCa, type CaHarness } from './harness'
+import { waitFor } from '../helpers/wait'
 
 // The CA over real gRPC + TLS on 127.0.0.1: what it issues, what it refuses and why, and
 // that its root survives a restart.
@@ -129,25 +130,12 @@ t.test('follows the cluster file: a pod moving to a node makes its identity avai
   const h = await startCa(t)
   await refusal(h.client('n1').createCertificate(await csrFor(DB.uri), 600))
   h.writePods([{ name: 'db', namespace: 'data', node: 'n1', serviceAccountName: 'db' }])
-  const deadline = Date.now() + 5000
-  for (;;) {
-    try {
-      await h.client('n1').createCertificate(await csrFor(DB.uri), 600)
-      break
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await new Promise((resolve) => setTimeout(resolve, 50))
-    }
-  }
+  await waitFor(async () => (await h.client('n1').createCertificate(await csrFor(DB.uri), 600)).length > 0, { timeoutMs: 5000, intervalMs: 50, what: 'db to be signable on n1' })
   t.match((await refusal(h.client('n1').createCertificate(await csrFor(WEB.uri), 600))).message, /PERMISSION_DENIED/, 'web is gone')
   h.writePods([{ name: 'db', namespace: 'data', node: 'n1', serviceAccountName: 'db', phase: 'Succeeded' }])
-  const until = Date.now() + 5000
-  let last = ''
-  while (Date.now() < until) {
-    try { await h.client('n1').createCertificate(await csrFor(DB.uri), 600) } catch (err) { last = (err as Error).message; break }
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  t.match(last, /PERMISSION_DENIED/, 'a finished pod no longer counts')
+  const refused = await waitFor(async () => await h.client('n1').createCertificate(await csrFor(DB.uri), 600).then(() => null, (err: Error) => err.message),
+    { timeoutMs: 5000, intervalMs: 50, what: 'db to be refused on n1' })
+  t.match(refused, /PERMISSION_DENIED/, 'a finished pod no longer counts')
 })
 
 t.test('persists its root: 0700 dir, 0600 key; a restart reuses it and earlier certificates still verify', async (t) => {

@@ -15,19 +15,20 @@ import { generateWorkloadKey } from '../../src/identity/keys'
 import { spiffeIdOf } from '../../src/identity/spiffe-id'
 import type { ConfigSnapshot } from '../../src/resources/snapshot'
 import { podObj } from '../discovery/fixture'
-import { FERRY, waitFor } from '../helpers/cli'
+import { FERRY } from '../helpers/cli'
 import { captureLog, tmpDir } from './harness'
-import { FakeKubeApi, REVIEWS } from './kube-api'
+import { FakeKubeApi, REVIEWS } from '../helpers/kube-api'
+import { waitFor } from '../helpers/wait'
 
 // `ferry controller --kubernetes` against a local stand-in for the API server
-// (kube-api.ts; NOT Kubernetes): agents' tokens checked with TokenReview, node
+// (test/helpers/kube-api.ts; NOT Kubernetes): agents' tokens checked with TokenReview, node
 // authorization from the API server's pods (list + watch), and policies from Ferry's
 // CRD objects on the configuration stream. Real controller, real grpc-js and TLS.
 
-const PODS = '/api/v1/pods'
-const FERRY_AP = '/apis/security.ferry.dev/v1alpha1/authorizationpolicies'
-const FERRY_PA = '/apis/security.ferry.dev/v1alpha1/peerauthentications'
-const ISTIO_AP = '/apis/security.istio.io/v1/authorizationpolicies'
+const PODS = '/api/v1/pods' as const
+const FERRY_AP = '/apis/security.ferry.dev/v1alpha1/authorizationpolicies' as const
+const FERRY_PA = '/apis/security.ferry.dev/v1alpha1/peerauthentications' as const
+const ISTIO_AP = '/apis/security.istio.io/v1/authorizationpolicies' as const
 const WEB = spiffeIdOf('cluster.local', 'app', 'web')
 const DB = spiffeIdOf('cluster.local', 'data', 'db')
 
@@ -50,7 +51,7 @@ function apObject (name: string, namespace: string, spec: Record<string, unknown
 
 async function setup (t: { teardown: (fn: () => void | Promise<void>) => void }): Promise<{ api: FakeKubeApi, controller: Controller, lines: ReturnType<typeof captureLog>['lines'], client: (token: string) => CaClient }> {
   const api = new FakeKubeApi()
-  for (const p of [PODS, FERRY_AP, FERRY_PA, ISTIO_AP]) api.install(p)
+  for (const p of [FERRY_AP, FERRY_PA, ISTIO_AP]) api.install(p)
   api.apply(PODS, podObj({ name: 'web', namespace: 'app', node: 'n1', serviceAccountName: 'web' }))
   api.apply(PODS, podObj({ name: 'db', namespace: 'data', node: 'n2', serviceAccountName: 'db' }))
   api.apply(FERRY_AP, apObject('deny-dev', 'prod', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['dev'] } }] }] }))
@@ -149,8 +150,8 @@ t.test('node authorization follows the API server\'s pods (watch)', async (t) =>
 })
 
 /** Ferry's conditions on an object as the stand-in API server stores it. */
-function ferryConditions (api: FakeKubeApi, path: string, ns: string, name: string): Record<string, { status: string, reason: string, message: string, observedGeneration?: number }> {
-  const conditions = (api.get(path, ns, name)?.status?.conditions ?? []) as Array<{ type: string, status: string, reason: string, message: string, observedGeneration?: number }>
+function ferryConditions (api: FakeKubeApi, path: `/${string}`, ns: string, name: string): Record<string, { status: string, reason: string, message: string, observedGeneration?: number }> {
+  const conditions = (api.get(path, `${ns}/${name}`)?.status?.conditions ?? []) as Array<{ type: string, status: string, reason: string, message: string, observedGeneration?: number }>
   return Object.fromEntries(conditions.filter((c) => c.type.startsWith('Ferry')).map((c) => [c.type, c]))
 }
 
@@ -234,7 +235,7 @@ t.test('Istio\'s CRDs are optional: absent counts as empty, and they are picked 
 
 t.test('`ferry controller --kubernetes --kubeconfig FILE` as a process: the CLI path signs for a TokenReview-checked agent', async (t) => {
   const api = new FakeKubeApi()
-  for (const p of [PODS, FERRY_AP, FERRY_PA]) api.install(p)
+  for (const p of [FERRY_AP, FERRY_PA]) api.install(p)
   api.apply(PODS, podObj({ name: 'web', namespace: 'app', node: 'n1', serviceAccountName: 'web' }))
   api.reviews.set('token-n1', REVIEWS.agentOn('n1'))
   await api.start()

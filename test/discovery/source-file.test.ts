@@ -7,26 +7,17 @@ import { createDiscoverySource, type ClusterSnapshot } from '../../src/discovery
 import { FileDiscoverySource } from '../../src/discovery/source-file'
 import type { FerryError } from '../../src/errors'
 import { listText, namespaceObj, podObj, sampleCluster } from './fixture'
+import { waitFor } from '../helpers/wait'
 
 const silent = pino({ level: 'silent' })
 
-/** Collects a source's events and waits (bounded) for the next one. */
+/** Collects a source's events. */
 class Events {
   readonly snapshots: ClusterSnapshot[] = []
   readonly errors: FerryError[] = []
-  private wake: (() => void) | null = null
   readonly watcher = {
-    onSnapshot: (s: ClusterSnapshot) => { this.snapshots.push(s); this.wake?.() },
-    onError: (e: FerryError) => { this.errors.push(e); this.wake?.() }
-  }
-
-  async until (cond: () => boolean, ms = 3000): Promise<void> {
-    const deadline = Date.now() + ms
-    while (!cond()) {
-      const left = deadline - Date.now()
-      if (left <= 0) throw new Error('timed out waiting for a discovery event')
-      await new Promise<void>((resolve) => { this.wake = resolve; setTimeout(resolve, Math.min(left, 50)) })
-    }
+    onSnapshot: (s: ClusterSnapshot) => { this.snapshots.push(s) },
+    onError: (e: FerryError) => { this.errors.push(e) }
   }
 }
 
@@ -49,7 +40,7 @@ t.test('the file source is registered by name and loads the file at start', asyn
   t.teardown(() => { src.close() })
   const ev = new Events()
   src.start(ev.watcher)
-  await ev.until(() => ev.snapshots.length === 1)
+  await waitFor(() => ev.snapshots.length === 1, { what: 'a discovery event' })
   t.equal(ev.snapshots[0].generation, 1)
   t.equal(ev.snapshots[0].pods.length, 3)
   t.equal(src.current(), ev.snapshots[0])
@@ -63,9 +54,9 @@ t.test('an atomic replace is seen through the directory watch, with the next gen
   t.teardown(() => { src.close() })
   const ev = new Events()
   src.start(ev.watcher)
-  await ev.until(() => ev.snapshots.length === 1)
+  await waitFor(() => ev.snapshots.length === 1, { what: 'a discovery event' })
   writeAtomic(file, listText([...sampleCluster(), podObj({ name: 'late', ips: ['10.244.0.99'] })]))
-  await ev.until(() => ev.snapshots.length === 2)
+  await waitFor(() => ev.snapshots.length === 2, { what: 'a discovery event' })
   t.equal(ev.snapshots[1].generation, 2)
   t.ok(ev.snapshots[1].pods.some((p) => p.name === 'late'))
 })
@@ -78,11 +69,11 @@ t.test('the slow poll notices a change when the directory watch is gone', async 
   t.teardown(() => { src.close() })
   const ev = new Events()
   src.start(ev.watcher)
-  await ev.until(() => ev.snapshots.length === 1)
+  await waitFor(() => ev.snapshots.length === 1, { what: 'a discovery event' })
   // Stop the watcher to stand for a filesystem without inotify; only the poll remains.
   ;(src as any).trigger.disarm() // the directory watch is gone: only the poll is left
   writeAtomic(file, listText([namespaceObj('only')]))
-  await ev.until(() => ev.snapshots.length === 2)
+  await waitFor(() => ev.snapshots.length === 2, { what: 'a discovery event' })
   t.same(ev.snapshots[1].namespaces.map((n) => n.name), ['only'])
 })
 
@@ -93,10 +84,10 @@ t.test('an invalid file is reported once and the last good snapshot stays curren
   t.teardown(() => { src.close() })
   const ev = new Events()
   src.start(ev.watcher)
-  await ev.until(() => ev.snapshots.length === 1)
+  await waitFor(() => ev.snapshots.length === 1, { what: 'a discovery event' })
   const good = src.current()
   writeAtomic(file, listText([podObj({ name: 'broken', ips: ['not-an-ip'] })]))
-  await ev.until(() => ev.errors.length === 1)
+  await waitFor(() => ev.errors.length === 1, { what: 'a discovery event' })
   t.equal(ev.errors[0].code, 'FERRY_ERR_CONFIG')
   t.match(ev.errors[0].message, `${file}: Pod app/broken (items[0]): field status.podIPs[0].ip`)
   t.equal(src.current(), good, 'last good snapshot kept')
@@ -104,7 +95,7 @@ t.test('an invalid file is reported once and the last good snapshot stays curren
   t.equal(ev.errors.length, 1, 'the same bad file is not reported on every poll')
   t.equal(ev.snapshots.length, 1, 'no snapshot from the bad file')
   writeAtomic(file, listText(sampleCluster().slice(0, 3)))
-  await ev.until(() => ev.snapshots.length === 2)
+  await waitFor(() => ev.snapshots.length === 2, { what: 'a discovery event' })
   t.equal(ev.snapshots[1].generation, 2, 'generation continues from the last good one')
 })
 
@@ -114,12 +105,12 @@ t.test('a missing file is an error until it appears; an unchanged rewrite is not
   t.teardown(() => { src.close() })
   const ev = new Events()
   src.start(ev.watcher)
-  await ev.until(() => ev.errors.length === 1)
+  await waitFor(() => ev.errors.length === 1, { what: 'a discovery event' })
   t.match(ev.errors[0].message, /cannot read the cluster file \(ENOENT\)/)
   t.equal(src.current(), null)
   const text = listText(sampleCluster())
   writeAtomic(file, text)
-  await ev.until(() => ev.snapshots.length === 1)
+  await waitFor(() => ev.snapshots.length === 1, { what: 'a discovery event' })
   writeAtomic(file, text)
   await new Promise((resolve) => setTimeout(resolve, 300))
   t.equal(ev.snapshots.length, 1, 'same content, same generation')

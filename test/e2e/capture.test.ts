@@ -1,9 +1,11 @@
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
 import { join } from 'node:path'
-import { REPO, ferry, ferryOk, uniqueLabName, waitFor, sh } from '../helpers/cli'
+import { REPO, ferry, ferryOk, sh } from '../helpers/cli'
 import { accessLines, clusterObjects, counter, execInNode, execInPod, metrics, pod, serviceIPs } from '../helpers/lab'
 import { agentGet } from '../helpers/agent-admin'
+import { waitFor } from '../helpers/wait'
+import { uniqueLabName } from '../helpers/names'
 
 // End to end, for real: a one-node lab (network namespaces, cgroups, eBPF attached by
 // the node's agent), unmodified curl and a plain Node HTTP server. Each subtest makes a

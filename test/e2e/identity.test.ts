@@ -3,9 +3,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Prober } from '../../src/lab/probe'
-import { REPO, ferry, ferryOk, uniqueLabName, waitFor } from '../helpers/cli'
+import { REPO, ferry, ferryOk } from '../helpers/cli'
 import { labDir, nodeLog } from '../helpers/lab'
 import { everythingLeft } from '../lab/helpers'
+import { waitFor } from '../helpers/wait'
+import { uniqueLabName } from '../helpers/names'
 
 // Workload identity end to end, for real: a two-node lab whose controller (the CA) runs
 // in the underlay namespace and whose agents get certificates from it over the

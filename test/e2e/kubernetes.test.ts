@@ -8,9 +8,11 @@ import { updateClusterFile } from '../../src/lab/cluster-file'
 import { procCgroup } from '../../src/lab/proc'
 import { readState } from '../../src/lab/state'
 import { containerScope } from '../../src/lab/topology'
-import { FERRY, REPO, ferry, ferryOk, sh, uniqueLabName, waitFor } from '../helpers/cli'
+import { FERRY, REPO, ferry, ferryOk, sh } from '../helpers/cli'
 import { accessLines, agentPids, capturedRequest, counter, execInNode, execInPod, labDir, metrics, nodeLog, pod, serviceIPs } from '../helpers/lab'
 import { agentGet } from '../helpers/agent-admin'
+import { waitFor } from '../helpers/wait'
+import { uniqueLabName } from '../helpers/names'
 
 // The agent in cluster mode, end to end, on this machine's kernel: a lab made with
 // --kubernetes-api serves its objects over the Kubernetes list + watch protocol (the

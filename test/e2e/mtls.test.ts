@@ -3,9 +3,11 @@ import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { FERRY, REPO, ferry, ferryOk, uniqueLabName, waitFor } from '../helpers/cli'
+import { FERRY, REPO, ferry, ferryOk } from '../helpers/cli'
 import { accessLines, counter, execInNode, execInPod, labDir, metrics, nodeLog, pod } from '../helpers/lab'
 import { agentGet } from '../helpers/agent-admin'
+import { waitFor } from '../helpers/wait'
+import { uniqueLabName } from '../helpers/names'
 
 // The mTLS tunnel on the data path, for real: a two-node lab (test/fixtures/two-node-mtls.yaml)
 // whose agents hold 30-second certificates from the lab's CA. The underlay is watched with

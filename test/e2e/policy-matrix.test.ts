@@ -2,10 +2,12 @@ import t, { type Test } from 'tap'
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { existsSync, renameSync, rmSync, writeFileSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { FERRY, REPO, ferry, ferryOk, uniqueLabName, waitFor } from '../helpers/cli'
+import { FERRY, REPO, ferry, ferryOk } from '../helpers/cli'
 import { agentGet } from '../helpers/agent-admin'
 import { counter, labDir, metrics, nodeLog } from '../helpers/lab'
 import { labConfigCache } from '../../src/lab/policies'
+import { waitFor } from '../helpers/wait'
+import { uniqueLabName } from '../helpers/names'
 
 // Every AuthorizationPolicy match type, its not… form, precedence, the defaults, the
 // three scopes and dry-run, through real connections in one two-node lab

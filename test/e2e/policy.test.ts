@@ -2,8 +2,10 @@ import t from 'tap'
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { readFileSync, renameSync, statSync, writeFileSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { FERRY, REPO, ferry, ferryOk, uniqueLabName, waitFor } from '../helpers/cli'
+import { FERRY, REPO, ferry, ferryOk } from '../helpers/cli'
 import { accessLines, counter, execInPod, labDir, metrics, nodeLog, pod } from '../helpers/lab'
+import { waitFor } from '../helpers/wait'
+import { uniqueLabName } from '../helpers/names'
 
 // AuthorizationPolicy on the data path of a running two-node lab
 // (test/fixtures/policy-lab.yaml): dev/web and stage/web on node1, prod/cache on node1

@@ -1,8 +1,10 @@
 import t from 'tap'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { REPO, ferry, ferryOk, sh, uniqueLabName, waitFor } from '../helpers/cli'
+import { REPO, ferry, ferryOk, sh } from '../helpers/cli'
 import { accessLines, agentPids, capturedRequest, execInPod, pod } from '../helpers/lab'
+import { waitFor } from '../helpers/wait'
+import { uniqueLabName } from '../helpers/names'
 
 // Agent crash and restart, for real: the node's agent is SIGKILLed (no cleanup at all)
 // and a new one started, as kubelet would. The new agent must reuse the pinned maps and

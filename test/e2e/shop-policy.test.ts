@@ -1,8 +1,10 @@
 import t from 'tap'
 import { join } from 'node:path'
-import { REPO, ferry, ferryOk, uniqueLabName, waitFor } from '../helpers/cli'
+import { REPO, ferry, ferryOk } from '../helpers/cli'
 import { agentGet } from '../helpers/agent-admin'
 import { accessLines, execInPod, labDir } from '../helpers/lab'
+import { waitFor } from '../helpers/wait'
+import { uniqueLabName } from '../helpers/names'
 
 // The seed's case in the shop lab, as examples/policies/README.md tells a user to run it:
 // the shop (examples/shop/shop.yaml) plays production, examples/shop/dev.yaml adds

@@ -1,8 +1,10 @@
 import t from 'tap'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { REPO, ferry, ferryOk, uniqueLabName, waitFor } from '../helpers/cli'
+import { REPO, ferry, ferryOk } from '../helpers/cli'
 import { counter, labDir, metrics, nodeLog } from '../helpers/lab'
+import { waitFor } from '../helpers/wait'
+import { uniqueLabName } from '../helpers/names'
 
 // Port 15008 under attack, on a real two-node lab (test/fixtures/two-node-mtls.yaml):
 // from the underlay — an address that is not a node — two processes hold 20,000 silent

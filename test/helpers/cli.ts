@@ -1,5 +1,4 @@
 import { execFile, spawnSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
 
 // Runs the real `ferry` CLI (the built bin/ferry.js) as a child process, the way a
@@ -25,27 +24,8 @@ export async function ferryOk (args: string[], opts: { timeoutMs?: number } = {}
   return r.stdout
 }
 
-/** A lab name no other test file uses at the same time. */
-export function uniqueLabName (prefix: string): string {
-  return `${prefix}${randomBytes(3).toString('hex')}`.slice(0, 15)
-}
-
 /** Synchronous shell helper for assertions on the host (ip netns list, bpftool …). */
 export function sh (cmd: string): string {
   const r = spawnSync('/bin/sh', ['-c', cmd], { encoding: 'utf8', timeout: 30_000 })
   return (r.stdout ?? '') + (r.stderr ?? '')
-}
-
-/** Polls fn until it returns a truthy value or the deadline passes (never a bare sleep). */
-export async function waitFor<T> (fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, opts: { timeoutMs?: number, intervalMs?: number, what?: string } = {}): Promise<T> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 10_000)
-  let last: unknown
-  for (;;) {
-    try {
-      const v = await fn()
-      if (v) return v
-    } catch (err) { last = err }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${opts.what ?? 'condition'}${last instanceof Error ? `: ${last.message}` : ''}`)
-    await new Promise((resolve) => setTimeout(resolve, opts.intervalMs ?? 50))
-  }
 }

@@ -1,7 +1,8 @@
 import { readFileSync, readdirSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { PATHS } from '../../src/config/env'
-import { ferry, ferryOk, waitFor } from './cli'
+import { ferry, ferryOk } from './cli'
+import { waitFor } from './wait'
 export { counter } from '../telemetry/prom-text'
 
 // Read-only views of a running lab for assertions: the lab's own published files

@@ -1,8 +1,7 @@
 import t from 'tap'
-import { backoffDelay, DEFAULT_BACKOFF } from '../../src/identity/backoff'
-import { formatDuration, parseDuration } from '../../src/identity/duration'
+import { backoffDelay, checkBackoff, DEFAULT_BACKOFF, RECONNECT_BACKOFF } from '../../src/identity/backoff'
 
-// Retry delays and durations: small pure functions, tested with injected randomness.
+// Retry delays: a small pure function, tested with injected randomness.
 
 t.test('delays double up to the maximum, and jitter only shortens them', async (t) => {
   const policy = { initialMs: 100, maxMs: 1000, multiplier: 2, jitter: 0.5 }
@@ -13,14 +12,18 @@ t.test('delays double up to the maximum, and jitter only shortens them', async (
   t.equal(backoffDelay(100, DEFAULT_BACKOFF, () => 0), 60_000)
 })
 
-t.test('durations in Go notation', async (t) => {
-  t.equal(parseDuration('24h', 'x'), 86_400_000)
-  t.equal(parseDuration('1h30m15s', 'x'), 5_415_000)
-  t.equal(parseDuration('500ms', 'x'), 500)
-  t.equal(parseDuration('2d', 'x'), 172_800_000)
-  for (const bad of ['', '10', 'h', '1.5h', '-1s', '1 h', '1H']) t.throws(() => parseDuration(bad, '--cert-ttl'), { code: 'FERRY_ERR_INVALID_ARG', message: /--cert-ttl/ }, bad)
-  t.equal(formatDuration(86_400_000), '24h')
-  t.equal(formatDuration(5_415_000), '1h30m15s')
-  t.equal(formatDuration(1500), '1500ms')
-  t.equal(formatDuration(0), '0s')
+// Guards the plain form every retry loop can use (the pod enroller's { initialMs, maxMs }):
+// doubling, no jitter, no randomness needed.
+t.test('without multiplier and jitter: doubling, exact', async (t) => {
+  t.same([1, 2, 3, 4, 5, 6, 7].map((n) => backoffDelay(n, { initialMs: 500, maxMs: 30_000 })), [500, 1000, 2000, 4000, 8000, 16_000, 30_000])
+  t.same([1, 2, 3].map((n) => backoffDelay(n, RECONNECT_BACKOFF, () => 0)), [500, 1000, 2000], 'the control-plane policy starts at 0.5 s')
+})
+
+t.test('checkBackoff fills the defaults and refuses a policy that cannot work', async (t) => {
+  const p = checkBackoff({ initialMs: 100, maxMs: 200 }, 'retry')
+  t.same(p, { initialMs: 100, maxMs: 200, multiplier: 2, jitter: 0 })
+  t.ok(Object.isFrozen(p))
+  for (const bad of [{ initialMs: 0, maxMs: 1 }, { initialMs: 2, maxMs: 1 }, { initialMs: 1, maxMs: 2, multiplier: 0.5 }, { initialMs: 1, maxMs: 2, jitter: 1.5 }]) {
+    t.throws(() => checkBackoff(bad, 'retry'), { code: 'FERRY_ERR_INVALID_ARG', message: /^retry / }, JSON.stringify(bad))
+  }
 })

@@ -7,6 +7,7 @@ import { CertificateManager, type RetryEvent, type RotatedEvent } from '../../sr
 import type { Svid } from '../../src/identity/svid'
 import { CERT_BACKDATE_MS } from '../../src/controller/root-ca'
 import { startCa } from '../controller/harness'
+import { waitFor } from '../helpers/wait'
 
 // The agent's certificate manager against a real controller over gRPC + TLS: first
 // issue, renewal at half the lifetime with the old certificate served until the new
@@ -16,14 +17,6 @@ const WEB = 'spiffe://cluster.local/ns/app/sa/web'
 const DB = 'spiffe://cluster.local/ns/data/sa/db'
 const silent = pino({ level: 'silent' })
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-
-async function until (what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
 
 t.test('obtains an SVID for an identity of its node, exposes it, and reports its expiry as a metric', async (t) => {
   const ca = await startCa(t)
@@ -72,18 +65,18 @@ t.test('renews at half the lifetime and serves the old certificate until the new
   // Sample what is served, every few ms, for a while: never nothing, never expired.
   const served: Array<{ at: number, svid: Svid | null }> = []
   const sampler = setInterval(() => { served.push({ at: Date.now(), svid: manager.current(WEB) }) }, 10)
-  await until('three renewals', () => rotations.length >= 4, 6000)
+  await waitFor(() => rotations.length >= 4, { timeoutMs: 6000, what: 'three renewals' })
 
   // Hold the next renewal: the certificate in hand stays current past its renewal time.
   let open: () => void = () => {}
   gate = new Promise((resolve) => { open = resolve })
   const held = manager.current(WEB) as Svid
   const heldRenewAt = Math.max(held.notBefore, rotations[rotations.length - 1].at) + (held.notAfter - Math.max(held.notBefore, rotations[rotations.length - 1].at)) / 2
-  await until('the renewal time of the held certificate', () => Date.now() > heldRenewAt + 150)
+  await waitFor(() => Date.now() > heldRenewAt + 150, { what: 'the renewal time of the held certificate' })
   t.equal(manager.current(WEB), held, 'still serving the old certificate while the renewal is in flight')
   const before = rotations.length
   open()
-  await until('the held renewal', () => rotations.length > before)
+  await waitFor(() => rotations.length > before, { what: 'the held renewal' })
   clearInterval(sampler)
   t.not(manager.current(WEB), held, 'the new certificate replaced it')
 
@@ -123,18 +116,18 @@ t.test('CA stopped: retries with exponential backoff, keeps the certificate, rec
   const first = await manager.whenReady(WEB)
 
   await ca.stop()
-  await until('five retries', () => retries.length >= 5, 8000)
+  await waitFor(() => retries.length >= 5, { timeoutMs: 8000, what: 'five retries' })
   t.same(retries.slice(0, 5).map((r) => r.delayMs), [100, 200, 400, 400, 400], 'exponential, capped')
   t.same(retries.map((r) => r.attempt).slice(0, 5), [1, 2, 3, 4, 5])
   t.ok(retries.every((r) => r.error.code === 'FERRY_ERR_CA_UNAVAILABLE'), 'the CA is unreachable')
   t.equal(manager.current(WEB), first, 'the certificate in hand stays current')
-  await until('the first certificate to expire', () => expired.length === 1, 5000)
+  await waitFor(() => expired.length === 1, { timeoutMs: 5000, what: 'the first certificate to expire' })
   t.same(expired, [first.serial], 'expiry with no successor is reported')
   t.equal(manager.ready(), false, 'not ready with an expired certificate')
 
   const n = rotations.length
   await ca.restart()
-  await until('recovery', () => rotations.length > n, 5000)
+  await waitFor(() => rotations.length > n, { timeoutMs: 5000, what: 'recovery' })
   const next = manager.current(WEB) as Svid
   t.not(next, first)
   t.equal(rotations[rotations.length - 1].previous, first)
@@ -152,7 +145,7 @@ t.test('refused while the pod is not on the node; issued once it is', async (t) 
   const retries: RetryEvent[] = []
   manager.on('retry', (e) => retries.push(e))
   manager.add(DB)
-  await until('a refusal', () => retries.length >= 2)
+  await waitFor(() => retries.length >= 2, { what: 'a refusal' })
   t.match(retries[0].error, { code: 'FERRY_ERR_CA_REFUSED', message: /PERMISSION_DENIED: FERRY_ERR_AUTHZ: node n1 may not obtain spiffe:\/\/cluster.local\/ns\/data\/sa\/db/ })
   ca.writePods([{ name: 'db', namespace: 'data', node: 'n1', serviceAccountName: 'db' }])
   const svid = await manager.whenReady(DB)

@@ -7,6 +7,7 @@ import { parseCsr } from '../../src/identity/csr'
 import { MAX_TIMER_MS, setLongTimer, type TimerFunctions } from '../../src/util/long-timer'
 import { captureLog, startCa } from '../controller/harness'
 import { testCa } from './certs'
+import { waitFor } from '../helpers/wait'
 
 // Honest certificate lifetimes:
 //   - certificates are backdated (CERT_BACKDATE_MS), so an agent whose clock is behind
@@ -108,8 +109,7 @@ t.test('with 60-day certificates the manager renews at 30 days and reports expir
   await new Promise((resolve) => setTimeout(resolve, 200))
   t.equal(renewals, 0, 'no renewal a millisecond before half the lifetime')
   timers.advance(1)
-  const deadline = Date.now() + 5000
-  while (renewals === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  await waitFor(() => renewals > 0, { timeoutMs: 5000, what: 'the renewal request' })
   t.equal(renewals, 1, 'the renewal is asked for at 30 days')
   t.same(expired, [], 'not expired at 30 days')
   timers.advance(30 * DAY - 1)

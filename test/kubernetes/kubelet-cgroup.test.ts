@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { PATHS } from '../../src/config/env'
 import { findKubeletCgroup } from '../../src/kubernetes/kubelet-cgroup'
-import { makeCgroup, removeCgroup, uniqueName } from '../capture/helpers/pod-env'
+import { makeCgroup, removeCgroup } from '../capture/helpers/pod-env'
 import { REPO } from '../helpers/cli'
+import { uniqueName } from '../helpers/names'
 
 // `--kubelet-cgroup auto` on this machine's real cgroup v2 hierarchy: real processes
 // named `kubelet` (a copy of sleep) run in test cgroups, and the finder reads their

@@ -10,6 +10,7 @@ import { isFerryError } from '../../src/errors'
 import '../../src/kubernetes'
 import { expandSlice, podCgroupCandidates } from '../../src/kubernetes/cgroup-layout'
 import { KubeletPodLocator } from '../../src/kubernetes/pod-locator-kubelet'
+import { uniqueName } from '../helpers/names'
 
 // The kubelet-style pod locator on this machine's real cgroup v2 hierarchy and real
 // processes: the test makes a private tree under the cgroup2 mount laid out as the
@@ -20,7 +21,7 @@ import { KubeletPodLocator } from '../../src/kubernetes/pod-locator-kubelet'
 // and a /proc/<pid>/ns/net that is the pod's namespace. The tree stands in for the
 // host's /sys/fs/cgroup (the locator is pointed at it), the processes are real.
 
-const ROOT = join(PATHS.cgroup2, `ferry-locator-${randomBytes(4).toString('hex')}`)
+const ROOT = join(PATHS.cgroup2, uniqueName('ferry-locator'))
 const children: ChildProcess[] = []
 
 function skipReason (): string | false {

@@ -8,8 +8,8 @@ import { podNetworkReady, setUpPodNetwork } from '../../src/lab/cni/pod-network'
 import { primaryResult } from '../../src/lab/cni/primary'
 import { readManifests } from '../../src/lab/manifest'
 import { planLab, type LabPlan, type PlanPaths } from '../../src/lab/topology'
-import { waitFor } from '../helpers/cli'
 import { FIXTURES } from './helpers'
+import { waitFor } from '../helpers/wait'
 
 // The lab as a CNI runtime (spec 1.0.0), without a lab: the conflist it writes per node,
 // the primary's result, what a chained plugin gets (environment, stdin with prevResult

@@ -1,5 +1,4 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -7,8 +6,8 @@ import { labDown, leftovers } from '../../src/lab/down'
 import { defaultPaths } from '../../src/lab/labs'
 import { readState } from '../../src/lab/state'
 
-// Shared by the lab tests: running `ferry lab` from source, unique lab names, and what
-// a lab leaves on the host.
+// Shared by the lab tests: running `ferry lab` from source, and what a lab leaves on the
+// host (unique lab names: test/helpers/names.ts).
 
 export const REPO = join(__dirname, '..', '..')
 export const FIXTURES = join(__dirname, 'fixtures')
@@ -24,10 +23,6 @@ function tsLoader (): string {
 /** argv running Ferry's CLI from the TypeScript sources (for `ferry lab` and for the agents). */
 export function ferryFromSource (): string[] {
   return ['env', 'TS_NODE_TRANSPILE_ONLY=1', process.execPath, tsLoader(), join(FIXTURES, 'ferry.ts')]
-}
-
-export function uniqueLabName (prefix: string): string {
-  return `${prefix}${randomBytes(4).toString('hex')}`.slice(0, 15)
 }
 
 export interface CliResult { code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string }

@@ -8,8 +8,9 @@ import { kubeletRecordsPath, readKubeletRecords } from '../../src/lab/kubelet/re
 import { loadLab } from '../../src/lab/labs'
 import type { LabState } from '../../src/lab/state'
 import { labUp } from '../../src/lab/up'
-import { waitFor } from '../helpers/cli'
-import { everythingLeft, FIXTURES, ferryFromSource, forceDown, labCli, manifestFile, recordedPids, REPO, ROOT_ONLY, runArgv, uniqueLabName } from './helpers'
+import { everythingLeft, FIXTURES, ferryFromSource, forceDown, labCli, manifestFile, recordedPids, REPO, ROOT_ONLY, runArgv } from './helpers'
+import { waitFor } from '../helpers/wait'
+import { uniqueLabName } from '../helpers/names'
 
 // The lab's kubelet (`ferry lab kubelet`, one per node): real pods, real probes. It runs
 // HTTP, TCP, gRPC and exec probes with the kubelet's timing and thresholds, from its own

@@ -130,3 +130,43 @@ t.test('a status-only change in the cluster file (a kubelet\'s write) reaches wa
   t.equal(event.object.status.phase, 'Running')
   t.ok(Number(event.object.metadata.resourceVersion) > from)
 })
+
+// Guards what the tests of the controller's --kubernetes mode and of the agent's DaemonSet
+// check need from the one list + watch server: collections installed by path, a GET of
+// one object, the status subresource, extra endpoints, and the token check.
+t.test('installed collections: list with the group\'s apiVersion, GET of one object, a status patch seen as MODIFIED; 404 for what is not installed', async (t) => {
+  const AP = '/apis/security.ferry.dev/v1alpha1/authorizationpolicies'
+  const api = new ListWatchServer('tok')
+  api.install(AP)
+  api.install('/apis/apps/v1/namespaces/ferry-system/daemonsets')
+  api.apply(AP, { apiVersion: 'security.ferry.dev/v1alpha1', kind: 'AuthorizationPolicy', metadata: { name: 'deny', namespace: 'prod' }, spec: {} })
+  api.apply('/apis/apps/v1/namespaces/ferry-system/daemonsets', { metadata: { name: 'ferry-agent', namespace: 'ferry-system' } })
+  api.route('POST', '/apis/authentication.k8s.io/v1/tokenreviews', (req, res) => { res.writeHead(201).end('{}') })
+  const url = await api.start()
+  t.teardown(async () => { await api.close() })
+  const get = async (path: string, init: RequestInit = {}): Promise<{ status: number, body: any }> => {
+    const res = await fetch(`${url}${path}`, { ...init, headers: { authorization: 'Bearer tok', ...init.headers } })
+    return { status: res.status, body: await res.json() }
+  }
+  t.match(await get(AP), { status: 200, body: { kind: 'List', apiVersion: 'security.ferry.dev/v1alpha1', items: [{ metadata: { name: 'deny' } }] } })
+  t.match(await get('/apis/apps/v1/namespaces/ferry-system/daemonsets/ferry-agent'), { status: 200, body: { metadata: { name: 'ferry-agent', namespace: 'ferry-system' } } })
+  t.match(await get('/apis/apps/v1/namespaces/ferry-system/daemonsets/other'), { status: 404, body: { kind: 'Status', reason: 'NotFound' } })
+  t.match(await get('/apis/security.istio.io/v1/authorizationpolicies'), { status: 404 }, 'a CRD not installed')
+  const before = api.resourceVersion
+  const patched = await get('/apis/security.ferry.dev/v1alpha1/namespaces/prod/authorizationpolicies/deny/status',
+    { method: 'PATCH', headers: { 'content-type': 'application/json-patch+json' }, body: JSON.stringify([{ op: 'add', path: '/status', value: { conditions: [{ type: 'FerryAccepted' }] } }]) })
+  t.match(patched, { status: 200, body: { status: { conditions: [{ type: 'FerryAccepted' }] } } })
+  t.equal(api.get(AP, 'prod/deny')?.status.conditions[0].type, 'FerryAccepted')
+  t.ok(api.resourceVersion > before, 'a new resourceVersion')
+  t.match(await get('/apis/security.ferry.dev/v1alpha1/namespaces/prod/authorizationpolicies/deny/status', { method: 'PATCH', body: '{}' }), { status: 415 }, 'other patches are refused')
+  t.equal((await get('/apis/authentication.k8s.io/v1/tokenreviews', { method: 'POST', body: '{}' })).status, 201, 'an extra endpoint')
+  t.equal((await fetch(`${url}/apis/authentication.k8s.io/v1/tokenreviews`, { method: 'POST', body: '{}' })).status, 401, 'behind the token check')
+  t.match(api.requests.at(-1), { method: 'POST', path: '/apis/authentication.k8s.io/v1/tokenreviews' })
+})
+
+t.test('token null: any request is served', async (t) => {
+  const api = new ListWatchServer({ token: null })
+  const url = await api.start()
+  t.teardown(async () => { await api.close() })
+  t.equal((await fetch(`${url}/api/v1/pods`)).status, 200)
+})

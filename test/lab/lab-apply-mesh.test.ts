@@ -14,8 +14,9 @@ import { startAgent, stopAgent } from '../../src/lab/restart'
 import type { LabState } from '../../src/lab/state'
 import { netnsPath } from '../../src/lab/topology'
 import { labUp } from '../../src/lab/up'
-import { waitFor } from '../helpers/cli'
-import { everythingLeft, FIXTURES, ferryFromSource, forceDown, IS_ROOT, isMeshBuilt, manifestFile, recordedPids, REPO, runArgv, uniqueLabName } from './helpers'
+import { everythingLeft, FIXTURES, ferryFromSource, forceDown, IS_ROOT, isMeshBuilt, manifestFile, recordedPids, REPO, runArgv } from './helpers'
+import { waitFor } from '../helpers/wait'
+import { uniqueLabName } from '../helpers/names'
 
 // With the mesh, pods started while their node's agent is down (`ferry lab stop --node`):
 // the lab's runtime calls the node's chained CNI plugins before a pod's containers start,

@@ -12,8 +12,9 @@ import { loadLab } from '../../src/lab/labs'
 import { labConfigDir } from '../../src/lab/policies'
 import type { LabState } from '../../src/lab/state'
 import { labUp } from '../../src/lab/up'
-import { waitFor } from '../helpers/cli'
-import { everythingLeft, FIXTURES, ferryFromSource, forceDown, labCli, manifestFile, recordedPids, REPO, ROOT_ONLY, runArgv, uniqueLabName } from './helpers'
+import { everythingLeft, FIXTURES, ferryFromSource, forceDown, labCli, manifestFile, recordedPids, REPO, ROOT_ONLY, runArgv } from './helpers'
+import { waitFor } from '../helpers/wait'
+import { uniqueLabName } from '../helpers/names'
 
 // Pods added to and deleted from a running lab, made and removed exactly as `up` makes
 // them, with the container runtime's CNI calls: a recording chained plugin

@@ -6,7 +6,8 @@ import { labDown } from '../../src/lab/down'
 import { defaultPaths } from '../../src/lab/labs'
 import { readState } from '../../src/lab/state'
 import { labUp } from '../../src/lab/up'
-import { everythingLeft, ferryFromSource, forceDown, labCli, manifestFile, recordedPids, ROOT_ONLY, uniqueLabName } from './helpers'
+import { everythingLeft, ferryFromSource, forceDown, labCli, manifestFile, recordedPids, ROOT_ONLY } from './helpers'
+import { uniqueLabName } from '../helpers/names'
 
 // `down` after a crash: the CLI killed in the middle of `up`, or the state file lost or
 // torn. The intent log and the lab's name prefix are enough to remove everything.

@@ -6,7 +6,8 @@ import { labDown } from '../../src/lab/down'
 import { execArgv } from '../../src/lab/exec'
 import { labUp } from '../../src/lab/up'
 import type { LabState } from '../../src/lab/state'
-import { everythingLeft, FIXTURES, forceDown, labCli, recordedPids, ROOT_ONLY, runArgv, uniqueLabName } from './helpers'
+import { everythingLeft, FIXTURES, forceDown, labCli, recordedPids, ROOT_ONLY, runArgv } from './helpers'
+import { uniqueLabName } from '../helpers/names'
 
 // A two-node lab without the mesh (the "direct" path): real namespaces, veths, routes,
 // cgroups and processes. Pods reach each other across nodes over IPv4 and IPv6, names

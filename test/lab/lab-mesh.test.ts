@@ -8,7 +8,8 @@ import type { LabState } from '../../src/lab/state'
 import { labStatus } from '../../src/lab/status'
 import { restartController } from '../../src/lab/restart'
 import { labUp } from '../../src/lab/up'
-import { everythingLeft, ferryFromSource, forceDown, IS_ROOT, isMeshBuilt, manifestFile, recordedPids, REPO, runArgv, uniqueLabName } from './helpers'
+import { everythingLeft, ferryFromSource, forceDown, IS_ROOT, isMeshBuilt, manifestFile, recordedPids, REPO, runArgv } from './helpers'
+import { uniqueLabName } from '../helpers/names'
 
 // The lab with the mesh: one controller (the CA) in the underlay namespace, one agent per
 // node, each launched in its own cgroup, and `up` returns only once the agents have

@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import { labDown } from '../../src/lab/down'
 import { defaultPaths } from '../../src/lab/labs'
 import { labUp } from '../../src/lab/up'
-import { everythingLeft, forceDown, manifestFile, ROOT_ONLY, uniqueLabName } from './helpers'
+import { everythingLeft, forceDown, manifestFile, ROOT_ONLY } from './helpers'
+import { uniqueLabName } from '../helpers/names'
 
 // A failing `up` leaves nothing behind but the logs of what failed — whether the
 // manifests are wrong (nothing is made at all), a container exits at once, or a port

@@ -1,7 +1,8 @@
 import t from 'tap'
 import { spawn, spawnSync } from 'node:child_process'
 import { Prober } from '../../src/lab/probe'
-import { ROOT_ONLY, uniqueLabName } from './helpers'
+import { ROOT_ONLY } from './helpers'
+import { uniqueLabName } from '../helpers/names'
 
 // Probes made inside a namespace through the native addon, from a process that stays
 // in the host's namespace.

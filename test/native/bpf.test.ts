@@ -8,8 +8,9 @@ import { BpfLink, BpfMap, BpfObject, REPO_ROOT, openNetns } from '../../src/nati
 import { loadNative } from '../../src/native/binding'
 import { u32Codec, u64Codec, podCodec } from '../../src/capture/map-layout'
 import { safely, uniquePinRoot } from '../capture/helpers/capture-fixture'
-import { makePodEnv, removeCgroup, uniqueName } from '../capture/helpers/pod-env'
+import { makePodEnv, removeCgroup } from '../capture/helpers/pod-env'
 import { PATHS } from '../../src/config/env'
+import { uniqueName } from '../helpers/names'
 
 // The addon's libbpf side on the real kernel: load with a pin root and rodata,
 // verifier failures with their log, links (attach, pin, reopen, update, detach),
@@ -41,7 +42,7 @@ t.test('loading', async (t) => {
 
   t.test('a load-time setting reaches the loaded program', async (t) => {
     const obj = BpfObject.open({ path: OBJ('connect'), pinRoot, rodata: { ferry_outbound_port: 15011 } })
-    const cgroup = join(PATHS.cgroup2, uniqueName())
+    const cgroup = join(PATHS.cgroup2, uniqueName('fct'))
     mkdirSync(cgroup)
     const link = obj.attachCgroup('ferry_connect4', cgroup)
     t.teardown(() => { link.close(); obj.close(); removeCgroup(cgroup) })
@@ -81,7 +82,7 @@ char LICENSE[] SEC("license") = "GPL";
 t.test('links', async (t) => {
   const pinRoot = uniquePinRoot(t)
   mkdirSync(pinRoot)
-  const cgroup = join(PATHS.cgroup2, uniqueName())
+  const cgroup = join(PATHS.cgroup2, uniqueName('fct'))
   mkdirSync(cgroup)
   t.teardown(() => removeCgroup(cgroup))
   const a = BpfObject.open({ path: OBJ('connect'), pinRoot })

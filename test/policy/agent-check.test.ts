@@ -6,10 +6,11 @@ import { join } from 'node:path'
 import { Agent } from '../../src/agent/agent'
 import { parseAgentOptions } from '../../src/agent/options'
 import { listText, namespaceObj, nodeObj, podObj } from '../discovery/fixture'
-import { ferry, waitFor } from '../helpers/cli'
+import { ferry } from '../helpers/cli'
 import { captureLog } from '../proxy/harness'
 import { loopbackPlatform, RecordingCapture } from '../agent/loopback-platform'
 import { ap } from './helpers'
+import { waitFor } from '../helpers/wait'
 
 // The agent's live policy endpoints and `ferry policy check --agent HOST:PORT`, on a real
 // agent (loopback stand-in platform: no root needed): it starts with a --config-dir it

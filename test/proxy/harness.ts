@@ -10,6 +10,7 @@ import { createConnTelemetry } from '../../src/telemetry/conn-telemetry'
 import { ProxyMetrics } from '../../src/telemetry/metrics'
 import type { Logger } from '../../src/telemetry/logger'
 import { listText } from '../discovery/fixture'
+import { waitFor } from '../helpers/wait'
 
 // Loopback stand-ins for what the agent wires from the addon: the pod's listener is a
 // plain 127.0.0.1:0 server, the connector connects plainly, and the original
@@ -86,36 +87,8 @@ async function start (t: Teardown, handler: (s: Socket) => void, metrics: ProxyM
     port,
     metrics,
     lines,
-    accessLines: async (n, ms = 3000) => { await waitFor(() => lines.length >= n, ms, `${n} access lines`); return lines }
+    accessLines: async (n, ms = 3000) => { await waitFor(() => lines.length >= n, { timeoutMs: ms, what: `${n} access lines` }); return lines }
   }
-}
-
-export async function waitFor (cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
-
-/** Connects a client to the proxy; resolves once connected. */
-export async function client (port: number, opts: { localAddress?: string, host?: string } = {}): Promise<Socket> {
-  const s = connect({ host: opts.host ?? '127.0.0.1', port, allowHalfOpen: true, ...(opts.localAddress === undefined ? {} : { localAddress: opts.localAddress }) })
-  await new Promise<void>((resolve, reject) => { s.once('connect', resolve); s.once('error', reject) })
-  return s
-}
-
-/** Reads a socket to its end (or error); resolves with the bytes and how it ended. */
-export async function drain (s: Socket, ms = 3000): Promise<{ data: Buffer, ended: 'end' | 'error', code?: string }> {
-  const chunks: Buffer[] = []
-  // A socket with nothing buffered emits 'end' even when nobody reads it: it may be over already.
-  if (s.readableEnded) return { data: Buffer.alloc(0), ended: 'end' }
-  return await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error('drain timed out')) }, ms)
-    s.on('data', (c: Buffer) => chunks.push(c))
-    s.once('end', () => { clearTimeout(timer); resolve({ data: Buffer.concat(chunks), ended: 'end' }) })
-    s.once('error', (err: NodeJS.ErrnoException) => { clearTimeout(timer); resolve({ data: Buffer.concat(chunks), ended: 'error', code: err.code }) })
-  })
 }
 
 /**

@@ -5,7 +5,8 @@ import { namespaceObj, podObj, serviceObj } from '../discovery/fixture'
 import { counter } from '../telemetry/prom-text'
 import { parseClusterList } from '../../src/discovery/cluster-list'
 import { listText } from '../discovery/fixture'
-import { client, drain, listen, routesFor, startInbound } from './harness'
+import { listen, routesFor, startInbound } from './harness'
+import { dial, drain } from '../helpers/net'
 
 // The inbound path on loopback. In a pod, sk_lookup hands the proxy a SYN addressed to
 // podIP:8080 and the proxy connects to podIP:8080 from inside the pod's netns. Here the
@@ -29,7 +30,7 @@ t.test('inbound: source named by peer IP, original destination = local address, 
     host: '127.0.0.1',
     connector: (req) => { asked.push(req); return connect({ host: '127.0.0.1', port: appPort }) }
   })
-  const c = await client(proxy.port, { localAddress: '127.0.0.7' })
+  const c = await dial(proxy.port, { localAddress: '127.0.0.7' })
   const local = c.localPort
   c.end('hi')
   const r = await drain(c)
@@ -61,7 +62,7 @@ t.test('inbound from an unknown peer: source has only ip and port; a selecting S
     podObj({ name: 'server-a', ips: ['127.0.0.1'], labels: { app: 'server' }, ports: [{ name: 'http', containerPort: proxy.port }] }),
     serviceObj({ name: 'server', clusterIPs: ['10.96.0.10'], selector: { app: 'server' }, ports: [{ port: 80, targetPort: 'http' }] })
   ]), 'test', 2))
-  const c = await client(proxy.port, { localAddress: '127.0.0.9' })
+  const c = await dial(proxy.port, { localAddress: '127.0.0.9' })
   const local = c.localPort
   c.end()
   t.equal((await drain(c)).data.toString(), 'ok')

@@ -10,7 +10,8 @@ import { ProxyMetrics } from '../../src/telemetry/metrics'
 import { createTunnelRefusalLog } from '../../src/telemetry/tunnel-refusals'
 import { sniOf, TunnelPool, TunnelServer } from '../../src/tunnel'
 import { podObj } from '../discovery/fixture'
-import { captureLog, type Teardown, waitFor } from './harness'
+import { captureLog, type Teardown } from './harness'
+import { waitFor } from '../helpers/wait'
 
 // Two "nodes" of one process on loopback, wired as the agent wires them (src/agent/
 // node-mesh.ts, node-tunnel.ts) but without an agent: each node has its own metrics, log,
@@ -133,6 +134,6 @@ async function listenOn (t: Teardown, handler: (s: Socket) => void, host: string
 }
 
 export async function linesOf (n: TestNode, what: (l: any) => boolean, count = 1, ms = 3000): Promise<any[]> {
-  await waitFor(() => n.lines.filter(what).length >= count, ms, `${count} line(s) on ${n.name}`)
+  await waitFor(() => n.lines.filter(what).length >= count, { timeoutMs: ms, what: `${count} line(s) on ${n.name}` })
   return n.lines.filter(what)
 }

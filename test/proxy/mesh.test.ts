@@ -5,8 +5,10 @@ import { isTunnelError } from '../../src/tunnel'
 import { namespaceObj, serviceObj } from '../discovery/fixture'
 import { testCa } from '../identity/certs'
 import { counter } from '../telemetry/prom-text'
-import { client, drain, listen, routesFor, waitFor } from './harness'
+import { listen, routesFor } from './harness'
 import { idOf, inboundOf, linesOf, outboundOf, podOn, poolOf, testNode, tunnelServerOf } from './mesh-harness'
+import { waitFor } from '../helpers/wait'
+import { dial, drain } from '../helpers/net'
 
 // The mesh on the data path, on loopback with real TLS 1.3 + HTTP/2 and the real relay:
 //   client pod (n1) ⇄ outbound ⇄ TunnelPool ══ mTLS ══ TunnelServer (n2) ⇄ tunnel-inbound ⇄ app
@@ -216,7 +218,7 @@ t.test('a rotated source certificate: the next connection opens a new session an
   t.equal((await r.request({ address: VIP, port: 80 })).ended, 'end')
   r.n1.svids.set(CLIENT, await r.ca.svid('app/client'))
   t.equal((await r.request({ address: VIP, port: 80 })).ended, 'end')
-  await waitFor(() => r.pool.stats().sessions === 1, 3000, 'the old session drained')
+  await waitFor(() => r.pool.stats().sessions === 1, { timeoutMs: 3000, what: 'the old session drained' })
   t.equal(r.n2.access().filter((l) => l.result === 'ok').length, 2)
 })
 
@@ -260,7 +262,7 @@ t.test('without a CA (no identities): plaintext is accepted, nothing is tunnelle
   ])
   const n1 = testNode('n1', routes, { noCa: true })
   const out = await outboundOf(t, n1, routes, routes.index.podByIP('127.0.0.7') as Pod, () => ({ address: '127.0.0.8', port: serverPort }))
-  const c = await client(out)
+  const c = await dial(out)
   c.end('x')
   t.match((await drain(c)).data.toString(), /^server got x/, 'direct')
   const [line] = await linesOf(n1, (l) => l.msg === 'access')
@@ -268,7 +270,7 @@ t.test('without a CA (no identities): plaintext is accepted, nothing is tunnelle
   t.notOk('source_principal' in line)
   const n2 = testNode('n2', routes, { noCa: true })
   const port = await inboundOf(t, n2, routes, routes.index.podByIP('127.0.0.8') as Pod, '127.0.0.8', serverPort)
-  const p = await client(port, { host: '127.0.0.8' })
+  const p = await dial(port, { host: '127.0.0.8' })
   p.end('y')
   t.match((await drain(p)).data.toString(), /^server got y/, 'plaintext accepted')
 })

@@ -2,8 +2,10 @@ import t from 'tap'
 import { connect, type Socket } from 'node:net'
 import { parseClusterList } from '../../src/discovery/cluster-list'
 import { listText, namespaceObj, podObj, serviceObj } from '../discovery/fixture'
-import { blackhole, client, drain, listen, podNamed, routesFor, startOutbound, type Teardown } from './harness'
+import { blackhole, listen, podNamed, routesFor, startOutbound, type Teardown } from './harness'
 import { counter } from '../telemetry/prom-text'
+import { dial, drain } from '../helpers/net'
+import { waitFor } from '../helpers/wait'
 
 // The outbound path end to end on loopback: a client stands for the app, the proxy's
 // listener for the pod's 15001, "pod IPs" are 127.0.0.x addresses where test servers
@@ -41,7 +43,7 @@ async function cluster (t: Teardown): Promise<{ routes: ReturnType<typeof routes
 async function exchange (port: number, payload = 'ping'): Promise<{ text: string, ended: string, code?: string, local: number }> {
   let c: Socket
   try {
-    c = await client(port)
+    c = await dial(port)
   } catch (err) {
     // The proxy's RST can beat Node's own 'connect' on loopback: the app saw a reset either way.
     return { text: '', ended: 'error', code: (err as NodeJS.ErrnoException).code, local: 0 }
@@ -205,12 +207,11 @@ t.test('a connector that throws (the pod netns is gone) is a connect_error, not 
 t.test('bytes of a live connection are in the counters at scrape time, before it closes', async (t) => {
   const { routes } = await cluster(t)
   const proxy = await startOutbound(t, { routes, pod: podNamed(routes, 'client'), lookup: () => ({ address: '10.96.0.10', port: 80 }) })
-  const c = await client(proxy.port)
+  const c = await dial(proxy.port)
   const got: Buffer[] = []
   c.on('data', (d) => got.push(d))
   c.write('0123456789')
-  const deadline = Date.now() + 3000
-  while (Buffer.concat(got).length < 'server-a\n0123456789'.length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  await waitFor(() => Buffer.concat(got).length >= 'server-a\n0123456789'.length, { timeoutMs: 3000, what: 'the echo' })
   const text = await proxy.metrics.text()
   t.equal(counter(text, 'ferry_tcp_received_bytes_total', { destination_service: 'server.app' }), 10)
   t.equal(counter(text, 'ferry_tcp_sent_bytes_total', { destination_service: 'server.app' }), 19)
@@ -250,14 +251,13 @@ t.test('a reset in the middle of a connection: the server is reset too, result r
   })
   const { routes } = await cluster(t)
   const proxy = await startOutbound(t, { routes, pod: podNamed(routes, 'client'), lookup: () => ({ address: '127.0.0.2', port }) })
-  const c = await client(proxy.port)
+  const c = await dial(proxy.port)
   c.write('go')
   await new Promise((resolve) => c.once('data', resolve))
   c.resetAndDestroy()
   const [line] = await proxy.accessLines(1)
   t.match(line, { result: 'reset', error_code: 'ECONNRESET', bytes_received: 2, bytes_sent: 7 })
-  const deadline = Date.now() + 2000
-  while (serverSaw === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  await waitFor(() => serverSaw !== undefined, { timeoutMs: 2000, what: 'the server to see the end' })
   t.equal(serverSaw, 'ECONNRESET', 'the server got a reset, not a FIN')
   t.equal(counter(await proxy.metrics.text(), 'ferry_tcp_connections_closed_total', { result: 'reset' }), 1)
 })
@@ -273,13 +273,12 @@ t.test('half-close the other way: the server finishes first and still receives w
   }, { allowHalfOpen: true })
   const { routes } = await cluster(t)
   const proxy = await startOutbound(t, { routes, pod: podNamed(routes, 'client'), lookup: () => ({ address: '127.0.0.2', port }) })
-  const c = await client(proxy.port)
+  const c = await dial(proxy.port)
   const r = await drain(c)
   t.equal(r.data.toString(), 'banner')
   t.equal(r.ended, 'end', 'the client sees the server\'s FIN')
   c.end('sent after the server\'s FIN')
-  const deadline = Date.now() + 2000
-  while (serverGot === undefined && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10))
+  await waitFor(() => serverGot !== undefined, { timeoutMs: 2000, what: 'the server to read to its end' })
   t.equal(serverGot, 'sent after the server\'s FIN')
   const [line] = await proxy.accessLines(1)
   t.equal(line.result, 'ok')

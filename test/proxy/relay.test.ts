@@ -2,7 +2,9 @@ import t from 'tap'
 import { createHash } from 'node:crypto'
 import { connect, type Socket } from 'node:net'
 import { relay } from '../../src/proxy/relay'
-import { drain, listen, type Teardown, waitFor } from './harness'
+import { listen, type Teardown } from './harness'
+import { waitFor } from '../helpers/wait'
+import { drain } from '../helpers/net'
 
 // The relay alone, between two real loopback connections:
 //   app ⇄ [down] relay [up] ⇄ srv
@@ -12,7 +14,7 @@ async function pair (t: Teardown): Promise<[Socket, Socket]> {
   const { port } = await listen(t, '127.0.0.1', (s) => { accepted = s }, { allowHalfOpen: true })
   const c = connect({ host: '127.0.0.1', port, allowHalfOpen: true })
   await new Promise((resolve) => c.once('connect', resolve))
-  await waitFor(() => accepted !== undefined, 2000, 'accept')
+  await waitFor(() => accepted !== undefined, { timeoutMs: 2000, what: 'accept' })
   t.teardown(() => { c.destroy(); accepted!.destroy() })
   return [c, accepted!]
 }
@@ -107,7 +109,7 @@ t.test('backpressure: a server that does not read stalls the app instead of fill
   srv.on('end', () => { srv.end() })
   srv.resume()
   await writer
-  await waitFor(() => received === TOTAL, 20_000, 'all bytes at the server')
+  await waitFor(() => received === TOTAL, { timeoutMs: 20_000, what: 'all bytes at the server' })
   t.equal(recvHash.digest('hex'), sentHash.digest('hex'), 'same bytes, same order')
   await drain(app)
   t.equal(await done, null)

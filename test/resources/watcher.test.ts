@@ -10,6 +10,7 @@ import { CONFIG_METRIC_NAMES } from '../../src/resources/metrics'
 import { savedConfigOf } from '../../src/resources/saved-config'
 import type { ConfigSnapshot } from '../../src/resources/snapshot'
 import { ConfigDirectoryWatcher } from '../../src/resources/watcher'
+import { waitFor } from '../helpers/wait'
 
 // The directory watcher with real files, real fs events and a real poll: a snapshot for
 // every change, admitted object by object; a bad object refused with file, line and
@@ -23,15 +24,6 @@ class Events {
   readonly listener = {
     onSnapshot: (s: ConfigSnapshot) => { this.snapshots.push(s) },
     onRejected: (e: ConfigError) => { this.rejections.push(e) }
-  }
-
-  /** Polls (never a bare sleep) until cond holds, bounded. */
-  async until (cond: () => boolean, what: string, ms = 5000): Promise<void> {
-    const deadline = Date.now() + ms
-    while (!cond()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-      await new Promise((resolve) => setTimeout(resolve, 5))
-    }
   }
 }
 
@@ -78,7 +70,7 @@ t.test('a valid change is published through the directory watch, with the next g
   t.equal(await metric(registry, CONFIG_METRIC_NAMES.generation), 1)
   const written = Date.now()
   writeAtomic(join(dir, 'more.yaml'), policy('allow-all', 'rules:\n- {}'))
-  await ev.until(() => ev.snapshots.length === 2, 'the second snapshot')
+  await waitFor(() => ev.snapshots.length === 2, { what: 'the second snapshot' })
   t.comment(`change on disk → new snapshot in ${Date.now() - written} ms`)
   t.equal(ev.snapshots[1].generation, 2)
   t.same(ev.snapshots[1].authorizationPolicies.map((p) => p.ref), ['prod/allow-all', 'prod/deny-dev'])
@@ -111,7 +103,7 @@ t.test('each malformed change is refused alone, naming file, line and field; its
   await w.start(ev.listener)
   for (const [i, bad] of MALFORMED.entries()) {
     writeAtomic(file, bad.text)
-    await ev.until(() => ev.snapshots.length === i + 2, `the snapshot with ${bad.name}`)
+    await waitFor(() => ev.snapshots.length === i + 2, { what: `the snapshot with ${bad.name}` })
     const s = ev.snapshots[i + 1]
     const refused = s.objects.filter((o) => o.state === 'refused')
     t.equal(refused.length, 1, `${bad.name}: one object refused`)
@@ -125,7 +117,7 @@ t.test('each malformed change is refused alone, naming file, line and field; its
   }
   t.equal(ev.rejections.length, 0, 'the listener\'s onRejected is for a source that cannot be read at all')
   writeAtomic(file, GOOD.replace('"dev"', '"dev", "test"'))
-  await ev.until(() => ev.snapshots.length === MALFORMED.length + 2, 'the fixed file')
+  await waitFor(() => ev.snapshots.length === MALFORMED.length + 2, { what: 'the fixed file' })
   t.same(denyDevSources(w.current()), ['dev', 'test'])
   t.equal(await metric(registry, CONFIG_METRIC_NAMES.stale), 0, 'no longer stale')
   t.ok(ev.logLines.some((l) => l.msg === 'configuration object accepted as written' && l.object === 'AuthorizationPolicy prod/deny-dev'), 'the recovery is logged')
@@ -141,9 +133,9 @@ t.test('a good change in file A applies while file B holds a bad object', async 
   const w = start(t, dir, ev, { registry })
   await w.start(ev.listener)
   writeAtomic(join(dir, 'b.yaml'), policy('broken', 'action: DENY\nrules:\n- from:\n  - source:\n      ipBlocks: ["300.0.0.1"]'))
-  await ev.until(() => ev.snapshots.some((s) => s.objects.some((o) => o.object === 'AuthorizationPolicy prod/broken')), 'b.yaml seen')
+  await waitFor(() => ev.snapshots.some((s) => s.objects.some((o) => o.object === 'AuthorizationPolicy prod/broken')), { what: 'b.yaml seen' })
   writeAtomic(join(dir, 'a.yaml'), policy('deny-dev', 'action: DENY\nrules:\n- from:\n  - source:\n      namespaces: ["qa"]'))
-  await ev.until(() => JSON.stringify(denyDevSources(w.current())) === '["qa"]', 'a.yaml\'s change in force')
+  await waitFor(() => JSON.stringify(denyDevSources(w.current())) === '["qa"]', { what: 'a.yaml\'s change in force' })
   const s = w.current() as ConfigSnapshot
   t.same(s.authorizationPolicies.map((p) => p.ref), ['prod/deny-dev'], 'the broken policy is not in force')
   const broken = s.objects.find((o) => o.object === 'AuthorizationPolicy prod/broken')
@@ -153,7 +145,7 @@ t.test('a good change in file A applies while file B holds a bad object', async 
   t.equal(await metric(registry, CONFIG_METRIC_NAMES.objects, { state: 'accepted' }), 1)
   t.equal(ev.logLines.filter((l) => l.msg === 'configuration object refused' && l.object === 'AuthorizationPolicy prod/broken').length, 1, 'logged once though a.yaml changed since')
   rmSync(join(dir, 'b.yaml'))
-  await ev.until(() => w.current()?.objects.length === 1, 'b.yaml gone')
+  await waitFor(() => w.current()?.objects.length === 1, { what: 'b.yaml gone' })
   t.ok(ev.logLines.some((l) => l.msg === 'configuration object no longer reported' && l.object === 'AuthorizationPolicy prod/broken'))
 })
 
@@ -172,7 +164,7 @@ t.test('a refused or degraded object is reported once, not on every poll or touc
   const later = new Date(Date.now() + 5000)
   utimesSync(file, later, later) // the poll sees a new mtime, reads the same content
   const until = Date.now() + 300
-  await ev.until(() => Date.now() > until, 'a few poll periods')
+  await waitFor(() => Date.now() > until, { what: 'a few poll periods' })
   t.equal(ev.snapshots.length, 1)
   t.equal(await metric(registry, CONFIG_METRIC_NAMES.rejected), 1)
   t.equal(await metric(registry, CONFIG_METRIC_NAMES.reports, { state: 'refused' }), 1)
@@ -214,7 +206,7 @@ t.test('the poll finds changes when the directory watch is gone', async (t) => {
   // Stands for a filesystem without inotify: close the watch, leave only the poll.
   ;(w as any).trigger.disarm() // the directory watch is gone: only the poll is left
   writeAtomic(join(dir, 'p.yaml'), GOOD.replace('"dev"', '"qa"'))
-  await ev.until(() => ev.snapshots.length === 2, 'the polled change')
+  await waitFor(() => ev.snapshots.length === 2, { what: 'the polled change' })
   t.same(ev.snapshots[1].authorizationPolicies[0].spec.rules?.[0].from?.[0].source.namespaces, ['qa'])
 })
 
@@ -229,11 +221,11 @@ t.test('a missing directory is reported once; when it appears its configuration 
   t.equal(w.current(), null)
   mkdirSync(dir)
   writeAtomic(join(dir, 'p.yaml'), GOOD)
-  await ev.until(() => ev.snapshots.length === 1, 'the first snapshot')
+  await waitFor(() => ev.snapshots.length === 1, { what: 'the first snapshot' })
   t.equal(ev.rejections.length, 1, 'reported once while missing')
   // And later changes are seen as usual.
   writeAtomic(join(dir, 'q.yaml'), policy('q', '{}'))
-  await ev.until(() => ev.snapshots.length === 2, 'the second snapshot')
+  await waitFor(() => ev.snapshots.length === 2, { what: 'the second snapshot' })
 })
 
 t.test('a ConfigMap-style mount: the `..data` symlink swap is one atomic change', async (t) => {
@@ -252,6 +244,6 @@ t.test('a ConfigMap-style mount: the `..data` symlink swap is one atomic change'
   writeFileSync(join(v2, 'policies.yaml'), GOOD + '---\n' + policy('allow-all', 'rules:\n- {}'))
   symlinkSync('..2024_02', join(dir, '..data_tmp'))
   renameSync(join(dir, '..data_tmp'), join(dir, '..data'))
-  await ev.until(() => ev.snapshots.length === 2, 'the swapped configuration')
+  await waitFor(() => ev.snapshots.length === 2, { what: 'the swapped configuration' })
   t.same(ev.snapshots[1].authorizationPolicies.map((p) => p.ref), ['prod/allow-all', 'prod/deny-dev'])
 })

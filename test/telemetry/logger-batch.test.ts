@@ -4,7 +4,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { LOG_FLUSH_MS, LOG_MAX_PENDING_BYTES, createLogger } from '../../src/telemetry/logger'
-import { REPO, waitFor } from '../helpers/cli'
+import { REPO } from '../helpers/cli'
+import { waitFor } from '../helpers/wait'
 
 // Log lines are batched by the destination (src/telemetry/logger.ts): a real logger
 // writing to a real file. Lines must arrive whole and in order within the flush

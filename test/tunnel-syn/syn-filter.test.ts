@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap'
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { SynFilter, type SynListenOptions } from '../../src/tunnel-syn'
-import { waitFor } from '../helpers/cli'
+import { waitFor } from '../helpers/wait'
 
 // The tunnel port's admission in the kernel (bpf/tunnel_syn.bpf.c, src/tunnel-syn), with
 // real sockets over loopback: sources are 127.0.0.x addresses (all of 127/8 is local).
@@ -141,6 +141,14 @@ t.test('TCP_DEFER_ACCEPT: a connection is accepted with its first bytes; a silen
   open(t, 1, short.port, '127.0.0.7')
   const late = await waitFor(() => short.from('127.0.0.7')[0], { what: 'the silent connection after the defer period', timeoutMs: 10_000 })
   t.equal(late.bytesRead, 0, 'accepted silent once the period is over')
+})
+
+// Guards the code of a port that cannot be had: FERRY_ERR_LISTEN with the errno, not a
+// bad argument (the arguments are fine; the port is taken).
+t.test('a port in use is FERRY_ERR_LISTEN with EADDRINUSE', async (t) => {
+  const filter = load(t)
+  const taken = await serve(t, filter)
+  t.throws(() => filter.listen({ family: 4, address: '127.0.0.1', port: taken.port, backlog: 8, dualStack: false, deferAcceptSeconds: 0 }), { code: 'FERRY_ERR_LISTEN', errno: 'EADDRINUSE' })
 })
 
 t.test('bad limits are refused before anything loads', async (t) => {

@@ -4,7 +4,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net'
 import { join } from 'node:path'
 import { PATHS, PORTS } from '../../src/config/env'
 import { SynFilter } from '../../src/tunnel-syn'
-import { uniqueName } from '../capture/helpers/pod-env'
+import { uniqueName } from '../helpers/names'
 import { startIntruder } from '../helpers/reuseport-intruder'
 
 // The tunnel port spread over the data-path workers' listeners, and only over them

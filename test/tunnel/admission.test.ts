@@ -5,7 +5,8 @@ import { Worker } from 'node:worker_threads'
 import { sourceHash, TunnelAdmission } from '../../src/tunnel/admission'
 import { REPO } from '../helpers/cli'
 import { testCa } from '../identity/certs'
-import { echo, roundTrip, startPool, startServer, waitFor } from './harness'
+import { echo, roundTrip, startPool, startServer } from './harness'
+import { waitFor } from '../helpers/wait'
 
 // Who may start a TLS handshake on the tunnel port, decided at accept (before any TLS
 // work) for the whole node: the bound on unverified connections and each source's
@@ -32,7 +33,7 @@ t.test('a source over its handshake rate is reset at accept; other sources, and 
   const srv = await startServer(t, { svids: [db], onStream: echo(), admission, firstByteTimeoutMs: 5000 })
   const flood = await Promise.all(Array.from({ length: 12 }, async () => await silent(srv.port, '127.0.0.2')))
   t.teardown(() => { for (const s of flood) s.destroy() })
-  await waitFor('the refusals', () => srv.refusals.length >= 7)
+  await waitFor(() => srv.refusals.length >= 7, { what: 'the refusals' })
   t.same(srv.refusals.map((r) => r.reason), Array(7).fill('rate-limit'), 'beyond the burst of 5, each connection is refused for its rate')
   t.match(srv.refusals[0], { side: 'server', stage: 'accept', remote: /^127\.0\.0\.2:\d+$/, servername: null, detail: /over 1 handshakes per second \(burst 5\)/ })
   t.equal(admission.pending(), 5, 'the five admitted hold a pending slot each')
@@ -50,11 +51,11 @@ t.test('the pending bound holds across two servers sharing one admission state (
   const b = await startServer(t, { svids: [db], onStream: echo(), admission: TunnelAdmission.attach(admission.buffer), firstByteTimeoutMs: 400 })
   const held = [...await Promise.all([0, 1, 2, 3, 4].map(async () => await silent(a.port))), ...await Promise.all([0, 1, 2, 3, 4].map(async () => await silent(b.port)))]
   t.teardown(() => { for (const s of held) s.destroy() })
-  await waitFor('two refusals', () => a.refusals.length + b.refusals.length >= 2)
+  await waitFor(() => a.refusals.length + b.refusals.length >= 2, { what: 'two refusals' })
   t.same([...a.refusals, ...b.refusals].map((r) => r.reason), ['pending-limit', 'pending-limit'], '10 silent connections over two listeners, 8 admitted node-wide')
   t.equal(admission.pending(), 8)
   await Promise.all(held.map(closed))
-  await waitFor('the slots to come back', () => admission.pending() === 0)
+  await waitFor(() => admission.pending() === 0, { what: 'the slots to come back' })
   t.pass('every slot is given back when the first-byte timeout cuts the silent ones')
   t.same([...a.refusals, ...b.refusals].filter((r) => r.reason === 'first-byte-timeout').length, 8)
   const again = await silent(b.port)

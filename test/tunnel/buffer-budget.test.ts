@@ -5,7 +5,8 @@ import type { TunnelRequest, TunnelStream } from '../../src/tunnel'
 import { NodeBufferBudget } from '../../src/tunnel/buffer-budget'
 import { TUNNEL_DEFAULTS } from '../../src/tunnel/defaults'
 import { testCa } from '../identity/certs'
-import { rawSession, roundTrip, sleep, startPool, startServer, waitFor } from './harness'
+import { rawSession, roundTrip, sleep, startPool, startServer } from './harness'
+import { waitFor } from '../helpers/wait'
 
 // A verified peer cannot make a node buffer without bound. Here hostile clients (valid
 // SVIDs, raw HTTP/2) open 100 CONNECT streams each and write into every one while the
@@ -115,8 +116,8 @@ t.test('one verified peer: 100 streams written and never read hold at most the s
   t.equal(await roundTrip(early, 'finished during the flood'), 'opened before, finished during the flood', 'a stream opened before keeps flowing')
   t.equal(await roundTrip(await r.openGood(), 'new'), 'new', 'and new streams of another session open and flow')
   for (const s of flood.streams) s.close(constants.NGHTTP2_CANCEL)
-  await waitFor('the hostile streams to be gone', () => r.srv.server.stats().streams <= 1, 10_000)
-  await waitFor('their reservations to be returned', () => r.budget.reservedBytes() <= 2 * MiB, 10_000)
+  await waitFor(() => r.srv.server.stats().streams <= 1, { timeoutMs: 10_000, what: 'the hostile streams to be gone' })
+  await waitFor(() => r.budget.reservedBytes() <= 2 * MiB, { timeoutMs: 10_000, what: 'their reservations to be returned' })
   t.pass('reservations are returned when the streams close')
 })
 

@@ -4,7 +4,8 @@ import type { Socket } from 'node:net'
 import type { Writable } from 'node:stream'
 import { testCa } from '../identity/certs'
 import type { TunnelRequest } from '../../src/tunnel'
-import { backend, dial, drain, startOutbound, startPool, startServer, tcpHop } from './harness'
+import { backend, startOutbound, startPool, startServer, tcpHop } from './harness'
+import { dial, drain } from '../helpers/net'
 
 // Bulk transfer through the whole path, relay on both sides, with a SHA-256 check:
 //   app ⇄ relay ⇄ TunnelPool ══ mTLS h2 ══ TunnelServer ⇄ relay ⇄ backend

@@ -2,7 +2,8 @@ import t from 'tap'
 import { constants } from 'node:http2'
 import { sniOf, type TunnelStream } from '../../src/tunnel'
 import { testCa } from '../identity/certs'
-import { echo, rawSession, roundTrip, startPool, startServer, statusOf, waitFor } from './harness'
+import { echo, rawSession, roundTrip, startPool, startServer, statusOf } from './harness'
+import { waitFor } from '../helpers/wait'
 
 // A session is only as good as the certificates it was made with. When either end's
 // certificate expires — or this end's has been replaced by a rotation — the session
@@ -16,7 +17,7 @@ t.setTimeout(30_000)
 
 /** Resolves after `svid` has expired (now > notAfter). */
 async function pastExpiry (notAfter: number): Promise<void> {
-  await waitFor('the certificate to expire', () => Date.now() > notAfter + 20, notAfter - Date.now() + 5000)
+  await waitFor(() => Date.now() > notAfter + 20, { timeoutMs: notAfter - Date.now() + 5000, what: 'the certificate to expire' })
 }
 
 t.test('the server\'s certificate expires: no new stream on the session, the open one finishes, then the session closes', async (t) => {
@@ -40,7 +41,7 @@ t.test('the server\'s certificate expires: no new stream on the session, the ope
   open.end('after expiry')
   await ended
   t.equal(Buffer.concat(echoed).toString(), 'before expiry, after expiry', 'the open stream ran to its end, byte-exact')
-  await waitFor('the session to close', () => srv.server.stats().sessions === 0)
+  await waitFor(() => srv.server.stats().sessions === 0, { what: 'the session to close' })
   t.pass('closed once its last stream ended')
 })
 
@@ -53,12 +54,12 @@ t.test('the peer\'s certificate expires mid-session: the same, on both ends of a
   const s: TunnelStream = await pool.open({ sourceSvid: () => web, expectedPeer: db.spiffeId, node: { address: '127.0.0.1', port: srv.port }, authority: '10.0.0.7:80' })
   s.write('started, ')
   await pastExpiry(web.notAfter)
-  await waitFor('the pool\'s session to drain', () => pool.stats().draining === 1)
+  await waitFor(() => pool.stats().draining === 1, { what: 'the pool\'s session to drain' })
   t.same(pool.stats(), { sessions: 1, draining: 1, streams: 1, keys: 1 }, 'the client\'s session drains at its own certificate\'s expiry')
   const err = await pool.open({ sourceSvid: () => web, expectedPeer: db.spiffeId, node: { address: '127.0.0.1', port: srv.port }, authority: '10.0.0.7:80' }).then(() => null, (e: unknown) => e)
   t.match(err, { code: 'FERRY_ERR_TUNNEL_CONNECT', reason: 'certificate-expired' }, 'no new stream with the expired certificate, on any session')
   t.equal(await roundTrip(s, 'finished'), 'started, finished', 'the open stream finishes')
-  await waitFor('both ends to close the session', () => pool.stats().sessions === 0 && srv.server.stats().sessions === 0)
+  await waitFor(() => pool.stats().sessions === 0 && srv.server.stats().sessions === 0, { what: 'both ends to close the session' })
   t.pass('and the session closes on both ends')
 })
 
@@ -99,5 +100,5 @@ t.test('the server\'s certificate is rotated: its sessions take no new stream, s
   t.equal(srv.server.stats().sessionsAccepted, 2, 'a new session')
   t.equal(await roundTrip(after, 'new'), 'new')
   t.equal(await roundTrip(before, 'still fine'), 'old session, still fine', 'the stream on the old session finished')
-  await waitFor('the old session to close', () => srv.server.stats().sessions === 1 && pool.stats().sessions === 1)
+  await waitFor(() => srv.server.stats().sessions === 1 && pool.stats().sessions === 1, { what: 'the old session to close' })
 })

@@ -5,6 +5,7 @@ import type { Svid } from '../../src/identity/svid'
 import { tunnelClientOptions } from '../../src/identity/tls-options'
 import { relay } from '../../src/proxy/relay'
 import { sniOf, TunnelPool, type TunnelPoolOptions, type TunnelRefusal, type TunnelRequest, TunnelServer, type TunnelServerOptions, type TunnelStream } from '../../src/tunnel'
+import { drain } from '../helpers/net'
 
 // Both ends of the tunnel on 127.0.0.1, wired as the agent will wire them, with the real
 // relay on each side:
@@ -21,14 +22,6 @@ export interface Teardown { teardown: (fn: () => void | Promise<void>) => void }
 export const asSocket = (s: TunnelStream): Socket => s as unknown as Socket
 
 export const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
-
-export async function waitFor (what: string, cond: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(5)
-  }
-}
 
 /** The server's onStream of the agent, minus policy: connect to the authority, then 200 + relay. */
 export function connectAndRelay (log?: TunnelRequest[]): (req: TunnelRequest) => void {
@@ -107,26 +100,6 @@ export async function backend (t: Teardown, onSocket: (s: Socket) => void, host 
   }, host)
   t.teardown(() => { for (const s of sockets) s.destroy() })
   return port
-}
-
-/** Connects to a loopback port, half-open capable; resolves once connected. */
-export async function dial (port: number, host = '127.0.0.1'): Promise<Socket> {
-  const s = netConnect({ host, port, allowHalfOpen: true })
-  await new Promise<void>((resolve, reject) => { s.once('connect', resolve); s.once('error', reject) })
-  return s
-}
-
-export interface Drained { data: Buffer, ended: 'end' | 'error', code?: string }
-
-/** Reads a stream to its end or error (bounded). */
-export async function drain (s: NodeJS.ReadableStream & { readableEnded?: boolean }, ms = 5000): Promise<Drained> {
-  const chunks: Buffer[] = []
-  return await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => { reject(new Error('drain timed out')) }, ms)
-    s.on('data', (c: Buffer) => chunks.push(c))
-    s.once('end', () => { clearTimeout(timer); resolve({ data: Buffer.concat(chunks), ended: 'end' }) })
-    s.once('error', (err: NodeJS.ErrnoException) => { clearTimeout(timer); resolve({ data: Buffer.concat(chunks), ended: 'error', code: err.code }) })
-  })
 }
 
 /**

@@ -5,7 +5,8 @@ import { connect as tlsConnect } from 'node:tls'
 import { tunnelClientOptions } from '../../src/identity/tls-options'
 import { sniOf, type TunnelStream } from '../../src/tunnel'
 import { testCa } from '../identity/certs'
-import { echo, rawConnectWithHeaders, rawSession, startPool, startServer, statusOf, waitFor } from './harness'
+import { echo, rawConnectWithHeaders, rawSession, startPool, startServer, statusOf } from './harness'
+import { waitFor } from '../helpers/wait'
 
 // Port 15008 faces the network. Plaintext, garbage, silence, HTTP/2 that is not a
 // CONNECT, bad authorities and oversized headers are each refused, and reported, while a
@@ -69,9 +70,9 @@ t.test('plaintext HTTP, garbage, a silent and a stalled client are closed with t
   const mute = tlsConnect({ ...tunnelClientOptions(r.web), host: '127.0.0.1', port: r.srv.port, servername: sniOf(r.db.spiffeId) })
   mute.on('error', () => {})
   t.teardown(() => { mute.destroy() })
-  await waitFor('the mute session', () => r.srv.server.stats().sessions === 2)
+  await waitFor(() => r.srv.server.stats().sessions === 2, { what: 'the mute session' })
   const muteStarted = Date.now()
-  await waitFor('the mute session to be cut', () => r.srv.server.stats().sessions === 1, 3000)
+  await waitFor(() => r.srv.server.stats().sessions === 1, { timeoutMs: 3000, what: 'the mute session to be cut' })
   const muteMs = Date.now() - muteStarted
   done = true
   const exchanged = await talking
@@ -118,7 +119,7 @@ t.test('HTTP/2 that is not a well-formed CONNECT is refused per stream; the sess
   t.equal(await statusOf(raw, { ':method': 'CONNECT', ':authority': '10.0.0.7:80', 'x-padding': 'x'.repeat(20_000) }), `rst:${constants.NGHTTP2_ENHANCE_YOUR_CALM}`, '20 KB of headers from a client that knows our limit: RST')
   t.equal(await statusOf(raw, { ':method': 'CONNECT', ':authority': '10.0.0.7:80' }), 200, 'the same session still serves a good CONNECT')
   t.match(await rawConnectWithHeaders(t, r.srv.port, r.web, r.db.spiffeId.uri, 20_000), { type: 'headers', flags: 0x5 }, '20 KB of headers before our SETTINGS are acknowledged: an answer (431, END_STREAM)')
-  await waitFor('431 reported', () => r.srv.refusals.some((x) => x.reason === 'headers'))
+  await waitFor(() => r.srv.refusals.some((x) => x.reason === 'headers'), { what: '431 reported' })
   t.match(r.srv.refusals.find((x) => x.reason === 'headers'), { stage: 'stream', status: 431, detail: /bytes of headers, limit 8192/ })
 
   // A header block over nghttp2's own limit is a connection error: that session only.

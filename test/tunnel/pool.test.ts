@@ -2,7 +2,9 @@ import t from 'tap'
 import type { Svid } from '../../src/identity/svid'
 import { type TunnelPool, type TunnelRequest, type TunnelStream } from '../../src/tunnel'
 import { testCa } from '../identity/certs'
-import { drain, echo, roundTrip, startPool, startServer, tcpHop, waitFor } from './harness'
+import { echo, roundTrip, startPool, startServer, tcpHop } from './harness'
+import { waitFor } from '../helpers/wait'
+import { drain } from '../helpers/net'
 
 /** A CA and the two identities most cases use: the client (app/web) and the server (data/db). */
 async function webAndDb (): Promise<{ web: Svid, db: Svid }> {
@@ -33,7 +35,7 @@ t.test('20 concurrent connections of one key share one TLS session', async (t) =
   t.equal(srv.server.stats().streams, 20)
   const answers = await Promise.all(streams.map(async (s, i) => await roundTrip(s, `conn ${i}`)))
   t.same(answers, streams.map((_, i) => `conn ${i}`), 'each stream got its own bytes back')
-  await waitFor('streams closed', () => pool.stats().streams === 0)
+  await waitFor(() => pool.stats().streams === 0, { what: 'streams closed' })
   t.equal(pool.stats().sessions, 1, 'the session stays for the next opens')
   await roundTrip(await open(), 'again')
   t.equal(srv.server.stats().sessionsAccepted, 1, 'and is reused')
@@ -84,7 +86,7 @@ t.test('a session the server closes when idle (GOAWAY) is dropped and the next o
   const { pool } = startPool(t, { idleTimeoutMs: 60_000 })
   const open = opener(pool, web, db.spiffeId.uri, srv.port)
   t.equal(await roundTrip(await open(), 'one'), 'one')
-  await waitFor('the pool to drop the session after GOAWAY', () => pool.stats().sessions === 0, 3000)
+  await waitFor(() => pool.stats().sessions === 0, { timeoutMs: 3000, what: 'the pool to drop the session after GOAWAY' })
   t.equal(await roundTrip(await open(), 'two'), 'two')
   t.equal(srv.server.stats().sessionsAccepted, 2)
 })
@@ -97,7 +99,7 @@ t.test("a pooled session with no stream for the pool's idle time is closed", asy
   await new Promise((resolve) => setTimeout(resolve, 400))
   t.equal(pool.stats().sessions, 1, 'not while a stream is open, however quiet')
   t.equal(await roundTrip(s, 'still here'), 'still here')
-  await waitFor('idle close', () => pool.stats().sessions === 0 && srv.server.stats().sessions === 0, 3000)
+  await waitFor(() => pool.stats().sessions === 0 && srv.server.stats().sessions === 0, { timeoutMs: 3000, what: 'idle close' })
 })
 
 t.test('server restart: GOAWAY lets the open stream finish while new opens reach the new server', async (t) => {
@@ -108,7 +110,7 @@ t.test('server restart: GOAWAY lets the open stream finish while new opens reach
   const longLived = await open()
   longLived.write('before ')
   const closing = old.server.close(5000)
-  await waitFor('GOAWAY seen', () => pool.stats().draining === 1)
+  await waitFor(() => pool.stats().draining === 1, { what: 'GOAWAY seen' })
   // A new server takes the port, as a restarted agent would.
   const fresh = await startServer(t, { svids: [db], onStream: echo() })
   t.not(fresh.port, 0)
@@ -129,7 +131,7 @@ t.test('a dead session is dropped: its streams reset and the next open dials a n
   // The server goes away abruptly: its sockets are destroyed, no GOAWAY grace.
   await srv.server.close(0)
   t.match(await ended, { ended: 'error', code: 'ECONNRESET' }, 'the open stream is reset, as a TCP connection would be')
-  await waitFor('the pool to forget the session', () => pool.stats().sessions === 0)
+  await waitFor(() => pool.stats().sessions === 0, { what: 'the pool to forget the session' })
   t.match(await open().then(() => null, (e: unknown) => e), { code: 'FERRY_ERR_TUNNEL_CONNECT', reason: 'connect' }, 'nothing listens there now')
 })
 
@@ -148,7 +150,7 @@ t.test('a peer that stops answering is found by PING and its session destroyed',
   const started = Date.now()
   t.match(await drain(s, 3000), { ended: 'error', code: 'ECONNRESET' }, 'the stream is reset')
   t.ok(Date.now() - started < 2000, `found within idle + ping timeouts (${Date.now() - started} ms)`)
-  await waitFor('the pool to forget the session', () => pool.stats().sessions === 0)
+  await waitFor(() => pool.stats().sessions === 0, { what: 'the pool to forget the session' })
 })
 
 t.test('an open whose session is lost before the answer is retried once on a new session', async (t) => {
@@ -159,7 +161,7 @@ t.test('an open whose session is lost before the answer is retried once on a new
   const hop = await tcpHop(t, srv.port)
   const { pool } = startPool(t)
   const opening = opener(pool, web, db.spiffeId.uri, hop.port)()
-  await waitFor('the first CONNECT', () => seen.length === 1)
+  await waitFor(() => seen.length === 1, { what: 'the first CONNECT' })
   hop.cut()
   const s = await opening
   t.equal(await roundTrip(s, 'retried'), 'retried')

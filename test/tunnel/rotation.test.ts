@@ -5,7 +5,8 @@ import type { Svid } from '../../src/identity/svid'
 import { SniIndex, sniOf, type TunnelRequest, type TunnelStream } from '../../src/tunnel'
 import { startCa } from '../controller/harness'
 import { testCa } from '../identity/certs'
-import { echo, roundTrip, startPool, startServer, waitFor } from './harness'
+import { echo, roundTrip, startPool, startServer } from './harness'
+import { waitFor } from '../helpers/wait'
 
 // Rotation: new sessions use the current SVID on both ends, sessions made with an old
 // one drain (their streams finish, no new ones), and nothing fails across rotations.
@@ -37,7 +38,7 @@ t.test('mid-session rotation: new opens get a new session with the new certifica
   t.equal(pool.stats().draining, 1, 'the old session drains')
 
   t.equal(await roundTrip(before, 'finished after'), 'started before, finished after', 'the stream on the old session carries on to its end')
-  await waitFor('the drained session to close', () => pool.stats().sessions === 1 && srv.server.stats().sessions === 1)
+  await waitFor(() => pool.stats().sessions === 1 && srv.server.stats().sessions === 1, { what: 'the drained session to close' })
   t.equal(await roundTrip(after, 'x'), 'x')
   t.equal(await roundTrip(await open(), 'y'), 'y')
   t.equal(srv.server.stats().sessionsAccepted, 2, 'later opens share the new session')
@@ -91,5 +92,5 @@ t.test('with the real certificate manager and 2 s certificates: several rotation
   t.ok(clientSerials.size >= 3, `the server saw ${clientSerials.size} client certificates`)
   t.ok(serverSerials.size >= 3, `the client saw ${serverSerials.size} server certificates`)
   t.equal(await roundTrip(longLived, 'end'), `${sent}end`, 'a stream opened before the first rotation is intact')
-  await waitFor('old sessions drained', () => pool.stats().sessions <= 2)
+  await waitFor(() => pool.stats().sessions <= 2, { what: 'old sessions drained' })
 })

@@ -3,7 +3,9 @@ import { constants } from 'node:http2'
 import type { Socket } from 'node:net'
 import { isTunnelError, type TunnelRequest, type TunnelStream } from '../../src/tunnel'
 import { testCa } from '../identity/certs'
-import { backend, connectAndRelay, dial, drain, startOutbound, startPool, startServer, type Teardown, waitFor } from './harness'
+import { backend, connectAndRelay, startOutbound, startPool, startServer, type Teardown } from './harness'
+import { waitFor } from '../helpers/wait'
+import { dial, drain } from '../helpers/net'
 
 // Bytes, half-closes and resets go end to end through the real relay on both sides of a
 // real tunnel (TLS 1.3 + HTTP/2 on 127.0.0.1):
@@ -77,7 +79,7 @@ t.test("half-close: the app's FIN reaches the backend while the backend keeps an
   t.equal(Buffer.concat(got).toString(), 'bye first', 'the backend FIN reached the app')
   app2.write('still ')
   app2.end('talking')
-  await waitFor('backend FIN', () => backendEnded)
+  await waitFor(() => backendEnded, { what: 'backend FIN' })
   t.equal(backendGot, 'still talking', 'data after the half-close crossed the tunnel')
 })
 
@@ -86,7 +88,7 @@ t.test('a reset on either side reaches the other side as a reset', async (t) => 
   const r = await rig(t, (s) => { arrived.push({ socket: s, data: new Promise((resolve) => s.once('data', resolve)) }) })
   const app = await dial(r.out.port)
   app.write('x')
-  await waitFor('backend connection', () => arrived.length === 1)
+  await waitFor(() => arrived.length === 1, { what: 'backend connection' })
   await arrived[0].data
   const backendEnd = drain(arrived[0].socket)
   app.resetAndDestroy()
@@ -94,7 +96,7 @@ t.test('a reset on either side reaches the other side as a reset', async (t) => 
 
   const app2 = await dial(r.out.port)
   app2.write('y')
-  await waitFor('backend connection', () => arrived.length === 2)
+  await waitFor(() => arrived.length === 2, { what: 'backend connection' })
   await arrived[1].data
   const appEnd = drain(app2)
   arrived[1].socket.resetAndDestroy()
@@ -112,7 +114,7 @@ t.test('the stream maps resets to RST_STREAM CONNECT_ERROR and back to ECONNRESE
   t.equal(client.peerSpiffeId, db.spiffeId.uri)
   t.equal(client.peerCertSerial, db.serial)
   t.equal(client.localSpiffeId, web.spiffeId.uri)
-  await waitFor('server stream', () => serverSide !== null)
+  await waitFor(() => serverSide !== null, { what: 'server stream' })
   const server = serverSide as unknown as TunnelStream
   client.write('abc')
   const first = await new Promise<Buffer>((resolve) => server.once('data', resolve))
@@ -181,6 +183,6 @@ t.test('a client that gives up before the answer aborts the request: accept() th
   const { pool } = startPool(t, { openTimeoutMs: 200 })
   const err = await pool.open({ sourceSvid: () => web, expectedPeer: db.spiffeId.uri, node: { address: '127.0.0.1', port: srv.port }, authority: '10.0.0.1:80' }).then(() => null, (e: unknown) => e)
   t.match(err, { code: 'FERRY_ERR_TUNNEL_CONNECT', reason: 'timeout' })
-  await waitFor('abort seen by the server', () => aborted)
+  await waitFor(() => aborted, { what: 'abort seen by the server' })
   t.equal(late, null, 'accept() after the client left returns null')
 })

@@ -4,7 +4,8 @@ import { tunnelClientOptions, TUNNEL_ALPN } from '../../src/identity/tls-options
 import type { Svid } from '../../src/identity/svid'
 import { sniOf, type TunnelRefusal } from '../../src/tunnel'
 import { testCa } from '../identity/certs'
-import { echo, roundTrip, startPool, startServer, waitFor } from './harness'
+import { echo, roundTrip, startPool, startServer } from './harness'
+import { waitFor } from '../helpers/wait'
 
 // Each way a peer can fail verification is refused before any stream, with its own
 // reason reported: by the server for clients, by the pool for servers. A refused peer
@@ -50,7 +51,7 @@ t.test('the server refuses client certificates from another CA or expired, and s
       socket.on('error', () => {})
       await new Promise((resolve) => socket.once('close', resolve))
     }
-    await waitFor('the refusal', () => r.srv.refusals.length > before)
+    await waitFor(() => r.srv.refusals.length > before, { what: 'the refusal' })
     t.match(r.srv.refusals[before], { side: 'server', stage: 'verify', reason, detail, servername: sniOf(r.db.spiffeId), localSpiffeId: r.db.spiffeId.uri, remote: /^127\.0\.0\.1:\d+$/ }, `${reason}: the server reports why`)
   }
   t.same(r.streams, [], 'no stream reached onStream')
@@ -77,7 +78,7 @@ t.test('the server refuses a client that names no identity, or one it does not s
 
   const err = await r.open(r.web, 'spiffe://cluster.local/ns/data/sa/elsewhere').then(() => null, (e: unknown) => e)
   t.match(err, { code: 'FERRY_ERR_TUNNEL_CONNECT', reason: 'handshake' }, 'the client sees the handshake fail')
-  await waitFor('refusal', () => r.srv.refusals.length === 2)
+  await waitFor(() => r.srv.refusals.length === 2, { what: 'refusal' })
   t.match(r.srv.refusals[1], { stage: 'handshake', reason: 'unknown-sni', servername: sniOf('spiffe://cluster.local/ns/data/sa/elsewhere') })
   t.match(r.clientRefusals, [{ side: 'client', stage: 'handshake', reason: 'handshake', peerSpiffeId: 'spiffe://cluster.local/ns/data/sa/elsewhere' }])
 })
@@ -117,7 +118,7 @@ t.test('an expired SVID is never presented: the pool does not dial with one, the
   const stale = await startServer(t, { svids: [expiredDb], onStream: echo() })
   const failed = await r.open(r.web, r.db.spiffeId.uri, stale.port).then(() => null, (e: unknown) => e)
   t.match(failed, { code: 'FERRY_ERR_TUNNEL_CONNECT', reason: 'handshake' }, 'the handshake fails')
-  await waitFor('the server refusal', () => stale.refusals.length === 1)
+  await waitFor(() => stale.refusals.length === 1, { what: 'the server refusal' })
   t.match(stale.refusals[0], { side: 'server', stage: 'handshake', reason: 'certificate-expired', detail: /expired at .* no successor yet/ }, 'the server says why: its own certificate expired')
 })
 
@@ -133,6 +134,6 @@ t.test('refusals are per connection: a flood of bad clients does not disturb a g
   good.write('a')
   t.same(await Promise.all(bad), Array(10).fill('FERRY_ERR_TUNNEL_CONNECT'), 'every intruder refused')
   t.equal(await roundTrip(good, 'b'), 'ab')
-  await waitFor('refusals', () => r.srv.refusals.length === 10)
+  await waitFor(() => r.srv.refusals.length === 10, { what: 'refusals' })
   t.ok(r.srv.refusals.every((x: TunnelRefusal) => x.reason === 'other-ca'))
 })

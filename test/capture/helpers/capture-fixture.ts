@@ -5,9 +5,10 @@ import { Capture } from '../../../src/capture'
 import type { PodCaptureSpec } from '../../../src/capture'
 import { connectInNetns, openNetns, type Netns } from '../../../src/native'
 import { PATHS, PORTS } from '../../../src/config/env'
-import { type PodEnv, type Teardownable, uniqueName } from './pod-env'
+import { type PodEnv, type Teardownable } from './pod-env'
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
+import { uniqueName } from '../../helpers/names'
 
 // An enrolled pod with the agent's side played by the test process: outbound
 // listeners that answer with the original destination, inbound listeners that
@@ -21,7 +22,7 @@ export function safely (fn: () => unknown): () => Promise<void> {
 }
 
 export function uniquePinRoot (t: Teardownable): string {
-  const root = join(PATHS.bpffs, uniqueName())
+  const root = join(PATHS.bpffs, uniqueName('fct'))
   t.teardown(() => { if (existsSync(root)) execFileSync('rm', ['-rf', root]) })
   return root
 }

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { PATHS } from '../../../src/config/env'
+import { uniqueName } from '../../helpers/names'
 
 // A throwaway "pod" on the real kernel: a network namespace with lo up and a veth
 // to a peer namespace (10.x and fd00: addresses exist only inside these two), and a
@@ -28,16 +29,12 @@ export interface PodEnv {
 
 export interface RunResult { code: number | null, stdout: string, stderr: string }
 
-export function uniqueName (prefix = 'fct'): string {
-  return `${prefix}-${randomBytes(4).toString('hex')}`
-}
-
 function ip (args: string[]): void {
   execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] })
 }
 
 export function makePodEnv (t: Teardownable): PodEnv {
-  const id = uniqueName()
+  const id = uniqueName('fct')
   const podNs = `${id}-pod`
   const peerNs = `${id}-peer`
   const a = 1 + randomBytes(1)[0]! % 250
