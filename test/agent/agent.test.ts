@@ -66,7 +66,7 @@ t.test('agent: enrolls local meshed pods, retries a failing one, serves, unenrol
   // 1. server-a cannot be enrolled; client can, and is not held up by it. The node is
   //    ready: one pod's failure is reported (pending, metric), not the node's state.
   await waitFor(() => capture.calls.includes('enroll u-client'), { timeoutMs: 3000, what: 'client enrolled' })
-  t.same(capture.calls.slice(0, 2), ['kubelet off', 'reconcile u-client,u-server-a'], 'no probe admission without --kubelet-cgroup; capture told which local meshed pods to keep, before enrolling')
+  t.same(capture.calls.slice(0, 3), ['kubelet off', 'live 0', 'reconcile u-client,u-server-a'], 'no probe admission without --kubelet-cgroup; the worker (one, on the main thread) live; capture told which local meshed pods to keep, before enrolling')
   const failing = await httpGet(readyPort, '/healthz/ready')
   t.equal(failing.status, 200)
   t.same(failing.body, { ready: true, generation: 1, enrolled: ['u-client'], pending: ['u-server-a'] })
@@ -170,7 +170,7 @@ t.test('agent: the ready port in use is a clear error and nothing is left runnin
   const { log } = captureLog()
   await t.rejects(Agent.start(parseAgentOptions(['--node', 'n1', '--cluster-file', '/nonexistent', '--pin-root', '/p', '--admin-port', '0', '--ready-port', String(port)]), { platform: loopbackPlatform(capture), log }),
     { code: 'FERRY_ERR_LISTEN', errno: 'EADDRINUSE', message: new RegExp(`--ready-port ${port}: cannot listen`) })
-  t.same(capture.calls, ['kubelet off', 'close'], 'capture closed again')
+  t.same(capture.calls, ['kubelet off', 'live 0', 'close'], 'capture closed again')
 })
 
 t.test('agent: --kubelet-cgroup goes to capture, probe ports with each pod; ferry_kubelet_probes_total per enrolled pod, gone with the pod', async (t) => {
