@@ -1,0 +1,49 @@
+import { lstatSync, mkdirSync, rmSync, statSync } from 'node:fs'
+import { dirname, isAbsolute } from 'node:path'
+import { ferryError } from '../errors'
+import { UNIX_PATH_MAX_BYTES, type PeerCredentials } from '../native'
+
+// Where a handoff socket may live, and who may be at its other end. Only root (or the
+// agent's own uid) reaches it: the directory is the agent's and writable by nobody
+// else, the socket file is 0600, and each side checks the other's SO_PEERCRED — a
+// process that could reach the file anyway (a mount shared by mistake) is refused
+// before any fd moves.
+
+export const HANDOFF_SOCKET_MODE = 0o600
+const DIR_MODE = 0o700
+
+/** The path, checked: absolute and short enough for sun_path. */
+export function checkSocketPath (path: unknown, what = 'handoff socket'): string {
+  if (typeof path !== 'string' || !isAbsolute(path) || path.endsWith('/') || Buffer.byteLength(path) > UNIX_PATH_MAX_BYTES) {
+    throw ferryError('FERRY_ERR_INVALID_ARG', `${what} ${JSON.stringify(path)}: expected an absolute file path of at most ${UNIX_PATH_MAX_BYTES} bytes`)
+  }
+  return path
+}
+
+/**
+ * Ready to bind: the directory exists (made 0700 when missing) and is owned by root or
+ * us and writable by nobody else; a socket left at the path by an earlier agent is
+ * removed (callers take over from it first); anything else there is refused.
+ */
+export function prepareSocketPath (path: string): void {
+  const dir = dirname(path)
+  mkdirSync(dir, { recursive: true, mode: DIR_MODE })
+  const st = statSync(dir)
+  const euid = process.geteuid?.() ?? 0
+  if (!st.isDirectory() || (st.uid !== 0 && st.uid !== euid) || (st.mode & 0o022) !== 0) {
+    throw ferryError('FERRY_ERR_HANDOFF', `handoff socket ${path}: its directory must be owned by root or uid ${euid} and writable by nobody else (it is uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)})`)
+  }
+  let isSocket: boolean
+  try {
+    isSocket = lstatSync(path).isSocket()
+  } catch {
+    return
+  }
+  if (!isSocket) throw ferryError('FERRY_ERR_HANDOFF', `handoff socket ${path}: something that is not a socket is in the way`)
+  rmSync(path)
+}
+
+/** Root, or the uid we run as: the only peers that may give or take our listeners. */
+export function peerAllowed (peer: PeerCredentials): boolean {
+  return peer.uid === 0 || peer.uid === (process.geteuid?.() ?? 0)
+}
