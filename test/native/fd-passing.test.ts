@@ -120,15 +120,12 @@ t.test('a listening unix socket gets its mode before it accepts; connect to noth
   t.teardown(() => closeSync(l))
   t.equal(statSync(path).mode & 0o777, 0o600)
   t.equal(unixAccept(l), null, 'nobody waiting')
-  for (const [where, errno] of [[join(dir, 'missing'), 'ENOENT']] as const) {
-    try {
-      unixConnect(where, 'seqpacket')
-      t.fail('connected to nothing')
-    } catch (err) {
-      t.equal((err as { errno?: string }).errno, errno)
-    }
+  const errnoOf = (fn: () => unknown): string | undefined => {
+    try { fn() } catch (err) { return (err as { errno?: string }).errno }
+    return 'no error'
   }
-  t.throws(() => unixConnect(path, 'seqpacket'), { code: 'FERRY_ERR_NATIVE', errno: 'EPROTOTYPE' } as object, 'a stream socket is not a seqpacket one')
+  t.equal(errnoOf(() => unixConnect(join(dir, 'missing'), 'seqpacket')), 'ENOENT', 'no such file')
+  t.equal(errnoOf(() => unixConnect(path, 'seqpacket')), 'EPROTOTYPE', 'a stream socket is not a seqpacket one')
   t.throws(() => unixListen({ path: join(dir, 'x'.repeat(120)), type: 'stream', mode: 0o600 }), /at most 107 bytes|1 to 107 bytes/)
 })
 
