@@ -38,6 +38,9 @@ export interface HandoffServerOptions {
   readonly requestTimeoutMs?: number
 }
 
+/** What the old agent logs once the new one has committed and it has stopped accepting (the lab waits for it). */
+export const HANDED_OFF_MESSAGE = 'handed off: the new agent serves'
+
 export type HandoffServerState = 'listening' | 'taking' | 'handed-off' | 'closed'
 
 const DEFAULT_REQUEST_TIMEOUT_MS = 5_000
@@ -152,7 +155,7 @@ export class HandoffServer {
     try {
       await this.o.onHandedOff()
       ch.trySend({ type: 'done' })
-      log.info('handed off: the new agent serves')
+      log.info(HANDED_OFF_MESSAGE)
     } catch (err) {
       log.error({ err }, 'handed off, but stopping our own servers failed')
       ch.trySend({ type: 'error', code: 'FERRY_ERR_HANDOFF', message: `the old agent could not stop accepting: ${(err as Error).message}` })
