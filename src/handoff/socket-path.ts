@@ -1,7 +1,8 @@
-import { lstatSync, mkdirSync, rmSync, statSync } from 'node:fs'
+import { mkdirSync, statSync } from 'node:fs'
 import { dirname, isAbsolute } from 'node:path'
 import { ferryError } from '../errors'
 import { UNIX_PATH_MAX_BYTES, type PeerCredentials } from '../native'
+import { prepareSocketFile } from '../util/socket-file'
 
 // Where a handoff socket may live, and who may be at its other end. Only root (or the
 // agent's own uid) reaches it: the directory is the agent's and writable by nobody
@@ -10,7 +11,6 @@ import { UNIX_PATH_MAX_BYTES, type PeerCredentials } from '../native'
 // before any fd moves.
 
 export const HANDOFF_SOCKET_MODE = 0o600
-const DIR_MODE = 0o700
 
 /** The path, checked: absolute and short enough for sun_path. */
 export function checkSocketPath (path: unknown, what = 'handoff socket'): string {
@@ -26,21 +26,13 @@ export function checkSocketPath (path: unknown, what = 'handoff socket'): string
  * removed (callers take over from it first); anything else there is refused.
  */
 export function prepareSocketPath (path: string): void {
-  const dir = dirname(path)
-  mkdirSync(dir, { recursive: true, mode: DIR_MODE })
-  const st = statSync(dir)
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
+  const st = statSync(dirname(path))
   const euid = process.geteuid?.() ?? 0
   if (!st.isDirectory() || (st.uid !== 0 && st.uid !== euid) || (st.mode & 0o022) !== 0) {
     throw ferryError('FERRY_ERR_HANDOFF', `handoff socket ${path}: its directory must be owned by root or uid ${euid} and writable by nobody else (it is uid ${st.uid}, mode ${(st.mode & 0o777).toString(8)})`)
   }
-  let isSocket: boolean
-  try {
-    isSocket = lstatSync(path).isSocket()
-  } catch {
-    return
-  }
-  if (!isSocket) throw ferryError('FERRY_ERR_HANDOFF', `handoff socket ${path}: something that is not a socket is in the way`)
-  rmSync(path)
+  prepareSocketFile(path, (message) => ferryError('FERRY_ERR_HANDOFF', `handoff socket ${message}`))
 }
 
 /** Root, or the uid we run as: the only peers that may give or take our listeners. */
