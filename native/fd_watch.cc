@@ -3,8 +3,8 @@
 // up), from libuv's loop (uv_poll). It is how the handoff's unix sockets, which Node
 // cannot wrap (SOCK_SEQPACKET, SCM_RIGHTS, SO_PEERCRED), are served without blocking
 // the loop. Level-triggered: the callback must read until the fd would block, or it is
-// called again on the next turn of the loop. The watch keeps the loop alive until
-// close(); close it before closing the fd.
+// called again on the next turn of the loop. The watch keeps the loop alive, and itself
+// from being collected, until close(); close it before closing the fd.
 #include <napi.h>
 #include <uv.h>
 
@@ -51,6 +51,10 @@ class FdWatch : public Napi::ObjectWrap<FdWatch>, public Handle {
     poll_ = poll.release();
     callback_ = Napi::Persistent(info[1].As<Napi::Function>());
     context_ = std::make_unique<Napi::AsyncContext>(env, "FerryFdWatch");
+    // Held while it watches: a watch nobody closed keeps calling back (and keeps the
+    // loop alive), it is never collected from under a pending callback.
+    Ref();
+    referenced_ = true;
     Addon::Of(env)->Track(this);
   }
 
@@ -87,10 +91,13 @@ class FdWatch : public Napi::ObjectWrap<FdWatch>, public Handle {
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Release();
     callback_.Reset();
+    if (referenced_) Unref();
+    referenced_ = false;
     return info.Env().Undefined();
   }
 
   uv_poll_t* poll_ = nullptr;
+  bool referenced_ = false;
   Napi::FunctionReference callback_;
   std::unique_ptr<Napi::AsyncContext> context_;
 };

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { existsSync, readFileSync, renameSync } from 'node:fs'
+import { existsSync, readFileSync, renameSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { REPO, ferry, ferryOk, uniqueLabName, waitFor } from '../helpers/cli'
 import { agentPids, labDir, nodeLog, pod } from '../helpers/lab'
@@ -80,6 +80,7 @@ t.test('a new agent that cannot take over is stopped, the restart fails saying w
 t.test('restart --signal TERM: the new agent takes over, the old one drains and exits, 0 failed requests', ROLLOUT, async (t) => {
   const [old] = agentPids(pinRoot('node1'))
   const logStart = nodeLog(lab, 'node1').length
+  const handoffInode = statSync(handoffSocket('node1')).ino
   const during = loads(LOAD_MS)
   await new Promise((resolve) => setTimeout(resolve, 3_000)) // the loads are under way
   const out = await ferryOk(['lab', 'restart', '--lab', lab, '--node', 'node1', '--signal', 'TERM', '--timeout', '60s'], { timeoutMs: 120_000 })
@@ -99,5 +100,5 @@ t.test('restart --signal TERM: the new agent takes over, the old one drains and 
   // And the node keeps working with the new agent alone.
   const after = await loads(3_000)
   for (const [what, l] of Object.entries(after)) t.equal(l.failures, 0, `after the rollout, ${what}: none failed`)
-  await waitFor(() => existsSync(handoffSocket('node1')), { what: 'the new agent to offer its own handoff socket' })
+  await waitFor(() => existsSync(handoffSocket('node1')) && statSync(handoffSocket('node1')).ino !== handoffInode, { what: 'the new agent to listen on the handoff socket itself (a new file)' })
 })
