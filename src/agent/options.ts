@@ -6,7 +6,7 @@ import { ferryError, isFerryError } from '../errors'
 import { formatDuration, parseDuration } from '../identity/duration'
 import { validateTrustDomain } from '../identity/spiffe-id'
 import { parseCommandOptions } from '../config/cli-args'
-import { UNIX_PATH_MAX_BYTES } from '../native/unix-socket'
+import { isSocketFilePath, UNIX_PATH_MAX_BYTES } from '../native/unix-socket'
 import { DEFAULT_WORKERS_CAP, defaultWorkers, MAX_WORKERS } from './worker-count'
 
 // `ferry agent` options: parsed strictly (unknown options and stray arguments are
@@ -294,7 +294,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
 /** An absolute path that fits a unix socket address; null when absent. */
 function handoffSocketOption (value: string | boolean | undefined): string | null {
   if (value === undefined) return null
-  if (typeof value !== 'string' || !isAbsolute(value) || value.endsWith('/') || Buffer.byteLength(value) > UNIX_PATH_MAX_BYTES) {
+  if (!isSocketFilePath(value)) {
     throw invalid('--handoff-socket', String(value), `an absolute file path of at most ${UNIX_PATH_MAX_BYTES} bytes (a unix socket address)`)
   }
   return resolve(value)

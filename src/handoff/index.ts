@@ -3,4 +3,3 @@
 export { HANDED_OFF_MESSAGE, HandoffServer, type HandoffServerOptions, type HandoffServerState } from './server'
 export { takeOver, type Takeover, type TakeOverOptions } from './take-over'
 export { MAX_KEY_BYTES, type HandoffListener } from './protocol'
-export { checkSocketPath } from './socket-path'

@@ -1,8 +1,8 @@
 import { ferryError, type FerryError } from '../errors'
 import { MAX_MESSAGE_BYTES, SCM_MAX_FD } from '../native'
 
-// The messages of a listener handoff between two agents of one node (README of this
-// folder: docs/architecture.md, "Upgrades: the handoff"). Each is one SOCK_SEQPACKET
+// The messages of a listener handoff between two agents of one node
+// (docs/architecture.md, "Upgrades: the handoff"). Each is one SOCK_SEQPACKET
 // record of JSON, at most MAX_MESSAGE_BYTES; the kernel keeps a record and its fds
 // together. A session:
 //

@@ -1,7 +1,7 @@
 import { mkdirSync, statSync } from 'node:fs'
-import { dirname, isAbsolute } from 'node:path'
+import { dirname } from 'node:path'
 import { ferryError } from '../errors'
-import { UNIX_PATH_MAX_BYTES, type PeerCredentials } from '../native'
+import { isSocketFilePath, UNIX_PATH_MAX_BYTES, type PeerCredentials } from '../native'
 import { prepareSocketFile } from '../util/socket-file'
 
 // Where a handoff socket may live, and who may be at its other end. Only root (or the
@@ -14,7 +14,7 @@ export const HANDOFF_SOCKET_MODE = 0o600
 
 /** The path, checked: absolute and short enough for sun_path. */
 export function checkSocketPath (path: unknown, what = 'handoff socket'): string {
-  if (typeof path !== 'string' || !isAbsolute(path) || path.endsWith('/') || Buffer.byteLength(path) > UNIX_PATH_MAX_BYTES) {
+  if (!isSocketFilePath(path)) {
     throw ferryError('FERRY_ERR_INVALID_ARG', `${what} ${JSON.stringify(path)}: expected an absolute file path of at most ${UNIX_PATH_MAX_BYTES} bytes`)
   }
   return path

@@ -1,3 +1,4 @@
+import { isAbsolute } from 'node:path'
 import { ferryError } from '../errors'
 import { native } from './binding'
 import type { NativeFdWatch, NativePeerCredentials } from './native'
@@ -23,6 +24,11 @@ export type PeerCredentials = NativePeerCredentials
 /** What unixListen/unixConnect accept: sun_path holds 107 bytes and a NUL. */
 export const UNIX_PATH_MAX_BYTES = 107
 const DEFAULT_BACKLOG = 16
+
+/** An absolute file path (no trailing slash) that fits a unix socket address. */
+export function isSocketFilePath (path: unknown): path is string {
+  return typeof path === 'string' && isAbsolute(path) && !path.endsWith('/') && !path.includes('\0') && Buffer.byteLength(path) <= UNIX_PATH_MAX_BYTES
+}
 
 /** A listening socket bound at `path` (which must not exist: remove a stale one first). */
 export function unixListen (o: UnixListenOptions): number {
