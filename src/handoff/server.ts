@@ -146,7 +146,7 @@ export class HandoffServer {
       this.#state = 'listening'
       log.warn({ code: error.code, err: error.message, started }, started ? 'handoff abandoned: serving on' : 'handoff refused')
       ch.trySend({ type: 'error', code: error.code, message: error.message })
-      if (started) this.o.onTakeoverAbandoned?.(error)
+      if (started) this.notify('onTakeoverAbandoned', () => this.o.onTakeoverAbandoned?.(error))
       return
     }
     if (this.#state === 'closed') return
@@ -175,7 +175,7 @@ export class HandoffServer {
     const batches = batchesOf(dups)
     log.info({ listeners: dups.length, batches: batches.length }, 'handoff: a new agent is taking over our listeners')
     this.#state = 'taking'
-    this.o.onTakeoverStarted?.()
+    this.notify('onTakeoverStarted', () => this.o.onTakeoverStarted?.())
     let sent = 0
     try {
       for (const [i, batch] of batches.entries()) {
@@ -195,6 +195,11 @@ export class HandoffServer {
     const { message } = await ch.receive(timeoutMs, `"${type}"`)
     if (message.type === 'error') throw ferryError('FERRY_ERR_HANDOFF', `the new agent gave up: ${message.message}`)
     if (message.type !== type) throw ferryError('FERRY_ERR_HANDOFF', `handoff protocol error: expected "${type}", got "${message.type}"`)
+  }
+
+  /** The owner's hooks are told, never allowed to break the session. */
+  private notify (hook: string, fn: () => void): void {
+    try { fn() } catch (err) { this.o.log.error({ err, hook }, 'handoff: the owner\'s hook failed') }
   }
 
   private get requestTimeoutMs (): number { return this.o.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS }
