@@ -17,6 +17,10 @@ export interface Takeover {
   readonly listeners: ReadonlyMap<string, number>
   /** Who handed them over (SO_PEERCRED). */
   readonly from: PeerCredentials
+  /** The fd under `key`, now the caller's (adopted); undefined if none came or it was adopted already. */
+  adopt: (key: string) => number | undefined
+  /** Closes every fd nobody adopted (a pod that left, a worker count that shrank); returns their keys. */
+  closeUnadopted: () => string[]
   /**
    * Tells the old agent we serve: it stops accepting and drains. Resolves once it has
    * stopped accepting; rejects (FERRY_ERR_HANDOFF) if it did not say so within
@@ -76,9 +80,21 @@ export async function takeOver (path: string, o: TakeOverOptions): Promise<Takeo
     throw isFerryError(err) ? err : ferryError('FERRY_ERR_HANDOFF', `handoff failed: ${(err as Error).message}`, { cause: err })
   }
   let finished = false
+  const pending = new Map(got)
   return {
     listeners: got,
     from: ch.peer,
+    adopt: (key) => {
+      const fd = pending.get(key)
+      pending.delete(key)
+      return fd
+    },
+    closeUnadopted: () => {
+      const keys = [...pending.keys()]
+      closeAll(pending.values())
+      pending.clear()
+      return keys
+    },
     complete: async (c = {}) => {
       if (finished) throw ferryError('FERRY_ERR_HANDOFF', 'this takeover is already completed or abandoned')
       finished = true

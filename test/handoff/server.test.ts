@@ -87,3 +87,21 @@ t.test('closing the server during a takeover ends it: the new agent\'s commit fa
   await t.rejects(taken!.complete({ timeoutMs: 2000 }), { code: 'FERRY_ERR_HANDOFF', message: /closed the handoff connection|cannot send "commit"/ })
   t.same(events, ['started'], 'no abandoned hook once closed')
 })
+
+t.test('the new agent adopts the fds it needs by key and closes the rest', async (t) => {
+  const path = join(dir, `a${n++}.sock`)
+  const mine = [0, 1, 2].map(() => tcpListen({ family: 4, address: '127.0.0.1', port: 0, backlog: 8 }))
+  t.teardown(() => { for (const fd of mine) { try { closeSync(fd) } catch {} } })
+  server(path, [{ key: 'pod/u1/outbound/4/w0', fd: mine[0] }, { key: 'pod/gone/outbound/4/w0', fd: mine[1] }, { key: 'tunnel/w1', fd: mine[2] }])
+  const taken = await takeOver(path, { timeoutMs: 5000 })
+  const kept = taken!.adopt('pod/u1/outbound/4/w0')
+  t.equal(fstatSync(kept!).ino, fstatSync(mine[0]).ino)
+  t.equal(taken!.adopt('pod/u1/outbound/4/w0'), undefined, 'adopted once')
+  t.equal(taken!.adopt('admin'), undefined, 'none came under that key')
+  const dropped = [taken!.listeners.get('pod/gone/outbound/4/w0')!, taken!.listeners.get('tunnel/w1')!]
+  t.same(taken!.closeUnadopted().sort(), ['pod/gone/outbound/4/w0', 'tunnel/w1'])
+  for (const fd of dropped) t.throws(() => fstatSync(fd), { code: 'EBADF' }, 'closed')
+  t.ok(fstatSync(kept!).isSocket(), 'the adopted one stays open')
+  closeSync(kept!)
+  taken!.abandon()
+})
