@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // ferry_native: the few things Node cannot do itself — libbpf object/link/map
-// handling, sockets inside other network namespaces, and listeners with kernel
-// options Node cannot set (a socket filter, TCP_DEFER_ACCEPT). Thin by design: the
+// handling, sockets inside other network namespaces, listeners with kernel
+// options Node cannot set (a socket filter, TCP_DEFER_ACCEPT), and passing fds to
+// another process over a unix socket (the agent's handoff). Thin by design: the
 // TypeScript facade in src/native/ validates arguments; everything here is
 // positional and returns file descriptors or plain values.
 #include <napi.h>
@@ -36,6 +37,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitNetns(env, exports);
   InitBpffs(env, exports);
   InitListen(env, exports);
+  InitUnixSocket(env, exports);
+  InitFdPassing(env, exports);
+  InitFdWatch(env, exports);
   return exports;
 }
 

@@ -112,20 +112,6 @@ Napi::Value SocketCookie(const Napi::CallbackInfo& info) {
   return BigU64(env, cookie);
 }
 
-// dupFd(fd): number — a new close-on-exec fd for the same open file (a listening
-// socket a worker serves while the main thread keeps its own fd, so the socket and its
-// accept queue outlive the worker).
-Napi::Value DupFd(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  Result r;
-  int fd = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) {
-    r.Fail("fcntl(F_DUPFD_CLOEXEC)");
-    return Throw(env, "cannot duplicate an fd", r);
-  }
-  return Napi::Number::New(env, fd);
-}
-
 // socketPort(fd): number — the local port a socket is bound to (getsockname).
 Napi::Value SocketPort(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -195,7 +181,6 @@ void InitNetns(Napi::Env env, Napi::Object exports) {
   exports.Set("netnsListen", Napi::Function::New(env, Listen, "netnsListen"));
   exports.Set("netnsSocket", Napi::Function::New(env, Socket, "netnsSocket"));
   exports.Set("socketPort", Napi::Function::New(env, SocketPort, "socketPort"));
-  exports.Set("dupFd", Napi::Function::New(env, DupFd, "dupFd"));
   exports.Set("socketNetnsCookie", Napi::Function::New(env, SocketCookie, "socketNetnsCookie"));
 }
 

@@ -61,6 +61,7 @@ export const ERROR_CODES = {
   FERRY_ERR_TUNNEL_BUSY: 'this node\'s tunnel buffer budget has no room for another stream',
   FERRY_ERR_KUBE_API: 'the Kubernetes API server could not be reached, refused a request, or a list or watch failed',
   FERRY_ERR_CNI: 'a request from the ferry-cni plugin could not be served: malformed, for a pod discovery did not show in time, or for a pod of another node',
+  FERRY_ERR_HANDOFF: 'handing listening sockets from the old agent to a new one failed: the peer is not root, broke the protocol, refused (busy), or did not answer in time',
   FERRY_ERR_CNI_CONF: "the node's CNI configuration or plugin directory could not be read or changed (a primary configuration that is not valid JSON, a file that cannot be written)"
 } as const
 

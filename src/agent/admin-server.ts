@@ -1,7 +1,9 @@
+import { closeSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { ClusterSnapshot } from '../discovery/model'
-import { ferryError, isFerryError } from '../errors'
+import { ferryError, type FerryError, isFerryError } from '../errors'
+import { tcpListen } from '../native'
 import { checkConnection, configView } from '../policy/check'
 import { compilePolicySet, type PolicySet } from '../policy/policy-set'
 import { emptySnapshot } from '../resources/snapshot'
@@ -42,13 +44,23 @@ import type { WorkerSet } from './workers'
 //                                   "pending":[{spiffeId,state,attempts,code?,error?}]}, and 503
 //                                   until every enrolled pod's identity has a valid certificate
 
+//
+// Each server listens on a socket the addon makes (so its fd is known and can be handed
+// to the next agent: src/handoff/), or on one given by fd — taken over from the agent
+// before this one, already bound and listening, with its queued connections.
+
 export const ADMIN_HOST = '0.0.0.0'
 
 export interface AdminServers {
   readonly adminPort: number
   readonly readyPort: number
+  /** The listening sockets, owned by the servers (closed by close()): lend them to a handoff, keys `admin` and `ready`. */
+  readonly fds: { readonly admin: number, readonly ready: number }
   close (): Promise<void>
 }
+
+/** A listening socket to serve on instead of binding the port. */
+export interface ListeningFd { readonly fd: number }
 
 export interface AdminDeps {
   readonly adminPort: number
@@ -70,8 +82,12 @@ export interface AdminDeps {
   readonly trustDomain: string
   /** Who may read /debug/*. */
   readonly auth: AdminAuth
+  /** Serve on these listening sockets (e.g. taken over from the previous agent) instead of binding adminPort / readyPort. */
+  readonly listeners?: { readonly admin?: ListeningFd, readonly ready?: ListeningFd }
 }
 
+/** Node's own default for net.Server. */
+const ADMIN_BACKLOG = 511
 /** Paths under this prefix need an authenticated caller. */
 const DEBUG_PREFIX = '/debug/'
 
@@ -90,9 +106,10 @@ export async function startAdminServers (o: AdminDeps): Promise<AdminServers> {
     })
   })
   const ready = createServer((req, res) => { route(req, res, o, READY_ROUTES) })
-  await listen(admin, o.adminPort, '--admin-port')
+  const adminFd = await serve(admin, o.listeners?.admin ?? o.adminPort, '--admin-port')
+  let readyFd: number
   try {
-    await listen(ready, o.readyPort, '--ready-port')
+    readyFd = await serve(ready, o.listeners?.ready ?? o.readyPort, '--ready-port')
   } catch (err) {
     await close(admin)
     throw err
@@ -100,6 +117,7 @@ export async function startAdminServers (o: AdminDeps): Promise<AdminServers> {
   return {
     adminPort: (admin.address() as AddressInfo).port,
     readyPort: (ready.address() as AddressInfo).port,
+    fds: { admin: adminFd, ready: readyFd },
     close: async () => { await Promise.all([close(admin), close(ready)]) }
   }
 }
@@ -218,13 +236,26 @@ function json (res: ServerResponse, status: number, body: unknown): void {
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
 }
 
-async function listen (server: Server, port: number, option: string): Promise<void> {
+/** Serves on the given listening fd, or on a new socket bound to ADMIN_HOST:port; returns the fd the server owns. */
+async function serve (server: Server, on: number | ListeningFd, option: string): Promise<number> {
+  let fd: number
+  if (typeof on === 'number') {
+    try {
+      fd = tcpListen({ family: 4, address: ADMIN_HOST, port: on, backlog: ADMIN_BACKLOG })
+    } catch (err) {
+      throw ferryError('FERRY_ERR_LISTEN', `${option} ${on}: cannot listen on ${ADMIN_HOST}:${on}: ${(err as Error).message}`, { cause: err, errno: (err as FerryError).errno })
+    }
+  } else {
+    fd = on.fd
+  }
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(ferryError('FERRY_ERR_LISTEN', `${option} ${port}: cannot listen on ${ADMIN_HOST}:${port}: ${err.message}`, { cause: err, errno: err.code }))
+      if (typeof on === 'number') closeSync(fd)
+      reject(ferryError('FERRY_ERR_LISTEN', `${option}: cannot serve on fd ${fd}: ${err.message}`, { cause: err, errno: err.code }))
     })
-    server.listen({ host: ADMIN_HOST, port }, resolve)
+    server.listen({ fd, backlog: ADMIN_BACKLOG }, resolve)
   })
+  return fd
 }
 
 async function close (server: Server): Promise<void> {

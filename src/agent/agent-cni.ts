@@ -18,7 +18,11 @@ import type { AgentCniOptions, AgentKubernetesOptions } from './options'
 //     the next agent listens), and only when the agent's DaemonSet is being deleted
 //     (--cni-daemonset, asked of the API server) is the plugin uninstalled. A restart
 //     or an upgrade keeps the entry and the state file: meshed pods started meanwhile
-//     wait for the next agent instead of starting outside the mesh.
+//     wait for the next agent instead of starting outside the mesh;
+//   - in an upgrade the plugin's socket is handed to the next agent (src/handoff/: the
+//     same listening socket at the same path, `listenFd` there): handedOff() stops
+//     serving it here without removing the file, and leaves the state file and the
+//     entry to the next agent alone.
 
 export interface AgentCniDeps {
   readonly options: AgentCniOptions
@@ -28,10 +32,16 @@ export interface AgentCniDeps {
   readonly current: () => ClusterSnapshot | null
   readonly log: Logger
   readonly registry: Registry
+  /** The plugin's listening socket, taken over from the agent before this one (already at the socket's path). */
+  readonly listenFd?: number
 }
 
 export class AgentCni {
   private deletion: Promise<boolean> | null = null
+  /** The next agent serves the plugin: nothing of it is this agent's to write or remove. */
+  private retired = false
+  /** A new agent holds the plugin's socket (a takeover in progress): its file is not ours alone to remove. */
+  private lent = false
 
   private constructor (
     private readonly deps: AgentCniDeps,
@@ -45,7 +55,7 @@ export class AgentCni {
     const { options, log } = deps
     const state = new CniStateWriter(options.entry.stateFile, deps.node, log)
     const handler = new CniEnrollment({ node: deps.node, enroller: deps.enroller, current: deps.current, log, ...(deps.kubernetes === null ? {} : { hostProc: deps.kubernetes.hostProc }) })
-    const server = await startCniServer({ socketPath: options.entry.socket, handler, log, registry: deps.registry })
+    const server = await startCniServer({ socketPath: options.entry.socket, handler, log, registry: deps.registry, ...(deps.listenFd === undefined ? {} : { listenFd: deps.listenFd }) })
     let keeper: CniConfKeeper | null = null
     if (options.confDir !== null) {
       keeper = new CniConfKeeper({ dir: options.confDir, entry: cniEntry(options.entry), log })
@@ -60,7 +70,11 @@ export class AgentCni {
     return new AgentCni(deps, state, handler, server, keeper)
   }
 
+  /** The plugin's listening socket (owned by the server), to hand to the next agent. */
+  get fd (): number { return this.server.fd }
+
   onSnapshot (snapshot: ClusterSnapshot): void {
+    if (this.retired) return
     this.state.update(snapshot)
     this.handler.onSnapshot(snapshot)
   }
@@ -68,14 +82,29 @@ export class AgentCni {
   /** SIGTERM's first step: no more CNI requests here (and the deletion check starts). */
   async stopServing (): Promise<void> {
     this.deletion ??= this.daemonSetDeleting()
-    await this.server.close()
+    await this.server.close({ keepSocketFile: this.retired || this.lent })
+  }
+
+  /** A takeover started (true) or was given up (false): while the socket is lent, closing keeps its file. */
+  socketLent (lent: boolean): void { this.lent = lent }
+
+  /**
+   * The next agent has taken the plugin's socket over and serves it: stop serving it
+   * here (requests in progress end unanswered; the plugin retries, reaching the next
+   * agent), keep the socket file, and stop keeping the entry and the state file.
+   */
+  async handedOff (): Promise<void> {
+    this.retired = true
+    this.deletion = Promise.resolve(false) // an upgrade: the plugin stays installed
+    this.keeper?.close()
+    await this.server.close({ keepSocketFile: true })
   }
 
   /** Stops everything; uninstalls the plugin only when the agent's DaemonSet is being deleted. */
   async close (): Promise<void> {
     this.keeper?.close()
     this.deletion ??= this.daemonSetDeleting()
-    await this.server.close()
+    await this.server.close({ keepSocketFile: this.retired || this.lent })
     if (!await this.deletion) return
     const { confDir, binDir, entry } = this.deps.options
     try {

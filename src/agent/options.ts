@@ -7,6 +7,7 @@ import { CERT_TTL, parseCertTtl } from '../identity/cert-ttl'
 import { formatDuration, parseDuration } from '../identity/duration'
 import { validateTrustDomain } from '../identity/spiffe-id'
 import { parseCommandOptions } from '../config/cli-args'
+import { isSocketFilePath, UNIX_PATH_MAX_BYTES } from '../native/unix-socket'
 import { DEFAULT_WORKERS_CAP, defaultWorkers, MAX_WORKERS } from './worker-count'
 
 // `ferry agent` options: parsed strictly (unknown options and stray arguments are
@@ -50,6 +51,12 @@ export interface AgentOptions {
   readonly kubeletCgroup: string | null
   /** The ferry-cni plugin's agent side (--cni-*); null: pods are enrolled from discovery only. */
   readonly cni: AgentCniOptions | null
+  /**
+   * --handoff-socket: the unix socket where this agent takes over the listening sockets
+   * of the agent before it (at start) and offers its own to the next (src/handoff/);
+   * null: no handoff, every start binds its ports afresh.
+   */
+  readonly handoffSocket: string | null
 }
 
 export interface AgentCniOptions {
@@ -113,6 +120,7 @@ export const AGENT_USAGE = `usage: ferry agent --node NAME (--cluster-file PATH 
                     [--tunnel-port ${PORTS.tunnel}]]
                    [--cni-socket PATH --cni-state-file PATH [--cni-timeout 30s] [--cni-log-file PATH]
                     [--cni-conf-dir DIR [--cni-bin-dir DIR] [--cni-daemonset NAME]]]
+                   [--handoff-socket PATH]
 
 Runs the per-node agent in the node's network namespace: watches the cluster (a
 cluster file, or the Kubernetes API), enrolls this node's meshed pods in capture and
@@ -168,6 +176,14 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
                     to the ports a pod's probes name reach the pod directly, even when
                     it is STRICT; nothing else from the node does. Absent: no probe
                     admission
+  --handoff-socket  a unix socket (mode 0600, in a directory only root may write)
+                    through which a new agent of this node takes over this agent's
+                    listening sockets — pods' listeners, the tunnel, the admin and
+                    readiness ports, the CNI socket — so an upgrade refuses no
+                    connection: the new agent starts beside this one, takes them,
+                    and once it is ready this one stops accepting and drains. At
+                    start the agent takes over from whoever listens there (nobody:
+                    a fresh start), then listens there itself
 
 With the ferry-cni plugin (docs/install.md), a meshed pod is enrolled before its
 containers start: the plugin asks the agent on --cni-socket, and the agent enrolls the
@@ -222,7 +238,8 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'cni-log-file': { type: 'string' },
     'cni-conf-dir': { type: 'string' },
     'cni-bin-dir': { type: 'string' },
-    'cni-daemonset': { type: 'string' }
+    'cni-daemonset': { type: 'string' },
+    'handoff-socket': { type: 'string' }
   })
   const node = values.node ?? env[NODE_NAME_ENV]
   if (node === undefined || node === '') throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --node is required (or $${NODE_NAME_ENV})\n\n${AGENT_USAGE}`)
@@ -268,8 +285,18 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     workers,
     adminTokenFile: values['admin-token-file'] === undefined ? null : resolve(values['admin-token-file'] as string),
     kubeletCgroup,
-    cni: cniOptions(values, kubernetes !== null, env)
+    cni: cniOptions(values, kubernetes !== null, env),
+    handoffSocket: handoffSocketOption(values['handoff-socket'])
   })
+}
+
+/** An absolute path that fits a unix socket address; null when absent. */
+function handoffSocketOption (value: string | boolean | undefined): string | null {
+  if (value === undefined) return null
+  if (!isSocketFilePath(value)) {
+    throw invalid('--handoff-socket', String(value), `an absolute file path of at most ${UNIX_PATH_MAX_BYTES} bytes (a unix socket address)`)
+  }
+  return resolve(value)
 }
 
 /** An absolute path, or "auto" with --kubernetes (whose --host-proc and --cgroup-root it reads). */

@@ -65,10 +65,13 @@ export const LAB_USAGE = `usage: ferry lab <command> [options]
   logs --node NODE                  print a node agent's log
   logs --kubelet NODE               print a node kubelet's log (probe results, restarts)
   restart --node NODE [--signal KILL|TERM] [--down-for 0s] [--timeout 30s]
-                                    stop a node's agent (default SIGKILL, as in a crash),
+                                    KILL (default): kill a node's agent, as in a crash,
                                     keep it stopped --down-for, and start a new one, as
                                     kubelet would; returns when it has enrolled the
-                                    node's pods again
+                                    node's pods again. TERM: the DaemonSet's rollout — a
+                                    new agent starts beside the old one and takes its
+                                    listening sockets over; once it is ready the old
+                                    one gets SIGTERM and drains (no --down-for)
   stop --node NODE [--signal KILL|TERM]
   start --node NODE [--timeout 30s] the two halves of restart --node: the node's agent
                                     stays stopped (its pods run on) until start
@@ -272,9 +275,12 @@ async function restart (argv: string[]): Promise<number> {
   const signal = signalOf(values.signal)
   const targets = [values.controller === true, values['api-server'] === true, values.node !== undefined, values.kubelet !== undefined].filter((x) => x).length
   if (targets !== 1) throw ferryError('FERRY_ERR_INVALID_ARG', 'restart takes one of --node NODE, --kubelet NODE, --controller or --api-server')
-  const state = loadLab(resolveLabName(values.lab))
   const timeoutMs = values.timeout === undefined ? 30_000 : parseDuration(values.timeout, '--timeout', POSITIVE)
   const downForMs = values['down-for'] === undefined ? undefined : parseDuration(values['down-for'], '--down-for')
+  if (values.node !== undefined && signal === 'TERM' && downForMs !== undefined) {
+    throw ferryError('FERRY_ERR_INVALID_ARG', 'restart --node with --signal TERM is a rollout (the new agent starts beside the old one): it has no --down-for; use stop and start for a node without its agent')
+  }
+  const state = loadLab(resolveLabName(values.lab))
   if (values['api-server'] === true) {
     const r = await restartApiServer(state, { signal: `SIG${signal}`, timeoutMs, downForMs })
     process.stdout.write(`API server restarted (${r.oldPids} process(es) sent SIG${signal}; new pid ${String(r.newPid)})\n`)

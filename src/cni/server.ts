@@ -1,20 +1,25 @@
-import { chmodSync, lstatSync, mkdirSync, rmSync, statSync } from 'node:fs'
+import { closeSync, rmSync, statSync } from 'node:fs'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { dirname } from 'node:path'
 import { Counter, type Registry } from 'prom-client'
 import { ferryError, type FerryError, isFerryError } from '../errors'
+import { unixListen } from '../native'
 import type { Logger } from '../telemetry/logger'
+import { prepareSocketFile } from '../util/socket-file'
 import { CNI_ROUTES, type CniCommand, type CniPodRequest, MAX_REQUEST_BYTES, parsePodRequest, podName } from './protocol'
 
 // The agent's end of the ferry-cni plugin's requests (src/cni/protocol.ts): an HTTP/1.1
-// server on a unix socket. Only root on the host reaches it: the socket is mode 0600,
-// owned by the agent's uid 0, in a directory the agent creates 0700 when it is missing
-// (Node cannot check a unix peer's credentials without reading its internals; the file
-// mode is the access check, as for containerd's own socket). Anything that is not a
+// server on a unix socket. Only root on the host reaches it: the socket is mode 0600
+// (set before it listens), owned by the agent's uid 0, in a directory the agent creates
+// 0700 when it is missing (the file mode is the access check, as for containerd's own
+// socket). The listening socket is the addon's, so its fd can be handed to the next
+// agent (src/handoff/), which then serves it with `listenFd`. Anything that is not a
 // well-formed request of the protocol is refused (404, 405, 413, 400) before the handler
 // sees it. Each request is counted (ferry_cni_requests_total{command,result}) and logged.
 // Closing (the agent's SIGTERM) ends the requests in progress without an answer: the
 // plugin then retries until its timeout, so a pod's ADD carries over to the next agent.
+
+/** Node's own default for a server's backlog: pods starting at once queue their ADDs here. */
+const CNI_BACKLOG = 511
 
 export const CNI_METRIC_NAMES = Object.freeze({ requests: 'ferry_cni_requests_total' })
 
@@ -30,8 +35,14 @@ export interface CniHandler {
 
 export interface CniServer {
   readonly socketPath: string
-  /** Stops accepting, ends the waits in progress, removes the socket. */
-  close: () => Promise<void>
+  /** The listening socket, owned by the server (closed by close()): lend it to a handoff (src/handoff/). */
+  readonly fd: number
+  /**
+   * Stops accepting, ends the waits in progress, removes the socket file — unless
+   * `keepSocketFile`: after a handoff the next agent serves the same socket at the same
+   * path, and the file is its.
+   */
+  close: (opts?: { keepSocketFile?: boolean }) => Promise<void>
 }
 
 type Result = 'enrolled' | 'not_meshed' | 'forgotten' | 'failed' | 'timeout' | 'invalid'
@@ -41,10 +52,19 @@ export function answerWithinMs (timeoutMs: number): number {
   return Math.max(1, timeoutMs - Math.min(1000, Math.floor(timeoutMs / 10)))
 }
 
-export async function startCniServer (o: { socketPath: string, handler: CniHandler, log: Logger, registry: Registry }): Promise<CniServer> {
+export interface CniServerOptions {
+  readonly socketPath: string
+  readonly handler: CniHandler
+  readonly log: Logger
+  readonly registry: Registry
+  /** Serve this listening socket, already at socketPath (taken over from the agent before this one), instead of making one. */
+  readonly listenFd?: number
+}
+
+export async function startCniServer (o: CniServerOptions): Promise<CniServer> {
   const { socketPath, handler, log } = o
   const requests = new Counter({ name: CNI_METRIC_NAMES.requests, help: 'Requests from the ferry-cni plugin, by command (add, del, check) and result (enrolled, not_meshed, forgotten, failed, timeout, invalid)', labelNames: ['command', 'result'], registers: [o.registry] })
-  prepareSocketPath(socketPath)
+  const fd = o.listenFd ?? listenAt(socketPath)
   const inFlight = new Set<AbortController>()
   const server = createServer((req, res) => {
     const started = Date.now()
@@ -60,22 +80,26 @@ export async function startCniServer (o: { socketPath: string, handler: CniHandl
   server.headersTimeout = 5000
   server.requestTimeout = 0 // an ADD lasts as long as the plugin's timeout; the handler bounds it
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => { reject(ferryError('FERRY_ERR_LISTEN', `--cni-socket ${socketPath}: cannot listen: ${err.message}`, { cause: err, errno: err.code })) })
-    server.listen(socketPath, () => { resolve() })
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      if (o.listenFd === undefined) closeSync(fd)
+      reject(ferryError('FERRY_ERR_LISTEN', `--cni-socket ${socketPath}: cannot serve: ${err.message}`, { cause: err, errno: err.code }))
+    })
+    server.listen({ fd }, () => { resolve() })
   })
-  chmodSync(socketPath, 0o600)
   const inode = statSync(socketPath).ino
-  log.info({ socket: socketPath }, 'cni server listening')
+  log.info({ socket: socketPath, adopted: o.listenFd !== undefined }, 'cni server listening')
   let closed: Promise<void> | null = null
   return {
     socketPath,
-    close: async () => {
+    fd,
+    close: async (opts = {}) => {
       closed ??= (async () => {
         const done = new Promise<void>((resolve) => { server.close(() => { resolve() }) })
         handler.close()
         for (const stop of inFlight) stop.abort()
         server.closeAllConnections()
         await done
+        if (opts.keepSocketFile === true) return
         // Only our own socket: a newer agent may already listen at the path.
         try { if (statSync(socketPath).ino === inode) rmSync(socketPath) } catch {}
       })()
@@ -84,17 +108,18 @@ export async function startCniServer (o: { socketPath: string, handler: CniHandl
   }
 }
 
-/** The socket's directory (made 0700 when missing) and no stale socket of an earlier agent; anything else at the path is refused. */
-function prepareSocketPath (path: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 })
-  let isSocket: boolean
+/**
+ * A 0600 listening socket at `path` (the mode is set before it listens), in a directory
+ * made 0700 when missing, replacing the stale socket of an earlier agent; anything else
+ * at the path is refused. The addon makes it, so that its fd can be handed over.
+ */
+function listenAt (path: string): number {
+  prepareSocketFile(path, (message) => ferryError('FERRY_ERR_INVALID_ARG', `--cni-socket ${message}`))
   try {
-    isSocket = lstatSync(path).isSocket()
-  } catch {
-    return
+    return unixListen({ path, type: 'stream', mode: 0o600, backlog: CNI_BACKLOG })
+  } catch (err) {
+    throw ferryError('FERRY_ERR_LISTEN', `--cni-socket ${path}: cannot listen: ${(err as Error).message}`, { cause: err, errno: (err as FerryError).errno })
   }
-  if (!isSocket) throw ferryError('FERRY_ERR_INVALID_ARG', `--cni-socket ${path}: something that is not a socket is in the way`)
-  rmSync(path)
 }
 
 interface Served { command: CniCommand | null, result: Result, request: CniPodRequest | null, error: FerryError | null }

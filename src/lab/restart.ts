@@ -1,19 +1,30 @@
 import { readFileSync } from 'node:fs'
+import { DRAIN_GRACE_DEFAULT_MS } from '../agent/options'
 import { ferryError } from '../errors'
-import { isPopulated, killCgroup, makeCgroup, signalCgroup, waitEmpty } from './cgroup'
+import { HANDED_OFF_MESSAGE } from '../handoff/server'
+import { cgroupPids, isPopulated, killCgroup, makeCgroup, signalCgroup, waitEmpty } from './cgroup'
 import { Deadline, sleep } from './clock'
 import { expectedEnrollment } from './enrollment'
 import { Prober } from './probe'
+import { isRunning } from './proc'
 import { waitForAgents, waitForController, waitForLogLine, waitForUnderlayListener, Watched } from './readiness'
-import { spawnAgent, spawnApiServer, spawnController, spawnKubelet } from './spawn'
+import { labHandoffSocket, spawnAgent, spawnApiServer, spawnController, spawnKubelet } from './spawn'
 import { updateState, type LabState } from './state'
 import type { PlanNode } from './topology'
 
 // `ferry lab restart --node NODE`: the lab playing kubelet restarting a node's agent
-// (a DaemonSet pod crash or rollout). The old agent is stopped with the given signal —
-// SIGKILL leaves it no chance to clean up, which is the case capture must survive —
-// then a new agent starts with the same command line and must report every meshed pod
-// of the node enrolled again. Pinned maps and links are the new agent's to reuse.
+// (a DaemonSet pod crash). The old agent is killed — SIGKILL leaves it no chance to
+// clean up, which is the case capture must survive — then a new agent starts with the
+// same command line and must report every meshed pod of the node enrolled again.
+// Pinned maps and links are the new agent's to reuse.
+//
+// `--signal TERM` plays the DaemonSet's rolling update instead (maxSurge 1): the new
+// agent starts first, beside the old one, with the same command line; it takes the old
+// one's listening sockets over through the node's handoff socket (src/handoff/), serves
+// beside it, and commits once ready — the old one then stops accepting (it logs
+// HANDED_OFF_MESSAGE). Once the new agent also answers ready with every meshed pod of
+// the node enrolled, the old one gets SIGTERM, drains and exits. If the new agent does
+// not get there, it is killed and the old one serves on.
 // `stop --node` and `start --node` are its two halves, for tests that do things (start
 // pods, say) while a node has no agent; `restart --kubelet NODE` restarts a kubelet.
 // The lab's state is changed under its lock (`apply` may run meanwhile).
@@ -66,10 +77,62 @@ function labNode (state: LabState, name: string): PlanNode {
 }
 
 export async function restartAgent (state: LabState, opts: RestartOptions): Promise<{ oldPids: number, newPid: number | undefined }> {
+  // A rollout has no time without an agent: downForMs does not apply (the CLI refuses it).
+  if (opts.signal === 'SIGTERM') return await rollAgent(state, opts)
   const { oldPids } = await stopAgent(state, opts)
   if (opts.downForMs !== undefined && opts.downForMs > 0) await sleep(opts.downForMs)
   const { newPid } = await startAgent(state, opts)
   return { oldPids, newPid }
+}
+
+/**
+ * The rollout (`restart --node NODE --signal TERM`): a new agent beside the old one, the
+ * old one's sockets handed over, then SIGTERM to the old one once the new one is ready.
+ */
+async function rollAgent (state: LabState, opts: RestartOptions): Promise<{ oldPids: number, newPid: number | undefined }> {
+  const node = agentNode(state, opts.node)
+  const plan = state.plan
+  const old = cgroupPids(node.agentCgroup)
+  if (old.length === 0) throw ferryError('FERRY_ERR_LAB', `the agent of node ${node.name} is not running: start it with \`ferry lab start --node ${node.name}\``)
+  await updateState(plan.stateFile, (s) => { s.journal.push({ at: new Date().toISOString(), step: `roll agent ${node.name}: a new agent beside pid ${old.join(', ')}, then SIGTERM` }) })
+  const deadline = new Deadline(opts.timeoutMs)
+  const child = spawnAgent(plan, node, opts.ferryArgv)
+  const fresh = new Watched(`the new agent of node ${node.name} (taking over from pid ${old.join(', ')} through ${labHandoffSocket(plan, node)})`, node.agentLog, child)
+  const expected = expectedEnrollment(readFileSync(plan.clusterFile, 'utf8'), plan.clusterFile)
+  const prober = new Prober()
+  try {
+    // Until the old agent has stopped accepting, it may be the one answering readiness.
+    await waitForLogLine(fresh, (l) => l.msg === HANDED_OFF_MESSAGE && old.includes(l.pid as number), deadline)
+    await waitForAgents({ ...plan, nodes: [node] }, new Map([[node.name, fresh]]), expected, prober, deadline)
+  } catch (err) {
+    // The old agent serves on: a new one that never took over (or never got ready) leaves,
+    // draining what it accepted beside the old one.
+    if (child.pid !== undefined) await stopPids([child.pid], STOP_GRACE_MS, 'the new agent')
+    throw err
+  } finally {
+    prober.close()
+  }
+  if (child.pid !== undefined) await recordPid(state, `node/${node.name}`, child.pid)
+  // The old agent drains (--drain-grace, the lab leaves the default) and exits.
+  await stopPids(old, DRAIN_GRACE_DEFAULT_MS + STOP_GRACE_MS, `the old agent of node ${node.name}`)
+  return { oldPids: old.length, newPid: child.pid }
+}
+
+/** SIGTERM, `graceMs` to exit, then SIGKILL. */
+async function stopPids (pids: readonly number[], graceMs: number, what: string): Promise<void> {
+  for (const pid of pids) { try { process.kill(pid, 'SIGTERM') } catch {} }
+  if (await waitExited(pids, graceMs)) return
+  for (const pid of pids) { try { process.kill(pid, 'SIGKILL') } catch {} }
+  if (!await waitExited(pids, STOP_GRACE_MS)) throw ferryError('FERRY_ERR_LAB', `${what} (pid ${pids.join(', ')}) did not exit`)
+}
+
+async function waitExited (pids: readonly number[], timeoutMs: number): Promise<boolean> {
+  const deadline = new Deadline(timeoutMs)
+  while (pids.some((pid) => isRunning(pid))) {
+    if (deadline.expired) return false
+    await sleep(50)
+  }
+  return true
 }
 
 /**

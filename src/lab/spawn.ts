@@ -82,8 +82,16 @@ export function agentArgv (plan: LabPlan, node: PlanNode, ferry: readonly string
     ...(plan.sockmap === false ? ['--sockmap', 'off'] : []),
     ...(plan.workers === undefined ? [] : ['--workers', String(plan.workers)]),
     ...(plan.adminTokenFile == null ? [] : ['--admin-token-file', plan.adminTokenFile]),
+    // A new agent of the node takes the listening sockets over from the one running
+    // (`ferry lab restart --node NODE --signal TERM`: the DaemonSet's surge rollout).
+    '--handoff-socket', labHandoffSocket(plan, node),
     '--log-level', 'info'
   ])
+}
+
+/** Where a node's agents hand their listening sockets over: <lab dir>/<node>/handoff.sock. */
+export function labHandoffSocket (plan: LabPlan, node: PlanNode): string {
+  return join(plan.stateDir, node.name, 'handoff.sock')
 }
 
 export function controllerArgv (plan: LabPlan, ca: PlanController, ferry: readonly string[] = defaultFerryArgv()): string[] {

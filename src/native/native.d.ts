@@ -63,6 +63,15 @@ export declare class NativeBpfObject {
   close (): void
 }
 
+export declare class NativeFdWatch {
+  /** Calls `onReadable` from the loop whenever fd is readable or hung up (level-triggered). */
+  constructor (fd: number, onReadable: () => void)
+  /** Stops watching; idempotent. */
+  close (): void
+}
+
+export interface NativePeerCredentials { pid: number, uid: number, gid: number }
+
 export type NativeErrorClass = new (code: string, message: string, opts: { errno?: string }) => Error
 
 export interface NativeAddon {
@@ -88,8 +97,6 @@ export interface NativeAddon {
   netnsListen (nsFd: number, family: 4 | 6, address: string, port: number, backlog: number, reusePort: boolean): number
   netnsSocket (nsFd: number, family: 4 | 6): number
   socketNetnsCookie (fd: number): bigint
-  /** A new close-on-exec fd for the same open file (F_DUPFD_CLOEXEC). */
-  dupFd (fd: number): number
   /** The local port a socket is bound to (getsockname). */
   socketPort (fd: number): number
 
@@ -100,4 +107,24 @@ export interface NativeAddon {
    * Throws FERRY_ERR_BPF_ATTACH when the filter is refused, FERRY_ERR_LISTEN otherwise.
    */
   tcpListen (family: 4 | 6, address: string, port: number, backlog: number, dualStack: boolean, deferAcceptSeconds: number, filterProgFd: number, reusePort: boolean): number
+
+  /** A listening unix socket (non-blocking, close-on-exec) bound at path, chmod'ed to mode before listen(). */
+  unixListen (path: string, seqpacket: boolean, backlog: number, mode: number): number
+  /** A connected unix socket (non-blocking, close-on-exec); throws with errno ENOENT, ECONNREFUSED, EAGAIN… */
+  unixConnect (path: string, seqpacket: boolean): number
+  /** An accepted connection (non-blocking, close-on-exec), or -1 when none waits. */
+  unixAccept (fd: number): number
+  /** SO_PEERCRED: who connected. */
+  peerCredentials (fd: number): NativePeerCredentials
+
+  /** fcntl(F_DUPFD_CLOEXEC). */
+  dupFd (fd: number): number
+  /** SCM_MAX_FD: the most fds one message carries. */
+  readonly SCM_MAX_FD: number
+  /** One message with these fds (at most SCM_MAX_FD); returns the bytes sent. Never blocks (EAGAIN throws). */
+  sendFds (fd: number, payload: Buffer, fds: number[]): number
+  /** One message: null when none waits, an empty payload without fds once the peer closed. Throws (and closes what arrived) on truncation. */
+  recvFds (fd: number, maxBytes: number, maxFds: number): { payload: Buffer, fds: number[] } | null
+
+  FdWatch: typeof NativeFdWatch
 }

@@ -1,14 +1,16 @@
 import t from 'tap'
 import { resolve } from 'node:path'
 import { parseAgentOptions } from '../../src/agent/options'
+import { defaultWorkers } from '../../src/agent/worker-count'
 
 const base = ['--node', 'n1', '--cluster-file', '/var/run/ferry/labs/x/cluster.json', '--pin-root', '/sys/fs/bpf/ferry-lab-x-n1']
 
 t.test('valid options get defaults, an absolute cluster file, and are frozen', async (t) => {
   const o = parseAgentOptions(base)
-  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', configDir: null, configFromController: false, configCache: null, identity: null, sockmap: true, adminTokenFile: null, kubeletCgroup: null, cni: null })
+  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', configDir: null, configFromController: false, configCache: null, identity: null, sockmap: true, workers: defaultWorkers(), adminTokenFile: null, kubeletCgroup: null, cni: null, handoffSocket: null })
   t.ok(Object.isFrozen(o))
   t.equal(parseAgentOptions([...base, '--sockmap', 'off']).sockmap, false, '--sockmap off turns the shortcut off')
+  t.equal(parseAgentOptions([...base, '--handoff-socket', '/var/run/ferry/handoff.sock']).handoffSocket, '/var/run/ferry/handoff.sock')
   const o2 = parseAgentOptions(['--node', 'node-2.example', '--cluster-file', 'rel/c.json', '--pin-root', '/p', '--admin-port', '0', '--ready-port', '0', '--log-level', 'debug'])
   t.equal(o2.clusterFile, resolve('rel/c.json'))
   t.equal(o2.adminPort, 0)
@@ -28,6 +30,8 @@ t.test('invalid options are FERRY_ERR_INVALID_ARG naming the option and what is 
     [[...base, '--admin-port', '9000', '--ready-port', '9000'], /--ready-port "9000" is invalid: expected a port other than --admin-port 9000/],
     [[...base, '--log-level', 'loud'], /--log-level "loud" is invalid: expected one of fatal, error/],
     [[...base, '--sockmap', 'yes'], /--sockmap "yes" is invalid: expected "on" or "off"/],
+    [[...base, '--handoff-socket', 'run/handoff.sock'], /--handoff-socket "run\/handoff.sock" is invalid: expected an absolute file path of at most 107 bytes/],
+    [[...base, '--handoff-socket', `/${'x'.repeat(107)}`], /--handoff-socket "\/x+" is invalid/],
     [[...base, '--nodes', 'n1'], /Unknown option '--nodes'/],
     [[...base, 'extra'], /Unexpected argument 'extra'/],
     [[...base, '--node'], /--node/]

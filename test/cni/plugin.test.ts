@@ -1,11 +1,12 @@
 import t from 'tap'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Registry } from 'prom-client'
 import { type CniAnswer, type CniHandler, startCniServer } from '../../src/cni/server'
 import type { CniPodRequest } from '../../src/cni/protocol'
 import { isMeshed } from '../../src/discovery/mesh-policy'
 import { ferryError } from '../../src/errors'
+import { dupFd } from '../../src/native'
 import { captureLog } from '../proxy/harness'
 import { netconf, prevResult, runPlugin, scratch, writeState } from './plugin-runner'
 import { waitFor } from '../helpers/wait'
@@ -254,4 +255,33 @@ t.test('an ADD in flight when the agent stops is answered by the next agent (the
   const r = await adding
   t.equal(r.code, 0, `the next agent answered: ${r.stdout}`)
   await waitFor(() => lines.some((l) => l.msg === 'cni request refused' && /shutting down/.test(l.err)), { timeoutMs: 3000, what: 'the old agent logged the unanswered request' })
+})
+
+t.test('an upgrade: the next agent serves the same listening socket, taken over by fd; the old one closes without removing the file', async (t) => {
+  // What an agent's handoff (src/handoff/) does with the plugin's socket. Guards the
+  // file: if the old agent removed it on close, the plugin could not reach the socket
+  // the next agent serves, and the ADD below would fail.
+  const dir = scratch(t)
+  const stateFile = join(dir, 'state.json')
+  writeState(stateFile, ['shop'])
+  const socketPath = join(dir, 'cni.sock')
+  const { log } = captureLog()
+  let waiting = false
+  const stuck: CniHandler = {
+    handle: async (_r, signal) => await new Promise<CniAnswer>((resolve, reject) => {
+      waiting = true
+      signal.addEventListener('abort', () => { reject(ferryError('FERRY_ERR_ENROLL', 'cut short')) })
+    }),
+    close: () => {}
+  }
+  const first = await startCniServer({ socketPath, handler: stuck, log, registry: new Registry() })
+  const adding = runPlugin({ command: 'ADD', ...POD }, netconf({ socket: socketPath, stateFile, timeoutMs: 20_000 }))
+  await waitFor(() => waiting, { timeoutMs: 10_000, what: 'the ADD waiting in the old agent' })
+  const second = await startCniServer({ socketPath, listenFd: dupFd(first.fd), handler: { handle: async () => ({ result: 'enrolled' }), close: () => {} }, log, registry: new Registry() })
+  t.teardown(async () => { await second.close() })
+  await first.close({ keepSocketFile: true })
+  t.ok(existsSync(socketPath), 'the socket file stays: the next agent serves it')
+  const r = await adding
+  t.equal(r.code, 0, `the next agent answered: ${r.stdout}`)
+  t.equal(statSync(socketPath).mode & 0o777, 0o600, 'still 0600')
 })

@@ -51,6 +51,11 @@ async function checkAgent (t: Check, objects: Obj[], what: string): Promise<void
   t.ok(stateMount !== undefined && stateMount.readOnly !== true, `${what}: --config-cache ${String(o.configCache)} is on a writable mount`)
   const stateVolume = (pod.volumes as Obj[]).find((v) => v.name === stateMount?.name)
   t.equal(stateVolume?.hostPath?.path, '/var/lib/ferry', `${what}: a hostPath, so the saved configuration outlives the pod`)
+  // The handoff socket: on a writable hostPath, so the old and the new agent pod of a rollout reach the same file.
+  const handoffMount = (container.volumeMounts as Obj[]).find((m) => o.handoffSocket?.startsWith(`${String(m.mountPath)}/`) === true)
+  t.ok(handoffMount !== undefined && handoffMount.readOnly !== true, `${what}: --handoff-socket ${String(o.handoffSocket)} is on a writable mount`)
+  const handoffVolume = (pod.volumes as Obj[]).find((v) => v.name === handoffMount?.name)
+  t.equal(handoffVolume?.hostPath?.path, handoffMount?.mountPath, `${what}: a hostPath at the same path, shared by both pods of a rollout`)
   const grace = pod.terminationGracePeriodSeconds ?? 30
   t.ok(o.drainGraceMs < grace * 1000, `${what}: the drain (${o.drainGraceMs} ms) ends before terminationGracePeriodSeconds (${grace} s)`)
 

@@ -123,7 +123,7 @@ t.test('RBAC: exactly the grants the agent and the controller need, nothing broa
   t.match(problems, /ferry-agent must not read Secrets/)
 })
 
-t.test('the agent DaemonSet: privileges only as needed, on every node, rolled one node at a time', async (t) => {
+t.test('the agent DaemonSet: privileges only as needed, on every node, rolled one node at a time, new agent first', async (t) => {
   for (const overlay of OVERLAYS) {
     const ds = find(built.get(overlay)!, 'DaemonSet', 'ferry-agent')
     const pod = ds.spec.template.spec
@@ -132,7 +132,12 @@ t.test('the agent DaemonSet: privileges only as needed, on every node, rolled on
     t.equal(pod.hostNetwork, true, 'the node\'s network namespace')
     t.equal(pod.priorityClassName, 'system-node-critical')
     t.same(pod.tolerations, [{ operator: 'Exists' }], 'tolerates every taint')
-    t.same(ds.spec.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 0 } })
+    // The surge rollout: the new agent starts beside the old one and takes its sockets
+    // over (--handoff-socket), so a node is never without an agent. With hostNetwork a
+    // declared port is a host port, and the scheduler would keep the surge pod off the
+    // node: no container of the pod may declare one.
+    t.same(ds.spec.updateStrategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } })
+    t.same([...pod.initContainers, ...pod.containers].filter((c: any) => (c.ports ?? []).length > 0).map((c: any) => c.name), [], 'no ports, so no host ports')
     t.equal(agent.securityContext.privileged, false)
     t.same(agent.securityContext.capabilities, { drop: ['ALL'], add: ['BPF', 'NET_ADMIN', 'SYS_ADMIN', 'SYS_PTRACE'] })
     t.equal(agent.securityContext.readOnlyRootFilesystem, true)
@@ -165,7 +170,7 @@ t.test('the agent DaemonSet: privileges only as needed, on every node, rolled on
     t.same(agent.readinessProbe.httpGet, { path: '/healthz/ready', port: PORTS.ready })
     t.ok(agent.resources.requests.cpu !== undefined && agent.resources.requests.memory !== undefined && agent.resources.limits.memory !== undefined, 'requests and a memory limit')
     t.ok(pod.terminationGracePeriodSeconds >= 10, 'time to drain')
-    t.same(agent.ports.map((p: any) => p.containerPort).sort(), [PORTS.tunnel, PORTS.admin, PORTS.ready].sort(), 'the ports of src/config/env.ts')
+    t.equal(ds.spec.template.metadata.annotations['prometheus.io/port'], String(PORTS.admin), 'scraped on the admin port of src/config/env.ts')
   }
   t.equal(find(built.get('production')!, 'DaemonSet', 'ferry-agent').spec.minReadySeconds, 30)
 })

@@ -32,6 +32,7 @@ t.test('certificate lifetime and controller restarts: checked before any lab is 
   await t.rejects(labCommand(['restart', '--node', 'n1', '--controller']), { code: 'FERRY_ERR_INVALID_ARG', message: /one of --node NODE, --kubelet NODE, --controller or --api-server/ })
   await t.rejects(labCommand(['restart', '--controller', '--api-server']), { code: 'FERRY_ERR_INVALID_ARG', message: /one of --node NODE, --kubelet NODE, --controller or --api-server/ })
   await t.rejects(labCommand(['restart']), { code: 'FERRY_ERR_INVALID_ARG', message: /one of --node NODE, --kubelet NODE, --controller or --api-server/ })
+  await t.rejects(labCommand(['restart', '--node', 'n1', '--signal', 'TERM', '--down-for', '2s']), { code: 'FERRY_ERR_INVALID_ARG', message: /--signal TERM is a rollout .* it has no --down-for/ })
   await t.rejects(labCommand(['up', '--kubernetes-api', '--no-mesh', 'x.yaml']), { code: 'FERRY_ERR_INVALID_ARG', message: /--kubernetes-api needs the mesh/ })
   await t.rejects(labCommand(['restart', '--kubelet', 'n1', '--node', 'n1']), { code: 'FERRY_ERR_INVALID_ARG', message: /one of --node NODE, --kubelet NODE/ })
   await t.rejects(labCommand(['stop']), { code: 'FERRY_ERR_INVALID_ARG', message: /missing --node/ })

@@ -114,10 +114,10 @@ t.test('process argv: cgroup first, then the namespace, then a clean env', async
     '--node', 'node1', '--cluster-file', '/state/x/cluster.json', '--pin-root', '/bpf/ferry-lab-x-node1', '--kubelet-cgroup', '/cg/ferry-lab-x/node1/kubelet', '--config-dir', '/state/x/config',
     '--config-cache', '/state/x/config-cache/node1.json',
     '--ca-address', '172.30.0.254:15012', '--ca-root', '/state/x/ca/root-cert.pem', '--ca-token-file', '/state/x/tokens/node1.token',
-    '--trust-domain', 'cluster.local', '--cert-ttl', '24h', '--admin-token-file', '/state/x/tokens/admin.token', '--log-level', 'info'])
+    '--trust-domain', 'cluster.local', '--cert-ttl', '24h', '--admin-token-file', '/state/x/tokens/admin.token', '--handoff-socket', '/state/x/node1/handoff.sock', '--log-level', 'info'])
   t.equal(agent[3], '/cg/ferry-lab-x/node1/ferry-agent/cgroup.procs')
   const noMesh = plan(join(FIXTURES, 'two-nodes.yaml'), false)
-  t.same(agentArgv(noMesh, noMesh.nodes[0], ['ferry']).slice(9), ['--node', 'node1', '--cluster-file', '/state/x/cluster.json', '--pin-root', '/bpf/ferry-lab-x-node1', '--kubelet-cgroup', '/cg/ferry-lab-x/node1/kubelet', '--config-dir', '/state/x/config', '--config-cache', '/state/x/config-cache/node1.json', '--log-level', 'info'],
+  t.same(agentArgv(noMesh, noMesh.nodes[0], ['ferry']).slice(9), ['--node', 'node1', '--cluster-file', '/state/x/cluster.json', '--pin-root', '/bpf/ferry-lab-x-node1', '--kubelet-cgroup', '/cg/ferry-lab-x/node1/kubelet', '--config-dir', '/state/x/config', '--config-cache', '/state/x/config-cache/node1.json', '--handoff-socket', '/state/x/node1/handoff.sock', '--log-level', 'info'],
     'without a controller (no mesh, or a state file from before there was one), no CA options')
 })
 
