@@ -57,10 +57,23 @@ Napi::Value Listen(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, fd.release());
 }
 
+// attachSocketFilter(fd, progFd): replaces the socket filter of a socket made elsewhere
+// (a listener handed over by the agent before us carries that agent's program and maps).
+Napi::Value AttachFilter(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Result r;
+  if (!SetInt(info[0].As<Napi::Number>().Int32Value(), SOL_SOCKET, SO_ATTACH_BPF, info[1].As<Napi::Number>().Int32Value(), &r, "SO_ATTACH_BPF")) {
+    ThrowError(env, kErrBpfAttach, "cannot attach the socket filter to a listener", r.err);
+    return env.Undefined();
+  }
+  return env.Undefined();
+}
+
 }  // namespace
 
 void InitListen(Napi::Env env, Napi::Object exports) {
   exports.Set("tcpListen", Napi::Function::New(env, Listen, "tcpListen"));
+  exports.Set("attachSocketFilter", Napi::Function::New(env, AttachFilter, "attachSocketFilter"));
 }
 
 }  // namespace ferry

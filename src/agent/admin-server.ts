@@ -69,6 +69,8 @@ export interface AdminDeps {
   /** The node's metrics: the main thread's and every worker's, summed. */
   readonly scrape: () => Promise<string>
   readonly workers: WorkerSet
+  /** Why readiness answers 503 whatever else holds (a new agent is taking our sockets over), or null. */
+  readonly notReady?: () => string | null
   readonly enroller: PodEnroller
   readonly identities: NodeIdentities | null
   readonly tunnel: NodeTunnel | null
@@ -202,7 +204,10 @@ const DEBUG_ACTIONS: Record<string, Handler> = {
 }
 
 const READY_ROUTES: Record<string, Handler> = {
-  '/healthz/ready': ({ enroller, identities, authz }, res) => {
+  '/healthz/ready': ({ enroller, identities, authz, notReady }, res) => {
+    // Shared with a new agent during a handoff: a probe that reaches us is not about it.
+    const lent = notReady?.() ?? null
+    if (lent !== null) { json(res, 503, { ready: false, reason: lent }); return }
     const s = enroller.status()
     const config = authz.readiness()
     // The config section only when the agent has a configuration source (without one, nothing to wait for).

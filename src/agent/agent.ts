@@ -28,7 +28,8 @@ import type { NodeTunnel } from './node-tunnel'
 import { peerNodeAddresses } from './peer-nodes'
 import { type AgentOptions, IDENTITY_DEFAULTS } from './options'
 import type { CaptureHandle, NetnsHandle, Platform } from './platform'
-import { serveAgain } from './pod-enrollment'
+import { handoffListeners, serveAgain } from './pod-enrollment'
+import { HandoffServer, takeOver, type Takeover } from '../handoff'
 import { kubeletCgroupOf, probeCountsOf, startProbeAdmission } from './probe-admission'
 import { InlineWorker, ThreadWorker, type WorkerHost, WorkerSet, type ThreadTemplate } from './workers'
 
@@ -49,6 +50,10 @@ export const ENROLL_FAILED_REASON = 'FerryEnrollmentFailed'
 
 /** How often a drain re-counts the live connections. */
 const DRAIN_POLL_MS = 100
+/** How long taking the sockets over from the agent before us may take. */
+const TAKEOVER_TIMEOUT_MS = 10_000
+/** How long a new agent may take to be ready before it gives a takeover up (the agent before us serves on). */
+const TAKEOVER_READY_TIMEOUT_MS = 120_000
 
 export interface AgentDeps {
   readonly platform: Platform
@@ -74,6 +79,12 @@ export interface AgentDeps {
 }
 
 export class Agent {
+  /** A new agent is taking our sockets over: readiness answers 503. */
+  private lent = false
+  /** Hands our sockets to the agent after us (--handoff-socket); null: none, or not yet. */
+  private handoff: HandoffServer | null = null
+  private closing = false
+
   private constructor (
     readonly options: AgentOptions,
     /** The main thread's metrics; `/metrics` adds the workers' (scrape()). */
@@ -116,6 +127,15 @@ export class Agent {
 
   private static async build (options: AgentOptions, deps: AgentDeps, undo: Array<() => unknown>): Promise<Agent> {
     const log = deps.log
+    // The agent before us, if one serves on this node (a rolling update): we take its
+    // listening sockets over before binding anything (src/handoff), serve them beside it
+    // until we are ready, then tell it to stop accepting (settleHandoff).
+    const takeover = options.handoffSocket === null ? null : await takeOver(options.handoffSocket, { timeoutMs: TAKEOVER_TIMEOUT_MS })
+    if (takeover !== null) {
+      log.info({ from: takeover.from, listeners: takeover.listeners.size }, 'took the listening sockets of the agent before us over; serving beside it until ready')
+      undo.push(() => { takeover.abandon() })
+    }
+    const adopt = (key: string): number | undefined => takeover?.adopt(key)
     // The source and locator the options select, made (and their host paths checked) before anything starts.
     const selected = deps.source === undefined || deps.locator === undefined ? agentDiscovery(options, log.child({ component: 'discovery' })) : null
     // The kubelet's cgroup (--kubelet-cgroup), found before anything starts: a wrong one fails the start.
@@ -244,6 +264,7 @@ export class Agent {
       metrics,
       log: log.child({ component: 'enroll' }),
       retry: deps.retry,
+      adopt,
       onFailure: (pod, err) => { events?.record(pod, 'Warning', ENROLL_FAILED_REASON, err.message) },
       ...(identities === null
         ? {}
@@ -260,24 +281,29 @@ export class Agent {
     const source = deps.source ?? (selected as AgentDiscovery).source
     let tunnelPort: number | null = null
     if (nodeTunnel !== null) {
-      const targets = nodeTunnel.listeners(options.identity?.tunnelPort ?? PORTS.tunnel, workers.size)
+      const targets = nodeTunnel.listeners(options.identity?.tunnelPort ?? PORTS.tunnel, workers.size, adopt)
       tunnelPort = await workers.serveTunnel((id) => targets[id])
       nodeTunnel.listening(tunnelPort)
     }
     const scrape = async (): Promise<string> => await (await workers.metrics(metrics.registry)).metrics()
-    const admin = await startAdminServers({ adminPort: options.adminPort, readyPort: options.readyPort, metrics, scrape, enroller, identities, tunnel, workers, log, authz, cluster: () => source.current(), node: options.node, trustDomain: options.identity?.trustDomain ?? IDENTITY_DEFAULTS.trustDomain, auth: deps.adminAuth ?? agentAdminAuth(options) })
+    const handed = (key: string): { fd: number } | undefined => { const fd = adopt(key); return fd === undefined ? undefined : { fd } }
+    let agentRef: Agent | null = null
+    const admin = await startAdminServers({ listeners: { admin: handed('admin'), ready: handed('ready') }, notReady: () => agentRef?.lent === true ? 'a new agent is taking over' : null, adminPort: options.adminPort, readyPort: options.readyPort, metrics, scrape, enroller, identities, tunnel, workers, log, authz, cluster: () => source.current(), node: options.node, trustDomain: options.identity?.trustDomain ?? IDENTITY_DEFAULTS.trustDomain, auth: deps.adminAuth ?? agentAdminAuth(options) })
     undo.push(async () => { await admin.close() })
     let cni: AgentCni | null = null
     if (options.cni !== null) {
       const { AgentCni } = require('./agent-cni') as typeof import('./agent-cni')
-      cni = await AgentCni.start({ options: options.cni, node: options.node, kubernetes: options.kubernetes, enroller, current: () => source.current(), log: log.child({ component: 'cni' }), registry: metrics.registry })
+      const cniFd = adopt('cni')
+      cni = await AgentCni.start({ ...(cniFd === undefined ? {} : { listenFd: cniFd }), options: options.cni, node: options.node, kubernetes: options.kubernetes, enroller, current: () => source.current(), log: log.child({ component: 'cni' }), registry: metrics.registry })
     }
     const agent = new Agent(options, { registry: metrics.registry, text: scrape }, routes, enroller, admin, identities, tunnel, workers, capture, source, log, authz, config, cni, cache)
+    agentRef = agent
     source.start({
       onSnapshot: (s) => { agent.onSnapshot(s) },
       onError: (err) => { agent.onDiscoveryError(err) }
     })
     const ca = options.identity === null ? null : { address: options.identity.caAddress, trustDomain: options.identity.trustDomain, certTtlMs: options.identity.certTtlMs }
+    void agent.settleHandoff(takeover)
     log.info({ node: options.node, clusterFile: options.clusterFile, kubernetes: options.kubernetes, pinRoot: options.pinRoot, adminPort: admin.adminPort, readyPort: admin.readyPort, tunnelPort, workers: workers.size, threads: threaded, ca, config: opened?.origin ?? null, cniSocket: options.cni?.entry.socket ?? null }, 'agent started')
     return agent
   }
@@ -306,8 +332,81 @@ export class Agent {
     return left
   }
 
+  /**
+   * After a takeover: once ready (every pod enrolled, the configuration and certificates
+   * in hand), the sockets nobody here needs are closed and the agent before us is told to
+   * stop accepting. Then — and on a fresh start at once — we listen for the agent after us.
+   */
+  async settleHandoff (takeover: Takeover | null): Promise<void> {
+    if (takeover !== null) {
+      const deadline = Date.now() + TAKEOVER_READY_TIMEOUT_MS
+      while (!this.ready() && !this.closing && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, DRAIN_POLL_MS))
+      if (this.closing) return
+      if (!this.ready()) {
+        this.log.error({ timeoutMs: TAKEOVER_READY_TIMEOUT_MS, code: 'FERRY_ERR_HANDOFF' }, 'not ready in time: the takeover is given up, the agent before us serves on')
+        takeover.abandon()
+        return
+      }
+      const closed = takeover.closeUnadopted()
+      try {
+        await takeover.complete()
+        this.log.info({ unused: closed.length }, 'the agent before us stopped accepting: we serve alone')
+      } catch (err) {
+        this.log.error({ err, code: 'FERRY_ERR_HANDOFF' }, 'the agent before us did not confirm it stopped accepting; we serve either way')
+      }
+    }
+    const path = this.options.handoffSocket
+    if (path === null || this.closing) return
+    try {
+      this.handoff = HandoffServer.listen({
+        path,
+        log: this.log.child({ component: 'handoff' }),
+        listeners: () => this.handoffListeners(),
+        onTakeoverStarted: () => { this.lent = true; this.cni?.socketLent(true) },
+        onTakeoverAbandoned: () => { this.lent = false; this.cni?.socketLent(false) },
+        onHandedOff: async () => { await this.handedOff() }
+      })
+    } catch (err) {
+      this.log.error({ err, code: (err as FerryError).code }, 'cannot listen for the agent after us: an upgrade of this node will restart its listeners')
+    }
+  }
+
+  /** Every pod enrolled, the configuration and (with a CA) every pod's certificate in hand. */
+  private ready (): boolean {
+    const s = this.enroller.status()
+    if (!s.ready || !this.authz.readiness().ready) return false
+    return this.identity === null || this.identity.certificates(this.enroller.enrolledPods().map((e) => e.plan.pod)).ready
+  }
+
+  private handoffListeners (): Array<{ key: string, fd: number }> {
+    const cni = this.cni?.fd
+    return [
+      { key: 'admin', fd: this.admin.fds.admin },
+      { key: 'ready', fd: this.admin.fds.ready },
+      ...(cni === undefined ? [] : [{ key: 'cni', fd: cni }]),
+      ...(this.tunnel?.handoffListeners() ?? []),
+      ...this.enroller.enrolledPods().flatMap(handoffListeners)
+    ]
+  }
+
+  /**
+   * The agent after us serves our sockets: stop accepting on all of them (the sockets and
+   * their queued connections live on in it) — pods' listeners, the tunnel (GOAWAY: peers
+   * open new sessions, which reach the new agent), the CNI socket and the admin ports —
+   * and let the connections we hold finish; SIGTERM then drains and exits. Nothing in
+   * capture changes: its maps name sockets the new agent serves.
+   */
+  private async handedOff (): Promise<void> {
+    this.lent = true
+    await this.cni?.handedOff()
+    await this.enroller.stopAccepting({ graceMs: this.options.drainGraceMs })
+    await this.admin.close()
+  }
+
   /** Stops serving: discovery, listeners, the workers, the tunnel, admin servers; closes capture (its pins stay, so capture keeps working for the next agent). */
   async close (): Promise<void> {
+    this.closing = true
+    this.handoff?.close()
     this.source.close()
     this.config?.close()
     await this.configCache?.flushed()

@@ -244,13 +244,13 @@ export class PodEnroller {
    * are refused), while connections already accepted go on. Resolves once the
    * listeners are closed; `drained()` then resolves when their connections have ended.
    */
-  async stopAccepting (): Promise<void> {
+  async stopAccepting (handoff?: { graceMs: number }): Promise<void> {
     this.closed = true
     this.rejectAllWaiters('the agent is shutting down')
     if (this.retryTimer !== null) clearTimeout(this.retryTimer)
     await this.settled()
     this.byIP.clear()
-    await this.deps.workers.all({ kind: 'stop-accepting' })
+    await this.deps.workers.all(handoff === undefined ? { kind: 'stop-accepting' } : { kind: 'stop-accepting', handedOff: true, graceMs: handoff.graceMs })
   }
 
   /** Connections accepted on this node's pod listeners and tunnel streams, still open, over every worker. */

@@ -89,7 +89,7 @@ export class NodeTunnel {
    * returned. Throws FERRY_ERR_LISTEN when the port cannot be had, FERRY_ERR_BPF_LOAD
    * or FERRY_ERR_BPF_ATTACH when the kernel admission cannot be loaded or attached.
    */
-  listeners (port: number, workers: number): TunnelListenTarget[] {
+  listeners (port: number, workers: number, adopt: (key: string) => number | undefined = () => undefined): TunnelListenTarget[] {
     const backlog = TUNNEL_DEFAULTS.listenBacklog
     if (this.o.openSyn === undefined) return [{ host: '::', port, backlog }]
     if (this.syn === null) {
@@ -100,20 +100,24 @@ export class NodeTunnel {
       this.synLog = watchSynDrops(this.o.log, () => syn.counts().dropped)
     }
     const syn = this.syn
+    const made = (host: string, p: number, w: number): number => {
+      const handed = adopt(tunnelKey(w))
+      return handed === undefined ? make(host, p) : syn.adopt(handed, { port: p, reusePort: workers > 1 })
+    }
     const make = (host: string, p: number): number => syn.listen({ family: host === '::' ? 6 : 4, address: host, port: p, backlog, dualStack: true, deferAcceptSeconds: TUNNEL_DEFAULTS.deferAcceptSeconds, reusePort: workers > 1 })
     let host = '::'
     try {
-      this.fds.push(make(host, port))
+      this.fds.push(made(host, port, 0))
     } catch (err) {
       const code = errnoOf(err)
       if (code !== 'EAFNOSUPPORT' && code !== 'EADDRNOTAVAIL') throw listenError(port, err)
       host = '0.0.0.0'
-      try { this.fds.push(make(host, port)) } catch (err4) { throw listenError(port, err4) }
+      try { this.fds.push(made(host, port, 0)) } catch (err4) { throw listenError(port, err4) }
     }
     // Port 0: the others join the port the first one got.
     const bound = port === 0 ? boundPort(this.fds[0]) : port
     try {
-      for (let w = 1; w < workers; w++) this.fds.push(make(host, bound))
+      for (let w = 1; w < workers; w++) this.fds.push(made(host, bound, w))
     } catch (err) {
       this.closeFds()
       throw listenError(port, err)
@@ -140,6 +144,11 @@ export class NodeTunnel {
   listenerOf (w: number): TunnelListenTarget | null {
     const fd = this.fds[w]
     return fd === undefined ? null : { fd, backlog: TUNNEL_DEFAULTS.listenBacklog }
+  }
+
+  /** The listening sockets to hand to the agent after us (src/handoff), by key. */
+  handoffListeners (): Array<{ key: string, fd: number }> {
+    return this.fds.map((fd, w) => ({ key: tunnelKey(w), fd }))
   }
 
   /** The peer nodes' addresses (peer-nodes.ts): exempt from the kernel's SYN rate. */
@@ -176,6 +185,9 @@ export class NodeTunnel {
     this.fds = []
   }
 }
+
+/** The handoff key of worker `w`'s tunnel listener. */
+export function tunnelKey (w: number): string { return `tunnel/w${w}` }
 
 function boundPort (fd: number): number {
   return native().socketPort(fd)

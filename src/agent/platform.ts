@@ -81,6 +81,8 @@ export interface TunnelSynHandle {
    * worker's listener only (setListener, setLiveWorkers), never to another process's.
    */
   listen (o: { family: 4 | 6, address: string, port: number, backlog: number, dualStack: boolean, deferAcceptSeconds: number, reusePort?: boolean }): number
+  /** A listener handed over by the agent before us: this filter replaces its old one (and the port's worker choice is attached for reusePort). Returns fd. */
+  adopt (fd: number, o: { port: number, reusePort: boolean }): number
   /** Worker `worker`'s reusePort listener (an fd from listen()), or null to take it out. */
   setListener (worker: number, fd: number | null): void
   /** The workers whose tunnel listeners take new connections (initially [0]); none: SYNs are refused. */

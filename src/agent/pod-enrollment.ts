@@ -1,6 +1,7 @@
 import { closeSync } from 'node:fs'
 import { PORTS } from '../config/env'
 import { ferryError, type FerryError, isFerryError } from '../errors'
+import { socketNetnsCookie } from '../native'
 import type { PodListener, PodToServe } from '../worker/protocol'
 import type { PodPlan } from './plan'
 import type { CaptureHandle, NetnsHandle, Platform } from './platform'
@@ -18,6 +19,8 @@ export interface EnrollContext {
   readonly platform: Platform
   readonly capture: CaptureHandle
   readonly workers: WorkerSet
+  /** A listening socket the agent before us handed over (src/handoff), by key; undefined: make one. */
+  readonly adopt?: (key: string) => number | undefined
 }
 
 export interface EnrolledPod {
@@ -53,7 +56,7 @@ export async function enrollPod (plan: PodPlan, ctx: EnrollContext): Promise<Enr
       listeners.push(own)
       for (const l of LISTENERS) {
         step = `listen ${l.role} ${l.family === 6 ? `[${l.address}]` : l.address}:${l.port}`
-        own.push({ ...l, target: ctx.platform.listen(ns, { ...l, reusePort: shared }) })
+        own.push({ ...l, target: adoptedIn(ns, ctx.adopt?.(podListenerKey(pod.uid, l.role, l.family, w))) ?? ctx.platform.listen(ns, { ...l, reusePort: shared }) })
       }
     }
     step = 'serve'
@@ -95,6 +98,29 @@ export async function unenrollPod (e: EnrolledPod, ctx: Pick<EnrollContext, 'cap
   closeListeners(e.listeners)
   try { e.netns.close() } catch {}
   if (failure !== null) throw enrollError(`${e.plan.pod.namespace}/${e.plan.pod.name}`, 'unenroll', failure)
+}
+
+/** The handoff key of one of a pod's listening sockets. */
+export function podListenerKey (uid: string, role: 'outbound' | 'inbound', family: 4 | 6, worker: number): string {
+  return `pod/${uid}/${role}/${family}/w${worker}`
+}
+
+/** The pod's listening sockets to hand to the agent after us, by key. */
+export function handoffListeners (e: EnrolledPod): Array<{ key: string, fd: number }> {
+  return e.listeners.flatMap((own, w) => own.flatMap((l) => 'fd' in l.target ? [{ key: podListenerKey(e.plan.pod.uid, l.role, l.family, w), fd: l.target.fd }] : []))
+}
+
+/**
+ * A handed-over socket, if it is inside this pod's netns now (a pod re-created under the
+ * same uid has a new netns: the old socket is closed and a new one made).
+ */
+function adoptedIn (ns: NetnsHandle, fd: number | undefined): { fd: number } | undefined {
+  if (fd === undefined) return undefined
+  try {
+    if (socketNetnsCookie(fd) === ns.cookie) return { fd }
+  } catch {}
+  try { closeSync(fd) } catch {}
+  return undefined
 }
 
 function inboundFd (own: readonly PodListener[], family: 4 | 6): number {

@@ -2,7 +2,7 @@
 export { REPO_ROOT, NATIVE_ADDON_PATH } from './binding'
 export { Netns, openNetns, socketNetnsCookie, type Family, type NetnsListenOptions } from './netns'
 export { connectInNetns, type ConnectInNetnsOptions } from './connect-in-netns'
-export { tcpListen, type TcpListenOptions } from './listen'
+export { attachSocketFilter, tcpListen, type TcpListenOptions } from './listen'
 export { unixListen, unixConnect, unixAccept, peerCredentials, watchReadable, isSocketFilePath, UNIX_PATH_MAX_BYTES, type UnixListenOptions, type UnixSocketType, type PeerCredentials, type FdWatch } from './unix-socket'
 export { sendFds, recvFds, dupFd, SCM_MAX_FD, MAX_MESSAGE_BYTES, type ReceivedFds } from './fd-passing'
 export { BpfObject, BpfLink, closeFd, type BpfObjectOptions } from './bpf-object'

@@ -27,6 +27,12 @@ export interface TcpListenOptions {
 }
 
 /** The listener's fd. Throws FERRY_ERR_LISTEN (errno: EADDRINUSE, …), or FERRY_ERR_BPF_ATTACH when the filter is refused. */
+/** Replaces the socket filter of a listening socket made elsewhere (one handed over). Throws FERRY_ERR_BPF_ATTACH. */
+export function attachSocketFilter (fd: number, progFd: number): void {
+  if (!Number.isInteger(fd) || fd < 0 || !Number.isInteger(progFd) || progFd < 0) throw ferryError('FERRY_ERR_INVALID_ARG', `attachSocketFilter: bad fd ${String(fd)} or program ${String(progFd)}`)
+  native().attachSocketFilter(fd, progFd)
+}
+
 export function tcpListen (o: TcpListenOptions): number {
   checkFamily(o.family)
   checkAddress(o.address, o.family)

@@ -106,6 +106,8 @@ export interface NativeAddon {
    * filterProgFd >= 0 attaches that socket filter (SO_ATTACH_BPF). All before listen().
    * Throws FERRY_ERR_BPF_ATTACH when the filter is refused, FERRY_ERR_LISTEN otherwise.
    */
+  /** SO_ATTACH_BPF on a socket made elsewhere (replaces its filter). */
+  attachSocketFilter (fd: number, progFd: number): void
   tcpListen (family: 4 | 6, address: string, port: number, backlog: number, dualStack: boolean, deferAcceptSeconds: number, filterProgFd: number, reusePort: boolean): number
 
   /** A listening unix socket (non-blocking, close-on-exec) bound at path, chmod'ed to mode before listen(). */

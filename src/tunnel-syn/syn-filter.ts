@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { ipKeyCodec, type SynStats, synStatsCodec, u32Codec, u8Codec } from '../capture/map-layout'
 import { checkLiveWorkers, checkWorkerId } from '../capture/workers'
 import { ferryError } from '../errors'
-import { BpfMap, BpfObject, REPO_ROOT, tcpListen } from '../native'
+import { attachSocketFilter, BpfMap, BpfObject, REPO_ROOT, tcpListen } from '../native'
 import { TunnelSteering } from './steering'
 
 // Admission on the tunnel port in the kernel (bpf/tunnel_syn.bpf.c): a socket filter
@@ -133,6 +133,19 @@ export class SynFilter {
       fresh?.close()
       throw err
     }
+  }
+
+  /**
+   * A listener on `port` handed over by the agent before us (src/handoff): it gets this
+   * filter (replacing that agent's, whose peers and rate table are no longer kept) and,
+   * for `reusePort`, this port's worker choice is attached as for listen(). Returns `fd`.
+   */
+  adopt (fd: number, o: { port: number, reusePort: boolean }): number {
+    attachSocketFilter(fd, this.live().progFd(PROG))
+    if (!o.reusePort || this.#steering !== null) return fd
+    if (o.port === 0) throw ferryError('FERRY_ERR_INVALID_ARG', 'tunnel listener with reusePort: the port must be fixed')
+    this.#steering = TunnelSteering.attach(o.port, this.#live, this.#objectDir)
+    return fd
   }
 
   /**

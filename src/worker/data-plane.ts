@@ -131,7 +131,11 @@ export class DataPlane {
         return { kind: 'tunnel', port: await this.tunnel.listen(r.target) }
       }
       case 'stop-accepting':
-        await this.stopAccepting()
+        await this.stopAccepting(r.handedOff === true)
+        if (r.handedOff === true && this.tunnel !== null) {
+          const tunnel = this.tunnel
+          void tunnel.close(r.graceMs ?? 0).catch((err: unknown) => { this.log.error({ err }, 'closing the tunnel after a handoff failed') })
+        }
         return { kind: 'ok' }
       case 'sync': return { kind: 'sync', policyGeneration: this.authz.current()?.generation ?? 0 }
       case 'stats': return { kind: 'stats', stats: await this.stats() }
@@ -208,10 +212,11 @@ export class DataPlane {
     await unservePod(p)
   }
 
-  private async stopAccepting (): Promise<void> {
+  private async stopAccepting (handedOff = false): Promise<void> {
     this.accepting = false
-    // No pod counts as served here any more: new tunnel streams and same-node connections to them are refused.
-    this.byIP.clear()
+    // Draining: no pod counts as served here any more, so new tunnel streams to them are
+    // refused. Handed off: streams still arriving on our sessions are served.
+    if (!handedOff) this.byIP.clear()
     await Promise.all([...this.pods.values()].map(unservePod))
   }
 }

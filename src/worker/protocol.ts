@@ -55,8 +55,13 @@ export type Request =
   | { readonly kind: 'serve-pod', readonly pod: PodToServe }
   | { readonly kind: 'unserve-pod', readonly uid: string }
   | { readonly kind: 'serve-tunnel', readonly target: { readonly fd: number, readonly backlog: number } | { readonly host: string, readonly port: number, readonly backlog: number } }
-  /** Closes every pod listener (connections go on) and refuses new tunnel streams. */
-  | { readonly kind: 'stop-accepting' }
+  /**
+   * Closes every pod listener (connections go on). A drain also refuses new tunnel streams
+   * to this node's pods; after a handoff (`handedOff`) the tunnel server instead stops
+   * accepting and sends GOAWAY (peers open new sessions, which reach the new agent), and
+   * the streams already coming over our sessions are still served, for up to `graceMs`.
+   */
+  | { readonly kind: 'stop-accepting', readonly handedOff?: boolean, readonly graceMs?: number }
   /** The generation of the policy snapshot in force (0: none), after every publication sent before it. */
   | { readonly kind: 'sync' }
   | { readonly kind: 'stats' }
