@@ -13,7 +13,9 @@ import { namespaceObj, serviceObj } from '../discovery/fixture'
 import { testCa } from '../identity/certs'
 import { ap, policySet } from '../policy/helpers'
 import { counter } from '../telemetry/prom-text'
-import { captureLog, listen, routesFor, type Teardown, waitFor } from './harness'
+import { dial } from '../helpers/net'
+import { waitFor } from '../helpers/wait'
+import { captureLog, listen, routesFor, type Teardown } from './harness'
 import { idOf, inboundOf, outboundOf, podOn, poolOf, type TestNode, testNode, tunnelServerOf } from './mesh-harness'
 
 // The end of a relayed connection has one owner (src/proxy/finish.ts): relay the two
@@ -36,7 +38,7 @@ function echo (s: Socket): void {
 
 /** A client that has seen its first echo (the relay carries bytes end to end); `gone` resolves with how it ended. */
 async function echoing (port: number, o: { host?: string, localAddress?: string } = {}): Promise<{ s: Socket, gone: Promise<string> }> {
-  const s = connect({ host: o.host ?? '127.0.0.1', port, allowHalfOpen: true, ...(o.localAddress === undefined ? {} : { localAddress: o.localAddress }) })
+  const s = await dial(port, o)
   const gone = new Promise<string>((resolve) => {
     s.once('error', (err: NodeJS.ErrnoException) => { resolve(err.code ?? 'error') })
     s.once('close', () => { resolve('close') })
@@ -51,7 +53,7 @@ async function echoing (port: number, o: { host?: string, localAddress?: string 
 
 /** Waits until no more lines come, then: every access line of `n` and the closes its metrics counted. */
 async function ended (n: TestNode, lines: number): Promise<{ access: any[], closed: number, active: number }> {
-  await waitFor(() => n.access().length >= lines, 5000, `${lines} access line(s) on ${n.name}`)
+  await waitFor(() => n.access().length >= lines, { timeoutMs: 5000, what: `${lines} access line(s) on ${n.name}` })
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS))
   const text = await n.metrics.text()
   return { access: n.access(), closed: counter(text, 'ferry_tcp_connections_closed_total'), active: counter(text, 'ferry_tcp_connections_active') }
@@ -69,7 +71,7 @@ t.test('the owner alone, between two loopback connections', async (t) => {
       const c = connect({ host: '127.0.0.1', port, allowHalfOpen: true })
       c.on('error', () => {})
       await new Promise((resolve) => c.once('connect', resolve))
-      await waitFor(() => server !== undefined, 2000, 'accept')
+      await waitFor(() => server !== undefined, { timeoutMs: 2000, what: 'accept' })
       t.teardown(() => { c.destroy(); server!.destroy() })
       return [c, server!]
     }
@@ -100,7 +102,7 @@ t.test('the owner alone, between two loopback connections', async (t) => {
     r.srv.on('data', (c: Buffer) => { r.srv.write(c) })
     r.srv.on('end', () => { r.srv.end() })
     r.app.end('abc')
-    await waitFor(() => access(r.lines).length >= 2, 3000, 'two access lines')
+    await waitFor(() => access(r.lines).length >= 2, { timeoutMs: 3000, what: 'two access lines' })
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS))
     t.match(access(r.lines), [{ direction: 'outbound', result: 'ok', bytes_received: 3, bytes_sent: 3 }, { direction: 'inbound', result: 'ok' }])
     t.equal(access(r.lines).length, 2, 'one line per record')
@@ -116,7 +118,7 @@ t.test('the owner alone, between two loopback connections', async (t) => {
     await new Promise((resolve) => r.app.once('data', resolve))
     r.app.resetAndDestroy()
     t.equal(await srvSaw, 'ECONNRESET', 'a reset, not a FIN')
-    await waitFor(() => access(r.lines).length >= 2, 3000, 'two access lines')
+    await waitFor(() => access(r.lines).length >= 2, { timeoutMs: 3000, what: 'two access lines' })
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS))
     t.equal(access(r.lines).length, 2, 'one line per record')
     for (const l of access(r.lines)) t.match(l, { result: 'reset', error_code: 'ECONNRESET', bytes_received: 2, bytes_sent: 7 })
@@ -159,14 +161,14 @@ t.test('the owner alone, between two loopback connections', async (t) => {
     r.srv.resume()
     r.app.resume()
     r.app.end('abc')
-    await waitFor(() => access(r.lines).length >= 2, 3000, 'two access lines')
+    await waitFor(() => access(r.lines).length >= 2, { timeoutMs: 3000, what: 'two access lines' })
     for (const l of access(r.lines)) t.match(l, { result: 'ok', bytes_received: 103, bytes_sent: 1002 })
 
     const authz = new InboundAuthorizer({ log: captureLog().log })
     const denied = handle()
     const d = await rig(t, { authz, splice: denied })
     authz.swap(DENY_ALL)
-    await waitFor(() => access(d.lines).length >= 2 && d.app.destroyed && d.srv.destroyed, 3000, 'the denied connection closed')
+    await waitFor(() => access(d.lines).length >= 2 && d.app.destroyed && d.srv.destroyed, { timeoutMs: 3000, what: 'the denied connection closed' })
     await new Promise((resolve) => setTimeout(resolve, SETTLE_MS))
     t.ok(denied.calls >= 1, 'the splice was ended')
     for (const l of access(d.lines)) t.match(l, { result: 'denied', bytes_received: 100, bytes_sent: 1000 })

@@ -11,7 +11,9 @@ import { socketFd } from '../../src/worker/hop-shortcut'
 import { type ServedPod, servePod, unservePod } from '../../src/worker/pod-serving'
 import { namespaceObj } from '../discovery/fixture'
 import { counter } from '../telemetry/prom-text'
-import { captureLog, listen, routesFor, waitFor } from '../proxy/harness'
+import { dial } from '../helpers/net'
+import { waitFor } from '../helpers/wait'
+import { captureLog, listen, routesFor } from '../proxy/harness'
 import { identities, podOn } from '../proxy/mesh-harness'
 
 // The hop shortcut has one owner, the worker's decorator of a pod's sockets
@@ -55,10 +57,9 @@ function netnsOf (cookie: bigint): NetnsHandle {
 
 /** `rounds` request/echo exchanges from `from` to host:port, then a clean end; resolves with the client's local port. */
 async function exchange (host: string, port: number, rounds: number, from?: string): Promise<number> {
-  const s = connect({ host, port, allowHalfOpen: true, ...(from === undefined ? {} : { localAddress: from }) })
+  const s = await dial(port, { host, ...(from === undefined ? {} : { localAddress: from }) })
   const failed = new Promise<never>((_resolve, reject) => { s.once('error', reject) })
   failed.catch(() => {})
-  await Promise.race([new Promise((resolve) => s.once('connect', resolve)), failed])
   for (let i = 0; i < rounds; i++) {
     s.write(`round ${i}`)
     await Promise.race([new Promise((resolve) => s.once('data', resolve)), failed])
@@ -144,7 +145,7 @@ async function rig (t: Test, o: { sockmap?: boolean } = {}) {
 t.test('direct: the accepted socket joins its hop once busy; the socket to another address does not', async (t) => {
   const r = await rig(t)
   const appPort = await r.fromClient({ address: '127.0.0.10', port: r.outsiderApp }, 3)
-  await waitFor(() => r.capture.hops.length >= 1, 2000, 'a join')
+  await waitFor(() => r.capture.hops.length >= 1, { timeoutMs: 2000, what: 'a join' })
   t.equal(r.capture.hops.length, 1, 'one hop: the proxy\'s end of the pod\'s captured connect')
   t.match(r.capture.hops[0], { key: { netnsCookie: 1n, localAddress: '127.0.0.1', localPort: r.outbound, remoteAddress: '127.0.0.1', remotePort: appPort } })
   t.ok(r.capture.hops[0]!.fd >= 0, 'by its fd')
@@ -161,7 +162,7 @@ t.test('a one-request connection never joins', async (t) => {
 t.test('inbound delivery: the socket made to the pod\'s own address joins once busy; the accepted one does not', async (t) => {
   const r = await rig(t)
   await exchange('127.0.0.8', r.serverInbound, 3, '127.0.0.10')
-  await waitFor(() => r.capture.hops.length >= 1, 2000, 'a join')
+  await waitFor(() => r.capture.hops.length >= 1, { timeoutMs: 2000, what: 'a join' })
   t.equal(r.capture.hops.length, 1)
   t.match(r.capture.hops[0], { key: { netnsCookie: 3n, remoteAddress: '127.0.0.8', remotePort: r.serverApp } })
 })
@@ -169,7 +170,7 @@ t.test('inbound delivery: the socket made to the pod\'s own address joins once b
 t.test('same node: spliced; neither the accepted socket nor the one made in the destination pod joins', async (t) => {
   const r = await rig(t)
   const appPort = await r.fromClient({ address: '127.0.0.9', port: r.localApp }, 3)
-  await waitFor(() => r.capture.splices.length >= 1, 2000, 'a splice')
+  await waitFor(() => r.capture.splices.length >= 1, { timeoutMs: 2000, what: 'a splice' })
   t.equal(r.capture.splices.length, 1, 'one splice')
   const [source, dest] = r.capture.splices[0]!
   t.match(source, { netnsCookie: 1n, localAddress: '127.0.0.1', localPort: appPort, remotePort: r.outbound }, 'the source app\'s end')
