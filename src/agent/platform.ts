@@ -50,9 +50,9 @@ export interface CaptureHandle {
   setLiveWorkers (ids: readonly number[]): void
   reconcile (keep: Set<string>): void
   originalDst (netnsCookie: bigint, family: 4 | 6, localPort: number): { address: string, port: number } | null
-  /** Adds a proxy socket's fd as its end of a plaintext hop (src/agent/hop-shortcut.ts); false if refused. */
+  /** Adds a proxy socket's fd as its end of a plaintext hop (src/worker/hop-shortcut.ts); false if refused. */
   addHopEnd (fd: number, key: SockKeyShape): boolean
-  /** Splices a same-node connection app to app (src/agent/hop-shortcut.ts); false if refused. */
+  /** Splices a same-node connection app to app (src/worker/hop-shortcut.ts); false if refused. */
   splice (a: SockKeyShape, b: SockKeyShape): boolean
   unsplice (a: SockKeyShape, b: SockKeyShape): { fromA: number, fromB: number }
   enrolledUids (): string[]

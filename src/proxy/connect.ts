@@ -18,8 +18,6 @@ export interface ConnectRequest {
   readonly port: number
   readonly family: 4 | 6
   readonly timeoutMs: number
-  /** false: keep the socket out of the hop shortcut (a connection about to be spliced). */
-  readonly joinHop?: boolean
 }
 
 /** Creates a connecting socket. May throw (e.g. the pod's netns is gone): that is a connect_error. */

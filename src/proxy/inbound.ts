@@ -1,15 +1,13 @@
 import type { Socket } from 'node:net'
-import { performance } from 'node:perf_hooks'
 import { trace } from '../telemetry/trace'
-import { accepted, finish, opened, reject } from './account'
+import { accepted, opened, reject } from './account'
 import { admitPlaintext } from './admit'
-import { resetEnds } from './authorize'
 import { Conn } from './conn'
 import { connectUpstream } from './connect'
-import { PROXY_DEFAULTS } from './defaults'
+import { resolveTimings } from './defaults'
+import { relayAndFinish } from './finish'
 import { identifyInbound } from './identify'
 import { originalDstInbound } from './original-dst'
-import { relay } from './relay'
 import type { PodListenerDeps } from './listener-deps'
 import { routeInbound } from './route'
 
@@ -18,8 +16,9 @@ import { routeInbound } from './route'
 //   (the accepted socket's local address) → admit (the pod's inbound mode: STRICT resets
 //   it, result denied_plaintext) → authorize (the pod's policies, for a source without a
 //   principal: result denied, reset) → route (that same address) → connect (from inside
-//   the destination pod's netns, over lo, so sk_lookup does not steer it again) → relay
-//   (tracked, so a new policy that denies it closes it) → account. (Connections from the mesh arrive through the tunnel: tunnel-inbound.ts.)
+//   the destination pod's netns, over lo, so sk_lookup does not steer it again) → relay,
+//   recheck on policy swaps and account (finish.ts). (Connections from the mesh arrive
+//   through the tunnel: tunnel-inbound.ts.)
 // A connection made to the listener's own address (from inside the pod's netns, not
 // steered) has no original destination: reset as no_original_dst, never relayed to itself.
 
@@ -29,8 +28,7 @@ const TRACE = trace('proxy')
 export type InboundDeps = PodListenerDeps
 
 export function createInboundHandler (deps: InboundDeps): (socket: Socket) => void {
-  const clock = deps.clock ?? (() => performance.now())
-  const timeoutMs = deps.connectTimeoutMs ?? PROXY_DEFAULTS.connectTimeoutMs
+  const { clock, timeoutMs } = resolveTimings(deps)
   const { telemetry, mesh } = deps
   const identities = mesh?.identities ?? null
   return (socket) => {
@@ -58,9 +56,7 @@ export function createInboundHandler (deps: InboundDeps): (socket: Socket) => vo
     if (TRACE.on) TRACE('inbound', { pod: deps.pod.name, src: conn.source.ip, dst: conn.originalDst })
     connectUpstream(conn, target, deps.connector, timeoutMs,
       (upstream) => {
-        conn.upstream = upstream
-        const untrack = authz?.track(conn, pod, null, () => { finish(conn, telemetry, 'denied', null); resetEnds(socket, upstream) })
-        relay(socket, upstream, (code) => { untrack?.(); finish(conn, telemetry, code === null ? 'ok' : 'reset', code) })
+        relayAndFinish(socket, upstream, { telemetry, records: [conn], recheck: authz === undefined ? undefined : { authz, record: conn, pod, ipNamespace: null } })
       },
       (result, code) => { reject(conn, telemetry, result, code) })
   }

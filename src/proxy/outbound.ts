@@ -1,38 +1,37 @@
 import type { Socket } from 'node:net'
-import { performance } from 'node:perf_hooks'
 import { trace } from '../telemetry/trace'
-import { accepted, finish, opened, reject } from './account'
+import { accepted, opened, reject } from './account'
 import { Conn } from './conn'
 import { connectUpstream } from './connect'
-import { PROXY_DEFAULTS } from './defaults'
+import { resolveTimings } from './defaults'
+import { relayAndFinish } from './finish'
 import { identifyOutbound } from './identify'
 import type { PodListenerDeps } from './listener-deps'
 import { type OriginalDstLookup, originalDstOutbound } from './original-dst'
 import { choosePath } from './path'
-import { relay, type RelayEnd } from './relay'
+import type { RelayEnd } from './relay'
 import { routeOutbound } from './route'
 import { deliverLocally } from './same-node'
-import type { Shortcuts } from './shortcuts'
+import type { Splicer } from './splice'
 import { openTunnel } from './tunnel-connect'
 
 // An outbound connection, accepted on a pod's 15001 listener:
 //   identify (the listener's pod) → original dst (eBPF record) → route (VIP → endpoint,
 //   else pass through) → path (local pod / peer node's tunnel / direct) → connect (from
 //   inside the destination pod's netns; a CONNECT stream through the tunnel pool; or from
-//   inside the source pod's netns) → relay → account.
+//   inside the source pod's netns) → relay and account (finish.ts).
 
 const TRACE = trace('proxy')
 
 export interface OutboundDeps extends PodListenerDeps {
   /** Bound to the pod's netns cookie. */
   readonly originalDst: OriginalDstLookup
-  /** Kernel shortcuts of the plaintext hops; absent: all by TCP. */
-  readonly shortcuts?: Shortcuts
+  /** Splices same-node connections app to app; absent: all by TCP. */
+  readonly splicer?: Splicer
 }
 
 export function createOutboundHandler (deps: OutboundDeps): (socket: Socket) => void {
-  const clock = deps.clock ?? (() => performance.now())
-  const timeoutMs = deps.connectTimeoutMs ?? PROXY_DEFAULTS.connectTimeoutMs
+  const { clock, timeoutMs } = resolveTimings(deps)
   const { telemetry, mesh } = deps
   const identities = mesh?.identities ?? null
   return (socket) => {
@@ -52,15 +51,10 @@ export function createOutboundHandler (deps: OutboundDeps): (socket: Socket) => 
     const path = choosePath(conn, mesh, deps.routes)
     opened(conn, telemetry)
     if (TRACE.on) TRACE('outbound', { pod: deps.pod.name, srcPort: conn.source.port, dst: conn.originalDst, service: conn.service, endpoint: conn.endpoint, path: path.kind })
-    const relayed = (upstream: RelayEnd): void => {
-      conn.upstream = upstream
-      relay(socket, upstream, (code) => { finish(conn, telemetry, code === null ? 'ok' : 'reset', code) })
-    }
-    // Every path but the same-node one (spliced app to app instead) takes the hop shortcut.
-    if (path.kind !== 'local') deps.shortcuts?.join(socket)
+    const relayed = (upstream: RelayEnd): void => { relayAndFinish(socket, upstream, { telemetry, records: [conn] }) }
     switch (path.kind) {
       case 'local':
-        deliverLocally(conn, socket, path.local, telemetry, timeoutMs, clock, mesh?.authz, deps.shortcuts)
+        deliverLocally(conn, socket, path.local, { telemetry, timeoutMs, clock, authz: mesh?.authz, splicer: deps.splicer })
         return
       case 'tunnel':
         openTunnel(conn, path, mesh!.tunnels!, identities!, relayed, (result, code, reason) => { reject(conn, telemetry, result, code, reason) })

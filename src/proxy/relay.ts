@@ -65,7 +65,8 @@ function noDelay (s: RelayEnd): void {
 
 function reset (s: RelayEnd): void {
   if (s.destroyed) return
-  // A socket's resetAndDestroy needs a live handle; a socket without one can only be destroyed.
-  if (s instanceof Socket && (s as unknown as { _handle: unknown })._handle == null) s.destroy()
+  // A socket's resetAndDestroy needs a live handle; a socket without one (`pending` and
+  // not connecting: never connected) can only be destroyed.
+  if (s instanceof Socket && s.pending && !s.connecting) s.destroy()
   else s.resetAndDestroy()
 }

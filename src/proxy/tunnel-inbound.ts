@@ -1,16 +1,14 @@
-import { performance } from 'node:perf_hooks'
 import { familyOf } from '../discovery/ip'
 import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import { trace } from '../telemetry/trace'
 import type { TunnelRequest } from '../tunnel'
 import { accepted, finish, opened } from './account'
-import { resetEnds } from './authorize'
-import { type Clock, Conn } from './conn'
+import { Conn } from './conn'
 import { connectUpstream } from './connect'
-import { PROXY_DEFAULTS } from './defaults'
+import { type HandlerTimings, resolveTimings } from './defaults'
+import { relayAndFinish } from './finish'
 import { identifyMeshSource, workloadRef } from './identify'
 import type { Mesh, PodIdentities } from './mesh'
-import { relay } from './relay'
 import { routeInbound } from './route'
 import type { Routes } from './route-table'
 
@@ -21,8 +19,9 @@ import type { Routes } from './route-table'
 //   authorize    the pod's policies, for the verified peer principal     else 403
 //   connect      from inside that pod's netns to the authority (over its lo, which
 //                sk_lookup ignores), *before* answering              failure: 503
-//   accept       200, then relay the stream and the socket
-//   account      one inbound line: source_principal = the verified peer, mtls: true
+//   accept       200, then relay the stream and the socket, recheck on policy swaps,
+//                account (finish.ts): one inbound line, source_principal = the verified
+//                peer, mtls: true
 // Refusals go back through the tunnel library (its onRefused hook logs and counts them)
 // and never throw. The inbound mode does not apply: this is the mesh.
 
@@ -40,18 +39,15 @@ export const TUNNEL_REFUSAL_STATUS = Object.freeze({
   unreachable: 503
 })
 
-export interface TunnelInboundDeps {
+export interface TunnelInboundDeps extends HandlerTimings {
   readonly routes: Routes
   readonly mesh: Mesh
   readonly identities: PodIdentities
   readonly telemetry: ConnTelemetry
-  readonly connectTimeoutMs?: number
-  readonly clock?: Clock
 }
 
 export function createTunnelInboundHandler (deps: TunnelInboundDeps): (req: TunnelRequest) => void {
-  const clock = deps.clock ?? (() => performance.now())
-  const timeoutMs = deps.connectTimeoutMs ?? PROXY_DEFAULTS.connectTimeoutMs
+  const { clock, timeoutMs } = resolveTimings(deps)
   const { telemetry, mesh, identities, routes } = deps
   return (req) => {
     const local = mesh.localPod(req.authority.address)
@@ -95,10 +91,7 @@ export function createTunnelInboundHandler (deps: TunnelInboundDeps): (req: Tunn
           finish(conn, telemetry, 'reset', 'ECONNABORTED')
           return
         }
-        conn.downstream = stream
-        conn.upstream = upstream
-        const untrack = authz?.track(conn, local.pod, null, () => { finish(conn, telemetry, 'denied', null); resetEnds(stream, upstream) })
-        relay(stream, upstream, (code) => { untrack?.(); finish(conn, telemetry, code === null ? 'ok' : 'reset', code) })
+        relayAndFinish(stream, upstream, { telemetry, records: [conn], recheck: authz === undefined ? undefined : { authz, record: conn, pod: local.pod, ipNamespace: null } })
       },
       (result, code) => {
         req.refuse(TUNNEL_REFUSAL_STATUS.unreachable, `connect to ${req.authorityText} in pod ${local.pod.namespace}/${local.pod.name}: ${code}`)

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Server, Socket } from 'node:net'
-import { joinHop } from '../../src/agent/hop-shortcut'
+import { joinHop } from '../../src/worker/hop-shortcut'
 import { Capture } from '../../src/capture'
 import { PORTS } from '../../src/config/env'
 import { REPO_ROOT, openNetns } from '../../src/native'

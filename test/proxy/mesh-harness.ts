@@ -2,6 +2,7 @@ import { connect, type Server, type Socket } from 'node:net'
 import { inboundMode } from '../../src/discovery/mesh-policy'
 import type { Pod } from '../../src/discovery/model'
 import type { Svid } from '../../src/identity/svid'
+import type { InboundAuthorizer } from '../../src/proxy/authorize'
 import { type Connector, createInboundHandler, createOutboundHandler, createTunnelInboundHandler, type LocalPod, type Mesh, type PodIdentities, type RouteTable, serve } from '../../src/proxy'
 import { createAccessLog } from '../../src/telemetry/access-log'
 import { createConnTelemetry } from '../../src/telemetry/conn-telemetry'
@@ -57,7 +58,7 @@ export interface TestNode {
   refusals: () => any[]
 }
 
-export function testNode (name: string, routes: RouteTable, o: { svids?: Svid[], local?: string[], tunnelPort?: () => number, noCa?: boolean } = {}): TestNode {
+export function testNode (name: string, routes: RouteTable, o: { svids?: Svid[], local?: string[], tunnelPort?: () => number, noCa?: boolean, authz?: InboundAuthorizer } = {}): TestNode {
   const { log, lines } = captureLog()
   const metrics = new ProxyMetrics()
   const svids = new Map((o.svids ?? []).map((s) => [s.spiffeId.uri, s]))
@@ -83,7 +84,8 @@ export function testNode (name: string, routes: RouteTable, o: { svids?: Svid[],
       get tunnels () { return ids === null ? null : node.tunnels },
       get tunnelPort () { return o.tunnelPort?.() ?? 15008 },
       localPod: (address: string) => node.localPod(address),
-      inboundMode: (pod) => ids === null ? { mode: 'PERMISSIVE', scope: 'default' } : inboundMode(pod, routes.index.namespace(pod.namespace))
+      inboundMode: (pod) => ids === null ? { mode: 'PERMISSIVE', scope: 'default' } : inboundMode(pod, routes.index.namespace(pod.namespace)),
+      authz: o.authz
     },
     access: () => lines.filter((l) => l.msg === 'access'),
     refusals: () => lines.filter((l) => l.msg === 'tunnel refused')
