@@ -219,6 +219,8 @@ export class Agent {
       registry: metrics.registry
     })
     undo.push(async () => { await workers.close() })
+    // Beside the agent before us, accept nothing until we are ready (settleHandoff resumes).
+    if (takeover !== null) await workers.all({ kind: 'hold' })
 
     // Policies: each snapshot (of --config-dir, or from the controller's stream, admitted
     // object by object) is published to every worker, which compiles and swaps it in
@@ -349,6 +351,7 @@ export class Agent {
       }
       const closed = takeover.closeUnadopted()
       try {
+        await this.workers.all({ kind: 'resume' })
         await takeover.complete()
         this.log.info({ unused: closed.length }, 'the agent before us stopped accepting: we serve alone')
       } catch (err) {

@@ -1,7 +1,7 @@
 import { closeSync } from 'node:fs'
 import type { Registry } from 'prom-client'
 import { FerryError, ferryError } from '../errors'
-import { native } from '../native/binding'
+import { socketPort } from '../native/listen'
 import type { Logger } from '../telemetry/logger'
 import { type KernelSynCounts, registerKernelSynMetrics, registerTunnelMetrics } from '../telemetry/tunnel-metrics'
 import { type SynDropLog, watchSynDrops } from '../telemetry/tunnel-syn-log'
@@ -190,7 +190,7 @@ export class NodeTunnel {
 export function tunnelKey (w: number): string { return `tunnel/w${w}` }
 
 function boundPort (fd: number): number {
-  return native().socketPort(fd)
+  return socketPort(fd)
 }
 
 /** The errno name of a failed listen: Node's (`code`) or the addon's (FerryError `errno`). */

@@ -46,3 +46,9 @@ export function tcpListen (o: TcpListenOptions): number {
   const prog = o.filterProgFd === undefined ? -1 : int('filterProgFd', o.filterProgFd, 0)
   return native().tcpListen(o.family, o.address, o.port, backlog, o.dualStack === true, defer, prog, o.reusePort === true)
 }
+
+/** The local port a socket is bound to (getsockname). */
+export function socketPort (fd: number): number {
+  if (!Number.isInteger(fd) || fd < 0) throw ferryError('FERRY_ERR_INVALID_ARG', `not an fd: ${String(fd)}`)
+  return native().socketPort(fd)
+}

@@ -1,4 +1,6 @@
+import { closeSync } from 'node:fs'
 import type { Server, Socket } from 'node:net'
+import { socketPort } from '../native/listen'
 import { compilePolicySet } from '../policy/policy-set'
 import { createSnapshot } from '../resources/snapshot'
 import { InboundAuthorizer } from '../proxy/authorize'
@@ -65,6 +67,8 @@ export class DataPlane {
   private readonly byIP = new Map<string, LocalPod>()
   private readonly log: Logger
   private accepting = true
+  /** Holding (see the 'hold' request): what to serve at 'resume'. */
+  private held: { readonly pods: Map<string, PodToServe>, tunnel: Extract<Request, { kind: 'serve-tunnel' }>['target'] | null } | null = null
   /** Sockets of live connections (accepted from pods, or made to destinations). */
   private readonly sockets = new Set<Socket>()
 
@@ -128,13 +132,28 @@ export class DataPlane {
         return { kind: 'ok' }
       case 'serve-tunnel': {
         if (this.tunnel === null) throw new Error('this agent has no tunnel (no CA)')
+        if (this.held !== null) {
+          this.held.tunnel = r.target
+          return { kind: 'tunnel', port: 'fd' in r.target ? socketPort(r.target.fd) : r.target.port }
+        }
         return { kind: 'tunnel', port: await this.tunnel.listen(r.target) }
+      }
+      case 'hold':
+        this.held ??= { pods: new Map(), tunnel: null }
+        return { kind: 'ok' }
+      case 'resume': {
+        const held = this.held
+        this.held = null
+        if (held === null) return { kind: 'ok' }
+        for (const spec of held.pods.values()) await this.servePod(spec)
+        if (held.tunnel !== null) await this.tunnel?.listen(held.tunnel)
+        return { kind: 'ok' }
       }
       case 'stop-accepting':
         await this.stopAccepting(r.handedOff === true)
         if (r.handedOff === true && this.tunnel !== null) {
           const tunnel = this.tunnel
-          void tunnel.close(r.graceMs ?? 0).catch((err: unknown) => { this.log.error({ err }, 'closing the tunnel after a handoff failed') })
+          void tunnel.stopServing(r.graceMs ?? 0).catch((err: unknown) => { this.log.error({ err }, 'closing the tunnel after a handoff failed') })
         }
         return { kind: 'ok' }
       case 'sync': return { kind: 'sync', policyGeneration: this.authz.current()?.generation ?? 0 }
@@ -181,7 +200,11 @@ export class DataPlane {
   private async servePod (spec: PodToServe): Promise<Reply> {
     if (!this.accepting) throw new Error('the worker is draining: it serves no new pod')
     const old = this.pods.get(spec.uid)
-    if (old !== undefined) await this.unservePod(spec.uid)
+    if (old !== undefined || this.held?.pods.has(spec.uid) === true) await this.unservePod(spec.uid)
+    if (this.held !== null) {
+      this.held.pods.set(spec.uid, spec)
+      return { kind: 'served', addresses: spec.listeners.map(() => null) }
+    }
     const netns = this.o.platform.netns(spec.netns)
     const served = await servePod(spec, netns, {
       connectInNetns: this.o.platform.connectInNetns,
@@ -205,6 +228,12 @@ export class DataPlane {
   }
 
   private async unservePod (uid: string): Promise<void> {
+    const pending = this.held?.pods.get(uid)
+    if (pending !== undefined) {
+      // Never served: its duplicates are still ours to close.
+      this.held?.pods.delete(uid)
+      for (const l of pending.listeners) if ('fd' in l.target) { try { closeSync(l.target.fd) } catch {} }
+    }
     const p = this.pods.get(uid)
     if (p === undefined) return
     this.pods.delete(uid)

@@ -67,6 +67,13 @@ export type Request =
   | { readonly kind: 'stats' }
   | { readonly kind: 'metrics' }
   | { readonly kind: 'close' }
+  /**
+   * Hold: pods and the tunnel port given from now on are served only at 'resume'. A new
+   * agent holds while the agent before it still serves the same sockets, so it accepts
+   * nothing before it has its certificates and policies.
+   */
+  | { readonly kind: 'hold' }
+  | { readonly kind: 'resume' }
   /** Fail as an uncaught exception would: the worker's drill (POST /debug/workers/crash). */
   | { readonly kind: 'crash' }
 

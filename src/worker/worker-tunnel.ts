@@ -59,6 +59,15 @@ export class WorkerTunnel {
     return { port: this.port, server: this.server.stats(), pool: this.pool.stats() }
   }
 
+  /**
+   * After a handoff: the server stops taking connections and its sessions get GOAWAY
+   * (peers open new ones, which reach the new agent); their streams go on for the grace
+   * period. The pool stays: connections this worker accepted still open streams through it.
+   */
+  async stopServing (graceMs: number): Promise<void> {
+    await this.server.close(graceMs)
+  }
+
   /** Stops taking new connections; sessions get GOAWAY and their streams go on for the grace period. */
   async close (graceMs = CLOSE_GRACE_MS): Promise<void> {
     await Promise.all([this.server.close(graceMs), this.pool.close(graceMs)])
