@@ -59,7 +59,7 @@ t.test('pod processes run in their pod cgroup; exec joins it too', ROOT_ONLY, as
   const pid = state.pids['pod/app/server1/main']
   const rel = (dir: string): string => dir.slice(PATHS.cgroup2.length)
   t.equal(readFileSync(`/proc/${pid}/cgroup`, 'utf8').split('\n').find((l) => l.startsWith('0::')), `0::${rel(server1?.cgroup as string)}`)
-  t.match(server1?.cgroup, /\/ferry-lab-[a-z0-9]+\/node1\/kubepods\.slice\/kubepods-besteffort\.slice\/kubepods-besteffort-pod[0-9a-f_]{36}\.slice$/)
+  t.match(server1?.cgroup, /\/ferry-lab-[a-z0-9-]+\/node1\/kubepods\.slice\/kubepods-besteffort\.slice\/kubepods-besteffort-pod[0-9a-f_]{36}\.slice$/)
   const r = inPod('server1', ['sh', '-c', 'cat /proc/self/cgroup; echo "$HOSTNAME $POD_IP"'])
   t.match(r.stdout, `0::${rel(server1?.cgroup as string)}\n`)
   t.match(r.stdout, `server1 ${server1?.ipv4 as string}`)
