@@ -10,7 +10,7 @@ import { join } from 'node:path'
 
 /** The default never exceeds this (more is allowed with --workers, up to MAX_WORKERS). */
 export const DEFAULT_WORKERS_CAP = 4
-/** The most workers an agent runs: the eBPF selection maps have a slot for each (bpf/ferry_maps.h FERRY_MAX_WORKERS). */
+/** The most workers an agent runs: the eBPF selection maps have a slot for each (bpf/ferry_shared.h FERRY_MAX_WORKERS, checked by test/capture/map-layout.test.ts). */
 export const MAX_WORKERS = 8
 
 /** The CPUs the quota of this process's cgroup allows (null: no quota). */
