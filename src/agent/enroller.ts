@@ -6,7 +6,7 @@ import type { ProxyMetrics } from '../telemetry/metrics'
 import type { Logger } from '../telemetry/logger'
 import { trace } from '../telemetry/trace'
 import { type NodePlan, type PodHints, planNode } from './plan'
-import { type EnrollContext, type EnrolledPod, enrollPod, unenrollPod } from './pod-enrollment'
+import { type EnrollContext, type EnrolledPod, enrollPod, releaseListeners, unenrollPod } from './pod-enrollment'
 
 // Keeps this node's enrolled pods equal to the latest snapshot's plan. One pass at a
 // time (a snapshot arriving mid-pass triggers another pass); each pod is handled on its
@@ -251,6 +251,9 @@ export class PodEnroller {
     await this.settled()
     this.byIP.clear()
     await this.deps.workers.all(handoff === undefined ? { kind: 'stop-accepting' } : { kind: 'stop-accepting', handedOff: true, graceMs: handoff.graceMs })
+    // Draining (not handed off): the sockets close, so a pod's new connections are refused
+    // at once (capture keeps steering; fail-closed pods' SYNs get a RST) rather than queued.
+    if (handoff === undefined) for (const e of this.enrolled.values()) releaseListeners(e)
   }
 
   /** Connections accepted on this node's pod listeners and tunnel streams, still open, over every worker. */

@@ -45,7 +45,7 @@ export type TunnelListenTarget = { readonly fd: number, readonly backlog: number
 
 export class NodeTunnel {
   /** The node-wide state every worker attaches to (TunnelAdmission.attach, NodeBufferBudget.attach). */
-  readonly shared: { readonly admission: SharedArrayBuffer, readonly buffers: SharedArrayBuffer }
+  readonly shared: { readonly admission: SharedArrayBuffer, readonly buffers: SharedArrayBuffer, readonly refusalLog: SharedArrayBuffer }
   private readonly admission: TunnelAdmission
   private readonly budget: NodeBufferBudget
   /** The kernel admission in front of the listeners, once listening (null: user space only). */
@@ -62,7 +62,8 @@ export class NodeTunnel {
     this.admission = TunnelAdmission.create({ pendingMax: pendingLimitFor(fdLimit), ...o.limits?.admission })
     const memLimit = memoryLimit()
     this.budget = NodeBufferBudget.create({ nodeBytes: bufferBudgetFor(memLimit), ...o.limits?.buffers })
-    this.shared = { admission: this.admission.buffer, buffers: this.budget.buffer }
+    // The refusal log's line budget is the node's, whichever worker refuses (src/telemetry/tunnel-refusals.ts).
+    this.shared = { admission: this.admission.buffer, buffers: this.budget.buffer, refusalLog: new SharedArrayBuffer(4) }
     if (o.registry !== undefined) {
       registerTunnelMetrics(o.registry, () => ({
         pending: this.admission.pending(),

@@ -95,7 +95,7 @@ export async function unenrollPod (e: EnrolledPod, ctx: Pick<EnrollContext, 'cap
     try { ctx.capture.unenrollPod(e.plan.pod.uid) } catch (err) { failure = err }
   }
   try { await ctx.workers.unservePod(e.plan.pod.uid) } catch (err) { failure ??= err }
-  closeListeners(e.listeners)
+  releaseListeners(e)
   try { e.netns.close() } catch {}
   if (failure !== null) throw enrollError(`${e.plan.pod.namespace}/${e.plan.pod.name}`, 'unenroll', failure)
 }
@@ -126,6 +126,19 @@ function adoptedIn (ns: NetnsHandle, fd: number | undefined): { fd: number } | u
 function inboundFd (own: readonly PodListener[], family: 4 | 6): number {
   const l = own.find((x) => x.role === 'inbound' && x.family === family)
   return l !== undefined && 'fd' in l.target ? l.target.fd : -1
+}
+
+/** Listener sets whose fds were closed already (a drain closes them before the agent closes). */
+const released = new WeakSet<EnrolledPod>()
+
+/**
+ * Closes the main thread's fds of a pod's listeners, once: with the workers' duplicates
+ * closed too, the sockets close and new connections are refused (a drain). Idempotent.
+ */
+export function releaseListeners (e: EnrolledPod): void {
+  if (released.has(e)) return
+  released.add(e)
+  closeListeners(e.listeners)
 }
 
 function closeListeners (listeners: ReadonlyArray<readonly PodListener[]>): void {

@@ -12,7 +12,8 @@ import { createAccessLog } from '../telemetry/access-log'
 import { createConnTelemetry, type ConnTelemetry } from '../telemetry/conn-telemetry'
 import type { Logger } from '../telemetry/logger'
 import { ProxyMetrics } from '../telemetry/metrics'
-import { createTunnelRefusalLog } from '../telemetry/tunnel-refusals'
+import { createTunnelRefusalLog, REFUSAL_LOG_LIMITS } from '../telemetry/tunnel-refusals'
+import { RateBuckets } from '../util/rate-buckets'
 import type { DataPathCapture } from './data-path-capture'
 import { createNodeMesh } from './node-mesh'
 import { type ServedPod, servePod, unservePod } from './pod-serving'
@@ -46,7 +47,7 @@ export interface DataPlaneOptions {
   /** The trust domain of the node's identities; null: no CA (no tunnel, every pod PERMISSIVE). */
   readonly trustDomain: string | null
   /** The node-wide tunnel state the main thread made (src/agent/node-tunnel.ts); null without a CA. */
-  readonly tunnel: { readonly admission: SharedArrayBuffer, readonly buffers: SharedArrayBuffer, readonly firstByteTimeoutMs?: number } | null
+  readonly tunnel: { readonly admission: SharedArrayBuffer, readonly buffers: SharedArrayBuffer, readonly refusalLog?: SharedArrayBuffer, readonly firstByteTimeoutMs?: number } | null
   /** A configuration source exists: inbound connections are denied until its first snapshot. */
   readonly requireConfig: boolean
   /** It runs in a worker thread of its own (it may fail alone; on the main thread it may not). */
@@ -97,7 +98,9 @@ export class DataPlane {
       authz: this.authz
     })
     if (this.svids !== null && o.tunnel !== null) {
-      const onRefused = createTunnelRefusalLog(o.log.child({ component: 'tunnel' }), this.metrics)
+      // One line budget for the node: the bucket lives in memory every worker shares.
+      const bucket = o.tunnel.refusalLog === undefined ? undefined : new RateBuckets(new Int32Array(o.tunnel.refusalLog), 0, 1, REFUSAL_LOG_LIMITS)
+      const onRefused = createTunnelRefusalLog(o.log.child({ component: 'tunnel' }), this.metrics, bucket === undefined ? {} : { bucket })
       tunnel = new WorkerTunnel({
         shared: o.tunnel,
         svids: this.svids,

@@ -22,7 +22,7 @@ export interface ThreadInit {
   readonly connectTimeoutMs?: number
   readonly peerTunnelPort: number
   readonly trustDomain: string | null
-  readonly tunnel: { readonly admission: SharedArrayBuffer, readonly buffers: SharedArrayBuffer, readonly firstByteTimeoutMs?: number } | null
+  readonly tunnel: { readonly admission: SharedArrayBuffer, readonly buffers: SharedArrayBuffer, readonly refusalLog?: SharedArrayBuffer, readonly firstByteTimeoutMs?: number } | null
   readonly requireConfig: boolean
   readonly maps: DataPathMapFds
   readonly live: SharedArrayBuffer
