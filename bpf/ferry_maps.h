@@ -122,7 +122,7 @@ struct {
 
 /*
  * Same-node connections spliced app to app, both directions, by the proxy once the
- * connection is authorized (src/agent/hop-shortcut.ts, spliceApps): a pod's end -> the other pod's end.
+ * connection is authorized (src/worker/hop-shortcut.ts, spliceApps): a pod's end -> the other pod's end.
  * sk_msg.bpf.c sends a message straight to that end instead of to the proxy when no
  * byte can be overtaken; the proxy keeps relaying whatever still takes TCP, and FINs.
  */

@@ -1,7 +1,7 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { connectInNetns, Netns } from '../native'
 import { createLogger } from '../telemetry/logger'
-import { DataPlane } from './data-plane'
+import { DataPlane, type DataPlaneOptions } from './data-plane'
 import { dataPathCapture, type DataPathMapFds } from './data-path-capture'
 import type { FromWorker, NetnsRef, ToWorker } from './protocol'
 import { wireError } from './wire-error'
@@ -12,18 +12,11 @@ import { wireError } from './wire-error'
 // the worker: its connections are reset (never closed as if complete), and the main
 // thread starts a new one.
 
-export interface ThreadInit {
-  readonly id: number
-  readonly node: string
+/** The data plane's settings that cross the thread boundary, and the thread's own. */
+export type ThreadInit = Pick<DataPlaneOptions, 'id' | 'node' | 'sockmap' | 'connectTimeoutMs' | 'peerTunnelPort' | 'trustDomain' | 'tunnel' | 'requireConfig'> & {
   readonly logLevel: string
   readonly logDestination: number | string
   readonly logName: string
-  readonly sockmap: boolean
-  readonly connectTimeoutMs?: number
-  readonly peerTunnelPort: number
-  readonly trustDomain: string | null
-  readonly tunnel: { readonly admission: SharedArrayBuffer, readonly buffers: SharedArrayBuffer, readonly refusalLog?: SharedArrayBuffer, readonly firstByteTimeoutMs?: number } | null
-  readonly requireConfig: boolean
   readonly maps: DataPathMapFds
   readonly live: SharedArrayBuffer
 }
