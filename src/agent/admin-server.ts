@@ -248,7 +248,7 @@ async function serve (server: Server, on: number | ListeningFd, option: string):
     try {
       fd = tcpListen({ family: 4, address: ADMIN_HOST, port: on, backlog: ADMIN_BACKLOG })
     } catch (err) {
-      throw ferryError('FERRY_ERR_LISTEN', `${option} ${on}: cannot listen on ${ADMIN_HOST}:${on}: ${(err as Error).message}`, { cause: err, errno: (err as FerryError).errno })
+      throw ferryError('FERRY_ERR_LISTEN', `${option} ${on}: ${(err as Error).message}`, { cause: err, errno: (err as FerryError).errno })
     }
   } else {
     fd = on.fd

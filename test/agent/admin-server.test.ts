@@ -62,8 +62,8 @@ t.test('binding the ports itself, it reports the fds it listens on', async (t) =
   t.equal(await status(servers.readyPort, '/healthz/ready'), 200)
 })
 
-t.test('a port in use is FERRY_ERR_INVALID_ARG naming the option', async (t) => {
+t.test('a port in use is FERRY_ERR_LISTEN naming the option', async (t) => {
   const servers = await startAdminServers(deps)
   t.teardown(async () => { await servers.close() })
-  await t.rejects(startAdminServers({ ...deps, adminPort: 0, readyPort: servers.readyPort }), { code: 'FERRY_ERR_INVALID_ARG', errno: 'EADDRINUSE', message: new RegExp(`--ready-port ${servers.readyPort}: cannot listen on 0.0.0.0:${servers.readyPort}`) })
+  await t.rejects(startAdminServers({ ...deps, adminPort: 0, readyPort: servers.readyPort }), { code: 'FERRY_ERR_LISTEN', errno: 'EADDRINUSE', message: new RegExp(`--ready-port ${servers.readyPort}: cannot listen on 0.0.0.0:${servers.readyPort}`) })
 })
