@@ -87,7 +87,6 @@ t.test('DENY by namespace: applies at once, closes open connections, other traff
   t.comment(`new connections denied ${latency.toFixed(1)} ms after the file landed (last allowed attempt: ${lastOk === undefined ? 'none after' : `${(lastOk.t - appliedAt).toFixed(1)} ms`}); error ${String(firstDenied.err)}`)
   // How soon is a figure of the `policy` benchmark (benchmarks/README.md), not asserted
   // here: a loaded machine stretches it. What must hold is the order below.
-  t.ok(latency >= 0, `new connections follow the new policy (${latency.toFixed(1)} ms after the file landed)`)
   t.equal(poll.lines.filter((l) => l.t > firstDenied.t && l.ok === true).length, 0, 'no connection allowed after the first denied one')
 
   for (const [name, p] of [['tunnel (node2)', holdDb], ['same-node (node1)', holdCache]] as const) {
