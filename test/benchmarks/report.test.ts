@@ -161,7 +161,7 @@ t.test('medianRecord takes each figure\'s median, nested, keeping nulls where no
 })
 
 t.test('medianByPath and medianByRate summarize each path over the runs that measured it', async (t) => {
-  const runs = [{ a: measured(1, 1, 1), b: measured(10, 1, 1) }, { a: measured(3, 1, 1) }, { a: measured(2, 1, 1), b: measured(30, 1, 1) }]
+  const runs: Array<Record<string, Measured>> = [{ a: measured(1, 1, 1), b: measured(10, 1, 1) }, { a: measured(3, 1, 1) }, { a: measured(2, 1, 1), b: measured(30, 1, 1) }]
   const m = medianByPath(runs)
   t.equal(m.a.load.reqPerSec, 2)
   t.equal(m.b.load.reqPerSec, 20, 'b ran twice')
