@@ -37,6 +37,11 @@ import type { AlternatedRuns, Results } from './report/results'
 // names are unique per run: b<role><pid>).
 
 const BENCHMARKS = ['keepalive', 'rates', 'newconn', 'bulk', 'idle', 'idle10k', 'policy', 'flood', 'memory', 'workers', 'scale', 'pods'] as const
+/**
+ * Not in the standard suite (run them with --only): the hostile loads take ~3 minutes
+ * together and have their own alternated record (results/flood-runs.md).
+ */
+const OPT_IN: readonly BenchName[] = ['flood', 'memory']
 /** The benchmarks that run in the suite's two labs (the others bring up their own). */
 const IN_SUITE_LABS: readonly BenchName[] = ['keepalive', 'rates', 'newconn', 'bulk', 'idle', 'idle10k', 'policy', 'flood', 'memory']
 type BenchName = typeof BENCHMARKS[number]
@@ -85,7 +90,7 @@ async function prepareWww (): Promise<void> {
 
 async function main (): Promise<void> {
   const { only, opts } = parseOptions()
-  const selected = (b: BenchName): boolean => only === null || only.includes(b)
+  const selected = (b: BenchName): boolean => only === null ? !OPT_IN.includes(b) : only.includes(b)
   const workDir = mkdtempSync(join(tmpdir(), 'ferry-bench-'))
   const results: Results = { machine: await describeMachine(), startedAt: new Date().toISOString(), quick: opts.quick, ...(opts.sockmapOff ? { sockmapOff: true } : {}), errors: {} }
   const runs: AlternatedRuns = { count: opts.runs }
@@ -103,13 +108,18 @@ async function main (): Promise<void> {
   const onSignal = (sig: string): void => { log(`${sig}: cleaning up`); void cleanup().finally(() => process.exit(130)) }
   process.once('SIGINT', () => onSignal('SIGINT'))
   process.once('SIGTERM', () => onSignal('SIGTERM'))
+  const durations: Record<string, number> = {}
+  results.durationsSeconds = durations
   const attempt = async <T>(name: BenchName, fn: () => Promise<T>): Promise<T | undefined> => {
     if (!selected(name)) return undefined
-    log(`— ${name}`)
+    log(`— ${name} (${new Date().toISOString().slice(11, 19)})`)
+    const started = performance.now()
     try { return await fn() } catch (e) {
       results.errors[name] = (e as Error).message.split('\n')[0]
       log(`${name} failed: ${(e as Error).stack ?? String(e)}`)
       return undefined
+    } finally {
+      durations[name] = Math.round((performance.now() - started) / 1000)
     }
   }
   try {

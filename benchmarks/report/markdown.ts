@@ -170,6 +170,7 @@ export function renderMarkdown (r: Results): string {
     '**Targets**:',
     '',
     targetsTable(r),
+    ...(r.durationsSeconds === undefined ? [] : ['', `Time per benchmark: ${Object.entries(r.durationsSeconds).map(([k, v]) => `${k} ${v} s`).join(', ')}.`]),
     ...(Object.keys(r.errors).length === 0 ? [] : ['', '**Failed benchmarks**:', '', ...Object.entries(r.errors).map(([k, v]) => `- ${k}: ${v}`)]),
     ''
   ].join('\n')

@@ -26,6 +26,8 @@ export interface Results {
   readonly quick: boolean
   /** Ferry's agents ran with --sockmap off. */
   readonly sockmapOff?: boolean
+  /** Wall time of each benchmark, s (labs brought up for all of them not included). */
+  durationsSeconds?: Record<string, number>
   /** Data-path workers of the mesh lab's agents (what /debug/workers lists on node1). */
   meshWorkers?: number
   /** Proxy RSS at idle right after the labs came up, by path id. */
