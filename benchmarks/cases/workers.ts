@@ -2,7 +2,7 @@ import { loadavg } from 'node:os'
 import { CLIENT, SERVER_PORT, type BenchPath, type Context } from '../lib/context'
 import { Lab } from '../lib/lab'
 import { rssBytes, rssSampler } from '../lib/proc'
-import { threadCpu, threadSampler, threadSnapshot, type ThreadCpu, type ThreadSnapshot } from '../lib/threads'
+import { concurrencySampler, threadCpu, threadSampler, threadSnapshot, type Concurrency, type ThreadCpu, type ThreadSnapshot } from '../lib/threads'
 import { rotated } from '../report/alternated'
 import { CONNECTIONS, keepaliveSpec } from './keepalive'
 import { measureLoad, type Measured } from './measure'
@@ -16,7 +16,8 @@ import { newconnSpec } from './newconn'
 // three idle labs cost the machine nothing while they wait. Per run and count: the
 // keep-alive load (after a 1 s warm-up) and the new-connection load of the suite on the
 // ferry-cross path; both agents' CPU per request; node1's agent RSS before and at its
-// peak; and node1's agent's CPU per thread over the keep-alive run (lib/threads.ts).
+// peak; and node1's agent's CPU per thread over the keep-alive run, and how many cores
+// its threads ran on at once in 100 ms windows (lib/threads.ts).
 
 export const WORKER_COUNTS = [1, 2, 4] as const
 
@@ -34,6 +35,8 @@ export interface WorkersRun {
   readonly wallSeconds: number
   /** node1's agent's threads' CPU over the keep-alive run, busiest first (threads that used none left out). */
   readonly node1Threads: ThreadCpu[]
+  /** How many cores node1's agent ran on at once during the keep-alive run (100 ms windows; absent in older results). */
+  readonly node1Concurrency?: Concurrency
   readonly node1RssIdleBytes: number
   readonly node1RssPeakBytes: number
   readonly node2RssPeakBytes: number
@@ -61,6 +64,8 @@ async function oneRun (ctx: Pick<Context, 'workDir' | 'opts' | 'log'>, lab: Lab,
   const rss2 = rssSampler([node2])
   const before = threadSnapshot(node1)
   const sampler = threadSampler(node1)
+  const cores = concurrencySampler(node1)
+  let node1Concurrency: Concurrency = { windows: 0, peakCores: NaN, windowsOverOneCore: 0 }
   const t0 = performance.now()
   let samples: ThreadSnapshot[][] = []
   let node1RssPeakBytes = 0
@@ -70,6 +75,7 @@ async function oneRun (ctx: Pick<Context, 'workDir' | 'opts' | 'log'>, lab: Lab,
     keepalive = await measureLoad(ctx, path, keepaliveSpec(ctx.opts), '/1k', `workers${workers}-keepalive`)
   } finally {
     samples = sampler.stop()
+    node1Concurrency = cores.stop()
     node1RssPeakBytes = rss1.stop()
     node2RssPeakBytes = rss2.stop()
   }
@@ -77,8 +83,8 @@ async function oneRun (ctx: Pick<Context, 'workDir' | 'opts' | 'log'>, lab: Lab,
   const node1Threads = threadCpu(node1, before, threadSnapshot(node1), samples).filter((t) => t.cpuSeconds > 0)
   const newconn = await measureLoad(ctx, path, newconnSpec(ctx.opts), '/1k', `workers${workers}-newconn`)
   const top = node1Threads.slice(0, 2).map((t) => `${t.role} ${t.cpuSeconds.toFixed(2)} s`).join(', ')
-  ctx.log(`workers ${workers}: ${keepalive.load.reqPerSec.toFixed(0)} req/s, ${(keepalive.proxyCpuUsPerRequest ?? NaN).toFixed(1)} µs/req, ${newconn.load.reqPerSec.toFixed(0)} conn/s; node1 busiest threads: ${top} of ${wallSeconds.toFixed(1)} s`)
-  return { workers, served, startedAt, loadAverage, keepalive, newconn, wallSeconds, node1Threads, node1RssIdleBytes, node1RssPeakBytes, node2RssPeakBytes }
+  ctx.log(`workers ${workers}: ${keepalive.load.reqPerSec.toFixed(0)} req/s, ${(keepalive.proxyCpuUsPerRequest ?? NaN).toFixed(1)} µs/req, ${newconn.load.reqPerSec.toFixed(0)} conn/s; node1 busiest threads: ${top} of ${wallSeconds.toFixed(1)} s, at most ${node1Concurrency.peakCores.toFixed(2)} cores at once (${node1Concurrency.windowsOverOneCore} of ${node1Concurrency.windows} windows over one)`)
+  return { workers, served, startedAt, loadAverage, keepalive, newconn, wallSeconds, node1Threads, node1Concurrency, node1RssIdleBytes, node1RssPeakBytes, node2RssPeakBytes }
 }
 
 export async function workers (ctx: Pick<Context, 'workDir' | 'opts' | 'log'>, manifest: string, labName: (workers: number) => string): Promise<WorkersResult> {

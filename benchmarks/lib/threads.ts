@@ -7,7 +7,8 @@ import { CLOCK_TICKS_PER_SECOND } from './proc'
 // loop (the main thread, each data-path worker, and Node's platform's delayed-task
 // scheduler) sleeps in epoll_wait; libuv's thread pool and V8's platform threads sleep on
 // a futex. /proc/<pid>/task/<tid>/wchan names the kernel function a sleeping thread
-// waits in (0 while it runs), so the role is read from several snapshots.
+// waits in (0 while it runs), so the role is read from several snapshots. And whether
+// the threads ran on several cores at once: their on-CPU time over 100 ms windows.
 
 export type ThreadRole = 'main' | 'event loop' | 'other'
 
@@ -69,4 +70,51 @@ export function threadSampler (pid: number, intervalMs = 500): { stop: () => Thr
   const samples: ThreadSnapshot[][] = []
   const timer = setInterval(() => { samples.push(threadSnapshot(pid)) }, intervalMs)
   return { stop: () => { clearInterval(timer); return samples } }
+}
+
+/** How many cores a process's threads ran on together, over short windows. */
+export interface Concurrency {
+  /** Windows sampled. */
+  readonly windows: number
+  /** The largest CPU ÷ wall time of any window: above 1, two threads ran at once. */
+  readonly peakCores: number
+  /** Windows in which the threads together ran more than one core. */
+  readonly windowsOverOneCore: number
+}
+
+/** On-CPU nanoseconds of each thread (/proc/<pid>/task/<tid>/schedstat, the scheduler's own count). */
+function onCpuNs (pid: number): Map<number, number> {
+  const out = new Map<number, number>()
+  let tids: string[]
+  try { tids = readdirSync(`/proc/${pid}/task`) } catch { return out }
+  for (const t of tids) {
+    const s = read(`/proc/${pid}/task/${t}/schedstat`)
+    if (s !== '') out.set(Number(t), Number(s.split(' ')[0]))
+  }
+  return out
+}
+
+/** CPU ÷ wall time of each window between consecutive samples (threads in both samples only). */
+export function concurrencyOf (samples: ReadonlyArray<{ readonly atMs: number, readonly ns: ReadonlyMap<number, number> }>): Concurrency {
+  const cores: number[] = []
+  for (let i = 1; i < samples.length; i++) {
+    const a = samples[i - 1]
+    const b = samples[i]
+    const wallNs = (b.atMs - a.atMs) * 1e6
+    if (wallNs <= 0) continue
+    let cpu = 0
+    for (const [tid, ns] of b.ns) {
+      const before = a.ns.get(tid)
+      if (before !== undefined) cpu += Math.max(0, ns - before)
+    }
+    cores.push(cpu / wallNs)
+  }
+  return { windows: cores.length, peakCores: cores.length === 0 ? NaN : Math.max(...cores), windowsOverOneCore: cores.filter((c) => c > 1).length }
+}
+
+/** Samples `pid`'s threads' on-CPU time every `intervalMs` until stopped; then how many cores they ran on together. */
+export function concurrencySampler (pid: number, intervalMs = 100): { stop: () => Concurrency } {
+  const samples: Array<{ atMs: number, ns: Map<number, number> }> = [{ atMs: performance.now(), ns: onCpuNs(pid) }]
+  const timer = setInterval(() => { samples.push({ atMs: performance.now(), ns: onCpuNs(pid) }) }, intervalMs)
+  return { stop: () => { clearInterval(timer); samples.push({ atMs: performance.now(), ns: onCpuNs(pid) }); return concurrencyOf(samples) } }
 }

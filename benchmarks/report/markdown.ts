@@ -88,9 +88,10 @@ export function runOrderLines (r: Results): string[] {
 
 export function workersTable (r: Results): string {
   if (r.workers === undefined) return ''
-  return table(['workers', 'served', 'runs', 'keep-alive req/s', 'proxy CPU µs/req', 'new conn/s', 'proxy CPU µs/conn', 'node1 agent RSS idle MiB', 'node1 agent RSS load MiB', 'node2 agent RSS load MiB', 'node1 agent cores used', 'node1 busiest threads CPU s'],
+  return table(['workers', 'served', 'runs', 'keep-alive req/s', 'proxy CPU µs/req', 'new conn/s', 'proxy CPU µs/conn', 'node1 agent RSS idle MiB', 'node1 agent RSS load MiB', 'node2 agent RSS load MiB', 'node1 agent cores used', 'node1 busiest threads CPU s', 'node1 peak cores in 100 ms', 'windows > 1 core'],
     workersRows(r.workers).map((w) => [String(w.workers), n(w.served), String(w.runs), n(w.reqPerSec), n(w.cpuUsPerRequest, 1), n(w.connPerSec), n(w.cpuUsPerConnection, 1),
-      n(w.node1RssIdleBytes / MiB, 1), n(w.node1RssPeakBytes / MiB, 1), n(w.node2RssPeakBytes / MiB, 1), n(w.node1Cores, 2), `${n(w.busiest[0], 2)} + ${n(w.busiest[1], 2)} of ${n(w.wallSeconds, 1)}`]))
+      n(w.node1RssIdleBytes / MiB, 1), n(w.node1RssPeakBytes / MiB, 1), n(w.node2RssPeakBytes / MiB, 1), n(w.node1Cores, 2), `${n(w.busiest[0], 2)} + ${n(w.busiest[1], 2)} of ${n(w.wallSeconds, 1)}`,
+      n(w.peakCores, 2), Number.isFinite(w.overOneCore) ? `${n(w.overOneCore * 100, 0)} %` : dash]))
 }
 
 export function manyConnectionsLine (m: NonNullable<Results['manyConnections']>): string {

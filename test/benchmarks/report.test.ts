@@ -233,10 +233,11 @@ t.test('the runs table has a column per run and the median; run order lines name
   t.match(full, /run 1 \(00:00:00, load 1\.5\) ferry-cross → haproxy-cross/)
 })
 
-function workersRun (workers: number, reqPerSec: number, threads: Array<[string, number]>): WorkersRun {
+function workersRun (workers: number, reqPerSec: number, threads: Array<[string, number]>, peakCores = 1.5): WorkersRun {
   return {
     workers, served: workers, startedAt: '2026-01-01T00:00:00.000Z', loadAverage: 1, keepalive: measured(reqPerSec, 2, 50), newconn: measured(100, 2, 1000), wallSeconds: 6,
     node1Threads: threads.map(([role, cpuSeconds], i) => ({ tid: 100 + i, comm: 'node', role: role as 'main' | 'event loop' | 'other', cpuSeconds })),
+    node1Concurrency: { windows: 60, peakCores, windowsOverOneCore: peakCores > 1 ? 6 : 0 },
     node1RssIdleBytes: 80 * 2 ** 20, node1RssPeakBytes: 90 * 2 ** 20, node2RssPeakBytes: 85 * 2 ** 20
   }
 }
@@ -255,12 +256,14 @@ t.test('the workers summary: medians per worker count, and both cores used when 
   t.equal(rows[1].reqPerSec, 1600)
   t.same(rows[1].busiest, [2.0, 1.6])
   t.equal(rows[1].node1Cores, (1.8 + 1.6) / 6)
+  t.equal(rows[1].peakCores, 1.5)
+  t.equal(rows[1].overOneCore, 0.1)
   const both = bothCores(w)
-  t.equal(both?.met, true, '2 of 3 runs: two event loops, each ≥ 1.5 s of 6 s')
-  t.match(both?.summary, /^2 of 3 runs \(loop 2\.50 \+ loop 2\.00 of 6\.0 s; loop 2\.00 \+ main 1\.00/)
+  t.equal(both?.met, true, '2 of 3 runs: the two busiest threads are workers and ran at once')
+  t.match(both?.summary, /^2 of 3 runs \(loop 2\.50 \+ loop 2\.00 of 6\.0 s, peak 1\.50 cores, 6 of 60 windows > 1; loop 2\.00 \+ main 1\.00/)
   t.equal(bothCores({ counts: [1], runs: [workersRun(1, 1, [['main', 3]])] }), null)
-  const idle = bothCores({ counts: [2], runs: [workersRun(2, 1, [['event loop', 1.0], ['event loop', 0.9]])] })
-  t.equal(idle?.met, false, 'below a quarter of the run each')
+  const apart = bothCores({ counts: [2], runs: [workersRun(2, 1, [['event loop', 3.0], ['event loop', 2.9]], 1.0)] })
+  t.equal(apart?.met, false, 'two busy workers that never ran at the same time')
   const r = results()
   r.workers = w
   t.match(workersTable(r), /\| 2 \| 2 \| 3 \| 1600 \|/)
