@@ -12,6 +12,7 @@ import { policy } from './cases/policy'
 import { rates } from './cases/rate'
 import { scale } from './cases/scale'
 import { abortPods, manyPods } from './cases/pods'
+import { MAX_WORKERS } from '../src/agent/worker-count'
 import { workers } from './cases/workers'
 import { alternate } from './lib/alternate'
 import { medianByPath, medianByRate } from './report/alternated'
@@ -42,6 +43,8 @@ const BENCHMARKS = ['keepalive', 'rates', 'newconn', 'bulk', 'idle', 'idle10k', 
  * together and have their own alternated record (results/flood-runs.md).
  */
 const OPT_IN: readonly BenchName[] = ['flood', 'memory']
+/** The benchmarks with targets: run --runs times, the paths interleaved. */
+const ALTERNATED: readonly BenchName[] = ['keepalive', 'rates', 'newconn', 'bulk']
 /** The benchmarks that run in the suite's two labs (the others bring up their own). */
 const IN_SUITE_LABS: readonly BenchName[] = ['keepalive', 'rates', 'newconn', 'bulk', 'idle', 'idle10k', 'policy', 'flood', 'memory']
 type BenchName = typeof BENCHMARKS[number]
@@ -76,7 +79,7 @@ function parseOptions (): { only: BenchName[] | null, opts: RunOptions } {
   const runs = values.runs === undefined ? (quick ? 1 : 3) : Number(values.runs)
   if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new Error(`--runs: an integer from 1 to ${MAX_RUNS}`)
   const workers = values.workers === undefined ? null : Number(values.workers)
-  if (workers !== null && !(Number.isInteger(workers) && workers >= 1 && workers <= 8)) throw new Error('--workers: an integer from 1 to 8 (the mesh lab\'s agents)')
+  if (workers !== null && !(Number.isInteger(workers) && workers >= 1 && workers <= MAX_WORKERS)) throw new Error(`--workers: an integer from 1 to ${MAX_WORKERS} (the mesh lab's agents)`)
   return { only, opts: { quick, podCounts: pods, sockmapOff: values.sockmap === 'off', runs, workers } }
 }
 
@@ -142,7 +145,7 @@ async function main (): Promise<void> {
       // Idle first: the proxies' RSS has not yet grown with load, so the per-connection delta is clean.
       results.idle = await attempt('idle', async () => await idle(ctx))
       // The benchmarks with targets: every run kept in `runs`, the medians at the top level.
-      results.runs = runs
+      if (ALTERNATED.some(selected)) results.runs = runs
       if (selected('keepalive')) runs.keepalive = []
       if (selected('rates')) runs.rates = []
       if (selected('newconn')) runs.newconn = []
