@@ -5,13 +5,17 @@ import { parseArgs } from 'node:util'
 import { bulk } from './cases/bulk'
 import { abortFlood, flood } from './cases/flood'
 import { memory } from './cases/memory'
-import { idle } from './cases/idle'
+import { idle, manyConnections } from './cases/idle'
 import { keepalive } from './cases/keepalive'
 import { newconn } from './cases/newconn'
 import { policy } from './cases/policy'
 import { rates } from './cases/rate'
 import { scale } from './cases/scale'
 import { abortPods, manyPods } from './cases/pods'
+import { MAX_WORKERS } from '../src/agent/worker-count'
+import { workers } from './cases/workers'
+import { alternate } from './lib/alternate'
+import { medianByPath, medianByRate } from './report/alternated'
 import { buildPaths, CLIENT, type Context, type RunOptions } from './lib/context'
 import { execOk, REPO } from './lib/exec'
 import { startPeer } from './lib/haproxy'
@@ -21,17 +25,28 @@ import { Lab } from './lib/lab'
 import { describeMachine } from './lib/machine'
 import { totalRssBytes } from './lib/proc'
 import { renderCharts, renderMarkdown } from './report/markdown'
-import type { Results } from './report/results'
+import type { AlternatedRuns, Results } from './report/results'
 
-// `npm run bench [-- --only keepalive,bulk] [--quick] [--pods 10,100,1000] [--sockmap off]`
+// `npm run bench [-- --only keepalive,bulk] [--quick] [--runs N] [--workers N] [--pods 10,100,250] [--sockmap off]`
 //
 // Brings up two copies of benchmarks/lab/bench.yaml — one with Ferry, one --no-mesh
 // (the direct path, and the HAProxy peer in its node namespaces) — runs every
-// benchmark on every path one after the other, and writes results/latest.{json,md}
-// and results/*.svg. Labs, HAProxy and load generators are bounded in time and are
-// taken down on every exit path (lab names are unique per run: b<role><pid>).
+// benchmark on every path, the ones with targets --runs times with the paths
+// interleaved (lib/alternate.ts), then the benchmarks with labs of their own (workers,
+// scale, pods), and writes results/latest.{json,md} and results/*.svg. Labs, HAProxy
+// and load generators are bounded in time and are taken down on every exit path (lab
+// names are unique per run: b<role><pid>).
 
-const BENCHMARKS = ['keepalive', 'rates', 'newconn', 'bulk', 'idle', 'policy', 'flood', 'memory', 'scale', 'pods'] as const
+const BENCHMARKS = ['keepalive', 'rates', 'newconn', 'bulk', 'idle', 'idle10k', 'policy', 'flood', 'memory', 'workers', 'scale', 'pods'] as const
+/**
+ * Not in the standard suite (run them with --only): the hostile loads take ~3 minutes
+ * together and have their own alternated record (results/flood-runs.md).
+ */
+const OPT_IN: readonly BenchName[] = ['flood', 'memory']
+/** The benchmarks with targets: run --runs times, the paths interleaved. */
+const ALTERNATED: readonly BenchName[] = ['keepalive', 'rates', 'newconn', 'bulk']
+/** The benchmarks that run in the suite's two labs (the others bring up their own). */
+const IN_SUITE_LABS: readonly BenchName[] = ['keepalive', 'rates', 'newconn', 'bulk', 'idle', 'idle10k', 'policy', 'flood', 'memory']
 type BenchName = typeof BENCHMARKS[number]
 
 const WWW = '/tmp/ferry-bench-www'
@@ -41,11 +56,16 @@ const MANIFEST = join(REPO, 'benchmarks', 'lab', 'bench.yaml')
 const MAX_PODS_PER_NODE = 253
 /** Pod counts of the `pods` harness (no lab, so no /24 limit). */
 const HARNESS_POD_COUNTS = [10, 100, 1000]
+/** Worker counts of the memory figures (`pods` harness; `scale` adds a lab of 100 pods with the others). */
+const MEMORY_WORKERS = [1, 4]
+const MAX_RUNS = 10
+/** Idle connections held on the cross-node path by `idle10k` (3,000 with --quick). */
+const MANY_CONNECTIONS = 10_000
 
 function log (msg: string): void { process.stderr.write(`bench: ${msg}\n`) }
 
 function parseOptions (): { only: BenchName[] | null, opts: RunOptions } {
-  const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, pods: { type: 'string' }, sockmap: { type: 'string' } }, strict: true })
+  const { values } = parseArgs({ options: { only: { type: 'string' }, quick: { type: 'boolean' }, runs: { type: 'string' }, workers: { type: 'string' }, pods: { type: 'string' }, sockmap: { type: 'string' } }, strict: true })
   let only: BenchName[] | null = null
   if (values.only !== undefined) {
     only = values.only.split(',').map((s) => s.trim()) as BenchName[]
@@ -55,7 +75,12 @@ function parseOptions (): { only: BenchName[] | null, opts: RunOptions } {
   const pods = (values.pods ?? '10,100,250').split(',').map(Number)
   if (pods.some((p) => !Number.isInteger(p) || p < 1 || p > MAX_PODS_PER_NODE)) throw new Error(`--pods: pod counts between 1 and ${MAX_PODS_PER_NODE} (the lab gives each node a /24)`)
   if (values.sockmap !== undefined && values.sockmap !== 'on' && values.sockmap !== 'off') throw new Error('--sockmap: on or off')
-  return { only, opts: { quick: values.quick === true, podCounts: pods, sockmapOff: values.sockmap === 'off' } }
+  const quick = values.quick === true
+  const runs = values.runs === undefined ? (quick ? 1 : 3) : Number(values.runs)
+  if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new Error(`--runs: an integer from 1 to ${MAX_RUNS}`)
+  const workers = values.workers === undefined ? null : Number(values.workers)
+  if (workers !== null && !(Number.isInteger(workers) && workers >= 1 && workers <= MAX_WORKERS)) throw new Error(`--workers: an integer from 1 to ${MAX_WORKERS} (the mesh lab's agents)`)
+  return { only, opts: { quick, podCounts: pods, sockmapOff: values.sockmap === 'off', runs, workers } }
 }
 
 /** The pods' web root: nginx.conf, a 1 KiB body and a sparse 1 GiB file. */
@@ -68,9 +93,10 @@ async function prepareWww (): Promise<void> {
 
 async function main (): Promise<void> {
   const { only, opts } = parseOptions()
-  const selected = (b: BenchName): boolean => only === null || only.includes(b)
+  const selected = (b: BenchName): boolean => only === null ? !OPT_IN.includes(b) : only.includes(b)
   const workDir = mkdtempSync(join(tmpdir(), 'ferry-bench-'))
   const results: Results = { machine: await describeMachine(), startedAt: new Date().toISOString(), quick: opts.quick, ...(opts.sockmapOff ? { sockmapOff: true } : {}), errors: {} }
+  const runs: AlternatedRuns = { count: opts.runs }
   let peer: Peer | null = null
   let nginxPeer: Peer | null = null
   const cleanup = async (): Promise<void> => {
@@ -85,21 +111,26 @@ async function main (): Promise<void> {
   const onSignal = (sig: string): void => { log(`${sig}: cleaning up`); void cleanup().finally(() => process.exit(130)) }
   process.once('SIGINT', () => onSignal('SIGINT'))
   process.once('SIGTERM', () => onSignal('SIGTERM'))
+  const durations: Record<string, number> = {}
+  results.durationsSeconds = durations
   const attempt = async <T>(name: BenchName, fn: () => Promise<T>): Promise<T | undefined> => {
     if (!selected(name)) return undefined
-    log(`— ${name}`)
+    log(`— ${name} (${new Date().toISOString().slice(11, 19)})`)
+    const started = performance.now()
     try { return await fn() } catch (e) {
       results.errors[name] = (e as Error).message.split('\n')[0]
       log(`${name} failed: ${(e as Error).stack ?? String(e)}`)
       return undefined
+    } finally {
+      durations[name] = Math.round((performance.now() - started) / 1000)
     }
   }
   try {
-    const needLabs = BENCHMARKS.some((b) => b !== 'scale' && b !== 'pods' && selected(b))
-    if (needLabs) {
-      await prepareWww()
+    if (selected('workers') || IN_SUITE_LABS.some(selected)) await prepareWww()
+    if (IN_SUITE_LABS.some(selected)) {
       log('labs up (mesh and no-mesh)')
-      const [mesh, direct] = await Promise.all([Lab.up(`bm${process.pid}`, MANIFEST, { mesh: true, sockmapOff: opts.sockmapOff }), Lab.up(`bd${process.pid}`, MANIFEST, { mesh: false })])
+      const [mesh, direct] = await Promise.all([Lab.up(`bm${process.pid}`, MANIFEST, { mesh: true, sockmapOff: opts.sockmapOff, ...(opts.workers === null ? {} : { workers: opts.workers }) }), Lab.up(`bd${process.pid}`, MANIFEST, { mesh: false })])
+      results.meshWorkers = await mesh.workerCount('node1')
       const target = { namespace: 'bench', pod: 'server', port: 8080 }
       peer = await startPeer(direct, workDir, results.machine.cores, target)
       if (existsSync(NGINX_STREAM_MODULE)) nginxPeer = await startNginxPeer(direct, workDir, results.machine.cores, target)
@@ -113,18 +144,31 @@ async function main (): Promise<void> {
       }
       // Idle first: the proxies' RSS has not yet grown with load, so the per-connection delta is clean.
       results.idle = await attempt('idle', async () => await idle(ctx))
-      results.keepalive = await attempt('keepalive', async () => await keepalive(ctx))
-      results.rates = await attempt('rates', async () => await rates(ctx))
-      results.newconn = await attempt('newconn', async () => await newconn(ctx))
-      results.bulk = await attempt('bulk', async () => await bulk(ctx))
+      // The benchmarks with targets: every run kept in `runs`, the medians at the top level.
+      if (ALTERNATED.some(selected)) results.runs = runs
+      if (selected('keepalive')) runs.keepalive = []
+      if (selected('rates')) runs.rates = []
+      if (selected('newconn')) runs.newconn = []
+      if (selected('bulk')) runs.bulk = []
+      await attempt('keepalive', async () => { await alternate(ctx, 'keepalive', runs.keepalive ?? [], keepalive) })
+      await attempt('rates', async () => { await alternate(ctx, 'rates', runs.rates ?? [], rates) })
+      await attempt('newconn', async () => { await alternate(ctx, 'newconn', runs.newconn ?? [], newconn) })
+      await attempt('bulk', async () => { await alternate(ctx, 'bulk', runs.bulk ?? [], bulk) })
+      if (runs.keepalive !== undefined && runs.keepalive.length > 0) results.keepalive = medianByPath(runs.keepalive.map((x) => x.figures))
+      if (runs.rates !== undefined && runs.rates.length > 0) results.rates = medianByRate(runs.rates.map((x) => x.figures))
+      if (runs.newconn !== undefined && runs.newconn.length > 0) results.newconn = medianByPath(runs.newconn.map((x) => x.figures))
+      if (runs.bulk !== undefined && runs.bulk.length > 0) results.bulk = medianByPath(runs.bulk.map((x) => x.figures))
+      // After the loads: the agents' memory here includes what they grew carrying them.
+      results.manyConnections = await attempt('idle10k', async () => await manyConnections(ctx, opts.quick ? 3000 : MANY_CONNECTIONS))
       results.policy = await attempt('policy', async () => await policy(ctx))
       results.flood = await attempt('flood', async () => await flood(ctx))
       results.memory = await attempt('memory', async () => await memory(ctx))
       await cleanup()
     }
-    const scaleCtx = { opts, log, workDir }
-    results.scale = await attempt('scale', async () => await scale(scaleCtx, (n) => `bs${n}-${process.pid}`.slice(0, 15)))
-    results.pods = await attempt('pods', async () => await manyPods(scaleCtx, HARNESS_POD_COUNTS))
+    const ownLabsCtx = { opts, log, workDir }
+    results.workers = await attempt('workers', async () => await workers(ownLabsCtx, MANIFEST, (w) => `bw${w}-${process.pid}`.slice(0, 15)))
+    results.scale = await attempt('scale', async () => await scale(ownLabsCtx, (tag) => `bs${tag}-${process.pid}`.slice(0, 15), MEMORY_WORKERS.filter((w) => w !== 1)))
+    results.pods = await attempt('pods', async () => await manyPods(ownLabsCtx, HARNESS_POD_COUNTS, MEMORY_WORKERS))
   } finally {
     await cleanup()
     rmSync(workDir, { recursive: true, force: true })
@@ -139,6 +183,14 @@ function writeOutputs (results: Results, only: BenchName[] | null, sockmapOff: b
   writeFileSync(join(RESULTS, `${base}.json`), JSON.stringify(results, null, 1) + '\n')
   const md = renderMarkdown(results)
   writeFileSync(join(RESULTS, `${base}.md`), md)
+  // Every full suite is also kept under its start time: the run in the README is one of them, not the best.
+  if (only === null) {
+    const history = join(RESULTS, 'history')
+    mkdirSync(history, { recursive: true })
+    const stamp = results.startedAt.replace(/[:.]/g, '-')
+    writeFileSync(join(history, `${stamp}${sockmapOff ? '-sockmap-off' : ''}.json`), JSON.stringify(results, null, 1) + '\n')
+    writeFileSync(join(history, `${stamp}${sockmapOff ? '-sockmap-off' : ''}.md`), md)
+  }
   const chartDir = base === 'latest' ? RESULTS : join(RESULTS, base)
   mkdirSync(chartDir, { recursive: true })
   for (const [file, svg] of Object.entries(renderCharts(results))) writeFileSync(join(chartDir, file), svg)

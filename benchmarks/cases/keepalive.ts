@@ -1,4 +1,5 @@
-import type { Context } from '../lib/context'
+import type { LoadSpec } from '../lib/h2load'
+import type { Context, RunOptions } from '../lib/context'
 import { measureLoad, type Measured } from './measure'
 
 // 1 KiB responses on keep-alive connections, as fast as each path goes (h2load's
@@ -7,12 +8,16 @@ import { measureLoad, type Measured } from './measure'
 
 export const CONNECTIONS = 16
 
+/** The measured run (the warm-up is 1 s on the same connections count). */
+export function keepaliveSpec (opts: Pick<RunOptions, 'quick'>): Omit<LoadSpec, 'url'> {
+  return { connections: CONNECTIONS, seconds: opts.quick ? 3 : 6 }
+}
+
 export async function keepalive (ctx: Context): Promise<Record<string, Measured>> {
-  const seconds = ctx.opts.quick ? 3 : 8
   const out: Record<string, Measured> = {}
   for (const path of ctx.paths) {
     await measureLoad(ctx, path, { connections: CONNECTIONS, seconds: 1 }, '/1k', 'warmup')
-    out[path.id] = await measureLoad(ctx, path, { connections: CONNECTIONS, seconds }, '/1k', 'keepalive')
+    out[path.id] = await measureLoad(ctx, path, keepaliveSpec(ctx.opts), '/1k', 'keepalive')
     ctx.log(`keepalive ${path.id}: ${out[path.id].load.reqPerSec.toFixed(0)} req/s, p99 ${out[path.id].load.latency.p99Ms.toFixed(2)} ms`)
   }
   return out

@@ -14,7 +14,7 @@ export interface Measured {
   readonly proxyRssPeakBytes: number | null
 }
 
-export async function measureLoad (ctx: Context, path: BenchPath, spec: Omit<LoadSpec, 'url'>, urlPath: string, tag: string): Promise<Measured> {
+export async function measureLoad (ctx: Pick<Context, 'workDir'>, path: BenchPath, spec: Omit<LoadSpec, 'url'>, urlPath: string, tag: string): Promise<Measured> {
   const pids = path.proxyPids()
   const cpu0 = totalCpuSeconds(pids)
   const rss = pids.length > 0 ? rssSampler(pids) : null

@@ -49,9 +49,8 @@ export async function memory (ctx: Context): Promise<MemoryResult> {
   // Read the tunnel's gauges while the peer holds (a few seconds in, once the windows have settled).
   for (let i = 0; i < hold - 2; i++) {
     await new Promise((resolve) => setTimeout(resolve, 1000))
-    const r = await lab.execNode('node2', ['curl', '-sf', 'http://127.0.0.1:15020/debug/tunnel'], 10_000)
     try {
-      const b = (JSON.parse(r.stdout) as { buffers: { reservedBytes: number, heldBytes: number, budgetBytes: number } }).buffers
+      const b = (await lab.adminJson('node2', '/debug/tunnel') as { buffers: { reservedBytes: number, heldBytes: number, budgetBytes: number } }).buffers
       if (b.heldBytes >= atPeak.held) atPeak = { reserved: b.reservedBytes, held: b.heldBytes, budget: b.budgetBytes }
     } catch {}
   }

@@ -1,4 +1,5 @@
-import type { Context } from '../lib/context'
+import type { LoadSpec } from '../lib/h2load'
+import type { Context, RunOptions } from '../lib/context'
 import { measureLoad, type Measured } from './measure'
 
 // A new connection per request: h2load sends `Connection: close`, the server closes
@@ -7,11 +8,14 @@ import { measureLoad, type Measured } from './measure'
 
 const CONNECTIONS = 8
 
+export function newconnSpec (opts: Pick<RunOptions, 'quick'>): Omit<LoadSpec, 'url'> {
+  return { connections: CONNECTIONS, seconds: 30, requests: opts.quick ? 1000 : 2000, closeEachRequest: true }
+}
+
 export async function newconn (ctx: Context): Promise<Record<string, Measured>> {
-  const requests = ctx.opts.quick ? 1000 : 3000
   const out: Record<string, Measured> = {}
   for (const path of ctx.paths) {
-    out[path.id] = await measureLoad(ctx, path, { connections: CONNECTIONS, seconds: 30, requests, closeEachRequest: true }, '/1k', 'newconn')
+    out[path.id] = await measureLoad(ctx, path, newconnSpec(ctx.opts), '/1k', 'newconn')
     ctx.log(`newconn ${path.id}: ${out[path.id].load.reqPerSec.toFixed(0)} conn/s`)
   }
   return out

@@ -13,7 +13,9 @@ import { cgroup2Root } from '../lib/cgroup'
 // runs `ferry agent` directly in its own node namespace and cgroup, without a CA (no
 // certificates: the per-pod figure here is capture, listeners and bookkeeping; the
 // `scale` benchmark measures it with identities, up to 250 pods). Start-up is the time
-// from spawning the agent until /healthz/ready answers 200. Everything is removed after.
+// from spawning the agent until /healthz/ready answers 200. Each series runs the agent
+// with one --workers count (every worker serves every pod: its own listeners in each pod).
+// Everything is removed after.
 
 export interface PodsPoint {
   readonly pods: number
@@ -21,10 +23,16 @@ export interface PodsPoint {
   readonly agentRssBytes: number
 }
 
-export interface PodsResult {
+/** The pod counts with one --workers count. */
+export interface PodsSeries {
+  readonly workers: number
   readonly points: PodsPoint[]
   /** RSS growth per pod between the smallest and the largest count, bytes. */
   readonly bytesPerPod: number
+}
+
+export interface PodsResult {
+  readonly byWorkers: PodsSeries[]
 }
 
 const READY_PORT = 15021
@@ -62,13 +70,13 @@ async function ip (args: string[]): Promise<void> {
   if (r.code !== 0) throw new Error(`ip ${args.join(' ')}: ${r.stderr.trim()}`)
 }
 
-async function onePoint (ctx: Pick<Context, 'workDir' | 'log'>, pods: number): Promise<PodsPoint> {
+async function onePoint (ctx: Pick<Context, 'workDir' | 'log'>, pods: number, workers: number): Promise<PodsPoint> {
   const prefix = `fbh${process.pid}`
   const nodeNs = `${prefix}-node`
   const cgroupRoot = join(cgroup2Root(), `ferry-bench-${process.pid}`)
   const pinRoot = join('/sys/fs/bpf', `ferry-bench-${process.pid}`)
   const netnsDir = '/var/run/netns'
-  const clusterFile = join(ctx.workDir, `pods-${pods}.json`)
+  const clusterFile = join(ctx.workDir, `pods-${pods}-w${workers}.json`)
   const indices = Array.from({ length: pods }, (_, i) => i)
   let agentPid: number | undefined
   const teardown = async (): Promise<void> => {
@@ -90,10 +98,11 @@ async function onePoint (ctx: Pick<Context, 'workDir' | 'log'>, pods: number): P
     await ip(['-n', nodeNs, 'link', 'set', 'lo', 'up'])
     await pool(indices, async (i) => { await ip(['netns', 'add', `${prefix}-${i}`]); await ip(['-n', `${prefix}-${i}`, 'link', 'set', 'lo', 'up']) })
     writeFileSync(clusterFile, JSON.stringify(harnessClusterList(prefix, 'node1', pods, netnsDir, cgroupRoot)))
-    const log = openSync(join(ctx.workDir, `pods-${pods}-agent.log`), 'a')
+    const logFile = join(ctx.workDir, `pods-${pods}-w${workers}-agent.log`)
+    const log = openSync(logFile, 'a')
     const started = performance.now()
     const child = spawn('sh', ['-c', 'echo $$ > "$0" && exec "$@"', join(cgroupRoot, 'agent', 'cgroup.procs'),
-      'nsenter', `--net=${join(netnsDir, nodeNs)}`, '--', process.execPath, FERRY, 'agent', '--node', 'node1', '--cluster-file', clusterFile, '--pin-root', pinRoot, '--log-level', 'warn'],
+      'nsenter', `--net=${join(netnsDir, nodeNs)}`, '--', process.execPath, FERRY, 'agent', '--node', 'node1', '--cluster-file', clusterFile, '--pin-root', pinRoot, '--workers', String(workers), '--log-level', 'warn'],
     { cwd: REPO, stdio: ['ignore', log, log], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root' } })
     closeSync(log)
     agentPid = child.pid
@@ -104,10 +113,10 @@ async function onePoint (ctx: Pick<Context, 'workDir' | 'log'>, pods: number): P
       if (r.code === 0) { readyMs = performance.now() - started; break }
       await sleep(50)
     }
-    if (!Number.isFinite(readyMs)) throw new Error(`agent with ${pods} pods never ready (log: ${ctx.workDir}/pods-${pods}-agent.log)`)
+    if (!Number.isFinite(readyMs)) throw new Error(`agent with ${pods} pods and ${workers} workers never ready (log: ${logFile})`)
     await sleep(2000)
     const rss = rssBytes(agentPid as number)
-    ctx.log(`pods ${pods}: agent ready in ${(readyMs / 1000).toFixed(2)} s, RSS ${(rss / 2 ** 20).toFixed(1)} MiB`)
+    ctx.log(`pods ${pods}, ${workers} worker(s): agent ready in ${(readyMs / 1000).toFixed(2)} s, RSS ${(rss / 2 ** 20).toFixed(1)} MiB`)
     return { pods, readyMs, agentRssBytes: rss }
   } finally {
     if (active === teardown) await teardown()
@@ -122,10 +131,19 @@ function removeCgroups (dir: string): void {
   try { rmdirSync(dir) } catch {}
 }
 
-export async function manyPods (ctx: Pick<Context, 'workDir' | 'log'>, counts: readonly number[]): Promise<PodsResult> {
-  const points: PodsPoint[] = []
-  for (const n of counts) points.push(await onePoint(ctx, n))
+export async function manyPods (ctx: Pick<Context, 'workDir' | 'log'>, counts: readonly number[], workerCounts: readonly number[]): Promise<PodsResult> {
+  const byWorkers: PodsSeries[] = []
+  for (const workers of workerCounts) {
+    const points: PodsPoint[] = []
+    for (const n of counts) points.push(await onePoint(ctx, n, workers))
+    byWorkers.push({ workers, points, bytesPerPod: growthPerPod(points) })
+  }
+  return { byWorkers }
+}
+
+/** RSS growth per pod between the smallest and the largest count (NaN with one point). */
+export function growthPerPod (points: ReadonlyArray<{ readonly pods: number, readonly agentRssBytes: number }>): number {
   const first = points[0]
   const last = points[points.length - 1]
-  return { points, bytesPerPod: points.length > 1 ? (last.agentRssBytes - first.agentRssBytes) / (last.pods - first.pods) : NaN }
+  return points.length > 1 ? (last.agentRssBytes - first.agentRssBytes) / (last.pods - first.pods) : NaN
 }

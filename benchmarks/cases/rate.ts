@@ -11,7 +11,7 @@ const CONNECTIONS = 20
 export interface RateResult extends Measured { readonly targetRps: number }
 
 export async function rates (ctx: Context): Promise<Record<string, Record<string, RateResult>>> {
-  const seconds = ctx.opts.quick ? 3 : 6
+  const seconds = ctx.opts.quick ? 3 : 4
   const out: Record<string, Record<string, RateResult>> = {}
   for (const rate of RATES) {
     const byPath: Record<string, RateResult> = {}

@@ -24,6 +24,10 @@ export interface RunOptions {
   readonly podCounts: readonly number[]
   /** The mesh lab's agents run with --sockmap off (to measure what the shortcut changes). */
   readonly sockmapOff: boolean
+  /** Alternated runs of each benchmark with targets (keepalive, rates, newconn, bulk) and of `workers`. */
+  readonly runs: number
+  /** The mesh lab's agents' --workers (null: the agent's default). */
+  readonly workers: number | null
 }
 
 export interface Context {

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { getAgentJson, labAgentEndpoint } from '../../src/lab/agent-admin'
 import { exec, ferry, FERRY, type ExecResult } from './exec'
 
 // The labs a run uses, through the real `ferry lab` CLI. Names are unique per run
@@ -22,9 +23,11 @@ export class Lab {
 
   static readonly live = new Set<string>()
 
-  static async up (name: string, manifest: string, opts: { mesh: boolean, sockmapOff?: boolean }): Promise<Lab> {
+  /** `workers`: the agents' --workers (absent: the agent's default). */
+  static async up (name: string, manifest: string, opts: { mesh: boolean, sockmapOff?: boolean, workers?: number }): Promise<Lab> {
     Lab.live.add(name)
-    const args = ['lab', 'up', '--name', name, ...(opts.mesh ? [] : ['--no-mesh']), ...(opts.sockmapOff === true ? ['--sockmap', 'off'] : []), '--timeout', String(UP_TIMEOUT_MS / 1000), manifest]
+    const args = ['lab', 'up', '--name', name, ...(opts.mesh ? [] : ['--no-mesh']), ...(opts.sockmapOff === true ? ['--sockmap', 'off'] : []),
+      ...(opts.workers === undefined ? [] : ['--workers', String(opts.workers)]), '--timeout', String(UP_TIMEOUT_MS / 1000), manifest]
     const r = await ferry(args, UP_TIMEOUT_MS + 30_000)
     const state = JSON.parse(readFileSync(join(LAB_STATE_DIR, name, 'state.json'), 'utf8')) as LabStateFile
     return new Lab(name, state, r.ms)
@@ -68,6 +71,25 @@ export class Lab {
     const pid = this.reload().pids[`node/${node}`]
     if (pid === undefined) throw new Error(`lab ${this.name}: no agent on ${node}`)
     return pid
+  }
+
+  /** GET `path` from `node`'s agent admin port, with the lab's admin token (/debug/* needs it); the JSON body. */
+  async adminJson (node: string, path: string): Promise<unknown> {
+    const endpoint = labAgentEndpoint(this.name, node)
+    try {
+      const r = await getAgentJson(endpoint, path, { timeoutMs: 5000 })
+      if (r.status !== 200) throw new Error(`lab ${this.name}: ${path} on ${node} answered ${r.status}: ${JSON.stringify(r.body)}`)
+      return r.body
+    } finally {
+      endpoint.close()
+    }
+  }
+
+  /** The data-path workers `node`'s agent runs (its /debug/workers). */
+  async workerCount (node: string): Promise<number> {
+    const workers = (await this.adminJson(node, '/debug/workers') as { workers?: unknown[] }).workers
+    if (!Array.isArray(workers)) throw new Error(`lab ${this.name}: /debug/workers on ${node} lists no workers`)
+    return workers.length
   }
 
   async execPod (namespace: string, pod: string, argv: readonly string[], timeoutMs: number): Promise<ExecResult> {

@@ -1,6 +1,9 @@
 import { barChart, type Bar } from './svg'
 import { baselineOf, PATH_ORDER, type Results } from './results'
 import { evaluateTargets } from './targets'
+import { alternatedFigures } from './alternated'
+import { workersRows } from './workers'
+import { median } from './stats'
 
 // results → Markdown tables (results/latest.md) and SVG charts (results/*.svg).
 
@@ -51,14 +54,51 @@ export function ratesTable (r: Results): string {
 }
 
 export function scaleTable (r: Results): string {
-  const rows: string[][] = (r.scale?.points ?? []).map((p) => [String(p.pods), 'lab, with CA', n(p.agentRssBytes / MiB, 1), `lab up ${n(p.labUpMs / 1000, 1)}`])
-  for (const p of r.pods?.points ?? []) rows.push([String(p.pods), 'harness, no CA', n(p.agentRssBytes / MiB, 1), `agent ready ${n(p.readyMs / 1000, 2)}`])
-  return table(['enrolled pods', 'how', 'agent RSS MiB', 'time s'], rows)
+  const rows: string[][] = (r.scale?.points ?? []).map((p) => [String(p.pods), String(p.workers ?? dash), 'lab, with CA', n(p.agentRssBytes / MiB, 1), `lab up ${n(p.labUpMs / 1000, 1)}`])
+  for (const s of r.pods?.byWorkers ?? []) {
+    for (const p of s.points) rows.push([String(p.pods), String(s.workers), 'harness, no CA', n(p.agentRssBytes / MiB, 1), `agent ready ${n(p.readyMs / 1000, 2)}`])
+  }
+  return table(['enrolled pods', 'workers', 'how', 'agent RSS MiB', 'time s'], rows)
 }
 
 export function targetsTable (r: Results): string {
-  return table(['target', 'measured', 'score (≥ 1 met)', 'met'], evaluateTargets(r).map((t) =>
-    [t.target, t.value, t.score === null ? dash : Number.isFinite(t.score) ? t.score.toFixed(2) : '∞', t.met === null ? dash : t.met ? 'yes' : `**no**`]))
+  const runs = (t: { runs?: readonly string[], metInRuns?: number }): string => t.runs === undefined ? dash : `${t.runs.join(', ')} (met in ${t.metInRuns ?? 0} of ${t.runs.length})`
+  return table(['target', 'measured', 'each run', 'score (≥ 1 met)', 'met'], evaluateTargets(r).map((t) =>
+    [t.target, t.value, runs(t), t.score === null ? dash : Number.isFinite(t.score) ? t.score.toFixed(2) : '∞', t.met === null ? dash : t.met ? 'yes' : `**no**`]))
+}
+
+/** Every alternated run's figures (one column per run) and their median. */
+export function runsTable (r: Results): string {
+  const figures = alternatedFigures(r).filter((f) => f.values.some((v) => v !== null))
+  const count = Math.max(0, ...figures.map((f) => f.values.length))
+  const rows = figures.map((f) => [f.label, ...Array.from({ length: count }, (_, i) => f.values[i] == null ? dash : f.format(f.values[i] as number)), Number.isFinite(f.median) ? f.format(f.median) : dash])
+  return table(['figure', ...Array.from({ length: count }, (_, i) => `run ${i + 1}`), 'median'], rows)
+}
+
+/** The paths' order in each alternated run of each benchmark. */
+export function runOrderLines (r: Results): string[] {
+  const out: string[] = []
+  for (const name of ['keepalive', 'rates', 'newconn', 'bulk'] as const) {
+    const runs = r.runs?.[name]
+    if (runs === undefined) continue
+    out.push(`- ${name}: ${runs.map((x, i) => `run ${i + 1} (${x.startedAt.slice(11, 19)}${x.loadAverage === undefined ? '' : `, load ${n(x.loadAverage, 1)}`}) ${x.order.join(' → ')}`).join('; ')}`)
+  }
+  return out
+}
+
+export function workersTable (r: Results): string {
+  if (r.workers === undefined) return ''
+  return table(['workers', 'served', 'runs', 'keep-alive req/s', 'proxy CPU µs/req', 'new conn/s', 'proxy CPU µs/conn', 'node1 agent RSS idle MiB', 'node1 agent RSS load MiB', 'node2 agent RSS load MiB', 'node1 agent cores used', 'node1 busiest threads CPU s', 'node1 peak cores in 100 ms', 'windows > 1 core'],
+    workersRows(r.workers).map((w) => [String(w.workers), n(w.served), String(w.runs), n(w.reqPerSec), n(w.cpuUsPerRequest, 1), n(w.connPerSec), n(w.cpuUsPerConnection, 1),
+      n(w.node1RssIdleBytes / MiB, 1), n(w.node1RssPeakBytes / MiB, 1), n(w.node2RssPeakBytes / MiB, 1), n(w.node1Cores, 2), `${n(w.busiest[0], 2)} + ${n(w.busiest[1], 2)} of ${n(w.wallSeconds, 1)}`,
+      n(w.peakCores, 2), Number.isFinite(w.overOneCore) ? `${n(w.overOneCore * 100, 0)} %` : dash]))
+}
+
+export function manyConnectionsLine (m: NonNullable<Results['manyConnections']>): string {
+  const agent = (a: typeof m.node1): string => `${n(a.rssBeforeBytes / MiB, 1)} → peak ${n(a.rssPeakBytes / MiB, 1)} → ${n(a.rssAfterBytes / MiB, 1)} MiB` +
+    (a.tunnelBuffers == null ? '' : ` (tunnel: ${n(a.tunnelBuffers.streams)} streams reserving ${n(a.tunnelBuffers.reservedBytes / MiB, 1)} of the ${n(a.tunnelBuffers.budgetBytes / MiB)} MiB buffer budget)`)
+  return `**${n(m.connections)} idle connections on ferry-cross** (one request each, then held ${n(m.holdSeconds)} s): ${n(m.open)} open, ${n(m.failed)} failed, in ${n(m.secondsToOpen, 1)} s; ` +
+    `node1's agent ${agent(m.node1)}, node2's ${agent(m.node2)} (DaemonSet limit 512 MiB).`
 }
 
 export function floodLine (f: NonNullable<Results['flood']>): string {
@@ -82,30 +122,44 @@ export function memoryLine (m: NonNullable<Results['memory']>): string {
     `tunnel streams reserved ${n(m.reservedBytes / MiB, 1)} and held ${n(m.heldBytes / MiB, 1)} of the ${n(m.budgetBytes / MiB)} MiB budget.`
 }
 
+function runsNote (r: Results): string {
+  const count = r.runs?.count ?? 1
+  return count === 1 ? 'one run' : `each figure the median of ${count} alternated runs`
+}
+
 export function renderMarkdown (r: Results): string {
   const m = r.machine
   const s = r.scale
   const p = r.policy
-  const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   return [
     `Run ${r.startedAt} → ${r.finishedAt ?? '?'}${r.quick ? ' (quick)' : ''}${r.sockmapOff === true ? ' (Ferry with --sockmap off)' : ''}; commit ${m.gitCommit}${m.gitDirty ? ' (dirty tree)' : ''}; ` +
       `${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB, Linux ${m.kernel}; Node ${m.node}, HAProxy ${m.haproxy}, nginx ${m.nginx}, h2load ${m.h2load}, OpenSSL ${m.openssl}.`,
     '',
-    '**Per path** (1 KiB keep-alive at saturation, new connection per request, bulk, idle connections):',
+    `Ferry's agents ran ${r.meshWorkers === undefined ? 'the default number of' : String(r.meshWorkers)} data-path worker(s) in the mesh lab.`,
+    '',
+    `**Per path** (1 KiB keep-alive at saturation, new connection per request, bulk, idle connections; ${runsNote(r)}):`,
     '',
     mainTable(r),
     '',
-    '**Fixed rates** (1 KiB, keep-alive):',
+    `**Fixed rates** (1 KiB, keep-alive; ${runsNote(r)}):`,
     '',
     ratesTable(r),
+    ...(r.runs === undefined
+      ? []
+      : ['', `**Alternated runs** (${r.runs.count} of each benchmark with targets, every path in each, the paths' order rotated per run; the ratios are within each run):`, '', runsTable(r), '', ...runOrderLines(r)]),
+    ...(r.workers === undefined
+      ? []
+      : ['', `**Workers** (ferry-cross, the agents at --workers 1, 2 and 4, one lab each, ${Math.max(0, ...workersRows(r.workers).map((w) => w.runs))} alternated runs, medians; node1's threads over the keep-alive run):`, '', workersTable(r)]),
+    ...(r.manyConnections === undefined ? [] : ['', manyConnectionsLine(r.manyConnections)]),
     '',
     '**Scale** (one node, N sleeping meshed pods):',
     '',
     scaleTable(r),
     '',
-    `Agent RSS growth per enrolled pod: ${s === undefined ? dash : `${n(s.bytesPerPod / 1024, 1)} KiB`} (lab, with CA), ${r.pods === undefined ? dash : `${n(r.pods.bytesPerPod / 1024, 1)} KiB`} (harness, no CA). ` +
-      `Agent start-up with ${s?.restartPods ?? dash} pods (lab restart to ready): ${s === undefined ? dash : `${n(s.restartMs / 1000, 2)} s`}; ` +
-      `with ${r.pods?.points[r.pods.points.length - 1]?.pods ?? dash} pods (harness, spawn to ready): ${r.pods === undefined ? dash : `${n(r.pods.points[r.pods.points.length - 1].readyMs / 1000, 2)} s`}.`,
+    `Agent RSS growth per enrolled pod: ${s === undefined ? dash : `${n(s.bytesPerPod / 1024, 1)} KiB`} (lab, with CA, 1 worker)` +
+      (r.pods?.byWorkers ?? []).map((w) => `, ${n(w.bytesPerPod / 1024, 1)} KiB (harness, no CA, ${w.workers} worker${w.workers === 1 ? '' : 's'})`).join('') + '. ' +
+      `Agent start-up with ${s?.restartPods ?? dash} pods (lab restart to ready, 1 worker): ${s === undefined ? dash : `${n(s.restartMs / 1000, 2)} s`}` +
+      (r.pods?.byWorkers ?? []).map((w) => { const last = w.points[w.points.length - 1]; return `; with ${last?.pods ?? dash} pods (harness, spawn to ready, ${w.workers} worker${w.workers === 1 ? '' : 's'}): ${n((last?.readyMs ?? NaN) / 1000, 2)} s` }).join('') + '.',
     `Policy change to enforcement (median of ${p?.denyMs.length ?? 0}): deny ${p === undefined ? dash : `${n(median(p.denyMs), 0)} ms`}, allow again ${p === undefined ? dash : `${n(median(p.allowMs), 0)} ms`}.`,
     ...(r.flood === undefined
       ? []
@@ -117,6 +171,7 @@ export function renderMarkdown (r: Results): string {
     '**Targets**:',
     '',
     targetsTable(r),
+    ...(r.durationsSeconds === undefined ? [] : ['', `Time per benchmark: ${Object.entries(r.durationsSeconds).map(([k, v]) => `${k} ${v} s`).join(', ')}.`]),
     ...(Object.keys(r.errors).length === 0 ? [] : ['', '**Failed benchmarks**:', '', ...Object.entries(r.errors).map(([k, v]) => `- ${k}: ${v}`)]),
     ''
   ].join('\n')
@@ -138,8 +193,8 @@ export function renderCharts (r: Results): Record<string, string> {
   if (r.bulk !== undefined) out['bulk.svg'] = barChart('Bulk transfer, one connection', 'MB/s', bars((p) => r.bulk?.[p]?.mbPerSec))
   if (r.scale !== undefined || r.pods !== undefined) {
     out['agent-rss-pods.svg'] = barChart('Agent RSS by enrolled pods', 'MiB', [
-      ...(r.scale?.points ?? []).map((pt) => ({ label: `${pt.pods} pods (lab)`, value: pt.agentRssBytes / MiB })),
-      ...(r.pods?.points ?? []).map((pt) => ({ label: `${pt.pods} pods (harness)`, value: pt.agentRssBytes / MiB }))
+      ...(r.scale?.points ?? []).map((pt) => ({ label: `${pt.pods} pods, ${pt.workers ?? 1}w (lab)`, value: pt.agentRssBytes / MiB })),
+      ...(r.pods?.byWorkers ?? []).flatMap((w) => w.points.map((pt) => ({ label: `${pt.pods} pods, ${w.workers}w (harness)`, value: pt.agentRssBytes / MiB })))
     ])
   }
   return out

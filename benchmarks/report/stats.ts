@@ -68,3 +68,32 @@ export function parseH2loadSummary (text: string): H2loadSummary {
     timeout: Number(req[5])
   }
 }
+
+/** The median of the finite values (the mean of the middle two for an even count); NaN when there are none. */
+export function median (values: ReadonlyArray<number | null | undefined>): number {
+  const s = values.filter((v): v is number => typeof v === 'number' && Number.isFinite(v)).sort((a, b) => a - b)
+  if (s.length === 0) return NaN
+  const mid = Math.floor(s.length / 2)
+  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2
+}
+
+/**
+ * The field-by-field median of records of one shape (each run's figures for one path):
+ * numbers become the median over the records that have them, nested objects the same,
+ * anything else (strings, null where no record has a number) is taken from the first.
+ * The result is a summary — its figures may come from different runs — not a run.
+ */
+export function medianRecord<T> (records: readonly T[]): T {
+  if (records.length === 0) throw new Error('medianRecord of no records')
+  const first = records[0] as unknown
+  if (typeof first === 'number' || first === null) {
+    const m = median(records as ReadonlyArray<number | null>)
+    return (Number.isNaN(m) && records.every((r) => r === null) ? null : m) as T
+  }
+  if (typeof first !== 'object' || Array.isArray(first)) return records[0]
+  const out: Record<string, unknown> = {}
+  for (const key of Object.keys(first as object)) {
+    out[key] = medianRecord(records.map((r) => (r as Record<string, unknown>)[key]))
+  }
+  return out as T
+}
