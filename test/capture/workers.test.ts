@@ -7,7 +7,7 @@ import { Capture } from '../../src/capture'
 import { PATHS, PORTS } from '../../src/config/env'
 import { openNetns, type Netns } from '../../src/native'
 import { waitFor } from '../helpers/wait'
-import { startIntruder } from '../helpers/reuseport-intruder'
+import { inParallel, startIntruder, tally } from '../helpers/reuseport-intruder'
 import { fetchFrom, safely, serveFd, silentLog, uniquePinRoot } from './helpers/capture-fixture'
 import { enterPod, makePodEnv, type PodEnv } from './helpers/pod-env'
 
@@ -81,23 +81,9 @@ function enroll (pod: Pod, fds: Workers['fds']): void {
 
 /** `n` connections from the peer netns to the pod, v4 and v6 alternately, PARALLEL at a time: what each received. */
 async function connectMany (pod: Pod, n: number): Promise<string[]> {
-  const out: string[] = []
-  let next = 0
-  const lane = async (): Promise<void> => {
-    while (next < n) {
-      const i = next++
-      out[i] = await fetchFrom(pod.peer, i % 2 === 0 ? pod.env.podIP4 : pod.env.podIP6, APP, 5000)
-    }
-  }
-  await Promise.all(Array.from({ length: PARALLEL }, lane))
-  return out
+  return await inParallel(n, PARALLEL, async (i) => await fetchFrom(pod.peer, i % 2 === 0 ? pod.env.podIP4 : pod.env.podIP6, APP, 5000))
 }
 
-function tally (answers: readonly string[]): Map<string, number> {
-  const m = new Map<string, number>()
-  for (const a of answers) m.set(a, (m.get(a) ?? 0) + 1)
-  return m
-}
 
 for (const n of [2, 4]) {
   t.test(`${n} workers: every connection reaches a worker's listener, each worker gets some, a root process in the pod that joins their reuseport group gets none`, async (t) => {

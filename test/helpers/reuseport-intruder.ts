@@ -74,3 +74,24 @@ export async function startIntruder (t: { teardown: (fn: () => unknown) => void 
   })
   return { accepted: () => accepted }
 }
+
+/** `n` calls of `one(i)`, `parallel` at a time: what each returned, by index. */
+export async function inParallel (n: number, parallel: number, one: (i: number) => Promise<string>): Promise<string[]> {
+  const out: string[] = []
+  let next = 0
+  const lane = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++
+      out[i] = await one(i)
+    }
+  }
+  await Promise.all(Array.from({ length: parallel }, lane))
+  return out
+}
+
+/** How many times each answer came. */
+export function tally (answers: readonly string[]): Map<string, number> {
+  const m = new Map<string, number>()
+  for (const a of answers) m.set(a, (m.get(a) ?? 0) + 1)
+  return m
+}

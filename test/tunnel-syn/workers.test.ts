@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { PATHS, PORTS } from '../../src/config/env'
 import { SynFilter } from '../../src/tunnel-syn'
 import { uniqueName } from '../helpers/names'
-import { startIntruder } from '../helpers/reuseport-intruder'
+import { inParallel, startIntruder, tally } from '../helpers/reuseport-intruder'
 
 // The tunnel port spread over the data-path workers' listeners, and only over them
 // (bpf/tunnel_lookup.bpf.c, src/tunnel-syn/steering.ts), on the real kernel. The SynFilter
@@ -138,20 +138,6 @@ async function fetch (host: string, port: number): Promise<string> {
 
 /** `n` connections to the port, over IPv4 and IPv6 alternately, PARALLEL at a time: what each received. */
 async function connectMany (port: number, n: number): Promise<string[]> {
-  const out: string[] = []
-  let next = 0
-  const lane = async (): Promise<void> => {
-    while (next < n) {
-      const i = next++
-      out[i] = await fetch(i % 2 === 0 ? '127.0.0.1' : '::1', port)
-    }
-  }
-  await Promise.all(Array.from({ length: PARALLEL }, lane))
-  return out
+  return await inParallel(n, PARALLEL, async (i) => await fetch(i % 2 === 0 ? '127.0.0.1' : '::1', port))
 }
 
-function tally (answers: readonly string[]): Map<string, number> {
-  const m = new Map<string, number>()
-  for (const a of answers) m.set(a, (m.get(a) ?? 0) + 1)
-  return m
-}
