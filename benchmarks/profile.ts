@@ -57,9 +57,13 @@ async function profiledAgent (lab: Lab, node: string, dir: string): Promise<numb
   const cgroup = cgroupOf(old)
   process.kill(old, 'SIGTERM')
   await waitGone(old, 10_000)
+  // One directory per node and Node's default file names (CPU.<date>.<pid>.<tid>.<n>): the
+  // worker threads inherit --cpu-prof and write a profile each.
+  const profDir = join(dir, node)
+  mkdirSync(profDir, { recursive: true })
   const log = openSync(join(dir, `${node}.log`), 'a')
   const child = spawn('sh', ['-c', 'echo $$ > "$0" && exec "$@"', join(cgroup, 'cgroup.procs'),
-    'nsenter', `--net=${netnsOf(lab, node)}`, '--', argv[0], '--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${node}.cpuprofile`, ...argv.slice(1)],
+    'nsenter', `--net=${netnsOf(lab, node)}`, '--', argv[0], '--cpu-prof', `--cpu-prof-dir=${profDir}`, ...argv.slice(1)],
   { cwd: REPO, detached: true, stdio: ['ignore', log, log], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root' } })
   closeSync(log)
   child.unref()
@@ -75,7 +79,7 @@ async function main (): Promise<void> {
   const seconds = Math.min(60, Number(values.seconds ?? 10))
   const target = values.path === 'same' ? 'local' : 'server'
   mkdirSync(OUT, { recursive: true })
-  for (const f of readdirSync(OUT).filter((x) => x.endsWith('.cpuprofile'))) rmSync(join(OUT, f))
+  for (const f of readdirSync(OUT).filter((x) => x.endsWith('.cpuprofile') || x === 'node1' || x === 'node2')) rmSync(join(OUT, f), { recursive: true })
   const name = `bp${process.pid}`
   const pids: number[] = []
   const onSignal = (): void => {
@@ -113,14 +117,15 @@ async function main (): Promise<void> {
       const r = await h2load(lab, CLIENT, { url, connections: 16, seconds }, OUT, 'profile')
       process.stderr.write(`profile: ${r.reqPerSec.toFixed(0)} req/s, p99 ${r.latency.p99Ms.toFixed(2)} ms under the profiler\n`)
     }
-    for (const pid of pids) process.kill(pid, 'SIGTERM')
+    for (const pid of pids) { try { process.kill(pid, 'SIGTERM') } catch {} }
     for (const pid of pids) await waitGone(pid, 15_000)
   } finally {
     for (const pid of pids) { try { process.kill(pid, 'SIGKILL') } catch {} }
     await Lab.down(name)
   }
   const lines: string[] = []
-  for (const f of readdirSync(OUT).filter((x) => x.endsWith('.cpuprofile'))) {
+  const files = ['node1', 'node2'].flatMap((node) => readdirSync(join(OUT, node)).filter((x) => x.endsWith('.cpuprofile')).map((x) => join(node, x)))
+  for (const f of files) {
     const hot = hotFunctions(JSON.parse(readFileSync(join(OUT, f), 'utf8')) as CpuProfile, 30)
     lines.push(`## ${f}`, '', '| self ms | share | function |', '| --- | --- | --- |', ...hot.map((h) => `| ${h.selfMs.toFixed(0)} | ${(h.share * 100).toFixed(1)}% | ${h.name} |`), '')
   }

@@ -6,6 +6,8 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 
 #include <cerrno>
 #include <cstring>
@@ -18,6 +20,29 @@
 namespace ferry {
 
 namespace {
+
+// Blocks every signal on this thread while it lives. The verifier gives up with EAGAIN
+// when a signal is pending on the loading thread; libbpf retries only a few times, so a
+// steady signal source (V8's CPU profiler sends SIGPROF every millisecond) makes a large
+// program's load fail. Signals that arrive meanwhile are delivered at the end.
+class SignalsBlocked {
+ public:
+  SignalsBlocked() {
+    sigset_t all;
+    sigfillset(&all);
+    blocked_ = pthread_sigmask(SIG_BLOCK, &all, &saved_) == 0;
+  }
+  ~SignalsBlocked() {
+    if (blocked_) pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
+  }
+  SignalsBlocked(const SignalsBlocked&) = delete;
+  SignalsBlocked& operator=(const SignalsBlocked&) = delete;
+
+ private:
+  sigset_t saved_;
+  bool blocked_ = false;
+};
+
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -81,7 +106,11 @@ bool BpfObject::Open(Napi::Env env, const std::string& path, const std::string& 
     Release();
     return false;
   }
-  int rc = bpf_object__load(obj_);
+  int rc;
+  {
+    SignalsBlocked quiet;
+    rc = bpf_object__load(obj_);
+  }
   std::string log = LibbpfLog::Take();
   if (rc != 0) {
     ThrowError(env, kErrBpfLoad, "cannot load eBPF object " + path + "\n" + log, -rc);

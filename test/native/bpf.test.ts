@@ -159,3 +159,21 @@ t.test('maps', async (t) => {
     t.throws(() => inbound.delete(4), { name: 'FerryError', errno: 'EINVAL' }, 'empty SOCKMAP index deletes as EINVAL')
   })
 })
+
+// A pending signal makes the verifier give up with EAGAIN, and libbpf retries only a few
+// times: under V8's CPU profiler (SIGPROF every sampling interval) the bigger programs
+// failed to load. The addon blocks signals on the loading thread for the load.
+t.test('objects load while a CPU profiler signals the thread every 50 µs', async (t) => {
+  const pinRoot = uniquePinRoot(t)
+  mkdirSync(pinRoot)
+  const profDir = mkdtempSync(join(tmpdir(), 'ferry-prof-'))
+  t.teardown(() => { rmSync(profDir, { recursive: true, force: true }) })
+  const script = `
+    const { BpfObject } = require(${JSON.stringify(join(REPO_ROOT, 'dist', 'src', 'native'))})
+    for (let i = 0; i < 5; i++) for (const name of ['sk_lookup', 'sockops', 'sk_msg', 'connect']) {
+      BpfObject.open({ path: ${JSON.stringify(join(REPO_ROOT, 'build', 'bpf'))} + '/' + name + '.bpf.o', pinRoot: ${JSON.stringify(pinRoot)} }).close()
+    }
+    process.stdout.write('loaded')`
+  const out = execFileSync(process.execPath, ['--cpu-prof', '--cpu-prof-interval', '50', `--cpu-prof-dir=${profDir}`, '-e', script], { timeout: 120_000 }).toString()
+  t.equal(out, 'loaded', 'every load succeeded under the profiler')
+})
