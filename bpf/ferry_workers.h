@@ -9,8 +9,9 @@
  * kernel, reuseport selection spreads connections over every socket of the group —
  * including one that a root process in the pod (or a hostNetwork process on the node)
  * bound with SO_REUSEPORT to join it. So the program chooses, among Ferry's sockets
- * only: a worker by a hash of the client's address and port among the live workers (a
- * bitmask user space writes: those that may take new connections), that worker's
+ * only: a worker among the live workers (a bitmask user space writes: those that may
+ * take new connections) by a number the caller passes — a hash of the client's address
+ * and port for a pod's connections, a turn counter for the tunnel's sessions — that worker's
  * socket from a SOCKMAP only the agent writes, and bpf_sk_assign() with
  * BPF_SK_LOOKUP_F_NO_REUSEPORT, which makes the choice final: the kernel runs no
  * reuseport selection over the chosen socket's group.
@@ -85,20 +86,21 @@ static __always_inline int ferry_pick_worker(__u32 live, __u32 hash)
 }
 
 /*
- * Assigns a live worker's listener to the lookup: worker w's socket is at key
- * base + w * stride of @socks (a SOCKMAP) and must be bound to @port. 0 when assigned;
+ * Assigns a live worker's listener to the lookup: the one @pick chooses among the live
+ * ones (ferry_pick_worker), or the next live one that has a socket; worker w's socket is
+ * at key base + w * stride of @socks (a SOCKMAP) and must be bound to @port. 0 when assigned;
  * -ENOENT when no live worker has a socket; -EBADF when the sockets there are on
  * another port; -EEXIST when another sk_lookup program of the netns chose first; other
  * -errno from bpf_sk_assign().
  */
-static __always_inline int ferry_assign_worker(struct bpf_sk_lookup *ctx, void *socks, __u32 base, __u32 stride, __u32 live, __u32 port)
+static __always_inline int ferry_assign_worker(struct bpf_sk_lookup *ctx, void *socks, __u32 base, __u32 stride, __u32 live, __u32 port, __u32 pick)
 {
 	struct bpf_sock *sk;
 	int first, err = -ENOENT;
 	__u32 i, w, key;
 
 	live &= FERRY_WORKERS_ALL;
-	first = ferry_pick_worker(live, ferry_flow_hash(ctx));
+	first = ferry_pick_worker(live, pick);
 	if (first < 0)
 		return first;
 	for (i = 0; i < FERRY_MAX_WORKERS; i++) {

@@ -144,7 +144,7 @@ static __always_inline int assign_listener(struct bpf_sk_lookup *ctx, __u32 slot
 	live = bpf_map_lookup_elem(&ferry_workers, &zero);
 	if (!live)
 		return -ENOENT;
-	return ferry_assign_worker(ctx, &ferry_inbound, base, 2, *live, ferry_inbound_port);
+	return ferry_assign_worker(ctx, &ferry_inbound, base, 2, *live, ferry_inbound_port, ferry_flow_hash(ctx));
 }
 
 /* Returns 0 to let the lookup go on, -ECONNREFUSED to drop the SYN. */
