@@ -151,7 +151,9 @@ const ADMIN_ROUTES: Record<string, Handler> = {
   },
   '/debug/tunnel': async ({ tunnel, workers }, res) => {
     if (tunnel === null) { json(res, 200, { enabled: false }); return }
-    json(res, 200, { enabled: true, ...tunnel.stats(), ...await workers.tunnelStats() })
+    const node = tunnel.stats()
+    const each = await workers.tunnelStats()
+    json(res, 200, { enabled: true, ...node, ...each, buffers: { ...node.buffers, heldBytes: each.workers.reduce((n, w) => n + w.heldBytes, 0) } })
   },
   '/debug/workers': async ({ workers }, res) => {
     json(res, 200, { workers: await workers.stats() })

@@ -69,7 +69,6 @@ export class NodeTunnel {
         pending: this.admission.pending(),
         pendingLimit: this.admission.limits.pendingMax,
         reservedBytes: this.budget.reservedBytes(),
-        heldBytes: this.budget.heldBytes(),
         budgetBytes: this.budget.limits.nodeBytes
       }))
       registerKernelSynMetrics(o.registry, () => this.synCounts())
@@ -163,12 +162,12 @@ export class NodeTunnel {
     return this.syn === null ? null : this.syn.counts()
   }
 
-  /** The node-wide part of /debug/tunnel (the workers add their servers and pools). */
-  stats (): { kernelSyns: KernelSynCounts | null, pending: number, buffers: { reservedBytes: number, heldBytes: number, budgetBytes: number, streams: number } } {
+  /** The node-wide part of /debug/tunnel (the workers add their servers, pools and the bytes their streams hold). */
+  stats (): { kernelSyns: KernelSynCounts | null, pending: number, buffers: { reservedBytes: number, budgetBytes: number, streams: number } } {
     return {
       kernelSyns: this.synCounts(),
       pending: this.admission.pending(),
-      buffers: { reservedBytes: this.budget.reservedBytes(), heldBytes: this.budget.heldBytes(), budgetBytes: this.budget.limits.nodeBytes, streams: this.budget.streams() }
+      buffers: { reservedBytes: this.budget.reservedBytes(), budgetBytes: this.budget.limits.nodeBytes, streams: this.budget.streams() }
     }
   }
 

@@ -2,7 +2,8 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 
 // The tunnel's bounds as gauges on the agent's registry, read when /metrics is scraped:
 // unverified connections against their node-wide limit (admission), and the buffer
-// budget: bytes reserved by tunnel streams, bytes they hold now, and the budget itself.
+// budget: bytes reserved by tunnel streams and the budget itself (node-wide, in shared
+// memory), and bytes the streams hold now (each worker's own gauge, summed at scrape).
 // (Refusals are ferry_tunnel_refusals_total, in metrics.ts.) With kernel admission on the
 // tunnel port (src/tunnel-syn), what the kernel did with the SYNs that reached it:
 // ferry_tunnel_kernel_syns_total{result="admitted"|"dropped"|"untracked"|"peer"}, read from the
@@ -25,7 +26,6 @@ export interface TunnelGauges {
   readonly pending: number
   readonly pendingLimit: number
   readonly reservedBytes: number
-  readonly heldBytes: number
   readonly budgetBytes: number
 }
 
@@ -38,8 +38,16 @@ export function registerTunnelMetrics (registry: Registry, read: () => TunnelGau
   gauge(TUNNEL_METRIC_NAMES.pending, 'Connections on the tunnel port accepted and not yet verified, node-wide', (g) => g.pending)
   gauge(TUNNEL_METRIC_NAMES.pendingLimit, 'The node-wide bound on unverified tunnel connections (a share of the open-files limit)', (g) => g.pendingLimit)
   gauge(TUNNEL_METRIC_NAMES.reserved, 'Bytes reserved by open tunnel streams (receive window + stream buffers), node-wide', (g) => g.reservedBytes)
-  gauge(TUNNEL_METRIC_NAMES.held, 'Bytes the tunnel streams hold now (received and not yet written on, or the reverse)', (g) => g.heldBytes)
   gauge(TUNNEL_METRIC_NAMES.budget, 'The node-wide tunnel buffer budget', (g) => g.budgetBytes)
+}
+
+/**
+ * ferry_tunnel_buffer_held_bytes on a data-path worker's registry: what its own streams
+ * hold (only the thread that owns a stream can read its buffers); /metrics sums the workers'.
+ */
+export function registerTunnelHeldMetric (registry: Registry, read: () => number): void {
+  // eslint-disable-next-line no-new
+  new Gauge({ name: TUNNEL_METRIC_NAMES.held, help: 'Bytes the tunnel streams hold now (received and not yet written on, or the reverse)', registers: [registry], collect () { this.set(read()) } })
 }
 
 /** ferry_tunnel_kernel_syns_total, read at scrape; no series while `read` gives null (no kernel admission). */

@@ -106,6 +106,7 @@ export class DataPlane {
         svids: this.svids,
         onStream: createTunnelInboundHandler({ routes: this.routes, mesh: this.mesh, identities: this.svids, telemetry: this.telemetry, connectTimeoutMs: o.connectTimeoutMs }),
         onRefused,
+        registry: this.metrics.registry,
         ...(o.tunnel.firstByteTimeoutMs === undefined ? {} : { firstByteTimeoutMs: o.tunnel.firstByteTimeoutMs })
       })
     }

@@ -83,7 +83,7 @@ export interface WorkerStats {
   readonly connections: number
   readonly pods: number
   readonly policyGeneration: number
-  readonly tunnel: { readonly port: number, readonly server: TunnelServerStats, readonly pool: TunnelPoolStats } | null
+  readonly tunnel: { readonly port: number, readonly server: TunnelServerStats, readonly pool: TunnelPoolStats, readonly heldBytes: number } | null
 }
 
 export type Reply =

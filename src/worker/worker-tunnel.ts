@@ -1,4 +1,6 @@
 import { NodeBufferBudget, type RefusalHook, SniIndex, TunnelAdmission, TunnelPool, type TunnelRequest, TunnelServer } from '../tunnel'
+import type { Registry } from 'prom-client'
+import { registerTunnelHeldMetric } from '../telemetry/tunnel-metrics'
 import type { SvidStore } from './svid-store'
 
 // A worker's ends of the mTLS tunnel: its own server (on its own listening socket of the
@@ -15,18 +17,23 @@ export interface WorkerTunnelOptions {
   readonly onStream: (req: TunnelRequest) => void
   readonly onRefused: RefusalHook
   readonly firstByteTimeoutMs?: number
+  /** The worker's metrics registry: the bytes its streams hold are its own gauge (summed over workers at scrape). */
+  readonly registry?: Registry
 }
 
 export class WorkerTunnel {
   readonly pool: TunnelPool
   private readonly server: TunnelServer
+  /** This thread's view of the node's budget: its sessions are this worker's. */
+  private readonly budget: NodeBufferBudget
   private readonly names = new SniIndex()
   private served = new Set<string>()
   private port = 0
 
   constructor (o: WorkerTunnelOptions) {
     const admission = TunnelAdmission.attach(o.shared.admission)
-    const budget = NodeBufferBudget.attach(o.shared.buffers)
+    const budget = this.budget = NodeBufferBudget.attach(o.shared.buffers)
+    if (o.registry !== undefined) registerTunnelHeldMetric(o.registry, () => budget.heldBytes())
     this.pool = new TunnelPool({ onRefused: o.onRefused, bufferBudget: budget })
     this.server = new TunnelServer({
       selectSvid: (sni) => {
@@ -55,8 +62,9 @@ export class WorkerTunnel {
     this.served = wanted
   }
 
-  stats (): { port: number, server: ReturnType<TunnelServer['stats']>, pool: ReturnType<TunnelPool['stats']> } {
-    return { port: this.port, server: this.server.stats(), pool: this.pool.stats() }
+  /** heldBytes: what this worker's streams hold now (walks them: for diagnostics). */
+  stats (): { port: number, server: ReturnType<TunnelServer['stats']>, pool: ReturnType<TunnelPool['stats']>, heldBytes: number } {
+    return { port: this.port, server: this.server.stats(), pool: this.pool.stats(), heldBytes: this.budget.heldBytes() }
   }
 
   /**

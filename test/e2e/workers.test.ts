@@ -23,7 +23,7 @@ const fixture = join(REPO, 'test/fixtures/workers-lab.yaml')
 const CLIENT = join(REPO, 'test/fixtures/echo-client.js')
 const WORKERS = 4
 
-t.setTimeout(300_000)
+t.setTimeout(480_000)
 t.before(async () => {
   await ferryOk(['lab', 'up', '--name', lab, '--workers', String(WORKERS), fixture], { timeoutMs: 150_000 })
 })
@@ -95,6 +95,21 @@ t.test('/metrics adds up to the access log over every worker', async (t) => {
     t.equal(counter(text, 'ferry_tcp_received_bytes_total'), sum('bytes_received'), `${node}: bytes received`)
     t.equal(counter(text, 'ferry_tcp_connections_active'), 0, `${node}: nothing open`)
   }
+})
+
+// Guards the held-bytes figures with workers: only the thread that owns a stream can read
+// its buffers, so the main thread alone reported 0 however much the workers' streams held.
+t.test('bytes held by tunnel streams are reported from the workers that hold them: /debug/tunnel and /metrics', async (t) => {
+  const stuffing = run('app', 'client-a', ['stuff', 'echo-remote.app.svc.cluster.local', 7000, 32 * 1024 * 1024, 20_000], 40_000)
+  for (const node of ['node1', 'node2']) {
+    const held = await waitFor(async () => {
+      const debug = (await agentGet(lab, node, '/debug/tunnel')).body.buffers.heldBytes as number
+      const metric = counter(await metrics(lab, node), 'ferry_tunnel_buffer_held_bytes')
+      return debug > 0 && metric > 0 ? { debug, metric } : null
+    }, { timeoutMs: 18_000, intervalMs: 200, what: `${node}: bytes held by its tunnel streams` })
+    t.pass(`${node}: ${held.debug} bytes held (/debug/tunnel), ${held.metric} (/metrics)`)
+  }
+  t.match(await stuffing, { connected: true }, 'the stuffing connection was made')
 })
 
 t.test('a policy applied while four workers hold connections closes exactly the denied ones', async (t) => {
