@@ -12,7 +12,7 @@ import { policy } from './cases/policy'
 import { rates } from './cases/rate'
 import { scale } from './cases/scale'
 import { abortPods, manyPods } from './cases/pods'
-import { MAX_WORKERS } from '../src/agent/worker-count'
+import { parseWorkerCount } from '../src/agent/worker-count'
 import { workers } from './cases/workers'
 import { alternate } from './lib/alternate'
 import { medianByPath, medianByRate } from './report/alternated'
@@ -78,8 +78,7 @@ function parseOptions (): { only: BenchName[] | null, opts: RunOptions } {
   const quick = values.quick === true
   const runs = values.runs === undefined ? (quick ? 1 : 3) : Number(values.runs)
   if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new Error(`--runs: an integer from 1 to ${MAX_RUNS}`)
-  const workers = values.workers === undefined ? null : Number(values.workers)
-  if (workers !== null && !(Number.isInteger(workers) && workers >= 1 && workers <= MAX_WORKERS)) throw new Error(`--workers: an integer from 1 to ${MAX_WORKERS} (the mesh lab's agents)`)
+  const workers = values.workers === undefined ? null : parseWorkerCount(values.workers, '--workers (the mesh lab\'s agents)')
   return { only, opts: { quick, podCounts: pods, sockmapOff: values.sockmap === 'off', runs, workers } }
 }
 

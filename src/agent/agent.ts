@@ -48,6 +48,10 @@ import { InlineWorker, ThreadWorker, type WorkerHost, WorkerSet, type ThreadTemp
 /** The Event reason when a pod cannot be enrolled (`kubectl describe pod` shows it). */
 export const ENROLL_FAILED_REASON = 'FerryEnrollmentFailed'
 
+/** Logged when a drain begins (with `connections` and `graceMs`): the grace period starts. */
+export const DRAINING_MESSAGE = 'draining: not ready, no new connections; waiting for live connections to finish'
+/** Logged when the grace period ran out, with `connections`: how many were still open and were closed (reset). */
+export const DRAIN_CLOSED_MESSAGE = 'drain grace period over: closed the connections left'
 /** How often a drain re-counts the live connections. */
 const DRAIN_POLL_MS = 100
 /** How long taking the sockets over from the agent before us may take. */
@@ -315,23 +319,29 @@ export class Agent {
    * connections are refused; capture keeps steering, as during a restart), new tunnel
    * streams to this node's pods are refused, and the live connections — accepted on pod
    * listeners or carried in tunnel streams, on every worker — get up to `graceMs` to
-   * finish. Returns how many were still open when it stopped waiting; close() then ends them.
+   * finish. Those still open then are reset on every worker and counted
+   * (`ferry_drain_closed_connections_total`, and the log line DRAIN_CLOSED_MESSAGE).
+   * Returns how many that was.
    */
   async drain (graceMs: number = this.options.drainGraceMs): Promise<number> {
     const before = await this.enroller.openConnections()
     // Pods starting now wait in their CNI ADD for the next agent (the plugin retries until its timeout).
     await this.cni?.stopServing()
     await this.enroller.stopAccepting()
-    this.log.info({ connections: before, graceMs }, 'draining: not ready, no new connections; waiting for live connections to finish')
+    this.log.info({ connections: before, graceMs }, DRAINING_MESSAGE)
     const deadline = Date.now() + graceMs
     let left = await this.enroller.openConnections()
     while (left > 0 && Date.now() < deadline) {
       await new Promise<void>((resolve) => { setTimeout(resolve, Math.min(DRAIN_POLL_MS, Math.max(0, deadline - Date.now()))) })
       left = await this.enroller.openConnections()
     }
-    if (left === 0) this.log.info({ connections: before }, 'drained: no live connections left')
-    else this.log.warn({ connections: left, graceMs }, 'drain grace period over: closing the connections left')
-    return left
+    if (left === 0) {
+      this.log.info({ connections: before }, 'drained: no live connections left')
+      return 0
+    }
+    const closed = await this.workers.closeConnections()
+    this.log.warn({ connections: closed, graceMs }, DRAIN_CLOSED_MESSAGE)
+    return closed
   }
 
   /**
@@ -402,7 +412,7 @@ export class Agent {
   private async handedOff (): Promise<void> {
     this.lent = true
     await this.cni?.handedOff()
-    await this.enroller.stopAccepting({ graceMs: this.options.drainGraceMs })
+    await this.enroller.stopAccepting(true)
     await this.admin.close()
   }
 

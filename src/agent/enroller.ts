@@ -244,16 +244,16 @@ export class PodEnroller {
    * are refused), while connections already accepted go on. Resolves once the
    * listeners are closed; `drained()` then resolves when their connections have ended.
    */
-  async stopAccepting (handoff?: { graceMs: number }): Promise<void> {
+  async stopAccepting (handedOff = false): Promise<void> {
     this.closed = true
     this.rejectAllWaiters('the agent is shutting down')
     if (this.retryTimer !== null) clearTimeout(this.retryTimer)
     await this.settled()
     this.byIP.clear()
-    await this.deps.workers.all(handoff === undefined ? { kind: 'stop-accepting' } : { kind: 'stop-accepting', handedOff: true, graceMs: handoff.graceMs })
+    await this.deps.workers.all(handedOff ? { kind: 'stop-accepting', handedOff: true } : { kind: 'stop-accepting' })
     // Draining (not handed off): the sockets close, so a pod's new connections are refused
     // at once (capture keeps steering; fail-closed pods' SYNs get a RST) rather than queued.
-    if (handoff === undefined) for (const e of this.enrolled.values()) releaseListeners(e)
+    if (!handedOff) for (const e of this.enrolled.values()) releaseListeners(e)
   }
 
   /** Connections accepted on this node's pod listeners and tunnel streams, still open, over every worker. */

@@ -8,7 +8,7 @@ import { formatDuration, parseDuration } from '../identity/duration'
 import { validateTrustDomain } from '../identity/spiffe-id'
 import { parseCommandOptions } from '../config/cli-args'
 import { isSocketFilePath, UNIX_PATH_MAX_BYTES } from '../native/unix-socket'
-import { DEFAULT_WORKERS_CAP, defaultWorkers, MAX_WORKERS } from './worker-count'
+import { DEFAULT_WORKERS_CAP, defaultWorkers, MAX_WORKERS, parseWorkerCount } from './worker-count'
 
 // `ferry agent` options: parsed strictly (unknown options and stray arguments are
 // errors), validated once, frozen. The rest of the agent only sees AgentOptions.
@@ -98,7 +98,7 @@ export interface AgentIdentityOptions {
 export const KUBERNETES_DEFAULTS = Object.freeze({ hostProc: '/host/proc', cgroupRoot: '/host/sys/fs/cgroup', configCache: join(PATHS.agentStateDir, 'config-cache.json') })
 /** Below the DaemonSet's terminationGracePeriodSeconds (30 s), so the agent exits before the kubelet's SIGKILL. */
 export const DRAIN_GRACE_DEFAULT_MS = 25_000
-const DRAIN_GRACE_MAX_MS = 3_600_000
+export const DRAIN_GRACE_MAX_MS = 3_600_000
 /** The downward-API variable the DaemonSet sets to spec.nodeName. */
 export const NODE_NAME_ENV = 'NODE_NAME'
 /** The downward-API variable the DaemonSet sets to metadata.namespace (the namespace of --cni-daemonset). */
@@ -125,9 +125,9 @@ export const AGENT_USAGE = `usage: ferry agent --node NAME (--cluster-file PATH 
 Runs the per-node agent in the node's network namespace: watches the cluster (a
 cluster file, or the Kubernetes API), enrolls this node's meshed pods in capture and
 proxies their TCP connections. On SIGTERM it drains: it stops accepting connections,
-reports not ready, lets live connections finish for up to --drain-grace, then exits
-(its pins stay, so capture keeps steering for the next agent; a second signal exits at
-once).
+reports not ready, lets live connections finish for up to --drain-grace, resets (and
+counts) those still open then, and exits (its pins stay, so capture keeps steering for
+the next agent; a second signal exits at once).
 
 With a CA (the three --ca-* options, all or none), the agent also holds a certificate
 for each identity (spiffe://TRUST-DOMAIN/ns/NAMESPACE/sa/SERVICE-ACCOUNT) of its
@@ -145,7 +145,9 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
                     under --host-proc
   --kubeconfig      the API server and credentials (default: in-cluster, else
                     $KUBECONFIG or ~/.kube/config)
-  --drain-grace     on SIGTERM, how long live connections may take to finish
+  --drain-grace     on SIGTERM, how long live connections may take to finish; those
+                    still open then are reset, and counted
+                    (ferry_drain_closed_connections_total)
   --admin-token-file
                     a file holding the bearer token that opens the admin port's
                     /debug/* endpoints (re-read when it changes); with --kubernetes,
@@ -429,9 +431,7 @@ function required (value: string | boolean | undefined, name: string): string {
 
 function workersOption (value: string | boolean | undefined): number {
   if (value === undefined) return defaultWorkers()
-  const n = Number(value)
-  if (typeof value !== 'string' || !/^[0-9]+$/.test(value) || n < 1 || n > MAX_WORKERS) throw invalid('--workers', String(value), `an integer from 1 to ${MAX_WORKERS}`)
-  return n
+  return parseWorkerCount(String(value), 'ferry agent: --workers')
 }
 
 function port (value: string | boolean | undefined, name: string, fallback: number): number {

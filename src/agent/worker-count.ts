@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
+import { ferryError } from '../errors'
 
 // How many data-path workers an agent runs when --workers is not given: the CPUs its
 // cgroup may use (cgroup v2 cpu.max quota / period, rounded up; the scheduler's
@@ -38,4 +39,15 @@ export function cpuQuota (proc = '/proc/self/cgroup', root = '/sys/fs/cgroup'): 
 
 export function defaultWorkers (cpus = availableParallelism(), quota = cpuQuota()): number {
   return Math.max(1, Math.min(DEFAULT_WORKERS_CAP, cpus, quota ?? Infinity))
+}
+
+/**
+ * A worker count given as text (`ferry agent --workers`, `ferry lab up --workers`,
+ * FERRY_LAB_WORKERS): an integer from 1 to MAX_WORKERS, or FERRY_ERR_INVALID_ARG naming
+ * `what` and the value.
+ */
+export function parseWorkerCount (value: string, what: string): number {
+  const n = /^[0-9]{1,3}$/.test(value) ? Number(value) : NaN
+  if (!(n >= 1 && n <= MAX_WORKERS)) throw ferryError('FERRY_ERR_INVALID_ARG', `${what} "${value}" is invalid: expected an integer from 1 to ${MAX_WORKERS}`)
+  return n
 }

@@ -128,12 +128,14 @@ export class WorkerSet {
   private readonly latest = new Map<Publication['kind'], Publication>()
   private readonly restarts: Counter<'worker'>
   private readonly lost: Counter<'worker'>
+  private readonly drainClosed: Counter<'worker'>
   private closing = false
 
   private constructor (private readonly o: WorkerSetOptions) {
     this.hosts = new Array(o.count).fill(null)
     this.restarts = new Counter({ name: 'ferry_worker_restarts_total', help: 'Data-path workers that failed and were started again, by worker', labelNames: ['worker'], registers: [o.registry] })
     this.lost = new Counter({ name: 'ferry_worker_connections_lost_total', help: 'Connections reset because the worker holding them failed, by worker', labelNames: ['worker'], registers: [o.registry] })
+    this.drainClosed = new Counter({ name: 'ferry_drain_closed_connections_total', help: 'Connections still open when the drain grace period ended, reset then, by worker', labelNames: ['worker'], registers: [o.registry] })
   }
 
   static async start (o: WorkerSetOptions): Promise<WorkerSet> {
@@ -211,6 +213,17 @@ export class WorkerSet {
   async metrics (own: Registry): Promise<Registry> {
     const parts = await this.all({ kind: 'metrics' })
     return AggregatorRegistry.aggregate([await own.getMetricsAsJSON(), ...parts.map((r) => (r as Extract<Reply, { kind: 'metrics' }>).metrics)])
+  }
+
+  /** The end of a drain: every worker resets the connections it still holds; how many, over all workers (counted per worker). */
+  async closeConnections (): Promise<number> {
+    const closed = await Promise.all(this.hosts.map(async (h) => {
+      if (h === null) return 0
+      const n = (await h.request({ kind: 'close-connections' }) as Extract<Reply, { kind: 'closed' }>).connections
+      if (n > 0) this.drainClosed.inc({ worker: String(h.id) }, n)
+      return n
+    }))
+    return closed.reduce((a, b) => a + b, 0)
   }
 
   /** Makes worker `id` fail as an uncaught exception would (a drill; the worker is restarted). */

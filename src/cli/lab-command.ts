@@ -1,5 +1,6 @@
 import { createReadStream, existsSync } from 'node:fs'
-import { MAX_WORKERS } from '../agent/worker-count'
+import { DRAIN_GRACE_MAX_MS } from '../agent/options'
+import { parseWorkerCount } from '../agent/worker-count'
 import { join, resolve as resolvePath } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ferryError } from '../errors'
@@ -24,7 +25,7 @@ import { DEFAULT_NAMESPACE } from '../lab/manifest/spec'
 export const LAB_USAGE = `usage: ferry lab <command> [options]
 
   up [--name NAME] [--no-mesh] [--timeout SECONDS] FILE… [--cert-ttl 24h] [--kubernetes-api] [--sockmap on|off] [--workers N]
-     [--cni-plugin PATH|JSON]…
+     [--drain-grace 25s] [--cni-plugin PATH|JSON]…
         build simulated nodes and pods from Kubernetes manifests (Node, Namespace,
         Pod, Service); returns when every pod is running and, with the mesh, enrolled
         and holding its certificate from the lab's controller (CA), whose workload
@@ -38,7 +39,10 @@ export const LAB_USAGE = `usage: ferry lab <command> [options]
         their kubelet-style cgroups and their processes' network namespaces.
         --sockmap off runs the agents without the sockmap shortcut of the
         pod <-> proxy hops (to compare; default on). --workers N runs the
-        agents with N data-path workers (default: the agent's). --cni-plugin chains a CNI
+        agents with N data-path workers (default: $FERRY_LAB_WORKERS if set, else
+        the agent's). --drain-grace is the agents' (how long an agent stopped by
+        SIGTERM, as in restart --signal TERM, lets live connections finish before
+        it closes them; default the agent's 25s). --cni-plugin chains a CNI
         plugin after the lab's own in every node's conflist: a path (its type is the
         file name), or {"path": …, "type": …, other conflist keys}; the lab calls
         the chain's ADD before a pod's containers start (retried until --timeout)
@@ -178,6 +182,7 @@ async function up (argv: string[]): Promise<number> {
       'kubernetes-api': { type: 'boolean' },
       sockmap: { type: 'string' },
       workers: { type: 'string' },
+      'drain-grace': { type: 'string' },
       'cni-plugin': { type: 'string', multiple: true }
     }
   })
@@ -186,8 +191,9 @@ async function up (argv: string[]): Promise<number> {
   const certTtlMs = certTtl === undefined ? undefined : parseCertTtl(certTtl, '--cert-ttl')
   const sockmap = values.sockmap ?? 'on'
   if (sockmap !== 'on' && sockmap !== 'off') throw ferryError('FERRY_ERR_INVALID_ARG', `--sockmap "${sockmap}" is invalid: expected "on" or "off"`)
-  const workers = values.workers === undefined ? undefined : Number(values.workers)
-  if (workers !== undefined && !(Number.isInteger(workers) && workers >= 1 && workers <= MAX_WORKERS)) throw ferryError('FERRY_ERR_INVALID_ARG', `--workers "${String(values.workers)}" is invalid: expected an integer from 1 to ${MAX_WORKERS}`)
+  const workers = values.workers === undefined ? undefined : parseWorkerCount(values.workers, '--workers')
+  const drainGrace = values['drain-grace']
+  const drainGraceMs = drainGrace === undefined ? undefined : parseDuration(drainGrace, '--drain-grace', { maxMs: DRAIN_GRACE_MAX_MS })
   const cniPlugins = (values['cni-plugin'] ?? []).map(parseCniPlugin)
   const ac = new AbortController()
   const state = await whileSignalled(ac, async () => await labUp({
@@ -199,6 +205,7 @@ async function up (argv: string[]): Promise<number> {
     kubernetesApi: values['kubernetes-api'] === true,
     sockmap: sockmap === 'on',
     workers,
+    drainGraceMs,
     cniPlugins,
     signal: ac.signal,
     log: (line) => { process.stderr.write(`ferry lab: ${line}\n`) }

@@ -41,7 +41,13 @@ export const PATHS = Object.freeze({
 export const ENV = Object.freeze({
   logLevel: process.env.FERRY_LOG_LEVEL ?? 'info',
   /** Comma-separated trace channels, e.g. "proxy,capture" (see src/telemetry/trace.ts). */
-  trace: process.env.FERRY_TRACE ?? ''
+  trace: process.env.FERRY_TRACE ?? '',
+  /**
+   * The lab's agents' --workers when `ferry lab up` is not given one (src/lab/up.ts; unset
+   * or empty: the agent's own default). `npm run test:workers-1` sets it to 1: the tests'
+   * labs then run their agents' data path on the main thread.
+   */
+  labWorkers: process.env.FERRY_LAB_WORKERS ?? ''
 })
 
 function detectCgroup2Root (): string {

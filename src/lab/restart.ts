@@ -113,8 +113,8 @@ async function rollAgent (state: LabState, opts: RestartOptions): Promise<{ oldP
     prober.close()
   }
   if (child.pid !== undefined) await recordPid(state, `node/${node.name}`, child.pid)
-  // The old agent drains (--drain-grace, the lab leaves the default) and exits.
-  await stopPids(old, DRAIN_GRACE_DEFAULT_MS + STOP_GRACE_MS, `the old agent of node ${node.name}`)
+  // The old agent drains (its --drain-grace) and exits.
+  await stopPids(old, (plan.drainGraceMs ?? DRAIN_GRACE_DEFAULT_MS) + STOP_GRACE_MS, `the old agent of node ${node.name}`)
   return { oldPids: old.length, newPid: child.pid }
 }
 

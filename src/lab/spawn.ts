@@ -81,6 +81,7 @@ export function agentArgv (plan: LabPlan, node: PlanNode, ferry: readonly string
           '--trust-domain', ca.trustDomain, '--cert-ttl', formatDuration(ca.certTtlMs)]),
     ...(plan.sockmap === false ? ['--sockmap', 'off'] : []),
     ...(plan.workers === undefined ? [] : ['--workers', String(plan.workers)]),
+    ...(plan.drainGraceMs === undefined ? [] : ['--drain-grace', formatDuration(plan.drainGraceMs)]),
     ...(plan.adminTokenFile == null ? [] : ['--admin-token-file', plan.adminTokenFile]),
     // A new agent of the node takes the listening sockets over from the one running
     // (`ferry lab restart --node NODE --signal TERM`: the DaemonSet's surge rollout).

@@ -32,6 +32,8 @@ export interface PlanOptions {
   readonly sockmap?: boolean
   /** The agents' --workers; absent: the agent's default. */
   readonly workers?: number
+  /** The agents' --drain-grace; absent: the agent's default. */
+  readonly drainGraceMs?: number
   /** CNI plugins chained after the lab's own primary on every node, in order (none by default). */
   readonly cniPlugins?: readonly CniPluginOption[]
   /**
@@ -220,6 +222,8 @@ export interface LabPlan {
   readonly sockmap?: boolean
   /** The agents' --workers; absent: the agent's default. */
   readonly workers?: number
+  /** The agents' --drain-grace; absent: the agent's default. */
+  readonly drainGraceMs?: number
   /** With the mesh: the bearer token that opens the agents' /debug/* (--admin-token-file), mode 0600; null or absent otherwise. */
   readonly adminTokenFile?: string | null
 }
@@ -355,6 +359,7 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
     kubernetesApi,
     ...(opts.sockmap === false ? { sockmap: false } : {}),
     ...(opts.workers === undefined ? {} : { workers: opts.workers }),
+    ...(opts.drainGraceMs === undefined ? {} : { drainGraceMs: opts.drainGraceMs }),
     adminTokenFile: opts.mesh ? join(tokensDir, 'admin.token') : null
   }
 }

@@ -1,5 +1,7 @@
 import { readFileSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
+import { parseWorkerCount } from '../agent/worker-count'
+import { ENV } from '../config/env'
 import { FerryError, ferryError } from '../errors'
 import { makeCgroup } from './cgroup'
 import { Deadline } from './clock'
@@ -57,21 +59,34 @@ export interface UpOptions {
   readonly kubernetesApi?: boolean
   /** The agents' --sockmap (default on). */
   readonly sockmap?: boolean
-  /** The agents' --workers (default: the agent's). */
+  /** The agents' --workers (default: FERRY_LAB_WORKERS, else the agent's). */
   readonly workers?: number
+  /** The agents' --drain-grace (default: the agent's). */
+  readonly drainGraceMs?: number
   /** CNI plugins chained after the lab's primary on every node (tests; Ferry's own plugin). */
   readonly cniPlugins?: readonly CniPluginOption[]
 }
 
 export const DEFAULT_UP_TIMEOUT_MS = 60_000
 
+/**
+ * FERRY_LAB_WORKERS: the agents' --workers when `up` is not given one, so a whole test
+ * run (or the demo) can play at one worker count without editing a test; unset or
+ * empty: the agent's own default.
+ */
+export function labWorkersFromEnv (value: string = ENV.labWorkers): number | undefined {
+  return value === '' ? undefined : parseWorkerCount(value, 'FERRY_LAB_WORKERS')
+}
+
 export async function labUp (opts: UpOptions): Promise<LabState> {
   const name = checkLabName(opts.name)
   if (opts.kubernetesApi === true && !opts.mesh) throw ferryError('FERRY_ERR_INVALID_ARG', '--kubernetes-api needs the mesh: without it the lab runs no agent to read the API')
+  // Checked whether or not --workers overrides it: a bad value is a mistake either way.
+  const envWorkers = labWorkersFromEnv()
   requireRoot('ferry lab up')
   const paths = opts.paths ?? defaultPaths()
   const spec = readManifests(opts.files)
-  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid, certTtlMs: opts.certTtlMs, kubernetesApi: opts.kubernetesApi, sockmap: opts.sockmap, workers: opts.workers, cniPlugins: opts.cniPlugins, ferryCniPlugin: PLUGIN_BINARY })
+  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid, certTtlMs: opts.certTtlMs, kubernetesApi: opts.kubernetesApi, sockmap: opts.sockmap, workers: opts.workers ?? envWorkers, drainGraceMs: opts.drainGraceMs, cniPlugins: opts.cniPlugins, ferryCniPlugin: PLUGIN_BINARY })
   preflight(spec, plan, knownLabNames(paths), opts.ferryArgv === undefined)
 
   claimStateDir(plan.stateDir)

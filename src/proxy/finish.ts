@@ -15,6 +15,8 @@ import type { SpliceHandle } from './splice'
 //   settle    bytes a splice passed app to app (same-node) are added to every record, once
 //   account   every record ends once (account.ts `finish`): `denied` by a recheck, else
 //             `ok` or `reset` with the relay's first error code, whichever comes first
+//   cut       whoever holds an end may cut the connection short (`resetRelayed`: the
+//             end of a drain, a failing worker), the same way: splice settled, ends reset
 // A connection is one record, or two on the same-node path (the source's outbound record
 // and the destination's inbound one, which end together).
 
@@ -32,6 +34,23 @@ export interface Relayed {
   }
   /** A splice of the two apps' sockets (same-node), or null. */
   readonly splice?: SpliceHandle | null
+}
+
+/** How to cut each relayed connection short, by either of its ends (resetRelayed). */
+const cutters = new WeakMap<RelayEnd, () => void>()
+
+/**
+ * Cuts short the relayed connection that `end` is one end of, as a denial does: the
+ * splice is settled first (the apps' sockets leave the kernel's shortcut, so each app
+ * reads the reset as a reset, and the bytes it passed are counted), then both ends are
+ * reset; the relay then accounts its records (`reset`). False if `end` is not relayed
+ * (yet, or any more): the caller resets it itself.
+ */
+export function resetRelayed (end: RelayEnd): boolean {
+  const cut = cutters.get(end)
+  if (cut === undefined) return false
+  cut()
+  return true
 }
 
 /** Relays `downstream` (the source's end) and `upstream` until both close, and accounts every record once. */
@@ -59,7 +78,15 @@ export function relayAndFinish (downstream: RelayEnd, upstream: RelayEnd, r: Rel
     }
     resetEnds(downstream, upstream)
   })
+  const cut = (): void => {
+    settleSplice()
+    resetEnds(downstream, upstream)
+  }
+  cutters.set(downstream, cut)
+  cutters.set(upstream, cut)
   relay(downstream, upstream, (code) => {
+    cutters.delete(downstream)
+    cutters.delete(upstream)
     untrack?.()
     settleSplice()
     for (const c of records) finish(c, telemetry, code === null ? 'ok' : 'reset', code)

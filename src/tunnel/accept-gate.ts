@@ -45,6 +45,7 @@ export class AcceptGate {
   private readonly slots = new Map<string, Slot[]>()
   /** Every socket the gate accepted and that is not closed yet (for close()). */
   readonly sockets = new Set<Socket>()
+  private closed: Promise<void> | null = null
 
   constructor (private readonly admission: TunnelAdmission, private readonly firstByteMs: number, private readonly now: () => number, private readonly hooks: GateHooks) {
     this.server = createServer({ pauseOnConnect: true }, (raw) => { this.onConnection(raw) })
@@ -63,9 +64,10 @@ export class AcceptGate {
     return this.server.address() as AddressInfo
   }
 
-  /** Stops accepting; resolves once the listener is closed (open connections are the caller's). */
+  /** Stops accepting; resolves once the listener is closed (open connections are the caller's). The same promise on every call. */
   async close (): Promise<void> {
-    await new Promise<void>((resolve) => { this.server.close(() => { resolve() }) })
+    this.closed ??= new Promise<void>((resolve) => { this.server.close(() => { resolve() }) })
+    await this.closed
   }
 
   /** The tunnel server verified the peer at `address`:`port`: its slot is free. */

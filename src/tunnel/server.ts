@@ -130,6 +130,15 @@ export class TunnelServer {
   }
 
   /**
+   * Stops accepting and sends GOAWAY on every session (clients open new streams
+   * elsewhere); open streams go on, for as long as they last. close() bounds them.
+   */
+  stopAccepting (): void {
+    void this.gate.close()
+    for (const session of this.sessions.keys()) session.close()
+  }
+
+  /**
    * Stops accepting, sends GOAWAY on every session (clients open new streams elsewhere;
    * open streams go on), and destroys what is left after graceMs.
    */

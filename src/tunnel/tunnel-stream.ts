@@ -16,6 +16,7 @@ import { TUNNEL_DEFAULTS } from './defaults'
 // Handlers are bound once per stream; nothing is allocated per chunk.
 
 const { NGHTTP2_NO_ERROR, NGHTTP2_CONNECT_ERROR } = constants
+const EMPTY = Buffer.alloc(0)
 
 export interface TunnelEnds {
   /** The verified identity at the other end of the tunnel. */
@@ -142,6 +143,12 @@ export class TunnelStream extends Duplex implements TunnelEnds {
   private abortH2 (): void {
     if (this.h2.destroyed || this.h2.closed) return
     if (this.rstCode === null) this.rstCode = NGHTTP2_CONNECT_ERROR
+    // Node's close(code) ends a writable side still open first: an empty DATA frame with
+    // END_STREAM goes out before the RST_STREAM, and a peer that reads the two apart (they
+    // are sent apart while DATA is queued) passes a FIN on before the reset — a cut
+    // stream that looks complete. With a write in flight Node leaves the end to it and
+    // sends the RST_STREAM at once; the stream then closes, and the write never ends it.
+    if (!this.h2.writableEnded) this.h2.write(EMPTY)
     this.h2.close(NGHTTP2_CONNECT_ERROR)
   }
 }

@@ -4,6 +4,7 @@ import { socketPort } from '../native/listen'
 import { compilePolicySet } from '../policy/policy-set'
 import { createSnapshot } from '../resources/snapshot'
 import { InboundAuthorizer } from '../proxy/authorize'
+import { resetRelayed } from '../proxy/finish'
 import type { LocalPod, Mesh } from '../proxy/mesh'
 import { RouteTable } from '../proxy/route-table'
 import { createTunnelInboundHandler } from '../proxy/tunnel-inbound'
@@ -155,11 +156,10 @@ export class DataPlane {
       }
       case 'stop-accepting':
         await this.stopAccepting(r.handedOff === true)
-        if (r.handedOff === true && this.tunnel !== null) {
-          const tunnel = this.tunnel
-          void tunnel.stopServing(r.graceMs ?? 0).catch((err: unknown) => { this.log.error({ err }, 'closing the tunnel after a handoff failed') })
-        }
+        if (r.handedOff === true) this.tunnel?.stopServing()
         return { kind: 'ok' }
+      case 'close-connections':
+        return { kind: 'closed', connections: await this.closeConnections() }
       case 'sync': return { kind: 'sync', policyGeneration: this.authz.current()?.generation ?? 0 }
       case 'stats': return { kind: 'stats', stats: await this.stats() }
       case 'metrics': return { kind: 'metrics', metrics: await this.metrics.registry.getMetricsAsJSON() }
@@ -190,9 +190,20 @@ export class DataPlane {
     }
   }
 
+  /**
+   * The end of a drain: every connection still here (accepted on a pod listener or
+   * carried in a tunnel stream) is reset, and so are its other ends (the relay passes a
+   * reset on). Returns how many there were, as `stats()` counts them.
+   */
+  private async closeConnections (): Promise<number> {
+    const { connections } = await this.stats()
+    this.resetAll()
+    return connections
+  }
+
   /** The worker is failing: every live connection is reset, so no peer takes a cut stream for a complete one. */
   resetAll (): void {
-    for (const s of this.sockets) s.resetAndDestroy()
+    for (const s of this.sockets) if (!resetRelayed(s)) s.resetAndDestroy()
     this.sockets.clear()
   }
 

@@ -59,9 +59,14 @@ export type Request =
    * Closes every pod listener (connections go on). A drain also refuses new tunnel streams
    * to this node's pods; after a handoff (`handedOff`) the tunnel server instead stops
    * accepting and sends GOAWAY (peers open new sessions, which reach the new agent), and
-   * the streams already coming over our sessions are still served, for up to `graceMs`.
+   * the streams already coming over our sessions are still served, until the drain ends.
    */
-  | { readonly kind: 'stop-accepting', readonly handedOff?: boolean, readonly graceMs?: number }
+  | { readonly kind: 'stop-accepting', readonly handedOff?: boolean }
+  /**
+   * The drain grace period is over: every connection the worker still holds is reset
+   * (a peer never takes a cut stream for a complete one); answers how many there were.
+   */
+  | { readonly kind: 'close-connections' }
   /** The generation of the policy snapshot in force (0: none), after every publication sent before it. */
   | { readonly kind: 'sync' }
   | { readonly kind: 'stats' }
@@ -92,6 +97,7 @@ export type Reply =
   | { readonly kind: 'tunnel', readonly port: number }
   | { readonly kind: 'sync', readonly policyGeneration: number }
   | { readonly kind: 'stats', readonly stats: WorkerStats }
+  | { readonly kind: 'closed', readonly connections: number }
   | { readonly kind: 'metrics', readonly metrics: Array<MetricObjectWithValues<MetricValue<string>>> }
 
 /** A FerryError (or any error) crossing a thread boundary. */

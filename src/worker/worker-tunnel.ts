@@ -69,11 +69,12 @@ export class WorkerTunnel {
 
   /**
    * After a handoff: the server stops taking connections and its sessions get GOAWAY
-   * (peers open new ones, which reach the new agent); their streams go on for the grace
-   * period. The pool stays: connections this worker accepted still open streams through it.
+   * (peers open new ones, which reach the new agent); their streams go on until the
+   * agent's drain ends them (data-plane.ts `closeConnections`). The pool stays:
+   * connections this worker accepted still open streams through it.
    */
-  async stopServing (graceMs: number): Promise<void> {
-    await this.server.close(graceMs)
+  stopServing (): void {
+    this.server.stopAccepting()
   }
 
   /** Stops taking new connections; sessions get GOAWAY and their streams go on for the grace period. */

@@ -4,7 +4,7 @@ import { get } from 'node:http'
 import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { Agent } from '../../src/agent/agent'
+import { Agent, DRAIN_CLOSED_MESSAGE } from '../../src/agent/agent'
 import { parseAgentOptions } from '../../src/agent/options'
 import { PATHS } from '../../src/config/env'
 import type { Pod } from '../../src/discovery/model'
@@ -17,6 +17,7 @@ import { namespace, pod, service } from '../kubernetes/objects'
 import { loopbackPlatform, RecordingCapture } from './loopback-platform'
 import { writeTestKubeconfig } from '../kubernetes/kubeconfig'
 import { waitFor } from '../helpers/wait'
+import { counter } from '../telemetry/prom-text'
 
 // `ferry agent --kubernetes` in-process, against the list + watch server on 127.0.0.1
 // (src/lab/api-server.ts: the protocol, not a cluster) and the loopback platform (no
@@ -149,7 +150,7 @@ t.test('--kubernetes: the API\'s pods of this node, meshed by namespace label or
   t.same(capture.enrolledUids().sort(), [uidOf('probe'), uidOf('late')].sort())
 })
 
-t.test('drain: not ready, listeners closed, a live connection carries on; returns early when it ends, or at the grace period', async (t) => {
+t.test('drain: not ready, listeners closed, a live connection carries on; returns early when it ends, or at the grace period resets and counts the connections left', async (t) => {
   const { agent, api, capture } = await startAgent(t)
   // Sockets are destroyed before the echo servers close (a server's close waits for its connections).
   const sockets = new Set<Socket>()
@@ -186,7 +187,8 @@ t.test('drain: not ready, listeners closed, a live connection carries on; return
 
   // A second agent whose connection never ends: the grace period bounds the drain.
   const second = await startAgent(t)
-  const { port: app2 } = await listen(t, '127.0.0.3', (s: Socket) => { track(s); s.on('data', (c) => s.write(`echo ${String(c)}`)) })
+  // The drain's end resets this app's connection too (the relay passes the reset on).
+  const { port: app2 } = await listen(t, '127.0.0.3', (s: Socket) => { track(s); s.on('error', () => {}); s.on('data', (c) => s.write(`echo ${String(c)}`)) })
   second.api.apply('pods', pod({ name: 'web', namespace: 'shop', node: 'n1', ip: '127.0.0.3', app: 'web', ports: [{ name: 'http', containerPort: app2 }] }))
   await waitFor(webAt(second.agent, '127.0.0.3'), { timeoutMs: 10_000, what: 'routed' })
   await second.agent.enroller.settled()
@@ -194,13 +196,21 @@ t.test('drain: not ready, listeners closed, a live connection carries on; return
   second.capture.originalDestination = { address: '127.0.0.3', port: app2 }
   const stuck = track(connect({ host: '127.0.0.1', port: port2 }))
   let got2 = ''
+  let stuckEnd: string | null = null
   stuck.on('data', (d) => { got2 += String(d) })
+  stuck.on('error', (err: NodeJS.ErrnoException) => { stuckEnd ??= err.code ?? err.message })
+  stuck.on('end', () => { stuckEnd ??= 'end' })
   stuck.write('x')
   await waitFor(() => got2 === 'echo x', { timeoutMs: 5000, what: 'echo' })
   const t0 = Date.now()
-  t.equal(await second.agent.drain(300), 1, 'one connection left when the grace period ran out')
+  // Guards the drain's end: the connection left is reset then, by the agent (not by
+  // close(), nor by the process's exit) and counted.
+  t.equal(await second.agent.drain(300), 1, 'one connection left when the grace period ran out, closed')
   t.ok(Date.now() - t0 >= 290, 'waited the grace period')
-  t.ok(second.lines.some((l) => l.msg === 'drain grace period over: closing the connections left' && l.connections === 1))
+  t.ok(second.lines.some((l) => l.msg === DRAIN_CLOSED_MESSAGE && l.connections === 1), 'logged with the count')
+  await waitFor(() => stuckEnd, { timeoutMs: 5000, what: 'the client to see its connection end' })
+  t.equal(stuckEnd, 'ECONNRESET', 'reset, not ended as if complete')
+  t.equal(counter(await second.agent.metrics.text(), 'ferry_drain_closed_connections_total', { worker: '0' }), 1, 'counted in ferry_drain_closed_connections_total')
   await second.agent.close()
   for (const s of sockets) s.destroy()
   t.same(second.capture.calls.filter((c) => c.startsWith('unenroll')), [], 'pins kept: nothing unenrolled from capture')

@@ -1,5 +1,8 @@
 import t from 'tap'
+import { execFile } from 'node:child_process'
 import { LAB_USAGE, labCommand, parseCniPlugin } from '../../src/cli/lab-command'
+import { labWorkersFromEnv } from '../../src/lab/up'
+import { FERRY } from '../helpers/cli'
 
 // `ferry lab` argument handling that needs no lab.
 
@@ -47,4 +50,28 @@ t.test('--cni-plugin: a path, or a JSON object with a path and further conflist 
   t.throws(() => parseCniPlugin('{"path": 1}'), { code: 'FERRY_ERR_INVALID_ARG', message: /"path" must name an executable/ })
   t.throws(() => parseCniPlugin(JSON.stringify({ path: __filename, type: 'a/b' })), { code: 'FERRY_ERR_INVALID_ARG', message: /"type" must be a file name/ })
   t.throws(() => parseCniPlugin('{nope'), { code: 'FERRY_ERR_INVALID_ARG', message: /not a path or a JSON object/ })
+})
+
+// Guards the one worker-count grammar (src/agent/worker-count.ts) for the lab's --workers
+// and FERRY_LAB_WORKERS, the agents' default that lets a whole test run play at one worker
+// count: a bad value is refused by name before anything is made.
+t.test('--workers, FERRY_LAB_WORKERS and --drain-grace: checked before any lab is touched', async (t) => {
+  for (const bad of ['0', '9', 'two', '1.5', ' 2']) {
+    await t.rejects(labCommand(['up', '--workers', bad, 'x.yaml']), { code: 'FERRY_ERR_INVALID_ARG', message: `--workers "${bad}" is invalid: expected an integer from 1 to 8` })
+    t.throws(() => labWorkersFromEnv(bad), { code: 'FERRY_ERR_INVALID_ARG', message: `FERRY_LAB_WORKERS "${bad}" is invalid: expected an integer from 1 to 8` })
+  }
+  t.equal(labWorkersFromEnv(''), undefined, 'unset or empty: the agent\'s default')
+  t.equal(labWorkersFromEnv('1'), 1)
+  t.equal(labWorkersFromEnv('8'), 8)
+  await t.rejects(labCommand(['up', '--drain-grace', 'soon', 'x.yaml']), { code: 'FERRY_ERR_INVALID_ARG', message: /--drain-grace "soon" is invalid: expected a duration/ })
+  await t.rejects(labCommand(['up', '--drain-grace', '2h', 'x.yaml']), { code: 'FERRY_ERR_INVALID_ARG', message: /--drain-grace "2h" is invalid: expected a duration up to 1h/ })
+  t.match(LAB_USAGE, /--workers N runs the\s+agents with N data-path workers \(default: \$FERRY_LAB_WORKERS if set/)
+  // The real CLI, with the variable set: refused by name, even beside an explicit --workers.
+  const r = await new Promise<{ code: number | null, stderr: string }>((resolve) => {
+    execFile(process.execPath, [FERRY, 'lab', 'up', '--workers', '2', '--name', 'never', 'no-such.yaml'], { env: { ...process.env, FERRY_LAB_WORKERS: 'many' }, timeout: 30_000 }, (err, _stdout, stderr) => {
+      resolve({ code: err === null ? 0 : (err as { code?: number }).code ?? 1, stderr })
+    })
+  })
+  t.not(r.code, 0)
+  t.match(r.stderr, /FERRY_LAB_WORKERS "many" is invalid: expected an integer from 1 to 8/)
 })

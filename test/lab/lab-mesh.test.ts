@@ -1,5 +1,6 @@
 import t from 'tap'
 import { existsSync, readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { PATHS } from '../../src/config/env'
 import { labDown } from '../../src/lab/down'
@@ -7,7 +8,8 @@ import { execArgv } from '../../src/lab/exec'
 import type { LabState } from '../../src/lab/state'
 import { labStatus } from '../../src/lab/status'
 import { restartController } from '../../src/lab/restart'
-import { labUp } from '../../src/lab/up'
+import { labUp, labWorkersFromEnv } from '../../src/lab/up'
+import { cpuQuota, defaultWorkers } from '../../src/agent/worker-count'
 import { everythingLeft, ferryFromSource, forceDown, IS_ROOT, isMeshBuilt, manifestFile, recordedPids, REPO, runArgv } from './helpers'
 import { uniqueLabName } from '../helpers/names'
 
@@ -40,6 +42,19 @@ t.test('each node runs an agent in its own cgroup, in the node\'s namespace, rea
   t.ok(existsSync(node.pinRoot), `pins under ${node.pinRoot}`)
   const status = await labStatus(state)
   t.match(status.nodes[0].agent, { pid, alive: true, ready: true })
+})
+
+// Guards FERRY_LAB_WORKERS (src/lab/up.ts): `up` without --workers gives the agents the
+// variable's count (npm run test:workers-1 runs the lab tests so), else the agent's own default.
+t.test('the agents run FERRY_LAB_WORKERS data-path workers when up is given no --workers', opts, async (t) => {
+  const fromEnv = labWorkersFromEnv()
+  t.equal(state.plan.workers, fromEnv, `the plan: ${String(fromEnv ?? 'the agent\'s default')}`)
+  const node = state.plan.nodes[0]
+  const started = readFileSync(node.agentLog, 'utf8').split('\n').filter((l) => l.includes('"msg":"agent started"')).map((l) => JSON.parse(l))
+  t.equal(started.length, 1)
+  // The agent's default, from its own cgroup's CPU quota (the test's may differ), as the agent reads it.
+  const pid = state.pids[`node/${node.name}`]
+  t.equal(started[0].workers, fromEnv ?? defaultWorkers(availableParallelism(), cpuQuota(`/proc/${pid}/cgroup`)), 'the agent runs that many')
 })
 
 t.test('the controller runs in its own cgroup in the underlay\'s namespace; agents hold certificates from it', opts, async (t) => {

@@ -119,6 +119,11 @@ t.test('process argv: cgroup first, then the namespace, then a clean env', async
   const noMesh = plan(join(FIXTURES, 'two-nodes.yaml'), false)
   t.same(agentArgv(noMesh, noMesh.nodes[0], ['ferry']).slice(9), ['--node', 'node1', '--cluster-file', '/state/x/cluster.json', '--pin-root', '/bpf/ferry-lab-x-node1', '--kubelet-cgroup', '/cg/ferry-lab-x/node1/kubelet', '--config-dir', '/state/x/config', '--config-cache', '/state/x/config-cache/node1.json', '--handoff-socket', '/state/x/node1/handoff.sock', '--log-level', 'info'],
     'without a controller (no mesh, or a state file from before there was one), no CA options')
+  // The agents' --workers and --drain-grace: passed on when the lab was given them, else the agent's defaults.
+  const tuned = planLab(readManifests([join(FIXTURES, 'two-nodes.yaml')]), { name: 'x', mesh: true, paths: PATHS, newUid: uids, workers: 1, drainGraceMs: 4000 })
+  const args = agentArgv(tuned, tuned.nodes[0], ['ferry'])
+  t.same(args.slice(args.indexOf('--workers'), args.indexOf('--workers') + 4), ['--workers', '1', '--drain-grace', '4s'])
+  t.notOk(agent.includes('--workers') || agent.includes('--drain-grace'), 'none by default')
 })
 
 t.test('the controller: one per lab with the mesh, in the underlay on the bridge, with the cluster file, node tokens and TTL', async (t) => {
