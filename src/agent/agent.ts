@@ -1,7 +1,7 @@
 import '../balancer'
 import { PORTS } from '../config/env'
 import type { DiscoverySource } from '../discovery'
-import type { ClusterSnapshot } from '../discovery/model'
+import type { ClusterSnapshot, Pod } from '../discovery/model'
 import type { PodLocator } from '../discovery/pod-locator'
 import type { PodEventRecorder } from '../kubernetes/events'
 import type { FerryError } from '../errors'
@@ -24,6 +24,7 @@ import { openConfigSource, type PolicyConfigSource } from './config-source'
 import { PodEnroller } from './enroller'
 import { type AgentDiscovery, agentDiscovery } from './discovery-mode'
 import type { NodeIdentities } from './identities'
+import { SvidPublisher } from './svid-publisher'
 import type { NodeTunnel } from './node-tunnel'
 import { peerNodeAddresses } from './peer-nodes'
 import { type AgentOptions, IDENTITY_DEFAULTS } from './options'
@@ -249,14 +250,9 @@ export class Agent {
     }
 
     const events = deps.events !== undefined ? deps.events : (selected?.events ?? null)
-    const publishSvids = identities === null
-      ? () => {}
-      : () => {
-          const pods = (enroller?.enrolledPods() ?? []).map((e) => e.plan.pod)
-          const served = [...new Set(pods.map((p) => identities.spiffeIdOf(p)))]
-          workers.publish({ kind: 'svids', svids: served.flatMap((id) => { const svid = identities.svidFor(id); return svid === null ? [] : [[id, svid] as const] }), served })
-        }
-    if (identities !== null) undo.push(identities.onRotated(publishSvids))
+    const svidPublisher = identities === null ? null : new SvidPublisher(identities, (p) => { workers.publish(p) })
+    const enrolledPods = (): Pod[] => (enroller?.enrolledPods() ?? []).map((e) => e.plan.pod)
+    if (identities !== null) undo.push(identities.onRotated(() => { svidPublisher?.update(enrolledPods()) }))
     enroller = new PodEnroller({
       node: options.node,
       locator: deps.locator ?? (selected as AgentDiscovery).locator,
@@ -273,7 +269,7 @@ export class Agent {
         : {
             onEnrolledChange: (pods, passDone) => {
               identities.sync(pods, { removeOthers: passDone })
-              publishSvids()
+              svidPublisher?.update(pods)
             }
           })
     })

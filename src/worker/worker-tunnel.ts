@@ -1,3 +1,4 @@
+import { secureContextsMade } from '../identity/tls-options'
 import { NodeBufferBudget, type RefusalHook, SniIndex, TunnelAdmission, TunnelPool, type TunnelRequest, TunnelServer } from '../tunnel'
 import type { SvidStore } from './svid-store'
 
@@ -50,13 +51,14 @@ export class WorkerTunnel {
   /** The identities the server answers for: exactly these. */
   serve (identities: readonly string[]): void {
     const wanted = new Set(identities)
-    for (const id of wanted) this.names.add(id)
+    for (const id of wanted) if (!this.served.has(id)) this.names.add(id)
     for (const id of this.served) if (!wanted.has(id)) this.names.delete(id)
     this.served = wanted
   }
 
-  stats (): { port: number, server: ReturnType<TunnelServer['stats']>, pool: ReturnType<TunnelPool['stats']> } {
-    return { port: this.port, server: this.server.stats(), pool: this.pool.stats() }
+  /** `secureContexts`: the SecureContexts this thread has made (one per SVID a session presented). */
+  stats (): { port: number, server: ReturnType<TunnelServer['stats']>, pool: ReturnType<TunnelPool['stats']>, secureContexts: number } {
+    return { port: this.port, server: this.server.stats(), pool: this.pool.stats(), secureContexts: secureContextsMade() }
   }
 
   /**
