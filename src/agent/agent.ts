@@ -15,7 +15,6 @@ import { RouteTable } from '../proxy/route-table'
 import { droppedLogLines, type Logger } from '../telemetry/logger'
 import { ProxyMetrics } from '../telemetry/metrics'
 import { registerProbeMetrics } from '../telemetry/probe-metrics'
-import { DataPlane } from '../worker/data-plane'
 import type { NetnsRef, Request } from '../worker/protocol'
 import { type AdminAuth, createAdminAuth } from './admin-auth'
 import { type AdminServers, startAdminServers } from './admin-server'
@@ -197,13 +196,17 @@ export class Agent {
         await w.ready
         return w
       }
-      : async (): Promise<WorkerHost> => new InlineWorker(new DataPlane({
-        ...common,
-        id: 0,
-        log,
-        platform: { netns: borrowNetns(deps.platform), connectInNetns: deps.platform.connectInNetns, capture },
-        live: new Int32Array(new SharedArrayBuffer(4))
-      }))
+      : async (): Promise<WorkerHost> => {
+        // The data path's code (proxy, tunnel server and pool) loads in the main thread only when it runs there.
+        const { DataPlane } = require('../worker/data-plane') as typeof import('../worker/data-plane')
+        return new InlineWorker(new DataPlane({
+          ...common,
+          id: 0,
+          log,
+          platform: { netns: borrowNetns(deps.platform), connectInNetns: deps.platform.connectInNetns, capture },
+          live: new Int32Array(new SharedArrayBuffer(4))
+        }))
+      }
     const workers = await WorkerSet.start({
       count: threaded ? options.workers : 1,
       spawn,
