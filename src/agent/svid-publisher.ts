@@ -14,7 +14,7 @@ export class SvidPublisher {
   private served: readonly string[] = []
   private svids: ReadonlyArray<readonly [string, Svid]> = []
 
-  constructor (private readonly identities: WorkloadIdentity, private readonly publish: (p: Extract<Publication, { kind: 'svids' }>) => void) {}
+  constructor (private readonly identities: Pick<WorkloadIdentity, 'spiffeIdOf' | 'svidFor'>, private readonly publish: (p: Extract<Publication, { kind: 'svids' }>) => void) {}
 
   /** Publishes the identities of `pods` (the enrolled pods) and their certificates, if they differ from what the workers have. */
   update (pods: readonly Pod[]): void {
