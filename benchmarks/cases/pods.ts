@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process'
 import { closeSync, mkdirSync, openSync, rmSync, writeFileSync, rmdirSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
+import { HEAP } from '../../src/config/env'
 import type { Context } from '../lib/context'
 import { exec, FERRY, REPO, sleep } from '../lib/exec'
 import { rssBytes } from '../lib/proc'
@@ -10,7 +11,8 @@ import { cgroup2Root } from '../lib/cgroup'
 // pods per node: a lightweight harness that makes, per pod, only what enrollment
 // touches — a network namespace (lo up) and a cgroup — writes a cluster file (a v1
 // List, pods located by the lab's annotations, as src/lab/cluster-file.ts does) and
-// runs `ferry agent` directly in its own node namespace and cgroup, without a CA (no
+// runs `ferry agent` directly in its own node namespace and cgroup (with the DaemonSet's
+// NODE_OPTIONS, src/config/env.ts HEAP), without a CA (no
 // certificates: the per-pod figure here is capture, listeners and bookkeeping; the
 // `scale` benchmark measures it with identities, up to 250 pods). Start-up is the time
 // from spawning the agent until /healthz/ready answers 200. Each series runs the agent
@@ -103,7 +105,7 @@ async function onePoint (ctx: Pick<Context, 'workDir' | 'log'>, pods: number, wo
     const started = performance.now()
     const child = spawn('sh', ['-c', 'echo $$ > "$0" && exec "$@"', join(cgroupRoot, 'agent', 'cgroup.procs'),
       'nsenter', `--net=${join(netnsDir, nodeNs)}`, '--', process.execPath, FERRY, 'agent', '--node', 'node1', '--cluster-file', clusterFile, '--pin-root', pinRoot, '--workers', String(workers), '--log-level', 'warn'],
-    { cwd: REPO, stdio: ['ignore', log, log], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root' } })
+    { cwd: REPO, stdio: ['ignore', log, log], env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', NODE_OPTIONS: HEAP.agentNodeOptions } })
     closeSync(log)
     agentPid = child.pid
     let readyMs = NaN

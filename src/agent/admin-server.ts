@@ -22,7 +22,8 @@ import type { WorkerSet } from './workers'
 // /metrics and readiness need none (scrapers and the kubelet carry no credentials).
 //   admin :15020  GET /metrics      Prometheus text (the agent's own registry)
 //                 GET /debug/pods   JSON: enrolled pods, their listeners, pending pods
-//                 GET /debug/tunnel JSON: the tunnel's port, server and pool counts,
+//                 GET /debug/tunnel JSON: the tunnel's port, server and pool counts (and
+//                                   each worker's, with the SecureContexts it made),
 //                                   what the kernel did with SYNs to the port (kernelSyns,
 //                                   null without kernel admission) ({"enabled":false}
 //                                   without a CA)

@@ -1,7 +1,7 @@
 import '../balancer'
 import { PORTS } from '../config/env'
 import type { DiscoverySource } from '../discovery'
-import type { ClusterSnapshot } from '../discovery/model'
+import type { ClusterSnapshot, Pod } from '../discovery/model'
 import type { PodLocator } from '../discovery/pod-locator'
 import type { PodEventRecorder } from '../kubernetes/events'
 import type { FerryError } from '../errors'
@@ -15,7 +15,6 @@ import { RouteTable } from '../proxy/route-table'
 import { droppedLogLines, type Logger } from '../telemetry/logger'
 import { ProxyMetrics } from '../telemetry/metrics'
 import { registerProbeMetrics } from '../telemetry/probe-metrics'
-import { DataPlane } from '../worker/data-plane'
 import type { NetnsRef, Request } from '../worker/protocol'
 import { type AdminAuth, createAdminAuth } from './admin-auth'
 import { type AdminServers, startAdminServers } from './admin-server'
@@ -24,6 +23,7 @@ import { openConfigSource, type PolicyConfigSource } from './config-source'
 import { PodEnroller } from './enroller'
 import { type AgentDiscovery, agentDiscovery } from './discovery-mode'
 import type { NodeIdentities } from './identities'
+import { SvidPublisher } from './svid-publisher'
 import type { NodeTunnel } from './node-tunnel'
 import { peerNodeAddresses } from './peer-nodes'
 import { type AgentOptions, IDENTITY_DEFAULTS } from './options'
@@ -200,13 +200,17 @@ export class Agent {
         await w.ready
         return w
       }
-      : async (): Promise<WorkerHost> => new InlineWorker(new DataPlane({
-        ...common,
-        id: 0,
-        log,
-        platform: { netns: borrowNetns(deps.platform), connectInNetns: deps.platform.connectInNetns, capture },
-        live: new Int32Array(new SharedArrayBuffer(4))
-      }))
+      : async (): Promise<WorkerHost> => {
+        // The data path's code (proxy, tunnel server and pool) loads in the main thread only when it runs there.
+        const { DataPlane } = require('../worker/data-plane') as typeof import('../worker/data-plane')
+        return new InlineWorker(new DataPlane({
+          ...common,
+          id: 0,
+          log,
+          platform: { netns: borrowNetns(deps.platform), connectInNetns: deps.platform.connectInNetns, capture },
+          live: new Int32Array(new SharedArrayBuffer(4))
+        }))
+      }
     const workers = await WorkerSet.start({
       count: threaded ? options.workers : 1,
       spawn,
@@ -253,14 +257,9 @@ export class Agent {
     }
 
     const events = deps.events !== undefined ? deps.events : (selected?.events ?? null)
-    const publishSvids = identities === null
-      ? () => {}
-      : () => {
-          const pods = (enroller?.enrolledPods() ?? []).map((e) => e.plan.pod)
-          const served = [...new Set(pods.map((p) => identities.spiffeIdOf(p)))]
-          workers.publish({ kind: 'svids', svids: served.flatMap((id) => { const svid = identities.svidFor(id); return svid === null ? [] : [[id, svid] as const] }), served })
-        }
-    if (identities !== null) undo.push(identities.onRotated(publishSvids))
+    const svidPublisher = identities === null ? null : new SvidPublisher(identities, (p) => { workers.publish(p) })
+    const enrolledPods = (): Pod[] => (enroller?.enrolledPods() ?? []).map((e) => e.plan.pod)
+    if (identities !== null) undo.push(identities.onRotated(() => { svidPublisher?.update(enrolledPods()) }))
     enroller = new PodEnroller({
       node: options.node,
       locator: deps.locator ?? (selected as AgentDiscovery).locator,
@@ -277,7 +276,7 @@ export class Agent {
         : {
             onEnrolledChange: (pods, passDone) => {
               identities.sync(pods, { removeOthers: passDone })
-              publishSvids()
+              svidPublisher?.update(pods)
             }
           })
     })

@@ -2,6 +2,7 @@ import { closeSync } from 'node:fs'
 import { extname, join } from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { AggregatorRegistry, Counter, type Registry } from 'prom-client'
+import { HEAP } from '../config/env'
 import { native } from '../native/binding'
 import type { Logger } from '../telemetry/logger'
 import type { DataPlane } from '../worker/data-plane'
@@ -50,7 +51,8 @@ export class ThreadWorker implements WorkerHost {
     this.live = new Int32Array(live)
     // thread.js next to the compiled agent; thread.ts when the tests run the sources.
     const file = join(__dirname, '..', 'worker', `thread${extname(__filename)}`)
-    this.worker = new Worker(file, { workerData: { ...template, id, live } satisfies ThreadInit, stdout: false, stderr: false })
+    // Its own young generation capped (src/config/env.ts, HEAP): V8's default grows to 48 MiB per thread.
+    this.worker = new Worker(file, { workerData: { ...template, id, live } satisfies ThreadInit, stdout: false, stderr: false, resourceLimits: { maxYoungGenerationSizeMb: HEAP.workerYoungGenerationMb } })
     let readyResolve: () => void = () => {}
     let readyReject: (e: Error) => void = () => {}
     this.ready = new Promise((resolve, reject) => { readyResolve = resolve; readyReject = reject })

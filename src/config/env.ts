@@ -50,6 +50,21 @@ export const ENV = Object.freeze({
   labWorkers: process.env.FERRY_LAB_WORKERS ?? ''
 })
 
+/**
+ * The V8 young generation of the agent's threads. V8 grows a thread's two semi-spaces up
+ * to 16 MiB each (a 48 MiB young generation) as start-up's long-lived objects survive
+ * its scavenges, and an idle agent keeps them: 32 MiB of RSS in the main thread and 16 in
+ * each worker, mostly garbage. Capped at 2 MiB each (6 MiB young generations), the agent
+ * scavenges more often under load; docs/architecture.md ("Memory") has the figures.
+ */
+const SEMI_SPACE_MB = 2
+export const HEAP = Object.freeze({
+  /** A worker thread's resourceLimits.maxYoungGenerationSizeMb: V8's young generation is three semi-spaces (two, and the new large-object space). */
+  workerYoungGenerationMb: 3 * SEMI_SPACE_MB,
+  /** NODE_OPTIONS for the process that runs `ferry agent` (the main thread's limit): the lab's agents and the DaemonSet's container (daemonset/base/agent.yaml). */
+  agentNodeOptions: `--max-semi-space-size=${SEMI_SPACE_MB}`
+})
+
 function detectCgroup2Root (): string {
   // Hybrid hosts (like this one) mount cgroup2 at /sys/fs/cgroup/unified; unified
   // hosts mount it at /sys/fs/cgroup. Decided once, at start-up.

@@ -4,6 +4,7 @@ import { ferryError, type FerryError, isFerryError } from '../errors'
 import type { Logger } from '../telemetry/logger'
 import { trace } from '../telemetry/trace'
 import { ChangeTrigger, WATCH_DEFAULTS, fileFingerprint } from '../util/change-trigger'
+import { digestOf } from '../util/digest'
 import { parseClusterList } from './cluster-list'
 import type { ClusterSnapshot } from './model'
 import type { DiscoverySource, DiscoveryWatcher } from './source'
@@ -30,7 +31,8 @@ export class FileDiscoverySource implements DiscoverySource {
   private readonly trigger: ChangeTrigger
   private watcher: DiscoveryWatcher | null = null
   private snapshot: ClusterSnapshot | null = null
-  private lastText: string | null = null
+  /** digestOf the bytes the current snapshot was parsed from (the text itself is not kept). */
+  private lastDigest: string | null = null
   private lastErrorKey = ''
   private readFailing = false
 
@@ -63,10 +65,10 @@ export class FileDiscoverySource implements DiscoverySource {
   close (): void { this.trigger.close() }
 
   private async loadOnce (): Promise<void> {
-    let text: string
+    let bytes: Buffer
     this.trigger.seen = await fileFingerprint(this.path)
     try {
-      text = await readFile(this.path, 'utf8')
+      bytes = await readFile(this.path)
     } catch (err) {
       this.trigger.seen = 'missing'
       this.readFailing = true
@@ -75,8 +77,11 @@ export class FileDiscoverySource implements DiscoverySource {
       return
     }
     if (this.readFailing) { this.readFailing = false; this.lastErrorKey = '' }
-    if (this.closed || text === this.lastText) return
-    this.lastText = text
+    // A rewrite with the same content (a new inode, another mtime) is not a change.
+    const digest = digestOf(bytes)
+    if (this.closed || digest === this.lastDigest) return
+    this.lastDigest = digest
+    const text = bytes.toString('utf8')
     let snapshot: ClusterSnapshot
     try {
       snapshot = parseClusterList(text, this.path, (this.snapshot?.generation ?? 0) + 1)

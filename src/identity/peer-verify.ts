@@ -2,8 +2,8 @@ import { X509Certificate } from 'node:crypto'
 import type { TLSSocket } from 'node:tls'
 import { ferryError } from '../errors'
 import { splitCertificates } from './pem'
+import { uriSans } from './san-uris'
 import { tryParseSpiffeId, type SpiffeId } from './spiffe-id'
-import type { x509 as X509Lib } from './x509'
 
 // Who is on the other end of a TLS connection, and may we talk to them? verifyPeer checks
 // a presented chain, in this order, and names the first thing that fails:
@@ -46,7 +46,6 @@ export interface PeerChain {
 
 /** Paths longer than this are refused (Ferry's own are leaf → root). */
 const MAX_PATH = 5
-const SAN_OID = '2.5.29.17'
 
 export function trustBundleOf (trustDomain: string, pems: readonly string[]): TrustBundle {
   const roots = pems.flatMap((p) => splitCertificates(p)).map((p) => new X509Certificate(p))
@@ -138,21 +137,6 @@ function signedBy (cert: X509Certificate, issuer: X509Certificate): boolean {
     return cert.checkIssued(issuer) && cert.verify(issuer.publicKey)
   } catch {
     return false
-  }
-}
-
-/** The x509 library (≈200 modules) loads with the first peer checked: an agent without a CA never pays for it. */
-let x509: typeof X509Lib | undefined
-
-function uriSans (cert: X509Certificate): string[] | null {
-  x509 ??= (require('./x509') as typeof import('./x509')).x509
-  try {
-    const parsed = new x509.X509Certificate(cert.raw)
-    const ext = parsed.extensions.find((e) => e.type === SAN_OID)
-    if (ext === undefined) return []
-    return new x509.SubjectAlternativeNameExtension(ext.rawData).names.items.filter((n) => n.type === 'url').map((n) => n.value)
-  } catch {
-    return null
   }
 }
 

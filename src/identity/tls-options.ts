@@ -24,7 +24,13 @@ export function svidContextOptions (svid: Svid): SecureContextOptions {
   }
 }
 
+// A SecureContext (an OpenSSL SSL_CTX holding the key, chain and roots: ≈36 KiB that V8
+// does not see) is made on the first handshake that presents the SVID, in the thread
+// that makes it, and lives as long as the Svid object does: until a rotation replaces it
+// (a new object), or its identity leaves the node. An SVID that no session presents never
+// gets one.
 const contexts = new WeakMap<Svid, SecureContext>()
+let made = 0
 
 /** One SecureContext per SVID (SVIDs are immutable; a rotation is a new object). */
 export function svidSecureContext (svid: Svid): SecureContext {
@@ -32,8 +38,14 @@ export function svidSecureContext (svid: Svid): SecureContext {
   if (ctx === undefined) {
     ctx = createSecureContext(svidContextOptions(svid))
     contexts.set(svid, ctx)
+    made++
   }
   return ctx
+}
+
+/** SecureContexts svidSecureContext has made in this thread (/debug/tunnel, tests). */
+export function secureContextsMade (): number {
+  return made
 }
 
 /** Options for tls.createServer / http2.createSecureServer on the tunnel port. */

@@ -5,6 +5,7 @@ import { type BackoffPolicy, RECONNECT_BACKOFF } from '../identity/backoff'
 import type { Random } from '../identity/clock'
 import type { Logger } from '../telemetry/logger'
 import { trace } from '../telemetry/trace'
+import { digestOf } from '../util/digest'
 import { BOUNDED_WATCH_DEFAULTS } from './bounded-watch'
 import { type K8s, type KubeConfigSource, loadKubeConfig, loadKubernetesClient } from './client'
 import { clusterView } from './cluster-view'
@@ -55,6 +56,7 @@ export class KubernetesDiscoverySource implements DiscoverySource {
   private watcher: DiscoveryWatcher | null = null
   private reflectors: { localPods: Reflector<Obj>, otherPods: Reflector<Obj>, services: Reflector<Obj>, namespaces: Reflector<Obj> } | null = null
   private snapshot: ClusterSnapshot | null = null
+  /** digestOf the List text and of the snapshot last built (the texts are not kept). */
   private lastText = ''
   private lastKey = ''
   private lastErrorKey = ''
@@ -132,12 +134,13 @@ export class KubernetesDiscoverySource implements DiscoverySource {
       otherPods: r.otherPods.objects(),
       services: r.services.objects()
     }, this.origin)
-    if (view.text === this.lastText) return
-    this.lastText = view.text
+    const text = digestOf(view.text)
+    if (text === this.lastText) return
+    this.lastText = text
     const generation = (this.snapshot?.generation ?? 0) + 1
     const { snapshot, dropped } = view.build(generation)
     for (const err of dropped) this.report(err)
-    const key = JSON.stringify({ ...snapshot, generation: 0 })
+    const key = digestOf(JSON.stringify({ ...snapshot, generation: 0 }))
     if (key === this.lastKey) return
     this.lastKey = key
     this.lastErrorKey = ''

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { HEAP } from '../config/env'
 import { ferryError } from '../errors'
 import { REPO_ROOT } from '../native'
 import { formatDuration } from '../identity/duration'
@@ -152,7 +153,8 @@ export function spawnApiServer (plan: LabPlan, api: PlanKubernetesApi, ferry?: r
 
 /** `ferry` is the argv that runs Ferry's CLI (tests substitute one that runs from source). */
 export function spawnAgent (plan: LabPlan, node: PlanNode, ferry?: readonly string[]): ChildProcess {
-  return spawnDetached(agentArgv(plan, node, ferry), node.agentLog, REPO_ROOT, agentEnv(process.env))
+  // The main thread's young generation capped as the DaemonSet caps it (src/config/env.ts, HEAP).
+  return spawnDetached(agentArgv(plan, node, ferry), node.agentLog, REPO_ROOT, { ...agentEnv(process.env), NODE_OPTIONS: HEAP.agentNodeOptions })
 }
 
 export function spawnController (plan: LabPlan, ca: PlanController, ferry?: readonly string[]): ChildProcess {

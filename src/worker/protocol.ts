@@ -48,7 +48,11 @@ export type Publication =
    * newer state was refused (issues, formatted).
    */
   | { readonly kind: 'config', readonly snapshot: Omit<ConfigSnapshot, 'locate'> | null, readonly rejected: readonly string[] | null }
-  /** The certificates the worker may present (tunnel server and client), by SPIFFE ID; `served`: the identities the tunnel server answers for. */
+  /**
+   * The certificates the worker may present (tunnel server and client), by SPIFFE ID, all
+   * of them (a restarted worker gets the latest); sent when one comes, goes or is rotated.
+   * `served`: the identities the tunnel server answers for.
+   */
   | { readonly kind: 'svids', readonly svids: ReadonlyArray<readonly [string, Svid]>, readonly served: readonly string[] }
 
 export type Request =
@@ -88,7 +92,8 @@ export interface WorkerStats {
   readonly connections: number
   readonly pods: number
   readonly policyGeneration: number
-  readonly tunnel: { readonly port: number, readonly server: TunnelServerStats, readonly pool: TunnelPoolStats, readonly heldBytes: number } | null
+  /** `heldBytes`: what its streams hold now; `secureContexts`: made by this worker's thread, one per SVID a session of it presented (and again after a rotation). */
+  readonly tunnel: { readonly port: number, readonly server: TunnelServerStats, readonly pool: TunnelPoolStats, readonly heldBytes: number, readonly secureContexts: number } | null
 }
 
 export type Reply =

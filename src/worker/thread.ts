@@ -61,10 +61,6 @@ function main (): void {
       (err: unknown) => { port.postMessage({ type: 'reply', id: m.id, error: wireError(err) } satisfies FromWorker) }
     )
   })
-  // With a CA, the first tunnel handshake checks a peer's certificate with the x509
-  // library (≈200 modules, ≈0.5 s to load on one idle core): loaded now, before the worker
-  // says it is ready, so no connection waits for it.
-  if (init.trustDomain !== null) require('../identity/x509')
   port.postMessage({ type: 'ready' } satisfies FromWorker)
 }
 

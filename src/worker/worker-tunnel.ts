@@ -1,3 +1,4 @@
+import { secureContextsMade } from '../identity/tls-options'
 import { NodeBufferBudget, type RefusalHook, SniIndex, TunnelAdmission, TunnelPool, type TunnelRequest, TunnelServer } from '../tunnel'
 import type { Registry } from 'prom-client'
 import { registerTunnelHeldMetric } from '../telemetry/tunnel-metrics'
@@ -57,14 +58,14 @@ export class WorkerTunnel {
   /** The identities the server answers for: exactly these. */
   serve (identities: readonly string[]): void {
     const wanted = new Set(identities)
-    for (const id of wanted) this.names.add(id)
+    for (const id of wanted) if (!this.served.has(id)) this.names.add(id)
     for (const id of this.served) if (!wanted.has(id)) this.names.delete(id)
     this.served = wanted
   }
 
-  /** heldBytes: what this worker's streams hold now (walks them: for diagnostics). */
-  stats (): { port: number, server: ReturnType<TunnelServer['stats']>, pool: ReturnType<TunnelPool['stats']>, heldBytes: number } {
-    return { port: this.port, server: this.server.stats(), pool: this.pool.stats(), heldBytes: this.budget.heldBytes() }
+  /** heldBytes: what this worker's streams hold now (walks them: for diagnostics); secureContexts: the SecureContexts this thread has made (one per SVID a session presented). */
+  stats (): { port: number, server: ReturnType<TunnelServer['stats']>, pool: ReturnType<TunnelPool['stats']>, heldBytes: number, secureContexts: number } {
+    return { port: this.port, server: this.server.stats(), pool: this.pool.stats(), heldBytes: this.budget.heldBytes(), secureContexts: secureContextsMade() }
   }
 
   /**

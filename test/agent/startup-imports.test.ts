@@ -103,7 +103,7 @@ t.test('--kubernetes loads the kubernetes source and locator on demand, still wi
   for (const p of ['kubernetes-models', '@kubernetes/client-node']) t.notOk(packagesOf(files).has(p), `${p} is not loaded before the source starts`)
 })
 
-t.test('with a CA: identities, the tunnel, a CSR and a verified peer load gRPC and x509 (its CSR and SAN code), still none of the other modes', async (t) => {
+t.test('with a CA: identities, the tunnel, a CSR and a verified peer load gRPC and x509 (its CSR code), still none of the other modes', async (t) => {
   const ca = await testCa()
   const web = await ca.svid('app/web')
   const { files } = startupModules(`
@@ -125,7 +125,27 @@ t.test('with a CA: identities, the tunnel, a CSR and a verified peer load gRPC a
   `)
   const packages = packagesOf(files)
   t.ok(packages.has('@grpc/grpc-js'), 'the CA client is loaded')
-  t.ok(packages.has('@peculiar/x509'), 'CSRs and SANs are @peculiar/x509\'s work (not hand-written DER)')
+  t.ok(packages.has('@peculiar/x509'), 'CSRs are @peculiar/x509\'s work (not hand-written DER)')
   for (const p of NEVER_PACKAGES) t.notOk(packages.has(p), `${p} is not loaded`)
   for (const d of NEVER_DIRS) t.notOk(ferryDirsOf(files).has(d), `src/${d} is not loaded`)
+})
+
+// A data-path worker thread checks every tunnel peer: the SANs come from Node's own parse
+// of the certificate (src/identity/san-uris.ts), so a worker loads no X.509 library
+// (≈200 modules, ≈4.5 MiB per worker) and no gRPC — those are the main thread's (CSRs,
+// the CA client).
+t.test('a data-path worker with a CA: its data plane and a verified peer load neither x509 nor gRPC', async (t) => {
+  const ca = await testCa()
+  const web = await ca.svid('app/web')
+  const { files } = startupModules(`
+    require(${JSON.stringify(join(DIST, 'worker', 'data-plane.js'))})
+    const { trustBundleOf, verifyPeer } = require(${JSON.stringify(join(DIST, 'identity', 'peer-verify.js'))})
+    const { X509Certificate } = require('node:crypto')
+    const verdict = verifyPeer(new X509Certificate(${JSON.stringify(web.chain[0])}), trustBundleOf('cluster.local', ${JSON.stringify(ca.issuer.bundle())}), { expected: ${JSON.stringify(web.spiffeId.uri)} })
+    if (!verdict.ok) throw new Error('peer rejected: ' + verdict.detail)
+    ${PRINT}
+  `)
+  t.ok(ferryDirsOf(files).has('tunnel'), 'the tunnel is loaded')
+  const packages = packagesOf(files)
+  for (const p of CA_ONLY_PACKAGES) t.notOk(packages.has(p), `${p} is not loaded`)
 })

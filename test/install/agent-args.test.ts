@@ -1,6 +1,7 @@
 import t from 'tap'
 import { parseAgentOptions, KUBERNETES_DEFAULTS, NODE_NAME_ENV, POD_NAMESPACE_ENV } from '../../src/agent/options'
 import { parseCniInstallOptions } from '../../src/cli/cni-command'
+import { HEAP } from '../../src/config/env'
 import { kustomizeBuild } from '../../src/install/kustomize'
 import { OVERLAYS, overlayDir, renderObjects } from '../../src/install/render'
 import { AGENT, parseSettings } from '../../src/install/settings'
@@ -37,6 +38,7 @@ async function checkAgent (t: Check, objects: Obj[], what: string): Promise<void
   t.equal(container.args[0], 'agent', `${what}: the agent command`)
   const { args, env } = expand(container.args.slice(1), container, { 'spec.nodeName': 'worker-7', 'metadata.namespace': 'mesh-ns' })
   t.equal(env[NODE_NAME_ENV], 'worker-7', `${what}: $${NODE_NAME_ENV} comes from the downward API`)
+  t.equal(env.NODE_OPTIONS, HEAP.agentNodeOptions, `${what}: the main thread's young generation is capped as the lab's agents' (src/config/env.ts HEAP)`)
   const o = parseAgentOptions(args, env)
   t.equal(o.node, 'worker-7', `${what}: the node is the pod's`)
   t.equal(o.clusterFile, null, `${what}: no cluster file`)
