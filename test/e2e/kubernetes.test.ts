@@ -8,8 +8,8 @@ import { updateClusterFile } from '../../src/lab/cluster-file'
 import { procCgroup } from '../../src/lab/proc'
 import { readState } from '../../src/lab/state'
 import { containerScope } from '../../src/lab/topology'
-import { FERRY, REPO, ferry, ferryOk, sh } from '../helpers/cli'
-import { accessLines, agentPids, capturedRequest, counter, execInNode, execInPod, labDir, metrics, nodeLog, pod, serviceIPs } from '../helpers/lab'
+import { FERRY, REPO, ferry, ferryOk } from '../helpers/cli'
+import { accessLines, agentPids, capturedRequest, counter, execInNode, execInPod, labDir, labNetns, metrics, nodeLog, pod, serviceIPs } from '../helpers/lab'
 import { agentGet } from '../helpers/agent-admin'
 import { waitFor } from '../helpers/wait'
 import { uniqueLabName } from '../helpers/names'
@@ -268,7 +268,7 @@ t.test('down removes the API server, the sandboxes, the late pod\'s netns and ev
   const pids = Object.values(s.pids)
   await ferryOk(['lab', 'down', lab], { timeoutMs: 60_000 })
   downDone = true
-  t.equal(sh(`ip netns list | grep -c '^fl-${lab}-' || true`).trim(), '0', 'no network namespace (the late pod\'s included)')
+  t.same(labNetns(lab), [], 'no network namespace (the late pod\'s included)')
   t.notOk(existsSync(s.plan.cgroupRoot), 'no cgroup')
   t.notOk(existsSync(pinRoot), 'no pins')
   // (A killed process may linger as a zombie until its parent reaps it: poll.)

@@ -2,7 +2,7 @@ import t from 'tap'
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { REPO, ferry, ferryOk, sh } from '../helpers/cli'
-import { accessLines, agentPids, capturedRequest, execInPod, pod } from '../helpers/lab'
+import { accessLines, agentPids, capturedRequest, execInPod, labNetns, pod } from '../helpers/lab'
 import { waitFor } from '../helpers/wait'
 import { uniqueLabName } from '../helpers/names'
 
@@ -81,7 +81,7 @@ t.test('down leaves no namespace, cgroup, pin, attached link or process of the l
   await ferryOk(['lab', 'down', lab], { timeoutMs: 60_000 })
   downDone = true
   t.notOk(existsSync(pinRoot), 'pin root removed')
-  t.equal(sh(`ip netns list | grep -c '^fl-${lab}-' || true`).trim(), '0', 'no network namespace')
+  t.same(labNetns(lab), [], 'no network namespace')
   t.notOk(sh(`find /sys/fs/cgroup/unified -maxdepth 1 -name 'ferry-lab-${lab}'`).trim(), 'no cgroup')
   // Links are freed once nothing pins or holds them: ask the kernel for each id.
   await waitFor(() => ids.every((id) => !alive(id)), { what: `links ${ids.join(',')} to be released`, timeoutMs: 5_000 })

@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { PATHS } from '../../src/config/env'
+import { netnsPrefix } from '../../src/lab/names'
 import { ferry, ferryOk } from './cli'
 import { waitFor } from './wait'
 export { counter } from '../telemetry/prom-text'
@@ -11,6 +12,14 @@ export { counter } from '../telemetry/prom-text'
 export interface LabPod { name: string, namespace: string, uid: string, ips: string[], annotations: Record<string, string> }
 
 export function labDir (lab: string): string { return join(PATHS.labStateDir, lab) }
+
+/**
+ * The lab's network namespaces still named in /var/run/netns. Read from the directory:
+ * `ip netns list` also prints an error for a namespace another test is deleting meanwhile.
+ */
+export function labNetns (lab: string): string[] {
+  return readdirSync(PATHS.netnsDir).filter((n) => n.startsWith(netnsPrefix(lab)))
+}
 
 export function clusterObjects (lab: string): any[] {
   return JSON.parse(readFileSync(join(labDir(lab), 'cluster.json'), 'utf8')).items
