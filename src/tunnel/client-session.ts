@@ -76,7 +76,7 @@ export class PooledSession {
   }
 
   connect (): void {
-    dialTunnel(this.node, this.remote, this.svid, this.expected, this.s, (cancel) => { this.cancelDial = cancel })
+    dialTunnel(this.node, this.remote, this.svid, this.expected, this.s, (cancel) => { this.cancelDial = cancel }, () => this.queue.length)
       .then(({ session, socket, peerCertSerial, peerValidUntil, initialWindow }) => {
         this.cancelDial = null
         this.peerCertSerial = peerCertSerial
@@ -124,7 +124,8 @@ export class PooledSession {
       onRoom: () => { this.startWaiting() },
       onStallReset: (authority) => {
         this.s.onRefused({ side: 'client', stage: 'stream', reason: 'buffer-stall', detail: stallResetDetail, remote: this.remote, servername: null, peerSpiffeId: this.expected, localSpiffeId: this.svid.spiffeId.uri, authority })
-      }
+      },
+      side: 'client'
     })
     // When the first of the two certificates expires, no new stream (X.509 includes notAfter itself).
     this.expiry = setLongTimer(() => {

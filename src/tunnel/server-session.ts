@@ -53,8 +53,11 @@ export class ServerSession implements SessionPeer {
         this.refused('session', 'settings-timeout', `no SETTINGS acknowledgement within ${s.pingTimeoutMs} ms`)
         session.destroy()
       },
-      onStallReset: (authority) => { this.refused('stream', 'buffer-stall', stallResetDetail, authority) }
+      onStallReset: (authority) => { this.refused('stream', 'buffer-stall', stallResetDetail, authority) },
+      side: 'server'
     })
+    const sentAt = Date.now()
+    session.once('localSettings', () => { this.buffers.firstAcknowledged(Date.now() - sentAt) })
     // X.509 validity includes notAfter: the session may serve until just after it.
     this.expiry = setLongTimer(() => { this.expiry = null; this.drain('certificate-expired') }, validUntil - s.now() + 1)
     watchSession(session, {

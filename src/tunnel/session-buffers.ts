@@ -7,8 +7,10 @@ import { kib, type NodeBufferBudget, type StallEntry, type StallSide } from './b
 const KiB = 1024
 /** After a burst lowered a session's window, it is not raised again for this long (no flapping). */
 const RAISE_HOLD_MS = 1000
-/** A new session keeps its first window this long before raising it: the streams of a burst arrive first. */
-const FIRST_HOLD_MS = 250
+/** A new client session keeps its first window this long: the opens it was dialled for start one by one. */
+const CLIENT_FIRST_HOLD_MS = 250
+/** A server session raises its first window no sooner than this after the peer acknowledged it. */
+const SERVER_FIRST_HOLD_MS = 5
 
 /** What SessionBuffers needs of an HTTP/2 session and its streams (Node's Http2Session/Http2Stream). */
 export interface BudgetSession {
@@ -89,12 +91,19 @@ export class SessionBuffers {
   private readonly streams = new Map<BudgetStream, StreamBuffers>()
   /** A refusal asked for a burst-sized window (applied at the next SETTINGS). */
   private burst = false
-  private raiseNotBefore = Date.now() + FIRST_HOLD_MS
+  private raiseNotBefore: number
   /** A raise waits for raiseNotBefore. */
   private raiseTimer: NodeJS.Timeout | null = null
   private closed = false
 
-  /** `initialWindow`: the window the session's first SETTINGS announced (see initialWindow()). */
+  /**
+   * `initialWindow`: the window the session's first SETTINGS announced (see initialWindow()).
+   * A session does not raise it at once: a client's for a quarter of a second, while the
+   * opens it was dialled for start; a server's until the peer has acknowledged those
+   * SETTINGS and a round trip more has passed (firstAcknowledged) — the streams a client
+   * opens at once on a new session come right behind its acknowledgement, and must find
+   * the small window.
+   */
   constructor (private readonly session: BudgetSession, readonly node: NodeBufferBudget, initialWindow: number,
     private readonly o: {
       /** Streams the session may carry at once (the burst a peer may send). */
@@ -106,20 +115,32 @@ export class SessionBuffers {
       readonly onRoom?: () => void
       /** One of its streams was reset: the node's budget had no room for its backed-up buffers. */
       readonly onStallReset?: (authority: string) => void
+      /** Server: no raise before the first SETTINGS are acknowledged (firstAcknowledged). */
+      readonly side: 'client' | 'server'
     }) {
     this.window = initialWindow
+    this.raiseNotBefore = o.side === 'server' ? Number.POSITIVE_INFINITY : Date.now() + CLIENT_FIRST_HOLD_MS
     node.sessions.add(this)
   }
 
+  /** The peer acknowledged the session's first SETTINGS, `rttMs` after they were sent: raises may follow a round trip later. */
+  firstAcknowledged (rttMs: number): void {
+    if (this.raiseNotBefore !== Number.POSITIVE_INFINITY) return
+    this.raiseNotBefore = Date.now() + Math.max(SERVER_FIRST_HOLD_MS, rttMs)
+    this.rebalance()
+  }
+
   /**
-   * The window a new session announces in its first SETTINGS: what a whole session of
-   * `maxStreams` streams, opened at once, fits in now (a session with fewer streams is
-   * raised within a round trip). A server's is at least the protocol's 65,535, which a
-   * client may use on streams it opens before our SETTINGS reach it; a client's own
-   * streams are opened after its SETTINGS.
+   * The window a new session announces in its first SETTINGS. A client's: what the opens
+   * queued for it fit in now (its streams are opened after its SETTINGS). A server's: what
+   * a whole session of `streams` streams opened at once fits in, since it cannot know how
+   * many come (raised a round trip after the acknowledgement if fewer came), and at least
+   * the protocol's 65,535, which a client may use on streams it opens before our SETTINGS
+   * reach it.
    */
-  static initialWindow (node: NodeBufferBudget, side: 'client' | 'server', maxStreams: number): number {
-    const target = node.targetWindow(maxStreams, maxStreams)
+  static initialWindow (node: NodeBufferBudget, side: 'client' | 'server', streams: number): number {
+    const n = Math.max(1, streams)
+    const target = node.targetWindow(n, n)
     return side === 'server' ? Math.max(target, Math.min(PROTOCOL_WINDOW, node.limits.maxWindowBytes)) : target
   }
 

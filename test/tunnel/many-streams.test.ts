@@ -76,6 +76,7 @@ t.test(`${STREAMS} streams through one pool to one server (each budget ${(NODE /
       }
     }))
   }
+  for (const r of [...srv.refusals.slice(0, 3), ...refusals.slice(0, 3)]) t.comment(`DEBUG ${r.side} ${r.reason} ${r.detail}`)
   t.same(failures.slice(0, 5), [], `every open succeeded and echoed (${failures.length} failures)`)
   t.equal(streams.length, STREAMS, `${STREAMS} streams open`)
   t.same(refusals.filter((r) => r.reason === 'buffer-budget' || r.reason === 'buffer-stall'), [], 'the pool refused none for want of budget')
