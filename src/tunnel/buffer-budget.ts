@@ -110,6 +110,12 @@ export interface StallEntry {
   evict: () => void
 }
 
+/** What the budget needs of a session of its thread (session-buffers.ts' SessionBuffers). */
+export interface BudgetSessionRef {
+  rebalance: () => void
+  held: () => number
+}
+
 const SIDE_BIT: Record<StallSide, number> = { receive: 1, send: 2 }
 
 /** `s`'s `side` is backed up and has no lease yet. */
@@ -154,7 +160,7 @@ export class NodeBufferBudget {
   readonly limits: BufferLimits
   private readonly view: Int32Array
   /** This thread's sessions, re-balanced when the node's stream count crosses a power of two. */
-  readonly sessions = new Set<{ rebalance: () => void, held: () => number }>()
+  private readonly sessions = new Set<BudgetSessionRef>()
   /** This thread's backed-up streams, the longest backed up first. */
   private oldest: StallEntry | null = null
   private newest: StallEntry | null = null
@@ -343,15 +349,47 @@ export class NodeBufferBudget {
     return Math.min(l.maxWindowBytes, Math.max(l.minWindowBytes, pow2floor(share)))
   }
 
-  /** Every session of this thread re-checks its window (the node's load changed a lot); at most every REBALANCE_ALL_MS. */
+  /**
+   * Every session of this thread re-checks its window (the node's load changed a lot); at
+   * most every REBALANCE_ALL_MS, a call within that time runs at its end.
+   */
   rebalanceAll (): void {
-    const now = Date.now()
-    if (now - this.lastRebalanceAll < REBALANCE_ALL_MS) return
-    this.lastRebalanceAll = now
+    const wait = this.lastRebalanceAll + REBALANCE_ALL_MS - Date.now()
+    if (wait > 0) {
+      this.rebalanceTimer ??= setTimeout(() => { this.rebalanceTimer = null; this.rebalanceAll() }, wait).unref()
+      return
+    }
+    this.lastRebalanceAll = Date.now()
+    this.rebalancedAt = this.streams()
     for (const s of this.sessions) s.rebalance()
   }
 
+  /** A session of this thread began (it re-balances with the others); while there are any, the node's load is watched. */
+  addSession (s: BudgetSessionRef): void {
+    this.sessions.add(s)
+    this.loadTimer ??= setInterval(this.watchLoad, LOAD_WATCH_MS).unref()
+  }
+
+  deleteSession (s: BudgetSessionRef): void {
+    this.sessions.delete(s)
+    if (this.sessions.size === 0 && this.loadTimer !== null) {
+      clearInterval(this.loadTimer)
+      this.loadTimer = null
+    }
+  }
+
+  /**
+   * The node's stream count crossed a power of two since this thread last re-balanced
+   * (streams opened or closed on other threads): re-balance.
+   */
+  private readonly watchLoad = (): void => {
+    if (pow2floor(this.streams()) !== pow2floor(this.rebalancedAt)) this.rebalanceAll()
+  }
+
   private lastRebalanceAll = 0
+  private rebalancedAt = 0
+  private rebalanceTimer: NodeJS.Timeout | null = null
+  private loadTimer: NodeJS.Timeout | null = null
 
   private lease (s: StallEntry, side: StallSide): void {
     const k = this.view[side === 'receive' ? N_RECEIVE_STALL_KIB : N_SEND_STALL_KIB]
@@ -402,6 +440,8 @@ export class NodeBufferBudget {
 
 /** rebalanceAll() walks every session: not more often than this. */
 const REBALANCE_ALL_MS = 100
+/** How often a thread looks whether streams on other threads moved the node's load to another power of two. */
+const LOAD_WATCH_MS = 500
 /** How often backed-up streams are checked for leases: half the time after which they lease. */
 const LEASE_TICK_MS = Math.ceil(TUNNEL_DEFAULTS.stallLeaseAfterMs / 2)
 

@@ -72,7 +72,7 @@ export async function dialTunnel (node: { readonly address: string, readonly por
       socket.setNoDelay(true)
       socket.setKeepAlive(true, TUNNEL_DEFAULTS.tcpKeepAliveMs)
       // The window the opens waiting for this session fit in.
-      const initialWindow = SessionBuffers.initialWindow(s.bufferBudget, 'client', queued())
+      const initialWindow = SessionBuffers.initialWindow(s.bufferBudget, queued())
       const session = http2Connect(`https://${remote}`, {
         createConnection: () => socket,
         settings: { enablePush: false, initialWindowSize: initialWindow, maxFrameSize: s.maxFrameBytes }

@@ -65,10 +65,11 @@ export const TUNNEL_DEFAULTS = Object.freeze({
   /**
    * What an open stream costs besides its buffers: its objects on this node (the HTTP/2
    * stream, the TunnelStream, the pod-side socket and the proxy's record of the
-   * connection), so that the budget bounds the number of streams too. Measured per
-   * connection on each node of the idle10k benchmark (docs/tunnel.md).
+   * connection), so that the budget bounds the number of streams too. The idle10k
+   * benchmark measured 13–15 KiB of agent RSS per added connection on each node, between
+   * 3,000 and 10,000 connections (docs/tunnel.md).
    */
-  streamOverheadBytes: 8 * KiB,
+  streamOverheadBytes: 16 * KiB,
   /**
    * The buffers a stream holds while its receive side is backed up (its pod does not
    * read), besides its window: Node's HTTP/2 stream keeps reading until its own buffer
@@ -99,10 +100,10 @@ export const TUNNEL_DEFAULTS = Object.freeze({
   stallGraceMs: 1_000,
   /** Window + overhead of every stream of one session together. */
   sessionBufferBytes: 64 * MiB,
-  /** Every tunnel stream of the node (both ends): windows, overheads and stalled buffers; the agent lowers it to 40 % of its memory limit (src/agent/memory-limit.ts). */
+  /** Every tunnel stream of the node (both ends): windows, overheads and stalled buffers; the agent lowers it to half its memory limit (src/agent/memory-limit.ts). */
   nodeBufferBytes: 256 * MiB,
   /** The share of nodeBufferBytes open streams' windows and overheads may take: the rest is always there for stalled buffers. */
-  openBufferShare: 0.75,
+  openBufferShare: 0.8,
   /** Connection-level receive window (session.setLocalWindowSize), shared by all streams. */
   connectionWindowBytes: 16 * MiB,
   /**

@@ -192,7 +192,7 @@ export class TunnelServer {
     }
     const validUntil = Math.min(verdict.validUntil, svid.notAfter)
     // The session's first SETTINGS announce the window the budget allows now.
-    const initialWindow = SessionBuffers.initialWindow(this.s.bufferBudget, 'server', this.s.maxConcurrentStreams)
+    const initialWindow = SessionBuffers.initialWindow(this.s.bufferBudget, this.s.maxConcurrentStreams)
     this.h2.updateSettings({ initialWindowSize: initialWindow })
     this.handing = {
       session: (h2) => new ServerSession(h2, socket, peer, svid, validUntil, this.s, initialWindow)

@@ -82,7 +82,7 @@ export class StreamBuffers implements StreamLease, StallEntry {
 
 /** One session's reservations and window. */
 export class SessionBuffers {
-  /** The window the peer has acknowledged. */
+  /** The window the peer has acknowledged (or, before a server's first SETTINGS are, may assume). */
   private window: number
   /** A window sent and not yet acknowledged. */
   private pending: number | null = null
@@ -97,12 +97,15 @@ export class SessionBuffers {
   private closed = false
 
   /**
-   * `initialWindow`: the window the session's first SETTINGS announced (see initialWindow()).
-   * A session does not raise it at once: a client's for a quarter of a second, while the
-   * opens it was dialled for start; a server's until the peer has acknowledged those
-   * SETTINGS and a round trip more has passed (firstAcknowledged) — the streams a client
-   * opens at once on a new session come right behind its acknowledgement, and must find
-   * the small window.
+   * `initialWindow`: the window the session's first SETTINGS announce (initialWindow()).
+   * A client's is in effect at once: its streams are opened after its SETTINGS. A server's
+   * binds once the peer acknowledges it (firstAcknowledged); until then a client may use
+   * the protocol's 65,535 on the streams it opens, so that is what they reserve (Ferry's
+   * pool opens its streams only after it has the server's SETTINGS, and acknowledges them
+   * first). Neither raises its first window at once: a client not for a quarter of a
+   * second, while the opens it was dialled for start; a server not before a round trip
+   * after the acknowledgement — the streams a client opens at once on a new session come
+   * right behind it, and must find the small window.
    */
   constructor (private readonly session: BudgetSession, readonly node: NodeBufferBudget, initialWindow: number,
     private readonly o: {
@@ -115,33 +118,34 @@ export class SessionBuffers {
       readonly onRoom?: () => void
       /** One of its streams was reset: the node's budget had no room for its backed-up buffers. */
       readonly onStallReset?: (authority: string) => void
-      /** Server: no raise before the first SETTINGS are acknowledged (firstAcknowledged). */
       readonly side: 'client' | 'server'
     }) {
-    this.window = initialWindow
-    this.raiseNotBefore = o.side === 'server' ? Number.POSITIVE_INFINITY : Date.now() + CLIENT_FIRST_HOLD_MS
-    node.sessions.add(this)
+    if (o.side === 'server') {
+      this.window = PROTOCOL_WINDOW
+      this.pending = initialWindow
+      this.raiseNotBefore = Number.POSITIVE_INFINITY
+    } else {
+      this.window = initialWindow
+      this.raiseNotBefore = Date.now() + CLIENT_FIRST_HOLD_MS
+    }
+    node.addSession(this)
   }
 
-  /** The peer acknowledged the session's first SETTINGS, `rttMs` after they were sent: raises may follow a round trip later. */
+  /** The peer acknowledged the session's first SETTINGS (a server's), `rttMs` after they were sent. */
   firstAcknowledged (rttMs: number): void {
-    if (this.raiseNotBefore !== Number.POSITIVE_INFINITY) return
+    if (this.closed || this.raiseNotBefore !== Number.POSITIVE_INFINITY) return
     this.raiseNotBefore = Date.now() + Math.max(SERVER_FIRST_HOLD_MS, rttMs)
-    this.rebalance()
+    if (this.pending !== null) this.acknowledged(this.pending)
   }
 
   /**
-   * The window a new session announces in its first SETTINGS. A client's: what the opens
-   * queued for it fit in now (its streams are opened after its SETTINGS). A server's: what
-   * a whole session of `streams` streams opened at once fits in, since it cannot know how
-   * many come (raised a round trip after the acknowledgement if fewer came), and at least
-   * the protocol's 65,535, which a client may use on streams it opens before our SETTINGS
-   * reach it.
+   * The window a new session announces in its first SETTINGS: what the streams it expects
+   * fit in now — a client, the opens queued for it; a server, which cannot know, a whole
+   * session of them (raised once fewer came).
    */
-  static initialWindow (node: NodeBufferBudget, side: 'client' | 'server', streams: number): number {
+  static initialWindow (node: NodeBufferBudget, streams: number): number {
     const n = Math.max(1, streams)
-    const target = node.targetWindow(n, n)
-    return side === 'server' ? Math.max(target, Math.min(PROTOCOL_WINDOW, node.limits.maxWindowBytes)) : target
+    return node.targetWindow(n, n)
   }
 
   /** Streams open now. */
@@ -250,7 +254,7 @@ export class SessionBuffers {
     this.closed = true
     if (this.ackTimer !== null) clearTimeout(this.ackTimer)
     if (this.raiseTimer !== null) clearTimeout(this.raiseTimer)
-    this.node.sessions.delete(this)
+    this.node.deleteSession(this)
     for (const s of [...this.streams.keys()]) this.unbind(s)
   }
 

@@ -9,14 +9,14 @@ import { waitFor } from '../helpers/wait'
 import { rawSession, startPool, startServer } from './harness'
 
 // Many tunnel streams per node, as the buffer budget's arithmetic promises them: the
-// DaemonSet's 512 Mi memory limit gives a 204.8 MiB budget, which must hold 10,000 mostly
+// DaemonSet's 512 Mi memory limit gives a 256 MiB budget, which must hold 10,000 mostly
 // idle streams. Here 3,000 streams run through one pool to one server on loopback, with
-// each end's budget scaled by the same factor (61.4 MiB): the windows, reservations and
-// refusals are those of 10,000 streams at 204.8 MiB.
+// each end's budget scaled by the same factor (76.8 MiB): the windows, reservations and
+// refusals are those of 10,000 streams at 256 MiB.
 //
 // Guards the budget's per-stream cost: when each stream reserved its window plus 128 KiB
-// of stream buffers (192 KiB at the 64 KiB floor), this budget held 327 streams and the
-// 328th open failed with FERRY_ERR_TUNNEL_BUSY; without stall leases, hostile writers
+// of stream buffers (192 KiB at the 64 KiB floor), this budget held 409 streams and the
+// 410th open failed with FERRY_ERR_TUNNEL_BUSY; without stall leases, hostile writers
 // into 3,000 unread streams would make the server hold more than its budget.
 
 t.setTimeout(240_000)
@@ -45,7 +45,7 @@ async function echoed (s: TunnelStream, data: Buffer): Promise<boolean> {
   })
 }
 
-t.test(`${STREAMS} streams through one pool to one server (each budget ${(NODE / MiB).toFixed(1)} MiB: 10,000 at 204.8 MiB): every stream opens and carries bytes`, async (t) => {
+t.test(`${STREAMS} streams through one pool to one server (each budget ${(NODE / MiB).toFixed(1)} MiB: 10,000 at 256 MiB): every stream opens and carries bytes`, async (t) => {
   const ca = await testCa()
   const web = await ca.svid('app/web')
   const db = await ca.svid('data/db')
