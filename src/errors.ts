@@ -58,7 +58,7 @@ export const ERROR_CODES = {
   FERRY_ERR_TUNNEL_CONNECT: 'a tunnel to a peer node could not be opened: connect, TLS handshake, timeout, or the session or stream closed before the CONNECT was answered',
   FERRY_ERR_TUNNEL_PEER: 'the peer node presented a tunnel certificate that failed verification (other CA, expired, wrong identity, ...)',
   FERRY_ERR_TUNNEL_REFUSED: 'the peer node answered a tunnel CONNECT with a refusal status',
-  FERRY_ERR_TUNNEL_BUSY: 'this node\'s tunnel buffer budget has no room for another stream',
+  FERRY_ERR_TUNNEL_BUSY: 'this node\'s tunnel buffer budget has no room for another stream, or for the buffers of an open stream that backed up (it is reset)',
   FERRY_ERR_KUBE_API: 'the Kubernetes API server could not be reached, refused a request, or a list or watch failed',
   FERRY_ERR_CNI: 'a request from the ferry-cni plugin could not be served: malformed, for a pod discovery did not show in time, or for a pod of another node',
   FERRY_ERR_HANDOFF: 'handing listening sockets from the old agent to a new one failed: the peer is not root, broke the protocol, refused (busy), or did not answer in time',

@@ -3,15 +3,16 @@ import { join } from 'node:path'
 import { TUNNEL_DEFAULTS } from '../tunnel/defaults'
 
 // What a hostile peer can make the agent hold through the tunnel (the buffer budget,
-// src/tunnel/buffer-budget.ts) must fit in the agent's memory limit with room to spare:
-// an OOM kill takes the whole node's traffic down. The budget is therefore at most a fixed
-// share of the limit of the agent's own cgroup (the DaemonSet's 512 Mi → 204 MiB), and at
-// most TUNNEL_DEFAULTS.nodeBufferBytes where there is no limit. The rest covers the agent's
-// own memory (≈ 100–150 MiB), each stream's objects and the tunnel port's unverified
-// connections (see docs/tunnel.md).
+// src/tunnel/buffer-budget.ts: every stream's window and objects, and the buffers of the
+// backed-up ones) must fit in the agent's memory limit with room to spare: an OOM kill
+// takes the whole node's traffic down. The budget is therefore at most a fixed share of
+// the limit of the agent's own cgroup (the DaemonSet's 512 Mi → 256 MiB), and at most
+// TUNNEL_DEFAULTS.nodeBufferBytes where there is no limit. The rest covers the agent's own
+// memory (≈ 100–150 MiB with its workers) and the tunnel port's unverified connections
+// (≈ 66 MiB at their bound; see docs/security.md).
 
 /** The share of the agent's memory limit the tunnel buffer budget may take. */
-export const TUNNEL_BUFFER_MEMORY_SHARE = 0.4
+export const TUNNEL_BUFFER_MEMORY_SHARE = 0.5
 
 /** Past this a "limit" means none (cgroup v1 writes 2^63 rounded to a page). */
 const NO_LIMIT = 2 ** 60

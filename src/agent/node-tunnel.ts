@@ -69,13 +69,14 @@ export class NodeTunnel {
         pending: this.admission.pending(),
         pendingLimit: this.admission.limits.pendingMax,
         reservedBytes: this.budget.reservedBytes(),
+        stalledBytes: this.budget.stalledBytes(),
         budgetBytes: this.budget.limits.nodeBytes
       }))
       registerKernelSynMetrics(o.registry, () => this.synCounts())
     }
     const a = this.admission.limits
     const b = this.budget.limits
-    o.log.info({ fdLimit, memoryLimit: memLimit, pendingMax: a.pendingMax, handshakesPerSource: { perSecond: a.perSourcePerSecond, burst: a.perSourceBurst }, bufferBudget: { node: b.nodeBytes, session: b.sessionBytes } }, 'tunnel limits')
+    o.log.info({ fdLimit, memoryLimit: memLimit, pendingMax: a.pendingMax, handshakesPerSource: { perSecond: a.perSourcePerSecond, burst: a.perSourceBurst }, bufferBudget: { node: b.nodeBytes, open: b.openBytes, session: b.sessionBytes, minWindow: b.minWindowBytes } }, 'tunnel limits')
   }
 
   /** The first-byte timeout the workers' servers use (tests shorten it). */
@@ -163,11 +164,11 @@ export class NodeTunnel {
   }
 
   /** The node-wide part of /debug/tunnel (the workers add their servers, pools and the bytes their streams hold). */
-  stats (): { kernelSyns: KernelSynCounts | null, pending: number, buffers: { reservedBytes: number, budgetBytes: number, streams: number } } {
+  stats (): { kernelSyns: KernelSynCounts | null, pending: number, buffers: { reservedBytes: number, stalledBytes: number, budgetBytes: number, streams: number } } {
     return {
       kernelSyns: this.synCounts(),
       pending: this.admission.pending(),
-      buffers: { reservedBytes: this.budget.reservedBytes(), budgetBytes: this.budget.limits.nodeBytes, streams: this.budget.streams() }
+      buffers: { reservedBytes: this.budget.reservedBytes(), stalledBytes: this.budget.stalledBytes(), budgetBytes: this.budget.limits.nodeBytes, streams: this.budget.streams() }
     }
   }
 

@@ -2,8 +2,9 @@ import { Counter, Gauge, type Registry } from 'prom-client'
 
 // The tunnel's bounds as gauges on the agent's registry, read when /metrics is scraped:
 // unverified connections against their node-wide limit (admission), and the buffer
-// budget: bytes reserved by tunnel streams and the budget itself (node-wide, in shared
-// memory), and bytes the streams hold now (each worker's own gauge, summed at scrape).
+// budget: bytes reserved by tunnel streams (of which leased by backed-up streams) and the
+// budget itself (node-wide, in shared memory), and bytes the streams hold now (each
+// worker's own gauge, summed at scrape).
 // (Refusals are ferry_tunnel_refusals_total, in metrics.ts.) With kernel admission on the
 // tunnel port (src/tunnel-syn), what the kernel did with the SYNs that reached it:
 // ferry_tunnel_kernel_syns_total{result="admitted"|"dropped"|"untracked"|"peer"}, read from the
@@ -14,6 +15,7 @@ export const TUNNEL_METRIC_NAMES = Object.freeze({
   pending: 'ferry_tunnel_pending_connections',
   pendingLimit: 'ferry_tunnel_pending_connections_limit',
   reserved: 'ferry_tunnel_buffer_reserved_bytes',
+  stalled: 'ferry_tunnel_buffer_stalled_bytes',
   held: 'ferry_tunnel_buffer_held_bytes',
   budget: 'ferry_tunnel_buffer_budget_bytes',
   kernelSyns: 'ferry_tunnel_kernel_syns_total'
@@ -26,6 +28,7 @@ export interface TunnelGauges {
   readonly pending: number
   readonly pendingLimit: number
   readonly reservedBytes: number
+  readonly stalledBytes: number
   readonly budgetBytes: number
 }
 
@@ -37,7 +40,8 @@ export function registerTunnelMetrics (registry: Registry, read: () => TunnelGau
   }
   gauge(TUNNEL_METRIC_NAMES.pending, 'Connections on the tunnel port accepted and not yet verified, node-wide', (g) => g.pending)
   gauge(TUNNEL_METRIC_NAMES.pendingLimit, 'The node-wide bound on unverified tunnel connections (a share of the open-files limit)', (g) => g.pendingLimit)
-  gauge(TUNNEL_METRIC_NAMES.reserved, 'Bytes reserved by open tunnel streams (receive window + stream buffers), node-wide', (g) => g.reservedBytes)
+  gauge(TUNNEL_METRIC_NAMES.reserved, 'Bytes reserved by tunnel streams, node-wide: open streams\' receive windows and overheads, and the buffers of backed-up streams', (g) => g.reservedBytes)
+  gauge(TUNNEL_METRIC_NAMES.stalled, 'Of the reserved bytes, those leased by tunnel streams whose receive or send side is backed up, node-wide', (g) => g.stalledBytes)
   gauge(TUNNEL_METRIC_NAMES.budget, 'The node-wide tunnel buffer budget', (g) => g.budgetBytes)
 }
 

@@ -1,26 +1,55 @@
 import { ferryError } from '../errors'
 import { TUNNEL_DEFAULTS } from './defaults'
 
-// How many bytes a peer can make this node hold, bounded per session and per node.
+// How many bytes a peer can make this node hold, bounded per node (and per session).
 //
-// What a tunnel stream can hold is decided by HTTP/2 flow control, and in Node only by
-// the *stream* window: Node acknowledges the connection window as data arrives, read or
-// not, so a session's connection window bounds nothing. A stream whose pod does not read
-// holds at most its receive window of unread bytes, plus its own fixed buffers both ways
-// (the TunnelStream's and the HTTP/2 stream's, one frame each way: `streamBufferBytes`).
-// So each stream *reserves* window + streamBufferBytes when it opens, and
+// What a tunnel stream holds comes in two parts, and each is reserved when it can arise:
 //
-//   - a session may reserve at most `sessionBytes`, the node at most `nodeBytes` (over
-//     every session of both ends: server streams and the pool's client streams);
-//   - a stream that does not fit is refused: REFUSED_STREAM on the server (the client
-//     retries), FERRY_ERR_TUNNEL_BUSY `buffer-budget` from the pool;
+//   window    HTTP/2 flow control bounds what a peer may send a stream that is not read:
+//             in Node only the *stream* window does (Node acknowledges the connection
+//             window as data arrives, read or not). So an open stream reserves its receive
+//             window, plus `streamOverheadBytes` for what it costs besides buffers (its
+//             objects: HTTP/2 stream, TunnelStream, the pod's socket, the proxy's record),
+//             from the moment it opens (session-buffers.ts). Many streams, small windows:
+//             a stream with a 4 KiB window reserves 12 KiB.
+//   stalls    the buffers of the stream's own layers — Node's HTTP/2 stream, the
+//             TunnelStream, the socket to the pod — hold data only while a side is backed
+//             up: the pod does not read (receive side), or the peer's window is closed
+//             (send side). Their sizes are Node's (16 KiB high-water marks, 64 KiB socket
+//             reads, 16 KiB TLS records), not ours, so a backed-up side holds up to
+//             `receiveStallBytes` (80 KiB) or `sendStallBytes` (160 KiB) whatever the
+//             window (defaults.ts has the sums). Reserving that for every open stream
+//             would cap a node at ~850 streams; instead a side *leases* it when it backs
+//             up and returns it when it drains (the TunnelStream says when: tunnel-stream.ts).
+//             A moving bulk stream leases and returns once per chunk.
+//
+// So at any moment the node holds at most Σ open (window + overhead) + Σ leases ≤ nodeBytes:
+//
+//   - open reservations may take at most `openBytes` (¾ of the budget): the rest is always
+//     there for stalls. A session's open reservations at most `sessionBytes`. A stream that
+//     does not fit is refused: REFUSED_STREAM on the server (the client retries),
+//     FERRY_ERR_TUNNEL_BUSY `buffer-budget` from the pool;
+//   - a side that backs up and finds no room for its lease makes room by resetting this
+//     thread's streams that are backed up, the one backed up longest first: a stream that
+//     is moving (it drained within the last `stallGraceMs`, 1 s, or opened that recently)
+//     may reset any other; one that is not moving only those backed up for the grace or
+//     longer. If that is not enough, the stream that backed up is reset itself. A reset is
+//     RST_STREAM CONNECT_ERROR, the relay resets the TCP side with FERRY_ERR_TUNNEL_BUSY,
+//     and the refusal is `stream` / `buffer-stall`. Under pressure a stream that stops
+//     draining loses its connection rather than the node its memory, and streams that keep
+//     moving (whose stalls last a moment, once per chunk) keep theirs;
 //   - so that the budget holds many streams, the window shrinks as streams multiply:
 //     each session's SETTINGS_INITIAL_WINDOW_SIZE follows
-//         clamp(pow2floor(min(sessionBytes / 2n, nodeBytes / 2N) − streamBufferBytes), minWindow, maxWindow)
+//         clamp(pow2floor(min(sessionBytes / 2n, openBytes / 2N) − streamOverheadBytes), minWindow, maxWindow)
 //     (n streams on the session, N on the node): one stream gets the full 4 MiB (bulk
-//     throughput is unchanged), a hundred get a few hundred KiB, and half the budget is
-//     kept free for new streams. A change is one SETTINGS frame, sent when the target
-//     crosses a power of two, at most one outstanding per session.
+//     throughput is unchanged), a hundred a few hundred KiB, ten thousand 4 KiB; half of
+//     the open share is kept free for new streams until the window is at its floor. A
+//     change is one SETTINGS frame, sent when the target crosses a power of two, at most
+//     one outstanding per session; a new session announces the current target at once.
+//
+// With the DaemonSet's 204.8 MiB (40 % of 512 MiB): 153.6 MiB for open streams, at 12 KiB
+// each at the floor 13,100 streams; 51.2 MiB (at least) for stalls, 640 receive sides or 320
+// send sides backed up at once.
 //
 // A lower window applies to every stream of the session once the peer acknowledges the
 // SETTINGS (RFC 9113 §6.9.2); until then the peer may still use the old one, so a new
@@ -28,90 +57,183 @@ import { TUNNEL_DEFAULTS } from './defaults'
 // drops to the new window or what it already holds unread, whichever is larger (HTTP/2
 // does not take back bytes already sent). A raise is reserved for every stream before it
 // is sent. A peer that does not acknowledge within `ackTimeoutMs` is cut off (as RFC 9113
-// §6.5.3 allows). Nothing is counted per byte: reservations change only when a stream
-// opens or closes and when a window changes.
+// §6.5.3 allows). Nothing is counted per byte: reservations change when a stream opens or
+// closes, when a window changes, and when a side of a stream backs up or drains.
 //
-// The node's reservation lives in a SharedArrayBuffer (NodeBufferBudget), so the bound
-// holds for the node when sessions live on several worker threads.
+// What this counts is bytes. Node hands received DATA to JavaScript as slices of the TLS
+// record it arrived in, and keeps each slice as one object: a peer that sends a stream its
+// pod does not read in 1-byte DATA frames makes each unread byte cost an object (~110 B)
+// and, if it pads each record with other frames, the whole record (16 KiB). The window
+// bounds the bytes, not the frames; docs/security.md (Limits) has the figures.
+//
+// The node's counters live in a SharedArrayBuffer (NodeBufferBudget), so the bound holds
+// for the node when sessions live on several worker threads; the list of backed-up streams
+// (which ones to reset) is each thread's own.
 
 export interface BufferLimits {
-  /** Every tunnel stream of the node together. */
+  /** Every tunnel stream of the node together: open reservations and stall leases. */
   readonly nodeBytes: number
-  /** One session's streams together. */
+  /** What open streams (window + overhead) may reserve of nodeBytes; the rest is for stalls. */
+  readonly openBytes: number
+  /** One session's open streams together. */
   readonly sessionBytes: number
   /** Smallest receive window a stream is given. */
   readonly minWindowBytes: number
   /** Largest (the configured stream window). */
   readonly maxWindowBytes: number
-  /** What one stream's own buffers hold besides its window, both ways. */
-  readonly streamBufferBytes: number
+  /** What an open stream costs besides its buffers. */
+  readonly streamOverheadBytes: number
+  /** What a stream's own buffers hold while its receive side is backed up, besides its window. */
+  readonly receiveStallBytes: number
+  /** … while its send side is backed up. */
+  readonly sendStallBytes: number
+  /** Backed up this long, a stream may be reset to make room for another's lease. */
+  readonly stallGraceMs: number
+}
+
+export type StallSide = 'receive' | 'send'
+
+/** A stream in the budget's list of backed-up streams (session-buffers.ts' StreamBuffers). */
+export interface StallEntry {
+  /** Its sides backed up now (RECEIVE | SEND bits), leased or about to be. */
+  backedUp: number
+  /** KiB leased for each side now (0: none). */
+  receiveKiB: number
+  sendKiB: number
+  /** Since when a side of it has been backed up (ms). */
+  since: number
+  /** When it last drained, or opened (ms): it is moving while that is recent. */
+  drainedAt: number
+  prev: StallEntry | null
+  next: StallEntry | null
+  /** Resets the stream: its buffers do not fit. Its leases are already returned. */
+  evict: () => void
+}
+
+/** What the budget needs of a session of its thread (session-buffers.ts' SessionBuffers). */
+export interface BudgetSessionRef {
+  rebalance: () => void
+  held: () => number
+}
+
+const SIDE_BIT: Record<StallSide, number> = { receive: 1, send: 2 }
+
+/** `s`'s `side` is backed up and has no lease yet. */
+function unleased (s: StallEntry, side: StallSide): boolean {
+  return (s.backedUp & SIDE_BIT[side]) !== 0 && (side === 'receive' ? s.receiveKiB : s.sendKiB) === 0
 }
 
 const KiB = 1024
-const MAGIC = 0x46544e42 // "FTNB"
+/** The smallest window the budget accepts: below a KiB, frames cost more than they carry. */
+const MIN_WINDOW_FLOOR = 1024
+const MAGIC = 0x46544e43 // "FTNC"
 const N_MAGIC = 0
 const N_NODE_KIB = 1
-const N_SESSION_KIB = 2
-const N_MIN_WINDOW = 3
-const N_MAX_WINDOW = 4
-const N_STREAM_KIB = 5
-const N_RESERVED_KIB = 6
-const N_STREAMS = 7
-const N_SLOTS = 8
+const N_OPEN_MAX_KIB = 2
+const N_SESSION_KIB = 3
+const N_MIN_WINDOW = 4
+const N_MAX_WINDOW = 5
+const N_OVERHEAD_KIB = 6
+const N_RECEIVE_STALL_KIB = 7
+const N_SEND_STALL_KIB = 8
+const N_STALL_GRACE_MS = 9
+/** KiB reserved now, everything (open reservations and stall leases). */
+const N_RESERVED_KIB = 10
+/** … of which by open streams. */
+const N_OPEN_KIB = 11
+const N_STREAMS = 12
+const N_SLOTS = 13
 
-const kib = (bytes: number): number => Math.ceil(bytes / KiB)
+export const kib = (bytes: number): number => Math.ceil(bytes / KiB)
 
-/** The node's share of the budget: limits and what is reserved, in shared memory. */
+/** Adds `k` to a counter if it stays within `max`. */
+function addWithin (view: Int32Array, slot: number, k: number, max: number): boolean {
+  for (;;) {
+    const cur = Atomics.load(view, slot)
+    if (cur + k > max) return false
+    if (Atomics.compareExchange(view, slot, cur, cur + k) === cur) return true
+  }
+}
+
+/** The node's budget: limits and what is reserved, in shared memory; and this thread's backed-up streams. */
 export class NodeBufferBudget {
   readonly limits: BufferLimits
   private readonly view: Int32Array
   /** This thread's sessions, re-balanced when the node's stream count crosses a power of two. */
-  readonly sessions = new Set<SessionBuffers>()
+  private readonly sessions = new Set<BudgetSessionRef>()
+  /** This thread's backed-up streams, the longest backed up first. */
+  private oldest: StallEntry | null = null
+  private newest: StallEntry | null = null
+  /** Leases for streams backed up long enough, while any is backed up. */
+  private leaseTimer: NodeJS.Timeout | null = null
+  /** Streams of this thread reset for want of room for their buffers, since start. */
+  evicted = 0
 
-  private constructor (readonly buffer: SharedArrayBuffer) {
+  /** `now`: the clock of stall ages (tests). */
+  private constructor (readonly buffer: SharedArrayBuffer, readonly now: () => number) {
     this.view = new Int32Array(buffer)
     if (this.view.length < N_SLOTS || this.view[N_MAGIC] !== MAGIC) throw ferryError('FERRY_ERR_INVALID_ARG', 'not a tunnel buffer budget')
+    const v = this.view
     this.limits = Object.freeze({
-      nodeBytes: this.view[N_NODE_KIB] * KiB,
-      sessionBytes: this.view[N_SESSION_KIB] * KiB,
-      minWindowBytes: this.view[N_MIN_WINDOW],
-      maxWindowBytes: this.view[N_MAX_WINDOW],
-      streamBufferBytes: this.view[N_STREAM_KIB] * KiB
+      nodeBytes: v[N_NODE_KIB] * KiB,
+      openBytes: v[N_OPEN_MAX_KIB] * KiB,
+      sessionBytes: v[N_SESSION_KIB] * KiB,
+      minWindowBytes: v[N_MIN_WINDOW],
+      maxWindowBytes: v[N_MAX_WINDOW],
+      streamOverheadBytes: v[N_OVERHEAD_KIB] * KiB,
+      receiveStallBytes: v[N_RECEIVE_STALL_KIB] * KiB,
+      sendStallBytes: v[N_SEND_STALL_KIB] * KiB,
+      stallGraceMs: v[N_STALL_GRACE_MS]
     })
   }
 
-  static create (limits: Partial<BufferLimits> = {}): NodeBufferBudget {
+  static create (limits: Partial<BufferLimits> = {}, now: () => number = Date.now): NodeBufferBudget {
+    const nodeBytes = limits.nodeBytes ?? TUNNEL_DEFAULTS.nodeBufferBytes
     const l: BufferLimits = {
-      nodeBytes: limits.nodeBytes ?? TUNNEL_DEFAULTS.nodeBufferBytes,
-      sessionBytes: limits.sessionBytes ?? TUNNEL_DEFAULTS.sessionBufferBytes,
+      nodeBytes,
+      openBytes: limits.openBytes ?? Math.floor(nodeBytes * TUNNEL_DEFAULTS.openBufferShare),
+      sessionBytes: limits.sessionBytes ?? Math.min(TUNNEL_DEFAULTS.sessionBufferBytes, nodeBytes),
       minWindowBytes: limits.minWindowBytes ?? TUNNEL_DEFAULTS.minStreamWindowBytes,
       maxWindowBytes: limits.maxWindowBytes ?? TUNNEL_DEFAULTS.streamWindowBytes,
-      streamBufferBytes: limits.streamBufferBytes ?? TUNNEL_DEFAULTS.streamBufferBytes
+      streamOverheadBytes: limits.streamOverheadBytes ?? TUNNEL_DEFAULTS.streamOverheadBytes,
+      receiveStallBytes: limits.receiveStallBytes ?? TUNNEL_DEFAULTS.receiveStallBytes,
+      sendStallBytes: limits.sendStallBytes ?? TUNNEL_DEFAULTS.sendStallBytes,
+      stallGraceMs: limits.stallGraceMs ?? TUNNEL_DEFAULTS.stallGraceMs
     }
     for (const [name, v] of Object.entries(l)) {
-      if (!Number.isInteger(v) || v < 1 || v > 2 ** 31 - 1) throw ferryError('FERRY_ERR_INVALID_ARG', `tunnel buffer budget: ${name} is ${String(v)}: expected a positive integer of bytes`)
+      if (!Number.isInteger(v) || v < 1 || v > 2 ** 31 - 1) throw ferryError('FERRY_ERR_INVALID_ARG', `tunnel buffer budget: ${name} is ${String(v)}: expected a positive integer`)
     }
-    if (l.minWindowBytes < 65_535 || l.minWindowBytes > l.maxWindowBytes) throw ferryError('FERRY_ERR_INVALID_ARG', `tunnel buffer budget: minWindowBytes ${l.minWindowBytes} must be 65535 … maxWindowBytes (${l.maxWindowBytes})`)
-    if (l.sessionBytes > l.nodeBytes || l.sessionBytes < l.minWindowBytes + l.streamBufferBytes) {
-      throw ferryError('FERRY_ERR_INVALID_ARG', `tunnel buffer budget: sessionBytes ${l.sessionBytes} must hold one stream (${l.minWindowBytes + l.streamBufferBytes}) and be at most nodeBytes (${l.nodeBytes})`)
-    }
+    if (l.minWindowBytes < MIN_WINDOW_FLOOR || l.minWindowBytes > l.maxWindowBytes) throw ferryError('FERRY_ERR_INVALID_ARG', `tunnel buffer budget: minWindowBytes ${l.minWindowBytes} must be ${MIN_WINDOW_FLOOR} … maxWindowBytes (${l.maxWindowBytes})`)
+    const one = l.minWindowBytes + l.streamOverheadBytes
+    if (l.openBytes > l.nodeBytes || l.openBytes < one) throw ferryError('FERRY_ERR_INVALID_ARG', `tunnel buffer budget: openBytes ${l.openBytes} must hold one stream (${one}) and be at most nodeBytes (${l.nodeBytes})`)
+    if (l.sessionBytes > l.nodeBytes || l.sessionBytes < one) throw ferryError('FERRY_ERR_INVALID_ARG', `tunnel buffer budget: sessionBytes ${l.sessionBytes} must hold one stream (${one}) and be at most nodeBytes (${l.nodeBytes})`)
     const buffer = new SharedArrayBuffer(N_SLOTS * 4)
     const view = new Int32Array(buffer)
     view[N_NODE_KIB] = Math.floor(l.nodeBytes / KiB)
+    view[N_OPEN_MAX_KIB] = Math.floor(l.openBytes / KiB)
     view[N_SESSION_KIB] = Math.floor(l.sessionBytes / KiB)
     view[N_MIN_WINDOW] = l.minWindowBytes
     view[N_MAX_WINDOW] = l.maxWindowBytes
-    view[N_STREAM_KIB] = kib(l.streamBufferBytes)
+    view[N_OVERHEAD_KIB] = kib(l.streamOverheadBytes)
+    view[N_RECEIVE_STALL_KIB] = kib(l.receiveStallBytes)
+    view[N_SEND_STALL_KIB] = kib(l.sendStallBytes)
+    view[N_STALL_GRACE_MS] = l.stallGraceMs
     Atomics.store(view, N_MAGIC, MAGIC)
-    return new NodeBufferBudget(buffer)
+    return new NodeBufferBudget(buffer, now)
   }
 
-  static attach (buffer: SharedArrayBuffer): NodeBufferBudget {
-    return new NodeBufferBudget(buffer)
+  static attach (buffer: SharedArrayBuffer, now: () => number = Date.now): NodeBufferBudget {
+    return new NodeBufferBudget(buffer, now)
   }
 
-  /** Bytes reserved by every stream of the node now. */
+  /** Bytes reserved node-wide now: open streams' and stall leases. */
   reservedBytes (): number { return Atomics.load(this.view, N_RESERVED_KIB) * KiB }
+
+  /** Of reservedBytes(), open streams' windows and overheads. */
+  openBytes (): number { return Atomics.load(this.view, N_OPEN_KIB) * KiB }
+
+  /** Of reservedBytes(), the stall leases. */
+  stalledBytes (): number { return (Atomics.load(this.view, N_RESERVED_KIB) - Atomics.load(this.view, N_OPEN_KIB)) * KiB }
 
   /** Bytes the streams of this thread's sessions hold now (both ends; walks every stream: for metrics and tests). */
   heldBytes (): number {
@@ -123,17 +245,21 @@ export class NodeBufferBudget {
   /** Tunnel streams of the node now (both ends). */
   streams (): number { return Atomics.load(this.view, N_STREAMS) }
 
-  /** Reserves `k` KiB if the node has room. */
-  tryReserve (k: number): boolean {
-    const max = this.view[N_NODE_KIB]
-    for (;;) {
-      const cur = Atomics.load(this.view, N_RESERVED_KIB)
-      if (cur + k > max) return false
-      if (Atomics.compareExchange(this.view, N_RESERVED_KIB, cur, cur + k) === cur) return true
-    }
+  /**
+   * Reserves `k` KiB for an open stream if the open share has room, and the node has room
+   * or can make it by resetting this thread's streams backed up for stallGraceMs or more.
+   */
+  reserveOpen (k: number): boolean {
+    if (!addWithin(this.view, N_OPEN_KIB, k, this.view[N_OPEN_MAX_KIB])) return false
+    if (addWithin(this.view, N_RESERVED_KIB, k, this.view[N_NODE_KIB]) || this.evictFor(k, null, this.limits.stallGraceMs)) return true
+    Atomics.sub(this.view, N_OPEN_KIB, k)
+    return false
   }
 
-  release (k: number): void { Atomics.sub(this.view, N_RESERVED_KIB, k) }
+  releaseOpen (k: number): void {
+    Atomics.sub(this.view, N_OPEN_KIB, k)
+    Atomics.sub(this.view, N_RESERVED_KIB, k)
+  }
 
   /** A stream opened (true when the node's count reached a power of two: time to re-balance). */
   streamOpened (): boolean {
@@ -147,6 +273,71 @@ export class NodeBufferBudget {
   }
 
   /**
+   * `s`'s `side` backed up. If it still is after stallLeaseAfterMs, its buffers are leased
+   * then, until unstall(): a side that backs up and drains sooner (a moving stream's chunk
+   * in transit) costs nothing. Without room, this thread's backed-up streams are reset, the
+   * longest backed up first, until the lease fits — any of them if `s` is moving, else
+   * those backed up for stallGraceMs or more; failing that, `s` is.
+   */
+  stall (s: StallEntry, side: StallSide): void {
+    const bit = SIDE_BIT[side]
+    if ((s.backedUp & bit) !== 0) return
+    if (s.backedUp === 0) this.link(s)
+    s.backedUp |= bit
+    if (this.leaseTimer === null) this.leaseTimer = setInterval(this.leaseBackedUp, LEASE_TICK_MS).unref()
+  }
+
+  /** `s`'s `side` drained: its lease, if it had one, is returned. */
+  unstall (s: StallEntry, side: StallSide): void {
+    const bit = SIDE_BIT[side]
+    if ((s.backedUp & bit) === 0) return
+    s.backedUp &= ~bit
+    const k = side === 'receive' ? s.receiveKiB : s.sendKiB
+    if (k > 0) {
+      if (side === 'receive') s.receiveKiB = 0
+      else s.sendKiB = 0
+      Atomics.sub(this.view, N_RESERVED_KIB, k)
+    }
+    if (s.backedUp === 0) {
+      this.unlink(s)
+      s.drainedAt = this.now()
+    }
+  }
+
+  /** Leases the buffers of every side backed up for stallLeaseAfterMs or more; every LEASE_TICK_MS while any is backed up, or now (tests). */
+  readonly leaseBackedUp = (): void => {
+    const due = this.now() - TUNNEL_DEFAULTS.stallLeaseAfterMs
+    let s = this.oldest
+    while (s !== null && s.since <= due) {
+      if (unleased(s, 'receive') || unleased(s, 'send')) {
+        const evicted = this.evicted
+        if (unleased(s, 'receive')) this.lease(s, 'receive')
+        if (unleased(s, 'send')) this.lease(s, 'send')
+        // Resets took streams out of the list: go on from the oldest.
+        if (this.evicted !== evicted) { s = this.oldest; continue }
+      }
+      s = s.next
+    }
+    if (this.oldest === null && this.leaseTimer !== null) {
+      clearInterval(this.leaseTimer)
+      this.leaseTimer = null
+    }
+  }
+
+  /** Returns every lease of `s` (it closed, or is being reset). */
+  dropLeases (s: StallEntry): void {
+    this.unstall(s, 'receive')
+    this.unstall(s, 'send')
+  }
+
+  /** Streams of this thread backed up now (diagnostics, tests). */
+  stalledStreams (): number {
+    let n = 0
+    for (let e = this.oldest; e !== null; e = e.next) n++
+    return n
+  }
+
+  /**
    * The window a session with `n` streams should announce now. `burst`: the session just
    * had to refuse a stream, so assume a burst may bring up to `maxStreams` streams at once.
    */
@@ -154,212 +345,106 @@ export class NodeBufferBudget {
     const l = this.limits
     const sessionStreams = Math.max(n, burst ?? 1, 1)
     const nodeStreams = Math.max(this.streams() + (burst ?? 0), 1)
-    const share = Math.min(l.sessionBytes / (2 * sessionStreams), l.nodeBytes / (2 * nodeStreams)) - l.streamBufferBytes
+    const share = Math.min(l.sessionBytes / (2 * sessionStreams), l.openBytes / (2 * nodeStreams)) - l.streamOverheadBytes
     return Math.min(l.maxWindowBytes, Math.max(l.minWindowBytes, pow2floor(share)))
   }
 
-  /** Every session of this thread re-checks its window (the node's load changed a lot); at most every REBALANCE_ALL_MS. */
+  /**
+   * Every session of this thread re-checks its window (the node's load changed a lot); at
+   * most every REBALANCE_ALL_MS, a call within that time runs at its end.
+   */
   rebalanceAll (): void {
-    const now = Date.now()
-    if (now - this.lastRebalanceAll < REBALANCE_ALL_MS) return
-    this.lastRebalanceAll = now
+    const wait = this.lastRebalanceAll + REBALANCE_ALL_MS - Date.now()
+    if (wait > 0) {
+      this.rebalanceTimer ??= setTimeout(() => { this.rebalanceTimer = null; this.rebalanceAll() }, wait).unref()
+      return
+    }
+    this.lastRebalanceAll = Date.now()
+    this.rebalancedAt = this.streams()
     for (const s of this.sessions) s.rebalance()
   }
 
+  /** A session of this thread began (it re-balances with the others); while there are any, the node's load is watched. */
+  addSession (s: BudgetSessionRef): void {
+    this.sessions.add(s)
+    this.loadTimer ??= setInterval(this.watchLoad, LOAD_WATCH_MS).unref()
+  }
+
+  deleteSession (s: BudgetSessionRef): void {
+    this.sessions.delete(s)
+    if (this.sessions.size === 0 && this.loadTimer !== null) {
+      clearInterval(this.loadTimer)
+      this.loadTimer = null
+    }
+  }
+
+  /**
+   * The node's stream count crossed a power of two since this thread last re-balanced
+   * (streams opened or closed on other threads): re-balance.
+   */
+  private readonly watchLoad = (): void => {
+    if (pow2floor(this.streams()) !== pow2floor(this.rebalancedAt)) this.rebalanceAll()
+  }
+
   private lastRebalanceAll = 0
+  private rebalancedAt = 0
+  private rebalanceTimer: NodeJS.Timeout | null = null
+  private loadTimer: NodeJS.Timeout | null = null
+
+  private lease (s: StallEntry, side: StallSide): void {
+    const k = this.view[side === 'receive' ? N_RECEIVE_STALL_KIB : N_SEND_STALL_KIB]
+    const grace = this.limits.stallGraceMs
+    const moving = this.now() - s.drainedAt < grace
+    if (!addWithin(this.view, N_RESERVED_KIB, k, this.view[N_NODE_KIB]) && !this.evictFor(k, s, moving ? 0 : grace)) {
+      this.dropLeases(s)
+      this.evicted++
+      s.evict()
+      return
+    }
+    if (side === 'receive') s.receiveKiB = k
+    else s.sendKiB = k
+  }
+
+  /** Resets this thread's leased streams backed up for `minAge` ms or more, oldest first, until `k` KiB are reserved. */
+  private evictFor (k: number, requester: StallEntry | null, minAge: number): boolean {
+    const now = this.now()
+    let victim = this.oldest
+    while (victim !== null && now - victim.since >= minAge) {
+      const next = victim.next
+      if (victim !== requester && victim.receiveKiB + victim.sendKiB > 0) {
+        this.dropLeases(victim)
+        this.evicted++
+        victim.evict()
+        if (addWithin(this.view, N_RESERVED_KIB, k, this.view[N_NODE_KIB])) return true
+      }
+      victim = next
+    }
+    return false
+  }
+
+  private link (s: StallEntry): void {
+    s.since = this.now()
+    s.prev = this.newest
+    s.next = null
+    if (this.newest === null) this.oldest = s
+    else this.newest.next = s
+    this.newest = s
+  }
+
+  private unlink (s: StallEntry): void {
+    if (s.prev === null) { if (this.oldest === s) this.oldest = s.next } else s.prev.next = s.next
+    if (s.next === null) { if (this.newest === s) this.newest = s.prev } else s.next.prev = s.prev
+    s.prev = s.next = null
+  }
 }
 
 /** rebalanceAll() walks every session: not more often than this. */
 const REBALANCE_ALL_MS = 100
-/** After a burst lowered a session's window, it is not raised again for this long (no flapping). */
-const RAISE_HOLD_MS = 1000
+/** How often a thread looks whether streams on other threads moved the node's load to another power of two. */
+const LOAD_WATCH_MS = 500
+/** How often backed-up streams are checked for leases: half the time after which they lease. */
+const LEASE_TICK_MS = Math.ceil(TUNNEL_DEFAULTS.stallLeaseAfterMs / 2)
 
 function pow2floor (x: number): number {
   return x < 1 ? 0 : 2 ** Math.floor(Math.log2(x))
-}
-
-/** What SessionBuffers needs of an HTTP/2 session and its streams (Node's Http2Session/Http2Stream). */
-export interface BudgetSession {
-  settings: (s: { initialWindowSize: number }, cb: (err: Error | null) => void) => void
-  readonly destroyed: boolean
-  readonly closed: boolean
-}
-export interface BudgetStream {
-  readonly readableLength: number
-  readonly writableLength: number
-}
-
-/** One session's reservations and window. */
-export class SessionBuffers {
-  /** The window the peer has acknowledged. */
-  private window: number
-  /** A window sent and not yet acknowledged. */
-  private pending: number | null = null
-  private ackTimer: NodeJS.Timeout | null = null
-  private reservedKiB = 0
-  private readonly streams = new Map<BudgetStream, number>()
-  /** Outer buffers of a stream's consumer (the TunnelStream), for held(). */
-  private readonly outer = new Map<BudgetStream, BudgetStream>()
-  /** A refusal asked for a burst-sized window (applied at the next SETTINGS). */
-  private burst = false
-  private raiseNotBefore = 0
-  private closed = false
-
-  constructor (private readonly session: BudgetSession, private readonly node: NodeBufferBudget, initialWindow: number,
-    private readonly o: {
-      /** Streams the session may carry at once (the burst a peer may send). */
-      readonly maxStreams: number
-      readonly ackTimeoutMs: number
-      /** The peer did not acknowledge a window change in time. */
-      readonly onAckTimeout: () => void
-      /** Reservations went down: a stream that did not fit may fit now. */
-      readonly onRoom?: () => void
-    }) {
-    this.window = initialWindow
-    node.sessions.add(this)
-  }
-
-  /** Streams open now. */
-  get count (): number { return this.streams.size }
-
-  /** The window in effect (the larger while a change is in flight). */
-  get effectiveWindow (): number { return Math.max(this.window, this.pending ?? 0) }
-
-  /**
-   * Reserves room for one more stream; null (nothing reserved) when it does not fit. Then
-   * the window is lowered at once to what a whole burst of streams fits in, so that the
-   * stream, retried one round trip later (the SETTINGS go out before the refusal), fits.
-   */
-  reserve (): number | null {
-    if (this.closed) return null
-    const k = kib(this.effectiveWindow + this.node.limits.streamBufferBytes)
-    const sessionFull = this.reservedKiB + k > this.node.limits.sessionBytes / KiB
-    if (sessionFull || !this.node.tryReserve(k)) {
-      this.burst = true
-      this.raiseNotBefore = Date.now() + RAISE_HOLD_MS
-      this.rebalance()
-      if (!sessionFull) this.node.rebalanceAll()
-      return null
-    }
-    this.reservedKiB += k
-    return k
-  }
-
-  /** A window change is in flight: a stream that did not fit may fit once it is acknowledged (onRoom). */
-  get changing (): boolean { return this.pending !== null }
-
-  /** Gives back a reservation that no stream took. */
-  release (k: number): void {
-    this.reservedKiB -= k
-    this.node.release(k)
-  }
-
-  /** A stream holding reservation `k` (from reserve()) is open. */
-  bind (stream: BudgetStream, k: number): void {
-    this.streams.set(stream, k)
-    if (this.node.streamOpened()) this.node.rebalanceAll()
-    this.rebalance()
-  }
-
-  /** The stream's consumer, whose buffers count in held() too. */
-  attachConsumer (stream: BudgetStream, consumer: BudgetStream): void {
-    if (this.streams.has(stream)) this.outer.set(stream, consumer)
-  }
-
-  /** The stream closed: its reservation is free. */
-  unbind (stream: BudgetStream): void {
-    const k = this.streams.get(stream)
-    if (k === undefined) return
-    this.streams.delete(stream)
-    this.outer.delete(stream)
-    this.reservedKiB -= k
-    this.node.release(k)
-    if (this.closed) return
-    if (this.node.streamClosed()) this.node.rebalanceAll()
-    this.rebalance()
-    this.o.onRoom?.()
-  }
-
-  /** Announces a new window if the target moved (one SETTINGS at a time). */
-  rebalance (): void {
-    if (this.closed || this.pending !== null || this.session.destroyed || this.session.closed) return
-    const target = this.node.targetWindow(this.streams.size, this.burst ? this.o.maxStreams : null)
-    this.burst = false
-    if (target === this.window) return
-    if (target > this.window) {
-      if (Date.now() < this.raiseNotBefore) return
-      // Reserve the raise for every open stream before the peer may use it.
-      const extra = kib(target) - kib(this.window)
-      const total = extra * this.streams.size
-      if (this.reservedKiB + total > this.node.limits.sessionBytes / KiB || !this.node.tryReserve(total)) return
-      this.reservedKiB += total
-      for (const [s, k] of this.streams) this.streams.set(s, k + extra)
-    }
-    this.send(target)
-  }
-
-  /** Bytes this session's streams hold now (unread and unsent; for metrics and tests). */
-  held (): number {
-    let n = 0
-    for (const s of this.streams.keys()) {
-      n += s.readableLength + s.writableLength
-      const o = this.outer.get(s)
-      if (o !== undefined) n += o.readableLength + o.writableLength
-    }
-    return n
-  }
-
-  reservedBytes (): number { return this.reservedKiB * KiB }
-
-  /** The window the peer has acknowledged (diagnostics, tests). */
-  get acknowledgedWindow (): number { return this.window }
-
-  /** The session is gone: every reservation is returned. */
-  close (): void {
-    if (this.closed) return
-    this.closed = true
-    if (this.ackTimer !== null) clearTimeout(this.ackTimer)
-    this.node.sessions.delete(this)
-    for (const s of [...this.streams.keys()]) this.unbind(s)
-  }
-
-  private send (target: number): void {
-    this.pending = target
-    try {
-      this.session.settings({ initialWindowSize: target }, (err) => {
-        if (this.ackTimer !== null) clearTimeout(this.ackTimer)
-        this.ackTimer = null
-        if (err !== null || this.closed) return
-        this.acknowledged(target)
-      })
-    } catch {
-      // The session is closing under us: nothing to change.
-      this.pending = null
-      return
-    }
-    this.ackTimer = setTimeout(() => {
-      this.ackTimer = null
-      if (!this.closed && this.pending === target) this.o.onAckTimeout()
-    }, this.o.ackTimeoutMs)
-  }
-
-  private acknowledged (target: number): void {
-    const lowered = target < this.window
-    this.window = target
-    this.pending = null
-    if (lowered) {
-      // Each stream now holds at most the new window, or what it already has unread.
-      const base = this.node.limits.streamBufferBytes
-      for (const [s, k] of this.streams) {
-        const now = kib(Math.max(target, s.readableLength) + base)
-        if (now < k) {
-          this.streams.set(s, now)
-          this.reservedKiB -= k - now
-          this.node.release(k - now)
-        }
-      }
-    }
-    this.rebalance()
-    if (lowered) this.o.onRoom?.()
-  }
 }

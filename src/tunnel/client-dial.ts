@@ -7,6 +7,7 @@ import { TUNNEL_DEFAULTS } from './defaults'
 import type { PoolSettings } from './options'
 import { errorDetail, TunnelError } from './refusal'
 import { peerSerialOf } from './peer-serial'
+import { SessionBuffers } from './session-buffers'
 import { sniOf } from './sni'
 import { trustOf } from './svid-trust'
 
@@ -23,10 +24,12 @@ export interface Dialled {
   readonly peerCertSerial: string
   /** The earliest notAfter on the peer's verified path (ms). */
   readonly peerValidUntil: number
+  /** The stream window the session's first SETTINGS announced. */
+  readonly initialWindow: number
 }
 
 export async function dialTunnel (node: { readonly address: string, readonly port: number }, remote: string, svid: Svid, expected: string, s: PoolSettings,
-  registerCancel: (cancel: () => void) => void): Promise<Dialled> {
+  registerCancel: (cancel: () => void) => void, queued: () => number): Promise<Dialled> {
   const servername = sniOf(expected)
   const localSpiffeId = svid.spiffeId.uri
   return await new Promise<Dialled>((resolve, reject) => {
@@ -68,16 +71,18 @@ export async function dialTunnel (node: { readonly address: string, readonly por
       clearTimeout(timer)
       socket.setNoDelay(true)
       socket.setKeepAlive(true, TUNNEL_DEFAULTS.tcpKeepAliveMs)
+      // The window the opens waiting for this session fit in.
+      const initialWindow = SessionBuffers.initialWindow(s.bufferBudget, queued())
       const session = http2Connect(`https://${remote}`, {
         createConnection: () => socket,
-        settings: { enablePush: false, initialWindowSize: s.streamWindowBytes, maxFrameSize: s.maxFrameBytes }
+        settings: { enablePush: false, initialWindowSize: initialWindow, maxFrameSize: s.maxFrameBytes }
       })
       // The connection window, now: the socket is already connected, so the session is
       // set up, and its 'connect' comes on the next tick, before whoever awaits this
       // promise can listen for it. Waiting for 'connect' left the window at the protocol's
       // 64 KiB: every download stalled on a WINDOW_UPDATE per 32 KiB (benchmarks/notes-bulk.md).
       session.setLocalWindowSize(s.connectionWindowBytes)
-      resolve({ session, socket, peerSpiffeId: verdict.spiffeId.uri, peerCertSerial, peerValidUntil: verdict.validUntil })
+      resolve({ session, socket, peerSpiffeId: verdict.spiffeId.uri, peerCertSerial, peerValidUntil: verdict.validUntil, initialWindow })
     })
   })
 }

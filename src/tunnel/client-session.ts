@@ -3,11 +3,11 @@ import type { TLSSocket } from 'node:tls'
 import type { Svid } from '../identity/svid'
 import { trace } from '../telemetry/trace'
 import { setLongTimer, type LongTimer } from '../util/long-timer'
-import { SessionBuffers } from './buffer-budget'
 import { dialTunnel } from './client-dial'
 import type { OpenAttempt } from './open-attempt'
 import type { PoolSettings } from './options'
 import { errorDetail, TunnelError } from './refusal'
+import { noRoomDetail, SessionBuffers, stallResetDetail } from './session-buffers'
 import { closeSession, watchSession } from './session-watch'
 import { h2CodeName, TunnelStream } from './tunnel-stream'
 
@@ -24,7 +24,8 @@ import { h2CodeName, TunnelStream } from './tunnel-stream'
 //
 // Each stream reserves room in the node's buffer budget (buffer-budget.ts) before its
 // HEADERS go out; without room (and no smaller window on its way) the open fails with
-// FERRY_ERR_TUNNEL_BUSY `buffer-budget`.
+// FERRY_ERR_TUNNEL_BUSY `buffer-budget`. The session's first SETTINGS announce the window
+// the budget allows at the time (client-dial.ts).
 // A CONNECT answered 200 becomes a TunnelStream; any other status is FERRY_ERR_TUNNEL_REFUSED.
 // A stream refused before its answer (REFUSED_STREAM, above a GOAWAY's last stream id, or
 // its session lost) is handed back to the pool for one retry elsewhere.
@@ -75,12 +76,12 @@ export class PooledSession {
   }
 
   connect (): void {
-    dialTunnel(this.node, this.remote, this.svid, this.expected, this.s, (cancel) => { this.cancelDial = cancel })
-      .then(({ session, socket, peerCertSerial, peerValidUntil }) => {
+    dialTunnel(this.node, this.remote, this.svid, this.expected, this.s, (cancel) => { this.cancelDial = cancel }, () => this.queue.length)
+      .then(({ session, socket, peerCertSerial, peerValidUntil, initialWindow }) => {
         this.cancelDial = null
         this.peerCertSerial = peerCertSerial
         this.socket = socket
-        this.attach(session, Math.min(peerValidUntil, this.svid.notAfter))
+        this.attach(session, initialWindow, Math.min(peerValidUntil, this.svid.notAfter))
       },
         (err: TunnelError) => { this.cancelDial = null; this.close(err) })
   }
@@ -111,16 +112,20 @@ export class PooledSession {
     if (this.h2 !== null && this.socket !== null) closeSession(this.h2, this.socket, this.s.pingTimeoutMs)
   }
 
-  private attach (h2: ClientHttp2Session, validUntil: number): void {
+  private attach (h2: ClientHttp2Session, initialWindow: number, validUntil: number): void {
     this.h2 = h2
-    this.buffers = new SessionBuffers(h2, this.s.bufferBudget, this.s.streamWindowBytes, {
+    this.buffers = new SessionBuffers(h2, this.s.bufferBudget, initialWindow, {
       maxStreams: this.s.maxStreamsPerSession,
       ackTimeoutMs: this.s.pingTimeoutMs,
       onAckTimeout: () => {
         this.s.onRefused({ side: 'client', stage: 'session', reason: 'settings-timeout', detail: `no SETTINGS acknowledgement within ${this.s.pingTimeoutMs} ms`, remote: this.remote, servername: null, peerSpiffeId: this.expected, localSpiffeId: this.svid.spiffeId.uri })
         h2.destroy()
       },
-      onRoom: () => { this.startWaiting() }
+      onRoom: () => { this.startWaiting() },
+      onStallReset: (authority) => {
+        this.s.onRefused({ side: 'client', stage: 'stream', reason: 'buffer-stall', detail: stallResetDetail, remote: this.remote, servername: null, peerSpiffeId: this.expected, localSpiffeId: this.svid.spiffeId.uri, authority })
+      },
+      side: 'client'
     })
     // When the first of the two certificates expires, no new stream (X.509 includes notAfter itself).
     this.expiry = setLongTimer(() => {
@@ -176,8 +181,7 @@ export class PooledSession {
       return
     }
     if (reservation === null) {
-      const l = this.s.bufferBudget.limits
-      const detail = `no room for another stream: session ${(this.buffers as SessionBuffers).reservedBytes()} of ${l.sessionBytes} bytes reserved, node ${this.s.bufferBudget.reservedBytes()} of ${l.nodeBytes}`
+      const detail = noRoomDetail(buffers)
       this.s.onRefused({ side: 'client', stage: 'stream', reason: 'buffer-budget', detail, remote: this.remote, servername: null, peerSpiffeId: this.expected, localSpiffeId: this.svid.spiffeId.uri, authority: a.target.authority })
       a.fail(new TunnelError('FERRY_ERR_TUNNEL_BUSY', 'buffer-budget', `tunnel to ${a.target.authority} via ${this.remote}: ${detail}`))
       return
@@ -192,7 +196,7 @@ export class PooledSession {
       return
     }
     this.active++
-    buffers.bind(stream, reservation)
+    const lease = buffers.bind(stream, reservation)
     a.cancel = () => { if (!stream.closed && !stream.destroyed) stream.close(NGHTTP2_CANCEL) }
     stream.on('error', () => {})
     stream.once('response', (headers: IncomingHttpHeaders) => {
@@ -207,8 +211,7 @@ export class PooledSession {
           authority: a.target.authority,
           remoteAddress: this.node.address,
           remotePort: this.node.port
-        }, this.s.streamHighWaterMark)
-        buffers.attachConsumer(stream, tunnelStream)
+        }, lease)
         a.succeed(tunnelStream)
         return
       }

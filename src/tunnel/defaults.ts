@@ -3,6 +3,15 @@
 
 const KiB = 1024
 const MiB = 1024 * KiB
+/**
+ * Sizes Node itself buffers by, which the budget's arithmetic builds on (a test checks
+ * them against this Node): the default high-water mark of its streams (sockets and HTTP/2
+ * streams alike), and the largest read from a socket.
+ */
+export const NODE_HIGH_WATER_MARK = 16 * KiB
+export const SOCKET_READ = 64 * KiB
+/** The largest piece of received DATA Node's HTTP/2 hands over at once: what one TLS record carries, whatever the frame size. */
+const FRAME = 16 * KiB
 
 export const TUNNEL_DEFAULTS = Object.freeze({
   /** TCP accept → TLS handshake done (server). */
@@ -47,14 +56,54 @@ export const TUNNEL_DEFAULTS = Object.freeze({
   maxHeaderListBytes: 8 * KiB,
   /** HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE: how much one stream may have in flight, at most (buffer-budget.ts lowers it as streams multiply). */
   streamWindowBytes: 4 * MiB,
-  /** The smallest stream window the buffer budget lowers to (the protocol's default). */
-  minStreamWindowBytes: 64 * KiB,
-  /** What a stream's own buffers hold besides its window, both ways: the TunnelStream's and HTTP/2 stream's, a frame each. */
-  streamBufferBytes: 128 * KiB,
-  /** Window + stream buffers of every stream of one session together. */
+  /**
+   * The smallest stream window the buffer budget lowers to. A quarter of a 16 KiB frame:
+   * the sender sends 4 KiB DATA frames, and one stream still moves tens of MB/s on a
+   * LAN (docs/tunnel.md); small enough that 10,000 streams fit the DaemonSet's budget.
+   */
+  minStreamWindowBytes: 4 * KiB,
+  /**
+   * What an open stream costs besides its buffers: its objects on this node (the HTTP/2
+   * stream, the TunnelStream, the pod-side socket and the proxy's record of the
+   * connection), so that the budget bounds the number of streams too. The idle10k
+   * benchmark measured 13–15 KiB of agent RSS per added connection on each node, between
+   * 3,000 and 10,000 connections (docs/tunnel.md).
+   */
+  streamOverheadBytes: 16 * KiB,
+  /**
+   * The buffers a stream holds while its receive side is backed up (its pod does not
+   * read), besides its window: Node's HTTP/2 stream keeps reading until its own buffer
+   * reaches its high-water mark (16 KiB, plus the piece that crossed it), the
+   * TunnelStream holds one piece, the socket to the pod one high-water mark plus a piece.
+   */
+  receiveStallBytes: (NODE_HIGH_WATER_MARK + FRAME) + FRAME + (NODE_HIGH_WATER_MARK + FRAME),
+  /**
+   * The buffers a stream holds while its send side is backed up (the peer's window is
+   * closed): the pod's socket reads one more read (64 KiB) after the relay pauses it, on
+   * top of what it buffered below its high-water mark; Node's HTTP/2 stream takes writes
+   * until its high-water mark, plus the write that crossed it (the TunnelStream holds
+   * only that one write, which is HTTP/2's).
+   */
+  sendStallBytes: (NODE_HIGH_WATER_MARK + SOCKET_READ) + (NODE_HIGH_WATER_MARK + SOCKET_READ),
+  /**
+   * A side of a stream backed up for this long leases its buffers (buffer-budget.ts);
+   * one that drains sooner — a moving stream's chunk in transit, waiting for its TLS
+   * write or its socket — costs nothing. What is in transit is bounded by how fast the
+   * agent reads, times this.
+   */
+  stallLeaseAfterMs: 50,
+  /**
+   * When the budget has no room for a lease, a stream that is moving (drained within this
+   * long, or opened) may have any backed-up stream reset for it, the longest backed up
+   * first; one that is not moving only streams backed up for this long.
+   */
+  stallGraceMs: 1_000,
+  /** Window + overhead of every stream of one session together. */
   sessionBufferBytes: 64 * MiB,
-  /** … of every tunnel stream of the node (both ends); the agent lowers it to 40 % of its memory limit (src/agent/memory-limit.ts). */
+  /** Every tunnel stream of the node (both ends): windows, overheads and stalled buffers; the agent lowers it to half its memory limit (src/agent/memory-limit.ts). */
   nodeBufferBytes: 256 * MiB,
+  /** The share of nodeBufferBytes open streams' windows and overheads may take: the rest is always there for stalled buffers. */
+  openBufferShare: 0.8,
   /** Connection-level receive window (session.setLocalWindowSize), shared by all streams. */
   connectionWindowBytes: 16 * MiB,
   /**
@@ -63,8 +112,6 @@ export const TUNNEL_DEFAULTS = Object.freeze({
    * the streams of a session fairly.
    */
   maxFrameBytes: 16 * KiB,
-  /** Buffering of a TunnelStream each way before backpressure (the relay pauses the other side). */
-  streamHighWaterMark: 64 * KiB,
   /** close(): how long sessions may drain after GOAWAY before they are destroyed. */
   closeGraceMs: 5_000
 })

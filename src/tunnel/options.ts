@@ -16,8 +16,6 @@ interface Tuning {
   readonly connectionWindowBytes?: number
   /** SETTINGS_MAX_FRAME_SIZE (16384 … 16777215). */
   readonly maxFrameBytes?: number
-  /** TunnelStream buffering each way. */
-  readonly streamHighWaterMark?: number
   readonly pingTimeoutMs?: number
   /** Clock for certificate validity checks (tests). */
   readonly now?: () => number
@@ -62,7 +60,7 @@ export interface TunnelPoolOptions extends Tuning {
 type Kind = 'fn' | 'ms' | 'count' | 'window' | 'frame' | 'bytes' | 'admission' | 'budget'
 
 const TUNING: Record<keyof Tuning, Kind> = {
-  streamWindowBytes: 'window', connectionWindowBytes: 'window', maxFrameBytes: 'frame', streamHighWaterMark: 'bytes', pingTimeoutMs: 'ms', now: 'fn', bufferBudget: 'budget'
+  streamWindowBytes: 'window', connectionWindowBytes: 'window', maxFrameBytes: 'frame', pingTimeoutMs: 'ms', now: 'fn', bufferBudget: 'budget'
 }
 const SERVER: Record<keyof TunnelServerOptions, Kind> = {
   ...TUNING, selectSvid: 'fn', onStream: 'fn', onRefused: 'fn', handshakeTimeoutMs: 'ms', firstByteTimeoutMs: 'ms', admission: 'admission', idleTimeoutMs: 'ms', decisionTimeoutMs: 'ms', maxConcurrentStreams: 'count', maxHeaderListBytes: 'bytes'
@@ -77,7 +75,6 @@ export interface TuningSettings {
   readonly streamWindowBytes: number
   readonly connectionWindowBytes: number
   readonly maxFrameBytes: number
-  readonly streamHighWaterMark: number
   readonly pingTimeoutMs: number
   readonly now: () => number
   readonly bufferBudget: NodeBufferBudget
@@ -139,7 +136,6 @@ function tuning (opts: Tuning): TuningSettings {
     streamWindowBytes: opts.streamWindowBytes ?? TUNNEL_DEFAULTS.streamWindowBytes,
     connectionWindowBytes: opts.connectionWindowBytes ?? TUNNEL_DEFAULTS.connectionWindowBytes,
     maxFrameBytes: opts.maxFrameBytes ?? TUNNEL_DEFAULTS.maxFrameBytes,
-    streamHighWaterMark: opts.streamHighWaterMark ?? TUNNEL_DEFAULTS.streamHighWaterMark,
     pingTimeoutMs: opts.pingTimeoutMs ?? TUNNEL_DEFAULTS.pingTimeoutMs,
     now: opts.now ?? Date.now,
     bufferBudget: opts.bufferBudget ?? NodeBufferBudget.create(opts.streamWindowBytes === undefined

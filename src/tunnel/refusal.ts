@@ -20,10 +20,11 @@ export type RefusalReason =
   | 'unknown-sni'        // the client named an identity this node does not serve (server)
   | 'no-alpn'            // the peer did not negotiate ALPN h2
   | 'certificate-expired' // this end's own certificate for the identity has expired, with no successor yet
-  // HTTP/2 (server)
+  // HTTP/2 (server; buffer-stall and settings-timeout on either side)
   | 'session-error'      // the peer broke HTTP/2 (e.g. a header block over the hard limit): GOAWAY
   | 'settings-timeout'   // the peer did not acknowledge a smaller stream window in time: session destroyed
   | 'buffer-budget'      // the stream does not fit in the session's or node's buffer budget → REFUSED_STREAM
+  | 'buffer-stall'       // an open stream backed up and the node's budget had no room for its buffers: reset (both sides)
   | 'method'             // not CONNECT → 405
   | 'authority'          // :authority is not ip:port → 400
   | 'headers'            // headers over maxHeaderListBytes → 431

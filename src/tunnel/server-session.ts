@@ -3,9 +3,9 @@ import type { TLSSocket } from 'node:tls'
 import type { Svid } from '../identity/svid'
 import { trace } from '../telemetry/trace'
 import { setLongTimer, type LongTimer } from '../util/long-timer'
-import { type NodeBufferBudget, SessionBuffers } from './buffer-budget'
 import type { ServerSettings } from './options'
 import type { SessionPeer } from './server-stream'
+import { SessionBuffers, stallResetDetail } from './session-buffers'
 import { closeSession, watchSession } from './session-watch'
 
 // One verified session on the server end: who the peer is, what this end presented, and
@@ -43,10 +43,21 @@ export class ServerSession implements SessionPeer {
     /** When the first of the two certificates expires (ms). */
     readonly validUntil: number,
     private readonly s: ServerSettings,
-    budget: NodeBufferBudget,
-    onSettingsTimeout: () => void
+    /** The window the session's first SETTINGS announced. */
+    initialWindow: number
   ) {
-    this.buffers = new SessionBuffers(session, budget, s.streamWindowBytes, { maxStreams: s.maxConcurrentStreams, ackTimeoutMs: s.pingTimeoutMs, onAckTimeout: onSettingsTimeout })
+    this.buffers = new SessionBuffers(session, s.bufferBudget, initialWindow, {
+      maxStreams: s.maxConcurrentStreams,
+      ackTimeoutMs: s.pingTimeoutMs,
+      onAckTimeout: () => {
+        this.refused('session', 'settings-timeout', `no SETTINGS acknowledgement within ${s.pingTimeoutMs} ms`)
+        session.destroy()
+      },
+      onStallReset: (authority) => { this.refused('stream', 'buffer-stall', stallResetDetail, authority) },
+      side: 'server'
+    })
+    const sentAt = Date.now()
+    session.once('localSettings', () => { this.buffers.firstAcknowledged(Date.now() - sentAt) })
     // X.509 validity includes notAfter: the session may serve until just after it.
     this.expiry = setLongTimer(() => { this.expiry = null; this.drain('certificate-expired') }, validUntil - s.now() + 1)
     watchSession(session, {
@@ -99,6 +110,11 @@ export class ServerSession implements SessionPeer {
 
   /** Whether the session takes new streams. */
   get accepting (): boolean { return this.draining === null }
+
+  private refused (stage: 'session' | 'stream', reason: 'settings-timeout' | 'buffer-stall', detail: string, authority?: string): void {
+    const p = this.peer
+    this.s.onRefused({ side: 'server', stage, reason, detail, remote: p.remote, servername: p.servername, peerSpiffeId: p.peerSpiffeId, localSpiffeId: p.localSpiffeId, ...(authority === undefined ? {} : { authority }) })
+  }
 
   /** The session is gone: timers and reservations go with it. */
   closed (): void {

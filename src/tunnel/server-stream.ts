@@ -4,6 +4,7 @@ import { trace } from '../telemetry/trace'
 import { type TunnelAuthority, parseAuthority, parseForwardedFor } from './authority'
 import type { ServerSettings } from './options'
 import type { RefusalReason } from './refusal'
+import type { StreamLease } from './session-buffers'
 import { TunnelStream } from './tunnel-stream'
 
 // One stream on a verified server session: check it is a well-formed CONNECT, then let
@@ -58,7 +59,7 @@ export interface TunnelRequest {
 }
 
 export function handleTunnelStream (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: readonly string[],
-  peer: SessionPeer, s: ServerSettings, onAccepted?: (tunnelStream: TunnelStream) => void): void {
+  peer: SessionPeer, s: ServerSettings, lease: StreamLease | null = null): void {
   // Errors of a stream are its reset or its session's end: outcomes, seen through 'close'.
   stream.on('error', () => {})
   const authorityText = headers[':authority'] ?? ''
@@ -115,9 +116,7 @@ export function handleTunnelStream (stream: ServerHttp2Stream, headers: Incoming
       clearTimeout(timer)
       stream.respond({ ':status': 200 })
       if (TRACE.on) TRACE('stream accepted', { peer: peer.peerSpiffeId, local: peer.localSpiffeId, authority: authorityText })
-      const tunnelStream = new TunnelStream(stream, { peerSpiffeId: peer.peerSpiffeId, peerCertSerial: peer.peerCertSerial, localSpiffeId: peer.localSpiffeId, authority: authorityText, remoteAddress: peer.remoteAddress, remotePort: peer.remotePort }, s.streamHighWaterMark)
-      onAccepted?.(tunnelStream)
-      return tunnelStream
+      return new TunnelStream(stream, { peerSpiffeId: peer.peerSpiffeId, peerCertSerial: peer.peerCertSerial, localSpiffeId: peer.localSpiffeId, authority: authorityText, remoteAddress: peer.remoteAddress, remotePort: peer.remotePort }, lease)
     },
     refuse (status, detail) {
       if (!Number.isInteger(status) || status < 400 || status > 599) throw ferryError('FERRY_ERR_INVALID_ARG', `a tunnel refusal status must be 400–599, not ${status}`)

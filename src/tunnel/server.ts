@@ -11,6 +11,7 @@ import { TUNNEL_DEFAULTS } from './defaults'
 import { serverSettings, type ServerSettings, type TunnelServerOptions } from './options'
 import { errorDetail, type RefusalReason, type RefusalStage } from './refusal'
 import { ServerSession } from './server-session'
+import { noRoomDetail, SessionBuffers } from './session-buffers'
 import { handleTunnelStream } from './server-stream'
 import { isTunnelSni } from './sni'
 import { trustOf } from './svid-trust'
@@ -199,11 +200,11 @@ export class TunnelServer {
       servername: servername as string
     }
     const validUntil = Math.min(verdict.validUntil, svid.notAfter)
+    // The session's first SETTINGS announce the window the budget allows now.
+    const initialWindow = SessionBuffers.initialWindow(this.s.bufferBudget, this.s.maxConcurrentStreams)
+    this.h2.updateSettings({ initialWindowSize: initialWindow })
     this.handing = {
-      session: (h2) => new ServerSession(h2, socket, peer, svid, validUntil, this.s, this.s.bufferBudget, () => {
-        this.s.onRefused({ side: 'server', stage: 'session', reason: 'settings-timeout', detail: `no SETTINGS acknowledgement within ${this.s.pingTimeoutMs} ms`, remote: peer.remote, servername: peer.servername, peerSpiffeId: peer.peerSpiffeId, localSpiffeId: peer.localSpiffeId })
-        h2.destroy()
-      })
+      session: (h2) => new ServerSession(h2, socket, peer, svid, validUntil, this.s, initialWindow)
     }
     if (TRACE.on) TRACE('session verified', { peer: peer.peerSpiffeId, local: peer.localSpiffeId, remote: peer.remote })
     try {
@@ -239,13 +240,12 @@ export class TunnelServer {
     if (reservation === null) {
       stream.on('error', () => {})
       stream.close(NGHTTP2_REFUSED_STREAM)
-      const l = this.s.bufferBudget.limits
-      this.s.onRefused({ side: 'server', stage: 'stream', reason: 'buffer-budget', detail: `no room for another stream: session ${state.buffers.reservedBytes()} of ${l.sessionBytes} bytes reserved, node ${this.s.bufferBudget.reservedBytes()} of ${l.nodeBytes}`, remote: state.remote, servername: state.servername, peerSpiffeId: state.peerSpiffeId, localSpiffeId: state.localSpiffeId })
+      this.s.onRefused({ side: 'server', stage: 'stream', reason: 'buffer-budget', detail: noRoomDetail(state.buffers), remote: state.remote, servername: state.servername, peerSpiffeId: state.peerSpiffeId, localSpiffeId: state.localSpiffeId })
       return
     }
-    state.buffers.bind(stream, reservation)
+    const lease = state.buffers.bind(stream, reservation)
     stream.once('close', () => { state.buffers.unbind(stream) })
-    handleTunnelStream(stream, headers, rawHeaders, state, this.s, (tunnelStream) => { state.buffers.attachConsumer(stream, tunnelStream) })
+    handleTunnelStream(stream, headers, rawHeaders, state, this.s, lease)
   }
 
   /** A connection the gate closed before TLS (the socket is already reset). */

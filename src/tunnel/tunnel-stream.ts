@@ -1,6 +1,7 @@
 import { constants, type Http2Stream } from 'node:http2'
 import { Duplex } from 'node:stream'
-import { TUNNEL_DEFAULTS } from './defaults'
+import { ferryError } from '../errors'
+import type { StreamLease } from './session-buffers'
 
 // One tunnelled TCP connection, as the relay sees it: a Duplex that behaves like a
 // half-open-capable socket over an HTTP/2 CONNECT stream (RFC 9113 §8.5).
@@ -12,6 +13,13 @@ import { TUNNEL_DEFAULTS } from './defaults'
 //              CONNECT_ERROR (the RFC's mapping of a TCP RST); a RST_STREAM received, or
 //              the session dying, destroys this stream with an ECONNRESET error carrying
 //              the HTTP/2 code in `rstCode`, so the relay resets the TCP side
+//   buffers    one piece of data each way at most (high-water mark 1): a consumer that
+//              stops reading leaves one received piece here and the rest in the HTTP/2
+//              stream, its window closing; a write returns false as soon as it is
+//              pending, so the relay pauses its source at once. While a side is backed up
+//              — the consumer paused us (receive), or a write waits for the peer's window
+//              (send) — its buffers are leased from the node's budget (session-buffers.ts);
+//              a stream the budget has no room for is reset (overBudget)
 //
 // Handlers are bound once per stream; nothing is allocated per chunk.
 
@@ -48,8 +56,8 @@ export class TunnelStream extends Duplex implements TunnelEnds {
   private pendingFinal: ((err?: Error | null) => void) | null = null
   private finalRequested = false
 
-  constructor (private readonly h2: Http2Stream, ends: TunnelEnds, highWaterMark: number = TUNNEL_DEFAULTS.streamHighWaterMark) {
-    super({ allowHalfOpen: true, highWaterMark })
+  constructor (private readonly h2: Http2Stream, ends: TunnelEnds, private readonly lease: StreamLease | null = null) {
+    super({ allowHalfOpen: true, highWaterMark: 1 })
     this.peerSpiffeId = ends.peerSpiffeId
     this.peerCertSerial = ends.peerCertSerial
     this.localSpiffeId = ends.localSpiffeId
@@ -58,8 +66,16 @@ export class TunnelStream extends Duplex implements TunnelEnds {
     this.remotePort = ends.remotePort
     h2.on('data', (chunk: Buffer) => {
       this.bytesRead += chunk.length
-      if (!this.push(chunk)) h2.pause()
+      if (this.push(chunk)) return
+      h2.pause()
+      // Not read (yet): buffered here, and the window closes.
+      this.lease?.stall('receive')
     })
+    if (lease !== null) {
+      lease.attach(this)
+      this.on('pause', () => { lease.stall('receive') })
+      this.on('resume', () => { lease.unstall('receive') })
+    }
     // Node ends the readable side of a stream that is reset, too, and tells of the reset
     // only afterwards (in the same read): a FIN is passed on only once it is clearly not
     // the start of a reset, or the relay would send a FIN and then a RST.
@@ -68,6 +84,7 @@ export class TunnelStream extends Duplex implements TunnelEnds {
       const cb = this.pendingWrite
       this.pendingWrite = null
       if (cb !== null) cb()
+      this.h2Written()
     })
     h2.on('finish', () => {
       const cb = this.pendingFinal
@@ -90,6 +107,11 @@ export class TunnelStream extends Duplex implements TunnelEnds {
       this.rstCode = code
       this.destroy(resetError(code))
     })
+  }
+
+  /** A write left HTTP/2: once nothing is left there or waiting here, the send side has drained. */
+  private readonly h2Written = (): void => {
+    if (this.h2.writableLength === 0 && this.pendingWrite === null) this.lease?.unstall('send')
   }
 
   private readonly endIfClean = (): void => {
@@ -115,13 +137,26 @@ export class TunnelStream extends Duplex implements TunnelEnds {
     return this.destroy()
   }
 
+  /** The node's buffer budget has no room for this stream's backed-up buffers: reset, with FERRY_ERR_TUNNEL_BUSY for the relay. */
+  overBudget (): void {
+    if (this.destroyed) return
+    this.abortH2()
+    this.destroy(ferryError('FERRY_ERR_TUNNEL_BUSY', `tunnel stream to ${this.authority} reset: the node's tunnel buffer budget has no room for its backed-up buffers`))
+  }
+
   override _read (): void {
     if (this.h2.isPaused()) this.h2.resume()
   }
 
   override _write (chunk: Buffer, _encoding: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.bytesWritten += chunk.length
-    if (this.h2.write(chunk)) cb()
+    if (this.lease !== null) {
+      // Until HTTP/2 has sent it, the chunk is held here, and while the writer waits, its
+      // source holds what it read too (the lease covers both; see h2Written).
+      this.lease.stall('send')
+      if (this.destroyed) { cb(); return }
+    }
+    if (this.h2.write(chunk, this.h2Written)) cb()
     else this.pendingWrite = cb
   }
 
@@ -132,6 +167,8 @@ export class TunnelStream extends Duplex implements TunnelEnds {
   }
 
   override _destroy (err: Error | null, cb: (err?: Error | null) => void): void {
+    this.lease?.unstall('receive')
+    this.lease?.unstall('send')
     // Both END_STREAMs seen: the stream closes by itself. Anything else is an abort.
     if (!(this.h2.readableEnded && (this.finalRequested || this.h2.writableFinished))) this.abortH2()
     const pending = this.pendingWrite

@@ -7,7 +7,7 @@ import { bufferBudgetFor, memoryLimit } from '../../src/agent/memory-limit'
 
 // The agent sizes the tunnel's node-wide bounds from its own limits: unverified
 // connections to a quarter of the open-files limit (at most 1,024), the buffer budget to
-// 40 % of its cgroup's memory limit (at most 256 MiB) — read from /proc and cgroupfs as
+// half its cgroup's memory limit (at most 256 MiB) — read from /proc and cgroupfs as
 // the kernel writes them.
 
 const MiB = 1024 * 1024
@@ -34,7 +34,8 @@ t.test('the memory limit (cgroup v2, hybrid, v1), and the buffer budget it gives
   writeFileSync(proc, '0::/kubepods/pod1/agent\n')
   writeFileSync(join(root, 'kubepods', 'pod1', 'agent', 'memory.max'), `${512 * MiB}\n`)
   t.equal(memoryLimit(proc, root), 512 * MiB, 'v2')
-  t.equal(bufferBudgetFor(512 * MiB), Math.floor(512 * MiB * 0.4), 'the DaemonSet\'s 512 Mi → 204.8 MiB')
+  t.equal(bufferBudgetFor(512 * MiB), 256 * MiB, 'the DaemonSet\'s 512 Mi → 256 MiB')
+  t.equal(bufferBudgetFor(384 * MiB), 192 * MiB, 'half a smaller limit')
   writeFileSync(join(root, 'kubepods', 'pod1', 'agent', 'memory.max'), 'max\n')
   t.equal(memoryLimit(proc, root), null, 'no limit')
   rmSync(join(root, 'kubepods'), { recursive: true })

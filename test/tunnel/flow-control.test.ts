@@ -1,7 +1,8 @@
 import t from 'tap'
 import type { TunnelRequest, TunnelStream } from '../../src/tunnel'
-import { TUNNEL_DEFAULTS } from '../../src/tunnel/defaults'
+import { NODE_HIGH_WATER_MARK, TUNNEL_DEFAULTS } from '../../src/tunnel/defaults'
 import { testCa } from '../identity/certs'
+import { waitFor } from '../helpers/wait'
 import { sleep, startPool, startServer } from './harness'
 
 // The HTTP/2 windows the tunnel announces are the ones in effect, on both ends.
@@ -22,8 +23,12 @@ t.setTimeout(30_000)
 const KiB = 1024
 const MiB = 1024 * KiB
 const CHUNK = Buffer.alloc(64 * KiB)
-/** What a writer holds besides the window: its TunnelStream's and Node's Http2Stream's buffers, and a chunk. */
-const SLACK = TUNNEL_DEFAULTS.streamHighWaterMark + 16 * KiB + CHUNK.length
+/**
+ * What may leave the writer besides the window: what the reader's buffers take while it
+ * does not read (receiveStallBytes), and what the writer's HTTP/2 stream accepts before
+ * it sends (its high-water mark and the write that crossed it).
+ */
+const SLACK = TUNNEL_DEFAULTS.receiveStallBytes + NODE_HIGH_WATER_MARK + CHUNK.length
 
 /** Writes `total` bytes at once; resolves with how many have left the writer once progress stops. */
 async function sentBeforeStall (s: TunnelStream, total: number): Promise<number> {
@@ -78,6 +83,10 @@ t.test('both ends grant the configured stream and connection windows', async (t)
     const { open } = await rig(t, opts)
     const { client, server } = await open()
     // The client's windows govern server → client (downloads), the server's client → server.
+    // A new session starts with the window a whole session of streams would fit in, and
+    // raises it for its one stream a moment later (buffer-budget.ts).
+    const same = (a: { stream: number, session: number }): boolean => a.stream === expected.stream && a.session === expected.session
+    await waitFor(() => same(client.receiveWindows()) && same(server.receiveWindows()), { what: `windows ${JSON.stringify(expected)}` })
     t.same(client.receiveWindows(), expected, `client end: ${JSON.stringify(expected)}`)
     t.same(server.receiveWindows(), expected, `server end: ${JSON.stringify(expected)}`)
   }

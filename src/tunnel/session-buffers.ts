@@ -1,0 +1,313 @@
+import { kib, type NodeBufferBudget, type StallEntry, type StallSide } from './buffer-budget'
+
+// One session's share of the node's buffer budget (buffer-budget.ts has the arithmetic):
+// the window it announces, what its open streams reserve (window + overhead), and each
+// stream's handle, through which its TunnelStream leases buffers while a side is backed up.
+
+const KiB = 1024
+/** After a burst lowered a session's window, it is not raised again for this long (no flapping). */
+const RAISE_HOLD_MS = 1000
+/** A new client session keeps its first window this long: the opens it was dialled for start one by one. */
+const CLIENT_FIRST_HOLD_MS = 250
+/** A server session raises its first window no sooner than this after the peer acknowledged it. */
+const SERVER_FIRST_HOLD_MS = 5
+
+/** What SessionBuffers needs of an HTTP/2 session and its streams (Node's Http2Session/Http2Stream). */
+export interface BudgetSession {
+  settings: (s: { initialWindowSize: number }, cb: (err: Error | null) => void) => void
+  readonly destroyed: boolean
+  readonly closed: boolean
+}
+export interface BudgetStream {
+  readonly readableLength: number
+  readonly writableLength: number
+}
+
+/** What the budget needs of a stream's consumer (its TunnelStream): its buffers, and a way to reset it. */
+export interface BudgetConsumer extends BudgetStream {
+  readonly authority: string
+  /** Resets the stream: the node's budget has no room for its buffers. */
+  overBudget: () => void
+}
+
+/** A stream's share of the budget, as its TunnelStream uses it. */
+export interface StreamLease {
+  attach: (consumer: BudgetConsumer) => void
+  /** A side of the stream backed up: its buffers are leased. Without room a stream is reset (this one, if no other may be). */
+  stall: (side: StallSide) => void
+  /** The side drained: the lease is returned. */
+  unstall: (side: StallSide) => void
+}
+
+/** One open stream's reservation, and its place in the node's list of backed-up streams. */
+export class StreamBuffers implements StreamLease, StallEntry {
+  backedUp = 0
+  receiveKiB = 0
+  sendKiB = 0
+  since = 0
+  drainedAt: number
+  prev: StallEntry | null = null
+  next: StallEntry | null = null
+  consumer: BudgetConsumer | null = null
+  private closed = false
+
+  /** `k`: KiB reserved while the stream is open (window + overhead). */
+  constructor (private readonly owner: SessionBuffers, readonly stream: BudgetStream, public k: number) {
+    // A stream that just opened counts as moving.
+    this.drainedAt = owner.node.now()
+  }
+
+  attach (consumer: BudgetConsumer): void { this.consumer = consumer }
+
+  stall (side: StallSide): void {
+    if (!this.closed) this.owner.node.stall(this, side)
+  }
+
+  unstall (side: StallSide): void { this.owner.node.unstall(this, side) }
+
+  readonly evict = (): void => { this.owner.evicted(this) }
+
+  /** The stream closed: its leases are returned (its reservation is the session's to return). */
+  close (): void {
+    this.closed = true
+    this.owner.node.dropLeases(this)
+  }
+
+  /** Bytes its buffers hold now. */
+  held (): number {
+    const c = this.consumer
+    return this.stream.readableLength + this.stream.writableLength + (c === null ? 0 : c.readableLength + c.writableLength)
+  }
+}
+
+/** One session's reservations and window. */
+export class SessionBuffers {
+  /** The window the peer has acknowledged (or, before a server's first SETTINGS are, may assume). */
+  private window: number
+  /** A window sent and not yet acknowledged. */
+  private pending: number | null = null
+  private ackTimer: NodeJS.Timeout | null = null
+  private reservedKiB = 0
+  private readonly streams = new Map<BudgetStream, StreamBuffers>()
+  /** A refusal asked for a burst-sized window (applied at the next SETTINGS). */
+  private burst = false
+  private raiseNotBefore: number
+  /** A raise waits for raiseNotBefore. */
+  private raiseTimer: NodeJS.Timeout | null = null
+  private closed = false
+
+  /**
+   * `initialWindow`: the window the session's first SETTINGS announce (initialWindow()).
+   * A client's is in effect at once: its streams are opened after its SETTINGS. A server's
+   * binds once the peer acknowledges it (firstAcknowledged); until then a client may use
+   * the protocol's 65,535 on the streams it opens, so that is what they reserve (Ferry's
+   * pool opens its streams only after it has the server's SETTINGS, and acknowledges them
+   * first). Neither raises its first window at once: a client not for a quarter of a
+   * second, while the opens it was dialled for start; a server not before a round trip
+   * after the acknowledgement — the streams a client opens at once on a new session come
+   * right behind it, and must find the small window.
+   */
+  constructor (private readonly session: BudgetSession, readonly node: NodeBufferBudget, initialWindow: number,
+    private readonly o: {
+      /** Streams the session may carry at once (the burst a peer may send). */
+      readonly maxStreams: number
+      readonly ackTimeoutMs: number
+      /** The peer did not acknowledge a window change in time. */
+      readonly onAckTimeout: () => void
+      /** Reservations went down: a stream that did not fit may fit now. */
+      readonly onRoom?: () => void
+      /** One of its streams was reset: the node's budget had no room for its backed-up buffers. */
+      readonly onStallReset?: (authority: string) => void
+      readonly side: 'client' | 'server'
+    }) {
+    if (o.side === 'server') {
+      this.window = PROTOCOL_WINDOW
+      this.pending = initialWindow
+      this.raiseNotBefore = Number.POSITIVE_INFINITY
+    } else {
+      this.window = initialWindow
+      this.raiseNotBefore = Date.now() + CLIENT_FIRST_HOLD_MS
+    }
+    node.addSession(this)
+  }
+
+  /** The peer acknowledged the session's first SETTINGS (a server's), `rttMs` after they were sent. */
+  firstAcknowledged (rttMs: number): void {
+    if (this.closed || this.raiseNotBefore !== Number.POSITIVE_INFINITY) return
+    this.raiseNotBefore = Date.now() + Math.max(SERVER_FIRST_HOLD_MS, rttMs)
+    if (this.pending !== null) this.acknowledged(this.pending)
+  }
+
+  /**
+   * The window a new session announces in its first SETTINGS: what the streams it expects
+   * fit in now — a client, the opens queued for it; a server, which cannot know, a whole
+   * session of them (raised once fewer came).
+   */
+  static initialWindow (node: NodeBufferBudget, streams: number): number {
+    const n = Math.max(1, streams)
+    return node.targetWindow(n, n)
+  }
+
+  /** Streams open now. */
+  get count (): number { return this.streams.size }
+
+  /** The window in effect (the larger while a change is in flight). */
+  get effectiveWindow (): number { return Math.max(this.window, this.pending ?? 0) }
+
+  /**
+   * Reserves room for one more stream; null (nothing reserved) when it does not fit. Then
+   * the window is lowered at once to what a whole burst of streams fits in, so that the
+   * stream, retried one round trip later (the SETTINGS go out before the refusal), fits.
+   */
+  reserve (): number | null {
+    if (this.closed) return null
+    const k = kib(this.effectiveWindow + this.node.limits.streamOverheadBytes)
+    const sessionFull = this.reservedKiB + k > this.node.limits.sessionBytes / KiB
+    if (sessionFull || !this.node.reserveOpen(k)) {
+      this.burst = true
+      this.raiseNotBefore = Date.now() + RAISE_HOLD_MS
+      this.rebalance()
+      if (!sessionFull) this.node.rebalanceAll()
+      return null
+    }
+    this.reservedKiB += k
+    return k
+  }
+
+  /** A window change is in flight: a stream that did not fit may fit once it is acknowledged (onRoom). */
+  get changing (): boolean { return this.pending !== null }
+
+  /** Gives back a reservation that no stream took. */
+  release (k: number): void {
+    this.reservedKiB -= k
+    this.node.releaseOpen(k)
+  }
+
+  /** A stream holding reservation `k` (from reserve()) is open: its handle, for its TunnelStream. */
+  bind (stream: BudgetStream, k: number): StreamBuffers {
+    const handle = new StreamBuffers(this, stream, k)
+    this.streams.set(stream, handle)
+    if (this.node.streamOpened()) this.node.rebalanceAll()
+    this.rebalance()
+    return handle
+  }
+
+  /** The stream closed: its reservation and leases are free. */
+  unbind (stream: BudgetStream): void {
+    const handle = this.streams.get(stream)
+    if (handle === undefined) return
+    this.streams.delete(stream)
+    handle.close()
+    this.reservedKiB -= handle.k
+    this.node.releaseOpen(handle.k)
+    if (this.closed) return
+    if (this.node.streamClosed()) this.node.rebalanceAll()
+    this.rebalance()
+    this.o.onRoom?.()
+  }
+
+  /** A stream of this session is being reset for want of room (buffer-budget.ts). */
+  evicted (handle: StreamBuffers): void {
+    const c = handle.consumer
+    if (c === null) return
+    this.o.onStallReset?.(c.authority)
+    c.overBudget()
+  }
+
+  /** Announces a new window if the target moved (one SETTINGS at a time). */
+  rebalance (): void {
+    if (this.closed || this.pending !== null || this.session.destroyed || this.session.closed) return
+    const target = this.node.targetWindow(this.streams.size, this.burst ? this.o.maxStreams : null)
+    this.burst = false
+    if (target === this.window) return
+    if (target > this.window) {
+      const wait = this.raiseNotBefore - Date.now()
+      if (wait > 0) {
+        this.raiseTimer ??= setTimeout(() => { this.raiseTimer = null; this.rebalance() }, wait).unref()
+        return
+      }
+      // Reserve the raise for every open stream before the peer may use it.
+      const extra = kib(target) - kib(this.window)
+      const total = extra * this.streams.size
+      if (this.reservedKiB + total > this.node.limits.sessionBytes / KiB || !this.node.reserveOpen(total)) return
+      this.reservedKiB += total
+      for (const handle of this.streams.values()) handle.k += extra
+    }
+    this.send(target)
+  }
+
+  /** Bytes this session's streams hold now (unread and unsent; for metrics and tests). */
+  held (): number {
+    let n = 0
+    for (const handle of this.streams.values()) n += handle.held()
+    return n
+  }
+
+  reservedBytes (): number { return this.reservedKiB * KiB }
+
+  /** The window the peer has acknowledged (diagnostics, tests). */
+  get acknowledgedWindow (): number { return this.window }
+
+  /** The session is gone: every reservation is returned. */
+  close (): void {
+    if (this.closed) return
+    this.closed = true
+    if (this.ackTimer !== null) clearTimeout(this.ackTimer)
+    if (this.raiseTimer !== null) clearTimeout(this.raiseTimer)
+    this.node.deleteSession(this)
+    for (const s of [...this.streams.keys()]) this.unbind(s)
+  }
+
+  private send (target: number): void {
+    this.pending = target
+    try {
+      this.session.settings({ initialWindowSize: target }, (err) => {
+        if (this.ackTimer !== null) clearTimeout(this.ackTimer)
+        this.ackTimer = null
+        if (err !== null || this.closed) return
+        this.acknowledged(target)
+      })
+    } catch {
+      // The session is closing under us: nothing to change.
+      this.pending = null
+      return
+    }
+    this.ackTimer = setTimeout(() => {
+      this.ackTimer = null
+      if (!this.closed && this.pending === target) this.o.onAckTimeout()
+    }, this.o.ackTimeoutMs)
+  }
+
+  private acknowledged (target: number): void {
+    const lowered = target < this.window
+    this.window = target
+    this.pending = null
+    if (lowered) {
+      // Each stream now holds at most the new window, or what it already has unread.
+      const overhead = this.node.limits.streamOverheadBytes
+      for (const handle of this.streams.values()) {
+        const now = kib(Math.max(target, handle.stream.readableLength) + overhead)
+        if (now < handle.k) {
+          this.reservedKiB -= handle.k - now
+          this.node.releaseOpen(handle.k - now)
+          handle.k = now
+        }
+      }
+    }
+    this.rebalance()
+    if (lowered) this.o.onRoom?.()
+  }
+}
+
+/** A refusal's detail: why a stream that does not fit was refused. */
+export function noRoomDetail (session: SessionBuffers): string {
+  const node = session.node
+  const l = node.limits
+  return `no room for another stream: session ${session.reservedBytes()} of ${l.sessionBytes} bytes reserved, node ${node.reservedBytes()} of ${l.nodeBytes} (open streams ${node.openBytes()} of ${l.openBytes})`
+}
+
+/** A refusal's detail: why an open stream was reset. */
+export const stallResetDetail = 'stream reset: backed up, and the node\'s tunnel buffer budget had no room for its buffers'
+
+/** SETTINGS_INITIAL_WINDOW_SIZE until a peer's SETTINGS say otherwise (RFC 9113 §6.5.2). */
+const PROTOCOL_WINDOW = 65_535
