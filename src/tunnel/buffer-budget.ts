@@ -3,41 +3,47 @@ import { TUNNEL_DEFAULTS } from './defaults'
 
 // How many bytes a peer can make this node hold, bounded per node (and per session).
 //
-// What a tunnel stream holds comes in two parts, and each is reserved when it can arise:
+// What a tunnel stream makes the node hold comes in two parts, each reserved when it can
+// arise:
 //
-//   window    HTTP/2 flow control bounds what a peer may send a stream that is not read:
+//   open      HTTP/2 flow control bounds what a peer may send a stream that is not read:
 //             in Node only the *stream* window does (Node acknowledges the connection
 //             window as data arrives, read or not). So an open stream reserves its receive
-//             window, plus `streamOverheadBytes` for what it costs besides buffers (its
-//             objects: HTTP/2 stream, TunnelStream, the pod's socket, the proxy's record),
-//             from the moment it opens (session-buffers.ts). Many streams, small windows:
-//             a stream with a 4 KiB window reserves 12 KiB.
-//   stalls    the buffers of the stream's own layers — Node's HTTP/2 stream, the
-//             TunnelStream, the socket to the pod — hold data only while a side is backed
-//             up: the pod does not read (receive side), or the peer's window is closed
-//             (send side). Their sizes are Node's (16 KiB high-water marks, 64 KiB socket
-//             reads, 16 KiB TLS records), not ours, so a backed-up side holds up to
-//             `receiveStallBytes` (80 KiB) or `sendStallBytes` (160 KiB) whatever the
-//             window (defaults.ts has the sums). Reserving that for every open stream
-//             would cap a node at ~850 streams; instead a side *leases* it when it backs
-//             up and returns it when it drains (the TunnelStream says when: tunnel-stream.ts).
-//             A moving bulk stream leases and returns once per chunk.
+//             window, plus `streamOverheadBytes` (16 KiB) for what it costs besides
+//             buffers — its objects on this node: HTTP/2 stream, TunnelStream, the pod's
+//             socket, the proxy's record (measured: 13–15 KiB of RSS per connection) — so
+//             the budget bounds the number of streams too (session-buffers.ts). At the
+//             4 KiB floor a stream reserves 20 KiB.
+//   stalls    the stream's own buffers — Node's HTTP/2 stream, the TunnelStream, the
+//             socket to the pod — hold data only while a side is backed up: its pod does
+//             not read (receive side), or the peer's window is closed (send side). Their
+//             sizes are Node's (16 KiB high-water marks, 64 KiB socket reads, 16 KiB TLS
+//             records), not the window's, so a backed-up side holds up to
+//             `receiveStallBytes` (80 KiB) or `sendStallBytes` (160 KiB) whatever its
+//             window (defaults.ts has the sums; the TunnelStream keeps one piece each way,
+//             tunnel-stream.ts). Reserving that for every open stream would cap a node at
+//             about 800 streams, and reserving nothing would leave the sum to per-stream
+//             backpressure alone (10,000 × 240 KiB = 2.3 GiB); instead a side that has been
+//             backed up for `stallLeaseAfterMs` (50 ms) *leases* it until it drains. A
+//             side that drains sooner — a moving stream's chunk in transit — costs nothing:
+//             what is in transit is bounded by the agent's own read rate times 50 ms.
 //
-// So at any moment the node holds at most Σ open (window + overhead) + Σ leases ≤ nodeBytes:
+// So what the node holds is at most Σ open (window + overhead) + Σ leases ≤ nodeBytes, plus
+// what is in transit:
 //
-//   - open reservations may take at most `openBytes` (¾ of the budget): the rest is always
-//     there for stalls. A session's open reservations at most `sessionBytes`. A stream that
-//     does not fit is refused: REFUSED_STREAM on the server (the client retries),
-//     FERRY_ERR_TUNNEL_BUSY `buffer-budget` from the pool;
-//   - a side that backs up and finds no room for its lease makes room by resetting this
-//     thread's streams that are backed up, the one backed up longest first: a stream that
-//     is moving (it drained within the last `stallGraceMs`, 1 s, or opened that recently)
-//     may reset any other; one that is not moving only those backed up for the grace or
-//     longer. If that is not enough, the stream that backed up is reset itself. A reset is
-//     RST_STREAM CONNECT_ERROR, the relay resets the TCP side with FERRY_ERR_TUNNEL_BUSY,
-//     and the refusal is `stream` / `buffer-stall`. Under pressure a stream that stops
-//     draining loses its connection rather than the node its memory, and streams that keep
-//     moving (whose stalls last a moment, once per chunk) keep theirs;
+//   - open reservations take at most `openBytes` (80 % of the budget): the rest is always
+//     there for leases. A session's at most `sessionBytes`. A stream that does not fit is
+//     refused: REFUSED_STREAM on the server (the client retries), FERRY_ERR_TUNNEL_BUSY
+//     `buffer-budget` from the pool. An open may reset streams backed up for
+//     `stallGraceMs` (1 s) or more to make room: stalls cannot keep new streams out;
+//   - a lease that finds no room makes room by resetting this thread's backed-up streams,
+//     the one backed up longest first: a stream that is moving (it drained within the last
+//     `stallGraceMs`, or opened that recently) may have any other reset; one that is not
+//     only those backed up for the grace or longer. If that is not enough, the stream that
+//     backed up is reset itself. A reset is RST_STREAM CONNECT_ERROR, the relay resets the
+//     TCP side with FERRY_ERR_TUNNEL_BUSY, and the refusal is `stream` / `buffer-stall`.
+//     Under pressure a stream that stops draining loses its connection rather than the
+//     node its memory, and streams that keep moving keep theirs;
 //   - so that the budget holds many streams, the window shrinks as streams multiply:
 //     each session's SETTINGS_INITIAL_WINDOW_SIZE follows
 //         clamp(pow2floor(min(sessionBytes / 2n, openBytes / 2N) − streamOverheadBytes), minWindow, maxWindow)
@@ -47,9 +53,9 @@ import { TUNNEL_DEFAULTS } from './defaults'
 //     change is one SETTINGS frame, sent when the target crosses a power of two, at most
 //     one outstanding per session; a new session announces the current target at once.
 //
-// With the DaemonSet's 204.8 MiB (40 % of 512 MiB): 153.6 MiB for open streams, at 12 KiB
-// each at the floor 13,100 streams; 51.2 MiB (at least) for stalls, 640 receive sides or 320
-// send sides backed up at once.
+// With the DaemonSet's 512 Mi the agent's budget is 256 MiB (memory-limit.ts): 204.8 MiB
+// for open streams, at 20 KiB each at the floor 10,485 streams; 51.2 MiB (at least) for
+// leases, 655 receive sides or 327 send sides backed up at once.
 //
 // A lower window applies to every stream of the session once the peer acknowledges the
 // SETTINGS (RFC 9113 §6.9.2); until then the peer may still use the old one, so a new

@@ -92,6 +92,8 @@ export class SessionBuffers {
   /** A refusal asked for a burst-sized window (applied at the next SETTINGS). */
   private burst = false
   private raiseNotBefore: number
+  /** A server's: how long after its first stream (of a session that had none) it waits before raising: a round trip. */
+  private burstHoldMs = SERVER_FIRST_HOLD_MS
   /** A raise waits for raiseNotBefore. */
   private raiseTimer: NodeJS.Timeout | null = null
   private closed = false
@@ -134,7 +136,8 @@ export class SessionBuffers {
   /** The peer acknowledged the session's first SETTINGS (a server's), `rttMs` after they were sent. */
   firstAcknowledged (rttMs: number): void {
     if (this.closed || this.raiseNotBefore !== Number.POSITIVE_INFINITY) return
-    this.raiseNotBefore = Date.now() + Math.max(SERVER_FIRST_HOLD_MS, rttMs)
+    this.burstHoldMs = Math.max(SERVER_FIRST_HOLD_MS, rttMs)
+    this.raiseNotBefore = Date.now() + this.burstHoldMs
     if (this.pending !== null) this.acknowledged(this.pending)
   }
 
@@ -187,6 +190,9 @@ export class SessionBuffers {
   bind (stream: BudgetStream, k: number): StreamBuffers {
     const handle = new StreamBuffers(this, stream, k)
     this.streams.set(stream, handle)
+    // A server session's first stream after none may be the first of a burst: the rest
+    // come within a round trip, and must find the window as it is.
+    if (this.o.side === 'server' && this.streams.size === 1) this.raiseNotBefore = Math.max(this.raiseNotBefore, Date.now() + this.burstHoldMs)
     if (this.node.streamOpened()) this.node.rebalanceAll()
     this.rebalance()
     return handle
@@ -221,6 +227,8 @@ export class SessionBuffers {
     this.burst = false
     if (target === this.window) return
     if (target > this.window) {
+      // A session without streams keeps its window: its next streams may come in a burst.
+      if (this.streams.size === 0) return
       const wait = this.raiseNotBefore - Date.now()
       if (wait > 0) {
         this.raiseTimer ??= setTimeout(() => { this.raiseTimer = null; this.rebalance() }, wait).unref()

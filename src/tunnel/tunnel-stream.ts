@@ -15,11 +15,11 @@ import type { StreamLease } from './session-buffers'
 //              the HTTP/2 code in `rstCode`, so the relay resets the TCP side
 //   buffers    one piece of data each way at most (high-water mark 1): a consumer that
 //              stops reading leaves one received piece here and the rest in the HTTP/2
-//              stream, its window closing; a write returns false as soon as it is
-//              pending, so the relay pauses its source at once. While a side is backed up
-//              — the consumer paused us (receive), or a write waits for the peer's window
-//              (send) — its buffers are leased from the node's budget (session-buffers.ts);
-//              a stream the budget has no room for is reset (overBudget)
+//              stream, its window closing; a write that has to wait returns false, so the
+//              relay pauses its source at once. A side is backed up while the consumer
+//              has paused us or not started reading (receive), or while HTTP/2 has not
+//              yet sent what was written (send); the budget leases its buffers if that
+//              lasts (buffer-budget.ts), and resets a stream it has no room for (overBudget)
 //
 // Handlers are bound once per stream; nothing is allocated per chunk.
 
