@@ -161,7 +161,9 @@ export class PooledSession {
     watchSession(h2, {
       idleMs: this.s.idleTimeoutMs,
       pingTimeoutMs: this.s.pingTimeoutMs,
-      openStreams: () => this.active,
+      // Opens still queued for the server's SETTINGS, or waiting for room, count: a session
+      // whose first SETTINGS are slow to come is not idle.
+      openStreams: () => this.active + this.queue.length + this.waiting.length,
       onIdle: () => { this.drain() },
       onDead: (why) => {
         if (TRACE.on) TRACE('session dead', { remote: this.remote, why })

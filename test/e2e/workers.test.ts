@@ -59,6 +59,7 @@ t.test('400 connections on three paths reach every worker, whole and in order, e
   t.same([tunnel.failed, tunnelB.failed, local.failed, plaintext.failed], [0, 0, 0, 0], `no failure (${JSON.stringify([tunnel.errors, tunnelB.errors, local.errors, plaintext.errors])})`)
   t.same([tunnel.ok, tunnelB.ok, local.ok, plaintext.ok], [100, 100, 100, 100])
   await waitFor(() => accessSince('node2', marks.node2).filter((l) => l.destination?.pod === 'echo-open').length >= 100 &&
+    accessSince('node2', marks.node2).filter((l) => l.destination?.pod === 'echo-remote').length >= 200 &&
     accessSince('node1', marks.node1).filter((l) => l.direction === 'outbound').length >= 300, { timeoutMs: 15_000, what: 'the access lines' })
   const n1 = accessSince('node1', marks.node1)
   const n2 = accessSince('node2', marks.node2)
