@@ -7,7 +7,7 @@ import type { TunnelRequest, TunnelStream } from '../../src/tunnel'
 import { NodeBufferBudget } from '../../src/tunnel/buffer-budget'
 import { TUNNEL_DEFAULTS } from '../../src/tunnel/defaults'
 import { testCa } from '../identity/certs'
-import { asSocket, listen, rawSession, roundTrip, sleep, startPool, startServer } from './harness'
+import { asSocket, echoOrSink, listen, rawSession, roundTrip, sleep, startPool, startServer } from './harness'
 import { waitFor } from '../helpers/wait'
 
 // A verified peer cannot make a node buffer without bound. Here hostile clients (valid
@@ -87,14 +87,8 @@ async function rig (t: Parameters<typeof startServer>[0]) {
   const evil = await Promise.all([0, 1, 2].map(async () => await ca.svid('app/evil')))
   const budget = NodeBufferBudget.create({ nodeBytes: NODE, sessionBytes: SESSION })
   const sink: TunnelStream[] = []
-  // The evil streams' destination never reads; app/web's echoes.
-  const onStream = (req: TunnelRequest): void => {
-    const s = req.accept()
-    if (s === null) return
-    s.on('error', () => {})
-    if (req.peerSpiffeId === web.spiffeId.uri) s.pipe(s)
-    else sink.push(s)
-  }
+  // The other peers' streams go to a destination that never reads; app/web's echoes.
+  const onStream = echoOrSink(web.spiffeId.uri, sink)
   const srv = await startServer(t, { svids: [db], onStream, bufferBudget: budget })
   t.teardown(() => { for (const s of sink) s.destroy() })
   const { pool } = startPool(t)

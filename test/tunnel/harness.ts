@@ -138,6 +138,17 @@ export function echo (log?: TunnelRequest[]): (req: TunnelRequest) => void {
 }
 
 /** Writes `text`, ends, and resolves with what came back before the peer's FIN. */
+/** onStream for the hostile-reader cases: `echoFor`'s streams are echoed, every other peer's is accepted and never read (kept in `sink`). */
+export function echoOrSink (echoFor: string, sink: TunnelStream[]): (req: TunnelRequest) => void {
+  return (req) => {
+    const s = req.accept()
+    if (s === null) return
+    s.on('error', () => {})
+    if (req.peerSpiffeId === echoFor) s.pipe(s)
+    else sink.push(s)
+  }
+}
+
 export async function roundTrip (s: TunnelStream, text: string): Promise<string> {
   const done = drain(s)
   s.end(text)

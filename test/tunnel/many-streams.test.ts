@@ -6,7 +6,7 @@ import { NodeBufferBudget } from '../../src/tunnel/buffer-budget'
 import { TUNNEL_DEFAULTS } from '../../src/tunnel/defaults'
 import { testCa } from '../identity/certs'
 import { waitFor } from '../helpers/wait'
-import { rawSession, startPool, startServer } from './harness'
+import { echoOrSink, rawSession, startPool, startServer } from './harness'
 
 // Many tunnel streams per node, as the buffer budget's arithmetic promises them: the
 // DaemonSet's 512 Mi memory limit gives a 256 MiB budget, which must hold 10,000 mostly
@@ -111,14 +111,8 @@ t.test(`30 verified peers' sessions write into all ${STREAMS} streams of a serve
   const budget = NodeBufferBudget.create({ nodeBytes: NODE })
   const sink: TunnelStream[] = []
   t.teardown(() => { for (const s of sink) s.destroy() })
-  // The peers' streams go to a destination that never reads; app/web's echoes.
-  const onStream = (req: TunnelRequest): void => {
-    const s = req.accept()
-    if (s === null) return
-    s.on('error', () => {})
-    if (req.peerSpiffeId === web.spiffeId.uri) s.pipe(s)
-    else sink.push(s)
-  }
+  // The other peers' streams go to a destination that never reads; app/web's echoes.
+  const onStream = echoOrSink(web.spiffeId.uri, sink)
   const srv = await startServer(t, { svids: [db], onStream, bufferBudget: budget })
   const { pool } = startPool(t)
   const good = await pool.open({ sourceSvid: () => web, expectedPeer: db.spiffeId, node: { address: '127.0.0.1', port: srv.port }, authority: '10.0.0.7:80' })
