@@ -5,4 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 npm run --silent lint:types   # type-checks src, tests and benchmarks together
-exec npx tap "$@"
+status=0
+npx tap "$@" || status=$?
+if [ "$status" != 0 ]; then
+  echo "# tap exited with $status; what failed:"
+  ./scripts/test-failures.sh
+fi
+exit "$status"
