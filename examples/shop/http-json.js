@@ -1,7 +1,27 @@
 'use strict'
 // The little HTTP the shop's services share: a JSON server and a JSON client with a
 // deadline. Core modules only; nothing here knows about Ferry or the lab.
+//
+// Like every application in a mesh, the services forward the trace headers of the
+// request they are serving to the requests they make for it, so that a trace crosses
+// them: the proxy can start and end spans, but only the application knows which
+// outgoing call belongs to which incoming request.
 const http = require('node:http')
+const { AsyncLocalStorage } = require('node:async_hooks')
+
+/** The headers a mesh's tracing reads: W3C trace context, B3 (both forms) and Envoy's request id. */
+const TRACE_HEADERS = ['traceparent', 'tracestate', 'x-request-id', 'b3', 'x-b3-traceid', 'x-b3-spanid', 'x-b3-parentspanid', 'x-b3-sampled', 'x-b3-flags']
+/** The trace headers of the request being served, for the calls made while serving it. */
+const incoming = new AsyncLocalStorage()
+
+function traceHeadersOf (req) {
+  const out = {}
+  for (const name of TRACE_HEADERS) {
+    const value = req.headers[name]
+    if (typeof value === 'string') out[name] = value
+  }
+  return out
+}
 
 const UPSTREAM_TIMEOUT_MS = 3000
 const MAX_BODY = 1 << 20
@@ -16,7 +36,10 @@ function requestJSON (method, url, body) {
       // every call is balanced on its own: the mesh balances connections.
       agent: false,
       timeout: UPSTREAM_TIMEOUT_MS,
-      headers: payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }
+      headers: {
+        ...(incoming.getStore() ?? {}),
+        ...(payload === undefined ? {} : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) })
+      }
     }, (res) => {
       let text = ''
       res.setEncoding('utf8')
@@ -37,7 +60,7 @@ function requestJSON (method, url, body) {
 /** Serves `routes` ({ 'GET /path': async (query, body) => json }) on [::]:port. */
 function serveJSON (port, routes) {
   const name = process.env.HOSTNAME || 'unknown'
-  const server = http.createServer((req, res) => {
+  const server = http.createServer((req, res) => incoming.run(traceHeadersOf(req), () => {
     const url = new URL(req.url, 'http://x')
     const route = routes[`${req.method} ${url.pathname}`]
     const reply = (status, json) => {
@@ -58,7 +81,7 @@ function serveJSON (port, routes) {
           reply(502, { error: err.message, served_by: name })
         })
     })
-  })
+  }))
   server.listen(port, '::', () => console.log(`${name} listening on [::]:${port}`))
   return server
 }
