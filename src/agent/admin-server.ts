@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import type { ClusterSnapshot } from '../discovery/model'
 import { ferryError, type FerryError, isFerryError } from '../errors'
 import { tcpListen } from '../native'
+import { l7ConfigSection, l7ForAuthz } from '../l7/admin'
 import { checkConnection, configView } from '../policy/check'
 import { compilePolicySet, type PolicySet } from '../policy/policy-set'
 import { emptySnapshot } from '../resources/snapshot'
@@ -28,7 +29,10 @@ import type { WorkerSet } from './workers'
 //                                   null without kernel admission) ({"enabled":false}
 //                                   without a CA)
 //                 GET /debug/config JSON: the configuration in force (generation, origin,
-//                                   files, every resource with its file and line)
+//                                   files, every resource with its file and line), and
+//                                   `l7`: per Service port and per port of each enrolled
+//                                   pod, whether L7 is engaged, the protocol and why
+//                                   (src/l7/view.ts; null before a cluster snapshot)
 //                 GET /debug/authz?from=SOURCE&to=DEST
 //                                   JSON: `ferry policy check`'s explanation, decided by
 //                                   the live PolicySet for the live cluster snapshot
@@ -159,10 +163,11 @@ const ADMIN_ROUTES: Record<string, Handler> = {
   '/debug/workers': async ({ workers }, res) => {
     json(res, 200, { workers: await workers.stats() })
   },
-  '/debug/config': ({ authz, node }, res) => {
+  '/debug/config': (deps, res) => {
+    const { authz, node } = deps
     const set = authz.current()
     const config = authz.readiness()
-    json(res, set === null && config.required ? 503 : 200, { node, config, ...(set === null ? {} : configView(set.snapshot)) })
+    json(res, set === null && config.required ? 503 : 200, { node, config, ...(set === null ? {} : configView(set.snapshot)), l7: l7ConfigSection(deps) })
   },
   '/debug/authz': (deps, res, query) => {
     const r = explainLive(deps, query.get('from'), query.get('to'))
@@ -184,7 +189,7 @@ function explainLive (deps: AdminDeps, from: string | null, to: string | null): 
   if (set === null) return { status: 503, body: { code: 'FERRY_ERR_CONFIG', error: config.reason, config } }
   try {
     const result = checkConnection(set, from, to, { cluster: deps.cluster(), trustDomain: deps.trustDomain })
-    return { status: 200, body: { node: deps.node, generation: set.generation, origin: set.snapshot.origin, ...result } }
+    return { status: 200, body: { node: deps.node, generation: set.generation, origin: set.snapshot.origin, ...result, l7: l7ForAuthz(deps, to) } }
   } catch (err) {
     const status = isFerryError(err) ? SUBJECT_ERRORS[err.code] : undefined
     if (status === undefined || !isFerryError(err)) throw err

@@ -5,6 +5,7 @@ import type { ClusterSnapshot, Pod } from '../discovery/model'
 import type { PodLocator } from '../discovery/pod-locator'
 import type { PodEventRecorder } from '../kubernetes/events'
 import type { FerryError } from '../errors'
+import { L7Warnings, l7TableFor } from '../l7'
 import { Netns } from '../native'
 import { compilePolicySet } from '../policy/policy-set'
 import { InboundAuthorizer } from '../proxy/authorize'
@@ -88,6 +89,8 @@ export class Agent {
   /** Hands our sockets to the agent after us (--handoff-socket); null: none, or not yet. */
   private handoff: HandoffServer | null = null
   private closing = false
+  /** Invalid ferry.dev/l7 values, logged once each. */
+  private readonly l7Warnings: L7Warnings
 
   private constructor (
     readonly options: AgentOptions,
@@ -112,7 +115,9 @@ export class Agent {
     private readonly cni: AgentCni | null,
     /** Where each snapshot is saved (--config-cache); null: not saved. */
     private readonly configCache: SavedConfigWriter | null
-  ) {}
+  ) {
+    this.l7Warnings = new L7Warnings(log)
+  }
 
   static async start (options: AgentOptions, deps: AgentDeps): Promise<Agent> {
     const log = deps.log
@@ -437,6 +442,7 @@ export class Agent {
     this.workers.publish({ kind: 'cluster', snapshot: s })
     this.tunnel?.setPeerNodes(peerNodeAddresses(s, this.options.node))
     this.log.info({ generation: s.generation, pods: s.pods.length, services: s.services.length }, 'cluster snapshot')
+    this.l7Warnings.report(l7TableFor(s, this.options.node))
     this.enroller.apply(s)
     this.cni?.onSnapshot(s)
   }

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util'
 import { PORTS } from '../config/env'
 import type { ClusterSnapshot } from '../discovery/model'
 import { ERROR_CODES, ferryError, type FerryErrorCode, isFerryError } from '../errors'
+import { l7ForCheck, type L7CheckLine, l7CheckText, l7LinesOf } from '../l7/cli'
 import { validateTrustDomain } from '../identity/spiffe-id'
 import { type CheckResult, checkConnection } from '../policy/check'
 import { compilePolicySet } from '../policy/policy-set'
@@ -91,6 +92,7 @@ async function check (argv: string[]): Promise<number> {
   const to = required(v.to, '--to')
   const live = v.lab !== undefined || v.agent !== undefined
   let result: CheckResult
+  let l7: readonly L7CheckLine[] = []
   let answeredBy: string | null = null
   if (live) {
     const fileOnly = ['dir', 'cluster-file', 'root-namespace', 'trust-domain'].filter((o) => v[o] !== undefined)
@@ -100,6 +102,7 @@ async function check (argv: string[]): Promise<number> {
     if (v['token-file'] !== undefined && v.agent === undefined) throw usage('--token-file goes with --agent (a lab\'s agents take the lab\'s token)')
     const answer = await askAgent(v, from, to)
     result = answer.result
+    l7 = answer.l7
     answeredBy = `answered by agent ${answer.agent}: live configuration generation ${answer.generation}`
   } else {
     if (v.node !== undefined) throw usage('--node goes with --lab')
@@ -112,13 +115,16 @@ async function check (argv: string[]): Promise<number> {
     for (const o of snapshot.objects.filter((x) => x.state === 'refused')) {
       process.stderr.write(`refused, not in force: ${[...o.issues.map(formatIssue), ...(o.note === undefined ? [] : [`${o.object}: ${o.note}`])].join('\n  ')}\n`)
     }
-    result = checkConnection(compilePolicySet(snapshot), from, to, { cluster, trustDomain })
+    const set = compilePolicySet(snapshot)
+    result = checkConnection(set, from, to, { cluster, trustDomain })
+    l7 = l7ForCheck(set, to, cluster)
   }
   if (v.json === true) {
-    process.stdout.write(JSON.stringify({ ...(answeredBy === null ? {} : { answeredBy }), ...result }, null, 2) + '\n')
+    process.stdout.write(JSON.stringify({ ...(answeredBy === null ? {} : { answeredBy }), ...result, l7 }, null, 2) + '\n')
   } else {
     const cwd = process.cwd()
     process.stdout.write(result.results.map((r) => explanationText(r.explanation, { cwd, source: result.source, destination: r.destination })).join('\n'))
+    process.stdout.write(l7CheckText(l7))
     if (answeredBy !== null) process.stdout.write(answeredBy + '\n')
   }
   return result.allowed ? 0 : EXIT_DENIED
@@ -132,7 +138,7 @@ async function readToken (file: string): Promise<string> {
   }
 }
 
-interface AgentAnswer { readonly agent: string, readonly generation: number, readonly result: CheckResult }
+interface AgentAnswer { readonly agent: string, readonly generation: number, readonly result: CheckResult, readonly l7: readonly L7CheckLine[] }
 
 /** GET /debug/authz from a lab node's agent or from --agent HOST:PORT. */
 async function askAgent (v: Values, from: string, to: string): Promise<AgentAnswer> {
@@ -160,7 +166,7 @@ async function askAgent (v: Values, from: string, to: string): Promise<AgentAnsw
   if (typeof body?.generation !== 'number' || !Array.isArray(body.results)) {
     throw ferryError('FERRY_ERR_AGENT_UNAVAILABLE', `ferry policy check: agent ${agent} answered something that is not an explanation`)
   }
-  return { agent, generation: body.generation, result: { allowed: body.allowed === true, source: String(body.source), results: body.results } }
+  return { agent, generation: body.generation, result: { allowed: body.allowed === true, source: String(body.source), results: body.results }, l7: l7LinesOf(body.l7) }
 }
 
 /** The command's name in front of a FerryError's message. */

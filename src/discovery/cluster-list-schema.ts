@@ -96,7 +96,7 @@ export const SCHEMAS: Record<string, object> = {
             items: {
               type: 'object',
               required: ['port'],
-              properties: { name: str, port, protocol, targetPort: portOrName }
+              properties: { name: str, port, protocol, targetPort: portOrName, appProtocol: str }
             }
           }
         }

@@ -146,11 +146,13 @@ function toService (item: Record<string, any>, origin: string, what: string): Se
     name: p.name ?? null,
     port: p.port,
     targetPort: p.targetPort ?? p.port,
-    protocol: (p.protocol ?? 'TCP') as Protocol
+    protocol: (p.protocol ?? 'TCP') as Protocol,
+    appProtocol: typeof p.appProtocol === 'string' && p.appProtocol !== '' ? p.appProtocol : null
   }))
   return {
     name: item.metadata.name,
     namespace: item.metadata.namespace,
+    annotations: { ...item.metadata.annotations },
     clusterIPs,
     ports,
     selector: spec.selector === undefined || Object.keys(spec.selector).length === 0 ? null : { ...spec.selector },

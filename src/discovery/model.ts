@@ -49,11 +49,18 @@ export interface ServicePort {
   /** A container port number, or the name of a container port. */
   readonly targetPort: number | string
   readonly protocol: Protocol
+  /**
+   * spec.ports[].appProtocol as written (`http`, `kubernetes.io/h2c`, `grpc`, …), or null.
+   * With Istio's port-name prefixes it declares the port's protocol (src/l7/protocol.ts).
+   */
+  readonly appProtocol: string | null
 }
 
 export interface Service {
   readonly name: string
   readonly namespace: string
+  /** metadata.annotations (e.g. ferry.dev/l7: src/l7/switch.ts). */
+  readonly annotations: Readonly<Record<string, string>>
   /** Canonical cluster IPs (empty for headless services). */
   readonly clusterIPs: readonly string[]
   readonly ports: readonly ServicePort[]
@@ -63,6 +70,11 @@ export interface Service {
   readonly publishNotReadyAddresses: boolean
 }
 
+/**
+ * Ferry's namespace-wide switches (ferry.dev/mesh, ferry.dev/inbound-mode, ferry.dev/l7)
+ * are labels, its per-object ones annotations (of pods and services): namespace
+ * annotations are not read.
+ */
 export interface Namespace {
   readonly name: string
   readonly labels: Readonly<Record<string, string>>

@@ -53,7 +53,7 @@ export class ServiceIndex {
     const byVip = new Map<string, ServicePortEntry>()
     const byEndpoint = new Map<string, ServicePortEntry>()
     for (const service of snapshot.services) {
-      const selected = service.selector === null ? [] : live.filter((p) => p.namespace === service.namespace && matches(service.selector!, p.labels))
+      const selected = service.selector === null ? [] : live.filter((p) => p.namespace === service.namespace && selectorMatches(service.selector!, p.labels))
       for (const vip of service.clusterIPs) {
         const family = familyOf(vip)
         for (const port of service.ports) {
@@ -113,7 +113,8 @@ export function resolveTargetPort (port: ServicePort, pod: Pod): number | null {
   return named === undefined ? null : named.containerPort
 }
 
-function matches (selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
+/** A Service's selector (equality only) against a pod's labels. */
+export function selectorMatches (selector: Readonly<Record<string, string>>, labels: Readonly<Record<string, string>>): boolean {
   for (const k in selector) if (labels[k] !== selector[k]) return false
   return true
 }

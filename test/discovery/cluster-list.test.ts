@@ -16,8 +16,26 @@ t.test('a valid List becomes a frozen snapshot with the fields the mesh needs', 
   t.equal(a.nodeName, 'n1')
   const svc = s.services[0]
   t.same(svc.clusterIPs, ['10.96.0.10', 'fd00:96::a'])
-  t.same(svc.ports, [{ name: 'web', port: 80, targetPort: 'http', protocol: 'TCP' }])
+  t.same(svc.ports, [{ name: 'web', port: 80, targetPort: 'http', protocol: 'TCP', appProtocol: null }])
+  t.same(svc.annotations, {}, 'no annotations: an empty map')
   t.ok(Object.isFrozen(s) && Object.isFrozen(s.pods) && Object.isFrozen(a) && Object.isFrozen(a.labels) && Object.isFrozen(svc.ports[0]), 'deeply frozen')
+})
+
+// Guards the fields L7 engagement reads (src/l7/): without them every Service would be
+// undeclared and never opted in.
+t.test('a Service carries its annotations and each port its appProtocol (null when absent or empty)', async (t) => {
+  const svc = serviceObj({
+    name: 'api',
+    annotations: { 'ferry.dev/l7': 'enabled', other: 'x' },
+    clusterIPs: ['10.96.0.30'],
+    ports: [{ name: 'grpc', port: 9000, appProtocol: 'grpc' }, { name: 'h2', port: 9001, appProtocol: 'kubernetes.io/h2c' }, { name: 'plain', port: 9002 }, { name: 'empty', port: 9003, appProtocol: '' }]
+  })
+  const s = parseClusterList(listText([svc]), 'f', 1)
+  t.same(s.services[0].annotations, { 'ferry.dev/l7': 'enabled', other: 'x' })
+  t.same(s.services[0].ports.map((p) => p.appProtocol), ['grpc', 'kubernetes.io/h2c', null, null])
+  t.ok(Object.isFrozen(s.services[0].annotations), 'frozen')
+  const bad = serviceObj({ name: 'api', clusterIPs: ['10.96.0.30'], ports: [{ port: 9000, appProtocol: 7 as unknown as string }] })
+  t.throws(() => parseClusterList(listText([bad]), 'f', 1), /spec\.ports\[0\]\.appProtocol: must be string/, 'a non-string appProtocol is refused, naming the field')
 })
 
 t.test('podIP is used when podIPs is absent; clusterIP when clusterIPs is; IPv6 is canonicalised', async (t) => {

@@ -47,11 +47,11 @@ export function podObj (p: PodSpecLite): Record<string, unknown> {
   }
 }
 
-export function serviceObj (s: { name: string, namespace?: string, clusterIPs: string[], selector?: Record<string, string> | null, ports: Array<{ name?: string, port: number, targetPort?: number | string, protocol?: string }>, publishNotReadyAddresses?: boolean }): Record<string, unknown> {
+export function serviceObj (s: { name: string, namespace?: string, annotations?: Record<string, string>, clusterIPs: string[], selector?: Record<string, string> | null, ports: Array<{ name?: string, port: number, targetPort?: number | string, protocol?: string, appProtocol?: string }>, publishNotReadyAddresses?: boolean }): Record<string, unknown> {
   return {
     apiVersion: 'v1',
     kind: 'Service',
-    metadata: { name: s.name, namespace: s.namespace ?? 'app' },
+    metadata: { name: s.name, namespace: s.namespace ?? 'app', ...(s.annotations === undefined ? {} : { annotations: s.annotations }) },
     spec: {
       clusterIP: s.clusterIPs[0],
       clusterIPs: s.clusterIPs,
