@@ -1,6 +1,7 @@
 import type { Pod } from '../discovery/model'
 import { type Decision, decisionLogFields } from '../policy/model'
 import type { PolicySet } from '../policy/policy-set'
+import type { RequestView } from '../policy/request-view'
 import type { Logger } from '../telemetry/logger'
 import type { Conn } from './conn'
 import type { RelayEnd } from './relay'
@@ -125,6 +126,24 @@ export class InboundAuthorizer {
     }
     if (!decision.allowed) this.deps.metrics?.authzDenied(decision.policy ?? NO_POLICY, decision.basis)
     return decision.allowed
+  }
+
+  /**
+   * Decides one HTTP request of an L7 inbound connection (`conn` as `authorize` takes it)
+   * to `pod`: the request's own decision, made for every request. Allowed: true; denied:
+   * false with `conn.authz` set to this request's decision fields (the caller answers 403
+   * or PERMISSION_DENIED and keeps the connection for the next request).
+   */
+  authorizeRequest (conn: Conn, pod: Pod, _request: RequestView, ipNamespace: string | null = null): boolean {
+    return this.authorize(conn, pod, ipNamespace)
+  }
+
+  /**
+   * The ref ("namespace/name") of an AuthorizationPolicy with L7 fields that selects `pod`
+   * on `port` (it engages L7 there: src/l7/policy-lookup.ts), or null.
+   */
+  l7PolicyFor (_pod: Pod, _port: number): string | null {
+    return null
   }
 
   /** Tracks a relayed inbound connection for re-evaluation; returns its untrack function. */
