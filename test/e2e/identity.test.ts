@@ -190,8 +190,11 @@ t.test('controller stopped: agents keep their certificates and retry; controller
   const r = await restart
   t.equal(r.code, 0, r.stderr)
   t.match(r.stdout, /controller restarted/)
+  // The agents retry on the certificate backoff (1 s doubling, up to half of it random):
+  // after ~15 s down the next attempt may come up to 16 s after the controller is back,
+  // and a loaded machine adds the request itself and the readiness poll.
   for (const node of ['node1', 'node2'] as const) {
-    await waitFor(async () => (await readiness(node)).status === 200, { timeoutMs: 20_000, intervalMs: 250, what: `${node} ready again` })
+    await waitFor(async () => (await readiness(node)).status === 200, { timeoutMs: 40_000, intervalMs: 250, what: `${node} ready again` })
     t.ok(since(node).some((l) => l.msg === 'certificate in use' && l.rotated === true), `${node} got new certificates`)
     const after = await expiryGauges(node)
     t.ok(EXPECTED[node].every((i) => (after.get(i) ?? 0) > Date.now() / 1000), `${node}: every gauge is in the future again`)
