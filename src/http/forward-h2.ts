@@ -28,7 +28,6 @@ export function forwardH2 (deps: HttpEngineDeps, ds: HttpDownstream, stream: Ser
   const st = new RequestState(deps, ds.reporter, ds.record, protocolOf(headers['content-type']), '2', headers[':method'] ?? 'GET', authority, headers[':path'] ?? '/')
   let upstream: ClientHttp2Stream | null = null
   stream.on('error', () => {})
-  stream.on('data', (chunk: Buffer) => { st.requestBytes += chunk.length })
   stream.once('close', () => {
     if (stream.rstCode !== NGHTTP2_NO_ERROR || !stream.writableFinished) {
       st.flag('DC')
@@ -70,6 +69,7 @@ export function forwardH2 (deps: HttpEngineDeps, ds: HttpDownstream, stream: Ser
 function pass (st: RequestState, stream: ServerHttp2Stream, up: ClientHttp2Stream, endStream: boolean): void {
   let trailers: OutgoingHttpHeaders | null = null
   let responded = false
+  let ended = false
   up.on('response', (h: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number) => {
     if (stream.closed) return
     responded = true
@@ -83,8 +83,10 @@ function pass (st: RequestState, stream: ServerHttp2Stream, up: ClientHttp2Strea
     }
     stream.respond(rh, { waitForTrailers: true })
     up.on('data', (chunk: Buffer) => { st.responseBytes += chunk.length })
-    up.pipe(stream)
+    // Ended on the upstream's clean close only: Node ends a reset stream's readable side too.
+    up.pipe(stream, { end: false })
   })
+  up.on('end', () => { ended = true })
   up.on('trailers', (t: IncomingHttpHeaders) => {
     grpcStatusOf(st, t)
     trailers = endToEndHeaders(t)
@@ -92,13 +94,19 @@ function pass (st: RequestState, stream: ServerHttp2Stream, up: ClientHttp2Strea
   stream.on('wantTrailers', () => { stream.sendTrailers(trailers ?? {}) })
   up.on('error', () => {})
   up.once('close', () => {
-    if (up.rstCode === NGHTTP2_NO_ERROR || stream.closed) return
-    if (up.rstCode === NGHTTP2_CANCEL && stream.rstCode !== undefined && stream.rstCode !== NGHTTP2_NO_ERROR) return
+    if (stream.closed) return
+    if (up.rstCode === NGHTTP2_NO_ERROR && ended) {
+      if (responded && !stream.writableEnded) stream.end()
+      return
+    }
     st.flag('UC')
     if (!responded && !stream.headersSent) unavailable(st, stream)
-    else stream.close(up.rstCode ?? NGHTTP2_INTERNAL_ERROR)
+    else stream.close(up.rstCode === undefined || up.rstCode === NGHTTP2_NO_ERROR ? NGHTTP2_INTERNAL_ERROR : up.rstCode)
   })
-  if (!endStream) stream.pipe(up)
+  if (!endStream) {
+    stream.on('data', (chunk: Buffer) => { st.requestBytes += chunk.length })
+    stream.pipe(up)
+  }
 }
 
 function grpcStatusOf (st: RequestState, h: IncomingHttpHeaders): void {
@@ -143,7 +151,7 @@ function answer (st: RequestState, stream: ServerHttp2Stream, status: number, gr
   if (st.protocol === 'grpc') {
     st.responseCode = 200
     st.grpcStatus = grpcStatus
-    stream.respond({ [HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': encodeURIComponent(body) }, { endStream: true })
+    stream.respond({ [HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': body }, { endStream: true })
     return
   }
   st.responseCode = status

@@ -80,6 +80,8 @@ export class H2Server {
   }
 
   serve (end: RelayEnd, downstream: HttpDownstream): void {
+    // The session owns the connection: the client's FIN ends it.
+    end.allowHalfOpen = false
     this.handing = downstream
     try {
       this.server.emit('connection', end)

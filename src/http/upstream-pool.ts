@@ -27,10 +27,11 @@ class DialAgent extends Agent {
     const seeded = this.seeded
     if (seeded !== null) {
       this.seeded = null
+      seeded.allowHalfOpen = false
       queueMicrotask(() => cb?.(null, seeded))
       return undefined
     }
-    this.target.dial().then((s) => { cb?.(null, s) }, (err) => { cb?.(markConnectFailure(err), undefined as unknown as Duplex) })
+    this.target.dial().then((s) => { s.allowHalfOpen = false; cb?.(null, s) }, (err) => { cb?.(markConnectFailure(err), undefined as unknown as Duplex) })
     return undefined
   }
 
@@ -71,6 +72,9 @@ class H2Upstream {
 
   /** Uses `end` (already connected) as this target's session. */
   open (end: RelayEnd): void {
+    // The session owns the connection: the peer's FIN ends it (a relay's half-open
+    // connection would keep a dead session open).
+    end.allowHalfOpen = false
     const session = h2connect('http://upstream', { createConnection: () => end, settings: { enablePush: false } })
     this.session = session
     session.on('error', () => {})

@@ -12,7 +12,7 @@ import { HttpEngine, type HttpEngineOptions } from '../../src/http/engine'
 export interface Teardown { teardown: (fn: () => void | Promise<void>) => void }
 
 export interface EngineFixture {
-  readonly port: number
+  port: number
   readonly engine: HttpEngine
   readonly records: HttpRequestRecord[]
   /** Endpoints picked in turn (round robin); change it to change the next picks. */
