@@ -62,12 +62,39 @@ export class HttpEngine {
    * The caller learns of the end from `end`'s own 'close'.
    */
   serve (end: RelayEnd, version: HttpVersion, downstream: HttpDownstream, first?: { readonly target: UpstreamTarget, readonly end: RelayEnd }): void {
-    if (first !== undefined) this.deps.pools.seed(first.target, version, first.end)
-    if (version === 'http2') this.h2.serve(end, downstream)
-    else this.h1.serve(end, downstream)
+    let ds = downstream
+    if (first !== undefined) {
+      this.deps.pools.seed(first.target, version, first.end)
+      ds = new FirstPick(downstream, first.target)
+    }
+    if (version === 'http2') this.h2.serve(end, ds)
+    else this.h1.serve(end, ds)
   }
 
   close (): void {
     this.deps.pools.close()
+  }
+}
+
+/** A downstream whose first request goes to the target already connected (detection). */
+class FirstPick implements HttpDownstream {
+  readonly reporter: HttpDownstream['reporter']
+  readonly record: HttpDownstream['record']
+  readonly authorizer: HttpDownstream['authorizer']
+  readonly normalizePath: HttpDownstream['normalizePath']
+  private first: UpstreamTarget | null
+  constructor (private readonly inner: HttpDownstream, first: UpstreamTarget) {
+    this.reporter = inner.reporter
+    this.record = inner.record
+    this.authorizer = inner.authorizer
+    this.normalizePath = inner.normalizePath
+    this.first = first
+  }
+
+  pick (): UpstreamTarget | null {
+    const f = this.first
+    if (f === null) return this.inner.pick()
+    this.first = null
+    return f
   }
 }

@@ -28,6 +28,7 @@ class DialAgent extends Agent {
     if (seeded !== null) {
       this.seeded = null
       seeded.allowHalfOpen = false
+      seeded.resume()
       queueMicrotask(() => cb?.(null, seeded))
       return undefined
     }
@@ -75,6 +76,7 @@ class H2Upstream {
     // The session owns the connection: the peer's FIN ends it (a relay's half-open
     // connection would keep a dead session open).
     end.allowHalfOpen = false
+    end.resume()
     const session = h2connect('http://upstream', { createConnection: () => end, settings: { enablePush: false } })
     this.session = session
     session.on('error', () => {})
