@@ -41,3 +41,20 @@ export function createHttpRefusals (registry: Registry): HttpRefusals {
 
 /** Counts nothing (tests, or an engine without metrics). */
 export const NO_REFUSALS: HttpRefusals = Object.freeze({ refused () {} })
+
+export const L7_DETECTED_METRIC = 'ferry_l7_detected_total'
+
+/** Outcomes of protocol detection on `detect` ports: http1 / http2 (L7), server_first / not_http (stayed L4). */
+export type DetectOutcome = 'http1' | 'http2' | 'server_first' | 'not_http'
+
+/** Counts detection outcomes on `registry` (created once per registry). */
+export function createDetectCounter (registry: Registry): (outcome: DetectOutcome) => void {
+  const existing = registry.getSingleMetric(L7_DETECTED_METRIC) as Counter<'outcome'> | undefined
+  const counter = existing ?? new Counter({
+    name: L7_DETECTED_METRIC,
+    help: 'Connections to ports whose protocol is detected, by outcome (http1, http2: handled as HTTP; server_first, not_http: relayed as TCP)',
+    labelNames: ['outcome'],
+    registers: [registry]
+  })
+  return (outcome) => { counter.inc({ outcome }) }
+}
