@@ -46,6 +46,7 @@ export class H1Conn {
   private armedAt = 0
   private armedBytes = 0
   private partial = false
+  private refused = false
   private readonly timer: NodeJS.Timeout
   /** Bound once per connection: a response closed. */
   readonly responseClosed = (): void => {
@@ -65,6 +66,8 @@ export class H1Conn {
 
   /** Refuses the connection: `status` written raw (when it can still be), counted, closed. */
   refuse (status: number, reason: HttpRefusalReason): void {
+    if (this.refused) return
+    this.refused = true
     this.deps.refusals.refused(reason)
     clearTimeout(this.timer)
     const end = this.end
