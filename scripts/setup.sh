@@ -13,10 +13,10 @@ fi
 # plugin (native/cni links its libjansson.a), iproute2 for the lab, and the
 # unmodified programs the lab's pods run (curl, nginx, redis-server), and the benchmark
 # suite's load generator and peers (h2load from nghttp2-client, haproxy, nginx's stream
-# module, openssl).
+# module, openssl), and the Prometheus server the metrics tests scrape with.
 PKGS=(clang llvm libbpf-dev libelf-dev zlib1g-dev libjansson-dev linux-libc-dev pkg-config make g++ python3
       iproute2 util-linux procps bpftool curl nginx-light redis-server tcpdump
-      nghttp2-client haproxy libnginx-mod-stream openssl)
+      nghttp2-client haproxy libnginx-mod-stream openssl prometheus)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
