@@ -12,6 +12,7 @@ import type { NetnsHandle, Platform } from '../agent/platform'
 import { createAccessLog } from '../telemetry/access-log'
 import { createConnTelemetry, type ConnTelemetry } from '../telemetry/conn-telemetry'
 import type { Logger } from '../telemetry/logger'
+import { IstioLabeler } from '../telemetry/istio-labels'
 import { ProxyMetrics } from '../telemetry/metrics'
 import { createTunnelRefusalLog, REFUSAL_LOG_LIMITS } from '../telemetry/tunnel-refusals'
 import { RateBuckets } from '../util/rate-buckets'
@@ -55,11 +56,16 @@ export interface DataPlaneOptions {
   readonly thread?: boolean
   /** Counts this worker's open connections where the main thread can read them after the worker died ([0]). */
   readonly live?: Int32Array
+  /** source_cluster / destination_cluster in Istio's metrics (--cluster-name); default DEFAULT_CLUSTER_NAME. */
+  readonly clusterName?: string
 }
 
 export class DataPlane {
-  readonly metrics = new ProxyMetrics()
   readonly routes = new RouteTable()
+  // Istio's metric labels (istio-labels.ts): pod labels from the current cluster snapshot,
+  // principals from the node's identities. One labeler for the TCP and the request metrics.
+  readonly labeler: IstioLabeler
+  readonly metrics: ProxyMetrics
   readonly authz: InboundAuthorizer
   private readonly svids: SvidStore | null
   private readonly tunnel: WorkerTunnel | null
@@ -76,6 +82,15 @@ export class DataPlane {
 
   constructor (private readonly o: DataPlaneOptions) {
     this.log = o.log
+    this.labeler = new IstioLabeler({
+      ...(o.clusterName === undefined ? {} : { clusterName: o.clusterName }),
+      pods: { podByName: (ns, name) => this.routes.index.podByName(ns, name), podByIP: (ip) => this.routes.index.podByIP(ip) },
+      principalOf: (pod) => {
+        const p = this.routes.index.podByName(pod.namespace, pod.name)
+        return p === undefined || this.svids === null ? null : this.svids.spiffeIdOf(p)
+      }
+    })
+    this.metrics = new ProxyMetrics(undefined, this.labeler)
     const base = createConnTelemetry(this.metrics, createAccessLog(o.log))
     const live = o.live
     this.telemetry = live === undefined
