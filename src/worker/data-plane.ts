@@ -23,11 +23,12 @@ import type { NetnsRef, PodToServe, Publication, Reply, Request, WorkerStats } f
 import { SvidStore } from './svid-store'
 import { WorkerTunnel } from './worker-tunnel'
 import { HttpEngine } from '../http/engine'
-import { NO_REQUEST_TELEMETRY, NO_TRACING } from '../http/defaults'
+import { NO_TRACING } from '../http/defaults'
 import { createDetectCounter, createHttpRefusals } from '../http/refusals'
 import { L7Table } from '../l7/table'
 import type { L7Deps } from '../proxy/l7-deps'
 import type { RequestTelemetry } from '../telemetry/request-record'
+import { IstioRequestTelemetry } from '../telemetry/request-telemetry'
 import type { RequestTracer } from '../telemetry/request-tracing'
 
 // One data-path worker: its pods' listeners and their connections, its tunnel server and
@@ -114,9 +115,11 @@ export class DataPlane {
         }
     this.authz = new InboundAuthorizer({ log: o.log.child({ component: 'authz' }), metrics: this.metrics, requireConfig: o.requireConfig })
     // --- L7 glue: the request telemetry (Istio's request metrics and access lines) and
-    // the request tracer (spans over OTLP). Until those are built, the no-op defaults:
-    // records are dropped; every request still gets an x-request-id.
-    const requestTelemetry: RequestTelemetry = NO_REQUEST_TELEMETRY
+    // the request tracer (spans over OTLP). The tracer is the no-op default until it is
+    // built: no spans; every request still gets an x-request-id.
+    // Request telemetry: Istio's request metrics on this worker's registry (summed by the
+    // agent's /metrics) with the TCP metrics' labeler, and one access line per request.
+    const requestTelemetry: RequestTelemetry = new IstioRequestTelemetry({ registry: this.metrics.registry, labeler: this.labeler, log: o.log })
     const requestTracer: RequestTracer = NO_TRACING
     // --- end of L7 glue
     this.http = new HttpEngine({ telemetry: requestTelemetry, tracer: requestTracer, refusals: createHttpRefusals(this.metrics.registry) })
