@@ -2,6 +2,7 @@ import t from 'tap'
 import { join } from 'node:path'
 import { ferry, ferryOk, REPO } from '../helpers/cli'
 import { relayAgentAdmin, type AgentRelay } from '../helpers/agent-relay'
+import { nodeLog } from '../helpers/lab'
 import { uniqueLabName } from '../helpers/names'
 import { type Prometheus, startPrometheus } from '../helpers/prometheus'
 
@@ -112,4 +113,13 @@ t.test('a known load, counted by both agents, read with Istio\'s and Kiali\'s Pr
       response_flags: '-'
     })
   }
+
+  // One access line per request at each proxy, beside the connection lines.
+  const lines = [...nodeLog(lab, 'node1'), ...nodeLog(lab, 'node2')].filter((l) => l.msg === 'request')
+  const httpServed = lines.filter((l) => l.reporter === 'destination' && l.request_protocol === 'http' && l.destination?.workload === 'http')
+  t.equal(httpServed.length, 41, 'one destination line per HTTP request')
+  t.match(httpServed.at(-1), { method: 'GET', authority: 'http:8080', path: '/', protocol: 'HTTP/1.1', status: 200, response_flags: '-', source: { workload: 'client', namespace: 'l7' }, endpoint: /:8080$/, request_id: /./ })
+  const grpcFailed = lines.filter((l) => l.reporter === 'source' && l.grpc_status === 14)
+  t.equal(grpcFailed.length, 11, 'one source line per UNAVAILABLE call')
+  t.match(grpcFailed.at(-1), { method: 'POST', path: /Echo\/Unary$/, protocol: 'HTTP/2', request_protocol: 'grpc', status: 200, destination: { workload: 'grpc-node' }, endpoint: /:50051$/ })
 })
