@@ -38,7 +38,7 @@ done
 
 echo
 echo "== Prometheus metrics of node1's agent (connections opened, by source and destination)"
-ferry lab exec --lab "$LAB" --node node1 -- curl -s http://127.0.0.1:15020/metrics | grep '^ferry_tcp_connections_opened_total' | head -12
+ferry lab exec --lab "$LAB" --node node1 -- curl -s http://127.0.0.1:15020/metrics | grep '^istio_tcp_connections_opened_total' | head -12
 
 cat <<TXT
 

@@ -8,6 +8,7 @@ import { formatDuration, parseDuration } from '../identity/duration'
 import { validateTrustDomain } from '../identity/spiffe-id'
 import { parseCommandOptions } from '../config/cli-args'
 import { isSocketFilePath, UNIX_PATH_MAX_BYTES } from '../native/unix-socket'
+import { DEFAULT_CLUSTER_NAME } from '../telemetry/istio-labels'
 import { DEFAULT_WORKERS_CAP, defaultWorkers, MAX_WORKERS, parseWorkerCount } from './worker-count'
 
 // `ferry agent` options: parsed strictly (unknown options and stray arguments are
@@ -29,6 +30,8 @@ export interface AgentOptions {
   /** Readiness server (/healthz/ready) port; 0 picks one. */
   readonly readyPort: number
   readonly logLevel: string
+  /** --cluster-name: source_cluster / destination_cluster of Istio's metrics (Istio's default "Kubernetes"). */
+  readonly clusterName: string
   /** Directory of AuthorizationPolicy / PeerAuthentication documents, watched; null: no policies (allow all). */
   readonly configDir: string | null
   /** --config-source controller: policies from the controller's configuration stream (needs the CA options). */
@@ -113,6 +116,7 @@ export const AGENT_USAGE = `usage: ferry agent --node NAME (--cluster-file PATH 
                      [--host-proc ${KUBERNETES_DEFAULTS.hostProc}] [--cgroup-root ${KUBERNETES_DEFAULTS.cgroupRoot}])
                    --pin-root DIR [--kubelet-cgroup PATH|${KUBELET_CGROUP_AUTO}]
                    [--admin-port ${PORTS.admin}] [--ready-port ${PORTS.ready}] [--admin-token-file FILE] [--log-level info]
+                   [--cluster-name ${DEFAULT_CLUSTER_NAME}]
                    [--config-dir DIR | --config-source controller] [--config-cache PATH|none]
                    [--drain-grace ${formatDuration(DRAIN_GRACE_DEFAULT_MS)}]
                    [--ca-address HOST:PORT --ca-root FILE --ca-token-file FILE
@@ -154,6 +158,8 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
                     a Kubernetes token whose user RBAC allows \`get\` on agents/debug
                     (ferry.dev) opens them too. Without either they are closed.
                     /metrics and readiness need no token
+  --cluster-name    the cluster's name in Istio's metrics (source_cluster,
+                    destination_cluster; docs/metrics.md); default ${DEFAULT_CLUSTER_NAME}, Istio's
   --config-dir      a directory of AuthorizationPolicy and PeerAuthentication
                     documents, watched and applied live (absent: allow all)
   --config-source   controller: the same documents from the controller's
@@ -222,6 +228,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'ready-port': { type: 'string' },
     'admin-token-file': { type: 'string' },
     'log-level': { type: 'string' },
+    'cluster-name': { type: 'string' },
     'config-dir': { type: 'string' },
     'config-source': { type: 'string' },
     'config-cache': { type: 'string' },
@@ -255,6 +262,9 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
   if (adminPort !== 0 && adminPort === readyPort) throw invalid('--ready-port', String(readyPort), `a port other than --admin-port ${adminPort}`)
   const logLevel = (values['log-level'] as string | undefined) ?? 'info'
   if (!LOG_LEVELS.includes(logLevel)) throw invalid('--log-level', logLevel, `one of ${LOG_LEVELS.join(', ')}`)
+  const clusterName = (values['cluster-name'] as string | undefined) ?? DEFAULT_CLUSTER_NAME
+  // A Prometheus label value may hold anything, but Istio's cluster names are Kubernetes-style names.
+  if (!/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(clusterName)) throw invalid('--cluster-name', clusterName, 'a name of letters, digits, "-", "_" and "." (at most 63 characters)')
   const kubernetes = kubernetesOptions(values)
   const grace = values['drain-grace']
   const drainGraceMs = typeof grace === 'string' ? parseDuration(grace, 'ferry agent: --drain-grace', { maxMs: DRAIN_GRACE_MAX_MS }) : DRAIN_GRACE_DEFAULT_MS
@@ -279,6 +289,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     adminPort,
     readyPort,
     logLevel,
+    clusterName,
     configDir,
     configFromController,
     configCache,

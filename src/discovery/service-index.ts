@@ -38,10 +38,11 @@ export class ServiceIndex {
     private readonly byVip: ReadonlyMap<string, ServicePortEntry>,
     private readonly byPodIP: ReadonlyMap<string, Pod>,
     private readonly byEndpoint: ReadonlyMap<string, ServicePortEntry>,
-    private readonly namespaces: ReadonlyMap<string, Namespace>
+    private readonly namespaces: ReadonlyMap<string, Namespace>,
+    private readonly byName: ReadonlyMap<string, Pod>
   ) {}
 
-  static empty (): ServiceIndex { return new ServiceIndex(0, new Map(), new Map(), new Map(), new Map()) }
+  static empty (): ServiceIndex { return new ServiceIndex(0, new Map(), new Map(), new Map(), new Map(), new Map()) }
 
   static build (snapshot: ClusterSnapshot): ServiceIndex {
     const live = snapshot.pods.filter((p) => p.phase === null || !TERMINAL_PHASES.has(p.phase))
@@ -79,7 +80,8 @@ export class ServiceIndex {
         }
       }
     }
-    return new ServiceIndex(snapshot.generation, byVip, byPodIP, byEndpoint, new Map(snapshot.namespaces.map((n) => [n.name, n])))
+    const byName = new Map(live.map((p) => [`${p.namespace}/${p.name}`, p]))
+    return new ServiceIndex(snapshot.generation, byVip, byPodIP, byEndpoint, new Map(snapshot.namespaces.map((n) => [n.name, n])), byName)
   }
 
   /** The service port behind VIP address:port (address in any spelling), if any. */
@@ -92,6 +94,11 @@ export class ServiceIndex {
   podByIP (address: string): Pod | undefined {
     const ip = canonicalIP(address)
     return ip === null ? undefined : this.byPodIP.get(ip)
+  }
+
+  /** The pod namespace/name (not terminated), if any: telemetry reads its labels (src/telemetry/istio-labels.ts). */
+  podByName (namespace: string, name: string): Pod | undefined {
+    return this.byName.get(`${namespace}/${name}`)
   }
 
   /** A service port that selects the pod at address:port, ready or not (first by service order), if any. */

@@ -1,5 +1,6 @@
 import type { Logger } from './logger'
 import { type ConnectionRecord, formatAddr } from './connection-record'
+import type { HttpRequestRecord } from './request-record'
 
 // One JSON line per connection, written when it closes: `msg: "access"`.
 // Field names are a contract (docs, e2e tests and dashboards read them):
@@ -22,15 +23,18 @@ import { type ConnectionRecord, formatAddr } from './connection-record'
 
 export type AccessLog = (r: ConnectionRecord) => void
 
+function sourceField (src: ConnectionRecord['source']): Record<string, unknown> {
+  return src.pod === null
+    ? { ip: src.ip, port: src.port }
+    : { pod: src.pod, namespace: src.namespace, workload: src.workload, ip: src.ip, port: src.port }
+}
+
 export function createAccessLog (log: Logger): AccessLog {
   return (r) => {
     if (!log.isLevelEnabled('info')) return
-    const src = r.source
     const line: Record<string, unknown> = {
       direction: r.direction,
-      source: src.pod === null
-        ? { ip: src.ip, port: src.port }
-        : { pod: src.pod, namespace: src.namespace, workload: src.workload, ip: src.ip, port: src.port }
+      source: sourceField(r.source)
     }
     if (r.originalDst !== null) line.original_destination = formatAddr(r.originalDst)
     if (r.service !== null) line.destination_service = r.service
@@ -47,5 +51,71 @@ export function createAccessLog (log: Logger): AccessLog {
     if (r.errorCode !== null) line.error_code = r.errorCode
     if (r.errorReason !== null) line.error_reason = r.errorReason
     log.info(line, 'access')
+  }
+}
+
+// One JSON line per proxied HTTP request (L7), written when the request ends, beside the
+// connection lines and through the same output: `msg: "request"`. Field names are a
+// contract as above, with the connection line's names where the meaning is the same:
+//   reporter             "source" (the client side's proxy) | "destination" (the server side's)
+//   direction            the connection's: "outbound" at the source, "inbound" at the destination
+//   method, authority, path  as forwarded (the path normalized at the destination)
+//   protocol             "HTTP/1.1" | "HTTP/2" (downstream)
+//   request_protocol     "http" | "grpc" (Istio's label)
+//   status               the response status sent downstream; 0 when none was sent
+//   grpc_status          grpc-status of the response, when gRPC and present
+//   response_flags       Envoy-style flags ("-" when none: UF, UC, UT, DC, NR, RBAC, ...)
+//   duration_ms          request start to response end
+//   bytes_received       request body bytes from the source
+//   bytes_sent           response body bytes to the source
+//   endpoint             "ip:port" the request was forwarded to, when one was chosen
+//   trace_id, request_id when known
+//   source, destination_service, source_principal, mtls   the connection's, as in its line
+//   destination, destination_principal   the pod the request went to (the connection's
+//                        destination, unless the request was balanced to another endpoint)
+//   authz                the authorization decision when a policy decided this request
+/** The pod a request went to when it is not the connection's destination. */
+export interface RequestDestination {
+  readonly pod: { readonly name: string, readonly namespace: string, readonly workload: string }
+  readonly principal: string
+}
+
+export type RequestAccessLog = (r: HttpRequestRecord, destination: RequestDestination | null) => void
+
+export function createRequestAccessLog (log: Logger): RequestAccessLog {
+  return (r, destination) => {
+    if (!log.isLevelEnabled('info')) return
+    const c = r.conn
+    const line: Record<string, unknown> = {
+      reporter: r.reporter,
+      direction: c.direction,
+      method: r.method,
+      authority: r.authority,
+      path: r.path,
+      protocol: r.httpVersion === '2' ? 'HTTP/2' : 'HTTP/1.1',
+      request_protocol: r.protocol,
+      status: r.responseCode
+    }
+    if (r.grpcStatus !== null) line.grpc_status = r.grpcStatus
+    line.response_flags = r.responseFlags
+    line.duration_ms = Math.round(r.durationMs * 1000) / 1000
+    line.bytes_received = r.requestBytes
+    line.bytes_sent = r.responseBytes
+    if (r.upstream !== null) line.endpoint = formatAddr(r.upstream)
+    if (r.traceId !== null) line.trace_id = r.traceId
+    if (r.requestId !== null) line.request_id = r.requestId
+    line.source = sourceField(c.source)
+    if (c.service !== null) line.destination_service = c.service
+    if (c.sourcePrincipal !== null) line.source_principal = c.sourcePrincipal
+    if (destination !== null) {
+      line.destination = { pod: destination.pod.name, namespace: destination.pod.namespace, workload: destination.pod.workload }
+      if (destination.principal !== 'unknown') line.destination_principal = destination.principal
+    } else {
+      if (c.destination !== null) line.destination = { pod: c.destination.pod, namespace: c.destination.namespace, workload: c.destination.workload }
+      if (c.destinationPrincipal !== null) line.destination_principal = c.destinationPrincipal
+    }
+    line.mtls = c.mtls
+    if (r.authz != null) line.authz = r.authz
+    log.info(line, 'request')
   }
 }

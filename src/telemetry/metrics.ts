@@ -1,8 +1,11 @@
 import { Counter, Gauge, Registry } from 'prom-client'
 import type { ConnectionRecord } from './connection-record'
+import { CONNECTION_LABELS, type ConnectionLabel, connectionReporter, connectionResponseFlags, IstioLabeler, labelObject } from './istio-labels'
 
-// Istio-like TCP metrics on a registry of our own (never prom-client's global one, so
-// two agents in one test process do not share counters).
+// Istio's TCP metrics (istio_tcp_*, with Istio's labels: src/telemetry/istio-labels.ts)
+// and Ferry's own (ferry_*), on a registry of our own (never prom-client's global one, so
+// two agents in one test process do not share counters). A connection is counted once,
+// under Istio's name: Ferry has no second counter of the same thing.
 //
 // Byte counters follow Istio/Envoy: `sent` is what the proxy sent to the source
 // (response direction), `received` is what it received from the source (request
@@ -11,25 +14,24 @@ import type { ConnectionRecord } from './connection-record'
 // path never touches a counter per chunk.
 //
 // Nor does it touch prom-client per connection: a prom-client `inc(labels)` hashes and
-// validates the whole label object (nine labels here) every call, ~20 µs per connection
+// validates the whole label object (23 labels here) every call, ~20 µs per connection
 // for the four counters and the gauge (benchmarks/notes-newconn.md). The data path
 // counts into a Series — one per distinct label set, found by one Map lookup — and the
 // counters' `collect` hooks hand the counts to prom-client when scraped, so what a scrape
 // shows is exactly what per-connection increments would have shown.
+//
+// response_flags: opened connections and bytes are counted under "-"; a closed
+// connection under the Envoy flag of its result (connectionResponseFlags: UF, UH, NR,
+// UC, RBAC, or "-" for ok). The access log keeps Ferry's finer `result`.
 
-const UNKNOWN = 'unknown'
-// Istio's names: source_principal / destination_principal are SPIFFE IDs ("unknown" when
-// not known), connection_security_policy is mutual_tls (through the tunnel) or none.
-const CONN_LABELS = ['direction', 'source_workload', 'source_namespace', 'source_principal', 'destination_service', 'destination_workload',
-  'destination_namespace', 'destination_principal', 'connection_security_policy'] as const
-type ConnLabel = typeof CONN_LABELS[number]
-type ConnLabels = Record<ConnLabel, string>
+const NO_FLAGS = '-'
+type ConnLabels = Record<ConnectionLabel, string>
 
 export const METRIC_NAMES = Object.freeze({
-  opened: 'ferry_tcp_connections_opened_total',
-  closed: 'ferry_tcp_connections_closed_total',
-  sent: 'ferry_tcp_sent_bytes_total',
-  received: 'ferry_tcp_received_bytes_total',
+  opened: 'istio_tcp_connections_opened_total',
+  closed: 'istio_tcp_connections_closed_total',
+  sent: 'istio_tcp_sent_bytes_total',
+  received: 'istio_tcp_received_bytes_total',
   active: 'ferry_tcp_connections_active',
   enrolledPods: 'ferry_enrolled_pods',
   podsNotEnrolled: 'ferry_pods_not_enrolled',
@@ -54,10 +56,10 @@ export interface TunnelRefusalLabels {
 /** The counts of one label set not yet handed to prom-client (each counter's collect hook takes its own). */
 class Series {
   opened = 0
-  /** Closed connections by result, not yet reported. */
+  /** Closed connections by response flag, not yet reported. */
   readonly closed = new Map<string, number>()
-  /** result → the labels object with `result` (built once). */
-  readonly closedLabels = new Map<string, Record<ConnLabel | 'result', string>>()
+  /** response flag → the labels object with that flag (built once). */
+  readonly closedLabels = new Map<string, ConnLabels>()
   sent = 0
   received = 0
   constructor (readonly labels: ConnLabels) {}
@@ -72,10 +74,10 @@ class Tally {
 
 export class ProxyMetrics {
   readonly registry: Registry
-  private readonly openedTotal: Counter<ConnLabel>
-  private readonly closedTotal: Counter<ConnLabel | 'result'>
-  private readonly sentTotal: Counter<ConnLabel>
-  private readonly receivedTotal: Counter<ConnLabel>
+  private readonly openedTotal: Counter<ConnectionLabel>
+  private readonly closedTotal: Counter<ConnectionLabel>
+  private readonly sentTotal: Counter<ConnectionLabel>
+  private readonly receivedTotal: Counter<ConnectionLabel>
   private readonly active: Gauge<'direction'>
   private readonly enrolled: Gauge
   private readonly notEnrolled: Gauge<'reason'>
@@ -105,13 +107,17 @@ export class ProxyMetrics {
   private activeOutbound = 0
   private activeInbound = 0
 
-  constructor (registry: Registry = new Registry()) {
+  /**
+   * `labeler`: where Istio's label values come from (pod labels, cluster name); the default
+   * one knows no pod labels (app/version "unknown", canonical service = workload).
+   */
+  constructor (registry: Registry = new Registry(), private readonly labeler: IstioLabeler = new IstioLabeler()) {
     this.registry = registry
     const registers = [registry]
-    const labelNames = [...CONN_LABELS]
+    const labelNames = [...CONNECTION_LABELS]
     const self = this
-    this.openedTotal = new Counter({ name: METRIC_NAMES.opened, help: 'TCP connections opened through the proxy', labelNames, registers, collect () { self.flushOpened() } })
-    this.closedTotal = new Counter({ name: METRIC_NAMES.closed, help: 'TCP connections closed, by result', labelNames: [...labelNames, 'result'], registers, collect () { self.flushClosed() } })
+    this.openedTotal = new Counter({ name: METRIC_NAMES.opened, help: 'TCP connections opened through the proxy (Istio\'s standard metric)', labelNames, registers, collect () { self.flushOpened() } })
+    this.closedTotal = new Counter({ name: METRIC_NAMES.closed, help: 'TCP connections closed (Istio\'s standard metric; response_flags: the Envoy flag of how it ended)', labelNames, registers, collect () { self.flushClosed() } })
     this.sentTotal = new Counter({ name: METRIC_NAMES.sent, help: 'Bytes sent by the proxy to the source (response direction)', labelNames, registers, collect () { self.flushBytes('sent') } })
     this.receivedTotal = new Counter({ name: METRIC_NAMES.received, help: 'Bytes received by the proxy from the source (request direction)', labelNames, registers, collect () { self.flushBytes('received') } })
     this.active = new Gauge({ name: METRIC_NAMES.active, help: 'TCP connections currently open through the proxy', labelNames: ['direction'], registers, collect () { self.flushActive() } })
@@ -216,8 +222,8 @@ export class ProxyMetrics {
     const series = tally.series
     this.live.delete(r)
     this.addBytes(r, tally)
-    const result = r.result ?? UNKNOWN
-    series.closed.set(result, (series.closed.get(result) ?? 0) + 1)
+    const flags = connectionResponseFlags(r.result)
+    series.closed.set(flags, (series.closed.get(flags) ?? 0) + 1)
     this.pendingClosed.add(series)
     if (r.direction === 'outbound') this.activeOutbound--
     else this.activeInbound--
@@ -234,10 +240,12 @@ export class ProxyMetrics {
   async text (): Promise<string> { return await this.registry.metrics() }
 
   private seriesOf (r: ConnectionRecord): Series {
-    const key = seriesKey(r)
+    const values = this.labeler.connectionValues(r, connectionReporter(r), 'tcp', NO_FLAGS)
+    // One string per distinct label set (no value holds a NUL: istio-labels.ts).
+    const key = values.join('\0')
     let series = this.series.get(key)
     if (series === undefined) {
-      series = new Series(labelsOf(r))
+      series = new Series(labelObject(CONNECTION_LABELS, values))
       this.series.set(key, series)
     }
     return series
@@ -253,11 +261,11 @@ export class ProxyMetrics {
 
   private flushClosed (): void {
     for (const s of this.pendingClosed) {
-      for (const [result, n] of s.closed) {
-        let labels = s.closedLabels.get(result)
+      for (const [flags, n] of s.closed) {
+        let labels = s.closedLabels.get(flags)
         if (labels === undefined) {
-          labels = { ...s.labels, result }
-          s.closedLabels.set(result, labels)
+          labels = { ...s.labels, response_flags: flags }
+          s.closedLabels.set(flags, labels)
         }
         this.closedTotal.inc(labels, n)
       }
@@ -303,26 +311,5 @@ export class ProxyMetrics {
     this.pendingReceived.add(series)
     tally.reportedSent += sent
     tally.reportedReceived += received
-  }
-}
-
-/** One string per distinct label set: the label values of labelsOf(), NUL-separated (no label value holds a NUL: they are Kubernetes names, SPIFFE IDs and fixed words). */
-function seriesKey (r: ConnectionRecord): string {
-  return r.direction + '\0' + (r.source.workload ?? UNKNOWN) + '\0' + (r.source.namespace ?? UNKNOWN) + '\0' + (r.sourcePrincipal ?? UNKNOWN) + '\0' +
-    (r.service ?? UNKNOWN) + '\0' + (r.destination?.workload ?? UNKNOWN) + '\0' + (r.destination?.namespace ?? UNKNOWN) + '\0' +
-    (r.destinationPrincipal ?? UNKNOWN) + '\0' + (r.mtls ? 'mutual_tls' : 'none')
-}
-
-function labelsOf (r: ConnectionRecord): ConnLabels {
-  return {
-    direction: r.direction,
-    source_workload: r.source.workload ?? UNKNOWN,
-    source_namespace: r.source.namespace ?? UNKNOWN,
-    source_principal: r.sourcePrincipal ?? UNKNOWN,
-    destination_service: r.service ?? UNKNOWN,
-    destination_workload: r.destination?.workload ?? UNKNOWN,
-    destination_namespace: r.destination?.namespace ?? UNKNOWN,
-    destination_principal: r.destinationPrincipal ?? UNKNOWN,
-    connection_security_policy: r.mtls ? 'mutual_tls' : 'none'
   }
 }

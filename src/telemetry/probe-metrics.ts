@@ -4,7 +4,7 @@ import { Counter, type Registry } from 'prom-client'
 // node's enrolled pods as sk_lookup handled them (bpf/sk_lookup.bpf.c):
 //   admitted        to a port the pod's probes name: passed straight to the application
 //   not_probe_port  to any other port: steered to the proxy like all plaintext (STRICT
-//                   pods refuse it: ferry_tcp_connections_closed_total{result="denied_plaintext"})
+//                   pods refuse it: istio_tcp_connections_closed_total{reporter="destination",response_flags="NR"})
 //   expired         recorded longer ago than the freshness bound: steered to the proxy
 // The counts live in the kernel, per pod slot, and survive agent restarts; each scrape
 // reads them and replaces the counter's series, so a pod that left has no series any

@@ -12,6 +12,7 @@ import type { NetnsHandle, Platform } from '../agent/platform'
 import { createAccessLog } from '../telemetry/access-log'
 import { createConnTelemetry, type ConnTelemetry } from '../telemetry/conn-telemetry'
 import type { Logger } from '../telemetry/logger'
+import { IstioLabeler } from '../telemetry/istio-labels'
 import { ProxyMetrics } from '../telemetry/metrics'
 import { createTunnelRefusalLog, REFUSAL_LOG_LIMITS } from '../telemetry/tunnel-refusals'
 import { RateBuckets } from '../util/rate-buckets'
@@ -22,11 +23,12 @@ import type { NetnsRef, PodToServe, Publication, Reply, Request, WorkerStats } f
 import { SvidStore } from './svid-store'
 import { WorkerTunnel } from './worker-tunnel'
 import { HttpEngine } from '../http/engine'
-import { NO_REQUEST_TELEMETRY, NO_TRACING } from '../http/defaults'
+import { NO_TRACING } from '../http/defaults'
 import { createDetectCounter, createHttpRefusals } from '../http/refusals'
 import { L7Table } from '../l7/table'
 import type { L7Deps } from '../proxy/l7-deps'
 import type { RequestTelemetry } from '../telemetry/request-record'
+import { IstioRequestTelemetry } from '../telemetry/request-telemetry'
 import type { RequestTracer } from '../telemetry/request-tracing'
 
 // One data-path worker: its pods' listeners and their connections, its tunnel server and
@@ -62,11 +64,16 @@ export interface DataPlaneOptions {
   readonly thread?: boolean
   /** Counts this worker's open connections where the main thread can read them after the worker died ([0]). */
   readonly live?: Int32Array
+  /** source_cluster / destination_cluster in Istio's metrics (--cluster-name); default DEFAULT_CLUSTER_NAME. */
+  readonly clusterName?: string
 }
 
 export class DataPlane {
-  readonly metrics = new ProxyMetrics()
   readonly routes = new RouteTable()
+  // Istio's metric labels (istio-labels.ts): pod labels from the current cluster snapshot,
+  // principals from the node's identities. One labeler for the TCP and the request metrics.
+  readonly labeler: IstioLabeler
+  readonly metrics: ProxyMetrics
   readonly authz: InboundAuthorizer
   private readonly svids: SvidStore | null
   private readonly tunnel: WorkerTunnel | null
@@ -88,6 +95,15 @@ export class DataPlane {
 
   constructor (private readonly o: DataPlaneOptions) {
     this.log = o.log
+    this.labeler = new IstioLabeler({
+      ...(o.clusterName === undefined ? {} : { clusterName: o.clusterName }),
+      pods: { podByName: (ns, name) => this.routes.index.podByName(ns, name), podByIP: (ip) => this.routes.index.podByIP(ip) },
+      principalOf: (pod) => {
+        const p = this.routes.index.podByName(pod.namespace, pod.name)
+        return p === undefined || this.svids === null ? null : this.svids.spiffeIdOf(p)
+      }
+    })
+    this.metrics = new ProxyMetrics(undefined, this.labeler)
     const base = createConnTelemetry(this.metrics, createAccessLog(o.log))
     const live = o.live
     this.telemetry = live === undefined
@@ -99,9 +115,11 @@ export class DataPlane {
         }
     this.authz = new InboundAuthorizer({ log: o.log.child({ component: 'authz' }), metrics: this.metrics, requireConfig: o.requireConfig })
     // --- L7 glue: the request telemetry (Istio's request metrics and access lines) and
-    // the request tracer (spans over OTLP). Until those are built, the no-op defaults:
-    // records are dropped; every request still gets an x-request-id.
-    const requestTelemetry: RequestTelemetry = NO_REQUEST_TELEMETRY
+    // the request tracer (spans over OTLP). The tracer is the no-op default until it is
+    // built: no spans; every request still gets an x-request-id.
+    // Request telemetry: Istio's request metrics on this worker's registry (summed by the
+    // agent's /metrics) with the TCP metrics' labeler, and one access line per request.
+    const requestTelemetry: RequestTelemetry = new IstioRequestTelemetry({ registry: this.metrics.registry, labeler: this.labeler, log: o.log })
     const requestTracer: RequestTracer = NO_TRACING
     // --- end of L7 glue
     this.http = new HttpEngine({ telemetry: requestTelemetry, tracer: requestTracer, refusals: createHttpRefusals(this.metrics.registry) })

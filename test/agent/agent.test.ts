@@ -105,7 +105,7 @@ t.test('agent: enrolls local meshed pods, retries a failing one, serves, unenrol
   await waitFor(() => lines.some((l) => l.msg === 'access'), { timeoutMs: 3000, what: 'access line' })
   t.match(lines.find((l) => l.msg === 'access'), { direction: 'outbound', source: { pod: 'client' }, destination_service: 'server.app', destination: { pod: 'server-a' }, result: 'ok' })
   const metrics = (await httpGet(adminPort, '/metrics')).text
-  t.equal(counter(metrics, 'ferry_tcp_connections_closed_total', { source_workload: 'client', destination_service: 'server.app', result: 'ok' }), 1)
+  t.equal(counter(metrics, 'istio_tcp_connections_closed_total', { source_workload: 'client', destination_service: 'server.app.svc.cluster.local', response_flags: '-' }), 1)
 
   // 4. server-a goes away: unenrolled from capture, listeners closed.
   const serverA = debug.body.pods.find((p: any) => p.name === 'server-a')

@@ -98,7 +98,7 @@ t.test('--kubelet-cgroup: a STRICT pod\'s probe port is open to the kubelet only
   const text = await metrics(agent.admin.adminPort)
   t.equal(counter(text, 'ferry_kubelet_probes_total', { namespace: 'app', pod: 'web', result: 'admitted' }), 1)
   t.equal(counter(text, 'ferry_kubelet_probes_total', { namespace: 'app', pod: 'web', result: 'not_probe_port' }), 1)
-  t.equal(counter(text, 'ferry_tcp_connections_closed_total', { direction: 'inbound', result: 'denied_plaintext' }), 2)
+  t.equal(counter(text, 'istio_tcp_connections_closed_total', { reporter: 'destination', response_flags: 'NR' }), 2)
 
   const linkPath = join(pinRoot, `link_${KUBELET_HOOK.prog}`)
   const linkInfo = (): { id: number, progId: number } => { const l = BpfLink.openPinned(linkPath); const { id, progId } = l.info(); l.close(); return { id, progId } }

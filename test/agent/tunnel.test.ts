@@ -79,7 +79,7 @@ t.test('agents with a CA: a pod on n1 reaches a pod on n2 through the tunnel, wi
   t.match((await n1.agent.workers.tunnelStats()).pool, { sessions: 1, streams: 0, keys: 1 }, 'one pooled session')
   t.equal((await n2.agent.workers.tunnelStats()).server.sessionsAccepted, 1)
   const text = await n2.agent.metrics.text()
-  t.equal(counter(text, 'ferry_tcp_connections_closed_total', { direction: 'inbound', connection_security_policy: 'mutual_tls', source_principal: id('client') }), 1)
+  t.equal(counter(text, 'istio_tcp_connections_closed_total', { reporter: 'destination', connection_security_policy: 'mutual_tls', source_principal: id('client') }), 1)
   t.ok(n1.lines.some((l) => l.msg === 'tunnel server listening'), 'the tunnel server said where it listens')
 })
 

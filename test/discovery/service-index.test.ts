@@ -78,6 +78,8 @@ t.test('pod IP → pod, both families; serviceForEndpoint names the service of a
   t.equal(idx.podByIP('10.244.0.5')?.name, 'client')
   t.equal(idx.podByIP('fd00:244:0::b')?.name, 'server-b')
   t.equal(idx.podByIP('10.244.9.9'), undefined)
+  t.equal(idx.podByName('app', 'server-b'), idx.podByIP('fd00:244:0::b'), 'by namespace and name too (telemetry reads its labels)')
+  t.equal(idx.podByName('other', 'server-b'), undefined)
   t.equal(idx.serviceForEndpoint('10.244.0.11', 9090)?.serviceName, 'server.app')
   t.equal(idx.serviceForEndpoint('10.244.0.11', 8080), undefined)
   t.same(idx.namespace('app')?.labels, {})

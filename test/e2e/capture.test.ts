@@ -42,7 +42,7 @@ t.test('a request to a Service VIP is captured, balanced and logged with source 
     t.ok(line.bytes_received > 0 && line.bytes_sent > 0, 'bytes both ways')
   }
   const text = await metrics(lab, 'n1')
-  t.ok(counter(text, 'ferry_tcp_connections_opened_total', { direction: 'outbound', source_workload: 'client', destination_service: 'server.app' }) >= 4)
+  t.ok(counter(text, 'istio_tcp_connections_opened_total', { reporter: 'source', source_workload: 'client', destination_service: 'server.app.svc.cluster.local' }) >= 4)
 })
 
 t.test('inbound: the destination pod receives through its inbound listener', async (t) => {

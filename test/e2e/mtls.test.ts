@@ -121,7 +121,7 @@ t.test('a pod on node1 calls a Service whose pod is on node2: only the tunnel (T
   t.match(inbound, { source: { pod: 'client', namespace: 'app', ip: pod(lab, 'app', 'client').ips[0] }, source_principal: CLIENT, destination_principal: SERVER, mtls: true, destination_service: 'server.app', result: 'ok' })
   const outbound = await waitFor(() => accessLines(lab, 'node1').slice(before.n1).find((l) => l.direction === 'outbound' && l.destination?.pod === 'server'), { what: 'node1\'s outbound line' })
   t.match(outbound, { source_principal: CLIENT, destination_principal: SERVER, mtls: true, result: 'ok' })
-  t.ok(counter(await metrics(lab, 'node2'), 'ferry_tcp_connections_opened_total', { direction: 'inbound', source_principal: CLIENT, destination_principal: SERVER, connection_security_policy: 'mutual_tls' }) >= 1,
+  t.ok(counter(await metrics(lab, 'node2'), 'istio_tcp_connections_opened_total', { reporter: 'destination', source_principal: CLIENT, destination_principal: SERVER, connection_security_policy: 'mutual_tls' }) >= 1,
     'node2\'s metrics carry the principals and mutual_tls')
 })
 
@@ -145,7 +145,7 @@ t.test('plaintext from outside the mesh: a STRICT pod refuses it (denied_plainte
   for (const l of denied) t.match(l, { direction: 'inbound', destination: { pod: 'server' }, destination_principal: SERVER, mtls: false, bytes_received: 0 })
   t.notOk(denied.some((l) => 'source_principal' in l), 'plaintext proves no identity')
   t.match(lines.find((l) => l.destination?.pod === 'lenient'), { source: { ip: outsider }, mtls: false, result: 'ok' })
-  t.ok(counter(await metrics(lab, 'node2'), 'ferry_tcp_connections_closed_total', { direction: 'inbound', result: 'denied_plaintext' }) >= 2, 'counted')
+  t.ok(counter(await metrics(lab, 'node2'), 'istio_tcp_connections_closed_total', { reporter: 'destination', response_flags: 'NR' }) >= 2, 'counted')
   const meshed = await curlIn('app', 'client', `http://${server}:8080/meshed`)
   t.equal(meshed.stdout.trim(), 'server /meshed', 'the mesh itself still reaches the STRICT pod (through the tunnel)')
 })

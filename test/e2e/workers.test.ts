@@ -86,14 +86,14 @@ t.test('/metrics adds up to the access log over every worker', async (t) => {
     await waitFor(async () => {
       const text = await metrics(lab, node)
       const lines = nodeLog(lab, node).filter((l) => l.msg === 'access')
-      return counter(text, 'ferry_tcp_connections_closed_total') === lines.length
+      return counter(text, 'istio_tcp_connections_closed_total') === lines.length
     }, { timeoutMs: 10_000, what: `${node}: closed connections = access lines` })
     const text = await metrics(lab, node)
     const lines = nodeLog(lab, node).filter((l) => l.msg === 'access')
     const sum = (f: string): number => lines.reduce((n, l) => n + Number(l[f] ?? 0), 0)
-    t.equal(counter(text, 'ferry_tcp_connections_closed_total'), lines.length, `${node}: connections`)
-    t.equal(counter(text, 'ferry_tcp_sent_bytes_total'), sum('bytes_sent'), `${node}: bytes sent`)
-    t.equal(counter(text, 'ferry_tcp_received_bytes_total'), sum('bytes_received'), `${node}: bytes received`)
+    t.equal(counter(text, 'istio_tcp_connections_closed_total'), lines.length, `${node}: connections`)
+    t.equal(counter(text, 'istio_tcp_sent_bytes_total'), sum('bytes_sent'), `${node}: bytes sent`)
+    t.equal(counter(text, 'istio_tcp_received_bytes_total'), sum('bytes_received'), `${node}: bytes received`)
     t.equal(counter(text, 'ferry_tcp_connections_active'), 0, `${node}: nothing open`)
   }
 })

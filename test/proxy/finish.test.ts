@@ -56,7 +56,7 @@ async function ended (n: TestNode, lines: number): Promise<{ access: any[], clos
   await waitFor(() => n.access().length >= lines, { timeoutMs: 5000, what: `${lines} access line(s) on ${n.name}` })
   await new Promise((resolve) => setTimeout(resolve, SETTLE_MS))
   const text = await n.metrics.text()
-  return { access: n.access(), closed: counter(text, 'ferry_tcp_connections_closed_total'), active: counter(text, 'ferry_tcp_connections_active') }
+  return { access: n.access(), closed: counter(text, 'istio_tcp_connections_closed_total'), active: counter(text, 'ferry_tcp_connections_active') }
 }
 
 t.test('the owner alone, between two loopback connections', async (t) => {
@@ -93,7 +93,7 @@ t.test('the owner alone, between two loopback connections', async (t) => {
   }
 
   const access = (lines: any[]): any[] => lines.filter((l) => l.msg === 'access')
-  const closes = async (m: ProxyMetrics): Promise<number> => counter(await m.text(), 'ferry_tcp_connections_closed_total')
+  const closes = async (m: ProxyMetrics): Promise<number> => counter(await m.text(), 'istio_tcp_connections_closed_total')
 
   t.test('a clean end: each record once, ok, and no longer tracked', async (t) => {
     const authz = new InboundAuthorizer({ log: captureLog().log })

@@ -48,7 +48,7 @@ t.test('inbound: source named by peer IP, original destination = local address, 
   })
   t.equal(line.destination_service, undefined, 'no service selects this port')
   const text = await proxy.metrics.text()
-  t.equal(counter(text, 'ferry_tcp_connections_closed_total', { direction: 'inbound', source_workload: 'client', destination_workload: 'server', result: 'ok' }), 1)
+  t.equal(counter(text, 'istio_tcp_connections_closed_total', { reporter: 'destination', source_workload: 'client', destination_workload: 'server', response_flags: '-' }), 1)
 })
 
 t.test('inbound from an unknown peer: source has only ip and port; a selecting Service is named', async (t) => {
@@ -69,5 +69,5 @@ t.test('inbound from an unknown peer: source has only ip and port; a selecting S
   const [line] = await proxy.accessLines(1)
   t.same(line.source, { ip: '127.0.0.9', port: local })
   t.equal(line.destination_service, 'server.app')
-  t.equal(counter(await proxy.metrics.text(), 'ferry_tcp_connections_closed_total', { direction: 'inbound', source_workload: 'unknown', destination_service: 'server.app' }), 1)
+  t.equal(counter(await proxy.metrics.text(), 'istio_tcp_connections_closed_total', { reporter: 'destination', source_workload: 'unknown', destination_service: 'server.app.svc.cluster.local' }), 1)
 })

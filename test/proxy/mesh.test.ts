@@ -119,9 +119,9 @@ t.test('across nodes: a VIP whose endpoint is on another node goes through the t
     result: 'ok'
   })
   t.same(r.n2.localConnects, [`127.0.0.8:${r.serverPort}`], 'n2 connected to the pod with the pod\'s connector')
-  const labels = { source_principal: CLIENT, destination_principal: SERVER, connection_security_policy: 'mutual_tls' }
-  t.equal(counter(await r.n1.metrics.text(), 'ferry_tcp_connections_closed_total', { direction: 'outbound', result: 'ok', ...labels }), 1)
-  t.equal(counter(await r.n2.metrics.text(), 'ferry_tcp_connections_closed_total', { direction: 'inbound', result: 'ok', ...labels }), 1)
+  const labels = { source_principal: CLIENT, destination_principal: SERVER }
+  t.equal(counter(await r.n1.metrics.text(), 'istio_tcp_connections_closed_total', { reporter: 'source', response_flags: '-', connection_security_policy: 'unknown', ...labels }), 1)
+  t.equal(counter(await r.n2.metrics.text(), 'istio_tcp_connections_closed_total', { reporter: 'destination', response_flags: '-', connection_security_policy: 'mutual_tls', ...labels }), 1)
   // A second connection shares the pooled session.
   await r.request({ address: VIP, port: 80 })
   t.equal(r.pool.stats().sessions, 1, 'one pooled session for both connections')
@@ -139,7 +139,7 @@ t.test('same node: no tunnel, the destination pod\'s connector, an outbound and 
   t.same(r.n1.localConnects, [`127.0.0.9:${r.localPort}`])
   t.equal(r.pool.stats().sessions, 0, 'no tunnel session')
   t.equal(counter(await r.n1.metrics.text(), 'ferry_tcp_connections_active'), 0, 'both records closed')
-  t.equal(counter(await r.n1.metrics.text(), 'ferry_tcp_connections_closed_total', { direction: 'inbound', connection_security_policy: 'none', source_principal: CLIENT }), 1)
+  t.equal(counter(await r.n1.metrics.text(), 'istio_tcp_connections_closed_total', { reporter: 'destination', connection_security_policy: 'none', source_principal: CLIENT }), 1)
 })
 
 t.test('not meshed on another node: direct, in plaintext, from the source pod', async (t) => {
@@ -238,7 +238,7 @@ t.test('plaintext inbound, STRICT by default: reset before a byte reaches the ap
   const [line] = await linesOf(r.n2, (l) => l.msg === 'access')
   t.match(line, { direction: 'inbound', source: { pod: 'outsider', ip: '127.0.0.10' }, destination: { pod: 'server' }, destination_principal: SERVER, mtls: false, result: 'denied_plaintext', bytes_received: 0 })
   t.notOk('source_principal' in line, 'plaintext proves no identity')
-  t.equal(counter(await r.n2.metrics.text(), 'ferry_tcp_connections_closed_total', { direction: 'inbound', result: 'denied_plaintext', connection_security_policy: 'none' }), 1)
+  t.equal(counter(await r.n2.metrics.text(), 'istio_tcp_connections_closed_total', { reporter: 'destination', response_flags: 'NR', connection_security_policy: 'none' }), 1)
 })
 
 t.test('plaintext inbound, PERMISSIVE by namespace label or pod annotation: relayed; a pod annotation STRICT beats a PERMISSIVE namespace', async (t) => {

@@ -85,12 +85,12 @@ t.test('a Service VIP is balanced round robin over its endpoints and logged with
   t.ok(first.duration_ms >= 0)
   t.equal(lines[1].endpoint, `127.0.0.3:${portB}`)
   const text = await proxy.metrics.text()
-  const labels = { direction: 'outbound', source_workload: 'client', source_namespace: 'app', destination_service: 'server.app', destination_namespace: 'app' }
-  t.equal(counter(text, 'ferry_tcp_connections_opened_total', labels), 4)
-  t.equal(counter(text, 'ferry_tcp_connections_closed_total', { ...labels, result: 'ok' }), 4)
-  t.equal(counter(text, 'ferry_tcp_connections_opened_total', { ...labels, destination_workload: 'server' }), 4)
-  t.equal(counter(text, 'ferry_tcp_received_bytes_total', labels), 16)
-  t.equal(counter(text, 'ferry_tcp_sent_bytes_total', labels), 2 * ('server-a\n'.length + 4) + 2 * ('server-b\n'.length + 4))
+  const labels = { reporter: 'source', source_workload: 'client', source_workload_namespace: 'app', destination_service: 'server.app.svc.cluster.local', destination_workload_namespace: 'app' }
+  t.equal(counter(text, 'istio_tcp_connections_opened_total', labels), 4)
+  t.equal(counter(text, 'istio_tcp_connections_closed_total', { ...labels, response_flags: '-' }), 4)
+  t.equal(counter(text, 'istio_tcp_connections_opened_total', { ...labels, destination_workload: 'server' }), 4)
+  t.equal(counter(text, 'istio_tcp_received_bytes_total', labels), 16)
+  t.equal(counter(text, 'istio_tcp_sent_bytes_total', labels), 2 * ('server-a\n'.length + 4) + 2 * ('server-b\n'.length + 4))
   t.equal(counter(text, 'ferry_tcp_connections_active', { direction: 'outbound' }), 0)
 })
 
@@ -114,7 +114,7 @@ t.test('a destination that is not a VIP passes through unchanged; a known pod is
   t.equal(line.endpoint, `127.0.0.3:${portB}`)
   t.equal(line.destination_service, undefined)
   t.same(line.destination, { pod: 'server-b', namespace: 'app', workload: 'server' })
-  t.equal(counter(await proxy.metrics.text(), 'ferry_tcp_connections_closed_total', { destination_service: 'unknown', destination_workload: 'server', result: 'ok' }), 1)
+  t.equal(counter(await proxy.metrics.text(), 'istio_tcp_connections_closed_total', { destination_service: 'unknown', destination_workload: 'server', response_flags: '-' }), 1)
 })
 
 t.test('no original destination: the app\'s connection is reset, counted and logged', async (t) => {
@@ -126,7 +126,7 @@ t.test('no original destination: the app\'s connection is reset, counted and log
   const [line] = await proxy.accessLines(1)
   t.equal(line.result, 'no_original_dst')
   t.equal(line.original_destination, undefined)
-  t.equal(counter(await proxy.metrics.text(), 'ferry_tcp_connections_closed_total', { result: 'no_original_dst', source_workload: 'client' }), 1)
+  t.equal(counter(await proxy.metrics.text(), 'istio_tcp_connections_closed_total', { response_flags: 'NR', source_workload: 'client' }), 1)
 })
 
 t.test('a Service without endpoints: no_endpoints, with the service named', async (t) => {
@@ -136,7 +136,7 @@ t.test('a Service without endpoints: no_endpoints, with the service named', asyn
   t.equal(r.code, 'ECONNRESET')
   const [line] = await proxy.accessLines(1)
   t.match(line, { result: 'no_endpoints', destination_service: 'empty.app', original_destination: '10.96.0.20:80' })
-  t.equal(counter(await proxy.metrics.text(), 'ferry_tcp_connections_closed_total', { result: 'no_endpoints', destination_service: 'empty.app' }), 1)
+  t.equal(counter(await proxy.metrics.text(), 'istio_tcp_connections_closed_total', { response_flags: 'UH', destination_service: 'empty.app.svc.cluster.local' }), 1)
 })
 
 t.test('readiness: a pod that is not ready gets no connections; none ready is no_endpoints; ready again, routed again', async (t) => {
@@ -172,8 +172,8 @@ t.test('connect refused: connect_error ECONNREFUSED, the app is reset', async (t
   const [line] = await proxy.accessLines(1)
   t.match(line, { result: 'connect_error', error_code: 'ECONNREFUSED' })
   const text = await proxy.metrics.text()
-  t.equal(counter(text, 'ferry_tcp_connections_closed_total', { result: 'connect_error' }), 1)
-  t.equal(counter(text, 'ferry_tcp_connections_opened_total', { direction: 'outbound' }), 1)
+  t.equal(counter(text, 'istio_tcp_connections_closed_total', { response_flags: 'UF' }), 1)
+  t.equal(counter(text, 'istio_tcp_connections_opened_total', { reporter: 'source' }), 1)
 })
 
 t.test('connect timeout: a destination that never answers the SYN gives connect_timeout after the timeout', async (t) => {
@@ -187,7 +187,7 @@ t.test('connect timeout: a destination that never answers the SYN gives connect_
   t.ok(took >= 280 && took < 2000, `reset after the connect timeout (${took} ms)`)
   const [line] = await proxy.accessLines(1)
   t.match(line, { result: 'connect_timeout', error_code: 'ETIMEDOUT' })
-  t.equal(counter(await proxy.metrics.text(), 'ferry_tcp_connections_closed_total', { result: 'connect_timeout' }), 1)
+  t.equal(counter(await proxy.metrics.text(), 'istio_tcp_connections_closed_total', { response_flags: 'UF' }), 1)
 })
 
 t.test('a connector that throws (the pod netns is gone) is a connect_error, not an exception', async (t) => {
@@ -213,16 +213,16 @@ t.test('bytes of a live connection are in the counters at scrape time, before it
   c.write('0123456789')
   await waitFor(() => Buffer.concat(got).length >= 'server-a\n0123456789'.length, { timeoutMs: 3000, what: 'the echo' })
   const text = await proxy.metrics.text()
-  t.equal(counter(text, 'ferry_tcp_received_bytes_total', { destination_service: 'server.app' }), 10)
-  t.equal(counter(text, 'ferry_tcp_sent_bytes_total', { destination_service: 'server.app' }), 19)
+  t.equal(counter(text, 'istio_tcp_received_bytes_total', { destination_service: 'server.app.svc.cluster.local' }), 10)
+  t.equal(counter(text, 'istio_tcp_sent_bytes_total', { destination_service: 'server.app.svc.cluster.local' }), 19)
   t.equal(counter(text, 'ferry_tcp_connections_active', { direction: 'outbound' }), 1)
   t.equal(proxy.lines.length, 0, 'no access line until it closes')
   c.end()
   await drain(c)
   await proxy.accessLines(1)
   const after = await proxy.metrics.text()
-  t.equal(counter(after, 'ferry_tcp_received_bytes_total', { destination_service: 'server.app' }), 10, 'not counted twice')
-  t.equal(counter(after, 'ferry_tcp_sent_bytes_total', { destination_service: 'server.app' }), 19)
+  t.equal(counter(after, 'istio_tcp_received_bytes_total', { destination_service: 'server.app.svc.cluster.local' }), 10, 'not counted twice')
+  t.equal(counter(after, 'istio_tcp_sent_bytes_total', { destination_service: 'server.app.svc.cluster.local' }), 19)
   t.equal(counter(after, 'ferry_tcp_connections_active', { direction: 'outbound' }), 0)
 })
 
@@ -259,7 +259,7 @@ t.test('a reset in the middle of a connection: the server is reset too, result r
   t.match(line, { result: 'reset', error_code: 'ECONNRESET', bytes_received: 2, bytes_sent: 7 })
   await waitFor(() => serverSaw !== undefined, { timeoutMs: 2000, what: 'the server to see the end' })
   t.equal(serverSaw, 'ECONNRESET', 'the server got a reset, not a FIN')
-  t.equal(counter(await proxy.metrics.text(), 'ferry_tcp_connections_closed_total', { result: 'reset' }), 1)
+  t.equal(counter(await proxy.metrics.text(), 'istio_tcp_connections_closed_total', { response_flags: 'UC' }), 1)
 })
 
 t.test('half-close the other way: the server finishes first and still receives what the client sends afterwards', async (t) => {

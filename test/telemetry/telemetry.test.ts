@@ -87,11 +87,15 @@ t.test('access log and metrics: principals, mtls, error reason; Istio\'s connect
   m.connectionAccepted(r)
   m.connectionClosed(r)
   const text = await m.text()
-  t.equal(counter(text, METRIC_NAMES.closed, { source_principal: 'spiffe://cluster.local/ns/app/sa/client', destination_principal: 'spiffe://cluster.local/ns/app/sa/server', connection_security_policy: 'mutual_tls', result: 'connect_error' }), 1)
+  t.equal(counter(text, METRIC_NAMES.closed, { reporter: 'source', source_principal: 'spiffe://cluster.local/ns/app/sa/client', destination_principal: 'spiffe://cluster.local/ns/app/sa/server', connection_security_policy: 'unknown', response_flags: 'UF' }), 1, 'the source side cannot know the server\'s policy: unknown, as Istio')
+  const tunnelled = record({ direction: 'inbound', sourcePrincipal: 'spiffe://cluster.local/ns/app/sa/client', mtls: true })
+  m.connectionAccepted(tunnelled)
+  m.connectionClosed(tunnelled)
+  t.equal(counter(await m.text(), METRIC_NAMES.closed, { reporter: 'destination', connection_security_policy: 'mutual_tls', response_flags: '-' }), 1)
   const plain = record({ direction: 'inbound', result: 'denied_plaintext' })
   m.connectionAccepted(plain)
   m.connectionClosed(plain)
-  t.equal(counter(await m.text(), METRIC_NAMES.closed, { direction: 'inbound', source_principal: 'unknown', connection_security_policy: 'none', result: 'denied_plaintext' }), 1)
+  t.equal(counter(await m.text(), METRIC_NAMES.closed, { reporter: 'destination', source_principal: 'unknown', connection_security_policy: 'none', response_flags: 'NR' }), 1)
 })
 
 t.test('tunnel refusals: one warn line with the reason, and a counter by side, stage and reason', async (t) => {
@@ -148,10 +152,10 @@ t.test('metrics live on their own registry, so two agents in one process do not 
   a.connectionOpened(r)
   a.connectionClosed(r)
   const text = await a.text()
-  const labels = { direction: 'outbound', source_workload: 'client', source_namespace: 'app', destination_service: 'server.app', destination_workload: 'server', destination_namespace: 'app' }
+  const labels = { reporter: 'source', source_workload: 'client', source_workload_namespace: 'app', destination_service: 'server.app.svc.cluster.local', destination_workload: 'server', destination_workload_namespace: 'app' }
   t.equal(counter(text, METRIC_NAMES.opened, labels), 1)
-  t.equal(counter(text, METRIC_NAMES.closed, { ...labels, result: 'connect_error' }), 1)
-  t.match(text, /ferry_tcp_sent_bytes_total\{direction="outbound",source_workload="client",source_namespace="app",source_principal="unknown",destination_service="server.app",destination_workload="server",destination_namespace="app",destination_principal="unknown",connection_security_policy="none"\} 0/)
+  t.equal(counter(text, METRIC_NAMES.closed, { ...labels, response_flags: 'UF' }), 1)
+  t.match(text, /istio_tcp_sent_bytes_total\{reporter="source",source_workload="client",source_workload_namespace="app",source_principal="unknown",source_app="unknown",source_version="unknown",source_canonical_service="client",source_canonical_revision="latest",source_cluster="Kubernetes",destination_workload="server",destination_workload_namespace="app",destination_principal="unknown",destination_app="unknown",destination_version="unknown",destination_canonical_service="server",destination_canonical_revision="latest",destination_cluster="Kubernetes",destination_service="server.app.svc.cluster.local",destination_service_name="server",destination_service_namespace="app",request_protocol="tcp",response_flags="-",connection_security_policy="unknown"\} 0/)
   t.equal(counter(await b.text(), METRIC_NAMES.opened), 0, 'the other registry is untouched')
 })
 
