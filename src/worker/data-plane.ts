@@ -13,6 +13,8 @@ import { createAccessLog } from '../telemetry/access-log'
 import { createConnTelemetry, type ConnTelemetry } from '../telemetry/conn-telemetry'
 import type { Logger } from '../telemetry/logger'
 import { ProxyMetrics } from '../telemetry/metrics'
+import type { RequestTracer } from '../telemetry/request-tracing'
+import { NO_TRACING } from '../telemetry/tracing/no-tracing'
 import { createTunnelRefusalLog, REFUSAL_LOG_LIMITS } from '../telemetry/tunnel-refusals'
 import { RateBuckets } from '../util/rate-buckets'
 import type { DataPathCapture } from './data-path-capture'
@@ -55,6 +57,8 @@ export interface DataPlaneOptions {
   readonly thread?: boolean
   /** Counts this worker's open connections where the main thread can read them after the worker died ([0]). */
   readonly live?: Int32Array
+  /** Spans and trace headers of the requests this worker handles at L7 (src/telemetry/tracing/); default NO_TRACING. */
+  readonly tracer?: RequestTracer
 }
 
 export class DataPlane {
@@ -65,6 +69,8 @@ export class DataPlane {
   private readonly tunnel: WorkerTunnel | null
   private readonly telemetry: ConnTelemetry
   private readonly mesh: Mesh
+  /** Handed to the HTTP engine: one per worker, exporting through the agent's one exporter. */
+  readonly tracer: RequestTracer
   private readonly pods = new Map<string, ServedPod>()
   private readonly byIP = new Map<string, LocalPod>()
   private readonly log: Logger
@@ -76,6 +82,7 @@ export class DataPlane {
 
   constructor (private readonly o: DataPlaneOptions) {
     this.log = o.log
+    this.tracer = o.tracer ?? NO_TRACING
     const base = createConnTelemetry(this.metrics, createAccessLog(o.log))
     const live = o.live
     this.telemetry = live === undefined

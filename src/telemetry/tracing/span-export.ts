@@ -44,6 +44,8 @@ export interface SpanExport {
 }
 
 const DEFAULTS = { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMs: 1000, exportTimeoutMs: 10_000 }
+/** How long the agent's shutdown waits for the last export. */
+const SHUTDOWN_WAIT_MS = 2000
 /** Distinct resources kept; a cluster with more workloads than this just makes new ones. */
 const RESOURCE_CACHE = 4096
 
@@ -109,7 +111,13 @@ export function createSpanExport (o: SpanExportOptions): SpanExport {
     flush: async () => { await processor.forceFlush().catch(() => {}) },
     shutdown: async () => {
       closed = true
-      await processor.shutdown().catch(() => {})
+      // The last spans get a moment to leave; an unreachable collector does not hold the agent's exit up.
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([
+        processor.shutdown().catch(() => {}),
+        new Promise<void>((resolve) => { timer = setTimeout(resolve, SHUTDOWN_WAIT_MS); timer.unref() })
+      ])
+      clearTimeout(timer)
     }
   }
 }
