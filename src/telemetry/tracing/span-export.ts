@@ -32,7 +32,7 @@ export interface SpanExportOptions {
   readonly exporter?: SpanExporter
 }
 
-export type DropReason = 'queue_full' | 'export_failed' | 'worker_queue_full'
+const DROP_REASONS = ['queue_full', 'worker_queue_full', 'export_failed'] as const
 
 export interface SpanExport {
   submit (span: FinishedSpan): void
@@ -52,6 +52,8 @@ const RESOURCE_CACHE = 4096
 export function createSpanExport (o: SpanExportOptions): SpanExport {
   const exported = new Counter({ name: 'ferry_trace_spans_exported_total', help: 'Spans the collector accepted', registers: [o.registry] })
   const dropped = new Counter({ name: 'ferry_trace_spans_dropped_total', help: 'Spans not exported: the queue was full (queue_full, worker_queue_full) or the collector failed or refused them (export_failed)', labelNames: ['reason'], registers: [o.registry] })
+  // Every reason's series from the start, at 0: a dashboard's rate() sees the first drop.
+  for (const reason of DROP_REASONS) dropped.inc({ reason }, 0)
   const maxQueueSize = o.maxQueueSize ?? DEFAULTS.maxQueueSize
   // The queue's length is what entered minus what the processor handed the exporter:
   // BatchSpanProcessor takes a batch off its queue and calls export() in one step.
