@@ -95,7 +95,7 @@ async function curlFromDev (url: string, traceparent: string): Promise<string> {
 }
 
 function describe (s: ReceivedSpan): string {
-  return `${s.kind === OTLP_KIND.CLIENT ? 'CLIENT' : 'SERVER'} ${String(s.resource['service.name'])}@${String(s.resource['k8s.node.name'])} ${s.spanId}<-${String(s.parentSpanId)} ${String(s.attributes['ferry.destination.service'] ?? '')}`
+  return `${s.kind === OTLP_KIND.CLIENT ? 'CLIENT' : 'SERVER'} ${String(s.resource['service.name'])}@${String(s.resource['k8s.node.name'])} ${s.spanId}<-${String(s.parentSpanId)} → ${String(s.attributes['ferry.destination.workload'] ?? '?')}`
 }
 
 t.test('one checkout web → cart → payments: six spans in the client\'s trace, each the child of the one before, across both nodes', async (t) => {
@@ -120,15 +120,16 @@ t.test('one checkout web → cart → payments: six spans in the client\'s trace
   }
   t.equal(chain.length, 6, 'one unbroken chain from the client\'s span')
   t.same(chain.map((s) => s.kind), [OTLP_KIND.CLIENT, OTLP_KIND.SERVER, OTLP_KIND.CLIENT, OTLP_KIND.SERVER, OTLP_KIND.CLIENT, OTLP_KIND.SERVER], 'client, server, per hop')
-  const services = ['web', 'cart', 'payments'].map((s) => `${s}.shop.svc.cluster.local`)
-  t.same(chain.map((s) => s.attributes['ferry.destination.service']), [services[0], services[0], services[1], services[1], services[2], services[2]], 'the hops are web, cart, payments in order')
-  t.same(chain.map((s) => s.resource['service.name']), ['client.dev', 'web.shop', 'web.shop', `${String(out.cart)}.shop`, `${String(out.cart)}.shop`, 'payments.shop'],
+  // Workloads are named by their app label (src/discovery/cluster-list.ts): web, cart, payments.
+  t.same(chain.map((s) => s.attributes['ferry.destination.workload']), ['web', 'web', 'cart', 'cart', 'payments', 'payments'], 'the hops are web, cart, payments in order')
+  t.same(chain.filter((s) => s.kind === OTLP_KIND.CLIENT).map((s) => s.attributes['ferry.destination.service']), ['web', 'cart', 'payments'].map((s) => `${s}.shop.svc.cluster.local`), 'each client span names the Service called')
+  t.same(chain.map((s) => s.resource['service.name']), ['client.dev', 'web.shop', 'web.shop', 'cart.shop', 'cart.shop', 'payments.shop'],
     'each span under its workload: a client span the caller\'s, a server span the callee\'s')
   t.equal(chain[0]?.resource['k8s.node.name'], 'node2', 'the first client span is made on dev/client\'s node')
   t.equal(chain[1]?.resource['k8s.node.name'], 'node1', 'web\'s server span on web\'s node')
   t.equal(chain[5]?.resource['k8s.node.name'], 'node2', 'payments\' server span on its node')
   for (const s of chain) {
-    t.match(s.attributes, { 'http.request.method': s.attributes['ferry.destination.service'] === services[2] ? 'POST' : 'GET', 'http.response.status_code': 200, 'network.protocol.version': '1.1' }, describe(s))
+    t.match(s.attributes, { 'http.request.method': s.attributes['ferry.destination.workload'] === 'payments' ? 'POST' : 'GET', 'http.response.status_code': 200, 'network.protocol.version': '1.1' }, describe(s))
   }
   t.equal(chain[1]?.attributes['ferry.source.principal'], 'spiffe://cluster.local/ns/dev/sa/client', 'the destination knows the client\'s identity from the tunnel')
   t.equal(new Set(chain.map((s) => s.attributes['ferry.request_id'])).size, 1, 'one x-request-id along the chain (the shop forwards it)')
