@@ -14,7 +14,6 @@ import { createConnTelemetry, type ConnTelemetry } from '../telemetry/conn-telem
 import type { Logger } from '../telemetry/logger'
 import { ProxyMetrics } from '../telemetry/metrics'
 import type { RequestTracer } from '../telemetry/request-tracing'
-import { NO_TRACING } from '../telemetry/tracing/no-tracing'
 import { createTunnelRefusalLog, REFUSAL_LOG_LIMITS } from '../telemetry/tunnel-refusals'
 import { RateBuckets } from '../util/rate-buckets'
 import type { DataPathCapture } from './data-path-capture'
@@ -24,12 +23,12 @@ import type { NetnsRef, PodToServe, Publication, Reply, Request, WorkerStats } f
 import { SvidStore } from './svid-store'
 import { WorkerTunnel } from './worker-tunnel'
 import { HttpEngine } from '../http/engine'
-import { NO_REQUEST_TELEMETRY, NO_TRACING } from '../http/defaults'
+import { NO_REQUEST_TELEMETRY } from '../http/defaults'
+import { NO_TRACING } from '../telemetry/tracing/no-tracing'
 import { createDetectCounter, createHttpRefusals } from '../http/refusals'
 import { L7Table } from '../l7/table'
 import type { L7Deps } from '../proxy/l7-deps'
 import type { RequestTelemetry } from '../telemetry/request-record'
-import type { RequestTracer } from '../telemetry/request-tracing'
 
 // One data-path worker: its pods' listeners and their connections, its tunnel server and
 // pool, and its own copy of everything they read — routes (from the cluster snapshot),
@@ -76,8 +75,6 @@ export class DataPlane {
   private readonly tunnel: WorkerTunnel | null
   private readonly telemetry: ConnTelemetry
   private readonly mesh: Mesh
-  /** Handed to the HTTP engine: one per worker, exporting through the agent's one exporter. */
-  readonly tracer: RequestTracer
   private readonly pods = new Map<string, ServedPod>()
   private readonly byIP = new Map<string, LocalPod>()
   private readonly log: Logger
@@ -94,7 +91,6 @@ export class DataPlane {
 
   constructor (private readonly o: DataPlaneOptions) {
     this.log = o.log
-    this.tracer = o.tracer ?? NO_TRACING
     const base = createConnTelemetry(this.metrics, createAccessLog(o.log))
     const live = o.live
     this.telemetry = live === undefined
@@ -106,10 +102,10 @@ export class DataPlane {
         }
     this.authz = new InboundAuthorizer({ log: o.log.child({ component: 'authz' }), metrics: this.metrics, requireConfig: o.requireConfig })
     // --- L7 glue: the request telemetry (Istio's request metrics and access lines) and
-    // the request tracer (spans over OTLP). Until those are built, the no-op defaults:
-    // records are dropped; every request still gets an x-request-id.
+    // the request tracer (spans over OTLP: the agent's, from its options; NO_TRACING adds
+    // only x-request-id). Until the telemetry is built, its no-op default drops records.
     const requestTelemetry: RequestTelemetry = NO_REQUEST_TELEMETRY
-    const requestTracer: RequestTracer = NO_TRACING
+    const requestTracer: RequestTracer = o.tracer ?? NO_TRACING
     // --- end of L7 glue
     this.http = new HttpEngine({ telemetry: requestTelemetry, tracer: requestTracer, refusals: createHttpRefusals(this.metrics.registry) })
     const detected = createDetectCounter(this.metrics.registry)
