@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -98,7 +98,16 @@ function describe (s: ReceivedSpan): string {
   return `${s.kind === OTLP_KIND.CLIENT ? 'CLIENT' : 'SERVER'} ${String(s.resource['service.name'])}@${String(s.resource['k8s.node.name'])} ${s.spanId}<-${String(s.parentSpanId)} → ${String(s.attributes['ferry.destination.workload'] ?? '?')}`
 }
 
-t.test('one checkout web → cart → payments: six spans in the client\'s trace, each the child of the one before, across both nodes', async (t) => {
+t.test('a checkout web → cart → payments: six spans in the client\'s trace, each the child of the one before, across both nodes — through either cart', async (t) => {
+  // Until both carts served one: cart-a (web's node: the same-node path) and cart-b (through
+  // the tunnel). Each worker balances round robin on its own, so a few may take the same.
+  const carts = new Set<string>()
+  for (let i = 0; i < 8 && carts.size < 2; i++) await t.test(`checkout ${i + 1}`, async (t) => { carts.add(await tracedCheckout(t)) })
+  t.same([...carts].sort(), ['cart-a', 'cart-b'], 'both carts were on a traced chain')
+})
+
+/** One checkout from dev/client; checks its trace and returns the cart that served it. */
+async function tracedCheckout (t: Test): Promise<string> {
   const traceId = hex(32)
   const parent = hex(16)
   const out = JSON.parse(await curlFromDev('http://web.shop:8080/checkout?user=tracer&amount=3', `00-${traceId}-${parent}-01`))
@@ -127,13 +136,15 @@ t.test('one checkout web → cart → payments: six spans in the client\'s trace
     'each span under its workload: a client span the caller\'s, a server span the callee\'s')
   t.equal(chain[0]?.resource['k8s.node.name'], 'node2', 'the first client span is made on dev/client\'s node')
   t.equal(chain[1]?.resource['k8s.node.name'], 'node1', 'web\'s server span on web\'s node')
+  t.equal(chain[3]?.resource['k8s.node.name'], out.cart === 'cart-a' ? 'node1' : 'node2', `${String(out.cart)}'s server span on its node`)
   t.equal(chain[5]?.resource['k8s.node.name'], 'node2', 'payments\' server span on its node')
   for (const s of chain) {
     t.match(s.attributes, { 'http.request.method': s.attributes['ferry.destination.workload'] === 'payments' ? 'POST' : 'GET', 'http.response.status_code': 200, 'network.protocol.version': '1.1' }, describe(s))
   }
   t.equal(chain[1]?.attributes['ferry.source.principal'], 'spiffe://cluster.local/ns/dev/sa/client', 'the destination knows the client\'s identity from the tunnel')
   t.equal(new Set(chain.map((s) => s.attributes['ferry.request_id'])).size, 1, 'one x-request-id along the chain (the shop forwards it)')
-})
+  return String(out.cart)
+}
 
 t.test('the application receives the client\'s trace with the proxy\'s span as parent, and an x-request-id', async (t) => {
   const traceId = hex(32)
