@@ -16,6 +16,8 @@ import { RouteTable } from '../proxy/route-table'
 import { droppedLogLines, type Logger } from '../telemetry/logger'
 import { ProxyMetrics } from '../telemetry/metrics'
 import { registerProbeMetrics } from '../telemetry/probe-metrics'
+import { requestTracerFor, spanExportFor } from '../telemetry/tracing'
+import type { SpanExport } from '../telemetry/tracing/span-export'
 import type { NetnsRef, Request } from '../worker/protocol'
 import { type AdminAuth, createAdminAuth } from './admin-auth'
 import { type AdminServers, startAdminServers } from './admin-server'
@@ -114,7 +116,9 @@ export class Agent {
     /** The ferry-cni plugin's agent side; null without --cni-socket. */
     private readonly cni: AgentCni | null,
     /** Where each snapshot is saved (--config-cache); null: not saved. */
-    private readonly configCache: SavedConfigWriter | null
+    private readonly configCache: SavedConfigWriter | null,
+    /** The one span exporter of this agent (every worker's spans reach it); null: tracing off. */
+    private readonly spans: SpanExport | null
   ) {
     this.l7Warnings = new L7Warnings(log)
   }
@@ -184,6 +188,10 @@ export class Agent {
     }
     const nodeTunnel = tunnel
 
+    // Tracing: one exporter for the whole agent, on the main thread (docs/tracing.md).
+    const spans = spanExportFor(options.tracing, options.node, metrics.registry)
+    if (spans !== null) undo.push(async () => { await spans.shutdown() })
+
     // The workers. A restarted one is given its pods and tunnel socket again (replay).
     let enroller: PodEnroller | null = null
     const mapFds = capture.dataPathMaps?.()
@@ -197,12 +205,18 @@ export class Agent {
       trustDomain: identities?.trustDomain ?? null,
       tunnel: nodeTunnel === null ? null : { ...nodeTunnel.shared, ...(nodeTunnel.firstByteTimeoutMs === undefined ? {} : { firstByteTimeoutMs: nodeTunnel.firstByteTimeoutMs }) },
       requireConfig: config !== null,
-      clusterName: options.clusterName
+      clusterName: options.clusterName,
+      tracing: options.tracing
     }
     const spawn = threaded
       ? async (id: number, onExit: (code: number) => void): Promise<WorkerHost> => {
         const template: ThreadTemplate = { ...common, logLevel: options.logLevel, logDestination: (deps.workerLog as { destination: number | string }).destination, logName: (deps.workerLog as { name: string }).name, maps: mapFds }
-        const w = new ThreadWorker(id, template, onExit)
+        const w = new ThreadWorker(id, template, onExit, spans === null
+          ? undefined
+          : (b) => {
+              for (const s of b.spans) spans.submit(s)
+              spans.droppedElsewhere(b.dropped)
+            })
         await w.ready
         return w
       }
@@ -214,7 +228,8 @@ export class Agent {
           id: 0,
           log,
           platform: { netns: borrowNetns(deps.platform), connectInNetns: deps.platform.connectInNetns, capture },
-          live: new Int32Array(new SharedArrayBuffer(4))
+          live: new Int32Array(new SharedArrayBuffer(4)),
+          tracer: requestTracerFor(options.tracing, options.node, spans === null ? () => {} : spans.submit)
         }))
       }
     const workers = await WorkerSet.start({
@@ -307,7 +322,7 @@ export class Agent {
       const cniFd = adopt('cni')
       cni = await AgentCni.start({ ...(cniFd === undefined ? {} : { listenFd: cniFd }), options: options.cni, node: options.node, kubernetes: options.kubernetes, enroller, current: () => source.current(), log: log.child({ component: 'cni' }), registry: metrics.registry })
     }
-    const agent = new Agent(options, { registry: metrics.registry, text: scrape }, routes, enroller, admin, identities, tunnel, workers, capture, source, log, authz, config, cni, cache)
+    const agent = new Agent(options, { registry: metrics.registry, text: scrape }, routes, enroller, admin, identities, tunnel, workers, capture, source, log, authz, config, cni, cache, spans)
     agentRef = agent
     source.start({
       onSnapshot: (s) => { agent.onSnapshot(s) },
@@ -431,6 +446,8 @@ export class Agent {
     await this.cni?.close()
     await this.enroller.close()
     await this.workers.close()
+    // After the workers: the spans of their last requests are exported too.
+    await this.spans?.shutdown()
     this.tunnel?.close()
     this.identity?.close()
     try { this.capture.close() } catch (err) { this.log.error({ err }, 'capture close failed') }

@@ -9,6 +9,7 @@ import { validateTrustDomain } from '../identity/spiffe-id'
 import { parseCommandOptions } from '../config/cli-args'
 import { isSocketFilePath, UNIX_PATH_MAX_BYTES } from '../native/unix-socket'
 import { DEFAULT_CLUSTER_NAME } from '../telemetry/istio-labels'
+import { DEFAULT_SAMPLING_PERCENT, OTEL_ENV, parseTracingOptions, type TracingOptions } from '../telemetry/tracing/config'
 import { DEFAULT_WORKERS_CAP, defaultWorkers, MAX_WORKERS, parseWorkerCount } from './worker-count'
 
 // `ferry agent` options: parsed strictly (unknown options and stray arguments are
@@ -60,6 +61,13 @@ export interface AgentOptions {
    * null: no handoff, every start binds its ports afresh.
    */
   readonly handoffSocket: string | null
+  /**
+   * --otlp-endpoint / --otlp-protocol / --trace-sampling, or OpenTelemetry's
+   * OTEL_EXPORTER_OTLP_* variables (the flags win): where the proxy's spans are exported
+   * and which share of new traces is sampled (docs/tracing.md); null: tracing off (the
+   * proxy only adds x-request-id).
+   */
+  readonly tracing: TracingOptions | null
 }
 
 export interface AgentCniOptions {
@@ -125,6 +133,7 @@ export const AGENT_USAGE = `usage: ferry agent --node NAME (--cluster-file PATH 
                    [--cni-socket PATH --cni-state-file PATH [--cni-timeout 30s] [--cni-log-file PATH]
                     [--cni-conf-dir DIR [--cni-bin-dir DIR] [--cni-daemonset NAME]]]
                    [--handoff-socket PATH]
+                   [--otlp-endpoint URL [--otlp-protocol grpc|http/protobuf] [--trace-sampling ${DEFAULT_SAMPLING_PERCENT}]]
 
 Runs the per-node agent in the node's network namespace: watches the cluster (a
 cluster file, or the Kubernetes API), enrolls this node's meshed pods in capture and
@@ -193,6 +202,20 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
                     start the agent takes over from whoever listens there (nobody:
                     a fresh start), then listens there itself
 
+Tracing (docs/tracing.md): the proxy reads and forwards W3C trace context and B3, and
+for each request it handles at L7 makes a client span (source node) and a server span
+(destination node), exported over OTLP by one exporter per agent.
+  --otlp-endpoint   the collector: http://HOST:4317 for grpc, http://HOST:4318 for
+                    http/protobuf (/v1/traces is appended); default
+                    $${OTEL_ENV.tracesEndpoint} (used as is), else
+                    $${OTEL_ENV.endpoint}. Neither: tracing is off, and the
+                    proxy only adds x-request-id
+  --otlp-protocol   grpc (default) or http/protobuf; default $${OTEL_ENV.tracesProtocol},
+                    else $${OTEL_ENV.protocol}
+  --trace-sampling  the percentage (0-100) of new traces sampled; a request's own
+                    decision always wins. Default $${OTEL_ENV.samplerArg} (a ratio,
+                    0-1) as a percentage, else ${DEFAULT_SAMPLING_PERCENT}
+
 With the ferry-cni plugin (docs/install.md), a meshed pod is enrolled before its
 containers start: the plugin asks the agent on --cni-socket, and the agent enrolls the
 pod before it answers.
@@ -248,7 +271,10 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'cni-conf-dir': { type: 'string' },
     'cni-bin-dir': { type: 'string' },
     'cni-daemonset': { type: 'string' },
-    'handoff-socket': { type: 'string' }
+    'handoff-socket': { type: 'string' },
+    'otlp-endpoint': { type: 'string' },
+    'otlp-protocol': { type: 'string' },
+    'trace-sampling': { type: 'string' }
   })
   const node = values.node ?? env[NODE_NAME_ENV]
   if (node === undefined || node === '') throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --node is required (or $${NODE_NAME_ENV})\n\n${AGENT_USAGE}`)
@@ -299,7 +325,12 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     adminTokenFile: values['admin-token-file'] === undefined ? null : resolve(values['admin-token-file'] as string),
     kubeletCgroup,
     cni: cniOptions(values, kubernetes !== null, env),
-    handoffSocket: handoffSocketOption(values['handoff-socket'])
+    handoffSocket: handoffSocketOption(values['handoff-socket']),
+    tracing: parseTracingOptions({
+      endpoint: values['otlp-endpoint'] as string | undefined,
+      protocol: values['otlp-protocol'] as string | undefined,
+      sampling: values['trace-sampling'] as string | undefined
+    }, env)
   })
 }
 

@@ -6,6 +6,7 @@ import { HEAP } from '../config/env'
 import { native } from '../native/binding'
 import type { Logger } from '../telemetry/logger'
 import type { DataPlane } from '../worker/data-plane'
+import type { SpanBatch } from '../telemetry/tracing/span-batcher'
 import type { FromWorker, PodToServe, Publication, Reply, Request, ToWorker, WorkerStats } from '../worker/protocol'
 import type { ThreadInit } from '../worker/thread'
 import { fromWire } from '../worker/wire-error'
@@ -46,7 +47,8 @@ export class ThreadWorker implements WorkerHost {
   private ended = false
   readonly ready: Promise<void>
 
-  constructor (readonly id: number, template: ThreadTemplate, onExit: (code: number) => void) {
+  /** `onSpans` takes the thread's finished spans (tracing on); absent: they are not expected. */
+  constructor (readonly id: number, template: ThreadTemplate, onExit: (code: number) => void, onSpans?: (batch: SpanBatch) => void) {
     const live = new SharedArrayBuffer(4)
     this.live = new Int32Array(live)
     // thread.js next to the compiled agent; thread.ts when the tests run the sources.
@@ -58,6 +60,7 @@ export class ThreadWorker implements WorkerHost {
     this.ready = new Promise((resolve, reject) => { readyResolve = resolve; readyReject = reject })
     this.worker.on('message', (m: FromWorker) => {
       if (m.type === 'ready') { readyResolve(); return }
+      if (m.type === 'spans') { onSpans?.(m); return }
       const p = this.pending.get(m.id)
       if (p === undefined) return
       this.pending.delete(m.id)

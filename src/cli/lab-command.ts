@@ -15,7 +15,8 @@ import { labApplyFiles, labDeleteFiles } from '../lab/apply'
 import { readState } from '../lab/state'
 import { formatStatus, labStatus } from '../lab/status'
 import { restartAgent, restartApiServer, restartController, restartKubelet, startAgent, stopAgent } from '../lab/restart'
-import type { CniPluginOption } from '../lab/topology'
+import type { CniPluginOption, LabTracing } from '../lab/topology'
+import { parseTracingOptions } from '../telemetry/tracing/config'
 import { apiServerCommand } from '../lab/api-server-command'
 import { DEFAULT_UP_TIMEOUT_MS, labUp } from '../lab/up'
 import { DEFAULT_NAMESPACE } from '../lab/manifest/spec'
@@ -25,7 +26,7 @@ import { DEFAULT_NAMESPACE } from '../lab/manifest/spec'
 export const LAB_USAGE = `usage: ferry lab <command> [options]
 
   up [--name NAME] [--no-mesh] [--timeout SECONDS] FILE… [--cert-ttl 24h] [--kubernetes-api] [--sockmap on|off] [--workers N]
-     [--drain-grace 25s] [--cni-plugin PATH|JSON]…
+     [--drain-grace 25s] [--cni-plugin PATH|JSON]… [--otlp-endpoint URL [--otlp-protocol grpc|http/protobuf] [--trace-sampling PERCENT]]
         build simulated nodes and pods from Kubernetes manifests (Node, Namespace,
         Pod, Service); returns when every pod is running and, with the mesh, enrolled
         and holding its certificate from the lab's controller (CA), whose workload
@@ -46,7 +47,10 @@ export const LAB_USAGE = `usage: ferry lab <command> [options]
         plugin after the lab's own in every node's conflist: a path (its type is the
         file name), or {"path": …, "type": …, other conflist keys}; the lab calls
         the chain's ADD before a pod's containers start (retried until --timeout)
-        and DEL when the pod goes
+        and DEL when the pod goes. --otlp-endpoint, --otlp-protocol and
+        --trace-sampling are the agents' (docs/tracing.md): where they export
+        their spans (the URL must be reachable from the nodes, e.g. a collector on
+        the underlay) and the percentage of new traces sampled
   down [NAME]                       remove a lab completely (works after a crash too)
   apply [--timeout 60s] FILE…       add objects to the running lab, by kind:
                                     Pods, Services and Namespaces (validated against
@@ -183,7 +187,10 @@ async function up (argv: string[]): Promise<number> {
       sockmap: { type: 'string' },
       workers: { type: 'string' },
       'drain-grace': { type: 'string' },
-      'cni-plugin': { type: 'string', multiple: true }
+      'cni-plugin': { type: 'string', multiple: true },
+      'otlp-endpoint': { type: 'string' },
+      'otlp-protocol': { type: 'string' },
+      'trace-sampling': { type: 'string' }
     }
   })
   const certTtl = values['cert-ttl']
@@ -195,6 +202,7 @@ async function up (argv: string[]): Promise<number> {
   const drainGrace = values['drain-grace']
   const drainGraceMs = drainGrace === undefined ? undefined : parseDuration(drainGrace, '--drain-grace', { maxMs: DRAIN_GRACE_MAX_MS })
   const cniPlugins = (values['cni-plugin'] ?? []).map(parseCniPlugin)
+  const tracing = labTracing(values['otlp-endpoint'], values['otlp-protocol'], values['trace-sampling'], values['no-mesh'] === true)
   const ac = new AbortController()
   const state = await whileSignalled(ac, async () => await labUp({
     name: values.name ?? DEFAULT_LAB_NAME,
@@ -207,11 +215,24 @@ async function up (argv: string[]): Promise<number> {
     workers,
     drainGraceMs,
     cniPlugins,
+    ...(tracing === undefined ? {} : { tracing }),
     signal: ac.signal,
     log: (line) => { process.stderr.write(`ferry lab: ${line}\n`) }
   }))
   process.stdout.write(formatStatus(await labStatus(state)))
   return 0
+}
+
+/** The agents' tracing flags, checked as the agent will check them (its environment aside). */
+export function labTracing (endpoint: string | undefined, protocol: string | undefined, sampling: string | undefined, noMesh: boolean): LabTracing | undefined {
+  const parsed = parseTracingOptions({ endpoint, protocol, sampling }, {}, 'ferry lab up')
+  if (parsed === null || endpoint === undefined) return undefined
+  if (noMesh) throw ferryError('FERRY_ERR_INVALID_ARG', '--otlp-endpoint needs the mesh: without it the lab runs no agent to trace')
+  return {
+    endpoint,
+    ...(protocol === undefined ? {} : { protocol: parsed.protocol }),
+    ...(sampling === undefined ? {} : { samplingPercent: parsed.samplingPercent })
+  }
 }
 
 /** --cni-plugin PATH, or a JSON object {"path": PATH, "type"?: NAME, …further conflist keys}. */

@@ -67,11 +67,15 @@ export class RequestState {
     return this.span
   }
 
-  /** Same-node: the destination's server span, child of the forwarded headers. */
-  startLocalSpan (headers: HeaderBag): void {
+  /**
+   * Same-node: the destination's server span, child of the forwarded headers, which it
+   * then updates in place (its trace headers replace the client span's), so that the
+   * application sees the server span as its parent, as it does across nodes.
+   */
+  startLocalSpan (headers: Record<string, string | string[] | number | undefined>): void {
     const r = this.target?.local?.record
     if (r === undefined) return
-    this.localSpan = this.sinks.tracer.start(headers, {
+    const span = this.localSpan = this.sinks.tracer.start(headers as HeaderBag, {
       kind: 'server',
       method: this.method,
       authority: this.authority,
@@ -87,6 +91,9 @@ export class RequestState {
       destinationPrincipal: r.destinationPrincipal,
       destinationService: fqdnOf(r.service)
     })
+    for (const name of span.remove) delete headers[name]
+    const fwd = span.forward
+    for (const name in fwd) headers[name] = fwd[name]
   }
 
   /** Sets the flag unless one is set already (the first cause wins). */

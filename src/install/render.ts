@@ -12,7 +12,7 @@ import { toYamlDocuments } from './yaml-out'
 // schemas, printed as YAML. Nothing here talks to a cluster.
 
 export const DAEMONSET_DIR = join(REPO_ROOT, 'daemonset')
-export const OVERLAYS = Object.freeze(['base', 'small', 'production'])
+export const OVERLAYS = Object.freeze(['base', 'small', 'production', 'tracing'])
 export const DEFAULT_TRUST_DOMAIN = 'cluster.local'
 
 export interface RenderOptions {

@@ -53,17 +53,19 @@ function mergeValue (target: Json, patch: Json, path: string[], where: string): 
   return out
 }
 
+/** Elements the patch adds come first, in the patch's order: where kustomize (kyaml) puts them. */
 function mergeList (target: Json[], patch: Json[], key: string, path: string[], where: string): Json[] {
   const out = target.map(clone)
+  const added: Json[] = []
   for (const item of patch) {
     if (!isObject(item) || item[key] === undefined) {
       throw ferryError('FERRY_ERR_CONFIG', `${where}: ${path.join('.')}: every element needs its merge key "${key}"`)
     }
     const at = out.findIndex((e) => isObject(e) && e[key] === item[key])
-    if (at < 0) out.push(clone(item))
+    if (at < 0) added.push(clone(item))
     else out[at] = mergeValue(out[at], item, path, where)
   }
-  return out
+  return [...added, ...out]
 }
 
 function isObject (v: Json | undefined): v is JsonObject {

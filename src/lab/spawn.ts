@@ -6,7 +6,7 @@ import { ferryError } from '../errors'
 import { REPO_ROOT } from '../native'
 import { formatDuration } from '../identity/duration'
 import { labConfigCache, labConfigDir } from './policies'
-import { netnsPath, type LabPlan, type PlanContainer, type PlanController, type PlanKubernetesApi, type PlanNode, type PlanPod } from './topology'
+import { netnsPath, type LabPlan, type LabTracing, type PlanContainer, type PlanController, type PlanKubernetesApi, type PlanNode, type PlanPod } from './topology'
 
 // Starting the lab's long-lived processes: pod containers, node agents and kubelets,
 // and the lab's certificate authority (one `ferry controller`, in the underlay
@@ -83,12 +83,23 @@ export function agentArgv (plan: LabPlan, node: PlanNode, ferry: readonly string
     ...(plan.sockmap === false ? ['--sockmap', 'off'] : []),
     ...(plan.workers === undefined ? [] : ['--workers', String(plan.workers)]),
     ...(plan.drainGraceMs === undefined ? [] : ['--drain-grace', formatDuration(plan.drainGraceMs)]),
+    ...tracingArgv(plan.tracing),
     ...(plan.adminTokenFile == null ? [] : ['--admin-token-file', plan.adminTokenFile]),
     // A new agent of the node takes the listening sockets over from the one running
     // (`ferry lab restart --node NODE --signal TERM`: the DaemonSet's surge rollout).
     '--handoff-socket', labHandoffSocket(plan, node),
     '--log-level', 'info'
   ])
+}
+
+/** The agents' tracing flags (`ferry lab up --otlp-endpoint …`). */
+function tracingArgv (t: LabTracing | undefined): string[] {
+  if (t === undefined) return []
+  return [
+    '--otlp-endpoint', t.endpoint,
+    ...(t.protocol === undefined ? [] : ['--otlp-protocol', t.protocol]),
+    ...(t.samplingPercent === undefined ? [] : ['--trace-sampling', String(t.samplingPercent)])
+  ]
 }
 
 /** Where a node's agents hand their listening sockets over: <lab dir>/<node>/handoff.sock. */

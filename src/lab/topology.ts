@@ -34,6 +34,8 @@ export interface PlanOptions {
   readonly workers?: number
   /** The agents' --drain-grace; absent: the agent's default. */
   readonly drainGraceMs?: number
+  /** The agents' tracing flags (--otlp-endpoint …); absent: tracing off. */
+  readonly tracing?: LabTracing
   /** CNI plugins chained after the lab's own primary on every node, in order (none by default). */
   readonly cniPlugins?: readonly CniPluginOption[]
   /**
@@ -41,6 +43,14 @@ export interface PlanOptions {
    * `cniPlugins`), its socket and state file shared with the node's agent; absent: none.
    */
   readonly ferryCniPlugin?: string
+}
+
+/** The agents' tracing flags, as given to `ferry lab up` (validated there). */
+export interface LabTracing {
+  readonly endpoint: string
+  readonly protocol?: 'grpc' | 'http/protobuf'
+  /** Percentage 0-100; absent: the agent's default. */
+  readonly samplingPercent?: number
 }
 
 /** A chained CNI plugin to put in each node's network configuration list. */
@@ -224,6 +234,8 @@ export interface LabPlan {
   readonly workers?: number
   /** The agents' --drain-grace; absent: the agent's default. */
   readonly drainGraceMs?: number
+  /** The agents' tracing flags; absent: tracing off. */
+  readonly tracing?: LabTracing
   /** With the mesh: the bearer token that opens the agents' /debug/* (--admin-token-file), mode 0600; null or absent otherwise. */
   readonly adminTokenFile?: string | null
 }
@@ -360,6 +372,7 @@ export function planLab (spec: LabSpec, opts: PlanOptions): LabPlan {
     ...(opts.sockmap === false ? { sockmap: false } : {}),
     ...(opts.workers === undefined ? {} : { workers: opts.workers }),
     ...(opts.drainGraceMs === undefined ? {} : { drainGraceMs: opts.drainGraceMs }),
+    ...(opts.tracing === undefined ? {} : { tracing: opts.tracing }),
     adminTokenFile: opts.mesh ? join(tokensDir, 'admin.token') : null
   }
 }

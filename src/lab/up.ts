@@ -26,7 +26,7 @@ import { makeLabConfigDir } from './policies'
 import { writeLabKubeconfig } from './kubeconfig'
 import { spawnAgent, spawnApiServer, spawnController, spawnKubelet } from './spawn'
 import { claimStateDir, journal, newState, writeState, type LabState } from './state'
-import { CA_ROOT_KEY_FILE, planLab, type CniPluginOption, type LabPlan, type PlanPaths } from './topology'
+import { CA_ROOT_KEY_FILE, planLab, type CniPluginOption, type LabPlan, type LabTracing, type PlanPaths } from './topology'
 
 // `ferry lab up`: validate everything, plan everything, write the plan, then make it —
 // underlay, nodes (with each node's CNI conflist), pod sandboxes (netns, veth, cgroup,
@@ -63,6 +63,8 @@ export interface UpOptions {
   readonly workers?: number
   /** The agents' --drain-grace (default: the agent's). */
   readonly drainGraceMs?: number
+  /** The agents' --otlp-endpoint, --otlp-protocol, --trace-sampling (default: tracing off). */
+  readonly tracing?: LabTracing
   /** CNI plugins chained after the lab's primary on every node (tests; Ferry's own plugin). */
   readonly cniPlugins?: readonly CniPluginOption[]
 }
@@ -86,7 +88,7 @@ export async function labUp (opts: UpOptions): Promise<LabState> {
   requireRoot('ferry lab up')
   const paths = opts.paths ?? defaultPaths()
   const spec = readManifests(opts.files)
-  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid, certTtlMs: opts.certTtlMs, kubernetesApi: opts.kubernetesApi, sockmap: opts.sockmap, workers: opts.workers ?? envWorkers, drainGraceMs: opts.drainGraceMs, cniPlugins: opts.cniPlugins, ferryCniPlugin: PLUGIN_BINARY })
+  const plan = planLab(spec, { name, mesh: opts.mesh, paths, newUid: opts.newUid, certTtlMs: opts.certTtlMs, kubernetesApi: opts.kubernetesApi, sockmap: opts.sockmap, workers: opts.workers ?? envWorkers, drainGraceMs: opts.drainGraceMs, tracing: opts.tracing, cniPlugins: opts.cniPlugins, ferryCniPlugin: PLUGIN_BINARY })
   preflight(spec, plan, knownLabNames(paths), opts.ferryArgv === undefined)
 
   claimStateDir(plan.stateDir)

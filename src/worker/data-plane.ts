@@ -14,6 +14,7 @@ import { createConnTelemetry, type ConnTelemetry } from '../telemetry/conn-telem
 import type { Logger } from '../telemetry/logger'
 import { IstioLabeler } from '../telemetry/istio-labels'
 import { ProxyMetrics } from '../telemetry/metrics'
+import type { RequestTracer } from '../telemetry/request-tracing'
 import { createTunnelRefusalLog, REFUSAL_LOG_LIMITS } from '../telemetry/tunnel-refusals'
 import { RateBuckets } from '../util/rate-buckets'
 import type { DataPathCapture } from './data-path-capture'
@@ -23,13 +24,12 @@ import type { NetnsRef, PodToServe, Publication, Reply, Request, WorkerStats } f
 import { SvidStore } from './svid-store'
 import { WorkerTunnel } from './worker-tunnel'
 import { HttpEngine } from '../http/engine'
-import { NO_TRACING } from '../http/defaults'
+import { NO_TRACING } from '../telemetry/tracing/no-tracing'
 import { createDetectCounter, createHttpRefusals } from '../http/refusals'
 import { L7Table } from '../l7/table'
 import type { L7Deps } from '../proxy/l7-deps'
 import type { RequestTelemetry } from '../telemetry/request-record'
 import { IstioRequestTelemetry } from '../telemetry/request-telemetry'
-import type { RequestTracer } from '../telemetry/request-tracing'
 
 // One data-path worker: its pods' listeners and their connections, its tunnel server and
 // pool, and its own copy of everything they read — routes (from the cluster snapshot),
@@ -66,6 +66,8 @@ export interface DataPlaneOptions {
   readonly live?: Int32Array
   /** source_cluster / destination_cluster in Istio's metrics (--cluster-name); default DEFAULT_CLUSTER_NAME. */
   readonly clusterName?: string
+  /** Spans and trace headers of the requests this worker handles at L7 (src/telemetry/tracing/); default NO_TRACING. */
+  readonly tracer?: RequestTracer
 }
 
 export class DataPlane {
@@ -115,12 +117,12 @@ export class DataPlane {
         }
     this.authz = new InboundAuthorizer({ log: o.log.child({ component: 'authz' }), metrics: this.metrics, requireConfig: o.requireConfig })
     // --- L7 glue: the request telemetry (Istio's request metrics and access lines) and
-    // the request tracer (spans over OTLP). The tracer is the no-op default until it is
-    // built: no spans; every request still gets an x-request-id.
+    // the request tracer (spans over OTLP: the agent's, from its options; NO_TRACING adds
+    // only x-request-id).
     // Request telemetry: Istio's request metrics on this worker's registry (summed by the
     // agent's /metrics) with the TCP metrics' labeler, and one access line per request.
     const requestTelemetry: RequestTelemetry = new IstioRequestTelemetry({ registry: this.metrics.registry, labeler: this.labeler, log: o.log })
-    const requestTracer: RequestTracer = NO_TRACING
+    const requestTracer: RequestTracer = o.tracer ?? NO_TRACING
     // --- end of L7 glue
     this.http = new HttpEngine({ telemetry: requestTelemetry, tracer: requestTracer, refusals: createHttpRefusals(this.metrics.registry) })
     const detected = createDetectCounter(this.metrics.registry)

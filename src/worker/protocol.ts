@@ -4,6 +4,7 @@ import type { Svid } from '../identity/svid'
 import type { ListenTarget } from '../proxy/listener'
 import type { ConfigSnapshot } from '../resources/snapshot'
 import type { TunnelServerStats, TunnelPoolStats } from '../tunnel'
+import type { SpanBatch } from '../telemetry/tracing/span-batcher'
 
 // What the main thread and a data-path worker say to each other (Envoy's model: the main
 // thread owns configuration, discovery, certificates, enrollment and the admin server;
@@ -115,3 +116,5 @@ export type ToWorker =
 export type FromWorker =
   | { readonly type: 'reply', readonly id: number, readonly reply?: Reply, readonly error?: WireError }
   | { readonly type: 'ready' }
+  /** Finished spans for the agent's one exporter (src/telemetry/tracing/span-batcher.ts). */
+  | ({ readonly type: 'spans' } & SpanBatch)

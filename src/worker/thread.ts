@@ -1,6 +1,9 @@
 import { parentPort, workerData } from 'node:worker_threads'
 import { connectInNetns, Netns } from '../native'
 import { createLogger } from '../telemetry/logger'
+import type { TracingOptions } from '../telemetry/tracing/config'
+import { createSpanBatcher } from '../telemetry/tracing/span-batcher'
+import { requestTracerFor } from '../telemetry/tracing'
 import { DataPlane, type DataPlaneOptions } from './data-plane'
 import { dataPathCapture, type DataPathMapFds } from './data-path-capture'
 import type { FromWorker, NetnsRef, ToWorker } from './protocol'
@@ -19,6 +22,8 @@ export type ThreadInit = Pick<DataPlaneOptions, 'id' | 'node' | 'sockmap' | 'con
   readonly logName: string
   readonly maps: DataPathMapFds
   readonly live: SharedArrayBuffer
+  /** The agent's tracing settings; null: off (NO_TRACING). */
+  readonly tracing: TracingOptions | null
 }
 
 function main (): void {
@@ -26,6 +31,8 @@ function main (): void {
   if (port === null) throw new Error('src/worker/thread.ts runs as a worker thread')
   const init = workerData as ThreadInit
   const log = createLogger({ name: init.logName, level: init.logLevel, destination: init.logDestination }).child({ worker: init.id })
+  // Spans leave in batches for the agent's one exporter, on the main thread.
+  const spans = createSpanBatcher({ post: (b) => { port.postMessage({ type: 'spans', ...b } satisfies FromWorker) } })
   const plane = new DataPlane({
     id: init.id,
     node: init.node,
@@ -44,7 +51,8 @@ function main (): void {
     requireConfig: init.requireConfig,
     ...(init.clusterName === undefined ? {} : { clusterName: init.clusterName }),
     thread: true,
-    live: new Int32Array(init.live)
+    live: new Int32Array(init.live),
+    tracer: requestTracerFor(init.tracing, init.node, spans.sink)
   })
   process.on('uncaughtException', (err) => {
     log.fatal({ err, code: 'FERRY_ERR_WORKER', connections: plane.connections() }, 'worker failed: resetting its connections; the main thread starts a new worker')
@@ -58,7 +66,10 @@ function main (): void {
       return
     }
     plane.request(m.request).then(
-      (reply) => { port.postMessage({ type: 'reply', id: m.id, reply } satisfies FromWorker) },
+      (reply) => {
+        if (m.request.kind === 'close') spans.flush()
+        port.postMessage({ type: 'reply', id: m.id, reply } satisfies FromWorker)
+      },
       (err: unknown) => { port.postMessage({ type: 'reply', id: m.id, error: wireError(err) } satisfies FromWorker) }
     )
   })

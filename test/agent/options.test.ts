@@ -6,8 +6,8 @@ import { defaultWorkers } from '../../src/agent/worker-count'
 const base = ['--node', 'n1', '--cluster-file', '/var/run/ferry/labs/x/cluster.json', '--pin-root', '/sys/fs/bpf/ferry-lab-x-n1']
 
 t.test('valid options get defaults, an absolute cluster file, and are frozen', async (t) => {
-  const o = parseAgentOptions(base)
-  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', clusterName: 'Kubernetes', configDir: null, configFromController: false, configCache: null, identity: null, sockmap: true, workers: defaultWorkers(), adminTokenFile: null, kubeletCgroup: null, cni: null, handoffSocket: null })
+  const o = parseAgentOptions(base, {})
+  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', clusterName: 'Kubernetes', configDir: null, configFromController: false, configCache: null, identity: null, sockmap: true, workers: defaultWorkers(), adminTokenFile: null, kubeletCgroup: null, cni: null, handoffSocket: null, tracing: null })
   t.ok(Object.isFrozen(o))
   t.equal(parseAgentOptions([...base, '--sockmap', 'off']).sockmap, false, '--sockmap off turns the shortcut off')
   t.equal(parseAgentOptions([...base, '--handoff-socket', '/var/run/ferry/handoff.sock']).handoffSocket, '/var/run/ferry/handoff.sock')

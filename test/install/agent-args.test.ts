@@ -58,6 +58,9 @@ async function checkAgent (t: Check, objects: Obj[], what: string): Promise<void
   t.ok(handoffMount !== undefined && handoffMount.readOnly !== true, `${what}: --handoff-socket ${String(o.handoffSocket)} is on a writable mount`)
   const handoffVolume = (pod.volumes as Obj[]).find((v) => v.name === handoffMount?.name)
   t.equal(handoffVolume?.hostPath?.path, handoffMount?.mountPath, `${what}: a hostPath at the same path, shared by both pods of a rollout`)
+  // Tracing: off but in the tracing overlay, which sets OpenTelemetry's variables.
+  if (what.endsWith('tracing')) t.same(o.tracing, { endpoint: 'http://otel-collector.observability.svc:4317/', protocol: 'grpc', samplingPercent: 1 }, `${what}: spans to the collector, 1 % sampled`)
+  else t.equal(o.tracing, null, `${what}: no tracing`)
   const grace = pod.terminationGracePeriodSeconds ?? 30
   t.ok(o.drainGraceMs < grace * 1000, `${what}: the drain (${o.drainGraceMs} ms) ends before terminationGracePeriodSeconds (${grace} s)`)
 
