@@ -145,13 +145,13 @@ export class WorkloadAuthz {
   }
 
   /**
-   * The ref of a policy with L7 conditions that applies on `port` (enforced policies
-   * first, then dry-run ones, each in evaluation order), or null. Cached per port.
+   * The ref of a policy with L7 conditions that applies on `port` (in Istio's order:
+   * DENY, then ALLOW, then dry-run ones), or null. Cached per port.
    */
   l7PolicyFor (port: number): string | null {
     let ref = this.l7Ports.get(port)
     if (ref === undefined) {
-      const p = this.policies.find((x) => !x.dryRun && hasL7RuleOn(x, port)) ?? this.policies.find((x) => x.dryRun && hasL7RuleOn(x, port))
+      const p = [...this.deny, ...this.allow, ...this.dryRun].find((x) => hasL7RuleOn(x, port))
       ref = p?.ref ?? null
       this.l7Ports.set(port, ref)
     }
