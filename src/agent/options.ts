@@ -1,3 +1,4 @@
+import { pathNormalizationOptions, type PathNormalizationOptions } from '../http/normalize-path'
 import { isIP } from 'node:net'
 import { isAbsolute, join, resolve } from 'node:path'
 import { entrySettings, type CniEntrySettings } from '../cni/entry'
@@ -57,6 +58,8 @@ export interface AgentOptions {
    * null: no handoff, every start binds its ports afresh.
    */
   readonly handoffSocket: string | null
+  /** --path-normalization / --path-escaped-slashes: how L7 request paths are normalized at the destination (src/http/normalize-path.ts). */
+  readonly pathNormalization: PathNormalizationOptions
 }
 
 export interface AgentCniOptions {
@@ -169,6 +172,11 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
   --tunnel-port     where this node's tunnel server listens (0: any free port)
   --sockmap         on (default) | off: pass the plaintext hops between pods and
                     the proxy through sockmap instead of TCP
+  --path-normalization  NONE | BASE | MERGE_SLASHES (default) | DECODE_AND_MERGE_SLASHES:
+                    how an L7 request's path is normalized before authorization and
+                    forwarding (Istio's meshConfig pathNormalization; docs/policy.md)
+  --path-escaped-slashes  KEEP_UNCHANGED (default) | REJECT_REQUEST |
+                    UNESCAPE_AND_REDIRECT (refused: 400) | UNESCAPE_AND_FORWARD: %2F and %5C
   --workers         how many worker threads carry the connections (1-${MAX_WORKERS});
                     default: the CPUs the agent's cgroup may use, at most ${DEFAULT_WORKERS_CAP}
   --kubelet-cgroup  the kubelet's cgroup v2 directory (e.g.
@@ -241,7 +249,9 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'cni-conf-dir': { type: 'string' },
     'cni-bin-dir': { type: 'string' },
     'cni-daemonset': { type: 'string' },
-    'handoff-socket': { type: 'string' }
+    'handoff-socket': { type: 'string' },
+    'path-normalization': { type: 'string' },
+    'path-escaped-slashes': { type: 'string' }
   })
   const node = values.node ?? env[NODE_NAME_ENV]
   if (node === undefined || node === '') throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --node is required (or $${NODE_NAME_ENV})\n\n${AGENT_USAGE}`)
@@ -288,8 +298,20 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     adminTokenFile: values['admin-token-file'] === undefined ? null : resolve(values['admin-token-file'] as string),
     kubeletCgroup,
     cni: cniOptions(values, kubernetes !== null, env),
-    handoffSocket: handoffSocketOption(values['handoff-socket'])
+    handoffSocket: handoffSocketOption(values['handoff-socket']),
+    pathNormalization: pathNormalizationOption(values['path-normalization'], values['path-escaped-slashes'])
   })
+}
+
+function pathNormalizationOption (normalization: string | boolean | undefined, escapedSlashes: string | boolean | undefined): PathNormalizationOptions {
+  try {
+    return pathNormalizationOptions({
+      ...(normalization === undefined ? {} : { normalization }),
+      ...(escapedSlashes === undefined ? {} : { escapedSlashes })
+    })
+  } catch (err) {
+    throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --path-normalization / --path-escaped-slashes: ${(err as Error).message}`, { cause: err })
+  }
 }
 
 /** An absolute path that fits a unix socket address; null when absent. */
