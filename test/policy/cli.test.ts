@@ -119,3 +119,44 @@ t.test('validate: each object with its state (exit 1 when one is refused); check
   const other = await ferry(['policy', 'check', '--dir', dir, '--from', 'cluster.local/ns/stage/sa/web', '--to', 'prod/app=db:5432'])
   t.equal(other.code, 0, 'stage is not denied, and no ALLOW applies (the refused one is not in force)')
 })
+
+t.test('check --path --method --header --host decides an HTTP request; without them, a connection (L7 conditions not evaluated)', async (t) => {
+  const dir = tmp(t)
+  writeFileSync(join(dir, 'l7.yaml'), [
+    'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: deny-admin, namespace: prod }\nspec:\n  action: DENY\n  rules:\n  - to:\n    - operation:\n        paths: ["/admin*"]\n',
+    'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: allow-get, namespace: prod }\nspec:\n  rules:\n  - to:\n    - operation:\n        methods: ["GET"]\n    when:\n    - key: request.headers[x-team]\n      notValues: ["blocked"]\n'
+  ].join('---\n'))
+  const check = async (...extra: string[]): Promise<{ code: number, stdout: string, stderr: string }> =>
+    await ferry(['policy', 'check', '--dir', dir, '--from', 'cluster.local/ns/prod/sa/api', '--to', 'prod/app=db:8080', ...extra])
+
+  const admin = await check('--path', '/admin', '--method', 'GET')
+  t.equal(admin.code, 3, admin.stderr)
+  t.match(admin.stdout, /^DENIED {2}identity spiffe:\/\/cluster\.local\/ns\/prod\/sa\/api/)
+  t.match(admin.stdout, /request {5}GET \/admin\n/)
+  t.match(admin.stdout, /decided by {2}DENY policy prod\/deny-admin, rule 0 {2}\(\S*l7\.yaml:\d+\)/)
+  t.match(admin.stdout, /because {5}spec\.rules\[0\]\.to\[0\]\.operation\.paths: request path "\/admin" matches paths\[0\] "\/admin\*"/)
+
+  const bypass = await check('--path', '/public/..//%61dmin')
+  t.equal(bypass.code, 3)
+  t.match(bypass.stdout, /path "\/public\/\.\.\/\/%61dmin" is normalized to "\/admin" \(MERGE_SLASHES\)/)
+
+  const ok = await check('--path', '/public', '--header', 'X-Team: a', '--host', 'db.prod')
+  t.equal(ok.code, 0, ok.stdout)
+  t.match(ok.stdout, /request {5}GET \/public \(host db\.prod\)/)
+  t.match(ok.stdout, /decided by {2}ALLOW policy prod\/allow-get, rule 0/)
+  t.equal((await check('--path', '/public', '--header', 'x-team:blocked')).code, 3, 'the header condition decides')
+  t.equal((await check('--path', '/public', '--method', 'POST')).code, 3)
+
+  const conn = await check()
+  t.equal(conn.code, 3)
+  t.match(conn.stdout, /request {5}a connection \(no HTTP request: L7 conditions are not evaluated\)/)
+  t.match(conn.stdout, /not checked spec\.rules\[0\]\.to\[0\]\.operation\.paths: an L7 condition, counted as matching/)
+
+  const json = await check('--path', '/admin', '--json')
+  const body = JSON.parse(json.stdout)
+  t.match(body, { allowed: false, request: { method: 'GET', path: '/admin', rawPath: '/admin', host: '' }, results: [{ explanation: { decision: { policy: 'prod/deny-admin', basis: 'deny-matched' }, request: { http: { method: 'GET', path: '/admin' } } } }] })
+
+  const refused = await check('--path', '/a%zz')
+  t.equal(refused.code, 1)
+  t.match(refused.stderr, /FERRY_ERR_INVALID_ARG.*--path "\/a%zz": the proxy refuses this path with 400 \(path_invalid_percent_encoding\)|--path "\/a%zz": the proxy refuses this path with 400 \(path_invalid_percent_encoding\)/)
+})
