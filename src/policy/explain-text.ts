@@ -19,9 +19,8 @@ export function explanationText (e: Explanation, opts: TextOptions): string {
   out.push(`${d.allowed ? 'ALLOWED' : 'DENIED'}  ${opts.source}`)
   out.push(`     →   ${opts.destination}`)
   const http = e.request.http
-  out.push(http === undefined
-    ? '  request     a connection (no HTTP request: L7 conditions are not evaluated)'
-    : `  request     ${http.method} ${http.path}${http.host === '' ? '' : ` (host ${http.host})`}`)
+  if (http !== undefined) out.push(`  request     ${http.method} ${http.path}${http.host === '' ? '' : ` (host ${http.host})`}`)
+  else if (hasL7Conditions(e)) out.push('  request     a connection (no HTTP request: L7 conditions are not evaluated)')
   const by = d.policy === undefined
     ? `default: ${d.reason}`
     : `${d.action} policy ${d.policy}, rule ${String(d.rule)}${e.decidedAt === undefined ? '' : `  (${at(e.decidedAt)})`}`
@@ -67,6 +66,11 @@ function policyLines (p: PolicyTrace, at: (l: SourceLocation) => string): string
     for (const cond of r.when?.conditions ?? []) lines.push(`          ${mark(cond)} ${lastPart(cond.field)}: ${cond.detail}`)
   }
   return lines
+}
+
+/** Some policy that applies has an L7 condition (one a connection leaves unevaluated). */
+function hasL7Conditions (e: Explanation): boolean {
+  return e.policies.some((p) => p.rules.some((r) => [...(r.from ?? []), ...(r.to ?? []), ...(r.when === null ? [] : [r.when])].some((c) => c.conditions.some((x) => x.notEvaluated === true))))
 }
 
 function mark (c: { matched: boolean, notEvaluated?: true }): string {
