@@ -26,7 +26,11 @@ export function explanationText (e: Explanation, opts: TextOptions): string {
     : `${d.action} policy ${d.policy}, rule ${String(d.rule)}${e.decidedAt === undefined ? '' : `  (${at(e.decidedAt)})`}`
   out.push(`  decided by  ${by}`)
   for (const c of e.decidedBy) out.push(`  because     ${c.field}: ${c.detail}  (${at(c.location)})`)
-  if (d.policy !== undefined && e.decidedBy.length === 0) out.push('  because     the rule is empty ({}): it matches every connection')
+  if (d.policy !== undefined && e.decidedBy.length === 0) {
+    out.push(d.notEvaluated === undefined
+      ? '  because     the rule is empty ({}): it matches every connection'
+      : '  because     without its L7 conditions the rule has none left: it matches every connection')
+  }
   for (const f of d.notEvaluated ?? []) out.push(`  not checked ${f}: an L7 condition, counted as matching (no HTTP request)`)
   for (const n of e.degraded ?? []) out.push(`  degraded    ${n}`)
   out.push(`  mtls        ${e.mtls.mode} (${e.mtls.scope}${e.mtls.policy === undefined ? '' : ` ${e.mtls.policy}`})`)

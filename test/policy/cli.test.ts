@@ -150,6 +150,7 @@ t.test('check --path --method --header --host decides an HTTP request; without t
   const conn = await check()
   t.equal(conn.code, 3)
   t.match(conn.stdout, /request {5}a connection \(no HTTP request: L7 conditions are not evaluated\)/)
+  t.match(conn.stdout, /because {5}without its L7 conditions the rule has none left/)
   t.match(conn.stdout, /not checked spec\.rules\[0\]\.to\[0\]\.operation\.paths: an L7 condition, counted as matching/)
 
   const json = await check('--path', '/admin', '--json')
