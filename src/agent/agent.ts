@@ -196,7 +196,8 @@ export class Agent {
       peerTunnelPort: deps.peerTunnelPort ?? PORTS.tunnel,
       trustDomain: identities?.trustDomain ?? null,
       tunnel: nodeTunnel === null ? null : { ...nodeTunnel.shared, ...(nodeTunnel.firstByteTimeoutMs === undefined ? {} : { firstByteTimeoutMs: nodeTunnel.firstByteTimeoutMs }) },
-      requireConfig: config !== null
+      requireConfig: config !== null,
+      pathNormalization: options.pathNormalization
     }
     const spawn = threaded
       ? async (id: number, onExit: (code: number) => void): Promise<WorkerHost> => {

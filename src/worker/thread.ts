@@ -13,7 +13,7 @@ import { wireError } from './wire-error'
 // thread starts a new one.
 
 /** The data plane's settings that cross the thread boundary, and the thread's own. */
-export type ThreadInit = Pick<DataPlaneOptions, 'id' | 'node' | 'sockmap' | 'connectTimeoutMs' | 'peerTunnelPort' | 'trustDomain' | 'tunnel' | 'requireConfig'> & {
+export type ThreadInit = Pick<DataPlaneOptions, 'id' | 'node' | 'sockmap' | 'connectTimeoutMs' | 'peerTunnelPort' | 'trustDomain' | 'tunnel' | 'requireConfig' | 'pathNormalization'> & {
   readonly logLevel: string
   readonly logDestination: number | string
   readonly logName: string
@@ -42,6 +42,7 @@ function main (): void {
     trustDomain: init.trustDomain,
     tunnel: init.tunnel,
     requireConfig: init.requireConfig,
+    ...(init.pathNormalization === undefined ? {} : { pathNormalization: init.pathNormalization }),
     thread: true,
     live: new Int32Array(init.live)
   })
