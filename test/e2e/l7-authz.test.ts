@@ -66,6 +66,15 @@ t.test('a client dialing the pod IP directly meets the same rules', async (t) =>
   t.same(answers.map((a) => a.code), [200, 403, 403])
 })
 
+t.test('bytes that are not HTTP on a port the L7 policy selects: decided as a connection, the L7 DENY applies without its L7 conditions', async (t) => {
+  const ip = pod(lab, 'authz', 'greeter').ips[0]
+  const r = await execInPod(lab, 'authz', 'client', ['node', 'greeter-client.js', '--host', ip, '--port', '2525', '--timeout-ms', '3000'])
+  t.not(r.code, 0, `refused: ${r.stdout}`)
+  t.match(JSON.parse(r.stdout), { ok: false, echoes: [] }, 'no line is echoed through')
+  const text = await metrics(lab, 'node2')
+  t.ok(counter(text, 'ferry_authz_denied_total', { policy: 'authz/deny-admin', basis: 'deny-matched' }) >= 1)
+})
+
 t.test('denials are counted by policy on the destination node', async (t) => {
   const text = await metrics(lab, 'node2')
   t.ok(counter(text, 'ferry_authz_denied_total', { policy: 'authz/deny-admin', basis: 'deny-matched' }) >= 10, 'the /admin requests')
