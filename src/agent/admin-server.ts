@@ -6,6 +6,7 @@ import { ferryError, type FerryError, isFerryError } from '../errors'
 import { tcpListen } from '../native'
 import { l7ConfigSection, l7ForAuthz } from '../l7/admin'
 import { checkConnection, configView } from '../policy/check'
+import type { HttpRequestSpec } from '../policy/http-request'
 import { compilePolicySet, type PolicySet } from '../policy/policy-set'
 import { emptySnapshot } from '../resources/snapshot'
 import type { InboundAuthorizer } from '../proxy/authorize'
@@ -33,7 +34,7 @@ import type { WorkerSet } from './workers'
 //                                   `l7`: per Service port and per port of each enrolled
 //                                   pod, whether L7 is engaged, the protocol and why
 //                                   (src/l7/view.ts; null before a cluster snapshot)
-//                 GET /debug/authz?from=SOURCE&to=DEST
+//                 GET /debug/authz?from=SOURCE&to=DEST[&method=M&path=P&host=H&header=K:V…]
 //                                   JSON: `ferry policy check`'s explanation, decided by
 //                                   the live PolicySet for the live cluster snapshot
 //                                   (src/policy/check.ts); 400/404 for names it cannot
@@ -170,7 +171,7 @@ const ADMIN_ROUTES: Record<string, Handler> = {
     json(res, set === null && config.required ? 503 : 200, { node, config, ...(set === null ? {} : configView(set.snapshot)), l7: l7ConfigSection(deps) })
   },
   '/debug/authz': (deps, res, query) => {
-    const r = explainLive(deps, query.get('from'), query.get('to'))
+    const r = explainLive(deps, query.get('from'), query.get('to'), httpSpecOf(query))
     json(res, r.status, r.body)
   }
 }
@@ -180,7 +181,7 @@ const NO_CONFIG_SET: PolicySet = compilePolicySet(emptySnapshot('(no --config-di
 const SUBJECT_ERRORS: Record<string, number> = { FERRY_ERR_INVALID_ARG: 400, FERRY_ERR_SPIFFE_ID: 400, FERRY_ERR_WORKLOAD_NOT_FOUND: 404 }
 
 /** `ferry policy check` against the live PolicySet and cluster snapshot (src/policy/check.ts). */
-function explainLive (deps: AdminDeps, from: string | null, to: string | null): { status: number, body: unknown } {
+function explainLive (deps: AdminDeps, from: string | null, to: string | null, http: HttpRequestSpec): { status: number, body: unknown } {
   if (from === null || from === '' || to === null || to === '') {
     return { status: 400, body: { code: 'FERRY_ERR_INVALID_ARG', error: 'give both from=SOURCE and to=DEST (as for ferry policy check)' } }
   }
@@ -188,13 +189,19 @@ function explainLive (deps: AdminDeps, from: string | null, to: string | null): 
   const set = deps.authz.current() ?? (config.required ? null : NO_CONFIG_SET)
   if (set === null) return { status: 503, body: { code: 'FERRY_ERR_CONFIG', error: config.reason, config } }
   try {
-    const result = checkConnection(set, from, to, { cluster: deps.cluster(), trustDomain: deps.trustDomain })
+    const result = checkConnection(set, from, to, { cluster: deps.cluster(), trustDomain: deps.trustDomain }, http)
     return { status: 200, body: { node: deps.node, generation: set.generation, origin: set.snapshot.origin, ...result, l7: l7ForAuthz(deps, to) } }
   } catch (err) {
     const status = isFerryError(err) ? SUBJECT_ERRORS[err.code] : undefined
     if (status === undefined || !isFerryError(err)) throw err
     return { status, body: { code: err.code, error: err.message } }
   }
+}
+
+/** The HTTP request of a /debug/authz query (method, path, host, header…), as `ferry policy check` sends it. */
+function httpSpecOf (query: URLSearchParams): HttpRequestSpec {
+  const one = (k: string): { [key: string]: string } => { const v = query.get(k); return v === null ? {} : { [k]: v } }
+  return { ...one('method'), ...one('path'), ...one('host'), headers: query.getAll('header') }
 }
 
 /** POST /debug/* actions (an authenticated caller only). */

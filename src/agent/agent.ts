@@ -206,7 +206,8 @@ export class Agent {
       tunnel: nodeTunnel === null ? null : { ...nodeTunnel.shared, ...(nodeTunnel.firstByteTimeoutMs === undefined ? {} : { firstByteTimeoutMs: nodeTunnel.firstByteTimeoutMs }) },
       requireConfig: config !== null,
       clusterName: options.clusterName,
-      tracing: options.tracing
+      tracing: options.tracing,
+      pathNormalization: options.pathNormalization
     }
     const spawn = threaded
       ? async (id: number, onExit: (code: number) => void): Promise<WorkerHost> => {

@@ -1,3 +1,4 @@
+import { pathNormalizationOptions, type PathNormalizationOptions } from '../http/normalize-path'
 import { isIP } from 'node:net'
 import { isAbsolute, join, resolve } from 'node:path'
 import { entrySettings, type CniEntrySettings } from '../cni/entry'
@@ -68,6 +69,8 @@ export interface AgentOptions {
    * proxy only adds x-request-id).
    */
   readonly tracing: TracingOptions | null
+  /** --path-normalization / --path-escaped-slashes: how L7 request paths are normalized at the destination (src/http/normalize-path.ts). */
+  readonly pathNormalization: PathNormalizationOptions
 }
 
 export interface AgentCniOptions {
@@ -184,6 +187,11 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
   --tunnel-port     where this node's tunnel server listens (0: any free port)
   --sockmap         on (default) | off: pass the plaintext hops between pods and
                     the proxy through sockmap instead of TCP
+  --path-normalization  NONE | BASE | MERGE_SLASHES (default) | DECODE_AND_MERGE_SLASHES:
+                    how an L7 request's path is normalized before authorization and
+                    forwarding (Istio's meshConfig pathNormalization; docs/policy.md)
+  --path-escaped-slashes  KEEP_UNCHANGED (default) | REJECT_REQUEST |
+                    UNESCAPE_AND_REDIRECT (refused: 400) | UNESCAPE_AND_FORWARD: %2F and %5C
   --workers         how many worker threads carry the connections (1-${MAX_WORKERS});
                     default: the CPUs the agent's cgroup may use, at most ${DEFAULT_WORKERS_CAP}
   --kubelet-cgroup  the kubelet's cgroup v2 directory (e.g.
@@ -274,7 +282,9 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'handoff-socket': { type: 'string' },
     'otlp-endpoint': { type: 'string' },
     'otlp-protocol': { type: 'string' },
-    'trace-sampling': { type: 'string' }
+    'trace-sampling': { type: 'string' },
+    'path-normalization': { type: 'string' },
+    'path-escaped-slashes': { type: 'string' }
   })
   const node = values.node ?? env[NODE_NAME_ENV]
   if (node === undefined || node === '') throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --node is required (or $${NODE_NAME_ENV})\n\n${AGENT_USAGE}`)
@@ -330,8 +340,20 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
       endpoint: values['otlp-endpoint'] as string | undefined,
       protocol: values['otlp-protocol'] as string | undefined,
       sampling: values['trace-sampling'] as string | undefined
-    }, env)
+    }, env),
+    pathNormalization: pathNormalizationOption(values['path-normalization'], values['path-escaped-slashes'])
   })
+}
+
+function pathNormalizationOption (normalization: string | boolean | undefined, escapedSlashes: string | boolean | undefined): PathNormalizationOptions {
+  try {
+    return pathNormalizationOptions({
+      ...(normalization === undefined ? {} : { normalization }),
+      ...(escapedSlashes === undefined ? {} : { escapedSlashes })
+    })
+  } catch (err) {
+    throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --path-normalization / --path-escaped-slashes: ${(err as Error).message}`, { cause: err })
+  }
 }
 
 /** An absolute path that fits a unix socket address; null when absent. */

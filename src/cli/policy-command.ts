@@ -7,6 +7,7 @@ import { ERROR_CODES, ferryError, type FerryErrorCode, isFerryError } from '../e
 import { l7ForCheck, type L7CheckLine, l7CheckText, l7LinesOf } from '../l7/cli'
 import { validateTrustDomain } from '../identity/spiffe-id'
 import { type CheckResult, checkConnection } from '../policy/check'
+import type { HttpRequestSpec } from '../policy/http-request'
 import { compilePolicySet } from '../policy/policy-set'
 import { explanationText } from '../policy/explain-text'
 import { POLICY_DEFAULTS } from '../policy/model'
@@ -31,8 +32,17 @@ export const POLICY_USAGE = `usage: ferry policy <command> [options]
                   or NS/POD:PORT
         Pod and Service names are looked up in --cluster-file (a Kubernetes v1 List, such
         as a lab's cluster.json).
-  check --lab NAME [--node NODE] --from SOURCE --to DEST [--json]
-  check --agent HOST:PORT --token-file FILE --from SOURCE --to DEST [--json]
+        With --path, --method, --header or --host: decide that HTTP request (at L7,
+        where an L7 policy's methods, paths, hosts and headers are evaluated) instead of
+        a connection (where they are not: an L7 ALLOW rule cannot match it, an L7 DENY
+        rule applies without them):
+          --path P        the request-target as sent (normalized as the proxy does:
+                          MERGE_SLASHES; default /)
+          --method M      default GET
+          --header K:V    repeatable
+          --host H        the Host / :authority
+  check --lab NAME [--node NODE] --from SOURCE --to DEST [HTTP options] [--json]
+  check --agent HOST:PORT --token-file FILE --from SOURCE --to DEST [HTTP options] [--json]
         the same, answered by a running agent from its live configuration and cluster
         snapshot (its admin server's /debug/authz): a lab node's agent (default: the
         lab's first node; reached inside the node's network namespace, with the lab's
@@ -86,10 +96,15 @@ async function check (argv: string[]): Promise<number> {
     lab: { type: 'string' },
     node: { type: 'string' },
     agent: { type: 'string' },
-    'token-file': { type: 'string' }
+    'token-file': { type: 'string' },
+    path: { type: 'string' },
+    method: { type: 'string' },
+    host: { type: 'string' },
+    header: { type: 'string', multiple: true }
   })
   const from = required(v.from, '--from')
   const to = required(v.to, '--to')
+  const http = httpSpec(v)
   const live = v.lab !== undefined || v.agent !== undefined
   let result: CheckResult
   let l7: readonly L7CheckLine[] = []
@@ -100,7 +115,7 @@ async function check (argv: string[]): Promise<number> {
     if (fileOnly.length > 0) throw usage(`--${fileOnly[0]} is for checking files; with --lab or --agent the agent uses its own configuration, cluster and trust domain`)
     if (v.node !== undefined && v.lab === undefined) throw usage('--node goes with --lab')
     if (v['token-file'] !== undefined && v.agent === undefined) throw usage('--token-file goes with --agent (a lab\'s agents take the lab\'s token)')
-    const answer = await askAgent(v, from, to)
+    const answer = await askAgent(v, from, to, http)
     result = answer.result
     l7 = answer.l7
     answeredBy = `answered by agent ${answer.agent}: live configuration generation ${answer.generation}`
@@ -116,13 +131,15 @@ async function check (argv: string[]): Promise<number> {
       process.stderr.write(`refused, not in force: ${[...o.issues.map(formatIssue), ...(o.note === undefined ? [] : [`${o.object}: ${o.note}`])].join('\n  ')}\n`)
     }
     const set = compilePolicySet(snapshot)
-    result = checkConnection(set, from, to, { cluster, trustDomain })
+    result = checkConnection(set, from, to, { cluster, trustDomain }, http)
     l7 = l7ForCheck(set, to, cluster)
   }
   if (v.json === true) {
     process.stdout.write(JSON.stringify({ ...(answeredBy === null ? {} : { answeredBy }), ...result, l7 }, null, 2) + '\n')
   } else {
     const cwd = process.cwd()
+    const r = result.request
+    if (r !== undefined && r.rawPath !== r.path) process.stdout.write(`path ${JSON.stringify(r.rawPath)} is normalized to ${JSON.stringify(r.path)} (MERGE_SLASHES), as the proxy forwards and matches it\n\n`)
     process.stdout.write(result.results.map((r) => explanationText(r.explanation, { cwd, source: result.source, destination: r.destination })).join('\n'))
     process.stdout.write(l7CheckText(l7))
     if (answeredBy !== null) process.stdout.write(answeredBy + '\n')
@@ -140,8 +157,15 @@ async function readToken (file: string): Promise<string> {
 
 interface AgentAnswer { readonly agent: string, readonly generation: number, readonly result: CheckResult, readonly l7: readonly L7CheckLine[] }
 
+/** The HTTP request to decide, from --path, --method, --host, --header. */
+function httpSpec (v: Values): HttpRequestSpec {
+  const str = (k: string): { [key: string]: string } => typeof v[k] === 'string' ? { [k]: v[k] as string } : {}
+  const headers = Array.isArray(v.header) ? v.header.filter((h): h is string => typeof h === 'string') : []
+  return { ...str('method'), ...str('path'), ...str('host'), headers }
+}
+
 /** GET /debug/authz from a lab node's agent or from --agent HOST:PORT. */
-async function askAgent (v: Values, from: string, to: string): Promise<AgentAnswer> {
+async function askAgent (v: Values, from: string, to: string, http: HttpRequestSpec): Promise<AgentAnswer> {
   // Loaded only when needed: it opens the native addon.
   const { addressAgentEndpoint, getAgentJson, labAgentEndpoint } = await import('../lab/agent-admin.js')
   let endpoint
@@ -150,7 +174,10 @@ async function askAgent (v: Values, from: string, to: string): Promise<AgentAnsw
     endpoint = typeof v.lab === 'string'
       ? labAgentEndpoint(v.lab, typeof v.node === 'string' ? v.node : undefined)
       : addressAgentEndpoint(v.agent as string, typeof v['token-file'] === 'string' ? await readToken(v['token-file']) : undefined)
-    reply = await getAgentJson(endpoint, `/debug/authz?${new URLSearchParams({ from, to }).toString()}`, { timeoutMs: AGENT_TIMEOUT_MS })
+    const query = new URLSearchParams({ from, to })
+    for (const k of ['method', 'path', 'host'] as const) if (http[k] !== undefined) query.set(k, http[k] as string)
+    for (const h of http.headers ?? []) query.append('header', h)
+    reply = await getAgentJson(endpoint, `/debug/authz?${query.toString()}`, { timeoutMs: AGENT_TIMEOUT_MS })
   } catch (err) {
     throw prefixed(err)
   } finally {
@@ -166,7 +193,12 @@ async function askAgent (v: Values, from: string, to: string): Promise<AgentAnsw
   if (typeof body?.generation !== 'number' || !Array.isArray(body.results)) {
     throw ferryError('FERRY_ERR_AGENT_UNAVAILABLE', `ferry policy check: agent ${agent} answered something that is not an explanation`)
   }
-  return { agent, generation: body.generation, result: { allowed: body.allowed === true, source: String(body.source), results: body.results }, l7: l7LinesOf(body.l7) }
+  return {
+    agent,
+    generation: body.generation,
+    result: { allowed: body.allowed === true, source: String(body.source), ...(body.request === undefined ? {} : { request: body.request }), results: body.results },
+    l7: l7LinesOf(body.l7)
+  }
 }
 
 /** The command's name in front of a FerryError's message. */
@@ -202,7 +234,7 @@ async function validate (argv: string[]): Promise<number> {
 
 type Values = Record<string, string | boolean | Array<string | boolean> | undefined>
 
-function parse (sub: string, argv: string[], options: Record<string, { type: 'string' | 'boolean' }>): Values {
+function parse (sub: string, argv: string[], options: Record<string, { type: 'string' | 'boolean', multiple?: boolean }>): Values {
   try {
     return parseArgs({ args: argv, strict: true, allowPositionals: false, options }).values
   } catch (err) {

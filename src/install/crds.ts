@@ -1,5 +1,5 @@
 import { FERRY_SECURITY_VERSIONS, RESOURCE_KINDS, type ResourceKind } from '../resources/documents'
-import { SCHEMAS, UNSUPPORTED, UNSUPPORTED_VALUES } from '../resources/schema'
+import { CONDITION, SCHEMAS, UNSUPPORTED, UNSUPPORTED_VALUES } from '../resources/schema'
 
 // CustomResourceDefinitions for Ferry's own security resources, derived from the one
 // schema the loader validates with (src/resources/schema.ts), so the API server and
@@ -22,6 +22,9 @@ import { SCHEMAS, UNSUPPORTED, UNSUPPORTED_VALUES } from '../resources/schema'
 //                                            apply fails instead of pruning it silently
 //   x-ferry-unsupported-values               added to the enum, refused by a CEL rule
 //   dependencies                             a CEL rule
+//   x-ferry-condition (a `when` entry)       left to Ferry's loader: which keys it
+//                                            evaluates, degrades or refuses, and their
+//                                            values (src/resources/conditions.ts)
 //
 // A keyword the conversion does not know is an error: a schema change must be decided
 // here, not passed through.
@@ -38,9 +41,9 @@ type Schema = Record<string, any>
 interface Rule { rule: string, message: string }
 
 const KNOWN = new Set(['type', 'enum', 'const', 'required', 'items', 'properties', 'additionalProperties', 'minItems', 'minLength',
-  'minProperties', 'format', 'propertyNames', 'dependencies', UNSUPPORTED, UNSUPPORTED_VALUES])
+  'minProperties', 'format', 'propertyNames', 'dependencies', UNSUPPORTED, UNSUPPORTED_VALUES, CONDITION])
 /** Checked by Ferry's loader only: CEL or OpenAPI could express them only at a cost the API server would refuse or that says little. */
-const LOADER_ONLY_FORMATS = new Set(['ferry-string-match', 'ferry-ip-block', 'ferry-k8s-name', 'ferry-k8s-namespace'])
+const LOADER_ONLY_FORMATS = new Set(['ferry-string-match', 'ferry-ip-block', 'ferry-k8s-name', 'ferry-k8s-namespace', 'ferry-path-match', 'ferry-method'])
 const PORT_PATTERN = '^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$'
 const CEL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
 const CEL_RESERVED = new Set(['as', 'break', 'const', 'continue', 'else', 'for', 'function', 'if', 'import', 'let', 'loop', 'package',
@@ -57,7 +60,7 @@ const PRINTER_COLUMNS: Readonly<Record<ResourceKind, Schema[]>> = Object.freeze(
 })
 
 const DESCRIPTIONS: Readonly<Record<ResourceKind, string>> = Object.freeze({
-  AuthorizationPolicy: 'Which connections the selected workloads accept (Istio\'s AuthorizationPolicy at L4). See docs/policy.md.',
+  AuthorizationPolicy: 'Which connections and HTTP requests the selected workloads accept (Istio\'s AuthorizationPolicy). See docs/policy.md.',
   PeerAuthentication: 'Whether the selected workloads require mutual TLS (Istio\'s PeerAuthentication). See docs/policy.md.'
 })
 

@@ -2,6 +2,7 @@ import { formatIssue } from '../resources/issues'
 import { countByState, type InForce, type ObjectState } from '../resources/reports'
 import type { ConfigSnapshot } from '../resources/snapshot'
 import { explain, type Explanation } from './explain'
+import { type HttpRequestSpec, requestOf } from './http-request'
 import type { PolicySet } from './policy-set'
 import { resolveDestinations, resolveSource, type SubjectOptions } from './subjects'
 
@@ -15,14 +16,23 @@ export interface CheckResult {
   readonly allowed: boolean
   /** How the source was understood, for people. */
   readonly source: string
+  /** The HTTP request decided (absent: a connection, where L7 conditions are not evaluated). */
+  readonly request?: { readonly method: string, readonly path: string, readonly rawPath: string, readonly host: string, readonly headers: Readonly<Record<string, string>> }
   readonly results: ReadonlyArray<{ readonly destination: string, readonly explanation: Explanation }>
 }
 
-export function checkConnection (set: PolicySet, from: string, to: string, opts: SubjectOptions): CheckResult {
+/** `http`: an HTTP request to decide at L7 (--path, --method, --header, --host); none: a connection. */
+export function checkConnection (set: PolicySet, from: string, to: string, opts: SubjectOptions, http: HttpRequestSpec = {}): CheckResult {
   const source = resolveSource(from, opts)
   const destinations = resolveDestinations(to, opts)
-  const results = destinations.map((d) => ({ destination: d.description, explanation: explain(set, { source, destination: d }) }))
-  return { allowed: results.every((r) => r.explanation.allowed), source: source.description, results }
+  const req = requestOf(http)
+  const results = destinations.map((d) => ({ destination: d.description, explanation: explain(set, { source, destination: d, request: req?.view ?? null }) }))
+  return {
+    allowed: results.every((r) => r.explanation.allowed),
+    source: source.description,
+    ...(req === null ? {} : { request: { method: req.view.method, path: req.view.path, rawPath: req.rawPath, host: req.view.host, headers: req.headers } }),
+    results
+  }
 }
 
 /** A configuration snapshot as plain data: what `/debug/config` serves. */

@@ -1,13 +1,16 @@
 import type { AuthorizationPolicy } from '../resources/documents'
 import { selects } from '../resources/documents'
-import { type CompiledPolicy, compilePolicy, matchPolicy } from './compile'
-import { SourceView } from './match'
+import { type CompiledPolicy, compilePolicy, hasL7RuleOn, matchPolicy } from './compile'
+import { Attributes, NO_ATTRIBUTES, SourceView } from './match'
 import type { AuthzRequest, AuthzSource, Decision, DryRunDecision, WorkloadRef } from './model'
 
 // Authorization at the destination, in Istio's order:
 //   1. any DENY policy that matches → deny;
 //   2. no ALLOW policy applies to the workload → allow;
 //   3. an ALLOW policy matches → allow, otherwise deny.
+// (CUSTOM comes first in Istio; Ferry has no external authorizer: CUSTOM is enforced as
+// DENY, src/resources/degrade.ts.) A request at L7 is evaluated with its Attributes
+// (the HTTP request); a connection without one follows compile.ts's rule for L7 rules.
 // Dry-run policies are evaluated too, after the decision, and reported beside it; they
 // never change it.
 //
@@ -27,6 +30,13 @@ interface NamespacePolicies {
 }
 
 const NO_DRY_RUN: readonly DryRunDecision[] = Object.freeze([])
+
+/** The Attributes of a request to the engine (a connection when it has no HTTP request). */
+export function attributesOf (req: AuthzRequest): Attributes {
+  const ip = req.destination.ip ?? null
+  const request = req.request ?? null
+  return ip === null && request === null ? NO_ATTRIBUTES : new Attributes(ip, request)
+}
 const NO_FIELDS: readonly string[] = Object.freeze([])
 const EMPTY_NS: NamespacePolicies = Object.freeze({ all: [], selected: [] })
 
@@ -64,7 +74,7 @@ export class AuthorizationEngine {
   }
 
   evaluate (req: AuthzRequest): Decision {
-    return this.forWorkload(req.destination).evaluate(req.source, req.destination.port)
+    return this.forWorkload(req.destination).evaluate(req.source, req.destination.port, attributesOf(req))
   }
 
   /** Mesh-wide (root namespace) policies first, then the workload's namespace; each group by name. */
@@ -91,6 +101,9 @@ export class WorkloadAuthz {
   private readonly dryRunHasAllow: boolean
   private readonly noAllowPolicy: Decision
   private readonly noAllowMatched: Decision
+  /** no-allow-matched for a connection without a request, when ALLOW rules with L7 conditions could not match it. */
+  private readonly noAllowMatchedConnection: Decision
+  private readonly l7Ports = new Map<number, string | null>()
 
   constructor (workload: WorkloadRef, policies: readonly CompiledPolicy[]) {
     this.workload = workload
@@ -112,37 +125,64 @@ export class WorkloadAuthz {
         (degraded.length === 0 ? '' : `; not enforced as written: ${degraded.map((p) => p.ref).join(', ')}`),
       ...(degraded.length === 0 ? {} : { degraded: true as const })
     })
+    const l7Allow = this.allow.filter((p) => p.rules.some((r) => r.l7 && !r.never))
+    this.noAllowMatchedConnection = l7Allow.length === 0
+      ? this.noAllowMatched
+      : Object.freeze({
+        ...this.noAllowMatched,
+        reason: `${this.noAllowMatched.reason}; ALLOW rules with L7 conditions cannot match a connection that carries no HTTP request (${l7Allow.map((p) => p.ref).join(', ')})`
+      })
   }
 
-  evaluate (source: AuthzSource, port: number): Decision {
+  /**
+   * Decides a connection (no `at`, or `at` without a request) or one HTTP request (`at`
+   * with its RequestView) from `source` on `port`.
+   */
+  evaluate (source: AuthzSource, port: number, at: Attributes = NO_ATTRIBUTES): Decision {
     const src = source instanceof SourceView ? source : new SourceView(source)
-    const decision = this.enforce(src, port)
-    return this.dryRun.length === 0 ? decision : this.withDryRun(decision, src, port)
+    const decision = this.enforce(src, port, at)
+    return this.dryRun.length === 0 ? decision : this.withDryRun(decision, src, port, at)
   }
 
-  private enforce (src: SourceView, port: number): Decision {
+  /**
+   * The ref of a policy with L7 conditions that applies on `port` (in Istio's order:
+   * DENY, then ALLOW, then dry-run ones), or null. Cached per port.
+   */
+  l7PolicyFor (port: number): string | null {
+    let ref = this.l7Ports.get(port)
+    if (ref === undefined) {
+      const p = [...this.deny, ...this.allow, ...this.dryRun].find((x) => hasL7RuleOn(x, port))
+      ref = p?.ref ?? null
+      this.l7Ports.set(port, ref)
+    }
+    return ref
+  }
+
+  private enforce (src: SourceView, port: number, at: Attributes): Decision {
     for (const p of this.deny) {
-      const m = matchPolicy(p, src, port)
+      const m = matchPolicy(p, src, port, at)
       if (m !== null) {
-        const d: Decision = { allowed: false, action: 'DENY', basis: 'deny-matched', policy: p.ref, rule: m.rule.index, fields: m.fields, reason: m.rule.reason, dryRun: NO_DRY_RUN }
+        const d: Decision = m.notEvaluated.length === 0
+          ? { allowed: false, action: 'DENY', basis: 'deny-matched', policy: p.ref, rule: m.rule.index, fields: m.fields, reason: m.rule.reason, dryRun: NO_DRY_RUN }
+          : { allowed: false, action: 'DENY', basis: 'deny-matched', policy: p.ref, rule: m.rule.index, fields: m.fields, reason: m.rule.connectionReason, notEvaluated: m.notEvaluated, dryRun: NO_DRY_RUN }
         return p.widened || m.rule.degraded ? { ...d, degraded: true } : d
       }
     }
     if (this.allow.length === 0) return this.noAllowPolicy
     for (const p of this.allow) {
-      const m = matchPolicy(p, src, port)
+      const m = matchPolicy(p, src, port, at)
       if (m !== null) return { allowed: true, action: 'ALLOW', basis: 'allow-matched', policy: p.ref, rule: m.rule.index, fields: m.fields, reason: m.rule.reason, dryRun: NO_DRY_RUN }
     }
-    return this.noAllowMatched
+    return at.request === null ? this.noAllowMatchedConnection : this.noAllowMatched
   }
 
   /** Evaluates every dry-run policy and what the decision would be if they were enforced too. */
-  private withDryRun (decision: Decision, src: SourceView, port: number): Decision {
+  private withDryRun (decision: Decision, src: SourceView, port: number, at: Attributes): Decision {
     const results: DryRunDecision[] = []
     let denyMatched = false
     let allowMatched = false
     for (const p of this.dryRun) {
-      const m = matchPolicy(p, src, port)
+      const m = matchPolicy(p, src, port, at)
       if (m === null) {
         results.push({ policy: p.ref, action: p.action, matched: false })
         continue

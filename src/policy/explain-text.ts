@@ -18,12 +18,20 @@ export function explanationText (e: Explanation, opts: TextOptions): string {
   const out: string[] = []
   out.push(`${d.allowed ? 'ALLOWED' : 'DENIED'}  ${opts.source}`)
   out.push(`     →   ${opts.destination}`)
+  const http = e.request.http
+  if (http !== undefined) out.push(`  request     ${http.method} ${http.path}${http.host === '' ? '' : ` (host ${http.host})`}`)
+  else if (hasL7Conditions(e)) out.push('  request     a connection (no HTTP request: L7 conditions are not evaluated)')
   const by = d.policy === undefined
     ? `default: ${d.reason}`
     : `${d.action} policy ${d.policy}, rule ${String(d.rule)}${e.decidedAt === undefined ? '' : `  (${at(e.decidedAt)})`}`
   out.push(`  decided by  ${by}`)
   for (const c of e.decidedBy) out.push(`  because     ${c.field}: ${c.detail}  (${at(c.location)})`)
-  if (d.policy !== undefined && e.decidedBy.length === 0) out.push('  because     the rule is empty ({}): it matches every connection')
+  if (d.policy !== undefined && e.decidedBy.length === 0) {
+    out.push(d.notEvaluated === undefined
+      ? '  because     the rule is empty ({}): it matches every connection'
+      : '  because     without its L7 conditions the rule has none left: it matches every connection')
+  }
+  for (const f of d.notEvaluated ?? []) out.push(`  not checked ${f}: an L7 condition, counted as matching (no HTTP request)`)
   for (const n of e.degraded ?? []) out.push(`  degraded    ${n}`)
   out.push(`  mtls        ${e.mtls.mode} (${e.mtls.scope}${e.mtls.policy === undefined ? '' : ` ${e.mtls.policy}`})`)
   if (d.dryRun.length > 0) {
@@ -55,12 +63,22 @@ function policyLines (p: PolicyTrace, at: (l: SourceLocation) => string): string
       if (clauses === null) continue
       for (const c of clauses) {
         for (const cond of c.conditions) {
-          lines.push(`          ${cond.matched ? '✓' : '✗'} ${name}[${c.index}].${lastPart(cond.field)}: ${cond.detail}`)
+          lines.push(`          ${mark(cond)} ${name}[${c.index}].${lastPart(cond.field)}: ${cond.detail}`)
         }
       }
     }
+    for (const cond of r.when?.conditions ?? []) lines.push(`          ${mark(cond)} ${lastPart(cond.field)}: ${cond.detail}`)
   }
   return lines
+}
+
+/** Some policy that applies has an L7 condition (one a connection leaves unevaluated). */
+function hasL7Conditions (e: Explanation): boolean {
+  return e.policies.some((p) => p.rules.some((r) => [...(r.from ?? []), ...(r.to ?? []), ...(r.when === null ? [] : [r.when])].some((c) => c.conditions.some((x) => x.notEvaluated === true))))
+}
+
+function mark (c: { matched: boolean, notEvaluated?: true }): string {
+  return c.notEvaluated === true ? '?' : c.matched ? '✓' : '✗'
 }
 
 function lastPart (field: string): string {

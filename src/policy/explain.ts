@@ -1,6 +1,7 @@
 import type { AuthorizationAction, SourceLocation } from '../resources/documents'
 import type { CompiledClause, CompiledPolicy, CompiledRule, PolicyScope } from './compile'
-import { SourceView } from './match'
+import { attributesOf } from './evaluator'
+import { type Attributes, SourceView } from './match'
 import type { AuthzRequest, Decision, MtlsDecision } from './model'
 import type { PolicySet } from './policy-set'
 
@@ -15,6 +16,8 @@ export interface Explanation {
   readonly request: {
     readonly source: { readonly principal: string | null, readonly namespace: string | null, readonly ip: string | null }
     readonly destination: { readonly namespace: string, readonly labels: Readonly<Record<string, string>>, readonly port: number }
+    /** The HTTP request decided (absent: a connection, where L7 conditions are not evaluated). */
+    readonly http?: { readonly method: string, readonly path: string, readonly host: string }
   }
   /** The destination's mTLS mode on that port. */
   readonly mtls: MtlsDecision
@@ -54,6 +57,8 @@ export interface RuleTrace {
   readonly location: SourceLocation
   readonly from: readonly ClauseTrace[] | null
   readonly to: readonly ClauseTrace[] | null
+  /** The `when` entries' conditions (all must hold); null: none. */
+  readonly when: ClauseTrace | null
   readonly note?: string
 }
 
@@ -68,15 +73,18 @@ export interface ConditionTrace {
   readonly matched: boolean
   readonly detail: string
   readonly location: SourceLocation
+  /** An L7 condition on a connection without an HTTP request: not evaluated. */
+  readonly notEvaluated?: true
 }
 
 export function explain (set: PolicySet, request: AuthzRequest): Explanation {
   const src = new SourceView(request.source)
   const port = request.destination.port
+  const at = attributesOf(request)
   const workload = set.authz.forWorkload(request.destination)
-  const decision = workload.evaluate(src, port)
+  const decision = workload.evaluate(src, port, at)
   const locate = set.snapshot.locate
-  const policies = workload.policies.map((p) => tracePolicy(p, src, port, locate))
+  const policies = workload.policies.map((p) => tracePolicy(p, src, port, at, locate))
   let decidedBy: ConditionTrace[] = []
   let decidedAt: SourceLocation | undefined
   if (decision.policy !== undefined && decision.rule !== undefined) {
@@ -85,7 +93,7 @@ export function explain (set: PolicySet, request: AuthzRequest): Explanation {
     if (rule !== undefined) {
       decidedAt = rule.location
       const used = new Set(decision.fields)
-      decidedBy = [...(rule.from ?? []), ...(rule.to ?? [])].flatMap((c) => c.conditions).filter((c) => c.matched && used.has(c.field))
+      decidedBy = [...(rule.from ?? []), ...(rule.to ?? []), ...(rule.when === null ? [] : [rule.when])].flatMap((c) => c.conditions).filter((c) => c.matched && used.has(c.field))
     }
   }
   return {
@@ -94,7 +102,8 @@ export function explain (set: PolicySet, request: AuthzRequest): Explanation {
     degraded: [...decisionNotes(decision, workload.policies), ...mtlsNotes(set, request)],
     request: {
       source: { principal: src.principal, namespace: src.namespace, ip: src.ip },
-      destination: { namespace: request.destination.namespace, labels: { ...request.destination.labels }, port }
+      destination: { namespace: request.destination.namespace, labels: { ...request.destination.labels }, port },
+      ...(at.request === null ? {} : { http: { method: at.request.method, path: at.request.path, host: at.request.host } })
     },
     mtls: set.mtls.modeFor(request.destination, port),
     decidedBy,
@@ -141,8 +150,8 @@ function mtlsNotes (set: PolicySet, request: AuthzRequest): string[] {
   return set.mtls.degradedFor(request.destination).map((p) => `PeerAuthentication ${p.ref}: ${p.degraded.filter((d) => d.kind === 'mode').map((d) => `${d.field}: ${d.effect}`).join('; ')}`)
 }
 
-function tracePolicy (p: CompiledPolicy, src: SourceView, port: number, locate: Locate): PolicyTrace {
-  const rules = p.rules.map((r) => traceRule(p, r, src, port, locate))
+function tracePolicy (p: CompiledPolicy, src: SourceView, port: number, at: Attributes, locate: Locate): PolicyTrace {
+  const rules = p.rules.map((r) => traceRule(p, r, src, port, at, locate))
   const first = rules.find((r) => r.matched)
   const note = p.rules.length === 0
     ? `no rules: matches nothing${p.action === 'ALLOW' ? ' (this ALLOW policy allows nothing)' : ''}`
@@ -162,24 +171,32 @@ function tracePolicy (p: CompiledPolicy, src: SourceView, port: number, locate: 
   }
 }
 
-function traceRule (p: CompiledPolicy, r: CompiledRule, src: SourceView, port: number, locate: Locate): RuleTrace {
-  const at = ['spec', 'rules', r.index]
-  const from = r.from === null ? null : r.from.map((c) => traceClause(p, c, src, port, locate))
-  const to = r.to === null ? null : r.to.map((c) => traceClause(p, c, src, port, locate))
-  const matched = !r.never && (from === null || from.some((c) => c.matched)) && (to === null || to.some((c) => c.matched))
+function traceRule (p: CompiledPolicy, r: CompiledRule, src: SourceView, port: number, at: Attributes, locate: Locate): RuleTrace {
+  const path = ['spec', 'rules', r.index]
+  // As matchPolicy: without a request, a DENY rule's L7 conditions count as matching and an ALLOW rule with one cannot match.
+  const skipL7 = at.request === null && r.l7
+  const from = r.from === null ? null : r.from.map((c) => traceClause(p, c, src, port, at, skipL7, locate))
+  const to = r.to === null ? null : r.to.map((c) => traceClause(p, c, src, port, at, skipL7, locate))
+  const when = r.when === null ? null : traceClause(p, r.when, src, port, at, skipL7, locate)
+  const cannot = skipL7 && p.action !== 'DENY'
+  const matched = !r.never && !cannot && (from === null || from.some((c) => c.matched)) && (to === null || to.some((c) => c.matched)) && (when === null || when.matched)
   const note = r.never
     ? neverNote(r)
-    : r.dropped.length > 0
-      ? droppedNote(r) + (from === null && to === null ? '; left empty, it matches every connection' : '')
-      : from === null && to === null ? 'an empty rule: matches every connection' : undefined
-  return { index: r.index, matched, location: locate(p.policy, at), from, to, ...(note === undefined ? {} : { note }) }
+    : cannot
+      ? 'has L7 conditions: an ALLOW rule with them cannot match a connection that carries no HTTP request'
+      : r.dropped.length > 0
+        ? droppedNote(r) + (from === null && to === null && when === null ? '; left empty, it matches every connection' : '')
+        : skipL7
+          ? 'applies without its L7 conditions: the connection carries no HTTP request (Istio\'s rule for a DENY)'
+          : from === null && to === null && when === null ? 'an empty rule: matches every connection' : undefined
+  return { index: r.index, matched, location: locate(p.policy, path), from, to, when, ...(note === undefined ? {} : { note }) }
 }
 
-function traceClause (p: CompiledPolicy, c: CompiledClause, src: SourceView, port: number, locate: Locate): ClauseTrace {
+function traceClause (p: CompiledPolicy, c: CompiledClause, src: SourceView, port: number, at: Attributes, skipL7: boolean, locate: Locate): ClauseTrace {
   const conditions = c.conditions.map((cond): ConditionTrace => {
-    const r = cond.explain(src, port)
+    const r = cond.explain(src, port, at)
     const path = r.index === undefined ? cond.path : [...cond.path, r.index]
-    return { field: cond.field, matched: r.matched, detail: r.detail, location: locate(p.policy, path) }
+    return { field: cond.field, matched: r.matched, detail: r.detail, location: locate(p.policy, path), ...(r.notEvaluated === true ? { notEvaluated: true as const } : {}) }
   })
-  return { index: c.index, matched: conditions.every((x) => x.matched), conditions }
+  return { index: c.index, matched: conditions.every((x) => x.matched || (skipL7 && x.notEvaluated === true)), conditions }
 }

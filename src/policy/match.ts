@@ -2,6 +2,7 @@ import type { FieldPath } from '../resources/issues'
 import { formatPath } from '../resources/issues'
 import { blockContains, type IPBlock, type IPWords, parseBlock, parseIP } from './ip-block'
 import type { AuthzSource } from './model'
+import type { RequestView } from './request-view'
 
 // The conditions of a rule, compiled once per snapshot. Each answers two questions:
 // `test` (hot path: a boolean, no allocation) and `explain` (for `ferry policy check`:
@@ -13,6 +14,10 @@ import type { AuthzSource } from './model'
 // - ports: the destination port.
 // - a not… form holds when the value matches none of its entries — including when the
 //   source has no such value (a plaintext peer has no principal), as in Istio.
+//
+// L7 conditions (methods, paths, hosts, `when` on request headers: request-match.ts)
+// read the HTTP request from the Attributes; without one (a connection that is not
+// HTTP) they are not evaluated, and compile.ts applies Istio's rule to their rule.
 
 const SPIFFE = 'spiffe://'
 
@@ -44,6 +49,41 @@ export class SourceView {
   }
 }
 
+/** What an evaluation knows besides the source: the destination address and, for L7, the request. */
+export class Attributes {
+  readonly destinationIp: string | null
+  readonly request: RequestView | null
+  private words: IPWords | null | undefined = undefined
+  private path: string | undefined = undefined
+
+  constructor (destinationIp: string | null, request: RequestView | null) {
+    this.destinationIp = destinationIp === '' ? null : destinationIp
+    this.request = request
+  }
+
+  /** The destination address as words, parsed on first use. */
+  destinationWords (): IPWords | null {
+    if (this.words === undefined) this.words = this.destinationIp === null ? null : parseIP(this.destinationIp)
+    return this.words
+  }
+
+  /** The request's path without a query string or fragment (what `paths` match, as Istio's url_path). */
+  requestPath (): string | null {
+    if (this.request === null) return null
+    if (this.path === undefined) {
+      const p = this.request.path
+      let end = p.indexOf('?')
+      const hash = p.indexOf('#')
+      if (hash >= 0 && (end < 0 || hash < end)) end = hash
+      this.path = end < 0 ? p : p.slice(0, end)
+    }
+    return this.path
+  }
+}
+
+/** No destination address, no request: a connection evaluated by what its source is. */
+export const NO_ATTRIBUTES = new Attributes(null, null)
+
 /** "td/ns/<ns>/sa/<sa>" → "<ns>" (null when the principal is not of that shape). */
 export function namespaceOfPrincipal (principal: string): string | null {
   const at = principal.indexOf('/ns/')
@@ -54,6 +94,8 @@ export function namespaceOfPrincipal (principal: string): string | null {
 
 export interface ConditionResult {
   readonly matched: boolean
+  /** An L7 condition on a connection without a request: its rule decides by Istio's rule (compile.ts). */
+  readonly notEvaluated?: true
   /** The entry that matched (of the values, for a positive field; the excluding one for a not… field). */
   readonly index?: number
   readonly detail: string
@@ -64,8 +106,12 @@ export interface Condition {
   readonly field: string
   readonly path: FieldPath
   readonly values: readonly string[]
-  test: (src: SourceView, port: number) => boolean
-  explain: (src: SourceView, port: number) => ConditionResult
+  /** Reads the HTTP request (methods, paths, hosts, request.headers): not evaluable without one. */
+  readonly l7: boolean
+  /** Reads only the destination port (ports, notPorts, destination.port). */
+  readonly portOnly: boolean
+  test: (src: SourceView, port: number, at: Attributes) => boolean
+  explain: (src: SourceView, port: number, at: Attributes) => ConditionResult
 }
 
 type SourceField = 'principals' | 'notPrincipals' | 'namespaces' | 'notNamespaces' | 'ipBlocks' | 'notIpBlocks'
@@ -93,13 +139,14 @@ export function operationCondition (name: OperationField, ports: readonly number
   const values = ports.map(String)
   const indexOf = (port: number): number => set.has(port) ? ports.indexOf(port) : -1
   return finish(name, negate, values, path, {
+    portOnly: true,
     test: (_s, port) => set.has(port) !== negate,
     indexOf: (_s, port) => indexOf(port),
     subject: (_s, port) => `destination port ${port}`
   })
 }
 
-function stringCondition (name: SourceField, patterns: readonly string[], written: readonly string[], path: FieldPath, noun: string, get: (s: SourceView) => string | null): Condition {
+export function stringCondition (name: string, patterns: readonly string[], written: readonly string[], path: FieldPath, noun: string, get: (s: SourceView) => string | null): Condition {
   const match = compileMatch(patterns)
   const negate = name.startsWith('not')
   return finish(name, negate, written, path, {
@@ -111,41 +158,52 @@ function stringCondition (name: SourceField, patterns: readonly string[], writte
 }
 
 function ipCondition (name: SourceField, written: readonly string[], path: FieldPath): Condition {
+  return addressCondition(name, name === 'notIpBlocks', written, path, 'source address', (s) => s.ipWords(), (s) => s.ip)
+}
+
+/** An address in any of the blocks: the source's (ipBlocks, source.ip) or the destination's (destination.ip). */
+export function addressCondition (name: string, negate: boolean, written: readonly string[], path: FieldPath, noun: string,
+  words: (s: SourceView, at: Attributes) => IPWords | null, text: (s: SourceView, at: Attributes) => string | null): Condition {
   const blocks = written.map((w) => parseBlock(w)).filter((b): b is IPBlock => b !== null)
-  const negate = name === 'notIpBlocks'
-  const indexOf = (s: SourceView): number => {
-    const ip = s.ipWords()
+  const indexOf = (s: SourceView, _port: number, at: Attributes): number => {
+    const ip = words(s, at)
     if (ip === null) return -1
     for (let i = 0; i < blocks.length; i++) if (blockContains(blocks[i], ip)) return i
     return -1
   }
   return finish(name, negate, written, path, {
-    test: (s) => (indexOf(s) >= 0) !== negate,
+    test: (s, port, at) => (indexOf(s, port, at) >= 0) !== negate,
     indexOf,
-    subject: (s) => s.ipWords() === null ? null : `source address ${s.ip as string}`,
-    absent: 'the source address is not known'
+    subject: (s, _port, at) => words(s, at) === null ? null : `${noun} ${text(s, at) as string}`,
+    absent: `the ${noun} is not known`
   })
 }
 
-interface Parts {
-  test: (s: SourceView, port: number) => boolean
-  indexOf: (s: SourceView, port: number) => number
-  /** "source namespace \"dev\"", or null when the source has no such value. */
-  subject: (s: SourceView, port: number) => string | null
+export interface Parts {
+  test: (s: SourceView, port: number, at: Attributes) => boolean
+  indexOf: (s: SourceView, port: number, at: Attributes) => number
+  /** "source namespace \"dev\"", or null when there is no such value. */
+  subject: (s: SourceView, port: number, at: Attributes) => string | null
   absent?: string
+  l7?: boolean
+  portOnly?: boolean
 }
 
-function finish (name: string, negate: boolean, values: readonly string[], path: FieldPath, p: Parts): Condition {
+export function finish (name: string, negate: boolean, values: readonly string[], path: FieldPath, p: Parts): Condition {
   const field = formatPath(path)
   const list = `[${values.map((v) => JSON.stringify(v)).join(', ')}]`
+  const l7 = p.l7 === true
   return Object.freeze({
     field,
     path,
     values,
+    l7,
+    portOnly: p.portOnly === true,
     test: p.test,
-    explain: (s: SourceView, port: number): ConditionResult => {
-      const subject = p.subject(s, port)
-      const i = p.indexOf(s, port)
+    explain: (s: SourceView, port: number, at: Attributes): ConditionResult => {
+      if (l7 && at.request === null) return { matched: false, detail: 'not evaluated: the connection carries no HTTP request', notEvaluated: true }
+      const subject = p.subject(s, port, at)
+      const i = p.indexOf(s, port, at)
       if (subject === null) {
         const detail = `${p.absent ?? 'no value'}: ${negate ? `so it is none of ${list}` : `${name} cannot match`}`
         return { matched: negate, detail }

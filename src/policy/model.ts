@@ -1,4 +1,5 @@
 import type { AuthorizationAction, MtlsMode } from '../resources/documents'
+import type { RequestView } from './request-view'
 
 // What the policy engine is asked and what it answers. Requests are plain data from the
 // data path; decisions are plain, JSON-able data that the access log, metrics and
@@ -29,7 +30,13 @@ export interface AuthzSource {
 
 export interface AuthzRequest {
   readonly source: AuthzSource
-  readonly destination: WorkloadRef & { readonly port: number }
+  /** `ip`: the address the destination was reached on (`destination.ip` conditions); absent: unknown. */
+  readonly destination: WorkloadRef & { readonly port: number, readonly ip?: string | null }
+  /**
+   * The HTTP request, for L7 conditions; absent or null: a connection without one (L4),
+   * where an L7 ALLOW rule cannot match and an L7 DENY rule applies without its L7 conditions.
+   */
+  readonly request?: RequestView | null
 }
 
 /**
@@ -56,6 +63,12 @@ export interface Decision {
   readonly fields: readonly string[]
   /** One sentence for people. */
   readonly reason: string
+  /**
+   * L7 conditions (methods, paths, hosts, request headers) the deciding DENY rule counted
+   * as matching without evaluating them: the connection carries no HTTP request. Absent
+   * when none.
+   */
+  readonly notEvaluated?: readonly string[]
   /** What each dry-run policy that applies would have done. Empty when none applies. */
   readonly dryRun: readonly DryRunDecision[]
   /** The decision if the dry-run policies were enforced too (present when dryRun is not empty). */
@@ -91,6 +104,7 @@ export function decisionLogFields (d: Decision): Record<string, unknown> {
   const out: Record<string, unknown> = { allowed: d.allowed, basis: d.basis }
   if (d.policy !== undefined) { out.policy = d.policy; out.rule = d.rule }
   if (d.degraded === true) out.degraded = true
+  if (d.notEvaluated !== undefined) out.notEvaluated = d.notEvaluated
   if (d.dryRun.length > 0) {
     out.dryRunAllowed = d.dryRunAllowed
     out.dryRun = d.dryRun.map((r) => r.matched ? `${r.action} ${r.policy} rule ${String(r.rule)} matched` : `${r.action} ${r.policy} no match`)

@@ -1,4 +1,5 @@
 import type { Pod } from '../discovery/model'
+import { Attributes } from '../policy/match'
 import { type Decision, decisionLogFields } from '../policy/model'
 import type { PolicySet } from '../policy/policy-set'
 import type { RequestView } from '../policy/request-view'
@@ -12,9 +13,19 @@ import type { RelayEnd } from './relay'
 //   source       principal (verified by mTLS, or known: a pod of this node), its
 //                namespace (from the principal; a pod of this node's own), peer IP
 //   destination  the pod's namespace and labels, the port it was reached on
+//              (and the address it was reached on, for `destination.ip`)
 // Denied: the caller resets the connection (TCP) or refuses the stream (403); the
 // decision's compact fields go on the access-log line (`authz`) and the policy on a
-// counter. Dry-run results are logged and never change the decision. This stage never
+// counter.
+//
+// L7: where L7 is engaged the HTTP layer asks `authorizeRequest` for every request,
+// with the request's method, normalized path, host and headers, and answers a denied
+// one 403 / PERMISSION_DENIED on a connection that stays open. `authorize` decides a
+// connection without a request: on a port where an L7 policy applies and the bytes are
+// not HTTP, an L7 ALLOW rule cannot match and an L7 DENY rule applies without its L7
+// conditions (Istio's rule; src/policy/compile.ts). An L7 connection is therefore not
+// decided by `authorize` — its requests are. `l7PolicyFor` names the policy that makes
+// a pod port L7 (src/l7/policy-lookup.ts). Dry-run results are logged and never change the decision. This stage never
 // throws: an evaluation failure (a bug) denies, logged.
 //
 // The PolicySet is one reference, swapped whole when the agent's config watcher
@@ -40,6 +51,8 @@ interface LiveInbound {
   readonly pod: Pod
   readonly ipNamespace: string | null
   readonly close: () => void
+  /** Its requests are decided one by one (L7): a swap does not re-decide the connection. */
+  readonly perRequest: boolean
 }
 
 export interface InboundAuthorizerDeps {
@@ -134,21 +147,43 @@ export class InboundAuthorizer {
    * false with `conn.authz` set to this request's decision fields (the caller answers 403
    * or PERMISSION_DENIED and keeps the connection for the next request).
    */
-  authorizeRequest (conn: Conn, pod: Pod, _request: RequestView, ipNamespace: string | null = null): boolean {
-    return this.authorize(conn, pod, ipNamespace)
+  authorizeRequest (conn: Conn, pod: Pod, request: RequestView, ipNamespace: string | null = null): boolean {
+    const set = this.set
+    if (set === null) return this.authorize(conn, pod, ipNamespace)
+    const decision = this.decide(set, conn, pod, ipNamespace, request)
+    // Every request's own fields (null when no policy decided): an allowed request after
+    // a denied one on the same connection must not carry the denial.
+    conn.authz = decision.basis === 'no-allow-policy' && decision.dryRun.length === 0 ? null : decisionLogFields(decision)
+    if (decision.dryRun.length > 0) {
+      this.deps.log.info({ generation: set.generation, source: conn.source.ip, source_principal: conn.sourcePrincipal, destination: `${pod.namespace}/${pod.name}`, port: conn.originalDst?.port, method: request.method, path: request.path, ...conn.authz }, 'authorization dry-run')
+    }
+    if (!decision.allowed) this.deps.metrics?.authzDenied(decision.policy ?? NO_POLICY, decision.basis)
+    return decision.allowed
   }
 
   /**
    * The ref ("namespace/name") of an AuthorizationPolicy with L7 fields that selects `pod`
-   * on `port` (it engages L7 there: src/l7/policy-lookup.ts), or null.
+   * on `port` (it engages L7 there: src/l7/policy-lookup.ts), or null. A Map lookup per
+   * workload and port once computed (src/policy/evaluator.ts).
    */
-  l7PolicyFor (_pod: Pod, _port: number): string | null {
-    return null
+  l7PolicyFor (pod: Pod, port: number): string | null {
+    const set = this.set
+    if (set === null) return null
+    try {
+      return set.authz.forWorkload(pod).l7PolicyFor(port)
+    } catch (err) {
+      this.deps.log.error({ err, destination: `${pod.namespace}/${pod.name}` }, 'finding the L7 policy failed')
+      return null
+    }
   }
 
-  /** Tracks a relayed inbound connection for re-evaluation; returns its untrack function. */
-  track (conn: Conn, pod: Pod, ipNamespace: string | null, close: () => void): () => void {
-    const entry: LiveInbound = { conn, pod, ipNamespace, close }
+  /**
+   * Tracks a relayed inbound connection for re-evaluation; returns its untrack function.
+   * `perRequest`: an L7 connection, whose requests are each decided by the PolicySet in
+   * force when they arrive; a swap does not close it.
+   */
+  track (conn: Conn, pod: Pod, ipNamespace: string | null, close: () => void, perRequest = false): () => void {
+    const entry: LiveInbound = { conn, pod, ipNamespace, close, perRequest }
     this.live.add(entry)
     return () => { this.live.delete(entry) }
   }
@@ -160,6 +195,7 @@ export class InboundAuthorizer {
     let closed = 0
     for (const e of [...this.live]) {
       if (e.conn.result !== null) { this.live.delete(e); continue }
+      if (e.perRequest) continue
       const decision = this.decide(set, e.conn, e.pod, e.ipNamespace)
       if (decision.allowed) continue
       e.conn.authz = decisionLogFields(decision)
@@ -172,14 +208,15 @@ export class InboundAuthorizer {
     return closed
   }
 
-  private decide (set: PolicySet, conn: Conn, pod: Pod, ipNamespace: string | null): Decision {
+  private decide (set: PolicySet, conn: Conn, pod: Pod, ipNamespace: string | null, request: RequestView | null = null): Decision {
     try {
       const principal = conn.sourcePrincipal
+      const dst = conn.originalDst
       return set.authz.forWorkload(pod).evaluate({
         principal,
         namespace: principal === null ? ipNamespace : null,
         ip: conn.source.ip === '' ? null : conn.source.ip
-      }, conn.originalDst?.port ?? 0)
+      }, dst?.port ?? 0, new Attributes(dst?.address ?? null, request))
     } catch (err) {
       this.deps.log.error({ err, destination: `${pod.namespace}/${pod.name}` }, 'authorization failed; denying')
       return { allowed: false, action: 'DENY', basis: 'no-allow-matched', fields: [], dryRun: [], reason: `evaluation failed: ${(err as Error).message}` }

@@ -19,9 +19,10 @@ import type { RelayEnd } from './relay'
 // PERMISSION_DENIED, the connection stays up) and forwards it to the pod over pooled
 // connections made inside its netns. The connection-level authorization is not applied
 // here: every request is decided on its own.
-// A detected port's connection whose bytes are not HTTP stays L4 — unless an L7 policy
-// applies to the port: then it is denied (an L7 ALLOW cannot match bytes that are not
-// HTTP; an L7 DENY is applied without its L7 conditions), reset, counted `not_http`.
+// A detected port's connection whose bytes are not HTTP stays L4, authorized as a
+// connection: where an L7 policy applies, an L7 ALLOW rule cannot match it and an L7
+// DENY rule applies without its L7 conditions; denied, it is reset (counted `not_http`
+// when an L7 policy selects the port).
 
 export interface DestinationL7 {
   readonly l7: L7Deps
@@ -90,9 +91,12 @@ export function serveDestination (conn: Conn, end: RelayEnd, pod: Pod, address: 
     if (r.kind === 'l4') {
       d.l7.detected(r.reason)
       end.off('close', ended)
-      if (plan.policy !== null) {
-        d.l7.engine.deps.refusals.refused('not_http')
-        conn.authz = { policy: plan.policy, reason: 'not HTTP on a port an L7 policy selects' }
+      // Not HTTP: decided as a connection (src/proxy/authorize.ts), which no request
+      // decision covers — on a port an L7 policy selects, an L7 ALLOW rule cannot match
+      // it and an L7 DENY rule applies without its L7 conditions (Istio's rule); the
+      // pod's L4 rules apply as on any L4 connection.
+      if (d.authz !== undefined && !d.authz.authorize(conn, pod, ipNamespace)) {
+        if (plan.policy !== null) d.l7.engine.deps.refusals.refused('not_http')
         finish(conn, d.telemetry, 'denied', null)
         end.resetAndDestroy()
         upstream.resetAndDestroy()

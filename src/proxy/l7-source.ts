@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net'
 import type { Endpoint, ServicePortEntry } from '../discovery/service-index'
-import type { HttpDownstream, HttpVersion, RequestAuthorizer, UpstreamTarget } from '../http/context'
+import type { HttpDownstream, HttpVersion, NormalizePath, RequestAuthorizer, UpstreamTarget } from '../http/context'
 import { sniff } from '../http/sniff'
 import type { L7Protocol } from '../l7/decision'
 import type { RelayEnd } from './relay'
@@ -52,7 +52,13 @@ export function versionOf (protocol: L7Protocol): HttpVersion | null {
 class SourceDownstream implements HttpDownstream {
   readonly reporter = 'source' as const
   readonly authorizer = null
-  readonly normalizePath = null
+  /**
+   * The destination's normalization, here too: on the same-node path the destination
+   * pod's policies decide in this process, and must match the path the application
+   * receives (//admin is /admin to a /admin* DENY). Elsewhere the destination's proxy
+   * normalizes again, to the same path (normalization is idempotent).
+   */
+  readonly normalizePath: NormalizePath | null
   private readonly targets = new Map<string, UpstreamTarget>()
   private readonly identity: string
 
@@ -60,6 +66,7 @@ class SourceDownstream implements HttpDownstream {
   private firstEndpoint: Endpoint | null
 
   constructor (readonly record: Conn, private readonly entry: ServicePortEntry, private readonly s: SourceL7, first: Endpoint | null) {
+    this.normalizePath = s.l7.normalizePath
     this.firstEndpoint = first
     this.identity = record.sourcePrincipal ?? `${record.source.namespace ?? ''}/${record.source.pod ?? ''}`
   }

@@ -2,7 +2,7 @@ import { deepFreeze } from '../discovery/model'
 import type { Degraded } from './degrade'
 import {
   type AuthorizationPolicy, type AuthorizationPolicySpec, type DeclaredMtlsMode, DRY_RUN_ANNOTATIONS, type ObjectMeta,
-  type PeerAuthentication, type PeerAuthenticationSpec, type PolicyOperation, type PolicyRule, type PolicySource,
+  type PeerAuthentication, type PeerAuthenticationSpec, type PolicyCondition, type PolicyOperation, type PolicyRule, type PolicySource,
   type Resource, type ResourceKind, type SourceLocation, type WorkloadSelector
 } from './documents'
 
@@ -53,15 +53,28 @@ function toRule (r: Raw, unenforceable: readonly string[] | undefined, dropped: 
   const rule: { -readonly [K in keyof PolicyRule]: PolicyRule[K] } = {}
   if (r.from !== undefined) rule.from = (r.from as Raw[]).map((f) => ({ source: { ...f.source } as PolicySource }))
   if (r.to !== undefined) rule.to = (r.to as Raw[]).map((t) => ({ operation: toOperation(t.operation) }))
+  // Entries degrade.ts took out (conditions Ferry cannot check) leave holes: skipped.
+  const when = r.when === undefined ? [] : (r.when as Array<Raw | undefined>).filter((w): w is Raw => w != null)
+  if (when.length > 0) rule.when = when.map(toCondition)
   if (unenforceable !== undefined) rule.unenforceable = [...unenforceable]
   if (dropped !== undefined) rule.dropped = [...dropped]
   return rule
 }
 
+const OPERATION_STRINGS = ['methods', 'notMethods', 'paths', 'notPaths', 'hosts', 'notHosts'] as const
+
 function toOperation (op: Raw): PolicyOperation {
-  const out: { ports?: number[], notPorts?: number[] } = {}
+  const out: { -readonly [K in keyof PolicyOperation]: PolicyOperation[K] } = {}
   if (op.ports !== undefined) out.ports = (op.ports as string[]).map(Number)
   if (op.notPorts !== undefined) out.notPorts = (op.notPorts as string[]).map(Number)
+  for (const name of OPERATION_STRINGS) if (op[name] !== undefined) out[name] = [...(op[name] as string[])]
+  return out
+}
+
+function toCondition (w: Raw): PolicyCondition {
+  const out: { -readonly [K in keyof PolicyCondition]: PolicyCondition[K] } = { key: w.key }
+  if (w.values !== undefined) out.values = [...(w.values as string[])]
+  if (w.notValues !== undefined) out.notValues = [...(w.notValues as string[])]
   return out
 }
 

@@ -7,6 +7,9 @@ import type { SchemaIssue } from './validate'
 // document would, following Istio ambient's rule for what its L4 proxy (ztunnel) cannot
 // enforce:
 //
+// (L7 fields Ferry does evaluate — methods, paths, hosts, `when` on request headers —
+// are not markers: they are enforced per request where L7 is engaged, src/policy/.)
+//
 //   DENY rule          the conditions Ferry cannot check are left out: the rule matches
 //                      more connections, so the policy denies more
 //   ALLOW rule         a rule with a condition Ferry cannot check never matches; the
@@ -41,6 +44,8 @@ export type DegradeResult = { readonly ok: true, readonly degraded: Degraded } |
 
 const RULE_FIELDS: ReadonlyArray<(rest: FieldPath) => boolean> = [
   (r) => r.length === 1 && r[0] === 'when',
+  // One `when` entry whose key Ferry cannot evaluate (src/resources/conditions.ts).
+  (r) => r.length === 2 && r[0] === 'when' && typeof r[1] === 'number',
   (r) => r.length === 4 && r[0] === 'from' && typeof r[1] === 'number' && r[2] === 'source',
   (r) => r.length === 4 && r[0] === 'to' && typeof r[1] === 'number' && r[2] === 'operation'
 ]
@@ -135,6 +140,7 @@ function setModeAt (spec: Raw, p: FieldPath, mode: string): void {
 function removeAt (doc: Raw, path: FieldPath): void {
   let node: any = doc
   for (const seg of path.slice(0, -1)) node = node?.[seg]
+  // A list entry leaves a hole (indexes of later issues stay right); convert.ts skips it.
   if (node !== null && typeof node === 'object') delete node[path[path.length - 1]]
 }
 

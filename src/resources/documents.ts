@@ -85,11 +85,27 @@ export interface PolicyOperation {
   /** Destination ports (Istio writes them as strings; here they are numbers). */
   readonly ports?: readonly number[]
   readonly notPorts?: readonly number[]
+  /** L7 (HTTP request) fields: matched per request where L7 is engaged (src/policy/request-match.ts). */
+  readonly methods?: readonly string[]
+  readonly notMethods?: readonly string[]
+  readonly paths?: readonly string[]
+  readonly notPaths?: readonly string[]
+  readonly hosts?: readonly string[]
+  readonly notHosts?: readonly string[]
+}
+
+/** One `when` condition; at least one of values / notValues is set (the schema checks the key). */
+export interface PolicyCondition {
+  readonly key: string
+  readonly values?: readonly string[]
+  readonly notValues?: readonly string[]
 }
 
 export interface PolicyRule {
   readonly from?: ReadonlyArray<{ readonly source: PolicySource }>
   readonly to?: ReadonlyArray<{ readonly operation: PolicyOperation }>
+  /** Every condition must hold (the keys Ferry evaluates; others were degraded away). */
+  readonly when?: readonly PolicyCondition[]
   /** ALLOW rules: conditions Ferry cannot check were written here, so the rule never matches. */
   readonly unenforceable?: readonly string[]
   /** DENY rules: conditions Ferry cannot check, left out (the rule matches more). */

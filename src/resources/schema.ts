@@ -16,8 +16,9 @@ import { SECURITY_API_VERSIONS, type ResourceKind } from './documents'
 
 export const UNSUPPORTED = 'x-ferry-unsupported'
 export const UNSUPPORTED_VALUES = 'x-ferry-unsupported-values'
+/** On a `when` entry: its key and values are checked by src/resources/conditions.ts. */
+export const CONDITION = 'x-ferry-condition'
 
-const NEEDS_L7 = 'needs L7, not yet supported by Ferry (Ferry authorizes TCP connections: use ports / notPorts)'
 const SERVER_WRITTEN = 'written by the API server; no effect on access'
 const NO_EFFECT = 'no effect on access'
 
@@ -36,10 +37,6 @@ function list (format: string): object {
 /** A list of strings, as Istio types most of its fields. */
 const strList = { type: 'array', items: { type: 'string' } }
 
-/** An L7 field: type-checked like Istio's, not enforceable until Ferry has L7. */
-function l7List (): object {
-  return { type: 'array', minItems: 1, items: str, [UNSUPPORTED]: NEEDS_L7 }
-}
 
 /** Istio's PolicyTargetReference (Gateway API). */
 const targetRef = {
@@ -126,12 +123,13 @@ const operation = {
   properties: {
     ports: list('ferry-port'),
     notPorts: list('ferry-port'),
-    methods: l7List(),
-    notMethods: l7List(),
-    paths: l7List(),
-    notPaths: l7List(),
-    hosts: unsupported('matching the HTTP Host header needs L7', strList),
-    notHosts: unsupported('matching the HTTP Host header needs L7', strList)
+    // L7: matched per request where L7 is engaged (docs/policy.md, "L7 authorization").
+    methods: list('ferry-method'),
+    notMethods: list('ferry-method'),
+    paths: list('ferry-path-match'),
+    notPaths: list('ferry-path-match'),
+    hosts: list('ferry-string-match'),
+    notHosts: list('ferry-string-match')
   }
 }
 
@@ -149,15 +147,17 @@ const rule = {
       minItems: 1,
       items: { type: 'object', additionalProperties: false, required: ['operation'], properties: { operation } }
     },
-    when: unsupported('conditions (`when`) are not evaluated by Ferry; express them with from.source and to.operation', {
+    when: {
       type: 'array',
+      minItems: 1,
       items: {
         type: 'object',
         additionalProperties: false,
         required: ['key'],
-        properties: { key: str, values: strList, notValues: strList }
+        properties: { key: str, values: strList, notValues: strList },
+        [CONDITION]: true
       }
-    })
+    }
   }
 }
 

@@ -1,9 +1,10 @@
 import type Ajv from 'ajv'
 import type { ErrorObject, ValidateFunction } from 'ajv'
-import { isIP } from 'node:net'
 import type { ResourceKind } from './documents'
 import type { FieldPath } from './issues'
-import { SCHEMAS, UNSUPPORTED, UNSUPPORTED_VALUES } from './schema'
+import { conditionKey, conditionValueProblem, KNOWN_KEYS } from './conditions'
+import { isIPBlock, isPathMatch, isPortString, isStringMatch, pathMatchProblem } from './formats'
+import { CONDITION, SCHEMAS, UNSUPPORTED, UNSUPPORTED_VALUES } from './schema'
 
 // Runs the kind's schema over a document and turns every ajv error into a field path
 // and a message a person can act on ("`10.0.0.0/33` is not an IP address or CIDR
@@ -22,27 +23,7 @@ const MAX_LABEL = 63
 const MAX_SUBDOMAIN = 253
 const MAX_PORT = 65535
 
-/** Istio's string match: exact, `prefix*`, `*suffix`, or `*` (any value present). */
-export function isStringMatch (s: string): boolean {
-  if (s === '') return false
-  const inner = s.slice(s.startsWith('*') ? 1 : 0, s.endsWith('*') && s.length > 1 ? -1 : undefined)
-  return !inner.includes('*') && !(s.length > 1 && s.startsWith('*') && s.endsWith('*'))
-}
-
-/** An IP address or a CIDR block, IPv4 or IPv6 (Istio's ipBlocks). */
-export function isIPBlock (s: string): boolean {
-  const slash = s.indexOf('/')
-  const address = slash < 0 ? s : s.slice(0, slash)
-  const family = isIP(address)
-  if (family === 0) return false
-  if (slash < 0) return true
-  const prefix = s.slice(slash + 1)
-  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128)
-}
-
-export function isPortString (s: string): boolean {
-  return /^\d{1,5}$/.test(s) && Number(s) >= 1 && Number(s) <= MAX_PORT
-}
+export { isIPBlock, isPortString, isStringMatch } from './formats'
 
 const FORMATS: Record<string, { check: (s: string) => boolean, problem: (s: string) => string }> = {
   'ferry-k8s-name': {
@@ -64,6 +45,15 @@ const FORMATS: Record<string, { check: (s: string) => boolean, problem: (s: stri
   'ferry-port': {
     check: isPortString,
     problem: (s) => `${quote(s)} is not a port number from 1 to ${MAX_PORT}`
+  },
+  'ferry-path-match': {
+    check: isPathMatch,
+    problem: (s) => `${quote(s)} ${pathMatchProblem(s) ?? 'is invalid'}`
+  },
+  'ferry-method': {
+    // Istio's methods take the string match too ("*" is any method).
+    check: (s) => isStringMatch(s) && /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(s),
+    problem: (s) => `${quote(s)} is not an HTTP method or a match of one ("GET", "P*", "*")`
   }
 }
 
@@ -73,6 +63,39 @@ const rejectField: KeywordCheck<string> = (reason) => {
   rejectField.errors = [{ keyword: UNSUPPORTED, message: reason, params: {} }]
   return false
 }
+/**
+ * A `when` entry (src/resources/conditions.ts): a key Ferry cannot evaluate is marked
+ * unsupported at the entry (its rule degrades); an unknown key, a bad value or neither
+ * `values` nor `notValues` makes the document malformed, each at its own field.
+ */
+const checkCondition = (_schema: boolean, data: unknown, _parent?: unknown, cxt?: { instancePath: string }): boolean => {
+  if (data === null || typeof data !== 'object' || typeof (data as { key?: unknown }).key !== 'string') return true
+  const entry = data as { key: string, values?: unknown, notValues?: unknown }
+  const at = cxt?.instancePath ?? ''
+  const errors: Array<Partial<ErrorObject>> = []
+  const k = conditionKey(entry.key)
+  if (k.kind === 'unsupported') {
+    errors.push({ keyword: UNSUPPORTED, instancePath: at, message: `not supported by Ferry: key ${quote(entry.key)}: ${k.reason}`, params: {} })
+  } else if (k.kind === 'unknown') {
+    errors.push({ keyword: CONDITION, instancePath: `${at}/key`, message: `${quote(entry.key)} is not a condition key Istio defines (${KNOWN_KEYS})`, params: {} })
+  } else {
+    for (const field of ['values', 'notValues'] as const) {
+      const list = entry[field]
+      if (!Array.isArray(list)) continue
+      list.forEach((v, i) => {
+        const problem = typeof v === 'string' ? conditionValueProblem(k.attribute, v) : null
+        if (problem !== null) errors.push({ keyword: CONDITION, instancePath: `${at}/${field}/${i}`, message: `${quote(v)} ${problem}`, params: {} })
+      })
+    }
+  }
+  const count = (v: unknown): number => Array.isArray(v) ? v.length : 0
+  if (k.kind !== 'unsupported' && count(entry.values) + count(entry.notValues) === 0) {
+    errors.push({ keyword: CONDITION, instancePath: at, message: 'needs values or notValues (at least one value)', params: {} })
+  }
+  ;(checkCondition as KeywordCheck<boolean>).errors = errors
+  return errors.length === 0
+}
+
 const rejectValue: KeywordCheck<Record<string, string>> = (reasons, data) => {
   if (typeof data !== 'string' || !Object.hasOwn(reasons, data)) return true
   rejectValue.errors = [{ keyword: UNSUPPORTED_VALUES, message: `${quote(data)}: ${reasons[data]}`, params: {} }]
@@ -101,6 +124,7 @@ function createAjv (): Ajv {
   for (const [name, f] of Object.entries(FORMATS)) a.addFormat(name, { type: 'string', validate: f.check })
   a.addKeyword({ keyword: UNSUPPORTED, schemaType: 'string', errors: true, validate: rejectField })
   a.addKeyword({ keyword: UNSUPPORTED_VALUES, schemaType: 'object', errors: true, validate: rejectValue })
+  a.addKeyword({ keyword: CONDITION, schemaType: 'boolean', errors: true, validate: checkCondition as any })
   return a
 }
 

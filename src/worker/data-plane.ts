@@ -24,7 +24,7 @@ import type { NetnsRef, PodToServe, Publication, Reply, Request, WorkerStats } f
 import { SvidStore } from './svid-store'
 import { WorkerTunnel } from './worker-tunnel'
 import { HttpEngine } from '../http/engine'
-import { NO_TRACING } from '../telemetry/tracing/no-tracing'
+import { PATH_NORMALIZATION_DEFAULTS, pathNormalizer, type PathNormalizationOptions } from '../http/normalize-path'
 import { createDetectCounter, createHttpRefusals } from '../http/refusals'
 import { L7Table } from '../l7/table'
 import type { L7Deps } from '../proxy/l7-deps'
@@ -62,6 +62,8 @@ export interface DataPlaneOptions {
   readonly requireConfig: boolean
   /** It runs in a worker thread of its own (it may fail alone; on the main thread it may not). */
   readonly thread?: boolean
+  /** How L7 request paths are normalized at the destination (src/http/normalize-path.ts); default MERGE_SLASHES. */
+  readonly pathNormalization?: PathNormalizationOptions
   /** Counts this worker's open connections where the main thread can read them after the worker died ([0]). */
   readonly live?: Int32Array
   /** source_cluster / destination_cluster in Istio's metrics (--cluster-name); default DEFAULT_CLUSTER_NAME. */
@@ -126,7 +128,8 @@ export class DataPlane {
     // --- end of L7 glue
     this.http = new HttpEngine({ telemetry: requestTelemetry, tracer: requestTracer, refusals: createHttpRefusals(this.metrics.registry) })
     const detected = createDetectCounter(this.metrics.registry)
-    this.l7 = Object.freeze({ table: () => this.l7Table, engine: this.http, normalizePath: null, detected })
+    // L7 glue (authorization): request paths normalized at the destination as the agent says (--path-normalization).
+    this.l7 = Object.freeze({ table: () => this.l7Table, engine: this.http, normalizePath: pathNormalizer(o.pathNormalization ?? PATH_NORMALIZATION_DEFAULTS), detected })
     this.svids = o.trustDomain === null ? null : new SvidStore(o.trustDomain)
     let tunnel: WorkerTunnel | null = null
     this.mesh = createNodeMesh({

@@ -7,10 +7,13 @@ const base = ['--node', 'n1', '--cluster-file', '/var/run/ferry/labs/x/cluster.j
 
 t.test('valid options get defaults, an absolute cluster file, and are frozen', async (t) => {
   const o = parseAgentOptions(base, {})
-  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', clusterName: 'Kubernetes', configDir: null, configFromController: false, configCache: null, identity: null, sockmap: true, workers: defaultWorkers(), adminTokenFile: null, kubeletCgroup: null, cni: null, handoffSocket: null, tracing: null })
+  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', clusterName: 'Kubernetes', configDir: null, configFromController: false, configCache: null, identity: null, sockmap: true, workers: defaultWorkers(), adminTokenFile: null, kubeletCgroup: null, cni: null, handoffSocket: null, pathNormalization: { normalization: 'MERGE_SLASHES', escapedSlashes: 'KEEP_UNCHANGED' }, tracing: null })
   t.ok(Object.isFrozen(o))
   t.equal(parseAgentOptions([...base, '--sockmap', 'off']).sockmap, false, '--sockmap off turns the shortcut off')
   t.equal(parseAgentOptions([...base, '--handoff-socket', '/var/run/ferry/handoff.sock']).handoffSocket, '/var/run/ferry/handoff.sock')
+  t.same(parseAgentOptions([...base, '--path-normalization', 'DECODE_AND_MERGE_SLASHES']).pathNormalization, { normalization: 'DECODE_AND_MERGE_SLASHES', escapedSlashes: 'UNESCAPE_AND_FORWARD' })
+  t.same(parseAgentOptions([...base, '--path-escaped-slashes', 'REJECT_REQUEST']).pathNormalization, { normalization: 'MERGE_SLASHES', escapedSlashes: 'REJECT_REQUEST' })
+  t.throws(() => parseAgentOptions([...base, '--path-normalization', 'merge']), { code: 'FERRY_ERR_INVALID_ARG', message: /--path-normalization.*"merge" is not one of NONE, BASE, MERGE_SLASHES, DECODE_AND_MERGE_SLASHES/ })
   const o2 = parseAgentOptions(['--node', 'node-2.example', '--cluster-file', 'rel/c.json', '--pin-root', '/p', '--admin-port', '0', '--ready-port', '0', '--log-level', 'debug'])
   t.equal(o2.clusterFile, resolve('rel/c.json'))
   t.equal(o2.adminPort, 0)

@@ -176,11 +176,11 @@ t.test('policies from the CRDs on the configuration stream; each object\'s verdi
   t.match(accepted, { status: 'True', reason: 'Accepted', observedGeneration: 1 })
   t.match(ferryConditions(api, FERRY_AP, 'prod', 'deny-dev').FerryDegraded, { status: 'False', reason: 'AsWritten' })
 
-  // Istio's kind with an HTTP method: enforced without it (a DENY denies more), said so in its status.
-  api.apply(ISTIO_AP, { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'deny-post', namespace: 'app', generation: 2 }, spec: { action: 'DENY', rules: [{ to: [{ operation: { methods: ['POST'], ports: ['8080'] } }] }] } })
+  // Istio's kind with request principals (JWTs): enforced without them (a DENY denies more), said so in its status.
+  api.apply(ISTIO_AP, { apiVersion: 'security.istio.io/v1', kind: 'AuthorizationPolicy', metadata: { name: 'deny-post', namespace: 'app', generation: 2 }, spec: { action: 'DENY', rules: [{ from: [{ source: { requestPrincipals: ['*'] } }], to: [{ operation: { ports: ['8080'] } }] }] } })
   await waitFor(() => stream.current()?.authorizationPolicies.some((p) => p.ref === 'app/deny-post') === true, { timeoutMs: 20_000, what: 'the Istio object at the agent' })
   const degraded = await waitFor(() => ferryConditions(api, ISTIO_AP, 'app', 'deny-post').FerryDegraded, { what: 'the status of app/deny-post' })
-  t.match(degraded, { status: 'True', reason: 'UnsupportedValue', observedGeneration: 2, message: /spec\.rules\[0\]\.to\[0\]\.operation\.methods: needs L7.*rule 0 of this DENY policy is applied without it: it matches more connections, so it denies more/ })
+  t.match(degraded, { status: 'True', reason: 'UnsupportedValue', observedGeneration: 2, message: /spec\.rules\[0\]\.from\[0\]\.source\.requestPrincipals: not supported by Ferry.*rule 0 of this DENY policy is applied without it: it matches more connections, so it denies more/ })
   t.match(ferryConditions(api, ISTIO_AP, 'app', 'deny-post').FerryAccepted, { status: 'True', reason: 'UnsupportedValue' })
 
   // An object Ferry refuses (the API server would refuse it too with Ferry's CRD; an

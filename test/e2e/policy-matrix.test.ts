@@ -286,10 +286,10 @@ t.test('dry-run (istio.io/dry-run): logged with the would-be decision, never enf
 // Guards the rule for what an L4 proxy cannot enforce (Istio ambient's): before, such a
 // policy was refused whole — an ALLOW with an HTTP rule then took no effect at all, so
 // the workload stayed open to everyone.
-t.test('an ALLOW with an HTTP condition does not open prod: that rule matches nothing, the intact rule still allows; policy check --lab says why', async (t) => {
+t.test('an ALLOW with a condition Ferry cannot check (requestPrincipals) does not open prod: that rule matches nothing, the intact rule still allows; policy check --lab says why', async (t) => {
   const applied = await ferry(['lab', 'apply', '--lab', lab, join(DIR, '12-allow-with-l7.yaml')])
   t.equal(applied.code, 0, applied.stderr)
-  t.match(applied.stderr, /degraded: \S*12-allow-with-l7\.yaml:16: AuthorizationPolicy prod\/allow-with-l7: spec\.rules\[0\]\.to\[0\]\.operation\.methods: needs L7.*rule 0 of this ALLOW policy never matches/, 'lab apply says what is not enforced as written')
+  t.match(applied.stderr, /degraded: \S*12-allow-with-l7\.yaml:15: AuthorizationPolicy prod\/allow-with-l7: spec\.rules\[0\]\.from\[0\]\.source\.requestPrincipals: not supported by Ferry.*rule 0 of this ALLOW policy never matches/, 'lab apply says what is not enforced as written')
   await ferryOk(['lab', 'delete', '--lab', lab, '12-allow-with-l7.yaml'])
   await waitForPolicies([])
   await policyCase(t, '12-allow-with-l7.yaml', ['prod/allow-with-l7'], {
@@ -300,14 +300,14 @@ t.test('an ALLOW with an HTTP condition does not open prod: that rule matches no
     const r = await ferry(['policy', 'check', '--lab', lab, '--node', 'node2', '--from', 'stage/client', '--to', 'prod/db:8080'])
     t.equal(r.code, 3, `denied (exit 3): ${r.stderr}`)
     t.match(r.stdout, /decided by {2}default: 1 ALLOW policy applies to the workload \(prod\/allow-with-l7\) and none matched; not enforced as written: prod\/allow-with-l7/)
-    t.match(r.stdout, /degraded {4}ALLOW prod\/allow-with-l7 rule 0: matches nothing: Ferry cannot check spec\.rules\[0\]\.to\[0\]\.operation\.methods, and an ALLOW rule it cannot fully check never matches/)
+    t.match(r.stdout, /degraded {4}ALLOW prod\/allow-with-l7 rule 0: matches nothing: Ferry cannot check spec\.rules\[0\]\.from\[0\]\.source\.requestPrincipals, and an ALLOW rule it cannot fully check never matches/)
     t.match(r.stdout, /rule 0: does not match — matches nothing/)
     const config = await agentGet(lab, 'node2', '/debug/config')
-    t.match(config.body.objects, [{ object: 'AuthorizationPolicy prod/allow-with-l7', state: 'degraded', issues: [/spec\.rules\[0\]\.to\[0\]\.operation\.methods/] }])
+    t.match(config.body.objects, [{ object: 'AuthorizationPolicy prod/allow-with-l7', state: 'degraded', issues: [/spec\.rules\[0\]\.from\[0\]\.source\.requestPrincipals/] }])
   })
 })
 
-t.test('a DENY with HTTP conditions denies more: applied without them', async (t) => {
+t.test('a DENY with conditions Ferry cannot check (JWT) denies more: applied without them', async (t) => {
   await policyCase(t, '13-deny-with-l7.yaml', ['prod/deny-with-l7'], {
     ...outcomes('default'),
     devDbAdmin: 'deny prod/deny-with-l7',
@@ -319,7 +319,7 @@ t.test('a DENY with HTTP conditions denies more: applied without them', async (t
     const r = await ferry(['policy', 'check', '--lab', lab, '--node', 'node2', '--from', 'dev/client', '--to', 'prod/db:9090'])
     t.equal(r.code, 3, `denied (exit 3): ${r.stderr}`)
     t.match(r.stdout, /decided by {2}DENY policy prod\/deny-with-l7, rule 0/)
-    t.match(r.stdout, /degraded {4}DENY prod\/deny-with-l7 rule 0: applied without spec\.rules\[0\]\.to\[0\]\.operation\.methods \(Ferry cannot check them\): it matches more connections, so it denies more/)
+    t.match(r.stdout, /degraded {4}DENY prod\/deny-with-l7 rule 0: applied without spec\.rules\[0\]\.from\[0\]\.source\.notRequestPrincipals \(Ferry cannot check them\): it matches more connections, so it denies more/)
   })
 })
 

@@ -3,7 +3,6 @@ import { connect, type Socket } from 'node:net'
 import { Agent, createServer, request } from 'node:http'
 import { Registry } from 'prom-client'
 import { parseClusterList } from '../../src/discovery/cluster-list'
-import type { Pod } from '../../src/discovery/model'
 import { createInboundHandler, RouteTable, serve, type Mesh } from '../../src/proxy'
 import { InboundAuthorizer } from '../../src/proxy/authorize'
 import { createAccessLog } from '../../src/telemetry/access-log'
@@ -15,6 +14,7 @@ import { L7Table } from '../../src/l7/table'
 import type { HttpRequestRecord } from '../../src/telemetry/request-record'
 import { listText, namespaceObj, podObj } from '../discovery/fixture'
 import { captureLog } from '../proxy/harness'
+import { ap, policySet } from '../policy/helpers'
 import { waitFor } from '../helpers/wait'
 
 // The plaintext inbound handler with L7 at the destination, on loopback (the proxy's
@@ -22,11 +22,6 @@ import { waitFor } from '../helpers/wait'
 // the pod's namespace engages L7, the port's protocol is detected. HTTP is handled per
 // request (a destination record); bytes that are not HTTP are relayed — unless an L7
 // policy selects the pod there, then the connection is denied.
-
-class L7PolicyAuthorizer extends InboundAuthorizer {
-  policy: string | null = null
-  override l7PolicyFor (_pod: Pod, _port: number): string | null { return this.policy }
-}
 
 t.test('destination L7 on a detected port: HTTP per request; not HTTP relayed, or denied under an L7 policy', async (t) => {
   const http = createServer((req, res) => { req.resume(); res.end(`app ${req.url as string}`) })
@@ -41,7 +36,7 @@ t.test('destination L7 on a detected port: HTTP per request; not HTTP relayed, o
   const routes = new RouteTable()
   routes.update(snapshot)
   const table = L7Table.build(snapshot)
-  const authz = new L7PolicyAuthorizer({ log })
+  const authz = new InboundAuthorizer({ log })
   const mesh: Mesh = { node: 'n1', identities: null, tunnels: null, tunnelPort: 15008, localPod: () => null, inboundMode: () => ({ mode: 'PERMISSIVE' }) as any, authz }
   const records: HttpRequestRecord[] = []
   const registry = new Registry()
@@ -85,8 +80,9 @@ t.test('destination L7 on a detected port: HTTP per request; not HTTP relayed, o
     c.write('*1\r\n$4\r\nPING\r\n')
   })
   t.equal(await exchange(), '*1\r\n$4\r\nPING\r\n')
-  // The same under an L7 policy: denied, counted.
-  authz.policy = 'app/l7-only'
+  // The same under an L7 policy (a DENY of /admin*): decided as a connection, the DENY
+  // applies without its L7 condition — denied, counted.
+  authz.swap(policySet(ap('app', 'l7-only', 'action: DENY\nrules:\n- to:\n  - operation:\n      paths: ["/admin*"]')))
   t.notMatch(await exchange(), /PING/, 'nothing relayed')
   const m = await registry.getSingleMetric(HTTP_REFUSED_METRIC)!.get()
   t.equal(m.values.find((v) => v.labels.reason === 'not_http')?.value, 1)

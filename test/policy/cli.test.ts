@@ -99,12 +99,12 @@ t.test('validate: each object with its state (exit 1 when one is refused); check
   t.equal(ok.code, 0, ok.stderr)
   t.match(ok.stdout, /valid \(2 files, root namespace ferry-system; 2 accepted, 0 degraded, 0 refused\)\n {2}accepted {2}AuthorizationPolicy prod\/deny-dev-to-prod {2}DENY {2}security.istio.io\/v1\n {2}accepted {2}AuthorizationPolicy shop\/deny-dev-to-shop {2}DENY {2}security.istio.io\/v1\n/)
   const dir = tmp(t)
-  writeFileSync(join(dir, 'degraded.yaml'), 'apiVersion: security.istio.io/v1beta1\nkind: AuthorizationPolicy\nmetadata: { name: x, namespace: prod }\nspec:\n  action: DENY\n  rules:\n  - from:\n    - source:\n        namespaces: ["dev"]\n    when:\n    - key: request.headers[x]\n      values: ["1"]\n')
+  writeFileSync(join(dir, 'degraded.yaml'), 'apiVersion: security.istio.io/v1beta1\nkind: AuthorizationPolicy\nmetadata: { name: x, namespace: prod }\nspec:\n  action: DENY\n  rules:\n  - from:\n    - source:\n        namespaces: ["dev"]\n    when:\n    - key: request.auth.claims[x]\n      values: ["1"]\n')
   writeFileSync(join(dir, 'refused.yaml'), 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: y, namespace: prod }\nspec:\n  action: ALLOW\n  rules:\n  - from:\n    - source:\n        principal: ["x"]\n')
   const bad = await ferry(['policy', 'validate', '--dir', dir])
   t.equal(bad.code, 1, 'an object refused: exit 1')
   t.match(bad.stdout, /not valid \(2 files, root namespace ferry-system; 0 accepted, 1 degraded, 1 refused\)/)
-  t.match(bad.stdout, `  degraded  AuthorizationPolicy prod/x  DENY  security.istio.io/v1beta1\n      ${join(dir, 'degraded.yaml')}:10: AuthorizationPolicy prod/x: spec.rules[0].when: not supported by Ferry: conditions`)
+  t.match(bad.stdout, `  degraded  AuthorizationPolicy prod/x  DENY  security.istio.io/v1beta1\n      ${join(dir, 'degraded.yaml')}:11: AuthorizationPolicy prod/x: spec.rules[0].when[0]: not supported by Ferry: key "request.auth.claims[x]"`)
   t.match(bad.stdout, /rule 0 of this DENY policy is applied without it: it matches more connections, so it denies more/)
   t.match(bad.stdout, `  refused   AuthorizationPolicy prod/y  security.istio.io/v1\n      ${join(dir, 'refused.yaml')}:9: AuthorizationPolicy prod/y: spec.rules[0].from[0].source.principal: unknown field`)
   t.match(bad.stdout, '      → nothing of it is in force (no earlier valid version)')
@@ -114,8 +114,50 @@ t.test('validate: each object with its state (exit 1 when one is refused); check
   const check = await ferry(['policy', 'check', '--dir', dir, '--from', 'cluster.local/ns/dev/sa/web', '--to', 'prod/app=db:5432'])
   t.equal(check.code, 3, `denied by the degraded DENY (exit 3): ${check.stderr}`)
   t.match(check.stdout, /decided by {2}DENY policy prod\/x, rule 0/)
-  t.match(check.stdout, /degraded {4}DENY prod\/x rule 0: applied without spec\.rules\[0\]\.when \(Ferry cannot check them\)/)
+  t.match(check.stdout, /degraded {4}DENY prod\/x rule 0: applied without spec\.rules\[0\]\.when\[0\] \(Ferry cannot check them\)/)
   t.match(check.stderr, `refused, not in force: ${join(dir, 'refused.yaml')}:9: AuthorizationPolicy prod/y: spec.rules[0].from[0].source.principal: unknown field`)
   const other = await ferry(['policy', 'check', '--dir', dir, '--from', 'cluster.local/ns/stage/sa/web', '--to', 'prod/app=db:5432'])
   t.equal(other.code, 0, 'stage is not denied, and no ALLOW applies (the refused one is not in force)')
+})
+
+t.test('check --path --method --header --host decides an HTTP request; without them, a connection (L7 conditions not evaluated)', async (t) => {
+  const dir = tmp(t)
+  writeFileSync(join(dir, 'l7.yaml'), [
+    'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: deny-admin, namespace: prod }\nspec:\n  action: DENY\n  rules:\n  - to:\n    - operation:\n        paths: ["/admin*"]\n',
+    'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: { name: allow-get, namespace: prod }\nspec:\n  rules:\n  - to:\n    - operation:\n        methods: ["GET"]\n    when:\n    - key: request.headers[x-team]\n      notValues: ["blocked"]\n'
+  ].join('---\n'))
+  const check = async (...extra: string[]): Promise<{ code: number, stdout: string, stderr: string }> =>
+    await ferry(['policy', 'check', '--dir', dir, '--from', 'cluster.local/ns/prod/sa/api', '--to', 'prod/app=db:8080', ...extra])
+
+  const admin = await check('--path', '/admin', '--method', 'GET')
+  t.equal(admin.code, 3, admin.stderr)
+  t.match(admin.stdout, /^DENIED {2}identity spiffe:\/\/cluster\.local\/ns\/prod\/sa\/api/)
+  t.match(admin.stdout, /request {5}GET \/admin\n/)
+  t.match(admin.stdout, /decided by {2}DENY policy prod\/deny-admin, rule 0 {2}\(\S*l7\.yaml:\d+\)/)
+  t.match(admin.stdout, /because {5}spec\.rules\[0\]\.to\[0\]\.operation\.paths: request path "\/admin" matches paths\[0\] "\/admin\*"/)
+
+  const bypass = await check('--path', '/public/..//%61dmin')
+  t.equal(bypass.code, 3)
+  t.match(bypass.stdout, /path "\/public\/\.\.\/\/%61dmin" is normalized to "\/admin" \(MERGE_SLASHES\)/)
+
+  const ok = await check('--path', '/public', '--header', 'X-Team: a', '--host', 'db.prod')
+  t.equal(ok.code, 0, ok.stdout)
+  t.match(ok.stdout, /request {5}GET \/public \(host db\.prod\)/)
+  t.match(ok.stdout, /decided by {2}ALLOW policy prod\/allow-get, rule 0/)
+  t.equal((await check('--path', '/public', '--header', 'x-team:blocked')).code, 3, 'the header condition decides')
+  t.equal((await check('--path', '/public', '--method', 'POST')).code, 3)
+
+  const conn = await check()
+  t.equal(conn.code, 3)
+  t.match(conn.stdout, /request {5}a connection \(no HTTP request: L7 conditions are not evaluated\)/)
+  t.match(conn.stdout, /because {5}without its L7 conditions the rule has none left/)
+  t.match(conn.stdout, /not checked spec\.rules\[0\]\.to\[0\]\.operation\.paths: an L7 condition, counted as matching/)
+
+  const json = await check('--path', '/admin', '--json')
+  const body = JSON.parse(json.stdout)
+  t.match(body, { allowed: false, request: { method: 'GET', path: '/admin', rawPath: '/admin', host: '' }, results: [{ explanation: { decision: { policy: 'prod/deny-admin', basis: 'deny-matched' }, request: { http: { method: 'GET', path: '/admin' } } } }] })
+
+  const refused = await check('--path', '/a%zz')
+  t.equal(refused.code, 1)
+  t.match(refused.stderr, /FERRY_ERR_INVALID_ARG.*--path "\/a%zz": the proxy refuses this path with 400 \(path_invalid_percent_encoding\)|--path "\/a%zz": the proxy refuses this path with 400 \(path_invalid_percent_encoding\)/)
 })

@@ -123,3 +123,48 @@ t.test('a new policy set resets live connections it denies and keeps the others'
   t.equal(echo.toString(), 'ping')
   stage.s.destroy()
 })
+
+const L7_POLICIES = ap('prod', 'deny-admin', 'action: DENY\nrules:\n  - to:\n      - operation:\n          ports: ["8080"]\n          paths: ["/admin*"]') +
+  ap('prod', 'allow-get', 'rules:\n  - to:\n      - operation:\n          methods: ["GET"]')
+
+function view (method: string, path: string): { method: string, path: string, host: string, header: (n: string) => string | undefined } {
+  return { method, path, host: 'db', header: () => undefined }
+}
+
+t.test('authorizeRequest: each request decided on its own; the connection keeps the last request\'s fields; denials counted', async (t) => {
+  const { metrics, denied } = counting()
+  const a = new InboundAuthorizer({ log: captureLog().log, metrics })
+  a.swap(policySet(L7_POLICIES))
+  const c = conn('spiffe://cluster.local/ns/prod/sa/api')
+  t.equal(a.authorizeRequest(c, db, view('GET', '/admin')), false)
+  t.match(c.authz, { allowed: false, basis: 'deny-matched', policy: 'prod/deny-admin', rule: 0 })
+  t.equal(a.authorizeRequest(c, db, view('GET', '/public')), true, 'the next request on the same connection is allowed')
+  t.match(c.authz, { allowed: true, basis: 'allow-matched', policy: 'prod/allow-get' })
+  t.equal(a.authorizeRequest(c, db, view('DELETE', '/public')), false)
+  t.match(c.authz, { allowed: false, basis: 'no-allow-matched' })
+  t.same(denied, ['prod/deny-admin deny-matched', '- no-allow-matched'])
+  t.equal(a.authorize(conn('spiffe://cluster.local/ns/prod/sa/api'), db), false, 'a connection that is not HTTP on that port: the L7 DENY applies without its L7 conditions')
+  t.equal(a.authorize(conn('spiffe://cluster.local/ns/prod/sa/api', undefined, 9090), db), false, 'on another port the ALLOW cannot match it either')
+})
+
+t.test('l7PolicyFor: the L7 policy that selects the pod on that port; null without a policy set', async (t) => {
+  const a = new InboundAuthorizer({ log: captureLog().log })
+  t.equal(a.l7PolicyFor(db, 8080), null)
+  a.swap(policySet(L7_POLICIES))
+  t.equal(a.l7PolicyFor(db, 8080), 'prod/deny-admin')
+  t.equal(a.l7PolicyFor(db, 9090), 'prod/allow-get')
+  a.swap(policySet(DENY_DEV))
+  t.equal(a.l7PolicyFor(db, 8080), null, 'a new set answers anew')
+})
+
+t.test('a swap does not close an L7 connection (its requests are decided one by one), only L4 ones it denies', async (t) => {
+  const a = new InboundAuthorizer({ log: captureLog().log })
+  a.swap(policySet(''))
+  let closed = ''
+  const l4 = conn('spiffe://cluster.local/ns/prod/sa/api')
+  const l7 = conn('spiffe://cluster.local/ns/prod/sa/api')
+  a.track(l4, db, null, () => { closed += 'l4' })
+  a.track(l7, db, null, () => { closed += 'l7' }, true)
+  t.equal(a.swap(policySet(L7_POLICIES)), 1)
+  t.equal(closed, 'l4')
+})

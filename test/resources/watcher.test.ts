@@ -153,7 +153,7 @@ t.test('a refused or degraded object is reported once, not on every poll or touc
   const dir = tmp(t)
   const file = join(dir, 'p.yaml')
   writeAtomic(file, GOOD.replace('DENY', 'NOPE'))
-  writeAtomic(join(dir, 'q.yaml'), policy('allow-get', 'rules:\n- to:\n  - operation:\n      methods: ["GET"]'))
+  writeAtomic(join(dir, 'q.yaml'), policy('allow-get', 'rules:\n- from:\n  - source:\n      requestPrincipals: ["*"]'))
   const ev = new Events()
   const registry = new Registry()
   const w = start(t, dir, ev, { pollMs: 20, registry })
