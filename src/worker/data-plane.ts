@@ -30,6 +30,7 @@ import { L7Table } from '../l7/table'
 import type { L7Deps } from '../proxy/l7-deps'
 import type { RequestTelemetry } from '../telemetry/request-record'
 import { IstioRequestTelemetry } from '../telemetry/request-telemetry'
+import { NO_TRACING } from '../telemetry/tracing/no-tracing'
 
 // One data-path worker: its pods' listeners and their connections, its tunnel server and
 // pool, and its own copy of everything they read — routes (from the cluster snapshot),
