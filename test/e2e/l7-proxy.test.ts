@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
-import { createWriteStream, mkdtempSync, rmSync } from 'node:fs'
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pod } from '../helpers/lab'
@@ -113,13 +113,17 @@ t.test('a 1 GiB chunked download arrives whole', async (t) => {
   const hash = createHash('sha256')
   for (let off = 0; off < GiB; off += 65536) hash.update(patternChunk(off, 65536))
   const want = hash.digest('hex')
-  // Headers (and the chunked body's trailers) to stderr, the body through sha256sum.
-  const r = await runIn(lab, 'l7', 'client', ['bash', '-c',
-    `set -o pipefail; curl -sS -D /dev/stderr --max-time ${DOWNLOAD_MS / 1000} 'http://http:8080/bytes?n=${GiB}' | sha256sum`], DOWNLOAD_MS + 10_000)
+  // The body through sha256sum; the headers (and the chunked body's trailers) to a file;
+  // curl's status and byte count to stderr.
+  const headers = join(work, 'download-headers.txt')
+  const r = await runIn(lab, 'l7', 'client', ['sh', '-c',
+    `curl -sS -D ${headers} -w '%{stderr}%{http_code} %{size_download}' --max-time ${DOWNLOAD_MS / 1000} 'http://http:8080/bytes?n=${GiB}' | sha256sum`], DOWNLOAD_MS + 10_000)
+  const dumped = existsSync(headers) ? readFileSync(headers, 'utf8') : ''
   t.equal(r.code, 0, r.stderr.slice(-500))
-  t.equal(r.stdout.split(' ')[0], want, `every byte, in order (${(r.ms / 1000).toFixed(1)} s, from ${/x-served-by: (\S+)/i.exec(r.stderr)?.[1] ?? '?'})`)
-  t.match(r.stderr, /transfer-encoding: chunked/i, 'chunked')
-  const trailer = /x-sha256: ([0-9a-f]{64})/i.exec(r.stderr)?.[1]
+  t.match(r.stderr, new RegExp(`200 ${GiB}$`), 'curl: 200, every byte counted')
+  t.equal(r.stdout.split(' ')[0], want, `every byte, in order (${(r.ms / 1000).toFixed(1)} s, from ${/x-served-by: (\S+)/i.exec(dumped)?.[1] ?? '?'})`)
+  t.match(dumped, /transfer-encoding: chunked/i, 'chunked')
+  const trailer = /x-sha256: ([0-9a-f]{64})/i.exec(dumped)?.[1]
   if (trailer === undefined) t.comment('the server\'s x-sha256 trailer did not reach curl (a proxy may drop HTTP/1.1 trailers)')
   else t.equal(trailer, want, 'the server\'s trailer arrived and agrees')
 })
