@@ -9,7 +9,9 @@ import { jsonFrom, jsonLinesFrom, l7LabDown, l7LabUp, L7_LAB_UP_MS } from '../he
 // the @grpc/grpc-js client and the python3-grpcio client, every pair. Every kind of call
 // (unary, server-, client-, bidi-streaming) must come back as the server sent it: the
 // replies, the status code and message, and the trailing metadata, also when the call
-// fails. HTTP/2 stays HTTP/2 end to end, so trailers and streams survive both proxies.
+// fails. HTTP/2 stays HTTP/2 end to end, so trailers and streams survive both proxies;
+// and the calls of one channel (one HTTP/2 connection) to a Service with a server on each
+// node (grpc-pool) are balanced call by call.
 
 const lab = uniqueLabName('l7grpc')
 const CLIENTS = {
@@ -67,4 +69,16 @@ for (const [serverName, server] of Object.entries(SERVERS)) {
       t.ok(repeated.every((r) => r.code === 0 && r.replies[0]?.message === 'again'), 'each answered OK')
     })
   }
+}
+
+for (const [clientName, client] of Object.entries(CLIENTS)) {
+  t.test(`${clientName} client: calls on ONE channel are balanced per call over the servers on both nodes`, async (t) => {
+    // grpc-pool: the Node servers on node1 (grpc-node-a) and node2 (grpc-node). A gRPC
+    // client keeps one HTTP/2 connection per channel; an L4 proxy pins it to one server.
+    const calls = await jsonLinesFrom(lab, 'l7', 'client', [...client, '--target', 'grpc-pool:50051', '--method', 'unary', '--repeat', '12', '--message', 'who'], 60_000)
+    t.equal(calls.length, 12, '12 calls')
+    t.ok(calls.every((c) => c.code === 0), `each OK (${calls.map((c) => c.code).join(',')})`)
+    const servers = calls.reduce<Record<string, number>>((m, c) => ({ ...m, [c.replies[0]?.server]: (m[c.replies[0]?.server] ?? 0) + 1 }), {})
+    t.same(Object.keys(servers).sort(), ['grpc-node', 'grpc-node-a'], `both nodes' servers answered (${JSON.stringify(servers)})`)
+  })
 }
