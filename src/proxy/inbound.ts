@@ -9,7 +9,9 @@ import { relayAndFinish } from './finish'
 import { identifyInbound } from './identify'
 import { originalDstInbound } from './original-dst'
 import type { PodListenerDeps } from './listener-deps'
+import type { RelayEnd } from './relay'
 import { routeInbound } from './route'
+import { planDestination, serveDestination } from './l7-destination'
 
 // A plaintext inbound connection, steered by sk_lookup onto a pod's 15006 listener:
 //   identify (peer IP → source pod; the listener's pod is the destination) → original dst
@@ -48,6 +50,20 @@ export function createInboundHandler (deps: InboundDeps): (socket: Socket) => vo
     }
     const authz = mesh?.authz
     const pod = (conn.originalDst === null ? null : mesh?.localPod(conn.originalDst.address)?.pod) ?? deps.pod
+    const plan = planDestination(deps.l7, authz, pod, target.port)
+    if (plan !== null) {
+      // L7 at the destination (l7-destination.ts): each request is authorized on its own.
+      const l7 = { l7: deps.l7!, telemetry, timeoutMs, authz }
+      const relayL4 = (upstream: RelayEnd): void => { relayAndFinish(socket, upstream, { telemetry, records: [conn], recheck: authz === undefined ? undefined : { authz, record: conn, pod, ipNamespace: null } }) }
+      if (plan.version !== null) {
+        serveDestination(conn, socket, pod, target, deps.connector, null, plan, l7, null, relayL4)
+        return
+      }
+      connectUpstream(conn, target, deps.connector, timeoutMs,
+        (upstream) => { serveDestination(conn, socket, pod, target, deps.connector, null, plan, l7, upstream, relayL4) },
+        (result, code) => { reject(conn, telemetry, result, code) })
+      return
+    }
     if (authz !== undefined && !authz.authorize(conn, pod)) {
       if (TRACE.on) TRACE('inbound denied', { pod: deps.pod.name, src: conn.source.ip, dst: conn.originalDst })
       reject(conn, telemetry, 'denied', null)

@@ -14,6 +14,7 @@ import { routeOutbound } from './route'
 import { deliverLocally } from './same-node'
 import type { Splicer } from './splice'
 import { openTunnel } from './tunnel-connect'
+import { serveSource, versionOf } from './l7-source'
 
 // An outbound connection, accepted on a pod's 15001 listener:
 //   identify (the listener's pod) → original dst (eBPF record) → route (VIP → endpoint,
@@ -52,6 +53,23 @@ export function createOutboundHandler (deps: OutboundDeps): (socket: Socket) => 
     opened(conn, telemetry)
     if (TRACE.on) TRACE('outbound', { pod: deps.pod.name, srcPort: conn.source.port, dst: conn.originalDst, service: conn.service, endpoint: conn.endpoint, path: path.kind })
     const relayed = (upstream: RelayEnd): void => { relayAndFinish(socket, upstream, { telemetry, records: [conn] }) }
+    const l7 = deps.l7
+    if (l7 !== undefined && conn.service !== null) {
+      // L7 at the source: a Service port where it is engaged. A port whose protocol is
+      // detected stays L4 on the same-node path (the splice and the destination's
+      // connection-level authorization are L4's).
+      const dst = conn.originalDst!
+      const entry = deps.routes.index.lookup(dst.address, dst.port)
+      const decision = entry === undefined ? null : l7.table().forService(entry.service, entry.port)
+      if (entry !== undefined && decision !== null && decision.engaged && decision.protocol !== 'tcp') {
+        const version = versionOf(decision.protocol)
+        if (version !== null || path.kind !== 'local') {
+          const first = version !== null ? null : entry.endpoints.find((e) => e.address === target.address && e.port === target.port) ?? null
+          serveSource(conn, socket, entry, version, { l7, routes: deps.routes, mesh, connector: deps.connector, telemetry, timeoutMs, clock }, first, relayed)
+          return
+        }
+      }
+    }
     switch (path.kind) {
       case 'local':
         deliverLocally(conn, socket, path.local, { telemetry, timeoutMs, clock, authz: mesh?.authz, splicer: deps.splicer })

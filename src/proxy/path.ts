@@ -26,22 +26,27 @@ export type UpstreamPath =
 const DIRECT: UpstreamPath = Object.freeze({ kind: 'direct' })
 
 export function choosePath (conn: Conn, mesh: Mesh | undefined, routes: Routes): UpstreamPath {
-  const identities = mesh?.identities ?? null
   const endpoint = conn.endpoint
-  if (mesh === undefined || identities === null || endpoint === null) return DIRECT
-  const local = mesh.localPod(endpoint.address)
-  if (local !== null) {
-    conn.destinationPrincipal = identities.spiffeIdOf(local.pod)
-    return { kind: 'local', local }
-  }
-  const pod = routes.index.podByIP(endpoint.address)
-  if (pod === undefined || pod.nodeName === null || pod.nodeName === mesh.node) return DIRECT
-  if (!isMeshed(pod, routes.index.namespace(pod.namespace))) return DIRECT
+  if (endpoint === null) return DIRECT
+  const p = pathTo(endpoint.address, mesh, routes)
+  if (p.destinationPrincipal !== null) conn.destinationPrincipal = p.destinationPrincipal
+  if (p.path.kind === 'tunnel') conn.mtls = true
+  return p.path
+}
+
+/** The path to one endpoint address and the destination principal it implies (null: unknown); no side effects (L7 asks per request). */
+export function pathTo (address: string, mesh: Mesh | undefined, routes: Routes): { readonly path: UpstreamPath, readonly destinationPrincipal: string | null } {
+  const identities = mesh?.identities ?? null
+  if (mesh === undefined || identities === null) return { path: DIRECT, destinationPrincipal: null }
+  const local = mesh.localPod(address)
+  if (local !== null) return { path: { kind: 'local', local }, destinationPrincipal: identities.spiffeIdOf(local.pod) }
+  const pod = routes.index.podByIP(address)
+  if (pod === undefined || pod.nodeName === null || pod.nodeName === mesh.node) return { path: DIRECT, destinationPrincipal: null }
+  if (!isMeshed(pod, routes.index.namespace(pod.namespace))) return { path: DIRECT, destinationPrincipal: null }
   const nodeAddress = tunnelAddressOf(pod)
-  if (nodeAddress === null || mesh.tunnels === null) return DIRECT
-  conn.destinationPrincipal = identities.spiffeIdOf(pod)
-  conn.mtls = true
-  return { kind: 'tunnel', node: { address: nodeAddress, port: mesh.tunnelPort }, expected: conn.destinationPrincipal }
+  if (nodeAddress === null || mesh.tunnels === null) return { path: DIRECT, destinationPrincipal: null }
+  const expected = identities.spiffeIdOf(pod)
+  return { path: { kind: 'tunnel', node: { address: nodeAddress, port: mesh.tunnelPort }, expected }, destinationPrincipal: expected }
 }
 
 /** The address of the node a pod runs on, where its node's tunnel listens: the primary host IP. */

@@ -11,6 +11,9 @@ import { identifyMeshSource, workloadRef } from './identify'
 import type { Mesh, PodIdentities } from './mesh'
 import { routeInbound } from './route'
 import type { Routes } from './route-table'
+import type { L7Deps } from './l7-deps'
+import { planDestination, serveDestination } from './l7-destination'
+import type { RelayEnd } from './relay'
 
 // A CONNECT stream from a peer node's proxy (the tunnel server's onStream): the peer's
 // certificate is already verified; its principal is the source.
@@ -44,6 +47,8 @@ export interface TunnelInboundDeps extends HandlerTimings {
   readonly mesh: Mesh
   readonly identities: PodIdentities
   readonly telemetry: ConnTelemetry
+  /** Where L7 applies, requests are handled one by one (l7-destination.ts); absent: all L4. */
+  readonly l7?: L7Deps
 }
 
 export function createTunnelInboundHandler (deps: TunnelInboundDeps): (req: TunnelRequest) => void {
@@ -72,6 +77,32 @@ export function createTunnelInboundHandler (deps: TunnelInboundDeps): (req: Tunn
     opened(conn, telemetry)
     if (TRACE.on) TRACE('tunnel inbound', { peer: req.peerSpiffeId, authority: req.authorityText, from: req.remoteAddress })
     const authz = mesh.authz
+    const plan = planDestination(deps.l7, authz, local.pod, port)
+    if (plan !== null) {
+      // L7 at the destination (l7-destination.ts): each request is authorized on its own.
+      const l7 = { l7: deps.l7!, telemetry, timeoutMs, authz }
+      const relayL4 = (stream: RelayEnd) => (upstream: RelayEnd): void => {
+        relayAndFinish(stream, upstream, { telemetry, records: [conn], recheck: authz === undefined ? undefined : { authz, record: conn, pod: local.pod, ipNamespace: null } })
+      }
+      if (plan.version !== null) {
+        const stream = req.accept()
+        if (stream === null) { finish(conn, telemetry, 'reset', 'ECONNABORTED'); return }
+        serveDestination(conn, stream, local.pod, target, local.connector, null, plan, l7, null, relayL4(stream))
+        return
+      }
+      connectUpstream(conn, target, local.connector, timeoutMs,
+        (upstream) => {
+          const stream = req.accept()
+          if (stream === null) { upstream.destroy(); finish(conn, telemetry, 'reset', 'ECONNABORTED'); return }
+          serveDestination(conn, stream, local.pod, target, local.connector, null, plan, l7, upstream, relayL4(stream))
+        },
+        (result, code) => {
+          req.refuse(TUNNEL_REFUSAL_STATUS.unreachable, `connect to ${req.authorityText} in pod ${local.pod.namespace}/${local.pod.name}: ${code}`)
+          finish(conn, telemetry, result, code)
+        },
+        req.signal)
+      return
+    }
     if (authz !== undefined && !authz.authorize(conn, local.pod)) {
       if (TRACE.on) TRACE('tunnel inbound denied', { peer: req.peerSpiffeId, authority: req.authorityText })
       req.refuse(TUNNEL_REFUSAL_STATUS.forbidden, `${req.peerSpiffeId} may not connect to ${req.authorityText}: ${String(conn.authz?.policy ?? conn.authz?.basis)}`)

@@ -21,6 +21,13 @@ import { type ServedPod, servePod, unservePod } from './pod-serving'
 import type { NetnsRef, PodToServe, Publication, Reply, Request, WorkerStats } from './protocol'
 import { SvidStore } from './svid-store'
 import { WorkerTunnel } from './worker-tunnel'
+import { HttpEngine } from '../http/engine'
+import { NO_REQUEST_TELEMETRY, NO_TRACING } from '../http/defaults'
+import { createDetectCounter, createHttpRefusals } from '../http/refusals'
+import { L7Table } from '../l7/table'
+import type { L7Deps } from '../proxy/l7-deps'
+import type { RequestTelemetry } from '../telemetry/request-record'
+import type { RequestTracer } from '../telemetry/request-tracing'
 
 // One data-path worker: its pods' listeners and their connections, its tunnel server and
 // pool, and its own copy of everything they read — routes (from the cluster snapshot),
@@ -73,6 +80,11 @@ export class DataPlane {
   private held: { readonly pods: Map<string, PodToServe>, tunnel: Extract<Request, { kind: 'serve-tunnel' }>['target'] | null } | null = null
   /** Sockets of live connections (accepted from pods, or made to destinations). */
   private readonly sockets = new Set<Socket>()
+  /** Where L7 applies, from the cluster snapshot in force (replaced whole with each). */
+  private l7Table = L7Table.empty()
+  /** The HTTP engine: requests on L7 connections, its upstream pools. */
+  readonly http: HttpEngine
+  private readonly l7: L7Deps
 
   constructor (private readonly o: DataPlaneOptions) {
     this.log = o.log
@@ -86,6 +98,15 @@ export class DataPlane {
           closed: (r) => { Atomics.sub(live, 0, 1); base.closed(r) }
         }
     this.authz = new InboundAuthorizer({ log: o.log.child({ component: 'authz' }), metrics: this.metrics, requireConfig: o.requireConfig })
+    // --- L7 glue: the request telemetry (Istio's request metrics and access lines) and
+    // the request tracer (spans over OTLP). Until those are built, the no-op defaults:
+    // records are dropped; every request still gets an x-request-id.
+    const requestTelemetry: RequestTelemetry = NO_REQUEST_TELEMETRY
+    const requestTracer: RequestTracer = NO_TRACING
+    // --- end of L7 glue
+    this.http = new HttpEngine({ telemetry: requestTelemetry, tracer: requestTracer, refusals: createHttpRefusals(this.metrics.registry) })
+    const detected = createDetectCounter(this.metrics.registry)
+    this.l7 = Object.freeze({ table: () => this.l7Table, engine: this.http, normalizePath: null, detected })
     this.svids = o.trustDomain === null ? null : new SvidStore(o.trustDomain)
     let tunnel: WorkerTunnel | null = null
     this.mesh = createNodeMesh({
@@ -105,7 +126,7 @@ export class DataPlane {
       tunnel = new WorkerTunnel({
         shared: o.tunnel,
         svids: this.svids,
-        onStream: createTunnelInboundHandler({ routes: this.routes, mesh: this.mesh, identities: this.svids, telemetry: this.telemetry, connectTimeoutMs: o.connectTimeoutMs }),
+        onStream: createTunnelInboundHandler({ routes: this.routes, mesh: this.mesh, identities: this.svids, telemetry: this.telemetry, connectTimeoutMs: o.connectTimeoutMs, l7: this.l7 }),
         onRefused,
         registry: this.metrics.registry,
         ...(o.tunnel.firstByteTimeoutMs === undefined ? {} : { firstByteTimeoutMs: o.tunnel.firstByteTimeoutMs })
@@ -118,6 +139,7 @@ export class DataPlane {
     switch (p.kind) {
       case 'cluster':
         this.routes.update(p.snapshot)
+        this.l7Table = L7Table.build(p.snapshot, { node: this.o.node })
         return
       case 'config':
         if (p.snapshot !== null) this.authz.swap(compilePolicySet(createSnapshot(p.snapshot, new Map())))
@@ -210,6 +232,7 @@ export class DataPlane {
   async close (): Promise<void> {
     await this.stopAccepting()
     await this.tunnel?.close()
+    this.http.close()
   }
 
   private async servePod (spec: PodToServe): Promise<Reply> {
@@ -231,6 +254,7 @@ export class DataPlane {
       mesh: this.mesh,
       sockmap: this.o.sockmap,
       metrics: this.metrics,
+      l7: this.l7,
       track: (socket) => {
         this.sockets.add(socket)
         socket.once('close', () => { this.sockets.delete(socket) })

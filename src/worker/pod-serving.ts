@@ -7,6 +7,7 @@ import type { NetnsHandle, Platform } from '../agent/platform'
 import type { DataPathCapture } from './data-path-capture'
 import { podShortcuts } from './hop-shortcut'
 import type { PodToServe } from './protocol'
+import type { L7Deps } from '../proxy/l7-deps'
 
 // A worker serving one enrolled pod: the proxy's handlers for it (outbound, inbound), the
 // connector that makes sockets inside its netns, and the worker's own listeners of the
@@ -26,6 +27,8 @@ export interface ServeContext {
   readonly metrics: Pick<ProxyMetrics, 'shortcut'>
   /** Every socket the pod's connections use, accepted or made (the worker resets them all if it fails). */
   readonly track: (socket: Socket) => void
+  /** L7 handling where it applies (absent: all L4). */
+  readonly l7?: L7Deps
 }
 
 export interface ServedPod {
@@ -58,10 +61,11 @@ export async function servePod (spec: PodToServe, netns: NetnsHandle, ctx: Serve
     telemetry: ctx.telemetry,
     connectTimeoutMs: ctx.connectTimeoutMs,
     ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh }),
-    ...(shortcuts === null ? {} : { splicer: shortcuts.splicer })
+    ...(shortcuts === null ? {} : { splicer: shortcuts.splicer }),
+    ...(ctx.l7 === undefined ? {} : { l7: ctx.l7 })
   })
   const ownAddresses = spec.listeners.filter((l) => l.role === 'inbound').map((l) => ({ family: l.family, address: l.address, port: l.port }))
-  const inbound = createInboundHandler({ pod, routes: ctx.routes, connector, telemetry: ctx.telemetry, connectTimeoutMs: ctx.connectTimeoutMs, ownAddresses, ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh }) })
+  const inbound = createInboundHandler({ pod, routes: ctx.routes, connector, telemetry: ctx.telemetry, connectTimeoutMs: ctx.connectTimeoutMs, ownAddresses, ...(ctx.mesh === undefined ? {} : { mesh: ctx.mesh }), ...(ctx.l7 === undefined ? {} : { l7: ctx.l7 }) })
   try {
     for (const l of spec.listeners) {
       const listener = `${l.role} ${l.family === 6 ? `[${l.address}]` : l.address}:${l.port}`

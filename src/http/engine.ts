@@ -1,0 +1,100 @@
+import { performance } from 'node:perf_hooks'
+import type { RelayEnd } from '../proxy/relay'
+import type { RequestTelemetry } from '../telemetry/request-record'
+import type { RequestTracer } from '../telemetry/request-tracing'
+import type { HttpDownstream, HttpVersion, UpstreamTarget } from './context'
+import { NO_REQUEST_TELEMETRY, NO_TRACING } from './defaults'
+import { type HttpLimits, resolveHttpLimits } from './options'
+import type { Clock } from './record'
+import { type HttpRefusals, NO_REFUSALS } from './refusals'
+import { H1Server } from './server-h1'
+import { H2Server } from './server-h2'
+import { UpstreamPools } from './upstream-pool'
+
+// The HTTP engine of one worker: takes downstream connections (any RelayEnd: an accepted
+// socket, a tunnel stream) and handles their requests one by one — pick an endpoint,
+// forward over a pooled upstream connection, stream both ways, account. HTTP/1.1
+// downstream goes upstream as HTTP/1.1, HTTP/2 as HTTP/2 (server-h1.ts, server-h2.ts).
+// One engine per worker; its pools are shared by every connection it serves (keys keep
+// identities apart: context.ts).
+
+export interface HttpEngineOptions {
+  readonly telemetry?: RequestTelemetry
+  readonly tracer?: RequestTracer
+  readonly limits?: Partial<HttpLimits>
+  readonly refusals?: HttpRefusals
+  readonly clock?: Clock
+}
+
+export interface HttpEngineDeps {
+  readonly telemetry: RequestTelemetry
+  readonly tracer: RequestTracer
+  readonly limits: HttpLimits
+  readonly refusals: HttpRefusals
+  readonly clock: Clock
+  readonly pools: UpstreamPools
+}
+
+const MONOTONIC: Clock = () => performance.now()
+
+export class HttpEngine {
+  readonly deps: HttpEngineDeps
+  private readonly h1: H1Server
+  private readonly h2: H2Server
+
+  constructor (o: HttpEngineOptions = {}) {
+    const limits = resolveHttpLimits(o.limits)
+    this.deps = Object.freeze({
+      telemetry: o.telemetry ?? NO_REQUEST_TELEMETRY,
+      tracer: o.tracer ?? NO_TRACING,
+      limits,
+      refusals: o.refusals ?? NO_REFUSALS,
+      clock: o.clock ?? MONOTONIC,
+      pools: new UpstreamPools(limits.idleTimeoutMs)
+    })
+    this.h1 = new H1Server(this.deps)
+    this.h2 = new H2Server(this.deps)
+  }
+
+  /**
+   * Serves `end`'s HTTP requests in `version` until it closes. `first`: an upstream
+   * connection already made (protocol detection) to that target, pooled first.
+   * The caller learns of the end from `end`'s own 'close'.
+   */
+  serve (end: RelayEnd, version: HttpVersion, downstream: HttpDownstream, first?: { readonly target: UpstreamTarget, readonly end: RelayEnd }): void {
+    let ds = downstream
+    if (first !== undefined) {
+      this.deps.pools.seed(first.target, version, first.end)
+      ds = new FirstPick(downstream, first.target)
+    }
+    if (version === 'http2') this.h2.serve(end, ds)
+    else this.h1.serve(end, ds)
+  }
+
+  close (): void {
+    this.deps.pools.close()
+  }
+}
+
+/** A downstream whose first request goes to the target already connected (detection). */
+class FirstPick implements HttpDownstream {
+  readonly reporter: HttpDownstream['reporter']
+  readonly record: HttpDownstream['record']
+  readonly authorizer: HttpDownstream['authorizer']
+  readonly normalizePath: HttpDownstream['normalizePath']
+  private first: UpstreamTarget | null
+  constructor (private readonly inner: HttpDownstream, first: UpstreamTarget) {
+    this.reporter = inner.reporter
+    this.record = inner.record
+    this.authorizer = inner.authorizer
+    this.normalizePath = inner.normalizePath
+    this.first = first
+  }
+
+  pick (): UpstreamTarget | null {
+    const f = this.first
+    if (f === null) return this.inner.pick()
+    this.first = null
+    return f
+  }
+}

@@ -1,0 +1,109 @@
+import { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, request, type ServerResponse } from 'node:http'
+import { admitRequest, type Admission, DENIED_BODY } from './admit'
+import { type HttpDownstream, isConnectFailure } from './context'
+import type { HttpEngineDeps } from './engine'
+import { endToEndHeaders } from './hop-by-hop'
+import { protocolOf, RequestState } from './record'
+import type { RequestSpan } from '../telemetry/request-tracing'
+
+// One HTTP/1.1 request, downstream to upstream (HTTP/1.1 both sides):
+//   admit      admit.ts (normalize, authorize, pick, same-node authorize); refusals are
+//              answered here: 400, 403 "RBAC: access denied", 503 "no healthy upstream"
+//   headers    end-to-end headers only (hop-by-hop.ts), Host kept, the span's headers set
+//              and its stale ones removed
+//   forward    on the target's pooled keep-alive connections (upstream-pool.ts); the
+//              request body streams up as it arrives (pipe: backpressure both ways);
+//              `Expect: 100-continue` goes up and the upstream's 100 comes back
+//   response   status and end-to-end headers, body streamed, trailers passed on
+//   failures   connect failed: 503 UF; upstream reset before the response: 503 UC; after
+//              it began: the downstream connection is reset (HTTP/1.1 has no other way
+//              to say a body is cut), UC; the client left: the upstream request is
+//              aborted, DC
+// The request ends (record.ts) when the downstream response closes, whichever way.
+
+const LOCAL_TEXT = 'text/plain'
+
+export function forwardH1 (deps: HttpEngineDeps, ds: HttpDownstream, req: IncomingMessage, res: ServerResponse): void {
+  const headers = req.headers
+  const st = new RequestState(deps, ds.reporter, ds.record, protocolOf(headers['content-type']), '1.1', req.method ?? 'GET', headers.host ?? '', req.url ?? '/')
+  res.once('close', () => {
+    if (!res.writableFinished) st.flag('DC')
+    st.end()
+  })
+  req.on('data', (chunk: Buffer) => { st.requestBytes += chunk.length })
+  const admission = admitRequest(st, ds, headers, st.path)
+  if (admission !== 'forward') {
+    if (admission === 'bad_path') deps.refusals.refused('bad_path')
+    answerLocally(st, res, admission)
+    return
+  }
+  const target = st.target!
+  const span = st.startSpan(headers)
+  const out = upstreamHeaders(headers, span)
+  if (target.local !== null) st.startLocalSpan(out as IncomingHttpHeaders)
+  const up = request({
+    agent: deps.pools.agent(target),
+    method: st.method,
+    path: st.path,
+    host: target.address.address,
+    port: target.address.port,
+    family: target.address.family,
+    headers: out,
+    setHost: false
+  })
+  up.on('continue', () => { res.writeContinue() })
+  up.on('response', (upres: IncomingMessage) => {
+    const status = upres.statusCode ?? 502
+    st.responseCode = status
+    res.writeHead(status, upres.statusMessage, endToEndHeaders(upres.headers))
+    upres.on('data', (chunk: Buffer) => { st.responseBytes += chunk.length })
+    upres.on('end', () => {
+      if (upres.rawTrailers.length > 0) res.addTrailers(upres.trailers)
+      res.end()
+    })
+    upres.on('error', () => {
+      st.flag('UC')
+      res.destroy()
+    })
+    upres.pipe(res, { end: false })
+  })
+  up.on('error', (err) => {
+    if (res.destroyed) return
+    if (res.headersSent) {
+      st.flag('UC')
+      res.destroy()
+      return
+    }
+    const failed = isConnectFailure(err)
+    st.flag(failed ? 'UF' : 'UC')
+    answer(st, res, 503, failed ? 'upstream connect error or disconnect/reset before headers. reset reason: connection failure' : 'upstream connect error or disconnect/reset before headers. reset reason: connection termination')
+  })
+  res.once('close', () => { if (!res.writableFinished) up.destroy() })
+  req.pipe(up)
+}
+
+/** The forwarded request's headers: end-to-end ones, Host, the span's additions. */
+function upstreamHeaders (headers: IncomingHttpHeaders, span: RequestSpan): OutgoingHttpHeaders {
+  const out = endToEndHeaders(headers)
+  if (headers.host !== undefined) out.host = headers.host
+  for (const name of span.remove) delete out[name]
+  const fwd = span.forward
+  for (const name in fwd) out[name] = fwd[name]
+  return out
+}
+
+function answerLocally (st: RequestState, res: ServerResponse, admission: Exclude<Admission, 'forward'>): void {
+  switch (admission) {
+    case 'bad_path': answer(st, res, 400, 'Bad Request'); return
+    case 'denied': answer(st, res, 403, DENIED_BODY); return
+    case 'no_upstream': answer(st, res, 503, 'no healthy upstream')
+  }
+}
+
+/** A response the proxy makes itself. */
+function answer (st: RequestState, res: ServerResponse, status: number, body: string): void {
+  st.responseCode = status
+  st.responseBytes = Buffer.byteLength(body)
+  res.writeHead(status, { 'content-type': LOCAL_TEXT, 'content-length': st.responseBytes })
+  res.end(body)
+}

@@ -1,0 +1,146 @@
+import type { ConnectionRecord } from '../telemetry/connection-record'
+import { formatAddr } from '../telemetry/connection-record'
+import type { HttpRequestRecord, Reporter, RequestProtocol, RequestTelemetry } from '../telemetry/request-record'
+import type { HeaderBag, RequestSpan, RequestTracer } from '../telemetry/request-tracing'
+import type { UpstreamTarget } from './context'
+
+// One request's accounting, from its headers to its end, whichever way it ends: the
+// request record (request-record.ts) handed to RequestTelemetry once, and the span
+// (request-tracing.ts) ended once. The engine's forwarders fill the fields as the
+// exchange goes; `end()` is the one place a request ends (idempotent).
+
+export type Clock = () => number
+
+export interface RequestSinks {
+  readonly telemetry: RequestTelemetry
+  readonly tracer: RequestTracer
+  readonly clock: Clock
+}
+
+export class RequestState {
+  responseCode = 0
+  grpcStatus: number | null = null
+  flags = '-'
+  requestBytes = 0
+  responseBytes = 0
+  target: UpstreamTarget | null = null
+  span: RequestSpan | null = null
+  /** The same-node destination's span and decision fields (target.local), when there is one. */
+  localSpan: RequestSpan | null = null
+  authz: Readonly<Record<string, unknown>> | null = null
+  localAuthz: Readonly<Record<string, unknown>> | null = null
+  private readonly startedAt: number
+  private ended = false
+
+  constructor (
+    private readonly sinks: RequestSinks,
+    readonly reporter: Reporter,
+    readonly record: ConnectionRecord,
+    readonly protocol: RequestProtocol,
+    readonly httpVersion: '1.1' | '2',
+    readonly method: string,
+    readonly authority: string,
+    public path: string
+  ) {
+    this.startedAt = sinks.clock()
+  }
+
+  /** Starts the span of this hop (client at the source, server at the destination). */
+  startSpan (headers: HeaderBag): RequestSpan {
+    const r = this.target?.record ?? this.record
+    this.span = this.sinks.tracer.start(headers, {
+      kind: this.reporter === 'source' ? 'client' : 'server',
+      method: this.method,
+      authority: this.authority,
+      path: this.path,
+      scheme: 'http',
+      protocol: this.protocol,
+      httpVersion: this.httpVersion,
+      sourceWorkload: r.source.workload,
+      sourceNamespace: r.source.namespace,
+      sourcePrincipal: r.sourcePrincipal,
+      destinationWorkload: r.destination?.workload ?? null,
+      destinationNamespace: r.destination?.namespace ?? null,
+      destinationPrincipal: r.destinationPrincipal,
+      destinationService: fqdnOf(r.service)
+    })
+    return this.span
+  }
+
+  /** Same-node: the destination's server span, child of the forwarded headers. */
+  startLocalSpan (headers: HeaderBag): void {
+    const r = this.target?.local?.record
+    if (r === undefined) return
+    this.localSpan = this.sinks.tracer.start(headers, {
+      kind: 'server',
+      method: this.method,
+      authority: this.authority,
+      path: this.path,
+      scheme: 'http',
+      protocol: this.protocol,
+      httpVersion: this.httpVersion,
+      sourceWorkload: r.source.workload,
+      sourceNamespace: r.source.namespace,
+      sourcePrincipal: r.sourcePrincipal,
+      destinationWorkload: r.destination?.workload ?? null,
+      destinationNamespace: r.destination?.namespace ?? null,
+      destinationPrincipal: r.destinationPrincipal,
+      destinationService: fqdnOf(r.service)
+    })
+  }
+
+  /** Sets the flag unless one is set already (the first cause wins). */
+  flag (f: string): void {
+    if (this.flags === '-') this.flags = f
+  }
+
+  /** Ends the request: one record (two on the same-node path), spans ended. Later calls do nothing. */
+  end (): void {
+    if (this.ended) return
+    this.ended = true
+    const durationMs = this.sinks.clock() - this.startedAt
+    const target = this.target
+    const upstream = target === null ? null : target.address
+    const endResult = { responseCode: this.responseCode, grpcStatus: this.grpcStatus, upstream: upstream === null ? null : formatAddr(upstream), responseFlags: this.flags }
+    const local = target?.local ?? null
+    if (local !== null) {
+      this.emit('destination', local.record, durationMs, this.localSpan, this.localAuthz)
+      try { this.localSpan?.end(endResult) } catch {}
+    }
+    this.emit(this.reporter, target?.record ?? this.record, durationMs, this.span, this.authz)
+    try { this.span?.end(endResult) } catch {}
+  }
+
+  private emit (reporter: Reporter, conn: ConnectionRecord, durationMs: number, span: RequestSpan | null, authz: Readonly<Record<string, unknown>> | null): void {
+    const r: HttpRequestRecord = {
+      reporter,
+      conn,
+      protocol: this.protocol,
+      httpVersion: this.httpVersion,
+      method: this.method,
+      authority: this.authority,
+      path: this.path,
+      responseCode: this.responseCode,
+      grpcStatus: this.grpcStatus,
+      responseFlags: this.flags,
+      durationMs,
+      requestBytes: this.requestBytes,
+      responseBytes: this.responseBytes,
+      upstream: this.target?.address ?? null,
+      traceId: span?.traceId ?? null,
+      requestId: span?.requestId ?? null,
+      authz
+    }
+    try { this.sinks.telemetry.requestEnded(r) } catch {}
+  }
+}
+
+/** "name.namespace" → "name.namespace.svc.cluster.local". */
+function fqdnOf (service: string | null): string | null {
+  return service === null ? null : `${service}.svc.cluster.local`
+}
+
+/** `request_protocol` of a request by its content type. */
+export function protocolOf (contentType: string | undefined): RequestProtocol {
+  return contentType !== undefined && contentType.startsWith('application/grpc') ? 'grpc' : 'http'
+}

@@ -1,0 +1,104 @@
+import { constants, createServer, type Http2Server, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
+import type { RelayEnd } from '../proxy/relay'
+import type { HttpDownstream } from './context'
+import type { HttpEngineDeps } from './engine'
+import { forwardH2 } from './forward-h2'
+import type { HttpRefusalReason } from './refusals'
+
+// Downstream HTTP/2 with prior knowledge (h2c, gRPC): Node's own HTTP/2 server (nghttp2)
+// takes each connection the engine hands it; one server object serves every connection.
+// Each stream goes to forward-h2.ts. Limits, each closing the connection with GOAWAY and
+// a counted reason, other connections untouched:
+//   SETTINGS_MAX_CONCURRENT_STREAMS = maxConcurrentStreams; a client that keeps opening
+//   streams beyond it (maxRefusedStreams refused) → stream_flood
+//   streams the client resets before their response, more than maxResetsPerSecond in a
+//   second (CVE-2023-44487) → rapid_reset
+//   a header list over maxHeaderBytes or maxHeaders fields: that stream is refused
+//   (nghttp2), the connection lives
+//   other protocol errors by the client (nghttp2 ends the session) → h2_protocol
+// Idle (no stream) for idleTimeoutMs: closed with GOAWAY.
+
+const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR } = constants
+
+class H2Conn {
+  private windowStart = 0
+  private resets = 0
+  refusedStreams = 0
+  constructor (readonly downstream: HttpDownstream, readonly session: Http2Session, private readonly deps: HttpEngineDeps) {}
+
+  /** A stream the client reset before its response: counted against the per-second budget. */
+  clientReset (): void {
+    const now = this.deps.clock()
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now
+      this.resets = 0
+    }
+    if (++this.resets > this.deps.limits.maxResetsPerSecond) this.refuse('rapid_reset')
+  }
+
+  refuse (reason: HttpRefusalReason): void {
+    const s = this.session
+    if (s.destroyed) return
+    this.deps.refusals.refused(reason)
+    s.goaway(NGHTTP2_ENHANCE_YOUR_CALM)
+    s.destroy()
+  }
+}
+
+export class H2Server {
+  private readonly server: Http2Server
+  private readonly conns = new WeakMap<Http2Session, H2Conn>()
+  /** The downstream of the connection being handed to the server (its 'session' event is synchronous). */
+  private handing: HttpDownstream | null = null
+
+  constructor (private readonly deps: HttpEngineDeps) {
+    const { limits } = deps
+    const server = createServer({
+      settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderBytes, enablePush: false },
+      maxHeaderListPairs: limits.maxHeaders + 4,
+      maxSessionRejectedStreams: limits.maxRefusedStreams,
+      maxSessionInvalidFrames: 1000
+    })
+    server.on('session', (session: Http2Session) => {
+      const ds = this.handing
+      if (ds === null) { session.destroy(); return }
+      const c = new H2Conn(ds, session, deps)
+      this.conns.set(session, c)
+      session.setTimeout(limits.idleTimeoutMs, () => { session.close() })
+      session.on('error', (err: NodeJS.ErrnoException) => { this.onSessionError(c, err) })
+    })
+    server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => {
+      const c = this.conns.get(stream.session as Http2Session)
+      if (c === undefined) { stream.close(NGHTTP2_ENHANCE_YOUR_CALM); return }
+      stream.once('close', () => {
+        if (stream.rstCode !== NGHTTP2_NO_ERROR && !stream.headersSent) c.clientReset()
+      })
+      forwardH2(deps, c.downstream, stream, headers, flags)
+    })
+    server.on('sessionError', () => {})
+    this.server = server
+  }
+
+  serve (end: RelayEnd, downstream: HttpDownstream): void {
+    // The session owns the connection: the client's FIN ends it.
+    end.allowHalfOpen = false
+    this.handing = downstream
+    try {
+      this.server.emit('connection', end)
+    } finally {
+      this.handing = null
+    }
+    end.resume()
+  }
+
+  private onSessionError (c: H2Conn, err: NodeJS.ErrnoException): void {
+    switch (err.code) {
+      case 'ERR_HTTP2_SESSION_ERROR':
+      case 'ERR_HTTP2_ERROR':
+        c.refuse('h2_protocol')
+        return
+      case 'ERR_HTTP2_TOO_MANY_INVALID_FRAMES':
+        c.refuse('h2_protocol')
+    }
+  }
+}

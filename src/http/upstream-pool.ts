@@ -1,0 +1,157 @@
+import { Agent, type AgentOptions } from 'node:http'
+import { type ClientHttp2Session, connect as h2connect, constants } from 'node:http2'
+import type { Duplex } from 'node:stream'
+import type { RelayEnd } from '../proxy/relay'
+import { markConnectFailure, type UpstreamTarget } from './context'
+
+// Upstream connections, pooled per target key (context.ts: the key names the endpoint and
+// whoever the connection speaks for):
+//   HTTP/1.1  an http.Agent per key: keep-alive connections, one request at a time each,
+//             as many as requests in flight; idle ones kept and reused
+//   HTTP/2    one session per key, every request a stream on it; a session that closes
+//             or goes away is replaced by the next request
+// Connections come from the target's `dial()` (a socket in a pod's netns, or a tunnel
+// stream); a connection made elsewhere (detection's first upstream) can be handed in with
+// `seed`. Pools left without connections are dropped by `sweep()` (a timer, unref'd).
+
+const SWEEP_MS = 30_000
+
+/** An http.Agent whose connections come from dial(), sockets or any Duplex. */
+class DialAgent extends Agent {
+  private seeded: RelayEnd | null = null
+  constructor (private readonly target: UpstreamTarget, opts: AgentOptions) { super(opts) }
+
+  seed (end: RelayEnd): void { this.seeded = end }
+
+  override createConnection (_opts: unknown, cb?: (err: Error | null, s: Duplex) => void): undefined {
+    const seeded = this.seeded
+    if (seeded !== null) {
+      this.seeded = null
+      seeded.allowHalfOpen = false
+      seeded.resume()
+      queueMicrotask(() => cb?.(null, seeded))
+      return undefined
+    }
+    this.target.dial().then((s) => { s.allowHalfOpen = false; cb?.(null, s) }, (err) => { cb?.(markConnectFailure(err), undefined as unknown as Duplex) })
+    return undefined
+  }
+
+  // Node's default keep-alive bookkeeping calls socket-only methods; a tunnel stream has
+  // no TCP keepalive and no ref count, and needs neither.
+  override keepSocketAlive (socket: Duplex): boolean {
+    const s = socket as Partial<{ setKeepAlive: (on: boolean, ms: number) => void, unref: () => void, setTimeout: (ms: number) => void }>
+    s.setKeepAlive?.(true, 1000)
+    s.unref?.()
+    return true
+  }
+
+  override reuseSocket (socket: Duplex): void {
+    (socket as Partial<{ ref: () => void }>).ref?.()
+  }
+
+  idle (): boolean {
+    return this.seeded === null && Object.keys(this.sockets).length === 0 && Object.keys(this.freeSockets).length === 0 && Object.keys(this.requests).length === 0
+  }
+}
+
+type SessionCallback = (err: Error | null, session: ClientHttp2Session | null) => void
+
+/** One HTTP/2 session to a target, opened on first use and replaced when it ends. */
+class H2Upstream {
+  private session: ClientHttp2Session | null = null
+  private waiting: SessionCallback[] | null = null
+  constructor (private readonly target: UpstreamTarget, private readonly idleMs: number) {}
+
+  get (cb: SessionCallback): void {
+    const s = this.session
+    if (s !== null && !s.closed && !s.destroyed) { cb(null, s); return }
+    this.session = null
+    if (this.waiting !== null) { this.waiting.push(cb); return }
+    this.waiting = [cb]
+    this.target.dial().then((end) => { this.open(end) }, (err) => { this.settle(markConnectFailure(err), null) })
+  }
+
+  /** Uses `end` (already connected) as this target's session. */
+  open (end: RelayEnd): void {
+    // The session owns the connection: the peer's FIN ends it (a relay's half-open
+    // connection would keep a dead session open).
+    end.allowHalfOpen = false
+    end.resume()
+    const session = h2connect('http://upstream', { createConnection: () => end, settings: { enablePush: false } })
+    this.session = session
+    session.on('error', () => {})
+    session.on('goaway', () => { if (this.session === session) this.session = null })
+    session.on('close', () => { if (this.session === session) this.session = null })
+    session.setTimeout(this.idleMs, () => { session.close() })
+    this.settle(null, session)
+  }
+
+  private settle (err: Error | null, s: ClientHttp2Session | null): void {
+    const w = this.waiting
+    this.waiting = null
+    if (w !== null) for (const cb of w) cb(err, s)
+  }
+
+  idle (): boolean { return this.session === null && this.waiting === null }
+
+  close (): void { this.session?.close() }
+}
+
+export class UpstreamPools {
+  private readonly h1 = new Map<string, DialAgent>()
+  private readonly h2 = new Map<string, H2Upstream>()
+  private readonly timer: NodeJS.Timeout
+
+  constructor (private readonly idleMs: number) {
+    this.timer = setInterval(() => { this.sweep() }, SWEEP_MS)
+    this.timer.unref()
+  }
+
+  /** The HTTP/1.1 agent of a target. */
+  agent (target: UpstreamTarget): Agent {
+    let a = this.h1.get(target.key)
+    if (a === undefined) {
+      a = new DialAgent(target, { keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256, scheduling: 'lifo' })
+      this.h1.set(target.key, a)
+    }
+    return a
+  }
+
+  /** The HTTP/2 session of a target (opened if needed). */
+  session (target: UpstreamTarget, cb: SessionCallback): void {
+    this.h2Of(target).get(cb)
+  }
+
+  /** A connection already made to `target` becomes its first pooled one. */
+  seed (target: UpstreamTarget, version: 'http1' | 'http2', end: RelayEnd): void {
+    if (version === 'http2') this.h2Of(target).open(end)
+    else (this.agent(target) as DialAgent).seed(end)
+  }
+
+  /** Drops pools with no connection left. */
+  sweep (): void {
+    for (const [k, a] of this.h1) if (a.idle()) { a.destroy(); this.h1.delete(k) }
+    for (const [k, s] of this.h2) if (s.idle()) this.h2.delete(k)
+  }
+
+  size (): { http1: number, http2: number } { return { http1: this.h1.size, http2: this.h2.size } }
+
+  close (): void {
+    clearInterval(this.timer)
+    for (const a of this.h1.values()) a.destroy()
+    for (const s of this.h2.values()) s.close()
+    this.h1.clear()
+    this.h2.clear()
+  }
+
+  private h2Of (target: UpstreamTarget): H2Upstream {
+    let s = this.h2.get(target.key)
+    if (s === undefined) {
+      s = new H2Upstream(target, this.idleMs)
+      this.h2.set(target.key, s)
+    }
+    return s
+  }
+}
+
+export const H2_CANCEL = constants.NGHTTP2_CANCEL
