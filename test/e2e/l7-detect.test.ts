@@ -11,8 +11,10 @@ import { jsonFrom, l7LabDown, l7LabUp, L7_LAB_UP_MS, median, runIn } from '../he
 // (ferry.dev/l7 enabled, ports undeclared: detect), and the same programs behind Services
 // of namespace `l4` (L7 not asked for): the plain L4 path to compare with. Through the
 // detect port both must work with no added delay beyond noise — no detection timeout in
-// front of the greeting, no extra round trip. And an L4 service in the same lab keeps
-// its kernel shortcuts: the same-node splice and the pod ⇄ proxy hop.
+// front of the greeting, no extra round trip — and node1 counts each as detected and
+// relayed as TCP (ferry_l7_detected_total). HTTP/1.1 on an undeclared port (Service
+// http-detect) becomes L7 and is balanced per request. And an L4 service in the same lab
+// keeps its kernel shortcuts: the same-node splice and the pod ⇄ proxy hop.
 
 const lab = uniqueLabName('l7det')
 /** Far above a healthy path's (tens of ms on a busy machine), far below a detection timeout's (≥ 1 s anywhere). */
@@ -24,6 +26,8 @@ t.setTimeout(L7_LAB_UP_MS + 300_000)
 t.before(async () => { await l7LabUp(lab) })
 t.teardown(async () => { await l7LabDown(lab) })
 
+/** node1's (the source's) count of detection outcomes: ferry_l7_detected_total{outcome}. */
+const detected = async (outcome: string): Promise<number> => counter(await metrics(lab, 'node1'), 'ferry_l7_detected_total', { outcome })
 const summary = (xs: readonly number[]): string => `median ${median(xs).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms over ${xs.length}`
 
 t.test('the lab: the `l7` Services are L7 detect ports, the `l4` ones are not L7', async (t) => {
@@ -39,6 +43,7 @@ t.test('a server-first greeter through the detect port: the greeting comes at on
   // Warm both paths first (the tunnel session between the nodes, the programs' caches).
   t.match(await greet('greeter'), { ok: true, banner: '220 greeter ready', echoes: ['echo: line 1', 'echo: line 2', 'echo: line 3'] }, 'L7 detect: banner, then the echoes')
   t.match(await greet('greeter.l4'), { ok: true, banner: '220 greeter-l4 ready' }, 'L4: banner, then the echoes')
+  const serverFirst = await detected('server_first')
   const l7: number[] = []
   const l4: number[] = []
   for (let i = 0; i < 6; i++) {
@@ -52,6 +57,7 @@ t.test('a server-first greeter through the detect port: the greeting comes at on
   t.comment(`banner after connect: L7 detect ${summary(l7)}; L4 ${summary(l4)}`)
   t.ok(Math.max(...l7) < BANNER_BOUND_MS, `every greeting through the detect port within ${BANNER_BOUND_MS} ms (${l7.join(', ')})`)
   t.ok(median(l7) <= median(l4) + MEDIAN_SLACK_MS, `no added delay: median ${median(l7)} ms vs L4's ${median(l4)} ms`)
+  t.ok(await detected('server_first') - serverFirst >= 6, 'node1 detected each greeter connection as server-first (relayed as TCP)')
 })
 
 /** Connect, PING, time to +PONG on that new connection (the first bytes are the client's, and not HTTP). */
@@ -82,6 +88,7 @@ t.test('redis through the detect port: commands and replies, with no added delay
     if (r.code !== 0) throw new Error(`redis-cli ${args.join(' ')} exited ${r.code}: ${r.stderr}`)
     return r.stdout.trim()
   }
+  const notHttp = await detected('not_http')
   t.equal(await cli('PING'), 'PONG')
   t.equal(await cli('SET', 'greeting', 'hello from node1'), 'OK')
   t.equal(await cli('GET', 'greeting'), 'hello from node1', 'the value set, read back on a new connection')
@@ -111,6 +118,28 @@ t.test('redis through the detect port: commands and replies, with no added delay
   }
   t.comment(`PING p50 on one connection: L7 detect ${runs.l7.join(', ')} ms; L4 ${runs.l4.join(', ')} ms`)
   t.ok(median(runs.l7) <= median(runs.l4) * 1.5 + 0.5, `per request, the detect port costs what L4 does (p50 ${median(runs.l7)} vs ${median(runs.l4)} ms)`)
+  t.ok(await detected('not_http') - notHttp >= 3 + 2 + 6, 'node1 detected each redis connection as not HTTP (relayed as TCP)')
+})
+
+t.test('HTTP/1.1 on a detect port becomes L7: keep-alive requests on one connection balanced over both nodes, whichever endpoint the connection starts on', async (t) => {
+  // Service http-detect: the HTTP/1.1 echo pods of both nodes (http-a on node1, the
+  // client's, and http-b on node2), its port undeclared. Four client connections of four
+  // requests each: the first request of each picks the endpoint as L4 would (round
+  // robin), so some start on the same node and some across; each must be detected and
+  // balanced.
+  const http1 = await detected('http1')
+  for (let c = 0; c < 4; c++) {
+    const args = ['curl', '-sS', '--max-time', '30', '-w', '%{http_code} %{num_connects} %header{x-served-by}\\n']
+    for (let i = 0; i < 4; i++) args.push('-o', '/dev/null', `http://http-detect:8080/c${c}-${i}`)
+    const r = await runIn(lab, 'l7', 'client', args)
+    t.equal(r.code, 0, r.stderr)
+    const lines = r.stdout.trim().split('\n').map((l) => l.split(' '))
+    const seen = lines.map(([status, connects, who]) => `${status} ${connects} ${who}`).join('; ')
+    t.ok(lines.length === 4 && lines.every(([status]) => status === '200'), `connection ${c + 1}: four answers 200 (${seen})`)
+    t.equal(lines.reduce((n, [, connects]) => n + Number(connects), 0), 1, `connection ${c + 1}: one connection`)
+    t.same([...new Set(lines.map(([, , who]) => who))].sort(), ['http-a', 'http-b'], `connection ${c + 1} (first answer from ${lines[0]?.[2]}): balanced over both nodes`)
+  }
+  t.ok(await detected('http1') - http1 >= 4, 'node1 detected HTTP/1.1 on each connection')
 })
 
 /**
