@@ -51,7 +51,7 @@ export class H2Server {
   /** The downstream of the connection being handed to the server (its 'session' event is synchronous). */
   private handing: HttpDownstream | null = null
 
-  constructor (private readonly deps: HttpEngineDeps) {
+  constructor (deps: HttpEngineDeps) {
     const { limits } = deps
     const server = createServer({
       settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderBytes, enablePush: false },

@@ -56,11 +56,20 @@ class SourceDownstream implements HttpDownstream {
   private readonly targets = new Map<string, UpstreamTarget>()
   private readonly identity: string
 
-  constructor (readonly record: Conn, private readonly entry: ServicePortEntry, private readonly s: SourceL7) {
+  /** The endpoint the connection was routed to (L4's pick): the first request goes there. */
+  private firstEndpoint: Endpoint | null
+
+  constructor (readonly record: Conn, private readonly entry: ServicePortEntry, private readonly s: SourceL7, first: Endpoint | null) {
+    this.firstEndpoint = first
     this.identity = record.sourcePrincipal ?? `${record.source.namespace ?? ''}/${record.source.pod ?? ''}`
   }
 
   pick (): UpstreamTarget | null {
+    const first = this.firstEndpoint
+    if (first !== null) {
+      this.firstEndpoint = null
+      return this.targetOf(first)
+    }
     const ep = this.s.routes.pick(this.entry.key)
     if (ep === null) return null
     return this.targetOf(ep)
@@ -142,12 +151,14 @@ function localAuthorizer (out: Conn, pod: import('../discovery/model').Pod, auth
 
 /**
  * Serves `socket` (the application's, connection `conn` routed to `entry`) with the HTTP
- * engine. `version` null: the port's protocol is to be detected — the first endpoint is
- * connected at once (`first`, as L4 chose it) and the client's first bytes decide; L4
- * goes to `relayL4` with that connection.
+ * engine; `first` is the endpoint routing chose for the connection. `version` null: the
+ * port's protocol is to be detected — `first` is connected at once and the client's
+ * first bytes decide; L4 goes to `relayL4` with that connection.
  */
 export function serveSource (conn: Conn, socket: Socket, entry: ServicePortEntry, version: HttpVersion | null, s: SourceL7, first: Endpoint | null, relayL4: (upstream: RelayEnd) => void): void {
-  const ds = new SourceDownstream(conn, entry, s)
+  // Declared: the first request goes to the endpoint routing chose. Detect: that endpoint
+  // is connected now, and the engine sends the first request on that connection.
+  const ds = new SourceDownstream(conn, entry, s, version !== null ? first : null)
   const ended = (): void => { finish(conn, s.telemetry, conn.errorCode === null ? 'ok' : 'reset', conn.errorCode) }
   socket.once('close', ended)
   if (version !== null) {

@@ -64,7 +64,7 @@ export function createOutboundHandler (deps: OutboundDeps): (socket: Socket) => 
       if (entry !== undefined && decision !== null && decision.engaged && decision.protocol !== 'tcp') {
         const version = versionOf(decision.protocol)
         if (version !== null || path.kind !== 'local') {
-          const first = version !== null ? null : entry.endpoints.find((e) => e.address === target.address && e.port === target.port) ?? null
+          const first = entry.endpoints.find((e) => e.address === target.address && e.port === target.port) ?? null
           serveSource(conn, socket, entry, version, { l7, routes: deps.routes, mesh, connector: deps.connector, telemetry, timeoutMs, clock }, first, relayed)
           return
         }
