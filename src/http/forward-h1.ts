@@ -26,8 +26,12 @@ const LOCAL_TEXT = 'text/plain'
 export function forwardH1 (deps: HttpEngineDeps, ds: HttpDownstream, req: IncomingMessage, res: ServerResponse): void {
   const headers = req.headers
   const st = new RequestState(deps, ds.reporter, ds.record, protocolOf(headers['content-type']), '1.1', req.method ?? 'GET', headers.host ?? '', req.url ?? '/')
+  let up: ReturnType<typeof request> | null = null
   res.once('close', () => {
-    if (!res.writableFinished) st.flag('DC')
+    if (!res.writableFinished) {
+      st.flag('DC')
+      up?.destroy()
+    }
     st.end()
   })
   req.on('data', (chunk: Buffer) => { st.requestBytes += chunk.length })
@@ -41,7 +45,7 @@ export function forwardH1 (deps: HttpEngineDeps, ds: HttpDownstream, req: Incomi
   const span = st.startSpan(headers)
   const out = upstreamHeaders(headers, span)
   if (target.local !== null) st.startLocalSpan(out as IncomingHttpHeaders)
-  const up = request({
+  up = request({
     agent: deps.pools.agent(target),
     method: st.method,
     path: st.path,
@@ -78,7 +82,6 @@ export function forwardH1 (deps: HttpEngineDeps, ds: HttpDownstream, req: Incomi
     st.flag(failed ? 'UF' : 'UC')
     answer(st, res, 503, failed ? 'upstream connect error or disconnect/reset before headers. reset reason: connection failure' : 'upstream connect error or disconnect/reset before headers. reset reason: connection termination')
   })
-  res.once('close', () => { if (!res.writableFinished) up.destroy() })
   req.pipe(up)
 }
 

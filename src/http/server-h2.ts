@@ -10,7 +10,8 @@ import type { HttpRefusalReason } from './refusals'
 // Each stream goes to forward-h2.ts. Limits, each closing the connection with GOAWAY and
 // a counted reason, other connections untouched:
 //   SETTINGS_MAX_CONCURRENT_STREAMS = maxConcurrentStreams; a client that keeps opening
-//   streams beyond it (maxRefusedStreams refused) → stream_flood
+//   streams beyond it (maxRefusedStreams refused) has its session ended by nghttp2 →
+//   h2_protocol
 //   streams the client resets before their response, more than maxResetsPerSecond in a
 //   second (CVE-2023-44487) → rapid_reset
 //   a header list over maxHeaderBytes or maxHeaders fields: that stream is refused

@@ -18,6 +18,8 @@ import { ReplayEnd } from './replay-end'
 // as a connection opens, before any request. Server bytes that begin exactly like a
 // SETTINGS frame on stream 0 are held (they are no greeting a client waits for) and the
 // client decides; they are replayed to whichever side takes the connection.
+// If either end closes before the verdict, the other is closed too and `done` is never
+// called (the caller accounts the connection from its own end's 'close').
 // A request line is at most `maxLine` bytes (the header limit): a longer first line is
 // not HTTP as far as detection goes.
 
@@ -68,6 +70,8 @@ export function sniff (down: RelayEnd, up: RelayEnd, maxLine: number, done: (r: 
     down.off('end', onDownEnd)
     up.off('data', onUp)
     up.off('end', onUpEnd)
+    down.off('close', onDownClose)
+    up.off('close', onUpClose)
     down.pause()
     up.pause()
     if (r.kind === 'http') {
@@ -113,6 +117,23 @@ export function sniff (down: RelayEnd, up: RelayEnd, maxLine: number, done: (r: 
     settle(SERVER_FIRST, null)
   }
 
+  // An error while deciding (a reset) must not go unhandled; whoever takes the ends
+  // next listens for errors itself, and the ends' 'close' still tells of the reset.
+  down.on('error', ignore)
+  up.on('error', ignore)
+  // Either end closing (a reset) before the verdict takes the other with it; no verdict.
+  function onDownClose (): void {
+    if (settled) return
+    settled = true
+    up.destroy()
+  }
+  function onUpClose (): void {
+    if (settled) return
+    settled = true
+    if (!down.destroyed) down.resetAndDestroy()
+  }
+  down.once('close', onDownClose)
+  up.once('close', onUpClose)
   down.on('data', onDown)
   down.once('end', onDownEnd)
   up.on('data', onUp)
@@ -127,3 +148,5 @@ function isH2Settings (b: Buffer): boolean {
   const length = (b[0] << 16) | (b[1] << 8) | b[2]
   return length % 6 === 0 && length <= 16384 && b[3] === 0x04 && b[4] === 0 && b.readUInt32BE(5) === 0
 }
+
+function ignore (): void {}
