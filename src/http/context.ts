@@ -9,7 +9,7 @@ import type { Reporter } from '../telemetry/request-record'
 /** HTTP version spoken on a hop: the upstream follows the downstream (HTTP/2 stays HTTP/2). */
 export type HttpVersion = 'http1' | 'http2'
 
-/** The outcome of path normalization (src/http/normalize-path.ts): the path to forward, or why it is refused (400). */
+/** The outcome of the destination's path normalization: the path to forward, or why it is refused (400). */
 export type NormalizedPath = { readonly path: string } | { readonly reject: string }
 export type NormalizePath = (raw: string) => NormalizedPath
 

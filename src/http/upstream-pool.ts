@@ -29,30 +29,34 @@ class DialAgent extends Agent {
       this.seeded = null
       seeded.allowHalfOpen = false
       seeded.resume()
-      queueMicrotask(() => cb?.(null, seeded))
+      queueMicrotask(() => cb?.(null, socketLike(seeded)))
       return undefined
     }
-    this.target.dial().then((s) => { s.allowHalfOpen = false; cb?.(null, s) }, (err) => { cb?.(markConnectFailure(err), undefined as unknown as Duplex) })
+    this.target.dial().then((s) => { s.allowHalfOpen = false; cb?.(null, socketLike(s)) }, (err) => { cb?.(markConnectFailure(err), undefined as unknown as Duplex) })
     return undefined
-  }
-
-  // Node's default keep-alive bookkeeping calls socket-only methods; a tunnel stream has
-  // no TCP keepalive and no ref count, and needs neither.
-  override keepSocketAlive (socket: Duplex): boolean {
-    const s = socket as Partial<{ setKeepAlive: (on: boolean, ms: number) => void, unref: () => void, setTimeout: (ms: number) => void }>
-    s.setKeepAlive?.(true, 1000)
-    s.unref?.()
-    return true
-  }
-
-  override reuseSocket (socket: Duplex): void {
-    (socket as Partial<{ ref: () => void }>).ref?.()
   }
 
   idle (): boolean {
     return this.seeded === null && Object.keys(this.sockets).length === 0 && Object.keys(this.freeSockets).length === 0 && Object.keys(this.requests).length === 0
   }
 }
+
+/**
+ * Node's Agent keeps connections alive with socket methods (keepalive, ref/unref, an
+ * idle timer). A tunnel stream is a Duplex without them and needs none of them: it gets
+ * no-op ones, so the Agent's own bookkeeping (its listeners on reuse) runs unchanged.
+ */
+function socketLike (end: RelayEnd): RelayEnd {
+  const e = end as RelayEnd & Partial<Record<'ref' | 'unref' | 'setKeepAlive' | 'setTimeout' | 'setNoDelay', (...args: unknown[]) => unknown>>
+  if (typeof e.ref !== 'function') e.ref = returnThis
+  if (typeof e.unref !== 'function') e.unref = returnThis
+  if (typeof e.setKeepAlive !== 'function') e.setKeepAlive = returnThis
+  if (typeof e.setTimeout !== 'function') e.setTimeout = returnThis
+  if (typeof e.setNoDelay !== 'function') e.setNoDelay = returnThis
+  return e
+}
+
+function returnThis (this: unknown): unknown { return this }
 
 type SessionCallback = (err: Error | null, session: ClientHttp2Session | null) => void
 

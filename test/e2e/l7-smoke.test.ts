@@ -37,3 +37,13 @@ t.test('a gRPC unary call from node1 to the Node server on node2', async (t) => 
   t.equal(out.replies[0].server, 'grpc-node')
   t.equal(out.trailers['x-t'], '1', 'trailers preserved')
 })
+
+t.test('a server-first program behind a detected port greets at once and stays L4', async (t) => {
+  const r = await execInPod(lab, 'l7', 'client', ['node', 'greeter-client.js', '--host', 'greeter.l7', '--port', '2525', '--lines', '2'])
+  t.equal(r.code, 0, r.stderr)
+  const out = JSON.parse(r.stdout.trim().split('\n').pop() as string)
+  t.equal(out.ok, true)
+  t.match(out.banner, /^220 /)
+  t.ok(out.bannerMs < 1000, `banner after ${String(out.bannerMs)} ms`)
+  t.equal(out.echoes.length, 2)
+})

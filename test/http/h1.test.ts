@@ -2,7 +2,7 @@ import { Agent, createServer, get, request, type IncomingMessage, type Server } 
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { startEngine, type Teardown } from './harness'
+import { dialLoopback, startEngine, type Teardown } from './harness'
 
 const run = promisify(execFile)
 
@@ -211,4 +211,27 @@ t.test('a 1 GiB download and a 100 MiB chunked upload stream through without buf
   })
   t.equal(sent, String(100 * MiB))
   t.equal(fx.records[1].requestBytes, 100 * MiB)
+})
+
+t.test('a pooled upstream connection reused for many requests keeps a constant number of listeners', async (t) => {
+  const a = await upstream(t, 'a')
+  const dialed: import('node:net').Socket[] = []
+  const fx = await startEngine(t, {
+    version: 'http1',
+    endpoints: [a],
+    dial: async (port) => {
+      const s = await dialLoopback(port)
+      dialed.push(s as import('node:net').Socket)
+      return s
+    }
+  })
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => { agent.destroy() })
+  await fetchJson(fx.port, '/', agent)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  const after1 = dialed[0].listenerCount('error')
+  for (let i = 0; i < 30; i++) await fetchJson(fx.port, '/', agent)
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.equal(dialed.length, 1, 'one upstream connection, reused')
+  t.equal(dialed[0].listenerCount('error'), after1, 'no listener added per request')
 })
