@@ -14,6 +14,7 @@ import { scale } from './cases/scale'
 import { abortPods, manyPods } from './cases/pods'
 import { parseWorkerCount } from '../src/agent/worker-count'
 import { workers } from './cases/workers'
+import { abortL7, l7 } from './cases/l7'
 import { alternate } from './lib/alternate'
 import { medianByPath, medianByRate } from './report/alternated'
 import { buildPaths, CLIENT, type Context, type RunOptions } from './lib/context'
@@ -33,11 +34,11 @@ import type { AlternatedRuns, Results } from './report/results'
 // (the direct path, and the HAProxy peer in its node namespaces) — runs every
 // benchmark on every path, the ones with targets --runs times with the paths
 // interleaved (lib/alternate.ts), then the benchmarks with labs of their own (workers,
-// scale, pods), and writes results/latest.{json,md} and results/*.svg. Labs, HAProxy
+// l7, scale, pods), and writes results/latest.{json,md} and results/*.svg. Labs, HAProxy
 // and load generators are bounded in time and are taken down on every exit path (lab
 // names are unique per run: b<role><pid>).
 
-const BENCHMARKS = ['keepalive', 'rates', 'newconn', 'bulk', 'idle', 'idle10k', 'policy', 'flood', 'memory', 'workers', 'scale', 'pods'] as const
+const BENCHMARKS = ['keepalive', 'rates', 'newconn', 'bulk', 'idle', 'idle10k', 'policy', 'flood', 'memory', 'workers', 'l7', 'scale', 'pods'] as const
 /**
  * Not in the standard suite (run them with --only): the hostile loads take ~3 minutes
  * together and have their own alternated record (results/flood-runs.md).
@@ -52,6 +53,8 @@ type BenchName = typeof BENCHMARKS[number]
 const WWW = '/tmp/ferry-bench-www'
 const RESULTS = join(REPO, 'benchmarks', 'results')
 const MANIFEST = join(REPO, 'benchmarks', 'lab', 'bench.yaml')
+/** The L7 benchmark's lab: its own, so that the L4 benchmarks' lab stays as it was. */
+const L7_MANIFEST = join(REPO, 'benchmarks', 'lab', 'bench-l7.yaml')
 /** A lab node's pod network is a /24: 253 pod addresses. */
 const MAX_PODS_PER_NODE = 253
 /** Pod counts of the `pods` harness (no lab, so no /24 limit). */
@@ -105,6 +108,7 @@ async function main (): Promise<void> {
     nginxPeer = null
     for (const name of [...Lab.live]) await Lab.down(name)
     abortFlood()
+    await abortL7()
     await abortPods()
   }
   const onSignal = (sig: string): void => { log(`${sig}: cleaning up`); void cleanup().finally(() => process.exit(130)) }
@@ -125,7 +129,7 @@ async function main (): Promise<void> {
     }
   }
   try {
-    if (selected('workers') || IN_SUITE_LABS.some(selected)) await prepareWww()
+    if (selected('workers') || selected('l7') || IN_SUITE_LABS.some(selected)) await prepareWww()
     if (IN_SUITE_LABS.some(selected)) {
       log('labs up (mesh and no-mesh)')
       const [mesh, direct] = await Promise.all([Lab.up(`bm${process.pid}`, MANIFEST, { mesh: true, sockmapOff: opts.sockmapOff, ...(opts.workers === null ? {} : { workers: opts.workers }) }), Lab.up(`bd${process.pid}`, MANIFEST, { mesh: false })])
@@ -166,6 +170,7 @@ async function main (): Promise<void> {
     }
     const ownLabsCtx = { opts, log, workDir }
     results.workers = await attempt('workers', async () => await workers(ownLabsCtx, MANIFEST, (w) => `bw${w}-${process.pid}`.slice(0, 15)))
+    results.l7 = await attempt('l7', async () => await l7(ownLabsCtx, L7_MANIFEST, (role) => `bl${role}${process.pid}`.slice(0, 15), results.machine.cores))
     results.scale = await attempt('scale', async () => await scale(ownLabsCtx, (tag) => `bs${tag}-${process.pid}`.slice(0, 15), MEMORY_WORKERS.filter((w) => w !== 1)))
     results.pods = await attempt('pods', async () => await manyPods(ownLabsCtx, HARNESS_POD_COUNTS, MEMORY_WORKERS))
   } finally {

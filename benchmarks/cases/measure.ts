@@ -15,13 +15,18 @@ export interface Measured {
 }
 
 export async function measureLoad (ctx: Pick<Context, 'workDir'>, path: BenchPath, spec: Omit<LoadSpec, 'url'>, urlPath: string, tag: string): Promise<Measured> {
-  const pids = path.proxyPids()
+  return await measureAt(ctx, path, { ...spec, url: path.url(urlPath) }, tag)
+}
+
+/** The same for any load on any target: its id names h2load's log, its proxies are measured. */
+export async function measureAt (ctx: Pick<Context, 'workDir'>, target: Pick<BenchPath, 'lab' | 'proxyPids'> & { readonly id: string }, spec: LoadSpec, tag: string): Promise<Measured> {
+  const pids = target.proxyPids()
   const cpu0 = totalCpuSeconds(pids)
   const rss = pids.length > 0 ? rssSampler(pids) : null
   let load: LoadResult
   let peak: number | null = null
   try {
-    load = await h2load(path.lab, CLIENT, { ...spec, url: path.url(urlPath) }, ctx.workDir, `${tag}-${path.id}`)
+    load = await h2load(target.lab, CLIENT, spec, ctx.workDir, `${tag}-${target.id}`)
   } finally {
     peak = rss?.stop() ?? null
   }

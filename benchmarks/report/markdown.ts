@@ -4,6 +4,7 @@ import { evaluateTargets } from './targets'
 import { alternatedFigures } from './alternated'
 import { workersRows } from './workers'
 import { median } from './stats'
+import { l7Section } from './l7'
 
 // results → Markdown tables (results/latest.md) and SVG charts (results/*.svg).
 
@@ -167,6 +168,9 @@ export function renderMarkdown (r: Results): string {
     ...(r.memory === undefined
       ? []
       : ['', memoryLine(r.memory)]),
+    ...(r.l7 === undefined
+      ? []
+      : ['', ...l7Section(r.l7)]),
     '',
     '**Targets**:',
     '',

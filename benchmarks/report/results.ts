@@ -10,6 +10,7 @@ import type { FloodResult } from '../cases/flood'
 import type { MemoryResult } from '../cases/memory'
 import type { WorkersResult } from '../cases/workers'
 import type { ManyConnectionsResult } from '../cases/idle'
+import type { L7Result } from '../cases/l7'
 
 // The JSON a run writes (results/latest.json): every figure, keyed by benchmark and
 // path id, plus the machine. Benchmarks not run (--only) or failed are absent; a
@@ -55,6 +56,8 @@ export interface Results {
   flood?: FloodResult
   /** node2's agent memory while a verified peer fills its tunnel buffer budget. */
   memory?: MemoryResult
+  /** HTTP/1.1 and gRPC through Ferry's L7 proxy, its L4 path and the nginx peer (a lab of its own). */
+  l7?: L7Result
   errors: Record<string, string>
 }
 

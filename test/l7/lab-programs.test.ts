@@ -46,8 +46,11 @@ t.test('the agents say where L7 applies and in which protocol', async (t) => {
   t.match(svc('ws'), { engaged: true, protocol: 'http1' })
   t.match(svc('greeter'), { engaged: true, protocol: 'detect' })
   t.match(svc('http'), { engaged: true, protocol: 'http1' })
+  t.match(svc('nginx'), { engaged: true, protocol: 'http1' })
+  t.match(svc('redis'), { engaged: true, protocol: 'detect' })
+  t.match(node2.services.find((s: any) => s.service === 'l4/greeter'), { engaged: false }, 'namespace l4 does not ask for L7')
   const pods = new Set(node2.workloads.map((w: any) => w.pod))
-  t.same([...pods].sort(), ['l7/greeter', 'l7/grpc-node', 'l7/grpc-py', 'l7/http-b', 'l7/ws'], 'node2 lists its own pods')
+  t.same([...pods].sort(), ['l4/greeter-l4', 'l4/redis-l4', 'l7/greeter', 'l7/grpc-node', 'l7/grpc-py', 'l7/http-b', 'l7/nginx-b', 'l7/redis', 'l7/ws'], 'node2 lists its own pods')
   t.match(node2.workloads.find((w: any) => w.pod === 'l7/grpc-py' && w.port === 50052), { engaged: true, protocol: 'grpc', reason: /service l7\/grpc-py port 50052: port name "grpc-echo"/ })
 
   const check = await ferry(['policy', 'check', '--lab', lab, '--node', 'node2', '--from', 'l7/client', '--to', 'l7/grpc-node:50051'])
