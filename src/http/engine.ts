@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks'
+import { Socket } from 'node:net'
 import type { RelayEnd } from '../proxy/relay'
 import type { RequestTelemetry } from '../telemetry/request-record'
 import type { RequestTracer } from '../telemetry/request-tracing'
@@ -63,7 +64,13 @@ export class HttpEngine {
    */
   serve (end: RelayEnd, version: HttpVersion, downstream: HttpDownstream, first?: { readonly target: UpstreamTarget, readonly end: RelayEnd }): void {
     let ds = downstream
+    // Every TCP end of the engine writes without Nagle, as the relay's do (relay.ts): a
+    // response's headers and body are two writes, and Nagle would hold the second until
+    // the peer's delayed ACK (~40 ms a request). Node's servers set it only on sockets
+    // they accept themselves.
+    noDelay(end)
     if (first !== undefined) {
+      noDelay(first.end)
       this.deps.pools.seed(first.target, version, first.end)
       ds = new FirstPick(downstream, first.target)
     }
@@ -97,4 +104,8 @@ class FirstPick implements HttpDownstream {
     this.first = null
     return f
   }
+}
+
+function noDelay (end: RelayEnd): void {
+  if (end instanceof Socket) end.setNoDelay(true)
 }

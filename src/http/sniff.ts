@@ -1,3 +1,4 @@
+import { Socket } from 'node:net'
 import type { RelayEnd } from '../proxy/relay'
 import type { HttpVersion } from './context'
 import { ReplayEnd } from './replay-end'
@@ -75,6 +76,9 @@ export function sniff (down: RelayEnd, up: RelayEnd, maxLine: number, done: (r: 
     down.pause()
     up.pause()
     if (r.kind === 'http') {
+      // The wrappers below are not sockets: the engine cannot turn Nagle off through them.
+      noDelay(down)
+      noDelay(up)
       const replayUp = held === null ? undefined : new ReplayEnd(up, held)
       done({ kind: 'http', version: r.version, end: new ReplayEnd(down, buffered ?? Buffer.alloc(0)), ...(replayUp === undefined ? {} : { up: replayUp }) })
       return
@@ -150,3 +154,7 @@ function isH2Settings (b: Buffer): boolean {
 }
 
 function ignore (): void {}
+
+function noDelay (end: RelayEnd): void {
+  if (end instanceof Socket) end.setNoDelay(true)
+}

@@ -20,6 +20,9 @@ export async function dialSocket (connector: Connector, target: SocketAddr, time
     const timer = setTimeout(() => { s.destroy(); reject(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })) }, timeoutMs)
     s.once('connect', () => {
       clearTimeout(timer)
+      // Requests are written as headers then body: without TCP_NODELAY the body waits
+      // for the pod's delayed ACK.
+      s.setNoDelay(true)
       s.off('error', onError)
       s.on('error', () => {})
       resolve(s)
