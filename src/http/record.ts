@@ -1,7 +1,7 @@
 import type { ConnectionRecord } from '../telemetry/connection-record'
 import { formatAddr } from '../telemetry/connection-record'
 import type { HttpRequestRecord, Reporter, RequestProtocol, RequestTelemetry } from '../telemetry/request-record'
-import type { HeaderBag, RequestSpan, RequestTracer } from '../telemetry/request-tracing'
+import type { HeaderBag, RequestSpan, RequestSpanStart, RequestTracer } from '../telemetry/request-tracing'
 import type { UpstreamTarget } from './context'
 
 // One request's accounting, from its headers to its end, whichever way it ends: the
@@ -48,8 +48,14 @@ export class RequestState {
   /** Starts the span of this hop (client at the source, server at the destination). */
   startSpan (headers: HeaderBag): RequestSpan {
     const r = this.target?.record ?? this.record
-    this.span = this.sinks.tracer.start(headers, {
-      kind: this.reporter === 'source' ? 'client' : 'server',
+    this.span = this.sinks.tracer.start(headers, this.spanStart(this.reporter === 'source' ? 'client' : 'server', r))
+    return this.span
+  }
+
+  /** What a span of this request starts with, for the hop whose connection record is `r`. */
+  private spanStart (kind: RequestSpanStart['kind'], r: ConnectionRecord): RequestSpanStart {
+    return {
+      kind,
       method: this.method,
       authority: this.authority,
       path: this.path,
@@ -63,8 +69,7 @@ export class RequestState {
       destinationNamespace: r.destination?.namespace ?? null,
       destinationPrincipal: r.destinationPrincipal,
       destinationService: fqdnOf(r.service)
-    })
-    return this.span
+    }
   }
 
   /**
@@ -75,22 +80,7 @@ export class RequestState {
   startLocalSpan (headers: Record<string, string | string[] | number | undefined>): void {
     const r = this.target?.local?.record
     if (r === undefined) return
-    const span = this.localSpan = this.sinks.tracer.start(headers as HeaderBag, {
-      kind: 'server',
-      method: this.method,
-      authority: this.authority,
-      path: this.path,
-      scheme: 'http',
-      protocol: this.protocol,
-      httpVersion: this.httpVersion,
-      sourceWorkload: r.source.workload,
-      sourceNamespace: r.source.namespace,
-      sourcePrincipal: r.sourcePrincipal,
-      destinationWorkload: r.destination?.workload ?? null,
-      destinationNamespace: r.destination?.namespace ?? null,
-      destinationPrincipal: r.destinationPrincipal,
-      destinationService: fqdnOf(r.service)
-    })
+    const span = this.localSpan = this.sinks.tracer.start(headers as HeaderBag, this.spanStart('server', r))
     for (const name of span.remove) delete headers[name]
     const fwd = span.forward
     for (const name in fwd) headers[name] = fwd[name]
