@@ -1,12 +1,12 @@
 import { spawn, spawnSync } from 'node:child_process'
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { labDown, leftovers } from '../../src/lab/down'
 import { defaultPaths } from '../../src/lab/labs'
 import { readState } from '../../src/lab/state'
 
-// Shared by the lab tests: running `ferry lab` from source, and what a lab leaves on the
+// Shared by the lab tests: running `ferry lab` (built, or from source when the build is stale), and what a lab leaves on the
 // host (unique lab names: test/helpers/names.ts).
 
 export const REPO = join(__dirname, '..', '..')
@@ -20,16 +20,40 @@ function tsLoader (): string {
   return arg ?? `--import=${join(REPO, 'node_modules/@tapjs/typescript/dist/esm/import.mjs')}`
 }
 
-/** argv running Ferry's CLI from the TypeScript sources (for `ferry lab` and for the agents). */
-export function ferryFromSource (): string[] {
+/**
+ * argv running Ferry's CLI for the lab tests: the built CLI (bin/ferry.js) when dist/ holds a
+ * build at least as new as every source file, else the TypeScript sources through tap's
+ * loader. Both run the same code; the build starts an agent several times faster (the
+ * loader compiles every module again in the agent and in each of its worker threads, which
+ * on a busy 2-core machine took most of a 60 s `up`), and the check means an edit to src/
+ * made without a rebuild is still what runs.
+ */
+export function labFerryArgv (): string[] {
+  if (isBuildCurrent()) return [process.execPath, join(REPO, 'bin', 'ferry.js')]
   return ['env', 'TS_NODE_TRANSPILE_ONLY=1', process.execPath, tsLoader(), join(FIXTURES, 'ferry.ts')]
+}
+
+let buildCurrent: boolean | undefined
+/** Every src/**\/*.ts has its dist/src/**\/*.js, written no earlier than the source was last changed. */
+export function isBuildCurrent (): boolean {
+  buildCurrent ??= (function walk (dir: string): boolean {
+    for (const e of readdirSync(join(REPO, dir), { withFileTypes: true })) {
+      const rel = join(dir, e.name)
+      if (e.isDirectory()) { if (!walk(rel)) return false; continue }
+      if (!e.name.endsWith('.ts') || e.name.endsWith('.d.ts')) continue
+      const built = join(REPO, 'dist', rel.replace(/\.ts$/, '.js'))
+      if (!existsSync(built) || statSync(built).mtimeMs < statSync(join(REPO, rel)).mtimeMs) return false
+    }
+    return true
+  })('src')
+  return buildCurrent
 }
 
 export interface CliResult { code: number | null, signal: NodeJS.Signals | null, stdout: string, stderr: string }
 
 /** Runs `ferry lab ARGS…` from source; bounded by a timeout. */
 export async function labCli (args: readonly string[], timeoutMs = 90_000): Promise<CliResult> {
-  const [cmd, ...rest] = ferryFromSource()
+  const [cmd, ...rest] = labFerryArgv()
   return await new Promise((resolve) => {
     const child = spawn(cmd, [...rest, 'lab', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''

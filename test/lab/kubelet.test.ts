@@ -8,7 +8,7 @@ import { kubeletRecordsPath, readKubeletRecords } from '../../src/lab/kubelet/re
 import { loadLab } from '../../src/lab/labs'
 import type { LabState } from '../../src/lab/state'
 import { labUp } from '../../src/lab/up'
-import { everythingLeft, FIXTURES, ferryFromSource, forceDown, labCli, manifestFile, recordedPids, REPO, ROOT_ONLY, runArgv } from './helpers'
+import { everythingLeft, FIXTURES, labFerryArgv, forceDown, labCli, manifestFile, recordedPids, REPO, ROOT_ONLY, runArgv } from './helpers'
 import { waitFor } from '../helpers/wait'
 import { uniqueLabName } from '../helpers/names'
 
@@ -70,7 +70,7 @@ let state: LabState
 t.before(async () => {
   if (ROOT_ONLY.skip !== undefined) return
   for (const d of ['web', 'grpc']) mkdirSync(join(flags, d))
-  state = await labUp({ name: lab, files: [manifestFile(MANIFEST)], mesh: false, timeoutMs: 90_000, ferryArgv: ferryFromSource() })
+  state = await labUp({ name: lab, files: [manifestFile(MANIFEST)], mesh: false, timeoutMs: 90_000, ferryArgv: labFerryArgv() })
 })
 t.teardown(async () => {
   await forceDown(lab)

@@ -14,7 +14,7 @@ import { startAgent, stopAgent } from '../../src/lab/restart'
 import type { LabState } from '../../src/lab/state'
 import { netnsPath } from '../../src/lab/topology'
 import { labUp } from '../../src/lab/up'
-import { everythingLeft, FIXTURES, ferryFromSource, forceDown, IS_ROOT, isMeshBuilt, manifestFile, recordedPids, REPO, runArgv } from './helpers'
+import { everythingLeft, FIXTURES, labFerryArgv, forceDown, IS_ROOT, isMeshBuilt, manifestFile, recordedPids, REPO, runArgv } from './helpers'
 import { waitFor } from '../helpers/wait'
 import { uniqueLabName } from '../helpers/names'
 
@@ -39,7 +39,7 @@ let lateFile: string
 
 t.before(async () => {
   if (skip !== undefined) return
-  state = await labUp({ name: lab, files: [join(REPO, 'examples/hello/hello.yaml')], mesh: true, timeoutMs: 90_000, ferryArgv: ferryFromSource() })
+  state = await labUp({ name: lab, files: [join(REPO, 'examples/hello/hello.yaml')], mesh: true, timeoutMs: 90_000, ferryArgv: labFerryArgv() })
   lateFile = manifestFile(LATE)
 })
 t.teardown(async () => { await forceDown(lab) })
@@ -73,7 +73,7 @@ t.test('a pod started while its node\'s agent is down waits for it, and its firs
   const late = (): ReturnType<typeof loadLab>['plan']['pods'][number] | undefined => loadLab(lab).plan.pods.find((p) => p.name === 'late')
   t.notOk(late() !== undefined && isPopulated(late()!.cgroup), 'no process of the late pod runs while the agent is down')
 
-  const started = await startAgent(loadLab(lab), { node: 'node1', timeoutMs: 60_000, ferryArgv: ferryFromSource() })
+  const started = await startAgent(loadLab(lab), { node: 'node1', timeoutMs: 60_000, ferryArgv: labFerryArgv() })
   t.ok((started.newPid ?? 0) > 0)
   t.same((await applied).created, ['pod/hello/late'], 'the late pod starts once the agent is back')
   const p = late()

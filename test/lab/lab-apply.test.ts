@@ -12,7 +12,7 @@ import { loadLab } from '../../src/lab/labs'
 import { labConfigDir } from '../../src/lab/policies'
 import type { LabState } from '../../src/lab/state'
 import { labUp } from '../../src/lab/up'
-import { everythingLeft, FIXTURES, ferryFromSource, forceDown, labCli, manifestFile, recordedPids, REPO, ROOT_ONLY, runArgv } from './helpers'
+import { everythingLeft, FIXTURES, labFerryArgv, forceDown, labCli, manifestFile, recordedPids, REPO, ROOT_ONLY, runArgv } from './helpers'
 import { waitFor } from '../helpers/wait'
 import { uniqueLabName } from '../helpers/names'
 
@@ -47,7 +47,7 @@ let state: LabState
 t.before(async () => {
   if (ROOT_ONLY.skip !== undefined) return
   mkdirSync(records)
-  state = await labUp({ name: lab, files: [manifestFile(LAB)], mesh: false, timeoutMs: 90_000, ferryArgv: ferryFromSource(), cniPlugins })
+  state = await labUp({ name: lab, files: [manifestFile(LAB)], mesh: false, timeoutMs: 90_000, ferryArgv: labFerryArgv(), cniPlugins })
 })
 t.teardown(async () => {
   await forceDown(lab)
@@ -223,10 +223,10 @@ t.test('down after apply: DEL for every pod, nothing left', ROOT_ONLY, async (t)
 t.test('an apply killed in the middle (its pod held back by the plugin): down removes everything', ROOT_ONLY, async (t) => {
   const name = uniqueLabName('lappk')
   t.teardown(async () => { await forceDown(name) })
-  await labUp({ name, files: [manifestFile(LAB)], mesh: false, timeoutMs: 90_000, ferryArgv: ferryFromSource(), cniPlugins })
+  await labUp({ name, files: [manifestFile(LAB)], mesh: false, timeoutMs: 90_000, ferryArgv: labFerryArgv(), cniPlugins })
   writeFileSync(failFile, '')
   t.teardown(() => { rmSync(failFile, { force: true }) })
-  const [cmd, ...args] = ferryFromSource()
+  const [cmd, ...args] = labFerryArgv()
   const child = spawn(cmd, [...args, 'lab', 'apply', '--lab', name, '--timeout', '60s', file('e.yaml', podDoc('e'))], { stdio: 'ignore' })
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   await waitFor(() => callsFor('e').some((c) => c.failed === true), { timeoutMs: 30_000, what: 'e held back' })

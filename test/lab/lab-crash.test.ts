@@ -6,7 +6,7 @@ import { labDown } from '../../src/lab/down'
 import { defaultPaths } from '../../src/lab/labs'
 import { readState } from '../../src/lab/state'
 import { labUp } from '../../src/lab/up'
-import { everythingLeft, ferryFromSource, forceDown, labCli, manifestFile, recordedPids, ROOT_ONLY } from './helpers'
+import { everythingLeft, labFerryArgv, forceDown, labCli, manifestFile, recordedPids, ROOT_ONLY } from './helpers'
 import { uniqueLabName } from '../helpers/names'
 
 // `down` after a crash: the CLI killed in the middle of `up`, or the state file lost or
@@ -20,7 +20,7 @@ const stateFile = (name: string): string => join(defaultPaths().labStateDir, nam
 
 /** Starts `ferry lab up` in a child and resolves once its containers are being spawned. */
 async function upUntilSpawning (name: string, file: string, t: Test): Promise<ReturnType<typeof spawn>> {
-  const [cmd, ...args] = ferryFromSource()
+  const [cmd, ...args] = labFerryArgv()
   const child = spawn(cmd, [...args, 'lab', 'up', '--no-mesh', '--timeout', '60', '--name', name, file], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr?.on('data', (b: Buffer) => { stderr += b.toString() })

@@ -10,7 +10,7 @@ import { labStatus } from '../../src/lab/status'
 import { restartController } from '../../src/lab/restart'
 import { labUp, labWorkersFromEnv } from '../../src/lab/up'
 import { cpuQuota, defaultWorkers } from '../../src/agent/worker-count'
-import { everythingLeft, ferryFromSource, forceDown, IS_ROOT, isMeshBuilt, manifestFile, recordedPids, REPO, runArgv } from './helpers'
+import { everythingLeft, labFerryArgv, forceDown, IS_ROOT, isMeshBuilt, manifestFile, recordedPids, REPO, runArgv } from './helpers'
 import { uniqueLabName } from '../helpers/names'
 
 // The lab with the mesh: one controller (the CA) in the underlay namespace, one agent per
@@ -26,7 +26,7 @@ let state: LabState
 
 t.before(async () => {
   if (skip !== undefined) return
-  state = await labUp({ name: lab, files: [join(REPO, 'examples/hello/hello.yaml')], mesh: true, timeoutMs: 60_000, ferryArgv: ferryFromSource() })
+  state = await labUp({ name: lab, files: [join(REPO, 'examples/hello/hello.yaml')], mesh: true, timeoutMs: 60_000, ferryArgv: labFerryArgv() })
 })
 t.teardown(async () => { await forceDown(lab) })
 
@@ -78,7 +78,7 @@ t.test('the controller runs in its own cgroup in the underlay\'s namespace; agen
 
 t.test('restart --controller: a new controller on the same address and root; the agents stay ready', opts, async (t) => {
   const before = state.pids.controller
-  const r = await restartController(state, { signal: 'SIGTERM', timeoutMs: 30_000, ferryArgv: ferryFromSource() })
+  const r = await restartController(state, { signal: 'SIGTERM', timeoutMs: 30_000, ferryArgv: labFerryArgv() })
   t.ok(r.oldPids >= 1)
   t.not(r.newPid, before)
   t.equal(state.pids.controller, r.newPid)
@@ -110,7 +110,7 @@ t.test('a failed up with the mesh keeps the controller\'s log but not the node t
   t.teardown(async () => { await forceDown(name) })
   const file = manifestFile('apiVersion: v1\nkind: Node\nmetadata: {name: node1}\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: m, labels: {ferry.dev/mesh: enabled}}\n---\n' +
     'apiVersion: v1\nkind: Pod\nmetadata: {name: crash, namespace: m}\nspec:\n  nodeName: node1\n  containers: [{name: main, command: [sh, -c, "exit 3"]}]\n')
-  await t.rejects(labUp({ name, files: [file], mesh: true, timeoutMs: 60_000, ferryArgv: ferryFromSource() }), { code: 'FERRY_ERR_LAB', message: /exited with code 3/ })
+  await t.rejects(labUp({ name, files: [file], mesh: true, timeoutMs: 60_000, ferryArgv: labFerryArgv() }), { code: 'FERRY_ERR_LAB', message: /exited with code 3/ })
   const failed = join(PATHS.labStateDir, `${name}.failed`)
   t.match(readFileSync(join(failed, 'logs', 'controller.log'), 'utf8'), /controller listening/, 'the controller\'s log is kept')
   t.notOk(existsSync(join(failed, 'tokens')), 'no node tokens')
