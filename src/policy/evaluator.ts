@@ -104,6 +104,11 @@ export class WorkloadAuthz {
   /** no-allow-matched for a connection without a request, when ALLOW rules with L7 conditions could not match it. */
   private readonly noAllowMatchedConnection: Decision
   private readonly l7Ports = new Map<number, string | null>()
+  /**
+   * Some enforced ALLOW rule has L7 conditions: a request may match it where a connection
+   * without one cannot (a connection's no-allow-matched is then not every request's).
+   */
+  readonly allowsByRequest: boolean
 
   constructor (workload: WorkloadRef, policies: readonly CompiledPolicy[]) {
     this.workload = workload
@@ -126,6 +131,7 @@ export class WorkloadAuthz {
       ...(degraded.length === 0 ? {} : { degraded: true as const })
     })
     const l7Allow = this.allow.filter((p) => p.rules.some((r) => r.l7 && !r.never))
+    this.allowsByRequest = l7Allow.length > 0
     this.noAllowMatchedConnection = l7Allow.length === 0
       ? this.noAllowMatched
       : Object.freeze({

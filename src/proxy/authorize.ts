@@ -162,6 +162,34 @@ export class InboundAuthorizer {
   }
 
   /**
+   * Decides, before any of its requests, a connection to a pod port where L7 is engaged:
+   * false (with `conn.authz` set, counted) when every request it could carry would be
+   * denied — no configuration yet, a DENY rule without L7 conditions matches it, or ALLOW
+   * policies apply and none of them can match (none has an L7 rule a request could
+   * match). The caller then refuses the connection at once, as L4 does, and never
+   * connects to the pod. True: its requests are decided one by one (authorizeRequest).
+   */
+  admitsSomeRequest (conn: Conn, pod: Pod, ipNamespace: string | null = null): boolean {
+    const set = this.set
+    if (set === null) return this.authorize(conn, pod, ipNamespace)
+    const decision = this.decide(set, conn, pod, ipNamespace)
+    if (decision.allowed) return true
+    let final: boolean
+    if (decision.basis === 'deny-matched') final = decision.notEvaluated === undefined || decision.notEvaluated.length === 0
+    else {
+      try {
+        final = !set.authz.forWorkload(pod).allowsByRequest
+      } catch {
+        final = true
+      }
+    }
+    if (!final) return true
+    conn.authz = decisionLogFields(decision)
+    this.deps.metrics?.authzDenied(decision.policy ?? NO_POLICY, decision.basis)
+    return false
+  }
+
+  /**
    * The ref ("namespace/name") of an AuthorizationPolicy with L7 fields that selects `pod`
    * on `port` (it engages L7 there: src/l7/policy-lookup.ts), or null. A Map lookup per
    * workload and port once computed (src/policy/evaluator.ts).
