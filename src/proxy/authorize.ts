@@ -1,6 +1,6 @@
 import type { Pod } from '../discovery/model'
 import { Attributes } from '../policy/match'
-import { type Decision, decisionLogFields } from '../policy/model'
+import { type AuthzSource, type Decision, decisionLogFields } from '../policy/model'
 import type { PolicySet } from '../policy/policy-set'
 import type { RequestView } from '../policy/request-view'
 import type { Logger } from '../telemetry/logger'
@@ -172,18 +172,15 @@ export class InboundAuthorizer {
   admitsSomeRequest (conn: Conn, pod: Pod, ipNamespace: string | null = null): boolean {
     const set = this.set
     if (set === null) return this.authorize(conn, pod, ipNamespace)
-    const decision = this.decide(set, conn, pod, ipNamespace)
-    if (decision.allowed) return true
-    let final: boolean
-    if (decision.basis === 'deny-matched') final = decision.notEvaluated === undefined || decision.notEvaluated.length === 0
-    else {
-      try {
-        final = !set.authz.forWorkload(pod).allowsByRequest
-      } catch {
-        final = true
-      }
+    let decision: Decision | null
+    try {
+      const dst = conn.originalDst
+      decision = set.authz.forWorkload(pod).deniedWhateverTheRequest(this.sourceOf(conn, ipNamespace), dst?.port ?? 0, new Attributes(dst?.address ?? null, null))
+    } catch (err) {
+      this.deps.log.error({ err, destination: `${pod.namespace}/${pod.name}` }, 'authorization failed; denying')
+      decision = { allowed: false, action: 'DENY', basis: 'no-allow-matched', fields: [], dryRun: [], reason: `evaluation failed: ${(err as Error).message}` }
     }
-    if (!final) return true
+    if (decision === null) return true
     conn.authz = decisionLogFields(decision)
     this.deps.metrics?.authzDenied(decision.policy ?? NO_POLICY, decision.basis)
     return false
@@ -236,15 +233,15 @@ export class InboundAuthorizer {
     return closed
   }
 
+  private sourceOf (conn: Conn, ipNamespace: string | null): AuthzSource {
+    const principal = conn.sourcePrincipal
+    return { principal, namespace: principal === null ? ipNamespace : null, ip: conn.source.ip === '' ? null : conn.source.ip }
+  }
+
   private decide (set: PolicySet, conn: Conn, pod: Pod, ipNamespace: string | null, request: RequestView | null = null): Decision {
     try {
-      const principal = conn.sourcePrincipal
       const dst = conn.originalDst
-      return set.authz.forWorkload(pod).evaluate({
-        principal,
-        namespace: principal === null ? ipNamespace : null,
-        ip: conn.source.ip === '' ? null : conn.source.ip
-      }, dst?.port ?? 0, new Attributes(dst?.address ?? null, request))
+      return set.authz.forWorkload(pod).evaluate(this.sourceOf(conn, ipNamespace), dst?.port ?? 0, new Attributes(dst?.address ?? null, request))
     } catch (err) {
       this.deps.log.error({ err, destination: `${pod.namespace}/${pod.name}` }, 'authorization failed; denying')
       return { allowed: false, action: 'DENY', basis: 'no-allow-matched', fields: [], dryRun: [], reason: `evaluation failed: ${(err as Error).message}` }
