@@ -202,7 +202,7 @@ t.test('a detect Service port whose connection starts on a pod of this node: det
   const denied = await exchange(f, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n', false)
   t.equal(denied.error, 'ECONNRESET')
   t.equal(f.node.localConnects.length, before, 'no connection to the pod')
-  const lines = await waitForAccess(f, 5)
+  await waitForAccess(f, 5)
   t.same(f.node.access().slice(-2).map((l) => `${String(l.direction)} ${String(l.result)}`).sort(), ['inbound denied', 'outbound denied'])
 })
 
