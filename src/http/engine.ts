@@ -72,6 +72,9 @@ export class HttpEngine {
     if (first !== undefined) {
       noDelay(first.end)
       this.deps.pools.seed(first.target, version, first.end)
+      // Unused when the client goes (its requests refused, or none sent): closed with it.
+      const pools = this.deps.pools
+      end.once('close', () => { pools.unseed(first.target, first.end) })
       ds = new FirstPick(downstream, first.target)
     }
     if (version === 'http2') this.h2.serve(end, ds)

@@ -33,7 +33,17 @@ export type SniffResult =
     /** `up` likewise, when the server's SETTINGS were read: the first pooled upstream connection. */
     readonly up?: RelayEnd
   }
-  | { readonly kind: 'l4', readonly reason: 'server_first' | 'not_http' }
+  | {
+    readonly kind: 'l4'
+    readonly reason: 'server_first' | 'not_http'
+    /**
+     * The client ended its side before a verdict: the bytes it sent (maybe none), which
+     * could not be put back before its end. Nothing was written upstream: whoever takes
+     * the connection passes them and the end on (passClientEnd) once it may, after the
+     * connection is authorized.
+     */
+    readonly ended?: Buffer
+  }
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1')
 const HTTP1: SniffResult = Object.freeze({ kind: 'http', version: 'http1' })
@@ -105,15 +115,14 @@ export function sniff (down: RelayEnd, up: RelayEnd, maxLine: number, done: (r: 
     if (buffered === null && isH2Settings(chunk)) { held = chunk; return }
     settle(SERVER_FIRST, chunk)
   }
-  // An end read here cannot be put back: it is passed on now (with the bytes before it),
-  // so the relay that takes over sees that side already ended.
+  // An end read here cannot be put back: the bytes before it and the end go to the
+  // caller (`ended`), who passes them on once the connection may reach upstream — never
+  // before its authorization.
   function onDownEnd (): void {
     if (held !== null) { up.unshift(held); held = null }
-    const bytes = buffered
+    const bytes = buffered ?? Buffer.alloc(0)
     buffered = null
-    if (bytes !== null) up.write(bytes)
-    up.end()
-    settle(NOT_HTTP, null)
+    settle({ kind: 'l4', reason: 'not_http', ended: bytes }, null)
   }
   function onUpEnd (): void {
     if (held !== null) { down.write(held); held = null }
@@ -144,6 +153,16 @@ export function sniff (down: RelayEnd, up: RelayEnd, maxLine: number, done: (r: 
   up.once('end', onUpEnd)
   down.resume()
   up.resume()
+}
+
+/**
+ * Before relaying an L4 verdict: when the client ended its side during detection, writes
+ * the bytes it sent and the end to `up` (the relay will not see that end again).
+ */
+export function passClientEnd (r: SniffResult, up: RelayEnd): void {
+  if (r.kind !== 'l4' || r.ended === undefined) return
+  if (r.ended.length > 0) up.write(r.ended)
+  up.end()
 }
 
 /** The first 9 bytes of a SETTINGS frame on stream 0 (RFC 9113 §6.5): length a multiple of 6, type 4, no flags. */

@@ -21,7 +21,27 @@ class DialAgent extends Agent {
   private seeded: RelayEnd | null = null
   constructor (private readonly target: UpstreamTarget, opts: AgentOptions) { super(opts) }
 
-  seed (end: RelayEnd): void { this.seeded = end }
+  /**
+   * A connection made elsewhere, for the next request. It is this agent's until a request
+   * takes it: replaced by a newer one, dropped (unseed: its downstream closed first, e.g.
+   * every request refused) or the agent destroyed, it is closed — never left open to the pod.
+   */
+  seed (end: RelayEnd): void {
+    this.seeded?.destroy()
+    this.seeded = end
+  }
+
+  unseed (end: RelayEnd): void {
+    if (this.seeded !== end) return
+    this.seeded = null
+    end.destroy()
+  }
+
+  override destroy (): void {
+    this.seeded?.destroy()
+    this.seeded = null
+    super.destroy()
+  }
 
   override createConnection (_opts: unknown, cb?: (err: Error | null, s: Duplex) => void): undefined {
     const seeded = this.seeded
@@ -130,6 +150,12 @@ export class UpstreamPools {
   seed (target: UpstreamTarget, version: 'http1' | 'http2', end: RelayEnd): void {
     if (version === 'http2') this.h2Of(target).open(end)
     else (this.agent(target) as DialAgent).seed(end)
+  }
+
+  /** `end`, seeded for `target` and still unused, is closed (its downstream is gone). */
+  unseed (target: UpstreamTarget, end: RelayEnd): void {
+    const a = this.h1.get(target.key)
+    if (a !== undefined) a.unseed(end)
   }
 
   /** Drops pools with no connection left. */

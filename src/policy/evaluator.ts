@@ -104,6 +104,10 @@ export class WorkloadAuthz {
   /** no-allow-matched for a connection without a request, when ALLOW rules with L7 conditions could not match it. */
   private readonly noAllowMatchedConnection: Decision
   private readonly l7Ports = new Map<number, string | null>()
+  /** The DENY policies with only their rules without L7 conditions (deniedWhateverTheRequest). */
+  private readonly denyL4: readonly CompiledPolicy[]
+  /** Some enforced ALLOW rule has L7 conditions: a request may match it where a connection cannot. */
+  private readonly allowsByRequest: boolean
 
   constructor (workload: WorkloadRef, policies: readonly CompiledPolicy[]) {
     this.workload = workload
@@ -126,6 +130,8 @@ export class WorkloadAuthz {
       ...(degraded.length === 0 ? {} : { degraded: true as const })
     })
     const l7Allow = this.allow.filter((p) => p.rules.some((r) => r.l7 && !r.never))
+    this.allowsByRequest = l7Allow.length > 0
+    this.denyL4 = this.deny.map((p) => ({ ...p, rules: p.rules.filter((r) => !r.l7) })).filter((p) => p.rules.length > 0)
     this.noAllowMatchedConnection = l7Allow.length === 0
       ? this.noAllowMatched
       : Object.freeze({
@@ -142,6 +148,27 @@ export class WorkloadAuthz {
     const src = source instanceof SourceView ? source : new SourceView(source)
     const decision = this.enforce(src, port, at)
     return this.dryRun.length === 0 ? decision : this.withDryRun(decision, src, port, at)
+  }
+
+  /**
+   * Before any request of a connection (`at` without one): the denial every request from
+   * `source` on `port` would get, whatever it carries — a DENY rule without L7 conditions
+   * matches, or ALLOW policies apply and none can match (no rule matches the connection
+   * and none has L7 conditions a request could meet) — or null when some request may be
+   * allowed. Dry-run policies are not consulted (they never change a decision).
+   */
+  deniedWhateverTheRequest (source: AuthzSource, port: number, at: Attributes = NO_ATTRIBUTES): Decision | null {
+    const src = source instanceof SourceView ? source : new SourceView(source)
+    for (const p of this.denyL4) {
+      const m = matchPolicy(p, src, port, at)
+      if (m !== null) {
+        const d: Decision = { allowed: false, action: 'DENY', basis: 'deny-matched', policy: p.ref, rule: m.rule.index, fields: m.fields, reason: m.rule.reason, dryRun: NO_DRY_RUN }
+        return p.widened || m.rule.degraded ? { ...d, degraded: true } : d
+      }
+    }
+    if (this.allow.length === 0 || this.allowsByRequest) return null
+    for (const p of this.allow) if (matchPolicy(p, src, port, at) !== null) return null
+    return this.noAllowMatched
   }
 
   /**

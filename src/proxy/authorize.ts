@@ -1,6 +1,6 @@
 import type { Pod } from '../discovery/model'
 import { Attributes } from '../policy/match'
-import { type Decision, decisionLogFields } from '../policy/model'
+import { type AuthzSource, type Decision, decisionLogFields } from '../policy/model'
 import type { PolicySet } from '../policy/policy-set'
 import type { RequestView } from '../policy/request-view'
 import type { Logger } from '../telemetry/logger'
@@ -162,6 +162,31 @@ export class InboundAuthorizer {
   }
 
   /**
+   * Decides, before any of its requests, a connection to a pod port where L7 is engaged:
+   * false (with `conn.authz` set, counted) when every request it could carry would be
+   * denied — no configuration yet, a DENY rule without L7 conditions matches it, or ALLOW
+   * policies apply and none of them can match (none has an L7 rule a request could
+   * match). The caller then refuses the connection at once, as L4 does, and never
+   * connects to the pod. True: its requests are decided one by one (authorizeRequest).
+   */
+  admitsSomeRequest (conn: Conn, pod: Pod, ipNamespace: string | null = null): boolean {
+    const set = this.set
+    if (set === null) return this.authorize(conn, pod, ipNamespace)
+    let decision: Decision | null
+    try {
+      const dst = conn.originalDst
+      decision = set.authz.forWorkload(pod).deniedWhateverTheRequest(this.sourceOf(conn, ipNamespace), dst?.port ?? 0, new Attributes(dst?.address ?? null, null))
+    } catch (err) {
+      this.deps.log.error({ err, destination: `${pod.namespace}/${pod.name}` }, 'authorization failed; denying')
+      decision = { allowed: false, action: 'DENY', basis: 'no-allow-matched', fields: [], dryRun: [], reason: `evaluation failed: ${(err as Error).message}` }
+    }
+    if (decision === null) return true
+    conn.authz = decisionLogFields(decision)
+    this.deps.metrics?.authzDenied(decision.policy ?? NO_POLICY, decision.basis)
+    return false
+  }
+
+  /**
    * The ref ("namespace/name") of an AuthorizationPolicy with L7 fields that selects `pod`
    * on `port` (it engages L7 there: src/l7/policy-lookup.ts), or null. A Map lookup per
    * workload and port once computed (src/policy/evaluator.ts).
@@ -208,15 +233,15 @@ export class InboundAuthorizer {
     return closed
   }
 
+  private sourceOf (conn: Conn, ipNamespace: string | null): AuthzSource {
+    const principal = conn.sourcePrincipal
+    return { principal, namespace: principal === null ? ipNamespace : null, ip: conn.source.ip === '' ? null : conn.source.ip }
+  }
+
   private decide (set: PolicySet, conn: Conn, pod: Pod, ipNamespace: string | null, request: RequestView | null = null): Decision {
     try {
-      const principal = conn.sourcePrincipal
       const dst = conn.originalDst
-      return set.authz.forWorkload(pod).evaluate({
-        principal,
-        namespace: principal === null ? ipNamespace : null,
-        ip: conn.source.ip === '' ? null : conn.source.ip
-      }, dst?.port ?? 0, new Attributes(dst?.address ?? null, request))
+      return set.authz.forWorkload(pod).evaluate(this.sourceOf(conn, ipNamespace), dst?.port ?? 0, new Attributes(dst?.address ?? null, request))
     } catch (err) {
       this.deps.log.error({ err, destination: `${pod.namespace}/${pod.name}` }, 'authorization failed; denying')
       return { allowed: false, action: 'DENY', basis: 'no-allow-matched', fields: [], dryRun: [], reason: `evaluation failed: ${(err as Error).message}` }

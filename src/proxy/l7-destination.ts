@@ -1,6 +1,6 @@
 import type { Pod } from '../discovery/model'
 import type { HttpDownstream, HttpVersion, RequestAuthorizer, UpstreamTarget } from '../http/context'
-import { sniff } from '../http/sniff'
+import { passClientEnd, sniff } from '../http/sniff'
 import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import type { SocketAddr } from '../telemetry/connection-record'
 import { finish } from './account'
@@ -102,6 +102,7 @@ export function serveDestination (conn: Conn, end: RelayEnd, pod: Pod, address: 
         upstream.resetAndDestroy()
         return
       }
+      passClientEnd(r, upstream)
       relayL4(upstream)
       return
     }

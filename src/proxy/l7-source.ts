@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net'
+import type { Pod } from '../discovery/model'
 import type { Endpoint, ServicePortEntry } from '../discovery/service-index'
 import type { HttpDownstream, HttpVersion, NormalizePath, RequestAuthorizer, UpstreamTarget } from '../http/context'
-import { sniff } from '../http/sniff'
+import { sniff, type SniffResult } from '../http/sniff'
 import type { L7Protocol } from '../l7/decision'
 import type { RelayEnd } from './relay'
 import type { ConnTelemetry } from '../telemetry/conn-telemetry'
@@ -14,6 +15,7 @@ import { dialSocket } from './l7-dial'
 import type { Connector } from './connect'
 import type { Mesh } from './mesh'
 import { pathTo } from './path'
+import { destinationRecord } from './same-node'
 import type { Routes } from './route-table'
 
 // The source node's L7 handling of an outbound connection to a Service port where L7 is
@@ -140,15 +142,8 @@ class SourceDownstream implements HttpDownstream {
 }
 
 /** The same-node destination's per-request authorization and record (as same-node.ts's inbound record). */
-function localAuthorizer (out: Conn, pod: import('../discovery/model').Pod, authz: InboundAuthorizer | undefined, clock: Clock): RequestAuthorizer {
-  const inb = new Conn('inbound', out.downstream, clock)
-  Object.assign(inb.source, out.source)
-  inb.originalDst = out.endpoint
-  inb.endpoint = out.endpoint
-  inb.service = out.service
-  inb.destination = workloadRef(pod)
-  inb.sourcePrincipal = out.sourcePrincipal
-  inb.destinationPrincipal = out.destinationPrincipal
+function localAuthorizer (out: Conn, pod: Pod, authz: InboundAuthorizer | undefined, clock: Clock): RequestAuthorizer {
+  const inb = destinationRecord(out, pod, clock)
   const ns = out.source.namespace
   return {
     record: inb,
@@ -157,12 +152,19 @@ function localAuthorizer (out: Conn, pod: import('../discovery/model').Pod, auth
 }
 
 /**
+ * A detect port's connection that stayed L4: relay `upstream` (the connection made to the
+ * first endpoint) after whatever decision applies, passing on the client's end if it
+ * came during detection (sniff.ts passClientEnd).
+ */
+export type DetectedL4 = (upstream: RelayEnd, sniffed: SniffResult) => void
+
+/**
  * Serves `socket` (the application's, connection `conn` routed to `entry`) with the HTTP
  * engine; `first` is the endpoint routing chose for the connection. `version` null: the
  * port's protocol is to be detected — `first` is connected at once and the client's
  * first bytes decide; L4 goes to `relayL4` with that connection.
  */
-export function serveSource (conn: Conn, socket: Socket, entry: ServicePortEntry, version: HttpVersion | null, s: SourceL7, first: Endpoint | null, relayL4: (upstream: RelayEnd) => void): void {
+export function serveSource (conn: Conn, socket: Socket, entry: ServicePortEntry, version: HttpVersion | null, s: SourceL7, first: Endpoint | null, relayL4: DetectedL4): void {
   // Declared: the first request goes to the endpoint routing chose. Detect: that endpoint
   // is connected now, and the engine sends the first request on that connection.
   const ds = new SourceDownstream(conn, entry, s, version !== null ? first : null)
@@ -180,7 +182,7 @@ export function serveSource (conn: Conn, socket: Socket, entry: ServicePortEntry
       if (r.kind === 'l4') {
         s.l7.detected(r.reason)
         socket.off('close', ended)
-        relayL4(up)
+        relayL4(up, r)
         return
       }
       s.l7.detected(r.version)

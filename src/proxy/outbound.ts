@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net'
+import { passClientEnd, type SniffResult } from '../http/sniff'
 import { trace } from '../telemetry/trace'
 import { accepted, opened, reject } from './account'
 import { Conn } from './conn'
@@ -14,13 +15,18 @@ import { routeOutbound } from './route'
 import { deliverLocally } from './same-node'
 import type { Splicer } from './splice'
 import { openTunnel } from './tunnel-connect'
-import { serveSource, versionOf } from './l7-source'
+import { type DetectedL4, serveSource, versionOf } from './l7-source'
+import { planDestination } from './l7-destination'
+import { localDetectL4, serveLocalDestination } from './local-l7'
 
 // An outbound connection, accepted on a pod's 15001 listener:
 //   identify (the listener's pod) → original dst (eBPF record) → route (VIP → endpoint,
 //   else pass through) → path (local pod / peer node's tunnel / direct) → connect (from
 //   inside the destination pod's netns; a CONNECT stream through the tunnel pool; or from
 //   inside the source pod's netns) → relay and account (finish.ts).
+// Where L7 applies: at the source on a Service port (l7-source.ts), at the destination
+// for a pod of this node (local-l7.ts), whatever address was dialed; the cross-node
+// destination is the peer's (tunnel-inbound.ts).
 
 const TRACE = trace('proxy')
 
@@ -52,28 +58,43 @@ export function createOutboundHandler (deps: OutboundDeps): (socket: Socket) => 
     const path = choosePath(conn, mesh, deps.routes)
     opened(conn, telemetry)
     if (TRACE.on) TRACE('outbound', { pod: deps.pod.name, srcPort: conn.source.port, dst: conn.originalDst, service: conn.service, endpoint: conn.endpoint, path: path.kind })
-    const relayed = (upstream: RelayEnd): void => { relayAndFinish(socket, upstream, { telemetry, records: [conn] }) }
+    const relayed = (upstream: RelayEnd, sniffed?: SniffResult): void => {
+      if (sniffed !== undefined) passClientEnd(sniffed, upstream)
+      relayAndFinish(socket, upstream, { telemetry, records: [conn] })
+    }
     const l7 = deps.l7
     if (l7 !== undefined && conn.service !== null) {
-      // L7 at the source: a Service port where it is engaged. A port whose protocol is
-      // detected stays L4 on the same-node path (the splice and the destination's
-      // connection-level authorization are L4's).
+      // L7 at the source: a Service port where it is engaged.
       const dst = conn.originalDst!
       const entry = deps.routes.index.lookup(dst.address, dst.port)
       const decision = entry === undefined ? null : l7.table().forService(entry.service, entry.port)
       if (entry !== undefined && decision !== null && decision.engaged && decision.protocol !== 'tcp') {
         const version = versionOf(decision.protocol)
-        if (version !== null || path.kind !== 'local') {
-          const first = entry.endpoints.find((e) => e.address === target.address && e.port === target.port) ?? null
-          serveSource(conn, socket, entry, version, { l7, routes: deps.routes, mesh, connector: deps.connector, telemetry, timeoutMs, clock }, first, relayed)
-          return
+        let relayL4: DetectedL4 = relayed
+        if (version === null && path.kind === 'local') {
+          // Detect, starting on a pod of this node: the destination's part (local-l7.ts).
+          const local = localDetectL4(conn, path.local, { l7, telemetry, timeoutMs, clock, authz: mesh?.authz })
+          if (local === null) return
+          relayL4 = local
         }
+        const first = entry.endpoints.find((e) => e.address === target.address && e.port === target.port) ?? null
+        serveSource(conn, socket, entry, version, { l7, routes: deps.routes, mesh, connector: deps.connector, telemetry, timeoutMs, clock }, first, relayL4)
+        return
       }
     }
     switch (path.kind) {
-      case 'local':
-        deliverLocally(conn, socket, path.local, { telemetry, timeoutMs, clock, authz: mesh?.authz, splicer: deps.splicer })
+      case 'local': {
+        // L7 at the destination, decided here for the pod of this node (local-l7.ts);
+        // otherwise L4, spliced.
+        const authz = mesh?.authz
+        const plan = planDestination(l7, authz, path.local.pod, target.port)
+        if (plan !== null) {
+          serveLocalDestination(conn, socket, path.local, plan, { l7: l7!, telemetry, timeoutMs, clock, authz })
+          return
+        }
+        deliverLocally(conn, socket, path.local, { telemetry, timeoutMs, clock, authz, splicer: deps.splicer })
         return
+      }
       case 'tunnel':
         openTunnel(conn, path, mesh!.tunnels!, identities!, relayed, (result, code, reason) => { reject(conn, telemetry, result, code, reason) })
         return

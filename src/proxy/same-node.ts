@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net'
+import type { Pod } from '../discovery/model'
 import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import { accepted, finish, opened, reject } from './account'
 import type { InboundAuthorizer } from './authorize'
@@ -34,20 +35,26 @@ export interface LocalDelivery {
   readonly splicer?: Splicer
 }
 
-export function deliverLocally (out: Conn, socket: Socket, local: LocalPod, d: LocalDelivery): void {
-  const { telemetry, authz } = d
-  const inb = new Conn('inbound', socket, d.clock)
-  inb.source.pod = out.source.pod
-  inb.source.namespace = out.source.namespace
-  inb.source.workload = out.source.workload
-  inb.source.ip = out.source.ip
-  inb.source.port = out.source.port
+/**
+ * The destination's inbound record of a same-node connection (`out`: the source's
+ * outbound record, routed to an endpoint of `pod`): both principals, the source's
+ * address and namespace, the endpoint as the address it was reached on.
+ */
+export function destinationRecord (out: Conn, pod: Pod, clock: Clock): Conn {
+  const inb = new Conn('inbound', out.downstream, clock)
+  Object.assign(inb.source, out.source)
   inb.originalDst = out.endpoint
   inb.endpoint = out.endpoint
   inb.service = out.service
-  inb.destination = workloadRef(local.pod)
+  inb.destination = workloadRef(pod)
   inb.sourcePrincipal = out.sourcePrincipal
   inb.destinationPrincipal = out.destinationPrincipal
+  return inb
+}
+
+export function deliverLocally (out: Conn, socket: Socket, local: LocalPod, d: LocalDelivery): void {
+  const { telemetry, authz } = d
+  const inb = destinationRecord(out, local.pod, d.clock)
   accepted(inb, telemetry)
   opened(inb, telemetry)
   const ns = out.source.namespace

@@ -75,13 +75,27 @@ t.test('same node, through the Service (L7 at the source): the destination\'s de
   t.equal(JSON.parse(echoed.stdout).path, '/public/b')
 })
 
-// The same-node path engages L7 only from the source's decision (a Service port): a pod
-// IP dialed on the same node stays L4, where the L7 DENY applies without its L7
-// conditions and resets the connection.
-t.test('same node, the pod IP dialed directly: the destination\'s L7 decisions', { todo: 'the same-node path does not yet engage L7 from the destination\'s decision (L7Table.forWorkload)' }, async (t) => {
+// No source decision here (a pod IP): the destination's, made on this node from the
+// app's workload (its L7 policy), handles the requests.
+t.test('same node, the pod IP dialed directly: the destination\'s L7 decisions', async (t) => {
   const ip = pod(lab, 'authz', 'app').ips[0]
   const answers = await curlCodes(SAME_NODE_ATTEMPTS.map((p) => `http://${ip}:8080${p}`), [], 'neighbour')
   t.same(answers.map((a) => a.code), [200, 403, 403, 403, 403, 403])
+  t.same(answers.map((a) => a.connects), [1, 0, 0, 0, 0, 0], 'every request on the one connection curl opened')
+  const echoed = await execInPod(lab, 'authz', 'neighbour', ['curl', '-sS', '--path-as-is', '--max-time', '5', `http://${ip}:8080//public/./b`])
+  t.equal(JSON.parse(echoed.stdout).path, '/public/b', 'the application receives the normalized path')
+  const post = await curlCodes([`http://${ip}:8080/public`], ['-X', 'POST'], 'neighbour')
+  t.same(post.map((a) => a.code), [403], 'only GET is allowed')
+})
+
+t.test('same node, the pod IP dialed directly: neither bytes that are not HTTP nor HTTP/2 get past the L7 policy', async (t) => {
+  const greeter = pod(lab, 'authz', 'greeter').ips[0]
+  const r = await execInPod(lab, 'authz', 'neighbour', ['node', 'greeter-client.js', '--host', greeter, '--port', '2525', '--timeout-ms', '3000'])
+  t.not(r.code, 0, `refused: ${r.stdout}`)
+  t.match(JSON.parse(r.stdout), { ok: false, echoes: [] }, 'a server-first program: no line is echoed through')
+  const ip = pod(lab, 'authz', 'app').ips[0]
+  const h2 = await curlCodes([`http://${ip}:8080/admin`, `http://${ip}:8080/public`], ['--http2-prior-knowledge'], 'neighbour')
+  t.not(h2[0]?.code, 200, `HTTP/2 with prior knowledge to /admin is not answered by the app (${JSON.stringify(h2)})`)
 })
 
 t.test('bytes that are not HTTP on a port the L7 policy selects: decided as a connection, the L7 DENY applies without its L7 conditions', async (t) => {

@@ -4,7 +4,7 @@ import { connect as h2connect, createServer as h2server } from 'node:http2'
 import t from 'tap'
 import { Conn } from '../../src/proxy/conn'
 import { relay } from '../../src/proxy/relay'
-import { classify, sniff } from '../../src/http/sniff'
+import { classify, passClientEnd, sniff, type SniffResult } from '../../src/http/sniff'
 import { HttpEngine } from '../../src/http/engine'
 import type { UpstreamTarget } from '../../src/http/context'
 import { dialLoopback, type Teardown } from './harness'
@@ -118,4 +118,36 @@ t.test('HTTP/2 detected from the preface', async (t) => {
   })
   t.equal(body, 'h2 ok')
   t.same(d.outcomes, ['http2'])
+})
+
+t.test('a client that ends before the verdict: nothing reaches upstream until the caller passes its bytes and end on', async (t) => {
+  const received: string[] = []
+  let upEnded = false
+  const app = createServer({ allowHalfOpen: true }, (s) => { s.on('data', (d) => { received.push(String(d)) }); s.on('end', () => { upEnded = true; s.end() }) })
+  await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { app.close() })
+  const verdict = new Promise<{ r: SniffResult, up: Socket }>((resolve) => {
+    const front = createServer({ allowHalfOpen: true, pauseOnConnect: true }, (down: Socket) => {
+      down.on('error', () => {})
+      void dialLoopback((app.address() as { port: number }).port).then((up) => { sniff(down, up, 8192, (r) => { resolve({ r, up: up as Socket }) }) })
+    })
+    front.listen(0, '127.0.0.1', () => {
+      t.teardown(() => { front.close() })
+      const c = connect({ port: (front.address() as { port: number }).port, host: '127.0.0.1', allowHalfOpen: true })
+      c.on('error', () => {})
+      t.teardown(() => { c.destroy() })
+      c.end('hello')
+    })
+  })
+  const { r, up } = await verdict
+  t.match(r, { kind: 'l4', reason: 'not_http' })
+  t.equal(String((r as { ended?: Buffer }).ended), 'hello', 'the bytes, handed to the caller')
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.same(received, [], 'nothing written upstream before the caller decides (it may refuse the connection)')
+  t.notOk(upEnded)
+  passClientEnd(r, up)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  t.same(received, ['hello'], 'passed on')
+  t.ok(upEnded, 'with the end')
+  up.destroy()
 })
