@@ -207,7 +207,8 @@ export class Agent {
       requireConfig: config !== null,
       clusterName: options.clusterName,
       tracing: options.tracing,
-      pathNormalization: options.pathNormalization
+      pathNormalization: options.pathNormalization,
+      httpLimits: options.httpLimits
     }
     const spawn = threaded
       ? async (id: number, onExit: (code: number) => void): Promise<WorkerHost> => {

@@ -12,6 +12,8 @@ import { isSocketFilePath, UNIX_PATH_MAX_BYTES } from '../native/unix-socket'
 import { DEFAULT_CLUSTER_NAME } from '../telemetry/istio-labels'
 import { DEFAULT_SAMPLING_PERCENT, OTEL_ENV, parseTracingOptions, type TracingOptions } from '../telemetry/tracing/config'
 import { DEFAULT_WORKERS_CAP, defaultWorkers, MAX_WORKERS, parseWorkerCount } from './worker-count'
+import { httpLimitFlagSpecs, httpLimitsFromFlags, httpLimitUsage } from './http-limit-flags'
+import type { HttpLimits } from '../http/options'
 
 // `ferry agent` options: parsed strictly (unknown options and stray arguments are
 // errors), validated once, frozen. The rest of the agent only sees AgentOptions.
@@ -71,6 +73,8 @@ export interface AgentOptions {
   readonly tracing: TracingOptions | null
   /** --path-normalization / --path-escaped-slashes: how L7 request paths are normalized at the destination (src/http/normalize-path.ts). */
   readonly pathNormalization: PathNormalizationOptions
+  /** --http-*: the L7 engine's limits on what clients may send (src/http/options.ts; src/agent/http-limit-flags.ts). */
+  readonly httpLimits: HttpLimits
 }
 
 export interface AgentCniOptions {
@@ -137,6 +141,7 @@ export const AGENT_USAGE = `usage: ferry agent --node NAME (--cluster-file PATH 
                     [--cni-conf-dir DIR [--cni-bin-dir DIR] [--cni-daemonset NAME]]]
                    [--handoff-socket PATH]
                    [--otlp-endpoint URL [--otlp-protocol grpc|http/protobuf] [--trace-sampling ${DEFAULT_SAMPLING_PERCENT}]]
+                   [--http-LIMIT VALUE ...]
 
 Runs the per-node agent in the node's network namespace: watches the cluster (a
 cluster file, or the Kubernetes API), enrolls this node's meshed pods in capture and
@@ -224,6 +229,11 @@ for each request it handles at L7 makes a client span (source node) and a server
                     decision always wins. Default $${OTEL_ENV.samplerArg} (a ratio,
                     0-1) as a percentage, else ${DEFAULT_SAMPLING_PERCENT}
 
+HTTP limits (docs/l7.md): what a client of the L7 engine may send before its
+connection is refused, counted in ferry_http_refused_total{reason}; counts are
+integers, times durations (defaults: Envoy's, src/http/options.ts).
+${httpLimitUsage()}
+
 With the ferry-cni plugin (docs/install.md), a meshed pod is enrolled before its
 containers start: the plugin asks the agent on --cni-socket, and the agent enrolls the
 pod before it answers.
@@ -284,7 +294,8 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'otlp-protocol': { type: 'string' },
     'trace-sampling': { type: 'string' },
     'path-normalization': { type: 'string' },
-    'path-escaped-slashes': { type: 'string' }
+    'path-escaped-slashes': { type: 'string' },
+    ...httpLimitFlagSpecs()
   })
   const node = values.node ?? env[NODE_NAME_ENV]
   if (node === undefined || node === '') throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --node is required (or $${NODE_NAME_ENV})\n\n${AGENT_USAGE}`)
@@ -341,7 +352,8 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
       protocol: values['otlp-protocol'] as string | undefined,
       sampling: values['trace-sampling'] as string | undefined
     }, env),
-    pathNormalization: pathNormalizationOption(values['path-normalization'], values['path-escaped-slashes'])
+    pathNormalization: pathNormalizationOption(values['path-normalization'], values['path-escaped-slashes']),
+    httpLimits: httpLimitsFromFlags(values)
   })
 }
 

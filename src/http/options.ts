@@ -34,7 +34,10 @@ export const HTTP_LIMIT_DEFAULTS: HttpLimits = Object.freeze({
 
 const KEYS = Object.keys(HTTP_LIMIT_DEFAULTS) as Array<keyof HttpLimits>
 
-/** Defaults with `given` laid over them; every value a positive integer, no unknown key. Throws FERRY_ERR_INVALID_ARG. */
+/** The largest value of any limit: an HTTP/2 setting's bound, and a Node timer's (a longer delay fires at once). */
+export const HTTP_LIMIT_MAX = 2 ** 31 - 1
+
+/** Defaults with `given` laid over them; every value an integer from 1 to HTTP_LIMIT_MAX, no unknown key. Throws FERRY_ERR_INVALID_ARG. */
 export function resolveHttpLimits (given: Partial<HttpLimits> = {}): HttpLimits {
   for (const k of Object.keys(given)) {
     if (!(KEYS as string[]).includes(k)) throw ferryError('FERRY_ERR_INVALID_ARG', `unknown HTTP limit "${k}" (known: ${KEYS.join(', ')})`)
@@ -42,7 +45,7 @@ export function resolveHttpLimits (given: Partial<HttpLimits> = {}): HttpLimits 
   const out: Record<string, number> = {}
   for (const k of KEYS) {
     const v = given[k] ?? HTTP_LIMIT_DEFAULTS[k]
-    if (!Number.isSafeInteger(v) || v <= 0) throw ferryError('FERRY_ERR_INVALID_ARG', `HTTP limit ${k} must be a positive integer, not ${String(v)}`)
+    if (!Number.isSafeInteger(v) || v <= 0 || v > HTTP_LIMIT_MAX) throw ferryError('FERRY_ERR_INVALID_ARG', `HTTP limit ${k} must be an integer from 1 to ${HTTP_LIMIT_MAX}, not ${String(v)}`)
     out[k] = v
   }
   return Object.freeze(out as unknown as HttpLimits)

@@ -24,6 +24,7 @@ import type { NetnsRef, PodToServe, Publication, Reply, Request, WorkerStats } f
 import { SvidStore } from './svid-store'
 import { WorkerTunnel } from './worker-tunnel'
 import { HttpEngine } from '../http/engine'
+import type { HttpLimits } from '../http/options'
 import { PATH_NORMALIZATION_DEFAULTS, pathNormalizer, type PathNormalizationOptions } from '../http/normalize-path'
 import { createDetectCounter, createHttpRefusals } from '../http/refusals'
 import { L7Table } from '../l7/table'
@@ -71,6 +72,8 @@ export interface DataPlaneOptions {
   readonly clusterName?: string
   /** Spans and trace headers of the requests this worker handles at L7 (src/telemetry/tracing/); default NO_TRACING. */
   readonly tracer?: RequestTracer
+  /** The L7 engine's limits (--http-*, src/http/options.ts); default Envoy's. */
+  readonly httpLimits?: HttpLimits
 }
 
 export class DataPlane {
@@ -127,7 +130,7 @@ export class DataPlane {
     const requestTelemetry: RequestTelemetry = new IstioRequestTelemetry({ registry: this.metrics.registry, labeler: this.labeler, log: o.log })
     const requestTracer: RequestTracer = o.tracer ?? NO_TRACING
     // --- end of L7 glue
-    this.http = new HttpEngine({ telemetry: requestTelemetry, tracer: requestTracer, refusals: createHttpRefusals(this.metrics.registry) })
+    this.http = new HttpEngine({ telemetry: requestTelemetry, tracer: requestTracer, refusals: createHttpRefusals(this.metrics.registry), ...(o.httpLimits === undefined ? {} : { limits: o.httpLimits }) })
     const detected = createDetectCounter(this.metrics.registry)
     // L7 glue (authorization): request paths normalized at the destination as the agent says (--path-normalization).
     this.l7 = Object.freeze({ table: () => this.l7Table, engine: this.http, normalizePath: pathNormalizer(o.pathNormalization ?? PATH_NORMALIZATION_DEFAULTS), detected })
