@@ -16,7 +16,8 @@ export const HTTP_LIMIT_FLAGS: Readonly<Record<keyof HttpLimits, { readonly flag
   idleTimeoutMs: { flag: 'http-idle-timeout', kind: 'duration', what: 'a client connection with no request in flight is closed after it' },
   maxConcurrentStreams: { flag: 'http-max-concurrent-streams', kind: 'count', what: 'HTTP/2 streams a client may have open at once' },
   maxResetsPerSecond: { flag: 'http-max-resets-per-second', kind: 'count', what: 'HTTP/2 streams a client may reset per second (rapid reset)' },
-  maxRefusedStreams: { flag: 'http-max-refused-streams', kind: 'count', what: 'HTTP/2 streams refused over the concurrency limit before GOAWAY' }
+  maxRefusedStreams: { flag: 'http-max-refused-streams', kind: 'count', what: 'HTTP/2 streams refused over the concurrency limit before GOAWAY' },
+  upstreamIdleTimeoutMs: { flag: 'http-upstream-idle-timeout', kind: 'duration', what: 'a pooled upstream connection idle this long is closed' }
 })
 
 const ENTRIES = Object.entries(HTTP_LIMIT_FLAGS) as Array<[keyof HttpLimits, { flag: string, kind: Kind, what: string }]>

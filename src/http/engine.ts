@@ -51,7 +51,7 @@ export class HttpEngine {
       limits,
       refusals: o.refusals ?? NO_REFUSALS,
       clock: o.clock ?? MONOTONIC,
-      pools: new UpstreamPools(limits.idleTimeoutMs)
+      pools: new UpstreamPools(limits.upstreamIdleTimeoutMs)
     })
     this.h1 = new H1Server(this.deps)
     this.h2 = new H2Server(this.deps)

@@ -1,8 +1,9 @@
 import { ferryError } from '../errors'
 
 // The HTTP engine's limits on what a downstream client may send, as Envoy's defaults
-// (its HTTP connection manager and HTTP/2 codec): validated once, then frozen. A client
-// that crosses one is refused (limits.ts says how) and the refusal is counted by reason;
+// (its HTTP connection manager and HTTP/2 codec), and how long pooled upstream
+// connections stay idle: validated once, then frozen. A client that crosses one is
+// refused (server-h1.ts, server-h2.ts say how) and the refusal is counted by reason;
 // other connections are not affected.
 
 export interface HttpLimits {
@@ -20,6 +21,15 @@ export interface HttpLimits {
   readonly maxResetsPerSecond: number
   /** HTTP/2 streams refused because the client went over maxConcurrentStreams, per connection, before GOAWAY (stream flood). */
   readonly maxRefusedStreams: number
+  /**
+   * A pooled upstream connection (HTTP/1.1 with no request, HTTP/2 with no stream) is
+   * closed after this long idle, ms. 60 s: below the keep-alive of common servers that
+   * keep connections long (nginx 75 s; Node's 5 s and servers that send a Keep-Alive
+   * hint are followed by Node's Agent on sockets), and below idleTimeoutMs, so between
+   * two nodes the pooling side closes first and never reuses a connection the other is
+   * closing. Envoy's 1 h is long for a node proxy that pools to every endpoint.
+   */
+  readonly upstreamIdleTimeoutMs: number
 }
 
 export const HTTP_LIMIT_DEFAULTS: HttpLimits = Object.freeze({
@@ -29,7 +39,8 @@ export const HTTP_LIMIT_DEFAULTS: HttpLimits = Object.freeze({
   idleTimeoutMs: 300_000,
   maxConcurrentStreams: 100,
   maxResetsPerSecond: 200,
-  maxRefusedStreams: 100
+  maxRefusedStreams: 100,
+  upstreamIdleTimeoutMs: 60_000
 })
 
 const KEYS = Object.keys(HTTP_LIMIT_DEFAULTS) as Array<keyof HttpLimits>
