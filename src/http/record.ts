@@ -1,5 +1,6 @@
 import type { ConnectionRecord } from '../telemetry/connection-record'
 import { formatAddr } from '../telemetry/connection-record'
+import { GrpcMessages } from '../telemetry/grpc-messages'
 import type { HttpRequestRecord, Reporter, RequestProtocol, RequestTelemetry } from '../telemetry/request-record'
 import type { HeaderBag, RequestSpan, RequestSpanStart, RequestTracer } from '../telemetry/request-tracing'
 import type { UpstreamTarget } from './context'
@@ -29,6 +30,8 @@ export class RequestState {
   localSpan: RequestSpan | null = null
   authz: Readonly<Record<string, unknown>> | null = null
   localAuthz: Readonly<Record<string, unknown>> | null = null
+  /** A gRPC call's message counts (the forwarder feeds them its body chunks); null when not gRPC. */
+  readonly messages: GrpcMessages | null
   private readonly startedAt: number
   private ended = false
 
@@ -43,6 +46,7 @@ export class RequestState {
     public path: string
   ) {
     this.startedAt = sinks.clock()
+    this.messages = protocol === 'grpc' ? new GrpcMessages() : null
   }
 
   /** Starts the span of this hop (client at the source, server at the destination). */
@@ -123,6 +127,7 @@ export class RequestState {
       durationMs,
       requestBytes: this.requestBytes,
       responseBytes: this.responseBytes,
+      ...(this.messages === null ? {} : { requestMessages: this.messages.request.messages, responseMessages: this.messages.response.messages }),
       upstream: this.target?.address ?? null,
       traceId: span?.traceId ?? null,
       requestId: span?.requestId ?? null,

@@ -47,7 +47,11 @@ export const CONNECTION_LABELS = Object.freeze([
 /** The labels of Istio's request metrics (istio_requests_total, istio_request_*, istio_response_bytes). */
 export const REQUEST_LABELS = Object.freeze([...CONNECTION_LABELS, 'response_code', 'grpc_response_status'] as const)
 
+/** The labels of Istio's gRPC message counters (istio_request_messages_total, istio_response_messages_total). */
+export const MESSAGE_LABELS = Object.freeze([...CONNECTION_LABELS, 'grpc_response_status'] as const)
+
 export type ConnectionLabel = typeof CONNECTION_LABELS[number]
+export type MessageLabel = typeof MESSAGE_LABELS[number]
 export type RequestLabel = typeof REQUEST_LABELS[number]
 
 /** What telemetry reads of a pod (src/discovery/model.ts Pod has these). */
