@@ -206,6 +206,7 @@ export class Agent {
       tunnel: nodeTunnel === null ? null : { ...nodeTunnel.shared, ...(nodeTunnel.firstByteTimeoutMs === undefined ? {} : { firstByteTimeoutMs: nodeTunnel.firstByteTimeoutMs }) },
       requireConfig: config !== null,
       clusterName: options.clusterName,
+      clusterDomain: options.clusterDomain,
       tracing: options.tracing,
       pathNormalization: options.pathNormalization,
       httpLimits: options.httpLimits

@@ -10,6 +10,7 @@ import { validateTrustDomain } from '../identity/spiffe-id'
 import { parseCommandOptions } from '../config/cli-args'
 import { isSocketFilePath, UNIX_PATH_MAX_BYTES } from '../native/unix-socket'
 import { DEFAULT_CLUSTER_NAME } from '../telemetry/istio-labels'
+import { clusterDomainProblem, clusterNameProblem, DEFAULT_CLUSTER_DOMAIN } from '../telemetry/cluster-names'
 import { DEFAULT_SAMPLING_PERCENT, OTEL_ENV, parseTracingOptions, type TracingOptions } from '../telemetry/tracing/config'
 import { DEFAULT_WORKERS_CAP, defaultWorkers, MAX_WORKERS, parseWorkerCount } from './worker-count'
 import { httpLimitFlagSpecs, httpLimitsFromFlags, httpLimitUsage } from './http-limit-flags'
@@ -36,6 +37,8 @@ export interface AgentOptions {
   readonly logLevel: string
   /** --cluster-name: source_cluster / destination_cluster of Istio's metrics (Istio's default "Kubernetes"). */
   readonly clusterName: string
+  /** --cluster-domain: the Services' DNS domain, in destination_service (name.namespace.svc.DOMAIN; default cluster.local). */
+  readonly clusterDomain: string
   /** Directory of AuthorizationPolicy / PeerAuthentication documents, watched; null: no policies (allow all). */
   readonly configDir: string | null
   /** --config-source controller: policies from the controller's configuration stream (needs the CA options). */
@@ -131,7 +134,7 @@ export const AGENT_USAGE = `usage: ferry agent --node NAME (--cluster-file PATH 
                      [--host-proc ${KUBERNETES_DEFAULTS.hostProc}] [--cgroup-root ${KUBERNETES_DEFAULTS.cgroupRoot}])
                    --pin-root DIR [--kubelet-cgroup PATH|${KUBELET_CGROUP_AUTO}]
                    [--admin-port ${PORTS.admin}] [--ready-port ${PORTS.ready}] [--admin-token-file FILE] [--log-level info]
-                   [--cluster-name ${DEFAULT_CLUSTER_NAME}]
+                   [--cluster-name ${DEFAULT_CLUSTER_NAME}] [--cluster-domain ${DEFAULT_CLUSTER_DOMAIN}]
                    [--config-dir DIR | --config-source controller] [--config-cache PATH|none]
                    [--drain-grace ${formatDuration(DRAIN_GRACE_DEFAULT_MS)}]
                    [--ca-address HOST:PORT --ca-root FILE --ca-token-file FILE
@@ -177,6 +180,8 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
                     /metrics and readiness need no token
   --cluster-name    the cluster's name in Istio's metrics (source_cluster,
                     destination_cluster; docs/metrics.md); default ${DEFAULT_CLUSTER_NAME}, Istio's
+  --cluster-domain  the cluster's DNS domain (the kubelet's --cluster-domain):
+                    destination_service is NAME.NAMESPACE.svc.DOMAIN; default ${DEFAULT_CLUSTER_DOMAIN}
   --config-dir      a directory of AuthorizationPolicy and PeerAuthentication
                     documents, watched and applied live (absent: allow all)
   --config-source   controller: the same documents from the controller's
@@ -270,6 +275,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'admin-token-file': { type: 'string' },
     'log-level': { type: 'string' },
     'cluster-name': { type: 'string' },
+    'cluster-domain': { type: 'string' },
     'config-dir': { type: 'string' },
     'config-source': { type: 'string' },
     'config-cache': { type: 'string' },
@@ -310,8 +316,11 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
   const logLevel = (values['log-level'] as string | undefined) ?? 'info'
   if (!LOG_LEVELS.includes(logLevel)) throw invalid('--log-level', logLevel, `one of ${LOG_LEVELS.join(', ')}`)
   const clusterName = (values['cluster-name'] as string | undefined) ?? DEFAULT_CLUSTER_NAME
-  // A Prometheus label value may hold anything, but Istio's cluster names are Kubernetes-style names.
-  if (!/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(clusterName)) throw invalid('--cluster-name', clusterName, 'a name of letters, digits, "-", "_" and "." (at most 63 characters)')
+  const nameProblem = clusterNameProblem(clusterName)
+  if (nameProblem !== null) throw invalid('--cluster-name', clusterName, nameProblem)
+  const clusterDomain = (values['cluster-domain'] as string | undefined) ?? DEFAULT_CLUSTER_DOMAIN
+  const domainProblem = clusterDomainProblem(clusterDomain)
+  if (domainProblem !== null) throw invalid('--cluster-domain', clusterDomain, domainProblem)
   const kubernetes = kubernetesOptions(values)
   const grace = values['drain-grace']
   const drainGraceMs = typeof grace === 'string' ? parseDuration(grace, 'ferry agent: --drain-grace', { maxMs: DRAIN_GRACE_MAX_MS }) : DRAIN_GRACE_DEFAULT_MS
@@ -337,6 +346,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     readyPort,
     logLevel,
     clusterName,
+    clusterDomain,
     configDir,
     configFromController,
     configCache,

@@ -1,5 +1,6 @@
 import type { ConnectionRecord } from '../telemetry/connection-record'
 import { formatAddr } from '../telemetry/connection-record'
+import { serviceFqdn } from '../telemetry/cluster-names'
 import { GrpcMessages } from '../telemetry/grpc-messages'
 import type { HttpRequestRecord, Reporter, RequestProtocol, RequestTelemetry } from '../telemetry/request-record'
 import type { HeaderBag, RequestSpan, RequestSpanStart, RequestTracer } from '../telemetry/request-tracing'
@@ -16,6 +17,8 @@ export interface RequestSinks {
   readonly telemetry: RequestTelemetry
   readonly tracer: RequestTracer
   readonly clock: Clock
+  /** The Services' DNS domain (cluster-names.ts). */
+  readonly clusterDomain: string
 }
 
 export class RequestState {
@@ -72,7 +75,7 @@ export class RequestState {
       destinationWorkload: r.destination?.workload ?? null,
       destinationNamespace: r.destination?.namespace ?? null,
       destinationPrincipal: r.destinationPrincipal,
-      destinationService: fqdnOf(r.service)
+      destinationService: r.service === null ? null : serviceFqdn(r.service, this.sinks.clusterDomain)
     }
   }
 
@@ -137,10 +140,6 @@ export class RequestState {
   }
 }
 
-/** "name.namespace" → "name.namespace.svc.cluster.local". */
-function fqdnOf (service: string | null): string | null {
-  return service === null ? null : `${service}.svc.cluster.local`
-}
 
 /** `request_protocol` of a request by its content type. */
 export function protocolOf (contentType: string | undefined): RequestProtocol {

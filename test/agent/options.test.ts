@@ -8,7 +8,7 @@ const base = ['--node', 'n1', '--cluster-file', '/var/run/ferry/labs/x/cluster.j
 
 t.test('valid options get defaults, an absolute cluster file, and are frozen', async (t) => {
   const o = parseAgentOptions(base, {})
-  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', clusterName: 'Kubernetes', configDir: null, configFromController: false, configCache: null, identity: null, sockmap: true, workers: defaultWorkers(), adminTokenFile: null, kubeletCgroup: null, cni: null, handoffSocket: null, pathNormalization: { normalization: 'MERGE_SLASHES', escapedSlashes: 'KEEP_UNCHANGED' }, tracing: null, httpLimits: HTTP_LIMIT_DEFAULTS })
+  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', clusterName: 'Kubernetes', clusterDomain: 'cluster.local', configDir: null, configFromController: false, configCache: null, identity: null, sockmap: true, workers: defaultWorkers(), adminTokenFile: null, kubeletCgroup: null, cni: null, handoffSocket: null, pathNormalization: { normalization: 'MERGE_SLASHES', escapedSlashes: 'KEEP_UNCHANGED' }, tracing: null, httpLimits: HTTP_LIMIT_DEFAULTS })
   t.ok(Object.isFrozen(o))
   t.equal(parseAgentOptions([...base, '--sockmap', 'off']).sockmap, false, '--sockmap off turns the shortcut off')
   t.equal(parseAgentOptions([...base, '--handoff-socket', '/var/run/ferry/handoff.sock']).handoffSocket, '/var/run/ferry/handoff.sock')
@@ -21,6 +21,7 @@ t.test('valid options get defaults, an absolute cluster file, and are frozen', a
   t.equal(o2.readyPort, 0, 'both 0 is allowed: each gets a free port')
   t.equal(o2.logLevel, 'debug')
   t.equal(parseAgentOptions([...base, '--cluster-name', 'east-1']).clusterName, 'east-1', '--cluster-name names the cluster in Istio\'s metrics')
+  t.equal(parseAgentOptions([...base, '--cluster-domain', 'corp.internal']).clusterDomain, 'corp.internal', '--cluster-domain: the Services\' DNS domain')
 })
 
 t.test('invalid options are FERRY_ERR_INVALID_ARG naming the option and what is expected', async (t) => {
@@ -32,6 +33,8 @@ t.test('invalid options are FERRY_ERR_INVALID_ARG naming the option and what is 
     [['--node', 'n1', '--cluster-file', '/c', '--pin-root', 'relative/pins'], /--pin-root "relative\/pins" is invalid: expected an absolute path/],
     [[...base, '--admin-port', '70000'], /--admin-port "70000" is invalid: expected a port number/],
     [[...base, '--cluster-name', 'a b'], /--cluster-name "a b" is invalid: expected a name/],
+    [[...base, '--cluster-domain', 'Cluster.Local'], /--cluster-domain "Cluster.Local" is invalid: expected a DNS domain/],
+    [[...base, '--cluster-domain', 'cluster..local'], /--cluster-domain "cluster..local" is invalid/],
     [[...base, '--ready-port', 'http'], /--ready-port "http" is invalid/],
     [[...base, '--admin-port', '9000', '--ready-port', '9000'], /--ready-port "9000" is invalid: expected a port other than --admin-port 9000/],
     [[...base, '--log-level', 'loud'], /--log-level "loud" is invalid: expected one of fatal, error/],
