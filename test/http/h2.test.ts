@@ -6,7 +6,7 @@ import * as protoLoader from '@grpc/proto-loader'
 import t from 'tap'
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const { WebSocket, WebSocketServer } = require('ws')
-import { startEngine, type Teardown } from './harness'
+import { startEngine, type Teardown } from '../helpers/http-harness'
 import { waitFor } from '../helpers/wait'
 
 const def = protoLoader.loadSync(join(__dirname, '../fixtures/apps/echo.proto'), { keepCase: true, longs: Number, defaults: true })

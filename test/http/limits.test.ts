@@ -5,7 +5,7 @@ import t from 'tap'
 import { Registry } from 'prom-client'
 import { createHttpRefusals, HTTP_REFUSED_METRIC } from '../../src/http/refusals'
 import { resolveHttpLimits } from '../../src/http/options'
-import { startEngine, type Teardown } from './harness'
+import { startEngine, type Teardown } from '../helpers/http-harness'
 import { FLAG, FRAME, GET_HEADER_BLOCK, h2Frame, h2Hello, rawH2 } from '../helpers/h2-frames'
 
 async function okServer (t: Teardown): Promise<number> {

@@ -3,7 +3,7 @@ import { createServer, request, type Agent } from 'node:http'
 import type { Socket } from 'node:net'
 import { UpstreamPools } from '../../src/http/upstream-pool'
 import type { UpstreamTarget } from '../../src/http/context'
-import { dialLoopback } from './harness'
+import { dialLoopback } from '../helpers/http-harness'
 
 // Pooled HTTP/1.1 upstream connections are reused while in use and closed by the pool
 // once idle for its idle timeout, even when the server would keep them far longer.
