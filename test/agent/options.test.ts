@@ -54,8 +54,8 @@ const ca = ['--ca-address', '172.30.0.254:15012', '--ca-root', '/state/x/ca/root
 
 t.test('--http-*: every HTTP limit settable, counts and durations, validated by name', async (t) => {
   const o = parseAgentOptions([...base, '--http-max-header-bytes', '8192', '--http-max-headers', '20', '--http-header-timeout', '2s', '--http-idle-timeout', '1m',
-    '--http-max-concurrent-streams', '50', '--http-max-resets-per-second', '10', '--http-max-refused-streams', '5'], {})
-  t.same(o.httpLimits, { ...HTTP_LIMIT_DEFAULTS, maxHeaderBytes: 8192, maxHeaders: 20, headerTimeoutMs: 2000, idleTimeoutMs: 60_000, maxConcurrentStreams: 50, maxResetsPerSecond: 10, maxRefusedStreams: 5 })
+    '--http-max-concurrent-streams', '50', '--http-max-resets-per-second', '10', '--http-max-refused-streams', '5', '--http-upstream-idle-timeout', '30s'], {})
+  t.same(o.httpLimits, { maxHeaderBytes: 8192, maxHeaders: 20, headerTimeoutMs: 2000, idleTimeoutMs: 60_000, maxConcurrentStreams: 50, maxResetsPerSecond: 10, maxRefusedStreams: 5, upstreamIdleTimeoutMs: 30_000 })
   t.ok(Object.isFrozen(o.httpLimits))
   t.same(parseAgentOptions([...base, '--http-max-headers', '7'], {}).httpLimits, { ...HTTP_LIMIT_DEFAULTS, maxHeaders: 7 }, 'the others keep their defaults')
   const cases: Array<[string[], RegExp]> = [
