@@ -35,7 +35,7 @@ class H2Conn {
   private resets = 0
   refusedStreams = 0
   private refused = false
-  /** Streams open now (handed to forward-h2, not yet closed). */
+  /** Streams the session delivered and has not closed (frozen once the session is destroyed). */
   open = 0
   /** The highest stream id whose headers arrived complete; 0 before the first. */
   private lastComplete = 0
