@@ -130,7 +130,9 @@ export class RequestState {
       durationMs,
       requestBytes: this.requestBytes,
       responseBytes: this.responseBytes,
-      ...(this.messages === null ? {} : { requestMessages: this.messages.request.messages, responseMessages: this.messages.response.messages }),
+      // Plain fields (undefined when not gRPC): one record shape, no spread per request.
+      requestMessages: this.messages?.request.messages,
+      responseMessages: this.messages?.response.messages,
       upstream: this.target?.address ?? null,
       traceId: span?.traceId ?? null,
       requestId: span?.requestId ?? null,
