@@ -206,8 +206,10 @@ export class Agent {
       tunnel: nodeTunnel === null ? null : { ...nodeTunnel.shared, ...(nodeTunnel.firstByteTimeoutMs === undefined ? {} : { firstByteTimeoutMs: nodeTunnel.firstByteTimeoutMs }) },
       requireConfig: config !== null,
       clusterName: options.clusterName,
+      clusterDomain: options.clusterDomain,
       tracing: options.tracing,
-      pathNormalization: options.pathNormalization
+      pathNormalization: options.pathNormalization,
+      httpLimits: options.httpLimits
     }
     const spawn = threaded
       ? async (id: number, onExit: (code: number) => void): Promise<WorkerHost> => {

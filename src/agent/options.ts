@@ -10,8 +10,11 @@ import { validateTrustDomain } from '../identity/spiffe-id'
 import { parseCommandOptions } from '../config/cli-args'
 import { isSocketFilePath, UNIX_PATH_MAX_BYTES } from '../native/unix-socket'
 import { DEFAULT_CLUSTER_NAME } from '../telemetry/istio-labels'
+import { clusterDomainProblem, clusterNameProblem, DEFAULT_CLUSTER_DOMAIN } from '../telemetry/cluster-names'
 import { DEFAULT_SAMPLING_PERCENT, OTEL_ENV, parseTracingOptions, type TracingOptions } from '../telemetry/tracing/config'
 import { DEFAULT_WORKERS_CAP, defaultWorkers, MAX_WORKERS, parseWorkerCount } from './worker-count'
+import { httpLimitFlagSpecs, httpLimitsFromFlags, httpLimitUsage } from './http-limit-flags'
+import type { HttpLimits } from '../http/options'
 
 // `ferry agent` options: parsed strictly (unknown options and stray arguments are
 // errors), validated once, frozen. The rest of the agent only sees AgentOptions.
@@ -34,6 +37,8 @@ export interface AgentOptions {
   readonly logLevel: string
   /** --cluster-name: source_cluster / destination_cluster of Istio's metrics (Istio's default "Kubernetes"). */
   readonly clusterName: string
+  /** --cluster-domain: the Services' DNS domain, in destination_service (name.namespace.svc.DOMAIN; default cluster.local). */
+  readonly clusterDomain: string
   /** Directory of AuthorizationPolicy / PeerAuthentication documents, watched; null: no policies (allow all). */
   readonly configDir: string | null
   /** --config-source controller: policies from the controller's configuration stream (needs the CA options). */
@@ -71,6 +76,8 @@ export interface AgentOptions {
   readonly tracing: TracingOptions | null
   /** --path-normalization / --path-escaped-slashes: how L7 request paths are normalized at the destination (src/http/normalize-path.ts). */
   readonly pathNormalization: PathNormalizationOptions
+  /** --http-*: the L7 engine's limits on what clients may send (src/http/options.ts; src/agent/http-limit-flags.ts). */
+  readonly httpLimits: HttpLimits
 }
 
 export interface AgentCniOptions {
@@ -127,7 +134,7 @@ export const AGENT_USAGE = `usage: ferry agent --node NAME (--cluster-file PATH 
                      [--host-proc ${KUBERNETES_DEFAULTS.hostProc}] [--cgroup-root ${KUBERNETES_DEFAULTS.cgroupRoot}])
                    --pin-root DIR [--kubelet-cgroup PATH|${KUBELET_CGROUP_AUTO}]
                    [--admin-port ${PORTS.admin}] [--ready-port ${PORTS.ready}] [--admin-token-file FILE] [--log-level info]
-                   [--cluster-name ${DEFAULT_CLUSTER_NAME}]
+                   [--cluster-name ${DEFAULT_CLUSTER_NAME}] [--cluster-domain ${DEFAULT_CLUSTER_DOMAIN}]
                    [--config-dir DIR | --config-source controller] [--config-cache PATH|none]
                    [--drain-grace ${formatDuration(DRAIN_GRACE_DEFAULT_MS)}]
                    [--ca-address HOST:PORT --ca-root FILE --ca-token-file FILE
@@ -137,6 +144,7 @@ export const AGENT_USAGE = `usage: ferry agent --node NAME (--cluster-file PATH 
                     [--cni-conf-dir DIR [--cni-bin-dir DIR] [--cni-daemonset NAME]]]
                    [--handoff-socket PATH]
                    [--otlp-endpoint URL [--otlp-protocol grpc|http/protobuf] [--trace-sampling ${DEFAULT_SAMPLING_PERCENT}]]
+                   [--http-LIMIT VALUE ...]
 
 Runs the per-node agent in the node's network namespace: watches the cluster (a
 cluster file, or the Kubernetes API), enrolls this node's meshed pods in capture and
@@ -172,6 +180,8 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
                     /metrics and readiness need no token
   --cluster-name    the cluster's name in Istio's metrics (source_cluster,
                     destination_cluster; docs/metrics.md); default ${DEFAULT_CLUSTER_NAME}, Istio's
+  --cluster-domain  the cluster's DNS domain (the kubelet's --cluster-domain):
+                    destination_service is NAME.NAMESPACE.svc.DOMAIN; default ${DEFAULT_CLUSTER_DOMAIN}
   --config-dir      a directory of AuthorizationPolicy and PeerAuthentication
                     documents, watched and applied live (absent: allow all)
   --config-source   controller: the same documents from the controller's
@@ -224,6 +234,11 @@ for each request it handles at L7 makes a client span (source node) and a server
                     decision always wins. Default $${OTEL_ENV.samplerArg} (a ratio,
                     0-1) as a percentage, else ${DEFAULT_SAMPLING_PERCENT}
 
+HTTP limits (docs/l7.md): what a client of the L7 engine may send before its
+connection is refused, counted in ferry_http_refused_total{reason}; counts are
+integers, times durations (defaults: Envoy's, src/http/options.ts).
+${httpLimitUsage()}
+
 With the ferry-cni plugin (docs/install.md), a meshed pod is enrolled before its
 containers start: the plugin asks the agent on --cni-socket, and the agent enrolls the
 pod before it answers.
@@ -260,6 +275,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'admin-token-file': { type: 'string' },
     'log-level': { type: 'string' },
     'cluster-name': { type: 'string' },
+    'cluster-domain': { type: 'string' },
     'config-dir': { type: 'string' },
     'config-source': { type: 'string' },
     'config-cache': { type: 'string' },
@@ -284,7 +300,8 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     'otlp-protocol': { type: 'string' },
     'trace-sampling': { type: 'string' },
     'path-normalization': { type: 'string' },
-    'path-escaped-slashes': { type: 'string' }
+    'path-escaped-slashes': { type: 'string' },
+    ...httpLimitFlagSpecs()
   })
   const node = values.node ?? env[NODE_NAME_ENV]
   if (node === undefined || node === '') throw ferryError('FERRY_ERR_INVALID_ARG', `ferry agent: --node is required (or $${NODE_NAME_ENV})\n\n${AGENT_USAGE}`)
@@ -299,8 +316,11 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
   const logLevel = (values['log-level'] as string | undefined) ?? 'info'
   if (!LOG_LEVELS.includes(logLevel)) throw invalid('--log-level', logLevel, `one of ${LOG_LEVELS.join(', ')}`)
   const clusterName = (values['cluster-name'] as string | undefined) ?? DEFAULT_CLUSTER_NAME
-  // A Prometheus label value may hold anything, but Istio's cluster names are Kubernetes-style names.
-  if (!/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/.test(clusterName)) throw invalid('--cluster-name', clusterName, 'a name of letters, digits, "-", "_" and "." (at most 63 characters)')
+  const nameProblem = clusterNameProblem(clusterName)
+  if (nameProblem !== null) throw invalid('--cluster-name', clusterName, nameProblem)
+  const clusterDomain = (values['cluster-domain'] as string | undefined) ?? DEFAULT_CLUSTER_DOMAIN
+  const domainProblem = clusterDomainProblem(clusterDomain)
+  if (domainProblem !== null) throw invalid('--cluster-domain', clusterDomain, domainProblem)
   const kubernetes = kubernetesOptions(values)
   const grace = values['drain-grace']
   const drainGraceMs = typeof grace === 'string' ? parseDuration(grace, 'ferry agent: --drain-grace', { maxMs: DRAIN_GRACE_MAX_MS }) : DRAIN_GRACE_DEFAULT_MS
@@ -326,6 +346,7 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
     readyPort,
     logLevel,
     clusterName,
+    clusterDomain,
     configDir,
     configFromController,
     configCache,
@@ -341,7 +362,8 @@ export function parseAgentOptions (argv: string[], env: Readonly<Record<string, 
       protocol: values['otlp-protocol'] as string | undefined,
       sampling: values['trace-sampling'] as string | undefined
     }, env),
-    pathNormalization: pathNormalizationOption(values['path-normalization'], values['path-escaped-slashes'])
+    pathNormalization: pathNormalizationOption(values['path-normalization'], values['path-escaped-slashes']),
+    httpLimits: httpLimitsFromFlags(values)
   })
 }
 

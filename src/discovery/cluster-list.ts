@@ -3,6 +3,7 @@ import { ferryError, type FerryError } from '../errors'
 import * as generated from './cluster-list-validators'
 import { canonicalIP } from './ip'
 import { type ClusterNode, type ClusterSnapshot, type ContainerPort, deepFreeze, type Namespace, type Pod, type Protocol, type Service, type ServicePort } from './model'
+import { workloadName } from './workload-name'
 
 // Reads a Kubernetes `v1 List` (JSON) of Namespace, Node, Pod and Service objects into a
 // frozen ClusterSnapshot. This is the edge: everything is checked here, once, and an
@@ -158,19 +159,6 @@ function toService (item: Record<string, any>, origin: string, what: string): Se
     selector: spec.selector === undefined || Object.keys(spec.selector).length === 0 ? null : { ...spec.selector },
     publishNotReadyAddresses: spec.publishNotReadyAddresses === true
   }
-}
-
-/** Istio-like canonical workload name. */
-function workloadName (pod: string, labels: Record<string, string>, owners: Array<{ kind: string, name: string }> | undefined): string {
-  const byLabel = labels['app.kubernetes.io/name'] ?? labels.app
-  if (byLabel !== undefined && byLabel !== '') return byLabel
-  const owner = owners?.[0]
-  if (owner !== undefined) {
-    // A ReplicaSet is named <deployment>-<pod-template-hash>.
-    if (owner.kind === 'ReplicaSet') return owner.name.replace(/-[a-z0-9]{5,10}$/, '')
-    return owner.name
-  }
-  return pod
 }
 
 function describe (item: Record<string, any>, i: number): string {

@@ -39,7 +39,7 @@ export interface Pod {
   readonly ready: boolean
   readonly phase: string | null
   readonly hostNetwork: boolean
-  /** Canonical workload name (app.kubernetes.io/name, app, owner, or pod name). */
+  /** Istio's workload name: the controller owner's (a ReplicaSet's Deployment, a Job's CronJob), else the pod's (workload-name.ts). */
   readonly workload: string
 }
 

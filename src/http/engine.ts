@@ -6,6 +6,7 @@ import type { RequestTracer } from '../telemetry/request-tracing'
 import type { HttpDownstream, HttpVersion, UpstreamTarget } from './context'
 import { NO_REQUEST_TELEMETRY, NO_TRACING } from './defaults'
 import { type HttpLimits, resolveHttpLimits } from './options'
+import { DEFAULT_CLUSTER_DOMAIN } from '../telemetry/cluster-names'
 import type { Clock } from './record'
 import { type HttpRefusals, NO_REFUSALS } from './refusals'
 import { H1Server } from './server-h1'
@@ -25,6 +26,8 @@ export interface HttpEngineOptions {
   readonly limits?: Partial<HttpLimits>
   readonly refusals?: HttpRefusals
   readonly clock?: Clock
+  /** The Services' DNS domain, in spans' destination service (name.namespace.svc.DOMAIN); default cluster.local. */
+  readonly clusterDomain?: string
 }
 
 export interface HttpEngineDeps {
@@ -34,6 +37,7 @@ export interface HttpEngineDeps {
   readonly refusals: HttpRefusals
   readonly clock: Clock
   readonly pools: UpstreamPools
+  readonly clusterDomain: string
 }
 
 const MONOTONIC: Clock = () => performance.now()
@@ -51,7 +55,8 @@ export class HttpEngine {
       limits,
       refusals: o.refusals ?? NO_REFUSALS,
       clock: o.clock ?? MONOTONIC,
-      pools: new UpstreamPools(limits.idleTimeoutMs)
+      pools: new UpstreamPools(limits.upstreamIdleTimeoutMs),
+      clusterDomain: o.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN
     })
     this.h1 = new H1Server(this.deps)
     this.h2 = new H2Server(this.deps)

@@ -82,7 +82,10 @@ function pass (st: RequestState, stream: ServerHttp2Stream, up: ClientHttp2Strea
       return
     }
     stream.respond(rh, { waitForTrailers: true })
-    up.on('data', (chunk: Buffer) => { st.responseBytes += chunk.length })
+    up.on('data', (chunk: Buffer) => {
+      st.responseBytes += chunk.length
+      st.messages?.response.push(chunk)
+    })
     // Ended on the upstream's clean close only: Node ends a reset stream's readable side too.
     up.pipe(stream, { end: false })
   })
@@ -104,7 +107,10 @@ function pass (st: RequestState, stream: ServerHttp2Stream, up: ClientHttp2Strea
     else stream.close(up.rstCode === undefined || up.rstCode === NGHTTP2_NO_ERROR ? NGHTTP2_INTERNAL_ERROR : up.rstCode)
   })
   if (!endStream) {
-    stream.on('data', (chunk: Buffer) => { st.requestBytes += chunk.length })
+    stream.on('data', (chunk: Buffer) => {
+      st.requestBytes += chunk.length
+      st.messages?.request.push(chunk)
+    })
     stream.pipe(up)
   }
 }

@@ -1,5 +1,7 @@
 import type { ConnectionRecord } from '../telemetry/connection-record'
 import { formatAddr } from '../telemetry/connection-record'
+import { serviceFqdn } from '../telemetry/cluster-names'
+import { GrpcMessages } from '../telemetry/grpc-messages'
 import type { HttpRequestRecord, Reporter, RequestProtocol, RequestTelemetry } from '../telemetry/request-record'
 import type { HeaderBag, RequestSpan, RequestSpanStart, RequestTracer } from '../telemetry/request-tracing'
 import type { UpstreamTarget } from './context'
@@ -15,6 +17,8 @@ export interface RequestSinks {
   readonly telemetry: RequestTelemetry
   readonly tracer: RequestTracer
   readonly clock: Clock
+  /** The Services' DNS domain (cluster-names.ts). */
+  readonly clusterDomain: string
 }
 
 export class RequestState {
@@ -29,6 +33,8 @@ export class RequestState {
   localSpan: RequestSpan | null = null
   authz: Readonly<Record<string, unknown>> | null = null
   localAuthz: Readonly<Record<string, unknown>> | null = null
+  /** A gRPC call's message counts (the forwarder feeds them its body chunks); null when not gRPC. */
+  readonly messages: GrpcMessages | null
   private readonly startedAt: number
   private ended = false
 
@@ -43,6 +49,7 @@ export class RequestState {
     public path: string
   ) {
     this.startedAt = sinks.clock()
+    this.messages = protocol === 'grpc' ? new GrpcMessages() : null
   }
 
   /** Starts the span of this hop (client at the source, server at the destination). */
@@ -68,7 +75,7 @@ export class RequestState {
       destinationWorkload: r.destination?.workload ?? null,
       destinationNamespace: r.destination?.namespace ?? null,
       destinationPrincipal: r.destinationPrincipal,
-      destinationService: fqdnOf(r.service)
+      destinationService: r.service === null ? null : serviceFqdn(r.service, this.sinks.clusterDomain)
     }
   }
 
@@ -123,6 +130,9 @@ export class RequestState {
       durationMs,
       requestBytes: this.requestBytes,
       responseBytes: this.responseBytes,
+      // Plain fields (undefined when not gRPC): one record shape, no spread per request.
+      requestMessages: this.messages?.request.messages,
+      responseMessages: this.messages?.response.messages,
       upstream: this.target?.address ?? null,
       traceId: span?.traceId ?? null,
       requestId: span?.requestId ?? null,
@@ -132,10 +142,6 @@ export class RequestState {
   }
 }
 
-/** "name.namespace" → "name.namespace.svc.cluster.local". */
-function fqdnOf (service: string | null): string | null {
-  return service === null ? null : `${service}.svc.cluster.local`
-}
 
 /** `request_protocol` of a request by its content type. */
 export function protocolOf (contentType: string | undefined): RequestProtocol {

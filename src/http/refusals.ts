@@ -12,18 +12,17 @@ export const HTTP_REFUSED_METRIC = 'ferry_http_refused_total'
  *   too_many_headers  more than maxHeaders fields (431)
  *   smuggling         conflicting Content-Length / Transfer-Encoding (400)
  *   invalid           a malformed request line, header name or value (400)
- *   header_timeout    headers not complete within headerTimeoutMs (408)
+ *   header_timeout    headers not complete within headerTimeoutMs (HTTP/1.1: 408; HTTP/2: GOAWAY)
  *   rapid_reset       HTTP/2 streams reset by the client faster than allowed (GOAWAY)
- *   h2_protocol       an HTTP/2 protocol error by the client that ends its session (GOAWAY),
- *                     among them a stream flood: streams opened beyond the concurrency limit
- *                     more than maxRefusedStreams times (nghttp2 refuses them, then ends
- *                     the session; Node does not say which error it was)
+ *   h2_stream_flood   HTTP/2 streams opened beyond the concurrency limit until nghttp2 ends
+ *                     the session (GOAWAY)
+ *   h2_protocol       another HTTP/2 protocol error by the client that ends its session (GOAWAY)
  *   not_http          a port where an L7 policy applies received bytes that are not HTTP (reset)
  *   bad_path          the path could not be normalized (400)
  */
 export type HttpRefusalReason =
   | 'header_too_large' | 'too_many_headers' | 'smuggling' | 'invalid' | 'header_timeout'
-  | 'rapid_reset' | 'h2_protocol' | 'not_http' | 'bad_path'
+  | 'rapid_reset' | 'h2_stream_flood' | 'h2_protocol' | 'not_http' | 'bad_path'
 
 export interface HttpRefusals {
   refused (reason: HttpRefusalReason): void
@@ -34,7 +33,7 @@ export function createHttpRefusals (registry: Registry): HttpRefusals {
   const existing = registry.getSingleMetric(HTTP_REFUSED_METRIC) as Counter<'reason'> | undefined
   const counter = existing ?? new Counter({
     name: HTTP_REFUSED_METRIC,
-    help: 'HTTP connections or requests refused by the proxy, by reason (header_too_large, too_many_headers, smuggling, invalid, header_timeout, rapid_reset, h2_protocol, not_http, bad_path)',
+    help: 'HTTP connections or requests refused by the proxy, by reason (header_too_large, too_many_headers, smuggling, invalid, header_timeout, rapid_reset, h2_stream_flood, h2_protocol, not_http, bad_path)',
     labelNames: ['reason'],
     registers: [registry]
   })

@@ -11,12 +11,21 @@ import type { HttpRefusalReason } from './refusals'
 // a counted reason, other connections untouched:
 //   SETTINGS_MAX_CONCURRENT_STREAMS = maxConcurrentStreams; a client that keeps opening
 //   streams beyond it (maxRefusedStreams refused) has its session ended by nghttp2 →
-//   h2_protocol
+//   h2_stream_flood (Node reports every nghttp2 session error alike, so a session error
+//   while the client holds all the streams it may is taken for the flood)
 //   streams the client resets before their response, more than maxResetsPerSecond in a
 //   second (CVE-2023-44487) → rapid_reset
 //   a header list over maxHeaderBytes or maxHeaders fields: that stream is refused
 //   (nghttp2), the connection lives
 //   other protocol errors by the client (nghttp2 ends the session) → h2_protocol
+//   a header block not complete within headerTimeoutMs (slowloris), or no first stream
+//   within headerTimeoutMs of the connection (a preface, SETTINGS, then nothing) →
+//   header_timeout. nghttp2 tells when a HEADERS frame began (session.state's
+//   lastProcStreamID) and Node emits the stream once its headers are complete; a block
+//   seen begun and still incomplete at two checks headerTimeoutMs apart is refused, so
+//   headers get between one and two headerTimeoutMs (as HTTP/1.1's). A stream refused
+//   for its header list also stays begun: its connection ends the same way unless the
+//   client opens another stream in time.
 // Idle (no stream) for idleTimeoutMs: closed with GOAWAY.
 
 const { NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_NO_ERROR } = constants
@@ -25,10 +34,49 @@ class H2Conn {
   private windowStart = 0
   private resets = 0
   refusedStreams = 0
-  constructor (readonly downstream: HttpDownstream, readonly session: Http2Session, private readonly deps: HttpEngineDeps) {}
+  private refused = false
+  /** Streams the session delivered and has not closed (frozen once the session is destroyed). */
+  open = 0
+  /** The highest stream id whose headers arrived complete; 0 before the first. */
+  private lastComplete = 0
+  /** The begun, incomplete header block seen at the last check (its stream id, 0: no first stream yet), or -1. */
+  private watched = 0
+  private readonly headerTimer: NodeJS.Timeout
+
+  constructor (readonly downstream: HttpDownstream, readonly session: Http2Session, private readonly deps: HttpEngineDeps) {
+    this.headerTimer = setInterval(() => { this.checkHeaders() }, deps.limits.headerTimeoutMs)
+    session.once('close', () => { clearInterval(this.headerTimer) })
+    session.on('stream', (stream: ServerHttp2Stream) => { this.streamOpened(stream) })
+  }
+
+  /**
+   * Every stream the session delivers, bound to this session (a stream delivered in the
+   * same read as the error that ends its session comes without its `session`). Streams
+   * closed by the session's end stay counted, so `open` at the session's error says how
+   * many the client held.
+   */
+  private streamOpened (stream: ServerHttp2Stream): void {
+    this.open++
+    const id = stream.id ?? 0
+    if (id > this.lastComplete) this.lastComplete = id
+    stream.once('close', () => { if (!this.session.destroyed) this.open-- })
+  }
+
+  /** Refuses the connection when the same header block was pending at the previous check too. */
+  private checkHeaders (): void {
+    if (this.session.destroyed) return
+    const begun = this.session.state.lastProcStreamID ?? 0
+    const pending = this.lastComplete === 0 ? begun : begun > this.lastComplete ? begun : -1
+    if (pending !== -1 && pending === this.watched) {
+      this.refuse('header_timeout')
+      return
+    }
+    this.watched = pending
+  }
 
   /** A stream the client reset before its response: counted against the per-second budget. */
   clientReset (): void {
+    if (this.session.destroyed) return
     const now = this.deps.clock()
     if (now - this.windowStart >= 1000) {
       this.windowStart = now
@@ -37,10 +85,13 @@ class H2Conn {
     if (++this.resets > this.deps.limits.maxResetsPerSecond) this.refuse('rapid_reset')
   }
 
+  /** Counts `reason` once per connection; ends the session unless its error already did. */
   refuse (reason: HttpRefusalReason): void {
+    if (this.refused) return
+    this.refused = true
+    this.deps.refusals.refused(reason)
     const s = this.session
     if (s.destroyed) return
-    this.deps.refusals.refused(reason)
     s.goaway(NGHTTP2_ENHANCE_YOUR_CALM)
     s.destroy()
   }
@@ -52,8 +103,11 @@ export class H2Server {
   /** The downstream of the connection being handed to the server (its 'session' event is synchronous). */
   private handing: HttpDownstream | null = null
 
+  private readonly maxStreams: number
+
   constructor (deps: HttpEngineDeps) {
     const { limits } = deps
+    this.maxStreams = limits.maxConcurrentStreams
     const server = createServer({
       settings: { maxConcurrentStreams: limits.maxConcurrentStreams, maxHeaderListSize: limits.maxHeaderBytes, enablePush: false },
       maxHeaderListPairs: limits.maxHeaders + 4,
@@ -96,7 +150,7 @@ export class H2Server {
     switch (err.code) {
       case 'ERR_HTTP2_SESSION_ERROR':
       case 'ERR_HTTP2_ERROR':
-        c.refuse('h2_protocol')
+        c.refuse(c.open >= this.maxStreams ? 'h2_stream_flood' : 'h2_protocol')
         return
       case 'ERR_HTTP2_TOO_MANY_INVALID_FRAMES':
         c.refuse('h2_protocol')

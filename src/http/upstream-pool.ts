@@ -13,13 +13,46 @@ import { markConnectFailure, type UpstreamTarget } from './context'
 // Connections come from the target's `dial()` (a socket in a pod's netns, or a tunnel
 // stream); a connection made elsewhere (detection's first upstream) can be handed in with
 // `seed`. Pools left without connections are dropped by `sweep()` (a timer, unref'd).
+// A pooled connection idle for `idleMs` (an HTTP/1.1 connection with no request, an
+// HTTP/2 session with no stream) is closed: our own timer, since a tunnel stream has no
+// socket timeout (options.ts says why the default is 60 s).
 
 const SWEEP_MS = 30_000
 
 /** An http.Agent whose connections come from dial(), sockets or any Duplex. */
 class DialAgent extends Agent {
   private seeded: RelayEnd | null = null
-  constructor (private readonly target: UpstreamTarget, opts: AgentOptions) { super(opts) }
+  /** The idle timer of each free connection (null while it carries a request). */
+  private readonly idleTimers = new WeakMap<Duplex, { timer: NodeJS.Timeout | null }>()
+  constructor (private readonly target: UpstreamTarget, opts: AgentOptions, private readonly idleMs: number) { super(opts) }
+
+  /** A connection whose response ended is kept (unless Node's Agent declines): closed if still free after idleMs. */
+  override keepSocketAlive (socket: Duplex): boolean {
+    // Node's typings say void; Node's Agent destroys the connection when it returns falsy.
+    const keep = super.keepSocketAlive(socket as Parameters<Agent['keepSocketAlive']>[0]) as unknown
+    if (keep !== true) return false
+    let idle = this.idleTimers.get(socket)
+    if (idle === undefined) {
+      const entry: { timer: NodeJS.Timeout | null } = { timer: null }
+      this.idleTimers.set(socket, entry)
+      socket.once('close', () => { if (entry.timer !== null) clearTimeout(entry.timer) })
+      idle = entry
+    }
+    if (idle.timer !== null) clearTimeout(idle.timer)
+    idle.timer = setTimeout(() => { socket.destroy() }, this.idleMs)
+    idle.timer.unref()
+    return true
+  }
+
+  /** A free connection taken for a request is no longer idle. */
+  override reuseSocket (socket: Duplex, req: Parameters<Agent['reuseSocket']>[1]): void {
+    const idle = this.idleTimers.get(socket)
+    if (idle !== undefined && idle.timer !== null) {
+      clearTimeout(idle.timer)
+      idle.timer = null
+    }
+    super.reuseSocket(socket as Parameters<Agent['reuseSocket']>[0], req)
+  }
 
   /**
    * A connection made elsewhere, for the next request. It is this agent's until a request
@@ -126,6 +159,7 @@ export class UpstreamPools {
   private readonly h2 = new Map<string, H2Upstream>()
   private readonly timer: NodeJS.Timeout
 
+  /** `idleMs`: how long a pooled connection may stay idle (HttpLimits.upstreamIdleTimeoutMs). */
   constructor (private readonly idleMs: number) {
     this.timer = setInterval(() => { this.sweep() }, SWEEP_MS)
     this.timer.unref()
@@ -135,7 +169,7 @@ export class UpstreamPools {
   agent (target: UpstreamTarget): Agent {
     let a = this.h1.get(target.key)
     if (a === undefined) {
-      a = new DialAgent(target, { keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256, scheduling: 'lifo' })
+      a = new DialAgent(target, { keepAlive: true, maxSockets: Infinity, maxFreeSockets: 256, scheduling: 'lifo' }, this.idleMs)
       this.h1.set(target.key, a)
     }
     return a

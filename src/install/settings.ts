@@ -1,6 +1,7 @@
 import { ferryError, isFerryError } from '../errors'
 import { parseCertTtl } from '../identity/cert-ttl'
 import { validateTrustDomain } from '../identity/spiffe-id'
+import { clusterDomainProblem, clusterNameProblem } from '../telemetry/cluster-names'
 import type { KubeObject } from './kustomize'
 
 // `ferry install --render --set key=value`: the options a user may change, each with
@@ -93,6 +94,24 @@ export const SETTINGS: Readonly<Record<string, Setting>> = Object.freeze({
       setArg(container(objects, AGENT), '--trust-domain', String(value))
       setArg(container(objects, CONTROLLER), '--trust-domain', String(value))
     }
+  },
+  clusterName: {
+    summary: 'the cluster\'s name in Istio\'s metrics, source_cluster / destination_cluster (default Kubernetes, Istio\'s)',
+    parse: (text) => {
+      const problem = clusterNameProblem(text)
+      if (problem !== null) throw invalidValue(problem)
+      return text
+    },
+    apply: (objects, value) => { setArg(container(objects, AGENT), '--cluster-name', String(value)) }
+  },
+  clusterDomain: {
+    summary: 'the cluster\'s DNS domain, as the kubelet\'s --cluster-domain (default cluster.local): destination_service is NAME.NAMESPACE.svc.DOMAIN',
+    parse: (text) => {
+      const problem = clusterDomainProblem(text)
+      if (problem !== null) throw invalidValue(problem)
+      return text
+    },
+    apply: (objects, value) => { setArg(container(objects, AGENT), '--cluster-domain', String(value)) }
   },
   logLevel: {
     summary: `log level of the agent and the controller: ${LOG_LEVELS.join(', ')}`,

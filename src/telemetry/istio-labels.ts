@@ -1,5 +1,6 @@
 import type { ConnectionRecord } from './connection-record'
 import type { Reporter } from './request-record'
+import { DEFAULT_CLUSTER_DOMAIN } from './cluster-names'
 
 // Istio's standard metric labels (https://istio.io/latest/docs/reference/config/metrics/),
 // computed from what the proxy knows about a connection. The names and values are
@@ -15,7 +16,8 @@ import type { Reporter } from './request-record'
 //                                   app, else the workload name; service.istio.io/canonical-revision,
 //                                   app.kubernetes.io/version, version, else "latest"
 //   *_cluster                       the agent's cluster name (Istio's default "Kubernetes")
-//   destination_service             the Service's FQDN (name.namespace.svc.cluster.local)
+//   destination_service             the Service's FQDN (name.namespace.svc.<cluster domain>,
+//                                   cluster-names.ts)
 //   destination_service_name / _namespace
 //   request_protocol                http | grpc | tcp
 //   response_flags                  Envoy's %RESPONSE_FLAGS% ("-" when none)
@@ -30,8 +32,6 @@ export const UNKNOWN = 'unknown'
 /** Istio's default cluster name (global.multiCluster.clusterName). */
 export const DEFAULT_CLUSTER_NAME = 'Kubernetes'
 
-/** The DNS suffix of Service FQDNs in destination_service. */
-export const SERVICE_DOMAIN = 'svc.cluster.local'
 
 /** The labels of Istio's TCP metrics (istio_tcp_*), in exposition order. */
 export const CONNECTION_LABELS = Object.freeze([
@@ -47,7 +47,11 @@ export const CONNECTION_LABELS = Object.freeze([
 /** The labels of Istio's request metrics (istio_requests_total, istio_request_*, istio_response_bytes). */
 export const REQUEST_LABELS = Object.freeze([...CONNECTION_LABELS, 'response_code', 'grpc_response_status'] as const)
 
+/** The labels of Istio's gRPC message counters (istio_request_messages_total, istio_response_messages_total). */
+export const MESSAGE_LABELS = Object.freeze([...CONNECTION_LABELS, 'grpc_response_status'] as const)
+
 export type ConnectionLabel = typeof CONNECTION_LABELS[number]
+export type MessageLabel = typeof MESSAGE_LABELS[number]
 export type RequestLabel = typeof REQUEST_LABELS[number]
 
 /** What telemetry reads of a pod (src/discovery/model.ts Pod has these). */
@@ -67,6 +71,8 @@ export interface PodDirectory {
 export interface IstioLabelOptions {
   /** source_cluster / destination_cluster of known pods. Default DEFAULT_CLUSTER_NAME. */
   readonly clusterName?: string
+  /** The Services' DNS domain in destination_service. Default DEFAULT_CLUSTER_DOMAIN (cluster.local). */
+  readonly clusterDomain?: string
   /** Where pod labels come from; without it app/version are "unknown" and the canonical service is the workload. */
   readonly pods?: PodDirectory
   /** The SPIFFE ID of a pod (a request's endpoint other than the connection's destination); null: unknown. */
@@ -140,11 +146,13 @@ export function connectionResponseFlags (result: ConnectionRecord['result']): st
 /** Computes Istio's label values for records; one per agent (or worker). */
 export class IstioLabeler {
   private readonly cluster: string
+  private readonly domain: string
   private readonly pods: PodDirectory
   private readonly principalOf: (pod: PodLike) => string | null
 
   constructor (o: IstioLabelOptions = {}) {
     this.cluster = o.clusterName ?? DEFAULT_CLUSTER_NAME
+    this.domain = o.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN
     this.pods = o.pods ?? NO_PODS
     this.principalOf = o.principalOf ?? (() => null)
   }
@@ -192,7 +200,7 @@ export class IstioLabeler {
       dst?.workload ?? UNKNOWN, dst?.namespace ?? UNKNOWN, dstPrincipal,
       dstMeta?.app ?? UNKNOWN, dstMeta?.version ?? UNKNOWN, dstMeta?.canonicalService ?? UNKNOWN, dstMeta?.canonicalRevision ?? UNKNOWN,
       dstMeta === null ? UNKNOWN : this.cluster,
-      svc === null ? UNKNOWN : `${svc.name}.${svc.namespace}.${SERVICE_DOMAIN}`, svc?.name ?? UNKNOWN, svc?.namespace ?? UNKNOWN,
+      svc === null ? UNKNOWN : `${svc.name}.${svc.namespace}.svc.${this.domain}`, svc?.name ?? UNKNOWN, svc?.namespace ?? UNKNOWN,
       protocol, responseFlags,
       reporter === 'source' ? UNKNOWN : (r.mtls ? 'mutual_tls' : 'none')
     ]

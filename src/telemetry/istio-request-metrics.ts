@@ -56,22 +56,22 @@ class RequestSeries {
   constructor (readonly labels: Labels) {}
 }
 
-interface MetricValue { value: number, labels: Record<string, string | number>, metricName?: string }
+export interface MetricValue { value: number, labels: Record<string, string | number>, metricName?: string }
 
 export class IstioRequestMetrics {
   private readonly series = new Map<string, RequestSeries>()
 
   constructor (registry: Registry) {
     const all = (): Iterable<RequestSeries> => this.series.values()
-    register(registry, {
+    registerSeriesMetric(registry, {
       name: REQUEST_METRIC_NAMES.requests,
       help: 'Requests handled by the proxy (Istio\'s standard metric)',
       type: 'counter',
       values: () => [...all()].map((s) => ({ value: s.requests, labels: s.labels }))
     })
-    register(registry, histogram(REQUEST_METRIC_NAMES.duration, 'Duration of requests in milliseconds, from the request\'s first byte to the response\'s end (Istio\'s standard metric)', DURATION_BUCKETS_MS, all, (s) => s.duration))
-    register(registry, histogram(REQUEST_METRIC_NAMES.requestBytes, 'Request body sizes in bytes (Istio\'s standard metric)', BYTES_BUCKETS, all, (s) => s.requestBytes))
-    register(registry, histogram(REQUEST_METRIC_NAMES.responseBytes, 'Response body sizes in bytes (Istio\'s standard metric)', BYTES_BUCKETS, all, (s) => s.responseBytes))
+    registerSeriesMetric(registry, histogram(REQUEST_METRIC_NAMES.duration, 'Duration of requests in milliseconds, from the request\'s first byte to the response\'s end (Istio\'s standard metric)', DURATION_BUCKETS_MS, all, (s) => s.duration))
+    registerSeriesMetric(registry, histogram(REQUEST_METRIC_NAMES.requestBytes, 'Request body sizes in bytes (Istio\'s standard metric)', BYTES_BUCKETS, all, (s) => s.requestBytes))
+    registerSeriesMetric(registry, histogram(REQUEST_METRIC_NAMES.responseBytes, 'Response body sizes in bytes (Istio\'s standard metric)', BYTES_BUCKETS, all, (s) => s.responseBytes))
   }
 
   /** One request with these REQUEST_LABELS values (in order; none holds a NUL). */
@@ -89,7 +89,7 @@ export class IstioRequestMetrics {
   }
 }
 
-interface SeriesMetric {
+export interface SeriesMetric {
   readonly name: string
   readonly help: string
   readonly type: 'counter' | 'histogram'
@@ -124,7 +124,7 @@ function histogram (name: string, help: string, bounds: readonly number[], all: 
  * its name, help, type, aggregator and get() (the registries AggregatorRegistry.aggregate
  * builds are made of such objects), and reset() for resetMetrics().
  */
-function register (registry: Registry, m: SeriesMetric): void {
+export function registerSeriesMetric (registry: Registry, m: SeriesMetric): void {
   const metric = {
     name: m.name,
     help: m.help,

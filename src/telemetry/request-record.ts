@@ -32,6 +32,9 @@ export interface HttpRequestRecord {
   /** Body bytes received from downstream / sent downstream (headers excluded, as Istio's request/response bytes). */
   readonly requestBytes: number
   readonly responseBytes: number
+  /** gRPC messages sent by the client / by the server (grpc-messages.ts); undefined when not gRPC. */
+  readonly requestMessages?: number
+  readonly responseMessages?: number
   /** The endpoint the request was forwarded to; null when none was chosen. */
   readonly upstream: SocketAddr | null
   readonly traceId: string | null

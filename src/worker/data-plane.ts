@@ -24,6 +24,7 @@ import type { NetnsRef, PodToServe, Publication, Reply, Request, WorkerStats } f
 import { SvidStore } from './svid-store'
 import { WorkerTunnel } from './worker-tunnel'
 import { HttpEngine } from '../http/engine'
+import type { HttpLimits } from '../http/options'
 import { PATH_NORMALIZATION_DEFAULTS, pathNormalizer, type PathNormalizationOptions } from '../http/normalize-path'
 import { createDetectCounter, createHttpRefusals } from '../http/refusals'
 import { L7Table } from '../l7/table'
@@ -69,8 +70,12 @@ export interface DataPlaneOptions {
   readonly live?: Int32Array
   /** source_cluster / destination_cluster in Istio's metrics (--cluster-name); default DEFAULT_CLUSTER_NAME. */
   readonly clusterName?: string
+  /** The Services' DNS domain in destination_service and span attributes (--cluster-domain); default cluster.local. */
+  readonly clusterDomain?: string
   /** Spans and trace headers of the requests this worker handles at L7 (src/telemetry/tracing/); default NO_TRACING. */
   readonly tracer?: RequestTracer
+  /** The L7 engine's limits (--http-*, src/http/options.ts); default Envoy's. */
+  readonly httpLimits?: HttpLimits
 }
 
 export class DataPlane {
@@ -102,6 +107,7 @@ export class DataPlane {
     this.log = o.log
     this.labeler = new IstioLabeler({
       ...(o.clusterName === undefined ? {} : { clusterName: o.clusterName }),
+      ...(o.clusterDomain === undefined ? {} : { clusterDomain: o.clusterDomain }),
       pods: { podByName: (ns, name) => this.routes.index.podByName(ns, name), podByIP: (ip) => this.routes.index.podByIP(ip) },
       principalOf: (pod) => {
         const p = this.routes.index.podByName(pod.namespace, pod.name)
@@ -127,7 +133,7 @@ export class DataPlane {
     const requestTelemetry: RequestTelemetry = new IstioRequestTelemetry({ registry: this.metrics.registry, labeler: this.labeler, log: o.log })
     const requestTracer: RequestTracer = o.tracer ?? NO_TRACING
     // --- end of L7 glue
-    this.http = new HttpEngine({ telemetry: requestTelemetry, tracer: requestTracer, refusals: createHttpRefusals(this.metrics.registry) })
+    this.http = new HttpEngine({ telemetry: requestTelemetry, tracer: requestTracer, refusals: createHttpRefusals(this.metrics.registry), ...(o.httpLimits === undefined ? {} : { limits: o.httpLimits }), ...(o.clusterDomain === undefined ? {} : { clusterDomain: o.clusterDomain }) })
     const detected = createDetectCounter(this.metrics.registry)
     // L7 glue (authorization): request paths normalized at the destination as the agent says (--path-normalization).
     this.l7 = Object.freeze({ table: () => this.l7Table, engine: this.http, normalizePath: pathNormalizer(o.pathNormalization ?? PATH_NORMALIZATION_DEFAULTS), detected })

@@ -45,7 +45,7 @@ t.test('agent: enrolls local meshed pods, retries a failing one, serves, unenrol
     namespaceObj('app', { 'ferry.dev/mesh': 'enabled' }),
     namespaceObj('plain'),
     podObj({ name: 'client', uid: 'u-client', ips: ['10.244.0.5'], annotations: { ...lab('client'), 'ferry.dev/exclude-outbound-ports': '8081' } }),
-    podObj({ name: 'server-a', uid: 'u-server-a', ips: ['127.0.0.2'], labels: { app: 'server' }, annotations: lab('server-a'), ports: [{ name: 'http', containerPort: appPort }] }),
+    podObj({ name: 'server-a', uid: 'u-server-a', ips: ['127.0.0.2'], labels: { app: 'server' }, deployment: 'server', annotations: lab('server-a'), ports: [{ name: 'http', containerPort: appPort }] }),
     podObj({ name: 'elsewhere', uid: 'u-elsewhere', node: 'n2', ips: ['10.244.1.5'], annotations: lab('elsewhere') }),
     podObj({ name: 'unmeshed', uid: 'u-unmeshed', namespace: 'plain', ips: ['10.244.0.6'], annotations: lab('unmeshed') }),
     podObj({ name: 'opted-out', uid: 'u-opted-out', ips: ['10.244.0.7'], annotations: { ...lab('opted-out'), 'ferry.dev/mesh': 'disabled' } }),

@@ -2,12 +2,13 @@ import t from 'tap'
 import { resolve } from 'node:path'
 import { parseAgentOptions } from '../../src/agent/options'
 import { defaultWorkers } from '../../src/agent/worker-count'
+import { HTTP_LIMIT_DEFAULTS } from '../../src/http/options'
 
 const base = ['--node', 'n1', '--cluster-file', '/var/run/ferry/labs/x/cluster.json', '--pin-root', '/sys/fs/bpf/ferry-lab-x-n1']
 
 t.test('valid options get defaults, an absolute cluster file, and are frozen', async (t) => {
   const o = parseAgentOptions(base, {})
-  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', clusterName: 'Kubernetes', configDir: null, configFromController: false, configCache: null, identity: null, sockmap: true, workers: defaultWorkers(), adminTokenFile: null, kubeletCgroup: null, cni: null, handoffSocket: null, pathNormalization: { normalization: 'MERGE_SLASHES', escapedSlashes: 'KEEP_UNCHANGED' }, tracing: null })
+  t.same(o, { node: 'n1', clusterFile: '/var/run/ferry/labs/x/cluster.json', kubernetes: null, drainGraceMs: 25_000, pinRoot: '/sys/fs/bpf/ferry-lab-x-n1', adminPort: 15020, readyPort: 15021, logLevel: 'info', clusterName: 'Kubernetes', clusterDomain: 'cluster.local', configDir: null, configFromController: false, configCache: null, identity: null, sockmap: true, workers: defaultWorkers(), adminTokenFile: null, kubeletCgroup: null, cni: null, handoffSocket: null, pathNormalization: { normalization: 'MERGE_SLASHES', escapedSlashes: 'KEEP_UNCHANGED' }, tracing: null, httpLimits: HTTP_LIMIT_DEFAULTS })
   t.ok(Object.isFrozen(o))
   t.equal(parseAgentOptions([...base, '--sockmap', 'off']).sockmap, false, '--sockmap off turns the shortcut off')
   t.equal(parseAgentOptions([...base, '--handoff-socket', '/var/run/ferry/handoff.sock']).handoffSocket, '/var/run/ferry/handoff.sock')
@@ -20,6 +21,7 @@ t.test('valid options get defaults, an absolute cluster file, and are frozen', a
   t.equal(o2.readyPort, 0, 'both 0 is allowed: each gets a free port')
   t.equal(o2.logLevel, 'debug')
   t.equal(parseAgentOptions([...base, '--cluster-name', 'east-1']).clusterName, 'east-1', '--cluster-name names the cluster in Istio\'s metrics')
+  t.equal(parseAgentOptions([...base, '--cluster-domain', 'corp.internal']).clusterDomain, 'corp.internal', '--cluster-domain: the Services\' DNS domain')
 })
 
 t.test('invalid options are FERRY_ERR_INVALID_ARG naming the option and what is expected', async (t) => {
@@ -31,6 +33,8 @@ t.test('invalid options are FERRY_ERR_INVALID_ARG naming the option and what is 
     [['--node', 'n1', '--cluster-file', '/c', '--pin-root', 'relative/pins'], /--pin-root "relative\/pins" is invalid: expected an absolute path/],
     [[...base, '--admin-port', '70000'], /--admin-port "70000" is invalid: expected a port number/],
     [[...base, '--cluster-name', 'a b'], /--cluster-name "a b" is invalid: expected a name/],
+    [[...base, '--cluster-domain', 'Cluster.Local'], /--cluster-domain "Cluster.Local" is invalid: expected a DNS domain/],
+    [[...base, '--cluster-domain', 'cluster..local'], /--cluster-domain "cluster..local" is invalid/],
     [[...base, '--ready-port', 'http'], /--ready-port "http" is invalid/],
     [[...base, '--admin-port', '9000', '--ready-port', '9000'], /--ready-port "9000" is invalid: expected a port other than --admin-port 9000/],
     [[...base, '--log-level', 'loud'], /--log-level "loud" is invalid: expected one of fatal, error/],
@@ -47,6 +51,23 @@ t.test('invalid options are FERRY_ERR_INVALID_ARG naming the option and what is 
 })
 
 const ca = ['--ca-address', '172.30.0.254:15012', '--ca-root', '/state/x/ca/root-cert.pem', '--ca-token-file', 'tokens/n1.token']
+
+t.test('--http-*: every HTTP limit settable, counts and durations, validated by name', async (t) => {
+  const o = parseAgentOptions([...base, '--http-max-header-bytes', '8192', '--http-max-headers', '20', '--http-header-timeout', '2s', '--http-idle-timeout', '1m',
+    '--http-max-concurrent-streams', '50', '--http-max-resets-per-second', '10', '--http-max-refused-streams', '5', '--http-upstream-idle-timeout', '30s'], {})
+  t.same(o.httpLimits, { maxHeaderBytes: 8192, maxHeaders: 20, headerTimeoutMs: 2000, idleTimeoutMs: 60_000, maxConcurrentStreams: 50, maxResetsPerSecond: 10, maxRefusedStreams: 5, upstreamIdleTimeoutMs: 30_000 })
+  t.ok(Object.isFrozen(o.httpLimits))
+  t.same(parseAgentOptions([...base, '--http-max-headers', '7'], {}).httpLimits, { ...HTTP_LIMIT_DEFAULTS, maxHeaders: 7 }, 'the others keep their defaults')
+  const cases: Array<[string[], RegExp]> = [
+    [['--http-max-headers', '0'], /--http-max-headers "0" is invalid: expected an integer from 1 to 2147483647/],
+    [['--http-max-header-bytes', '60k'], /--http-max-header-bytes "60k" is invalid/],
+    [['--http-max-concurrent-streams', '2147483648'], /--http-max-concurrent-streams "2147483648" is invalid/],
+    [['--http-header-timeout', 'soon'], /--http-header-timeout "soon" is invalid: expected a duration/],
+    [['--http-idle-timeout', '0s'], /--http-idle-timeout "0s" is invalid/],
+    [['--http-max-header'], /Unknown option '--http-max-header'/]
+  ]
+  for (const [argv, re] of cases) t.throws(() => parseAgentOptions([...base, ...argv], {}), { code: 'FERRY_ERR_INVALID_ARG', message: re }, argv.join(' '))
+})
 
 t.test('CA options: all three together, with a default trust domain and lifetime, frozen', async (t) => {
   const o = parseAgentOptions([...base, ...ca])

@@ -6,7 +6,7 @@ import type { Svid } from '../../src/identity/svid'
 import type { Publication } from '../../src/worker/protocol'
 import { listText, podObj } from '../discovery/fixture'
 import { testCa } from '../identity/certs'
-import { identities, idOf } from '../proxy/mesh-harness'
+import { identities, idOf } from '../helpers/mesh-harness'
 
 // The main thread publishes the node's certificates to every worker (a structured clone
 // of every SVID, per worker) when an identity comes or goes or a certificate arrives or is

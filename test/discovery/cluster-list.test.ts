@@ -55,13 +55,12 @@ t.test('headless services have no VIPs; selector-less services have a null selec
   t.equal(s.services[0].selector, null)
 })
 
-t.test('workload name: app.kubernetes.io/name, app, ReplicaSet owner, pod name', async (t) => {
+t.test('workload name: Istio\'s, from the controller owner (a ReplicaSet\'s Deployment), not from labels; a bare pod\'s own name', async (t) => {
   const p1 = podObj({ name: 'a-1', labels: { 'app.kubernetes.io/name': 'alpha', app: 'x' } })
-  const p2 = podObj({ name: 'b-1', labels: {} }) as any
-  p2.metadata.ownerReferences = [{ kind: 'ReplicaSet', name: 'web-7d9f8c6b5d' }]
-  const p3 = podObj({ name: 'lonely', labels: {} })
-  const s = parseClusterList(listText([p1, p2, p3]), 'f', 1)
-  t.same(s.pods.map((p) => p.workload), ['alpha', 'web', 'lonely'])
+  const p2 = podObj({ name: 'web-7d9f8c6b5d-x2x4q', labels: { app: 'frontend', 'pod-template-hash': '7d9f8c6b5d' } }) as any
+  p2.metadata.ownerReferences = [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'web-7d9f8c6b5d', uid: 'rs', controller: true }]
+  const s = parseClusterList(listText([p1, p2]), 'f', 1)
+  t.same(s.pods.map((p) => p.workload), ['a-1', 'web'], 'labels name the canonical service, not the workload')
 })
 
 t.test('objects of other kinds are skipped', async (t) => {

@@ -19,7 +19,11 @@ export interface PodSpecLite {
   probes?: Record<string, unknown>
   /** metadata.deletionTimestamp: the pod is terminating. */
   deletionTimestamp?: string
+  /** The Deployment that runs the pod (through a ReplicaSet: its owner reference and pod-template-hash label), which names its workload. */
+  deployment?: string
 }
+
+const TEMPLATE_HASH = '5d8f7c9b6d'
 
 export function podObj (p: PodSpecLite): Record<string, unknown> {
   const ns = p.namespace ?? 'app'
@@ -30,8 +34,9 @@ export function podObj (p: PodSpecLite): Record<string, unknown> {
       name: p.name,
       namespace: ns,
       uid: p.uid ?? `uid-${ns}-${p.name}`,
-      labels: p.labels ?? { app: p.name },
+      labels: { ...(p.labels ?? { app: p.name }), ...(p.deployment === undefined ? {} : { 'pod-template-hash': TEMPLATE_HASH }) },
       annotations: p.annotations ?? {},
+      ...(p.deployment === undefined ? {} : { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `${p.deployment}-${TEMPLATE_HASH}`, uid: `uid-rs-${p.deployment}`, controller: true }] }),
       ...(p.deletionTimestamp === undefined ? {} : { deletionTimestamp: p.deletionTimestamp })
     },
     spec: {
@@ -84,8 +89,8 @@ export function sampleCluster (): Array<Record<string, unknown>> {
     nodeObj('n1'),
     namespaceObj('app', { 'ferry.dev/mesh': 'enabled' }),
     podObj({ name: 'client', ips: ['10.244.0.5', 'fd00:244::5'], labels: { app: 'client' } }),
-    podObj({ name: 'server-a', ips: ['10.244.0.10', 'fd00:244::a'], labels: { app: 'server' }, ports: [{ name: 'http', containerPort: 8080 }] }),
-    podObj({ name: 'server-b', ips: ['10.244.0.11', 'fd00:244::b'], labels: { app: 'server' }, ports: [{ name: 'http', containerPort: 9090 }] }),
+    podObj({ name: 'server-a', ips: ['10.244.0.10', 'fd00:244::a'], labels: { app: 'server' }, deployment: 'server', ports: [{ name: 'http', containerPort: 8080 }] }),
+    podObj({ name: 'server-b', ips: ['10.244.0.11', 'fd00:244::b'], labels: { app: 'server' }, deployment: 'server', ports: [{ name: 'http', containerPort: 9090 }] }),
     serviceObj({ name: 'server', clusterIPs: ['10.96.0.10', 'fd00:96::a'], selector: { app: 'server' }, ports: [{ name: 'web', port: 80, targetPort: 'http' }] })
   ]
 }

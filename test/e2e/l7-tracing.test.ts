@@ -129,7 +129,7 @@ async function tracedCheckout (t: Test): Promise<string> {
   }
   t.equal(chain.length, 6, 'one unbroken chain from the client\'s span')
   t.same(chain.map((s) => s.kind), [OTLP_KIND.CLIENT, OTLP_KIND.SERVER, OTLP_KIND.CLIENT, OTLP_KIND.SERVER, OTLP_KIND.CLIENT, OTLP_KIND.SERVER], 'client, server, per hop')
-  // Workloads are named by their app label (src/discovery/cluster-list.ts): web, cart, payments.
+  // Workloads as Istio names them (src/discovery/workload-name.ts): the pods web and payments, and cart-a/cart-b's Deployment cart.
   t.same(chain.map((s) => s.attributes['ferry.destination.workload']), ['web', 'web', 'cart', 'cart', 'payments', 'payments'], 'the hops are web, cart, payments in order')
   t.same(chain.filter((s) => s.kind === OTLP_KIND.CLIENT).map((s) => s.attributes['ferry.destination.service']), ['web', 'cart', 'payments'].map((s) => `${s}.shop.svc.cluster.local`), 'each client span names the Service called')
   t.same(chain.map((s) => s.resource['service.name']), ['client.dev', 'web.shop', 'web.shop', 'cart.shop', 'cart.shop', 'payments.shop'],

@@ -2,7 +2,7 @@ import { Agent, createServer, get, request, type IncomingMessage, type Server } 
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { dialLoopback, startEngine, type Teardown } from './harness'
+import { dialLoopback, startEngine, type Teardown } from '../helpers/http-harness'
 
 const run = promisify(execFile)
 

@@ -6,7 +6,8 @@ import * as protoLoader from '@grpc/proto-loader'
 import t from 'tap'
 // eslint-disable-next-line @typescript-eslint/no-var-requires
 const { WebSocket, WebSocketServer } = require('ws')
-import { startEngine, type Teardown } from './harness'
+import { startEngine, type Teardown } from '../helpers/http-harness'
+import { waitFor } from '../helpers/wait'
 
 const def = protoLoader.loadSync(join(__dirname, '../fixtures/apps/echo.proto'), { keepCase: true, longs: Number, defaults: true })
 const { Echo } = (grpc.loadPackageDefinition(def) as any).ferry.fixtures
@@ -102,6 +103,13 @@ t.test('gRPC through the engine: unary balanced per call, trailers, trailers-onl
     call.write({ message: 'b0' })
   })
   t.same(echoed, ['b0', 'b1', 'b2'])
+  // Each call's gRPC messages, counted per direction from the body frames.
+  await waitFor(() => recs.length === 8, { timeoutMs: 3000, what: 'every call recorded' })
+  const messages = (path: string): Array<[number | undefined, number | undefined]> => recs.filter((r) => r.path === `/ferry.fixtures.Echo/${path}`).map((r) => [r.requestMessages, r.responseMessages])
+  t.same(messages('Unary'), [[1, 1], [1, 1], [1, 1], [1, 1], [1, 0]], 'unary: one each way; an error sends no response message')
+  t.same(messages('ServerStream'), [[1, 200]])
+  t.same(messages('ClientStream'), [[5, 1]])
+  t.same(messages('Bidi'), [[3, 3]])
 })
 
 t.test('gRPC: denied is PERMISSION_DENIED trailers-only, no endpoint is UNAVAILABLE, the connection stays usable', async (t) => {

@@ -5,7 +5,8 @@ import t from 'tap'
 import { Registry } from 'prom-client'
 import { createHttpRefusals, HTTP_REFUSED_METRIC } from '../../src/http/refusals'
 import { resolveHttpLimits } from '../../src/http/options'
-import { startEngine, type Teardown } from './harness'
+import { startEngine, type Teardown } from '../helpers/http-harness'
+import { FLAG, FRAME, GET_HEADER_BLOCK, h2Frame, h2Hello, rawH2 } from '../helpers/h2-frames'
 
 async function okServer (t: Teardown): Promise<number> {
   const srv = createServer((req, res) => { req.resume(); req.on('end', () => { res.end('ok') }) })
@@ -131,4 +132,55 @@ t.test('HTTP/2: the concurrent stream limit is announced and enforced', async (t
   t.teardown(() => { c.destroy() })
   const settings = await new Promise<any>((resolve) => c.once('remoteSettings', resolve))
   t.equal(settings.maxConcurrentStreams, 5)
+})
+
+/** Resolves true when `closed` settles within `ms`, false otherwise. */
+async function closedWithin (closed: Promise<void>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<boolean>((resolve) => { timer = setTimeout(() => { resolve(false) }, ms) })
+  const got = await Promise.race([closed.then(() => true), late])
+  clearTimeout(timer)
+  return got
+}
+
+async function h2Upstream (t: Teardown, answer: boolean): Promise<number> {
+  const srv = h2server()
+  srv.on('stream', (s) => { s.on('error', () => {}); if (answer) { s.respond({ ':status': 200 }); s.end('ok') } })
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { srv.close() })
+  return (srv.address() as { port: number }).port
+}
+
+t.test('HTTP/2 header timeout: a preface and SETTINGS, then nothing, is cut and counted', async (t) => {
+  const { port, registry } = await engineWith(t, [await h2Upstream(t, true)], 'http2', { headerTimeoutMs: 200 })
+  const c = rawH2(port)
+  t.teardown(() => { c.socket.destroy() })
+  c.socket.write(h2Hello())
+  t.ok(await closedWithin(c.closed, 3000), 'closed within the header timeout (and scheduling), long before the idle timeout')
+  t.equal(await refusedCount(registry, 'header_timeout'), 1)
+})
+
+t.test('HTTP/2 slowloris: a header block left open is cut; an idle connection after a request is not', async (t) => {
+  const { port, registry } = await engineWith(t, [await h2Upstream(t, true)], 'http2', { headerTimeoutMs: 200 })
+  const c = rawH2(port)
+  t.teardown(() => { c.socket.destroy() })
+  c.socket.write(Buffer.concat([h2Hello(), h2Frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, GET_HEADER_BLOCK)]))
+  t.notOk(await closedWithin(c.closed, 800), 'idle after a complete request: open past several header timeouts')
+  t.equal(await refusedCount(registry, 'header_timeout'), 0)
+  // HEADERS without END_HEADERS: the block waits for a CONTINUATION that never comes.
+  c.socket.write(h2Frame(FRAME.HEADERS, FLAG.END_STREAM, 3, GET_HEADER_BLOCK))
+  t.ok(await closedWithin(c.closed, 3000), 'cut within two header timeouts (and scheduling)')
+  t.equal(await refusedCount(registry, 'header_timeout'), 1)
+})
+
+t.test('HTTP/2 stream flood: streams beyond the concurrency limit end the session, counted as h2_stream_flood', async (t) => {
+  const { port, registry } = await engineWith(t, [await h2Upstream(t, false)], 'http2', { maxConcurrentStreams: 3 })
+  const c = rawH2(port)
+  t.teardown(() => { c.socket.destroy() })
+  const frames = [h2Hello()]
+  for (let id = 1; id <= 41; id += 2) frames.push(h2Frame(FRAME.HEADERS, FLAG.END_HEADERS, id, GET_HEADER_BLOCK))
+  c.socket.write(Buffer.concat(frames))
+  t.ok(await closedWithin(c.closed, 3000), 'the session ended')
+  t.equal(await refusedCount(registry, 'h2_stream_flood'), 1)
+  t.equal(await refusedCount(registry, 'h2_protocol'), 0)
 })

@@ -7,7 +7,7 @@ import { relay } from '../../src/proxy/relay'
 import { classify, passClientEnd, sniff, type SniffResult } from '../../src/http/sniff'
 import { HttpEngine } from '../../src/http/engine'
 import type { UpstreamTarget } from '../../src/http/context'
-import { dialLoopback, type Teardown } from './harness'
+import { dialLoopback, type Teardown } from '../helpers/http-harness'
 
 t.test('classify: request lines, the HTTP/2 preface, prefixes of them, and the rest', async (t) => {
   const c = (s: string): unknown => { const r = classify(Buffer.from(s, 'latin1'), 1024); return r === 'more' ? r : r.kind === 'http' ? r.version : r.reason }

@@ -61,6 +61,9 @@ async function checkAgent (t: Check, objects: Obj[], what: string): Promise<void
   // Tracing: off but in the tracing overlay, which sets OpenTelemetry's variables.
   if (what.endsWith('tracing')) t.same(o.tracing, { endpoint: 'http://otel-collector.observability.svc:4317/', protocol: 'grpc', samplingPercent: 1 }, `${what}: spans to the collector, 1 % sampled`)
   else t.equal(o.tracing, null, `${what}: no tracing`)
+  if (what.startsWith('install')) t.same([o.clusterName, o.clusterDomain], ['east-1', 'corp.internal'], `${what}: the cluster's name and DNS domain as set`)
+  else t.same([o.clusterName, o.clusterDomain], ['Kubernetes', 'cluster.local'], `${what}: the cluster's name (Istio's default) and DNS domain, given explicitly`)
+  t.ok(container.args.includes(`--cluster-name=${o.clusterName}`) && container.args.includes(`--cluster-domain=${o.clusterDomain}`), `${what}: both are in the args, to be changed there`)
   const grace = pod.terminationGracePeriodSeconds ?? 30
   t.ok(o.drainGraceMs < grace * 1000, `${what}: the drain (${o.drainGraceMs} ms) ends before terminationGracePeriodSeconds (${grace} s)`)
 
@@ -99,7 +102,7 @@ t.test('the agent\'s args in every overlay parse with --kubernetes, $NODE_NAME, 
 
 t.test('the same for `ferry install --render` with options', async (t) => {
   for (const overlay of OVERLAYS) {
-    const settings = parseSettings(['trustDomain=example.org', 'logLevel=debug', 'namespace=mesh-system'])
+    const settings = parseSettings(['trustDomain=example.org', 'logLevel=debug', 'namespace=mesh-system', 'clusterName=east-1', 'clusterDomain=corp.internal'])
     const objects = await renderObjects({ overlay, settings, manifests: true, generateCa: false })
     await checkAgent(t, objects, `install --render --overlay ${overlay}`)
   }

@@ -19,8 +19,8 @@ const cluster = parseClusterList(listText([
   namespaceObj('dev'),
   namespaceObj('prod'),
   podObj({ name: 'web', namespace: 'dev', ips: ['10.244.0.5'], serviceAccountName: 'web', labels: { app: 'web' } }),
-  podObj({ name: 'db-0', namespace: 'prod', ips: ['10.244.1.9'], labels: { app: 'db' }, ports: [{ name: 'pg', containerPort: 5432 }] }),
-  podObj({ name: 'db-1', namespace: 'prod', ips: ['10.244.1.10'], labels: { app: 'db' }, ports: [{ name: 'pg', containerPort: 5432 }] }),
+  podObj({ name: 'db-0', namespace: 'prod', ips: ['10.244.1.9'], labels: { app: 'db' }, deployment: 'db', ports: [{ name: 'pg', containerPort: 5432 }] }),
+  podObj({ name: 'db-1', namespace: 'prod', ips: ['10.244.1.10'], labels: { app: 'db' }, deployment: 'db', ports: [{ name: 'pg', containerPort: 5432 }] }),
   serviceObj({ name: 'db', namespace: 'prod', clusterIPs: ['10.96.0.20'], selector: { app: 'db' }, ports: [{ name: 'postgres', port: 15432, targetPort: 'pg' }] })
 ]), 'cluster.json', 1)
 

@@ -22,7 +22,7 @@ function clusterFile (dir: string): string {
     namespaceObj('prod'),
     podObj({ name: 'web', namespace: 'dev', ips: ['10.244.0.5', 'fd00:244::5'], serviceAccountName: 'web', labels: { app: 'web' } }),
     podObj({ name: 'api', namespace: 'prod', ips: ['10.244.1.7'], serviceAccountName: 'api', labels: { app: 'api' } }),
-    podObj({ name: 'db-0', namespace: 'prod', ips: ['10.244.1.9'], serviceAccountName: 'db', labels: { app: 'db' }, ports: [{ name: 'pg', containerPort: 5432 }] }),
+    podObj({ name: 'db-0', namespace: 'prod', ips: ['10.244.1.9'], serviceAccountName: 'db', labels: { app: 'db' }, deployment: 'db', ports: [{ name: 'pg', containerPort: 5432 }] }),
     serviceObj({ name: 'db', namespace: 'prod', clusterIPs: ['10.96.0.20'], selector: { app: 'db' }, ports: [{ name: 'postgres', port: 15432, targetPort: 'pg' }] })
   ]))
   return file

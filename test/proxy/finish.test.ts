@@ -16,7 +16,7 @@ import { counter } from '../telemetry/prom-text'
 import { dial } from '../helpers/net'
 import { waitFor } from '../helpers/wait'
 import { captureLog, listen, routesFor, type Teardown } from './harness'
-import { idOf, inboundOf, outboundOf, podOn, poolOf, type TestNode, testNode, tunnelServerOf } from './mesh-harness'
+import { idOf, inboundOf, outboundOf, podOn, poolOf, type TestNode, testNode, tunnelServerOf } from '../helpers/mesh-harness'
 
 // The end of a relayed connection has one owner (src/proxy/finish.ts): relay the two
 // ends, re-check an inbound record on every policy swap, settle a splice's bytes, account

@@ -21,7 +21,7 @@ t.test('inbound: source named by peer IP, original destination = local address, 
   const routes = routesFor([
     namespaceObj('app'),
     podObj({ name: 'client', ips: ['127.0.0.7'], labels: { app: 'client' } }),
-    podObj({ name: 'server-a', ips: ['127.0.0.1'], labels: { app: 'server' } })
+    podObj({ name: 'server-a', ips: ['127.0.0.1'], labels: { app: 'server' }, deployment: 'server' })
   ])
   const asked: ConnectRequest[] = []
   const proxy = await startInbound(t, {
@@ -53,13 +53,13 @@ t.test('inbound: source named by peer IP, original destination = local address, 
 
 t.test('inbound from an unknown peer: source has only ip and port; a selecting Service is named', async (t) => {
   const { port: appPort } = await listen(t, '127.0.0.1', (s: Socket) => { s.end('ok') })
-  const serverA = podObj({ name: 'server-a', ips: ['127.0.0.1'], labels: { app: 'server' } })
+  const serverA = podObj({ name: 'server-a', ips: ['127.0.0.1'], labels: { app: 'server' }, deployment: 'server' })
   const routes = routesFor([serverA])
   const proxy = await startInbound(t, { routes, pod: routes.index.podByIP('127.0.0.1')!, host: '127.0.0.1', connector: () => connect({ host: '127.0.0.1', port: appPort }) })
   // The "pod port" the client dialled is the proxy's port here; a Service targets it by name.
   // A new snapshot is taken by the running handler (it reads the routes per connection).
   routes.update(parseClusterList(listText([
-    podObj({ name: 'server-a', ips: ['127.0.0.1'], labels: { app: 'server' }, ports: [{ name: 'http', containerPort: proxy.port }] }),
+    podObj({ name: 'server-a', ips: ['127.0.0.1'], labels: { app: 'server' }, deployment: 'server', ports: [{ name: 'http', containerPort: proxy.port }] }),
     serviceObj({ name: 'server', clusterIPs: ['10.96.0.10'], selector: { app: 'server' }, ports: [{ port: 80, targetPort: 'http' }] })
   ]), 'test', 2))
   const c = await dial(proxy.port, { localAddress: '127.0.0.9' })

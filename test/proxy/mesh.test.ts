@@ -6,7 +6,7 @@ import { namespaceObj, serviceObj } from '../discovery/fixture'
 import { testCa } from '../identity/certs'
 import { counter } from '../telemetry/prom-text'
 import { listen, routesFor } from './harness'
-import { idOf, inboundOf, linesOf, outboundOf, podOn, poolOf, testNode, tunnelServerOf } from './mesh-harness'
+import { idOf, inboundOf, linesOf, outboundOf, podOn, poolOf, testNode, tunnelServerOf } from '../helpers/mesh-harness'
 import { waitFor } from '../helpers/wait'
 import { dial, drain } from '../helpers/net'
 

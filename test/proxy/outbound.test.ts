@@ -29,8 +29,8 @@ async function cluster (t: Teardown): Promise<{ routes: ReturnType<typeof routes
   const routes = routesFor([
     namespaceObj('app', { 'ferry.dev/mesh': 'enabled' }),
     podObj({ name: 'client', ips: ['10.244.0.5', 'fd00:244::5'], labels: { app: 'client' } }),
-    podObj({ name: 'server-a', ips: ['127.0.0.2'], labels: { app: 'server' }, ports: [{ name: 'http', containerPort: portA }] }),
-    podObj({ name: 'server-b', ips: ['127.0.0.3'], labels: { app: 'server' }, ports: [{ name: 'http', containerPort: portB }] }),
+    podObj({ name: 'server-a', ips: ['127.0.0.2'], labels: { app: 'server' }, deployment: 'server', ports: [{ name: 'http', containerPort: portA }] }),
+    podObj({ name: 'server-b', ips: ['127.0.0.3'], labels: { app: 'server' }, deployment: 'server', ports: [{ name: 'http', containerPort: portB }] }),
     podObj({ name: 'server-6', ips: ['::1'], labels: { app: 'six' }, ports: [{ name: 'http', containerPort: port6 }] }),
     serviceObj({ name: 'server', clusterIPs: ['10.96.0.10'], selector: { app: 'server' }, ports: [{ port: 80, targetPort: 'http' }] }),
     serviceObj({ name: 'six', clusterIPs: ['fd00:96::a'], selector: { app: 'six' }, ports: [{ port: 80, targetPort: 'http' }] }),
@@ -145,8 +145,8 @@ t.test('readiness: a pod that is not ready gets no connections; none ready is no
   const items = (aReady: boolean, bReady: boolean): Array<Record<string, unknown>> => [
     namespaceObj('app', { 'ferry.dev/mesh': 'enabled' }),
     podObj({ name: 'client', ips: ['10.244.0.5'], labels: { app: 'client' } }),
-    podObj({ name: 'server-a', ips: ['127.0.0.2'], labels: { app: 'server' }, ports: [{ name: 'http', containerPort: portA }], ready: aReady }),
-    podObj({ name: 'server-b', ips: ['127.0.0.3'], labels: { app: 'server' }, ports: [{ name: 'http', containerPort: portB }], ready: bReady }),
+    podObj({ name: 'server-a', ips: ['127.0.0.2'], labels: { app: 'server' }, deployment: 'server', ports: [{ name: 'http', containerPort: portA }], ready: aReady }),
+    podObj({ name: 'server-b', ips: ['127.0.0.3'], labels: { app: 'server' }, deployment: 'server', ports: [{ name: 'http', containerPort: portB }], ready: bReady }),
     serviceObj({ name: 'server', clusterIPs: ['10.96.0.10'], selector: { app: 'server' }, ports: [{ port: 80, targetPort: 'http' }] })
   ]
   const routes = routesFor(items(true, false))

@@ -38,6 +38,12 @@ t.test('a source record: the client side\'s labels, Istio\'s derivations', async
   })
 })
 
+t.test('destination_service is the FQDN in the cluster\'s DNS domain (--cluster-domain)', async (t) => {
+  const other = new IstioLabeler({ clusterDomain: 'corp.internal', pods: PODS })
+  t.equal(labels(other.connectionValues(conn(), 'source', 'http', '-')).destination_service, 'cart.shop.svc.corp.internal')
+  t.equal(labels(new IstioLabeler({ pods: PODS }).connectionValues(conn(), 'source', 'http', '-')).destination_service, 'cart.shop.svc.cluster.local', 'default cluster.local')
+})
+
 t.test('a destination record: mutual_tls through the tunnel, none in plaintext', async (t) => {
   t.equal(labels(labeler.connectionValues(conn({ direction: 'inbound' }), 'destination', 'tcp', '-')).connection_security_policy, 'mutual_tls')
   t.equal(labels(labeler.connectionValues(conn({ direction: 'inbound', mtls: false }), 'destination', 'tcp', '-')).connection_security_policy, 'none')

@@ -4,6 +4,7 @@ import pino from 'pino'
 import { AggregatorRegistry, Registry } from 'prom-client'
 import { IstioLabeler } from '../../src/telemetry/istio-labels'
 import { BYTES_BUCKETS, DURATION_BUCKETS_MS, REQUEST_METRIC_NAMES } from '../../src/telemetry/istio-request-metrics'
+import { MESSAGE_METRIC_NAMES } from '../../src/telemetry/istio-message-metrics'
 import { ProxyMetrics, METRIC_NAMES } from '../../src/telemetry/metrics'
 import { IstioRequestTelemetry } from '../../src/telemetry/request-telemetry'
 import { counter } from './prom-text'
@@ -38,6 +39,23 @@ t.test('istio_requests_total: http and grpc, response code, grpc status, flags, 
   t.equal(counter(text, name, { reporter: 'destination', response_code: '403', response_flags: 'RBAC', connection_security_policy: 'mutual_tls' }), 1)
   t.equal(counter(text, name, { response_code: '0', response_flags: 'DC' }), 1, 'no response sent: response_code 0, as Istio')
   t.equal(counter(text, name, { source_principal: WEB_ID, source_app: 'web', source_version: 'v1', destination_service: 'cart.shop.svc.cluster.local', destination_service_name: 'cart' }), 6)
+  t.equal(telemetry.failures, 0)
+})
+
+t.test('istio_request_messages_total / istio_response_messages_total: gRPC calls\' messages, Istio\'s labels without response_code', async (t) => {
+  const { registry, telemetry } = setup()
+  const call = { protocol: 'grpc' as const, httpVersion: '2' as const, method: 'POST', path: '/shop.Cart/Watch', grpcStatus: 0 }
+  telemetry.requestEnded(request({ ...call, requestMessages: 1, responseMessages: 40 }))
+  telemetry.requestEnded(request({ ...call, requestMessages: 3, responseMessages: 2 }))
+  telemetry.requestEnded(request({ ...call, grpcStatus: 14, requestMessages: 1, responseMessages: 0 }))
+  telemetry.requestEnded(request())
+  const text = await registry.metrics()
+  const ok = { reporter: 'source', request_protocol: 'grpc', grpc_response_status: '0', destination_service: 'cart.shop.svc.cluster.local', source_app: 'web' }
+  t.equal(counter(text, MESSAGE_METRIC_NAMES.request, ok), 4)
+  t.equal(counter(text, MESSAGE_METRIC_NAMES.response, ok), 42)
+  t.equal(counter(text, MESSAGE_METRIC_NAMES.request, { grpc_response_status: '14' }), 1)
+  t.notMatch(text, new RegExp(`${MESSAGE_METRIC_NAMES.request}\\{[^}]*response_code=`), 'no response_code label')
+  t.notMatch(text, new RegExp(`${MESSAGE_METRIC_NAMES.request}\\{[^}]*request_protocol="http"`), 'plain HTTP requests have no messages')
   t.equal(telemetry.failures, 0)
 })
 

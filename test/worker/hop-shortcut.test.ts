@@ -14,7 +14,7 @@ import { counter } from '../telemetry/prom-text'
 import { dial } from '../helpers/net'
 import { waitFor } from '../helpers/wait'
 import { captureLog, listen, routesFor } from '../proxy/harness'
-import { identities, podOn } from '../proxy/mesh-harness'
+import { identities, podOn } from '../helpers/mesh-harness'
 
 // The hop shortcut has one owner, the worker's decorator of a pod's sockets
 // (src/worker/hop-shortcut.ts, wired in src/worker/pod-serving.ts); the proxy only asks

@@ -3,7 +3,7 @@ import { Agent, createServer, request, type IncomingMessage, type Server } from 
 import { SpanKind } from '@opentelemetry/api'
 import type { FinishedSpan } from '../../../src/telemetry/tracing/finished-span'
 import { createRequestTracer } from '../../../src/telemetry/tracing/request-tracer'
-import { startEngine, type Teardown } from '../../http/harness'
+import { startEngine, type Teardown } from '../../helpers/http-harness'
 
 // The tracer in the HTTP engine, on loopback: what the upstream application receives
 // (the proxy's span as parent, B3 rewritten to match, x-request-id) and the span the

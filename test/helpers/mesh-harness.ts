@@ -11,8 +11,8 @@ import { ProxyMetrics } from '../../src/telemetry/metrics'
 import { createTunnelRefusalLog } from '../../src/telemetry/tunnel-refusals'
 import { sniOf, TunnelPool, TunnelServer } from '../../src/tunnel'
 import { podObj } from '../discovery/fixture'
-import { captureLog, type Teardown } from './harness'
-import { waitFor } from '../helpers/wait'
+import { captureLog, type Teardown } from '../proxy/harness'
+import { waitFor } from './wait'
 
 // Two "nodes" of one process on loopback, wired as the agent wires them (src/agent/
 // node-mesh.ts, node-tunnel.ts) but without an agent: each node has its own metrics, log,
