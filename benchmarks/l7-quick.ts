@@ -5,12 +5,12 @@ import { REPO } from './lib/exec'
 import { CLIENT } from './lib/context'
 import { measureAt, type Measured } from './cases/measure'
 
-// `npm run bench:l7-quick [-- --seconds 6] [--runs 2]`: a short, bounded look at the L7
+// `npm run bench:l7-quick [-- --seconds 6] [--runs 2] [--warm 6]`: a short, bounded look at the L7
 // HTTP/1.1 keep-alive path, for before/after comparisons while working on it. One mesh
 // lab (benchmarks/lab/bench-l7.yaml), no direct lab and no nginx peer; per run: Ferry L7
 // cross-node and same-node, and Ferry L4 cross-node, each at saturation (16 connections)
 // and at 1,000 req/s (20 connections), printing req/s, p50/p99 and both agents' CPU per
-// request. The full comparison (direct paths, nginx, gRPC) is `npm run bench -- --only l7`.
+// request, after --warm 3 s warm-up windows per path (their cost printed). The full comparison (direct paths, nginx, gRPC) is `npm run bench -- --only l7`.
 
 const HTTP_PORT = 8080
 
@@ -21,9 +21,10 @@ function line (id: string, what: string, m: Measured): string {
 }
 
 async function main (): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string' }, runs: { type: 'string' } }, strict: true })
+  const { values } = parseArgs({ options: { seconds: { type: 'string' }, runs: { type: 'string' }, warm: { type: 'string' } }, strict: true })
   const seconds = Math.min(30, Number(values.seconds ?? 6))
   const runs = Math.min(5, Number(values.runs ?? 2))
+  const warmWindows = Math.min(20, Number(values.warm ?? 6))
   const name = `lq${process.pid}`
   const onSignal = (): void => { void Lab.down(name).finally(() => process.exit(130)) }
   process.once('SIGINT', onSignal)
@@ -43,6 +44,13 @@ async function main (): Promise<void> {
         if (r.code === 0) break
         await new Promise((resolve) => setTimeout(resolve, 200))
       }
+    }
+    // A fresh agent's L7 path costs several times its steady CPU per request for its
+    // first ~10-20 thousand requests (V8 warming up): each path is loaded first.
+    for (const p of paths) {
+      const costs: number[] = []
+      for (let i = 0; i < warmWindows; i++) costs.push((await measureAt({ workDir }, p, { url: p.url, connections: 16, seconds: 3 }, 'quick-warmup')).proxyCpuUsPerRequest ?? 0)
+      process.stdout.write(`${p.id.padEnd(15)} warm-up    ${costs.map((c) => c.toFixed(0)).join(' → ')} µs/req\n`)
     }
     for (let run = 0; run < runs; run++) {
       for (const p of paths) {
