@@ -9,11 +9,15 @@ import { CLIENT, SERVER_PORT } from './lib/context'
 import { cgroup2Root } from './lib/cgroup'
 import { hotFunctions, type CpuProfile } from './report/profile-summary'
 
-// `npm run bench:profile [-- --seconds 10] [--path cross|same] [--load keepalive|bulk|newconn|flood]`: the hot path under
-// a CPU profiler. Brings up the mesh lab, replaces each node's agent with the same
+// `npm run bench:profile [-- --seconds 10] [--path cross|same] [--load keepalive|rate|bulk|newconn|flood] [--lab l4|l7] [--warmup SECONDS]`: the
+// hot path under a CPU profiler (--lab l7: the L7 benchmark's lab, benchmarks/lab/bench-l7.yaml, and
+// its L7 nginx Services `server-l7` / `local-l7`, so the per-request HTTP path is what runs;
+// --warmup: that long of the keep-alive load first, left out of the summary, which then
+// counts only the samples of the measured load: a fresh agent's L7 path runs several
+// times slower than its steady state for its first ~10-20 thousand requests). Brings up the mesh lab, replaces each node's agent with the same
 // command line under `node --cpu-prof` (same cgroup and netns; pinned links keep
 // capture in place, exactly like `lab restart`), runs the load through the path (1 KiB
-// keep-alive; bulk: one 1 GiB download; newconn: 1 KiB with a new connection per
+// keep-alive at saturation; rate: 1 KiB keep-alive at 1,000 req/s over 20 connections, as the l7 case's fixed rate; bulk: one 1 GiB download; newconn: 1 KiB with a new connection per
 // request, as the newconn benchmark; flood: 1 KiB at 1,000 req/s, as the flood benchmark, while
 // its attackers flood node2:15008 with fresh SYNs), stops the agents (SIGTERM: the profile is
 // written at exit) and prints the top functions by self time. Profiles land in results/profiles/.
@@ -72,15 +76,18 @@ async function profiledAgent (lab: Lab, node: string, dir: string): Promise<numb
 }
 
 async function main (): Promise<void> {
-  const { values } = parseArgs({ options: { seconds: { type: 'string' }, path: { type: 'string' }, load: { type: 'string' } }, strict: true })
+  const { values } = parseArgs({ options: { seconds: { type: 'string' }, path: { type: 'string' }, load: { type: 'string' }, lab: { type: 'string' }, warmup: { type: 'string' } }, strict: true })
   const load = values.load ?? 'keepalive'
-  if (!['keepalive', 'bulk', 'newconn', 'flood'].includes(load)) throw new Error(`--load must be keepalive, bulk, newconn or flood, got ${load}`)
+  if (!['keepalive', 'rate', 'bulk', 'newconn', 'flood'].includes(load)) throw new Error(`--load must be keepalive, rate, bulk, newconn or flood, got ${load}`)
   const bulk = load === 'bulk'
   const seconds = Math.min(60, Number(values.seconds ?? 10))
-  const target = values.path === 'same' ? 'local' : 'server'
+  const l7 = values.lab === 'l7'
+  if (values.lab !== undefined && !['l4', 'l7'].includes(values.lab)) throw new Error(`--lab must be l4 or l7, got ${values.lab}`)
+  const target = (values.path === 'same' ? 'local' : 'server') + (l7 ? '-l7' : '')
   mkdirSync(OUT, { recursive: true })
   for (const f of readdirSync(OUT).filter((x) => x.endsWith('.cpuprofile') || x === 'node1' || x === 'node2')) rmSync(join(OUT, f), { recursive: true })
   const name = `bp${process.pid}`
+  let window: { fromUs: number, toUs: number } | null = null
   const pids: number[] = []
   const onSignal = (): void => {
     for (const pid of pids) { try { process.kill(pid, 'SIGKILL') } catch {} }
@@ -89,7 +96,7 @@ async function main (): Promise<void> {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   try {
-    const lab = await Lab.up(name, join(REPO, 'benchmarks', 'lab', 'bench.yaml'), { mesh: true })
+    const lab = await Lab.up(name, join(REPO, 'benchmarks', 'lab', l7 ? 'bench-l7.yaml' : 'bench.yaml'), { mesh: true })
     for (const node of ['node1', 'node2']) pids.push(await profiledAgent(lab, node, OUT))
     const base = `http://${lab.serviceIP('bench', target)}:${SERVER_PORT}`
     const url = `${base}${bulk ? '/files/1g' : '/1k'}`
@@ -99,6 +106,12 @@ async function main (): Promise<void> {
       if (r.code === 0) break
       await sleep(200)
     }
+    const warmup = Math.min(120, Number(values.warmup ?? 0))
+    if (warmup > 0) {
+      const w = await h2load(lab, CLIENT, { url: `${base}/1k`, connections: 16, seconds: warmup }, OUT, 'profile-warmup')
+      process.stderr.write(`profile: warm-up ${w.reqPerSec.toFixed(0)} req/s for ${warmup} s\n`)
+    }
+    const fromUs = Number(process.hrtime.bigint() / 1000n)
     if (bulk) {
       const r = await lab.execPod(CLIENT.namespace, CLIENT.pod, ['curl', '-sS', '-o', '/dev/null', '--max-time', String(seconds), '-w', '%{speed_download}', url], (seconds + 15) * 1000)
       process.stderr.write(`profile: bulk ${(Number(r.stdout) / 1e6).toFixed(0)} MB/s under the profiler\n`)
@@ -113,10 +126,14 @@ async function main (): Promise<void> {
       const r = await h2load(lab, CLIENT, { url, connections: FLOOD_CONNECTIONS, seconds, rpsPerConnection: FLOOD_RPS / FLOOD_CONNECTIONS }, OUT, 'profile')
       for (const a of await Promise.all(attackers)) process.stderr.write(`profile: attacker ${a.stdout.trim()}\n`)
       process.stderr.write(`profile: ${r.reqPerSec.toFixed(0)} req/s, p99 ${r.latency.p99Ms.toFixed(2)} ms under the profiler and the flood\n`)
+    } else if (load === 'rate') {
+      const r = await h2load(lab, CLIENT, { url, connections: FLOOD_CONNECTIONS, seconds, rpsPerConnection: FLOOD_RPS / FLOOD_CONNECTIONS }, OUT, 'profile')
+      process.stderr.write(`profile: ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.latency.p50Ms.toFixed(2)} ms, p99 ${r.latency.p99Ms.toFixed(2)} ms under the profiler\n`)
     } else {
       const r = await h2load(lab, CLIENT, { url, connections: 16, seconds }, OUT, 'profile')
-      process.stderr.write(`profile: ${r.reqPerSec.toFixed(0)} req/s, p99 ${r.latency.p99Ms.toFixed(2)} ms under the profiler\n`)
+      process.stderr.write(`profile: ${r.reqPerSec.toFixed(0)} req/s, p50 ${r.latency.p50Ms.toFixed(2)} ms, p99 ${r.latency.p99Ms.toFixed(2)} ms under the profiler\n`)
     }
+    window = { fromUs, toUs: Number(process.hrtime.bigint() / 1000n) }
     for (const pid of pids) { try { process.kill(pid, 'SIGTERM') } catch {} }
     for (const pid of pids) await waitGone(pid, 15_000)
   } finally {
@@ -126,7 +143,7 @@ async function main (): Promise<void> {
   const lines: string[] = []
   const files = ['node1', 'node2'].flatMap((node) => readdirSync(join(OUT, node)).filter((x) => x.endsWith('.cpuprofile')).map((x) => join(node, x)))
   for (const f of files) {
-    const hot = hotFunctions(JSON.parse(readFileSync(join(OUT, f), 'utf8')) as CpuProfile, 30)
+    const hot = hotFunctions(JSON.parse(readFileSync(join(OUT, f), 'utf8')) as CpuProfile, 30, window)
     lines.push(`## ${f}`, '', '| self ms | share | function |', '| --- | --- | --- |', ...hot.map((h) => `| ${h.selfMs.toFixed(0)} | ${(h.share * 100).toFixed(1)}% | ${h.name} |`), '')
   }
   writeFileSync(join(OUT, 'summary.md'), lines.join('\n'))

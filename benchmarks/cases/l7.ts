@@ -97,6 +97,38 @@ async function checkPaths (paths: readonly L7Target[], grpcBody: string): Promis
   }
 }
 
+/** Warm-up windows: their length, and the most of them per path and load. */
+const WARM_WINDOW_SECONDS = 3
+const WARM_MAX_WINDOWS = 10
+/** Warm once two windows in a row cost within this fraction of each other per request. */
+const WARM_STABLE = 0.1
+
+/**
+ * Brings Ferry's proxies to their steady state before anything is measured. A fresh
+ * agent's L7 path costs two to four times its steady CPU per request for its first
+ * ~10-20 thousand requests (V8 compiles Node's HTTP stack and the engine as they run hot;
+ * slower still on a shared machine), which a 1 s warm-up run leaves inside the figures.
+ * Each mesh path runs its HTTP (and gRPC) load in WARM_WINDOW_SECONDS windows until two
+ * in a row agree within WARM_STABLE, at most WARM_MAX_WINDOWS; logged, not measured.
+ */
+async function warmProxies (ctx: Pick<Context, 'workDir' | 'log'>, paths: readonly L7Target[], h2: H2Spec): Promise<void> {
+  for (const p of paths) {
+    if (p.proxyPids().length === 0 || p.id === 'nginx-cross') continue
+    const loads: Array<[string, LoadSpec]> = [['http', { url: `${p.http}/1k`, connections: HTTP_CONNECTIONS, seconds: WARM_WINDOW_SECONDS }]]
+    if (p.grpc !== null) loads.push(['grpc', { url: `${p.grpc}${UNARY_PATH}`, connections: GRPC_CONNECTIONS, seconds: WARM_WINDOW_SECONDS, h2 }])
+    for (const [what, spec] of loads) {
+      const costs: number[] = []
+      for (let i = 0; i < WARM_MAX_WINDOWS; i++) {
+        const m = await measureAt(ctx, p, spec, `l7-warm-${what}`)
+        costs.push(m.proxyCpuUsPerRequest ?? 0)
+        const n = costs.length
+        if (n >= 2 && Math.abs(costs[n - 1]! - costs[n - 2]!) <= WARM_STABLE * costs[n - 2]!) break
+      }
+      ctx.log(`l7 warm-up ${what} ${p.id}: ${costs.map((c) => c.toFixed(0)).join(' → ')} µs/req`)
+    }
+  }
+}
+
 async function oneRun (ctx: Pick<Context, 'workDir' | 'opts' | 'log'>, order: readonly L7Target[], h2: H2Spec): Promise<L7Figures> {
   const seconds = ctx.opts.quick ? 3 : 6
   const rateSeconds = ctx.opts.quick ? 3 : 4
@@ -144,6 +176,7 @@ export async function l7 (ctx: Pick<Context, 'workDir' | 'opts' | 'log'>, manife
     const paths = targets(direct, mesh, livePeer)
     const h2 = unaryLoad(ctx.workDir, GRPC_STREAMS)
     await checkPaths(paths, h2.dataFile)
+    await warmProxies(ctx, paths, h2)
     const runs: Array<AlternatedRun<L7Figures>> = []
     for (let i = 0; i < ctx.opts.runs; i++) {
       const order = rotated(paths, i, ctx.opts.runs)

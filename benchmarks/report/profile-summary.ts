@@ -8,6 +8,8 @@ interface ProfileNode {
 }
 
 export interface CpuProfile {
+  /** Monotonic clock, µs (process.hrtime's clock): when the first sample's delta starts. */
+  readonly startTime?: number
   readonly nodes: readonly ProfileNode[]
   readonly samples: readonly number[]
   readonly timeDeltas: readonly number[]
@@ -25,13 +27,17 @@ function frameName (n: ProfileNode): string {
   return `${f.functionName === '' ? '(anonymous)' : f.functionName}${file === '' ? '' : ` ${file}:${f.lineNumber + 1}`}`
 }
 
-export function hotFunctions (p: CpuProfile, top = 25): HotFunction[] {
+export function hotFunctions (p: CpuProfile, top = 25, window: { readonly fromUs: number, readonly toUs: number } | null = null): HotFunction[] {
   const byId = new Map(p.nodes.map((n) => [n.id, n]))
   const selfUs = new Map<string, number>()
   let total = 0
+  let at = p.startTime ?? 0
   for (let i = 0; i < p.samples.length; i++) {
     const node = byId.get(p.samples[i])
     const dt = p.timeDeltas[i] ?? 0
+    at += dt
+    // Only the samples inside `window` (monotonic µs), when one is given.
+    if (window !== null && (at < window.fromUs || at > window.toUs)) continue
     if (node === undefined) continue
     total += dt
     const name = frameName(node)

@@ -1,4 +1,4 @@
-import { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, request, type ServerResponse } from 'node:http'
+import { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, request, type RequestOptions, type ServerResponse } from 'node:http'
 import { admitRequest, type Admission, DENIED_BODY } from './admit'
 import { type HttpDownstream, isConnectFailure } from './context'
 import type { HttpEngineDeps } from './engine'
@@ -34,7 +34,6 @@ export function forwardH1 (deps: HttpEngineDeps, ds: HttpDownstream, req: Incomi
     }
     st.end()
   })
-  req.on('data', (chunk: Buffer) => { st.requestBytes += chunk.length })
   const admission = admitRequest(st, ds, headers, st.path)
   if (admission !== 'forward') {
     if (admission === 'bad_path') deps.refusals.refused('bad_path')
@@ -45,7 +44,7 @@ export function forwardH1 (deps: HttpEngineDeps, ds: HttpDownstream, req: Incomi
   const span = st.startSpan(headers)
   const out = upstreamHeaders(headers, span)
   if (target.local !== null) st.startLocalSpan(out as IncomingHttpHeaders)
-  up = request({
+  const opts: RequestOptions & { servername: string } = {
     agent: deps.pools.agent(target),
     method: st.method,
     path: st.path,
@@ -53,15 +52,29 @@ export function forwardH1 (deps: HttpEngineDeps, ds: HttpDownstream, req: Incomi
     port: target.address.port,
     family: target.address.family,
     headers: out,
-    setHost: false
-  })
+    setHost: false,
+    // Plain HTTP: no TLS server name to derive from the Host header (the Agent would
+    // parse it on every request otherwise).
+    servername: ''
+  }
+  up = request(opts)
   up.on('continue', () => { res.writeContinue() })
   up.on('response', (upres: IncomingMessage) => {
     const status = upres.statusCode ?? 502
     st.responseCode = status
     res.writeHead(status, upres.statusMessage, endToEndHeaders(upres.headers))
-    upres.on('data', (chunk: Buffer) => { st.responseBytes += chunk.length })
+    // The body by hand rather than pipe(): the same backpressure (pause until the
+    // downstream drains) with two listeners instead of pipe's seven per request.
+    upres.on('data', (chunk: Buffer) => {
+      st.responseBytes += chunk.length
+      if (res.destroyed) return
+      if (!res.write(chunk)) {
+        upres.pause()
+        res.once('drain', () => { upres.resume() })
+      }
+    })
     upres.on('end', () => {
+      if (res.destroyed) return
       if (upres.rawTrailers.length > 0) res.addTrailers(upres.trailers)
       res.end()
     })
@@ -69,7 +82,6 @@ export function forwardH1 (deps: HttpEngineDeps, ds: HttpDownstream, req: Incomi
       st.flag('UC')
       res.destroy()
     })
-    upres.pipe(res, { end: false })
   })
   up.on('error', (err) => {
     if (res.destroyed) return
@@ -82,7 +94,21 @@ export function forwardH1 (deps: HttpEngineDeps, ds: HttpDownstream, req: Incomi
     st.flag(failed ? 'UF' : 'UC')
     answer(st, res, 503, failed ? 'upstream connect error or disconnect/reset before headers. reset reason: connection failure' : 'upstream connect error or disconnect/reset before headers. reset reason: connection termination')
   })
-  req.pipe(up)
+  if (hasBody(headers)) {
+    req.on('data', (chunk: Buffer) => { st.requestBytes += chunk.length })
+    req.pipe(up)
+  } else {
+    // No body (RFC 9112 §6.3: neither Content-Length nor Transfer-Encoding): the request
+    // is complete with its headers; ending it at once spares a pipe per request.
+    req.resume()
+    up.end()
+  }
+}
+
+/** Whether an HTTP/1.1 request has a body to stream up (or may have one: Expect: 100-continue). */
+function hasBody (headers: IncomingHttpHeaders): boolean {
+  return headers['transfer-encoding'] !== undefined || headers.expect !== undefined ||
+    (headers['content-length'] !== undefined && headers['content-length'] !== '0')
 }
 
 /** The forwarded request's headers: end-to-end ones, Host, the span's additions. */

@@ -1,4 +1,4 @@
-import type { Logger } from './logger'
+import { infoLineWriter, type Logger } from './logger'
 import { type ConnectionRecord, formatAddr } from './connection-record'
 import type { HttpRequestRecord } from './request-record'
 
@@ -83,6 +83,12 @@ export interface RequestDestination {
 export type RequestAccessLog = (r: HttpRequestRecord, destination: RequestDestination | null) => void
 
 export function createRequestAccessLog (log: Logger): RequestAccessLog {
+  const write = infoLineWriter(log, 'request')
+  if (write !== null) {
+    return (r, destination) => {
+      if (log.isLevelEnabled('info')) write(requestLineFields(r, destination))
+    }
+  }
   return (r, destination) => {
     if (!log.isLevelEnabled('info')) return
     const c = r.conn
@@ -118,4 +124,35 @@ export function createRequestAccessLog (log: Logger): RequestAccessLog {
     if (r.authz != null) line.authz = r.authz
     log.info(line, 'request')
   }
+}
+
+const q = JSON.stringify
+function num (v: number): string { return Number.isFinite(v) ? String(v) : 'null' }
+
+/**
+ * The request line's fields serialized by hand (logger.ts infoLineWriter): the same
+ * fields, values and order as the object the pino path above logs.
+ */
+function requestLineFields (r: HttpRequestRecord, destination: RequestDestination | null): string {
+  const c = r.conn
+  let s = `"reporter":${q(r.reporter)},"direction":${q(c.direction)},"method":${q(r.method)},"authority":${q(r.authority)},"path":${q(r.path)},` +
+    `"protocol":${r.httpVersion === '2' ? '"HTTP/2"' : '"HTTP/1.1"'},"request_protocol":${q(r.protocol)},"status":${num(r.responseCode)}`
+  if (r.grpcStatus !== null) s += `,"grpc_status":${num(r.grpcStatus)}`
+  s += `,"response_flags":${q(r.responseFlags)},"duration_ms":${num(Math.round(r.durationMs * 1000) / 1000)},"bytes_received":${num(r.requestBytes)},"bytes_sent":${num(r.responseBytes)}`
+  if (r.upstream !== null) s += `,"endpoint":${q(formatAddr(r.upstream))}`
+  if (r.traceId !== null) s += `,"trace_id":${q(r.traceId)}`
+  if (r.requestId !== null) s += `,"request_id":${q(r.requestId)}`
+  s += `,"source":${q(sourceField(c.source))}`
+  if (c.service !== null) s += `,"destination_service":${q(c.service)}`
+  if (c.sourcePrincipal !== null) s += `,"source_principal":${q(c.sourcePrincipal)}`
+  if (destination !== null) {
+    s += `,"destination":${q({ pod: destination.pod.name, namespace: destination.pod.namespace, workload: destination.pod.workload })}`
+    if (destination.principal !== 'unknown') s += `,"destination_principal":${q(destination.principal)}`
+  } else {
+    if (c.destination !== null) s += `,"destination":${q({ pod: c.destination.pod, namespace: c.destination.namespace, workload: c.destination.workload })}`
+    if (c.destinationPrincipal !== null) s += `,"destination_principal":${q(c.destinationPrincipal)}`
+  }
+  s += `,"mtls":${c.mtls ? 'true' : 'false'}`
+  if (r.authz != null) s += `,"authz":${q(r.authz)}`
+  return s
 }
