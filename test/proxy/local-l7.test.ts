@@ -15,7 +15,7 @@ import { listText, namespaceObj, podObj, serviceObj } from '../discovery/fixture
 import { ap, policySet } from '../policy/helpers'
 import { waitFor } from '../helpers/wait'
 import { captureLog } from './harness'
-import { testNode } from './mesh-harness'
+import { testNode } from '../helpers/mesh-harness'
 
 // The same-node path with L7, on loopback (src/proxy/local-l7.ts): pods of "this node" are
 // addresses in 127/8 with real servers, the client pod's outbound handler routes to them.
