@@ -17,7 +17,7 @@ import { NO_TRACING } from '../src/telemetry/tracing/no-tracing'
 // client. Prints this process's CPU per request: the cost of terminating and forwarding
 // one request (one reporter), which the cross-node path pays twice.
 //
-//   node -r ts-node/register/transpile-only benchmarks/l7-engine.ts [--seconds 5] [--connections 16] [--reporter source|destination] [--rate N] [--telemetry full|metrics|none]
+//   npx ts-node-transpile-only benchmarks/l7-engine.ts [--seconds 5] [--connections 16] [--reporter source|destination] [--rate N] [--telemetry full|metrics|none]
 
 const UPSTREAM = `
 const body = Buffer.alloc(1024, 120)

@@ -7,7 +7,7 @@ import { IstioRequestTelemetry } from '../src/telemetry/request-telemetry'
 
 // The per-request telemetry alone, in a loop: what IstioRequestTelemetry.requestEnded
 // (Istio's request metrics and the access line, to /dev/null) costs per request, with
-// the labels of a meshed pod calling a Service. `node -r ts-node/register/transpile-only
+// the labels of a meshed pod calling a Service. `npx ts-node-transpile-only
 // benchmarks/l7-telemetry.ts [N]`: prints µs per request for metrics and line, metrics only.
 
 const CLIENT: PodLike = { name: 'client-1', namespace: 'bench', workload: 'client', labels: { app: 'client', version: 'v1' } }
