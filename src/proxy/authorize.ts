@@ -24,7 +24,8 @@ import type { RelayEnd } from './relay'
 // connection without a request: on a port where an L7 policy applies and the bytes are
 // not HTTP, an L7 ALLOW rule cannot match and an L7 DENY rule applies without its L7
 // conditions (Istio's rule; src/policy/compile.ts). An L7 connection is therefore not
-// decided by `authorize` — its requests are. `l7PolicyFor` names the policy that makes
+// decided by `authorize` — its requests are; `admitsSomeRequest` refuses one at once
+// when none of its requests could be allowed (an L4 DENY, say). `l7PolicyFor` names the policy that makes
 // a pod port L7 (src/l7/policy-lookup.ts). Dry-run results are logged and never change the decision. This stage never
 // throws: an evaluation failure (a bug) denies, logged.
 //

@@ -12,8 +12,8 @@ import { dialSocket } from './l7-dial'
 import { versionOf } from './l7-source'
 import type { RelayEnd } from './relay'
 
-// The destination node's L7 handling of an inbound connection (plaintext listener or
-// tunnel stream) to a pod port where L7 is engaged (L7Table.forWorkload, with the L7
+// The destination node's L7 handling of an inbound connection (plaintext listener,
+// tunnel stream, or the same-node path's destination part: local-l7.ts) to a pod port where L7 is engaged (L7Table.forWorkload, with the L7
 // policy that selects the pod there): the HTTP engine takes the connection, normalizes
 // each request's path, authorizes each request with the pod's policies (denied: 403 /
 // PERMISSION_DENIED, the connection stays up) and forwards it to the pod over pooled

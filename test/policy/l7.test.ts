@@ -159,3 +159,19 @@ t.test('explain: a request names the deciding rule and its L7 conditions; a conn
   t.match(ct, /\? to\[0\]\.operation\.paths: not evaluated: the connection carries no HTTP request/)
   t.match(ct, /rule 0: does not match — has L7 conditions: an ALLOW rule with them cannot match/)
 })
+
+t.test('deniedWhateverTheRequest: a connection refused before any request only when no request could be allowed', async (t) => {
+  const dev = { principal: DEV_WEB, namespace: null, ip: null }
+  const prod = { principal: PROD_API, namespace: null, ip: null }
+  const denyAdmin = ap('prod', 'a-deny-admin', 'action: DENY\nrules:\n- to:\n  - operation:\n      paths: ["/admin*"]')
+  const w = (yaml: string) => set(yaml).authz.forWorkload({ namespace: 'prod', labels: { app: 'db' } })
+  t.equal(w(denyAdmin).deniedWhateverTheRequest(dev, 8080), null, 'an L7 DENY alone: requests decide')
+  const l4Deny = w(denyAdmin + ap('prod', 'b-deny-dev', 'action: DENY\nrules:\n- to:\n  - operation:\n      paths: ["/x"]\n- from:\n  - source:\n      namespaces: ["dev"]'))
+  t.match(l4Deny.deniedWhateverTheRequest(dev, 8080), { allowed: false, basis: 'deny-matched', policy: 'prod/b-deny-dev', rule: 1 }, 'a DENY rule without L7 conditions, after L7 ones')
+  t.equal(l4Deny.deniedWhateverTheRequest(prod, 8080), null, 'another source')
+  const l4Allow = w(denyAdmin + ap('prod', 'allow-prod', 'rules:\n- from:\n  - source:\n      namespaces: ["prod"]'))
+  t.match(l4Allow.deniedWhateverTheRequest(dev, 8080), { allowed: false, basis: 'no-allow-matched' }, 'ALLOW rules without L7 conditions, none matching')
+  t.equal(l4Allow.deniedWhateverTheRequest(prod, 8080), null, 'one matching')
+  const l7Allow = w(denyAdmin + ap('prod', 'allow-get', 'rules:\n- to:\n  - operation:\n      methods: ["GET"]') + ap('prod', 'allow-prod', 'rules:\n- from:\n  - source:\n      namespaces: ["prod"]'))
+  t.equal(l7Allow.deniedWhateverTheRequest(dev, 8080), null, 'an ALLOW with L7 conditions: a request may match it')
+})

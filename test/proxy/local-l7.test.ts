@@ -1,5 +1,6 @@
 import t from 'tap'
 import { Agent, createServer as createHttpServer, request } from 'node:http'
+import { connect as h2connect, createServer as createH2Server } from 'node:http2'
 import { connect, createServer, type Socket } from 'node:net'
 import { parseClusterList } from '../../src/discovery/cluster-list'
 import { createOutboundHandler, RouteTable, serve } from '../../src/proxy'
@@ -20,8 +21,8 @@ import { testNode } from '../helpers/mesh-harness'
 // The same-node path with L7, on loopback (src/proxy/local-l7.ts): pods of "this node" are
 // addresses in 127/8 with real servers, the client pod's outbound handler routes to them.
 //   web  (namespace app, 127.0.0.2): an HTTP server on a port Service `web` declares http,
-//        and a raw TCP server on a port no Service exposes (detect); an L7 policy selects
-//        it (DENY /admin*, ALLOW GET)
+//        and a raw TCP server and an h2c server on ports no Service exposes (detect); an
+//        L7 policy selects it (DENY /admin*, ALLOW GET)
 //   h-a  (namespace det, 127.0.0.3): an HTTP server behind Service `hd`, whose namespace
 //        switches L7 on and whose port declares nothing (detect at the source)
 //   echo (namespace app, 127.0.0.5): a TCP echo server nothing makes L7 (L4, spliced)
@@ -37,6 +38,16 @@ async function httpApp (t: any, host: string, name: string): Promise<App> {
   srv.on('connection', () => { app.connections++ })
   await new Promise<void>((resolve) => srv.listen(0, host, resolve))
   t.teardown(() => { srv.closeAllConnections(); srv.close() })
+  app.port = (srv.address() as { port: number }).port
+  return app
+}
+
+async function h2App (t: any, host: string): Promise<App> {
+  const app: App = { port: 0, connections: 0, received: [] }
+  const srv = createH2Server((req, res) => { app.received.push(`${req.method} ${req.url}`); res.end(`h2 ${req.url}`) })
+  srv.on('connection', () => { app.connections++ })
+  await new Promise<void>((resolve) => srv.listen(0, host, resolve))
+  t.teardown(() => { srv.close() })
   app.port = (srv.address() as { port: number }).port
   return app
 }
@@ -58,13 +69,14 @@ async function tcpApp (t: any, host: string, echo: boolean): Promise<App> {
 async function setup (t: any) {
   const web = await httpApp(t, '127.0.0.2', 'web')
   const raw = await tcpApp(t, '127.0.0.2', true)
+  const h2 = await h2App(t, '127.0.0.2')
   const ha = await httpApp(t, '127.0.0.3', 'h-a')
   const echo = await tcpApp(t, '127.0.0.5', true)
   const snapshot = parseClusterList(listText([
     namespaceObj('app', { 'ferry.dev/mesh': 'enabled' }),
     namespaceObj('det', { 'ferry.dev/mesh': 'enabled', 'ferry.dev/l7': 'enabled' }),
     podObj({ name: 'client', ips: ['127.0.0.1'], labels: { app: 'client' } }),
-    podObj({ name: 'web', ips: ['127.0.0.2'], labels: { app: 'web' }, ports: [{ name: 'http', containerPort: web.port }, { containerPort: raw.port }] }),
+    podObj({ name: 'web', ips: ['127.0.0.2'], labels: { app: 'web' }, ports: [{ name: 'http', containerPort: web.port }, { containerPort: raw.port }, { containerPort: h2.port }] }),
     podObj({ name: 'h-a', namespace: 'det', ips: ['127.0.0.3'], labels: { app: 'h' }, ports: [{ name: 'web', containerPort: ha.port }] }),
     podObj({ name: 'echo', ips: ['127.0.0.5'], labels: { app: 'echo' }, ports: [{ containerPort: echo.port }] }),
     serviceObj({ name: 'web', clusterIPs: ['10.96.0.10'], selector: { app: 'web' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] }),
@@ -98,7 +110,7 @@ async function setup (t: any) {
   const server = await serve({ host: '127.0.0.1', port: 0 }, handler, (err) => { throw err })
   t.teardown(() => { server.close() })
   const port = (server.address() as { port: number }).port
-  return { web, raw, ha, echo, authz, node, records, detected, spliced, port, to (address: string, p: number) { dst = { address, port: p } } }
+  return { web, raw, h2, ha, echo, authz, node, records, detected, spliced, port, to (address: string, p: number) { dst = { address, port: p } } }
 }
 
 type Fixture = Awaited<ReturnType<typeof setup>>
@@ -166,6 +178,28 @@ t.test('a pod IP dialed on the same node, a detect port under an L7 policy: byte
   const h = await exchange(f, 'GET /admin HTTP/1.1\r\nhost: x\r\n\r\n', false)
   t.match(h.got, /^HTTP\/1\.1 403/, 'an HTTP request there is decided as one')
   t.same(f.raw.received, [], 'and never reaches the app')
+})
+
+t.test('a pod IP dialed on the same node, HTTP/2 with prior knowledge on a detect port: decided per request as HTTP/1.1 is', async (t) => {
+  const f = await setup(t)
+  f.to('127.0.0.2', f.h2.port)
+  const session = h2connect(`http://127.0.0.1:${f.port}`)
+  session.on('error', () => {})
+  t.teardown(() => { session.destroy() })
+  const h2get = (path: string): Promise<{ status: number, body: string }> => new Promise((resolve, reject) => {
+    const s = session.request({ ':path': path })
+    let status = 0
+    let body = ''
+    s.on('response', (h) => { status = Number(h[':status']) })
+    s.on('data', (d) => { body += String(d) })
+    s.on('end', () => { resolve({ status, body }) })
+    s.on('error', reject)
+  })
+  const answers = [await h2get('/public'), await h2get('/admin'), await h2get('//admin')]
+  t.same(answers.map((a) => a.status), [200, 403, 403])
+  t.equal(answers[0].body, 'h2 /public')
+  t.same(f.h2.received, ['GET /public'], 'only the allowed request reached the app')
+  t.same(f.detected, ['http2'])
 })
 
 t.test('an L4 DENY under an L7 policy refuses the connection at once, before any connection to the pod', async (t) => {
