@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net'
 // headers are HPACK static-table entries plus a literal :authority.
 
 export const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n')
-export const FRAME = { HEADERS: 0x1, SETTINGS: 0x4 } as const
+export const FRAME = { HEADERS: 0x1, SETTINGS: 0x4, CONTINUATION: 0x9 } as const
 export const FLAG = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const
 
 export function h2Frame (type: number, flags: number, streamId: number, payload: Buffer = Buffer.alloc(0)): Buffer {

@@ -5,6 +5,7 @@ import type { Svid } from '../../src/identity/svid'
 import { tunnelClientOptions } from '../../src/identity/tls-options'
 import { relay } from '../../src/proxy/relay'
 import { sniOf, TunnelPool, type TunnelPoolOptions, type TunnelRefusal, type TunnelRequest, TunnelServer, type TunnelServerOptions, type TunnelStream } from '../../src/tunnel'
+import { FLAG, FRAME, H2_PREFACE, h2Frame } from '../helpers/h2-frames'
 import { drain } from '../helpers/net'
 
 // Both ends of the tunnel on 127.0.0.1, wired as the agent will wire them, with the real
@@ -175,10 +176,10 @@ export async function rawConnectWithHeaders (t: Teardown, port: number, svid: Sv
     literal(0x01, null, '10.0.0.7:80'), // :authority (static index 1)
     literal(0x00, 'x-padding', 'x'.repeat(paddingBytes))
   ])
-  const frames: Uint8Array[] = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(0x4, 0, 0, Buffer.alloc(0))]
+  const frames: Uint8Array[] = [H2_PREFACE, h2Frame(FRAME.SETTINGS, 0, 0)]
   for (let off = 0; off < block.length; off += 16_384) {
     const last = off + 16_384 >= block.length
-    frames.push(frame(off === 0 ? 0x1 : 0x9, last ? 0x4 : 0, 1, block.subarray(off, off + 16_384)))
+    frames.push(h2Frame(off === 0 ? FRAME.HEADERS : FRAME.CONTINUATION, last ? FLAG.END_HEADERS : 0, 1, block.subarray(off, off + 16_384)))
   }
   socket.write(Buffer.concat(frames))
   let buf = Buffer.alloc(0)
@@ -201,15 +202,6 @@ export async function rawConnectWithHeaders (t: Teardown, port: number, svid: Sv
       }
     })
   })
-}
-
-function frame (type: number, flags: number, stream: number, payload: Uint8Array): Buffer {
-  const h = Buffer.alloc(9)
-  h.writeUIntBE(payload.length, 0, 3)
-  h[3] = type
-  h[4] = flags
-  h.writeUInt32BE(stream, 5)
-  return Buffer.concat([h, payload])
 }
 
 /** HPACK literal without indexing (RFC 7541 §6.2.2): by static name index, or with a new name. */
