@@ -1,3 +1,4 @@
+import { Socket } from 'node:net'
 import type { RelayEnd } from '../proxy/relay'
 import type { HttpVersion } from './context'
 import { ReplayEnd } from './replay-end'
@@ -8,16 +9,18 @@ import { ReplayEnd } from './replay-end'
 // HTTP/1.1 parser (which refuses what is not HTTP/1.1). The upstream still speaks the
 // declared version (engine.ts serveDeclared translates). Unlike detection (sniff.ts) no
 // upstream connection is made first and a connection is never relayed as L4.
-// The bytes read are put back: unshift for the HTTP/1.1 server (Node's HTTP/1.1 server
-// reads a connection's buffered bytes first), a ReplayEnd for the HTTP/2 one (Node's
-// HTTP/2 session reads a socket's handle directly, past bytes put back on it).
+// The bytes read are put back with unshift, the end left paused: Node's HTTP/1.1 server
+// reads a connection's buffered bytes first once resumed, and its HTTP/2 session drains a
+// socket's buffered bytes itself when it takes the socket (resuming the socket then would
+// hand them over twice: `resume` false). An HTTP/2 client on an end that is not a socket
+// (a tunnel stream) gets a ReplayEnd, as detection does.
 // No verdict within `timeoutMs`: the connection is destroyed and `done` is given null
 // (the caller counts a header_timeout). Closed or ended before a verdict: destroyed,
 // `done` never called (the caller accounts from the end's own 'close').
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1')
 
-export function peekVersion (end: RelayEnd, timeoutMs: number, done: (r: { readonly version: HttpVersion, readonly end: RelayEnd } | null) => void): void {
+export function peekVersion (end: RelayEnd, timeoutMs: number, done: (r: { readonly version: HttpVersion, readonly end: RelayEnd, readonly resume: boolean } | null) => void): void {
   let buffered: Buffer | null = null
   const timer = setTimeout(() => { settle(); end.destroy(); done(null) }, timeoutMs)
   function settle (): void {
@@ -33,12 +36,12 @@ export function peekVersion (end: RelayEnd, timeoutMs: number, done: (r: { reado
     const h2 = buffered.compare(H2_PREFACE, 0, n, 0, n) === 0
     if (h2 && buffered.length < H2_PREFACE.length) return
     settle()
-    if (h2) {
-      done({ version: 'http2', end: new ReplayEnd(end, buffered) })
+    if (h2 && !(end instanceof Socket)) {
+      done({ version: 'http2', end: new ReplayEnd(end, buffered), resume: true })
       return
     }
     end.unshift(buffered)
-    done({ version: 'http1', end })
+    done({ version: h2 ? 'http2' : 'http1', end, resume: !h2 })
   }
   // Closed before its first bytes: nothing to serve (the caller accounts from its own 'close').
   function onClose (): void { clearTimeout(timer) }

@@ -100,7 +100,7 @@ export class HttpEngine {
     noDelay(end)
     peekVersion(end, this.deps.limits.headerTimeoutMs, (r) => {
       if (r === null) { this.deps.refusals.refused('header_timeout'); return }
-      if (r.version === 'http2') this.h2.serve(r.end, downstream, declared === 'http1')
+      if (r.version === 'http2') this.h2.serve(r.end, downstream, declared === 'http1', r.resume)
       else this.h1.serve(r.end, downstream, declared === 'http2')
     })
   }

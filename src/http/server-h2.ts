@@ -126,6 +126,10 @@ export class H2Server {
       session.on('error', (err: NodeJS.ErrnoException) => { this.onSessionError(c, err) })
     })
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => {
+      // A stream already reset when delivered (its headers and its reset in one read: a
+      // Content-Length its DATA broke) has lost its session and has its error pending:
+      // it must find a listener here or it would be thrown.
+      stream.on('error', ignore)
       const c = this.conns.get(stream.session as Http2Session)
       if (c === undefined) { stream.close(NGHTTP2_ENHANCE_YOUR_CALM); return }
       stream.once('close', () => {
@@ -138,7 +142,8 @@ export class H2Server {
     this.server = server
   }
 
-  serve (end: RelayEnd, downstream: HttpDownstream, toH1 = false): void {
+  /** `resume` false: `end` has bytes put back that the session drains itself (declared.ts). */
+  serve (end: RelayEnd, downstream: HttpDownstream, toH1 = false, resume = true): void {
     // The session owns the connection: the client's FIN ends it.
     end.allowHalfOpen = false
     this.handing = downstream
@@ -148,7 +153,7 @@ export class H2Server {
     } finally {
       this.handing = null
     }
-    end.resume()
+    if (resume) end.resume()
   }
 
   private onSessionError (c: H2Conn, err: NodeJS.ErrnoException): void {
@@ -162,3 +167,5 @@ export class H2Server {
     }
   }
 }
+
+function ignore (): void {}
