@@ -6,7 +6,7 @@ import type { Reporter } from '../telemetry/request-record'
 // What the engine is told about one downstream connection and the upstreams its requests
 // may go to. The proxy (src/proxy/l7-*.ts) builds these; the engine only calls them.
 
-/** HTTP version spoken on a hop: the upstream follows the downstream (HTTP/2 stays HTTP/2). */
+/** HTTP version spoken on a hop (on a detect port the upstream follows the downstream; on a declared one, the port: DeclaredVersion). */
 export type HttpVersion = 'http1' | 'http2'
 
 /**
