@@ -246,3 +246,14 @@ t.test('HTTP/2 to HTTP/1.1 refuses what could smuggle: connection-specific heade
   await new Promise((resolve) => setTimeout(resolve, 200))
   t.same(completed.filter((l) => l.startsWith('/smuggled') || l.startsWith('/short') || l.startsWith('/long')), [], 'no request completed upstream, none smuggled')
 })
+
+t.test('a declared port\'s client that sends nothing is closed after the header timeout, counted header_timeout', async (t) => {
+  const reasons: string[] = []
+  const fx = await startEngine(t, { version: 'http2', declared: true, endpoints: [1], limits: { headerTimeoutMs: 200 }, refusals: { refused (r) { reasons.push(r) } } })
+  const { socket, closed } = rawH2(fx.port)
+  t.teardown(() => { socket.destroy() })
+  const started = Date.now()
+  await closed
+  t.ok(Date.now() - started >= 150, 'closed by the timeout, not at once')
+  t.same(reasons, ['header_timeout'])
+})
