@@ -6,8 +6,15 @@ import type { Reporter } from '../telemetry/request-record'
 // What the engine is told about one downstream connection and the upstreams its requests
 // may go to. The proxy (src/proxy/l7-*.ts) builds these; the engine only calls them.
 
-/** HTTP version spoken on a hop: the upstream follows the downstream (HTTP/2 stays HTTP/2). */
+/** HTTP version spoken on a hop (on a detect port the upstream follows the downstream; on a declared one, the port: DeclaredVersion). */
 export type HttpVersion = 'http1' | 'http2'
+
+/**
+ * A declared L7 port's protocol as the engine serves it (engine.ts serveDeclared): the
+ * upstream speaks this; on http1 and http2 ports the client may speak either version
+ * (translated per request), on grpc ports HTTP/2 only.
+ */
+export type DeclaredVersion = HttpVersion | 'grpc'
 
 /** The outcome of the destination's path normalization: the path to forward, or why it is refused (400). */
 export type NormalizedPath = { readonly path: string } | { readonly reject: string }

@@ -3,7 +3,8 @@ import { Socket } from 'node:net'
 import type { RelayEnd } from '../proxy/relay'
 import type { RequestTelemetry } from '../telemetry/request-record'
 import type { RequestTracer } from '../telemetry/request-tracing'
-import type { HttpDownstream, HttpVersion, UpstreamTarget } from './context'
+import type { DeclaredVersion, HttpDownstream, HttpVersion, UpstreamTarget } from './context'
+import { peekVersion } from './declared'
 import { NO_REQUEST_TELEMETRY, NO_TRACING } from './defaults'
 import { type HttpLimits, resolveHttpLimits } from './options'
 import { DEFAULT_CLUSTER_DOMAIN } from '../telemetry/cluster-names'
@@ -16,7 +17,9 @@ import { UpstreamPools } from './upstream-pool'
 // The HTTP engine of one worker: takes downstream connections (any RelayEnd: an accepted
 // socket, a tunnel stream) and handles their requests one by one — pick an endpoint,
 // forward over a pooled upstream connection, stream both ways, account. HTTP/1.1
-// downstream goes upstream as HTTP/1.1, HTTP/2 as HTTP/2 (server-h1.ts, server-h2.ts).
+// downstream goes upstream as HTTP/1.1, HTTP/2 as HTTP/2 (server-h1.ts, server-h2.ts),
+// except on a declared port whose client speaks the other version: the upstream follows
+// the port (serveDeclared; forward-h1-to-h2.ts, forward-h2-to-h1.ts).
 // One engine per worker; its pools are shared by every connection it serves (keys keep
 // identities apart: context.ts).
 
@@ -84,6 +87,22 @@ export class HttpEngine {
     }
     if (version === 'http2') this.h2.serve(end, ds)
     else this.h1.serve(end, ds)
+  }
+
+  /**
+   * Serves a declared L7 port's connection: the upstream speaks `declared`. On http1 and
+   * http2 ports the client's first bytes say which version it speaks (declared.ts), and
+   * its requests are translated when that is not the port's; grpc is HTTP/2 only (an
+   * HTTP/1.1 client is refused by the HTTP/2 server, as before).
+   */
+  serveDeclared (end: RelayEnd, declared: DeclaredVersion, downstream: HttpDownstream): void {
+    if (declared === 'grpc') { this.serve(end, 'http2', downstream); return }
+    noDelay(end)
+    peekVersion(end, this.deps.limits.headerTimeoutMs, (r) => {
+      if (r === null) { this.deps.refusals.refused('header_timeout'); return }
+      if (r.version === 'http2') this.h2.serve(r.end, downstream, declared === 'http1', r.resume)
+      else this.h1.serve(r.end, downstream, declared === 'http2')
+    })
   }
 
   close (): void {

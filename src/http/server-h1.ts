@@ -4,6 +4,7 @@ import type { RelayEnd } from '../proxy/relay'
 import type { HttpDownstream } from './context'
 import type { HttpEngineDeps } from './engine'
 import { forwardH1 } from './forward-h1'
+import { forwardH1ToH2 } from './forward-h1-to-h2'
 import { forwardUpgrade } from './forward-upgrade'
 import { type HttpRefusalReason } from './refusals'
 
@@ -11,7 +12,8 @@ import { type HttpRefusalReason } from './refusals'
 // engine hands it; one server object serves every connection (none listens). Per
 // connection:
 //   requests     one at a time, keep-alive, pipelining as Node does it; each goes to
-//                forward-h1.ts (Expect: 100-continue too: the upstream's 100 is passed on)
+//                forward-h1.ts (Expect: 100-continue too: the upstream's 100 is passed on),
+//                or forward-h1-to-h2.ts on a port declared HTTP/2 (upstream over HTTP/2)
 //   Upgrade      forward-upgrade.ts: the request goes to an endpoint on a connection of
 //                its own, then both ways as a byte tunnel (WebSocket)
 //   limits       parse errors end the connection with a status and a counted reason:
@@ -53,7 +55,8 @@ export class H1Conn {
     if (--this.inFlight === 0) this.arm()
   }
 
-  constructor (readonly end: RelayEnd, readonly downstream: HttpDownstream, private readonly deps: HttpEngineDeps) {
+  /** `toH2`: the port is declared HTTP/2, its requests go upstream over HTTP/2. */
+  constructor (readonly end: RelayEnd, readonly downstream: HttpDownstream, private readonly deps: HttpEngineDeps, readonly toH2 = false) {
     this.timer = setTimeout(() => { this.onTimer() }, deps.limits.headerTimeoutMs)
     this.armedAt = deps.clock()
     end.once('close', () => { clearTimeout(this.timer) })
@@ -135,8 +138,8 @@ export class H1Server {
     this.server = server
   }
 
-  serve (end: RelayEnd, downstream: HttpDownstream): void {
-    const c = new H1Conn(end, downstream, this.deps)
+  serve (end: RelayEnd, downstream: HttpDownstream, toH2 = false): void {
+    const c = new H1Conn(end, downstream, this.deps, toH2)
     this.conns.set(end, c)
     this.server.emit('connection', end)
     end.resume()
@@ -151,6 +154,7 @@ export class H1Server {
     }
     c.requestStarted()
     res.once('close', c.responseClosed)
-    forwardH1(this.deps, c.downstream, req, res)
+    if (c.toH2) forwardH1ToH2(this.deps, c.downstream, req, res)
+    else forwardH1(this.deps, c.downstream, req, res)
   }
 }

@@ -3,11 +3,12 @@ import type { RelayEnd } from '../proxy/relay'
 import type { HttpDownstream } from './context'
 import type { HttpEngineDeps } from './engine'
 import { forwardH2 } from './forward-h2'
+import { forwardH2ToH1 } from './forward-h2-to-h1'
 import type { HttpRefusalReason } from './refusals'
 
 // Downstream HTTP/2 with prior knowledge (h2c, gRPC): Node's own HTTP/2 server (nghttp2)
 // takes each connection the engine hands it; one server object serves every connection.
-// Each stream goes to forward-h2.ts. Limits, each closing the connection with GOAWAY and
+// Each stream goes to forward-h2.ts (forward-h2-to-h1.ts on a port declared HTTP/1.1). Limits, each closing the connection with GOAWAY and
 // a counted reason, other connections untouched:
 //   SETTINGS_MAX_CONCURRENT_STREAMS = maxConcurrentStreams; a client that keeps opening
 //   streams beyond it (maxRefusedStreams refused) has its session ended by nghttp2 →
@@ -43,7 +44,8 @@ class H2Conn {
   private watched = 0
   private readonly headerTimer: NodeJS.Timeout
 
-  constructor (readonly downstream: HttpDownstream, readonly session: Http2Session, private readonly deps: HttpEngineDeps) {
+  /** `toH1`: the port is declared HTTP/1.1, its streams go upstream over HTTP/1.1. */
+  constructor (readonly downstream: HttpDownstream, readonly session: Http2Session, private readonly deps: HttpEngineDeps, readonly toH1: boolean) {
     this.headerTimer = setInterval(() => { this.checkHeaders() }, deps.limits.headerTimeoutMs)
     session.once('close', () => { clearInterval(this.headerTimer) })
     session.on('stream', (stream: ServerHttp2Stream) => { this.streamOpened(stream) })
@@ -102,6 +104,7 @@ export class H2Server {
   private readonly conns = new WeakMap<Http2Session, H2Conn>()
   /** The downstream of the connection being handed to the server (its 'session' event is synchronous). */
   private handing: HttpDownstream | null = null
+  private handingToH1 = false
 
   private readonly maxStreams: number
 
@@ -117,33 +120,40 @@ export class H2Server {
     server.on('session', (session: Http2Session) => {
       const ds = this.handing
       if (ds === null) { session.destroy(); return }
-      const c = new H2Conn(ds, session, deps)
+      const c = new H2Conn(ds, session, deps, this.handingToH1)
       this.conns.set(session, c)
       session.setTimeout(limits.idleTimeoutMs, () => { session.close() })
       session.on('error', (err: NodeJS.ErrnoException) => { this.onSessionError(c, err) })
     })
     server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, flags: number) => {
+      // A stream already reset when delivered (its headers and its reset in one read: a
+      // Content-Length its DATA broke) has lost its session and has its error pending:
+      // it must find a listener here or it would be thrown.
+      stream.on('error', ignore)
       const c = this.conns.get(stream.session as Http2Session)
       if (c === undefined) { stream.close(NGHTTP2_ENHANCE_YOUR_CALM); return }
       stream.once('close', () => {
         if (stream.rstCode !== NGHTTP2_NO_ERROR && !stream.headersSent) c.clientReset()
       })
-      forwardH2(deps, c.downstream, stream, headers, flags)
+      if (c.toH1) forwardH2ToH1(deps, c.downstream, stream, headers, flags)
+      else forwardH2(deps, c.downstream, stream, headers, flags)
     })
     server.on('sessionError', () => {})
     this.server = server
   }
 
-  serve (end: RelayEnd, downstream: HttpDownstream): void {
+  /** `resume` false: `end` has bytes put back that the session drains itself (declared.ts). */
+  serve (end: RelayEnd, downstream: HttpDownstream, toH1 = false, resume = true): void {
     // The session owns the connection: the client's FIN ends it.
     end.allowHalfOpen = false
     this.handing = downstream
+    this.handingToH1 = toH1
     try {
       this.server.emit('connection', end)
     } finally {
       this.handing = null
     }
-    end.resume()
+    if (resume) end.resume()
   }
 
   private onSessionError (c: H2Conn, err: NodeJS.ErrnoException): void {
@@ -157,3 +167,5 @@ export class H2Server {
     }
   }
 }
+
+function ignore (): void {}

@@ -5,7 +5,8 @@
 // (protocol.ts); looked up per connection through an L7Table (table.ts).
 
 /**
- * The protocol an L7 port speaks, and the one spoken upstream:
+ * The protocol an L7 port speaks, and the one spoken upstream (on http1 and http2 ports
+ * a client speaking the other version is translated: src/http/declared.ts):
  *   http1   HTTP/1.1 (WebSocket and other Upgrades pass through as a tunnel)
  *   http2   HTTP/2 with prior knowledge (h2c)
  *   grpc    gRPC: HTTP/2 with prior knowledge, gRPC status and trailers

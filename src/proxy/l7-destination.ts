@@ -1,5 +1,5 @@
 import type { Pod } from '../discovery/model'
-import type { HttpDownstream, HttpVersion, RequestAuthorizer, UpstreamTarget } from '../http/context'
+import type { DeclaredVersion, HttpDownstream, RequestAuthorizer, UpstreamTarget } from '../http/context'
 import { passClientEnd, sniff } from '../http/sniff'
 import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import type { SocketAddr } from '../telemetry/connection-record'
@@ -33,7 +33,7 @@ export interface DestinationL7 {
 
 export interface DestinationPlan {
   /** Null: detect from the client's first bytes. */
-  readonly version: HttpVersion | null
+  readonly version: DeclaredVersion | null
   /** The L7 policy that selects the pod on this port, or null. */
   readonly policy: string | null
 }
@@ -84,7 +84,8 @@ export function serveDestination (conn: Conn, end: RelayEnd, pod: Pod, address: 
   end.once('close', ended)
   if (plan.version !== null || upstream === null) {
     upstream?.destroy()
-    d.l7.engine.serve(end, plan.version ?? 'http1', ds)
+    if (plan.version !== null) d.l7.engine.serveDeclared(end, plan.version, ds)
+    else d.l7.engine.serve(end, 'http1', ds)
     return
   }
   sniff(end, upstream, d.l7.engine.deps.limits.maxHeaderBytes, (r) => {

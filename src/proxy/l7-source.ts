@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net'
 import type { Pod } from '../discovery/model'
 import type { Endpoint, ServicePortEntry } from '../discovery/service-index'
-import type { HttpDownstream, HttpVersion, NormalizePath, RequestAuthorizer, UpstreamTarget } from '../http/context'
+import type { DeclaredVersion, HttpDownstream, NormalizePath, RequestAuthorizer, UpstreamTarget } from '../http/context'
 import { sniff, type SniffResult } from '../http/sniff'
 import type { L7Protocol } from '../l7/decision'
 import type { RelayEnd } from './relay'
@@ -42,11 +42,17 @@ export interface SourceL7 {
   readonly clock: Clock
 }
 
-/** The version spoken on both hops of a declared L7 port. */
-export function versionOf (protocol: L7Protocol): HttpVersion | null {
+/**
+ * The version a declared L7 port's upstream speaks, on every hop (the source sends the
+ * port's version through the tunnel, which is what the destination's engine expects
+ * there); null: detect. The client may speak the other version on http1 / http2 ports
+ * (engine.ts serveDeclared translates).
+ */
+export function versionOf (protocol: L7Protocol): DeclaredVersion | null {
   switch (protocol) {
     case 'http1': return 'http1'
-    case 'http2': case 'grpc': return 'http2'
+    case 'http2': return 'http2'
+    case 'grpc': return 'grpc'
     default: return null
   }
 }
@@ -164,14 +170,14 @@ export type DetectedL4 = (upstream: RelayEnd, sniffed: SniffResult) => void
  * port's protocol is to be detected — `first` is connected at once and the client's
  * first bytes decide; L4 goes to `relayL4` with that connection.
  */
-export function serveSource (conn: Conn, socket: Socket, entry: ServicePortEntry, version: HttpVersion | null, s: SourceL7, first: Endpoint | null, relayL4: DetectedL4): void {
+export function serveSource (conn: Conn, socket: Socket, entry: ServicePortEntry, version: DeclaredVersion | null, s: SourceL7, first: Endpoint | null, relayL4: DetectedL4): void {
   // Declared: the first request goes to the endpoint routing chose. Detect: that endpoint
   // is connected now, and the engine sends the first request on that connection.
   const ds = new SourceDownstream(conn, entry, s, version !== null ? first : null)
   const ended = (): void => { finish(conn, s.telemetry, conn.errorCode === null ? 'ok' : 'reset', conn.errorCode) }
   socket.once('close', ended)
   if (version !== null) {
-    s.l7.engine.serve(socket, version, ds)
+    s.l7.engine.serveDeclared(socket, version, ds)
     return
   }
   const target = first === null ? ds.pick() : ds.targetOf(first)

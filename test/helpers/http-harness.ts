@@ -25,6 +25,8 @@ export interface FixtureOptions extends HttpEngineOptions {
   readonly authorizer?: RequestAuthorizer | null
   readonly normalizePath?: HttpDownstream['normalizePath']
   readonly reporter?: 'source' | 'destination'
+  /** Served as a declared port (engine.serveDeclared): the client may speak the other version. */
+  readonly declared?: boolean
   /** Replaces dial (e.g. to fail it). */
   readonly dial?: (port: number) => Promise<RelayEnd>
 }
@@ -70,7 +72,8 @@ export async function startEngine (t: Teardown, o: FixtureOptions): Promise<Engi
         return target
       }
     }
-    engine.serve(socket, o.version, ds)
+    if (o.declared === true) engine.serveDeclared(socket, o.version, ds)
+    else engine.serve(socket, o.version, ds)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   fx.port = (server.address() as { port: number }).port

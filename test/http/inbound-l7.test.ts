@@ -1,6 +1,7 @@
 import t from 'tap'
 import { connect, type Socket } from 'node:net'
 import { Agent, createServer, request } from 'node:http'
+import { createServer as h2server } from 'node:http2'
 import { Registry } from 'prom-client'
 import { parseClusterList } from '../../src/discovery/cluster-list'
 import { createInboundHandler, RouteTable, serve, type Mesh } from '../../src/proxy'
@@ -12,7 +13,7 @@ import { HttpEngine } from '../../src/http/engine'
 import { createHttpRefusals, HTTP_REFUSED_METRIC } from '../../src/http/refusals'
 import { L7Table } from '../../src/l7/table'
 import type { HttpRequestRecord } from '../../src/telemetry/request-record'
-import { listText, namespaceObj, podObj } from '../discovery/fixture'
+import { listText, namespaceObj, podObj, serviceObj } from '../discovery/fixture'
 import { captureLog } from '../proxy/harness'
 import { ap, policySet } from '../policy/helpers'
 import { waitFor } from '../helpers/wait'
@@ -87,4 +88,51 @@ t.test('destination L7 on a detected port: HTTP per request; not HTTP relayed, o
   const m = await registry.getSingleMetric(HTTP_REFUSED_METRIC)!.get()
   t.equal(m.values.find((v) => v.labels.reason === 'not_http')?.value, 1)
   await waitFor(() => lines.some((l) => l.msg === 'access' && l.result === 'denied'), { timeoutMs: 3000, what: 'a denied access line' })
+})
+
+t.test('destination L7 on a port declared http2: an HTTP/1.1 client goes to the app as HTTP/2', async (t) => {
+  const app = h2server()
+  app.on('stream', (stream, headers) => {
+    stream.respond({ ':status': 200 })
+    stream.resume()
+    stream.on('end', () => { stream.end(`h2 app ${String(headers[':path'])} ${String(headers[':authority'])}`) })
+  })
+  app.on('session', (s) => { t.teardown(() => { s.destroy() }) })
+  await new Promise<void>((resolve) => app.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { app.close() })
+  const appPort = (app.address() as { port: number }).port
+  const { log } = captureLog()
+  const routes = new RouteTable()
+  let table = L7Table.build(parseClusterList(listText([]), 'test', 1))
+  const authz = new InboundAuthorizer({ log })
+  const mesh: Mesh = { node: 'n1', identities: null, tunnels: null, tunnelPort: 15008, localPod: () => null, inboundMode: () => ({ mode: 'PERMISSIVE' }) as any, authz }
+  const records: HttpRequestRecord[] = []
+  const engine = new HttpEngine({ telemetry: { requestEnded (r) { records.push(r) } } })
+  t.teardown(() => { engine.close() })
+  // The proxy's listener stands for the pod's port: the Service's targetPort is its port.
+  let handler: ReturnType<typeof createInboundHandler> | null = null
+  const server = await serve({ host: '127.0.0.1', port: 0 }, (socket) => { handler!(socket) }, (err) => { throw err })
+  t.teardown(() => { server.close() })
+  const port = (server.address() as { port: number }).port
+  const snapshot = parseClusterList(listText([
+    namespaceObj('app', { 'ferry.dev/mesh': 'enabled', 'ferry.dev/l7': 'enabled' }),
+    podObj({ name: 'server-a', ips: ['127.0.0.1'], labels: { app: 'server' }, ports: [{ name: 'web', containerPort: port }] }),
+    serviceObj({ name: 'server', clusterIPs: ['10.96.0.30'], selector: { app: 'server' }, ports: [{ name: 'web', port: 80, targetPort: port, appProtocol: 'http2' }] })
+  ]), 'test', 1)
+  routes.update(snapshot)
+  table = L7Table.build(snapshot)
+  handler = createInboundHandler({
+    pod: routes.index.podByIP('127.0.0.1')!,
+    routes,
+    connector: () => connect({ host: '127.0.0.1', port: appPort }),
+    telemetry: createConnTelemetry(new ProxyMetrics(), createAccessLog(log)),
+    connectTimeoutMs: 2000,
+    mesh,
+    l7: { table: () => table, engine, normalizePath: null, detected () {} }
+  })
+  const body = await new Promise<string>((resolve, reject) => {
+    request({ host: '127.0.0.1', port, path: '/x', agent: false, headers: { host: 'server.app' } }, (res) => { let b = ''; res.on('data', (c) => { b += String(c) }); res.on('end', () => { resolve(b) }) }).on('error', reject).end()
+  })
+  t.equal(body, 'h2 app /x server.app')
+  t.match(records, [{ reporter: 'destination', responseCode: 200, protocol: 'http' }])
 })
