@@ -10,7 +10,7 @@ export const HTTP_REFUSED_METRIC = 'ferry_http_refused_total'
  * Why a downstream connection (or, for L7 detection, its HTTP handling) was refused:
  *   header_too_large  request line + headers over maxHeaderBytes (431)
  *   too_many_headers  more than maxHeaders fields (431)
- *   smuggling         conflicting Content-Length / Transfer-Encoding (400)
+ *   smuggling         conflicting Content-Length / Transfer-Encoding (HTTP/1.1: 400); on HTTP/2 translated to HTTP/1.1, connection-specific headers or a `te` other than trailers (stream reset)
  *   invalid           a malformed request line, header name or value (400)
  *   header_timeout    headers not complete within headerTimeoutMs (HTTP/1.1: 408; HTTP/2: GOAWAY)
  *   rapid_reset       HTTP/2 streams reset by the client faster than allowed (GOAWAY)
