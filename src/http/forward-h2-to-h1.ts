@@ -1,4 +1,4 @@
-import { type IncomingMessage, type OutgoingHttpHeaders, request, type RequestOptions } from 'node:http'
+import { type IncomingMessage, request, type RequestOptions } from 'node:http'
 import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
 import { admitRequest, DENIED_BODY } from './admit'
 import { type HttpDownstream, isConnectFailure } from './context'
