@@ -44,20 +44,7 @@ export function forwardH1 (deps: HttpEngineDeps, ds: HttpDownstream, req: Incomi
   const span = st.startSpan(headers)
   const out = upstreamHeaders(headers, span)
   if (target.local !== null) st.startLocalSpan(out as IncomingHttpHeaders)
-  const opts: RequestOptions & { servername: string } = {
-    agent: deps.pools.agent(target),
-    method: st.method,
-    path: st.path,
-    host: target.address.address,
-    port: target.address.port,
-    family: target.address.family,
-    headers: out,
-    setHost: false,
-    // Plain HTTP: no TLS server name to derive from the Host header (the Agent would
-    // parse it on every request otherwise).
-    servername: ''
-  }
-  up = request(opts)
+  up = request(upstreamOptions(deps, st, out))
   up.on('continue', () => { res.writeContinue() })
   up.on('response', (upres: IncomingMessage) => {
     const status = upres.statusCode ?? 502
@@ -106,6 +93,27 @@ export function forwardH1 (deps: HttpEngineDeps, ds: HttpDownstream, req: Incomi
 }
 
 /** Whether an HTTP/1.1 request has a body to stream up (or may have one: Expect: 100-continue). */
+/**
+ * The options of one HTTP/1.1 request to the request's target over its pool's Agent
+ * (also used by the HTTP/2 → HTTP/1.1 translation). Plain HTTP: no TLS server name to
+ * derive from the Host header (the Agent would parse it on every request otherwise).
+ */
+export function upstreamOptions (deps: HttpEngineDeps, st: RequestState, headers: OutgoingHttpHeaders): RequestOptions {
+  const target = st.target!
+  const opts: RequestOptions & { servername: string } = {
+    agent: deps.pools.agent(target),
+    method: st.method,
+    path: st.path,
+    host: target.address.address,
+    port: target.address.port,
+    family: target.address.family,
+    headers,
+    setHost: false,
+    servername: ''
+  }
+  return opts
+}
+
 function hasBody (headers: IncomingHttpHeaders): boolean {
   return headers['transfer-encoding'] !== undefined || headers.expect !== undefined ||
     (headers['content-length'] !== undefined && headers['content-length'] !== '0')

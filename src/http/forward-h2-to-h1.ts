@@ -1,8 +1,9 @@
-import { type IncomingMessage, request, type RequestOptions } from 'node:http'
+import { type IncomingMessage, request } from 'node:http'
 import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
 import { admitRequest, DENIED_BODY } from './admit'
 import { type HttpDownstream, isConnectFailure } from './context'
 import type { HttpEngineDeps } from './engine'
+import { upstreamOptions } from './forward-h1'
 import { endToEndHeaders } from './hop-by-hop'
 import { protocolOf, RequestState } from './record'
 
@@ -64,18 +65,7 @@ export function forwardH2ToH1 (deps: HttpEngineDeps, ds: HttpDownstream, stream:
   const fwd = span.forward
   for (const name in fwd) out[name] = fwd[name]
   if (target.local !== null) st.startLocalSpan(out as IncomingHttpHeaders)
-  const opts: RequestOptions & { servername: string } = {
-    agent: deps.pools.agent(target),
-    method: st.method,
-    path: st.path,
-    host: target.address.address,
-    port: target.address.port,
-    family: target.address.family,
-    headers: out,
-    setHost: false,
-    servername: ''
-  }
-  const req = request(opts)
+  const req = request(upstreamOptions(deps, st, out))
   up = req
   req.on('response', (upres: IncomingMessage) => {
     if (stream.closed) { upres.resume(); return }
