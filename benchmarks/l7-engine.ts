@@ -69,7 +69,7 @@ async function main (): Promise<void> {
         s.once('error', reject)
       })
     }
-    const ds: HttpDownstream = { reporter, record, authorizer: null, normalizePath: null, pick: () => target }
+    const ds: HttpDownstream = { reporter, record, authorizer: null, normalizePath: null, route: null, rateLimit: null, pick: () => target }
     engine.serve(socket, 'http1', ds)
   })
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))

@@ -1,4 +1,6 @@
+import type { RequestRateLimit } from '../limits/types'
 import type { RequestView } from '../policy/request-view'
+import type { RouteResult, RoutedRequestView } from '../routing/model'
 import type { RelayEnd } from '../proxy/relay'
 import type { ConnectionRecord, SocketAddr } from '../telemetry/connection-record'
 import type { Reporter } from '../telemetry/request-record'
@@ -25,6 +27,8 @@ export interface RequestAuthorizer {
   /** The connection record whose `authz` the decision is written to. */
   readonly record: ConnectionRecord
   authorize (view: RequestView): boolean
+  /** The destination pod's local rate limit, taken after authorization; null: none. */
+  readonly rateLimit: RequestRateLimit | null
 }
 
 /** One endpoint a request may be forwarded to, and how to reach it. */
@@ -58,6 +62,13 @@ export interface HttpDownstream {
   readonly authorizer: RequestAuthorizer | null
   /** Destination: the path is normalized before authorization and forwarding. */
   readonly normalizePath: NormalizePath | null
+  /**
+   * Source: the request's route (src/routing/model.ts): a plan whose attempts pick the
+   * endpoints, or a local answer. null: the service has no routing; `pick` chooses.
+   */
+  readonly route: ((view: RoutedRequestView) => RouteResult) | null
+  /** Destination: the destination pod's local rate limit (429 when its bucket is empty). */
+  readonly rateLimit: RequestRateLimit | null
 }
 
 /** Marks an error as an upstream connect failure (flag UF) rather than a reset (UC). */

@@ -116,12 +116,16 @@ class FirstPick implements HttpDownstream {
   readonly record: HttpDownstream['record']
   readonly authorizer: HttpDownstream['authorizer']
   readonly normalizePath: HttpDownstream['normalizePath']
+  readonly route: HttpDownstream['route']
+  readonly rateLimit: HttpDownstream['rateLimit']
   private first: UpstreamTarget | null
   constructor (private readonly inner: HttpDownstream, first: UpstreamTarget) {
     this.reporter = inner.reporter
     this.record = inner.record
     this.authorizer = inner.authorizer
     this.normalizePath = inner.normalizePath
+    this.route = inner.route
+    this.rateLimit = inner.rateLimit
     this.first = first
   }
 

@@ -51,11 +51,13 @@ class DestinationDownstream implements HttpDownstream {
   readonly reporter = 'destination' as const
   readonly authorizer: RequestAuthorizer
   readonly normalizePath: HttpDownstream['normalizePath']
+  readonly route = null
+  readonly rateLimit = null
   private readonly target: UpstreamTarget
 
   constructor (readonly record: Conn, pod: Pod, address: SocketAddr, connector: Connector, ipNamespace: string | null, d: DestinationL7) {
     const authz = d.authz
-    this.authorizer = { record, authorize: authz === undefined ? () => true : (view) => authz.authorizeRequest(record, pod, view, ipNamespace) }
+    this.authorizer = { record, authorize: authz === undefined ? () => true : (view) => authz.authorizeRequest(record, pod, view, ipNamespace), rateLimit: null }
     this.normalizePath = d.l7.normalizePath
     this.target = {
       key: `destination|${pod.uid}|${address.address}:${address.port}`,

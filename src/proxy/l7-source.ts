@@ -60,6 +60,8 @@ export function versionOf (protocol: L7Protocol): DeclaredVersion | null {
 class SourceDownstream implements HttpDownstream {
   readonly reporter = 'source' as const
   readonly authorizer = null
+  readonly rateLimit = null
+  readonly route = null
   /**
    * The destination's normalization, here too: on the same-node path the destination
    * pod's policies decide in this process, and must match the path the application
@@ -153,7 +155,8 @@ function localAuthorizer (out: Conn, pod: Pod, authz: InboundAuthorizer | undefi
   const ns = out.source.namespace
   return {
     record: inb,
-    authorize: authz === undefined ? () => true : (view) => authz.authorizeRequest(inb, pod, view, ns)
+    authorize: authz === undefined ? () => true : (view) => authz.authorizeRequest(inb, pod, view, ns),
+    rateLimit: null
   }
 }
 

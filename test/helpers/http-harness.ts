@@ -55,6 +55,8 @@ export async function startEngine (t: Teardown, o: FixtureOptions): Promise<Engi
       record,
       authorizer: o.authorizer ?? null,
       normalizePath: o.normalizePath ?? null,
+      route: null,
+      rateLimit: null,
       pick () {
         if (fx.endpoints.length === 0) return null
         const port = fx.endpoints[next++ % fx.endpoints.length]

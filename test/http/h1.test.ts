@@ -139,6 +139,7 @@ t.test('the destination authorizes each request: denied is 403 and the connectio
     normalizePath: (raw) => raw.includes('..') ? { reject: 'dot segments' } : { path: raw.replace(/\/+/g, '/') },
     authorizer: {
       record: { authz: null } as any,
+      rateLimit: null,
       authorize (view) {
         (this.record as any).authz = { policy: 'ns/deny-admin' }
         return !view.path.startsWith('/admin') && view.header('x-block') === undefined

@@ -118,7 +118,7 @@ t.test('gRPC: denied is PERMISSION_DENIED trailers-only, no endpoint is UNAVAILA
     version: 'http2',
     endpoints: [a],
     reporter: 'destination',
-    authorizer: { record: { authz: null } as any, authorize: (v) => v.header('x-deny') === undefined }
+    authorizer: { record: { authz: null } as any, rateLimit: null, authorize: (v) => v.header('x-deny') === undefined }
   })
   const c = client(t, fx.port)
   const md = new grpc.Metadata()

@@ -40,7 +40,7 @@ async function detectProxy (t: Teardown, endpoints: number[]): Promise<Detecting
       sniff(down, up, 8192, (r) => {
         out.outcomes.push(r.kind === 'http' ? r.version : r.reason)
         if (r.kind === 'l4') { relay(down, up, () => {}); return }
-        engine.serve(r.end ?? down, r.version, { reporter: 'source', record, authorizer: null, normalizePath: null, pick: () => targets[next++ % targets.length] }, { target: first, end: r.up ?? up })
+        engine.serve(r.end ?? down, r.version, { reporter: 'source', record, authorizer: null, normalizePath: null, route: null, rateLimit: null, pick: () => targets[next++ % targets.length] }, { target: first, end: r.up ?? up })
       })
     })
   })

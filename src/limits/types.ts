@@ -1,0 +1,49 @@
+// The node-wide traffic limits (one set per node, shared by every data-path worker, as
+// Envoy shares its circuit breakers across workers): what the router (src/routing/) and
+// the engine (src/http/) ask of them. The state behind them lives in shared memory the
+// main thread made (src/limits/shared-table.ts); a worker's copy of a limit is never a
+// limit of its own — that would multiply it by the number of workers.
+
+/** Linkerd's retry budget: retries ≤ ratio × requests + minPerSecond, over a window. */
+export interface RetryBudget {
+  /** An original request (not a retry) was sent: it earns `ratio` of a retry. */
+  deposit (): void
+  /** Takes one retry from the budget; false: exhausted (the retry is not sent, flag URX). */
+  withdraw (): boolean
+}
+
+/** Connection-pool limits of one backend (service port, subset), node-wide. */
+export interface PoolGate {
+  /** A request may start (in-flight and pending limits); false: overflow (503, flag UO). Pair with `releaseRequest`. */
+  acquireRequest (): boolean
+  releaseRequest (): void
+  /** An upstream connection may be opened (maxConnections); pair with `releaseConnection`. */
+  acquireConnection (): boolean
+  releaseConnection (): void
+}
+
+/** What one response (or failure) says about an endpoint's health (Envoy's outlier detection). */
+export type EndpointResult = 'success' | '5xx' | 'gateway_error' | 'local_failure'
+
+/** Outlier detection of one backend's endpoints, node-wide. */
+export interface OutlierTracker {
+  /** Whether the endpoint (by Endpoint.id) is ejected at `nowMs`. */
+  ejected (endpointId: string, nowMs: number): boolean
+  report (endpointId: string, result: EndpointResult, nowMs: number): void
+}
+
+/** A local rate limit's decision for one request (headers `x-ratelimit-limit`, `-remaining`, `-reset`). */
+export interface RateLimitVerdict {
+  readonly allowed: boolean
+  readonly limit: number
+  readonly remaining: number
+  /** Seconds until the bucket is full again. */
+  readonly resetSeconds: number
+  /** "RateLimit ns/name": what limited it (counted, logged). */
+  readonly policy: string
+}
+
+/** The rate limit of one destination pod; null from `take` when none applies. */
+export interface RequestRateLimit {
+  take (nowMs: number): RateLimitVerdict | null
+}
