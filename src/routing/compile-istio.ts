@@ -24,6 +24,8 @@ export interface IstioRouting {
   readonly targets: ReadonlyMap<string, readonly string[]>
 }
 
+const RETRY_GRPC: Readonly<Record<string, number>> = Object.freeze({ cancelled: 1, 'deadline-exceeded': 4, internal: 13, 'resource-exhausted': 8, unavailable: 14 })
+
 /** Istio's retry policy when a rule sets none (attempts 2; connect-failure, refused-stream, unavailable, cancelled, retriable-status-codes). */
 export const ISTIO_DEFAULT_RETRY: RetryPolicy = parseRetry({ attempts: 2, retryOn: 'connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes' })
 
@@ -190,8 +192,6 @@ export const GRPC_STATUS: Readonly<Record<string, number>> = Object.freeze({
   OK: 0, CANCELLED: 1, UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6, PERMISSION_DENIED: 7, RESOURCE_EXHAUSTED: 8,
   FAILED_PRECONDITION: 9, ABORTED: 10, OUT_OF_RANGE: 11, UNIMPLEMENTED: 12, INTERNAL: 13, UNAVAILABLE: 14, DATA_LOSS: 15, UNAUTHENTICATED: 16
 })
-
-const RETRY_GRPC: Readonly<Record<string, number>> = Object.freeze({ cancelled: 1, 'deadline-exceeded': 4, internal: 13, 'resource-exhausted': 8, unavailable: 14 })
 
 /** Istio's HTTPRetry: `retryOn` tokens as Envoy reads them (numbers are retriable statuses). */
 export function parseRetry (r: HTTPRetry): RetryPolicy {
