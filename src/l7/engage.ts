@@ -8,7 +8,8 @@ import { combine, L7_KEY, namespaceSwitch, podSwitch, serviceSwitch, type Switch
 //
 //   source       per destination Service port: engaged when the Service (annotation) or
 //   (routing,    its namespace (label) says ferry.dev/l7=enabled, or a route targets the
-//   balancing)   Service (`route`: routes come with the routing work; this is their seam).
+//   balancing)   Service (`route`: src/routing/routing-table.ts routeOf; on a port that
+//                declares no protocol, the route's kind implies it: RouteEngagement).
 //                ferry.dev/l7=disabled on the Service wins over its namespace, and over
 //                a route.
 //   destination  per workload port: engaged when the pod (annotation) or its namespace
@@ -31,13 +32,27 @@ export interface Decided {
   readonly invalid: readonly string[]
 }
 
-export function l7ForService (service: Service, port: ServicePort, namespace: Namespace | undefined, route: string | null = null): L7Decision {
+/**
+ * A route that targets a Service port (src/routing/routing-table.ts routeOf): its name, and
+ * the protocol it implies when the port declares none (an HTTPRoute or VirtualService:
+ * http1, on which clients may speak either version; a GRPCRoute: grpc).
+ */
+export interface RouteEngagement {
+  readonly ref: string
+  readonly protocol: 'http1' | 'grpc'
+}
+
+export function l7ForService (service: Service, port: ServicePort, namespace: Namespace | undefined, route: string | RouteEngagement | null = null): L7Decision {
   return decideService(service, port, namespace, route).decision
 }
 
-export function decideService (service: Service, port: ServicePort, namespace: Namespace | undefined, route: string | null = null): Decided {
+export function decideService (service: Service, port: ServicePort, namespace: Namespace | undefined, routeArg: string | RouteEngagement | null = null): Decided {
   const { decided, overridden, invalid } = combine(serviceSwitch(service), namespaceSwitch(namespace))
-  const proto = portProtocol(port)
+  const route = routeArg === null ? null : typeof routeArg === 'string' ? routeArg : routeArg.ref
+  const declared = portProtocol(port)
+  const proto: PortProtocol = declared.protocol === 'detect' && routeArg !== null && typeof routeArg !== 'string' && decided.state !== 'disabled'
+    ? { protocol: routeArg.protocol, source: `undeclared; ${routeArg.protocol} for route ${routeArg.ref}` }
+    : declared
   const owner = `service ${service.namespace}/${service.name}`
   const by = switchText(decided, overridden)
   if (proto.protocol === 'tcp') {

@@ -1,7 +1,7 @@
 import type { ClusterSnapshot, Namespace, Pod, Service, ServicePort } from '../discovery/model'
 import { resolveTargetPort, selectorMatches } from '../discovery/service-index'
 import type { L7Decision } from './decision'
-import { decideService, decideWorkload, l7ForService, workloadPortProtocol } from './engage'
+import { decideService, decideWorkload, l7ForService, type RouteEngagement, workloadPortProtocol } from './engage'
 import type { PortProtocol } from './protocol'
 
 // The L7 decisions of one cluster snapshot, made once when the snapshot arrives, so a
@@ -56,8 +56,12 @@ export class L7Table {
 
   static empty (): L7Table { return new L7Table(0, null, new Map(), new Map(), new Map(), Object.freeze([]), undefined) }
 
-  /** `node`: only that node's pods get workload entries (destination decisions are made where the pod runs). */
-  static build (snapshot: ClusterSnapshot, opts: { readonly node?: string } = {}): L7Table {
+  /**
+   * `node`: only that node's pods get workload entries (destination decisions are made
+   * where the pod runs). `routeOf`: the route targeting a Service port, if any (a route
+   * makes its Service port L7).
+   */
+  static build (snapshot: ClusterSnapshot, opts: { readonly node?: string, readonly routeOf?: (service: Service, port: ServicePort) => RouteEngagement | null } = {}): L7Table {
     const namespaces = new Map(snapshot.namespaces.map((n) => [n.name, n]))
     const byNamespace = new Map<string, Service[]>()
     for (const s of snapshot.services) {
@@ -69,7 +73,7 @@ export class L7Table {
     const services = new Map<ServicePort, ServicePortDecision>()
     for (const service of snapshot.services) {
       for (const port of service.ports) {
-        const { decision, invalid } = decideService(service, port, namespaces.get(service.namespace))
+        const { decision, invalid } = decideService(service, port, namespaces.get(service.namespace), opts.routeOf?.(service, port) ?? null)
         for (const w of invalid) warnings.add(w)
         services.set(port, Object.freeze({ service, port, decision }))
       }

@@ -1,6 +1,7 @@
 import type { HttpEngine } from '../http/engine'
 import type { NormalizePath } from '../http/context'
 import type { L7Table } from '../l7/table'
+import type { Router } from '../routing/router'
 
 // What a handler needs to handle HTTP requests one by one where L7 applies (src/l7/ says
 // where): the current L7 table (replaced with every cluster snapshot), the worker's HTTP
@@ -14,4 +15,6 @@ export interface L7Deps {
   readonly normalizePath: NormalizePath | null
   /** A detect port's connection: HTTP (l7) or stayed L4, by reason; counted. */
   detected (outcome: 'http1' | 'http2' | 'server_first' | 'not_http'): void
+  /** Source: the worker's router (routes, per-request balancing, limits); absent: the Service's connection balancer picks. */
+  readonly router?: Router
 }

@@ -61,7 +61,8 @@ class SourceDownstream implements HttpDownstream {
   readonly reporter = 'source' as const
   readonly authorizer = null
   readonly rateLimit = null
-  readonly route = null
+  /** The Service port's routing (src/routing/router.ts), null where it has none. */
+  readonly route: HttpDownstream['route']
   /**
    * The destination's normalization, here too: on the same-node path the destination
    * pod's policies decide in this process, and must match the path the application
@@ -79,6 +80,9 @@ class SourceDownstream implements HttpDownstream {
     this.normalizePath = s.l7.normalizePath
     this.firstEndpoint = first
     this.identity = record.sourcePrincipal ?? `${record.source.namespace ?? ''}/${record.source.pod ?? ''}`
+    const ns = record.source.namespace ?? ''
+    const caller = { namespace: ns, labels: record.source.pod === null ? {} : s.routes.index.podByName(ns, record.source.pod)?.labels ?? {}, ip: record.source.ip }
+    this.route = s.l7.router?.forConnection(entry, caller, (ep) => this.targetOf(ep)) ?? null
   }
 
   pick (): UpstreamTarget | null {

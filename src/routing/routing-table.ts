@@ -83,6 +83,12 @@ export class RoutingTable {
     return vs === undefined ? null : { kind: 'VirtualService', ref: vs.objects[0] ?? 'VirtualService' }
   }
 
+  /** What makes the port L7 for src/l7/table.ts: the route's name and the protocol it implies on an undeclared port (GRPCRoute: grpc; else http1). */
+  engagement (service: string, port: number): { readonly ref: string, readonly protocol: 'http1' | 'grpc' } | null {
+    const r = this.routeOf(service, port)
+    return r === null ? null : { ref: r.ref, protocol: r.kind === 'GRPCRoute' ? 'grpc' : 'http1' }
+  }
+
   /** The balancing and limits of a backend: its DestinationRule's policy for the port and subset, or the defaults. */
   policyFor (backend: Pick<BackendRef, 'service' | 'port' | 'subset'>): TrafficPolicy {
     const rule = this.rules.byService.get(backend.service)

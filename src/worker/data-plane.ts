@@ -32,6 +32,13 @@ import type { L7Deps } from '../proxy/l7-deps'
 import type { RequestTelemetry } from '../telemetry/request-record'
 import { IstioRequestTelemetry } from '../telemetry/request-telemetry'
 import { NO_TRACING } from '../telemetry/tracing/no-tracing'
+import type { ClusterSnapshot } from '../discovery/model'
+import type { Endpoint } from '../discovery/service-index'
+import type { RequestBalancerFactory } from '../routing/backends'
+import type { NodeLimits } from '../routing/node-limits'
+import { Router } from '../routing/router'
+import { type RouteConfig, RoutingTable } from '../routing/routing-table'
+import { roundRobinRequests } from '../routing/round-robin-requests'
 
 // One data-path worker: its pods' listeners and their connections, its tunnel server and
 // pool, and its own copy of everything they read — routes (from the cluster snapshot),
@@ -76,6 +83,10 @@ export interface DataPlaneOptions {
   readonly tracer?: RequestTracer
   /** The L7 engine's limits (--http-*, src/http/options.ts); default Envoy's. */
   readonly httpLimits?: HttpLimits
+  /** Routing: the per-request balancer of a backend, by its policy (src/balancer/); default round robin. */
+  readonly requestBalancers?: RequestBalancerFactory
+  /** Routing: the node-wide limits (retry budgets, pool limits, outlier detection: src/limits/); absent: none. */
+  readonly nodeLimits?: NodeLimits
 }
 
 export class DataPlane {
@@ -102,6 +113,10 @@ export class DataPlane {
   /** The HTTP engine: requests on L7 connections, its upstream pools. */
   readonly http: HttpEngine
   private readonly l7: L7Deps
+  /** Routes of the cluster and configuration snapshots in force, per request (src/routing/). */
+  readonly router: Router
+  private cluster: ClusterSnapshot | null = null
+  private routeConfig: Partial<RouteConfig> | null = null
 
   constructor (private readonly o: DataPlaneOptions) {
     this.log = o.log
@@ -135,8 +150,9 @@ export class DataPlane {
     // --- end of L7 glue
     this.http = new HttpEngine({ telemetry: requestTelemetry, tracer: requestTracer, refusals: createHttpRefusals(this.metrics.registry), ...(o.httpLimits === undefined ? {} : { limits: o.httpLimits }), ...(o.clusterDomain === undefined ? {} : { clusterDomain: o.clusterDomain }) })
     const detected = createDetectCounter(this.metrics.registry)
+    this.router = new Router({ balancers: o.requestBalancers ?? (() => roundRobinRequests<Endpoint>()), limits: o.nodeLimits ?? null })
     // L7 glue (authorization): request paths normalized at the destination as the agent says (--path-normalization).
-    this.l7 = Object.freeze({ table: () => this.l7Table, engine: this.http, normalizePath: pathNormalizer(o.pathNormalization ?? PATH_NORMALIZATION_DEFAULTS), detected })
+    this.l7 = Object.freeze({ table: () => this.l7Table, engine: this.http, normalizePath: pathNormalizer(o.pathNormalization ?? PATH_NORMALIZATION_DEFAULTS), detected, router: this.router })
     this.svids = o.trustDomain === null ? null : new SvidStore(o.trustDomain)
     let tunnel: WorkerTunnel | null = null
     this.mesh = createNodeMesh({
@@ -169,16 +185,34 @@ export class DataPlane {
     switch (p.kind) {
       case 'cluster':
         this.routes.update(p.snapshot)
-        this.l7Table = L7Table.build(p.snapshot, { node: this.o.node })
+        this.cluster = p.snapshot
+        this.recompileRoutes()
         return
       case 'config':
-        if (p.snapshot !== null) this.authz.swap(compilePolicySet(createSnapshot(p.snapshot, new Map())))
+        if (p.snapshot !== null) {
+          this.authz.swap(compilePolicySet(createSnapshot(p.snapshot, new Map())))
+          // The route objects in force (src/resources/snapshot.ts: httpRoutes, grpcRoutes, virtualServices, destinationRules).
+          this.routeConfig = p.snapshot as Partial<RouteConfig>
+          if (this.cluster !== null) this.recompileRoutes()
+        }
         if (p.rejected !== null) this.authz.rejected(p.rejected)
         return
       case 'svids':
         this.svids?.replace(p.svids)
         this.tunnel?.serve(p.served)
     }
+  }
+
+  /**
+   * Routes compiled from the cluster and configuration snapshots in force (both
+   * publications recompile), and the L7 table with them: a route makes its Service port L7.
+   */
+  private recompileRoutes (): void {
+    const cluster = this.cluster
+    if (cluster === null) return
+    const table = RoutingTable.build(cluster, this.routeConfig, this.o.clusterDomain)
+    this.router.update(table, this.routes.index)
+    this.l7Table = L7Table.build(cluster, { node: this.o.node, routeOf: (s, port) => table.engagement(`${s.namespace}/${s.name}`, port.port) })
   }
 
   async request (r: Request): Promise<Reply> {
