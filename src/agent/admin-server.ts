@@ -17,6 +17,7 @@ import type { PodEnroller } from './enroller'
 import type { NodeIdentities } from './identities'
 import type { NodeTunnel } from './node-tunnel'
 import type { WorkerSet } from './workers'
+import { routeCheckLive, routesSection } from '../routing/admin'
 
 // The agent's HTTP endpoints, in the node's network namespace on 0.0.0.0. /debug/*
 // answers only authenticated callers (a bearer token: src/agent/admin-auth.ts) — 401
@@ -33,7 +34,13 @@ import type { WorkerSet } from './workers'
 //                                   files, every resource with its file and line), and
 //                                   `l7`: per Service port and per port of each enrolled
 //                                   pod, whether L7 is engaged, the protocol and why
-//                                   (src/l7/view.ts; null before a cluster snapshot)
+//                                   (src/l7/view.ts; null before a cluster snapshot),
+//                                   and `routes`: every Service port with routes, its
+//                                   entries in order, unresolved references, overridden
+//                                   VirtualServices (src/routing/admin.ts)
+//                 GET /debug/routes?from=NS/POD&to=NS/SERVICE[:PORT][&path=P&method=M&host=H&header=K=V…]
+//                                   JSON: `ferry route check`'s answer from the live
+//                                   configuration and cluster snapshot
 //                 GET /debug/authz?from=SOURCE&to=DEST[&method=M&path=P&host=H&header=K:V…]
 //                                   JSON: `ferry policy check`'s explanation, decided by
 //                                   the live PolicySet for the live cluster snapshot
@@ -168,7 +175,11 @@ const ADMIN_ROUTES: Record<string, Handler> = {
     const { authz, node } = deps
     const set = authz.current()
     const config = authz.readiness()
-    json(res, set === null && config.required ? 503 : 200, { node, config, ...(set === null ? {} : configView(set.snapshot)), l7: l7ConfigSection(deps) })
+    json(res, set === null && config.required ? 503 : 200, { node, config, ...(set === null ? {} : configView(set.snapshot)), l7: l7ConfigSection(deps), routes: routesSection(deps.cluster(), set?.snapshot ?? null) })
+  },
+  '/debug/routes': (deps, res, query) => {
+    const r = routeCheckLive(deps.cluster(), deps.authz.current()?.snapshot ?? null, query)
+    json(res, r.status, r.body)
   },
   '/debug/authz': (deps, res, query) => {
     const r = explainLive(deps, query.get('from'), query.get('to'), httpSpecOf(query))

@@ -10,7 +10,8 @@ const COMMANDS: Record<string, { summary: string, load: () => Promise<Command> }
   controller: { summary: 'run the certificate authority that agents get workload certificates from', load: async () => (await import('./controller-command.js')).controllerCommand },
   install: { summary: 'print the Kubernetes manifests (DaemonSet, controller, CRDs, RBAC) with your options', load: async () => (await import('./install-command.js')).installCommand },
   lab: { summary: 'simulated Kubernetes nodes on this host (up, down, status, exec, logs)', load: async () => (await import('./lab-command.js')).labCommand },
-  policy: { summary: 'check a connection against authorization policies and explain the decision; validate policy files', load: async () => (await import('./policy-command.js')).policyCommand }
+  policy: { summary: 'check a connection against authorization policies and explain the decision; validate policy files', load: async () => (await import('./policy-command.js')).policyCommand },
+  route: { summary: 'explain which route, rule and backend a request to a Service takes', load: async () => (await import('./route-command.js')).routeCommand }
 }
 
 function usage (): string {
