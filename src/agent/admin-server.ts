@@ -171,11 +171,13 @@ const ADMIN_ROUTES: Record<string, Handler> = {
   '/debug/workers': async ({ workers }, res) => {
     json(res, 200, { workers: await workers.stats() })
   },
-  '/debug/config': (deps, res) => {
+  '/debug/config': async (deps, res) => {
     const { authz, node } = deps
     const set = authz.current()
     const config = authz.readiness()
-    json(res, set === null && config.required ? 503 : 200, { node, config, ...(set === null ? {} : configView(set.snapshot)), l7: l7ConfigSection(deps), routes: routesSection(deps.cluster(), set?.snapshot ?? null) })
+    // Each worker's backends (its own latency estimates; ejections are node-wide).
+    const backends = (await deps.workers.all({ kind: 'routing' }).catch(() => [])).flatMap((r) => r.kind === 'routing' ? [{ worker: r.worker, backends: r.backends }] : [])
+    json(res, set === null && config.required ? 503 : 200, { node, config, ...(set === null ? {} : configView(set.snapshot)), l7: l7ConfigSection(deps), routes: { ...(routesSection(deps.cluster(), set?.snapshot ?? null) as object), workers: backends } })
   },
   '/debug/routes': (deps, res, query) => {
     const r = routeCheckLive(deps.cluster(), deps.authz.current()?.snapshot ?? null, query)

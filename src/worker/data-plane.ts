@@ -248,6 +248,7 @@ export class DataPlane {
         return { kind: 'closed', connections: await this.closeConnections() }
       case 'sync': return { kind: 'sync', policyGeneration: this.authz.current()?.generation ?? 0 }
       case 'stats': return { kind: 'stats', stats: await this.stats() }
+      case 'routing': return { kind: 'routing', worker: this.o.id, backends: this.router.describe() }
       case 'metrics': return { kind: 'metrics', metrics: await this.metrics.registry.getMetricsAsJSON() }
       case 'close':
         await this.close()

@@ -5,6 +5,7 @@ import type { ListenTarget } from '../proxy/listener'
 import type { ConfigSnapshot } from '../resources/snapshot'
 import type { TunnelServerStats, TunnelPoolStats } from '../tunnel'
 import type { SpanBatch } from '../telemetry/tracing/span-batcher'
+import type { Router } from '../routing/router'
 
 // What the main thread and a data-path worker say to each other (Envoy's model: the main
 // thread owns configuration, discovery, certificates, enrollment and the admin server;
@@ -75,6 +76,8 @@ export type Request =
   /** The generation of the policy snapshot in force (0: none), after every publication sent before it. */
   | { readonly kind: 'sync' }
   | { readonly kind: 'stats' }
+  /** The backends this worker's router has used: endpoints with its latency estimates, ejections (/debug/config `routes`). */
+  | { readonly kind: 'routing' }
   | { readonly kind: 'metrics' }
   | { readonly kind: 'close' }
   /**
@@ -103,6 +106,7 @@ export type Reply =
   | { readonly kind: 'tunnel', readonly port: number }
   | { readonly kind: 'sync', readonly policyGeneration: number }
   | { readonly kind: 'stats', readonly stats: WorkerStats }
+  | { readonly kind: 'routing', readonly worker: number, readonly backends: ReturnType<Router['describe']> }
   | { readonly kind: 'closed', readonly connections: number }
   | { readonly kind: 'metrics', readonly metrics: Array<MetricObjectWithValues<MetricValue<string>>> }
 
