@@ -1,7 +1,8 @@
 import type { ClusterSnapshot, Pod } from '../discovery/model'
 import { type L7CheckLine, l7ForDestination } from './check'
 import { l7PolicyLookupOf } from './policy-lookup'
-import { l7TableFor } from './table'
+import { tableOf } from '../routing/admin'
+import { L7Table, l7TableFor } from './table'
 import { type L7View, l7View } from './view'
 
 // The agent admin server's L7 answers (src/agent/admin-server.ts): the `l7` section of
@@ -21,7 +22,13 @@ export interface L7AdminDeps {
 export function l7ConfigSection (deps: L7AdminDeps): L7View | null {
   const cluster = deps.cluster()
   if (cluster === null) return null
-  return l7View(l7TableFor(cluster, deps.node), deps.enroller.enrolledPods().map((e) => e.plan.pod), l7PolicyLookupOf(deps.authz))
+  // A route makes its Service port L7 (as in every worker: src/worker/data-plane.ts).
+  const config = (deps.authz as { current?: () => { readonly snapshot: object } | null }).current?.()?.snapshot ?? null
+  const routes = tableOf(cluster, config)
+  const table = routes.routedPorts().length === 0
+    ? l7TableFor(cluster, deps.node)
+    : L7Table.build(cluster, { node: deps.node, routeOf: (s, p) => routes.engagement(`${s.namespace}/${s.name}`, p.port) })
+  return l7View(table, deps.enroller.enrolledPods().map((e) => e.plan.pod), l7PolicyLookupOf(deps.authz))
 }
 
 export function l7ForAuthz (deps: Pick<L7AdminDeps, 'cluster' | 'authz'>, to: string): L7CheckLine[] {

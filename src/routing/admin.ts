@@ -10,7 +10,8 @@ import { type RouteConfig, RoutingTable } from './routing-table'
 
 const TABLES = new WeakMap<object, { readonly cluster: ClusterSnapshot | null, readonly table: RoutingTable }>()
 
-function tableOf (cluster: ClusterSnapshot | null, config: object | null): RoutingTable {
+/** The routes of a cluster and configuration snapshot pair, compiled once per pair. */
+export function tableOf (cluster: ClusterSnapshot | null, config: object | null): RoutingTable {
   if (config === null) return RoutingTable.build(cluster, null)
   const kept = TABLES.get(config)
   if (kept !== undefined && kept.cluster === cluster) return kept.table
