@@ -29,6 +29,7 @@ const PODS = '/api/v1/pods' as const
 const FERRY_AP = '/apis/security.ferry.dev/v1alpha1/authorizationpolicies' as const
 const FERRY_PA = '/apis/security.ferry.dev/v1alpha1/peerauthentications' as const
 const ISTIO_AP = '/apis/security.istio.io/v1/authorizationpolicies' as const
+const FERRY_RL = '/apis/security.ferry.dev/v1alpha1/ratelimits' as const
 const WEB = spiffeIdOf('cluster.local', 'app', 'web')
 const DB = spiffeIdOf('cluster.local', 'data', 'db')
 
@@ -51,7 +52,7 @@ function apObject (name: string, namespace: string, spec: Record<string, unknown
 
 async function setup (t: { teardown: (fn: () => void | Promise<void>) => void }): Promise<{ api: FakeKubeApi, controller: Controller, lines: ReturnType<typeof captureLog>['lines'], client: (token: string) => CaClient }> {
   const api = new FakeKubeApi()
-  for (const p of [FERRY_AP, FERRY_PA, ISTIO_AP]) api.install(p)
+  for (const p of [FERRY_AP, FERRY_PA, FERRY_RL, ISTIO_AP]) api.install(p)
   api.apply(PODS, podObj({ name: 'web', namespace: 'app', node: 'n1', serviceAccountName: 'web' }))
   api.apply(PODS, podObj({ name: 'db', namespace: 'data', node: 'n2', serviceAccountName: 'db' }))
   api.apply(FERRY_AP, apObject('deny-dev', 'prod', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['dev'] } }] }] }))
@@ -213,7 +214,7 @@ t.test('policies from the CRDs on the configuration stream; each object\'s verdi
 
 t.test('Istio\'s CRDs are optional: absent counts as empty, and they are picked up once installed', async (t) => {
   const api = new FakeKubeApi()
-  for (const p of [FERRY_AP, FERRY_PA]) api.install(p)
+  for (const p of [FERRY_AP, FERRY_PA, FERRY_RL]) api.install(p)
   api.apply(FERRY_AP, apObject('deny-dev', 'prod', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['dev'] } }] }] }))
   await api.start()
   t.teardown(async () => { await api.close() })
@@ -235,7 +236,7 @@ t.test('Istio\'s CRDs are optional: absent counts as empty, and they are picked 
 
 t.test('`ferry controller --kubernetes --kubeconfig FILE` as a process: the CLI path signs for a TokenReview-checked agent', async (t) => {
   const api = new FakeKubeApi()
-  for (const p of [FERRY_AP, FERRY_PA]) api.install(p)
+  for (const p of [FERRY_AP, FERRY_PA, FERRY_RL]) api.install(p)
   api.apply(PODS, podObj({ name: 'web', namespace: 'app', node: 'n1', serviceAccountName: 'web' }))
   api.reviews.set('token-n1', REVIEWS.agentOn('n1'))
   await api.start()
