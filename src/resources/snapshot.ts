@@ -82,3 +82,16 @@ export function emptySnapshot (origin = '(none)', rootNamespace: string = CONFIG
   return createSnapshot({ generation: 0, origin, rootNamespace, files: [], ...NO_RESOURCES, objects: [], documents: [] }, new Map())
 }
 
+
+/** How many resources of each kind a snapshot holds (for its "configuration applied" log line). */
+export function resourceCounts (s: ConfigSnapshot): Record<keyof typeof NO_RESOURCES, number> {
+  return {
+    authorizationPolicies: s.authorizationPolicies.length,
+    peerAuthentications: s.peerAuthentications.length,
+    httpRoutes: s.httpRoutes.length,
+    grpcRoutes: s.grpcRoutes.length,
+    virtualServices: s.virtualServices.length,
+    destinationRules: s.destinationRules.length,
+    rateLimits: s.rateLimits.length
+  }
+}
