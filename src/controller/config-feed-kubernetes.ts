@@ -1,4 +1,5 @@
 import type { FerryError } from '../errors'
+import { type ResourceKind, ROUTING_KINDS } from '../resources/documents'
 import type { ConfigFile } from '../resources/loader'
 import type { PolicyCollection, PolicyObjects } from '../kubernetes/policy-objects'
 import { type ConfigFeed, type ConfigVersion, ConfigVersioner, type VersionerOptions } from './config-feed'
@@ -79,6 +80,8 @@ export function policyDocument (c: Pick<PolicyCollection, 'group' | 'version' | 
   const md = o.metadata ?? {}
   const metadata: Record<string, unknown> = { name: md.name, namespace: md.namespace }
   if (md.labels !== undefined && md.labels !== null) metadata.labels = md.labels
+  // Gateway API orders routes of equal precedence by age: the routing kinds keep it.
+  if (ROUTING_KINDS.has(c.kind as ResourceKind) && typeof md.creationTimestamp === 'string') metadata.creationTimestamp = md.creationTimestamp
   const annotations = Object.entries((md.annotations ?? {}) as Record<string, unknown>).filter(([k]) => !DROPPED_ANNOTATIONS.has(k))
   if (annotations.length > 0) metadata.annotations = Object.fromEntries(annotations)
   const apiVersion = `${c.group}/${c.version}`

@@ -40,7 +40,9 @@ export function toResource (kind: ResourceKind, raw: Raw, origin: SourceLocation
 }
 
 function toMeta (md: Raw): ObjectMeta {
-  return { name: md.name, namespace: md.namespace, labels: { ...md.labels }, annotations: { ...md.annotations } }
+  const meta: ObjectMeta = { name: md.name, namespace: md.namespace, labels: { ...md.labels }, annotations: { ...md.annotations } }
+  // Only the routing kinds' schema admits it (policies have it left out as server-written).
+  return typeof md.creationTimestamp === 'string' ? { ...meta, creationTimestamp: md.creationTimestamp } : meta
 }
 
 function toSelector (s: Raw | undefined): WorkloadSelector | undefined {

@@ -73,6 +73,8 @@ export interface ObjectMeta {
   readonly namespace: string
   readonly labels: Readonly<Record<string, string>>
   readonly annotations: Readonly<Record<string, string>>
+  /** The routing kinds only, when written (the API server's): Gateway API orders routes of equal precedence by age. */
+  readonly creationTimestamp?: string
 }
 
 interface ResourceBase<K extends ResourceKind, S> {

@@ -1,5 +1,5 @@
 import { GATEWAY_API_VERSIONS, GATEWAY_HTTP_ROUTE_VERSIONS } from './documents'
-import { arrayOf, AT_MOST_ONE, closed, int, MATCH_VALUE, resourceSchema, UNION, unsupported, UNSUPPORTED_VALUES } from './schema-parts'
+import { arrayOf, AT_MOST_ONE, closed, int, MATCH_VALUE, resourceSchema, routeMetadata, UNION, unsupported, UNSUPPORTED_VALUES } from './schema-parts'
 
 // Gateway API's HTTPRoute and GRPCRoute (gateway.networking.k8s.io, standard and
 // experimental channels), every field declared with the specification's types and
@@ -181,6 +181,6 @@ export const HTTP_ROUTE_SPEC = closed({ ...common, rules: arrayOf(httpRule, { ma
 export const GRPC_ROUTE_SPEC = closed({ ...common, rules: arrayOf(grpcRule, { maxItems: 16 }) })
 
 export const GATEWAY_SCHEMAS = Object.freeze({
-  HTTPRoute: resourceSchema('HTTPRoute', GATEWAY_HTTP_ROUTE_VERSIONS, HTTP_ROUTE_SPEC),
-  GRPCRoute: resourceSchema('GRPCRoute', GATEWAY_API_VERSIONS, GRPC_ROUTE_SPEC)
+  HTTPRoute: resourceSchema('HTTPRoute', GATEWAY_HTTP_ROUTE_VERSIONS, HTTP_ROUTE_SPEC, routeMetadata),
+  GRPCRoute: resourceSchema('GRPCRoute', GATEWAY_API_VERSIONS, GRPC_ROUTE_SPEC, routeMetadata)
 })

@@ -92,6 +92,16 @@ export const metadata = {
   }
 }
 
+/**
+ * The routing kinds' metadata: creationTimestamp is kept, because Gateway API orders
+ * routes of equal precedence by age (the oldest first) — the controller carries it from
+ * the API server.
+ */
+export const routeMetadata = {
+  ...metadata,
+  properties: { ...metadata.properties, creationTimestamp: { type: 'string', minLength: 1 } }
+}
+
 export const selector = {
   type: 'object',
   additionalProperties: false,
@@ -99,7 +109,7 @@ export const selector = {
 }
 
 /** A whole document of `kind`: apiVersion one of `versions`, the metadata, `spec`, and a status Ferry ignores. */
-export function resourceSchema (kind: ResourceKind, versions: readonly string[], spec: object): object {
+export function resourceSchema (kind: ResourceKind, versions: readonly string[], spec: object, meta: object = metadata): object {
   return {
     type: 'object',
     additionalProperties: false,
@@ -107,7 +117,7 @@ export function resourceSchema (kind: ResourceKind, versions: readonly string[],
     properties: {
       apiVersion: { type: 'string', enum: [...versions] },
       kind: { const: kind },
-      metadata,
+      metadata: meta,
       spec,
       status: { type: 'object', [UNSUPPORTED]: SERVER_WRITTEN }
     }

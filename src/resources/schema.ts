@@ -1,5 +1,5 @@
 import { FERRY_SECURITY_VERSIONS, ISTIO_NETWORKING_VERSIONS, type ResourceKind, SECURITY_API_VERSIONS } from './documents'
-import { CONDITION, list, resourceSchema, selector, str, strList, targetRef, unsupported, UNSUPPORTED_VALUES } from './schema-parts'
+import { CONDITION, list, resourceSchema, routeMetadata, selector, str, strList, targetRef, unsupported, UNSUPPORTED_VALUES } from './schema-parts'
 import { GATEWAY_SCHEMAS } from './schema-gateway'
 import { DESTINATION_RULE_SPEC, VIRTUAL_SERVICE_SPEC } from './schema-istio'
 import { RATE_LIMIT_SPEC } from './schema-rate-limit'
@@ -147,7 +147,7 @@ export const SCHEMAS: Readonly<Record<ResourceKind, object>> = Object.freeze({
   AuthorizationPolicy: resourceSchema('AuthorizationPolicy', SECURITY_API_VERSIONS, authorizationPolicySpec),
   PeerAuthentication: resourceSchema('PeerAuthentication', SECURITY_API_VERSIONS, peerAuthenticationSpec),
   ...GATEWAY_SCHEMAS,
-  VirtualService: resourceSchema('VirtualService', ISTIO_NETWORKING_VERSIONS, VIRTUAL_SERVICE_SPEC),
-  DestinationRule: resourceSchema('DestinationRule', ISTIO_NETWORKING_VERSIONS, DESTINATION_RULE_SPEC),
+  VirtualService: resourceSchema('VirtualService', ISTIO_NETWORKING_VERSIONS, VIRTUAL_SERVICE_SPEC, routeMetadata),
+  DestinationRule: resourceSchema('DestinationRule', ISTIO_NETWORKING_VERSIONS, DESTINATION_RULE_SPEC, routeMetadata),
   RateLimit: resourceSchema('RateLimit', FERRY_SECURITY_VERSIONS, RATE_LIMIT_SPEC)
 })

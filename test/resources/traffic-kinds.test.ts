@@ -336,3 +336,10 @@ t.test('a kind of the routing groups Ferry does not read is named as such', asyn
   const s = admit('apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: { name: g, namespace: default }\nspec: {}\n')
   t.match(s.objects[0].issues[0].message, /"Gateway" \(gateway.networking.k8s.io\/v1\) is not supported by Ferry; Ferry reads AuthorizationPolicy, PeerAuthentication, HTTPRoute, GRPCRoute, VirtualService, DestinationRule, RateLimit/)
 })
+
+t.test('a route keeps its creationTimestamp (Gateway API orders routes of equal precedence by age)', async (t) => {
+  const s = admit(GRPC_ROUTE.replace('  namespace: default\n', '  namespace: default\n  creationTimestamp: "2026-11-26T01:00:00Z"\n'))
+  t.match(report(s, 'GRPCRoute default/foo-route'), { state: 'accepted' }, 'not a degradation')
+  t.equal(s.grpcRoutes[0].metadata.creationTimestamp, '2026-11-26T01:00:00Z')
+  t.notOk('creationTimestamp' in admit(GRPC_ROUTE).grpcRoutes[0].metadata, 'absent when not written')
+})
