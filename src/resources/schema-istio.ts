@@ -52,7 +52,7 @@ const httpMatch = closed({
   sourceLabels: labelMap,
   gateways: arrayOf(MESH_ONLY),
   queryParams: stringMatchMap,
-  ignoreUriCase: unsupported('path matches are case-sensitive in Ferry', { type: 'boolean' }),
+  ignoreUriCase: { type: 'boolean' },
   withoutHeaders: stringMatchMap,
   sourceNamespace: { type: 'string', format: 'ferry-k8s-namespace' },
   statPrefix: unsupported('Ferry\'s metrics take no per-route prefix', { type: 'string' })
