@@ -10,7 +10,7 @@ import { ConfigAdmission } from '../resources/admission'
 import { ConfigMetrics } from '../resources/metrics'
 import { logReportChanges, ReportChanges, reportLines } from '../resources/reports'
 import type { SavedConfig } from '../resources/saved-config'
-import type { ConfigSnapshot, SourceDocument } from '../resources/snapshot'
+import { type ConfigSnapshot, resourceCounts, type SourceDocument } from '../resources/snapshot'
 import type { ConfigListener } from '../resources/watcher'
 import type { Logger } from '../telemetry/logger'
 
@@ -294,7 +294,7 @@ export class ConfigStream {
     this.metrics.applied(snapshot.generation, this.refusedCount(snapshot) > 0)
     this.log.info({
       ...context, generation: snapshot.generation,
-      authorizationPolicies: snapshot.authorizationPolicies.length, peerAuthentications: snapshot.peerAuthentications.length,
+      ...resourceCounts(snapshot),
       degraded: snapshot.objects.filter((o) => o.state === 'degraded').length, refused: this.refusedCount(snapshot)
     }, 'configuration applied')
   }

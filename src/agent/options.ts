@@ -39,7 +39,7 @@ export interface AgentOptions {
   readonly clusterName: string
   /** --cluster-domain: the Services' DNS domain, in destination_service (name.namespace.svc.DOMAIN; default cluster.local). */
   readonly clusterDomain: string
-  /** Directory of AuthorizationPolicy / PeerAuthentication documents, watched; null: no policies (allow all). */
+  /** Directory of configuration documents (policies, routes, rate limits), watched; null: none (allow all). */
   readonly configDir: string | null
   /** --config-source controller: policies from the controller's configuration stream (needs the CA options). */
   readonly configFromController: boolean
@@ -182,8 +182,9 @@ Without a CA, traffic is plaintext and every pod accepts it, as before.
                     destination_cluster; docs/metrics.md); default ${DEFAULT_CLUSTER_NAME}, Istio's
   --cluster-domain  the cluster's DNS domain (the kubelet's --cluster-domain):
                     destination_service is NAME.NAMESPACE.svc.DOMAIN; default ${DEFAULT_CLUSTER_DOMAIN}
-  --config-dir      a directory of AuthorizationPolicy and PeerAuthentication
-                    documents, watched and applied live (absent: allow all)
+  --config-dir      a directory of configuration documents (AuthorizationPolicy,
+                    PeerAuthentication, HTTPRoute, GRPCRoute, VirtualService,
+                    DestinationRule, RateLimit), watched and applied live (absent: allow all)
   --config-source   controller: the same documents from the controller's
                     configuration stream (on the CA's address; excludes --config-dir)
   --config-cache    a file where the agent keeps its last good configuration, so

@@ -217,7 +217,8 @@ async function validate (argv: string[]): Promise<number> {
   const counts = countByState(snapshot.objects)
   const summary = new Map<string, string>([
     ...snapshot.authorizationPolicies.map((p): [string, string] => [`AuthorizationPolicy ${p.ref}`, `${p.spec.action}${p.dryRun ? ' [dry-run]' : ''}`]),
-    ...snapshot.peerAuthentications.map((p): [string, string] => [`PeerAuthentication ${p.ref}`, p.spec.mtls?.mode ?? 'UNSET'])
+    ...snapshot.peerAuthentications.map((p): [string, string] => [`PeerAuthentication ${p.ref}`, p.spec.mtls?.mode ?? 'UNSET']),
+    ...snapshot.rateLimits.map((r): [string, string] => [`RateLimit ${r.ref}`, `${r.spec.limit.requests}/${r.spec.limit.per} burst ${r.spec.limit.burst ?? r.spec.limit.requests}`])
   ])
   const verdict = counts.refused > 0 ? 'not valid' : counts.degraded > 0 ? 'valid, not all enforced as written' : 'valid'
   const lines = [`${snapshot.origin}: ${verdict} (${snapshot.files.length} file${snapshot.files.length === 1 ? '' : 's'}, root namespace ${snapshot.rootNamespace}; ` +

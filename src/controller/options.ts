@@ -72,8 +72,10 @@ give this one to agents).
 
 In the lab, agents authenticate with a node token from --lab-nodes and pods come from
 --cluster-file. With --kubernetes, agents present their projected service-account token,
-checked with a TokenReview; pods, and the AuthorizationPolicy and PeerAuthentication
-objects (security.ferry.dev and security.istio.io) come from the API server.
+checked with a TokenReview; pods, and the AuthorizationPolicy, PeerAuthentication and
+RateLimit objects (security.ferry.dev, security.istio.io) and the routes (HTTPRoute,
+GRPCRoute of gateway.networking.k8s.io; VirtualService, DestinationRule of
+networking.istio.io) come from the API server.
 
   --config-dir      serve the policies of this directory (watched) on the configuration
                     stream; with --kubernetes it replaces the API server's policies

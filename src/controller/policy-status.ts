@@ -3,6 +3,7 @@ import type { PolicyCollection } from '../kubernetes/policy-objects'
 import { formatIssue } from '../resources/issues'
 import type { ObjectReport } from '../resources/reports'
 import type { Logger } from '../telemetry/logger'
+import { OVERRIDDEN_CONDITION, type OverriddenVirtualService, overriddenCondition, routeStatus } from './route-status'
 
 // What the controller tells a policy object's author, in the object's status (with
 // --kubernetes, on Ferry's CRDs and on Istio's kinds). Istio's istiod reports its L4
@@ -25,6 +26,10 @@ import type { Logger } from '../telemetry/logger'
 // conditions differ from the object's as last seen, so the controller's own writes (which
 // come back through its watch) settle: at worst a write is repeated, with the same
 // content, while the watch has not caught up. Other conditions (istiod's) are kept.
+//
+// Routes have their APIs' own status (route-status.ts): Gateway API's HTTPRoute and
+// GRPCRoute get Accepted / ResolvedRefs per Service parent in status.parents; a
+// VirtualService also gets FerryOverridden when a Gateway API route wins on its Service.
 
 export const STATUS_CONDITIONS = Object.freeze({ accepted: 'FerryAccepted', degraded: 'FerryDegraded' })
 /** Kubernetes' limit for a condition message. */
@@ -45,6 +50,8 @@ export interface StatusTarget {
   readonly object: { metadata?: Record<string, any>, status?: Record<string, any> }
   /** What the controller made of it (absent: not judged; nothing is written). */
   readonly report: ObjectReport | undefined
+  /** A VirtualService: the Gateway API routes that override it (absent: none). */
+  readonly overridden?: OverriddenVirtualService
 }
 
 /** Writes `status` of one object (a JSON patch of /status on its status subresource). */
@@ -79,11 +86,8 @@ export class PolicyStatusWriter {
   private async write (t: StatusTarget): Promise<void> {
     if (t.report === undefined) return
     const md = t.object.metadata ?? {}
-    const existing: Condition[] = Array.isArray(t.object.status?.conditions) ? t.object.status.conditions : []
-    const desired = ferryConditions(t.report, typeof md.generation === 'number' ? md.generation : undefined, existing, this.deps.now?.() ?? Date.now())
-    const ours = existing.filter((c) => isOurs(c.type))
-    if (same(ours, desired)) return
-    const status = { ...(t.object.status ?? {}), conditions: [...existing.filter((c) => !isOurs(c.type)), ...desired] }
+    const status = statusFor(t, t.report, this.deps.now?.() ?? Date.now())
+    if (status === null) return
     try {
       await this.deps.patch(t.collection, String(md.namespace), String(md.name), status)
       this.lastError = ''
@@ -94,6 +98,20 @@ export class PolicyStatusWriter {
       this.lastError = e.message
     }
   }
+}
+
+/** The status to write on `t` (null: it already says so). */
+function statusFor (t: StatusTarget, report: ObjectReport, now: number): Record<string, unknown> | null {
+  const kind = t.collection.kind
+  if (kind === 'HTTPRoute' || kind === 'GRPCRoute') return routeStatus(t.object as Parameters<typeof routeStatus>[0], report, now)
+  const md = t.object.metadata ?? {}
+  const generation = typeof md.generation === 'number' ? md.generation : undefined
+  const existing: Condition[] = Array.isArray(t.object.status?.conditions) ? t.object.status.conditions : []
+  const desired = ferryConditions(report, generation, existing, now)
+  if (kind === 'VirtualService') desired.push(overriddenCondition(t.overridden, generation, existing, now))
+  const ours = existing.filter((c) => isOurs(c.type))
+  if (same(ours, desired)) return null
+  return { ...(t.object.status ?? {}), conditions: [...existing.filter((c) => !isOurs(c.type)), ...desired] }
 }
 
 /** Ferry's two conditions for an object in the state `r`, keeping transition times from `previous`. */
@@ -115,7 +133,7 @@ export function ferryConditions (r: ObjectReport, generation: number | undefined
 }
 
 function isOurs (type: unknown): boolean {
-  return type === STATUS_CONDITIONS.accepted || type === STATUS_CONDITIONS.degraded
+  return type === STATUS_CONDITIONS.accepted || type === STATUS_CONDITIONS.degraded || type === OVERRIDDEN_CONDITION
 }
 
 function same (a: readonly Condition[], b: readonly Condition[]): boolean {

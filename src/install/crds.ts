@@ -1,7 +1,9 @@
-import { FERRY_SECURITY_VERSIONS, RESOURCE_KINDS, type ResourceKind } from '../resources/documents'
-import { CONDITION, SCHEMAS, UNSUPPORTED, UNSUPPORTED_VALUES } from '../resources/schema'
+import { FERRY_KINDS, FERRY_SECURITY_VERSIONS, type FerryKind } from '../resources/documents'
+import { AT_MOST_ONE, CONDITION, SCHEMAS, UNSUPPORTED, UNSUPPORTED_VALUES } from '../resources/schema'
 
-// CustomResourceDefinitions for Ferry's own security resources, derived from the one
+// CustomResourceDefinitions for Ferry's own resources (AuthorizationPolicy,
+// PeerAuthentication, RateLimit; the Gateway API and Istio CRDs are their projects'
+// own installs), derived from the one
 // schema the loader validates with (src/resources/schema.ts), so the API server and
 // Ferry agree on what a document may hold. daemonset/base/crds.yaml is this output;
 // test/install/crds.test.ts fails when the two differ.
@@ -10,7 +12,8 @@ import { CONDITION, SCHEMAS, UNSUPPORTED, UNSUPPORTED_VALUES } from '../resource
 // false, no JSON-schema extras), so the conversion is:
 //
 //   type, enum, required, items, properties,
-//   minItems, minLength, minProperties       kept
+//   minItems, minLength, minProperties,
+//   minimum, maximum                         kept
 //   additionalProperties: false              dropped: the API server prunes unknown
 //                                            fields, and kubectl's strict field
 //                                            validation reports them
@@ -21,7 +24,7 @@ import { CONDITION, SCHEMAS, UNSUPPORTED, UNSUPPORTED_VALUES } from '../resource
 //                                            parent with Ferry's reason, so kubectl
 //                                            apply fails instead of pruning it silently
 //   x-ferry-unsupported-values               added to the enum, refused by a CEL rule
-//   dependencies                             a CEL rule
+//   dependencies, x-ferry-at-most-one        a CEL rule
 //   x-ferry-condition (a `when` entry)       left to Ferry's loader: which keys it
 //                                            evaluates, degrades or refuses, and their
 //                                            values (src/resources/conditions.ts)
@@ -41,7 +44,7 @@ type Schema = Record<string, any>
 interface Rule { rule: string, message: string }
 
 const KNOWN = new Set(['type', 'enum', 'const', 'required', 'items', 'properties', 'additionalProperties', 'minItems', 'minLength',
-  'minProperties', 'format', 'propertyNames', 'dependencies', UNSUPPORTED, UNSUPPORTED_VALUES, CONDITION])
+  'minProperties', 'minimum', 'maximum', 'format', 'propertyNames', 'dependencies', UNSUPPORTED, UNSUPPORTED_VALUES, CONDITION, AT_MOST_ONE])
 /** Checked by Ferry's loader only: CEL or OpenAPI could express them only at a cost the API server would refuse or that says little. */
 const LOADER_ONLY_FORMATS = new Set(['ferry-string-match', 'ferry-ip-block', 'ferry-k8s-name', 'ferry-k8s-namespace', 'ferry-path-match', 'ferry-method'])
 const PORT_PATTERN = '^([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$'
@@ -49,23 +52,29 @@ const CEL_IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
 const CEL_RESERVED = new Set(['as', 'break', 'const', 'continue', 'else', 'for', 'function', 'if', 'import', 'let', 'loop', 'package',
   'namespace', 'return', 'var', 'void', 'in', 'null', 'true', 'false'])
 
-const PLURALS: Readonly<Record<ResourceKind, string>> = Object.freeze({
+export const PLURALS: Readonly<Record<FerryKind, string>> = Object.freeze({
   AuthorizationPolicy: 'authorizationpolicies',
-  PeerAuthentication: 'peerauthentications'
+  PeerAuthentication: 'peerauthentications',
+  RateLimit: 'ratelimits'
 })
 
-const PRINTER_COLUMNS: Readonly<Record<ResourceKind, Schema[]>> = Object.freeze({
+const PRINTER_COLUMNS: Readonly<Record<FerryKind, Schema[]>> = Object.freeze({
   AuthorizationPolicy: [{ name: 'Action', type: 'string', jsonPath: '.spec.action', description: 'ALLOW (the default) or DENY' }],
-  PeerAuthentication: [{ name: 'Mode', type: 'string', jsonPath: '.spec.mtls.mode', description: 'mTLS mode of the selected workloads' }]
+  PeerAuthentication: [{ name: 'Mode', type: 'string', jsonPath: '.spec.mtls.mode', description: 'mTLS mode of the selected workloads' }],
+  RateLimit: [
+    { name: 'Requests', type: 'integer', jsonPath: '.spec.limit.requests', description: 'Requests allowed per period, per destination pod' },
+    { name: 'Per', type: 'string', jsonPath: '.spec.limit.per', description: 'second, minute or hour' }
+  ]
 })
 
-const DESCRIPTIONS: Readonly<Record<ResourceKind, string>> = Object.freeze({
+const DESCRIPTIONS: Readonly<Record<FerryKind, string>> = Object.freeze({
   AuthorizationPolicy: 'Which connections and HTTP requests the selected workloads accept (Istio\'s AuthorizationPolicy). See docs/policy.md.',
-  PeerAuthentication: 'Whether the selected workloads require mutual TLS (Istio\'s PeerAuthentication). See docs/policy.md.'
+  PeerAuthentication: 'Whether the selected workloads require mutual TLS (Istio\'s PeerAuthentication). See docs/policy.md.',
+  RateLimit: 'A local rate limit of the selected workloads: one token bucket per destination pod, at its node. See docs/traffic-resources.md.'
 })
 
 /** The CRD of one kind, as a plain object. */
-export function buildCrd (kind: ResourceKind): Schema {
+export function buildCrd (kind: FerryKind): Schema {
   const plural = PLURALS[kind]
   const resource = SCHEMAS[kind] as Schema
   const spec = convert(resource.properties.spec, 'spec')
@@ -107,7 +116,7 @@ export function buildCrd (kind: ResourceKind): Schema {
 
 /** Every Ferry CRD, in a stable order. */
 export function buildCrds (): Schema[] {
-  return RESOURCE_KINDS.map((k) => buildCrd(k))
+  return FERRY_KINDS.map((k) => buildCrd(k))
 }
 
 function convert (node: Schema, path: string): Schema {
@@ -123,7 +132,7 @@ function convert (node: Schema, path: string): Schema {
     out.enum = [...node.enum, ...refused.map(([v]) => v)]
     for (const [value, reason] of refused) rules.push({ rule: `self != ${JSON.stringify(value)}`, message: `${value}: ${reason}` })
   }
-  for (const k of ['minItems', 'minLength', 'minProperties'] as const) if (node[k] !== undefined) out[k] = node[k]
+  for (const k of ['minItems', 'minLength', 'minProperties', 'minimum', 'maximum'] as const) if (node[k] !== undefined) out[k] = node[k]
   if (node.format === 'ferry-port') out.pattern = PORT_PATTERN
   else if (node.format !== undefined && !LOADER_ONLY_FORMATS.has(node.format)) throw new Error(`crds: ${path}: format "${String(node.format)}" has no CRD conversion`)
   if (node.items !== undefined) out.items = convert(node.items, `${path}[]`)
@@ -147,6 +156,11 @@ function convert (node: Schema, path: string): Schema {
   for (const [field, needs] of Object.entries((node.dependencies ?? {}) as Record<string, string[]>)) {
     const f = celField(field, path)
     rules.push({ rule: `!has(self.${f}) || (${needs.map((n) => `has(self.${celField(n, path)})`).join(' && ')})`, message: `${field} needs ${needs.join(', ')}` })
+  }
+  const exclusive = node[AT_MOST_ONE] as string[] | undefined
+  if (exclusive !== undefined) {
+    const has = exclusive.map((f) => `has(self.${celField(f, path)})`)
+    rules.push({ rule: `[${has.join(', ')}].filter(x, x).size() <= 1`, message: `at most one of ${exclusive.join(', ')}` })
   }
   if (rules.length > 0) out['x-kubernetes-validations'] = rules
   return out

@@ -1,16 +1,21 @@
 import { ferryError, type FerryError, isFerryError } from '../errors'
+import type { ResourceKind } from '../resources/documents'
 import { type BackoffPolicy, RECONNECT_BACKOFF } from '../identity/backoff'
 import type { Random } from '../identity/clock'
 import { BOUNDED_WATCH_DEFAULTS } from './bounded-watch'
 import { httpStatusOf, type K8s, type KubeConfigSource, loadKubeConfig, loadKubernetesClient } from './client'
 import { Reflector } from './reflector'
 
-// The policy objects of the cluster, as the API server has them: AuthorizationPolicy and
-// PeerAuthentication of Ferry's group (security.ferry.dev/v1alpha1, the CRDs Ferry
-// installs) and of Istio's (security.istio.io/v1, read as they are when Istio's CRDs
-// exist). Each collection is listed and watched with the discovery source's reflector.
+// The configuration objects of the cluster, as the API server has them: AuthorizationPolicy,
+// PeerAuthentication and RateLimit of Ferry's group (security.ferry.dev/v1alpha1, the
+// CRDs Ferry installs), AuthorizationPolicy and PeerAuthentication of Istio's
+// (security.istio.io/v1), and the routes: HTTPRoute and GRPCRoute of Gateway API
+// (gateway.networking.k8s.io/v1), VirtualService and DestinationRule of Istio
+// (networking.istio.io/v1). Each collection is listed and watched with the discovery
+// source's reflector, in one version (the API server serves every version of an object
+// from the same storage; a document keeps the version it was read in).
 //
-// Istio's CRDs are optional: when the API server answers 404 for one, it counts as
+// Istio's and Gateway API's CRDs are optional: when the API server answers 404 for one, it counts as
 // empty (so the rest is not held back) and is probed again every probeMs (one small
 // list), so Istio installed later is picked up. A 404 for Ferry's own CRDs is an error,
 // retried with backoff: they are part of the install.
@@ -21,7 +26,7 @@ import { Reflector } from './reflector'
 export interface PolicyCollection {
   readonly group: string
   readonly version: string
-  readonly kind: 'AuthorizationPolicy' | 'PeerAuthentication'
+  readonly kind: ResourceKind
   readonly plural: string
   readonly optional: boolean
 }
@@ -30,7 +35,12 @@ export const POLICY_COLLECTIONS: readonly PolicyCollection[] = Object.freeze([
   { group: 'security.ferry.dev', version: 'v1alpha1', kind: 'AuthorizationPolicy', plural: 'authorizationpolicies', optional: false },
   { group: 'security.ferry.dev', version: 'v1alpha1', kind: 'PeerAuthentication', plural: 'peerauthentications', optional: false },
   { group: 'security.istio.io', version: 'v1', kind: 'AuthorizationPolicy', plural: 'authorizationpolicies', optional: true },
-  { group: 'security.istio.io', version: 'v1', kind: 'PeerAuthentication', plural: 'peerauthentications', optional: true }
+  { group: 'security.istio.io', version: 'v1', kind: 'PeerAuthentication', plural: 'peerauthentications', optional: true },
+  { group: 'security.ferry.dev', version: 'v1alpha1', kind: 'RateLimit', plural: 'ratelimits', optional: false },
+  { group: 'gateway.networking.k8s.io', version: 'v1', kind: 'HTTPRoute', plural: 'httproutes', optional: true },
+  { group: 'gateway.networking.k8s.io', version: 'v1', kind: 'GRPCRoute', plural: 'grpcroutes', optional: true },
+  { group: 'networking.istio.io', version: 'v1', kind: 'VirtualService', plural: 'virtualservices', optional: true },
+  { group: 'networking.istio.io', version: 'v1', kind: 'DestinationRule', plural: 'destinationrules', optional: true }
 ].map((c) => Object.freeze(c as PolicyCollection)))
 
 export const POLICY_OBJECTS_DEFAULTS = Object.freeze({

@@ -8,7 +8,7 @@ import { loadManifestText, type LoadResult } from './manifest/load'
 
 // `ferry lab apply` / `delete` take Kubernetes objects (Pod, Service, Namespace — the
 // lab's kinds) and Ferry's configuration documents (AuthorizationPolicy,
-// PeerAuthentication) in the same files, as `kubectl apply -f` would. Each file is split
+// PeerAuthentication, the routes, RateLimit) in the same files, as `kubectl apply -f` would. Each file is split
 // by kind: the lab's objects go to the manifest stage, the rest to the config
 // directory. A file's other part is blanked line by line (its `---` separators kept), so
 // every problem is still reported at its line in the file as written. A file with no

@@ -10,7 +10,7 @@ import type { ConfigSnapshot } from '../resources/snapshot'
 import type { LabPlan } from './topology'
 
 // `ferry lab apply FILE…` / `ferry lab delete FILE…`: the lab's configuration documents
-// (AuthorizationPolicy, PeerAuthentication) live in one directory, <stateDir>/config/,
+// (policies, routes, traffic policies, rate limits: src/resources/documents.ts) live in one directory, <stateDir>/config/,
 // which every node's agent watches (--config-dir). A file is kept there under its base
 // name, as `kubectl apply -f` keeps an object under its name.
 //

@@ -1,5 +1,5 @@
 import { classifyDocument, type Identity } from './classify'
-import { type AuthorizationPolicy, hasSelector, type PeerAuthentication, type Resource } from './documents'
+import { hasSelector, type Resource } from './documents'
 import type { ConfigIssue } from './issues'
 import type { InForce, ObjectReport, ObjectState } from './reports'
 import { CONFIG_DEFAULTS, type ConfigSnapshot, createSnapshot, type LineFinder, type SourceDocument } from './snapshot'
@@ -166,13 +166,20 @@ export class ConfigAdmission {
     const byRef = (a: Resource, b: Resource): number => a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0
     this.lastGood = new Map(objects.map((o) => [o.id.key, o]))
     this.namespaceWide = new Map(objects.filter((o) => isNamespaceWide(o.resource)).map((o) => [o.id.namespace, o.id.key]))
+    const of = <K extends Resource['kind']>(kind: K): Array<Extract<Resource, { kind: K }>> =>
+      resources.filter((r): r is Extract<Resource, { kind: K }> => r.kind === kind).sort(byRef)
     return createSnapshot({
       generation: opts.generation,
       origin: opts.origin,
       rootNamespace,
       files: [...new Set(sorted.map((d) => d.path))].sort(),
-      authorizationPolicies: resources.filter((r): r is AuthorizationPolicy => r.kind === 'AuthorizationPolicy').sort(byRef),
-      peerAuthentications: resources.filter((r): r is PeerAuthentication => r.kind === 'PeerAuthentication').sort(byRef),
+      authorizationPolicies: of('AuthorizationPolicy'),
+      peerAuthentications: of('PeerAuthentication'),
+      httpRoutes: of('HTTPRoute'),
+      grpcRoutes: of('GRPCRoute'),
+      virtualServices: of('VirtualService'),
+      destinationRules: of('DestinationRule'),
+      rateLimits: of('RateLimit'),
       objects: mergeReports(reports.map(freezeReport), upstream),
       documents: objects.map((o) => o.document)
     }, new Map(objects.filter((o) => o.resource !== null).map((o) => [o.resource as Resource, o.lineOf])))

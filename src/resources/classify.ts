@@ -1,6 +1,6 @@
 import { toResource } from './convert'
 import { degradeDocument } from './degrade'
-import { type Resource, RESOURCE_KINDS, type ResourceKind, resourceKey } from './documents'
+import { type Resource, RESOURCE_KINDS, type ResourceKind, resourceKey, ROUTING_KINDS } from './documents'
 import type { ConfigIssue } from './issues'
 import type { LineFinder } from './snapshot'
 import { validateResource } from './validate'
@@ -53,7 +53,9 @@ export function classifyDocument (doc: LocatedDocument): Classified {
   const located = (path: ReadonlyArray<string | number>, message: string): ConfigIssue => ({ file, line: at(path), object: id.object, path, message })
   const problems = validateResource(kind, v)
   const malformed = problems.filter((p) => p.unsupported !== true)
-  if (malformed.length > 0) return { type: 'refused', id, apiVersion, issues: malformed.map((p) => located(p.path, p.message)) }
+  // A route is refused for what Ferry cannot carry out too: name all of it at once.
+  const shown = ROUTING_KINDS.has(kind) ? problems : malformed
+  if (malformed.length > 0) return { type: 'refused', id, apiVersion, issues: shown.map((p) => located(p.path, p.message)) }
   const origin = { file, line: at([]) }
   if (problems.length === 0) return { type: 'admitted', id, apiVersion: v.apiVersion, resource: toResource(kind, v, origin), lineOf: doc.lineOf, notes: [] }
   const d = degradeDocument(kind, v, problems)
@@ -65,9 +67,9 @@ export function classifyDocument (doc: LocatedDocument): Classified {
 
 function kindOf (v: Record<string, unknown>): ResourceKind | { problem: string } {
   const kind = v.kind
-  if (typeof kind !== 'string' || kind === '') return { problem: 'is required (AuthorizationPolicy or PeerAuthentication)' }
+  if (typeof kind !== 'string' || kind === '') return { problem: `is required (one of ${RESOURCE_KINDS.join(', ')})` }
   if ((RESOURCE_KINDS as readonly string[]).includes(kind)) return kind as ResourceKind
   const group = typeof v.apiVersion === 'string' ? v.apiVersion : ''
-  if (group.includes('istio.io/')) return { problem: `${JSON.stringify(kind)} (${group}) is not supported by Ferry; Ferry reads ${RESOURCE_KINDS.join(' and ')}` }
+  if (group.includes('istio.io/') || group.startsWith('gateway.networking.k8s.io/')) return { problem: `${JSON.stringify(kind)} (${group}) is not supported by Ferry; Ferry reads ${RESOURCE_KINDS.join(', ')}` }
   return { problem: `${JSON.stringify(kind)} is not a Ferry configuration kind (known: ${RESOURCE_KINDS.join(', ')})` }
 }

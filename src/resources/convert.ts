@@ -9,7 +9,8 @@ import {
 // A document that passed its schema, made into the typed, frozen resource the rest of
 // Ferry uses: defaults applied (action ALLOW, mtls mode UNSET), Istio's string ports made
 // numbers, dry-run read from its annotation. A degraded document (degrade.ts) comes as
-// the form Ferry enforces, with what was changed. No validation happens here.
+// the form Ferry enforces, with what was changed. The routing kinds and RateLimit keep
+// their spec as written. No validation happens here.
 
 type Raw = Record<string, any>
 
@@ -29,12 +30,19 @@ export function toResource (kind: ResourceKind, raw: Raw, origin: SourceLocation
     }
     return deepFreeze(policy)
   }
-  const peer: PeerAuthentication = { kind, ...base, spec: toPeerAuthenticationSpec(spec) }
-  return deepFreeze(peer)
+  if (kind === 'PeerAuthentication') {
+    const peer: PeerAuthentication = { kind, ...base, spec: toPeerAuthenticationSpec(spec) }
+    return deepFreeze(peer)
+  }
+  // The traffic-management kinds keep their spec as written (a copy): the schema checked
+  // it, and the compilers (src/routing/) apply the specifications' defaults.
+  return deepFreeze({ kind, ...base, spec: structuredClone(spec) } as Resource)
 }
 
 function toMeta (md: Raw): ObjectMeta {
-  return { name: md.name, namespace: md.namespace, labels: { ...md.labels }, annotations: { ...md.annotations } }
+  const meta: ObjectMeta = { name: md.name, namespace: md.namespace, labels: { ...md.labels }, annotations: { ...md.annotations } }
+  // Only the routing kinds' schema admits it (policies have it left out as server-written).
+  return typeof md.creationTimestamp === 'string' ? { ...meta, creationTimestamp: md.creationTimestamp } : meta
 }
 
 function toSelector (s: Raw | undefined): WorkloadSelector | undefined {

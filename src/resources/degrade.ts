@@ -1,4 +1,4 @@
-import { type Degradation, type ResourceKind } from './documents'
+import { type Degradation, type ResourceKind, ROUTING_KINDS } from './documents'
 import { type FieldPath, formatPath } from './issues'
 import type { SchemaIssue } from './validate'
 
@@ -25,6 +25,12 @@ import type { SchemaIssue } from './validate'
 //
 // Anything else marked unsupported and not handled here makes the document refused: a
 // new marker needs a decision here, never a silent default.
+//
+// The routing kinds (HTTPRoute, GRPCRoute, VirtualService, DestinationRule) have no
+// narrower form: a route applied without a match, a filter or a policy it names would
+// send requests where its author did not mean them to go. Any unsupported field of their
+// spec refuses the object, naming the field; only server-written metadata and status are
+// left out.
 
 type Raw = Record<string, any>
 
@@ -78,8 +84,13 @@ export function degradeDocument (kind: ResourceKind, raw: Raw, issues: readonly 
     }
   }
 
+  const refusedRoute: SchemaIssue[] = []
   for (const i of issues) {
     const p = i.path
+    if (ROUTING_KINDS.has(kind) && p[0] === 'spec') {
+      refusedRoute.push({ path: p, message: `${i.message}; the ${kind} is refused: applied without it, it would send requests where it does not say` })
+      continue
+    }
     if (is(p, ['spec', 'action'])) continue
     if (p.length === 2 && p[0] === 'metadata') {
       delete doc.metadata[p[1]]
@@ -112,8 +123,8 @@ export function degradeDocument (kind: ResourceKind, raw: Raw, issues: readonly 
       unhandled.push(i)
     }
   }
-  if (unhandled.length > 0) {
-    return { ok: false, issues: unhandled.map((i) => ({ path: i.path, message: `${i.message} (and Ferry has no safe way to apply the rest of this document without it)` })) }
+  if (refusedRoute.length > 0 || unhandled.length > 0) {
+    return { ok: false, issues: [...refusedRoute, ...unhandled.map((i) => ({ path: i.path, message: `${i.message} (and Ferry has no safe way to apply the rest of this document without it)` }))] }
   }
   if (doc.spec !== undefined) doc.spec = spec
   return { ok: true, degraded: { value: doc, degradations: out, ignored, unenforceable, dropped } }

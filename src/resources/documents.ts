@@ -1,16 +1,41 @@
+import type { DestinationRuleSpec, GRPCRouteSpec, HTTPRouteSpec, VirtualServiceSpec } from '../routing/api-types'
+
 // The configuration resources Ferry reads, as the rest of the program sees them: typed,
 // validated (schema.ts) and deeply frozen. They are written as Kubernetes objects, the
 // same documents whether they come from files or, later, from the API server as CRDs.
 //
 // Istio's documents are accepted exactly as Istio users write them (its security API
-// group, v1 and v1beta1), alongside Ferry's own group: the spec is the same.
+// group, v1 and v1beta1), alongside Ferry's own group: the spec is the same. The
+// traffic-management kinds are Gateway API's routes and Istio's networking kinds as
+// their users write them (their `spec` types: src/routing/api-types.ts), and Ferry's
+// RateLimit.
 
 export const ISTIO_SECURITY_VERSIONS = Object.freeze(['security.istio.io/v1', 'security.istio.io/v1beta1'])
 export const FERRY_SECURITY_VERSIONS = Object.freeze(['security.ferry.dev/v1alpha1'])
 export const SECURITY_API_VERSIONS: readonly string[] = Object.freeze([...ISTIO_SECURITY_VERSIONS, ...FERRY_SECURITY_VERSIONS])
+export const GATEWAY_API_VERSIONS: readonly string[] = Object.freeze(['gateway.networking.k8s.io/v1'])
+/** HTTPRoute is also served as v1beta1 (the same spec). */
+export const GATEWAY_HTTP_ROUTE_VERSIONS: readonly string[] = Object.freeze(['gateway.networking.k8s.io/v1', 'gateway.networking.k8s.io/v1beta1'])
+export const ISTIO_NETWORKING_VERSIONS: readonly string[] = Object.freeze(['networking.istio.io/v1', 'networking.istio.io/v1beta1', 'networking.istio.io/v1alpha3'])
 
-export const RESOURCE_KINDS = Object.freeze(['AuthorizationPolicy', 'PeerAuthentication'] as const)
+export const RESOURCE_KINDS = Object.freeze(['AuthorizationPolicy', 'PeerAuthentication', 'HTTPRoute', 'GRPCRoute', 'VirtualService', 'DestinationRule', 'RateLimit'] as const)
 export type ResourceKind = typeof RESOURCE_KINDS[number]
+/** The kinds that route requests: a field Ferry cannot carry out refuses the object (no narrower form exists). */
+export const ROUTING_KINDS: ReadonlySet<ResourceKind> = new Set(['HTTPRoute', 'GRPCRoute', 'VirtualService', 'DestinationRule'])
+/** Ferry's own kinds (its CRDs, src/install/crds.ts). */
+export const FERRY_KINDS = Object.freeze(['AuthorizationPolicy', 'PeerAuthentication', 'RateLimit'] as const)
+export type FerryKind = typeof FERRY_KINDS[number]
+
+/** The apiVersions each kind is read in. */
+export const KIND_VERSIONS: Readonly<Record<ResourceKind, readonly string[]>> = Object.freeze({
+  AuthorizationPolicy: SECURITY_API_VERSIONS,
+  PeerAuthentication: SECURITY_API_VERSIONS,
+  HTTPRoute: GATEWAY_HTTP_ROUTE_VERSIONS,
+  GRPCRoute: GATEWAY_API_VERSIONS,
+  VirtualService: ISTIO_NETWORKING_VERSIONS,
+  DestinationRule: ISTIO_NETWORKING_VERSIONS,
+  RateLimit: FERRY_SECURITY_VERSIONS
+})
 
 /** Annotations that put an AuthorizationPolicy in dry-run: evaluated and logged, not enforced. */
 export const DRY_RUN_ANNOTATIONS = Object.freeze(['istio.io/dry-run', 'ferry.dev/dry-run'])
@@ -48,6 +73,8 @@ export interface ObjectMeta {
   readonly namespace: string
   readonly labels: Readonly<Record<string, string>>
   readonly annotations: Readonly<Record<string, string>>
+  /** The routing kinds only, when written (the API server's): Gateway API orders routes of equal precedence by age. */
+  readonly creationTimestamp?: string
 }
 
 interface ResourceBase<K extends ResourceKind, S> {
@@ -141,7 +168,39 @@ export interface PeerAuthenticationSpec {
 
 export type PeerAuthentication = ResourceBase<'PeerAuthentication', PeerAuthenticationSpec>
 
-export type Resource = AuthorizationPolicy | PeerAuthentication
+// ---- Traffic management ----------------------------------------------------------------
+// The spec as written (validated by the kind's schema; defaults are the compilers' to
+// apply, src/routing/), deeply frozen.
+
+export type HTTPRoute = ResourceBase<'HTTPRoute', HTTPRouteSpec>
+export type GRPCRoute = ResourceBase<'GRPCRoute', GRPCRouteSpec>
+export type VirtualService = ResourceBase<'VirtualService', VirtualServiceSpec>
+export type DestinationRule = ResourceBase<'DestinationRule', DestinationRuleSpec>
+
+export type RateLimitPeriod = 'second' | 'minute' | 'hour'
+
+/** Ferry's RateLimit: one token bucket per destination pod, at the destination node (docs/traffic-resources.md). */
+export interface RateLimitSpec {
+  /** The pods limited, by labels; with targetRefs absent too: every pod of the namespace. */
+  readonly selector?: WorkloadSelector
+  /** Services of the RateLimit's namespace: the pods they select (at most one of selector / targetRefs). */
+  readonly targetRefs?: ReadonlyArray<{ readonly group?: '' | 'core', readonly kind: 'Service', readonly name: string }>
+  readonly limit: {
+    /** Tokens added per `per` (the sustained rate). */
+    readonly requests: number
+    readonly per: RateLimitPeriod
+    /** The bucket's size (requests allowed at once); absent: `requests`. */
+    readonly burst?: number
+  }
+}
+
+export type RateLimit = ResourceBase<'RateLimit', RateLimitSpec>
+
+export const RATE_LIMIT_PERIOD_MS: Readonly<Record<RateLimitPeriod, number>> = Object.freeze({ second: 1000, minute: 60_000, hour: 3_600_000 })
+
+export type RouteResource = HTTPRoute | GRPCRoute | VirtualService | DestinationRule
+
+export type Resource = AuthorizationPolicy | PeerAuthentication | RouteResource | RateLimit
 
 /** `AuthorizationPolicy/prod/deny-dev`: what makes two documents the same object. */
 export function resourceKey (kind: string, namespace: string, name: string): string {

@@ -1,4 +1,8 @@
-import { SECURITY_API_VERSIONS, type ResourceKind } from './documents'
+import { FERRY_SECURITY_VERSIONS, ISTIO_NETWORKING_VERSIONS, type ResourceKind, SECURITY_API_VERSIONS } from './documents'
+import { CONDITION, list, resourceSchema, routeMetadata, selector, str, strList, targetRef, unsupported, UNSUPPORTED_VALUES } from './schema-parts'
+import { GATEWAY_SCHEMAS } from './schema-gateway'
+import { DESTINATION_RULE_SPEC, VIRTUAL_SERVICE_SPEC } from './schema-istio'
+import { RATE_LIMIT_SPEC } from './schema-rate-limit'
 
 // One JSON schema per kind, the only description of what a valid document is. Every
 // object is closed (`additionalProperties: false`); free-form maps (labels) say what
@@ -13,88 +17,14 @@ import { SECURITY_API_VERSIONS, type ResourceKind } from './documents'
 // form that never allows more than written (or refused when no such form exists).
 // Formats (ferry-*) are checked by validate.ts, which also turns ajv's errors into
 // messages a person can act on.
+//
+// The routing kinds (Gateway API's HTTPRoute and GRPCRoute, Istio's VirtualService and
+// DestinationRule: schema-gateway.ts, schema-istio.ts) declare every field of their
+// APIs the same way, but a route has no "narrower" form: one that uses a field Ferry
+// cannot carry out is refused, naming the field (degrade.ts). Ferry's RateLimit is
+// schema-rate-limit.ts.
 
-export const UNSUPPORTED = 'x-ferry-unsupported'
-export const UNSUPPORTED_VALUES = 'x-ferry-unsupported-values'
-/** On a `when` entry: its key and values are checked by src/resources/conditions.ts. */
-export const CONDITION = 'x-ferry-condition'
-
-const SERVER_WRITTEN = 'written by the API server; no effect on access'
-const NO_EFFECT = 'no effect on access'
-
-/** A field Ferry cannot enforce, with Istio's type for it. */
-function unsupported (reason: string, type: object): object {
-  return { ...type, [UNSUPPORTED]: `not supported by Ferry: ${reason}` }
-}
-
-const str = { type: 'string', minLength: 1 }
-const labelMap = { type: 'object', additionalProperties: { type: 'string' } }
-
-function list (format: string): object {
-  return { type: 'array', minItems: 1, items: { type: 'string', format } }
-}
-
-/** A list of strings, as Istio types most of its fields. */
-const strList = { type: 'array', items: { type: 'string' } }
-
-
-/** Istio's PolicyTargetReference (Gateway API). */
-const targetRef = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['kind', 'name'],
-  properties: { group: { type: 'string' }, kind: str, name: str, namespace: { type: 'string' } }
-}
-
-const dryRunValue = { type: 'string', enum: ['true', 'false'] }
-
-const metadata = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['name', 'namespace'],
-  properties: {
-    name: { type: 'string', format: 'ferry-k8s-name' },
-    namespace: { type: 'string', format: 'ferry-k8s-namespace' },
-    labels: labelMap,
-    annotations: {
-      type: 'object',
-      additionalProperties: { type: 'string' },
-      properties: { 'istio.io/dry-run': dryRunValue, 'ferry.dev/dry-run': dryRunValue }
-    },
-    uid: { type: 'string', [UNSUPPORTED]: SERVER_WRITTEN },
-    resourceVersion: { type: 'string', [UNSUPPORTED]: SERVER_WRITTEN },
-    generation: { type: 'integer', [UNSUPPORTED]: SERVER_WRITTEN },
-    creationTimestamp: { type: 'string', [UNSUPPORTED]: SERVER_WRITTEN },
-    deletionTimestamp: { type: 'string', [UNSUPPORTED]: SERVER_WRITTEN },
-    deletionGracePeriodSeconds: { type: 'integer', [UNSUPPORTED]: SERVER_WRITTEN },
-    managedFields: { type: 'array', [UNSUPPORTED]: SERVER_WRITTEN },
-    selfLink: { type: 'string', [UNSUPPORTED]: SERVER_WRITTEN },
-    generateName: { type: 'string', [UNSUPPORTED]: NO_EFFECT },
-    finalizers: { ...strList, [UNSUPPORTED]: NO_EFFECT },
-    ownerReferences: { type: 'array', items: { type: 'object' }, [UNSUPPORTED]: NO_EFFECT }
-  }
-}
-
-const selector = {
-  type: 'object',
-  additionalProperties: false,
-  properties: { matchLabels: labelMap }
-}
-
-function resourceSchema (kind: ResourceKind, spec: object): object {
-  return {
-    type: 'object',
-    additionalProperties: false,
-    required: ['apiVersion', 'kind', 'metadata'],
-    properties: {
-      apiVersion: { type: 'string', enum: [...SECURITY_API_VERSIONS] },
-      kind: { const: kind },
-      metadata,
-      spec,
-      status: { type: 'object', [UNSUPPORTED]: SERVER_WRITTEN }
-    }
-  }
-}
+export { AT_MOST_ONE, CONDITION, UNION, UNSUPPORTED, UNSUPPORTED_VALUES } from './schema-parts'
 
 const source = {
   type: 'object',
@@ -214,6 +144,10 @@ const peerAuthenticationSpec = {
 }
 
 export const SCHEMAS: Readonly<Record<ResourceKind, object>> = Object.freeze({
-  AuthorizationPolicy: resourceSchema('AuthorizationPolicy', authorizationPolicySpec),
-  PeerAuthentication: resourceSchema('PeerAuthentication', peerAuthenticationSpec)
+  AuthorizationPolicy: resourceSchema('AuthorizationPolicy', SECURITY_API_VERSIONS, authorizationPolicySpec),
+  PeerAuthentication: resourceSchema('PeerAuthentication', SECURITY_API_VERSIONS, peerAuthenticationSpec),
+  ...GATEWAY_SCHEMAS,
+  VirtualService: resourceSchema('VirtualService', ISTIO_NETWORKING_VERSIONS, VIRTUAL_SERVICE_SPEC, routeMetadata),
+  DestinationRule: resourceSchema('DestinationRule', ISTIO_NETWORKING_VERSIONS, DESTINATION_RULE_SPEC, routeMetadata),
+  RateLimit: resourceSchema('RateLimit', FERRY_SECURITY_VERSIONS, RATE_LIMIT_SPEC)
 })

@@ -1,4 +1,4 @@
-import type { AuthorizationPolicy, PeerAuthentication, Resource, SourceLocation } from './documents'
+import type { AuthorizationPolicy, DestinationRule, GRPCRoute, HTTPRoute, PeerAuthentication, RateLimit, Resource, SourceLocation, VirtualService } from './documents'
 import type { FieldPath } from './issues'
 import type { ObjectReport } from './reports'
 
@@ -31,6 +31,12 @@ export interface ConfigSnapshot {
   /** Sorted by namespace, then name. */
   readonly authorizationPolicies: readonly AuthorizationPolicy[]
   readonly peerAuthentications: readonly PeerAuthentication[]
+  /** Traffic management (src/routing/ compiles them), each sorted by namespace, then name. */
+  readonly httpRoutes: readonly HTTPRoute[]
+  readonly grpcRoutes: readonly GRPCRoute[]
+  readonly virtualServices: readonly VirtualService[]
+  readonly destinationRules: readonly DestinationRule[]
+  readonly rateLimits: readonly RateLimit[]
   /** Every object read and what became of it, by file and line. */
   readonly objects: readonly ObjectReport[]
   /**
@@ -55,14 +61,37 @@ export function createSnapshot (fields: Omit<ConfigSnapshot, 'locate'>, lines: R
     files: Object.freeze([...fields.files]),
     authorizationPolicies: Object.freeze([...fields.authorizationPolicies]),
     peerAuthentications: Object.freeze([...fields.peerAuthentications]),
+    httpRoutes: Object.freeze([...fields.httpRoutes]),
+    grpcRoutes: Object.freeze([...fields.grpcRoutes]),
+    virtualServices: Object.freeze([...fields.virtualServices]),
+    destinationRules: Object.freeze([...fields.destinationRules]),
+    rateLimits: Object.freeze([...fields.rateLimits]),
     objects: Object.freeze([...fields.objects]),
     documents: Object.freeze([...fields.documents]),
     locate
   })
 }
 
+/** The resource lists of a snapshot with none. */
+export const NO_RESOURCES = Object.freeze({
+  authorizationPolicies: [], peerAuthentications: [], httpRoutes: [], grpcRoutes: [], virtualServices: [], destinationRules: [], rateLimits: []
+})
+
 /** A snapshot with nothing in it: every connection allowed, mTLS at its default. */
 export function emptySnapshot (origin = '(none)', rootNamespace: string = CONFIG_DEFAULTS.rootNamespace): ConfigSnapshot {
-  return createSnapshot({ generation: 0, origin, rootNamespace, files: [], authorizationPolicies: [], peerAuthentications: [], objects: [], documents: [] }, new Map())
+  return createSnapshot({ generation: 0, origin, rootNamespace, files: [], ...NO_RESOURCES, objects: [], documents: [] }, new Map())
 }
 
+
+/** How many resources of each kind a snapshot holds (for its "configuration applied" log line). */
+export function resourceCounts (s: ConfigSnapshot): Record<keyof typeof NO_RESOURCES, number> {
+  return {
+    authorizationPolicies: s.authorizationPolicies.length,
+    peerAuthentications: s.peerAuthentications.length,
+    httpRoutes: s.httpRoutes.length,
+    grpcRoutes: s.grpcRoutes.length,
+    virtualServices: s.virtualServices.length,
+    destinationRules: s.destinationRules.length,
+    rateLimits: s.rateLimits.length
+  }
+}

@@ -4,7 +4,10 @@ import type { ResourceKind } from './documents'
 import type { FieldPath } from './issues'
 import { conditionKey, conditionValueProblem, KNOWN_KEYS } from './conditions'
 import { isIPBlock, isPathMatch, isPortString, isStringMatch, pathMatchProblem } from './formats'
-import { CONDITION, SCHEMAS, UNSUPPORTED, UNSUPPORTED_VALUES } from './schema'
+import { durationProblem, exportToProblem, gatewayDurationProblem, grpcStatusProblem, headerNameProblem, hostnameProblem, regexProblem, retryOnProblem } from './route-formats'
+import { AT_MOST_ONE, CONDITION, SCHEMAS, UNION, UNSUPPORTED, UNSUPPORTED_VALUES } from './schema'
+import { checkAtMostOne, checkMatchValue, checkUnion } from './validate-routes'
+import { MATCH_VALUE } from './schema-parts'
 
 // Runs the kind's schema over a document and turns every ajv error into a field path
 // and a message a person can act on ("`10.0.0.0/33` is not an IP address or CIDR
@@ -54,7 +57,24 @@ const FORMATS: Record<string, { check: (s: string) => boolean, problem: (s: stri
     // Istio's methods take the string match too ("*" is any method).
     check: (s) => isStringMatch(s) && /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(s),
     problem: (s) => `${quote(s)} is not an HTTP method or a match of one ("GET", "P*", "*")`
-  }
+  },
+  ...fromProblems({
+    'ferry-gateway-duration': gatewayDurationProblem,
+    'ferry-duration': durationProblem,
+    'ferry-header-name': headerNameProblem,
+    'ferry-hostname': hostnameProblem,
+    'ferry-regex': regexProblem,
+    'ferry-export-to': exportToProblem,
+    'ferry-retry-on': retryOnProblem,
+    'ferry-grpc-status': grpcStatusProblem
+  })
+}
+
+function fromProblems (checks: Record<string, (s: string) => string | null>): typeof FORMATS {
+  return Object.fromEntries(Object.entries(checks).map(([name, problem]) => [name, {
+    check: (s: string) => problem(s) === null,
+    problem: (s: string) => `${quote(s)} ${problem(s) ?? 'is invalid'}`
+  }]))
 }
 
 type KeywordCheck<S> = ((schema: S, data: unknown) => boolean) & { errors?: Array<Partial<ErrorObject>> }
@@ -125,6 +145,9 @@ function createAjv (): Ajv {
   a.addKeyword({ keyword: UNSUPPORTED, schemaType: 'string', errors: true, validate: rejectField })
   a.addKeyword({ keyword: UNSUPPORTED_VALUES, schemaType: 'object', errors: true, validate: rejectValue })
   a.addKeyword({ keyword: CONDITION, schemaType: 'boolean', errors: true, validate: checkCondition as any })
+  a.addKeyword({ keyword: UNION, schemaType: 'object', errors: true, validate: checkUnion as any })
+  a.addKeyword({ keyword: AT_MOST_ONE, schemaType: 'array', errors: true, validate: checkAtMostOne as any })
+  a.addKeyword({ keyword: MATCH_VALUE, schemaType: 'string', errors: true, validate: checkMatchValue as any })
   return a
 }
 
@@ -200,6 +223,18 @@ function describe (e: ErrorObject, root: unknown): Omit<RawIssue, 'keyword'> | n
       return { path, message: 'must set at least one field', ferry: false }
     case 'minLength':
       return { path, message: 'must not be empty', ferry: false }
+    case 'minimum':
+      return { path, message: `must be at least ${String(e.params.limit)}, not ${String(data)}`, ferry: false }
+    case 'maximum':
+      return { path, message: `must be at most ${String(e.params.limit)}, not ${String(data)}`, ferry: false }
+    case 'maxItems':
+      return { path, message: `must have at most ${String(e.params.limit)} entries`, ferry: false }
+    case 'maxLength':
+      return { path, message: `must be at most ${String(e.params.limit)} characters long`, ferry: false }
+    case 'maxProperties': {
+      const names = Object.keys((parent?.properties ?? {}) as Record<string, unknown>)
+      return { path, message: `must set only one of ${names.join(', ')}`, ferry: false }
+    }
     default:
       return { path, message: e.message ?? `fails the "${e.keyword}" check`, ferry: false }
   }

@@ -11,7 +11,7 @@ import { type ConfigFile, listConfigFiles, readConfigFiles } from './loader'
 import { ConfigMetrics } from './metrics'
 import { logReportChanges, ReportChanges } from './reports'
 import type { SavedConfig } from './saved-config'
-import { CONFIG_DEFAULTS, type ConfigSnapshot } from './snapshot'
+import { CONFIG_DEFAULTS, type ConfigSnapshot, resourceCounts } from './snapshot'
 
 // Watches a configuration directory and publishes a new ConfigSnapshot for every change,
 // admitted object by object (src/resources/admission.ts): one bad object is refused (its
@@ -130,7 +130,7 @@ export class ConfigDirectoryWatcher {
     this.metrics.applied(snapshot.generation, refused > 0)
     this.log.info({
       dir: this.dir, generation: snapshot.generation, files: snapshot.files.length,
-      authorizationPolicies: snapshot.authorizationPolicies.length, peerAuthentications: snapshot.peerAuthentications.length,
+      ...resourceCounts(snapshot),
       degraded: snapshot.objects.filter((o) => o.state === 'degraded').length, refused
     }, 'configuration applied')
     this.listener?.onSnapshot(snapshot)

@@ -283,3 +283,59 @@ t.test('a closed stream leaves the snapshot in place; start() twice is refused',
   t.equal(a.stream.current()?.generation, 1)
   await waitFor(() => h.controller.configAgents().length === 0, { what: 'the controller forgetting the stream' })
 })
+
+const CANARY = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: reviews
+  namespace: prod
+spec:
+  parentRefs:
+  - kind: Service
+    name: reviews
+  rules:
+  - backendRefs:
+    - name: reviews-v1
+      port: 9080
+      weight: 90
+    - name: reviews-v2
+      port: 9080
+      weight: 10
+`
+const SUBSETS = `apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata:
+  name: reviews
+  namespace: prod
+spec:
+  host: reviews
+  subsets:
+  - name: v1
+    labels: { version: v1 }
+`
+
+// The traffic kinds travel on the same stream, admitted object by object on both ends: a
+// route's refused new version leaves its earlier version in force at the agent, and a
+// good change to another object is delivered beside it.
+t.test('routes and traffic policies on the stream: a refused new version of a route keeps the earlier one at the agent', async (t) => {
+  const dir = tmpDir(t)
+  const configDir = join(dir, 'routes')
+  mkdirSync(configDir)
+  writeAtomic(configDir, 'canary.yaml', CANARY)
+  writeAtomic(configDir, 'subsets.yaml', SUBSETS)
+  const h = await startCa(t, { dir, configDir })
+  const a = agentStream(t, h, 'n1')
+  await a.stream.start({ onSnapshot: (s) => { a.snapshots.push(s) } })
+  const weights = (): number[] | undefined => a.stream.current()?.httpRoutes[0]?.spec.rules?.[0].backendRefs?.map((b) => b.weight ?? 1)
+  t.same(weights(), [90, 10])
+  t.same(a.stream.current()?.destinationRules.map((d) => d.ref), ['prod/reviews'])
+
+  writeAtomic(configDir, 'canary.yaml', CANARY.replace('weight: 90', 'weight: 50').replace('weight: 10', 'weight: 50').replace('  rules:\n  - backendRefs:', '  rules:\n  - sessionPersistence: { sessionName: s }\n    backendRefs:'))
+  writeAtomic(configDir, 'subsets.yaml', SUBSETS + '  - name: v2\n    labels: { version: v2 }\n')
+  await waitFor(() => a.stream.current()?.destinationRules[0]?.spec.subsets?.length === 2, { what: 'the DestinationRule change at the agent' })
+  t.same(weights(), [90, 10], 'the refused 50/50 is not in force: the 90/10 route keeps serving')
+  const refused = a.stream.current()?.objects.find((o) => o.object === 'HTTPRoute prod/reviews')
+  t.match(refused, { state: 'refused', reportedBy: 'controller', inForce: 'earlier-version' })
+  t.match(refused?.issues.map((i) => i.message).join('\n'), /not supported by Ferry: session persistence/)
+  t.match(refused?.issues[0].file, /canary\.yaml$/)
+})

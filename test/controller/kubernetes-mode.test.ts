@@ -29,6 +29,9 @@ const PODS = '/api/v1/pods' as const
 const FERRY_AP = '/apis/security.ferry.dev/v1alpha1/authorizationpolicies' as const
 const FERRY_PA = '/apis/security.ferry.dev/v1alpha1/peerauthentications' as const
 const ISTIO_AP = '/apis/security.istio.io/v1/authorizationpolicies' as const
+const FERRY_RL = '/apis/security.ferry.dev/v1alpha1/ratelimits' as const
+const HTTP_ROUTES = '/apis/gateway.networking.k8s.io/v1/httproutes' as const
+const VIRTUAL_SERVICES = '/apis/networking.istio.io/v1/virtualservices' as const
 const WEB = spiffeIdOf('cluster.local', 'app', 'web')
 const DB = spiffeIdOf('cluster.local', 'data', 'db')
 
@@ -49,9 +52,9 @@ function apObject (name: string, namespace: string, spec: Record<string, unknown
   }
 }
 
-async function setup (t: { teardown: (fn: () => void | Promise<void>) => void }): Promise<{ api: FakeKubeApi, controller: Controller, lines: ReturnType<typeof captureLog>['lines'], client: (token: string) => CaClient }> {
+async function setup (t: { teardown: (fn: () => void | Promise<void>) => void }, install: ReadonlyArray<`/${string}`> = []): Promise<{ api: FakeKubeApi, controller: Controller, lines: ReturnType<typeof captureLog>['lines'], client: (token: string) => CaClient }> {
   const api = new FakeKubeApi()
-  for (const p of [FERRY_AP, FERRY_PA, ISTIO_AP]) api.install(p)
+  for (const p of [FERRY_AP, FERRY_PA, FERRY_RL, ISTIO_AP, ...install]) api.install(p)
   api.apply(PODS, podObj({ name: 'web', namespace: 'app', node: 'n1', serviceAccountName: 'web' }))
   api.apply(PODS, podObj({ name: 'db', namespace: 'data', node: 'n2', serviceAccountName: 'db' }))
   api.apply(FERRY_AP, apObject('deny-dev', 'prod', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['dev'] } }] }] }))
@@ -211,9 +214,42 @@ t.test('policies from the CRDs on the configuration stream; each object\'s verdi
   t.same(stream.current()?.objects.filter((o) => o.state === 'refused'), [], 'nothing refused any more')
 })
 
+// Routes from Gateway API's and Istio's CRDs: on the stream like policies, their status
+// as their APIs define it (Accepted / ResolvedRefs per Service parent; a VirtualService
+// a Gateway API route wins over says it is overridden), a bad edit refused alone.
+t.test('routes from the CRDs on the configuration stream, with their status; a refused edit keeps the earlier version', async (t) => {
+  const { api, controller } = await setup(t, [HTTP_ROUTES, VIRTUAL_SERVICES])
+  const route = (weights: [number, number], extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: 'reviews', namespace: 'prod', generation: weights[0] },
+    spec: { parentRefs: [{ kind: 'Service', name: 'reviews' }], rules: [{ ...extra, backendRefs: [{ name: 'reviews-v1', port: 9080, weight: weights[0] }, { name: 'reviews-v2', port: 9080, weight: weights[1] }] }] }
+  })
+  api.apply(HTTP_ROUTES, route([90, 10]))
+  api.apply(VIRTUAL_SERVICES, { apiVersion: 'networking.istio.io/v1', kind: 'VirtualService', metadata: { name: 'reviews', namespace: 'prod', generation: 1 }, spec: { hosts: ['reviews'], http: [{ route: [{ destination: { host: 'reviews' } }] }] } })
+  const { log } = captureLog()
+  const stream = new ConfigStream({ address: controller.address, caRootsPem: controller.rootCertPem, token: () => 'token-n1', log, registry: new Registry(), startTimeoutMs: 10_000 })
+  t.teardown(() => { stream.close() })
+  await stream.start({ onSnapshot: () => {} })
+  const weights = (): number[] | undefined => stream.current()?.httpRoutes[0]?.spec.rules?.[0].backendRefs?.map((b) => b.weight ?? 1)
+  await waitFor(() => weights()?.[0] === 90, { timeoutMs: 20_000, what: 'the route at the agent (Gateway API\'s CRD found by its probe)' })
+  t.same(stream.current()?.virtualServices.map((v) => v.ref), ['prod/reviews'])
+
+  const parents = await waitFor(() => api.get(HTTP_ROUTES, 'prod/reviews')?.status?.parents, { what: 'the route\'s status' })
+  t.match(parents, [{ parentRef: { kind: 'Service', name: 'reviews' }, controllerName: 'ferry.dev/mesh', conditions: [{ type: 'Accepted', status: 'True', observedGeneration: 90 }, { type: 'ResolvedRefs', status: 'True' }] }])
+  const overridden = await waitFor(() => ferryConditions(api, VIRTUAL_SERVICES, 'prod', 'reviews').FerryOverridden, { what: 'the VirtualService\'s status' })
+  t.match(overridden, { status: 'True', reason: 'OverriddenByRoute', message: /Service prod\/reviews by HTTPRoute prod\/reviews/ })
+
+  api.apply(HTTP_ROUTES, route([50, 50], { sessionPersistence: { sessionName: 's' } }))
+  await waitFor(() => (api.get(HTTP_ROUTES, 'prod/reviews')?.status?.parents?.[0]?.conditions?.[0]?.status) === 'False', { what: 'the refusal in the route\'s status' })
+  t.match(api.get(HTTP_ROUTES, 'prod/reviews')?.status?.parents?.[0]?.conditions?.[0], { reason: 'UnsupportedValue', message: /spec\.rules\[0\]\.sessionPersistence: not supported by Ferry.*the earlier version .* keeps applying/, observedGeneration: 50 })
+  await waitFor(() => stream.current()?.objects.some((o) => o.object === 'HTTPRoute prod/reviews' && o.reportedBy === 'controller') === true, { what: 'the refusal at the agent' })
+  t.same(weights(), [90, 10], 'the 90/10 split keeps serving at the agent')
+})
+
 t.test('Istio\'s CRDs are optional: absent counts as empty, and they are picked up once installed', async (t) => {
   const api = new FakeKubeApi()
-  for (const p of [FERRY_AP, FERRY_PA]) api.install(p)
+  for (const p of [FERRY_AP, FERRY_PA, FERRY_RL]) api.install(p)
   api.apply(FERRY_AP, apObject('deny-dev', 'prod', { action: 'DENY', rules: [{ from: [{ source: { namespaces: ['dev'] } }] }] }))
   await api.start()
   t.teardown(async () => { await api.close() })
@@ -235,7 +271,7 @@ t.test('Istio\'s CRDs are optional: absent counts as empty, and they are picked 
 
 t.test('`ferry controller --kubernetes --kubeconfig FILE` as a process: the CLI path signs for a TokenReview-checked agent', async (t) => {
   const api = new FakeKubeApi()
-  for (const p of [FERRY_AP, FERRY_PA]) api.install(p)
+  for (const p of [FERRY_AP, FERRY_PA, FERRY_RL]) api.install(p)
   api.apply(PODS, podObj({ name: 'web', namespace: 'app', node: 'n1', serviceAccountName: 'web' }))
   api.reviews.set('token-n1', REVIEWS.agentOn('n1'))
   await api.start()

@@ -31,7 +31,7 @@ t.test('daemonset/base/crds.yaml is the CRDs derived from src/resources/schema.t
 
 t.test('the CRDs are structural and valid CustomResourceDefinitions', async (t) => {
   const crds = buildCrds()
-  t.same(crds.map((c) => c.metadata.name), [`authorizationpolicies.${CRD_GROUP}`, `peerauthentications.${CRD_GROUP}`])
+  t.same(crds.map((c) => c.metadata.name), [`authorizationpolicies.${CRD_GROUP}`, `peerauthentications.${CRD_GROUP}`, `ratelimits.${CRD_GROUP}`])
   for (const crd of crds) t.same(structuralIssues(crd.spec.versions[0].schema.openAPIV3Schema), [], `${crd.metadata.name} is structural`)
   t.equal(formatProblems(validateManifests(crds as KubeObject[])), '')
 })

@@ -102,15 +102,25 @@ t.test('RBAC: exactly the grants the agent and the controller need, nothing broa
     t.same(grantSet(grantsOf(objects, { namespace: 'ferry-system', name: 'ferry-controller' })), [
       'authentication.k8s.io/tokenreviews create',
       'core/pods get', 'core/pods list', 'core/pods watch',
+      'gateway.networking.k8s.io/grpcroutes get', 'gateway.networking.k8s.io/grpcroutes list', 'gateway.networking.k8s.io/grpcroutes watch',
+      'gateway.networking.k8s.io/grpcroutes/status patch',
+      'gateway.networking.k8s.io/httproutes get', 'gateway.networking.k8s.io/httproutes list', 'gateway.networking.k8s.io/httproutes watch',
+      'gateway.networking.k8s.io/httproutes/status patch',
+      'networking.istio.io/destinationrules get', 'networking.istio.io/destinationrules list', 'networking.istio.io/destinationrules watch',
+      'networking.istio.io/destinationrules/status patch',
+      'networking.istio.io/virtualservices get', 'networking.istio.io/virtualservices list', 'networking.istio.io/virtualservices watch',
+      'networking.istio.io/virtualservices/status patch',
       'security.ferry.dev/authorizationpolicies get', 'security.ferry.dev/authorizationpolicies list', 'security.ferry.dev/authorizationpolicies watch',
       'security.ferry.dev/authorizationpolicies/status patch',
       'security.ferry.dev/peerauthentications get', 'security.ferry.dev/peerauthentications list', 'security.ferry.dev/peerauthentications watch',
       'security.ferry.dev/peerauthentications/status patch',
+      'security.ferry.dev/ratelimits get', 'security.ferry.dev/ratelimits list', 'security.ferry.dev/ratelimits watch',
+      'security.ferry.dev/ratelimits/status patch',
       'security.istio.io/authorizationpolicies get', 'security.istio.io/authorizationpolicies list', 'security.istio.io/authorizationpolicies watch',
       'security.istio.io/authorizationpolicies/status patch',
       'security.istio.io/peerauthentications get', 'security.istio.io/peerauthentications list', 'security.istio.io/peerauthentications watch',
       'security.istio.io/peerauthentications/status patch'
-    ], `${overlay}: the controller reviews tokens, reads pods and the policy resources, and writes only their status`)
+    ], `${overlay}: the controller reviews tokens, reads pods, the policy resources and the routes, and writes only their status`)
   }
   const broken = structuredClone(built.get('base')!)
   const role = find(broken, 'ClusterRole', 'ferry-agent')

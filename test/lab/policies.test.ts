@@ -68,3 +68,25 @@ t.test('a good file applies while another file in the directory is bad; a bad gi
   t.match(degraded.degraded, [/l7\.yaml:8: AuthorizationPolicy prod\/allow-get: spec\.rules\[0\]\.from\[0\]\.source\.requestPrincipals: not supported by Ferry.*; rule 0 of this ALLOW policy never matches/], 'with what Ferry leaves out')
   t.same(readdirSync(dir).sort(), ['also-broken.yaml', 'broken.yaml', 'good.yaml', 'l7.yaml'], 'no temporary file left')
 })
+
+// Routes go through `ferry lab apply` the same way: judged before anything is written.
+t.test('a route is applied like a policy; one using a field Ferry does not carry out is refused by name, nothing written', async (t) => {
+  const route = `apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: reviews, namespace: prod }
+spec:
+  parentRefs:
+  - { kind: Service, name: reviews }
+  rules:
+  - backendRefs:
+    - { name: reviews-v1, port: 9080, weight: 90 }
+    - { name: reviews-v2, port: 9080, weight: 10 }
+`
+  const sticky = route.replace('  - backendRefs:', '  - sessionPersistence: { sessionName: s }\n    backendRefs:')
+  const plan = { stateDir: t.testdir({ 'route.yaml': route, 'sticky.yaml': sticky.replace('name: reviews,', 'name: sticky,') }) }
+  const src = (n: string): string => join(plan.stateDir, n)
+  const dir = labConfigDir(plan)
+  t.same((await labApply(plan, [src('route.yaml')])).written, [join(dir, 'route.yaml')])
+  await t.rejects(labApply(plan, [src('sticky.yaml')]), { code: 'FERRY_ERR_CONFIG', message: /sticky\.yaml:8: HTTPRoute prod\/sticky: spec\.rules\[0\]\.sessionPersistence: not supported by Ferry: session persistence/ })
+  t.same(readdirSync(dir), ['route.yaml'])
+})
