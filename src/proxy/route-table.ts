@@ -1,10 +1,15 @@
-import { BalancerPool } from '../balancer'
+import { BalancerPool, type PolicyFor } from '../balancer'
 import type { ClusterSnapshot } from '../discovery/model'
 import { type Endpoint, ServiceIndex } from '../discovery/service-index'
 
 // The routing state every handler reads: the service index of the current snapshot and
 // one balancer per service port. Swapped as a whole on each snapshot; handlers read it
 // per connection, so a connection routes against one consistent snapshot.
+//
+// A service port's connection balancer is the table's default (round robin) unless
+// `policyFor(serviceKey)` names another registered one (round_robin, least_request,
+// random: an L4 service's DestinationRule). Balancers that count open connections
+// (least_request) need release() when each picked connection ends.
 
 export interface Routes {
   readonly index: ServiceIndex
@@ -15,8 +20,8 @@ export class RouteTable implements Routes {
   index: ServiceIndex = ServiceIndex.empty()
   private readonly balancers: BalancerPool<Endpoint>
 
-  constructor (balancer = 'round_robin') {
-    this.balancers = new BalancerPool<Endpoint>(balancer)
+  constructor (balancer = 'round_robin', policyFor: PolicyFor = () => null) {
+    this.balancers = new BalancerPool<Endpoint>(balancer, policyFor)
   }
 
   update (snapshot: ClusterSnapshot): void {
@@ -25,5 +30,14 @@ export class RouteTable implements Routes {
     this.index = index
   }
 
+  /** New per-service policies (a configuration publication): applied to the current snapshot now. */
+  setPolicyFor (policyFor: PolicyFor): void {
+    this.balancers.setPolicyFor(policyFor)
+    this.balancers.sync(this.index.entries())
+  }
+
   pick (serviceKey: string): Endpoint | null { return this.balancers.pick(serviceKey) }
+
+  /** The connection picked on `endpoint` for `serviceKey` ended (or never connected). */
+  release (serviceKey: string, endpoint: Endpoint): void { this.balancers.release(serviceKey, endpoint) }
 }
