@@ -4,6 +4,7 @@ import http from 'node:http'
 import { createInterface } from 'node:readline'
 import t from 'tap'
 import { PeakEwmaBalancer } from '../../src/balancer'
+import type { Teardown } from '../helpers/http-harness'
 
 // P2C over peak-EWMA against real servers on loopback: three HTTP servers, one of them
 // answering 50 ms later than the others; concurrent callers pick each request's server
@@ -25,7 +26,7 @@ for (const d of delays) {
 }
 `
 
-async function startServers (t: Tap.Test, delays: number[]): Promise<Server[]> {
+async function startServers (t: Teardown, delays: number[]): Promise<Server[]> {
   const child = spawn(process.execPath, ['-e', SERVERS, JSON.stringify(delays)], { stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(() => { child.kill('SIGKILL') })
   const [line] = await once(createInterface({ input: child.stdout }), 'line') as [string]
