@@ -2,8 +2,8 @@ import type { Balancer, BalancerEndpoint } from './balancer'
 
 // Fewest open connections, for L4 services whose DestinationRule asks for LEAST_REQUEST:
 // the endpoint with the fewest connections picked and not yet released. Ties go to the
-// first at or after a rotating start, so idle endpoints share new connections in turn
-// rather than the first one taking them all. A full scan: connections are far rarer
+// first one after the endpoint picked last, so endpoints with equal counts take new
+// connections in turn (round robin among equals) rather than the first one taking them all. A full scan: connections are far rarer
 // than requests, and an exact minimum is what a long-lived L4 connection deserves.
 //
 // Counts are kept by endpoint id, so they survive a list change; an endpoint's count is
@@ -34,7 +34,7 @@ export class LeastConnections<E extends BalancerEndpoint> implements Balancer<E>
       const j = i >= n ? i - n : i
       if (this.counts[j] < this.counts[best]) best = j
     }
-    this.start = this.start + 1 === n ? 0 : this.start + 1
+    this.start = best + 1 === n ? 0 : best + 1
     this.counts[best]++
     return this.endpoints[best]
   }
