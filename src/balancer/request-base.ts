@@ -14,9 +14,10 @@ export interface RequestBalancerOptions {
   /** A uniform number in [0, 1); tests inject a seeded source. */
   readonly random?: () => number
   /**
-   * Monotonic milliseconds, the same clock the caller passes to place() and end()
-   * (performance.now() by default). Read once per pick by the balancers that decay an
-   * estimate over time.
+   * Monotonic milliseconds, the same clock the caller passes to place() and end(), read
+   * once per pick by the balancers that decay an estimate over time. By default a pick
+   * reads no clock: it uses the latest time the caller passed to place() or end(), which
+   * is at most one request old under load (reading a clock per request is not free).
    */
   readonly now?: () => number
 }
@@ -27,7 +28,7 @@ export class EndpointLoad {
   pending = 0
   /** The latency estimate in ms (P2C-EWMA only; the others leave it at its start value). */
   rttMs: number
-  /** When rttMs was last updated or decayed (the balancer's clock). */
+  /** When rttMs was last updated or decayed (the balancer's clock); NaN: not yet known. */
   updatedAtMs: number
   constructor (readonly id: string, rttMs: number, nowMs: number) {
     this.rttMs = rttMs
@@ -36,7 +37,10 @@ export class EndpointLoad {
 }
 
 /** Subclasses that learn from ended requests implement this. */
-interface Settler { settle (load: EndpointLoad, startMs: number, nowMs: number, failed: boolean): void }
+interface Settler {
+  settle (load: EndpointLoad, startMs: number, nowMs: number, failed: boolean): void
+  saw (nowMs: number): void
+}
 
 class Placement implements Placed {
   private ended = false
@@ -48,12 +52,12 @@ class Placement implements Placed {
     this.ended = true
     this.load.pending--
     this.settler.settle(this.load, this.startMs, nowMs, failed)
+    this.settler.saw(nowMs)
   }
 }
 
-/** The default source of randomness and time. */
+/** The default source of randomness. */
 export const defaultRandom = Math.random
-export const defaultNow = (): number => performance.now()
 
 export abstract class RequestBalancerBase<E extends BalancerEndpoint> implements RequestBalancer<E>, Settler {
   protected endpoints: readonly E[] = []
@@ -64,12 +68,20 @@ export abstract class RequestBalancerBase<E extends BalancerEndpoint> implements
   /** The index the last pick returned, so place() finds its load without a lookup. */
   protected lastPicked = -1
   protected readonly random: () => number
-  protected readonly now: () => number
+  private readonly clock: (() => number) | null
+  /** The latest time passed to place() or end(); NaN before the first. */
+  private latestMs = NaN
 
   constructor (options: RequestBalancerOptions = {}, private readonly initialRttMs = 0) {
     this.random = options.random ?? defaultRandom
-    this.now = options.now ?? defaultNow
+    this.clock = options.now ?? null
   }
+
+  /** The current time on the caller's clock (see RequestBalancerOptions.now); NaN when not yet known. */
+  protected now (): number { return this.clock === null ? this.latestMs : this.clock() }
+
+  /** Keeps the latest time the caller passed. */
+  saw (nowMs: number): void { if (!(nowMs <= this.latestMs)) this.latestMs = nowMs }
 
   update (endpoints: readonly E[]): void {
     const previous = this.endpoints
@@ -100,6 +112,7 @@ export abstract class RequestBalancerBase<E extends BalancerEndpoint> implements
   abstract pick (input: PickInput<E>): E | null
 
   place (e: E, nowMs: number): Placed {
+    this.saw(nowMs)
     const load = this.loadOf(e, nowMs)
     load.pending++
     return new Placement(this, load, nowMs)

@@ -47,11 +47,18 @@ export class PeakEwmaBalancer<E extends BalancerEndpoint> extends RequestBalance
   /** Bound once: passing it to powerOfTwo allocates nothing per pick. */
   private readonly cheaper = (a: number, b: number): boolean => this.cost(this.loads[a]) < this.cost(this.loads[b])
 
+  // Times may be NaN (not known yet: no request placed so far); every comparison with
+  // NaN is false, so an unknown time neither decays nor stamps anything.
   private cost (load: EndpointLoad): number {
-    const elapsed = this.pickNowMs - load.updatedAtMs
-    if (elapsed > 0) {
-      load.rttMs *= Math.exp(-elapsed / this.decayMs)
-      load.updatedAtMs = this.pickNowMs
+    const nowMs = this.pickNowMs
+    if (Number.isNaN(load.updatedAtMs)) {
+      load.updatedAtMs = nowMs
+    } else {
+      const elapsed = nowMs - load.updatedAtMs
+      if (elapsed > 0) {
+        load.rttMs *= Math.exp(-elapsed / this.decayMs)
+        load.updatedAtMs = nowMs
+      }
     }
     return load.rttMs * (load.pending + 1)
   }
@@ -61,11 +68,12 @@ export class PeakEwmaBalancer<E extends BalancerEndpoint> extends RequestBalance
     if (rtt > load.rttMs) {
       load.rttMs = rtt
     } else if (!failed) {
-      const elapsed = nowMs - load.updatedAtMs
+      const since = Number.isNaN(load.updatedAtMs) ? startMs : load.updatedAtMs
+      const elapsed = nowMs - since
       const decay = elapsed > 0 ? Math.exp(-elapsed / this.decayMs) : 1
       load.rttMs = load.rttMs * decay + rtt * (1 - decay)
     }
-    if (nowMs > load.updatedAtMs) load.updatedAtMs = nowMs
+    if (!(nowMs <= load.updatedAtMs)) load.updatedAtMs = nowMs
   }
 
   override describe (): ReadonlyArray<{ readonly id: string, readonly ewmaMs: number | null, readonly pending: number }> {
