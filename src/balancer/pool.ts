@@ -57,6 +57,9 @@ export class BalancerPool<E extends BalancerEndpoint> {
     this.slots.get(key)?.balancer.release?.(e)
   }
 
+  /** Whether the balancer of `key` counts open connections (wants release()). */
+  countsConnections (key: string): boolean { return this.slots.get(key)?.balancer.release !== undefined }
+
   /** The connection balancer's name for `key`, or null when the key has none. */
   policyOfKey (key: string): string | null { return this.slots.get(key)?.policy ?? null }
 
