@@ -4,12 +4,32 @@
 // allocation. Deterministic across processes and workers, so every worker of every node
 // maps a key to the same endpoint.
 
+const FNV_OFFSET = 0x811c9dc5
+const FNV_PRIME = 0x01000193
+
 export function hash32 (s: string): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i)
-    h = Math.imul(h, 0x01000193)
+  return finish(feed(FNV_OFFSET, s))
+}
+
+/** hash32(`${s}#${k}`) for a non-negative integer k, without building the string (the ring's points). */
+export function hash32Point (s: string, k: number): number {
+  let h = feed(FNV_OFFSET, s)
+  h = Math.imul(h ^ 0x23, FNV_PRIME) // '#'
+  let div = 1
+  while (div * 10 <= k) div *= 10
+  for (; div >= 1; div /= 10) {
+    const digit = Math.floor(k / div) % 10
+    h = Math.imul(h ^ (0x30 + digit), FNV_PRIME)
   }
+  return finish(h)
+}
+
+function feed (h: number, s: string): number {
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME)
+  return h
+}
+
+function finish (h: number): number {
   h ^= h >>> 16
   h = Math.imul(h, 0x85ebca6b)
   h ^= h >>> 13

@@ -1,12 +1,12 @@
 import type { BalancerEndpoint } from './balancer'
-import { hash32 } from './hash'
+import { hash32, hash32Point } from './hash'
 import type { PickInput } from './request'
 import { RequestBalancerBase, type RequestBalancerOptions } from './request-base'
 
 // Consistent hashing (Istio's consistentHash: header, cookie, source IP or query
 // parameter — the caller hashes nothing, it passes the input string) over a hash ring,
 // as Envoy's RING_HASH does:
-//   ring      each endpoint is placed at `pointsPerEndpoint` points, hash32("id#k"); the
+//   ring      each endpoint is placed at 160+ points, hash32("id#k") for k = 0, 1, …; the
 //             points are sorted. Placement depends only on the endpoint's own id, so
 //             when another endpoint comes or goes only the keys that were on it (or
 //             that the newcomer now owns) move: about 1/n of them.
@@ -20,6 +20,9 @@ import { RequestBalancerBase, type RequestBalancerOptions } from './request-base
 /** Envoy's minimum ring size is 1024; with few endpoints each gets more points for an even split. */
 export const MIN_RING_SIZE = 1024
 export const MIN_POINTS_PER_ENDPOINT = 160
+/** Points on the ring at most (fewer per endpoint beyond 6,553 endpoints). */
+const MAX_RING_SIZE = 1 << 20
+const POSITION_SPAN = MAX_RING_SIZE
 
 export interface RingHashOptions extends RequestBalancerOptions {
   readonly minRingSize?: number
@@ -41,19 +44,24 @@ export class RingHashBalancer<E extends BalancerEndpoint> extends RequestBalance
 
   protected override updated (): void {
     const n = this.endpoints.length
-    const per = n === 0 ? 0 : Math.max(MIN_POINTS_PER_ENDPOINT, Math.ceil(this.minRingSize / n))
-    const hashes = new Uint32Array(n * per)
-    const who = new Int32Array(n * per)
+    const per = n === 0 ? 0 : Math.min(Math.floor(MAX_RING_SIZE / n), Math.max(MIN_POINTS_PER_ENDPOINT, Math.ceil(this.minRingSize / n)))
+    const size = n * per
+    // Each point as one number, hash × 2^20 + its position (exact below 2^53), so that a
+    // native numeric sort orders the ring; equal hashes (rare) by position, which is the
+    // same in every worker given the same (sorted) list.
+    const keyed = new Float64Array(size)
     for (let i = 0, p = 0; i < n; i++) {
       const id = this.endpoints[i].id
-      for (let k = 0; k < per; k++, p++) { hashes[p] = hash32(`${id}#${k}`); who[p] = i }
+      for (let k = 0; k < per; k++, p++) keyed[p] = hash32Point(id, k) * POSITION_SPAN + p
     }
-    // Sort by hash; equal hashes (rare) by endpoint id, so every worker builds the same ring.
-    const order = Array.from({ length: n * per }, (_, p) => p)
-    order.sort((x, y) => hashes[x] - hashes[y] || (this.endpoints[who[x]].id < this.endpoints[who[y]].id ? -1 : 1))
-    this.points = new Uint32Array(order.length)
-    this.owners = new Int32Array(order.length)
-    for (let q = 0; q < order.length; q++) { this.points[q] = hashes[order[q]]; this.owners[q] = who[order[q]] }
+    keyed.sort()
+    this.points = new Uint32Array(size)
+    this.owners = new Int32Array(size)
+    for (let q = 0; q < size; q++) {
+      const p = keyed[q] % POSITION_SPAN
+      this.points[q] = (keyed[q] - p) / POSITION_SPAN
+      this.owners[q] = Math.floor(p / per)
+    }
     this.checked = new Uint32Array(n)
     this.walk = 0
   }

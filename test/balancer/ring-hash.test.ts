@@ -97,3 +97,10 @@ t.test('no hash input: a random eligible endpoint', async (t) => {
   for (let i = 0; i < 200; i++) seen.add(b.pick(all(null))!.id)
   t.equal(seen.size, 4, 'spread over every endpoint')
 })
+
+t.test('a ring point\'s hash is hash32 of "id#k", built without the string', async (t) => {
+  const { hash32Point } = await import('../../src/balancer/hash')
+  for (const [id, k] of [['10.0.0.1|80', 0], ['10.0.0.1|80', 9], ['a', 10], ['b', 159], ['c', 1000]] as Array<[string, number]>) {
+    t.equal(hash32Point(id, k), hash32(`${id}#${k}`), `${id}#${k}`)
+  }
+})
