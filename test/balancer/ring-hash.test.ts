@@ -1,6 +1,6 @@
 import t from 'tap'
 import { RingHashBalancer } from '../../src/balancer'
-import { hash32 } from '../../src/balancer/hash'
+import { hash32, hash32Point } from '../../src/balancer/hash'
 import { seededRandom } from '../helpers/seeded-random'
 
 interface Ep { readonly id: string }
@@ -99,7 +99,6 @@ t.test('no hash input: a random eligible endpoint', async (t) => {
 })
 
 t.test('a ring point\'s hash is hash32 of "id#k", built without the string', async (t) => {
-  const { hash32Point } = await import('../../src/balancer/hash')
   for (const [id, k] of [['10.0.0.1|80', 0], ['10.0.0.1|80', 9], ['a', 10], ['b', 159], ['c', 1000]] as Array<[string, number]>) {
     t.equal(hash32Point(id, k), hash32(`${id}#${k}`), `${id}#${k}`)
   }
