@@ -14,6 +14,11 @@ export interface Balancer<E extends BalancerEndpoint> {
   update (endpoints: readonly E[]): void
   /** The endpoint for the next connection, or null when there is none. */
   pick (): E | null
+  /**
+   * The connection picked on `e` ended (or failed to connect). Only balancers that count
+   * open connections implement it; the proxy calls it once per picked connection.
+   */
+  release? (e: E): void
 }
 
 export type BalancerFactory = <E extends BalancerEndpoint>() => Balancer<E>

@@ -7,6 +7,8 @@ import type { Routes } from './route-table'
 // any other destination passes through unchanged. Inbound: always the original
 // destination, on the pod's own address.
 // Returns the address to connect to, or null when a Service has no endpoints.
+// A connection balancer that counts open connections (least_request) is told when the
+// source's connection closes.
 
 export function routeOutbound (conn: Conn, routes: Routes): SocketAddr | null {
   const dst = conn.originalDst!
@@ -20,6 +22,9 @@ export function routeOutbound (conn: Conn, routes: Routes): SocketAddr | null {
   conn.service = entry.serviceName
   const ep = routes.pick(entry.key)
   if (ep === null) return null
+  // A balancer that counts open connections hears when this one ends, however it ends.
+  const release = routes.releaseFor?.(entry.key) ?? null
+  if (release !== null && conn.downstream !== null) conn.downstream.once('close', () => { release(ep) })
   conn.endpoint = { address: ep.address, port: ep.port, family: ep.family }
   conn.destination = workloadRef(ep.pod)
   return conn.endpoint
