@@ -35,6 +35,7 @@ import { handoffListeners, serveAgain } from './pod-enrollment'
 import { HandoffServer, takeOver, type Takeover } from '../handoff'
 import { kubeletCgroupOf, probeCountsOf, startProbeAdmission } from './probe-admission'
 import { InlineWorker, ThreadWorker, type WorkerHost, WorkerSet, type ThreadTemplate } from './workers'
+import { NodeLimits } from '../limits/node-limits'
 
 // The per-node agent, Envoy's threading model: the main thread owns discovery, the
 // configuration, certificates, enrollment, capture and the admin server; the data path
@@ -209,7 +210,9 @@ export class Agent {
       clusterDomain: options.clusterDomain,
       tracing: options.tracing,
       pathNormalization: options.pathNormalization,
-      httpLimits: options.httpLimits
+      httpLimits: options.httpLimits,
+      // The node's traffic limits: one block of shared memory for every worker, restarted ones included.
+      limits: NodeLimits.allocate()
     }
     const spawn = threaded
       ? async (id: number, onExit: (code: number) => void): Promise<WorkerHost> => {

@@ -1,4 +1,6 @@
+import type { Pod } from '../discovery/model'
 import type { HttpEngine } from '../http/engine'
+import type { RequestRateLimit } from '../limits/types'
 import type { NormalizePath } from '../http/context'
 import type { L7Table } from '../l7/table'
 
@@ -14,4 +16,6 @@ export interface L7Deps {
   readonly normalizePath: NormalizePath | null
   /** A detect port's connection: HTTP (l7) or stayed L4, by reason; counted. */
   detected (outcome: 'http1' | 'http2' | 'server_first' | 'not_http'): void
+  /** Destination: the pod's node-wide local rate limit (src/limits/pod-rate-limits.ts); absent or null: none. */
+  readonly rateLimitOf?: (pod: Pod) => RequestRateLimit | null
 }

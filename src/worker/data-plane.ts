@@ -1,4 +1,5 @@
 import { closeSync } from 'node:fs'
+import type { Pod } from '../discovery/model'
 import type { Server, Socket } from 'node:net'
 import { socketPort } from '../native/listen'
 import { compilePolicySet } from '../policy/policy-set'
@@ -32,6 +33,8 @@ import type { L7Deps } from '../proxy/l7-deps'
 import type { RequestTelemetry } from '../telemetry/request-record'
 import { IstioRequestTelemetry } from '../telemetry/request-telemetry'
 import { NO_TRACING } from '../telemetry/tracing/no-tracing'
+import { NodeLimits, type NodeLimitsMemory } from '../limits/node-limits'
+import { PodRateLimits } from '../limits/pod-rate-limits'
 
 // One data-path worker: its pods' listeners and their connections, its tunnel server and
 // pool, and its own copy of everything they read — routes (from the cluster snapshot),
@@ -76,6 +79,12 @@ export interface DataPlaneOptions {
   readonly tracer?: RequestTracer
   /** The L7 engine's limits (--http-*, src/http/options.ts); default Envoy's. */
   readonly httpLimits?: HttpLimits
+  /**
+   * The node's traffic limits (retry budgets, connection pools, outliers, rate-limit
+   * buckets: src/limits/node-limits.ts) in the memory the main thread allocated once for
+   * every worker; absent: memory of this data plane's own (tests with one data plane).
+   */
+  readonly limits?: NodeLimitsMemory
 }
 
 export class DataPlane {
@@ -102,9 +111,15 @@ export class DataPlane {
   /** The HTTP engine: requests on L7 connections, its upstream pools. */
   readonly http: HttpEngine
   private readonly l7: L7Deps
+  /** This worker's view of the node's limits: the same slots as every other worker's. */
+  readonly limits: NodeLimits
+  /** The destination pods' rate limits (replace() with each configuration's RateLimits). */
+  readonly rateLimits: PodRateLimits
 
   constructor (private readonly o: DataPlaneOptions) {
     this.log = o.log
+    this.limits = new NodeLimits(o.limits ?? NodeLimits.allocate())
+    const rateLimits = this.rateLimits = new PodRateLimits(this.limits)
     this.labeler = new IstioLabeler({
       ...(o.clusterName === undefined ? {} : { clusterName: o.clusterName }),
       ...(o.clusterDomain === undefined ? {} : { clusterDomain: o.clusterDomain }),
@@ -136,7 +151,7 @@ export class DataPlane {
     this.http = new HttpEngine({ telemetry: requestTelemetry, tracer: requestTracer, refusals: createHttpRefusals(this.metrics.registry), ...(o.httpLimits === undefined ? {} : { limits: o.httpLimits }), ...(o.clusterDomain === undefined ? {} : { clusterDomain: o.clusterDomain }) })
     const detected = createDetectCounter(this.metrics.registry)
     // L7 glue (authorization): request paths normalized at the destination as the agent says (--path-normalization).
-    this.l7 = Object.freeze({ table: () => this.l7Table, engine: this.http, normalizePath: pathNormalizer(o.pathNormalization ?? PATH_NORMALIZATION_DEFAULTS), detected })
+    this.l7 = Object.freeze({ table: () => this.l7Table, engine: this.http, normalizePath: pathNormalizer(o.pathNormalization ?? PATH_NORMALIZATION_DEFAULTS), detected, rateLimitOf: (pod: Pod) => rateLimits.of(pod) })
     this.svids = o.trustDomain === null ? null : new SvidStore(o.trustDomain)
     let tunnel: WorkerTunnel | null = null
     this.mesh = createNodeMesh({
