@@ -12,6 +12,9 @@ import type { PoolGate } from './types'
 //                for a connection, and at most http1MaxPendingRequests may wait)
 //   connections  upstream connections open: at most maxConnections
 //
+// http.maxRequestsPerConnection is a property of each connection, not a count to share:
+// the engine's upstream pools close a connection after that many requests.
+//
 // An acquire adds first and takes itself back when over, so concurrent workers can only
 // refuse too much, never admit too much. A slot with requests or connections counted is
 // never reclaimed (BusyTest), so every release lands where its acquire did.
