@@ -131,6 +131,8 @@ export interface WorkerSetOptions {
   readonly replay: (id: number) => Request[]
   readonly log: Logger
   readonly registry: Registry
+  /** Worker `id` ended unexpectedly (after its exit, before a new one takes the id): drop what it held of the node's shared state. */
+  readonly forget?: (id: number) => void
 }
 
 export class WorkerSet {
@@ -294,6 +296,7 @@ export class WorkerSet {
     this.restarts.inc({ worker: String(id) })
     if (lost > 0) this.lost.inc({ worker: String(id) }, lost)
     this.o.log.error({ worker: id, exitCode: code, connections: lost, code: 'FERRY_ERR_WORKER' }, 'worker ended unexpectedly; starting a new one')
+    this.o.forget?.(id)
     void this.respawn(id, RESTART_DELAY_MS.initial)
   }
 

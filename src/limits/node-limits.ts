@@ -1,6 +1,6 @@
 import type { ConnectionPoolLimits, OutlierDetection } from '../routing/model'
 import { backendBusy, ENDPOINT_WORDS, endpointBusy, RING, SharedOutlierTracker } from './outliers'
-import { POOL_WORDS, poolBusy, SharedPoolGate } from './pool-gate'
+import { forgetPoolWorker, POOL_WORDS, poolBusy, SharedPoolGate } from './pool-gate'
 import { BUCKET_WORDS, bucketBusy, type RateLimitSpec, SharedRateLimit } from './rate-limit'
 import { BUDGET_WORDS, SharedRetryBudget } from './retry-budget'
 import { SharedTable, type TableSpec } from './shared-table'
@@ -83,8 +83,8 @@ export class NodeLimits {
     return Object.values(layoutOf(sizes)).reduce((n: number, t: TableSpec) => n + SharedTable.bytesFor(t), 0)
   }
 
-  /** A worker's view of `memory`; `now` is the clock (tests inject one). */
-  constructor (readonly memory: NodeLimitsMemory, private readonly now: () => number = Date.now) {
+  /** Worker `worker`'s view of `memory` (the main thread's: any id); `now` is the clock (tests inject one). */
+  constructor (readonly memory: NodeLimitsMemory, private readonly now: () => number = Date.now, private readonly worker = 0) {
     const l = layoutOf(memory.sizes)
     let offset = 0
     const table = (spec: TableSpec, busy?: (w: Int32Array, base: number, nowMs: number) => boolean): SharedTable => {
@@ -104,7 +104,15 @@ export class NodeLimits {
   }
 
   poolFor (backendKey: string, limits: ConnectionPoolLimits): SharedPoolGate {
-    return new SharedPoolGate(this.pools, `pool|${backendKey}`, limits, this.now)
+    return new SharedPoolGate(this.pools, `pool|${backendKey}`, limits, this.now, this.worker)
+  }
+
+  /**
+   * Worker `id` ended without releasing what it held (the main thread, after its exit and
+   * before a new worker takes the id): its connection-pool counts are zeroed.
+   */
+  forgetWorker (id: number): void {
+    forgetPoolWorker(this.pools, id)
   }
 
   /** `endpointCount`: the backend's endpoints now (for max ejection percent and the last healthy one). */

@@ -1,5 +1,6 @@
 import type { ConnectionPoolLimits } from '../routing/model'
-import type { SharedTable } from './shared-table'
+import { MAX_WORKERS } from '../capture/map-layout'
+import { HEADER_WORDS, type SharedTable } from './shared-table'
 import type { PoolGate } from './types'
 
 // A DestinationRule's connection-pool limits for one backend, node-wide (Envoy's circuit
@@ -15,18 +16,38 @@ import type { PoolGate } from './types'
 // http.maxRequestsPerConnection is a property of each connection, not a count to share:
 // the engine's upstream pools close a connection after that many requests.
 //
-// An acquire adds first and takes itself back when over, so concurrent workers can only
-// refuse too much, never admit too much. A slot with requests or connections counted is
-// never reclaimed (BusyTest), so every release lands where its acquire did.
+// Each counter has one column per worker (COLUMNS: the agent's most workers): a worker
+// adds and takes only in its own column, and a limit is checked against the sum of the
+// columns. A worker that fails leaves counts nobody will release; the main thread zeroes
+// its column (forgetWorker) before a new worker takes its id, so a crash never lowers a
+// limit for good.
+//
+// An acquire adds first and takes itself back when the sum is over, so concurrent workers
+// can only refuse too much, never admit too much. A slot with anything counted is never
+// reclaimed (BusyTest), so every release lands where its acquire did.
 // A full table: no gate can be kept and everything is admitted (counted by the table).
 
+/** Columns per counter: one per worker (src/capture/map-layout.ts MAX_WORKERS). */
+export const COLUMNS = MAX_WORKERS
 const REQUESTS = 0
-const CONNECTIONS = 1
+const CONNECTIONS = COLUMNS
 /** Payload words of one gate's slot. */
-export const POOL_WORDS = 2
+export const POOL_WORDS = 2 * COLUMNS
 
-export const poolBusy = (w: Int32Array, base: number): boolean =>
-  Atomics.load(w, base + REQUESTS) > 0 || Atomics.load(w, base + CONNECTIONS) > 0
+export const poolBusy = (w: Int32Array, base: number): boolean => {
+  for (let i = 0; i < POOL_WORDS; i++) if (Atomics.load(w, base + i) > 0) return true
+  return false
+}
+
+/** Zeroes worker `worker`'s columns in every gate (it failed: what it held is gone with it). */
+export function forgetPoolWorker (table: SharedTable, worker: number): void {
+  const col = worker % COLUMNS
+  for (let s = 0; s < table.slots; s++) {
+    const base = s * table.slotWords + HEADER_WORDS
+    Atomics.store(table.words, base + REQUESTS + col, 0)
+    Atomics.store(table.words, base + CONNECTIONS + col, 0)
+  }
+}
 
 /** A release that counts once however often it is called. */
 export type Release = () => void
@@ -34,8 +55,11 @@ export type Release = () => void
 export class SharedPoolGate implements PoolGate {
   private readonly requestLimit: number
   private readonly connectionLimit: number
+  private readonly column: number
 
-  constructor (private readonly table: SharedTable, private readonly key: string, limits: ConnectionPoolLimits, private readonly now: () => number) {
+  /** `worker`: the calling worker's id (its column). */
+  constructor (private readonly table: SharedTable, private readonly key: string, limits: ConnectionPoolLimits, private readonly now: () => number, worker = 0) {
+    this.column = worker % COLUMNS
     const pendingBound = limits.maxConnections === null || limits.maxPendingRequests === null ? Infinity : limits.maxConnections + limits.maxPendingRequests
     this.requestLimit = Math.min(limits.maxRequests ?? Infinity, pendingBound)
     this.connectionLimit = limits.maxConnections ?? Infinity
@@ -60,15 +84,17 @@ export class SharedPoolGate implements PoolGate {
   counts (): { requests: number, connections: number } {
     const base = this.table.find(this.key, this.now())
     if (base < 0) return { requests: 0, connections: 0 }
-    return { requests: Atomics.load(this.table.words, base + REQUESTS), connections: Atomics.load(this.table.words, base + CONNECTIONS) }
+    return { requests: sum(this.table.words, base + REQUESTS), connections: sum(this.table.words, base + CONNECTIONS) }
   }
 
   private acquire (field: number, limit: number): boolean {
     const base = this.table.find(this.key, this.now())
     if (base < 0) return true
     const w = this.table.words
-    if (Atomics.add(w, base + field, 1) < limit) return true
-    Atomics.sub(w, base + field, 1)
+    const own = base + field + this.column
+    Atomics.add(w, own, 1)
+    if (sum(w, base + field) <= limit) return true
+    Atomics.sub(w, own, 1)
     return false
   }
 
@@ -76,9 +102,16 @@ export class SharedPoolGate implements PoolGate {
     const base = this.table.find(this.key, this.now())
     if (base < 0) return
     const w = this.table.words
-    // Never below zero: a stray release (a bug) must not raise the limit for everyone.
-    if (Atomics.sub(w, base + field, 1) <= 0) Atomics.add(w, base + field, 1)
+    const own = base + field + this.column
+    // Never below zero: a stray release (a bug, or after its worker's column was zeroed) must not raise the limit for everyone.
+    if (Atomics.sub(w, own, 1) <= 0) Atomics.add(w, own, 1)
   }
+}
+
+function sum (w: Int32Array, first: number): number {
+  let n = 0
+  for (let i = 0; i < COLUMNS; i++) n += Atomics.load(w, first + i)
+  return n
 }
 
 function once (f: () => void): Release {

@@ -118,7 +118,7 @@ export class DataPlane {
 
   constructor (private readonly o: DataPlaneOptions) {
     this.log = o.log
-    this.limits = new NodeLimits(o.limits ?? NodeLimits.allocate())
+    this.limits = new NodeLimits(o.limits ?? NodeLimits.allocate(), Date.now, o.id)
     const rateLimits = this.rateLimits = new PodRateLimits(this.limits)
     this.labeler = new IstioLabeler({
       ...(o.clusterName === undefined ? {} : { clusterName: o.clusterName }),

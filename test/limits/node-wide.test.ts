@@ -147,3 +147,24 @@ t.test('outliers: consecutive errors reported by different workers add up; eject
   t.equal(o.active(Date.now()), 2, 'max ejection percent held across workers: 2 of 4')
   t.equal(['b', 'c', 'd'].filter((id) => o.ejected(id, Date.now())).length, 1)
 })
+
+t.test('a worker thread that dies holding pool counts: the main thread forgets them, the others\' stay', async (t) => {
+  const memory = NodeLimits.allocate(SIZES)
+  const pool = { maxConnections: null, maxPendingRequests: null, maxRequests: 100, maxRequestsPerConnection: null, connectTimeoutMs: null, idleTimeoutMs: null }
+  const src = `
+    const { workerData, parentPort } = require('node:worker_threads')
+    const { NodeLimits } = require(workerData.module)
+    const gate = new NodeLimits(workerData.memory, Date.now, workerData.id).poolFor('ns/svc:80', workerData.pool)
+    for (let i = 0; i < 5; i++) gate.acquireRequest()
+    parentPort.postMessage('held')
+    setInterval(() => {}, 1000)
+  `
+  const workers = [1, 2].map((id) => new Worker(src, { eval: true, workerData: { module: MODULE, memory, id, pool } }))
+  t.teardown(async () => { await Promise.all(workers.map(async (w) => await w.terminate())) })
+  await Promise.all(workers.map(async (w) => await new Promise((resolve, reject) => { w.once('message', resolve); w.once('error', reject) })))
+  const main = new NodeLimits(memory)
+  t.equal(main.poolFor('ns/svc:80', pool).counts().requests, 10, 'both workers\' requests counted')
+  await workers[0].terminate()
+  main.forgetWorker(1)
+  t.equal(main.poolFor('ns/svc:80', pool).counts().requests, 5, 'the dead worker\'s 5 forgotten; the live one\'s 5 stay')
+})

@@ -46,3 +46,20 @@ t.test('no limits: everything admitted; a stray release never goes below zero', 
   for (let i = 0; i < 1001; i++) g.releaseRequest()
   t.equal(g.counts().requests, 0)
 })
+
+t.test('a failed worker\'s counts are forgotten; the others\' stay', async (t) => {
+  const memory = NodeLimits.allocate({ backends: 64, endpoints: 64, pods: 64 })
+  const limits = { ...none, maxRequests: 4 }
+  const w0 = new NodeLimits(memory, () => 1_000_000, 0).poolFor('ns/svc:80', limits)
+  const w1 = new NodeLimits(memory, () => 1_000_000, 1).poolFor('ns/svc:80', limits)
+  const held0 = w0.request()
+  for (let i = 0; i < 3; i++) w1.acquireRequest()
+  t.equal(w0.request(), null, 'the limit is the sum over workers')
+  // Worker 1 fails holding 3: the main thread forgets them.
+  new NodeLimits(memory, () => 1_000_000).forgetWorker(1)
+  t.equal(w0.counts().requests, 1)
+  const again = [w0.request(), w0.request(), w0.request()]
+  t.ok(again.every((r) => r !== null), 'its share is free again')
+  for (const r of [held0, ...again]) r?.()
+  t.same(w0.counts(), { requests: 0, connections: 0 })
+})
