@@ -35,7 +35,7 @@ export interface NodeLimitsSizes {
   readonly pods: number
 }
 
-/** Default sizes: 4096 backends (budgets, pools, outlier rings), 16384 endpoints, 4096 rate-limited pods: 1,998,848 bytes (1.9 MiB), pages touched only as slots are used. */
+/** Default sizes: 4096 backends (budgets, pools, outlier rings), 16384 endpoints, 4096 rate-limited pods: 2,228,224 bytes (2.1 MiB), pages touched only as slots are used. */
 export const NODE_LIMITS_SIZES: NodeLimitsSizes = Object.freeze({ backends: 4096, endpoints: 16384, pods: 4096 })
 
 /** What crosses to a worker (structured clone keeps the SharedArrayBuffer shared). */
