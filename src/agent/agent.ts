@@ -35,6 +35,7 @@ import { handoffListeners, serveAgain } from './pod-enrollment'
 import { HandoffServer, takeOver, type Takeover } from '../handoff'
 import { kubeletCgroupOf, probeCountsOf, startProbeAdmission } from './probe-admission'
 import { InlineWorker, ThreadWorker, type WorkerHost, WorkerSet, type ThreadTemplate } from './workers'
+import { NodeLimits } from '../limits/node-limits'
 
 // The per-node agent, Envoy's threading model: the main thread owns discovery, the
 // configuration, certificates, enrollment, capture and the admin server; the data path
@@ -197,6 +198,8 @@ export class Agent {
     const mapFds = capture.dataPathMaps?.()
     const threaded = options.workers > 1 && deps.workerLog !== undefined && mapFds !== undefined
     if (options.workers > 1 && !threaded) log.warn({ workers: options.workers }, 'this platform runs the data path on the main thread: one worker')
+    // The node's traffic limits (src/limits/node-limits.ts): the main thread's view of the memory every worker shares.
+    const nodeLimits = new NodeLimits(NodeLimits.allocate())
     const common = {
       node: options.node,
       sockmap: options.sockmap,
@@ -209,7 +212,9 @@ export class Agent {
       clusterDomain: options.clusterDomain,
       tracing: options.tracing,
       pathNormalization: options.pathNormalization,
-      httpLimits: options.httpLimits
+      httpLimits: options.httpLimits,
+      // The node's traffic limits: one block of shared memory for every worker, restarted ones included.
+      limits: nodeLimits.memory
     }
     const spawn = threaded
       ? async (id: number, onExit: (code: number) => void): Promise<WorkerHost> => {
@@ -248,7 +253,9 @@ export class Agent {
         return t === null ? pods : [...pods, { kind: 'serve-tunnel', target: t }]
       },
       log: log.child({ component: 'workers' }),
-      registry: metrics.registry
+      registry: metrics.registry,
+      // A failed worker's connection-pool counts would never be released: zeroed before its successor starts.
+      forget: (id) => { nodeLimits.forgetWorker(id) }
     })
     undo.push(async () => { await workers.close() })
     // Beside the agent before us, accept nothing until we are ready (settleHandoff resumes).

@@ -21,6 +21,11 @@ import { fromWire } from '../worker/wire-error'
 // leaves the kernel's selection (capture's live workers) before anything else happens,
 // its connections are counted as lost, and a new worker with the same id is given the
 // latest publications and its pods and tunnel socket again.
+//
+// What holds for the node lives in shared memory the main thread made once and every
+// worker attaches to (the template's `tunnel` and `limits`: src/agent/node-tunnel.ts,
+// src/limits/node-limits.ts): a restarted worker attaches to the same memory, so its
+// limits are the node's from its first request, and no restart resets them.
 
 /** One worker as the main thread drives it: in a thread, or inline on the main thread. */
 export interface WorkerHost {
@@ -126,6 +131,8 @@ export interface WorkerSetOptions {
   readonly replay: (id: number) => Request[]
   readonly log: Logger
   readonly registry: Registry
+  /** Worker `id` ended unexpectedly (after its exit, before a new one takes the id): drop what it held of the node's shared state. */
+  readonly forget?: (id: number) => void
 }
 
 export class WorkerSet {
@@ -289,6 +296,7 @@ export class WorkerSet {
     this.restarts.inc({ worker: String(id) })
     if (lost > 0) this.lost.inc({ worker: String(id) }, lost)
     this.o.log.error({ worker: id, exitCode: code, connections: lost, code: 'FERRY_ERR_WORKER' }, 'worker ended unexpectedly; starting a new one')
+    this.o.forget?.(id)
     void this.respawn(id, RESTART_DELAY_MS.initial)
   }
 

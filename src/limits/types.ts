@@ -27,9 +27,13 @@ export type EndpointResult = 'success' | '5xx' | 'gateway_error' | 'local_failur
 
 /** Outlier detection of one backend's endpoints, node-wide. */
 export interface OutlierTracker {
-  /** Whether the endpoint (by Endpoint.id) is ejected at `nowMs`. */
-  ejected (endpointId: string, nowMs: number): boolean
-  report (endpointId: string, result: EndpointResult, nowMs: number): void
+  /**
+   * Whether the endpoint (by Endpoint.id) is ejected at `nowMs`. `endpointCount`: the
+   * backend's endpoints now (min health percent); absent: what the tracker was made with.
+   */
+  ejected (endpointId: string, nowMs: number, endpointCount?: number): boolean
+  /** `endpointCount`: as for `ejected` (max ejection percent, never the last healthy endpoint). */
+  report (endpointId: string, result: EndpointResult, nowMs: number, endpointCount?: number): void
 }
 
 /** A local rate limit's decision for one request (headers `x-ratelimit-limit`, `-remaining`, `-reset`). */

@@ -1,4 +1,6 @@
+import type { Pod } from '../discovery/model'
 import type { HttpEngine } from '../http/engine'
+import type { RequestRateLimit } from '../limits/types'
 import type { NormalizePath } from '../http/context'
 import type { L7Table } from '../l7/table'
 import type { Router } from '../routing/router'
@@ -17,4 +19,6 @@ export interface L7Deps {
   detected (outcome: 'http1' | 'http2' | 'server_first' | 'not_http'): void
   /** Source: the worker's router (routes, per-request balancing, limits); absent: the Service's connection balancer picks. */
   readonly router?: Router
+  /** Destination: the pod's node-wide local rate limit (src/limits/pod-rate-limits.ts); absent or null: none. */
+  readonly rateLimitOf?: (pod: Pod) => RequestRateLimit | null
 }

@@ -1,6 +1,7 @@
 import type { Pod } from '../discovery/model'
 import type { DeclaredVersion, HttpDownstream, RequestAuthorizer, UpstreamTarget } from '../http/context'
 import { passClientEnd, sniff } from '../http/sniff'
+import type { RequestRateLimit } from '../limits/types'
 import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import type { SocketAddr } from '../telemetry/connection-record'
 import { finish } from './account'
@@ -52,13 +53,15 @@ class DestinationDownstream implements HttpDownstream {
   readonly authorizer: RequestAuthorizer
   readonly normalizePath: HttpDownstream['normalizePath']
   readonly route = null
-  readonly rateLimit = null
+  /** The pod's bucket, shared by every worker of the node (one per pod, never per worker or per source). */
+  readonly rateLimit: RequestRateLimit | null
   private readonly target: UpstreamTarget
 
   constructor (readonly record: Conn, pod: Pod, address: SocketAddr, connector: Connector, ipNamespace: string | null, d: DestinationL7) {
     const authz = d.authz
     this.authorizer = { record, authorize: authz === undefined ? () => true : (view) => authz.authorizeRequest(record, pod, view, ipNamespace), rateLimit: null }
     this.normalizePath = d.l7.normalizePath
+    this.rateLimit = d.l7.rateLimitOf?.(pod) ?? null
     this.target = {
       key: `destination|${pod.uid}|${address.address}:${address.port}`,
       address,

@@ -56,6 +56,8 @@ export function createOutboundHandler (deps: OutboundDeps): (socket: Socket) => 
       return
     }
     const path = choosePath(conn, mesh, deps.routes)
+    // Outlier detection on the Service (a DestinationRule): the connect's outcome is reported; else null.
+    const outcome = conn.service === null ? null : deps.routes.connectOutcome?.(conn.originalDst!.address, conn.originalDst!.port, `${target.address}|${target.port}`) ?? null
     opened(conn, telemetry)
     if (TRACE.on) TRACE('outbound', { pod: deps.pod.name, srcPort: conn.source.port, dst: conn.originalDst, service: conn.service, endpoint: conn.endpoint, path: path.kind })
     const relayed = (upstream: RelayEnd, sniffed?: SniffResult): void => {
@@ -92,14 +94,25 @@ export function createOutboundHandler (deps: OutboundDeps): (socket: Socket) => 
           serveLocalDestination(conn, socket, path.local, plan, { l7: l7!, telemetry, timeoutMs, clock, authz })
           return
         }
-        deliverLocally(conn, socket, path.local, { telemetry, timeoutMs, clock, authz, splicer: deps.splicer })
+        deliverLocally(conn, socket, path.local, { telemetry, timeoutMs, clock, authz, splicer: deps.splicer, ...(outcome === null ? {} : { outcome }) })
         return
       }
       case 'tunnel':
-        openTunnel(conn, path, mesh!.tunnels!, identities!, relayed, (result, code, reason) => { reject(conn, telemetry, result, code, reason) })
+        openTunnel(conn, path, mesh!.tunnels!, identities!,
+          outcome === null ? relayed : (stream) => { outcome('connected'); relayed(stream) },
+          (result, code, reason) => {
+            // Not the endpoint's doing: the source left, or this node has no certificate for it.
+            if (outcome !== null && result !== 'reset' && reason !== 'no-certificate') outcome('failed')
+            reject(conn, telemetry, result, code, reason)
+          })
         return
       case 'direct':
-        connectUpstream(conn, target, deps.connector, timeoutMs, relayed, (result, code) => { reject(conn, telemetry, result, code) })
+        connectUpstream(conn, target, deps.connector, timeoutMs,
+          outcome === null ? relayed : (upstream) => { outcome('connected'); relayed(upstream) },
+          (result, code) => {
+            if (outcome !== null && result !== 'reset') outcome('failed')
+            reject(conn, telemetry, result, code)
+          })
     }
   }
 }

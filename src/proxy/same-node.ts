@@ -9,6 +9,7 @@ import { relayAndFinish } from './finish'
 import { workloadRef } from './identify'
 import type { LocalPod } from './mesh'
 import type { Splicer } from './splice'
+import type { ConnectOutcome } from './route-table'
 
 // Same-node fast path (outbound, path `local`): the destination pod is enrolled here, so
 // the proxy connects from inside *its* netns to the endpoint (over its lo, which
@@ -33,6 +34,8 @@ export interface LocalDelivery {
   readonly clock: Clock
   readonly authz?: InboundAuthorizer
   readonly splicer?: Splicer
+  /** Outlier detection on the Service (src/proxy/route-table.ts): the connect's outcome. */
+  readonly outcome?: ConnectOutcome
 }
 
 /**
@@ -66,6 +69,7 @@ export function deliverLocally (out: Conn, socket: Socket, local: LocalPod, d: L
   }
   connectUpstream(out, out.endpoint!, local.connector, d.timeoutMs,
     (upstream) => {
+      d.outcome?.('connected')
       relayAndFinish(socket, upstream, {
         telemetry,
         records: [out, inb],
@@ -74,6 +78,7 @@ export function deliverLocally (out: Conn, socket: Socket, local: LocalPod, d: L
       })
     },
     (result, code) => {
+      if (result !== 'reset') d.outcome?.('failed')
       reject(out, telemetry, result, code)
       finish(inb, telemetry, result, code)
     })

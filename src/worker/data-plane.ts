@@ -1,4 +1,5 @@
 import { closeSync } from 'node:fs'
+import type { Pod } from '../discovery/model'
 import type { Server, Socket } from 'node:net'
 import { socketPort } from '../native/listen'
 import { compilePolicySet } from '../policy/policy-set'
@@ -35,10 +36,11 @@ import { NO_TRACING } from '../telemetry/tracing/no-tracing'
 import type { ClusterSnapshot } from '../discovery/model'
 import type { Endpoint } from '../discovery/service-index'
 import type { RequestBalancerFactory } from '../routing/backends'
-import type { NodeLimits } from '../routing/node-limits'
 import { Router } from '../routing/router'
 import { type RouteConfig, RoutingTable } from '../routing/routing-table'
-import { roundRobinRequests } from '../routing/round-robin-requests'
+import { createRequestBalancer } from '../balancer/request-factory'
+import { NodeLimits, type NodeLimitsMemory } from '../limits/node-limits'
+import { PodRateLimits } from '../limits/pod-rate-limits'
 
 // One data-path worker: its pods' listeners and their connections, its tunnel server and
 // pool, and its own copy of everything they read — routes (from the cluster snapshot),
@@ -85,8 +87,12 @@ export interface DataPlaneOptions {
   readonly httpLimits?: HttpLimits
   /** Routing: the per-request balancer of a backend, by its policy (src/balancer/); default round robin. */
   readonly requestBalancers?: RequestBalancerFactory
-  /** Routing: the node-wide limits (retry budgets, pool limits, outlier detection: src/limits/); absent: none. */
-  readonly nodeLimits?: NodeLimits
+  /**
+   * The node's traffic limits (retry budgets, connection pools, outliers, rate-limit
+   * buckets: src/limits/node-limits.ts) in the memory the main thread allocated once for
+   * every worker; absent: memory of this data plane's own (tests with one data plane).
+   */
+  readonly limits?: NodeLimitsMemory
 }
 
 export class DataPlane {
@@ -117,9 +123,15 @@ export class DataPlane {
   readonly router: Router
   private cluster: ClusterSnapshot | null = null
   private routeConfig: Partial<RouteConfig> | null = null
+  /** This worker's view of the node's limits: the same slots as every other worker's. */
+  readonly limits: NodeLimits
+  /** The destination pods' rate limits (replace() with each configuration's RateLimits). */
+  readonly rateLimits: PodRateLimits
 
   constructor (private readonly o: DataPlaneOptions) {
     this.log = o.log
+    this.limits = new NodeLimits(o.limits ?? NodeLimits.allocate(), Date.now, o.id)
+    const rateLimits = this.rateLimits = new PodRateLimits(this.limits)
     this.labeler = new IstioLabeler({
       ...(o.clusterName === undefined ? {} : { clusterName: o.clusterName }),
       ...(o.clusterDomain === undefined ? {} : { clusterDomain: o.clusterDomain }),
@@ -150,9 +162,9 @@ export class DataPlane {
     // --- end of L7 glue
     this.http = new HttpEngine({ telemetry: requestTelemetry, tracer: requestTracer, refusals: createHttpRefusals(this.metrics.registry), ...(o.httpLimits === undefined ? {} : { limits: o.httpLimits }), ...(o.clusterDomain === undefined ? {} : { clusterDomain: o.clusterDomain }) })
     const detected = createDetectCounter(this.metrics.registry)
-    this.router = new Router({ balancers: o.requestBalancers ?? (() => roundRobinRequests<Endpoint>()), limits: o.nodeLimits ?? null })
+    this.router = new Router({ balancers: o.requestBalancers ?? ((policy) => createRequestBalancer<Endpoint>(policy)), limits: this.limits })
     // L7 glue (authorization): request paths normalized at the destination as the agent says (--path-normalization).
-    this.l7 = Object.freeze({ table: () => this.l7Table, engine: this.http, normalizePath: pathNormalizer(o.pathNormalization ?? PATH_NORMALIZATION_DEFAULTS), detected, router: this.router })
+    this.l7 = Object.freeze({ table: () => this.l7Table, engine: this.http, normalizePath: pathNormalizer(o.pathNormalization ?? PATH_NORMALIZATION_DEFAULTS), detected, router: this.router, rateLimitOf: (pod: Pod) => rateLimits.of(pod) })
     this.svids = o.trustDomain === null ? null : new SvidStore(o.trustDomain)
     let tunnel: WorkerTunnel | null = null
     this.mesh = createNodeMesh({

@@ -16,7 +16,7 @@ import { wireError } from './wire-error'
 // thread starts a new one.
 
 /** The data plane's settings that cross the thread boundary, and the thread's own. */
-export type ThreadInit = Pick<DataPlaneOptions, 'id' | 'node' | 'sockmap' | 'connectTimeoutMs' | 'peerTunnelPort' | 'trustDomain' | 'tunnel' | 'requireConfig' | 'clusterName' | 'clusterDomain' | 'pathNormalization' | 'httpLimits'> & {
+export type ThreadInit = Pick<DataPlaneOptions, 'id' | 'node' | 'sockmap' | 'connectTimeoutMs' | 'peerTunnelPort' | 'trustDomain' | 'tunnel' | 'requireConfig' | 'clusterName' | 'clusterDomain' | 'pathNormalization' | 'httpLimits' | 'limits'> & {
   readonly logLevel: string
   readonly logDestination: number | string
   readonly logName: string
@@ -53,6 +53,7 @@ function main (): void {
     ...(init.clusterDomain === undefined ? {} : { clusterDomain: init.clusterDomain }),
     ...(init.pathNormalization === undefined ? {} : { pathNormalization: init.pathNormalization }),
     ...(init.httpLimits === undefined ? {} : { httpLimits: init.httpLimits }),
+    ...(init.limits === undefined ? {} : { limits: init.limits }),
     thread: true,
     live: new Int32Array(init.live),
     tracer: requestTracerFor(init.tracing, init.node, spans.sink)
