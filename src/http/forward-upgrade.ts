@@ -3,7 +3,7 @@ import { relay, type RelayEnd } from '../proxy/relay'
 import type { Attempt } from '../routing/model'
 import { admitRequest, DENIED_BODY } from './admit'
 import type { HttpDownstream } from './context'
-import { RATE_LIMITED_BODY } from './rate-limit'
+import { RATE_LIMITED_BODY, takeRateLimit } from './rate-limit'
 import { pathOnly } from './request-view'
 import { queryOf, RoutedView } from './routed-view'
 import type { HttpEngineDeps } from './engine'
@@ -114,11 +114,18 @@ function routeUpgrade (st: RequestState, ds: HttpDownstream, req: IncomingMessag
   st.attempts = 1
   st.target = a.target
   const local = a.target.local
-  if (local !== null && !local.authorize(view)) {
+  if (local !== null) {
+    const allowed = local.authorize(view)
     st.localAuthz = local.record.authz ?? null
-    st.flag('RBAC')
-    a.end({ kind: 'canceled' })
-    return { status: 403, text: 'Forbidden', body: DENIED_BODY }
+    if (!allowed) {
+      st.flag('RBAC')
+      a.end({ kind: 'canceled' })
+      return { status: 403, text: 'Forbidden', body: DENIED_BODY }
+    }
+    if (local.rateLimit !== null && !takeRateLimit(st, local.rateLimit)) {
+      a.end({ kind: 'canceled' })
+      return { status: 429, text: 'Too Many Requests', body: RATE_LIMITED_BODY }
+    }
   }
   return { attempt: a }
 }

@@ -98,3 +98,47 @@ t.test('declared http1 port, HTTP/2 client: the plan goes upstream as HTTP/1.1',
   t.match(got, { status: 200, body: { v: '1.1', url: '/rewritten', x: 'yes', n: 300 } })
   t.match(fx.records[0], { httpVersion: '2', attempts: 1 })
 })
+
+t.test('an Upgrade on a routed service: local answers, the rewritten path and one attempt ended with the 101', async (t) => {
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const { WebSocket, WebSocketServer } = require('ws')
+  const http = createServer()
+  const paths: string[] = []
+  const wss = new WebSocketServer({ server: http })
+  wss.on('connection', (ws: any, req: IncomingMessage) => { paths.push(req.url ?? ''); ws.on('message', (m: any) => { ws.send(`echo ${String(m)}`) }) })
+  await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { wss.close(); http.closeAllConnections(); http.close() })
+  const port = (http.address() as { port: number }).port
+  let found = false
+  const logs: any[] = []
+  const fx = await startEngine(t, {
+    version: 'http1',
+    endpoints: [],
+    route: (_v, record) => {
+      if (!found) return { kind: 'not_found', routes: { kind: 'HTTPRoute', objects: [], entries: [] } }
+      const p = testPlan({ ports: [port], path: '/socket' }, record)
+      logs.push(p.log)
+      return { kind: 'forward', plan: p.plan }
+    }
+  })
+  const refused = await new Promise<number>((resolve) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${fx.port}/ws`)
+    ws.on('unexpected-response', (_req: any, res: IncomingMessage) => { resolve(res.statusCode ?? 0) })
+    ws.on('error', () => {})
+  })
+  t.equal(refused, 404)
+  found = true
+  const ws = new WebSocket(`ws://127.0.0.1:${fx.port}/ws`)
+  const got = await new Promise<string>((resolve, reject) => {
+    ws.on('open', () => { ws.send('hi') })
+    ws.on('message', (m: any) => { resolve(String(m)) })
+    ws.on('error', reject)
+  })
+  t.equal(got, 'echo hi')
+  t.same(paths, ['/socket'])
+  ws.close()
+  await new Promise((resolve) => ws.on('close', resolve))
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.match(logs[0].outcomes, [{ kind: 'response', status: 101 }])
+  t.match(fx.records.map((r) => [r.responseCode, r.responseFlags, r.attempts]), [[404, 'NR', 0], [101, '-', 1]])
+})
