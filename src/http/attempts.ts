@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
-import { backoffDelay } from '../identity/backoff'
+import type { Writable } from 'node:stream'
 import type { Attempt, AttemptOutcome, RequestPlan } from '../routing/model'
 import type { UpstreamTarget } from './context'
 import type { HttpEngineDeps } from './engine'
@@ -9,6 +9,7 @@ import { endToEndHeaders } from './hop-by-hop'
 import { addRateLimitHeaders } from './rate-limit'
 import type { RequestState } from './record'
 import type { HeldBody } from './request-body'
+import { retriableFailure, retriableResponse, retryBackoffMs } from './retry-on'
 import type { RoutedDownstream, StartUpstream, UpstreamCall, UpstreamEvents, UpstreamHead } from './routed-io'
 
 // The attempt loop of one routed request: carries out a RequestPlan's timing and retries
@@ -56,7 +57,7 @@ type RetryVerdict = 'retry' | 'no' | 'limit'
 
 class Try {
   call: UpstreamCall | null = null
-  sink: import('node:stream').Writable | null = null
+  sink: Writable | null = null
   timer: NodeJS.Timeout | null = null
   outcome: AttemptOutcome | null = null
   trailers: OutgoingHttpHeaders | null = null
@@ -163,7 +164,8 @@ export class AttemptLoop {
     const grpcStatus = grpcStatusIn(headers)
     const outcome: AttemptOutcome = { kind: 'response', status, grpcStatus }
     let urx = false
-    if (this.retriableResponse(status, grpcStatus)) {
+    const on = plan.retry?.on
+    if (on !== undefined && retriableResponse(on, status, grpcStatus)) {
       const v = this.mayRetry()
       if (v === 'retry') {
         cur.call?.discard()
@@ -205,7 +207,8 @@ export class AttemptLoop {
     this.endTry(cur, connect ? CONNECT_FAILURE : RESET)
     const failure: Failure = connect ? 'UF' : 'UC'
     this.last = failure
-    const v = this.retriableFailure(connect) ? this.mayRetry() : 'no'
+    const on = this.c.plan.retry?.on
+    const v = on !== undefined && retriableFailure(on, connect) ? this.mayRetry() : 'no'
     if (v === 'retry') this.retry()
     else this.giveUp(failure, v)
   }
@@ -243,23 +246,6 @@ export class AttemptLoop {
     this.answer(504, 'upstream request timeout', GRPC_DEADLINE_EXCEEDED)
   }
 
-  private retriableResponse (status: number, grpcStatus: number | null): boolean {
-    const on = this.c.plan.retry?.on
-    if (on === undefined) return false
-    return (on.serverError && status >= 500) ||
-      (on.gatewayError && (status === 502 || status === 503 || status === 504)) ||
-      (on.retriable4xx && status === 409) ||
-      on.statuses.includes(status) ||
-      (grpcStatus !== null && on.grpcStatuses.includes(grpcStatus))
-  }
-
-  /** As Envoy: 5xx and gateway-error include a reset or a connect failure; connect-failure only the latter. */
-  private retriableFailure (connect: boolean): boolean {
-    const on = this.c.plan.retry?.on
-    if (on === undefined) return false
-    return on.reset || on.serverError || on.gatewayError || (connect && on.connectFailure)
-  }
-
   /** Whether a retriable failure is retried: the request can be sent again, retries are left, the budget allows. */
   private mayRetry (): RetryVerdict {
     const { plan, body, down } = this.c
@@ -275,7 +261,7 @@ export class AttemptLoop {
   private retry (): void {
     const policy = this.c.plan.retry
     this.retries++
-    const wait = policy === null ? 0 : backoffDelay(this.retries, { initialMs: Math.max(policy.backoffBaseMs, 0.001), maxMs: Math.max(policy.backoffMaxMs, policy.backoffBaseMs, 0.001), jitter: 1 })
+    const wait = policy === null ? 0 : retryBackoffMs(policy, this.retries)
     this.waitTimer = setTimeout(() => { this.waitTimer = null; this.next() }, wait)
   }
 
