@@ -83,7 +83,8 @@ function forwardPlan (r: RoutedRequest, plan: RequestPlan, view: RoutedView): vo
   const out: OutgoingHttpHeaders = endToEndHeaders(r.headers)
   // TE is hop-by-hop in HTTP/1.1 (only HTTP/2 keeps "trailers").
   if (r.upstream === 'http1') delete out.te
-  out.host = plan.authority ?? st.authority
+  const given = plan.authority ?? st.authority
+  if (given !== '') out.host = given
   if (plan.requestHeaders.length > 0) applyHeaderEdits(out, plan.requestHeaders)
   const host = out.host
   const authority = typeof host === 'string' ? host : ''
