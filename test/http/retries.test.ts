@@ -202,3 +202,52 @@ t.test('gRPC: a trailers-only UNAVAILABLE is retried (grpcStatuses), the OK answ
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.match(fx.records[0], { protocol: 'grpc', grpcStatus: 0, attempts: 2, responseFlags: '-' })
 })
+
+t.test('once the response has begun downstream, a reset is not retried: the response is cut (UC)', async (t) => {
+  const a = await server(t, (req, res) => {
+    res.writeHead(200, { 'content-length': '100' })
+    res.write('partial')
+    setTimeout(() => { req.socket.destroy() }, 50)
+  })
+  const fx = await routed(t, { ports: [a], retry: { attempts: 3, on: { reset: true, serverError: true } } })
+  const cut = await new Promise<string>((resolve) => {
+    const req = request({ host: '127.0.0.1', port: fx.port, path: '/', agent: new Agent() }, (res) => {
+      res.on('data', () => {})
+      res.on('error', () => { resolve('cut') })
+      res.on('aborted', () => { resolve('cut') })
+      res.on('end', () => { resolve('ended') })
+    })
+    req.on('error', () => { resolve('cut') })
+    req.end()
+  })
+  t.equal(cut, 'cut')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.match(fx.logs[0].outcomes, [{ kind: 'reset' }])
+  t.equal(fx.logs[0].budgetAsked, 0)
+  t.match(fx.records[0], { responseCode: 200, responseFlags: 'UC', attempts: 1 })
+})
+
+t.test('a body still arriving when the first attempt fails is sent whole to the retry', async (t) => {
+  const bodies: string[] = []
+  const a = await server(t, (_req, res, n) => { res.end(`n=${n}`) }, bodies)
+  // The first attempt fails as soon as its headers arrive, before the client is done.
+  const early = createServer((req, res) => { res.statusCode = 503; res.end('early'); req.resume() })
+  await new Promise<void>((resolve) => early.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => { early.closeAllConnections(); await new Promise((resolve) => early.close(resolve)) })
+  const fx = await routed(t, { ports: [(early.address() as { port: number }).port, a], retry: { attempts: 1, on: { gatewayError: true } } })
+  const got = await new Promise<{ status: number, body: string }>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: fx.port, path: '/', method: 'PUT', agent: new Agent(), headers: { 'content-length': '3000' } }, (res) => {
+      let text = ''
+      res.on('data', (c: Buffer) => { text += String(c) })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: text }) })
+    })
+    req.on('error', reject)
+    req.write('1'.repeat(1000))
+    setTimeout(() => { req.write('2'.repeat(1000)) }, 100)
+    setTimeout(() => { req.end('3'.repeat(1000)) }, 200)
+  })
+  t.same(got, { status: 200, body: 'n=1' })
+  t.equal(bodies.length, 1)
+  t.equal(bodies[0], '1'.repeat(1000) + '2'.repeat(1000) + '3'.repeat(1000), 'the retry got the whole body, in order')
+  t.match(fx.records[0], { attempts: 2, requestBytes: 3000 })
+})
