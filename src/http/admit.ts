@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import type { HttpDownstream } from './context'
 import type { RequestState } from './record'
+import { takeRateLimit } from './rate-limit'
 import { HeadersRequestView, pathOnly } from './request-view'
 
 // The per-request stages before forwarding, in order, for every kind of request (HTTP/1.1,
@@ -8,12 +9,16 @@ import { HeadersRequestView, pathOnly } from './request-view'
 //   normalize   destination: the path as the application will receive it (reject: 400)
 //   authorize   destination: the pod's policies on the request (denied: 403 /
 //               PERMISSION_DENIED, flag RBAC); the connection stays open
+//   rate limit  destination: the pod's local rate limit (rate-limit.ts: 429, flag RL)
+//   route       source, when the service has routing (ds.route): the request leaves the
+//               plain path here ('routed'; forward-routed.ts carries out its route)
 //   pick        the endpoint (none: 503, flag UH)
-//   local       same-node: the destination's own authorization (as above)
+//   local       same-node: the destination's own authorization (as above), then its
+//               rate limit
 // Returns the outcome and leaves the request's path, target and decision fields set on
 // `st`; the caller answers refusals in its protocol.
 
-export type Admission = 'forward' | 'bad_path' | 'denied' | 'no_upstream'
+export type Admission = 'forward' | 'bad_path' | 'denied' | 'no_upstream' | 'rate_limited' | 'routed'
 
 /** The forwarded request target: `target` with its path replaced by `path` (query kept). */
 export function withPath (target: string, path: string): string {
@@ -44,6 +49,8 @@ export function admitRequest (st: RequestState, ds: HttpDownstream, headers: Inc
       return 'denied'
     }
   }
+  if (ds.rateLimit !== null && !takeRateLimit(st, ds.rateLimit)) return 'rate_limited'
+  if (ds.route !== null) return 'routed'
   const t = ds.pick()
   if (t === null) {
     st.flag('UH')
@@ -58,12 +65,10 @@ export function admitRequest (st: RequestState, ds: HttpDownstream, headers: Inc
       st.flag('RBAC')
       return 'denied'
     }
+    if (t.local.rateLimit !== null && !takeRateLimit(st, t.local.rateLimit)) return 'rate_limited'
   }
   return 'forward'
 }
 
 export const DENIED_BODY = 'RBAC: access denied'
-/** gRPC PERMISSION_DENIED and UNAVAILABLE (grpc/doc/statuscodes.md). */
-export const GRPC_PERMISSION_DENIED = 7
-export const GRPC_UNAVAILABLE = 14
-export const GRPC_INTERNAL = 13
+export { GRPC_INTERNAL, GRPC_PERMISSION_DENIED, GRPC_UNAVAILABLE } from './grpc-status'

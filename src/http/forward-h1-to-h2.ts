@@ -3,7 +3,11 @@ import { type ClientHttp2Session, type ClientHttp2Stream, constants, type Incomi
 import { admitRequest, DENIED_BODY } from './admit'
 import { type HttpDownstream, isConnectFailure } from './context'
 import type { HttpEngineDeps } from './engine'
+import { H1Downstream } from './downstream-h1'
+import { answer, hasBody } from './forward-h1'
+import { forwardRouted } from './forward-routed'
 import { endToEndHeaders } from './hop-by-hop'
+import { addRateLimitHeaders, RATE_LIMITED_BODY } from './rate-limit'
 import { protocolOf, RequestState } from './record'
 
 // One HTTP/1.1 request on a port declared HTTP/2, forwarded upstream over HTTP/2 (h2c
@@ -45,6 +49,10 @@ export function forwardH1ToH2 (deps: HttpEngineDeps, ds: HttpDownstream, req: In
     case 'bad_path': deps.refusals.refused('bad_path'); answer(st, res, 400, 'Bad Request'); return
     case 'denied': answer(st, res, 403, DENIED_BODY); return
     case 'no_upstream': answer(st, res, 503, 'no healthy upstream'); return
+    case 'rate_limited': answer(st, res, 429, RATE_LIMITED_BODY); return
+    case 'routed':
+      forwardRouted({ deps, ds, st, down: new H1Downstream(req, res, hasBody(headers)), headers, upstream: 'http2', grpc: false, onGone: (cb) => { res.once('close', cb) } })
+      return
   }
   const target = st.target!
   const span = st.startSpan(headers)
@@ -86,7 +94,9 @@ function pass (st: RequestState, req: IncomingMessage, res: ServerResponse, up: 
     if (res.destroyed) return
     const status = Number(h[HTTP2_HEADER_STATUS]) || 502
     st.responseCode = status
-    res.writeHead(status, endToEndHeaders(h) as OutgoingHttpHeaders)
+    const rh = endToEndHeaders(h)
+    if (st.rateLimit !== null) addRateLimitHeaders(rh, st.rateLimit)
+    res.writeHead(status, rh)
     up.on('data', (chunk: Buffer) => {
       st.responseBytes += chunk.length
       if (res.destroyed) return
@@ -117,21 +127,8 @@ function pass (st: RequestState, req: IncomingMessage, res: ServerResponse, up: 
   }
 }
 
-/** Whether an HTTP/1.1 request has a body to stream up (or may have one: Expect: 100-continue). */
-function hasBody (headers: IncomingHttpHeaders): boolean {
-  return headers['transfer-encoding'] !== undefined || headers.expect !== undefined ||
-    (headers['content-length'] !== undefined && headers['content-length'] !== '0')
-}
-
 function unavailable (st: RequestState, res: ServerResponse, connectFailed: boolean): void {
   answer(st, res, 503, `upstream connect error or disconnect/reset before headers. reset reason: ${connectFailed ? 'connection failure' : 'connection termination'}`)
 }
 
-/** A response the proxy makes itself. */
-function answer (st: RequestState, res: ServerResponse, status: number, body: string): void {
-  if (res.headersSent || res.destroyed) return
-  st.responseCode = status
-  st.responseBytes = Buffer.byteLength(body)
-  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': st.responseBytes })
-  res.end(body)
-}
+

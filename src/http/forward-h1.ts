@@ -2,7 +2,10 @@ import { type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeader
 import { admitRequest, type Admission, DENIED_BODY } from './admit'
 import { type HttpDownstream, isConnectFailure } from './context'
 import type { HttpEngineDeps } from './engine'
+import { H1Downstream } from './downstream-h1'
+import { forwardRouted } from './forward-routed'
 import { endToEndHeaders } from './hop-by-hop'
+import { addRateLimitHeaders, RATE_LIMITED_BODY } from './rate-limit'
 import { protocolOf, RequestState } from './record'
 import type { RequestSpan } from '../telemetry/request-tracing'
 
@@ -36,6 +39,10 @@ export function forwardH1 (deps: HttpEngineDeps, ds: HttpDownstream, req: Incomi
   })
   const admission = admitRequest(st, ds, headers, st.path)
   if (admission !== 'forward') {
+    if (admission === 'routed') {
+      forwardRouted({ deps, ds, st, down: new H1Downstream(req, res, hasBody(headers)), headers, upstream: 'http1', grpc: false, onGone: (cb) => { res.once('close', cb) } })
+      return
+    }
     if (admission === 'bad_path') deps.refusals.refused('bad_path')
     answerLocally(st, res, admission)
     return
@@ -49,7 +56,9 @@ export function forwardH1 (deps: HttpEngineDeps, ds: HttpDownstream, req: Incomi
   up.on('response', (upres: IncomingMessage) => {
     const status = upres.statusCode ?? 502
     st.responseCode = status
-    res.writeHead(status, upres.statusMessage, endToEndHeaders(upres.headers))
+    const rh = endToEndHeaders(upres.headers)
+    if (st.rateLimit !== null) addRateLimitHeaders(rh, st.rateLimit)
+    res.writeHead(status, upres.statusMessage, rh)
     // The body by hand rather than pipe(): the same backpressure (pause until the
     // downstream drains) with two listeners instead of pipe's seven per request.
     upres.on('data', (chunk: Buffer) => {
@@ -114,7 +123,7 @@ export function upstreamOptions (deps: HttpEngineDeps, st: RequestState, headers
   return opts
 }
 
-function hasBody (headers: IncomingHttpHeaders): boolean {
+export function hasBody (headers: IncomingHttpHeaders): boolean {
   return headers['transfer-encoding'] !== undefined || headers.expect !== undefined ||
     (headers['content-length'] !== undefined && headers['content-length'] !== '0')
 }
@@ -129,18 +138,22 @@ function upstreamHeaders (headers: IncomingHttpHeaders, span: RequestSpan): Outg
   return out
 }
 
-function answerLocally (st: RequestState, res: ServerResponse, admission: Exclude<Admission, 'forward'>): void {
+function answerLocally (st: RequestState, res: ServerResponse, admission: Exclude<Admission, 'forward' | 'routed'>): void {
   switch (admission) {
     case 'bad_path': answer(st, res, 400, 'Bad Request'); return
     case 'denied': answer(st, res, 403, DENIED_BODY); return
-    case 'no_upstream': answer(st, res, 503, 'no healthy upstream')
+    case 'no_upstream': answer(st, res, 503, 'no healthy upstream'); return
+    case 'rate_limited': answer(st, res, 429, RATE_LIMITED_BODY)
   }
 }
 
-/** A response the proxy makes itself. */
-function answer (st: RequestState, res: ServerResponse, status: number, body: string): void {
+/** A response the proxy makes itself (with the rate limit's headers when one applied). */
+export function answer (st: RequestState, res: ServerResponse, status: number, body: string): void {
+  if (res.headersSent || res.destroyed) return
   st.responseCode = status
   st.responseBytes = Buffer.byteLength(body)
-  res.writeHead(status, { 'content-type': LOCAL_TEXT, 'content-length': st.responseBytes })
+  const h: OutgoingHttpHeaders = { 'content-type': LOCAL_TEXT, 'content-length': st.responseBytes }
+  if (st.rateLimit !== null) addRateLimitHeaders(h, st.rateLimit)
+  res.writeHead(status, h)
   res.end(body)
 }

@@ -1,10 +1,13 @@
-import { type IncomingMessage, request } from 'node:http'
+import { type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http'
 import { constants, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2'
 import { admitRequest, DENIED_BODY } from './admit'
 import { type HttpDownstream, isConnectFailure } from './context'
 import type { HttpEngineDeps } from './engine'
 import { upstreamOptions } from './forward-h1'
+import { H2Downstream } from './downstream-h2'
+import { forwardRouted } from './forward-routed'
 import { endToEndHeaders } from './hop-by-hop'
+import { addRateLimitHeaders, RATE_LIMITED_BODY } from './rate-limit'
 import { protocolOf, RequestState } from './record'
 
 // One HTTP/2 stream on a port declared HTTP/1.1, forwarded upstream over HTTP/1.1 (the
@@ -55,6 +58,10 @@ export function forwardH2ToH1 (deps: HttpEngineDeps, ds: HttpDownstream, stream:
     case 'bad_path': deps.refusals.refused('bad_path'); answer(st, stream, 400, 'Bad Request'); return
     case 'denied': answer(st, stream, 403, DENIED_BODY); return
     case 'no_upstream': answer(st, stream, 503, 'no healthy upstream'); return
+    case 'rate_limited': answer(st, stream, 429, RATE_LIMITED_BODY); return
+    case 'routed':
+      forwardRouted({ deps, ds, st, down: new H2Downstream(stream, (flags & END_STREAM) !== 0 ? null : stream, false), headers, upstream: 'http1', grpc: false, onGone: (cb) => { stream.once('close', cb) } })
+      return
   }
   const target = st.target!
   const span = st.startSpan(headers)
@@ -73,6 +80,7 @@ export function forwardH2ToH1 (deps: HttpEngineDeps, ds: HttpDownstream, stream:
     st.responseCode = status
     const rh = endToEndHeaders(upres.headers)
     rh[HTTP2_HEADER_STATUS] = status
+    if (st.rateLimit !== null) addRateLimitHeaders(rh, st.rateLimit)
     stream.respond(rh, { waitForTrailers: true })
     stream.on('wantTrailers', () => {
       stream.sendTrailers(upres.rawTrailers.length > 0 ? endToEndHeaders(upres.trailers) : {})
@@ -117,11 +125,15 @@ function malformed (headers: IncomingHttpHeaders): boolean {
   return te !== undefined && String(te).trim().toLowerCase() !== 'trailers'
 }
 
-/** A response the proxy makes itself. */
+/** A response the proxy makes itself (with the rate limit's headers when one applied). */
 function answer (st: RequestState, stream: ServerHttp2Stream, status: number, body: string): void {
   if (stream.closed || stream.headersSent) return
   st.responseCode = status
   st.responseBytes = Buffer.byteLength(body)
-  stream.respond({ [HTTP2_HEADER_STATUS]: status, 'content-type': 'text/plain', 'content-length': st.responseBytes })
+  const h: OutgoingHttpHeaders = st.rateLimit === null ? {} : addRateLimitHeaders({}, st.rateLimit)
+  h[HTTP2_HEADER_STATUS] = status
+  h['content-type'] = 'text/plain'
+  h['content-length'] = st.responseBytes
+  stream.respond(h)
   stream.end(body)
 }

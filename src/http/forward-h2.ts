@@ -3,7 +3,11 @@ import type { RequestSpan } from '../telemetry/request-tracing'
 import { admitRequest, type Admission, DENIED_BODY, GRPC_INTERNAL, GRPC_PERMISSION_DENIED, GRPC_UNAVAILABLE } from './admit'
 import { type HttpDownstream, isConnectFailure } from './context'
 import type { HttpEngineDeps } from './engine'
+import { H2Downstream } from './downstream-h2'
+import { forwardRouted } from './forward-routed'
+import { GRPC_RESOURCE_EXHAUSTED } from './grpc-status'
 import { endToEndHeaders } from './hop-by-hop'
+import { addRateLimitHeaders, RATE_LIMITED_BODY } from './rate-limit'
 import { protocolOf, RequestState } from './record'
 
 // One HTTP/2 stream, downstream to upstream (HTTP/2 both sides; gRPC is HTTP/2):
@@ -37,6 +41,11 @@ export function forwardH2 (deps: HttpEngineDeps, ds: HttpDownstream, stream: Ser
   })
   const admission = admitRequest(st, ds, headers, st.path)
   if (admission !== 'forward') {
+    if (admission === 'routed') {
+      const grpc = st.protocol === 'grpc'
+      forwardRouted({ deps, ds, st, down: new H2Downstream(stream, (flags & END_STREAM) !== 0 ? null : stream, grpc), headers, upstream: 'http2', grpc, onGone: (cb) => { stream.once('close', cb) } })
+      return
+    }
     if (admission === 'bad_path') deps.refusals.refused('bad_path')
     answerLocally(st, stream, admission)
     return
@@ -75,6 +84,7 @@ function pass (st: RequestState, stream: ServerHttp2Stream, up: ClientHttp2Strea
     responded = true
     st.responseCode = Number(h[HTTP2_HEADER_STATUS]) || 0
     const rh = responseHeaders(h)
+    if (st.rateLimit !== null) addRateLimitHeaders(rh, st.rateLimit)
     if ((flags & END_STREAM) !== 0) {
       // Trailers-only (gRPC) or a response without a body.
       grpcStatusOf(st, h)
@@ -139,11 +149,12 @@ function responseHeaders (h: IncomingHttpHeaders): OutgoingHttpHeaders {
   return out
 }
 
-function answerLocally (st: RequestState, stream: ServerHttp2Stream, admission: Exclude<Admission, 'forward'>): void {
+export function answerLocally (st: RequestState, stream: ServerHttp2Stream, admission: Exclude<Admission, 'forward' | 'routed'>): void {
   switch (admission) {
     case 'bad_path': answer(st, stream, 400, GRPC_INTERNAL, 'Bad Request'); return
     case 'denied': answer(st, stream, 403, GRPC_PERMISSION_DENIED, DENIED_BODY); return
-    case 'no_upstream': answer(st, stream, 503, GRPC_UNAVAILABLE, 'no healthy upstream')
+    case 'no_upstream': answer(st, stream, 503, GRPC_UNAVAILABLE, 'no healthy upstream'); return
+    case 'rate_limited': answer(st, stream, 429, GRPC_RESOURCE_EXHAUSTED, RATE_LIMITED_BODY)
   }
 }
 
@@ -151,17 +162,25 @@ function unavailable (st: RequestState, stream: ServerHttp2Stream): void {
   answer(st, stream, 503, GRPC_UNAVAILABLE, 'upstream connect error or disconnect/reset before headers')
 }
 
-/** A response the proxy makes itself: gRPC trailers-only with `grpcStatus`, else `status` with a text body. */
+/** A response the proxy makes itself: gRPC trailers-only with `grpcStatus`, else `status` with a text body; the rate limit's headers when one applied. */
 function answer (st: RequestState, stream: ServerHttp2Stream, status: number, grpcStatus: number, body: string): void {
   if (stream.closed || stream.headersSent) return
+  const h: OutgoingHttpHeaders = st.rateLimit === null ? {} : addRateLimitHeaders({}, st.rateLimit)
   if (st.protocol === 'grpc') {
     st.responseCode = 200
     st.grpcStatus = grpcStatus
-    stream.respond({ [HTTP2_HEADER_STATUS]: 200, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': body }, { endStream: true })
+    h[HTTP2_HEADER_STATUS] = 200
+    h['content-type'] = 'application/grpc'
+    h['grpc-status'] = String(grpcStatus)
+    h['grpc-message'] = body
+    stream.respond(h, { endStream: true })
     return
   }
   st.responseCode = status
   st.responseBytes = Buffer.byteLength(body)
-  stream.respond({ [HTTP2_HEADER_STATUS]: status, 'content-type': 'text/plain', 'content-length': st.responseBytes })
+  h[HTTP2_HEADER_STATUS] = status
+  h['content-type'] = 'text/plain'
+  h['content-length'] = st.responseBytes
+  stream.respond(h)
   stream.end(body)
 }

@@ -4,6 +4,7 @@ import { serviceFqdn } from '../telemetry/cluster-names'
 import { GrpcMessages } from '../telemetry/grpc-messages'
 import type { HttpRequestRecord, Reporter, RequestProtocol, RequestTelemetry } from '../telemetry/request-record'
 import type { HeaderBag, RequestSpan, RequestSpanStart, RequestTracer } from '../telemetry/request-tracing'
+import type { RateLimitVerdict } from '../limits/types'
 import type { UpstreamTarget } from './context'
 
 // One request's accounting, from its headers to its end, whichever way it ends: the
@@ -33,6 +34,12 @@ export class RequestState {
   localSpan: RequestSpan | null = null
   authz: Readonly<Record<string, unknown>> | null = null
   localAuthz: Readonly<Record<string, unknown>> | null = null
+  /** The local rate limit's verdict when one applied (its x-ratelimit-* headers go on the response). */
+  rateLimit: RateLimitVerdict | null = null
+  /** The route rule that handled the request (RouteRule.name), null: none. */
+  routeName: string | null = null
+  /** Upstream attempts made under a RequestPlan (retries included); 0: the request had no plan. */
+  attempts = 0
   /** A gRPC call's message counts (the forwarder feeds them its body chunks); null when not gRPC. */
   readonly messages: GrpcMessages | null
   private readonly startedAt: number
@@ -98,6 +105,11 @@ export class RequestState {
     if (this.flags === '-') this.flags = f
   }
 
+  /** Adds a flag to those already set, as Envoy lists several (`UF,URX`). */
+  alsoFlag (f: string): void {
+    this.flags = this.flags === '-' ? f : this.flags + ',' + f
+  }
+
   /** Ends the request: one record (two on the same-node path), spans ended. Later calls do nothing. */
   end (): void {
     if (this.ended) return
@@ -136,7 +148,9 @@ export class RequestState {
       upstream: this.target?.address ?? null,
       traceId: span?.traceId ?? null,
       requestId: span?.requestId ?? null,
-      authz
+      authz,
+      routeName: this.routeName,
+      attempts: this.attempts
     }
     try { this.sinks.telemetry.requestEnded(r) } catch {}
   }

@@ -74,6 +74,8 @@ export function createAccessLog (log: Logger): AccessLog {
 //   destination, destination_principal   the pod the request went to (the connection's
 //                        destination, unless the request was balanced to another endpoint)
 //   authz                the authorization decision when a policy decided this request
+//   route_name           the route rule that handled it, when one did
+//   attempts             upstream attempts under a route's plan (retries included), when it had one
 /** The pod a request went to when it is not the connection's destination. */
 export interface RequestDestination {
   readonly pod: { readonly name: string, readonly namespace: string, readonly workload: string }
@@ -122,6 +124,8 @@ export function createRequestAccessLog (log: Logger): RequestAccessLog {
     }
     line.mtls = c.mtls
     if (r.authz != null) line.authz = r.authz
+    if (r.routeName != null) line.route_name = r.routeName
+    if (r.attempts !== undefined && r.attempts > 0) line.attempts = r.attempts
     log.info(line, 'request')
   }
 }
@@ -154,5 +158,7 @@ function requestLineFields (r: HttpRequestRecord, destination: RequestDestinatio
   }
   s += `,"mtls":${c.mtls ? 'true' : 'false'}`
   if (r.authz != null) s += `,"authz":${q(r.authz)}`
+  if (r.routeName != null) s += `,"route_name":${q(r.routeName)}`
+  if (r.attempts !== undefined && r.attempts > 0) s += `,"attempts":${num(r.attempts)}`
   return s
 }

@@ -26,7 +26,7 @@ export interface HttpRequestRecord {
   readonly responseCode: number
   /** grpc-status of the response (trailers, or headers of a trailers-only response); null when not gRPC or absent. */
   readonly grpcStatus: number | null
-  /** Envoy-style response flags ('-' when none): UF upstream connect failure, UC upstream reset, UT timeout, DC downstream reset, NR no route, URX retry limit, UAEX/RBAC denied ('RBAC' is Envoy's flag for an authorization denial), ... */
+  /** Envoy-style response flags ('-' when none): UF upstream connect failure, UC upstream reset, UT timeout, DC downstream reset, NR no route, URX retry limit or budget, UO upstream overflow, FI/DI fault abort/delay, RL rate limited, UAEX/RBAC denied ('RBAC' is Envoy's flag for an authorization denial), ... */
   readonly responseFlags: string
   readonly durationMs: number
   /** Body bytes received from downstream / sent downstream (headers excluded, as Istio's request/response bytes). */
@@ -41,6 +41,10 @@ export interface HttpRequestRecord {
   readonly requestId: string | null
   /** The authorization decision's log fields when a policy decided this request (destination). */
   readonly authz?: Readonly<Record<string, unknown>> | null
+  /** The route rule that handled the request (src/routing/model.ts RouteRule.name); null or absent: none. */
+  readonly routeName?: string | null
+  /** Upstream attempts made under a route's plan, retries included; 0 or absent: the request had no plan. */
+  readonly attempts?: number
 }
 
 export interface RequestTelemetry {

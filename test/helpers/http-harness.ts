@@ -4,6 +4,9 @@ import type { RelayEnd } from '../../src/proxy/relay'
 import type { HttpRequestRecord, RequestTelemetry } from '../../src/telemetry/request-record'
 import type { HttpDownstream, HttpVersion, RequestAuthorizer, UpstreamTarget } from '../../src/http/context'
 import { HttpEngine, type HttpEngineOptions } from '../../src/http/engine'
+import type { RequestRateLimit } from '../../src/limits/types'
+import type { RouteResult, RoutedRequestView } from '../../src/routing/model'
+import type { ConnectionRecord } from '../../src/telemetry/connection-record'
 
 // The engine on loopback: a plain listener hands each accepted socket to the engine
 // (as the proxy hands a pod's socket or a tunnel stream), the endpoints are real servers
@@ -29,6 +32,10 @@ export interface FixtureOptions extends HttpEngineOptions {
   readonly declared?: boolean
   /** Replaces dial (e.g. to fail it). */
   readonly dial?: (port: number) => Promise<RelayEnd>
+  /** The service's routing (HttpDownstream.route), given each connection's record; absent: none. */
+  readonly route?: (view: RoutedRequestView, record: ConnectionRecord) => RouteResult
+  /** The destination's local rate limit (HttpDownstream.rateLimit). */
+  readonly rateLimit?: RequestRateLimit | null
 }
 
 export function dialLoopback (port: number): Promise<RelayEnd> {
@@ -55,8 +62,8 @@ export async function startEngine (t: Teardown, o: FixtureOptions): Promise<Engi
       record,
       authorizer: o.authorizer ?? null,
       normalizePath: o.normalizePath ?? null,
-      route: null,
-      rateLimit: null,
+      route: o.route === undefined ? null : (view) => o.route!(view, record),
+      rateLimit: o.rateLimit ?? null,
       pick () {
         if (fx.endpoints.length === 0) return null
         const port = fx.endpoints[next++ % fx.endpoints.length]

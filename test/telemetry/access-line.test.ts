@@ -15,6 +15,7 @@ import { CART_B, conn, request } from './request-records'
 
 const CASES: Array<[string, HttpRequestRecord, RequestDestination | null]> = [
   ['plain', request(), null],
+  ['routed, retried, two flags', request({ routeName: 'HTTPRoute shop/cart rule 1', attempts: 3, responseCode: 503, responseFlags: 'UF,URX' }), null],
   ['grpc, no upstream, no trace', request({ protocol: 'grpc', httpVersion: '2', grpcStatus: 14, upstream: null, traceId: null, requestId: null, responseCode: 0, responseFlags: 'UH' }), null],
   ['balanced to another pod, principal unknown', request(), { pod: { name: CART_B.name, namespace: CART_B.namespace, workload: CART_B.workload }, principal: 'unknown' }],
   ['balanced to another pod, principal known', request(), { pod: { name: CART_B.name, namespace: CART_B.namespace, workload: CART_B.workload }, principal: 'spiffe://cluster.local/ns/shop/sa/cart' }],
@@ -49,6 +50,8 @@ t.test('the hand-written request line is the line pino writes', async (t) => {
   const got = readFileSync(file, 'utf8').trimEnd().split('\n')
   t.equal(got.length, CASES.length)
   CASES.forEach(([name], i) => { t.equal(withoutTime(got[i]!), withoutTime(expected[i]!), name) })
+  t.match(JSON.parse(got[1]!), { route_name: 'HTTPRoute shop/cart rule 1', attempts: 3, response_flags: 'UF,URX' }, 'a routed request names its rule and attempts')
+  t.notOk('route_name' in JSON.parse(got[0]!) || 'attempts' in JSON.parse(got[0]!), 'a request without a route has neither')
 })
 
 t.test('the hand-written path honours the level', async (t) => {
