@@ -1,24 +1,30 @@
 'use strict'
 // Drives the product page and sums up who answered: N requests (default 100) to URL
-// (default http://productpage:9080/productpage), C at a time (default 4), and one JSON
-// line: the page's statuses, which reviews version served each page (or the reviews
-// error it showed), and the latency's median and 99th percentile.
-//   node load.js --requests 200 --concurrency 4 [--url URL]
+// (default http://productpage:9080/productpage), C at a time (default 4), at most R per
+// second when --rate is given, and one JSON line: the page's statuses, which reviews
+// version served each page (or the reviews error it showed), and the latency's median
+// and 99th percentile.
+//   node load.js --requests 200 --concurrency 4 [--rate 20] [--url URL]
 const { getJSON } = require('./http-json')
 
 const arg = (name, def) => { const i = process.argv.indexOf(`--${name}`); return i >= 0 ? process.argv[i + 1] : def }
 const URL_ = arg('url', 'http://productpage:9080/productpage')
 const N = Number(arg('requests', 100))
 const C = Number(arg('concurrency', 4))
+const RATE = Number(arg('rate', 0))
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function main () {
   const statuses = {}
   const reviews = {}
   const ms = []
   let next = 0
+  const start = performance.now()
   const worker = async () => {
     while (next < N) {
-      next++
+      const k = next++
+      // With a rate, request k starts no earlier than k / RATE seconds after the first.
+      if (RATE > 0) await sleep(start + (k * 1000) / RATE - performance.now())
       const t0 = performance.now()
       const r = await getJSON(URL_)
       ms.push(performance.now() - t0)
