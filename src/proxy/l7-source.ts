@@ -4,6 +4,7 @@ import type { Endpoint, ServicePortEntry } from '../discovery/service-index'
 import type { DeclaredVersion, HttpDownstream, NormalizePath, RequestAuthorizer, UpstreamTarget } from '../http/context'
 import { sniff, type SniffResult } from '../http/sniff'
 import type { L7Protocol } from '../l7/decision'
+import type { RequestRateLimit } from '../limits/types'
 import type { RelayEnd } from './relay'
 import type { ConnTelemetry } from '../telemetry/conn-telemetry'
 import { finish } from './account'
@@ -125,7 +126,7 @@ class SourceDownstream implements HttpDownstream {
         return { key, address, record, local: null, dial: async () => await dialSocket(connector, address, timeoutMs) }
       case 'local': {
         const local = path.local
-        return { key, address, record, local: localAuthorizer(record, local.pod, mesh?.authz, clock), dial: async () => await dialSocket(local.connector, address, timeoutMs) }
+        return { key, address, record, local: localAuthorizer(record, local.pod, mesh?.authz, clock, this.s.l7.rateLimitOf?.(local.pod) ?? null), dial: async () => await dialSocket(local.connector, address, timeoutMs) }
       }
       case 'tunnel': {
         const tunnels = mesh!.tunnels!
@@ -154,13 +155,13 @@ class SourceDownstream implements HttpDownstream {
 }
 
 /** The same-node destination's per-request authorization and record (as same-node.ts's inbound record). */
-function localAuthorizer (out: Conn, pod: Pod, authz: InboundAuthorizer | undefined, clock: Clock): RequestAuthorizer {
+function localAuthorizer (out: Conn, pod: Pod, authz: InboundAuthorizer | undefined, clock: Clock, rateLimit: RequestRateLimit | null): RequestAuthorizer {
   const inb = destinationRecord(out, pod, clock)
   const ns = out.source.namespace
   return {
     record: inb,
     authorize: authz === undefined ? () => true : (view) => authz.authorizeRequest(inb, pod, view, ns),
-    rateLimit: null
+    rateLimit
   }
 }
 

@@ -57,6 +57,7 @@ export class Backends {
       const endpoints = this.endpointsOf(ref, family)
       const balancer = this.balancers(policy.loadBalancer)
       balancer.update(endpoints)
+      const count = { n: endpoints.length }
       b = {
         key: limitKey,
         ref,
@@ -65,7 +66,7 @@ export class Backends {
         balancer,
         budget: this.limits === null ? null : this.limits.budgetFor(`${ref.service}:${ref.port}`),
         pool: this.limits === null || policy.connectionPool === null ? null : this.limits.poolFor(limitKey, policy.connectionPool),
-        outliers: this.limits === null || policy.outlierDetection === null ? null : this.limits.outliersFor(limitKey, policy.outlierDetection)
+        outliers: this.limits === null || policy.outlierDetection === null ? null : this.limits.outliersFor(limitKey, policy.outlierDetection, () => (this.byKey.get(key)?.endpoints.length ?? count.n))
       }
       this.byKey.set(key, b)
     }

@@ -10,6 +10,9 @@ export interface NodeLimits {
   budgetFor (key: string): RetryBudget
   /** The connection-pool limits of a backend, as its DestinationRule sets them. */
   poolFor (key: string, limits: ConnectionPoolLimits): PoolGate
-  /** Outlier detection of a backend's endpoints, as its DestinationRule sets it. */
-  outliersFor (key: string, policy: OutlierDetection): OutlierTracker
+  /**
+   * Outlier detection of a backend's endpoints, as its DestinationRule sets it;
+   * `endpointCount`: the backend's endpoints now (max ejection percent, the last healthy one).
+   */
+  outliersFor (key: string, policy: OutlierDetection, endpointCount?: () => number): OutlierTracker
 }

@@ -39,6 +39,9 @@ import type { RequestBalancerFactory } from '../routing/backends'
 import { Router } from '../routing/router'
 import { type RouteConfig, RoutingTable } from '../routing/routing-table'
 import { createRequestBalancer } from '../balancer/request-factory'
+import { l4OutlierLookup } from '../limits/l4-outliers'
+import { type RateLimitObject, rateLimitSelector } from '../limits/rate-limit-select'
+import { l4Policies } from '../routing/l4-policies'
 import { NodeLimits, type NodeLimitsMemory } from '../limits/node-limits'
 import { PodRateLimits } from '../limits/pod-rate-limits'
 
@@ -224,6 +227,12 @@ export class DataPlane {
     if (cluster === null) return
     const table = RoutingTable.build(cluster, this.routeConfig, this.o.clusterDomain)
     this.router.update(table, this.routes.index)
+    // L4: a DestinationRule's connection balancer and outlier detection; the destination pods' rate limits.
+    const l4 = l4Policies(table, this.routes.index)
+    this.routes.setPolicyFor(l4.policyFor)
+    this.routes.setOutlierDetection(l4OutlierLookup(this.limits, l4.outliers))
+    const services = new Map(cluster.services.map((s) => [`${s.namespace}/${s.name}`, s]))
+    this.rateLimits.replace(rateLimitSelector((this.routeConfig as { rateLimits?: RateLimitObject[] } | null)?.rateLimits ?? [], (ns, name) => services.get(`${ns}/${name}`)))
     this.l7Table = L7Table.build(cluster, { node: this.o.node, routeOf: (s, port) => table.engagement(`${s.namespace}/${s.name}`, port.port) })
   }
 
