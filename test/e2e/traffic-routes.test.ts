@@ -63,7 +63,8 @@ t.test('changing the weights live moves the traffic within 100 ms of the new con
   const before = nodeLog(lab, 'node1').filter((l) => l.msg === 'configuration applied').length
   const running = load(svc('web'), ['--requests', '1500', '--rate', '150', '--concurrency', '16', '--samples'])
   await new Promise((resolve) => setTimeout(resolve, 3000))
-  await apply('canary-promoted.yaml')
+  // The lab keeps a configuration file by its base name: this one replaces canary.yaml.
+  await apply('promoted/canary.yaml')
   const r = await running
   t.equal(r.errors, 0, 'no failed request')
   t.same(Object.keys(r.statuses), ['200'], 'every answer 200')
