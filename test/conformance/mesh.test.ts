@@ -18,30 +18,7 @@ import { CLIENTS, MESH_LAB_UP_MS, MAX_TIME_TO_CONSISTENCY_MS, MeshLab } from './
  * their failures are reported as todo (tap's `todo` on each assertion) rather than
  * failing the file. Remove a test's name here once it passes.
  */
-const PENDING: ReadonlySet<string> = new Set([
-  'MeshHTTPRouteSimpleSameNamespace',
-  'MeshTrafficSplit',
-  'MeshFrontend',
-  'MeshFrontendHostname',
-  'MeshPorts',
-  'MeshConsumerRoute',
-  'MeshHTTPRouteMatching',
-  'MeshHTTPRouteQueryParamMatching',
-  'MeshHTTPRouteRequestHeaderModifier',
-  'MeshHTTPRouteBackendRequestHeaderModifier',
-  'MeshHTTPRouteRewritePath',
-  'MeshHTTPRouteSchemeRedirect',
-  'MeshHTTPRouteRedirectPath',
-  'MeshHTTPRouteRedirectPort',
-  'MeshHTTPRouteRedirectHostAndStatus',
-  'MeshHTTPRoute303Redirect',
-  'MeshHTTPRoute307Redirect',
-  'MeshHTTPRoute308Redirect',
-  'MeshHTTPRouteNamedRule',
-  'MeshHTTPRouteWeight',
-  'MeshGRPCRouteRequestHeaderModifier',
-  'MeshGRPCRouteWeight'
-])
+const PENDING: ReadonlySet<string> = new Set([])
 const TODO = 'routes not wired yet'
 const PENDING_CONSISTENCY_MS = 5_000
 
