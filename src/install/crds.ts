@@ -70,7 +70,7 @@ const PRINTER_COLUMNS: Readonly<Record<FerryKind, Schema[]>> = Object.freeze({
 const DESCRIPTIONS: Readonly<Record<FerryKind, string>> = Object.freeze({
   AuthorizationPolicy: 'Which connections and HTTP requests the selected workloads accept (Istio\'s AuthorizationPolicy). See docs/policy.md.',
   PeerAuthentication: 'Whether the selected workloads require mutual TLS (Istio\'s PeerAuthentication). See docs/policy.md.',
-  RateLimit: 'A local rate limit of the selected workloads: one token bucket per destination pod, at its node. See docs/traffic-resources.md.'
+  RateLimit: 'A local rate limit of the selected workloads: one token bucket per destination pod, at its node. See docs/traffic.md.'
 })
 
 /** The CRD of one kind, as a plain object. */

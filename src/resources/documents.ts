@@ -179,7 +179,7 @@ export type DestinationRule = ResourceBase<'DestinationRule', DestinationRuleSpe
 
 export type RateLimitPeriod = 'second' | 'minute' | 'hour'
 
-/** Ferry's RateLimit: one token bucket per destination pod, at the destination node (docs/traffic-resources.md). */
+/** Ferry's RateLimit: one token bucket per destination pod, at the destination node (docs/traffic.md). */
 export interface RateLimitSpec {
   /** The pods limited, by labels; with targetRefs absent too: every pod of the namespace. */
   readonly selector?: WorkloadSelector

@@ -2,7 +2,7 @@ import { AT_MOST_ONE, closed, int, selector } from './schema-parts'
 
 // Ferry's RateLimit (security.ferry.dev/v1alpha1): a local rate limit for destination
 // workloads, enforced at the destination node with one token bucket per destination pod
-// (docs/traffic-resources.md). Which pods: `selector` (their labels) or `targetRefs`
+// (docs/traffic.md). Which pods: `selector` (their labels) or `targetRefs`
 // (Services, whose selected pods), at most one of them; neither: every pod of the
 // namespace. The CRD (src/install/crds.ts) is derived from this schema.
 
