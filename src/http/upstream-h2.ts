@@ -38,11 +38,15 @@ export const startH2: StartUpstream = (deps, target, head, events, ready) => {
     let ended = false
     s.on('error', () => {})
     s.on('continue', () => { if (!quiet) events.continue() })
+    // DATA is read only once the response is out: Node emits 'response' on the next tick
+    // while DATA that came in the same read is pushed at once, so a 'data' listener
+    // attached from the start sees the body before the headers (and the client's stream
+    // would answer a bare 200 of its own before the response's headers).
     s.on('response', (h: IncomingHttpHeaders & IncomingHttpStatusHeader, flags: number) => {
       if (quiet) return
       events.response(Number(h[HTTP2_HEADER_STATUS]) || 502, h, (flags & END_STREAM) !== 0)
+      s.on('data', (chunk: Buffer) => { if (!quiet) events.data(chunk) })
     })
-    s.on('data', (chunk: Buffer) => { if (!quiet) events.data(chunk) })
     s.on('trailers', (t: IncomingHttpHeaders) => { if (!quiet) events.trailers(t) })
     s.on('end', () => { ended = true })
     s.once('close', () => {
