@@ -18,8 +18,8 @@ import { CLIENTS, MESH_LAB_UP_MS, MAX_TIME_TO_CONSISTENCY_MS, MeshLab } from './
  * their failures are reported as todo (tap's `todo` on each assertion) rather than
  * failing the file. Remove a test's name here once it passes.
  */
-const PENDING: ReadonlySet<string> = new Set(['MeshGRPCRouteWeight'])
-const TODO = 'two of 500 calls answered UNAVAILABLE (an upstream connect failure) under investigation'
+const PENDING: ReadonlySet<string> = new Set([])
+const TODO = 'not served yet'
 const PENDING_CONSISTENCY_MS = 5_000
 
 const ALL = [...HTTP_TESTS, ...GRPC_TESTS]
