@@ -1,7 +1,7 @@
 import type { RequestAuthorizer, UpstreamTarget } from '../../src/http/context'
 import type { AttemptOutcome, AttemptRefusal, BackendRef, HeaderEdits, RequestPlan, RetryOn, RetryPolicy, RouteRule } from '../../src/routing/model'
 import type { ConnectionRecord } from '../../src/telemetry/connection-record'
-import { dialLoopback } from './http-harness'
+import { dialLoopback, startEngine, type Teardown } from './http-harness'
 
 // Hand-built RequestPlans for the engine's tests: the plan interface routing implements
 // (src/routing/model.ts), over loopback endpoints, recording what the engine asked of it
@@ -98,4 +98,19 @@ export function testPlan (spec: PlanSpec, record: ConnectionRecord, log: PlanLog
     }
   }
   return { plan, log }
+}
+
+/** An engine on loopback whose every request is forwarded by a fresh testPlan(spec); the plans' logs in order. */
+export async function routed (t: Teardown, spec: PlanSpec, version: 'http1' | 'http2' = 'http1'): Promise<{ port: number, records: any[], logs: PlanLog[] }> {
+  const logs: PlanLog[] = []
+  const fx = await startEngine(t, {
+    version,
+    endpoints: [],
+    route: (_v, record) => {
+      const p = testPlan(spec, record)
+      logs.push(p.log)
+      return { kind: 'forward', plan: p.plan }
+    }
+  })
+  return { port: fx.port, records: fx.records, logs }
 }

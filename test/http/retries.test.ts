@@ -4,8 +4,8 @@ import { join } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import t from 'tap'
-import { startEngine, type Teardown } from '../helpers/http-harness'
-import { testPlan, type PlanLog, type PlanSpec } from '../helpers/plans'
+import type { Teardown } from '../helpers/http-harness'
+import { routed } from '../helpers/plans'
 
 // Retries as a plan asks (attempts.ts): on connect failure, a reset before the response,
 // retriable statuses, trailers-only gRPC statuses; only while the request can be sent
@@ -39,20 +39,6 @@ async function server (t: Teardown, handler: Handler, bodies: string[] = [], ver
 const failFirst = (k: number, status = 503): Handler => (_req, res, n) => {
   res.statusCode = n <= k ? status : 200
   res.end(n <= k ? 'failing' : `ok after ${n - 1}`)
-}
-
-async function routed (t: Teardown, spec: PlanSpec, version: 'http1' | 'http2' = 'http1'): Promise<{ port: number, records: any[], logs: PlanLog[] }> {
-  const logs: PlanLog[] = []
-  const fx = await startEngine(t, {
-    version,
-    endpoints: [],
-    route: (_v, record) => {
-      const p = testPlan(spec, record)
-      logs.push(p.log)
-      return { kind: 'forward', plan: p.plan }
-    }
-  })
-  return { port: fx.port, records: fx.records, logs }
 }
 
 function send (port: number, opts: { method?: string, body?: string | Buffer, path?: string } = {}): Promise<{ status: number, body: string }> {

@@ -4,27 +4,13 @@ import { join } from 'node:path'
 import * as grpc from '@grpc/grpc-js'
 import * as protoLoader from '@grpc/proto-loader'
 import t from 'tap'
-import { startEngine, type Teardown } from '../helpers/http-harness'
-import { testPlan, type PlanLog, type PlanSpec } from '../helpers/plans'
+import type { Teardown } from '../helpers/http-harness'
+import { routed } from '../helpers/plans'
 import { waitFor } from '../helpers/wait'
 
 // A plan's request timeout and per-try timeout (attempts.ts): 504 UT after the time (gRPC
 // DEADLINE_EXCEEDED), and the endpoint sees its request canceled — HTTP/1.1 its
 // connection closed, HTTP/2 its stream reset, a gRPC handler its call cancelled.
-
-async function routed (t: Teardown, spec: PlanSpec, version: 'http1' | 'http2' = 'http1'): Promise<{ port: number, records: any[], logs: PlanLog[] }> {
-  const logs: PlanLog[] = []
-  const fx = await startEngine(t, {
-    version,
-    endpoints: [],
-    route: (_v, record) => {
-      const p = testPlan(spec, record)
-      logs.push(p.log)
-      return { kind: 'forward', plan: p.plan }
-    }
-  })
-  return { port: fx.port, records: fx.records, logs }
-}
 
 /** An HTTP/1.1 server that answers after `ms` unless the request is canceled first (counted). */
 async function sleeper (t: Teardown, ms: number, seen: { canceled: number, answered: number }): Promise<number> {
