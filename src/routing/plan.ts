@@ -9,17 +9,9 @@ import type { Attempt, AttemptOutcome, AttemptRefusal, BackendRef, HeaderEdits, 
 // while another is eligible), is admitted by the backend's node-wide pool limits, and
 // reports how it ended to the balancer (latency) and outlier detection.
 
-export interface PlanParts {
-  readonly rule: RouteRule | null
+/** What a plan is made of: the plan's own fields, with the worker's backends in place of their references. */
+export type PlanParts = Omit<RequestPlan, 'backend' | 'mirrors' | 'attempt' | 'retryAllowed' | 'mirrorTarget'> & {
   readonly backend: Backend
-  readonly path: string | null
-  readonly authority: string | null
-  readonly requestHeaders: readonly HeaderEdits[]
-  readonly responseHeaders: readonly HeaderEdits[]
-  readonly timeoutMs: number | null
-  readonly perTryTimeoutMs: number | null
-  readonly retry: RetryPolicy | null
-  readonly delayMs: number
   readonly mirrors: readonly Backend[]
   /** Consistent hashing's input for this request, null: none. */
   readonly hash: string | null
