@@ -24,8 +24,9 @@ import type { RoutedDownstream, StartUpstream, UpstreamCall, UpstreamEvents, Ups
 //                while nothing of the response was sent downstream and the request can be
 //                sent again (its body held whole: request-body.ts); at most
 //                retry.attempts retries, each after a backoff with full jitter
-//                (base·2^(n−1), capped at max) and each allowed by plan.retryAllowed()
-//                (the node-wide budget). A retriable failure that may not be retried
+//                (base·2^(n−1), capped at max) and each allowed by plan.retryDelay()
+//                (the node-wide budget, which may ask the retry to wait for its turn:
+//                the wait is the longer of the two). A retriable failure that may not be retried
 //                because of the count or the budget is the answer, flagged URX
 //   timeouts     plan.timeoutMs bounds the whole request (retries and backoff included),
 //                plan.perTryTimeoutMs each attempt; either cancels the upstream exchange
@@ -68,6 +69,8 @@ class Try {
 export class AttemptLoop {
   private readonly tried: UpstreamTarget[] = []
   private retries = 0
+  /** What the budget asked the retry being decided to wait (ms). */
+  private budgetWaitMs = 0
   private current: Try | null = null
   private last: Failure | null = null
   private requestTimer: NodeJS.Timeout | null = null
@@ -254,14 +257,16 @@ export class AttemptLoop {
     if (down.started || down.gone) return 'no'
     if (body !== null && !body.held) return 'no'
     if (this.retries >= policy.attempts) return 'limit'
-    if (!plan.retryAllowed()) return 'limit'
+    const wait = plan.retryDelay()
+    if (wait === null) return 'limit'
+    this.budgetWaitMs = wait
     return 'retry'
   }
 
   private retry (): void {
     const policy = this.c.plan.retry
     this.retries++
-    const wait = policy === null ? 0 : retryBackoffMs(policy, this.retries)
+    const wait = Math.max(this.budgetWaitMs, policy === null ? 0 : retryBackoffMs(policy, this.retries))
     this.waitTimer = setTimeout(() => { this.waitTimer = null; this.next() }, wait)
   }
 

@@ -4,12 +4,16 @@
 // main thread made (src/limits/shared-table.ts); a worker's copy of a limit is never a
 // limit of its own — that would multiply it by the number of workers.
 
-/** Linkerd's retry budget: retries ≤ ratio × requests + minPerSecond, over a window. */
+/** The retry budget: retries ≤ ratio × requests + minPerSecond (src/limits/retry-budget.ts). */
 export interface RetryBudget {
   /** An original request (not a retry) was sent: it earns `ratio` of a retry. */
   deposit (): void
-  /** Takes one retry from the budget; false: exhausted (the retry is not sent, flag URX). */
-  withdraw (): boolean
+  /**
+   * Takes one retry from the budget: the milliseconds the retry must wait for its turn
+   * (0: now; at most one floor interval), or null when exhausted (the retry is not sent,
+   * flag URX).
+   */
+  withdraw (): number | null
 }
 
 /** Connection-pool limits of one backend (service port, subset), node-wide. */

@@ -281,8 +281,12 @@ export interface RequestPlan {
    * eligible), admitted by the node-wide connection-pool limits; or why not.
    */
   attempt (tried: readonly UpstreamTarget[]): Attempt | AttemptRefusal
-  /** A retry may be sent (the node-wide retry budget): false means give up, flag URX. Takes from the budget when true. */
-  retryAllowed (): boolean
+  /**
+   * Whether a retry may be sent (the node-wide retry budget): the milliseconds it must
+   * wait at least (its backoff may be longer), or null: give up, flag URX. Takes from the
+   * budget unless null.
+   */
+  retryDelay (): number | null
   /** A target for a mirror copy (no budget, no retries), null: none eligible. */
   mirrorTarget (backend: BackendRef): UpstreamTarget | null
 }

@@ -10,7 +10,7 @@ import type { Attempt, AttemptOutcome, AttemptRefusal, BackendRef, HeaderEdits, 
 // reports how it ended to the balancer (latency) and outlier detection.
 
 /** What a plan is made of: the plan's own fields, with the worker's backends in place of their references. */
-export type PlanParts = Omit<RequestPlan, 'backend' | 'mirrors' | 'attempt' | 'retryAllowed' | 'mirrorTarget'> & {
+export type PlanParts = Omit<RequestPlan, 'backend' | 'mirrors' | 'attempt' | 'retryDelay' | 'mirrorTarget'> & {
   readonly backend: Backend
   readonly mirrors: readonly Backend[]
   /** Consistent hashing's input for this request, null: none. */
@@ -76,9 +76,9 @@ export class Plan implements RequestPlan {
     }
   }
 
-  retryAllowed (): boolean {
+  retryDelay (): number | null {
     const budget = this.p.backend.budget
-    return budget === null ? true : budget.withdraw()
+    return budget === null ? 0 : budget.withdraw()
   }
 
   mirrorTarget (backend: BackendRef): UpstreamTarget | null {

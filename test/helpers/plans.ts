@@ -11,7 +11,7 @@ export interface PlanLog {
   /** Ports each attempt went to, in order. */
   readonly ports: number[]
   readonly outcomes: AttemptOutcome[]
-  /** retryAllowed() calls. */
+  /** retryDelay() calls. */
   budgetAsked: number
   readonly mirrored: number[]
 }
@@ -28,7 +28,7 @@ export interface PlanSpec {
   readonly requestHeaders?: HeaderEdits[]
   readonly responseHeaders?: HeaderEdits[]
   readonly mirrors?: number[]
-  /** Retries the budget allows (retryAllowed true this many times); default unlimited. */
+  /** Retries the budget allows (retryDelay not null this many times); default unlimited. */
   readonly budget?: number
   /** Every attempt refused so. */
   readonly refuse?: AttemptRefusal
@@ -86,11 +86,11 @@ export function testPlan (spec: PlanSpec, record: ConnectionRecord, log: PlanLog
         }
       }
     },
-    retryAllowed () {
+    retryDelay () {
       log.budgetAsked++
-      if (budget <= 0) return false
+      if (budget <= 0) return null
       budget--
-      return true
+      return 0
     },
     mirrorTarget (backend) {
       log.mirrored.push(backend.port)

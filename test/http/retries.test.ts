@@ -9,7 +9,7 @@ import { routed } from '../helpers/plans'
 
 // Retries as a plan asks (attempts.ts): on connect failure, a reset before the response,
 // retriable statuses, trailers-only gRPC statuses; only while the request can be sent
-// again (its body held whole, ≤ 64 KiB); the budget (plan.retryAllowed) and the count
+// again (its body held whole, ≤ 64 KiB); the budget (plan.retryDelay) and the count
 // ending them with URX; every attempt ended once with its outcome.
 
 type Handler = (req: IncomingMessage, res: ServerResponse, n: number, body: string) => void

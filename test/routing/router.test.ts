@@ -139,11 +139,11 @@ t.test('subsets: attempts go only to the subset\'s endpoints; tried endpoints av
   for (const a of [first, second]) t.not(a.target.address.address, v1?.address)
 })
 
-t.test('limits: the retry budget decides retryAllowed; pool overflow refuses UO; ejected endpoints are skipped; outcomes reported', async (t) => {
+t.test('limits: the retry budget decides retryDelay; pool overflow refuses UO; ejected endpoints are skipped; outcomes reported', async (t) => {
   const reports: string[] = []
   let tokens = 1
   let deposits = 0
-  const budget: RetryBudget = { deposit: () => { deposits++ }, withdraw: () => tokens-- > 0 }
+  const budget: RetryBudget = { deposit: () => { deposits++ }, withdraw: () => tokens-- > 0 ? 0 : null }
   let inFlight = 0
   const pool: PoolGate = { acquireRequest: () => { if (inFlight >= 1) return false; inFlight++; return true }, releaseRequest: () => { inFlight-- }, acquireConnection: () => true, releaseConnection: () => {} }
   let ejectedId = ''
@@ -169,8 +169,8 @@ t.test('limits: the retry budget decides retryAllowed; pool overflow refuses UO;
   a.end({ kind: 'response', status: 503, grpcStatus: null })
   t.same(reports, [`${e2.id} gateway_error`], 'reported once')
   t.equal(inFlight, 0)
-  t.equal(p.retryAllowed(), true)
-  t.equal(p.retryAllowed(), false, 'the budget is exhausted')
+  t.equal(p.retryDelay(), 0)
+  t.equal(p.retryDelay(), null, 'the budget is exhausted')
   ejectedId = e2.id
   const only = plan(route('app/web', request())).attempt([])
   t.equal(typeof only === 'string' ? only : only.target.key, e1.id)
