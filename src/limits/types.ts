@@ -1,3 +1,5 @@
+import type { BudgetCounts } from './retry-budget'
+
 // The node-wide traffic limits (one set per node, shared by every data-path worker, as
 // Envoy shares its circuit breakers across workers): what the router (src/routing/) and
 // the engine (src/http/) ask of them. The state behind them lives in shared memory the
@@ -10,6 +12,8 @@ export interface RetryBudget {
   deposit (): void
   /** Takes one retry from the budget; false: exhausted (the retry is not sent, flag URX). */
   withdraw (): boolean
+  /** The window's counts now, node-wide: shown by /debug/config, never decided on. */
+  counts (): BudgetCounts
 }
 
 /** Connection-pool limits of one backend (service port, subset), node-wide. */
@@ -20,6 +24,8 @@ export interface PoolGate {
   /** An upstream connection may be opened (maxConnections); pair with `releaseConnection`. */
   acquireConnection (): boolean
   releaseConnection (): void
+  /** Requests and connections held now, node-wide: shown by /debug/config. */
+  counts (): { requests: number, connections: number }
 }
 
 /** What one response (or failure) says about an endpoint's health (Envoy's outlier detection). */
