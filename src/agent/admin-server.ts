@@ -37,7 +37,10 @@ import { routeCheckLive, routesSection } from '../routing/admin'
 //                                   (src/l7/view.ts; null before a cluster snapshot),
 //                                   and `routes`: every Service port with routes, its
 //                                   entries in order, unresolved references, overridden
-//                                   VirtualServices (src/routing/admin.ts)
+//                                   VirtualServices (src/routing/admin.ts), and under
+//                                   `workers` each worker's backends (Router.describe:
+//                                   endpoints with its latency estimates, ejections, the
+//                                   retry budget's window, the pool's counts and limits)
 //                 GET /debug/routes?from=NS/POD&to=NS/SERVICE[:PORT][&path=P&method=M&host=H&header=K=V…]
 //                                   JSON: `ferry route check`'s answer from the live
 //                                   configuration and cluster snapshot

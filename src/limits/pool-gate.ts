@@ -13,8 +13,9 @@ import type { PoolGate } from './types'
 //                for a connection, and at most http1MaxPendingRequests may wait)
 //   connections  upstream connections open: at most maxConnections
 //
-// http.maxRequestsPerConnection is a property of each connection, not a count to share:
-// the engine's upstream pools close a connection after that many requests.
+// http.maxRequestsPerConnection is a property of each connection, not a count to share
+// (the engine's upstream pools do not apply it yet). The engine asks only for requests:
+// connections are not counted against maxConnections yet (docs/traffic.md).
 //
 // Each counter has one column per worker (COLUMNS: the agent's most workers): a worker
 // adds and takes only in its own column, and a limit is checked against the sum of the

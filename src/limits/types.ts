@@ -1,3 +1,5 @@
+import type { BudgetCounts } from './retry-budget'
+
 // The node-wide traffic limits (one set per node, shared by every data-path worker, as
 // Envoy shares its circuit breakers across workers): what the router (src/routing/) and
 // the engine (src/http/) ask of them. The state behind them lives in shared memory the
@@ -14,6 +16,8 @@ export interface RetryBudget {
    * flag URX).
    */
   withdraw (): number | null
+  /** The window's counts now, node-wide: shown by /debug/config, never decided on. */
+  counts (): BudgetCounts
 }
 
 /** Connection-pool limits of one backend (service port, subset), node-wide. */
@@ -24,6 +28,8 @@ export interface PoolGate {
   /** An upstream connection may be opened (maxConnections); pair with `releaseConnection`. */
   acquireConnection (): boolean
   releaseConnection (): void
+  /** Requests and connections held now, node-wide: shown by /debug/config. */
+  counts (): { requests: number, connections: number }
 }
 
 /** What one response (or failure) says about an endpoint's health (Envoy's outlier detection). */

@@ -4,7 +4,7 @@ import type { UpstreamTarget } from '../http/context'
 import { type Backend, Backends, type RequestBalancerFactory } from './backends'
 import { modifyPath, redirectLocation } from './location'
 import { type Caller, compileMatch, MatchInput, type Matcher } from './match'
-import type { LoadBalancerPolicy, RequestMatch, RouteResult, RoutedRequestView, RouteRule, ServiceRoutes, WeightedBackend } from './model'
+import type { ConnectionPoolLimits, LoadBalancerPolicy, RequestMatch, RouteResult, RoutedRequestView, RouteRule, ServiceRoutes, WeightedBackend } from './model'
 import type { NodeLimits } from './node-limits'
 import { Plan } from './plan'
 import { RoutingTable } from './routing-table'
@@ -25,6 +25,17 @@ export interface RouterDeps {
 
 /** The calling pod as routing needs it. */
 export type RouteCaller = Caller
+
+/** What /debug/config shows of one backend (Router.describe). */
+export interface BackendView {
+  readonly backend: string
+  readonly policy: string | null
+  readonly loadBalancer: string
+  readonly endpoints: ReturnType<Backend['balancer']['describe']>
+  readonly ejected: readonly string[]
+  readonly budget: ReturnType<NonNullable<Backend['budget']>['counts']> | null
+  readonly pool: (ReturnType<NonNullable<Backend['pool']>['counts']> & { readonly limits: ConnectionPoolLimits }) | null
+}
 
 /** Which entry matched and why: `ferry route check` and tests read it. */
 export interface Selection {
@@ -141,15 +152,22 @@ export class Router {
     return { kind: 'forward', plan }
   }
 
-  /** Every backend this worker has used, for /debug/config. */
-  describe (): Array<{ readonly backend: string, readonly policy: string | null, readonly loadBalancer: string, readonly endpoints: ReturnType<Backend['balancer']['describe']>, readonly ejected: readonly string[] }> {
+  /**
+   * Every backend this worker has used, for /debug/config: its endpoints as this worker's
+   * balancer sees them, and its node-wide limits as they stand (the same in every worker):
+   * ejections, the retry budget's window (requests, retries, retries allowed), the pool's
+   * requests and connections held with the DestinationRule's limits (null: no pool limits).
+   */
+  describe (): BackendView[] {
     const now = this.now()
     return [...this.backends.all()].map((b) => ({
       backend: b.key,
       policy: b.policy.source,
       loadBalancer: b.policy.loadBalancer.type,
       endpoints: b.balancer.describe(),
-      ejected: b.outliers === null ? [] : b.endpoints.filter((e) => b.outliers?.ejected(e.id, now) === true).map((e) => e.id)
+      ejected: b.outliers === null ? [] : b.endpoints.filter((e) => b.outliers?.ejected(e.id, now) === true).map((e) => e.id),
+      budget: b.budget?.counts() ?? null,
+      pool: b.pool === null || b.policy.connectionPool === null ? null : { ...b.pool.counts(), limits: b.policy.connectionPool }
     }))
   }
 

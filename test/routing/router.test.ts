@@ -139,13 +139,14 @@ t.test('subsets: attempts go only to the subset\'s endpoints; tried endpoints av
   for (const a of [first, second]) t.not(a.target.address.address, v1?.address)
 })
 
-t.test('limits: the retry budget decides retryDelay; pool overflow refuses UO; ejected endpoints are skipped; outcomes reported', async (t) => {
+t.test('limits: the retry budget decides retryDelay; pool overflow refuses UO; ejected endpoints are skipped; outcomes reported; describe() shows them', async (t) => {
   const reports: string[] = []
   let tokens = 1
   let deposits = 0
-  const budget: RetryBudget = { deposit: () => { deposits++ }, withdraw: () => tokens-- > 0 ? 0 : null }
+  let withdrawn = 0
+  const budget: RetryBudget = { deposit: () => { deposits++ }, withdraw: () => { if (tokens-- <= 0) return null; withdrawn++; return 0 }, counts: () => ({ requests: deposits, retries: withdrawn, allowed: 1 }) }
   let inFlight = 0
-  const pool: PoolGate = { acquireRequest: () => { if (inFlight >= 1) return false; inFlight++; return true }, releaseRequest: () => { inFlight-- }, acquireConnection: () => true, releaseConnection: () => {} }
+  const pool: PoolGate = { acquireRequest: () => { if (inFlight >= 1) return false; inFlight++; return true }, releaseRequest: () => { inFlight-- }, acquireConnection: () => true, releaseConnection: () => {}, counts: () => ({ requests: inFlight, connections: 0 }) }
   let ejectedId = ''
   const outliers: OutlierTracker = { ejected: (id) => id === ejectedId, report: (id, result) => { reports.push(`${id} ${result}`) } }
   const keys: string[] = []
@@ -154,7 +155,7 @@ t.test('limits: the retry budget decides retryDelay; pool overflow refuses UO; e
     poolFor: (k, l) => { keys.push(`pool ${k} ${l.maxRequests}`); return pool },
     outliersFor: (k, o) => { keys.push(`outliers ${k} ${o.consecutive5xxErrors}`); return outliers }
   }
-  const { route, entry } = setup({ destinationRules: [obj('app', 'dr', { host: 'web', trafficPolicy: { connectionPool: { http: { http2MaxRequests: 1 } }, outlierDetection: { consecutive5xxErrors: 2 } } })] }, { limits })
+  const { router, route, entry } = setup({ destinationRules: [obj('app', 'dr', { host: 'web', trafficPolicy: { connectionPool: { http: { http2MaxRequests: 1 } }, outlierDetection: { consecutive5xxErrors: 2 } } })] }, { limits })
   const [e1, e2] = entry('app/web').endpoints
   ejectedId = e1.id
   const p = plan(route('app/web', request()))
@@ -165,12 +166,14 @@ t.test('limits: the retry budget decides retryDelay; pool overflow refuses UO; e
   if (typeof a === 'string') throw new Error(a)
   t.equal(a.target.key, e2.id, 'the ejected endpoint is skipped')
   t.equal(p.attempt([]), 'UO', 'the one in-flight request fills the pool')
+  t.match(router.describe(), [{ backend: 'app/web:80', ejected: [e1.id], budget: { requests: 1, retries: 0 }, pool: { requests: 1, connections: 0, limits: { maxRequests: 1 } } }], '/debug/config: the budget\'s window and the pool held now')
   a.end({ kind: 'response', status: 503, grpcStatus: null })
   a.end({ kind: 'response', status: 503, grpcStatus: null })
   t.same(reports, [`${e2.id} gateway_error`], 'reported once')
   t.equal(inFlight, 0)
   t.equal(p.retryDelay(), 0)
   t.equal(p.retryDelay(), null, 'the budget is exhausted')
+  t.match(router.describe()[0], { budget: { requests: 1, retries: 1, allowed: 1 }, pool: { requests: 0 } }, 'the retry taken and the request released show')
   ejectedId = e2.id
   const only = plan(route('app/web', request())).attempt([])
   t.equal(typeof only === 'string' ? only : only.target.key, e1.id)
