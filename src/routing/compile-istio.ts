@@ -13,7 +13,8 @@ import type { DestinationRules } from './traffic-policy'
 // Service: their rules one after the other, the oldest's first. Destinations resolve to
 // Service ports and DestinationRule subsets (labels); what does not resolve is left out
 // and reported. A Service port with a Gateway API route ignores VirtualServices
-// (overriddenVirtualServices names them).
+// (overriddenVirtualServices names them) but for the retry policies they lend to
+// GRPCRoute rules (`retries` below; lent-retries.ts).
 
 export interface IstioRouting {
   /** By "namespace/name:port". */
