@@ -20,7 +20,9 @@ import type { Condition } from './policy-status'
 // (policy-status.ts: FerryAccepted, FerryDegraded), plus
 //   FerryOverridden  True   OverriddenByRoute  a Gateway API route (HTTPRoute/GRPCRoute)
 //                                             attaches to a Service it names: there the
-//                                             Gateway API route wins
+//                                             Gateway API route wins; the message says
+//                                             when its retries are still lent to a
+//                                             GRPCRoute (src/routing/lent-retries.ts)
 //                    False  NotOverridden
 //
 // Which VirtualServices are overridden is computed here from the configuration alone:
@@ -112,7 +114,11 @@ export function overriddenVirtualServices (snapshot: Pick<ConfigSnapshot, 'httpR
     const services = [...new Set((vs.spec.hosts ?? []).map((h) => serviceOfHost(h, vs.metadata.namespace)).filter((s): s is string => s !== null && routed.has(s)))].sort()
     if (services.length === 0) continue
     const by = [...new Set(services.flatMap((s) => routed.get(s) ?? []))].sort()
-    out.set(vs.ref, { ref: vs.ref, services, message: `overridden on ${services.map((s) => `Service ${s}`).join(', ')} by ${by.join(', ')}: where a Gateway API route attaches to a Service, it wins and this VirtualService does not apply` })
+    const lends = by.some((r) => r.startsWith('GRPCRoute ')) && (vs.spec.http ?? []).some((h) => h.retries !== undefined && h.retries.attempts !== 0)
+    const rest = lends
+      ? 'it wins; of this VirtualService only its retries (http[].retries) still apply, to the requests of GRPCRoute rules its rules match, and the rest does not apply'
+      : 'it wins and this VirtualService does not apply'
+    out.set(vs.ref, { ref: vs.ref, services, message: `overridden on ${services.map((s) => `Service ${s}`).join(', ')} by ${by.join(', ')}: where a Gateway API route attaches to a Service, ${rest}` })
   }
   return out
 }

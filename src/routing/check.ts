@@ -1,14 +1,15 @@
 import type { ClusterSnapshot } from '../discovery/model'
 import { redirectLocation, modifyPath } from './location'
 import { type Caller, MatchInput } from './match'
-import type { RequestMatch, RoutedRequestView, RouteRule, TrafficPolicy } from './model'
+import type { LentRetry, RequestMatch, RetryOn, RetryPolicy, RoutedRequestView, RouteRule, TrafficPolicy } from './model'
 import { selectEntry } from './router'
 import type { RoutingTable } from './routing-table'
 
 // `ferry route check` and /debug/routes: which route, rule and backend a request from a
 // pod to a Service port would take, and why — the same compiled routes and matching as
 // the proxy's router (router.ts), without sending anything. Weighted picks and fault
-// rolls are shown as their chances, not rolled.
+// rolls are shown as their chances, not rolled; a retry policy a VirtualService lends to a
+// GRPCRoute rule (lent-retries.ts) is shown with the rule it comes from.
 
 export interface RouteCheckInput {
   /** NS/POD: the calling pod. */
@@ -89,13 +90,16 @@ export function checkRoute (table: RoutingTable, cluster: ClusterSnapshot | null
       why: table.hasRouting(svc, sp.port) ? `no route applies to callers in ${fromNs}; the Service's endpoints, balanced by its DestinationRule` : 'no route and no DestinationRule targets this Service port: the Service\'s endpoints, balanced by default'
     }
   }
-  const sel = selectEntry(routes, new MatchInput(view, caller))
+  const matchInput = new MatchInput(view, caller)
+  const sel = selectEntry(routes, matchInput)
   const skipped = routes.entries.slice(0, sel.index < 0 ? routes.entries.length : sel.index).map((e) => `${e.rule.name}: ${matchText(e.match)}`)
   const common = { kind: routes.kind, objects: routes.objects, skipped, problems: problemsOf(routes.objects) }
   if (sel.index < 0) {
     return { ...base, ...none, ...common, outcome: 'not_found', backends: [], why: `no match of the ${routes.entries.length} entr${routes.entries.length === 1 ? 'y' : 'ies'} of ${routes.objects.join(', ')} holds: 404 (NR)` }
   }
   const { rule, match } = routes.entries[sel.index]
+  const lent = table.lentRetry(svc, sp.port, rule, matchInput)
+  const retry = rule.retry ?? lent?.retry ?? null
   const ruleBits = { rule: rule.name, match: matchText(match) }
   if (rule.redirect !== null) {
     const location = redirectLocation(rule.redirect, view, sp.port, match?.path ?? null)
@@ -118,8 +122,8 @@ export function checkRoute (table: RoutingTable, cluster: ClusterSnapshot | null
     rewrite: rewriteText(rule, match, view.path),
     backends,
     fault: rule.fault === null ? null : [rule.fault.abort === null ? '' : `abort ${rule.fault.abort.httpStatus ?? `grpc ${rule.fault.abort.grpcStatus ?? ''}`} for ${rule.fault.abort.percent}%`, rule.fault.delay === null ? '' : `delay ${rule.fault.delay.ms} ms for ${rule.fault.delay.percent}%`].filter((x) => x !== '').join(', '),
-    timeouts: rule.timeoutMs === null && rule.backendTimeoutMs === null ? null : `request ${rule.timeoutMs ?? '-'} ms, per try ${rule.backendTimeoutMs ?? rule.retry?.perTryTimeoutMs ?? '-'} ms`,
-    retry: rule.retry === null ? null : `${rule.retry.attempts} retr${rule.retry.attempts === 1 ? 'y' : 'ies'} on ${retryOnText(rule)} (within the node's retry budget)`,
+    timeouts: rule.timeoutMs === null && rule.backendTimeoutMs === null ? null : `request ${rule.timeoutMs ?? '-'} ms, per try ${rule.backendTimeoutMs ?? retry?.perTryTimeoutMs ?? '-'} ms`,
+    retry: retryText(retry, lent),
     mirrors: rule.mirrors.map((m) => `${m.backend.service}:${m.backend.port} (${m.percent}%)`),
     why: total === 0 ? `${rule.name} matches (${ruleBits.match}) but has no usable backend: 500` : `${rule.name} matches (${ruleBits.match})${sel.index > 0 ? `, after ${sel.index} entr${sel.index === 1 ? 'y' : 'ies'} that do not` : ''}`
   }
@@ -161,9 +165,14 @@ function rewriteText (rule: RouteRule, match: RequestMatch | null, path: string)
   return [r.path === null ? '' : `path ${path} → ${modifyPath(path, r.path, match?.path ?? null)}`, r.hostname === null ? '' : `host → ${r.hostname}`].filter((x) => x !== '').join(', ')
 }
 
-function retryOnText (rule: RouteRule): string {
-  const on = rule.retry?.on
-  if (on === undefined) return ''
+/** The retry policy in force, and where a lent one comes from (lent-retries.ts); null: no retry and none lent. */
+function retryText (retry: RetryPolicy | null, lent: LentRetry | null): string | null {
+  const from = lent === null ? '' : `from ${lent.name}, lent to the GRPCRoute; `
+  if (retry === null) return lent === null ? null : `none (${from}it sets no retries)`
+  return `${retry.attempts} retr${retry.attempts === 1 ? 'y' : 'ies'} on ${retryOnText(retry.on)} (${from}within the node's retry budget)`
+}
+
+function retryOnText (on: RetryOn): string {
   return [on.connectFailure ? 'connect-failure' : '', on.reset ? 'reset' : '', on.serverError ? '5xx' : '', on.gatewayError ? 'gateway-error' : '', on.retriable4xx ? '409' : '', ...on.statuses.map(String), ...on.grpcStatuses.map((g) => `grpc ${g}`)].filter((x) => x !== '').join(', ')
 }
 

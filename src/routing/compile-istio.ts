@@ -3,7 +3,7 @@ import type { Destination, HeaderOperations, HTTPMatchRequest, HTTPRetry, IstioH
 import { byAge, type RouteObject, type ServicesView, serviceRef } from './cluster-view'
 import { portKey, retryOf } from './compile-gateway'
 import { timeoutMs } from './duration'
-import type { BackendRef, Fault, HeaderEdits, HeaderMatch, Mirror, QueryMatch, RequestMatch, RetryPolicy, RouteRule, ServiceRoutes, StringMatch, WeightedBackend } from './model'
+import type { BackendRef, Fault, HeaderEdits, HeaderMatch, LentRetry, Mirror, QueryMatch, RequestMatch, RetryPolicy, RouteRule, ServiceRoutes, StringMatch, WeightedBackend } from './model'
 import type { DestinationRules } from './traffic-policy'
 
 // VirtualServices → ServiceRoutes per Service port (every caller). A VirtualService
@@ -13,7 +13,8 @@ import type { DestinationRules } from './traffic-policy'
 // Service: their rules one after the other, the oldest's first. Destinations resolve to
 // Service ports and DestinationRule subsets (labels); what does not resolve is left out
 // and reported. A Service port with a Gateway API route ignores VirtualServices
-// (overriddenVirtualServices names them).
+// (overriddenVirtualServices names them) but for the retry policies they lend to
+// GRPCRoute rules (`retries` below; lent-retries.ts).
 
 export interface IstioRouting {
   /** By "namespace/name:port". */
@@ -22,6 +23,12 @@ export interface IstioRouting {
   readonly problems: ReadonlyMap<string, readonly string[]>
   /** "VirtualService ns/name" → the Services ("ns/name") it targets. */
   readonly targets: ReadonlyMap<string, readonly string[]>
+  /**
+   * By "namespace/name:port": every (rule, match) in the order tried, with the retry
+   * policy its `retries` field sets (none without the field: Istio's default is not
+   * lent), and the VirtualService's namespace. What lent-retries.ts lends to GRPCRoutes.
+   */
+  readonly retries: ReadonlyMap<string, ReadonlyArray<{ readonly namespace: string, readonly lent: LentRetry }>>
 }
 
 const RETRY_GRPC: Readonly<Record<string, number>> = Object.freeze({ cancelled: 1, 'deadline-exceeded': 4, internal: 13, 'resource-exhausted': 8, unavailable: 14 })
@@ -34,6 +41,7 @@ export function compileIstio (vss: ReadonlyArray<RouteObject<VirtualServiceSpec>
   const targets = new Map<string, string[]>()
   const entriesByPort = new Map<string, Array<{ rule: RouteRule, match: RequestMatch | null }>>()
   const objectsByPort = new Map<string, string[]>()
+  const retriesByPort = new Map<string, Array<{ readonly namespace: string, readonly lent: LentRetry }>>()
   for (const vs of [...vss].sort(byAge)) {
     const ns = vs.metadata.namespace
     const ref = `${ns}/${vs.metadata.name}`
@@ -52,14 +60,20 @@ export function compileIstio (vss: ReadonlyArray<RouteObject<VirtualServiceSpec>
         if (port.protocol !== 'TCP') continue
         const key = portKey(serviceRef(service), port.port)
         const list = entriesByPort.get(key) ?? []
+        const retries = retriesByPort.get(key) ?? []
         ;(vs.spec.http ?? []).forEach((http, index) => {
           const matches = (http.match ?? []).filter((m) => m.port === undefined || m.port === port.port)
           if (http.match !== undefined && http.match.length > 0 && matches.length === 0) return
           const rule = compileRule(http, ref, index, ns, service, port.port, rules, services, problem)
-          if (matches.length === 0) list.push({ rule, match: null })
-          for (const m of matches) list.push({ rule, match: requestMatch(m) })
+          const compiled = matches.length === 0 ? [null] : matches.map(requestMatch)
+          const retry = http.retries === undefined ? null : rule.retry
+          for (const match of compiled) {
+            list.push({ rule, match })
+            retries.push(Object.freeze({ namespace: ns, lent: Object.freeze({ ref, name: rule.name, match, retry }) }))
+          }
         })
         entriesByPort.set(key, list)
+        retriesByPort.set(key, retries)
         objectsByPort.set(key, [...(objectsByPort.get(key) ?? []), name])
       }
     }
@@ -68,7 +82,7 @@ export function compileIstio (vss: ReadonlyArray<RouteObject<VirtualServiceSpec>
   for (const [key, entries] of entriesByPort) {
     ports.set(key, Object.freeze({ kind: 'VirtualService' as const, objects: Object.freeze(objectsByPort.get(key) ?? []), entries: Object.freeze(entries.map((e) => Object.freeze(e))) }))
   }
-  return { ports, problems, targets }
+  return { ports, problems, targets, retries: retriesByPort }
 }
 
 function compileRule (http: IstioHTTPRoute, ref: string, index: number, namespace: string, service: Service, port: number, rules: DestinationRules, services: ServicesView, problem: (t: string) => void): RouteRule {

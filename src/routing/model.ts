@@ -136,6 +136,20 @@ export interface RetryPolicy {
   readonly backoffMaxMs: number
 }
 
+/**
+ * A VirtualService rule's retry policy as lent to the GRPCRoute rules of a Service port
+ * (src/routing/lent-retries.ts): the rule's match and the policy its `retries` set.
+ */
+export interface LentRetry {
+  /** "namespace/name" of the VirtualService. */
+  readonly ref: string
+  /** How `ferry route check` names it: `VirtualService ns/name rule 0`. */
+  readonly name: string
+  readonly match: RequestMatch | null
+  /** null: the rule sets no `retries`, or `attempts: 0` (the request is not retried). */
+  readonly retry: RetryPolicy | null
+}
+
 /** Fault injection (Istio's HTTPFaultInjection), per request with the given percentages (0 … 100). */
 export interface Fault {
   readonly delay: { readonly percent: number, readonly ms: number } | null

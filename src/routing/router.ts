@@ -13,7 +13,8 @@ import { RoutingTable } from './routing-table'
 // (model.ts). The first entry (rule, match) of the caller's ServiceRoutes that matches
 // wins; none: 404. Then, in this order: a redirect answers; a fault abort is rolled; a
 // backend is picked by weight (no usable backend: 500); a fault delay and the mirrors are
-// rolled; the plan carries the rest. Randomness and time are injected.
+// rolled; the plan carries the rest. A GRPCRoute rule's retry policy may be lent by a
+// VirtualService (lent-retries.ts). Randomness and time are injected.
 
 export interface RouterDeps {
   readonly balancers: RequestBalancerFactory
@@ -133,7 +134,8 @@ export class Router {
     const delay = rule.fault?.delay
     const mirrors: Backend[] = []
     for (const m of rule.mirrors) if (this.roll(m.percent)) mirrors.push(this.backend(m.backend, entry.family))
-    const retryTimeout = rule.retry?.perTryTimeoutMs ?? null
+    const retry = rule.retry ?? this.table.lentRetry(service, port, rule, input)?.retry ?? null
+    const retryTimeout = retry?.perTryTimeoutMs ?? null
     const perTry = rule.backendTimeoutMs === null ? retryTimeout : retryTimeout === null ? rule.backendTimeoutMs : Math.min(retryTimeout, rule.backendTimeoutMs)
     const plan = new Plan({
       rule,
@@ -144,7 +146,7 @@ export class Router {
       responseHeaders: [rule.responseHeaders, picked.responseHeaders].filter((h) => h !== null),
       timeoutMs: rule.timeoutMs,
       perTryTimeoutMs: perTry,
-      retry: rule.retry,
+      retry,
       delayMs: delay != null && this.roll(delay.percent) ? delay.ms : 0,
       mirrors,
       hash: hashOf(backend.policy.loadBalancer, input)

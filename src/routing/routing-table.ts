@@ -3,14 +3,17 @@ import type { DestinationRuleSpec, GRPCRouteSpec, HTTPRouteSpec, VirtualServiceS
 import { type RouteObject, ServicesView } from './cluster-view'
 import { compileGateway, type GatewayRouting, portKey } from './compile-gateway'
 import { compileIstio, type IstioRouting } from './compile-istio'
-import type { BackendRef, RouteKind, ServiceRoutes, TrafficPolicy } from './model'
+import { lendRetries, type LentRetries } from './lent-retries'
+import type { MatchInput } from './match'
+import type { BackendRef, LentRetry, RouteKind, RouteRule, ServiceRoutes, TrafficPolicy } from './model'
 import { compileDestinationRules, DEFAULT_POLICY, type DestinationRules, trafficPolicyOf } from './traffic-policy'
 
 // Every route of one (cluster snapshot, configuration snapshot) pair, compiled once and
 // frozen: what a Service port's callers get (routesFor), what policy a backend's
 // endpoints are balanced and limited with (policyFor), and what was left out (problems).
 // A Service port with a Gateway API route (HTTPRoute, GRPCRoute) ignores VirtualServices:
-// the Gateway API route wins (overriddenVirtualServices says which, for their status).
+// the Gateway API route wins (overriddenVirtualServices says which, for their status),
+// except that a VirtualService's retry policy is lent to GRPCRoute rules (lent-retries.ts).
 
 /** The route objects of a configuration snapshot (src/resources/snapshot.ts names them so). */
 export interface RouteConfig {
@@ -36,7 +39,8 @@ export class RoutingTable {
     readonly services: ServicesView,
     private readonly gateway: GatewayRouting,
     private readonly istio: IstioRouting,
-    private readonly rules: DestinationRules
+    private readonly rules: DestinationRules,
+    private readonly lent: LentRetries
   ) {}
 
   static empty (): RoutingTable { return RoutingTable.build(null, NO_ROUTES) }
@@ -50,7 +54,7 @@ export class RoutingTable {
       ...c.grpcRoutes.map((object) => ({ kind: 'GRPCRoute' as const, object }))
     ], services)
     const istio = compileIstio(c.virtualServices, rules, services)
-    return new RoutingTable(services, gateway, istio, rules)
+    return new RoutingTable(services, gateway, istio, rules, lendRetries(gateway, istio))
   }
 
   /** The routes callers in `callerNamespace` get on Service `service` ("ns/name") port `port`; null: none (plain balancing). */
@@ -63,6 +67,15 @@ export class RoutingTable {
     }
     if (g !== undefined) return null
     return this.istio.ports.get(key) ?? null
+  }
+
+  /**
+   * The VirtualService entry whose retry policy a request routed by `rule` on the Service
+   * port gets (lent-retries.ts): only for a GRPCRoute rule without one of its own; null: none.
+   */
+  lentRetry (service: string, port: number, rule: RouteRule, input: MatchInput): LentRetry | null {
+    if (rule.source.kind !== 'GRPCRoute' || rule.retry !== null) return null
+    return this.lent.ports.get(portKey(service, port))?.select(input) ?? null
   }
 
   /** Whether the Service port has anything routing does: a route (any caller's) or a DestinationRule. */
@@ -112,7 +125,10 @@ export class RoutingTable {
       const services = targets.filter((s) => this.gateway.services.has(s))
       if (services.length === 0) continue
       const ref = name.slice('VirtualService '.length)
-      out.push(Object.freeze({ ref, services: Object.freeze(services), message: `overridden: Gateway API routes (HTTPRoute/GRPCRoute) attached to ${services.map((s) => `Service ${s}`).join(', ')} take precedence; this VirtualService does not apply there` }))
+      const rest = this.lent.lenders.has(ref)
+        ? '; only its retries (http[].retries) still apply there, to the requests of GRPCRoute rules its rules match'
+        : '; this VirtualService does not apply there'
+      out.push(Object.freeze({ ref, services: Object.freeze(services), message: `overridden: Gateway API routes (HTTPRoute/GRPCRoute) attached to ${services.map((s) => `Service ${s}`).join(', ')} take precedence${rest}` }))
     }
     return out
   }

@@ -105,3 +105,31 @@ t.test('a VirtualService on a Service a Gateway API route attaches to is overrid
   t.match(cond('ratings'), { status: 'False', reason: 'NotOverridden' })
   t.match(patches.find((p) => p.name === 'reviews')?.status.conditions[0], { type: 'FerryAccepted', status: 'True' })
 })
+
+t.test('a VirtualService overridden by a GRPCRoute: its message says its retries still apply and the rest does not', async (t) => {
+  const GRPC = `apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: { name: greet, namespace: prod }
+spec:
+  parentRefs:
+  - { kind: Service, name: greet, port: 50051 }
+  rules:
+  - backendRefs:
+    - { name: greet, port: 50051 }
+`
+  const retrying = (attempts: number): string => `apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: { name: greet, namespace: prod }
+spec:
+  hosts: [greet]
+  http:
+  - retries: { attempts: ${attempts}, retryOn: unavailable }
+    route:
+    - destination: { host: greet }
+`
+  const lends = overriddenVirtualServices(snapshotOf(GRPC, retrying(3))).get('prod/greet')
+  t.match(lends, { services: ['prod/greet'], message: /by GRPCRoute prod\/greet: .*only its retries \(http\[\]\.retries\) still apply.*the rest does not apply/ })
+  t.match(overriddenVirtualServices(snapshotOf(GRPC, retrying(0))).get('prod/greet')?.message, /it wins and this VirtualService does not apply$/, 'attempts 0 lends nothing')
+  t.match(overriddenVirtualServices(snapshotOf(GRPC, VS('greet', 'greet'))).get('prod/greet')?.message, /it wins and this VirtualService does not apply$/, 'no retries: nothing lent')
+  t.match(overriddenVirtualServices(snapshotOf(ROUTE, retrying(3).replace(/greet/g, 'reviews'))).get('prod/reviews')?.message, /it wins and this VirtualService does not apply$/, 'an HTTPRoute borrows nothing')
+})
