@@ -20,9 +20,11 @@ import type { RetryBudget } from './types'
 //          that with the floor's first turn a run's retries stay within RATIO × its
 //          requests + 10/s). Busy backends' share, and what absorbs a burst of failures
 //          the floor's pace cannot.
-// A retry takes the floor's turn (due now, or the next one booked and waited for) before
-// the ratio: a floor turn nobody takes is lost, while unused ratio stays in the window for
-// the next burst.
+// A retry takes, in order: the floor's turn if due now; the ratio, while it keeps a reserve
+// of RATIO_RESERVE; the floor's next turn (booked, waited for: at most 100 ms); the
+// reserve. So a busy backend's retries do not wait (the ratio is ample), while a backend
+// whose ratio runs low books every floor turn rather than losing it, and keeps the
+// reserve for a burst.
 //
 // The counts live in one slot of a shared table (shared-table.ts) per backend, updated
 // with Atomics by every worker: the floor's theoretical arrival time (µs, a BigInt64 at
@@ -44,6 +46,8 @@ const DEPOSITS = 1
 const RATIO_RETRIES = 2
 const FLOOR_RETRIES = 3
 const FLOOR_INTERVAL_US = Math.round(1e6 / RETRY_BUDGET.minPerSecond)
+/** Ratio retries kept for when the floor has no turn even ahead: one second of the floor. */
+const RATIO_RESERVE = RETRY_BUDGET.minPerSecond
 
 /** Payload words of one budget's slot. */
 export const BUDGET_WORDS = FLOOR_WORDS + RETRY_BUDGET.windowSeconds * BUCKET_WORDS
@@ -82,16 +86,27 @@ export class SharedRetryBudget implements RetryBudget {
     if (base < 0) return null
     const w = this.table.words
     const b = this.bucket(base, t)
+    if (this.takeFloor(base, t, 0) !== null) {
+      Atomics.add(w, b + FLOOR_RETRIES, 1)
+      return 0
+    }
+    if (this.takeRatio(base, b, t, RATIO_RESERVE)) return 0
     const waitUs = this.takeFloor(base, t, FLOOR_INTERVAL_US)
     if (waitUs !== null) {
       Atomics.add(w, b + FLOOR_RETRIES, 1)
       return Math.ceil(waitUs / 1000)
     }
+    return this.takeRatio(base, b, t, 0) ? 0 : null
+  }
+
+  /** One ratio retry if the window keeps `reserve` more after it (added first, taken back when over). */
+  private takeRatio (base: number, b: number, nowMs: number, reserve: number): boolean {
+    const w = this.table.words
     Atomics.add(w, b + RATIO_RETRIES, 1)
-    const c = sum(w, base, second(t))
-    if (c.ratioRetries < RETRY_BUDGET.ratio * c.requests) return 0
+    const c = sum(w, base, second(nowMs))
+    if (c.ratioRetries + reserve < RETRY_BUDGET.ratio * c.requests) return true
     Atomics.sub(w, b + RATIO_RETRIES, 1)
-    return null
+    return false
   }
 
   /** The window's counts now (for /debug/config). */

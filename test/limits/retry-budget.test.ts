@@ -48,6 +48,18 @@ t.test('the ratio: retries stay under 20 % of the window\'s requests, on top of 
   t.same(b.counts(), { requests: 1000, retries: 201, allowed: 199 + RETRY_BUDGET.minPerSecond * RETRY_BUDGET.windowSeconds })
 })
 
+t.test('a busy backend\'s retries do not wait for the floor while the ratio is ample; its last 10 do', async (t) => {
+  const clock = { now: 1_000_000 }
+  const b = limits(clock).budgetFor('ns/svc:80')
+  for (let i = 0; i < 100; i++) b.deposit()
+  const waits: Array<number | null> = []
+  for (let i = 0; i < 22; i++) waits.push(b.withdraw())
+  t.same(waits.slice(0, 10), Array(10).fill(0), 'the floor\'s turn, then the ratio above its reserve of 10: at once')
+  t.equal(waits[10], 100, 'then the floor\'s next turn, booked')
+  t.same(waits.slice(11, 21), Array(10).fill(0), 'then the reserve')
+  t.equal(waits[21], null)
+})
+
 t.test('the window slides: a second\'s requests and ratio retries leave it 10 s later', async (t) => {
   const clock = { now: 1_000_000 }
   const b = limits(clock).budgetFor('ns/svc:80')
