@@ -4,14 +4,17 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { h2load } from './lib/h2load'
 import { Lab } from './lib/lab'
+import { prepareWww } from './lib/www'
+import { applyL7Route, ROUTED_SERVICE } from './lib/l7-route'
 import { REPO, sleep } from './lib/exec'
 import { CLIENT, SERVER_PORT } from './lib/context'
 import { cgroup2Root } from './lib/cgroup'
 import { hotFunctions, type CpuProfile } from './report/profile-summary'
 
-// `npm run bench:profile [-- --seconds 10] [--path cross|same] [--load keepalive|rate|bulk|newconn|flood] [--lab l4|l7] [--warmup SECONDS]`: the
+// `npm run bench:profile [-- --seconds 10] [--path cross|same|routed] [--load keepalive|rate|bulk|newconn|flood] [--lab l4|l7] [--warmup SECONDS]`: the
 // hot path under a CPU profiler (--lab l7: the L7 benchmark's lab, benchmarks/lab/bench-l7.yaml, and
 // its L7 nginx Services `server-l7` / `local-l7`, so the per-request HTTP path is what runs;
+// --path routed: its Service `server-routed` with its HTTPRoute, lab/bench-l7-route.yaml, applied by lib/l7-route.ts;
 // --warmup: that long of the keep-alive load first, left out of the summary, which then
 // counts only the samples of the measured load: a fresh agent's L7 path runs several
 // times slower than its steady state for its first ~10-20 thousand requests). Brings up the mesh lab, replaces each node's agent with the same
@@ -83,7 +86,10 @@ async function main (): Promise<void> {
   const seconds = Math.min(60, Number(values.seconds ?? 10))
   const l7 = values.lab === 'l7'
   if (values.lab !== undefined && !['l4', 'l7'].includes(values.lab)) throw new Error(`--lab must be l4 or l7, got ${values.lab}`)
-  const target = (values.path === 'same' ? 'local' : 'server') + (l7 ? '-l7' : '')
+  if (values.path !== undefined && !['cross', 'same', 'routed'].includes(values.path)) throw new Error(`--path must be cross, same or routed, got ${values.path}`)
+  const routed = values.path === 'routed'
+  if (routed && !l7) throw new Error('--path routed needs --lab l7')
+  const target = routed ? ROUTED_SERVICE : (values.path === 'same' ? 'local' : 'server') + (l7 ? '-l7' : '')
   mkdirSync(OUT, { recursive: true })
   for (const f of readdirSync(OUT).filter((x) => x.endsWith('.cpuprofile') || x === 'node1' || x === 'node2')) rmSync(join(OUT, f), { recursive: true })
   const name = `bp${process.pid}`
@@ -96,6 +102,7 @@ async function main (): Promise<void> {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   try {
+    await prepareWww()
     const lab = await Lab.up(name, join(REPO, 'benchmarks', 'lab', l7 ? 'bench-l7.yaml' : 'bench.yaml'), { mesh: true })
     for (const node of ['node1', 'node2']) pids.push(await profiledAgent(lab, node, OUT))
     const base = `http://${lab.serviceIP('bench', target)}:${SERVER_PORT}`
@@ -106,6 +113,7 @@ async function main (): Promise<void> {
       if (r.code === 0) break
       await sleep(200)
     }
+    if (routed) await applyL7Route(lab, join(OUT, 'node1.log'))
     const warmup = Math.min(120, Number(values.warmup ?? 0))
     if (warmup > 0) {
       const w = await h2load(lab, CLIENT, { url: `${base}/1k`, connections: 16, seconds: warmup }, OUT, 'profile-warmup')

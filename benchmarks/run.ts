@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync, copyFileSync, existsSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -18,12 +18,13 @@ import { abortL7, l7 } from './cases/l7'
 import { alternate } from './lib/alternate'
 import { medianByPath, medianByRate } from './report/alternated'
 import { buildPaths, CLIENT, type Context, type RunOptions } from './lib/context'
-import { execOk, REPO } from './lib/exec'
+import { REPO } from './lib/exec'
 import { startPeer } from './lib/haproxy'
 import { NGINX_STREAM_MODULE, startNginxPeer } from './lib/nginx-peer'
 import type { Peer } from './lib/peer'
 import { Lab } from './lib/lab'
 import { describeMachine } from './lib/machine'
+import { prepareWww } from './lib/www'
 import { totalRssBytes } from './lib/proc'
 import { renderCharts, renderMarkdown } from './report/markdown'
 import type { AlternatedRuns, Results } from './report/results'
@@ -50,7 +51,6 @@ const ALTERNATED: readonly BenchName[] = ['keepalive', 'rates', 'newconn', 'bulk
 const IN_SUITE_LABS: readonly BenchName[] = ['keepalive', 'rates', 'newconn', 'bulk', 'idle', 'idle10k', 'policy', 'flood', 'memory']
 type BenchName = typeof BENCHMARKS[number]
 
-const WWW = '/tmp/ferry-bench-www'
 const RESULTS = join(REPO, 'benchmarks', 'results')
 const MANIFEST = join(REPO, 'benchmarks', 'lab', 'bench.yaml')
 /** The L7 benchmark's lab: its own, so that the L4 benchmarks' lab stays as it was. */
@@ -83,14 +83,6 @@ function parseOptions (): { only: BenchName[] | null, opts: RunOptions } {
   if (!Number.isInteger(runs) || runs < 1 || runs > MAX_RUNS) throw new Error(`--runs: an integer from 1 to ${MAX_RUNS}`)
   const workers = values.workers === undefined ? null : parseWorkerCount(values.workers, '--workers (the mesh lab\'s agents)')
   return { only, opts: { quick, podCounts: pods, sockmapOff: values.sockmap === 'off', runs, workers } }
-}
-
-/** The pods' web root: nginx.conf, a 1 KiB body and a sparse 1 GiB file. */
-async function prepareWww (): Promise<void> {
-  for (const d of ['tmp', 'run', 'files']) mkdirSync(join(WWW, d), { recursive: true })
-  copyFileSync(join(REPO, 'benchmarks', 'lab', 'nginx.conf'), join(WWW, 'nginx.conf'))
-  writeFileSync(join(WWW, '1k'), 'x'.repeat(1023) + '\n')
-  if (!existsSync(join(WWW, 'files', '1g'))) await execOk('truncate', ['-s', '1G', join(WWW, 'files', '1g')], { timeoutMs: 5000 })
 }
 
 async function main (): Promise<void> {

@@ -4,6 +4,7 @@ import { CLIENT } from '../lib/context'
 import { GRPC_HEADERS, UNARY_PATH, unaryLoad } from '../lib/grpc-load'
 import type { H2Spec, LoadSpec } from '../lib/h2load'
 import { Lab } from '../lib/lab'
+import { applyL7Route, ROUTED_SERVICE } from '../lib/l7-route'
 import { startNginxHttpPeer, type HttpPeer } from '../lib/nginx-http-peer'
 import { medianByPath, rotated } from '../report/alternated'
 import type { AlternatedRun } from '../report/results'
@@ -13,14 +14,16 @@ import { measureAt, type Measured } from './measure'
 // up with Ferry and --no-mesh): HTTP/1.1 keep-alive (1 KiB from nginx) and gRPC unary
 // calls (the @grpc/grpc-js Echo server), each on the direct paths (no Ferry), Ferry's L7
 // paths (a Service with ferry.dev/l7 enabled: the request is handled at the source node
-// and again at the destination), Ferry's own L4 cross-node path (HTTP only: the figure
+// and again at the destination), the same cross-node path through a Service with an
+// HTTPRoute (HTTP only: what a route costs over an unrouted L7 request, lib/l7-route.ts),
+// Ferry's own L4 cross-node path (HTTP only: the figure
 // the L7 CPU target is a ratio to) and the L7 peer (nginx as an HTTP and gRPC reverse
 // proxy on both nodes, mutual TLS between them: lib/nginx-http-peer.ts). Per load: req/s
 // at saturation (closed loop), proxy CPU per request, latency; and at a fixed 1,000 req/s
 // the p99 each proxy adds over the direct path of the same locality. `--runs` alternated
 // runs, the paths' order rotated; figures and ratios as report/l7.ts computes them.
 
-export const L7_PATHS = ['direct-same', 'ferry-l7-same', 'direct-cross', 'ferry-l7-cross', 'ferry-l4-cross', 'nginx-cross'] as const
+export const L7_PATHS = ['direct-same', 'ferry-l7-same', 'direct-cross', 'ferry-l7-cross', 'ferry-l7-routed-cross', 'ferry-l4-cross', 'nginx-cross'] as const
 export type L7PathId = typeof L7_PATHS[number]
 
 /** The fixed rate the added p99 is measured at (the issue's target: ≤ 1 ms added). */
@@ -36,7 +39,7 @@ const GRPC_PORT = 50051
 export interface L7Figures {
   /** HTTP/1.1 keep-alive, 1 KiB, at saturation: by path. */
   readonly http: Record<string, Measured>
-  /** gRPC unary at saturation: by path (no ferry-l4-cross). */
+  /** gRPC unary at saturation: by path (no ferry-l4-cross, no ferry-l7-routed-cross). */
   readonly grpc: Record<string, Measured>
   /** HTTP/1.1 at L7_RATE req/s. */
   readonly httpRate: Record<string, Measured>
@@ -80,6 +83,7 @@ function targets (direct: Lab, mesh: Lab, peer: HttpPeer): L7Target[] {
     { id: 'ferry-l7-same', lab: mesh, http: svc(mesh, 'local-l7', HTTP_PORT), grpc: svc(mesh, 'grpc-local', GRPC_PORT), proxyPids: agents },
     { id: 'direct-cross', lab: direct, http: pod(direct, 'server-l7', HTTP_PORT), grpc: pod(direct, 'grpc-server', GRPC_PORT), proxyPids: none },
     { id: 'ferry-l7-cross', lab: mesh, http: svc(mesh, 'server-l7', HTTP_PORT), grpc: svc(mesh, 'grpc-server', GRPC_PORT), proxyPids: agents },
+    { id: 'ferry-l7-routed-cross', lab: mesh, http: svc(mesh, ROUTED_SERVICE, HTTP_PORT), grpc: null, proxyPids: agents },
     { id: 'ferry-l4-cross', lab: mesh, http: svc(mesh, 'server', HTTP_PORT), grpc: null, proxyPids: agents },
     { id: 'nginx-cross', lab: direct, http: peer.url('').replace(/\/$/, ''), grpc: `http://${peer.grpcAuthority}`, proxyPids: () => peer.pids }
   ]
@@ -172,6 +176,7 @@ export async function l7 (ctx: Pick<Context, 'workDir' | 'opts' | 'log'>, manife
       Lab.up(labName('m'), manifest, { mesh: true, ...(ctx.opts.workers === null ? {} : { workers: ctx.opts.workers }) }),
       Lab.up(labName('d'), manifest, { mesh: false })
     ])
+    await applyL7Route(mesh)
     livePeer = await startNginxHttpPeer(direct, ctx.workDir, cores, { namespace: 'bench', pod: 'server-l7', port: HTTP_PORT }, { namespace: 'bench', pod: 'grpc-server', port: GRPC_PORT })
     const paths = targets(direct, mesh, livePeer)
     const h2 = unaryLoad(ctx.workDir, GRPC_STREAMS)

@@ -13,13 +13,20 @@ import { parseH2loadLog, parseH2loadSummary } from '../../benchmarks/report/stat
 import { l7Ratios, l7Section } from '../../benchmarks/report/l7'
 import type { L7Figures, L7Result } from '../../benchmarks/cases/l7'
 import type { Measured } from '../../benchmarks/cases/measure'
+import { parseAllDocuments } from 'yaml'
+import { buildSnapshot } from '../../src/resources/loader'
+import type { RouteConfig } from '../../src/routing/routing-table'
+import { RoutingTable } from '../../src/routing/routing-table'
+import { cluster, pod, service } from '../routing/fixture'
 
 // The L7 benchmark's parts, fast and without a lab: the gRPC request h2load sends (a real
 // @grpc/grpc-js server on loopback answers it with grpc-status 0, and h2load carries it),
-// h2load's arguments, the nginx peer's configuration (nginx -t), and the ratios and
-// tables of the report from made-up figures. No timing is asserted.
+// h2load's arguments, the nginx peer's configuration (nginx -t), the routed Service and
+// its HTTPRoute, and the ratios and tables of the report from made-up figures. No timing
+// is asserted.
 
 const APPS = join(__dirname, '..', 'fixtures', 'apps')
+const BENCH_LAB = join(__dirname, '..', '..', 'benchmarks', 'lab')
 const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-l7-'))
 t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
 
@@ -96,6 +103,27 @@ t.test('the nginx L7 peer\'s configuration is valid for this nginx (nginx -t)', 
   }
 })
 
+t.test('the routed Service: the L7 pod behind a second Service, whose HTTPRoute is admitted and compiles to one rule with retries and a timeout', async (t) => {
+  const manifest = parseAllDocuments(readFileSync(join(BENCH_LAB, 'bench-l7.yaml'), 'utf8')).map((d) => d.toJS())
+  const routed = manifest.find((o) => o.kind === 'Service' && o.metadata.name === 'server-routed')
+  const unrouted = manifest.find((o) => o.kind === 'Service' && o.metadata.name === 'server-l7')
+  t.same(routed.spec.selector, unrouted.spec.selector, 'the same pod as the unrouted L7 path')
+  t.equal(routed.metadata.annotations?.['ferry.dev/l7'], undefined, 'L7 because of its route, not an annotation')
+  const file = join(BENCH_LAB, 'bench-l7-route.yaml')
+  const snapshot = buildSnapshot([{ path: file, text: readFileSync(file, 'utf8') }], { origin: BENCH_LAB, generation: 1 })
+  t.equal(snapshot.httpRoutes.length, 1, 'admitted, nothing refused')
+  const c = cluster([service('bench', 'server-routed', [8080], { app: 'server-l7' })], [pod('bench', 'server-l7', { app: 'server-l7' })])
+  const table = RoutingTable.build(c, snapshot as unknown as Partial<RouteConfig>)
+  const routes = table.routesFor('bench/server-routed', 8080, 'bench')
+  t.equal(routes?.entries.length, 1, 'one rule, matching every request')
+  const rule = routes!.entries[0].rule
+  t.equal(rule.backends.length, 1, 'one backend')
+  t.equal(rule.timeoutMs, 5000, 'a request timeout')
+  t.equal(rule.retry?.attempts, 2, 'a retry policy')
+  t.same(rule.retry?.on.statuses, [502, 503, 504])
+  t.same([...table.problems()], [], 'everything resolves')
+})
+
 function measured (reqPerSec: number, p99Ms: number, cpuUs: number | null): Measured {
   return {
     load: { seconds: 1, reqPerSec, total: reqPerSec, succeeded: reqPerSec, failed: 0, errored: 0, timeout: 0, non2xx: 0, latency: { count: reqPerSec, p50Ms: p99Ms / 2, p99Ms, p999Ms: p99Ms * 2, maxMs: p99Ms * 3 } },
@@ -107,9 +135,9 @@ function measured (reqPerSec: number, p99Ms: number, cpuUs: number | null): Meas
 
 function figures (l7CpuUs: number): L7Figures {
   return {
-    http: { 'direct-cross': measured(20000, 1, null), 'ferry-l7-cross': measured(8000, 3, l7CpuUs), 'ferry-l4-cross': measured(12000, 2, 40), 'nginx-cross': measured(9000, 3, 80) },
+    http: { 'direct-cross': measured(20000, 1, null), 'ferry-l7-cross': measured(8000, 3, l7CpuUs), 'ferry-l7-routed-cross': measured(7200, 3.5, l7CpuUs * 1.1), 'ferry-l4-cross': measured(12000, 2, 40), 'nginx-cross': measured(9000, 3, 80) },
     grpc: { 'direct-cross': measured(5000, 4, null), 'ferry-l7-cross': measured(4000, 6, 90), 'nginx-cross': measured(4500, 5, 100) },
-    httpRate: { 'direct-same': measured(1000, 0.5, null), 'ferry-l7-same': measured(1000, 0.9, 70), 'direct-cross': measured(1000, 0.6, null), 'ferry-l7-cross': measured(1000, 1.8, 70), 'nginx-cross': measured(1000, 1.2, 90) },
+    httpRate: { 'direct-same': measured(1000, 0.5, null), 'ferry-l7-same': measured(1000, 0.9, 70), 'direct-cross': measured(1000, 0.6, null), 'ferry-l7-cross': measured(1000, 1.8, 70), 'ferry-l7-routed-cross': measured(1000, 2.1, 77), 'nginx-cross': measured(1000, 1.2, 90) },
     grpcRate: { 'direct-cross': measured(1000, 1, null), 'ferry-l7-cross': measured(1000, 1.5, 90) }
   }
 }
@@ -131,4 +159,20 @@ t.test('the L7 ratios are computed per run, their median judged against the targ
   t.match(md, /\| ferry-l7-cross \| 8000 \| 1\.500 \| 3\.000 \| 60\.0 \| 0 \|/, 'a path row of the saturation table')
   t.match(md, /Ferry L7 ÷ Ferry L4 \| 1\.25×, 1\.75×, 1\.50× \| 1\.50× \| ≤ 1\.50× \| met \|/, 'a ratio row: every run, the median, the target')
   t.match(md, /\*\*missed\*\*/, 'a missed target is said')
+})
+
+t.test('what a route costs: the routed cross-node path against unrouted L7 and L4, per run, for context', async (t) => {
+  const runs = [50, 70, 60].map((cpu, i) => ({ startedAt: `2026-01-01T00:0${i}:00.000Z`, loadAverage: 1, order: ['ferry-l7-routed-cross'], figures: figures(cpu) }))
+  const result: L7Result = { rateRps: 1000, runs, median: figures(60) }
+  const byId = new Map(l7Ratios(result).map((v) => [v.ratio.id, v]))
+  const near = (a: number | undefined, b: number): boolean => a !== undefined && Math.abs(a - b) < 1e-9
+  t.ok(near(byId.get('http-cpu-routed-vs-l7')?.median, 1.1), 'routed CPU ÷ unrouted L7 CPU')
+  t.ok(near(byId.get('http-cpu-routed-vs-l4')?.median, 66 / 40), 'routed CPU ÷ L4 CPU')
+  t.ok(near(byId.get('http-rps-routed-vs-l7')?.median, 0.9), 'routed req/s ÷ unrouted L7 req/s')
+  t.ok(near(byId.get('http-p99-routed-vs-l7')?.median, 0.3), 'p99 at the fixed rate: routed − unrouted')
+  t.equal(byId.get('http-cpu-routed-vs-l7')?.met, null, 'no target: shown, never judged')
+  const md = l7Section(result).join('\n')
+  t.match(md, /\| ferry-l7-routed-cross \| 7200 \| 1\.750 \| 3\.500 \| 66\.0 \| 0 \|/, 'the routed path has its row, after the unrouted one')
+  t.ok(md.indexOf('| ferry-l7-cross |') < md.indexOf('| ferry-l7-routed-cross |'))
+  t.match(md, /Ferry L7 routed ÷ Ferry L7 unrouted \| 1\.10×, 1\.10×, 1\.10× \| 1\.10× \| context \|/)
 })
