@@ -26,13 +26,14 @@ import { ConnectionSlots, dialWithin, type SlotRelease } from './upstream-slots'
 //                              count (upstream-slots.ts) from its dial to its close. At
 //                              the limit an HTTP/1.1 request waits for a connection of its
 //                              pool to be free (how many may wait: the request bound,
-//                              src/limits/pool-gate.ts); an HTTP/2 pool opens its one
+//                              src/limits/pool-gate.ts; they fail with its last dial
+//                              when that fails); an HTTP/2 pool opens its one
 //                              session even at the limit (counted)
 //   maxRequestsPerConnection   an HTTP/1.1 connection is closed after that many responses
 //                              (never reused); an HTTP/2 session takes no new stream after
 //                              that many (GOAWAY; its streams finish) and a new one opens
 //   connectTimeout             a dial not done in time fails as a connect failure (UF)
-//   idleTimeout                replaces the idle timeout below for these pools
+//   idleTimeout                replaces the pools' idle timeout (above) for these pools
 
 const SWEEP_MS = 30_000
 
@@ -170,7 +171,18 @@ class DialAgent extends Agent {
       cb?.(null, socketLike(s))
     }, (err) => {
       slot()
-      cb?.(markConnectFailure(err), undefined as unknown as Duplex)
+      const failure = markConnectFailure(err)
+      cb?.(failure, undefined as unknown as Duplex)
+      // Requests queued for a connection of this pool have none left to wait for: they
+      // fail as this connect did (Envoy purges its pending requests so).
+      if (this.slots.count === 0) {
+        const queues = this.requests as unknown as Record<string, Array<{ onSocket: (s: null, err: Error) => void }>>
+        for (const name of Object.keys(queues)) {
+          // Node's own way to fail a request that got no connection ('error' with `failure`).
+          for (const queued of queues[name].splice(0)) queued.onSocket(null, failure)
+          delete queues[name]
+        }
+      }
     })
   }
 

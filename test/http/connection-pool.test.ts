@@ -139,6 +139,17 @@ t.test('connectTimeout 300 ms: a connect that never completes fails as a connect
   t.equal(p.gate.counts().connections, 1, 'the timed-out connects hold no slot (the served connection does)')
 })
 
+t.test('maxConnections 1 and a connect that times out: the request waiting for that connection fails with it (UF), it does not hang', async (t) => {
+  const hole = await unansweredPort()
+  t.teardown(() => { hole.close() })
+  const p = policy({ maxConnections: 1, connectTimeoutMs: 300 })
+  const fx = await routed(t, { ports: [hole.port], connections: p, timeoutMs: 5000 })
+  const answers = await Promise.all([get(fx.port), get(fx.port)])
+  t.same(answers.map((a) => a.status), [503, 503], 'both 503 (without: the second 504 after the 5 s request timeout)')
+  t.same(fx.records.map((r) => r.responseFlags), ['UF', 'UF'])
+  t.equal(p.gate.counts().connections, 0)
+})
+
 t.test('idleTimeout 200 ms: an idle pooled connection is closed (the engine default is 60 s)', async (t) => {
   const srv = await h1Server(t, 0)
   const p = policy({ idleTimeoutMs: 200, maxConnections: 4 })
