@@ -18,7 +18,8 @@ import type { RoutedDownstream, StartUpstream, UpstreamCall, UpstreamEvents, Ups
 //   delay        the plan's injected delay first (flag DI)
 //   attempt      plan.attempt(tried) reserves an endpoint (UH: 503 no healthy upstream,
 //                UO: 503 upstream overflow); every attempt's `end` is called exactly once
-//                with how it ended
+//                with how it ended. Its exchange uses the pools of its backend's
+//                connection limits (upstream-pool.ts), if it has some
 //   retry        on a connect failure, a reset before the response, a retriable status
 //                or trailers-only grpc-status (plan.retry.on), or a per-try timeout — only
 //                while nothing of the response was sent downstream and the request can be
@@ -133,7 +134,7 @@ export class AttemptLoop {
     cur.call = this.c.start(deps, a.target, copy, this.events(cur), (sink) => {
       cur.sink = sink
       this.c.body?.attach(sink)
-    })
+    }, a.connections ?? null)
     const perTry = plan.perTryTimeoutMs
     if (perTry !== null && !cur.ended) cur.timer = setTimeout(() => { this.tryTimedOut(cur) }, perTry)
   }

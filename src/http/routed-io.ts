@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
 import type { Readable, Writable } from 'node:stream'
+import type { ConnectionPolicy } from '../routing/model'
 import type { UpstreamTarget } from './context'
 import type { HttpEngineDeps } from './engine'
 
@@ -67,5 +68,9 @@ export interface UpstreamCall {
   discard (): void
 }
 
-/** Starts an exchange with `target` over its pool; `ready` gets the body sink once the upstream can take it (only when head.hasBody). */
-export type StartUpstream = (deps: HttpEngineDeps, target: UpstreamTarget, head: UpstreamHead, events: UpstreamEvents, ready: (sink: Writable) => void) => UpstreamCall
+/**
+ * Starts an exchange with `target` over its pool (`connections`: the backend's connection
+ * limits, its own pools; omitted: none); `ready` gets the body sink once the upstream can
+ * take it (only when head.hasBody).
+ */
+export type StartUpstream = (deps: HttpEngineDeps, target: UpstreamTarget, head: UpstreamHead, events: UpstreamEvents, ready: (sink: Writable) => void, connections?: ConnectionPolicy | null) => UpstreamCall

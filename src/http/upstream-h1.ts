@@ -7,11 +7,11 @@ import type { StartUpstream, UpstreamCall } from './routed-io'
 // destroys the request (its connection closes: HTTP/1.1 has no other way to say so);
 // discarding reads the unwanted response to its end, so its connection is reused.
 
-export const startH1: StartUpstream = (deps, target, head, events, ready) => {
+export const startH1: StartUpstream = (deps, target, head, events, ready, connections = null) => {
   const headers: OutgoingHttpHeaders = head.headers
   if (head.authority !== '') headers.host = head.authority
   const opts: RequestOptions & { servername: string } = {
-    agent: deps.pools.agent(target),
+    agent: deps.pools.agent(target, connections),
     method: head.method,
     path: head.path,
     host: target.address.address,

@@ -10,7 +10,7 @@ import type { StartUpstream, UpstreamCall } from './routed-io'
 const { NGHTTP2_NO_ERROR, NGHTTP2_CANCEL, HTTP2_HEADER_STATUS } = constants
 const END_STREAM = 0x1
 
-export const startH2: StartUpstream = (deps, target, head, events, ready) => {
+export const startH2: StartUpstream = (deps, target, head, events, ready, connections = null) => {
   let up: ClientHttp2Stream | null = null
   let quiet = false
   const out: OutgoingHttpHeaders = head.headers
@@ -56,7 +56,7 @@ export const startH2: StartUpstream = (deps, target, head, events, ready) => {
       else events.failed(false)
     })
     if (head.hasBody) ready(s)
-  })
+  }, connections)
   const call: UpstreamCall = {
     pause () { up?.pause() },
     resume () { up?.resume() },

@@ -13,9 +13,9 @@ import type { PoolGate } from './types'
 //                for a connection, and at most http1MaxPendingRequests may wait)
 //   connections  upstream connections open: at most maxConnections
 //
-// http.maxRequestsPerConnection is a property of each connection, not a count to share
-// (the engine's upstream pools do not apply it yet). The engine asks only for requests:
-// connections are not counted against maxConnections yet (docs/traffic.md).
+// http.maxRequestsPerConnection is a property of each connection, not a count to share:
+// the engine's upstream pools apply it, and count their connections here
+// (src/http/upstream-slots.ts).
 //
 // Each counter has one column per worker (COLUMNS: the agent's most workers): a worker
 // adds and takes only in its own column, and a limit is checked against the sum of the
@@ -68,7 +68,7 @@ export class SharedPoolGate implements PoolGate {
 
   acquireRequest (): boolean { return this.acquire(REQUESTS, this.requestLimit) }
   releaseRequest (): void { this.release(REQUESTS) }
-  acquireConnection (): boolean { return this.acquire(CONNECTIONS, this.connectionLimit) }
+  acquireConnection (force = false): boolean { return this.acquire(CONNECTIONS, force ? Infinity : this.connectionLimit) }
   releaseConnection (): void { this.release(CONNECTIONS) }
 
   /** acquireRequest with its release bound to it: null when refused; the release counts once. */

@@ -25,8 +25,12 @@ export interface PoolGate {
   /** A request may start (in-flight and pending limits); false: overflow (503, flag UO). Pair with `releaseRequest`. */
   acquireRequest (): boolean
   releaseRequest (): void
-  /** An upstream connection may be opened (maxConnections); pair with `releaseConnection`. */
-  acquireConnection (): boolean
+  /**
+   * An upstream connection may be opened (maxConnections); pair with `releaseConnection`.
+   * `force`: counted even over the limit, and true (a pool with no connection opens one
+   * anyway, as Envoy does, so its waiting requests are never left without one).
+   */
+  acquireConnection (force?: boolean): boolean
   releaseConnection (): void
   /** Requests and connections held now, node-wide: shown by /debug/config. */
   counts (): { requests: number, connections: number }

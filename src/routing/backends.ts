@@ -3,7 +3,7 @@ import type { RequestBalancer } from '../balancer/request'
 import type { Endpoint, ServicePortEntry } from '../discovery/service-index'
 import { selectorMatches } from '../discovery/service-index'
 import type { OutlierTracker, PoolGate, RetryBudget } from '../limits/types'
-import type { BackendRef, LoadBalancerPolicy, TrafficPolicy } from './model'
+import type { BackendRef, ConnectionPolicy, LoadBalancerPolicy, TrafficPolicy } from './model'
 import type { NodeLimits } from './node-limits'
 
 // A worker's backends: per backend (a Service port in one address family, optionally a
@@ -23,6 +23,8 @@ export interface Backend {
   readonly balancer: RequestBalancer<Endpoint>
   readonly budget: RetryBudget | null
   readonly pool: PoolGate | null
+  /** Its connection-pool limits as its attempts' upstream connections carry them out; null: none. */
+  readonly connections: ConnectionPolicy | null
   readonly outliers: OutlierTracker | null
 }
 
@@ -58,14 +60,18 @@ export class Backends {
       const balancer = this.balancers(policy.loadBalancer)
       balancer.update(endpoints)
       const count = { n: endpoints.length }
+      const budget = this.limits === null ? null : this.limits.budgetFor(`${ref.service}:${ref.port}`)
+      const pool = this.limits === null || policy.connectionPool === null ? null : this.limits.poolFor(limitKey, policy.connectionPool)
       b = {
         key: limitKey,
         ref,
         policy,
         endpoints,
         balancer,
-        budget: this.limits === null ? null : this.limits.budgetFor(`${ref.service}:${ref.port}`),
-        pool: this.limits === null || policy.connectionPool === null ? null : this.limits.poolFor(limitKey, policy.connectionPool),
+        budget,
+        pool,
+        // Keyed by the limits too: a changed policy gets new pools (the old ones idle out).
+        connections: policy.connectionPool === null ? null : Object.freeze({ key: `${limitKey}/v${family} ${JSON.stringify(policy.connectionPool)}`, limits: policy.connectionPool, gate: pool }),
         outliers: this.limits === null || policy.outlierDetection === null ? null : this.limits.outliersFor(limitKey, policy.outlierDetection, () => (this.byKey.get(key)?.endpoints.length ?? count.n))
       }
       this.byKey.set(key, b)

@@ -1,4 +1,5 @@
 import type { UpstreamTarget } from '../http/context'
+import type { PoolGate } from '../limits/types'
 import type { RequestView } from '../policy/request-view'
 
 // Ferry's compiled traffic-management model: what Gateway API routes (HTTPRoute,
@@ -215,10 +216,24 @@ export interface ConnectionPoolLimits {
   readonly maxPendingRequests: number | null
   /** http.http2MaxRequests: requests in flight, node-wide. */
   readonly maxRequests: number | null
-  /** http.maxRequestsPerConnection: then the connection is closed. */
+  /** http.maxRequestsPerConnection: then the connection is closed (null: no limit). */
   readonly maxRequestsPerConnection: number | null
+  /** tcp.connectTimeout: a longer connect fails (flag UF). */
   readonly connectTimeoutMs: number | null
+  /** http.idleTimeout, else tcp.idleTimeout: an idle upstream connection is closed after it. */
   readonly idleTimeoutMs: number | null
+}
+
+/**
+ * A backend's connection-pool limits as its upstream connections carry them out
+ * (src/http/upstream-pool.ts): attempts with the same policy share pools, others never.
+ */
+export interface ConnectionPolicy {
+  /** The backend and its limits: pools are keyed by it with the endpoint. */
+  readonly key: string
+  readonly limits: ConnectionPoolLimits
+  /** The node-wide count of connections (tcp.maxConnections); null: not counted. */
+  readonly gate: PoolGate | null
 }
 
 export interface OutlierDetection {
@@ -261,6 +276,8 @@ export type AttemptOutcome =
 /** One attempt's endpoint, reserved: `end` must be called exactly once. */
 export interface Attempt {
   readonly target: UpstreamTarget
+  /** How its upstream connections are limited (the backend's connection pool); absent or null: not at all. */
+  readonly connections?: ConnectionPolicy | null
   end (outcome: AttemptOutcome): void
 }
 

@@ -64,6 +64,7 @@ export class Plan implements RequestPlan {
     let ended = false
     return {
       target: this.env.targetOf(e),
+      connections: b.connections,
       end: (outcome: AttemptOutcome): void => {
         if (ended) return
         ended = true

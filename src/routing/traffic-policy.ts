@@ -82,7 +82,8 @@ function connectionPoolOf (p: ConnectionPoolSettings): ConnectionPoolLimits {
     maxConnections: p.tcp?.maxConnections ?? null,
     maxPendingRequests: p.http?.http1MaxPendingRequests ?? null,
     maxRequests: p.http?.http2MaxRequests ?? null,
-    maxRequestsPerConnection: p.http?.maxRequestsPerConnection ?? null,
+    // 0: no limit (Istio's default).
+    maxRequestsPerConnection: p.http?.maxRequestsPerConnection === undefined || p.http.maxRequestsPerConnection <= 0 ? null : p.http.maxRequestsPerConnection,
     connectTimeoutMs: timeoutMs(p.tcp?.connectTimeout),
     idleTimeoutMs: timeoutMs(p.http?.idleTimeout ?? p.tcp?.idleTimeout)
   })

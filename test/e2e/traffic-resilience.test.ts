@@ -148,7 +148,7 @@ t.test('local rate limit: a burst of 40 from 40 connections over both workers ge
   t.equal(counter(await metrics(lab, 'node1'), 'istio_requests_total', limited) - countedBefore, 31, 'istio_requests_total{response_code="429",response_flags="RL"} counts the 31')
 })
 
-t.test('connection-pool overflow: 24 at once against a 2 s backend limited to 5: 5 served, the rest 503 UO; the node never holds more than 5; /debug/config shows the pool and the budget', async (t) => {
+t.test('connection-pool overflow: 24 at once against a 2 s backend limited to 3 connections + 2 pending: 5 served, the rest 503 UO; the backend holds 3 connections (4: a second worker\'s first); /debug/config shows the pool and the budget', async (t) => {
   await apply('pool.yaml')
   await inForce('node1', ['DestinationRule traffic/slow-pool', 'HTTPRoute traffic/slow'])
   const mark = nodeLog(lab, 'node1').length
@@ -173,7 +173,9 @@ t.test('connection-pool overflow: 24 at once against a 2 s backend limited to 5:
   t.equal(ok + uo, 24, 'every request answered 200 or 503')
   t.ok(ok >= 5, `${ok} served`)
   t.ok(uo > 0, `${uo} overflowed`)
-  t.equal((await stats('slow')).peak, 5, 'the backend held at most 5 at once, and did hold 5 (per worker it could be 10)')
+  // HTTP/1.1: one request per connection; the 2 pending waited for one.
+  const peak = (await stats('slow')).peak
+  t.ok(peak >= 3 && peak <= 4, `the backend held ${peak} requests at once: maxConnections 3, or 4 when the second worker's pool opened its first connection at the limit (before: 5, a connection per admitted request)`)
   t.ok(seen.every((n) => n <= 5), '/debug/config never showed more than 5 held')
   // Counted at the source: the request lines (flag UO) and /metrics.
   const lines = await waitFor(() => {
@@ -183,8 +185,12 @@ t.test('connection-pool overflow: 24 at once against a 2 s backend limited to 5:
   t.equal(lines.filter((l) => l.status === 503 && l.response_flags === 'UO').length, uo, 'each 503 flagged UO')
   t.ok(new Set(lines.map((l) => l.worker)).size > 1, 'the requests came through several workers of node1')
   t.equal(counter(await metrics(lab, 'node1'), 'istio_requests_total', overflow) - countedBefore, uo, 'istio_requests_total{response_code="503",response_flags="UO"} counts them')
-  // The limits as /debug/config shows them afterwards: node-wide, the same in each worker.
-  const after = await slowBackends()
+  // The limits as /debug/config shows them afterwards: node-wide, the same in each worker;
+  // the connections released once closed idle (idleTimeout 2 s).
+  const after = await waitFor(async () => {
+    const b = await slowBackends()
+    return b.length > 0 && b.every((x) => x.pool?.connections === 0) ? b : null
+  }, { timeoutMs: 15_000, intervalMs: 250, what: 'the idle connections closed and released' })
   t.ok(after.length > 0, `the backend is listed (workers ${after.map((b) => b.worker).join(', ')})`)
   for (const b of after) {
     t.match(b.pool, { requests: 0, connections: 0, limits: { maxConnections: 3, maxPendingRequests: 2 } }, `worker ${b.worker as number}: the pool, nothing held now`)

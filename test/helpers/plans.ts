@@ -1,5 +1,5 @@
 import type { RequestAuthorizer, UpstreamTarget } from '../../src/http/context'
-import type { AttemptOutcome, AttemptRefusal, BackendRef, HeaderEdits, RequestPlan, RetryOn, RetryPolicy, RouteRule } from '../../src/routing/model'
+import type { AttemptOutcome, AttemptRefusal, BackendRef, ConnectionPolicy, HeaderEdits, RequestPlan, RetryOn, RetryPolicy, RouteRule } from '../../src/routing/model'
 import type { ConnectionRecord } from '../../src/telemetry/connection-record'
 import { dialLoopback, startEngine, type Teardown } from './http-harness'
 
@@ -34,6 +34,8 @@ export interface PlanSpec {
   readonly refuse?: AttemptRefusal
   /** Same-node: each target's destination handling. */
   readonly local?: RequestAuthorizer | null
+  /** Each attempt's connection limits (Attempt.connections). */
+  readonly connections?: ConnectionPolicy | null
 }
 
 export const NO_RETRY_ON: RetryOn = Object.freeze({ connectFailure: false, reset: false, serverError: false, gatewayError: false, retriable4xx: false, statuses: [], grpcStatuses: [] })
@@ -79,6 +81,7 @@ export function testPlan (spec: PlanSpec, record: ConnectionRecord, log: PlanLog
       let ended = false
       return {
         target: t,
+        connections: spec.connections ?? null,
         end (outcome) {
           if (ended) throw new Error('attempt ended twice')
           ended = true

@@ -165,6 +165,8 @@ t.test('limits: the retry budget decides retryDelay; pool overflow refuses UO; e
   const a = p.attempt([])
   if (typeof a === 'string') throw new Error(a)
   t.equal(a.target.key, e2.id, 'the ejected endpoint is skipped')
+  t.equal(a.connections?.gate, pool, 'the attempt\'s upstream connections are counted by the backend\'s gate')
+  t.match(a.connections, { key: /^app\/web:80\//, limits: { maxRequests: 1 } })
   t.equal(p.attempt([]), 'UO', 'the one in-flight request fills the pool')
   t.match(router.describe(), [{ backend: 'app/web:80', ejected: [e1.id], budget: { requests: 1, retries: 0 }, pool: { requests: 1, connections: 0, limits: { maxRequests: 1 } } }], '/debug/config: the budget\'s window and the pool held now')
   a.end({ kind: 'response', status: 503, grpcStatus: null })
