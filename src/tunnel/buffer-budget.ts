@@ -34,7 +34,8 @@ import { TUNNEL_DEFAULTS } from './defaults'
 //   - open reservations take at most `openBytes` (80 % of the budget): the rest is always
 //     there for leases. A session's at most `sessionBytes`. A stream that does not fit is
 //     refused: REFUSED_STREAM on the server (the client retries), FERRY_ERR_TUNNEL_BUSY
-//     `buffer-budget` from the pool. An open may reset streams backed up for
+//     `buffer-budget` from the pool — unless a smaller window is on its way, which the
+//     stream waits for on either end (server-session.ts, client-session.ts). An open may reset streams backed up for
 //     `stallGraceMs` (1 s) or more to make room: stalls cannot keep new streams out;
 //   - a lease that finds no room makes room by resetting this thread's backed-up streams,
 //     the one backed up longest first: a stream that is moving (it drained within the last

@@ -33,6 +33,8 @@ export class ServerSession implements SessionPeer {
   readonly buffers: SessionBuffers
   private draining: DrainCause | null = null
   private expiry: LongTimer | null = null
+  /** Streams that found no room while a smaller window was on its way: tried again at onRoom. */
+  private waiting: Array<() => void> = []
 
   constructor (
     readonly session: ServerHttp2Session,
@@ -54,6 +56,7 @@ export class ServerSession implements SessionPeer {
         session.destroy()
       },
       onStallReset: (authority) => { this.refused('stream', 'buffer-stall', stallResetDetail, authority) },
+      onRoom: () => { this.retryWaiting() },
       side: 'server'
     })
     const sentAt = Date.now()
@@ -108,6 +111,24 @@ export class ServerSession implements SessionPeer {
     else if (!this.session.closed) this.session.close()
   }
 
+  /**
+   * A stream that did not fit while a smaller window is on its way (buffers.changing): it
+   * is tried again once the peer acknowledges it or a stream closes, as the client's opens
+   * wait (client-session.ts) — rather than refused at once and retried by the client
+   * before the acknowledgement has freed anything. The wait is bounded by the
+   * acknowledgement's timeout, which cuts the session off.
+   */
+  waitForRoom (retry: () => void): void {
+    this.waiting.push(retry)
+  }
+
+  private retryWaiting (): void {
+    if (this.waiting.length === 0) return
+    const waiting = this.waiting
+    this.waiting = []
+    for (const retry of waiting) retry()
+  }
+
   /** Whether the session takes new streams. */
   get accepting (): boolean { return this.draining === null }
 
@@ -120,6 +141,7 @@ export class ServerSession implements SessionPeer {
   closed (): void {
     this.expiry?.clear()
     this.expiry = null
+    this.waiting = []
     this.buffers.close()
   }
 }

@@ -236,7 +236,17 @@ export class TunnelServer {
     if (state === undefined) { stream.on('error', () => {}); stream.close(); return }
     // A session whose certificates expired or rotated takes no new stream (REFUSED_STREAM: retried elsewhere).
     if (!state.openStream(stream)) return
+    this.admit(stream, headers, rawHeaders, state)
+  }
+
+  /** Reserves the stream's buffers and hands it on; no room: it waits for a window change in flight, or is refused. */
+  private admit (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, rawHeaders: string[], state: ServerSession): void {
+    if (stream.destroyed || stream.closed) return
     const reservation = state.buffers.reserve()
+    if (reservation === null && state.buffers.changing) {
+      state.waitForRoom(() => { this.admit(stream, headers, rawHeaders, state) })
+      return
+    }
     if (reservation === null) {
       stream.on('error', () => {})
       stream.close(NGHTTP2_REFUSED_STREAM)

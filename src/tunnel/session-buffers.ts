@@ -303,7 +303,9 @@ export class SessionBuffers {
       }
     }
     this.rebalance()
-    if (lowered) this.o.onRoom?.()
+    // Streams waiting for room try again: after a lower window there may be room; after
+    // any, a change they waited for is over (they wait again if another is now in flight).
+    this.o.onRoom?.()
   }
 }
 
