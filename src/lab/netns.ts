@@ -1,6 +1,7 @@
 import { existsSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import { run } from './run'
+import { ferryError } from '../errors'
+import { run, runRaw } from './run'
 
 // Network namespaces and links, through iproute2. A namespace is a name under
 // /var/run/netns (a bind mount of the namespace); deleting it drops the name, and the
@@ -14,6 +15,17 @@ export async function addNetns (name: string): Promise<void> {
 export async function deleteNetns (netnsDir: string, name: string): Promise<void> {
   if (!existsSync(join(netnsDir, name))) return
   await run('ip', ['netns', 'delete', name])
+}
+
+/**
+ * Deletes link `name` of namespace `netns` if both are there. A veth's deletion takes its
+ * peer with it at once, where the links of a deleted namespace go only when the kernel's
+ * cleanup gets to them: until then their names are taken.
+ */
+export async function deleteLinkIfPresent (netnsDir: string, netns: string, name: string): Promise<void> {
+  if (!existsSync(join(netnsDir, netns))) return
+  const r = await runRaw('ip', ['-n', netns, 'link', 'del', name])
+  if (r.code !== 0 && !/Cannot find device/.test(r.stderr)) throw ferryError('FERRY_ERR_LAB', `\`ip -n ${netns} link del ${name}\` failed (exit ${String(r.code)}): ${r.stderr.trim()}`)
 }
 
 export function listNetns (netnsDir: string): string[] {

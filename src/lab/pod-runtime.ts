@@ -4,7 +4,7 @@ import type { Deadline } from './clock'
 import { setUpPodNetwork, tearDownPodNetwork } from './cni/pod-network'
 import { writePodEtc } from './hosts'
 import { createPodNetwork } from './network'
-import { deleteNetns } from './netns'
+import { deleteLinkIfPresent, deleteNetns } from './netns'
 import { Watched } from './readiness'
 import { spawnContainer, spawnSandbox } from './spawn'
 import { etcNetnsDir, type LabPlan, type PlanPod } from './topology'
@@ -86,6 +86,10 @@ export async function stopPodContainers (pod: PlanPod, graceMs: number): Promise
 export async function removePodSandbox (plan: LabPlan, pod: PlanPod, annotations: Readonly<Record<string, string>>): Promise<string | null> {
   const delError = await tearDownPodNetwork(plan, pod, annotations)
   await killCgroup(pod.cgroup, STOP_KILL_WAIT_MS)
+  // The node's end of the pod's veth now, not when the kernel gets to the namespace: a pod
+  // added next may be given the same host number, and so the same link name.
+  const node = plan.nodes.find((n) => n.name === pod.node)
+  if (node !== undefined) await deleteLinkIfPresent(plan.paths.netnsDir, node.netns, pod.hostVeth)
   await deleteNetns(plan.paths.netnsDir, pod.netns)
   const etc = etcNetnsDir(plan.paths, pod.netns)
   if (existsSync(etc)) rmSync(etc, { recursive: true, force: true })
