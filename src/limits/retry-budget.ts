@@ -21,8 +21,8 @@ import type { RetryBudget } from './types'
 //          requests + 10/s). Busy backends' share, and what absorbs a burst of failures
 //          the floor's pace cannot.
 // A retry takes, in order: the floor's turn if due now; the ratio, while it keeps a reserve
-// of RATIO_RESERVE; the floor's next turn (booked, waited for: at most 100 ms); the
-// reserve. So a busy backend's retries do not wait (the ratio is ample), while a backend
+// (half the window's ratio, at least one second of the floor: 10); the floor's next turn
+// (booked, waited for: at most 100 ms); the reserve. So a busy backend's retries do not wait (the ratio is ample), while a backend
 // whose ratio runs low books every floor turn rather than losing it, and keeps the
 // reserve for a burst.
 //
@@ -46,8 +46,6 @@ const DEPOSITS = 1
 const RATIO_RETRIES = 2
 const FLOOR_RETRIES = 3
 const FLOOR_INTERVAL_US = Math.round(1e6 / RETRY_BUDGET.minPerSecond)
-/** Ratio retries kept for when the floor has no turn even ahead: one second of the floor. */
-const RATIO_RESERVE = RETRY_BUDGET.minPerSecond
 
 /** Payload words of one budget's slot. */
 export const BUDGET_WORDS = FLOOR_WORDS + RETRY_BUDGET.windowSeconds * BUCKET_WORDS
@@ -90,21 +88,23 @@ export class SharedRetryBudget implements RetryBudget {
       Atomics.add(w, b + FLOOR_RETRIES, 1)
       return 0
     }
-    if (this.takeRatio(base, b, t, RATIO_RESERVE)) return 0
+    if (this.takeRatio(base, b, t, true)) return 0
     const waitUs = this.takeFloor(base, t, FLOOR_INTERVAL_US)
     if (waitUs !== null) {
       Atomics.add(w, b + FLOOR_RETRIES, 1)
       return Math.ceil(waitUs / 1000)
     }
-    return this.takeRatio(base, b, t, 0) ? 0 : null
+    return this.takeRatio(base, b, t, false) ? 0 : null
   }
 
-  /** One ratio retry if the window keeps `reserve` more after it (added first, taken back when over). */
-  private takeRatio (base: number, b: number, nowMs: number, reserve: number): boolean {
+  /** One ratio retry, if the window keeps its reserve after it when `keepReserve` (added first, taken back when over). */
+  private takeRatio (base: number, b: number, nowMs: number, keepReserve: boolean): boolean {
     const w = this.table.words
     Atomics.add(w, b + RATIO_RETRIES, 1)
     const c = sum(w, base, second(nowMs))
-    if (c.ratioRetries + reserve < RETRY_BUDGET.ratio * c.requests) return true
+    const ratio = RETRY_BUDGET.ratio * c.requests
+    const reserve = keepReserve ? Math.max(RETRY_BUDGET.minPerSecond, ratio / 2) : 0
+    if (c.ratioRetries + reserve < ratio) return true
     Atomics.sub(w, b + RATIO_RETRIES, 1)
     return false
   }
