@@ -2,7 +2,7 @@ import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { execOk, REPO } from './exec'
 
-// The bench pods' web root (benchmarks/lab/nginx.conf serves it; shared by concurrent runs):
+// The bench pods' web root (nginx.conf, copied from benchmarks/lab/, serves it; shared by concurrent runs):
 // nginx.conf, a 1 KiB body and a sparse 1 GiB file. Every runner that brings up a bench
 // lab with nginx pods writes it first.
 
