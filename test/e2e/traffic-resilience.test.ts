@@ -159,9 +159,15 @@ t.test('connection-pool overflow: 24 at once against a 2 s backend limited to 3 
   // /debug/config while the load runs: the pool's node-wide count of requests held.
   let done = false
   const seen: number[] = []
+  // The retry budget's window is 10 s: read while the load runs, not after the pool's
+  // idle connections closed (a loaded machine may be past the window by then).
+  const budgetSeen: number[] = []
   const watching = (async () => {
     while (!done) {
-      for (const b of await slowBackends().catch(() => [])) if (b.pool !== null) seen.push(b.pool.requests)
+      for (const b of await slowBackends().catch(() => [])) {
+        if (b.pool !== null) seen.push(b.pool.requests)
+        if (b.budget !== null && b.budget !== undefined) budgetSeen.push(b.budget.requests)
+      }
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
   })()
@@ -194,6 +200,6 @@ t.test('connection-pool overflow: 24 at once against a 2 s backend limited to 3 
   t.ok(after.length > 0, `the backend is listed (workers ${after.map((b) => b.worker).join(', ')})`)
   for (const b of after) {
     t.match(b.pool, { requests: 0, connections: 0, limits: { maxConnections: 3, maxPendingRequests: 2 } }, `worker ${b.worker as number}: the pool, nothing held now`)
-    t.ok(b.budget.requests >= 24, `worker ${b.worker as number}: the retry budget counts the node's ${b.budget.requests as number} requests (retries ${b.budget.retries as number}, allowed ${b.budget.allowed as number})`)
   }
+  t.ok(Math.max(0, ...budgetSeen) >= 24, `while the load ran, the retry budget counted the node's requests in its window (max ${Math.max(0, ...budgetSeen)} of ${budgetSeen.length} reads)`)
 })
