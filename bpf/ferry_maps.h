@@ -105,20 +105,52 @@ struct {
 } ferry_socks SEC(".maps");
 
 /*
- * The kernel address of each socket in ferry_socks, by the same key, for
- * sk_msg.bpf.c to read the peer's sequence numbers and queue (an sk_msg program
- * cannot hold a socket from a map lookup: it has no bpf_sk_release). Written when a
- * socket joins (sockops) or first sends (sk_msg); LRU because the proxy's sockets
- * leave no trace on close, and every read checks the address still holds the socket
- * the key names.
+ * Where sk_msg.bpf.c finds the kernel state of each socket in ferry_socks, by the same
+ * key: an sk_msg program cannot take a socket from a map lookup (that returns a
+ * reference, and the program type has no bpf_sk_release), so a socket's address and
+ * cookie are published here (sockops for a pod's end, sk_msg when the proxy's end first
+ * sends) and read through a BTF-typed, read-only pointer (bpf_rdonly_cast) after
+ * checking the cookie. LRU because the proxy's sockets leave no trace on close.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, FERRY_MAX_SOCKS);
 	__type(key, struct ferry_sock_key);
-	__type(value, struct ferry_sock_ref);
+	__type(value, struct ferry_sock_peer);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} ferry_sock_addrs SEC(".maps");
+} ferry_sock_peers SEC(".maps");
+
+/* struct ferry_sock_state.flags */
+#define FERRY_SOCK_S_POD_END	(1u << 0)	/* sockops saw this pod's end established: the bases are known */
+#define FERRY_SOCK_S_PUBLISHED	(1u << 1)	/* this socket's entry in ferry_sock_peers is written */
+
+/*
+ * Per-socket state of the hops' ends, in the socket's own storage (freed with it): what
+ * sockops saw at establishment and whether the socket was published. Only eBPF reads it.
+ */
+struct ferry_sock_state {
+	__u32 snd_base;	/* a pod's end's first sequence numbers each way */
+	__u32 rcv_base;
+	__u32 flags;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct ferry_sock_state);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ferry_sock_state SEC(".maps");
+
+/* What sk_msg.bpf.c did with the hops' messages (see struct ferry_sockmap_stats). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct ferry_sockmap_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ferry_sockmap_stats SEC(".maps");
 
 /*
  * Same-node connections spliced app to app, both directions, by the proxy once the

@@ -100,17 +100,34 @@ struct ferry_sock_key {
 	__u32 remote_addr[4];
 };
 
+/* struct ferry_sock_peer.flags */
+#define FERRY_SOCK_F_POD_END	(1u << 0)	/* a pod's end, published by sockops: rcv_base is known */
+
 /*
- * Value of ferry_sock_addrs: a socket's kernel address and, for a pod's end (written
- * by sockops at establishment), its first sequence numbers each way, from which the
- * bytes it has sent and read by TCP are counted. bases_known is 0 for a proxy end.
+ * Value of ferry_sock_peers (key: the socket's ferry_sock_key): where sk_msg.bpf.c finds
+ * that socket's kernel state. addr is the socket's address and cookie its socket cookie
+ * (unique, never reused, never 0 once given): a reader trusts addr only while the socket
+ * there still carries that cookie. rcv_base: a pod's end's first receive sequence
+ * number, from which the bytes it has read by TCP are counted.
  */
-struct ferry_sock_ref {
+struct ferry_sock_peer {
 	__u64 addr;
-	__u32 snd_base;
+	__u64 cookie;
 	__u32 rcv_base;
-	__u32 bases_known;
-	__u32 pad;
+	__u32 flags;
+};
+
+/*
+ * Value of ferry_sockmap_stats (an array of one): the messages sk_msg.bpf.c passed
+ * between the ends of a hop, by direction, and those it left to TCP. Splices count
+ * their bytes in ferry_splice. User space reads it at scrape time.
+ */
+struct ferry_sockmap_stats {
+	__u64 from_pod_msgs;	/* a pod's end to the proxy's, by the shortcut */
+	__u64 from_pod_bytes;
+	__u64 to_pod_msgs;	/* the proxy's end to a pod's, by the shortcut */
+	__u64 to_pod_bytes;
+	__u64 tcp_msgs;		/* left to TCP: no published peer, or order or room not met */
 };
 
 /*

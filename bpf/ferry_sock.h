@@ -53,19 +53,23 @@
 	__rc;									\
 })
 
-/* Records @sk's kernel address under @key (see ferry_sock_addrs), with its sequence bases if @known. */
-static __always_inline void ferry_sock_publish(const struct ferry_sock_key *key, const void *sk,
-					       __u32 snd_base, __u32 rcv_base, __u32 known)
+/*
+ * Publishes a socket in ferry_sock_peers under @key: its address @addr, its cookie (the
+ * proof a reader checks before trusting the address) and what @st knows of it. A socket
+ * without a cookie could not be checked, so it stays unpublished (and takes TCP).
+ */
+static __always_inline void ferry_sock_publish(const struct ferry_sock_key *key, __u64 addr, __u64 cookie,
+					       struct ferry_sock_state *st)
 {
-	struct ferry_sock_ref ref = {
-		.addr = (__u64)sk,
-		.snd_base = snd_base,
-		.rcv_base = rcv_base,
-		.bases_known = known,
+	struct ferry_sock_peer peer = {
+		.addr = addr,
+		.cookie = cookie,
+		.rcv_base = st->rcv_base,
+		.flags = (st->flags & FERRY_SOCK_S_POD_END) ? FERRY_SOCK_F_POD_END : 0,
 	};
 
-	if (ref.addr)
-		bpf_map_update_elem(&ferry_sock_addrs, key, &ref, BPF_ANY);
+	if (addr && cookie && bpf_map_update_elem(&ferry_sock_peers, key, &peer, BPF_ANY) == 0)
+		st->flags |= FERRY_SOCK_S_PUBLISHED;
 }
 
 #endif /* FERRY_SOCK_H */

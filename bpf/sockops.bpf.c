@@ -38,15 +38,26 @@ static __always_inline int publish_orig_dst(struct bpf_sock_ops *ctx)
 static __always_inline void add_pod_end(struct bpf_sock_ops *ctx, int passive)
 {
 	struct ferry_sock_key key;
+	struct ferry_sock_state *st;
+	struct bpf_sock *sk = ctx->sk;
 
-	if (ferry_sock_key_from(ctx, &key))
+	if (!sk || ferry_sock_key_from(ctx, &key))
 		return;
 	if (passive && (key.local_addr[0] != key.remote_addr[0] || key.local_addr[1] != key.remote_addr[1] ||
 			key.local_addr[2] != key.remote_addr[2] || key.local_addr[3] != key.remote_addr[3]))
 		return;
 	/* A full map costs only the shortcut: the connection goes on over TCP. */
-	if (bpf_sock_hash_update(ctx, &ferry_socks, &key, BPF_NOEXIST) == 0)
-		ferry_sock_publish(&key, ctx->sk, ctx->snd_nxt, ctx->rcv_nxt, 1);
+	if (bpf_sock_hash_update(ctx, &ferry_socks, &key, BPF_NOEXIST) != 0)
+		return;
+	/* No storage: this end is never published, so nothing is redirected to it. */
+	st = bpf_sk_storage_get(&ferry_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return;
+	st->snd_base = ctx->snd_nxt;
+	st->rcv_base = ctx->rcv_nxt;
+	st->flags = FERRY_SOCK_S_POD_END;
+	/* bpf_get_socket_cookie gives the socket its cookie if it had none. */
+	ferry_sock_publish(&key, (__u64)sk, bpf_get_socket_cookie(ctx), st);
 }
 
 SEC("sockops")

@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   FERRY_ERR_BPF_ATTACH: 'an eBPF program could not be attached, pinned or updated',
   FERRY_ERR_BPF_MAP: 'an eBPF map operation failed',
   FERRY_ERR_BPFFS: 'bpffs is not mounted and could not be mounted',
+  FERRY_ERR_SOCKMAP_BTF: 'the running kernel\'s BTF lacks a field or kfunc the sockmap shortcut reads, or cannot be read: the shortcut is off and pod hops take TCP',
   FERRY_ERR_NETNS: 'a network namespace could not be opened or entered',
   FERRY_ERR_CGROUP: 'a cgroup v2 directory is missing or unusable',
   FERRY_ERR_KUBELET_CGROUP: 'the kubelet\'s cgroup (--kubelet-cgroup) cannot be found or is unusable for probe admission',

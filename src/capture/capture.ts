@@ -1,16 +1,17 @@
 import { isAbsolute, join, relative } from 'node:path'
 import { ferryError } from '../errors'
-import { existsSync } from 'node:fs'
-import { BpfLink, REPO_ROOT, ensureBpffsDir } from '../native'
+import { type BpfLink, REPO_ROOT, ensureBpffsDir } from '../native'
 import type { Logger } from '../telemetry/logger'
 import { CaptureMaps } from './maps'
 import { ensureKubeletLink, removeKubeletLink } from './kubelet-link'
-import type { SockKey } from './map-layout'
+import type { SockKey, SockmapStats } from './map-layout'
 import { PinLayout } from './pins'
 import { PodEntries } from './pod-entries'
 import { ensurePodLinks, removePodLinks } from './pod-links'
 import { checkPodSpec, checkUid, type PodCaptureSpec } from './pod-spec'
-import { Programs, SK_MSG } from './programs'
+import { type ObjectName, Programs, SK_MSG } from './programs'
+import { KERNEL_BTF, skMsgGap } from './sk-msg-fields'
+import { type SockmapStatus, startShortcut } from './sk-msg-link'
 import { SlotTable } from './slots'
 import { checkLiveWorkers } from './workers'
 
@@ -33,6 +34,8 @@ export interface CaptureOptions {
   pinRoot: string
   /** Where the compiled *.bpf.o are; default <repo>/build/bpf. */
   objectDir?: string
+  /** The kernel's BTF, checked for every field bpf/sk_msg.bpf.c reads; default /sys/kernel/btf/vmlinux. */
+  kernelBtf?: string
   log: Logger
 }
 
@@ -47,6 +50,7 @@ export class Capture {
   /** Links this process holds open, by uid then program name. */
   readonly #links = new Map<string, Map<string, BpfLink>>()
   #skMsg: BpfLink | undefined
+  #sockmapStatus: SockmapStatus = Object.freeze({ enabled: false })
   /** Probe admission: the kubelet link this process holds, and the cgroup it is on. */
   #kubelet: { link: BpfLink, cgroupPath: string } | undefined
 
@@ -63,7 +67,12 @@ export class Capture {
   static async open (opts: CaptureOptions): Promise<Capture> {
     if (typeof opts?.pinRoot !== 'string' || !isAbsolute(opts.pinRoot)) throw ferryError('FERRY_ERR_INVALID_ARG', 'pinRoot must be an absolute path')
     ensureBpffsDir(opts.pinRoot)
-    const programs = Programs.load(opts.objectDir ?? join(REPO_ROOT, 'build', 'bpf'), opts.pinRoot)
+    // The sockmap shortcut reads kernel fields: on a kernel whose BTF lacks one, it stays off.
+    const btfPath = opts.kernelBtf ?? KERNEL_BTF
+    const gap = skMsgGap(btfPath)
+    const skip = new Map<ObjectName, Error>()
+    if (gap !== null) skip.set(SK_MSG.object, ferryError('FERRY_ERR_SOCKMAP_BTF', 'the kernel\'s BTF lacks what sk_msg reads'))
+    const programs = Programs.load(opts.objectDir ?? join(REPO_ROOT, 'build', 'bpf'), opts.pinRoot, skip)
     let maps: CaptureMaps
     try {
       maps = new CaptureMaps(programs)
@@ -81,17 +90,10 @@ export class Capture {
     const stale = maps.splice.keys()
     for (const k of stale) maps.splice.delete(k)
     if (stale.length > 0) capture.#log.info({ entries: stale.length }, 'removed splices left by an earlier agent')
-    // The sockmap shortcut is an optimization: without it (older kernel) every hop takes TCP.
-    const missing = programs.unavailable.get(SK_MSG.object)
-    if (missing === undefined) {
-      try {
-        capture.#skMsg = ensureSkMsgLink(programs, capture.#pins.nodeLinkPath(SK_MSG.prog), capture.#log)
-      } catch (err) {
-        capture.#log.warn({ err }, 'sockmap shortcut unavailable: cannot attach sk_msg; pod hops take TCP')
-      }
-    } else {
-      capture.#log.warn({ err: missing }, 'sockmap shortcut unavailable: sk_msg does not load on this kernel; pod hops take TCP')
-    }
+    // The sockmap shortcut is an optimization: without it every hop takes TCP.
+    const shortcut = startShortcut(programs, capture.#pins, gap, btfPath, capture.#log)
+    capture.#skMsg = shortcut.link
+    capture.#sockmapStatus = shortcut.status
     capture.#log.info({ pinRoot: opts.pinRoot, pinnedPods: capture.enrolledUids().length, sockmap: capture.sockmap }, 'capture programs loaded')
     return capture
   }
@@ -215,12 +217,15 @@ export class Capture {
    */
   addHopEnd (fd: number, key: SockKey): boolean {
     if (this.#skMsg === undefined) return false
+    const { socks } = this.live().maps
     try {
-      this.live().maps.socks.set(key, BigInt(fd), 'noexist')
-      return true
+      socks.set(key, BigInt(fd), 'noexist')
     } catch {
       return false
     }
+    // Reading the entry back gives the socket its cookie, without which sk_msg never publishes this end.
+    socks.get(key)
+    return true
   }
 
   /**
@@ -256,6 +261,14 @@ export class Capture {
   /** Whether the sockmap shortcut is in place (sk_msg attached to ferry_socks). */
   get sockmap (): boolean { return this.#skMsg !== undefined }
 
+  /** Whether the sockmap shortcut is on and, if not, why (a stable code; logged once at open). */
+  sockmapStatus (): SockmapStatus { return this.#sockmapStatus }
+
+  /** What sk_msg did with the hops' messages since the maps were made (node-wide counters). */
+  sockmapStats (): SockmapStats {
+    return this.live().maps.sockmapStats.get(0) ?? { fromPodMsgs: 0n, fromPodBytes: 0n, toPodMsgs: 0n, toPodBytes: 0n, tcpMsgs: 0n }
+  }
+
   /** Uids with a persisted slot: enrolled by this agent or an earlier one. */
   enrolledUids (): string[] { return this.live().slots.uids() }
 
@@ -290,24 +303,4 @@ export class Capture {
 function isWithin (path: string, dir: string): boolean {
   const rel = relative(dir, path)
   return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel))
-}
-
-/**
- * The sk_msg link on ferry_socks, pinned so it outlives the agent: reopened and
- * switched to this agent's program in place when an earlier agent left it, else made.
- */
-function ensureSkMsgLink (programs: Programs, pinPath: string, log: Logger): BpfLink {
-  if (existsSync(pinPath)) {
-    const link = BpfLink.openPinned(pinPath)
-    try {
-      link.update(programs.skMsgProgFd())
-      log.debug({ link: link.info().id }, 'reused pinned sk_msg link')
-      return link
-    } catch (err) {
-      log.info({ err }, 'pinned sk_msg link cannot take this program; replacing it')
-      link.unpin()
-      link.close()
-    }
-  }
-  return programs.attachSkMsg(pinPath)
 }

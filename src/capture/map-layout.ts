@@ -22,7 +22,8 @@ export const LAYOUT = Object.freeze({
   ferry_orig_key: { size: 16, fields: { netns_cookie: 0, family: 8, pad: 9, port: 10, pad2: 12 } },
   ferry_uid_key: { size: UID_LEN, fields: { uid: 0 } },
   ferry_sock_key: { size: 48, fields: { netns_cookie: 0, family: 8, pad: 9, local_port: 10, remote_port: 12, pad2: 14, local_addr: 16, remote_addr: 32 } },
-  ferry_sock_ref: { size: 24, fields: { addr: 0, snd_base: 8, rcv_base: 12, bases_known: 16, pad: 20 } },
+  ferry_sock_peer: { size: 24, fields: { addr: 0, cookie: 8, rcv_base: 16, flags: 20 } },
+  ferry_sockmap_stats: { size: 40, fields: { from_pod_msgs: 0, from_pod_bytes: 8, to_pod_msgs: 16, to_pod_bytes: 24, tcp_msgs: 32 } },
   ferry_splice: { size: 56, fields: { to: 0, bytes: 48 } },
   ferry_probe_key: { size: 40, fields: { family: 0, pad: 1, src_port: 2, dst_port: 4, pad2: 6, src_addr: 8, dst_addr: 24 } },
   ferry_probe_conn: { size: 16, fields: { connected_ns: 0, sock_cookie: 8 } },
@@ -39,7 +40,8 @@ export const CONSTANTS = Object.freeze({
   FERRY_FAMILY_V4: 4,
   FERRY_FAMILY_V6: 6,
   FERRY_UID_LEN: UID_LEN,
-  FERRY_MAX_WORKERS: MAX_WORKERS
+  FERRY_MAX_WORKERS: MAX_WORKERS,
+  FERRY_SOCK_F_POD_END: 1
 })
 
 export interface PodValue { slot: number, flags: number }
@@ -54,6 +56,8 @@ export interface ProbeConn { connectedNs: bigint, sockCookie: bigint }
 export interface ProbeStats { admitted: bigint, notProbePort: bigint, expired: bigint }
 /** What bpf/tunnel_syn.bpf.c did with the SYNs that reached the tunnel port's listeners. */
 export interface SynStats { admitted: bigint, dropped: bigint, untracked: bigint, peer: bigint }
+/** What bpf/sk_msg.bpf.c did with the hops' messages: by the shortcut, by direction, or left to TCP. */
+export interface SockmapStats { fromPodMsgs: bigint, fromPodBytes: bigint, toPodMsgs: bigint, toPodBytes: bigint, tcpMsgs: bigint }
 /** One end of a TCP connection as that end sees it; a v4-mapped v6 address counts as v4. */
 export interface SockKey { netnsCookie: bigint, localAddress: string, localPort: number, remoteAddress: string, remotePort: number }
 
@@ -130,7 +134,7 @@ export const origKeyCodec: Codec<OrigKey> = {
   })
 }
 
-/** Key of ferry_socks, ferry_sock_addrs and ferry_splice. */
+/** Key of ferry_socks, ferry_sock_peers and ferry_splice. */
 export const sockKeyCodec: Codec<SockKey> = {
   size: L.ferry_sock_key.size,
   encode (k) {
@@ -321,4 +325,28 @@ export const u8Codec: Codec<number> = {
 
 function familyOf (n: number): 4 | 6 {
   return n === 6 ? 6 : 4
+}
+
+export const sockmapStatsCodec: Codec<SockmapStats> = {
+  size: L.ferry_sockmap_stats.size,
+  encode (v) {
+    const f = L.ferry_sockmap_stats.fields
+    const b = Buffer.alloc(this.size)
+    b.writeBigUInt64LE(v.fromPodMsgs, f.from_pod_msgs)
+    b.writeBigUInt64LE(v.fromPodBytes, f.from_pod_bytes)
+    b.writeBigUInt64LE(v.toPodMsgs, f.to_pod_msgs)
+    b.writeBigUInt64LE(v.toPodBytes, f.to_pod_bytes)
+    b.writeBigUInt64LE(v.tcpMsgs, f.tcp_msgs)
+    return b
+  },
+  decode (b) {
+    const f = L.ferry_sockmap_stats.fields
+    return {
+      fromPodMsgs: b.readBigUInt64LE(f.from_pod_msgs),
+      fromPodBytes: b.readBigUInt64LE(f.from_pod_bytes),
+      toPodMsgs: b.readBigUInt64LE(f.to_pod_msgs),
+      toPodBytes: b.readBigUInt64LE(f.to_pod_bytes),
+      tcpMsgs: b.readBigUInt64LE(f.tcp_msgs)
+    }
+  }
 }

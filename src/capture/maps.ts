@@ -1,7 +1,7 @@
 import { BpfMap, type Codec } from '../native'
 import {
-  dstCodec, exclKeyCodec, ipKeyCodec, liveWorkersCodec, origKeyCodec, podCodec, probePortKeyCodec, probeStatsCodec, sockKeyCodec, spliceCodec, u32Codec, u64Codec, u8Codec, uidKeyCodec,
-  type Dst, type ExclKey, type OrigKey, type PodValue, type ProbePortKey, type ProbeStats, type SockKey, type Splice
+  dstCodec, exclKeyCodec, ipKeyCodec, liveWorkersCodec, origKeyCodec, podCodec, probePortKeyCodec, probeStatsCodec, sockKeyCodec, sockmapStatsCodec, spliceCodec, u32Codec, u64Codec, u8Codec, uidKeyCodec,
+  type Dst, type ExclKey, type OrigKey, type PodValue, type ProbePortKey, type ProbeStats, type SockKey, type SockmapStats, type Splice
 } from './map-layout'
 import type { Programs } from './programs'
 
@@ -25,6 +25,8 @@ export class CaptureMaps {
   readonly probePorts: BpfMap<ProbePortKey, number>
   /** ARRAY by slot: what sk_lookup did with the kubelet's connections to the pod. */
   readonly probeStats: BpfMap<number, ProbeStats>
+  /** ARRAY of one (key 0): what sk_msg did with the hops' messages. */
+  readonly sockmapStats: BpfMap<number, SockmapStats>
 
   constructor (programs: Programs) {
     const opened: Array<{ close: () => void }> = []
@@ -49,12 +51,13 @@ export class CaptureMaps {
     this.splice = open('ferry_splice', sockKeyCodec, spliceCodec)
     this.probePorts = open('ferry_probe_ports', probePortKeyCodec, u8Codec)
     this.probeStats = open('ferry_probe_stats', u32Codec, probeStatsCodec)
+    this.sockmapStats = open('ferry_sockmap_stats', u32Codec, sockmapStatsCodec)
   }
 
   /** How many pods the maps can hold (ferry_pods' max_entries). */
   get capacity (): number { return this.pods.info.maxEntries }
 
   close (): void {
-    for (const m of [this.pods, this.podIps, this.excl, this.origDst, this.inbound, this.workers, this.slots, this.socks, this.splice, this.probePorts, this.probeStats]) m.close()
+    for (const m of [this.pods, this.podIps, this.excl, this.origDst, this.inbound, this.workers, this.slots, this.socks, this.splice, this.probePorts, this.probeStats, this.sockmapStats]) m.close()
   }
 }

@@ -64,12 +64,20 @@ export class Programs {
     this.unavailable = unavailable
   }
 
-  /** Loads every object; the first creates the pinned maps, the rest reuse them. */
-  static load (objectDir: string, pinRoot: string): Programs {
+  /**
+   * Loads every object; the first creates the pinned maps, the rest reuse them. An
+   * optional object named in `skip` is not loaded: `unavailable` keeps the reason.
+   */
+  static load (objectDir: string, pinRoot: string, skip: ReadonlyMap<ObjectName, Error> = new Map()): Programs {
     const objects = new Map<ObjectName, BpfObject>()
     const unavailable = new Map<ObjectName, Error>()
     try {
       for (const name of Object.keys(RODATA) as ObjectName[]) {
+        const skipped = OPTIONAL.has(name) ? skip.get(name) : undefined
+        if (skipped !== undefined) {
+          unavailable.set(name, skipped)
+          continue
+        }
         try {
           objects.set(name, BpfObject.open({ path: join(objectDir, `${name}.bpf.o`), pinRoot, rodata: RODATA[name] }))
         } catch (err) {

@@ -31,10 +31,12 @@ export function dataPathCapture (fds: DataPathMapFds): DataPathCapture {
       if (!fds.skMsg) return false
       try {
         socks.set(key as SockKey, BigInt(fd), 'noexist')
-        return true
       } catch {
         return false
       }
+      // Reading the entry back gives the socket its cookie, without which sk_msg never publishes this end.
+      socks.get(key as SockKey)
+      return true
     },
     splice (a, b) {
       if (!fds.skMsg) return false
