@@ -77,6 +77,23 @@ export class Btf {
     return true
   }
 
+  /** Names of every named struct, in type order. */
+  structNames (): string[] {
+    const out: string[] = []
+    for (let id = 1; id < this.#at.length; id++) {
+      if (this.kind(id) !== KIND.STRUCT) continue
+      const name = this.str(this.#blob.readUInt32LE(this.#at[id]))
+      if (name !== '') out.push(name)
+    }
+    return out
+  }
+
+  /** The member names of struct `struct` (anonymous ones as ''), or undefined if there is no such struct. */
+  memberNames (struct: string): string[] | undefined {
+    const id = this.find(KIND.STRUCT, struct)
+    return id === undefined ? undefined : this.members(id).map((m) => m.name)
+  }
+
   private kind (id: number): number { return (this.#blob.readUInt32LE(this.#at[id] + 4) >>> 24) & 0x1f }
 
   private str (off: number): string {
