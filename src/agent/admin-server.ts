@@ -14,6 +14,7 @@ import type { AdminAuth } from './admin-auth'
 import type { ProxyMetrics } from '../telemetry/metrics'
 import type { Logger } from '../telemetry/logger'
 import type { PodEnroller } from './enroller'
+import type { SockmapReportShape } from './platform'
 import type { NodeIdentities } from './identities'
 import type { NodeTunnel } from './node-tunnel'
 import type { WorkerSet } from './workers'
@@ -30,6 +31,11 @@ import { routeCheckLive, routesSection } from '../routing/admin'
 //                                   what the kernel did with SYNs to the port (kernelSyns,
 //                                   null without kernel admission) ({"enabled":false}
 //                                   without a CA)
+//                 GET /debug/capture JSON: `sockmap`: whether the sockmap shortcut is on
+//                                   ({enabled}, else also code, reason, missing: what
+//                                   the kernel's BTF lacks) and sk_msg's counters
+//                                   (stats: messages and bytes by the shortcut, by
+//                                   direction; messages left to TCP)
 //                 GET /debug/config JSON: the configuration in force (generation, origin,
 //                                   files, every resource with its file and line), and
 //                                   `l7`: per Service port and per port of each enrolled
@@ -100,6 +106,8 @@ export interface AdminDeps {
   readonly trustDomain: string
   /** Who may read /debug/*. */
   readonly auth: AdminAuth
+  /** The sockmap shortcut's state and counters, for /debug/capture (null where capture has none: test platforms). */
+  readonly sockmap?: () => SockmapReportShape | null
   /** Serve on these listening sockets (e.g. taken over from the previous agent) instead of binding adminPort / readyPort. */
   readonly listeners?: { readonly admin?: ListeningFd, readonly ready?: ListeningFd }
 }
@@ -170,6 +178,10 @@ const ADMIN_ROUTES: Record<string, Handler> = {
     const node = tunnel.stats()
     const each = await workers.tunnelStats()
     json(res, 200, { enabled: true, ...node, ...each, buffers: { ...node.buffers, heldBytes: each.workers.reduce((n, w) => n + w.heldBytes, 0) } })
+  },
+  '/debug/capture': ({ sockmap }, res) => {
+    const r = sockmap?.() ?? null
+    json(res, 200, { sockmap: r === null ? null : { ...r.status, stats: Object.fromEntries(Object.entries(r.stats).map(([k, v]) => [k, Number(v)])) } })
   },
   '/debug/workers': async ({ workers }, res) => {
     json(res, 200, { workers: await workers.stats() })

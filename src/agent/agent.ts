@@ -16,6 +16,7 @@ import { RouteTable } from '../proxy/route-table'
 import { droppedLogLines, type Logger } from '../telemetry/logger'
 import { ProxyMetrics } from '../telemetry/metrics'
 import { registerProbeMetrics } from '../telemetry/probe-metrics'
+import { registerSockmapMetrics } from '../telemetry/sockmap-metrics'
 import { requestTracerFor, spanExportFor } from '../telemetry/tracing'
 import type { SpanExport } from '../telemetry/tracing/span-export'
 import type { NetnsRef, Request } from '../worker/protocol'
@@ -313,6 +314,7 @@ export class Agent {
     })
     const podEnroller = enroller
     registerProbeMetrics(metrics.registry, () => probeCountsOf(capture, podEnroller.enrolledPods()))
+    registerSockmapMetrics(metrics.registry, () => capture.sockmapReport?.() ?? null)
     // Started below, once the agent exists; until then it has no snapshot (current() is null).
     const source = deps.source ?? (selected as AgentDiscovery).source
     let tunnelPort: number | null = null
@@ -324,7 +326,7 @@ export class Agent {
     const scrape = async (): Promise<string> => await (await workers.metrics(metrics.registry)).metrics()
     const handed = (key: string): { fd: number } | undefined => { const fd = adopt(key); return fd === undefined ? undefined : { fd } }
     let agentRef: Agent | null = null
-    const admin = await startAdminServers({ listeners: { admin: handed('admin'), ready: handed('ready') }, notReady: () => agentRef?.lent === true ? 'a new agent is taking over' : null, adminPort: options.adminPort, readyPort: options.readyPort, metrics, scrape, enroller, identities, tunnel, workers, log, authz, cluster: () => source.current(), node: options.node, trustDomain: options.identity?.trustDomain ?? IDENTITY_DEFAULTS.trustDomain, auth: deps.adminAuth ?? agentAdminAuth(options) })
+    const admin = await startAdminServers({ listeners: { admin: handed('admin'), ready: handed('ready') }, notReady: () => agentRef?.lent === true ? 'a new agent is taking over' : null, adminPort: options.adminPort, readyPort: options.readyPort, metrics, scrape, enroller, identities, tunnel, workers, log, authz, cluster: () => source.current(), node: options.node, trustDomain: options.identity?.trustDomain ?? IDENTITY_DEFAULTS.trustDomain, auth: deps.adminAuth ?? agentAdminAuth(options), sockmap: () => capture.sockmapReport?.() ?? null })
     undo.push(async () => { await admin.close() })
     let cni: AgentCni | null = null
     if (options.cni !== null) {

@@ -62,7 +62,15 @@ export interface CaptureHandle {
   dataPathMaps?: () => { origDst: number, socks: number, splice: number, skMsg: boolean }
   /** The kubelet's connections to each enrolled pod, by uid, as sk_lookup counted them. */
   probeCounts (): ReadonlyMap<string, ProbeCountsShape>
+  /** Whether the sockmap shortcut is on (else the FERRY_ERR_* code and why) and what sk_msg counted; absent on the test platforms. */
+  sockmapReport?: () => SockmapReportShape
   close (): void
+}
+
+/** The sockmap shortcut's state (src/capture/sk-msg-link.ts SockmapStatus, map-layout.ts SockmapStats). */
+export interface SockmapReportShape {
+  readonly status: { readonly enabled: boolean, readonly code?: string, readonly reason?: string, readonly missing?: readonly string[] }
+  readonly stats: { readonly fromPodMsgs: bigint, readonly fromPodBytes: bigint, readonly toPodMsgs: bigint, readonly toPodBytes: bigint, readonly tcpMsgs: bigint }
 }
 
 /** What the kernel did with SYNs to the tunnel port (src/tunnel-syn SynCounts). */
@@ -108,8 +116,11 @@ export interface Platform {
   openTunnelSyn?: (limits: { perSecond: number, burst: number }) => TunnelSynHandle
 }
 
-/** The real platform: the addon and the eBPF capture controller. */
-export function loadNativePlatform (): Platform {
+/**
+ * The real platform: the addon and the eBPF capture controller. `kernelBtf` replaces the
+ * kernel BTF capture checks the sockmap shortcut against (PATHS.kernelBtf), for tests.
+ */
+export function loadNativePlatform (opts: { kernelBtf?: string } = {}): Platform {
   return {
     openNetns: (path) => openNetns(path),
     listen: (ns, o) => ({ fd: ns.listen({ family: o.family, address: o.address, port: o.port, reusePort: o.reusePort === true }) }),
@@ -117,7 +128,7 @@ export function loadNativePlatform (): Platform {
     // so none is armed here; allowHalfOpen because the relay forwards each FIN alone.
     connectInNetns: (ns, o) => connectInNetns(ns as Netns, { host: o.host, port: o.port, family: o.family, allowHalfOpen: true }),
     openCapture: async (o) => {
-      const capture = await Capture.open({ pinRoot: o.pinRoot, log: o.log })
+      const capture = await Capture.open({ pinRoot: o.pinRoot, log: o.log, ...(opts.kernelBtf !== undefined ? { kernelBtf: opts.kernelBtf } : {}) })
       return {
         enrollPod: (spec) => { capture.enrollPod(spec as CapturePodSpec) },
         unenrollPod: (uid) => { capture.unenrollPod(uid) },
@@ -130,6 +141,7 @@ export function loadNativePlatform (): Platform {
         enrolledUids: () => capture.enrolledUids(),
         setKubeletCgroup: (path) => { capture.setKubeletCgroup(path) },
         probeCounts: () => capture.probeCounts(),
+        sockmapReport: () => ({ status: capture.sockmapStatus(), stats: capture.sockmapStats() }),
         dataPathMaps: () => capture.dataPathMaps(),
         close: () => { capture.close() }
       }

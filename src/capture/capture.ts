@@ -34,7 +34,7 @@ export interface CaptureOptions {
   pinRoot: string
   /** Where the compiled *.bpf.o are; default <repo>/build/bpf. */
   objectDir?: string
-  /** The kernel's BTF, checked for every field bpf/sk_msg.bpf.c reads; default /sys/kernel/btf/vmlinux. */
+  /** The kernel's BTF, checked for every field bpf/sk_msg.bpf.c reads; default PATHS.kernelBtf (/sys/kernel/btf/vmlinux). */
   kernelBtf?: string
   log: Logger
 }

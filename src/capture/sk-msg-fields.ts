@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { PATHS } from '../config/env'
 import { Btf } from './btf'
 
 // TWIN of the kernel types bpf/sk_msg.bpf.c declares (struct sock_common … sk_psock,
@@ -23,7 +24,7 @@ export const SK_MSG_FIELDS: Readonly<Record<string, readonly string[]>> = Object
 export const SK_MSG_KFUNCS: readonly string[] = Object.freeze(['bpf_rdonly_cast'])
 
 /** The running kernel's BTF. */
-export const KERNEL_BTF = '/sys/kernel/btf/vmlinux'
+export const KERNEL_BTF = PATHS.kernelBtf
 
 /** Why the shortcut cannot run on a kernel: what its BTF lacks, or why it could not be read. */
 export interface SkMsgGap {

@@ -24,6 +24,8 @@ export const PATHS = Object.freeze({
   pinRoot: '/sys/fs/bpf/ferry',
   cgroup2: process.env.FERRY_CGROUP2_ROOT ?? detectCgroup2Root(),
   netnsDir: '/var/run/netns',
+  /** The running kernel's BTF, checked for what the sockmap shortcut reads (src/capture/sk-msg-fields.ts); FERRY_KERNEL_BTF where a node keeps it elsewhere. */
+  kernelBtf: process.env.FERRY_KERNEL_BTF ?? '/sys/kernel/btf/vmlinux',
   /** The ferry-cni plugin's files on a node (docs/install.md): a hostPath shared by the plugin and the agent. */
   cniRunDir: '/var/run/ferry',
   cniSocket: '/var/run/ferry/cni.sock',
