@@ -87,6 +87,8 @@ export class Capture {
     // Splices outlive the agent that made them only as stale entries: its sockets died with
     // it, so its connections are gone. (Were another agent still draining on this pin root,
     // its connections would simply go on by TCP: a splice is never needed for correctness.)
+    const retired = capture.#pins.removeRetiredMaps()
+    if (retired.length > 0) capture.#log.info({ maps: retired }, 'unpinned maps an earlier agent left that this one does not use')
     const stale = maps.splice.keys()
     for (const k of stale) maps.splice.delete(k)
     if (stale.length > 0) capture.#log.info({ entries: stale.length }, 'removed splices left by an earlier agent')

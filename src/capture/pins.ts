@@ -5,6 +5,14 @@ import { join } from 'node:path'
 // libbpf directly under <pinRoot>/, and so is the one link not made per pod (sk_msg
 // on ferry_socks) as <pinRoot>/link_<prog>.
 
+/**
+ * Maps an earlier Ferry pinned that no program of this one uses: removed at open, so
+ * their kernel memory is freed once the last program holding them is gone (an earlier
+ * agent still draining keeps its own reference). ferry_sock_addrs: the sockmap
+ * shortcut's raw socket addresses, replaced by ferry_sock_peers and ferry_sock_state.
+ */
+const RETIRED_MAPS: readonly string[] = Object.freeze(['ferry_sock_addrs'])
+
 export class PinLayout {
   readonly root: string
   constructor (root: string) { this.root = root }
@@ -20,6 +28,13 @@ export class PinLayout {
   /** Uids that have a pin directory (enrolled by this or an earlier agent). */
   podUids (): string[] {
     return existsSync(this.podsDir) ? readdirSync(this.podsDir) : []
+  }
+
+  /** Unpins the retired maps an earlier agent left; the names it removed. */
+  removeRetiredMaps (): string[] {
+    const removed = RETIRED_MAPS.filter((name) => existsSync(join(this.root, name)))
+    for (const name of removed) unlinkSync(join(this.root, name))
+    return removed
   }
 
   /** Removes whatever pins are left in the pod's directory, then the directory. */

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { REPO_ROOT } from '../../src/native'
 import { MAX_WORKERS as AGENT_MAX_WORKERS } from '../../src/agent/worker-count'
 import {
-  CONSTANTS, LAYOUT, MAX_WORKERS, dstCodec, exclKeyCodec, ipKeyCodec, liveWorkersCodec, origKeyCodec, podCodec, probeConnCodec, probeKeyCodec, probePortKeyCodec, probeStatsCodec, sockKeyCodec, spliceCodec, synStatsCodec, uidKeyCodec
+  CONSTANTS, LAYOUT, MAX_WORKERS, dstCodec, exclKeyCodec, ipKeyCodec, liveWorkersCodec, origKeyCodec, podCodec, probeConnCodec, probeKeyCodec, probePortKeyCodec, probeStatsCodec, sockKeyCodec, sockmapStatsCodec, spliceCodec, synStatsCodec, uidKeyCodec
 } from '../../src/capture/map-layout'
 
 // The TypeScript twin of bpf/ferry_shared.h must match what the C compiler makes
@@ -74,6 +74,7 @@ t.test('codec sizes are the struct sizes', async (t) => {
   t.equal(probePortKeyCodec.size, LAYOUT.ferry_probe_port_key.size)
   t.equal(probeStatsCodec.size, LAYOUT.ferry_probe_stats.size)
   t.equal(synStatsCodec.size, LAYOUT.ferry_syn_stats.size)
+  t.equal(sockmapStatsCodec.size, LAYOUT.ferry_sockmap_stats.size)
 })
 
 t.test('codecs round-trip and put bytes where C expects them', async (t) => {
@@ -97,5 +98,8 @@ t.test('codecs round-trip and put bytes where C expects them', async (t) => {
   const probe6 = { srcAddress: 'fd00::1', srcPort: 1, dstAddress: 'fd00::2', dstPort: 2 }
   t.same(probeKeyCodec.decode(probeKeyCodec.encode(probe6)), probe6)
   t.same(probeStatsCodec.decode(probeStatsCodec.encode({ admitted: 1n, notProbePort: 2n, expired: 3n })), { admitted: 1n, notProbePort: 2n, expired: 3n })
+  const stats = { fromPodMsgs: 1n, fromPodBytes: 2n, toPodMsgs: 3n, toPodBytes: 4n, tcpMsgs: 5n }
+  t.same(sockmapStatsCodec.decode(sockmapStatsCodec.encode(stats)), stats)
+  t.equal(sockmapStatsCodec.encode(stats).readBigUInt64LE(LAYOUT.ferry_sockmap_stats.fields.tcp_msgs), 5n)
   t.same(synStatsCodec.decode(synStatsCodec.encode({ admitted: 1n, dropped: 2n, untracked: 3n, peer: 4n })), { admitted: 1n, dropped: 2n, untracked: 3n, peer: 4n })
 })

@@ -226,3 +226,15 @@ t.test('splices left by a dead agent are removed by the next one', async (t) => 
   t.equal(next.splice(a, b), true, 'the keys are free again (a stale entry would refuse this)')
   t.same(next.unsplice(a, b), { fromA: 0, fromB: 0 })
 })
+
+t.test('the raw-address map an earlier agent pinned (ferry_sock_addrs) is unpinned by the next one', async (t) => {
+  const pinRoot = uniquePinRoot(t)
+  execFileSync('mkdir', ['-p', pinRoot])
+  const old = join(pinRoot, 'ferry_sock_addrs')
+  execFileSync('bpftool', ['map', 'create', old, 'type', 'lru_hash', 'key', '48', 'value', '24', 'entries', '16', 'name', 'ferry_sock_addrs'])
+  t.ok(existsSync(old), 'left by an earlier agent')
+  const capture = await Capture.open({ pinRoot, log: silentLog })
+  t.teardown(safely(() => capture.close()))
+  t.notOk(existsSync(old), 'unpinned')
+  t.equal(capture.sockmap, true)
+})
