@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { Socket } from 'node:net'
 import { joinHop } from '../../src/worker/hop-shortcut'
 import { Capture } from '../../src/capture'
@@ -23,18 +23,20 @@ const ROUNDS = 3
 const SMALL = 16 * 1024
 const LARGE = 128 * 1024
 const APP_BUDGET_MS = 25_000
+/** Connections in a row from one local port (loopback TIME_WAIT reuse: net.ipv4.tcp_tw_reuse = 2, the default). */
+const REUSED_TUPLE_CONNECTIONS = 300
 
-/** The app: CONNECTIONS connections, CONCURRENCY at a time, each ROUNDS request/answer rounds; prints its tally. */
-function churningApp (host: string, port: number): string[] {
+/** The app: `connections` connections, `concurrency` at a time (from `localPort` if given), each ROUNDS request/answer rounds; prints its tally. */
+function churningApp (host: string, port: number, { connections = CONNECTIONS, concurrency = CONCURRENCY, localPort }: { connections?: number, concurrency?: number, localPort?: number } = {}): string[] {
   const src = `
 const net = require('net'), crypto = require('crypto')
 let started = 0, done = 0, failed = 0, bad = 0, bytesSent = 0, bytesChecked = 0, firstRoundBytes = 0
 const errors = {}
 function size () { return 1 + crypto.randomInt(Math.random() < 0.02 ? ${LARGE} : ${SMALL}) }
 function one () {
-  if (started === ${CONNECTIONS}) return
+  if (started === ${connections}) return
   started++
-  const s = net.connect({ host: ${JSON.stringify(host)}, port: ${port} })
+  const s = net.connect({ host: ${JSON.stringify(host)}, port: ${port}${localPort === undefined ? '' : `, localPort: ${localPort}`} })
   let round = 0, sent = null, got = []
   let gotLen = 0
   const send = () => { sent = crypto.randomBytes(size()); got = []; gotLen = 0; bytesSent += sent.length; if (round === 0) firstRoundBytes += sent.length; s.write(sent) }
@@ -54,17 +56,17 @@ function one () {
   s.on('error', (e) => { errors[e.code] = (errors[e.code] || 0) + 1; failed++; s.destroy(); next() })
 }
 function next () {
-  if (done + failed === ${CONNECTIONS}) { report(); process.exit(0) }
+  if (done + failed === ${connections}) { report(); process.exit(0) }
   one()
 }
 function report (timeout) { console.log(JSON.stringify({ done, failed, bad, bytesSent, bytesChecked, firstRoundBytes, errors, timeout: !!timeout })) }
-for (let i = 0; i < ${CONCURRENCY}; i++) one()
+for (let i = 0; i < ${concurrency}; i++) one()
 setTimeout(() => { report(true); process.exit(0) }, ${APP_BUDGET_MS})
 `
   return [process.execPath, '-e', src]
 }
 
-t.test('thousands of short connections through the shortcut: every byte arrives, both ways by the shortcut', async (t) => {
+t.test('the sockmap shortcut under connection churn', async (t) => {
   const env = makePodEnv(t)
   const capture = await Capture.open({ pinRoot: uniquePinRoot(t), log: silentLog })
   t.teardown(safely(() => capture.close()))
@@ -72,15 +74,14 @@ t.test('thousands of short connections through the shortcut: every byte arrives,
   const netns = openNetns(env.podNsPath)
   t.teardown(() => netns.close())
 
-  let joined = 0
-  let notJoined = 0
-  let proxyBytes = 0
+  // The proxy: joins every hop at accept, answers each byte XOR 0x5a.
+  const proxy = { joined: 0, notJoined: 0, bytes: 0 }
   const outbound = await serveFd(t, netns.listen({ family: 4, address: '127.0.0.1', port: PORTS.outbound, backlog: 1024 }), (s: Socket) => {
     s.on('error', () => {})
-    if (joinHop(capture, netns.cookie, s)) joined++
-    else notJoined++
+    if (joinHop(capture, netns.cookie, s)) proxy.joined++
+    else proxy.notJoined++
     s.on('data', (d: Buffer) => {
-      proxyBytes += d.length
+      proxy.bytes += d.length
       for (let i = 0; i < d.length; i++) d[i] ^= 0x5a
       s.write(d)
     })
@@ -95,27 +96,45 @@ t.test('thousands of short connections through the shortcut: every byte arrives,
   capture.enrollPod(podSpec(env, agent))
   t.teardown(safely(() => capture.unenrollPod(env.id)))
 
-  const before = capture.sockmapStats()
-  const r = await env.runInPod(churningApp(env.peerIP4, 8080), { timeoutMs: APP_BUDGET_MS + 5000 })
-  const after = capture.sockmapStats()
-  t.equal(r.code, 0, r.stderr)
-  const out = JSON.parse(r.stdout)
-  t.notOk(out.timeout, `the app finished within ${APP_BUDGET_MS / 1000} s`)
-  t.equal(out.done, CONNECTIONS, `every connection completed its ${ROUNDS} rounds (errors: ${JSON.stringify(out.errors)})`)
-  t.equal(out.failed, 0)
-  t.equal(out.bad, 0, 'every answer was the request, byte for byte')
-  t.equal(out.bytesChecked, out.bytesSent, `${out.bytesChecked} bytes checked each way`)
-  t.equal(proxyBytes, out.bytesSent, 'the proxy received every byte the app sent')
-  t.equal(joined, CONNECTIONS, `every hop joined (${notJoined} did not)`)
+  /** Runs the app; checks every connection and byte; returns the bytes the shortcut carried each way. */
+  async function churn (t: Test, connections: number, opts: { concurrency?: number, localPort?: number } = {}): Promise<{ out: any, fromPod: number, toPod: number }> {
+    proxy.joined = 0
+    proxy.notJoined = 0
+    proxy.bytes = 0
+    const before = capture.sockmapStats()
+    const r = await env.runInPod(churningApp(env.peerIP4, 8080, { connections, ...opts }), { timeoutMs: APP_BUDGET_MS + 5000 })
+    const after = capture.sockmapStats()
+    t.equal(r.code, 0, r.stderr)
+    const out = JSON.parse(r.stdout)
+    t.notOk(out.timeout, `the app finished within ${APP_BUDGET_MS / 1000} s`)
+    t.equal(out.done, connections, `every connection completed its ${ROUNDS} rounds (errors: ${JSON.stringify(out.errors)})`)
+    t.equal(out.failed, 0)
+    t.equal(out.bad, 0, 'every answer was the request, byte for byte')
+    t.equal(out.bytesChecked, out.bytesSent, `${out.bytesChecked} bytes checked each way`)
+    t.equal(proxy.bytes, out.bytesSent, 'the proxy received every byte the app sent')
+    t.equal(proxy.joined, connections, `every hop joined (${proxy.notJoined} did not)`)
+    const fromPod = Number(after.fromPodBytes - before.fromPodBytes)
+    const toPod = Number(after.toPodBytes - before.toPodBytes)
+    t.comment(`shortcut: app -> proxy ${fromPod} B in ${after.fromPodMsgs - before.fromPodMsgs} msgs, proxy -> app ${toPod} B in ${after.toPodMsgs - before.toPodMsgs} msgs; ${after.tcpMsgs - before.tcpMsgs} msgs by TCP; ${out.bytesSent} B each way`)
+    return { out, fromPod, toPod }
+  }
 
-  const fromPod = Number(after.fromPodBytes - before.fromPodBytes)
-  const toPod = Number(after.toPodBytes - before.toPodBytes)
-  const tcpMsgs = Number(after.tcpMsgs - before.tcpMsgs)
-  t.comment(`shortcut: app -> proxy ${fromPod} B in ${after.fromPodMsgs - before.fromPodMsgs} msgs, proxy -> app ${toPod} B in ${after.toPodMsgs - before.toPodMsgs} msgs; ${tcpMsgs} msgs by TCP; ${out.bytesSent} B each way`)
-  // Each connection's first request goes by TCP (the proxy's end is published when it
-  // first sends); its answers, and the later requests, may take the shortcut. The
-  // order and room rules send some by TCP on a busy machine: the bound is loose, the
-  // point is that the shortcut carried a large share of the bytes.
-  t.ok(toPod >= out.bytesSent / 4, `proxy -> app: ${toPod} of ${out.bytesSent} bytes by the shortcut`)
-  t.ok(fromPod >= (out.bytesSent - out.firstRoundBytes) / 4, `app -> proxy: ${fromPod} of ${out.bytesSent - out.firstRoundBytes} bytes after the first round by the shortcut`)
+  t.test('thousands of short connections: every byte arrives, both ways by the shortcut', async (t) => {
+    const { out, fromPod, toPod } = await churn(t, CONNECTIONS)
+    // Each connection's first request goes by TCP (the proxy's end is published when it
+    // first sends); its answers, and the later requests, may take the shortcut. The
+    // order and room rules send some by TCP on a busy machine: the bound is loose, the
+    // point is that the shortcut carried a large share of the bytes.
+    t.ok(toPod >= out.bytesSent / 4, `proxy -> app: ${toPod} of ${out.bytesSent} bytes by the shortcut`)
+    t.ok(fromPod >= (out.bytesSent - out.firstRoundBytes) / 4, `app -> proxy: ${fromPod} of ${out.bytesSent - out.firstRoundBytes} bytes after the first round by the shortcut`)
+  })
+
+  t.test('one tuple reused by connection after connection: an earlier socket\'s entry is never trusted', async (t) => {
+    // Every connection is 127.0.0.1:PORT -> 127.0.0.1:15001 in the same netns: the same
+    // keys in ferry_socks and ferry_sock_peers, whose entries for the proxy's end still
+    // name the previous connection's socket (freed, its memory likely reused by the
+    // next) until the new one first sends.
+    const { out, fromPod, toPod } = await churn(t, REUSED_TUPLE_CONNECTIONS, { concurrency: 1, localPort: 20000 + Math.floor(Math.random() * 10000) })
+    t.ok(toPod > 0 && fromPod > 0, `the shortcut carried bytes both ways (${toPod}, ${fromPod} of ${out.bytesSent})`)
+  })
 })
