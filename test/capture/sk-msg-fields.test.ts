@@ -1,6 +1,5 @@
 import t from 'tap'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import type { Socket } from 'node:net'
@@ -12,6 +11,7 @@ import { PORTS } from '../../src/config/env'
 import { REPO_ROOT, openNetns } from '../../src/native'
 import { joinHop } from '../../src/worker/hop-shortcut'
 import { podSpec, safely, serveFd, silentLog, uniquePinRoot, type AgentSide } from './helpers/capture-fixture'
+import { kernelBtfWithout } from './helpers/kernel-btf'
 import { makePodEnv, nodeClient } from './helpers/pod-env'
 
 // The agent's BTF check of the sockmap shortcut (src/capture/sk-msg-fields.ts): the list
@@ -35,18 +35,6 @@ function objectBtf (path: string): Btf {
     return new Btf(elf.subarray(off, off + Number(elf.readBigUInt64LE(sh + 0x20))))
   }
   throw new Error(`${path} has no .BTF`)
-}
-
-/** The running kernel's BTF with `name` renamed wherever it is used: a kernel without that member. */
-function btfWithout (t: { teardown: (fn: () => void) => void }, name: string): string {
-  const blob = Buffer.from(readFileSync(KERNEL_BTF))
-  const at = blob.indexOf(Buffer.from(`\0${name}\0`, 'latin1'))
-  if (at < 0) throw new Error(`${name} is not in the kernel's BTF`)
-  blob[at + name.length] ^= 0x20 // the last letter's case: same length, another name
-  const dir = mkdtempSync(join(tmpdir(), 'fct-btf-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  writeFileSync(join(dir, 'vmlinux'), blob)
-  return join(dir, 'vmlinux')
 }
 
 function capturingLog (): { log: pino.Logger, lines: any[] } {
@@ -78,8 +66,8 @@ t.test('the running kernel has every field and kfunc the shortcut reads', async 
 })
 
 t.test('a BTF that lacks one field, or cannot be read, says which', async (t) => {
-  t.same(skMsgGap(btfWithout(t, 'msg_tot_len')), { missing: ['sk_psock.msg_tot_len'] })
-  t.same(skMsgGap(btfWithout(t, 'bpf_rdonly_cast')), { missing: ['kfunc bpf_rdonly_cast'] })
+  t.same(skMsgGap(kernelBtfWithout(t, 'msg_tot_len')), { missing: ['sk_psock.msg_tot_len'] })
+  t.same(skMsgGap(kernelBtfWithout(t, 'bpf_rdonly_cast')), { missing: ['kfunc bpf_rdonly_cast'] })
   const gone = skMsgGap('/nonexistent/vmlinux')
   t.same(gone?.missing, [])
   t.match(gone?.unreadable, /nonexistent/)
@@ -95,7 +83,7 @@ t.test('on a kernel whose BTF lacks a field: no shortcut, logged, and connection
   t.ok(existsSync(join(pinRoot, 'link_ferry_sk_msg')), 'the earlier agent pinned its sk_msg link')
 
   const { log, lines } = capturingLog()
-  const capture = await Capture.open({ pinRoot, kernelBtf: btfWithout(t, 'msg_tot_len'), log })
+  const capture = await Capture.open({ pinRoot, kernelBtf: kernelBtfWithout(t, 'msg_tot_len'), log })
   t.teardown(safely(() => capture.close()))
   t.equal(capture.sockmap, false, 'the shortcut is off')
   t.match(capture.sockmapStatus(), { enabled: false, code: 'FERRY_ERR_SOCKMAP_BTF', missing: ['sk_psock.msg_tot_len'] })
