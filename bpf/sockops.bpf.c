@@ -49,7 +49,7 @@ static __always_inline void add_pod_end(struct bpf_sock_ops *ctx, int passive)
 	/* A full map costs only the shortcut: the connection goes on over TCP. */
 	if (bpf_sock_hash_update(ctx, &ferry_socks, &key, BPF_NOEXIST) != 0)
 		return;
-	/* No storage: this end is never published, so nothing is redirected to it. */
+	/* No storage (no memory): sk_msg publishes this end, without its bases, when it first sends. */
 	st = bpf_sk_storage_get(&ferry_sock_state, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 	if (!st)
 		return;
