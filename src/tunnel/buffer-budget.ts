@@ -149,7 +149,9 @@ const N_RESERVED_KIB = 10
 /** … of which by open streams. */
 const N_OPEN_KIB = 11
 const N_STREAMS = 12
-const N_SLOTS = 13
+/** Times a stream did not fit, since start: every thread's grown windows shrink when it moves. */
+const N_PRESSURE = 13
+const N_SLOTS = 14
 
 export const kib = (bytes: number): number => Math.ceil(bytes / KiB)
 
@@ -192,6 +194,7 @@ export class NodeBufferBudget {
       sendStallBytes: v[N_SEND_STALL_KIB] * KiB,
       stallGraceMs: v[N_STALL_GRACE_MS]
     })
+    this.pressureSeen = Atomics.load(v, N_PRESSURE)
   }
 
   static create (limits: Partial<BufferLimits> = {}, now: () => number = Date.now): NodeBufferBudget {
@@ -268,16 +271,10 @@ export class NodeBufferBudget {
     Atomics.sub(this.view, N_RESERVED_KIB, k)
   }
 
-  /** A stream opened (true when the node's count reached a power of two: time to re-balance). */
-  streamOpened (): boolean {
-    const n = Atomics.add(this.view, N_STREAMS, 1) + 1
-    return (n & (n - 1)) === 0
-  }
+  /** A stream opened (counted node-wide). */
+  streamOpened (): void { Atomics.add(this.view, N_STREAMS, 1) }
 
-  streamClosed (): boolean {
-    const n = Atomics.sub(this.view, N_STREAMS, 1) - 1
-    return n > 0 && (n & (n - 1)) === 0
-  }
+  streamClosed (): void { Atomics.sub(this.view, N_STREAMS, 1) }
 
   /**
    * `s`'s `side` backed up. If it still is after stallLeaseAfterMs, its buffers are leased
@@ -345,20 +342,32 @@ export class NodeBufferBudget {
   }
 
   /**
-   * The window a session with `n` streams should announce now. `burst`: the session just
-   * had to refuse a stream, so assume a burst may bring up to `maxStreams` streams at once.
+   * The window a session with `n` streams should announce now, for what its streams use:
+   * `level`, the window they have grown to (minWindowBytes while they carry little,
+   * session-buffers.ts). At most half the session's budget shared by its streams (room for
+   * more streams on it), and the floor while the node is short of room: a stream did not
+   * fit within the last PRESSURE_HOLD_MS, on any thread, and grown windows give it back.
    */
-  targetWindow (n: number, burst: number | null = null): number {
+  targetWindow (n: number, level: number): number {
     const l = this.limits
-    const sessionStreams = Math.max(n, burst ?? 1, 1)
-    const nodeStreams = Math.max(this.streams() + (burst ?? 0), 1)
-    const share = Math.min(l.sessionBytes / (2 * sessionStreams), l.openBytes / (2 * nodeStreams)) - l.streamOverheadBytes
-    return Math.min(l.maxWindowBytes, Math.max(l.minWindowBytes, pow2floor(share)))
+    if (this.underPressure()) return l.minWindowBytes
+    const share = l.sessionBytes / (2 * Math.max(n, 1)) - l.streamOverheadBytes
+    return Math.min(l.maxWindowBytes, Math.max(l.minWindowBytes, pow2floor(Math.min(level, share))))
   }
 
+  /** A stream did not fit: every session of the node lowers a grown window to the floor for a while (other threads within LOAD_WATCH_MS). */
+  pressure (): void {
+    this.pressureSeen = Atomics.add(this.view, N_PRESSURE, 1) + 1
+    this.pressureUntil = Date.now() + PRESSURE_HOLD_MS
+    this.rebalanceAll()
+  }
+
+  /** A stream did not fit within the last PRESSURE_HOLD_MS (here or, as last seen, on another thread). */
+  underPressure (): boolean { return Date.now() < this.pressureUntil }
+
   /**
-   * Every session of this thread re-checks its window (the node's load changed a lot); at
-   * most every REBALANCE_ALL_MS, a call within that time runs at its end.
+   * Every session of this thread re-checks its window; at most every REBALANCE_ALL_MS, a
+   * call within that time runs at its end.
    */
   rebalanceAll (): void {
     const wait = this.lastRebalanceAll + REBALANCE_ALL_MS - Date.now()
@@ -367,14 +376,13 @@ export class NodeBufferBudget {
       return
     }
     this.lastRebalanceAll = Date.now()
-    this.rebalancedAt = this.streams()
     for (const s of this.sessions) s.rebalance()
   }
 
-  /** A session of this thread began (it re-balances with the others); while there are any, the node's load is watched. */
+  /** A session of this thread began (it re-balances with the others); while there are any, other threads' pressure is watched. */
   addSession (s: BudgetSessionRef): void {
     this.sessions.add(s)
-    this.loadTimer ??= setInterval(this.watchLoad, LOAD_WATCH_MS).unref()
+    this.loadTimer ??= setInterval(this.watchPressure, LOAD_WATCH_MS).unref()
   }
 
   deleteSession (s: BudgetSessionRef): void {
@@ -385,16 +393,18 @@ export class NodeBufferBudget {
     }
   }
 
-  /**
-   * The node's stream count crossed a power of two since this thread last re-balanced
-   * (streams opened or closed on other threads): re-balance.
-   */
-  private readonly watchLoad = (): void => {
-    if (pow2floor(this.streams()) !== pow2floor(this.rebalancedAt)) this.rebalanceAll()
+  /** A stream did not fit on another thread since this one last looked: its grown windows shrink too. */
+  private readonly watchPressure = (): void => {
+    const seq = Atomics.load(this.view, N_PRESSURE)
+    if (seq === this.pressureSeen) return
+    this.pressureSeen = seq
+    this.pressureUntil = Date.now() + PRESSURE_HOLD_MS
+    this.rebalanceAll()
   }
 
   private lastRebalanceAll = 0
-  private rebalancedAt = 0
+  private pressureSeen = 0
+  private pressureUntil = 0
   private rebalanceTimer: NodeJS.Timeout | null = null
   private loadTimer: NodeJS.Timeout | null = null
 
@@ -447,8 +457,10 @@ export class NodeBufferBudget {
 
 /** rebalanceAll() walks every session: not more often than this. */
 const REBALANCE_ALL_MS = 100
-/** How often a thread looks whether streams on other threads moved the node's load to another power of two. */
+/** How often a thread looks whether a stream did not fit on another thread. */
 const LOAD_WATCH_MS = 500
+/** After a stream did not fit, windows stay at the floor this long (no growing back into the room it needs). */
+const PRESSURE_HOLD_MS = 1000
 /** How often backed-up streams are checked for leases: half the time after which they lease. */
 const LEASE_TICK_MS = Math.ceil(TUNNEL_DEFAULTS.stallLeaseAfterMs / 2)
 

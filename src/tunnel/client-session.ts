@@ -76,7 +76,7 @@ export class PooledSession {
   }
 
   connect (): void {
-    dialTunnel(this.node, this.remote, this.svid, this.expected, this.s, (cancel) => { this.cancelDial = cancel }, () => this.queue.length)
+    dialTunnel(this.node, this.remote, this.svid, this.expected, this.s, (cancel) => { this.cancelDial = cancel })
       .then(({ session, socket, peerCertSerial, peerValidUntil, initialWindow }) => {
         this.cancelDial = null
         this.peerCertSerial = peerCertSerial
@@ -178,7 +178,7 @@ export class PooledSession {
     const buffers = this.buffers as SessionBuffers
     const reservation = buffers.reserve()
     if (reservation === null && buffers.changing) {
-      // A smaller window is on its way (a burst): the open waits for it, within its timeout.
+      // A smaller window is on its way (grown windows give back room): the open waits for it, within its timeout.
       this.waiting.push(a)
       return
     }

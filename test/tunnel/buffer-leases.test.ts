@@ -52,9 +52,13 @@ t.test('10,000 streams at the DaemonSet\'s limit: 4 KiB windows, 20 KiB each, wi
   const l = budget.limits
   t.equal(l.nodeBytes, 256 * MiB, 'half the 512 Mi limit')
   t.equal(l.openBytes, Math.floor(l.nodeBytes * TUNNEL_DEFAULTS.openBufferShare / KiB) * KiB, 'open streams may take 80 % of the budget')
-  t.equal(budget.targetWindow(1), TUNNEL_DEFAULTS.streamWindowBytes, 'one stream on an idle node: the full 4 MiB')
+  const { minWindowBytes: floor, maxWindowBytes: max } = l
+  t.equal(budget.targetWindow(1, floor), floor, 'a stream without demand: the 4 KiB floor')
+  t.equal(budget.targetWindow(1, max), TUNNEL_DEFAULTS.streamWindowBytes, 'one stream grown by its demand: the full 4 MiB')
+  t.equal(budget.targetWindow(100, max), 256 * KiB, 'a hundred on one session: at most half the session budget between them')
   for (let i = 0; i < 10_000; i++) budget.streamOpened()
-  t.equal(budget.targetWindow(100), TUNNEL_DEFAULTS.minStreamWindowBytes, 'at 10,000 streams: the 4 KiB floor')
+  t.equal(budget.targetWindow(100, floor), floor, 'at 10,000 idle streams: the floor, whatever the count')
+  t.equal(budget.streams(), 10_000, 'the node counts its streams')
   const perStream = Math.ceil((l.minWindowBytes + l.streamOverheadBytes) / KiB) * KiB
   t.equal(perStream, 20 * KiB, 'a stream reserves 20 KiB at the floor (its window and its objects)')
   let opened = 0
