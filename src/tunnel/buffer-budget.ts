@@ -45,14 +45,17 @@ import { TUNNEL_DEFAULTS } from './defaults'
 //     TCP side with FERRY_ERR_TUNNEL_BUSY, and the refusal is `stream` / `buffer-stall`.
 //     Under pressure a stream that stops draining loses its connection rather than the
 //     node its memory, and streams that keep moving keep theirs;
-//   - so that the budget holds many streams, the window shrinks as streams multiply:
-//     each session's SETTINGS_INITIAL_WINDOW_SIZE follows
-//         clamp(pow2floor(min(sessionBytes / 2n, openBytes / 2N) − streamOverheadBytes), minWindow, maxWindow)
-//     (n streams on the session, N on the node): one stream gets the full 4 MiB (bulk
-//     throughput is unchanged), a hundred a few hundred KiB, ten thousand 4 KiB; half of
-//     the open share is kept free for new streams until the window is at its floor. A
-//     change is one SETTINGS frame, sent when the target crosses a power of two, at most
-//     one outstanding per session; a new session announces the current target at once.
+//   - so that the budget holds many streams, a window is small until a stream needs more:
+//     every session starts at the floor (minWindow, 4 KiB: 20 KiB reserved a stream) and
+//     grows its window while a stream of it is held back by it, while the session's and
+//     the node's budgets have room (a raise is reserved before it is sent), and shrinks
+//     back without that demand (session-buffers.ts); capped at
+//         clamp(pow2floor(min(demand, sessionBytes / 2n − streamOverheadBytes)), minWindow, maxWindow)
+//     (n streams on the session). When a stream does not fit, every grown window of the
+//     node drops to the floor for PRESSURE_HOLD_MS (pressure(): on this thread at once, on
+//     the others within LOAD_WATCH_MS). So ten thousand idle streams take 4 KiB windows,
+//     and a few bulk ones 4 MiB while there is room. A change is one SETTINGS frame, at
+//     most one outstanding per session.
 //
 // With the DaemonSet's 512 Mi the agent's budget is 256 MiB (memory-limit.ts): 204.8 MiB
 // for open streams, at 20 KiB each at the floor 10,485 streams; 51.2 MiB (at least) for
@@ -64,7 +67,7 @@ import { TUNNEL_DEFAULTS } from './defaults'
 // drops to the new window or what it already holds unread, whichever is larger (HTTP/2
 // does not take back bytes already sent). A raise is reserved for every stream before it
 // is sent. A peer that does not acknowledge within `ackTimeoutMs` is cut off (as RFC 9113
-// §6.5.3 allows). Nothing is counted per byte: reservations change when a stream opens or
+// §6.5.3 allows). Nothing is reserved per byte: reservations change when a stream opens or
 // closes, when a window changes, and when a side of a stream backs up or drains.
 //
 // What this counts is bytes. Node hands received DATA to JavaScript as slices of the TLS
@@ -168,7 +171,7 @@ function addWithin (view: Int32Array, slot: number, k: number, max: number): boo
 export class NodeBufferBudget {
   readonly limits: BufferLimits
   private readonly view: Int32Array
-  /** This thread's sessions, re-balanced when the node's stream count crosses a power of two. */
+  /** This thread's sessions, re-balanced when a stream does not fit (pressure()). */
   private readonly sessions = new Set<BudgetSessionRef>()
   /** This thread's backed-up streams, the longest backed up first. */
   private oldest: StallEntry | null = null
@@ -257,11 +260,12 @@ export class NodeBufferBudget {
 
   /**
    * Reserves `k` KiB for an open stream if the open share has room, and the node has room
-   * or can make it by resetting this thread's streams backed up for stallGraceMs or more.
+   * or can make it by resetting this thread's streams backed up for stallGraceMs or more
+   * (`evict`: a new stream may; a window that grows takes only the room there is).
    */
-  reserveOpen (k: number): boolean {
+  reserveOpen (k: number, evict = true): boolean {
     if (!addWithin(this.view, N_OPEN_KIB, k, this.view[N_OPEN_MAX_KIB])) return false
-    if (addWithin(this.view, N_RESERVED_KIB, k, this.view[N_NODE_KIB]) || this.evictFor(k, null, this.limits.stallGraceMs)) return true
+    if (addWithin(this.view, N_RESERVED_KIB, k, this.view[N_NODE_KIB]) || (evict && this.evictFor(k, null, this.limits.stallGraceMs))) return true
     Atomics.sub(this.view, N_OPEN_KIB, k)
     return false
   }

@@ -45,6 +45,8 @@ export interface SessionHooks {
 }
 
 export class PooledSession {
+  /** The pool's count of sessions made when this one was (a retry takes only sessions made after its refusal). */
+  seq = 0
   state: SessionState = 'connecting'
   /** Streams requested and not yet closed. */
   active = 0
@@ -115,7 +117,6 @@ export class PooledSession {
   private attach (h2: ClientHttp2Session, initialWindow: number, validUntil: number): void {
     this.h2 = h2
     this.buffers = new SessionBuffers(h2, this.s.bufferBudget, initialWindow, {
-      maxStreams: this.s.maxStreamsPerSession,
       ackTimeoutMs: this.s.pingTimeoutMs,
       onAckTimeout: () => {
         this.s.onRefused({ side: 'client', stage: 'session', reason: 'settings-timeout', detail: `no SETTINGS acknowledgement within ${this.s.pingTimeoutMs} ms`, remote: this.remote, servername: null, peerSpiffeId: this.expected, localSpiffeId: this.svid.spiffeId.uri })

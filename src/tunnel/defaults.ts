@@ -54,12 +54,13 @@ export const TUNNEL_DEFAULTS = Object.freeze({
   maxConcurrentStreams: 100,
   /** HPACK-accounted bytes (name + value + 32 per field) of a CONNECT's headers; above → 431. */
   maxHeaderListBytes: 8 * KiB,
-  /** HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE: how much one stream may have in flight, at most (buffer-budget.ts lowers it as streams multiply). */
+  /** HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE: how much one stream may have in flight, at most (windows start at minStreamWindowBytes and grow to it with demand: session-buffers.ts). */
   streamWindowBytes: 4 * MiB,
   /**
-   * The smallest stream window the buffer budget lowers to. A quarter of a 16 KiB frame:
-   * the sender sends 4 KiB DATA frames, and one stream still moves tens of MB/s on a
-   * LAN (docs/tunnel.md); small enough that 10,000 streams fit the DaemonSet's budget.
+   * The window every session starts at, and shrinks back to without demand. A quarter of a
+   * 16 KiB frame: the sender sends 4 KiB DATA frames, and one stream still moves tens of
+   * MB/s on a LAN (docs/tunnel.md); small enough that 10,000 streams fit the DaemonSet's
+   * budget.
    */
   minStreamWindowBytes: 4 * KiB,
   /**

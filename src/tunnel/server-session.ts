@@ -49,7 +49,6 @@ export class ServerSession implements SessionPeer {
     initialWindow: number
   ) {
     this.buffers = new SessionBuffers(session, s.bufferBudget, initialWindow, {
-      maxStreams: s.maxConcurrentStreams,
       ackTimeoutMs: s.pingTimeoutMs,
       onAckTimeout: () => {
         this.refused('session', 'settings-timeout', `no SETTINGS acknowledgement within ${s.pingTimeoutMs} ms`)

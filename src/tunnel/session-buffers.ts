@@ -145,8 +145,6 @@ export class SessionBuffers {
    */
   constructor (private readonly session: BudgetSession, readonly node: NodeBufferBudget, initialWindow: number,
     private readonly o: {
-      /** Streams the session may carry at once. */
-      readonly maxStreams: number
       readonly ackTimeoutMs: number
       /** The peer did not acknowledge a window change in time. */
       readonly onAckTimeout: () => void
@@ -287,7 +285,7 @@ export class SessionBuffers {
       // Reserve the raise for every open stream before the peer may use it.
       const extra = kib(target) - kib(this.window)
       const total = extra * this.streams.size
-      if (this.reservedKiB + total > this.node.limits.sessionBytes / KiB || !this.node.reserveOpen(total)) return
+      if (this.reservedKiB + total > this.node.limits.sessionBytes / KiB || !this.node.reserveOpen(total, false)) return
       this.reservedKiB += total
       for (const handle of this.streams.values()) handle.k += extra
     }

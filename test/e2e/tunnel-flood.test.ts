@@ -1,10 +1,8 @@
 import t from 'tap'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { agentGet } from '../helpers/agent-admin'
 import { REPO, ferry, ferryOk } from '../helpers/cli'
-import { counter, execInPod, labDir, metrics, nodeLog, pod } from '../helpers/lab'
+import { counter, labDir, metrics, nodeLog } from '../helpers/lab'
 import { waitFor } from '../helpers/wait'
 import { uniqueLabName } from '../helpers/names'
 
@@ -29,16 +27,6 @@ import { uniqueLabName } from '../helpers/names'
 // descriptors (20,000 sockets against a 20,000 limit: node1's sessions, pod sockets and
 // the agent's own files fail with EMFILE) and writes a log line per refusal. The latency
 // under flood is a benchmark (benchmarks/cases/flood.ts), not asserted here.
-//
-// Then 10,000 connections through one node each way: a pod on node1 holds 10,000 TCP
-// connections at once to a pod on node2 (node1's agent carries them outbound, node2's
-// inbound, as 10,000 tunnel streams), each checked end to end when opened and again after
-// the hold (test/fixtures/many-conns.js); once they close, both agents' streams and
-// buffer-budget reservations are back to 0. Guards the per-stream reservation of the
-// buffer budget (src/tunnel/buffer-budget.ts: at a stream's full window, the budget would
-// hold about 1,300 streams and refuse the rest) and every per-connection limit on the path
-// (fds, backlogs, streams per session, sessions per peer). Its memory per connection is
-// the idle10k benchmark's (benchmarks/cases/idle.ts).
 
 const lab = uniqueLabName('e2eflood')
 const fixture = join(REPO, 'test/fixtures/two-node-mtls.yaml')
@@ -52,14 +40,9 @@ const RATE = { perSecond: 32, burst: 128 }
 /** What the agent may hold besides the flood's share: pod listeners, maps, sessions, its files. */
 const FD_SLACK = 400
 const MiB = 1024 * 1024
-/** Connections held at once by the second test, and for how long. */
-const MANY = 10_000
-const HOLD_SECONDS = 3
-const MANY_PORT = 9000
-const MANY_CONNS = join(REPO, 'test/fixtures/many-conns.js')
 let state: any
 
-t.setTimeout(420_000)
+t.setTimeout(240_000)
 t.before(async () => {
   await ferryOk(['lab', 'up', '--name', lab, '--cert-ttl', '10s', fixture], { timeoutMs: 120_000 })
   state = JSON.parse(readFileSync(join(labDir(lab), 'state.json'), 'utf8'))
@@ -173,66 +156,4 @@ t.test(`a flood of ${SILENT} silent connections and ClientHellos from the underl
   t.ok(samples.fds < limit / 2, 'far from the fd limit')
   t.ok(samples.rss <= before.rss + 128 * MiB && samples.rss < 256 * MiB, `RSS at most ${(samples.rss / MiB).toFixed(1)} MiB, half the DaemonSet's 512 MiB limit`)
   t.ok(counter(after, 'ferry_tunnel_pending_connections_limit', {}) === pendingMax, 'the pending bound is a quarter of the fd limit (at most 1,024)')
-})
-
-interface TunnelBuffers { streams: number, reservedBytes: number, budgetBytes: number }
-async function tunnelBuffers (node: string): Promise<TunnelBuffers> {
-  const r = await agentGet(lab, node, '/debug/tunnel')
-  if (r.status !== 200) throw new Error(`/debug/tunnel on ${node}: ${r.status}`)
-  return r.body.buffers
-}
-
-t.test(`${MANY} connections from a pod on node1 to a pod on node2 held at once (node1's agent outbound, node2's inbound), each verified when opened and after the hold, 0 failed; closed, both agents' streams and buffer reservations return to 0`, async (t) => {
-  const serverIP = pod(lab, 'app', 'server').ips.find((ip) => !ip.includes(':')) as string
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-many-'))
-  const ready = join(dir, 'ready.json')
-  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
-  // The echo server exits when the holder is done (or after 240 s).
-  const serve = ferry(['lab', 'exec', '--lab', lab, '-n', 'app', 'server', '--', process.execPath, MANY_CONNS, 'serve', String(MANY_PORT), '240'], { timeoutMs: 260_000 })
-  const logStart = [nodeLog(lab, 'node1').length, nodeLog(lab, 'node2').length]
-  await waitFor(async () => (await execInPod(lab, 'app', 'server', ['ss', '-Hltn', `sport = :${MANY_PORT}`])).stdout.includes(String(MANY_PORT)), { what: 'the echo server', timeoutMs: 30_000, intervalMs: 200 })
-  const pids = [agentPid('node1'), agentPid('node2')]
-  const before = pids.map(rssBytes)
-  const peaks = [...before]
-  const sampler = setInterval(() => { pids.forEach((pid, i) => { try { peaks[i] = Math.max(peaks[i], rssBytes(pid)) } catch {} }) }, 200)
-
-  const started = Date.now()
-  const hold = ferry(['lab', 'exec', '--lab', lab, '-n', 'app', 'client', '--', process.execPath, MANY_CONNS, 'hold', serverIP, String(MANY_PORT), String(MANY), String(HOLD_SECONDS), ready], { timeoutMs: 200_000 })
-  let held: TunnelBuffers[] = []
-  try {
-    await waitFor(() => existsSync(ready), { what: `${MANY} connections open`, timeoutMs: 180_000, intervalMs: 200 })
-    // While every connection is open: each is a stream on both nodes, within the budget.
-    held = [await tunnelBuffers('node1'), await tunnelBuffers('node2')]
-  } finally {
-    const r = await hold
-    clearInterval(sampler)
-    t.equal(r.code, 0, r.stderr)
-    const result = JSON.parse(r.stdout)
-    t.comment(`${result.open as number} open, ${result.failed as number} failed in ${(result.openSeconds as number).toFixed(1)} s (test ${((Date.now() - started) / 1000).toFixed(1)} s); errors ${JSON.stringify(result.errors)}`)
-    t.equal(result.failed, 0, 'no connection failed to open or to answer')
-    t.equal(result.open, MANY, `all ${MANY} open at once`)
-    t.equal(result.verified, MANY, `and every one still answers after ${HOLD_SECONDS} s held`)
-    t.equal(result.closedEarly, 0, 'none was closed while held')
-    // What refused a connection, if any did: each agent's refusal lines.
-    for (const [i, node] of ['node1', 'node2'].entries()) {
-      const lines = nodeLog(lab, node).slice(logStart[i])
-      const refused = lines.filter((x) => x.msg === 'tunnel refused' || x.msg === 'tunnel refusals suppressed')
-      if (refused.length > 0) t.comment(`${node} refusals: ${JSON.stringify(refused.slice(0, 5).map((x) => ({ side: x.side, stage: x.stage, reason: x.reason, detail: x.detail, by_reason: x.by_reason })))}`)
-      const errors: Record<string, number> = {}
-      for (const x of lines) if (x.msg === 'access' && x.error_code != null) errors[`${x.error_code as string} ${String(x.error_reason)}`] = (errors[`${x.error_code as string} ${String(x.error_reason)}`] ?? 0) + 1
-      if (Object.keys(errors).length > 0) t.comment(`${node} connections with an error: ${JSON.stringify(errors)}`)
-    }
-  }
-  for (const [i, node] of ['node1', 'node2'].entries()) {
-    const b = held[i]
-    t.comment(`${node}: ${b.streams} streams reserving ${(b.reservedBytes / MiB).toFixed(1)} of ${(b.budgetBytes / MiB).toFixed(0)} MiB; agent RSS ${(before[i] / MiB).toFixed(1)} → peak ${(peaks[i] / MiB).toFixed(1)} MiB, ${((peaks[i] - before[i]) / 1024 / MANY).toFixed(1)} KiB per connection`)
-    t.ok(b.streams >= MANY, `${node}'s agent carried every connection as a tunnel stream (${b.streams})`)
-    t.ok(b.reservedBytes <= b.budgetBytes, `${node}'s reservations stay within its budget`)
-  }
-  // Closed: every stream and every reservation is returned, on both nodes.
-  for (const node of ['node1', 'node2']) {
-    const b = await waitFor(async () => { const x = await tunnelBuffers(node); return x.streams === 0 && x.reservedBytes === 0 ? x : null }, { what: `${node}'s streams and reservations back to 0`, timeoutMs: 30_000, intervalMs: 250 })
-    t.same({ streams: b.streams, reservedBytes: b.reservedBytes }, { streams: 0, reservedBytes: 0 }, `${node}: 0 streams, 0 bytes reserved after the close`)
-  }
-  t.equal((await serve).code, 0, 'the echo server ran until the holder was done')
 })
