@@ -10,9 +10,9 @@ import { kib, type NodeBufferBudget, type StallEntry, type StallSide } from './b
 //           it (the peer waits for window updates): the session's window grows fourfold,
 //           reserved for every stream of it before the SETTINGS go out, while the session's
 //           and the node's budgets have room (4 KiB → 4 MiB in five steps, each a round trip)
-//   shrink  a session without such demand for SHRINK_AFTER_MS lowers its window fourfold,
-//           every SHRINK_AFTER_MS, back to the floor; its reservations drop when the peer
-//           acknowledges. And when a stream does not fit (the node or the session is full),
+//   shrink  a session without such demand for SHRINK_AFTER_MS, whose streams received less
+//           than a window in that time, lowers its window fourfold, every SHRINK_AFTER_MS,
+//           back to the floor; its reservations drop when the peer acknowledges. And when a stream does not fit (the node or the session is full),
 //           every grown window of the node drops to the floor for a while (buffer-budget.ts
 //           pressure()), and the stream waits for that room.
 
@@ -93,6 +93,7 @@ export class StreamBuffers implements StreamLease, StallEntry {
       this.demandBytes = 0
     }
     this.demandBytes += bytes
+    this.owner.receivedBytes += bytes
     if (this.demandBytes >= 2 * this.owner.effectiveWindow) {
       this.demandBytes = 0
       this.demandSince = now
@@ -128,6 +129,8 @@ export class SessionBuffers {
   private level: number
   /** When a stream last showed demand. */
   private demandAt = 0
+  /** Bytes its streams received since the last shrink check. */
+  receivedBytes = 0
   /** Shrinks a grown window without demand, while it is above the floor. */
   private shrinkTimer: NodeJS.Timeout | null = null
   private raiseNotBefore: number
@@ -249,9 +252,15 @@ export class SessionBuffers {
     this.rebalance()
   }
 
-  /** A grown window without demand for SHRINK_AFTER_MS shrinks STEP-fold; at the floor the timer stops. */
+  /**
+   * A grown window without demand for SHRINK_AFTER_MS shrinks STEP-fold; at the floor the
+   * timer stops. A session whose streams received a window's worth since the last check
+   * still uses it (a bulk stream slower than its window, not held back by it) and keeps it.
+   */
   private readonly shrinkIdle = (): void => {
     const floor = this.node.limits.minWindowBytes
+    if (this.receivedBytes >= this.window) this.demandAt = Date.now()
+    this.receivedBytes = 0
     if (Date.now() - this.demandAt >= SHRINK_AFTER_MS) this.level = Math.max(floor, Math.floor(this.level / STEP))
     if (this.level <= floor && this.shrinkTimer !== null) {
       clearInterval(this.shrinkTimer)
