@@ -67,6 +67,26 @@ t.test('10,000 streams at the DaemonSet\'s limit: 4 KiB windows, 20 KiB each, wi
   t.ok(opened >= 10_400, `${opened} ≥ 10,400 streams fit (10,000 with room to spare)`)
 })
 
+t.test('a stream that does not fit drops every grown window to the floor for a while, on the other threads too', async (t) => {
+  const budget = NodeBufferBudget.create()
+  // Another thread's view of the same budget, with one session.
+  const other = NodeBufferBudget.attach(budget.buffer)
+  let rebalanced = 0
+  const session = { rebalance: () => { rebalanced++ }, held: () => 0 }
+  other.addSession(session)
+  t.teardown(() => { other.deleteSession(session) })
+  const { minWindowBytes: floor, maxWindowBytes: max } = budget.limits
+  t.equal(other.targetWindow(1, max), max, 'a grown window, before')
+  budget.pressure()
+  t.equal(budget.targetWindow(1, max), floor, 'on the thread that had no room: the floor at once')
+  const started = Date.now()
+  while (!other.underPressure() && Date.now() - started < 5000) await sleep(50)
+  t.equal(other.targetWindow(1, max), floor, `on the other thread within ${Date.now() - started} ms: the floor`)
+  t.ok(rebalanced >= 1, 'and its sessions re-check their windows')
+  while (budget.underPressure() && Date.now() - started < 5000) await sleep(50)
+  t.equal(budget.targetWindow(1, max), max, 'a second later, windows may grow again')
+})
+
 t.test('a side backed up for stallLeaseAfterMs leases its buffers, once, and returns them when it drains', async (t) => {
   const budget = NodeBufferBudget.create({ nodeBytes: MiB }, now)
   const { receiveStallBytes, sendStallBytes } = budget.limits
