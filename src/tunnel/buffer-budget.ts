@@ -11,7 +11,7 @@ import { TUNNEL_DEFAULTS } from './defaults'
 //             window as data arrives, read or not). So an open stream reserves its receive
 //             window, plus `streamOverheadBytes` (16 KiB) for what it costs besides
 //             buffers — its objects on this node: HTTP/2 stream, TunnelStream, the pod's
-//             socket, the proxy's record (measured: 13–15 KiB of RSS per connection) — so
+//             socket, the proxy's record (measured: 13–16 KiB of RSS per connection) — so
 //             the budget bounds the number of streams too (session-buffers.ts). At the
 //             4 KiB floor a stream reserves 20 KiB.
 //   stalls    the stream's own buffers — Node's HTTP/2 stream, the TunnelStream, the

@@ -67,8 +67,8 @@ export const TUNNEL_DEFAULTS = Object.freeze({
    * What an open stream costs besides its buffers: its objects on this node (the HTTP/2
    * stream, the TunnelStream, the pod-side socket and the proxy's record of the
    * connection), so that the budget bounds the number of streams too. The idle10k
-   * benchmark measured 13–15 KiB of agent RSS per added connection on each node, between
-   * 3,000 and 10,000 connections (docs/tunnel.md).
+   * benchmark measured 13–16 KiB of agent RSS per added connection on each node, between
+   * 3,000 and 10,000 connections (docs/reliability.md, "10,000 concurrent connections").
    */
   streamOverheadBytes: 16 * KiB,
   /**
