@@ -80,5 +80,5 @@ export async function startPeer (lab: Lab, workDir: string, threads: number, tar
   const url = (path: string): string => `http://${n1}:${OUT_PORT}${path}`
   await awaitPeer(lab, 'haproxy', url('/1k'), children, stop, `${dir}/node*.log`)
   const pids = children.map((c) => c.pid).filter((p): p is number => p !== undefined)
-  return { pids, url, stop }
+  return { pids, pidsByNode: { node1: pids.slice(0, 1), node2: pids.slice(1, 2) }, url, stop }
 }

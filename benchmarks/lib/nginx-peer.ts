@@ -19,13 +19,20 @@ export const OUT_PORT = 19080
 export const TLS_PORT = 19443
 export const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so'
 const MODULE = NGINX_STREAM_MODULE
+/**
+ * Each worker's open files: the idle10k benchmark holds 10,000 connections through each
+ * node's nginx, two sockets each (the pod's and the other node's), spread over its workers;
+ * 20,000 is this host's hard limit, which a worker cannot raise.
+ */
+const PEER_OPEN_FILES = 20_000
 
 function mainSection (dir: string, node: string, workers: number): string {
   return `load_module ${MODULE};
 worker_processes ${workers};
 pid ${join(dir, `${node}.pid`)};
 error_log ${join(dir, `${node}.log`)} warn;
-events { worker_connections 8192; }
+worker_rlimit_nofile ${PEER_OPEN_FILES};
+events { worker_connections ${PEER_OPEN_FILES - 1024}; }
 `
 }
 
@@ -103,5 +110,6 @@ export async function startNginxPeer (lab: Lab, workDir: string, workers: number
   const url = (path: string): string => `http://${n1}:${OUT_PORT}${path}`
   await awaitPeer(lab, 'nginx stream', url('/1k'), children, stop, `${dir}/node*.log`)
   const masters = children.map((c) => c.pid).filter((p): p is number => p !== undefined)
-  return { pids: [...masters, ...masters.flatMap(childrenOf)], url, stop }
+  const byNode = (i: number): number[] => masters[i] === undefined ? [] : [masters[i], ...childrenOf(masters[i])]
+  return { pids: [...masters, ...masters.flatMap(childrenOf)], pidsByNode: { node1: byNode(0), node2: byNode(1) }, url, stop }
 }

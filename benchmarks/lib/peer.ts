@@ -10,6 +10,8 @@ import type { Lab } from './lab'
 
 export interface Peer {
   readonly pids: number[]
+  /** The same processes by node (the L4 peers): node1's carry the connections outbound, node2's inbound. */
+  readonly pidsByNode?: { readonly node1: number[], readonly node2: number[] }
   /** Where the client pod connects. */
   readonly url: (path: string) => string
   stop: () => Promise<void>

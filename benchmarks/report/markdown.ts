@@ -5,6 +5,7 @@ import { alternatedFigures } from './alternated'
 import { workersRows } from './workers'
 import { median } from './stats'
 import { l7Section } from './l7'
+import type { AgentMemory, ProxyMemory } from '../cases/idle'
 
 // results → Markdown tables (results/latest.md) and SVG charts (results/*.svg).
 
@@ -96,10 +97,20 @@ export function workersTable (r: Results): string {
 }
 
 export function manyConnectionsLine (m: NonNullable<Results['manyConnections']>): string {
-  const agent = (a: typeof m.node1): string => `${n(a.rssBeforeBytes / MiB, 1)} → peak ${n(a.rssPeakBytes / MiB, 1)} → ${n(a.rssAfterBytes / MiB, 1)} MiB` +
-    (a.tunnelBuffers == null ? '' : ` (tunnel: ${n(a.tunnelBuffers.streams)} streams reserving ${n(a.tunnelBuffers.reservedBytes / MiB, 1)} of the ${n(a.tunnelBuffers.budgetBytes / MiB)} MiB buffer budget)`)
-  return `**${n(m.connections)} idle connections on ferry-cross** (one request each, then held ${n(m.holdSeconds)} s): ${n(m.open)} open, ${n(m.failed)} failed, in ${n(m.secondsToOpen, 1)} s; ` +
-    `node1's agent ${agent(m.node1)}, node2's ${agent(m.node2)} (DaemonSet limit 512 MiB).`
+  const KiB = 1024
+  const perConn = (a: { bytesPerConnection?: number }): string => a.bytesPerConnection === undefined ? '' : `, ${n(a.bytesPerConnection / KiB, 1)} KiB per connection`
+  const buffers = (b: AgentMemory['tunnelBuffers'] | undefined, when: string): string => b == null ? '' : `; ${when}: ${n(b.streams)} streams reserving ${n(b.reservedBytes / MiB, 1)} of the ${n(b.budgetBytes / MiB)} MiB buffer budget`
+  const agent = (a: typeof m.node1): string => `${n(a.rssBeforeBytes / MiB, 1)} → peak ${n(a.rssPeakBytes / MiB, 1)} → ${n(a.rssAfterBytes / MiB, 1)} MiB${perConn(a)} (tunnel${buffers(a.tunnelBuffers, 'held').slice(1)}${buffers(a.tunnelBuffersAfter, 'closed')})`
+  const head = `**${n(m.connections)} idle connections on ferry-cross** (one request each, its answer awaited, then held ${n(m.holdSeconds)} s${m.loadAverage === undefined ? '' : `; load average ${n(m.loadAverage, 1)}`}): ${n(m.open)} open, ${n(m.failed)} failed, in ${n(m.secondsToOpen, 1)} s; ` +
+    `node1's agent (outbound) ${agent(m.node1)}, node2's (inbound) ${agent(m.node2)} (DaemonSet limit 512 MiB).`
+  const p = m.peer
+  if (p == null) return head
+  const ratio = (a: ProxyMemory, b: ProxyMemory): string => a.bytesPerConnection === undefined || b.bytesPerConnection === undefined ? dash : `${n(a.bytesPerConnection / b.bytesPerConnection, 2)}×`
+  return [head, '', table(['per connection', 'node1 (outbound) KiB', 'node2 (inbound) KiB', 'open', 'failed'], [
+    ['Ferry (agent)', n((m.node1.bytesPerConnection ?? NaN) / KiB, 1), n((m.node2.bytesPerConnection ?? NaN) / KiB, 1), n(m.open), n(m.failed)],
+    [`${p.id} (nginx processes)`, n((p.node1.bytesPerConnection ?? NaN) / KiB, 1), n((p.node2.bytesPerConnection ?? NaN) / KiB, 1), n(p.open), n(p.failed)],
+    ['Ferry ÷ nginx', ratio(m.node1, p.node1), ratio(m.node2, p.node2), dash, dash]
+  ])].join('\n')
 }
 
 export function floodLine (f: NonNullable<Results['flood']>): string {

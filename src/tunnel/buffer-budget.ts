@@ -11,7 +11,7 @@ import { TUNNEL_DEFAULTS } from './defaults'
 //             window as data arrives, read or not). So an open stream reserves its receive
 //             window, plus `streamOverheadBytes` (16 KiB) for what it costs besides
 //             buffers — its objects on this node: HTTP/2 stream, TunnelStream, the pod's
-//             socket, the proxy's record (measured: 13–15 KiB of RSS per connection) — so
+//             socket, the proxy's record (measured: 13–16 KiB of RSS per connection) — so
 //             the budget bounds the number of streams too (session-buffers.ts). At the
 //             4 KiB floor a stream reserves 20 KiB.
 //   stalls    the stream's own buffers — Node's HTTP/2 stream, the TunnelStream, the
@@ -45,14 +45,17 @@ import { TUNNEL_DEFAULTS } from './defaults'
 //     TCP side with FERRY_ERR_TUNNEL_BUSY, and the refusal is `stream` / `buffer-stall`.
 //     Under pressure a stream that stops draining loses its connection rather than the
 //     node its memory, and streams that keep moving keep theirs;
-//   - so that the budget holds many streams, the window shrinks as streams multiply:
-//     each session's SETTINGS_INITIAL_WINDOW_SIZE follows
-//         clamp(pow2floor(min(sessionBytes / 2n, openBytes / 2N) − streamOverheadBytes), minWindow, maxWindow)
-//     (n streams on the session, N on the node): one stream gets the full 4 MiB (bulk
-//     throughput is unchanged), a hundred a few hundred KiB, ten thousand 4 KiB; half of
-//     the open share is kept free for new streams until the window is at its floor. A
-//     change is one SETTINGS frame, sent when the target crosses a power of two, at most
-//     one outstanding per session; a new session announces the current target at once.
+//   - so that the budget holds many streams, a window is small until a stream needs more:
+//     every session starts at the floor (minWindow, 4 KiB: 20 KiB reserved a stream) and
+//     grows its window while a stream of it is held back by it, while the session's and
+//     the node's budgets have room (a raise is reserved before it is sent), and shrinks
+//     back without that demand (session-buffers.ts); capped at
+//         clamp(pow2floor(min(demand, sessionBytes / 2n − streamOverheadBytes)), minWindow, maxWindow)
+//     (n streams on the session). When a stream does not fit, every grown window of the
+//     node drops to the floor for PRESSURE_HOLD_MS (pressure(): on this thread at once, on
+//     the others within LOAD_WATCH_MS). So ten thousand idle streams take 4 KiB windows,
+//     and a few bulk ones 4 MiB while there is room. A change is one SETTINGS frame, at
+//     most one outstanding per session.
 //
 // With the DaemonSet's 512 Mi the agent's budget is 256 MiB (memory-limit.ts): 204.8 MiB
 // for open streams, at 20 KiB each at the floor 10,485 streams; 51.2 MiB (at least) for
@@ -64,7 +67,7 @@ import { TUNNEL_DEFAULTS } from './defaults'
 // drops to the new window or what it already holds unread, whichever is larger (HTTP/2
 // does not take back bytes already sent). A raise is reserved for every stream before it
 // is sent. A peer that does not acknowledge within `ackTimeoutMs` is cut off (as RFC 9113
-// §6.5.3 allows). Nothing is counted per byte: reservations change when a stream opens or
+// §6.5.3 allows). Nothing is reserved per byte: reservations change when a stream opens or
 // closes, when a window changes, and when a side of a stream backs up or drains.
 //
 // What this counts is bytes. Node hands received DATA to JavaScript as slices of the TLS
@@ -149,7 +152,9 @@ const N_RESERVED_KIB = 10
 /** … of which by open streams. */
 const N_OPEN_KIB = 11
 const N_STREAMS = 12
-const N_SLOTS = 13
+/** Times a stream did not fit, since start: every thread's grown windows shrink when it moves. */
+const N_PRESSURE = 13
+const N_SLOTS = 14
 
 export const kib = (bytes: number): number => Math.ceil(bytes / KiB)
 
@@ -166,7 +171,7 @@ function addWithin (view: Int32Array, slot: number, k: number, max: number): boo
 export class NodeBufferBudget {
   readonly limits: BufferLimits
   private readonly view: Int32Array
-  /** This thread's sessions, re-balanced when the node's stream count crosses a power of two. */
+  /** This thread's sessions, re-balanced when a stream does not fit (pressure()). */
   private readonly sessions = new Set<BudgetSessionRef>()
   /** This thread's backed-up streams, the longest backed up first. */
   private oldest: StallEntry | null = null
@@ -192,6 +197,7 @@ export class NodeBufferBudget {
       sendStallBytes: v[N_SEND_STALL_KIB] * KiB,
       stallGraceMs: v[N_STALL_GRACE_MS]
     })
+    this.pressureSeen = Atomics.load(v, N_PRESSURE)
   }
 
   static create (limits: Partial<BufferLimits> = {}, now: () => number = Date.now): NodeBufferBudget {
@@ -254,11 +260,12 @@ export class NodeBufferBudget {
 
   /**
    * Reserves `k` KiB for an open stream if the open share has room, and the node has room
-   * or can make it by resetting this thread's streams backed up for stallGraceMs or more.
+   * or can make it by resetting this thread's streams backed up for stallGraceMs or more
+   * (`evict`: a new stream may; a window that grows takes only the room there is).
    */
-  reserveOpen (k: number): boolean {
+  reserveOpen (k: number, evict = true): boolean {
     if (!addWithin(this.view, N_OPEN_KIB, k, this.view[N_OPEN_MAX_KIB])) return false
-    if (addWithin(this.view, N_RESERVED_KIB, k, this.view[N_NODE_KIB]) || this.evictFor(k, null, this.limits.stallGraceMs)) return true
+    if (addWithin(this.view, N_RESERVED_KIB, k, this.view[N_NODE_KIB]) || (evict && this.evictFor(k, null, this.limits.stallGraceMs))) return true
     Atomics.sub(this.view, N_OPEN_KIB, k)
     return false
   }
@@ -268,16 +275,10 @@ export class NodeBufferBudget {
     Atomics.sub(this.view, N_RESERVED_KIB, k)
   }
 
-  /** A stream opened (true when the node's count reached a power of two: time to re-balance). */
-  streamOpened (): boolean {
-    const n = Atomics.add(this.view, N_STREAMS, 1) + 1
-    return (n & (n - 1)) === 0
-  }
+  /** A stream opened (counted node-wide). */
+  streamOpened (): void { Atomics.add(this.view, N_STREAMS, 1) }
 
-  streamClosed (): boolean {
-    const n = Atomics.sub(this.view, N_STREAMS, 1) - 1
-    return n > 0 && (n & (n - 1)) === 0
-  }
+  streamClosed (): void { Atomics.sub(this.view, N_STREAMS, 1) }
 
   /**
    * `s`'s `side` backed up. If it still is after stallLeaseAfterMs, its buffers are leased
@@ -345,20 +346,32 @@ export class NodeBufferBudget {
   }
 
   /**
-   * The window a session with `n` streams should announce now. `burst`: the session just
-   * had to refuse a stream, so assume a burst may bring up to `maxStreams` streams at once.
+   * The window a session with `n` streams should announce now, for what its streams use:
+   * `level`, the window they have grown to (minWindowBytes while they carry little,
+   * session-buffers.ts). At most half the session's budget shared by its streams (room for
+   * more streams on it), and the floor while the node is short of room: a stream did not
+   * fit within the last PRESSURE_HOLD_MS, on any thread, and grown windows give it back.
    */
-  targetWindow (n: number, burst: number | null = null): number {
+  targetWindow (n: number, level: number): number {
     const l = this.limits
-    const sessionStreams = Math.max(n, burst ?? 1, 1)
-    const nodeStreams = Math.max(this.streams() + (burst ?? 0), 1)
-    const share = Math.min(l.sessionBytes / (2 * sessionStreams), l.openBytes / (2 * nodeStreams)) - l.streamOverheadBytes
-    return Math.min(l.maxWindowBytes, Math.max(l.minWindowBytes, pow2floor(share)))
+    if (this.underPressure()) return l.minWindowBytes
+    const share = l.sessionBytes / (2 * Math.max(n, 1)) - l.streamOverheadBytes
+    return Math.min(l.maxWindowBytes, Math.max(l.minWindowBytes, pow2floor(Math.min(level, share))))
   }
 
+  /** A stream did not fit: every session of the node lowers a grown window to the floor for a while (other threads within LOAD_WATCH_MS). */
+  pressure (): void {
+    this.pressureSeen = Atomics.add(this.view, N_PRESSURE, 1) + 1
+    this.pressureUntil = Date.now() + PRESSURE_HOLD_MS
+    this.rebalanceAll()
+  }
+
+  /** A stream did not fit within the last PRESSURE_HOLD_MS (here or, as last seen, on another thread). */
+  underPressure (): boolean { return Date.now() < this.pressureUntil }
+
   /**
-   * Every session of this thread re-checks its window (the node's load changed a lot); at
-   * most every REBALANCE_ALL_MS, a call within that time runs at its end.
+   * Every session of this thread re-checks its window; at most every REBALANCE_ALL_MS, a
+   * call within that time runs at its end.
    */
   rebalanceAll (): void {
     const wait = this.lastRebalanceAll + REBALANCE_ALL_MS - Date.now()
@@ -367,14 +380,13 @@ export class NodeBufferBudget {
       return
     }
     this.lastRebalanceAll = Date.now()
-    this.rebalancedAt = this.streams()
     for (const s of this.sessions) s.rebalance()
   }
 
-  /** A session of this thread began (it re-balances with the others); while there are any, the node's load is watched. */
+  /** A session of this thread began (it re-balances with the others); while there are any, other threads' pressure is watched. */
   addSession (s: BudgetSessionRef): void {
     this.sessions.add(s)
-    this.loadTimer ??= setInterval(this.watchLoad, LOAD_WATCH_MS).unref()
+    this.loadTimer ??= setInterval(this.watchPressure, LOAD_WATCH_MS).unref()
   }
 
   deleteSession (s: BudgetSessionRef): void {
@@ -385,16 +397,18 @@ export class NodeBufferBudget {
     }
   }
 
-  /**
-   * The node's stream count crossed a power of two since this thread last re-balanced
-   * (streams opened or closed on other threads): re-balance.
-   */
-  private readonly watchLoad = (): void => {
-    if (pow2floor(this.streams()) !== pow2floor(this.rebalancedAt)) this.rebalanceAll()
+  /** A stream did not fit on another thread since this one last looked: its grown windows shrink too. */
+  private readonly watchPressure = (): void => {
+    const seq = Atomics.load(this.view, N_PRESSURE)
+    if (seq === this.pressureSeen) return
+    this.pressureSeen = seq
+    this.pressureUntil = Date.now() + PRESSURE_HOLD_MS
+    this.rebalanceAll()
   }
 
   private lastRebalanceAll = 0
-  private rebalancedAt = 0
+  private pressureSeen = 0
+  private pressureUntil = 0
   private rebalanceTimer: NodeJS.Timeout | null = null
   private loadTimer: NodeJS.Timeout | null = null
 
@@ -447,8 +461,10 @@ export class NodeBufferBudget {
 
 /** rebalanceAll() walks every session: not more often than this. */
 const REBALANCE_ALL_MS = 100
-/** How often a thread looks whether streams on other threads moved the node's load to another power of two. */
+/** How often a thread looks whether a stream did not fit on another thread. */
 const LOAD_WATCH_MS = 500
+/** After a stream did not fit, windows stay at the floor this long (no growing back into the room it needs). */
+const PRESSURE_HOLD_MS = 1000
 /** How often backed-up streams are checked for leases: half the time after which they lease. */
 const LEASE_TICK_MS = Math.ceil(TUNNEL_DEFAULTS.stallLeaseAfterMs / 2)
 

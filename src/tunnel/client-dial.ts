@@ -29,7 +29,7 @@ export interface Dialled {
 }
 
 export async function dialTunnel (node: { readonly address: string, readonly port: number }, remote: string, svid: Svid, expected: string, s: PoolSettings,
-  registerCancel: (cancel: () => void) => void, queued: () => number): Promise<Dialled> {
+  registerCancel: (cancel: () => void) => void): Promise<Dialled> {
   const servername = sniOf(expected)
   const localSpiffeId = svid.spiffeId.uri
   return await new Promise<Dialled>((resolve, reject) => {
@@ -71,8 +71,8 @@ export async function dialTunnel (node: { readonly address: string, readonly por
       clearTimeout(timer)
       socket.setNoDelay(true)
       socket.setKeepAlive(true, TUNNEL_DEFAULTS.tcpKeepAliveMs)
-      // The window the opens waiting for this session fit in.
-      const initialWindow = SessionBuffers.initialWindow(s.bufferBudget, queued())
+      // The floor: the session's window grows with its streams' demand (session-buffers.ts).
+      const initialWindow = SessionBuffers.initialWindow(s.bufferBudget)
       const session = http2Connect(`https://${remote}`, {
         createConnection: () => socket,
         settings: { enablePush: false, initialWindowSize: initialWindow, maxFrameSize: s.maxFrameBytes }

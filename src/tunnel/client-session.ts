@@ -45,6 +45,8 @@ export interface SessionHooks {
 }
 
 export class PooledSession {
+  /** The pool's count of sessions made when this one was (a retry takes only sessions made after its refusal). */
+  seq = 0
   state: SessionState = 'connecting'
   /** Streams requested and not yet closed. */
   active = 0
@@ -76,7 +78,7 @@ export class PooledSession {
   }
 
   connect (): void {
-    dialTunnel(this.node, this.remote, this.svid, this.expected, this.s, (cancel) => { this.cancelDial = cancel }, () => this.queue.length)
+    dialTunnel(this.node, this.remote, this.svid, this.expected, this.s, (cancel) => { this.cancelDial = cancel })
       .then(({ session, socket, peerCertSerial, peerValidUntil, initialWindow }) => {
         this.cancelDial = null
         this.peerCertSerial = peerCertSerial
@@ -115,7 +117,6 @@ export class PooledSession {
   private attach (h2: ClientHttp2Session, initialWindow: number, validUntil: number): void {
     this.h2 = h2
     this.buffers = new SessionBuffers(h2, this.s.bufferBudget, initialWindow, {
-      maxStreams: this.s.maxStreamsPerSession,
       ackTimeoutMs: this.s.pingTimeoutMs,
       onAckTimeout: () => {
         this.s.onRefused({ side: 'client', stage: 'session', reason: 'settings-timeout', detail: `no SETTINGS acknowledgement within ${this.s.pingTimeoutMs} ms`, remote: this.remote, servername: null, peerSpiffeId: this.expected, localSpiffeId: this.svid.spiffeId.uri })
@@ -178,7 +179,7 @@ export class PooledSession {
     const buffers = this.buffers as SessionBuffers
     const reservation = buffers.reserve()
     if (reservation === null && buffers.changing) {
-      // A smaller window is on its way (a burst): the open waits for it, within its timeout.
+      // A smaller window is on its way (grown windows give back room): the open waits for it, within its timeout.
       this.waiting.push(a)
       return
     }

@@ -54,20 +54,21 @@ export const TUNNEL_DEFAULTS = Object.freeze({
   maxConcurrentStreams: 100,
   /** HPACK-accounted bytes (name + value + 32 per field) of a CONNECT's headers; above → 431. */
   maxHeaderListBytes: 8 * KiB,
-  /** HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE: how much one stream may have in flight, at most (buffer-budget.ts lowers it as streams multiply). */
+  /** HTTP/2 SETTINGS_INITIAL_WINDOW_SIZE: how much one stream may have in flight, at most (windows start at minStreamWindowBytes and grow to it with demand: session-buffers.ts). */
   streamWindowBytes: 4 * MiB,
   /**
-   * The smallest stream window the buffer budget lowers to. A quarter of a 16 KiB frame:
-   * the sender sends 4 KiB DATA frames, and one stream still moves tens of MB/s on a
-   * LAN (docs/tunnel.md); small enough that 10,000 streams fit the DaemonSet's budget.
+   * The window every session starts at, and shrinks back to without demand. A quarter of a
+   * 16 KiB frame: the sender sends 4 KiB DATA frames, and one stream still moves tens of
+   * MB/s on a LAN (docs/tunnel.md); small enough that 10,000 streams fit the DaemonSet's
+   * budget.
    */
   minStreamWindowBytes: 4 * KiB,
   /**
    * What an open stream costs besides its buffers: its objects on this node (the HTTP/2
    * stream, the TunnelStream, the pod-side socket and the proxy's record of the
    * connection), so that the budget bounds the number of streams too. The idle10k
-   * benchmark measured 13–15 KiB of agent RSS per added connection on each node, between
-   * 3,000 and 10,000 connections (docs/tunnel.md).
+   * benchmark measured 13–16 KiB of agent RSS per added connection on each node, between
+   * 3,000 and 10,000 connections (docs/reliability.md, "10,000 concurrent connections").
    */
   streamOverheadBytes: 16 * KiB,
   /**

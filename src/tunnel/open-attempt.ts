@@ -4,11 +4,14 @@ import type { TunnelError } from './refusal'
 import type { TunnelStream } from './tunnel-stream'
 
 // One open() in flight: what it asks for, its deadline, and how it settles (once). It may
-// wait in a connecting session's queue and be retried once on another session when the
-// first refused it before answering (REFUSED_STREAM, GOAWAY): nothing has been sent on
-// it yet, so a retry cannot duplicate data.
+// wait in a connecting session's queue and be retried on another session when the first
+// refused it before answering (REFUSED_STREAM, GOAWAY): nothing has been sent on it yet,
+// so a retry cannot duplicate data. Up to MAX_RETRIES times, within its deadline, and
+// only on a session made after the refusal: when a peer node rotates its certificate it
+// drains every session of the key at once (a hundred of them at 10,000 streams), and a
+// sibling whose GOAWAY is still on its way would refuse it again.
 
-export const MAX_RETRIES = 1
+export const MAX_RETRIES = 3
 
 export interface OpenTarget {
   /** Pool key: source identity, destination identity, destination node. */
@@ -24,6 +27,8 @@ export interface OpenTarget {
 
 export class OpenAttempt {
   retries = 0
+  /** Sessions made before this count are not tried (set at a retry: the pool's session count then). */
+  minSessionSeq = 0
   settled = false
   /** Set when a stream has been requested for it (so a timeout can cancel it). */
   cancel: (() => void) | null = null

@@ -26,7 +26,8 @@ import type { TunnelStream } from './tunnel-stream'
 //     older SVID drain (their streams finish, no new ones) and new sessions use the new one;
 //     an expired SVID is not used (FERRY_ERR_TUNNEL_CONNECT certificate-expired), and a
 //     session drains by itself when its own or the peer's certificate expires
-//   - GOAWAY drains a session; a stream refused before its answer is retried once elsewhere
+//   - GOAWAY drains a session; a stream refused before its answer is retried on a session
+//     made after the refusal (up to MAX_RETRIES times)
 //   - closed sessions are forgotten at once; idle ones close after idleTimeoutMs
 
 export interface TunnelOpenRequest {
@@ -57,6 +58,8 @@ export class TunnelPool {
   private readonly s: PoolSettings
   private readonly buckets = new Map<string, Set<PooledSession>>()
   private closing = false
+  /** Sessions made so far (numbers them: see OpenAttempt.minSessionSeq). */
+  private sessionSeq = 0
 
   constructor (opts: TunnelPoolOptions = {}) {
     this.s = poolSettings(opts)
@@ -146,7 +149,7 @@ export class TunnelPool {
       // Rotation: a session made with an older certificate of this identity takes no new streams.
       if (session.svid !== t.svid) { if (session.svid.notBefore <= t.svid.notBefore) session.drain(); continue }
       if (session.state === 'ready') learned = Math.min(learned, session.capacity)
-      if (chosen === null && session.hasRoom()) chosen = session
+      if (chosen === null && session.seq >= a.minSessionSeq && session.hasRoom()) chosen = session
     }
     if (chosen === null) {
       chosen = new PooledSession(t.key, t.svid, t.expected, t.node, t.remote, this.s, {
@@ -154,6 +157,7 @@ export class TunnelPool {
         retry: (x, cause) => { this.retry(x, cause) },
         closed: (session) => { this.forget(session) }
       }, learned)
+      chosen.seq = this.sessionSeq++
       bucket.add(chosen)
       chosen.connect()
     }
@@ -164,6 +168,8 @@ export class TunnelPool {
     if (a.settled) return
     if (a.retries >= MAX_RETRIES) { a.fail(cause); return }
     a.retries++
+    // Not on a session that was there when it was refused: it may be going away too.
+    a.minSessionSeq = this.sessionSeq
     this.place(a)
   }
 

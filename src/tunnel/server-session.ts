@@ -49,7 +49,6 @@ export class ServerSession implements SessionPeer {
     initialWindow: number
   ) {
     this.buffers = new SessionBuffers(session, s.bufferBudget, initialWindow, {
-      maxStreams: s.maxConcurrentStreams,
       ackTimeoutMs: s.pingTimeoutMs,
       onAckTimeout: () => {
         this.refused('session', 'settings-timeout', `no SETTINGS acknowledgement within ${s.pingTimeoutMs} ms`)
@@ -59,8 +58,7 @@ export class ServerSession implements SessionPeer {
       onRoom: () => { this.retryWaiting() },
       side: 'server'
     })
-    const sentAt = Date.now()
-    session.once('localSettings', () => { this.buffers.firstAcknowledged(Date.now() - sentAt) })
+    session.once('localSettings', () => { this.buffers.firstAcknowledged() })
     // X.509 validity includes notAfter: the session may serve until just after it.
     this.expiry = setLongTimer(() => { this.expiry = null; this.drain('certificate-expired') }, validUntil - s.now() + 1)
     watchSession(session, {

@@ -200,8 +200,8 @@ export class TunnelServer {
       servername: servername as string
     }
     const validUntil = Math.min(verdict.validUntil, svid.notAfter)
-    // The session's first SETTINGS announce the window the budget allows now.
-    const initialWindow = SessionBuffers.initialWindow(this.s.bufferBudget, this.s.maxConcurrentStreams)
+    // The session's first SETTINGS announce the floor: windows grow with demand (session-buffers.ts).
+    const initialWindow = SessionBuffers.initialWindow(this.s.bufferBudget)
     this.h2.updateSettings({ initialWindowSize: initialWindow })
     this.handing = {
       session: (h2) => new ServerSession(h2, socket, peer, svid, validUntil, this.s, initialWindow)

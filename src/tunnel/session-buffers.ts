@@ -2,15 +2,29 @@ import { kib, type NodeBufferBudget, type StallEntry, type StallSide } from './b
 
 // One session's share of the node's buffer budget (buffer-budget.ts has the arithmetic):
 // the window it announces, what its open streams reserve (window + overhead), and each
-// stream's handle, through which its TunnelStream leases buffers while a side is backed up.
+// stream's handle, through which its TunnelStream leases buffers while a side is backed up
+// and reports what it received (the demand its window grows on).
+//
+//   start   a session announces the floor (4 KiB): an idle or light stream costs 20 KiB
+//   grow    a stream that received twice the window within DEMAND_WITHIN_MS is held back by
+//           it (the peer waits for window updates): the session's window grows fourfold,
+//           reserved for every stream of it before the SETTINGS go out, while the session's
+//           and the node's budgets have room (4 KiB → 4 MiB in five steps, each a round trip)
+//   shrink  a session without such demand for SHRINK_AFTER_MS, whose streams received less
+//           than a window in that time, lowers its window fourfold, every SHRINK_AFTER_MS,
+//           back to the floor; its reservations drop when the peer acknowledges. And when a stream does not fit (the node or the session is full),
+//           every grown window of the node drops to the floor for a while (buffer-budget.ts
+//           pressure()), and the stream waits for that room.
 
 const KiB = 1024
-/** After a burst lowered a session's window, it is not raised again for this long (no flapping). */
+/** After a stream of this session did not fit, its window is not raised again for this long (no flapping). */
 const RAISE_HOLD_MS = 1000
-/** A new client session keeps its first window this long: the opens it was dialled for start one by one. */
-const CLIENT_FIRST_HOLD_MS = 250
-/** A server session raises its first window no sooner than this after the peer acknowledged it. */
-const SERVER_FIRST_HOLD_MS = 5
+/** A stream that receives twice its window within this long is held back by it. */
+const DEMAND_WITHIN_MS = 100
+/** A grown window with no demand for this long shrinks (fourfold), and again after as long. */
+const SHRINK_AFTER_MS = 1000
+/** How much a window grows on demand, or shrinks without. */
+const STEP = 4
 
 /** What SessionBuffers needs of an HTTP/2 session and its streams (Node's Http2Session/Http2Stream). */
 export interface BudgetSession {
@@ -24,8 +38,10 @@ export interface BudgetStream {
 }
 
 /** What the budget needs of a stream's consumer (its TunnelStream): its buffers, and a way to reset it. */
-export interface BudgetConsumer extends BudgetStream {
+export interface BudgetConsumer {
   readonly authority: string
+  /** Bytes its own buffers hold, besides the HTTP/2 stream's (a chunk both reference counts once). */
+  readonly heldLength: number
   /** Resets the stream: the node's budget has no room for its buffers. */
   overBudget: () => void
 }
@@ -37,6 +53,8 @@ export interface StreamLease {
   stall: (side: StallSide) => void
   /** The side drained: the lease is returned. */
   unstall: (side: StallSide) => void
+  /** `bytes` of DATA arrived for the stream (the demand its session's window grows on). */
+  received: (bytes: number) => void
 }
 
 /** One open stream's reservation, and its place in the node's list of backed-up streams. */
@@ -50,6 +68,9 @@ export class StreamBuffers implements StreamLease, StallEntry {
   next: StallEntry | null = null
   consumer: BudgetConsumer | null = null
   private closed = false
+  /** Bytes received since demandSince. */
+  private demandBytes = 0
+  private demandSince = 0
 
   /** `k`: KiB reserved while the stream is open (window + overhead). */
   constructor (private readonly owner: SessionBuffers, readonly stream: BudgetStream, public k: number) {
@@ -65,6 +86,21 @@ export class StreamBuffers implements StreamLease, StallEntry {
 
   unstall (side: StallSide): void { this.owner.node.unstall(this, side) }
 
+  received (bytes: number): void {
+    const now = Date.now()
+    if (now - this.demandSince > DEMAND_WITHIN_MS) {
+      this.demandSince = now
+      this.demandBytes = 0
+    }
+    this.demandBytes += bytes
+    this.owner.receivedBytes += bytes
+    if (this.demandBytes >= 2 * this.owner.effectiveWindow) {
+      this.demandBytes = 0
+      this.demandSince = now
+      this.owner.demand()
+    }
+  }
+
   readonly evict = (): void => { this.owner.evicted(this) }
 
   /** The stream closed: its leases are returned (its reservation is the session's to return). */
@@ -76,7 +112,7 @@ export class StreamBuffers implements StreamLease, StallEntry {
   /** Bytes its buffers hold now. */
   held (): number {
     const c = this.consumer
-    return this.stream.readableLength + this.stream.writableLength + (c === null ? 0 : c.readableLength + c.writableLength)
+    return this.stream.readableLength + this.stream.writableLength + (c === null ? 0 : c.heldLength)
   }
 }
 
@@ -89,11 +125,15 @@ export class SessionBuffers {
   private ackTimer: NodeJS.Timeout | null = null
   private reservedKiB = 0
   private readonly streams = new Map<BudgetStream, StreamBuffers>()
-  /** A refusal asked for a burst-sized window (applied at the next SETTINGS). */
-  private burst = false
+  /** The window its streams' demand has grown to (the floor while they carry little). */
+  private level: number
+  /** When a stream last showed demand. */
+  private demandAt = 0
+  /** Bytes its streams received since the last shrink check. */
+  receivedBytes = 0
+  /** Shrinks a grown window without demand, while it is above the floor. */
+  private shrinkTimer: NodeJS.Timeout | null = null
   private raiseNotBefore: number
-  /** A server's: how long after its first stream (of a session that had none) it waits before raising: a round trip. */
-  private burstHoldMs = SERVER_FIRST_HOLD_MS
   /** A raise waits for raiseNotBefore. */
   private raiseTimer: NodeJS.Timeout | null = null
   private closed = false
@@ -104,15 +144,10 @@ export class SessionBuffers {
    * binds once the peer acknowledges it (firstAcknowledged); until then a client may use
    * the protocol's 65,535 on the streams it opens, so that is what they reserve (Ferry's
    * pool opens its streams only after it has the server's SETTINGS, and acknowledges them
-   * first). Neither raises its first window at once: a client not for a quarter of a
-   * second, while the opens it was dialled for start; a server not before a round trip
-   * after the acknowledgement — the streams a client opens at once on a new session come
-   * right behind it, and must find the small window.
+   * first), and the server does not raise it before.
    */
   constructor (private readonly session: BudgetSession, readonly node: NodeBufferBudget, initialWindow: number,
     private readonly o: {
-      /** Streams the session may carry at once (the burst a peer may send). */
-      readonly maxStreams: number
       readonly ackTimeoutMs: number
       /** The peer did not acknowledge a window change in time. */
       readonly onAckTimeout: () => void
@@ -122,33 +157,28 @@ export class SessionBuffers {
       readonly onStallReset?: (authority: string) => void
       readonly side: 'client' | 'server'
     }) {
+    this.level = node.limits.minWindowBytes
     if (o.side === 'server') {
       this.window = PROTOCOL_WINDOW
       this.pending = initialWindow
       this.raiseNotBefore = Number.POSITIVE_INFINITY
     } else {
       this.window = initialWindow
-      this.raiseNotBefore = Date.now() + CLIENT_FIRST_HOLD_MS
+      this.raiseNotBefore = 0
     }
     node.addSession(this)
   }
 
-  /** The peer acknowledged the session's first SETTINGS (a server's), `rttMs` after they were sent. */
-  firstAcknowledged (rttMs: number): void {
+  /** The peer acknowledged the session's first SETTINGS (a server's). */
+  firstAcknowledged (): void {
     if (this.closed || this.raiseNotBefore !== Number.POSITIVE_INFINITY) return
-    this.burstHoldMs = Math.max(SERVER_FIRST_HOLD_MS, rttMs)
-    this.raiseNotBefore = Date.now() + this.burstHoldMs
+    this.raiseNotBefore = 0
     if (this.pending !== null) this.acknowledged(this.pending)
   }
 
-  /**
-   * The window a new session announces in its first SETTINGS: what the streams it expects
-   * fit in now — a client, the opens queued for it; a server, which cannot know, a whole
-   * session of them (raised once fewer came).
-   */
-  static initialWindow (node: NodeBufferBudget, streams: number): number {
-    const n = Math.max(1, streams)
-    return node.targetWindow(n, n)
+  /** The window a new session announces in its first SETTINGS: the floor (it grows with demand). */
+  static initialWindow (node: NodeBufferBudget): number {
+    return node.targetWindow(1, node.limits.minWindowBytes)
   }
 
   /** Streams open now. */
@@ -159,18 +189,19 @@ export class SessionBuffers {
 
   /**
    * Reserves room for one more stream; null (nothing reserved) when it does not fit. Then
-   * the window is lowered at once to what a whole burst of streams fits in, so that the
-   * stream, retried one round trip later (the SETTINGS go out before the refusal), fits.
+   * grown windows drop to the floor — this session's at once (the SETTINGS go out before
+   * the refusal, so the stream, retried or waiting, fits once they are acknowledged), the
+   * node's other sessions' too when the node is full (buffer-budget.ts pressure()).
    */
   reserve (): number | null {
     if (this.closed) return null
     const k = kib(this.effectiveWindow + this.node.limits.streamOverheadBytes)
     const sessionFull = this.reservedKiB + k > this.node.limits.sessionBytes / KiB
     if (sessionFull || !this.node.reserveOpen(k)) {
-      this.burst = true
+      this.level = this.node.limits.minWindowBytes
       this.raiseNotBefore = Date.now() + RAISE_HOLD_MS
       this.rebalance()
-      if (!sessionFull) this.node.rebalanceAll()
+      if (!sessionFull) this.node.pressure()
       return null
     }
     this.reservedKiB += k
@@ -190,10 +221,8 @@ export class SessionBuffers {
   bind (stream: BudgetStream, k: number): StreamBuffers {
     const handle = new StreamBuffers(this, stream, k)
     this.streams.set(stream, handle)
-    // A server session's first stream after none may be the first of a burst: the rest
-    // come within a round trip, and must find the window as it is.
-    if (this.o.side === 'server' && this.streams.size === 1) this.raiseNotBefore = Math.max(this.raiseNotBefore, Date.now() + this.burstHoldMs)
-    if (this.node.streamOpened()) this.node.rebalanceAll()
+    this.node.streamOpened()
+    // One more stream: its share of the session's budget is smaller.
     this.rebalance()
     return handle
   }
@@ -206,10 +235,38 @@ export class SessionBuffers {
     handle.close()
     this.reservedKiB -= handle.k
     this.node.releaseOpen(handle.k)
+    this.node.streamClosed()
     if (this.closed) return
-    if (this.node.streamClosed()) this.node.rebalanceAll()
     this.rebalance()
     this.o.onRoom?.()
+  }
+
+  /** A stream of this session is held back by its window: it grows (STEP-fold), if the budgets allow, and shrinks again without demand. */
+  demand (): void {
+    if (this.closed) return
+    this.demandAt = Date.now()
+    const grown = Math.min(this.node.limits.maxWindowBytes, this.effectiveWindow * STEP)
+    if (grown <= this.level) return
+    this.level = grown
+    this.shrinkTimer ??= setInterval(this.shrinkIdle, SHRINK_AFTER_MS).unref()
+    this.rebalance()
+  }
+
+  /**
+   * A grown window without demand for SHRINK_AFTER_MS shrinks STEP-fold; at the floor the
+   * timer stops. A session whose streams received a window's worth since the last check
+   * still uses it (a bulk stream slower than its window, not held back by it) and keeps it.
+   */
+  private readonly shrinkIdle = (): void => {
+    const floor = this.node.limits.minWindowBytes
+    if (this.receivedBytes >= this.window) this.demandAt = Date.now()
+    this.receivedBytes = 0
+    if (Date.now() - this.demandAt >= SHRINK_AFTER_MS) this.level = Math.max(floor, Math.floor(this.level / STEP))
+    if (this.level <= floor && this.shrinkTimer !== null) {
+      clearInterval(this.shrinkTimer)
+      this.shrinkTimer = null
+    }
+    this.rebalance()
   }
 
   /** A stream of this session is being reset for want of room (buffer-budget.ts). */
@@ -223,11 +280,11 @@ export class SessionBuffers {
   /** Announces a new window if the target moved (one SETTINGS at a time). */
   rebalance (): void {
     if (this.closed || this.pending !== null || this.session.destroyed || this.session.closed) return
-    const target = this.node.targetWindow(this.streams.size, this.burst ? this.o.maxStreams : null)
-    this.burst = false
+    if (this.node.underPressure()) this.level = this.node.limits.minWindowBytes
+    const target = this.node.targetWindow(this.streams.size, this.level)
     if (target === this.window) return
     if (target > this.window) {
-      // A session without streams keeps its window: its next streams may come in a burst.
+      // Only streams grow a window (demand() is a stream's).
       if (this.streams.size === 0) return
       const wait = this.raiseNotBefore - Date.now()
       if (wait > 0) {
@@ -237,7 +294,7 @@ export class SessionBuffers {
       // Reserve the raise for every open stream before the peer may use it.
       const extra = kib(target) - kib(this.window)
       const total = extra * this.streams.size
-      if (this.reservedKiB + total > this.node.limits.sessionBytes / KiB || !this.node.reserveOpen(total)) return
+      if (this.reservedKiB + total > this.node.limits.sessionBytes / KiB || !this.node.reserveOpen(total, false)) return
       this.reservedKiB += total
       for (const handle of this.streams.values()) handle.k += extra
     }
@@ -262,6 +319,7 @@ export class SessionBuffers {
     this.closed = true
     if (this.ackTimer !== null) clearTimeout(this.ackTimer)
     if (this.raiseTimer !== null) clearTimeout(this.raiseTimer)
+    if (this.shrinkTimer !== null) clearInterval(this.shrinkTimer)
     this.node.deleteSession(this)
     for (const s of [...this.streams.keys()]) this.unbind(s)
   }

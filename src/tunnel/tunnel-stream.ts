@@ -19,7 +19,9 @@ import type { StreamLease } from './session-buffers'
 //              relay pauses its source at once. A side is backed up while the consumer
 //              has paused us or not started reading (receive), or while HTTP/2 has not
 //              yet sent what was written (send); the budget leases its buffers if that
-//              lasts (buffer-budget.ts), and resets a stream it has no room for (overBudget)
+//              lasts (buffer-budget.ts), and resets a stream it has no room for (overBudget);
+//              what arrives is reported (received), so a stream held back by its window
+//              has the window grow (session-buffers.ts)
 //
 // Handlers are bound once per stream; nothing is allocated per chunk.
 
@@ -53,6 +55,8 @@ export class TunnelStream extends Duplex implements TunnelEnds {
   /** The HTTP/2 code of the RST_STREAM that ended this stream (either way), or null. */
   rstCode: number | null = null
   private pendingWrite: ((err?: Error | null) => void) | null = null
+  /** Bytes of the write HTTP/2 has taken and not yet sent (our writableLength counts them too). */
+  private handedToH2 = 0
   private pendingFinal: ((err?: Error | null) => void) | null = null
   private finalRequested = false
 
@@ -66,6 +70,7 @@ export class TunnelStream extends Duplex implements TunnelEnds {
     this.remotePort = ends.remotePort
     h2.on('data', (chunk: Buffer) => {
       this.bytesRead += chunk.length
+      this.lease?.received(chunk.length)
       if (this.push(chunk)) return
       h2.pause()
       // Not read (yet): buffered here, and the window closes.
@@ -83,6 +88,7 @@ export class TunnelStream extends Duplex implements TunnelEnds {
     h2.on('drain', () => {
       const cb = this.pendingWrite
       this.pendingWrite = null
+      this.handedToH2 = 0
       if (cb !== null) cb()
       this.h2Written()
     })
@@ -157,7 +163,15 @@ export class TunnelStream extends Duplex implements TunnelEnds {
       if (this.destroyed) { cb(); return }
     }
     if (this.h2.write(chunk, this.h2Written)) cb()
-    else this.pendingWrite = cb
+    else {
+      this.pendingWrite = cb
+      this.handedToH2 = chunk.length
+    }
+  }
+
+  /** Bytes this stream's own buffers hold (the budget's count): a write HTTP/2 has taken is HTTP/2's, not counted twice. */
+  get heldLength (): number {
+    return this.readableLength + this.writableLength - this.handedToH2
   }
 
   override _final (cb: (err?: Error | null) => void): void {
@@ -173,6 +187,7 @@ export class TunnelStream extends Duplex implements TunnelEnds {
     if (!(this.h2.readableEnded && (this.finalRequested || this.h2.writableFinished))) this.abortH2()
     const pending = this.pendingWrite
     this.pendingWrite = this.pendingFinal = null
+    this.handedToH2 = 0
     if (pending !== null) pending(err)
     cb(err)
   }

@@ -25,7 +25,8 @@ import { waitFor } from '../helpers/wait'
 
 t.setTimeout(60_000)
 
-const MiB = 1024 * 1024
+const KiB = 1024
+const MiB = 1024 * KiB
 const SESSION = 16 * MiB
 const NODE = 40 * MiB
 const STREAMS = 100
@@ -135,17 +136,34 @@ t.test('three verified peers: together they hold at most the node budget', async
   t.equal(await roundTrip(early, 'still flowing'), 'opened before, still flowing', 'a stream opened before the flood keeps flowing')
 })
 
-t.test('one stream alone keeps the full 4 MiB window (bulk throughput is not traded away)', async (t) => {
+t.test('a stream starts at the 4 KiB floor, grows to the full 4 MiB window while it moves bulk data (bulk throughput is not traded away), and shrinks back once idle', async (t) => {
   const r = await rig(t)
   const s = await r.openGood()
-  // Its session started with a window a whole session of streams fits in, and raises it
-  // once no burst came (a quarter of a second).
-  await waitFor(() => s.receiveWindows().stream === TUNNEL_DEFAULTS.streamWindowBytes, { what: 'the 4 MiB window' })
-  t.pass('the client end grants 4 MiB')
+  const floor = TUNNEL_DEFAULTS.minStreamWindowBytes
+  const full = TUNNEL_DEFAULTS.streamWindowBytes
+  await waitFor(() => s.receiveWindows().stream === floor, { what: 'the 4 KiB floor' })
+  t.pass('an idle stream is granted the floor')
+  // Bulk through the echo: the client end receives as fast as the window lets it.
+  let received = 0
+  s.on('data', (c: Buffer) => { received += c.length })
+  const chunk = Buffer.alloc(256 * KiB, 0x62)
+  let sent = 0
+  let grown = false
+  const deadline = Date.now() + 20_000
+  while (!grown && Date.now() < deadline) {
+    if (!s.write(chunk)) await new Promise((resolve) => s.once('drain', resolve))
+    sent += chunk.length
+    grown = s.receiveWindows().stream > full / 2
+  }
+  await waitFor(() => received === sent, { what: 'every echoed byte back', timeoutMs: 20_000 })
+  t.ok(grown, `the window grew past 2 MiB while ${(sent / MiB).toFixed(0)} MiB moved (the full ${full / MiB} MiB: a window a quarter of it would have been 1 MiB)`)
+  t.ok(r.budget.openBytes() >= full, `and its reservation grew with it (${(r.budget.openBytes() / MiB).toFixed(1)} MiB reserved)`)
+  // Idle: back to the floor, a fourfold step a second, and the reservation with it.
+  await waitFor(() => s.receiveWindows().stream === floor && r.budget.openBytes() < 64 * KiB, { what: 'the floor again', timeoutMs: 15_000, intervalMs: 100 })
+  t.pass('idle again: the floor, and its reservation back to 20 KiB')
   t.equal(await roundTrip(s, 'x'), 'x')
 })
 
-const KiB = 1024
 /** A window small enough that the kernel's and the stream's buffers, not the window, show. */
 const SMALL_WINDOW = 64 * KiB
 

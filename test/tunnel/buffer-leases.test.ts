@@ -52,15 +52,39 @@ t.test('10,000 streams at the DaemonSet\'s limit: 4 KiB windows, 20 KiB each, wi
   const l = budget.limits
   t.equal(l.nodeBytes, 256 * MiB, 'half the 512 Mi limit')
   t.equal(l.openBytes, Math.floor(l.nodeBytes * TUNNEL_DEFAULTS.openBufferShare / KiB) * KiB, 'open streams may take 80 % of the budget')
-  t.equal(budget.targetWindow(1), TUNNEL_DEFAULTS.streamWindowBytes, 'one stream on an idle node: the full 4 MiB')
+  const { minWindowBytes: floor, maxWindowBytes: max } = l
+  t.equal(budget.targetWindow(1, floor), floor, 'a stream without demand: the 4 KiB floor')
+  t.equal(budget.targetWindow(1, max), TUNNEL_DEFAULTS.streamWindowBytes, 'one stream grown by its demand: the full 4 MiB')
+  t.equal(budget.targetWindow(100, max), 256 * KiB, 'a hundred on one session: at most half the session budget between them')
   for (let i = 0; i < 10_000; i++) budget.streamOpened()
-  t.equal(budget.targetWindow(100), TUNNEL_DEFAULTS.minStreamWindowBytes, 'at 10,000 streams: the 4 KiB floor')
+  t.equal(budget.targetWindow(100, floor), floor, 'at 10,000 idle streams: the floor, whatever the count')
+  t.equal(budget.streams(), 10_000, 'the node counts its streams')
   const perStream = Math.ceil((l.minWindowBytes + l.streamOverheadBytes) / KiB) * KiB
   t.equal(perStream, 20 * KiB, 'a stream reserves 20 KiB at the floor (its window and its objects)')
   let opened = 0
   while (budget.reserveOpen(perStream / KiB)) opened++
   t.comment(`${opened} streams fit in the open share (${(l.openBytes / MiB).toFixed(1)} of ${(l.nodeBytes / MiB).toFixed(1)} MiB); then ${Math.floor((l.nodeBytes - l.openBytes) / l.receiveStallBytes)} receive sides or ${Math.floor((l.nodeBytes - l.openBytes) / l.sendStallBytes)} send sides backed up at once`)
   t.ok(opened >= 10_400, `${opened} ≥ 10,400 streams fit (10,000 with room to spare)`)
+})
+
+t.test('a stream that does not fit drops every grown window to the floor for a while, on the other threads too', async (t) => {
+  const budget = NodeBufferBudget.create()
+  // Another thread's view of the same budget, with one session.
+  const other = NodeBufferBudget.attach(budget.buffer)
+  let rebalanced = 0
+  const session = { rebalance: () => { rebalanced++ }, held: () => 0 }
+  other.addSession(session)
+  t.teardown(() => { other.deleteSession(session) })
+  const { minWindowBytes: floor, maxWindowBytes: max } = budget.limits
+  t.equal(other.targetWindow(1, max), max, 'a grown window, before')
+  budget.pressure()
+  t.equal(budget.targetWindow(1, max), floor, 'on the thread that had no room: the floor at once')
+  const started = Date.now()
+  while (!other.underPressure() && Date.now() - started < 5000) await sleep(50)
+  t.equal(other.targetWindow(1, max), floor, `on the other thread within ${Date.now() - started} ms: the floor`)
+  t.ok(rebalanced >= 1, 'and its sessions re-check their windows')
+  while (budget.underPressure() && Date.now() - started < 5000) await sleep(50)
+  t.equal(budget.targetWindow(1, max), max, 'a second later, windows may grow again')
 })
 
 t.test('a side backed up for stallLeaseAfterMs leases its buffers, once, and returns them when it drains', async (t) => {

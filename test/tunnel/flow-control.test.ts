@@ -30,10 +30,10 @@ const CHUNK = Buffer.alloc(64 * KiB)
  */
 const SLACK = TUNNEL_DEFAULTS.receiveStallBytes + NODE_HIGH_WATER_MARK + CHUNK.length
 
-/** Writes `total` bytes at once; resolves with how many have left the writer once progress stops. */
-async function sentBeforeStall (s: TunnelStream, total: number): Promise<number> {
+/** Writes `total` bytes at once, in `chunk`s; resolves with how many have left the writer once progress stops. */
+async function sentBeforeStall (s: TunnelStream, total: number, chunk = CHUNK): Promise<number> {
   let sent = 0
-  for (let n = 0; n < total; n += CHUNK.length) s.write(CHUNK, () => { sent += CHUNK.length })
+  for (let n = 0; n < total; n += chunk.length) s.write(chunk, () => { sent += chunk.length })
   let last = -1
   while (sent !== last && sent < total) {
     last = sent
@@ -74,7 +74,7 @@ async function rig (t: Parameters<typeof startPool>[0], windows: { streamWindowB
   return { open }
 }
 
-t.test('both ends grant the configured stream and connection windows', async (t) => {
+t.test('both ends grant the configured connection window at once, and the configured stream window once a stream moves bulk data', async (t) => {
   const cases = [
     { opts: {}, expected: { stream: TUNNEL_DEFAULTS.streamWindowBytes, session: TUNNEL_DEFAULTS.connectionWindowBytes } },
     { opts: { streamWindowBytes: 1 * MiB, connectionWindowBytes: 2 * MiB }, expected: { stream: 1 * MiB, session: 2 * MiB } }
@@ -83,12 +83,24 @@ t.test('both ends grant the configured stream and connection windows', async (t)
     const { open } = await rig(t, opts)
     const { client, server } = await open()
     // The client's windows govern server → client (downloads), the server's client → server.
-    // A new session starts with the window a whole session of streams would fit in, and
-    // raises it for its one stream a moment later (buffer-budget.ts).
-    const same = (a: { stream: number, session: number }): boolean => a.stream === expected.stream && a.session === expected.session
-    await waitFor(() => same(client.receiveWindows()) && same(server.receiveWindows()), { what: `windows ${JSON.stringify(expected)}` })
-    t.same(client.receiveWindows(), expected, `client end: ${JSON.stringify(expected)}`)
-    t.same(server.receiveWindows(), expected, `server end: ${JSON.stringify(expected)}`)
+    // A new stream is granted the floor; its window grows while it is held back by it
+    // (session-buffers.ts), up to the configured one.
+    const floor = { stream: TUNNEL_DEFAULTS.minStreamWindowBytes, session: expected.session }
+    const same = (a: { stream: number, session: number }, b: { stream: number, session: number }): boolean => a.stream === b.stream && a.session === b.session
+    await waitFor(() => same(client.receiveWindows(), floor) && same(server.receiveWindows(), floor), { what: `windows ${JSON.stringify(floor)}` })
+    t.same(client.receiveWindows(), floor, `client end, idle: ${JSON.stringify(floor)}`)
+    t.same(server.receiveWindows(), floor, `server end, idle: ${JSON.stringify(floor)}`)
+    // Bulk both ways, each end reading as it comes, until both windows have grown.
+    client.resume()
+    server.resume()
+    const grownTo = (s: TunnelStream): boolean => s.receiveWindows().stream > expected.stream / 2
+    const deadline = Date.now() + 20_000
+    while (!(grownTo(client) && grownTo(server)) && Date.now() < deadline) {
+      await Promise.all([client, server].map(async (s) => { if (!s.write(CHUNK)) await new Promise((resolve) => s.once('drain', resolve)) }))
+    }
+    t.ok(grownTo(client), `client end: the stream window grew to ${(client.receiveWindows().stream / KiB).toFixed(0)} KiB left of ${expected.stream / KiB} KiB`)
+    t.ok(grownTo(server), `server end: the stream window grew to ${(server.receiveWindows().stream / KiB).toFixed(0)} KiB left of ${expected.stream / KiB} KiB`)
+    t.equal(client.receiveWindows().session > expected.session / 2 && server.receiveWindows().session > expected.session / 2, true, 'the connection windows are the configured ones')
   }
 })
 
@@ -97,9 +109,13 @@ for (const way of ['client → server', 'server → client'] as const) {
     const { open } = await rig(t)
     const { client, server } = await open()
     const writer = way === 'client → server' ? client : server
-    const window = TUNNEL_DEFAULTS.streamWindowBytes
-    const sent = await sentBeforeStall(writer, window + 4 * MiB)
-    t.ok(sent >= window, `${(sent / MiB).toFixed(2)} MiB left the writer: the ${window / MiB} MiB stream window (and a larger connection window) is in effect`)
-    t.ok(sent <= window + SLACK, `${(sent / MiB).toFixed(2)} MiB: no more than the stream window plus buffers`)
+    const reader = way === 'client → server' ? server : client
+    // The window the reader grants: the floor, as it never reads (nothing to grow on).
+    const window = reader.receiveWindows().stream
+    t.equal(window, TUNNEL_DEFAULTS.minStreamWindowBytes, `the reader grants ${window / KiB} KiB`)
+    // Pieces smaller than the window: a write is counted once it has left.
+    const sent = await sentBeforeStall(writer, window + 2 * SLACK, Buffer.alloc(1 * KiB))
+    t.ok(sent >= window, `${(sent / KiB).toFixed(0)} KiB left the writer: the ${window / KiB} KiB stream window is in effect`)
+    t.ok(sent <= window + SLACK, `${(sent / KiB).toFixed(0)} KiB: no more than the stream window plus buffers (${(window + SLACK) / KiB} KiB)`)
   })
 }
