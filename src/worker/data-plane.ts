@@ -17,6 +17,7 @@ import { IstioLabeler } from '../telemetry/istio-labels'
 import { ProxyMetrics } from '../telemetry/metrics'
 import type { RequestTracer } from '../telemetry/request-tracing'
 import { createTunnelRefusalLog, REFUSAL_LOG_LIMITS } from '../telemetry/tunnel-refusals'
+import { heapFigures } from '../telemetry/heap'
 import { RateBuckets } from '../util/rate-buckets'
 import type { DataPathCapture } from './data-path-capture'
 import { createNodeMesh } from './node-mesh'
@@ -269,6 +270,7 @@ export class DataPlane {
         return { kind: 'closed', connections: await this.closeConnections() }
       case 'sync': return { kind: 'sync', policyGeneration: this.authz.current()?.generation ?? 0 }
       case 'stats': return { kind: 'stats', stats: await this.stats() }
+      case 'memory': return { kind: 'memory', worker: this.o.id, heap: heapFigures(r.gc) }
       case 'routing': return { kind: 'routing', worker: this.o.id, backends: this.router.describe() }
       case 'metrics': return { kind: 'metrics', metrics: await this.metrics.registry.getMetricsAsJSON() }
       case 'close':
