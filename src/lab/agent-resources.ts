@@ -12,7 +12,7 @@ import { loadLab } from './labs'
 // opening the pins), the links pinned there, and the programs attached to the cgroups
 // below the node's (bpftool's view of the kernel). Only the heap after a garbage
 // collection needs the agent: POST /debug/memory (src/agent/admin-server.ts), with the
-// lab's admin token. A churn run compares two of these (src/lab/resource-drift.ts).
+// lab's admin token. A churn run compares two of these (src/lab/churn/drift.ts).
 
 export interface AgentResources {
   readonly pid: number
