@@ -13,6 +13,7 @@ import type { InboundAuthorizer } from '../proxy/authorize'
 import type { AdminAuth } from './admin-auth'
 import type { ProxyMetrics } from '../telemetry/metrics'
 import type { Logger } from '../telemetry/logger'
+import { heapFigures } from '../telemetry/heap'
 import type { PodEnroller } from './enroller'
 import type { SockmapReportShape } from './platform'
 import type { NodeIdentities } from './identities'
@@ -47,6 +48,9 @@ import { routeCheckLive, routesSection } from '../routing/admin'
 //                                   `workers` each worker's backends (Router.describe:
 //                                   endpoints with its latency estimates, ejections, the
 //                                   retry budget's window, the pool's counts and limits)
+//                 GET /debug/memory JSON: RSS, and the JavaScript heap of the main thread
+//                                   and of each worker (src/telemetry/heap.ts); POST runs a
+//                                   full garbage collection of each thread first
 //                 GET /debug/routes?from=NS/POD&to=NS/SERVICE[:PORT][&path=P&method=M&host=H&header=K=V…]
 //                                   JSON: `ferry route check`'s answer from the live
 //                                   configuration and cluster snapshot
@@ -186,6 +190,9 @@ const ADMIN_ROUTES: Record<string, Handler> = {
   '/debug/workers': async ({ workers }, res) => {
     json(res, 200, { workers: await workers.stats() })
   },
+  '/debug/memory': async ({ workers }, res) => {
+    json(res, 200, await memoryView(workers, false))
+  },
   '/debug/config': async (deps, res) => {
     const { authz, node } = deps
     const set = authz.current()
@@ -243,7 +250,21 @@ const DEBUG_ACTIONS: Record<string, Handler> = {
     log.warn({ worker: id }, 'worker crash asked for on the admin port')
     await workers.crash(id)
     json(res, 202, { worker: id, crashed: true })
+  },
+  // A full garbage collection of every thread, then /debug/memory's figures: memory still
+  // held after it is the agent's, not garbage (what a churn run compares to its baseline).
+  // Each collection pauses its thread (milliseconds for the agent's heaps).
+  '/debug/memory': async ({ workers }, res) => {
+    json(res, 200, await memoryView(workers, true))
   }
+}
+
+/** The agent's memory: RSS, and the heap of the main thread and of each worker (after a full collection of each when `gc`). */
+async function memoryView (workers: WorkerSet, gc: boolean): Promise<unknown> {
+  const main = heapFigures(gc)
+  const each = await workers.memory(gc)
+  const heapUsedBytes = [main, ...each.map((w) => w.heap)].reduce((n, h) => n + h.heapUsedBytes, 0)
+  return { collected: gc, rssBytes: process.memoryUsage().rss, heapUsedBytes, main, workers: each }
 }
 
 const READY_ROUTES: Record<string, Handler> = {

@@ -7,6 +7,7 @@ import { native } from '../native/binding'
 import type { Logger } from '../telemetry/logger'
 import type { DataPlane } from '../worker/data-plane'
 import type { SpanBatch } from '../telemetry/tracing/span-batcher'
+import type { HeapFigures } from '../telemetry/heap'
 import type { FromWorker, PodToServe, Publication, Reply, Request, ToWorker, WorkerStats } from '../worker/protocol'
 import type { ThreadInit } from '../worker/thread'
 import { fromWire } from '../worker/wire-error'
@@ -207,6 +208,11 @@ export class WorkerSet {
 
   async stats (): Promise<WorkerStats[]> {
     return (await this.all({ kind: 'stats' })).map((r) => (r as Extract<Reply, { kind: 'stats' }>).stats)
+  }
+
+  /** Each worker's heap (after a full collection of each when `gc`). */
+  async memory (gc: boolean): Promise<Array<{ worker: number, heap: HeapFigures }>> {
+    return (await this.all({ kind: 'memory', gc })).map((r) => { const m = r as Extract<Reply, { kind: 'memory' }>; return { worker: m.worker, heap: m.heap } })
   }
 
   /** The workers' tunnel servers and pools: the node's sums, and each worker's. */

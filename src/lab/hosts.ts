@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, writeSync } from 'node:fs'
+import { closeSync, constants, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { endpointsOf, selects, targetPortOn } from './endpoints'
 import type { LabSpec } from './manifest/spec'
@@ -7,7 +7,8 @@ import { etcNetnsDir, netnsPath, type LabPlan } from './topology'
 // Name resolution inside pods, without a DNS server: `ip netns exec` bind-mounts
 // /etc/netns/<netns>/hosts over /etc/hosts, and an empty resolv.conf over the host's
 // so that no lookup leaks to a real resolver. The files are rewritten in place (same
-// inode), never renamed, because a bind mount keeps pointing at the old inode.
+// inode), never renamed, because a bind mount keeps pointing at the old inode; a file
+// whose text did not change is left alone, and a changed one is never empty meanwhile.
 //
 // A Service is known as `svc.ns`, `svc.ns.svc` and `svc.ns.svc.cluster.local`, and as
 // plain `svc` from its own namespace (Kubernetes' search path). With the mesh, names
@@ -82,10 +83,20 @@ export function writePodEtc (plan: LabPlan, netns: string, hosts: string): void 
   writeInPlace(join(dir, 'resolv.conf'), RESOLV_CONF)
 }
 
+/**
+ * Rewrites `path` in place (same inode) with `text`, unless it holds that already. The
+ * new bytes go over the old ones, then the file is cut to their length: a pod resolving
+ * a name meanwhile never reads an empty file (truncating first would fail its lookup,
+ * and every apply and delete rewrites every pod's files).
+ */
 function writeInPlace (path: string, text: string): void {
-  const fd = openSync(path, 'w', 0o644) // O_TRUNC keeps the inode that bind mounts point at
+  const bytes = Buffer.from(text)
+  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644)
   try {
-    writeSync(fd, text)
+    const old = readFileSync(fd)
+    if (old.equals(bytes)) return
+    writeSync(fd, bytes, 0, bytes.length, 0)
+    if (old.length > bytes.length) ftruncateSync(fd, bytes.length)
   } finally {
     closeSync(fd)
   }

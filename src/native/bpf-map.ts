@@ -1,4 +1,4 @@
-import { closeSync } from 'node:fs'
+import { closeSync, readlinkSync } from 'node:fs'
 import { ferryError } from '../errors'
 import { native } from './binding'
 import type { NativeMapInfo } from './native'
@@ -36,6 +36,25 @@ export class BpfMap<K, V> {
 
   static openPinned<K, V> (path: string, key: Codec<K>, value: Codec<V>): BpfMap<K, V> {
     return new BpfMap(native().mapOpenPinned(path), key, value)
+  }
+
+  /**
+   * A pinned map of any layout, keys and values as their bytes (for tools that count or
+   * dump entries). FERRY_ERR_BPF_MAP when the pin is another object (a link: the kernel
+   * opens any pin, and describes it as a map all the same).
+   */
+  static openPinnedBytes (path: string): BpfMap<Buffer, Buffer> {
+    const fd = native().mapOpenPinned(path)
+    let info: NativeMapInfo
+    try {
+      const kind = readlinkSync(`/proc/self/fd/${fd}`)
+      if (kind !== 'anon_inode:bpf-map') throw ferryError('FERRY_ERR_BPF_MAP', `${path} is no map (${kind})`)
+      info = native().mapInfo(fd)
+    } catch (err) {
+      closeSync(fd)
+      throw err
+    }
+    return new BpfMap(fd, bytesCodec(info.keySize), bytesCodec(info.valueSize))
   }
 
   get fd (): number { return this.#fd }
@@ -88,5 +107,17 @@ export class BpfMap<K, V> {
   private live (): number {
     if (this.#fd < 0) throw ferryError('FERRY_ERR_BPF_MAP', `map ${this.info.name} is closed`)
     return this.#fd
+  }
+}
+
+/** Bytes as they are, checked for size. */
+function bytesCodec (size: number): Codec<Buffer> {
+  return {
+    size,
+    encode: (b) => {
+      if (b.length !== size) throw ferryError('FERRY_ERR_BPF_MAP', `expected ${size} bytes, got ${b.length}`)
+      return b
+    },
+    decode: (b) => Buffer.from(b)
   }
 }

@@ -1,5 +1,6 @@
 import type { Metric, Registry } from 'prom-client'
 import { REQUEST_LABELS, type RequestLabel, labelObject } from './istio-labels'
+import { type LiveWorkloads, type RetirableSeries, SeriesRetirement } from './series-retirement'
 
 // Istio's four request metrics, counted per label set in plain numbers and handed to
 // prom-client only when scraped:
@@ -48,7 +49,8 @@ class Distribution {
   }
 }
 
-class RequestSeries {
+class RequestSeries implements RetirableSeries {
+  gone?: RetirableSeries['gone']
   requests = 0
   readonly duration = new Distribution(DURATION_BUCKETS_MS.length)
   readonly requestBytes = new Distribution(BYTES_BUCKETS.length)
@@ -60,6 +62,7 @@ export interface MetricValue { value: number, labels: Record<string, string | nu
 
 export class IstioRequestMetrics {
   private readonly series = new Map<string, RequestSeries>()
+  private readonly retirement = new SeriesRetirement(this.series)
 
   constructor (registry: Registry) {
     const all = (): Iterable<RequestSeries> => this.series.values()
@@ -67,12 +70,16 @@ export class IstioRequestMetrics {
       name: REQUEST_METRIC_NAMES.requests,
       help: 'Requests handled by the proxy (Istio\'s standard metric)',
       type: 'counter',
-      values: () => [...all()].map((s) => ({ value: s.requests, labels: s.labels }))
+      // The first of the four read at a scrape: series retired since the scrape before go first.
+      values: () => { this.retirement.scrape(); return [...all()].map((s) => ({ value: s.requests, labels: s.labels })) }
     })
     registerSeriesMetric(registry, histogram(REQUEST_METRIC_NAMES.duration, 'Duration of requests in milliseconds, from the request\'s first byte to the response\'s end (Istio\'s standard metric)', DURATION_BUCKETS_MS, all, (s) => s.duration))
     registerSeriesMetric(registry, histogram(REQUEST_METRIC_NAMES.requestBytes, 'Request body sizes in bytes (Istio\'s standard metric)', BYTES_BUCKETS, all, (s) => s.requestBytes))
     registerSeriesMetric(registry, histogram(REQUEST_METRIC_NAMES.responseBytes, 'Response body sizes in bytes (Istio\'s standard metric)', BYTES_BUCKETS, all, (s) => s.responseBytes))
   }
+
+  /** A new cluster snapshot: series of workloads no longer in it are exported once more, then dropped (series-retirement.ts). */
+  retireGoneWorkloads (live: LiveWorkloads): void { this.retirement.mark(live) }
 
   /** One request with these REQUEST_LABELS values (in order; none holds a NUL). */
   observe (values: readonly string[], durationMs: number, requestBytes: number, responseBytes: number): void {

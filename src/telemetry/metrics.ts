@@ -1,6 +1,7 @@
 import { Counter, Gauge, Registry } from 'prom-client'
 import type { ConnectionRecord } from './connection-record'
 import { CONNECTION_LABELS, type ConnectionLabel, connectionReporter, connectionResponseFlags, IstioLabeler, labelObject } from './istio-labels'
+import { type LiveWorkloads, type RetirableSeries, SeriesRetirement } from './series-retirement'
 
 // Istio's TCP metrics (istio_tcp_*, with Istio's labels: src/telemetry/istio-labels.ts)
 // and Ferry's own (ferry_*), on a registry of our own (never prom-client's global one, so
@@ -54,7 +55,8 @@ export interface TunnelRefusalLabels {
 }
 
 /** The counts of one label set not yet handed to prom-client (each counter's collect hook takes its own). */
-class Series {
+class Series implements RetirableSeries {
+  gone?: RetirableSeries['gone']
   opened = 0
   /** Closed connections by response flag, not yet reported. */
   readonly closed = new Map<string, number>()
@@ -98,6 +100,7 @@ export class ProxyMetrics {
   private readonly live = new Set<ConnectionRecord>()
   /** Every label set seen, by seriesKey(). */
   private readonly series = new Map<string, Series>()
+  private readonly retirement = new SeriesRetirement(this.series)
   /** Series with opened/closed counts not yet handed to prom-client. */
   private readonly pendingOpened = new Set<Series>()
   private readonly pendingClosed = new Set<Series>()
@@ -116,7 +119,8 @@ export class ProxyMetrics {
     const registers = [registry]
     const labelNames = [...CONNECTION_LABELS]
     const self = this
-    this.openedTotal = new Counter({ name: METRIC_NAMES.opened, help: 'TCP connections opened through the proxy (Istio\'s standard metric)', labelNames, registers, collect () { self.flushOpened() } })
+    // The first of the scrape's collect hooks: series retired since the scrape before go first.
+    this.openedTotal = new Counter({ name: METRIC_NAMES.opened, help: 'TCP connections opened through the proxy (Istio\'s standard metric)', labelNames, registers, collect () { self.drop(self.retirement.scrape()); self.flushOpened() } })
     this.closedTotal = new Counter({ name: METRIC_NAMES.closed, help: 'TCP connections closed (Istio\'s standard metric; response_flags: the Envoy flag of how it ended)', labelNames, registers, collect () { self.flushClosed() } })
     this.sentTotal = new Counter({ name: METRIC_NAMES.sent, help: 'Bytes sent by the proxy to the source (response direction)', labelNames, registers, collect () { self.flushBytes('sent') } })
     this.receivedTotal = new Counter({ name: METRIC_NAMES.received, help: 'Bytes received by the proxy from the source (request direction)', labelNames, registers, collect () { self.flushBytes('received') } })
@@ -238,6 +242,32 @@ export class ProxyMetrics {
   }
 
   async text (): Promise<string> { return await this.registry.metrics() }
+
+  /**
+   * A new cluster snapshot: the TCP series of workloads no longer in it, with no open
+   * connection, are exported once more and then dropped (src/telemetry/series-retirement.ts).
+   */
+  retireGoneWorkloads (live: LiveWorkloads): void {
+    const busy = new Set<Series>()
+    for (const r of this.live) busy.add((r.telemetry as Tally).series)
+    this.drop(this.retirement.mark(live, (s) => busy.has(s)))
+  }
+
+  /** Distinct TCP label sets held now. */
+  get seriesCount (): number { return this.series.size }
+
+  private drop (series: readonly Series[]): void {
+    for (const s of series) {
+      this.pendingOpened.delete(s)
+      this.pendingClosed.delete(s)
+      this.pendingSent.delete(s)
+      this.pendingReceived.delete(s)
+      this.openedTotal.remove(s.labels)
+      this.sentTotal.remove(s.labels)
+      this.receivedTotal.remove(s.labels)
+      for (const labels of s.closedLabels.values()) this.closedTotal.remove(labels)
+    }
+  }
 
   private seriesOf (r: ConnectionRecord): Series {
     const values = this.labeler.connectionValues(r, connectionReporter(r), 'tcp', NO_FLAGS)

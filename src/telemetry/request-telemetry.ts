@@ -3,6 +3,7 @@ import { createRequestAccessLog, type RequestAccessLog } from './access-log'
 import { CONNECTION_LABELS, type IstioLabeler } from './istio-labels'
 import { IstioMessageMetrics } from './istio-message-metrics'
 import { IstioRequestMetrics } from './istio-request-metrics'
+import type { LiveWorkloads } from './series-retirement'
 import type { Logger } from './logger'
 import type { HttpRequestRecord, RequestTelemetry } from './request-record'
 
@@ -33,6 +34,12 @@ export class IstioRequestTelemetry implements RequestTelemetry {
     this.messages = new IstioMessageMetrics(o.registry)
     this.labeler = o.labeler
     this.accessLog = o.log === null ? null : createRequestAccessLog(o.log)
+  }
+
+  /** A new cluster snapshot: the request and message series of workloads that left are retired (series-retirement.ts). */
+  retireGoneWorkloads (live: LiveWorkloads): void {
+    this.metrics.retireGoneWorkloads(live)
+    this.messages.retireGoneWorkloads(live)
   }
 
   requestEnded (r: HttpRequestRecord): void {

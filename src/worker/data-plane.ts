@@ -17,6 +17,8 @@ import { IstioLabeler } from '../telemetry/istio-labels'
 import { ProxyMetrics } from '../telemetry/metrics'
 import type { RequestTracer } from '../telemetry/request-tracing'
 import { createTunnelRefusalLog, REFUSAL_LOG_LIMITS } from '../telemetry/tunnel-refusals'
+import { heapFigures } from '../telemetry/heap'
+import { liveWorkloadsOf } from '../telemetry/series-retirement'
 import { RateBuckets } from '../util/rate-buckets'
 import type { DataPathCapture } from './data-path-capture'
 import { createNodeMesh } from './node-mesh'
@@ -30,7 +32,6 @@ import { PATH_NORMALIZATION_DEFAULTS, pathNormalizer, type PathNormalizationOpti
 import { createDetectCounter, createHttpRefusals } from '../http/refusals'
 import { L7Table } from '../l7/table'
 import type { L7Deps } from '../proxy/l7-deps'
-import type { RequestTelemetry } from '../telemetry/request-record'
 import { IstioRequestTelemetry } from '../telemetry/request-telemetry'
 import { NO_TRACING } from '../telemetry/tracing/no-tracing'
 import type { ClusterSnapshot } from '../discovery/model'
@@ -104,6 +105,7 @@ export class DataPlane {
   // principals from the node's identities. One labeler for the TCP and the request metrics.
   readonly labeler: IstioLabeler
   readonly metrics: ProxyMetrics
+  private readonly requestTelemetry: IstioRequestTelemetry
   readonly authz: InboundAuthorizer
   private readonly svids: SvidStore | null
   private readonly tunnel: WorkerTunnel | null
@@ -160,7 +162,8 @@ export class DataPlane {
     // only x-request-id).
     // Request telemetry: Istio's request metrics on this worker's registry (summed by the
     // agent's /metrics) with the TCP metrics' labeler, and one access line per request.
-    const requestTelemetry: RequestTelemetry = new IstioRequestTelemetry({ registry: this.metrics.registry, labeler: this.labeler, log: o.log })
+    const requestTelemetry = new IstioRequestTelemetry({ registry: this.metrics.registry, labeler: this.labeler, log: o.log })
+    this.requestTelemetry = requestTelemetry
     const requestTracer: RequestTracer = o.tracer ?? NO_TRACING
     // --- end of L7 glue
     this.http = new HttpEngine({ telemetry: requestTelemetry, tracer: requestTracer, refusals: createHttpRefusals(this.metrics.registry), ...(o.httpLimits === undefined ? {} : { limits: o.httpLimits }), ...(o.clusterDomain === undefined ? {} : { clusterDomain: o.clusterDomain }) })
@@ -198,11 +201,16 @@ export class DataPlane {
 
   publish (p: Publication): void {
     switch (p.kind) {
-      case 'cluster':
+      case 'cluster': {
         this.routes.update(p.snapshot)
         this.cluster = p.snapshot
         this.recompileRoutes()
+        // Istio's series of workloads that left: exported once more, then dropped.
+        const live = liveWorkloadsOf(p.snapshot.pods)
+        this.metrics.retireGoneWorkloads(live)
+        this.requestTelemetry.retireGoneWorkloads(live)
         return
+      }
       case 'config':
         if (p.snapshot !== null) {
           this.authz.swap(compilePolicySet(createSnapshot(p.snapshot, new Map())))
@@ -269,6 +277,7 @@ export class DataPlane {
         return { kind: 'closed', connections: await this.closeConnections() }
       case 'sync': return { kind: 'sync', policyGeneration: this.authz.current()?.generation ?? 0 }
       case 'stats': return { kind: 'stats', stats: await this.stats() }
+      case 'memory': return { kind: 'memory', worker: this.o.id, heap: heapFigures(r.gc) }
       case 'routing': return { kind: 'routing', worker: this.o.id, backends: this.router.describe() }
       case 'metrics': return { kind: 'metrics', metrics: await this.metrics.registry.getMetricsAsJSON() }
       case 'close':

@@ -4,6 +4,7 @@ import type { Svid } from '../identity/svid'
 import type { ListenTarget } from '../proxy/listener'
 import type { ConfigSnapshot } from '../resources/snapshot'
 import type { TunnelServerStats, TunnelPoolStats } from '../tunnel'
+import type { HeapFigures } from '../telemetry/heap'
 import type { SpanBatch } from '../telemetry/tracing/span-batcher'
 import type { Router } from '../routing/router'
 
@@ -76,6 +77,8 @@ export type Request =
   /** The generation of the policy snapshot in force (0: none), after every publication sent before it. */
   | { readonly kind: 'sync' }
   | { readonly kind: 'stats' }
+  /** This worker's heap (src/telemetry/heap.ts), after a full collection when `gc` (POST /debug/memory). */
+  | { readonly kind: 'memory', readonly gc: boolean }
   /** The backends this worker's router has used: endpoints with its latency estimates, ejections (/debug/config `routes`). */
   | { readonly kind: 'routing' }
   | { readonly kind: 'metrics' }
@@ -106,6 +109,7 @@ export type Reply =
   | { readonly kind: 'tunnel', readonly port: number }
   | { readonly kind: 'sync', readonly policyGeneration: number }
   | { readonly kind: 'stats', readonly stats: WorkerStats }
+  | { readonly kind: 'memory', readonly worker: number, readonly heap: HeapFigures }
   | { readonly kind: 'routing', readonly worker: number, readonly backends: ReturnType<Router['describe']> }
   | { readonly kind: 'closed', readonly connections: number }
   | { readonly kind: 'metrics', readonly metrics: Array<MetricObjectWithValues<MetricValue<string>>> }

@@ -67,3 +67,40 @@ t.test('a port in use is FERRY_ERR_LISTEN naming the option', async (t) => {
   t.teardown(async () => { await servers.close() })
   await t.rejects(startAdminServers({ ...deps, adminPort: 0, readyPort: servers.readyPort }), { code: 'FERRY_ERR_LISTEN', errno: 'EADDRINUSE', message: new RegExp(`--ready-port ${servers.readyPort}: cannot listen on 0.0.0.0:${servers.readyPort}`) })
 })
+
+async function postJson (port: number, path: string, authorization?: string): Promise<{ status: number, body: any }> {
+  const { request } = await import('node:http')
+  return await new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, method: 'POST', headers: authorization === undefined ? {} : { authorization } }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (c: string) => { text += c })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }) })
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+t.test('POST /debug/memory collects every thread\'s garbage, then reports the heaps; an unauthenticated caller is refused', async (t) => {
+  const asked: boolean[] = []
+  const workerHeap = { collected: true, heapUsedBytes: 1000, heapTotalBytes: 2000, externalBytes: 0, arrayBuffersBytes: 0 }
+  const workers = { ...deps.workers, memory: async (gc: boolean) => { asked.push(gc); return [{ worker: 0, heap: workerHeap }] } } as unknown as WorkerSet
+  const servers = await startAdminServers({ ...deps, workers, auth: { schemes: ['test'], check: async (a) => a === 'Bearer ok' ? { ok: true, who: 'test' } : { ok: false, status: 401, reason: 'no token' } } })
+  t.teardown(async () => { await servers.close() })
+
+  let garbage: object | null = { big: Buffer.alloc(1 << 20).toString('hex') }
+  const weak = new WeakRef(garbage)
+  garbage = null
+  const r = await postJson(servers.adminPort, '/debug/memory', 'Bearer ok')
+  t.equal(r.status, 200)
+  t.equal(weak.deref(), undefined, 'an object nothing holds is gone after the collection')
+  t.equal(r.body.collected, true)
+  t.same(asked, [true], 'every worker is asked to collect too')
+  t.ok(r.body.main.heapUsedBytes > 0 && r.body.rssBytes > 0)
+  t.equal(r.body.heapUsedBytes, r.body.main.heapUsedBytes + 1000, 'the heaps of the main thread and of each worker, summed')
+  t.same(r.body.workers, [{ worker: 0, heap: workerHeap }])
+
+  t.equal((await postJson(servers.adminPort, '/debug/memory')).status, 401)
+  t.equal(await status(servers.adminPort, '/debug/memory'), 401, 'GET as well')
+})
