@@ -7,7 +7,8 @@ import { Counter, Gauge, Registry } from 'prom-client'
 //   renewalFailures  failed requests for an identity that has a certificate in hand
 //                    (a renewal, not a first issue): it grows while the CA is away
 //   earliestExpiry   seconds from the scrape until the earliest notAfter among the
-//                    certificates in hand (negative once one has expired; absent with none)
+//                    certificates in hand, labelled with that identity (negative once it
+//                    has expired; absent with no certificate)
 
 export const IDENTITY_METRIC_NAMES = Object.freeze({
   expiry: 'ferry_certificate_expiry_timestamp_seconds',
@@ -32,12 +33,14 @@ export class IdentityMetrics {
     // eslint-disable-next-line no-new
     new Gauge({
       name: IDENTITY_METRIC_NAMES.earliestExpiry,
-      help: 'Seconds until the earliest notAfter among the certificates in hand (negative once expired)',
+      help: 'Seconds until the earliest notAfter among the certificates in hand, and its identity (negative once expired)',
+      labelNames: ['spiffe_id'],
       registers,
       collect () {
         this.reset()
-        if (notAfters.size === 0) return
-        this.set(Math.floor((Math.min(...notAfters.values()) - now()) / 1000))
+        let earliest: [string, number] | null = null
+        for (const e of notAfters) if (earliest === null || e[1] < earliest[1]) earliest = e
+        if (earliest !== null) this.set({ spiffe_id: earliest[0] }, Math.floor((earliest[1] - now()) / 1000))
       }
     })
   }

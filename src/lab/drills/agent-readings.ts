@@ -59,9 +59,9 @@ async function withEndpoint<T> (e: ReturnType<typeof labAgentEndpoint>, fn: (e: 
   }
 }
 
-/** The value of an unlabelled sample `name` in Prometheus text, or null. */
+/** The value of the (first) sample `name`, with or without labels, in Prometheus text, or null. */
 export function sample (text: string, name: string): number | null {
-  const m = new RegExp(`^${name} (\\S+)$`, 'm').exec(text)
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(text)
   return m === null ? null : Number(m[1])
 }
 

@@ -1,3 +1,4 @@
+import { loadavg } from 'node:os'
 import { ferryError } from '../../errors'
 import type { NodeCertificate } from '../../status/node-status'
 import { sleep } from '../clock'
@@ -45,6 +46,8 @@ export interface CaOutagePlan {
 export interface Sample {
   readonly at: number
   readonly controller: 'up' | 'down'
+  /** The machine's 1-minute load average (what else ran). */
+  readonly loadavg1: number
   readonly requests: number
   readonly failures: number
   readonly nodes: ReadonlyArray<{
@@ -112,6 +115,7 @@ export async function runCaOutage (plan: CaOutagePlan): Promise<CaOutageResult> 
       samples.push({
         at: Date.now(),
         controller: ca.controller,
+        loadavg1: loadavg()[0],
         requests: totals.requests,
         failures: totals.failures,
         nodes: readings.map((r) => ({
