@@ -7,7 +7,8 @@ import { runMixed } from './mixed'
 //   mixed      (default) a mixed load through the shop lab for --minutes (default 10),
 //              reporting per minute requests, failures, agent RSS, descriptors and map entries.
 //   ca-outage  the controller stopped for 10 minutes across the agents' first renewal
-//              (--cert-ttl 20m), traffic on the certificates in hand, recovery on return.
+//              (--cert-ttl 20m), traffic on the certificates in hand, recovery on return
+//              (--minutes sets the certificate lifetime instead: the outage is half of it).
 // Each scenario takes its labs down on every exit path and exits non-zero when a
 // guarantee did not hold (a failed request, a leak, no recovery).
 
