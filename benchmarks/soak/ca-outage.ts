@@ -9,7 +9,9 @@ import type { SoakOptions } from './main'
 
 // `npm run soak -- --scenario ca-outage [--minutes L] [--out FILE]`: the controller away
 // for half of the certificates' lifetime across the agents' first renewal, on a
-// two-node lab with `--cert-ttl L` (default 20 minutes; --minutes sets L): stopped
+// two-node lab run as on a cluster (`--kubernetes-api`: the agents also take their
+// configuration from the controller's stream) with `--cert-ttl L` (default 20 minutes;
+// --minutes sets L): stopped
 // L/20 (1 min) before the first renewal (due at L/2), back L/20 before the earliest
 // expiry, so 10 minutes down. A steady load runs from node1 to node2 throughout, and two
 // more minutes after recovery. The scenario itself is src/lab/drills/ca-outage.ts, the
@@ -31,14 +33,15 @@ export async function runCaOutage (o: SoakOptions): Promise<boolean> {
   let result: CaOutageResult
   try {
     writeFileSync(join(dir, 'lab.yaml'), outageLabManifest())
-    say(`lab ${lab} up with --cert-ttl ${lifetimeMs / 1000}s on ${cpus().length} CPUs`)
-    await execOk(process.execPath, [FERRY, 'lab', 'up', '--name', lab, '--cert-ttl', `${lifetimeMs / 1000}s`, join(dir, 'lab.yaml')], { timeoutMs: 300_000 })
+    say(`lab ${lab} up with --kubernetes-api --cert-ttl ${lifetimeMs / 1000}s on ${cpus().length} CPUs`)
+    await execOk(process.execPath, [FERRY, 'lab', 'up', '--name', lab, '--kubernetes-api', '--cert-ttl', `${lifetimeMs / 1000}s`, join(dir, 'lab.yaml')], { timeoutMs: 300_000 })
     result = await runOutageDrill({
       lab,
       stopBeforeRenewalMs: lead,
       returnBeforeExpiryMs: lead,
       afterRecoveryMs: AFTER_RECOVERY_MS,
       recoveryTimeoutMs: lead,
+      streamReconnectTimeoutMs: 60_000,
       sampleEveryMs: Math.max(1000, Math.min(10_000, lifetimeMs / 120)),
       rate: RATE,
       log: say

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { CONFIG_STREAM_METRIC_NAMES } from '../../agent/config-stream'
 import { PORTS } from '../../config/env'
 import { IDENTITY_METRIC_NAMES } from '../../identity/metrics'
 import { readNodeStatus, type NodeStatus } from '../../status/node-status'
@@ -6,8 +7,8 @@ import { getAgentJson, getAgentText, labAgentEndpoint } from '../agent-admin'
 import type { LabState } from '../state'
 
 // What a drill reads of each node's agent at one moment: `ferry status`'s view of it,
-// its readiness answer (status and the certificates' detail), the certificate metrics,
-// and the process (pid, resident memory).
+// its readiness answer (status and the certificates' detail), the certificate and
+// configuration-stream metrics, and the process (pid, resident memory).
 
 export interface NodeReading {
   readonly node: string
@@ -20,6 +21,8 @@ export interface NodeReading {
   readonly renewalFailures: number | null
   /** ferry_certificate_earliest_expiry_seconds (null: not on /metrics). */
   readonly earliestExpirySeconds: number | null
+  /** ferry_config_stream_connected: 1 or 0 (null: the agent takes no configuration stream). */
+  readonly configStreamConnected: number | null
 }
 
 const TIMEOUT_MS = 5000
@@ -41,7 +44,8 @@ export async function readNode (state: LabState, node: string): Promise<NodeRead
     status,
     readiness: readiness === null ? null : { status: readiness.status, certificates: readiness.body?.certificates ?? null },
     renewalFailures: metrics === null ? null : sample(metrics.body, IDENTITY_METRIC_NAMES.renewalFailures),
-    earliestExpirySeconds: metrics === null ? null : sample(metrics.body, IDENTITY_METRIC_NAMES.earliestExpiry)
+    earliestExpirySeconds: metrics === null ? null : sample(metrics.body, IDENTITY_METRIC_NAMES.earliestExpiry),
+    configStreamConnected: metrics === null ? null : sample(metrics.body, CONFIG_STREAM_METRIC_NAMES.connected)
   }
 }
 

@@ -24,7 +24,9 @@ import { SteadyLoad, type LoadTotals } from './steady-load'
 //      must show the failures;
 //   4. started again: every certificate must be renewed (a new serial) before it expires,
 //      with no agent restarted; then the load goes on for `afterRecoveryMs` and the
-//      failure counter must stay still.
+//      failure counter must stay still. In a --kubernetes-api lab the agents also take
+//      their configuration from the controller: the stream must have dropped during the
+//      outage and be connected again by the end.
 //
 // Nothing here asserts: the result lists what did not hold (`problems`), and the caller
 // (a test, the soak's report) decides.
@@ -35,6 +37,8 @@ export interface CaOutagePlan {
   readonly returnBeforeExpiryMs: number
   readonly afterRecoveryMs: number
   readonly recoveryTimeoutMs: number
+  /** How long after the controller's return the configuration streams may take to reconnect (a --kubernetes-api lab). */
+  readonly streamReconnectTimeoutMs: number
   /** How often the agents are read. */
   readonly sampleEveryMs: number
   /** Requests per second of the load. */
@@ -76,6 +80,8 @@ export interface CaOutageResult {
     readonly endedAt: number
   }
   readonly recoverySeconds: number | null
+  /** When every configuration stream was connected again, from the controller's return (null: none, or never). */
+  readonly streamReconnectSeconds: number | null
   /** Each node's certificates when the controller stopped, and once renewed. */
   readonly before: Record<string, NodeCertificate[]>
   readonly after: Record<string, NodeCertificate[]>
@@ -87,6 +93,8 @@ export interface CaOutageResult {
   /** ferry_certificate_renewal_failures_total per node at each step. */
   readonly renewalFailures: Readonly<Record<'atStop' | 'atReturn' | 'atRecovery' | 'atEnd', Record<string, number | null>>>
   readonly agentPids: { readonly before: Record<string, number | null>, readonly after: Record<string, number | null> }
+  /** ferry_config_stream_connected per node at each step (null: no configuration stream, a --config-dir lab). */
+  readonly configStream: Readonly<Record<'atStop' | 'atReturn' | 'atEnd', Record<string, number | null>>>
   readonly samples: Sample[]
 }
 
@@ -202,8 +210,19 @@ export async function runCaOutage (plan: CaOutagePlan): Promise<CaOutageResult> 
     log(recoveredAt === null ? 'no recovery' : `every certificate renewed ${sec(recoveredAt - returnedAt)} after the controller's return`)
     const statusAfter = (await ferryJson(['status', '--lab', plan.lab, '--output', 'json'])).json
 
-    await sleep(plan.afterRecoveryMs)
-    const atEnd = await readNodes(state)
+    // The load goes on; a --kubernetes-api lab's configuration streams reconnect at their
+    // own backoff's pace (up to RECONNECT_BACKOFF's 30 s after the controller's return).
+    const usesStream = (r: NodeReading): boolean => atStop.find((x) => x.node === r.node)?.configStreamConnected != null
+    const afterUntil = Date.now() + plan.afterRecoveryMs
+    const streamDeadline = returnedAt + plan.streamReconnectTimeoutMs
+    let atEnd = await readNodes(state)
+    let streamsBackAt: number | null = null
+    for (;;) {
+      if (streamsBackAt === null && atEnd.every((r) => !usesStream(r) || r.configStreamConnected === 1)) streamsBackAt = Date.now()
+      if (Date.now() >= afterUntil && (streamsBackAt !== null || Date.now() >= streamDeadline)) break
+      await sleep(500)
+      atEnd = await readNodes(state)
+    }
     sampling = false
     await sampler
     const final = await load.stop()
@@ -219,6 +238,13 @@ export async function runCaOutage (plan: CaOutagePlan): Promise<CaOutageResult> 
     for (const r of atEnd) {
       if (r.renewalFailures !== recoveryCounters[r.node]) problems.push(`node ${r.node}: the renewal-failure counter grew after recovery (${String(recoveryCounters[r.node])} → ${String(r.renewalFailures)})`)
     }
+    const streams = (rs: readonly NodeReading[]): Record<string, number | null> => Object.fromEntries(rs.map((r) => [r.node, r.configStreamConnected]))
+    for (const r of atEnd) {
+      // A --kubernetes-api lab's agents take their configuration from the controller too.
+      if (streams(atStop)[r.node] === null) continue
+      if (streams(atReturn)[r.node] !== 0) problems.push(`node ${r.node}: its configuration stream did not notice the outage`)
+      if (r.configStreamConnected !== 1) problems.push(`node ${r.node}: its configuration stream did not reconnect`)
+    }
     for (const [node, pid] of Object.entries(pidsBefore)) if (pidsAfter[node] !== pid) problems.push(`node ${node}: the agent was restarted (pid ${String(pid)} → ${String(pidsAfter[node])})`)
     if (samples.some((s) => s.nodes.some((n) => n.readinessStatus !== 200 && n.readinessStatus !== null && s.controller === 'up'))) problems.push('an agent was not ready while the controller was up')
 
@@ -228,6 +254,7 @@ export async function runCaOutage (plan: CaOutagePlan): Promise<CaOutageResult> 
       load: final,
       timeline: { loadStartedAt, firstRenewalDueAt: phase.firstRenewalDueAt, lastRenewalDueAt: phase.lastRenewalDueAt, earliestExpiryAt: phase.earliestExpiryAt, stoppedAt, returnedAt, recoveredAt, endedAt },
       recoverySeconds: recoveredAt === null ? null : (recoveredAt - returnedAt) / 1000,
+      streamReconnectSeconds: streamsBackAt === null || !atStop.some(usesStream) ? null : (streamsBackAt - returnedAt) / 1000,
       before: certsOf(atStop),
       after: certsOf(atRecovery),
       duringOutage,
@@ -235,6 +262,7 @@ export async function runCaOutage (plan: CaOutagePlan): Promise<CaOutageResult> 
       statusAfter,
       renewalFailures: { atStop: counters(atStop), atReturn: counters(atReturn), atRecovery: recoveryCounters, atEnd: counters(atEnd) },
       agentPids: { before: pidsBefore, after: pidsAfter },
+      configStream: { atStop: streams(atStop), atReturn: streams(atReturn), atEnd: streams(atEnd) },
       samples
     }
   } finally {
