@@ -39,7 +39,7 @@ t.test('a CA outage across the first renewal: traffic flows on the certificates 
     lab,
     stopBeforeRenewalMs: 10_000,
     returnBeforeExpiryMs: 10_000,
-    afterRecoveryMs: 4000,
+    afterRecoveryMs: 3000,
     recoveryTimeoutMs: 20_000,
     streamReconnectTimeoutMs: 40_000,
     sampleEveryMs: 1000,
@@ -91,10 +91,10 @@ t.test('a CA outage across the first renewal: traffic flows on the certificates 
 })
 
 t.test('a controller restart under a steady load through two nodes fails no request', async (t) => {
-  const r = await runRestartUnderLoad({ lab, rate: RATE, downForMs: 3000, settleMs: 3000 })
+  const r = await runRestartUnderLoad({ lab, rate: RATE, downForMs: 2000, settleMs: 2000 })
   t.ok(r.oldPids >= 1, 'a running controller was killed')
   t.ok(r.newPid !== undefined, 'and a new one started')
   t.ok(r.duringRestart > 0, `${r.duringRestart} requests answered while it was down and starting`)
-  t.ok(r.load.requests >= 5 * RATE, `${r.load.requests} requests in all`)
+  t.ok(r.load.requests >= 4 * RATE, `${r.load.requests} requests in all`)
   t.equal(r.load.failures, 0, `no failed request (${JSON.stringify(r.load.errors)})`)
 })
