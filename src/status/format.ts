@@ -29,8 +29,9 @@ function lastAttempt (c: NodeCertificate): string {
 }
 
 function renewal (c: NodeCertificate): string {
-  if (c.failures === null) return 'ok'
-  return `FAILING: ${c.failures.count} failure(s) since ${c.failures.since}, last ${c.failures.code}: ${c.failures.error}`
+  const next = c.nextAttemptAt === null ? 'a request under way' : `next ${c.nextAttemptAt}`
+  if (c.failures === null) return `ok, ${next}`
+  return `FAILING: ${c.failures.count} failure(s) since ${c.failures.since}, ${next}, last ${c.failures.code}: ${c.failures.error}`
 }
 
 function seconds (n: number): string {

@@ -43,7 +43,7 @@ t.test('the text shows each node, and a failing renewal with its count, start, e
   t.match(text, /^NODE\s+READY\s+PODS\s+CONFIG GEN\s+CLUSTER GEN\s+NOTE$/m)
   t.match(text, /^node1\s+yes\s+1\s+3\s+7$/m)
   t.match(text, /^node2\s+\?\s+-\s+-\s+-\s+unreachable: cannot connect \(ECONNREFUSED\)$/m)
-  t.match(text, /node1\s+spiffe:\/\/cluster\.local\/ns\/app\/sa\/client\s+AB12\s+2026-12-08T03:00:40\.000Z \(in 40s\)\s+2026-12-08T02:59:58\.000Z failed\s+FAILING: 5 failure\(s\) since 2026-12-08T02:59:30\.000Z, last FERRY_ERR_CA_UNAVAILABLE: CreateCertificate/)
+  t.match(text, /node1\s+spiffe:\/\/cluster\.local\/ns\/app\/sa\/client\s+AB12\s+2026-12-08T03:00:40\.000Z \(in 40s\)\s+2026-12-08T02:59:58\.000Z failed\s+FAILING: 5 failure\(s\) since 2026-12-08T02:59:30\.000Z, next 2026-12-08T03:00:04\.000Z, last FERRY_ERR_CA_UNAVAILABLE: CreateCertificate/)
 })
 
 t.test('an agent that does not answer is a row saying so', async (t) => {
