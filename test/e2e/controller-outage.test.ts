@@ -12,9 +12,10 @@ import { uniqueLabName } from '../helpers/names'
 // steady load from node1's client to node2's server (src/lab/drills/outage-lab.ts). The
 // outage is the soak's scenario (`npm run soak -- --scenario ca-outage`, 20-minute
 // certificates, 10 minutes down) scaled down to 60-second certificates: the controller
-// stops 10 s before the first renewal (at half the lifetime) and comes back 10 s before
-// the earliest expiry, so every renewal fails, none can be skipped, and the agents must
-// recover on their own before their certificates run out. (The soak runs the lab as on a
+// stops 10 s before the first renewal (at half the lifetime) and is started again 12 s
+// before the earliest expiry (~28 s down; starting it takes seconds on a loaded machine),
+// so every renewal fails, none can be skipped, and the agents must recover on their own
+// before their certificates run out. (The soak runs the lab as on a
 // cluster, --kubernetes-api, where the configuration stream drops and reconnects too;
 // here the agents read a config directory, and test/controller/config-stream-restart.test.ts
 // kills the controller under a connected stream.)
@@ -38,7 +39,7 @@ t.test('a CA outage across the first renewal: traffic flows on the certificates 
   const r = await runCaOutage({
     lab,
     stopBeforeRenewalMs: 10_000,
-    returnBeforeExpiryMs: 10_000,
+    returnBeforeExpiryMs: 12_000,
     afterRecoveryMs: 3000,
     recoveryTimeoutMs: 20_000,
     streamReconnectTimeoutMs: 40_000,
