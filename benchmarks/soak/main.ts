@@ -8,7 +8,8 @@ import { runMixed } from './mixed'
 //   mixed      (default) a mixed load through the shop lab for --minutes (default 10),
 //              reporting per minute requests, failures, agent RSS, descriptors and map entries.
 //   ca-outage  the controller stopped for 10 minutes across the agents' first renewal
-//              (--cert-ttl 20m), traffic on the certificates in hand, recovery on return.
+//              (--cert-ttl 20m), traffic on the certificates in hand, recovery on return
+//              (--minutes sets the certificate lifetime instead: the outage is half of it).
 //   churn      --pods (default 1000) pods created and deleted in waves of --wave (default
 //              100) on one lab node beside surviving pods' keep-alive traffic; the agent's
 //              fds, memory after GC, map entries, pinned links and cgroup attachments

@@ -27,6 +27,10 @@ import { routeCheckLive, routesSection } from '../routing/admin'
 // /metrics and readiness need none (scrapers and the kubelet carry no credentials).
 //   admin :15020  GET /metrics      Prometheus text (the agent's own registry)
 //                 GET /debug/pods   JSON: enrolled pods, their listeners, pending pods
+//                 GET /debug/certificates JSON: every identity's certificate (serial,
+//                                   notBefore, notAfter, expiresInSeconds), its next request,
+//                                   last attempt and failures since the last success
+//                                   ({"enabled":false} without a CA)
 //                 GET /debug/tunnel JSON: the tunnel's port, server and pool counts (and
 //                                   each worker's, with the SecureContexts it made),
 //                                   what the kernel did with SYNs to the port (kernelSyns,
@@ -67,8 +71,12 @@ import { routeCheckLive, routesSection } from '../routing/admin'
 //                                   "config":{"ready","required":true,"generation":G,"reason"?,
 //                                   "issues"?}, and 503 until a first valid configuration.
 //                                   With a CA, also "certificates": {"ready","identities":[ids],
-//                                   "pending":[{spiffeId,state,attempts,code?,error?}]}, and 503
-//                                   until every enrolled pod's identity has a valid certificate
+//                                   "pending":[{spiffeId,state,attempts,code?,error?}],
+//                                   "failing":[{spiffeId,serial,notAfter,expiresInSeconds,failures,
+//                                   since,code,error}]}, and 503 until every enrolled pod's
+//                                   identity has a valid certificate (and again once one expired
+//                                   with no successor). `failing`: renewals failing while the
+//                                   certificate in hand is valid; the node stays ready on it
 
 //
 // Each server listens on a socket the addon makes (so its fd is known and can be handed
@@ -176,6 +184,10 @@ const ADMIN_ROUTES: Record<string, Handler> = {
       enrolledAt: e.enrolledAt
     }))
     json(res, 200, { generation: enroller.status().generation, pods, pending: enroller.status().pending })
+  },
+  '/debug/certificates': ({ identities, node }, res) => {
+    if (identities === null) { json(res, 200, { enabled: false, node }); return }
+    json(res, 200, { enabled: true, node, certificates: identities.details() })
   },
   '/debug/tunnel': async ({ tunnel, workers }, res) => {
     if (tunnel === null) { json(res, 200, { enabled: false }); return }

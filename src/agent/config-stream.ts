@@ -35,7 +35,10 @@ import type { Logger } from '../telemetry/logger'
 //     policies; deny-all (no-config) is only for an agent that never had any.
 //   - When the stream fails or the controller goes away, the last good snapshot keeps
 //     serving; the agent reconnects with exponential backoff and jitter, and the
-//     controller sends its current version at once, so the agent catches up.
+//     controller sends its current version at once, so the agent catches up. After an
+//     UNAVAILABLE stream the channel is replaced, so that backoff alone sets the pace:
+//     gRPC's own reconnect backoff, grown during a long outage, would otherwise stack on
+//     it after the controller's return.
 //   - The bearer token is read for every stream (projected tokens rotate), and the
 //     controller's certificate must chain to the given roots, as for the CA.
 
@@ -95,7 +98,7 @@ type Call = grpc.ClientDuplexStream<AgentMessage, ConfigSnapshotMessage>
 export class ConfigStream {
   readonly metrics: ConfigMetrics
   readonly origin: string
-  private readonly client: grpc.Client
+  private client: grpc.Client
   private readonly log: Logger
   private listener: ConfigListener | null = null
   private snapshot: ConfigSnapshot | null = null
@@ -125,16 +128,7 @@ export class ConfigStream {
     this.responses = new Counter({ name: CONFIG_STREAM_METRIC_NAMES.responses, help: 'Snapshots from the controller answered, by result (ack, nack)', labelNames: ['result'], registers })
     this.lastResponse = new Gauge({ name: CONFIG_STREAM_METRIC_NAMES.lastResponse, help: 'When the agent last answered a snapshot, by result (ack, nack)', labelNames: ['result'], registers })
     this.connects = new Counter({ name: CONFIG_STREAM_METRIC_NAMES.connects, help: 'Configuration streams opened to the controller', registers })
-    const creds = controllerCredentials(opts.caRootsPem, opts.token)
-    const backoff = opts.backoff ?? CONFIG_STREAM_DEFAULTS.backoff
-    this.client = new (configProtos().ConfigClient)(opts.address, creds, {
-      'grpc.max_receive_message_length': CONFIG_STREAM_DEFAULTS.maxReceiveBytes,
-      'grpc.keepalive_time_ms': CONFIG_STREAM_DEFAULTS.keepaliveMs,
-      'grpc.keepalive_timeout_ms': CONFIG_STREAM_DEFAULTS.keepaliveTimeoutMs,
-      'grpc.initial_reconnect_backoff_ms': backoff.initialMs,
-      'grpc.max_reconnect_backoff_ms': backoff.maxMs,
-      ...(opts.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': opts.serverName, 'grpc.default_authority': opts.serverName })
-    })
+    this.client = this.newClient()
   }
 
   /**
@@ -156,6 +150,19 @@ export class ConfigStream {
     ])
     clearTimeout(timer)
     if (timedOut) this.log.warn({ controller: this.opts.address, lastError: this.status.lastError }, 'no configuration from the controller yet; going on without, it applies when it comes')
+  }
+
+  private newClient (): grpc.Client {
+    const opts = this.opts
+    const backoff = opts.backoff ?? CONFIG_STREAM_DEFAULTS.backoff
+    return new (configProtos().ConfigClient)(opts.address, controllerCredentials(opts.caRootsPem, opts.token), {
+      'grpc.max_receive_message_length': CONFIG_STREAM_DEFAULTS.maxReceiveBytes,
+      'grpc.keepalive_time_ms': CONFIG_STREAM_DEFAULTS.keepaliveMs,
+      'grpc.keepalive_timeout_ms': CONFIG_STREAM_DEFAULTS.keepaliveTimeoutMs,
+      'grpc.initial_reconnect_backoff_ms': backoff.initialMs,
+      'grpc.max_reconnect_backoff_ms': backoff.maxMs,
+      ...(opts.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': opts.serverName, 'grpc.default_authority': opts.serverName })
+    })
   }
 
   /** The last good snapshot, or null before the first. */
@@ -204,6 +211,10 @@ export class ConfigStream {
     if (wasConnected || error.message !== this.status.lastError) this.log.warn(fields, 'configuration stream down; the last good configuration keeps serving')
     else this.log.debug(fields, 'configuration stream still down')
     this.status.lastError = error.message
+    if (err?.code === grpc.status.UNAVAILABLE) {
+      this.client.close()
+      this.client = this.newClient()
+    }
     this.retryTimer = setTimeout(() => { this.retryTimer = null; this.connect() }, delay)
     this.retryTimer.unref()
   }

@@ -4,7 +4,7 @@ import type { Registry } from 'prom-client'
 import type { Pod } from '../discovery/model'
 import { ferryError, isFerryError } from '../errors'
 import { CaClient, tokenFromFile, type CertificateSigner } from '../identity/ca-client'
-import { CertificateManager, type RetryEvent, type RotatedEvent } from '../identity/certificate-manager'
+import { CertificateManager, type RotatedEvent } from '../identity/certificate-manager'
 import type { Clock } from '../identity/clock'
 import { splitCertificates } from '../identity/pem'
 import { formatSpiffeId } from '../identity/spiffe-id'
@@ -16,7 +16,8 @@ import type { AgentIdentityOptions } from './options'
 // account) among the pods the agent has enrolled, each with a certificate kept current
 // by the CertificateManager. An identity is added when the first such pod is enrolled
 // and removed when the last one leaves. The proxy (and the tunnel) look certificates up
-// with svidFor(); readiness asks certificates() about the pods enrolled right now.
+// with svidFor(); readiness asks certificates() about the pods enrolled right now, and
+// /debug/certificates (`ferry status`) asks details() about every identity.
 //
 // Rotations and failed requests are logged by the manager itself ('certificate in use'
 // with rotated=true; 'certificate request failed; retrying' with the FERRY_ERR_* code).
@@ -42,11 +43,43 @@ export interface PendingIdentity {
   readonly error?: string
 }
 
+/** An identity whose certificate is valid but whose renewal has failed since the last success. */
+export interface FailingRenewal {
+  readonly spiffeId: string
+  readonly serial: string
+  /** When the certificate in hand expires (ISO 8601), and in how many seconds from now. */
+  readonly notAfter: string
+  readonly expiresInSeconds: number
+  /** Failed requests since the last success, since when (ISO 8601), and the last one's error. */
+  readonly failures: number
+  readonly since: string
+  readonly code: string
+  readonly error: string
+}
+
 export interface CertificatesStatus {
   readonly ready: boolean
   /** Identities of the enrolled pods, sorted. */
   readonly identities: string[]
   readonly pending: PendingIdentity[]
+  /** Renewals failing while the certificates in hand are valid: the node stays ready, on borrowed time. */
+  readonly failing: FailingRenewal[]
+}
+
+/** One identity's certificate and renewal, for /debug/certificates and `ferry status`. */
+export interface CertificateDetail {
+  readonly spiffeId: string
+  /** The certificate in hand (null before the first). */
+  readonly serial: string | null
+  readonly notBefore: string | null
+  readonly notAfter: string | null
+  readonly expiresInSeconds: number | null
+  readonly expired: boolean
+  /** When the next request to the CA is due (ISO 8601), null while one is under way. */
+  readonly nextAttemptAt: string | null
+  readonly lastAttempt: { readonly at: string, readonly ok: boolean } | null
+  /** Failed requests since the last success; null when the last request succeeded. */
+  readonly failures: { readonly count: number, readonly since: string, readonly code: string, readonly error: string } | null
 }
 
 export interface NodeIdentitiesOptions {
@@ -63,7 +96,6 @@ export interface NodeIdentitiesOptions {
 export class NodeIdentities implements WorkloadIdentity {
   readonly trustDomain: string
   private readonly manager: CertificateManager
-  private readonly failures = new Map<string, RetryEvent>()
   private readonly log: Logger
   private readonly clock: Clock | undefined
   private readonly onClose: (() => void) | undefined
@@ -74,8 +106,6 @@ export class NodeIdentities implements WorkloadIdentity {
     this.clock = opts.clock
     this.onClose = opts.onClose
     this.manager = new CertificateManager({ signer: opts.signer, log: opts.log, registry: opts.registry, ttlMs: opts.ttlMs, ...(opts.clock === undefined ? {} : { clock: opts.clock }) })
-    this.manager.on('retry', (e) => { this.failures.set(e.spiffeId, e) })
-    this.manager.on('rotated', (e) => { this.failures.delete(e.spiffeId) })
   }
 
   spiffeIdOf (pod: Pod): string {
@@ -104,7 +134,6 @@ export class NodeIdentities implements WorkloadIdentity {
     for (const id of this.manager.identities()) {
       if (!opts.removeOthers || wanted.has(id)) continue
       this.manager.remove(id)
-      this.failures.delete(id)
       this.log.info({ spiffeId: id }, 'identity removed: its last pod left the node')
     }
     const have = new Set(this.manager.identities())
@@ -121,28 +150,68 @@ export class NodeIdentities implements WorkloadIdentity {
     }
   }
 
-  /** Whether every identity of `pods` has an unexpired certificate, and which do not. */
+  /**
+   * Whether every identity of `pods` has an unexpired certificate, which do not, and
+   * which are valid but failing to renew (those do not make the node unready).
+   */
   certificates (pods: readonly Pod[]): CertificatesStatus {
     const now = this.clock?.now() ?? Date.now()
     const identities = [...new Set(pods.map((p) => this.spiffeIdOf(p)))].sort()
     const pending: PendingIdentity[] = []
+    const failing: FailingRenewal[] = []
     for (const spiffeId of identities) {
-      const svid = this.manager.current(spiffeId)
-      if (svid !== null && svid.notAfter > now) continue
-      const f = this.failures.get(spiffeId)
+      const st = this.manager.status(spiffeId)
+      const svid = st?.svid ?? null
+      const f = st?.failures ?? null
+      if (svid !== null && svid.notAfter > now) {
+        if (f !== null) {
+          failing.push({
+            spiffeId,
+            serial: svid.serial,
+            notAfter: new Date(svid.notAfter).toISOString(),
+            expiresInSeconds: Math.floor((svid.notAfter - now) / 1000),
+            failures: f.count,
+            since: new Date(f.since).toISOString(),
+            code: f.code,
+            error: f.error
+          })
+        }
+        continue
+      }
       pending.push({
         spiffeId,
         state: svid === null ? 'requesting' : 'expired',
-        attempts: f?.attempt ?? 0,
-        ...(f === undefined ? {} : { code: f.error.code, error: f.error.message })
+        attempts: f?.count ?? 0,
+        ...(f === null ? {} : { code: f.code, error: f.error })
       })
     }
-    return { ready: pending.length === 0, identities, pending }
+    return { ready: pending.length === 0, identities, pending, failing }
+  }
+
+  /** Every managed identity's certificate and renewal state, sorted by SPIFFE ID. */
+  details (): CertificateDetail[] {
+    const now = this.clock?.now() ?? Date.now()
+    const iso = (ms: number): string => new Date(ms).toISOString()
+    return this.manager.identities().sort().map((spiffeId) => {
+      const st = this.manager.status(spiffeId)
+      const svid = st?.svid ?? null
+      const f = st?.failures ?? null
+      return {
+        spiffeId,
+        serial: svid?.serial ?? null,
+        notBefore: svid === null ? null : iso(svid.notBefore),
+        notAfter: svid === null ? null : iso(svid.notAfter),
+        expiresInSeconds: svid === null ? null : Math.floor((svid.notAfter - now) / 1000),
+        expired: svid !== null && svid.notAfter < now,
+        nextAttemptAt: st?.nextAttemptAt == null ? null : iso(st.nextAttemptAt),
+        lastAttempt: st?.lastAttempt == null ? null : { at: iso(st.lastAttempt.at), ok: st.lastAttempt.ok },
+        failures: f === null ? null : { count: f.count, since: iso(f.since), code: f.code, error: f.error }
+      }
+    })
   }
 
   close (): void {
     this.manager.close()
-    this.failures.clear()
     this.onClose?.()
   }
 }

@@ -14,7 +14,7 @@ import { DEFAULT_LAB_NAME } from '../lab/names'
 import { labApplyFiles, labDeleteFiles } from '../lab/apply'
 import { readState } from '../lab/state'
 import { formatStatus, labStatus } from '../lab/status'
-import { restartAgent, restartApiServer, restartController, restartKubelet, startAgent, stopAgent } from '../lab/restart'
+import { restartAgent, restartApiServer, restartController, restartKubelet, startAgent, startController, stopAgent, stopController } from '../lab/restart'
 import type { CniPluginOption, LabTracing } from '../lab/topology'
 import { parseTracingOptions } from '../telemetry/tracing/config'
 import { apiServerCommand } from '../lab/api-server-command'
@@ -83,6 +83,12 @@ export const LAB_USAGE = `usage: ferry lab <command> [options]
   stop --node NODE [--signal KILL|TERM]
   start --node NODE [--timeout 30s] the two halves of restart --node: the node's agent
                                     stays stopped (its pods run on) until start
+  stop --controller [--signal KILL|TERM]
+  start --controller [--timeout 30s]
+                                    the two halves of restart --controller: the CA stays
+                                    stopped (a control-plane outage: agents serve on the
+                                    certificates in hand and retry) until start, which
+                                    returns once it accepts connections
   restart --kubelet NODE [--signal KILL|TERM] [--timeout 30s]
                                     stop a node's kubelet and start a new one
   restart --controller [--signal KILL|TERM] [--down-for 0s] [--timeout 30s]
@@ -330,9 +336,15 @@ async function restart (argv: string[]): Promise<number> {
 }
 
 async function stop (argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { lab: { type: 'string' }, node: { type: 'string' }, signal: { type: 'string' } } })
+  const { values } = parseArgs({ args: argv, options: { lab: { type: 'string' }, node: { type: 'string' }, controller: { type: 'boolean' }, signal: { type: 'string' } } })
   requireRoot('ferry lab stop')
   const signal = signalOf(values.signal)
+  if (values.controller === true) {
+    if (values.node !== undefined) throw ferryError('FERRY_ERR_INVALID_ARG', 'stop takes one of --node NODE or --controller')
+    const r = await stopController(loadLab(resolveLabName(values.lab)), { signal: `SIG${signal}` })
+    process.stdout.write(`controller stopped (${r.oldPids} process(es) sent SIG${signal})\n`)
+    return 0
+  }
   const node = required(values.node, '--node')
   const r = await stopAgent(loadLab(resolveLabName(values.lab)), { node, signal: `SIG${signal}` })
   process.stdout.write(`agent of node ${node} stopped (${r.oldPids} process(es) sent SIG${signal})\n`)
@@ -340,10 +352,17 @@ async function stop (argv: string[]): Promise<number> {
 }
 
 async function start (argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { lab: { type: 'string' }, node: { type: 'string' }, timeout: { type: 'string' } } })
+  const { values } = parseArgs({ args: argv, options: { lab: { type: 'string' }, node: { type: 'string' }, controller: { type: 'boolean' }, timeout: { type: 'string' } } })
   requireRoot('ferry lab start')
+  const timeoutMs = values.timeout === undefined ? 30_000 : parseDuration(values.timeout, '--timeout', POSITIVE)
+  if (values.controller === true) {
+    if (values.node !== undefined) throw ferryError('FERRY_ERR_INVALID_ARG', 'start takes one of --node NODE or --controller')
+    const r = await startController(loadLab(resolveLabName(values.lab)), { timeoutMs })
+    process.stdout.write(`controller started (pid ${String(r.newPid)})\n`)
+    return 0
+  }
   const node = required(values.node, '--node')
-  const r = await startAgent(loadLab(resolveLabName(values.lab)), { node, timeoutMs: values.timeout === undefined ? 30_000 : parseDuration(values.timeout, '--timeout', POSITIVE) })
+  const r = await startAgent(loadLab(resolveLabName(values.lab)), { node, timeoutMs })
   process.stdout.write(`agent of node ${node} started (pid ${String(r.newPid)})\n`)
   return 0
 }

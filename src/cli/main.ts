@@ -11,7 +11,8 @@ const COMMANDS: Record<string, { summary: string, load: () => Promise<Command> }
   install: { summary: 'print the Kubernetes manifests (DaemonSet, controller, CRDs, RBAC) with your options', load: async () => (await import('./install-command.js')).installCommand },
   lab: { summary: 'simulated Kubernetes nodes on this host (up, down, status, exec, logs)', load: async () => (await import('./lab-command.js')).labCommand },
   policy: { summary: 'check a connection against authorization policies and explain the decision; validate policy files', load: async () => (await import('./policy-command.js')).policyCommand },
-  route: { summary: 'explain which route, rule and backend a request to a Service takes', load: async () => (await import('./route-command.js')).routeCommand }
+  route: { summary: 'explain which route, rule and backend a request to a Service takes', load: async () => (await import('./route-command.js')).routeCommand },
+  status: { summary: 'each node\'s agent: readiness, pods, configuration, certificates and their renewal (--lab NAME)', load: async () => (await import('./status-command.js')).statusCommand }
 }
 
 function usage (): string {

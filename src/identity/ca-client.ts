@@ -10,7 +10,11 @@ import { caProtos, type CertificateRequestMessage, type CertificateResponseMessa
 //
 // Failures become FerryErrors: FERRY_ERR_CA_REFUSED when the CA answered no
 // (UNAUTHENTICATED, PERMISSION_DENIED, INVALID_ARGUMENT, FAILED_PRECONDITION), else
-// FERRY_ERR_CA_UNAVAILABLE. Retrying is the caller's business (CertificateManager).
+// FERRY_ERR_CA_UNAVAILABLE. Retrying is the caller's business (CertificateManager), and
+// so is its pace: after an UNAVAILABLE answer the channel is dropped and the next call
+// dials afresh. gRPC's own reconnect backoff would otherwise grow during a long CA
+// outage and hold the first calls after the CA's return back for up to its maximum —
+// time a certificate near its expiry does not have.
 
 /** What the CertificateManager needs from a CA. */
 export interface CertificateSigner {
@@ -39,24 +43,15 @@ export const CA_CLIENT_DEFAULTS = Object.freeze({ callTimeoutMs: 10_000, reconne
 
 const REFUSALS = new Set([grpc.status.UNAUTHENTICATED, grpc.status.PERMISSION_DENIED, grpc.status.INVALID_ARGUMENT, grpc.status.FAILED_PRECONDITION])
 
+interface Clients { readonly certificates: grpc.Client, readonly bundles: grpc.Client }
+
 export class CaClient implements CertificateSigner {
-  private readonly certificates: grpc.Client
-  private readonly bundles: grpc.Client
+  private clients: Clients | null = null
+  private closed = false
   private readonly timeoutMs: number
   private readonly metadata: StructMessage | null
 
   constructor (private readonly opts: CaClientOptions) {
-    const { CertificateClient, TrustBundleClient } = caProtos()
-    const creds = controllerCredentials(opts.caRootsPem, opts.token)
-    const backoff = opts.reconnectBackoffMs ?? CA_CLIENT_DEFAULTS.reconnectBackoffMs
-    const channelOptions: grpc.ChannelOptions = {
-      'grpc.initial_reconnect_backoff_ms': backoff.initial,
-      'grpc.max_reconnect_backoff_ms': backoff.max,
-      ...(opts.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': opts.serverName, 'grpc.default_authority': opts.serverName })
-    }
-    this.certificates = new CertificateClient(opts.address, creds, channelOptions)
-    // One channel for both services: same target, credentials and options.
-    this.bundles = new TrustBundleClient(opts.address, creds, { ...channelOptions, channelOverride: this.certificates.getChannel() })
     this.timeoutMs = opts.callTimeoutMs ?? CA_CLIENT_DEFAULTS.callTimeoutMs
     this.metadata = opts.metadata === undefined
       ? null
@@ -65,25 +60,53 @@ export class CaClient implements CertificateSigner {
 
   async createCertificate (csrPem: string, validitySeconds: number): Promise<string[]> {
     const request: CertificateRequestMessage = { csr: csrPem, validity_duration: validitySeconds, metadata: this.metadata }
-    const response = await this.unary<CertificateResponseMessage>(this.certificates, 'CreateCertificate', request)
+    const response = await this.unary<CertificateResponseMessage>('certificates', 'CreateCertificate', request)
     return response.cert_chain
   }
 
   async getTrustBundle (): Promise<{ trustDomain: string, roots: string[] }> {
-    const response = await this.unary<TrustBundleResponseMessage>(this.bundles, 'GetTrustBundle', {})
+    const response = await this.unary<TrustBundleResponseMessage>('bundles', 'GetTrustBundle', {})
     return { trustDomain: response.trust_domain, roots: response.roots }
   }
 
   close (): void {
-    this.certificates.close()
+    this.closed = true
+    this.drop(this.clients)
   }
 
-  private async unary<T> (client: grpc.Client, method: string, request: object): Promise<T> {
+  /** The channel (one for both services: same target, credentials and options), made on first use. */
+  private open (): Clients {
+    if (this.clients !== null) return this.clients
+    if (this.closed) throw ferryError('FERRY_ERR_CA_UNAVAILABLE', `CA client for ${this.opts.address} is closed`)
+    const { CertificateClient, TrustBundleClient } = caProtos()
+    const creds = controllerCredentials(this.opts.caRootsPem, this.opts.token)
+    const backoff = this.opts.reconnectBackoffMs ?? CA_CLIENT_DEFAULTS.reconnectBackoffMs
+    const channelOptions: grpc.ChannelOptions = {
+      'grpc.initial_reconnect_backoff_ms': backoff.initial,
+      'grpc.max_reconnect_backoff_ms': backoff.max,
+      ...(this.opts.serverName === undefined ? {} : { 'grpc.ssl_target_name_override': this.opts.serverName, 'grpc.default_authority': this.opts.serverName })
+    }
+    const certificates = new CertificateClient(this.opts.address, creds, channelOptions)
+    const bundles = new TrustBundleClient(this.opts.address, creds, { ...channelOptions, channelOverride: certificates.getChannel() })
+    this.clients = { certificates, bundles }
+    return this.clients
+  }
+
+  private drop (clients: Clients | null): void {
+    if (clients === null) return
+    if (this.clients === clients) this.clients = null
+    clients.certificates.close()
+  }
+
+  private async unary<T> (service: keyof Clients, method: string, request: object): Promise<T> {
+    const clients = this.open()
+    const client = clients[service]
     return await new Promise<T>((resolve, reject) => {
       const fn = (client as unknown as Record<string, (req: object, opts: grpc.CallOptions, cb: grpc.requestCallback<T>) => void>)[method]
       fn.call(client, request, { deadline: Date.now() + this.timeoutMs }, (err, value) => {
-        if (err !== null) reject(this.toFerryError(method, err))
-        else resolve(value as T)
+        if (err === null) { resolve(value as T); return }
+        if (err.code === grpc.status.UNAVAILABLE || err.code === grpc.status.DEADLINE_EXCEEDED) this.drop(clients)
+        reject(this.toFerryError(method, err))
       })
     })
   }

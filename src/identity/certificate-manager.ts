@@ -10,7 +10,7 @@ import { formatDuration } from './duration'
 import { IdentityMetrics } from './metrics'
 import { parseSpiffeId, type SpiffeId } from './spiffe-id'
 import type { Svid } from './svid'
-import { SvidRotation } from './svid-rotation'
+import { SvidRotation, type RotationStatus } from './svid-rotation'
 
 // The agent's certificates: one SVID per identity present on the node. The agent adds an
 // identity when the first pod with it is enrolled and removes it when the last one goes;
@@ -20,8 +20,9 @@ import { SvidRotation } from './svid-rotation'
 //   'rotated' {spiffeId, svid, previous}  a new certificate is current (previous null: first)
 //   'retry'   {spiffeId, attempt, delayMs, error}  a request failed; next try after delayMs
 //   'expired' {spiffeId, svid}  the current certificate expired with no successor
-// Metrics (on the injected registry): ferry_certificate_expiry_timestamp_seconds{spiffe_id}
-// and ferry_certificate_requests_total{result}.
+// Metrics (on the injected registry): ferry_certificate_expiry_timestamp_seconds{spiffe_id},
+// ferry_certificate_requests_total{result}, ferry_certificate_renewal_failures_total and
+// ferry_certificate_earliest_expiry_seconds (src/identity/metrics.ts).
 
 export const CERTIFICATE_DEFAULTS = Object.freeze({
   ttlMs: CERT_TTL.defaultMs,
@@ -64,14 +65,15 @@ export class CertificateManager extends EventEmitter {
     const backoff = checkBackoff({ ...DEFAULT_BACKOFF, ...opts.backoff }, 'backoff')
     if (!(renewFraction > 0 && renewFraction < 1)) throw ferryError('FERRY_ERR_INVALID_ARG', `renewFraction ${renewFraction} is invalid: expected a number between 0 and 1`)
     if (!(ttlMs >= CERT_TTL.minMs && ttlMs <= CERT_TTL.maxMs)) throw ferryError('FERRY_ERR_INVALID_ARG', `certificate ttl ${ttlMs} ms is invalid: expected ${formatDuration(CERT_TTL.minMs)} to ${formatDuration(CERT_TTL.maxMs)}`)
+    const clock = opts.clock ?? systemClock
     this.settings = Object.freeze({
       signer: opts.signer,
-      clock: opts.clock ?? systemClock,
+      clock,
       random: opts.random ?? Math.random,
       ttlMs,
       renewFraction,
       backoff,
-      metrics: new IdentityMetrics(opts.registry),
+      metrics: new IdentityMetrics(opts.registry, () => clock.now()),
       log: opts.log
     })
   }
@@ -121,6 +123,11 @@ export class CertificateManager extends EventEmitter {
       list.push({ resolve, reject })
       this.waiters.set(uri, list)
     })
+  }
+
+  /** The renewal state of `id` (certificate, next attempt, failures), or null when not managed. */
+  status (id: SpiffeId | string): RotationStatus | null {
+    return this.rotations.get(typeof id === 'string' ? id : id.uri)?.status() ?? null
   }
 
   identities (): string[] {

@@ -36,7 +36,9 @@ import type { PlanNode } from './topology'
 // `ferry lab restart --controller`: the same for the lab's CA. It starts again from its
 // data directory (same root, so agents keep trusting it) with the same node tokens. It
 // also starts a controller that is not running (one killed by a test, say); with
-// `downForMs` it stays stopped that long first, for agents to notice.
+// `downForMs` it stays stopped that long first, for agents to notice. `stop --controller`
+// and `start --controller` are its two halves, for an outage whose end the caller
+// chooses (a test reads the agents' state meanwhile).
 
 export interface RestartOptions {
   readonly node: string
@@ -200,14 +202,41 @@ export interface ControllerRestartOptions {
 }
 
 export async function restartController (state: LabState, opts: ControllerRestartOptions): Promise<{ oldPids: number, newPid: number | undefined }> {
-  const plan = state.plan
-  const ca = plan.controller ?? null
-  if (ca === null) throw ferryError('FERRY_ERR_LAB', `lab ${state.name} has no controller (it runs without the mesh, or was made before the lab ran one)`)
-
-  await updateState(plan.stateFile, (s) => { s.journal.push({ at: new Date().toISOString(), step: `restart controller (${opts.signal})` }) })
-  const oldPids = await stopCgroup(ca.cgroup, opts.signal, 'the lab\'s controller')
+  const { oldPids } = await stopController(state, opts)
   if (opts.downForMs !== undefined && opts.downForMs > 0) await sleep(opts.downForMs)
+  const { newPid } = await startController(state, opts)
+  return { oldPids, newPid }
+}
 
+function labController (state: LabState): NonNullable<LabState['plan']['controller']> {
+  const ca = state.plan.controller ?? null
+  if (ca === null) throw ferryError('FERRY_ERR_LAB', `lab ${state.name} has no controller (it runs without the mesh, or was made before the lab ran one)`)
+  return ca
+}
+
+/**
+ * `ferry lab stop --controller`: the lab's CA stopped and left stopped — a control-plane
+ * outage. Agents keep serving on the certificates in hand and retry their renewals.
+ */
+export async function stopController (state: LabState, opts: Pick<ControllerRestartOptions, 'signal'>): Promise<{ oldPids: number }> {
+  const ca = labController(state)
+  await updateState(state.plan.stateFile, (s) => { s.journal.push({ at: new Date().toISOString(), step: `stop controller (${opts.signal})` }) })
+  const oldPids = await stopCgroup(ca.cgroup, opts.signal, 'the lab\'s controller')
+  await updateState(state.plan.stateFile, (s) => { delete s.pids.controller })
+  delete state.pids.controller
+  return { oldPids }
+}
+
+/**
+ * `ferry lab start --controller`: starts the lab's CA from its data directory (same
+ * root, same node tokens; refused while one runs) and returns once it accepts
+ * connections.
+ */
+export async function startController (state: LabState, opts: Pick<ControllerRestartOptions, 'timeoutMs' | 'ferryArgv'>): Promise<{ newPid: number | undefined }> {
+  const plan = state.plan
+  const ca = labController(state)
+  if (isPopulated(ca.cgroup)) throw ferryError('FERRY_ERR_LAB', `the lab's controller is running (cgroup ${ca.cgroup}); stop it first`)
+  await updateState(plan.stateFile, (s) => { s.journal.push({ at: new Date().toISOString(), step: 'start controller' }) })
   makeCgroup(ca.cgroup)
   const child = spawnController(plan, ca, opts.ferryArgv)
   if (child.pid !== undefined) await recordPid(state, 'controller', child.pid)
@@ -217,7 +246,7 @@ export async function restartController (state: LabState, opts: ControllerRestar
   } finally {
     prober.close()
   }
-  return { oldPids, newPid: child.pid }
+  return { newPid: child.pid }
 }
 
 export async function restartApiServer (state: LabState, opts: ControllerRestartOptions): Promise<{ oldPids: number, newPid: number | undefined }> {

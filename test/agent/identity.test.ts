@@ -93,7 +93,7 @@ t.test('agent with a CA: not ready until each identity of its enrolled pods has 
   await waitFor(() => agent.identity?.certificates(agent.enroller.enrolledPods().map((e) => e.plan.pod)).ready === true, { timeoutMs: 15_000, what: 'certificates' })
   const ready = await httpGet(readyPort, '/healthz/ready')
   t.equal(ready.status, 200, JSON.stringify(ready.body))
-  t.same(ready.body.certificates, { ready: true, identities: [id('app', 'api'), id('app', 'web')], pending: [] })
+  t.same(ready.body.certificates, { ready: true, identities: [id('app', 'api'), id('app', 'web')], pending: [], failing: [] })
   const metrics = (await httpGet(adminPort, '/metrics')).text
   t.same(gaugeIds(metrics), [id('app', 'api'), id('app', 'web')], 'an expiry gauge for exactly the node\'s identities')
   const svid = agent.identity?.svidFor(id('app', 'web'))

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { backoffDelay, checkBackoff, DEFAULT_BACKOFF, RECONNECT_BACKOFF } from '../../src/identity/backoff'
+import { retryDelay, RETRIES_BEFORE_EXPIRY } from '../../src/identity/svid-rotation'
 
 // Retry delays: a small pure function, tested with injected randomness.
 
@@ -26,4 +27,14 @@ t.test('checkBackoff fills the defaults and refuses a policy that cannot work', 
   for (const bad of [{ initialMs: 0, maxMs: 1 }, { initialMs: 2, maxMs: 1 }, { initialMs: 1, maxMs: 2, multiplier: 0.5 }, { initialMs: 1, maxMs: 2, jitter: 1.5 }]) {
     t.throws(() => checkBackoff(bad, 'retry'), { code: 'FERRY_ERR_INVALID_ARG', message: /^retry / }, JSON.stringify(bad))
   }
+})
+
+t.test('retryDelay: a retry while a certificate is in hand waits at most a tenth of its time left, never under the floor', async (t) => {
+  t.equal(RETRIES_BEFORE_EXPIRY, 10)
+  t.equal(retryDelay(60_000, 1000, null), 60_000, 'no certificate: the backoff\'s delay')
+  t.equal(retryDelay(60_000, 1000, -5), 60_000, 'expired: the backoff\'s delay')
+  t.equal(retryDelay(60_000, 1000, 600_000), 60_000, '10 min left: the backoff\'s 60 s')
+  t.equal(retryDelay(60_000, 1000, 60_000), 6000, '1 min left: 6 s')
+  t.equal(retryDelay(60_000, 1000, 3000), 1000, '3 s left: the floor')
+  t.equal(retryDelay(500, 1000, 3000), 500, 'a shorter backoff delay stands')
 })

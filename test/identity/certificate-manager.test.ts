@@ -117,13 +117,19 @@ t.test('CA stopped: retries with exponential backoff, keeps the certificate, rec
 
   await ca.stop()
   await waitFor(() => retries.length >= 5, { timeoutMs: 8000, what: 'five retries' })
-  t.same(retries.slice(0, 5).map((r) => r.delayMs), [100, 200, 400, 400, 400], 'exponential, capped')
+  // While the certificate in hand is valid (1.5 s left at the renewal), no retry waits
+  // more than a tenth of its time left, nor less than the initial delay.
+  const ceilings = [100, 200, 400, 400, 400]
+  t.ok(retries.slice(0, 5).every((r, i) => r.delayMs >= 100 && r.delayMs <= Math.min(ceilings[i], 150)), `paced by the time left: ${retries.slice(0, 5).map((r) => r.delayMs).join(', ')} ms`)
   t.same(retries.map((r) => r.attempt).slice(0, 5), [1, 2, 3, 4, 5])
   t.ok(retries.every((r) => r.error.code === 'FERRY_ERR_CA_UNAVAILABLE'), 'the CA is unreachable')
   t.equal(manager.current(WEB), first, 'the certificate in hand stays current')
   await waitFor(() => expired.length === 1, { timeoutMs: 5000, what: 'the first certificate to expire' })
   t.same(expired, [first.serial], 'expiry with no successor is reported')
   t.equal(manager.ready(), false, 'not ready with an expired certificate')
+  const afterExpiry = retries.length
+  await waitFor(() => retries.length >= afterExpiry + 2, { timeoutMs: 5000, what: 'retries after the expiry' })
+  t.equal(retries[retries.length - 1].delayMs, 400, 'past expiry: the backoff\'s own delays (exponential, capped)')
 
   const n = rotations.length
   await ca.restart()
@@ -161,4 +167,51 @@ t.test('bad settings and bad IDs are refused up front', async (t) => {
   t.throws(() => { m.add('spiffe://cluster.local/web') }, { code: 'FERRY_ERR_SPIFFE_ID' })
   await t.rejects(m.whenReady(WEB), { code: 'FERRY_ERR_INVALID_ARG' })
   m.close()
+})
+
+t.test('a renewal failing while the CA is away: the failures are counted and described, the earliest expiry is a gauge, success clears them', async (t) => {
+  const ca = await startCa(t)
+  const registry = new Registry()
+  const manager = new CertificateManager({ signer: ca.client('n1', { reconnect: { initial: 100, max: 400 } }), log: silent, registry, ttlMs: 4000, backoff: { initialMs: 100, maxMs: 400 }, random: () => 0 })
+  t.teardown(() => { manager.close() })
+  manager.add(WEB)
+  const first = await manager.whenReady(WEB)
+  const ok = manager.status(WEB)
+  t.equal(ok?.failures, null, 'no failure yet')
+  t.match(ok?.lastAttempt, { ok: true })
+  const arrived = ok?.lastAttempt?.at ?? 0
+  t.ok(ok?.nextAttemptAt != null && Math.abs((ok.nextAttemptAt as number) - (arrived + (first.notAfter - arrived) / 2)) < 100, 'the renewal is scheduled at half the time left on arrival')
+  const gauge = async (name: string): Promise<number> => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(await registry.metrics())?.[1])
+  t.equal(await gauge('ferry_certificate_renewal_failures_total'), 0)
+  const left = await gauge('ferry_certificate_earliest_expiry_seconds')
+  t.ok(left > 0 && left <= 4, `earliest expiry in ${left} s`)
+  t.match(await registry.metrics(), `ferry_certificate_earliest_expiry_seconds{spiffe_id="${WEB}"}`, 'with the identity it is')
+
+  await ca.stop()
+  await waitFor(() => (manager.status(WEB)?.failures?.count ?? 0) >= 3, { timeoutMs: 8000, what: 'three failed renewals' })
+  const failing = manager.status(WEB)
+  t.match(failing?.failures, { code: 'FERRY_ERR_CA_UNAVAILABLE', error: /CreateCertificate/ })
+  t.ok((failing?.failures?.since ?? 0) <= (failing?.lastAttempt?.at ?? 0), 'since the first failure')
+  t.equal(failing?.lastAttempt?.ok, false)
+  t.equal(failing?.svid, first, 'with the certificate in hand')
+  t.ok(await gauge('ferry_certificate_renewal_failures_total') >= 3, 'counted as renewal failures')
+
+  await ca.restart()
+  await waitFor(() => manager.current(WEB) !== first, { timeoutMs: 8000, what: 'the renewal' })
+  t.equal(manager.status(WEB)?.failures, null, 'cleared by the success')
+  const counted = await gauge('ferry_certificate_renewal_failures_total')
+  await sleep(300)
+  t.equal(await gauge('ferry_certificate_renewal_failures_total'), counted, 'and no longer growing')
+})
+
+t.test('a first certificate that cannot be obtained is not a renewal failure', async (t) => {
+  const registry = new Registry()
+  const signer: CertificateSigner = { createCertificate: async () => { throw new Error('down') } }
+  const manager = new CertificateManager({ signer, log: silent, registry, ttlMs: 60_000, backoff: { initialMs: 20, maxMs: 40 } })
+  t.teardown(() => { manager.close() })
+  manager.add(WEB)
+  await waitFor(() => (manager.status(WEB)?.failures?.count ?? 0) >= 2, { what: 'two failed requests' })
+  const text = await registry.metrics()
+  t.match(text, /^ferry_certificate_renewal_failures_total 0$/m)
+  t.notMatch(text, /^ferry_certificate_earliest_expiry_seconds /m, 'no certificate: no earliest expiry')
 })

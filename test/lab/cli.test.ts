@@ -40,6 +40,9 @@ t.test('certificate lifetime and controller restarts: checked before any lab is 
   await t.rejects(labCommand(['restart', '--kubelet', 'n1', '--node', 'n1']), { code: 'FERRY_ERR_INVALID_ARG', message: /one of --node NODE, --kubelet NODE/ })
   await t.rejects(labCommand(['stop']), { code: 'FERRY_ERR_INVALID_ARG', message: /missing --node/ })
   await t.rejects(labCommand(['start', '--node']), { code: 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' })
+  t.match(LAB_USAGE, /stop --controller \[--signal KILL\|TERM\]\n\s+start --controller \[--timeout 30s\]/)
+  await t.rejects(labCommand(['stop', '--controller', '--node', 'n1']), { code: 'FERRY_ERR_INVALID_ARG', message: /stop takes one of --node NODE or --controller/ })
+  await t.rejects(labCommand(['start', '--controller', '--node', 'n1']), { code: 'FERRY_ERR_INVALID_ARG', message: /start takes one of --node NODE or --controller/ })
 })
 
 t.test('--cni-plugin: a path, or a JSON object with a path and further conflist keys', async (t) => {
