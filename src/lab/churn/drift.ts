@@ -14,7 +14,7 @@ import type { AgentResources } from '../agent-resources'
 // (every thread's) is the memory compared.
 
 /** Per-connection LRU records (bpf/ferry_maps.h): bounded by the map, not by pods. */
-export const CONNECTION_RECORD_MAPS: readonly string[] = Object.freeze(['ferry_conn_by_cookie', 'ferry_sock_addrs'])
+export const CONNECTION_RECORD_MAPS: readonly string[] = Object.freeze(['ferry_conn_by_cookie', 'ferry_sock_peers'])
 
 export interface ResourceDrift {
   /** "fds", "rssBytes", "heapUsedAfterGcBytes", "pinnedLinks", "cgroupAttachments", "map ferry_pods"… */
