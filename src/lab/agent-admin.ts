@@ -79,6 +79,16 @@ export function addressAgentEndpoint (text: string, token?: string): AgentEndpoi
 
 /** GET (or POST, for the admin port's actions) `path`; the answer's status and JSON body. FERRY_ERR_AGENT_UNAVAILABLE when there is none. */
 export async function getAgentJson (endpoint: AgentEndpoint, path: string, opts: { timeoutMs: number, port?: number, method?: 'GET' | 'POST' }): Promise<AgentReply> {
+  const r = await getAgentText(endpoint, path, opts)
+  try {
+    return { status: r.status, body: JSON.parse(r.text) }
+  } catch (err) {
+    throw ferryError('FERRY_ERR_AGENT_UNAVAILABLE', `agent ${endpoint.description}: answered ${String(r.status)} with a body that is not JSON`, { cause: err })
+  }
+}
+
+/** getAgentJson's request, the body as text (e.g. /metrics). */
+export async function getAgentText (endpoint: AgentEndpoint, path: string, opts: { timeoutMs: number, port?: number, method?: 'GET' | 'POST' }): Promise<{ status: number, text: string }> {
   const unavailable = (why: string, cause?: unknown): Error =>
     ferryError('FERRY_ERR_AGENT_UNAVAILABLE', `agent ${endpoint.description}: ${why}`, { cause })
   const port = opts.port ?? endpoint.port
@@ -90,13 +100,7 @@ export async function getAgentJson (endpoint: AgentEndpoint, path: string, opts:
       res.setEncoding('utf8')
       res.on('data', (chunk: string) => { text += chunk })
       res.on('error', (err) => { reject(unavailable(err.message, err)) })
-      res.on('end', () => {
-        try {
-          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) })
-        } catch (err) {
-          reject(unavailable(`answered ${String(res.statusCode)} with a body that is not JSON`, err))
-        }
-      })
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, text }) })
     })
     req.setTimeout(opts.timeoutMs, () => { req.destroy(unavailable(`no answer within ${opts.timeoutMs} ms`)) })
     req.on('error', (err: NodeJS.ErrnoException) => {
