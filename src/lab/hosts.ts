@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { endpointsOf, selects, targetPortOn } from './endpoints'
 import type { LabSpec } from './manifest/spec'
@@ -7,7 +7,8 @@ import { etcNetnsDir, netnsPath, type LabPlan } from './topology'
 // Name resolution inside pods, without a DNS server: `ip netns exec` bind-mounts
 // /etc/netns/<netns>/hosts over /etc/hosts, and an empty resolv.conf over the host's
 // so that no lookup leaks to a real resolver. The files are rewritten in place (same
-// inode), never renamed, because a bind mount keeps pointing at the old inode.
+// inode), never renamed, because a bind mount keeps pointing at the old inode; never
+// emptied meanwhile (writeInPlace).
 //
 // A Service is known as `svc.ns`, `svc.ns.svc` and `svc.ns.svc.cluster.local`, and as
 // plain `svc` from its own namespace (Kubernetes' search path). With the mesh, names
@@ -82,10 +83,20 @@ export function writePodEtc (plan: LabPlan, netns: string, hosts: string): void 
   writeInPlace(join(dir, 'resolv.conf'), RESOLV_CONF)
 }
 
+/**
+ * Keeps the inode that bind mounts point at. A pod resolves names while the lab changes
+ * (glibc reads the file on every lookup), and a truncated file is a failed lookup: so a
+ * file that already says `text` is left alone (pods created or deleted change no other
+ * pod's file unless a Service changed), and a changed one is overwritten from the start
+ * and only then cut to length — never empty in between.
+ */
 function writeInPlace (path: string, text: string): void {
-  const fd = openSync(path, 'w', 0o644) // O_TRUNC keeps the inode that bind mounts point at
+  const bytes = Buffer.from(text)
+  if (existsSync(path) && readFileSync(path).equals(bytes)) return
+  const fd = openSync(path, existsSync(path) ? 'r+' : 'w', 0o644)
   try {
-    writeSync(fd, text)
+    writeSync(fd, bytes, 0, bytes.length, 0)
+    ftruncateSync(fd, bytes.length)
   } finally {
     closeSync(fd)
   }
