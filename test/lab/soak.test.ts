@@ -12,7 +12,7 @@ import { labUp } from '../../src/lab/up'
 import { uniqueLabName } from '../helpers/names'
 import { forceDown, IS_ROOT, isMeshBuilt, labFerryArgv } from './helpers'
 
-// The mixed soak of `npm run soak` (src/lab/soak/run.ts), one minute of it: keep-alive,
+// The mixed soak of `npm run soak` (src/lab/soak/run.ts), most of a minute of it: keep-alive,
 // new-connection and bulk load across nodes through the shop lab while an
 // AuthorizationPolicy changes every 10 s, a pod is created and deleted every 5 s and the
 // agents rotate their certificates every 15 s (--cert-ttl 30s). Not one request or event
@@ -35,7 +35,7 @@ t.before(async () => {
 })
 t.teardown(async () => { await forceDown(lab); rmSync(dir, { recursive: true, force: true }) })
 
-t.test('a minute of mixed load with policy changes, pod churn and certificate rotation: no request fails', skip === undefined ? {} : { skip }, async (t) => {
+t.test('54 s of mixed load with policy changes, pod churn and certificate rotation: no request fails', skip === undefined ? {} : { skip }, async (t) => {
   t.comment(renderSoakReport(result))
   t.same(result.failures, [], 'no request, event or sample failed')
   for (const k of plan.kinds) {
@@ -43,7 +43,7 @@ t.test('a minute of mixed load with policy changes, pod churn and certificate ro
     t.equal(result.totals[k.name].failed, 0, `no ${k.name} request failed`)
   }
   t.ok(result.totals['keep-alive'].reused > 0, 'keep-alive requests reused their connections')
-  t.equal(result.windows.length, 3, 'a row per 20 s window')
+  t.equal(result.windows.length, 3, 'a row per 18 s window')
   t.ok(result.windows.every((w) => result.nodes.every((n) => (w.agents[n]?.fds ?? 0) > 0)), 'every agent sampled in every window')
 
   const done = (kind: string): string[] => result.events.filter((e) => e.kind === kind && e.ok).map((e) => e.detail)
