@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { formatDuration } from '../../src/identity/duration'
 import { getAgentJson, labAgentEndpoint } from '../../src/lab/agent-admin'
 import { exec, ferry, FERRY, type ExecResult } from './exec'
 
@@ -23,11 +24,16 @@ export class Lab {
 
   static readonly live = new Set<string>()
 
-  /** `workers`: the agents' --workers (absent: the agent's default). */
-  static async up (name: string, manifest: string, opts: { mesh: boolean, sockmapOff?: boolean, workers?: number }): Promise<Lab> {
+  /**
+   * `workers`: the agents' --workers (absent: the agent's default); `certTtlMs`: the lab's
+   * --cert-ttl; `manifest`: one file or several.
+   */
+  static async up (name: string, manifest: string | readonly string[], opts: { mesh: boolean, sockmapOff?: boolean, workers?: number, certTtlMs?: number }): Promise<Lab> {
     Lab.live.add(name)
     const args = ['lab', 'up', '--name', name, ...(opts.mesh ? [] : ['--no-mesh']), ...(opts.sockmapOff === true ? ['--sockmap', 'off'] : []),
-      ...(opts.workers === undefined ? [] : ['--workers', String(opts.workers)]), '--timeout', String(UP_TIMEOUT_MS / 1000), manifest]
+      ...(opts.workers === undefined ? [] : ['--workers', String(opts.workers)]),
+      ...(opts.certTtlMs === undefined ? [] : ['--cert-ttl', formatDuration(opts.certTtlMs)]),
+      '--timeout', String(UP_TIMEOUT_MS / 1000), ...(typeof manifest === 'string' ? [manifest] : manifest)]
     const r = await ferry(args, UP_TIMEOUT_MS + 30_000)
     const state = JSON.parse(readFileSync(join(LAB_STATE_DIR, name, 'state.json'), 'utf8')) as LabStateFile
     return new Lab(name, state, r.ms)
