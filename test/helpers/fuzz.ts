@@ -122,6 +122,56 @@ export function anyJson (depth = 3): fc.Arbitrary<unknown> {
   })).v
 }
 
+/**
+ * Structured mutation of a valid document (JSON-like): each mutation picks a node (by
+ * index into the document's nodes) and replaces it with `values`, removes it, adds a
+ * field named from `keys` to it, or grows it into a longer list. Reaches the validators
+ * with documents that are valid but for one or a few fields.
+ */
+export interface Mutation { readonly pick: number, readonly op: 'replace' | 'delete' | 'add' | 'grow', readonly key: string, readonly value: unknown }
+
+export function mutations (keys: readonly string[], values: fc.Arbitrary<unknown>, opts: { minLength?: number, maxLength?: number } = {}): fc.Arbitrary<Mutation[]> {
+  const one = fc.record({
+    pick: fc.nat(),
+    op: fc.constantFrom('replace', 'replace', 'replace', 'delete', 'add', 'grow') as fc.Arbitrary<Mutation['op']>,
+    key: fc.oneof(fc.constantFrom(...keys, '__proto__', 'constructor', 'unknownField'), anyText(8)),
+    value: values
+  })
+  return fc.array(one, { minLength: opts.minLength ?? 1, maxLength: opts.maxLength ?? 4 })
+}
+
+type Path = Array<string | number>
+
+function nodePaths (v: unknown, at: Path = [], out: Path[] = []): Path[] {
+  out.push(at)
+  if (Array.isArray(v)) v.forEach((x, i) => nodePaths(x, [...at, i], out))
+  else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) nodePaths(x, [...at, k], out)
+  return out
+}
+
+/** A copy of `doc` with `ms` applied. */
+export function mutate (doc: unknown, ms: readonly Mutation[]): any {
+  let root: any = structuredClone(doc)
+  for (const m of ms) {
+    const all = nodePaths(root)
+    const path = all[m.pick % all.length]
+    if (path.length === 0) { if (m.op === 'replace') root = m.value; continue }
+    const parent = path.slice(0, -1).reduce((o: any, k) => o[k], root)
+    const last = path[path.length - 1]
+    const target = parent[last]
+    switch (m.op) {
+      case 'replace': parent[last] = m.value; break
+      case 'delete': if (Array.isArray(parent)) parent.splice(last as number, 1); else delete parent[last]; break
+      case 'add':
+        if (target !== null && typeof target === 'object' && !Array.isArray(target)) Object.defineProperty(target, m.key, { value: m.value, enumerable: true, writable: true, configurable: true })
+        else parent[last] = { [m.key]: m.value }
+        break
+      case 'grow': if (Array.isArray(target)) target.push(structuredClone(target[0] ?? m.value), m.value); else parent[last] = [target, m.value]; break
+    }
+  }
+  return root
+}
+
 function envInt (name: string, fallback: number): number {
   const raw = process.env[name]
   if (raw === undefined || raw === '') return fallback
