@@ -46,7 +46,7 @@ const pod = fc.record({
 const svc = fc.record({
   name: dns,
   namespace: fc.constantFrom('app', 'prod'),
-  clusterIPs: fc.oneof(fc.tuple(ip4).map(([a]) => [a]), fc.tuple(ip4, ip6).map(([a, b]) => [a, b]), fc.constant(['None'])),
+  clusterIPs: fc.oneof(fc.tuple(ip4).map(([a]) => [a]), fc.tuple(ip4, ip6).map(([a, b]) => [a, b]), fc.constant(['None']).map((x) => [...x])),
   selector: fc.option(labels, { nil: undefined }),
   ports: fc.array(fc.record({ name: dns, port: fc.integer({ min: 1, max: 65535 }), targetPort: fc.oneof(fc.integer({ min: 1, max: 65535 }), dns), appProtocol: fc.constantFrom('http', 'grpc', 'kubernetes.io/h2c', 'tcp') }, { requiredKeys: ['port'] }), { minLength: 1, maxLength: 3 })
 }).map((s) => serviceObj(s))

@@ -15,6 +15,7 @@ import { CertificateIssuer } from '../../src/controller/issuer'
 import { createRootCa } from '../../src/controller/root-ca'
 import { createCsr } from '../../src/identity/csr'
 import { generateWorkloadKey } from '../../src/identity/keys'
+import { systemClock } from '../../src/identity/clock'
 import { caProtos } from '../../src/identity/protos'
 import { spiffeIdOf } from '../../src/identity/spiffe-id'
 import { createLogger } from '../../src/telemetry/logger'
@@ -62,7 +63,7 @@ const trustDomain = fc.oneof(fc.constant(TRUST_DOMAIN), fc.constantFrom('example
 t.test('CreateCertificate: every request is a certificate for its SAN, or a FERRY_ERR_* refusal', async (t) => {
   const root = await createRootCa(TRUST_DOMAIN, Date.now() - 86_400_000)
   const issuer = new CertificateIssuer(root)
-  const handlers = certificateServiceHandlers({ authenticator, authorizer, issuer, maxTtlMs: 3_600_000, clock: { now: () => Date.now() }, log })
+  const handlers = certificateServiceHandlers({ authenticator, authorizer, issuer, maxTtlMs: 3_600_000, clock: systemClock, log })
   const def = caProtos().certificateService.CreateCertificate
   // A few real keys (key generation is the slow part): CSRs are made per case with them.
   const keys = await Promise.all([1, 2, 3].map(async () => await generateWorkloadKey()))
@@ -121,7 +122,7 @@ t.test('CreateCertificate: every request is a certificate for its SAN, or a FERR
 
 t.test('CreateCertificate: arbitrary bytes through the server codec are refused or answered with a FERRY_ERR_* status', async (t) => {
   const root = await createRootCa(TRUST_DOMAIN, Date.now() - 86_400_000)
-  const handlers = certificateServiceHandlers({ authenticator, authorizer, issuer: new CertificateIssuer(root), maxTtlMs: 3_600_000, clock: { now: () => Date.now() }, log })
+  const handlers = certificateServiceHandlers({ authenticator, authorizer, issuer: new CertificateIssuer(root), maxTtlMs: 3_600_000, clock: systemClock, log })
   const def = caProtos().certificateService.CreateCertificate
   await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 300 }), async (bytes) => {
     let request: unknown
