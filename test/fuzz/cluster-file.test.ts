@@ -98,7 +98,7 @@ t.test('parseClusterList: any text is a frozen snapshot or FERRY_ERR_CONFIG nami
     }
     if (!Object.isFrozen(o.value) || !Object.isFrozen(o.value.pods)) throw new Error('snapshot not frozen')
     useSnapshot(o.value)
-  }), fuzzParams(400))
+  }), fuzzParams(250))
   t.pass()
 })
 

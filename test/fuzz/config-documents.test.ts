@@ -109,7 +109,7 @@ const NAMES = new Set<string>(); const NAMESPACES = new Set<string>(['default'])
 for (const d of CORPUS) { NAMESPACES.add(d.value.metadata?.namespace); fieldValues(d.value, NAMES) }
 const DNS = /^[a-z]([-a-z0-9]*[a-z0-9])?$/
 const CLUSTER = cluster(
-  [...NAMESPACES].filter((ns) => DNS.test(ns)).flatMap((ns) => [...NAMES].filter((n) => DNS.test(n) && n.length < 40).map((n) => service(ns, n, [80, 9080, 8080, 50051]))),
+  [...NAMESPACES].filter((ns) => DNS.test(ns)).flatMap((ns) => [...NAMES].filter((n) => DNS.test(n) && n.length < 40).slice(0, 60).map((n) => service(ns, n, [80, 9080, 8080, 50051]))),
   [...NAMESPACES].filter((ns) => DNS.test(ns)).flatMap((ns) => [pod(ns, `p-${ns}`, { app: 'reviews', version: 'v1' })])
 )
 
@@ -152,7 +152,7 @@ t.test('admission: any text gives a frozen snapshot whose refusals name the prob
     const s = admitted(texts)
     checkReports(s)
     compileAll(s)
-  }), fuzzParams(150))
+  }), fuzzParams(60))
   t.pass()
 })
 
@@ -160,7 +160,7 @@ t.test('buildSnapshot: any text is a snapshot or FERRY_ERR_CONFIG listing the is
   fc.assert(fc.property(anyConfigText, (text) => {
     const o = outcome(['FERRY_ERR_CONFIG'], () => buildSnapshot([{ path: '/fuzz/a.yaml', text }], { origin: '/fuzz', generation: 1 }))
     if (!o.ok && !o.error.message.includes('/fuzz/a.yaml')) throw new Error(`the error does not name the file: ${o.error.message}`)
-  }), fuzzParams(100))
+  }), fuzzParams(40))
   t.pass()
 })
 
@@ -170,6 +170,6 @@ t.test('round trip: the documents a snapshot keeps are admitted again into the s
     const s = admitted(docs.map(([d, ms]) => stringify(mutate(d.value, ms))))
     const again = total(() => admitDocuments(s.documents, { origin: '/fuzz', generation: ++generation }))
     if (resources(again) !== resources(s)) throw new Error('re-admitting the kept documents changed the resources')
-  }), fuzzParams(150))
+  }), fuzzParams(50))
   t.pass()
 })

@@ -51,7 +51,7 @@ t.test('normalizePath: any request-target is a clean path or a stable refusal re
     if (opts.normalization !== 'BASE' && path.includes('//')) throw new Error(`${raw} → ${p}: "//" is left`)
     const again = normalizePath(p, opts)
     if (!('path' in again) || again.path !== p) throw new Error(`not a fixed point: ${JSON.stringify(raw)} → ${JSON.stringify(p)} → ${JSON.stringify(again)}`)
-  }), fuzzParams(3000))
+  }), fuzzParams(2000))
   t.pass()
 })
 
@@ -143,7 +143,7 @@ t.test('route durations and ipBlocks addresses: total, promptly; valid ones roun
     const addr = total(() => parseIP(ip))
     if (addr !== null && addr.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff)) throw new Error(`${ip} → ${addr.join(',')}`)
     if (parsed !== null && addr !== null) total(() => blockContains(parsed, addr))
-  }), fuzzParams(3000))
+  }), fuzzParams(1500))
   fc.assert(fc.property(fc.oneof(fc.ipV4(), fc.ipV6()), (ip) => {
     const words = parseIP(ip)
     const block = parseBlock(ip)
