@@ -33,7 +33,7 @@ t.test('parseDuration: every text is milliseconds within its range, or FERRY_ERR
       return
     }
     if (!Number.isSafeInteger(o.value) || o.value < (r.minMs ?? 0) || o.value > (r.maxMs ?? Infinity)) throw new Error(`"${text}" gave ${o.value}`)
-  }), fuzzParams(2000))
+  }), fuzzParams(1000))
   t.pass()
 })
 
@@ -41,7 +41,7 @@ t.test('formatDuration → parseDuration round-trips every whole millisecond cou
   fc.assert(fc.property(fc.nat({ max: 2 ** 45 }), (ms) => {
     const back = parseDuration(formatDuration(ms), 'x')
     if (back !== ms) throw new Error(`${ms} → ${formatDuration(ms)} → ${back}`)
-  }), fuzzParams(1000))
+  }), fuzzParams(500))
   t.pass()
 })
 
@@ -49,7 +49,7 @@ t.test('parseCertTtl: within CERT_TTL or refused', async (t) => {
   fc.assert(fc.property(fc.oneof(nearDuration, anyText(20)), (text) => {
     const o = outcome(INVALID, () => parseCertTtl(text, 'ferry agent: --cert-ttl'))
     if (o.ok && (o.value < CERT_TTL.minMs || o.value > CERT_TTL.maxMs)) throw new Error(`"${text}" gave ${o.value}`)
-  }), fuzzParams(1000))
+  }), fuzzParams(500))
   t.pass()
 })
 
@@ -61,7 +61,7 @@ t.test('ferry install --set: every KEY=VALUE list parses or is refused naming th
   fc.assert(fc.property(fc.array(assignment, { maxLength: 4 }), (list) => {
     const o = outcome(INVALID, () => parseSettings(list))
     if (o.ok) for (const k of o.value.keys()) if (!Object.hasOwn(SETTINGS, k)) throw new Error(`unknown key ${k} accepted`)
-  }), fuzzParams(2000))
+  }), fuzzParams(1000))
   t.pass()
 })
 
@@ -69,12 +69,12 @@ t.test('worker counts and --listen', async (t) => {
   fc.assert(fc.property(fc.oneof(fc.integer({ min: -5, max: 2000 }).map(String), anyText(8)), (text) => {
     const o = outcome(INVALID, () => parseWorkerCount(text, 'ferry agent: --workers'))
     if (o.ok && (!Number.isInteger(o.value) || o.value < 1)) throw new Error(`"${text}" gave ${o.value}`)
-  }), fuzzParams(1000))
+  }), fuzzParams(500))
   const host = fc.oneof(fc.ipV4(), fc.ipV6().map((a) => `[${a}]`), fc.domain(), fc.constantFrom('[]', '[::1', 'a:b', ''))
   fc.assert(fc.property(fc.oneof(fc.tuple(host, fc.integer({ min: -1, max: 70000 })).map(([h, p]) => `${h}:${p}`), anyText(40), pathological(['a', '[', ':', '1'])), (text) => {
     const o = outcome(INVALID, () => parseListen(text))
     if (o.ok && (!Number.isInteger(o.value.port) || o.value.port > 65535 || o.value.host === '')) throw new Error(`"${text}" gave ${JSON.stringify(o.value)}`)
-  }), fuzzParams(1000))
+  }), fuzzParams(500))
   t.pass()
 })
 
@@ -128,7 +128,7 @@ t.test('ferry agent: any argv gives frozen options or FERRY_ERR_INVALID_ARG', as
   fc.assert(fc.property(argv(AGENT_FLAGS, ['--kubernetes']), fc.option(fc.constantFrom('node-1', 'BAD NAME')), (args, node) => {
     const o = outcome(INVALID, () => parseAgentOptions(args, node === null ? {} : { NODE_NAME: node }))
     if (o.ok && !Object.isFrozen(o.value)) throw new Error('options not frozen')
-  }), fuzzParams(1500))
+  }), fuzzParams(750))
   t.pass()
 })
 
@@ -136,7 +136,7 @@ t.test('ferry controller: any argv gives frozen options or FERRY_ERR_INVALID_ARG
   fc.assert(fc.property(argv(CONTROLLER_FLAGS, ['--kubernetes']), (args) => {
     const o = outcome(INVALID, () => parseControllerOptions(args))
     if (o.ok && !Object.isFrozen(o.value)) throw new Error('options not frozen')
-  }), fuzzParams(1500))
+  }), fuzzParams(750))
   t.pass()
 })
 
@@ -147,6 +147,6 @@ t.test('the lab node-token file: any text maps tokens to nodes or is refused as 
   }, { requiredKeys: [] })
   fc.assert(fc.property(fc.oneof(doc.map((d) => JSON.stringify(d)), anyJson(3).map((d) => JSON.stringify(d) ?? ''), anyText(60)), (text) => {
     outcome(['FERRY_ERR_CONFIG'], () => parseLabNodeTokens(text, '/tmp/tokens.json'))
-  }), fuzzParams(1500))
+  }), fuzzParams(750))
   t.pass()
 })

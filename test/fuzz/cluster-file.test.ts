@@ -98,7 +98,7 @@ t.test('parseClusterList: any text is a frozen snapshot or FERRY_ERR_CONFIG nami
     }
     if (!Object.isFrozen(o.value) || !Object.isFrozen(o.value.pods)) throw new Error('snapshot not frozen')
     useSnapshot(o.value)
-  }), fuzzParams(250))
+  }), fuzzParams(125))
   t.pass()
 })
 
@@ -110,7 +110,7 @@ t.test('a valid list is read whole: every pod and service, with canonical addres
     if (s.pods.length !== pods || s.services.length !== services) throw new Error(`${s.pods.length}/${pods} pods, ${s.services.length}/${services} services`)
     for (const p of s.pods) for (const ip of p.podIPs) if (ip !== ip.toLowerCase()) throw new Error(`${ip} not canonical`)
     useSnapshot(s)
-  }), fuzzParams(200))
+  }), fuzzParams(100))
   t.pass()
 })
 
@@ -122,6 +122,6 @@ t.test('the lab reads the same file: a v1 List or FERRY_ERR_LAB naming the file'
     writeFileSync(path, text)
     const o = outcome(['FERRY_ERR_LAB'], () => readClusterFile(path))
     if (!o.ok && !o.error.message.includes(path)) throw new Error(`does not name the file: ${o.error.message}`)
-  }), fuzzParams(150))
+  }), fuzzParams(75))
   t.pass()
 })

@@ -152,7 +152,7 @@ t.test('admission: any text gives a frozen snapshot whose refusals name the prob
     const s = admitted(texts)
     checkReports(s)
     compileAll(s)
-  }), fuzzParams(60))
+  }), fuzzParams(30))
   t.pass()
 })
 
@@ -160,7 +160,7 @@ t.test('buildSnapshot: any text is a snapshot or FERRY_ERR_CONFIG listing the is
   fc.assert(fc.property(anyConfigText, (text) => {
     const o = outcome(['FERRY_ERR_CONFIG'], () => buildSnapshot([{ path: '/fuzz/a.yaml', text }], { origin: '/fuzz', generation: 1 }))
     if (!o.ok && !o.error.message.includes('/fuzz/a.yaml')) throw new Error(`the error does not name the file: ${o.error.message}`)
-  }), fuzzParams(40))
+  }), fuzzParams(20))
   t.pass()
 })
 
@@ -170,6 +170,6 @@ t.test('round trip: the documents a snapshot keeps are admitted again into the s
     const s = admitted(docs.map(([d, ms]) => stringify(mutate(d.value, ms))))
     const again = total(() => admitDocuments(s.documents, { origin: '/fuzz', generation: ++generation }))
     if (resources(again) !== resources(s)) throw new Error('re-admitting the kept documents changed the resources')
-  }), fuzzParams(50))
+  }), fuzzParams(25))
   t.pass()
 })

@@ -116,7 +116,7 @@ t.test('CreateCertificate: every request is a certificate for its SAN, or a FERR
     if (!/^FERRY_ERR_[A-Z_]+: ./.test(err.details)) throw new Error(`refusal without a code: ${err.details}`)
     if (c.kind === 'valid' && tok === 'Bearer good' && Number(validityDuration) >= 0 && (c.id.trustDomain === TRUST_DOMAIN && c.id.namespace === 'app')) throw new Error(`a valid request refused: ${err.details}`)
     if (c.kind === 'valid' && tok === 'Bearer good' && Number(validityDuration) >= 0 && err.code !== grpc.status.PERMISSION_DENIED) throw new Error(`a foreign identity refused with ${grpc.status[err.code]}: ${err.details}`)
-  }), fuzzParams(50))
+  }), fuzzParams(25))
   t.pass()
 })
 
@@ -137,7 +137,7 @@ t.test('CreateCertificate: arbitrary bytes through the server codec are refused 
     const err = await new Promise<any>((resolve) => { handlers.CreateCertificate({ request, metadata, getPeer: () => 'x' } as any, (e: any) => { resolve(e) }) })
     if (err === null) throw new Error('random bytes got a certificate')
     if (err.code === grpc.status.INTERNAL || !/^FERRY_ERR_[A-Z_]+: ./.test(err.details)) throw new Error(`${grpc.status[err.code]}: ${err.details}`)
-  }), fuzzParams(300))
+  }), fuzzParams(150))
   t.pass()
 })
 
@@ -177,7 +177,7 @@ t.test('ConfigService/Stream: any agent message, decoded or built, leaves the st
     total(() => call.emit('data', msg))
     const [state] = service.agents()
     if (state === undefined || !['pending', 'acked', 'nacked'].includes(state.state)) throw new Error(`stream state ${JSON.stringify(state)}`)
-  }), fuzzParams(1000))
+  }), fuzzParams(500))
   t.pass()
 })
 
@@ -201,7 +201,7 @@ t.test('the agent answers every configuration snapshot with an ACK or a NACK wit
     total(() => (stream as any).onSnapshotMessage(call, msg as ConfigSnapshotMessage))
     const [answer] = call.written as any[]
     if (answer?.ack === undefined && !(Array.isArray(answer?.nack?.reasons) && answer.nack.reasons.length > 0 && answer.nack.reasons.every((r: unknown) => typeof r === 'string' && r !== ''))) throw new Error(`answer ${JSON.stringify(answer)}`)
-  }), fuzzParams(300))
+  }), fuzzParams(150))
   t.pass()
 })
 
@@ -209,7 +209,7 @@ t.test('refused-object reports from the wire are bounded and typed, whatever the
   fc.assert(fc.property(fc.oneof(anyJson(4), fc.array(anyJson(3), { maxLength: 5 })), (list) => {
     const reports = total(() => fromReportMessages(list as any))
     for (const r of reports) if (typeof r.object !== 'string' || typeof r.file !== 'string' || !Number.isSafeInteger(r.line) || r.state !== 'refused') throw new Error(JSON.stringify(r))
-  }), fuzzParams(1000))
+  }), fuzzParams(500))
   t.pass()
 })
 

@@ -51,14 +51,14 @@ t.test('normalizePath: any request-target is a clean path or a stable refusal re
     if (opts.normalization !== 'BASE' && path.includes('//')) throw new Error(`${raw} → ${p}: "//" is left`)
     const again = normalizePath(p, opts)
     if (!('path' in again) || again.path !== p) throw new Error(`not a fixed point: ${JSON.stringify(raw)} → ${JSON.stringify(p)} → ${JSON.stringify(again)}`)
-  }), fuzzParams(2000))
+  }), fuzzParams(1000))
   t.pass()
 })
 
 t.test('pathNormalizationOptions: any option object is frozen options or FERRY_ERR_CONFIG naming the option', async (t) => {
   fc.assert(fc.property(fc.dictionary(fc.constantFrom('normalization', 'escapedSlashes', 'other'), fc.oneof(fc.constantFrom(...PATH_NORMALIZATIONS, ...ESCAPED_SLASHES_ACTIONS), fc.anything()), { maxKeys: 3 }), (input) => {
     outcome(['FERRY_ERR_CONFIG', 'FERRY_ERR_INVALID_ARG'], () => pathNormalizationOptions(input))
-  }), fuzzParams(500))
+  }), fuzzParams(250))
   t.pass()
 })
 
@@ -70,7 +70,7 @@ t.test('sniffing the first bytes: a verdict or "more", promptly; a request line 
   fc.assert(fc.property(fc.oneof(requestish, preface, fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)), pathological(['A', 'GET ', '/', ' ']).map((s) => Buffer.from(s))), fc.integer({ min: 16, max: 65536 }), (buf, maxLine) => {
     const r = total(() => classify(buf, maxLine))
     if (r !== 'more' && r !== null && !(['http', 'l4'] as const).includes(r.kind)) throw new Error(`verdict ${JSON.stringify(r)}`)
-  }), fuzzParams(3000))
+  }), fuzzParams(1500))
   t.same(classify(Buffer.from('GET /x HTTP/1.1\r\n'), 8192), { kind: 'http', version: 'http1' })
   t.same(classify(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), 8192), { kind: 'http', version: 'http2' })
 })
@@ -93,14 +93,14 @@ t.test('trace context: any headers give a valid context or null; what Ferry writ
       if (c.spanId !== null && !/^[0-9a-f]{16}$/.test(c.spanId)) throw new Error(`span id ${c.spanId}`)
       if ((c.traceId === null) !== (c.spanId === null)) throw new Error('half a context')
     }
-  }), fuzzParams(3000))
+  }), fuzzParams(1500))
   fc.assert(fc.property(hex(32).filter((x) => !/^0+$/.test(x)), hex(16).filter((x) => !/^0+$/.test(x)), fc.boolean(), fc.boolean(), (traceId, spanId, sampled, debug) => {
     const out = { traceId, spanId, parentSpanId: null, sampled: sampled || debug, debug, traceState: null }
     const w = readW3C({ traceparent: formatTraceparent(out) })
     const b = readB3Single({ b3: formatB3Single(out) })
     if (w?.traceId !== traceId || w.spanId !== spanId || w.sampled !== out.sampled) throw new Error(`traceparent ${formatTraceparent(out)} read as ${JSON.stringify(w)}`)
     if (b?.traceId !== traceId || b.spanId !== spanId || b.sampled !== out.sampled || b.debug !== debug) throw new Error(`b3 ${formatB3Single(out)} read as ${JSON.stringify(b)}`)
-  }), fuzzParams(1000))
+  }), fuzzParams(500))
   t.pass()
 })
 
@@ -115,16 +115,16 @@ t.test('headers: grpc-status, hop-by-hop, Host, request targets', async (t) => {
     for (const k of named) if (k !== 'te' && Object.hasOwn(out, k)) throw new Error(`${k}, named by connection, forwarded`)
     const s = total(() => grpcStatusIn(h))
     if (s !== null && !Number.isInteger(s)) throw new Error(`grpc-status ${String(s)}`)
-  }), fuzzParams(2000))
+  }), fuzzParams(1000))
   fc.assert(fc.property(fc.integer({ min: 0, max: 1000 }), (status) => {
     const g = total(() => grpcStatusOfHttp(status))
     if (!Number.isInteger(g) || g < 0 || g > 16) throw new Error(`${status} → ${g}`)
-  }), fuzzParams(300))
+  }), fuzzParams(150))
   fc.assert(fc.property(fc.oneof(anyText(40), fc.tuple(fc.oneof(fc.domain(), fc.ipV6().map((a) => `[${a}]`), fc.ipV4()), fc.option(fc.nat({ max: 70000 }))).map(([h, p]) => p === null ? h : `${h}:${p}`)), target, (host, raw) => {
     if (typeof total(() => hostOnly(host)) !== 'string') throw new Error('host')
     const p = total(() => pathOnly(raw))
     if (total(() => withPath(raw, p)) !== raw) throw new Error(`withPath(${raw}, pathOnly) is not ${raw}`)
-  }), fuzzParams(2000))
+  }), fuzzParams(1000))
   t.pass()
 })
 
@@ -132,7 +132,7 @@ t.test('route durations and ipBlocks addresses: total, promptly; valid ones roun
   fc.assert(fc.property(fc.oneof(fc.array(fc.tuple(fc.nat({ max: 10_000 }).map(String), fc.constantFrom('h', 'm', 's', 'ms', '', 'us')).map(([n, u]) => n + u), { minLength: 1, maxLength: 5 }).map((p) => p.join('')), anyText(20), pathological(['1', '1.', '1s', '9m'])), (text) => {
     const ms = total(() => durationMs(text))
     if (!Number.isNaN(ms) && (!Number.isInteger(ms) || ms < 0)) throw new Error(`${text} → ${ms}`)
-  }), fuzzParams(2000))
+  }), fuzzParams(1000))
   const block = fc.oneof(
     fc.tuple(fc.ipV4(), fc.option(fc.integer({ min: -1, max: 33 }))).map(([a, p]) => p === null ? a : `${a}/${p}`),
     fc.tuple(fc.ipV6(), fc.option(fc.integer({ min: -1, max: 129 }))).map(([a, p]) => p === null ? a : `${a}/${p}`),
@@ -143,12 +143,12 @@ t.test('route durations and ipBlocks addresses: total, promptly; valid ones roun
     const addr = total(() => parseIP(ip))
     if (addr !== null && addr.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffffffff)) throw new Error(`${ip} → ${addr.join(',')}`)
     if (parsed !== null && addr !== null) total(() => blockContains(parsed, addr))
-  }), fuzzParams(1500))
+  }), fuzzParams(750))
   fc.assert(fc.property(fc.oneof(fc.ipV4(), fc.ipV6()), (ip) => {
     const words = parseIP(ip)
     const block = parseBlock(ip)
     if (words === null || block === null) throw new Error(`${ip} not parsed`)
     if (!ip.toLowerCase().startsWith('::ffff:') && !blockContains(block, words)) throw new Error(`${ip} not in its own block`)
-  }), fuzzParams(1000))
+  }), fuzzParams(500))
   t.pass()
 })

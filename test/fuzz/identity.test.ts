@@ -35,7 +35,7 @@ t.test('parseCsr: any text is a parsed CSR or FERRY_ERR_CSR saying what is wrong
   await fc.assert(fc.asyncProperty(input, async (pem) => {
     const o = await outcomeAsync(['FERRY_ERR_CSR'], async () => await parseCsr(pem))
     if (o.ok && !o.value.spiffeId.uri.startsWith('spiffe://')) throw new Error(`parsed ${o.value.spiffeId.uri}`)
-  }), fuzzParams(200))
+  }), fuzzParams(100))
   t.pass()
 })
 
@@ -65,7 +65,7 @@ t.test('a CSR for a generated workload ID is accepted with that ID; any other SA
     const one = sans!.length === 1 && sans![0].type === 'url' && spiffeIdProblem(sans![0].value) === null
     if (o.ok !== one) throw new Error(`SANs ${JSON.stringify(sans)}: ${o.ok ? 'accepted' : o.error.message}`)
     if (o.ok && o.value.spiffeId.uri !== sans![0].value) throw new Error(`parsed as ${o.value.spiffeId.uri}`)
-  }), fuzzParams(60))
+  }), fuzzParams(30))
   t.pass()
 })
 
@@ -80,22 +80,22 @@ t.test('SPIFFE IDs: parse or FERRY_ERR_SPIFFE_ID; what parses is canonical; gene
     const o = outcome(['FERRY_ERR_SPIFFE_ID'], () => parseSpiffeId(uri))
     if (total(() => tryParseSpiffeId(uri) === null) === o.ok) throw new Error(`tryParseSpiffeId disagrees on ${uri}`)
     if (o.ok && formatSpiffeId(o.value) !== uri) throw new Error(`${uri} is not canonical`)
-  }), fuzzParams(3000))
+  }), fuzzParams(1500))
   fc.assert(fc.property(trustDomain, dnsLabel, saName, (td, ns, sa) => {
     const id = spiffeIdOf(td, ns, sa)
     if (parseSpiffeId(id.uri).uri !== id.uri) throw new Error(id.uri)
-  }), fuzzParams(500))
+  }), fuzzParams(250))
   t.pass()
 })
 
 t.test('PEM blocks and subjectAltName text: total functions, promptly', async (t) => {
   fc.assert(fc.property(fc.oneof(anyText(300), pathological(['-----BEGIN CERTIFICATE-----\n', 'A', 'AAAA\r\n', '-----END CERTIFICATE-----'])), (text) => {
     for (const b of total(() => pemBlocks(text, 'CERTIFICATE'))) if (!b.startsWith('-----BEGIN CERTIFICATE-----\n')) throw new Error(b)
-  }), fuzzParams(500))
+  }), fuzzParams(250))
   const entry = fc.tuple(fc.constantFrom('URI', 'DNS', 'IP Address', 'email'), fc.oneof(fc.webUrl(), anyText(20).map((s) => JSON.stringify(s)), anyText(20)))
   fc.assert(fc.property(fc.oneof(fc.array(entry, { maxLength: 4 }).map((es) => es.map(([k, v]) => `${k}:${v}`).join(', ')), anyText(100), pathological(['URI:"\\', 'URI:a, ', '"', ', '])), (text) => {
     const names = total(() => parseAltNames(text))
     if (names !== null && names.some((n) => typeof n.type !== 'string' || typeof n.value !== 'string')) throw new Error(text)
-  }), fuzzParams(1000))
+  }), fuzzParams(500))
   t.pass()
 })

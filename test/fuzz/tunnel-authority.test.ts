@@ -33,7 +33,7 @@ t.test('parseAuthority: any input is null or a valid frozen address, promptly', 
     // What parses re-serialises to the same authority (IPv6 lower-cased).
     const again = formatAuthority(a)
     if (again !== (a.family === 6 ? text.toLowerCase() : text)) throw new Error(`${text} re-serialised as ${again}`)
-  }), fuzzParams(3000))
+  }), fuzzParams(1500))
   t.pass('no input threw, hung or parsed into something invalid')
 })
 
@@ -41,7 +41,7 @@ t.test('parseAuthority: non-strings are null', async (t) => {
   fc.assert(fc.property(fc.anything(), (v) => {
     if (typeof v === 'string') return
     if (total(() => parseAuthority(v)) !== null) throw new Error('a non-string parsed')
-  }), fuzzParams(300))
+  }), fuzzParams(150))
   t.pass()
 })
 
@@ -54,7 +54,7 @@ t.test('every address and port round-trips through formatAuthority → parseAuth
       throw new Error(`${address} port ${p} did not round-trip`)
     }
     if (a.port !== p || a.address !== address.toLowerCase()) throw new Error(`${address}:${p} came back as ${a.address}:${a.port}`)
-  }), fuzzParams(2000))
+  }), fuzzParams(1000))
   t.pass()
 })
 
@@ -69,13 +69,13 @@ t.test('parseForwardedFor: any input is null or an address, promptly; what we wr
   fc.assert(fc.property(fc.oneof(anyText(80), nearForwarded, pathological(['1.', '"[', ':', 'a:']), fc.anything()), (value) => {
     const a = total(() => parseForwardedFor(value))
     if (a !== null && !isIPv4(a) && !isIPv6(a)) throw new Error(`"${String(value)}" gave ${a}`)
-  }), fuzzParams(3000))
+  }), fuzzParams(1500))
   fc.assert(fc.property(fc.oneof(ipv4, ipv6), (address) => {
     const header = forwardedFor(address)
     if (header === null) throw new Error(`no header for ${address}`)
     const back = parseForwardedFor(header)
     if (back === null && header.length > 64) return
     if (back !== address.toLowerCase()) throw new Error(`${address} → ${header} → ${String(back)}`)
-  }), fuzzParams(1000))
+  }), fuzzParams(500))
   t.pass()
 })
