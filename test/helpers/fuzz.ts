@@ -160,7 +160,10 @@ function nodePaths (v: unknown, at: Path = [], out: Path[] = []): Path[] {
 /** A copy of `doc` with `ms` applied. */
 export function mutate (doc: unknown, ms: readonly Mutation[]): any {
   let root: any = structuredClone(doc)
-  for (const m of ms) {
+  for (const mutation of ms) {
+    // A copy of the value too: a generated value may be one shared constant ([] or {}),
+    // which must neither change between cases nor end up inside itself.
+    const m = { ...mutation, value: structuredClone(mutation.value) }
     const all = nodePaths(root)
     const path = all[m.pick % all.length]
     if (path.length === 0) { if (m.op === 'replace') root = m.value; continue }
