@@ -17,8 +17,11 @@ const HOP_BY_HOP: ReadonlySet<string> = new Set([
  */
 export function endToEndHeaders (h: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {}
-  const named = h.connection as string | undefined
-  const extra = named === undefined ? null : named.toLowerCase().split(',').map((s) => s.trim())
+  // Node joins a repeated Connection header into one string, but a header object may hold
+  // it as a list (or as anything, built by other code): every form names headers.
+  const named: unknown = h.connection
+  const text = typeof named === 'string' ? named : Array.isArray(named) ? named.join(',') : undefined
+  const extra = text === undefined ? null : text.toLowerCase().split(',').map((s) => s.trim())
   for (const k in h) {
     if (HOP_BY_HOP.has(k) || k.charCodeAt(0) === 58 /* ':' */) {
       if (k === 'te' && String(h.te).toLowerCase() === 'trailers') out.te = 'trailers'

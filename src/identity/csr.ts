@@ -53,7 +53,15 @@ export async function parseCsr (pem: string): Promise<ParsedCsr> {
   } catch (err) {
     throw bad(`not a PKCS#10 request: ${(err as Error).message}`, err)
   }
-  const publicKeyObject = checkKey(csr.publicKey)
+  // The library decodes the key and the extensions when they are first read, not in the
+  // constructor: each read is part of parsing, and its failure a malformed request.
+  let publicKey: x509.PublicKey
+  try {
+    publicKey = csr.publicKey
+  } catch (err) {
+    throw bad(`the public key cannot be read: ${(err as Error).message}`, err)
+  }
+  const publicKeyObject = checkKey(publicKey)
   let signed: boolean
   try {
     signed = await csr.verify()
@@ -61,7 +69,7 @@ export async function parseCsr (pem: string): Promise<ParsedCsr> {
     throw bad(`the signature cannot be checked: ${(err as Error).message}`, err)
   }
   if (!signed) throw bad('the signature does not match the public key')
-  return Object.freeze({ spiffeId: requestedIdentity(csr), publicKey: csr.publicKey, publicKeyObject })
+  return Object.freeze({ spiffeId: requestedIdentity(csr), publicKey, publicKeyObject })
 }
 
 function checkKey (publicKey: x509.PublicKey): KeyObject {
@@ -79,7 +87,13 @@ function checkKey (publicKey: x509.PublicKey): KeyObject {
 }
 
 function requestedIdentity (csr: x509.Pkcs10CertificateRequest): SpiffeId {
-  const sans = csr.extensions.filter((e) => e.type === SAN_OID)
+  let extensions: readonly x509.Extension[]
+  try {
+    extensions = csr.extensions
+  } catch (err) {
+    throw bad(`the requested extensions cannot be read: ${(err as Error).message}`, err)
+  }
+  const sans = extensions.filter((e) => e.type === SAN_OID)
   if (sans.length !== 1) throw bad(`expected one subjectAltName extension, found ${sans.length}`)
   let names: readonly x509.GeneralName[]
   try {

@@ -13,6 +13,8 @@ const NUMBER = '\\d+(?:\\.\\d+)?'
 const UNITS = 'ms|s|m|h|d'
 const DURATION = new RegExp(`^(?:(?:${NUMBER}(?:${UNITS}))+|${NUMBER})$`)
 const PART = new RegExp(`(${NUMBER})(${UNITS})`, 'g')
+/** Longest duration text read ("365d" is 4 characters; "1d23h59m59s999ms" 16). */
+const MAX_TEXT = 64
 const HOUR_MS = UNIT_MS.h
 const DAY_MS = UNIT_MS.d
 
@@ -28,7 +30,9 @@ export interface DurationRange {
  */
 export function parseDuration (text: string, what: string, range: DurationRange = {}): number {
   const trimmed = typeof text === 'string' ? text.trim() : ''
-  if (!DURATION.test(trimmed)) {
+  // Bounded before any regular expression runs: the search for parts is quadratic in the
+  // length of a long run of digits, and no duration needs more than a few dozen characters.
+  if (trimmed.length > MAX_TEXT || !DURATION.test(trimmed)) {
     throw ferryError('FERRY_ERR_INVALID_ARG', `${what} "${String(text)}" is invalid: expected a duration such as 24h, 30m, 45s, 1h30m, 500ms or 30 (seconds)`)
   }
   const parts = [...trimmed.matchAll(PART)]

@@ -156,7 +156,8 @@ export function parseSettings (assignments: readonly string[]): InstallSettings 
     const eq = text.indexOf('=')
     if (eq <= 0) throw ferryError('FERRY_ERR_INVALID_ARG', `ferry install: --set "${text}" is invalid: expected KEY=VALUE`)
     const key = text.slice(0, eq)
-    const setting = SETTINGS[key]
+    // Own keys only: "toString" or "constructor" are no settings, whatever Object.prototype holds.
+    const setting = Object.hasOwn(SETTINGS, key) ? SETTINGS[key] : undefined
     if (setting === undefined) {
       const hint = closest(key)
       throw ferryError('FERRY_ERR_INVALID_ARG', `ferry install: unknown --set key "${key}"${hint === null ? '' : ` (did you mean "${hint}"?)`}; known keys: ${Object.keys(SETTINGS).join(', ')}`)

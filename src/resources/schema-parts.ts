@@ -109,11 +109,13 @@ export const selector = {
 }
 
 /** A whole document of `kind`: apiVersion one of `versions`, the metadata, `spec`, and a status Ferry ignores. */
+/** A kind whose spec has required fields requires the spec itself: an absent spec would skip those checks. */
 export function resourceSchema (kind: ResourceKind, versions: readonly string[], spec: object, meta: object = metadata): object {
+  const specRequired = ((spec as { required?: unknown[] }).required ?? []).length > 0
   return {
     type: 'object',
     additionalProperties: false,
-    required: ['apiVersion', 'kind', 'metadata'],
+    required: ['apiVersion', 'kind', 'metadata', ...(specRequired ? ['spec'] : [])],
     properties: {
       apiVersion: { type: 'string', enum: [...versions] },
       kind: { const: kind },

@@ -34,6 +34,12 @@ export interface ParsedYaml {
 
 /** Aliases beyond this count are refused (the "billion laughs" guard). */
 const MAX_ALIAS_COUNT = 100
+/**
+ * Collections nested deeper than this are refused before they are converted: a
+ * configuration document needs a dozen levels, and the conversion (recursive, in the
+ * library and in the validators after it) must never come near the stack's end.
+ */
+const MAX_NESTING = 64
 
 type Ranged = { range?: [number, number, number] } | null | undefined
 
@@ -44,11 +50,23 @@ export function parseYamlDocuments (text: string, file: string, opts: ParseOptio
   const counter = new yaml.LineCounter()
   const shift = (opts.firstLine ?? 1) - 1
   const lineAt = (offset: number): number => counter.linePos(offset).line + shift
-  const docs = yaml.parseAllDocuments(text, { lineCounter: counter, uniqueKeys: true, prettyErrors: false })
-  if (!Array.isArray(docs)) return { documents, issues } // only comments or whitespace
+  // parseAllDocuments in two steps, so that documents nested too deeply for the
+  // composer's recursion are set aside before it sees them (the tokenizer is iterative).
+  const tokens: Array<import('yaml').CST.Token> = []
+  for (const token of new yaml.Parser(counter.addNewLine).parse(text)) {
+    const deep = cstTooDeep(token)
+    if (deep === null) tokens.push(token)
+    else issues.push({ file, line: lineAt(deep), message: `YAML error: ${TOO_DEEP}` })
+  }
+  const docs = Array.from(new yaml.Composer({ uniqueKeys: true }).compose(tokens))
   for (const doc of docs) {
     if (doc.errors.length > 0) {
       for (const e of doc.errors) issues.push({ file, line: lineAt(e.pos[0]), message: `YAML error: ${firstLine(e.message)}` })
+      continue
+    }
+    const shape = shapeProblem(yaml, doc)
+    if (shape !== null) {
+      issues.push({ file, line: lineAt(shape.offset), message: `YAML error: ${shape.message}` })
       continue
     }
     let value: unknown
@@ -70,6 +88,57 @@ export function parseYamlDocuments (text: string, file: string, opts: ParseOptio
     }
   }
   return { documents, issues }
+}
+
+const TOO_DEEP = `maps and lists are nested deeper than ${MAX_NESTING} levels`
+
+/** The offset of a collection nested deeper than MAX_NESTING in a tokenized document, or null. Iterative. */
+function cstTooDeep (token: import('yaml').CST.Token): number | null {
+  const stack: Array<{ node: unknown, depth: number }> = [{ node: token, depth: 0 }]
+  while (stack.length > 0) {
+    const { node, depth } = stack.pop()!
+    if (node === null || typeof node !== 'object') continue
+    const t = node as { value?: unknown, items?: Array<{ key?: unknown, value?: unknown }>, offset?: number }
+    if (Array.isArray(t.items)) {
+      if (depth + 1 > MAX_NESTING) return t.offset ?? 0
+      for (const item of t.items) {
+        stack.push({ node: item.key, depth: depth + 1 })
+        stack.push({ node: item.value, depth: depth + 1 })
+      }
+    } else if (t.value !== null && typeof t.value === 'object') {
+      stack.push({ node: t.value, depth })
+    }
+  }
+  return null
+}
+
+/**
+ * Why a parsed document cannot be converted safely, or null. Walked without recursion:
+ * a map or list nested deeper than MAX_NESTING, and a mapping key that is a map, a list
+ * or an alias (the library would print such a key as a string, in time that grows
+ * exponentially with its nesting: `? ? ? … ` of a kilobyte takes minutes). Keys of
+ * configuration documents are plain scalars.
+ */
+function shapeProblem (yaml: YamlModule, doc: Document.Parsed): { offset: number, message: string } | null {
+  const { isAlias, isCollection, isPair } = yaml
+  const stack: Array<{ node: unknown, depth: number }> = [{ node: doc.contents, depth: 1 }]
+  while (stack.length > 0) {
+    const { node, depth } = stack.pop()!
+    if (!isCollection(node)) continue
+    const offset = (node as Ranged)?.range?.[0] ?? 0
+    if (depth > MAX_NESTING) return { offset, message: TOO_DEEP }
+    for (const item of node.items as unknown[]) {
+      if (isPair(item)) {
+        if (isCollection(item.key) || isAlias(item.key)) {
+          return { offset: (item.key as Ranged)?.range?.[0] ?? offset, message: 'a mapping key must be a plain value (a string or a number), not a map, a list or an alias' }
+        }
+        stack.push({ node: item.value, depth: depth + 1 })
+      } else {
+        stack.push({ node: item, depth: depth + 1 })
+      }
+    }
+  }
+  return null
 }
 
 /** The lines a document's contents occupy (from the start of its first line, so a `--- {…}` keeps its marker). */

@@ -56,3 +56,11 @@ t.test('refusals say what is wrong', async (t) => {
   const tampered = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`
   await t.rejects(parseCsr(tampered), { code: 'FERRY_ERR_CSR' }, 'tampered signature')
 })
+
+// Found by test/fuzz/identity.test.ts and test/fuzz/grpc-services.test.ts: a request whose
+// key parameters are no curve name (the library decodes them on first read) threw the
+// library's own error, which the CA answered as INTERNAL.
+t.test('a public key the library cannot decode is a refusal, not an internal error', async (t) => {
+  const pem = '-----BEGIN CERTIFICATE REQUEST-----\nMIH+MIGkAgEAMAAwWTATBgcqhkjOPQIBMggqhkjOPQMBBwNCAAR5PYq1RXeMABQq\nzfFsanbzMIzkJCI0KIeppSmlgvgPgUaTksxNViSiDDnrXxaCDnxG52aEcBHKHWhY\nnkVGJJE5oEIwQAYJKoZIhvcNAQkOMTMwMTAvBgNVHREEKDAmhiRzcGlmZmU6Ly9j\nbHVzdGVyLmxvY2FsL25zL2FwcC9zYS9zYTAwCgYIKoZIzj0EAwIDSQAwRgIhAOHm\nYZFtBTBYKyahz3MkoiNNrIMrHg7pUcM4+X674nw5AiEA14nvxFz25ju0VAXgyPDw\ndv8iFhChb1EipzXJy6RS27Y=\n-----END CERTIFICATE REQUEST-----\n'
+  await t.rejects(parseCsr(pem), { code: 'FERRY_ERR_CSR', message: /^certificate signing request rejected: the public key cannot be read: / })
+})

@@ -29,6 +29,15 @@ t.test('anything else is FERRY_ERR_INVALID_ARG naming the option', async (t) => 
   }
 })
 
+// Found by test/fuzz/cli-values.test.ts: a run of 40,000 digits took seconds (the search
+// for unit parts is quadratic in it); text longer than any duration is refused unread.
+t.test('text longer than any duration is refused as invalid before it is searched', async (t) => {
+  for (const long of ['1'.repeat(40_000), `${'1'.repeat(40_000)} `, '1s'.repeat(33)]) {
+    t.throws(() => parseDuration(long, '--drain-grace'), { code: 'FERRY_ERR_INVALID_ARG', message: /^--drain-grace "1+s?(1s)*\s?" is invalid: expected a duration/ }, `${long.length} characters`)
+  }
+  t.equal(parseDuration('1d23h59m59s999ms', 'x'), 172_799_999)
+})
+
 t.test('a range: the error says the bounds', async (t) => {
   t.equal(parseDuration('5m', 'x', { minMs: 1, maxMs: 300_000 }), 300_000, 'bounds are inclusive')
   t.throws(() => parseDuration('0', '--timeout', { minMs: 1 }), { message: '--timeout "0" is invalid: expected a duration of at least 1ms' })

@@ -98,6 +98,8 @@ t.test('unknown keys and bad values are refused by name', async (t) => {
   t.match(refused(['controller.replicas=0']), /expected a whole number from 1 to 9/)
   t.match(refused(['controller.certTtl=forever']), /--set controller\.certTtl="forever" is invalid: expected a duration/)
   t.match(refused(['logLevel=info', 'logLevel=debug']), /--set logLevel is given twice/)
+  // Found by test/fuzz/cli-values.test.ts: a key that names a property of every object is no setting.
+  for (const key of ['toString', 'constructor', '__proto__', 'hasOwnProperty']) t.match(refused([`${key}=x`]), new RegExp(`unknown --set key "${key}"`), key)
   t.equal(refused(['image=ferry@sha256:' + 'a'.repeat(64), 'agent.resources.limits.memory=1.5Gi']), 'accepted')
   t.ok(Object.keys(SETTINGS).length >= 10)
 })

@@ -154,6 +154,23 @@ for (const bad of BAD) {
   })
 }
 
+// Found by test/fuzz/config-documents.test.ts. Deep nesting overflowed the YAML
+// library's recursion (caught as a YAML error, until the overflow struck inside V8's
+// regular-expression compiler and aborted the process), and `? ? ? …` of a kilobyte (maps
+// as keys of maps) took minutes to convert: both are refused before conversion.
+t.test('documents nested too deeply, or with a map as a key, are refused as YAML errors', async (t) => {
+  for (const [name, text] of [['explicit keys', '? '.repeat(2000) + 'x\n'], ['lists', '- '.repeat(20_000) + 'x\n'], ['flow maps', '{a: '.repeat(20_000) + '\n'], ['indented', doc('{}') + 'x:\n' + Array.from({ length: 70 }, (_, i) => `${'  '.repeat(i + 1)}k${i}:\n`).join('')]]) {
+    const issues = issuesOf(text)
+    t.equal(issues.length, 1, name)
+    t.match(issues[0].message, /^YAML error: maps and lists are nested deeper than 64 levels$/, name)
+  }
+  const issues = issuesOf(doc('{}') + 'extra:\n  ? [a, b]\n  : 1\n')
+  t.match(issues, [{ line: 9, message: /^YAML error: a mapping key must be a plain value/ }], 'a list as a key')
+  t.match(issuesOf(doc('{}') + 'extra:\n  ? { a: 1 }\n  : 1\n'), [{ message: /a mapping key must be a plain value/ }], 'a map as a key')
+  const deepButFine = doc('{}').replace('  namespace: prod\n', '  namespace: prod\n  annotations:\n    a: ' + '['.repeat(60) + ']'.repeat(60) + '\n')
+  t.match(issuesOf(deepButFine), [{ path: ['metadata', 'annotations', 'a'] }], '60 levels are read (and refused by the schema, not the parser)')
+})
+
 t.test('every issue of every refused document is reported at once, sorted, in one FERRY_ERR_CONFIG message', async (t) => {
   const text = doc('action: PERMIT') + '---\n' + doc('rules:\n- from:\n  - source:\n      ipBlocks: ["nope"]\n      notIpBlocks: ["10.0.0.0/99"]\n      requestPrincipals: ["*"]').replace('name: a', 'name: b')
   const err = t.throws(() => load(text)) as ConfigError

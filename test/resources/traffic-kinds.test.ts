@@ -301,6 +301,19 @@ t.test('the specifications\' own rules: a filter\'s field follows its type, a ma
   t.ok(vs.some((i) => /spec\.http\[1\]\.retries\.retryOn: .* names "sometimes", which is not a retryOn policy/.test(i)))
 })
 
+// Found by test/fuzz/config-documents.test.ts: a RateLimit or DestinationRule without a
+// spec skipped the spec's required fields, was accepted, and threw a TypeError where the
+// data plane compiles it (rate-limit-select.ts, the DestinationRule compiler).
+t.test('a kind whose spec has required fields is refused without a spec', async (t) => {
+  for (const [apiVersion, kind] of [['security.ferry.dev/v1alpha1', 'RateLimit'], ['networking.istio.io/v1', 'DestinationRule']]) {
+    const s = admit(`apiVersion: ${apiVersion}\nkind: ${kind}\nmetadata: { name: a, namespace: traffic }\n`)
+    t.equal(report(s, `${kind} traffic/a`).state, 'refused', kind)
+    t.match(issues(s, `${kind} traffic/a`), [/: spec: is required/], kind)
+  }
+  const s = admit('apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: a, namespace: traffic }\n')
+  t.equal(report(s, 'HTTPRoute traffic/a').state, 'accepted', 'a kind whose spec has no required field may leave it out')
+})
+
 t.test('a refused new version keeps the previous good one in force; every other object keeps working', async (t) => {
   const a = new ConfigAdmission()
   const good = admit([HTTP_ROUTE, DESTINATION_RULE, RATE_LIMIT].join('---\n'), a)
