@@ -41,7 +41,9 @@ export interface AgentTarget {
 }
 
 /** enum bpf_map_type values counted other than by keys. */
-const MAP_TYPE = Object.freeze({ array: 2, sockmap: 15 })
+const MAP_TYPE = Object.freeze({ array: 2, sockmap: 15, skStorage: 24 })
+/** A pinned map whose entries cannot be counted from outside (socket storage: no keys to walk). */
+const UNCOUNTED = -1
 const MEMORY_TIMEOUT_MS = 15_000
 const BPFTOOL_TIMEOUT_MS = 30_000
 
@@ -128,6 +130,7 @@ function countPins (root: string): { mapEntries: Record<string, number>, pinnedL
       const path = join(dir, name)
       if (statSync(path).isDirectory()) { walk(path); continue }
       const entries = mapEntriesAt(path)
+      if (entries === UNCOUNTED) continue
       if (entries !== null) { mapEntries[name] = entries; continue }
       if (isLinkPin(path)) pinnedLinks++
     }
@@ -136,7 +139,11 @@ function countPins (root: string): { mapEntries: Record<string, number>, pinnedL
   return { mapEntries, pinnedLinks }
 }
 
-/** The entries of the map pinned at `path`, or null when the pin is no map. */
+/**
+ * The entries of the map pinned at `path`, null when the pin is no map, UNCOUNTED for
+ * socket storage: the kernel has no key walk for it (ENOTSUPP), and its entries live and
+ * go with their sockets, so they cannot outlive a pod.
+ */
 function mapEntriesAt (path: string): number | null {
   let map: BpfMap<Buffer, Buffer>
   try {
@@ -146,6 +153,7 @@ function mapEntriesAt (path: string): number | null {
   }
   try {
     const { type, maxEntries, keySize } = map.info
+    if (type === MAP_TYPE.skStorage) return UNCOUNTED
     const key = (i: number): Buffer => { const b = Buffer.alloc(keySize); b.writeUInt32LE(i); return b }
     if (type === MAP_TYPE.sockmap) {
       // Every index is a key: count the ones holding a socket.

@@ -47,7 +47,7 @@ async function metricsOf (lab: string, node: string): Promise<string> {
   try {
     const r = await getAgentText(endpoint, '/metrics', { timeoutMs: 10_000 })
     if (r.status !== 200) throw new Error(`answered ${r.status}`)
-    return r.text
+    return r.body
   } finally {
     endpoint.close()
   }

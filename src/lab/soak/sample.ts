@@ -10,7 +10,7 @@ import type { AgentSample, SampleAgent } from './run'
 // someone removes (a pod's on deletion, a socket's on close, a lookup's once read) are
 // where a leak shows: their sum is judged for a trend. LRU hashes are filled by design
 // and never emptied — entries of closed connections stay until evicted
-// (bpf/ferry_maps.h: ferry_conn_by_cookie, ferry_sock_addrs) — so their sum rises with
+// (bpf/ferry_maps.h: ferry_conn_by_cookie, ferry_sock_peers) — so their sum rises with
 // the connections made until it reaches their capacity: reported, with the capacity,
 // and not judged.
 
