@@ -73,7 +73,7 @@ t.test('the controller runs in its own cgroup in the underlay\'s namespace; agen
   t.match(status.controller, { address: `${ca.address}:${ca.port}`, pid, alive: true, ready: true })
   const node = state.plan.nodes[0]
   const ready = runArgv(['nsenter', `--net=/var/run/netns/${node.netns}`, 'curl', '-s', 'http://127.0.0.1:15021/healthz/ready'])
-  t.same(JSON.parse(ready.stdout).certificates, { ready: true, identities: ['spiffe://cluster.local/ns/hello/sa/default', 'spiffe://cluster.local/ns/hello/sa/hello'], pending: [] })
+  t.same(JSON.parse(ready.stdout).certificates, { ready: true, identities: ['spiffe://cluster.local/ns/hello/sa/default', 'spiffe://cluster.local/ns/hello/sa/hello'], pending: [], failing: [] })
 })
 
 t.test('restart --controller: a new controller on the same address and root; the agents stay ready', opts, async (t) => {
